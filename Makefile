@@ -1,0 +1,28 @@
+# All set-up happens here, from PyPI, into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lec-cosim run scenarios/trondelag_arbitrage.yaml --out results/trondelag_arbitrage --force
+	@echo "Results written to $(CURDIR)/results/trondelag_arbitrage"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/year_run.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

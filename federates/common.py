@@ -1,0 +1,125 @@
+"""What every federate program shares: read its config, join the federation, step, fail loudly.
+
+A federate is a thin shell: it reads its HELICS config (generated from the scenario), builds its
+model from the scenario, and at each granted time reads inputs, calls the model and publishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable
+
+import helics as h
+
+from lec_cosim.scenario import Scenario, load_scenario
+
+
+class Federate:
+    """A HELICS combination federate created from a generated JSON config.
+
+    Attributes
+    ----------
+    name : str
+    scenario : Scenario
+    output_dir : pathlib.Path
+    offset_s, period_s : float
+        Phase offset and period of this federate's grants.
+    """
+
+    def __init__(self, config_path: str | Path):
+        config_path = Path(config_path)
+        self.config = json.loads(config_path.read_text())
+        settings = self.config.get("lec_cosim", {})
+        self.scenario: Scenario = load_scenario(settings["scenario"])
+        self.output_dir = Path(settings.get("output_dir", "."))
+        self.name = self.config["name"]
+        self.offset_s = float(self.config.get("offset", 0.0))
+        self.period_s = float(self.config["period"])
+        self.fed = h.helicsCreateCombinationFederateFromConfig(str(config_path))
+        self.pubs = {
+            h.helicsPublicationGetName(p): p
+            for p in (h.helicsFederateGetPublicationByIndex(self.fed, i)
+                      for i in range(h.helicsFederateGetPublicationCount(self.fed)))
+        }
+        self.subs = {
+            h.helicsInputGetTarget(s): s
+            for s in (h.helicsFederateGetInputByIndex(self.fed, i)
+                      for i in range(h.helicsFederateGetInputCount(self.fed)))
+        }
+
+    def step_times(self, period_s: float | None = None) -> list[float]:
+        """Start of each of this federate's steps within the horizon, in seconds."""
+        period = period_s or self.period_s
+        n = int(round(self.scenario.end_s / period))
+        return [k * period for k in range(n)]
+
+    def run(self, step: Callable[[int, float], None], times: Iterable[float] | None = None) -> None:
+        """Enter executing mode and call ``step(k, t)`` at each step start ``t`` (plus offset)."""
+        h.helicsFederateEnterExecutingMode(self.fed)
+        for k, t in enumerate(self.step_times() if times is None else times):
+            wanted = t + self.offset_s
+            # Executing mode starts at time 0: a step at 0 needs no request.
+            granted = h.helicsFederateRequestTime(self.fed, wanted) if wanted > 0 else 0.0
+            if abs(granted - wanted) > 1e-6:
+                raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
+            step(k, t)
+
+    # Values ------------------------------------------------------------------------------------
+    def publish(self, key: str, value) -> None:
+        pub = self.pubs[key]
+        if isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
+            h.helicsPublicationPublishVector(pub, [float(v) for v in value])
+        else:
+            h.helicsPublicationPublishDouble(pub, float(value))
+
+    def value(self, key: str) -> float:
+        return h.helicsInputGetDouble(self.subs[key])
+
+    def vector(self, key: str) -> list[float]:
+        return list(h.helicsInputGetVector(self.subs[key]))
+
+    def updated(self, key: str) -> bool:
+        return h.helicsInputIsUpdated(self.subs[key])
+
+    def close(self) -> None:
+        h.helicsFederateDisconnect(self.fed)
+        h.helicsFederateFree(self.fed)
+
+
+def main(build: Callable[[Federate], Callable[[int, float], None]], description: str) -> None:
+    """Entry point of a federate program: ``build(fed)`` returns the per-step function.
+
+    Any exception is reported to the federation as a global error (so all federates stop) and
+    printed as one line; the process exits with 1.
+    """
+    warnings.simplefilter("ignore")
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", required=True, help="generated HELICS JSON config")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks")
+    args = parser.parse_args()
+    fed = None
+    try:
+        fed = Federate(args.config)
+        step = build(fed)
+        fed.run(step)
+        finish = getattr(step, "finish", None)
+        if finish is not None:
+            finish()
+        fed.close()
+    except Exception as exc:  # one line for the user, the whole federation stops
+        name = fed.name if fed is not None else Path(args.config).stem
+        message = f"{name}: {type(exc).__name__}: {exc}".replace("\n", " ")
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        if fed is not None:
+            try:
+                h.helicsFederateGlobalError(fed.fed, 1, message)
+            except Exception:
+                pass
+        sys.exit(1)

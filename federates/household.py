@@ -1,0 +1,38 @@
+"""Households federate: the LEC's households (load, PV) and its community battery.
+
+At every grid step it plays back the aggregate load and PV, lets the battery's primary
+controller follow the EMS set-point within its power and energy limits, and publishes the
+resulting powers and state of charge.
+"""
+
+from __future__ import annotations
+
+from federates.common import Federate, main
+from lec_cosim.models.battery import Battery
+from lec_cosim.models.household import HouseholdFleet
+
+
+def build(fed: Federate):
+    s = fed.scenario
+    lec = s.lec_name
+    times = fed.step_times()
+    power = HouseholdFleet.from_scenario(s).power(s.start, fed.period_s, len(times))
+    b = s.battery
+    battery = Battery(b.capacity_mwh, b.power_mw, b.efficiency, soc_mwh=b.soc_initial * b.capacity_mwh)
+    step_h = fed.period_s / 3600.0
+    setpoint_key = f"{lec}/ems/battery_setpoint_mw"
+
+    def step(k: int, t: float) -> None:
+        p_battery = battery.step(fed.value(setpoint_key), step_h)
+        row = power.iloc[k]
+        fed.publish(f"{lec}/households/p_mw", row["load_p_mw"])
+        fed.publish(f"{lec}/households/q_mvar", row["load_q_mvar"])
+        fed.publish(f"{lec}/pv/p_mw", row["pv_p_mw"])
+        fed.publish(f"{lec}/battery/p_mw", p_battery)
+        fed.publish(f"{lec}/battery/soc_mwh", battery.soc_mwh)
+
+    return step
+
+
+if __name__ == "__main__":
+    main(build, __doc__)

@@ -1,0 +1,151 @@
+"""``lec-cosim``: validate, run, write runner files, compare and plot co-simulation runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import traceback
+from pathlib import Path
+
+from lec_cosim.scenario import ScenarioError, load_scenario
+
+EXIT_INPUT_ERROR = 2
+EXIT_RUN_ERROR = 1
+
+
+def _cmd_validate(args) -> int:
+    scenario = load_scenario(args.scenario)
+    print(f"{args.scenario}: valid scenario {scenario.name!r} ({scenario.horizon_h:g} h from "
+          f"{scenario.start.isoformat()}, objective {scenario.ems.objective}, solver {scenario.ems.solver})")
+    return 0
+
+
+def _check_data(scenario) -> None:
+    """Load every data series once, so that data errors surface before any process starts."""
+    from lec_cosim.models.household import HouseholdFleet
+    from lec_cosim.models.prices import PriceFeed
+    from lec_cosim.models.timeseries import DataError
+
+    try:
+        HouseholdFleet.from_scenario(scenario).power(scenario.start, scenario.grid_step_s,
+                                                     int(scenario.end_s // scenario.grid_step_s))
+        PriceFeed.from_scenario(scenario).prices(scenario.start, scenario.market_step_s,
+                                                 int(scenario.end_s // scenario.market_step_s))
+    except DataError as exc:
+        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+
+
+def _cmd_run(args) -> int:
+    from lec_cosim.federation import write_federation
+    from lec_cosim.launch import FederationError, run_federation
+
+    scenario = load_scenario(args.scenario)
+    _check_data(scenario)
+    out = Path(args.out or scenario.outputs.directory or Path("results") / scenario.name)
+    if out.exists() and any(out.iterdir()):
+        if not args.force:
+            raise ScenarioError(f"{out}: output directory exists; pass --force to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_federation(scenario, out)
+    print(f"running {scenario.name} ({scenario.horizon_h:g} h, grid step {scenario.resolution.grid_min} min) "
+          f"in {out}", flush=True)
+
+    def show(progress: str) -> None:
+        if not args.quiet:
+            print(f"  {progress}", flush=True)
+
+    try:
+        wall = run_federation(out, timeout_s=args.timeout, on_progress=show)
+    except FederationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUN_ERROR
+    summary = json.loads((out / "summary.json").read_text())
+    k = summary["kpis"]
+    print(f"done in {wall:.1f} s: import {k['import_mwh']:.3f} MWh, export {k['export_mwh']:.3f} MWh, "
+          f"cost {k['energy_cost']:.2f} {summary['currency']}, PCC voltage "
+          f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
+    print(f"results: {out.resolve()}")
+    return 0
+
+
+def _cmd_runner(args) -> int:
+    from lec_cosim.federation import write_federation
+
+    scenario = load_scenario(args.scenario)
+    target = Path(args.output).resolve()
+    run_dir = target.parent
+    write_federation(scenario, run_dir)
+    if target.name != "runner.json":
+        (run_dir / "runner.json").replace(target)
+    print(f"wrote {target} (configs in {run_dir / 'configs'}); results go to {run_dir}")
+    print(f"start it with: helics run --path {target}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from lec_cosim.report import compare_table
+
+    print(compare_table(args.runs))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from lec_cosim.report import plot_runs
+
+    plot_runs(args.runs, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lec-cosim", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a scenario file")
+    p.add_argument("scenario")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("run", help="run a scenario's federation and write its results")
+    p.add_argument("scenario")
+    p.add_argument("--out", help="results directory (default: results/<scenario name>)")
+    p.add_argument("--force", action="store_true", help="replace an existing results directory")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("runner", help="write a helics-cli runner file (helics run --path FILE)")
+    p.add_argument("scenario")
+    p.add_argument("-o", "--output", required=True, help="runner JSON path; configs and results go beside it")
+    p.set_defaults(func=_cmd_runner)
+
+    p = sub.add_parser("compare", help="KPI table of several runs")
+    p.add_argument("runs", nargs="+")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("plot", help="overlay PCC power and voltage of several runs")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("-o", "--output", required=True, help="PNG file")
+    p.set_defaults(func=_cmd_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ScenarioError, FileNotFoundError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

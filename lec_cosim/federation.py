@@ -1,0 +1,176 @@
+"""Generate the HELICS federation from a scenario: federate configs and the helics-cli runner.
+
+Time is in seconds from the scenario start. Within one step the data flow is ordered by small
+phase offsets, so that each federate is granted its time only after its inputs for that instant
+were published (HELICS delivers a value stamped t to federates granted a time later than t):
+
+    market (+0 ms) -> LEC_EMS (+1 ms) -> households (+2 ms) -> DSO (+3 ms) -> recorder (+4 ms)
+
+Every federate is ``uninterruptible`` (granted exactly the times it requests), requests its real
+last step (never MAXTIME), and sets ``terminate_on_error`` so that one failure ends them all.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shlex
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lec_cosim.scenario import Scenario
+
+PHASE_OFFSET_S = {"market": 0.0, "lec_ems": 0.001, "households": 0.002, "dso": 0.003, "recorder": 0.004}
+GRANT_TIMEOUT_S = 30.0
+FEDERATE_MODULES = {
+    "market": "federates.market",
+    "lec_ems": "federates.lec_ems",
+    "households": "federates.household",
+    "dso": "federates.dso",
+    "recorder": "federates.recorder",
+}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A published value: HELICS key, type and unit."""
+
+    key: str
+    type: str = "double"
+    unit: str | None = None
+
+    def publication(self) -> dict:
+        pub = {"key": self.key, "type": self.type, "global": True}
+        if self.unit:
+            pub["unit"] = self.unit
+        return pub
+
+    def subscription(self) -> dict:
+        sub = {"key": self.key, "type": self.type}
+        if self.unit:
+            sub["unit"] = self.unit
+        return sub
+
+
+def signals(scenario: Scenario) -> dict[str, list[Signal]]:
+    """Publications of each federate; the interface of the federation."""
+    lec = scenario.lec_name
+    return {
+        "market": [
+            Signal("market/day_ahead_price_eur_per_mwh", "vector"),
+            Signal("market/day_ahead_export_price_eur_per_mwh", "vector"),
+            Signal("market/price_eur_per_mwh"),
+            Signal("market/export_price_eur_per_mwh"),
+        ],
+        "lec_ems": [
+            Signal(f"{lec}/ems/battery_setpoint_mw", unit="MW"),
+            Signal(f"{lec}/ems/planned_soc_mwh", unit="MWh"),
+        ],
+        "households": [
+            Signal(f"{lec}/households/p_mw", unit="MW"),
+            Signal(f"{lec}/households/q_mvar", unit="MVAR"),
+            Signal(f"{lec}/pv/p_mw", unit="MW"),
+            Signal(f"{lec}/battery/p_mw", unit="MW"),
+            Signal(f"{lec}/battery/soc_mwh", unit="MWh"),
+        ],
+        "dso": [
+            Signal(f"{lec}/pcc/p_mw", unit="MW"),
+            Signal(f"{lec}/pcc/q_mvar", unit="MVAR"),
+            Signal(f"{lec}/pcc/vm_pu"),
+            Signal(f"{lec}/lv_busbar/vm_pu"),
+            Signal(f"{lec}/transformer/loading_percent"),
+            Signal(f"{lec}/grid/losses_mw", unit="MW"),
+        ],
+        "recorder": [],
+    }
+
+
+def subscriptions(scenario: Scenario) -> dict[str, list[Signal]]:
+    pubs = signals(scenario)
+    market_now = [s for s in pubs["market"] if s.type == "double"]
+    return {
+        "market": [],
+        "lec_ems": [s for s in pubs["market"] if s.type == "vector"],
+        "households": [pubs["lec_ems"][0]],
+        "dso": pubs["households"][:4],
+        "recorder": market_now + pubs["lec_ems"] + pubs["households"] + pubs["dso"],
+    }
+
+
+def periods_s(scenario: Scenario) -> dict[str, int]:
+    return {
+        "market": scenario.market_step_s,
+        "lec_ems": scenario.ems_step_s,
+        "households": scenario.grid_step_s,
+        "dso": scenario.grid_step_s,
+        "recorder": scenario.grid_step_s,
+    }
+
+
+def free_broker_port(host: str = "127.0.0.1") -> int:
+    """A port where this and the next port are free (the ZMQ broker uses both)."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 60000, 2)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind((host, port))
+                b.bind((host, port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free broker port found")
+
+
+def federate_config(scenario: Scenario, name: str, port: int, run_dir: Path) -> dict:
+    """HELICS JSON config of one federate; our own settings live under ``lec_cosim``."""
+    return {
+        "name": name,
+        "coreType": "zmq",
+        "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
+        "period": periods_s(scenario)[name],
+        "offset": PHASE_OFFSET_S[name],
+        "uninterruptible": True,
+        "terminate_on_error": True,
+        "grant_timeout": GRANT_TIMEOUT_S,
+        "publications": [s.publication() for s in signals(scenario)[name]],
+        "subscriptions": [s.subscription() for s in subscriptions(scenario)[name]],
+        "lec_cosim": {
+            "scenario": str(run_dir / "scenario.json"),
+            "output_dir": str(run_dir),
+        },
+    }
+
+
+def broker_command(port: int, n_federates: int) -> list[str]:
+    broker = shutil.which("helics_broker", path=str(Path(sys.executable).parent)) or "helics_broker"
+    return [broker, f"-f{n_federates}", "--coretype=zmq", f"--port={port}", "--loglevel=warning",
+            "--name=lec_cosim_broker"]
+
+
+def federate_command(name: str, config: Path) -> list[str]:
+    return [sys.executable, "-m", FEDERATE_MODULES[name], "--config", str(config)]
+
+
+def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None) -> dict:
+    """Write ``scenario.json``, ``configs/*.json`` and ``runner.json`` into ``run_dir``.
+
+    Returns the runner description (as written to ``runner.json``).
+    """
+    run_dir = Path(run_dir).resolve()
+    port = free_broker_port() if port is None else port
+    (run_dir / "configs").mkdir(parents=True, exist_ok=True)
+    (run_dir / "scenario.json").write_text(scenario.to_json())
+    entries = [{"name": "broker", "directory": ".", "host": "localhost",
+                "exec": shlex.join(broker_command(port, len(FEDERATE_MODULES)))}]
+    for name in FEDERATE_MODULES:
+        path = run_dir / "configs" / f"{name}.json"
+        path.write_text(json.dumps(federate_config(scenario, name, port, run_dir), indent=2))
+        entries.append({"name": name, "directory": ".", "host": "localhost",
+                        "exec": shlex.join(federate_command(name, path))})
+    runner = {"name": scenario.name, "broker": False, "federates": entries}
+    (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
+    return runner

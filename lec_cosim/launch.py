@@ -1,0 +1,119 @@
+"""Start a generated federation (broker and federates) and supervise it until it ends.
+
+The commands are those of ``runner.json``, so ``lec-cosim run`` and stock ``helics run`` start
+the very same processes. If any process fails, the others are killed at once and the failure is
+reported with the last error line of its log: a crashed federate never leaves the run hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+
+class FederationError(RuntimeError):
+    """A federate (or the broker) failed; the message names it and its error."""
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+
+def _last_error(log: Path) -> str:
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    for line in reversed(lines):
+        if line.startswith("error:"):
+            return line.removeprefix("error:").strip()
+    return lines[-1] if lines else "no output"
+
+
+def _last_progress(log: Path) -> str | None:
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, log.stat().st_size - 400))
+            tail = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(tail):
+        if line.startswith("progress "):
+            return line.removeprefix("progress ")
+    return None
+
+
+def _stop(processes: list[Process]) -> None:
+    for p in processes:
+        if p.popen.poll() is None:
+            p.popen.kill()
+    for p in processes:
+        try:
+            p.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def run_federation(
+    run_dir: Path,
+    *,
+    timeout_s: float | None = None,
+    on_progress: Callable[[str], None] | None = None,
+    poll_s: float = 0.1,
+) -> float:
+    """Run the federation written in ``run_dir/runner.json``; returns the wall time in seconds.
+
+    Logs go to ``run_dir/logs/NAME.log``. Raises :class:`FederationError` when a process fails
+    or ``timeout_s`` passes.
+    """
+    run_dir = Path(run_dir)
+    runner = json.loads((run_dir / "runner.json").read_text())
+    log_dir = run_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+    processes: list[Process] = []
+    started = time.perf_counter()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        for entry in runner["federates"]:
+            log = log_dir / f"{entry['name']}.log"
+            with log.open("w") as handle:
+                popen = subprocess.Popen(
+                    shlex.split(entry["exec"]), cwd=run_dir / entry.get("directory", "."),
+                    stdout=handle, stderr=subprocess.STDOUT, env={**env, **entry.get("env", {})},
+                    start_new_session=True,
+                )
+            processes.append(Process(entry["name"], popen, log))
+        progress_log = log_dir / "recorder.log"
+        last_shown = None
+        while True:
+            failed = [p for p in processes if p.popen.poll() not in (None, 0)]
+            if failed:
+                # A federate's own error says more than the broker's or its peers' follow-ups.
+                time.sleep(0.3)
+                failed = [p for p in processes if p.popen.poll() not in (None, 0)]
+                culprit = next((p for p in failed if _last_error(p.log).startswith(p.name)), failed[0])
+                raise FederationError(f"federate {culprit.name} failed: {_last_error(culprit.log)} "
+                                      f"(log: {culprit.log})")
+            if all(p.popen.poll() == 0 for p in processes):
+                break
+            if timeout_s is not None and time.perf_counter() - started > timeout_s:
+                raise FederationError(f"federation did not finish within {timeout_s:.0f} s (logs: {log_dir})")
+            if on_progress is not None:
+                progress = _last_progress(progress_log)
+                if progress and progress != last_shown:
+                    on_progress(progress)
+                    last_shown = progress
+            time.sleep(poll_s)
+    except BaseException:
+        _stop(processes)
+        raise
+    return time.perf_counter() - started

@@ -1,0 +1,131 @@
+"""Playback of measured series on the simulation clock, at any step length.
+
+The simulation clock is local standard time without daylight-saving jumps (UTC+01:00 for the
+Nordic and German data we ship). Series are treated as piecewise constant over their own
+interval, so the mean over any step is exact: 1-minute grid steps hold the 15-minute value,
+hourly steps average four 15-minute values.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SIMULATION_UTC_OFFSET = "Etc/GMT-1"  # POSIX sign convention: this is UTC+01:00
+
+
+class DataError(ValueError):
+    """A data file does not hold what the scenario needs."""
+
+
+def step_means(series: pd.Series, start: dt.datetime, step_s: float, n_steps: int) -> np.ndarray:
+    """Mean of a piecewise-constant series over ``n_steps`` consecutive steps.
+
+    Parameters
+    ----------
+    series : pandas.Series
+        Values indexed by the start of their interval, on a regular time axis.
+    start : datetime.datetime
+        Start of the first step (naive, simulation clock).
+    step_s : float
+        Step length in seconds.
+    n_steps : int
+        Number of steps.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n_steps`` means.
+    """
+    index = series.index
+    interval_s = (index[1] - index[0]).total_seconds()
+    origin = index[0]
+    t0 = (pd.Timestamp(start) - origin).total_seconds()
+    t_end = t0 + step_s * n_steps
+    covered_s = interval_s * len(series)
+    if t0 < -1e-9 or t_end > covered_s + 1e-9:
+        raise DataError(
+            f"series {series.name!r} covers {origin} to {origin + pd.Timedelta(seconds=covered_s)}, "
+            f"not {pd.Timestamp(start)} to {pd.Timestamp(start) + pd.Timedelta(seconds=step_s * n_steps)}"
+        )
+    values = series.to_numpy(dtype=float)
+    first = t0 / interval_s
+    if abs(first - round(first)) < 1e-9:
+        # Aligned steps: exact means without cumulative round-off.
+        first = int(round(first))
+        if step_s % interval_s == 0:
+            per = int(step_s // interval_s)
+            return values[first : first + per * n_steps].reshape(n_steps, per).mean(axis=1)
+        if interval_s % step_s == 0:
+            per = int(interval_s // step_s)
+            return np.repeat(values[first:], per)[:n_steps]
+    energy = np.concatenate(([0.0], np.cumsum(series.to_numpy(dtype=float)) * interval_s))
+    knots = np.arange(len(series) + 1) * interval_s
+    edges = t0 + step_s * np.arange(n_steps + 1)
+    cumulative = np.interp(edges, knots, energy)
+    return np.diff(cumulative) / step_s
+
+
+def on_calendar(series: pd.Series, years: range) -> pd.Series:
+    """Replay a one-year profile on other calendar years, by month, day and time of day.
+
+    29 February is dropped for non-leap target years; a non-leap profile played on a leap year
+    repeats 28 February.
+    """
+    source_year = series.index[0].year
+    source = series[series.index.year == source_year]
+    pieces = []
+    for year in years:
+        part = source
+        if calendar.isleap(source_year) and not calendar.isleap(year):
+            part = part[~((part.index.month == 2) & (part.index.day == 29))]
+        elif calendar.isleap(year) and not calendar.isleap(source_year):
+            feb28 = part[(part.index.month == 2) & (part.index.day == 28)]
+            part = pd.concat([part[part.index < feb28.index[-1]], feb28, part[part.index > feb28.index[-1]]])
+        step = part.index[1] - part.index[0]
+        new_index = pd.date_range(dt.datetime(year, 1, 1), periods=len(part), freq=step)
+        pieces.append(pd.Series(part.to_numpy(), index=new_index, name=series.name))
+    return pd.concat(pieces)
+
+
+def read_profile_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    """Read named columns of a profile CSV whose first column ``time`` is ISO local time."""
+    frame = pd.read_csv(path)
+    if "time" not in frame.columns:
+        raise DataError(f"{path}: column 'time' missing")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: column {missing[0]!r} missing (has {', '.join(frame.columns[1:8])}, ...)")
+    frame.index = pd.to_datetime(frame.pop("time"))
+    frame = frame[columns].astype(float)
+    bad = frame.isna().any(axis=1)
+    if bad.any():
+        raise DataError(f"{path}: row {int(np.argmax(bad.to_numpy())) + 2}: missing value")
+    return frame
+
+
+def read_price_file(path: Path) -> pd.Series:
+    """Day-ahead prices in currency/MWh on the simulation clock.
+
+    The file has two columns: a timestamp with UTC offset and the price (ENTSO-E export layout).
+    """
+    frame = pd.read_csv(path)
+    if frame.shape[1] != 2:
+        raise DataError(f"{path}: expected 2 columns (timestamp, price), found {frame.shape[1]}")
+    try:
+        stamps = pd.to_datetime(frame.iloc[:, 0], utc=True)
+    except (ValueError, TypeError):
+        raise DataError(f"{path}: column 1: timestamps with UTC offset expected") from None
+    prices = pd.to_numeric(frame.iloc[:, 1], errors="coerce")
+    if prices.isna().any():
+        raise DataError(f"{path}: row {int(prices.isna().to_numpy().argmax()) + 2}: price is not a number")
+    local = stamps.dt.tz_convert(SIMULATION_UTC_OFFSET).dt.tz_localize(None)
+    series = pd.Series(prices.to_numpy(), index=pd.DatetimeIndex(local), name="price")
+    steps = np.diff(series.index.asi8)
+    if len(set(steps)) != 1:
+        raise DataError(f"{path}: timestamps are not evenly spaced")
+    return series

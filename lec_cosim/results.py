@@ -1,0 +1,147 @@
+"""The results contract: ``summary.json``, ``ems.csv``, ``pcc.csv`` and ``grid.csv`` of a run.
+
+- ``grid.csv``: one row per grid step, everything the recorder saw (units in the names).
+- ``pcc.csv``: one row per grid step: ``time, p_mw, q_mvar, vm_pu`` (+ LV busbar voltage,
+  transformer loading, losses).
+- ``ems.csv``: one row per EMS step: ``time, price, export_price, load_mw, pv_mw, charge_mw,
+  discharge_mw, soc_mwh, import_mw``; powers are means over the step, ``soc_mwh`` is at its end,
+  ``import_mw < 0`` is export, and ``import_mw = load_mw - pv_mw + charge_mw - discharge_mw``.
+- ``summary.json``: scenario, framework, objective, battery, KPIs, wall time and versions.
+
+``energy_cost`` prices each EMS step's import at the spot price and credits its export at the
+export price, exactly as the ``min_cost`` objective does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+GRID_COLUMNS = [
+    "time", "price", "export_price", "setpoint_mw", "planned_soc_mwh", "load_p_mw", "load_q_mvar",
+    "pv_p_mw", "battery_p_mw", "soc_mwh", "pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu",
+    "trafo_loading_percent", "losses_mw",
+]
+
+
+def ems_table(grid: pd.DataFrame, grid_step_s: int, ems_step_s: int) -> pd.DataFrame:
+    """Aggregate grid-step records to EMS steps."""
+    per = ems_step_s // grid_step_s
+    group = np.arange(len(grid)) // per
+    battery = grid["battery_p_mw"]
+    frame = pd.DataFrame(
+        {
+            "time": grid["time"].to_numpy()[::per],
+            "price": grid["price"].groupby(group).mean().to_numpy(),
+            "export_price": grid["export_price"].groupby(group).mean().to_numpy(),
+            "load_mw": grid["load_p_mw"].groupby(group).mean().to_numpy(),
+            "pv_mw": grid["pv_p_mw"].groupby(group).mean().to_numpy(),
+            "charge_mw": battery.clip(lower=0).groupby(group).mean().to_numpy(),
+            "discharge_mw": (-battery).clip(lower=0).groupby(group).mean().to_numpy(),
+            "soc_mwh": grid["soc_mwh"].groupby(group).last().to_numpy(),
+        }
+    )
+    frame["import_mw"] = frame.load_mw - frame.pv_mw + frame.charge_mw - frame.discharge_mw
+    return frame
+
+
+def kpis(grid: pd.DataFrame, ems: pd.DataFrame, grid_step_s: int, ems_step_s: int) -> dict:
+    """Key figures of a run (energies in MWh, cost in the price currency)."""
+    dt_ems = ems_step_s / 3600.0
+    dt_grid = grid_step_s / 3600.0
+    imp = ems.import_mw.clip(lower=0)
+    exp = (-ems.import_mw).clip(lower=0)
+    pv_mwh = float(ems.pv_mw.sum() * dt_ems)
+    export_mwh = float(exp.sum() * dt_ems)
+    net_grid = grid.load_p_mw - grid.pv_p_mw + grid.battery_p_mw
+    return {
+        "import_mwh": float(imp.sum() * dt_ems),
+        "export_mwh": export_mwh,
+        "energy_cost": float(((ems.price * imp - ems.export_price * exp) * dt_ems).sum()),
+        "peak_import_mw": float(net_grid.max()),
+        "self_consumption_ratio": (1.0 - export_mwh / pv_mwh) if pv_mwh > 0 else None,
+        "vm_min_pu": float(grid.pcc_vm_pu.min()),
+        "vm_max_pu": float(grid.pcc_vm_pu.max()),
+        "pcc_peak_p_mw": float(grid.pcc_p_mw.max()),
+        "pcc_min_p_mw": float(grid.pcc_p_mw.min()),
+        "lv_vm_min_pu": float(grid.lv_vm_pu.min()),
+        "lv_vm_max_pu": float(grid.lv_vm_pu.max()),
+        "losses_mwh": float(grid.losses_mw.sum() * dt_grid),
+        "load_mwh": float(grid.load_p_mw.sum() * dt_grid),
+        "pv_mwh": float(grid.pv_p_mw.sum() * dt_grid),
+    }
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def versions(solver: str) -> dict:
+    import helics
+
+    from lec_cosim import __version__
+    from lec_cosim.models.ems import solver_version
+
+    return {
+        "lec_cosim": __version__,
+        "helics": helics.helicsGetVersion(),
+        "pandapower": _version("pandapower"),
+        "pyomo": _version("pyomo"),
+        "solver": {"name": solver, "version": solver_version(solver)},
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_results(grid: pd.DataFrame, scenario, out_dir: Path, wall_time_s: float) -> dict:
+    """Write the contract files for a run; returns the summary."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ems = ems_table(grid, scenario.grid_step_s, scenario.ems_step_s)
+    pcc = grid[["time", "pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_percent", "losses_mw"]]
+    pcc = pcc.rename(columns={"pcc_p_mw": "p_mw", "pcc_q_mvar": "q_mvar", "pcc_vm_pu": "vm_pu"})
+    _write_atomic(out_dir / "grid.csv", grid[GRID_COLUMNS].to_csv(index=False))
+    _write_atomic(out_dir / "pcc.csv", pcc.to_csv(index=False))
+    _write_atomic(out_dir / "ems.csv", ems.to_csv(index=False))
+    b = scenario.battery
+    summary = {
+        "scenario": scenario.name,
+        "framework": scenario.framework,
+        "objective": scenario.ems.objective,
+        "start": scenario.start.isoformat(),
+        "horizon_h": scenario.horizon_h,
+        "ems_step_h": scenario.ems_step_s / 3600.0,
+        "grid_step_h": scenario.grid_step_s / 3600.0,
+        "currency": scenario.market.currency,
+        "battery": {"capacity_mwh": b.capacity_mwh, "power_mw": b.power_mw, "efficiency": b.efficiency},
+        "kpis": kpis(grid, ems, scenario.grid_step_s, scenario.ems_step_s),
+        "wall_time_s": wall_time_s,
+        "versions": versions(scenario.ems.solver),
+    }
+    # summary.json last: its presence marks a complete result directory.
+    _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Summary, EMS table and PCC table of a finished run."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no summary.json (not a finished run)")
+    summary = json.loads(summary_path.read_text())
+    ems = pd.read_csv(run_dir / "ems.csv", parse_dates=["time"])
+    pcc = pd.read_csv(run_dir / "pcc.csv", parse_dates=["time"])
+    return summary, ems, pcc
