@@ -145,8 +145,22 @@ def federate_config(scenario: Scenario, name: str, port: int, run_dir: Path) -> 
     }
 
 
+def broker_executable() -> str:
+    """The real ``helics_broker`` binary shipped in the helics wheel.
+
+    The ``helics_broker`` on PATH is a Python shim that starts this binary as a child; killing
+    the shim would leave the broker running, so we start the binary itself.
+    """
+    import helics
+
+    shipped = Path(helics.__file__).parent / "install" / "bin" / "helics_broker"
+    if shipped.is_file():
+        return str(shipped)
+    return shutil.which("helics_broker", path=str(Path(sys.executable).parent)) or "helics_broker"
+
+
 def broker_command(port: int, n_federates: int) -> list[str]:
-    broker = shutil.which("helics_broker", path=str(Path(sys.executable).parent)) or "helics_broker"
+    broker = broker_executable()
     return [broker, f"-f{n_federates}", "--coretype=zmq", f"--port={port}", "--loglevel=warning",
             "--name=lec_cosim_broker"]
 

@@ -14,7 +14,9 @@ For each step t of length dt (h), with load L_t and PV G_t forecast (MW) and pri
 Import and export are separate non-negative variables. With one free-sign grid variable, as in
 Rana et al. (2022, eq. 1), sum(import) = sum(L - G) + sum(charge - discharge) is the same for
 every schedule that returns the battery to its start, so "maximise self-consumption" would not
-choose anything. Both objectives carry a tiny ``throughput_penalty`` per MWh moved through the
+choose anything. If an export price exceeds the import price of the same step, a binary
+direction per step makes the problem a MILP (otherwise buying to sell at once is unbounded).
+Both objectives carry a tiny ``throughput_penalty`` per MWh moved through the
 battery so that among equally good schedules the one without needless cycling is returned.
 """
 
@@ -138,6 +140,8 @@ def schedule_battery(
     n = len(load)
     if not (len(pv) == len(buy) == len(sell) == n):
         raise ValueError("load, pv, price and export_price must have the same length")
+    if n == 0:
+        raise ValueError("empty horizon: no steps to schedule")
     soc_final_mwh = soc_initial_mwh if soc_final_mwh is None else soc_final_mwh
     eta = math.sqrt(efficiency)
 
@@ -160,6 +164,14 @@ def schedule_battery(
 
     m.soc_update = pyo.Constraint(m.T, rule=soc_rule)
     m.soc_end = pyo.Constraint(expr=m.soc[n - 1] == soc_final_mwh)
+
+    if objective == "min_cost" and np.any(sell > buy):
+        # Where exports earn more than imports cost, buying to sell at once would be unbounded;
+        # a binary direction per step (a MILP) forbids importing and exporting together.
+        big_m = float(np.max(np.abs(load - pv))) + power_mw
+        m.importing = pyo.Var(m.T, within=pyo.Binary)
+        m.import_only = pyo.Constraint(m.T, rule=lambda m, t: m.grid_import[t] <= big_m * m.importing[t])
+        m.export_only = pyo.Constraint(m.T, rule=lambda m, t: m.grid_export[t] <= big_m * (1 - m.importing[t]))
 
     if objective == "min_cost":
         core = sum((buy[t] * m.grid_import[t] - sell[t] * m.grid_export[t]) * step_h for t in m.T)

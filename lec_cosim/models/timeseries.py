@@ -85,7 +85,8 @@ def on_calendar(series: pd.Series, years: range) -> pd.Series:
             part = part[~((part.index.month == 2) & (part.index.day == 29))]
         elif calendar.isleap(year) and not calendar.isleap(source_year):
             feb28 = part[(part.index.month == 2) & (part.index.day == 28)]
-            part = pd.concat([part[part.index < feb28.index[-1]], feb28, part[part.index > feb28.index[-1]]])
+            last = feb28.index[-1]
+            part = pd.concat([part[part.index <= last], feb28, part[part.index > last]])
         step = part.index[1] - part.index[0]
         new_index = pd.date_range(dt.datetime(year, 1, 1), periods=len(part), freq=step)
         pieces.append(pd.Series(part.to_numpy(), index=new_index, name=series.name))
@@ -116,8 +117,13 @@ def read_price_file(path: Path) -> pd.Series:
     frame = pd.read_csv(path)
     if frame.shape[1] != 2:
         raise DataError(f"{path}: expected 2 columns (timestamp, price), found {frame.shape[1]}")
+    raw = frame.iloc[:, 0].astype(str)
+    has_offset = raw.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
+    if not has_offset.all():
+        row = int((~has_offset).to_numpy().argmax()) + 2
+        raise DataError(f"{path}: row {row}: timestamp {raw.iloc[row - 2]!r} has no UTC offset")
     try:
-        stamps = pd.to_datetime(frame.iloc[:, 0], utc=True)
+        stamps = pd.to_datetime(raw, utc=True)
     except (ValueError, TypeError):
         raise DataError(f"{path}: column 1: timestamps with UTC offset expected") from None
     prices = pd.to_numeric(frame.iloc[:, 1], errors="coerce")

@@ -1,0 +1,133 @@
+"""Drive one federate program over a real helics_broker with small in-process test federates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import helics as h
+
+from lec_cosim.federation import (
+    PHASE_OFFSET_S,
+    broker_command,
+    federate_command,
+    federate_config,
+    free_broker_port,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+
+
+class TestFederate:
+    """A combination federate in the test process, with the same time conventions as ours."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, name: str, port: int, *, period: float, offset: float,
+                 publications=(), subscriptions=()):
+        config = {
+            "name": name,
+            "coreType": "zmq",
+            "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
+            "period": period,
+            "offset": offset,
+            "uninterruptible": True,
+            "terminate_on_error": True,
+            "publications": [{"key": k, "type": t, "global": True} for k, t in publications],
+            "subscriptions": [{"key": k, "type": t} for k, t in subscriptions],
+        }
+        self.offset = offset
+        self.fed = h.helicsCreateCombinationFederateFromConfig(json.dumps(config))
+        self.pubs = {k: h.helicsFederateGetPublication(self.fed, k) for k, _ in publications}
+        self.subs = {k: h.helicsFederateGetInputByTarget(self.fed, k) for k, _ in subscriptions}
+
+    def enter(self) -> None:
+        h.helicsFederateEnterExecutingMode(self.fed)
+
+    def advance(self, t: float) -> float:
+        """Request step start ``t`` (plus this federate's offset); returns the granted time."""
+        wanted = t + self.offset
+        return h.helicsFederateRequestTime(self.fed, wanted) if wanted > 0 else 0.0
+
+    def request(self, t: float) -> None:
+        """Start an asynchronous request for step ``t``; finish it with :meth:`granted`.
+
+        Several test federates live in one thread: blocking on one would stall the others.
+        """
+        self._wanted = t + self.offset
+        if self._wanted > 0:
+            h.helicsFederateRequestTimeAsync(self.fed, self._wanted)
+
+    def granted(self) -> float:
+        if self._wanted > 0:
+            return h.helicsFederateRequestTimeComplete(self.fed)
+        return 0.0
+
+    def publish(self, key: str, value) -> None:
+        if isinstance(value, (list, tuple)):
+            h.helicsPublicationPublishVector(self.pubs[key], [float(v) for v in value])
+        else:
+            h.helicsPublicationPublishDouble(self.pubs[key], float(value))
+
+    def value(self, key: str) -> float:
+        return h.helicsInputGetDouble(self.subs[key])
+
+    def vector(self, key: str) -> list[float]:
+        return list(h.helicsInputGetVector(self.subs[key]))
+
+    def updated(self, key: str) -> bool:
+        return h.helicsInputIsUpdated(self.subs[key])
+
+    def close(self) -> None:
+        h.helicsFederateDisconnect(self.fed)
+        h.helicsFederateFree(self.fed)
+
+
+@contextmanager
+def federate_under_test(name: str, scenario, run_dir: Path, n_test_federates: int):
+    """Start a broker and the federate program ``name``; yields the broker port.
+
+    On exit, waits for the federate to finish and asserts it exited cleanly; kills leftovers.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    port = free_broker_port()
+    (run_dir / "scenario.json").write_text(scenario.to_json())
+    config = run_dir / f"{name}.json"
+    config.write_text(json.dumps(federate_config(scenario, name, port, run_dir)))
+    broker = subprocess.Popen(broker_command(port, 1 + n_test_federates),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = (run_dir / f"{name}.log").open("w")
+    federate = subprocess.Popen(federate_command(name, config), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield port
+        code = federate.wait(timeout=60)
+        assert code == 0, (run_dir / f"{name}.log").read_text()
+        broker.wait(timeout=30)
+    finally:
+        for process in (federate, broker):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def enter_all(*feds: TestFederate) -> None:
+    """Enter executing mode with several test federates of one thread."""
+    for fed in feds:
+        h.helicsFederateEnterExecutingModeAsync(fed.fed)
+    for fed in feds:
+        h.helicsFederateEnterExecutingModeComplete(fed.fed)
+
+
+def advance_all(t: float, *feds: TestFederate) -> list[float]:
+    """Move several test federates to step ``t`` together; returns their granted times."""
+    for fed in feds:
+        fed.request(t)
+    return [fed.granted() for fed in feds]
+
+
+def offset(name: str) -> float:
+    return PHASE_OFFSET_S[name]
