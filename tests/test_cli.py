@@ -1,0 +1,123 @@
+"""The CLI as a user meets it: validation, one-line errors, a failing federate, runner files."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import SCENARIOS
+from lec_cosim.federation import write_federation
+from lec_cosim.launch import FederationError, run_federation
+from lec_cosim.scenario import load_scenario
+
+CLI = [sys.executable, "-m", "lec_cosim.cli"]
+
+
+def cli(*args):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=120)
+
+
+def test_validate_accepts_the_shipped_scenarios():
+    for name in ("trondelag_arbitrage", "trondelag_self_consumption", "trondelag_arbitrage_year"):
+        result = cli("validate", str(SCENARIOS / f"{name}.yaml"))
+        assert result.returncode == 0, result.stderr
+        assert f"valid scenario '{name}'" in result.stdout
+
+
+def test_bad_scenario_is_one_line_naming_file_and_field(tmp_path):
+    text = (SCENARIOS / "trondelag_arbitrage.yaml").read_text().replace("efficiency: 0.95", "efficiency: 1.5")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("../data", str(SCENARIOS.parent / "data")))
+    for command in (["validate", str(bad)], ["run", str(bad), "--out", str(tmp_path / "out")]):
+        result = cli(*command)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr
+        assert str(bad) in lines[0] and "battery.efficiency" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_horizon_beyond_the_data_is_an_input_error(tmp_path):
+    text = (SCENARIOS / "trondelag_arbitrage.yaml").read_text().replace("start: 2019-05-26T00:00:00",
+                                                                       "start: 2019-12-31T12:00:00")
+    bad = tmp_path / "late.yaml"
+    bad.write_text(text.replace("../data", str(SCENARIOS.parent / "data")))
+    result = cli("run", str(bad), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "data:" in result.stderr and "2020-01-01" in result.stderr
+
+
+def test_existing_results_are_not_overwritten_without_force(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    result = cli("run", str(SCENARIOS / "trondelag_arbitrage.yaml"), "--out", str(out))
+    assert result.returncode == 2 and "--force" in result.stderr
+    assert (out / "summary.json").read_text() == "{}"
+
+
+def _processes_mentioning(text):
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(pid)
+    return found
+
+
+def test_a_federate_failing_mid_run_ends_the_federation_and_names_it(tmp_path):
+    """An undersized transformer makes the DSO's power flow diverge at the evening peak."""
+    scenario = load_scenario(SCENARIOS / "trondelag_arbitrage.yaml")
+    write_federation(scenario, tmp_path)
+    broken = scenario.model_copy(update={"grid": scenario.grid.model_copy(update={
+        "transformer": scenario.grid.transformer.model_copy(update={"sn_mva": 0.01})})})
+    (tmp_path / "dso_scenario.json").write_text(broken.to_json())
+    config = json.loads((tmp_path / "configs" / "dso.json").read_text())
+    config["lec_cosim"]["scenario"] = str(tmp_path / "dso_scenario.json")
+    (tmp_path / "configs" / "dso.json").write_text(json.dumps(config))
+
+    with pytest.raises(FederationError) as failure:
+        run_federation(tmp_path, timeout_s=120)
+    message = str(failure.value)
+    assert message.startswith("federate dso failed: dso: PowerFlowError: power flow did not converge")
+    time.sleep(0.5)
+    assert _processes_mentioning(str(tmp_path)) == []
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_runner_file_is_what_helics_run_expects(tmp_path):
+    result = cli("runner", str(SCENARIOS / "trondelag_arbitrage.yaml"), "-o", str(tmp_path / "runner.json"))
+    assert result.returncode == 0, result.stderr
+    runner = json.loads((tmp_path / "runner.json").read_text())
+    names = [f["name"] for f in runner["federates"]]
+    assert names == ["broker", "market", "lec_ems", "households", "dso", "recorder"]
+    broker = runner["federates"][0]["exec"]
+    port = int(broker.split("--port=")[1].split()[0])
+    assert "-f5" in broker
+    for name in names[1:]:
+        config = json.loads((tmp_path / "configs" / f"{name}.json").read_text())
+        assert config["coreInitString"].endswith(f"127.0.0.1:{port}")
+        assert config["terminate_on_error"] is True and config["uninterruptible"] is True
+        assert config["grant_timeout"] > 0
+    # Every subscription is somebody's publication, with the same unit.
+    configs = [json.loads((tmp_path / "configs" / f"{n}.json").read_text()) for n in names[1:]]
+    published = {p["key"]: p.get("unit") for c in configs for p in c["publications"]}
+    for c in configs:
+        for sub in c["subscriptions"]:
+            assert sub["key"] in published and sub.get("unit") == published[sub["key"]]
+
+
+def test_each_run_gets_its_own_broker_port(tmp_path):
+    scenario = load_scenario(SCENARIOS / "trondelag_arbitrage.yaml")
+    ports = set()
+    for i in range(5):
+        runner = write_federation(scenario, tmp_path / str(i))
+        ports.add(runner["federates"][0]["exec"].split("--port=")[1].split()[0])
+    assert len(ports) == 5
