@@ -131,3 +131,24 @@ def advance_all(t: float, *feds: TestFederate) -> list[float]:
 
 def offset(name: str) -> float:
     return PHASE_OFFSET_S[name]
+
+
+def write_scenario(directory: Path, base: str, changes: dict) -> Path:
+    """A copy of a shipped scenario with ``changes`` (dotted keys) applied, saved in ``directory``."""
+    import yaml
+
+    data = yaml.safe_load((SCENARIOS / f"{base}.yaml").read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    for section, key in (("households", "load_profile_file"), ("market", "price_file")):
+        data[section][key] = str((SCENARIOS / data[section][key]).resolve())
+    pv = data["households"].get("pv")
+    if pv:
+        pv["profile_file"] = str((SCENARIOS / pv["profile_file"]).resolve())
+    path = Path(directory) / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
