@@ -18,6 +18,8 @@ import helics as h
 
 from lec_cosim.scenario import Scenario, load_scenario
 
+REQUEST_MARGIN_S = 1e-7
+
 
 class Federate:
     """A HELICS combination federate created from a generated JSON config.
@@ -63,8 +65,11 @@ class Federate:
         h.helicsFederateEnterExecutingMode(self.fed)
         for k, t in enumerate(self.step_times() if times is None else times):
             wanted = t + self.offset_s
-            # Executing mode starts at time 0: a step at 0 needs no request.
-            granted = h.helicsFederateRequestTime(self.fed, wanted) if wanted > 0 else 0.0
+            # Executing mode starts at time 0: a step at 0 needs no request. Otherwise ask a
+            # hair below: HELICS rounds seconds to whole nanoseconds, and t + offset in floating
+            # point can land a nanosecond past the grant slot, which would skip a whole period.
+            # Uninterruptible with period and offset, HELICS grants exactly the next slot.
+            granted = h.helicsFederateRequestTime(self.fed, wanted - REQUEST_MARGIN_S) if wanted > 0 else 0.0
             if abs(granted - wanted) > 1e-6:
                 raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
             step(k, t)

@@ -30,7 +30,7 @@ def build(fed: Federate):
 
     def on_ems_grid(prices: list[float], day_start: dt.datetime, n_steps: int) -> np.ndarray:
         series = pd.Series(prices, index=pd.date_range(day_start, periods=len(prices), freq=f"{s.market_step_s}s"))
-        return step_means(series, day_start, fed.period_s, n_steps)
+        return step_means(series, day_start, fed.period_s, n_steps, interval_s=s.market_step_s)
 
     def step(k: int, t: float) -> None:
         if t % DAY_S == 0:

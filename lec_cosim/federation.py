@@ -110,18 +110,28 @@ def periods_s(scenario: Scenario) -> dict[str, int]:
     }
 
 
-def free_broker_port(host: str = "127.0.0.1") -> int:
-    """A port where this and the next port are free (the ZMQ broker uses both)."""
+def free_broker_port(host: str = "127.0.0.1", span: int = 16) -> int:
+    """A broker port with the ``span`` ports above it free.
+
+    The ZMQ broker listens on its port and the next; it hands the ports above to the federates'
+    cores. Ports are drawn below Linux's ephemeral range (32768 and up), where outgoing
+    connections of other runs would otherwise take them between our check and the bind.
+    """
     rng = random.SystemRandom()
     for _ in range(200):
-        port = rng.randrange(20000, 60000, 2)
+        port = rng.randrange(20000, 32768 - span, span)
+        sockets = []
         try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind((host, port))
-                b.bind((host, port + 1))
+            for p in range(port, port + span):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind((host, p))
             return port
         except OSError:
             continue
+        finally:
+            for sock in sockets:
+                sock.close()
     raise RuntimeError("no free broker port found")
 
 

@@ -39,6 +39,12 @@ def _last_error(log: Path) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _is_origin(process: Process) -> bool:
+    """Whether a failed federate's error is its own, not one HELICS relayed from another."""
+    error = _last_error(process.log)
+    return error.startswith(f"{process.name}: ") and "HelicsException" not in error
+
+
 def _last_progress(log: Path) -> str | None:
     try:
         with log.open("rb") as f:
@@ -97,10 +103,14 @@ def run_federation(
         while True:
             failed = [p for p in processes if p.popen.poll() not in (None, 0)]
             if failed:
-                # A federate's own error says more than the broker's or its peers' follow-ups.
-                time.sleep(0.3)
-                failed = [p for p in processes if p.popen.poll() not in (None, 0)]
-                culprit = next((p for p in failed if _last_error(p.log).startswith(p.name)), failed[0])
+                # Blame the federate whose own error started it (it may still be exiting),
+                # not a peer that HELICS stopped with a relayed error.
+                culprit = None
+                deadline = time.perf_counter() + 3.0
+                while culprit is None and time.perf_counter() < deadline:
+                    culprit = next((p for p in processes if _is_origin(p)), None)
+                    time.sleep(0.05)
+                culprit = culprit or failed[0]
                 raise FederationError(f"federate {culprit.name} failed: {_last_error(culprit.log)} "
                                       f"(log: {culprit.log})")
             if all(p.popen.poll() == 0 for p in processes):

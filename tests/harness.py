@@ -9,6 +9,8 @@ from pathlib import Path
 
 import helics as h
 
+from federates.common import REQUEST_MARGIN_S
+
 from lec_cosim.federation import (
     PHASE_OFFSET_S,
     broker_command,
@@ -50,7 +52,7 @@ class TestFederate:
     def advance(self, t: float) -> float:
         """Request step start ``t`` (plus this federate's offset); returns the granted time."""
         wanted = t + self.offset
-        return h.helicsFederateRequestTime(self.fed, wanted) if wanted > 0 else 0.0
+        return h.helicsFederateRequestTime(self.fed, wanted - REQUEST_MARGIN_S) if wanted > 0 else 0.0
 
     def request(self, t: float) -> None:
         """Start an asynchronous request for step ``t``; finish it with :meth:`granted`.
@@ -59,7 +61,7 @@ class TestFederate:
         """
         self._wanted = t + self.offset
         if self._wanted > 0:
-            h.helicsFederateRequestTimeAsync(self.fed, self._wanted)
+            h.helicsFederateRequestTimeAsync(self.fed, self._wanted - REQUEST_MARGIN_S)
 
     def granted(self) -> float:
         if self._wanted > 0:

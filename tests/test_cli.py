@@ -10,6 +10,7 @@ import pytest
 
 from harness import SCENARIOS
 from lec_cosim.federation import write_federation
+from lec_cosim.models.household import HouseholdFleet
 from lec_cosim.launch import FederationError, run_federation
 from lec_cosim.scenario import load_scenario
 
@@ -73,11 +74,11 @@ def _processes_mentioning(text):
 
 
 def test_a_federate_failing_mid_run_ends_the_federation_and_names_it(tmp_path):
-    """An undersized transformer makes the DSO's power flow diverge at the evening peak."""
+    """A 100 kVA transformer: the DSO's power flow diverges at the 09:00 export peak (step 36 of 96)."""
     scenario = load_scenario(SCENARIOS / "trondelag_arbitrage.yaml")
     write_federation(scenario, tmp_path)
     broken = scenario.model_copy(update={"grid": scenario.grid.model_copy(update={
-        "transformer": scenario.grid.transformer.model_copy(update={"sn_mva": 0.01})})})
+        "transformer": scenario.grid.transformer.model_copy(update={"sn_mva": 0.1})})})
     (tmp_path / "dso_scenario.json").write_text(broken.to_json())
     config = json.loads((tmp_path / "configs" / "dso.json").read_text())
     config["lec_cosim"]["scenario"] = str(tmp_path / "dso_scenario.json")
@@ -87,6 +88,11 @@ def test_a_federate_failing_mid_run_ends_the_federation_and_names_it(tmp_path):
         run_federation(tmp_path, timeout_s=120)
     message = str(failure.value)
     assert message.startswith("federate dso failed: dso: PowerFlowError: power flow did not converge")
+    # The step that failed is 09:00-09:15: its PV, as the households published it, is in the message.
+    pv = HouseholdFleet.from_scenario(scenario).power(scenario.start, 900, 96).pv_p_mw
+    assert f"PV {pv.iat[36]:.4f} MW" in message
+    # The recorder saw step 35 and never got step 36.
+    assert "[31500.004]" in (tmp_path / "logs" / "recorder.log").read_text()
     time.sleep(0.5)
     assert _processes_mentioning(str(tmp_path)) == []
     assert not (tmp_path / "summary.json").exists()

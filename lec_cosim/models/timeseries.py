@@ -22,7 +22,8 @@ class DataError(ValueError):
     """A data file does not hold what the scenario needs."""
 
 
-def step_means(series: pd.Series, start: dt.datetime, step_s: float, n_steps: int) -> np.ndarray:
+def step_means(series: pd.Series, start: dt.datetime, step_s: float, n_steps: int,
+               interval_s: float | None = None) -> np.ndarray:
     """Mean of a piecewise-constant series over ``n_steps`` consecutive steps.
 
     Parameters
@@ -35,6 +36,8 @@ def step_means(series: pd.Series, start: dt.datetime, step_s: float, n_steps: in
         Step length in seconds.
     n_steps : int
         Number of steps.
+    interval_s : float, optional
+        Interval of the series in seconds; needed only for a series of one value.
 
     Returns
     -------
@@ -42,7 +45,10 @@ def step_means(series: pd.Series, start: dt.datetime, step_s: float, n_steps: in
         ``n_steps`` means.
     """
     index = series.index
-    interval_s = (index[1] - index[0]).total_seconds()
+    if interval_s is None:
+        if len(index) < 2:
+            raise DataError(f"series {series.name!r}: give interval_s for a series of one value")
+        interval_s = (index[1] - index[0]).total_seconds()
     origin = index[0]
     t0 = (pd.Timestamp(start) - origin).total_seconds()
     t_end = t0 + step_s * n_steps
