@@ -21,7 +21,35 @@ from lec_cosim.scenario import Scenario, load_scenario
 REQUEST_MARGIN_S = 1e-7
 
 
-class Federate:
+class ValueInterface:
+    """Publish and read values by key; needs ``fed``, ``pubs`` and ``subs`` set by the subclass."""
+
+    fed: object
+    pubs: dict
+    subs: dict
+
+    def publish(self, key: str, value) -> None:
+        pub = self.pubs[key]
+        if isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
+            h.helicsPublicationPublishVector(pub, [float(v) for v in value])
+        else:
+            h.helicsPublicationPublishDouble(pub, float(value))
+
+    def value(self, key: str) -> float:
+        return h.helicsInputGetDouble(self.subs[key])
+
+    def vector(self, key: str) -> list[float]:
+        return list(h.helicsInputGetVector(self.subs[key]))
+
+    def updated(self, key: str) -> bool:
+        return h.helicsInputIsUpdated(self.subs[key])
+
+    def close(self) -> None:
+        h.helicsFederateDisconnect(self.fed)
+        h.helicsFederateFree(self.fed)
+
+
+class Federate(ValueInterface):
     """A HELICS combination federate created from a generated JSON config.
 
     Attributes
@@ -73,27 +101,6 @@ class Federate:
             if abs(granted - wanted) > 1e-6:
                 raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
             step(k, t)
-
-    # Values ------------------------------------------------------------------------------------
-    def publish(self, key: str, value) -> None:
-        pub = self.pubs[key]
-        if isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
-            h.helicsPublicationPublishVector(pub, [float(v) for v in value])
-        else:
-            h.helicsPublicationPublishDouble(pub, float(value))
-
-    def value(self, key: str) -> float:
-        return h.helicsInputGetDouble(self.subs[key])
-
-    def vector(self, key: str) -> list[float]:
-        return list(h.helicsInputGetVector(self.subs[key]))
-
-    def updated(self, key: str) -> bool:
-        return h.helicsInputIsUpdated(self.subs[key])
-
-    def close(self) -> None:
-        h.helicsFederateDisconnect(self.fed)
-        h.helicsFederateFree(self.fed)
 
 
 def main(build: Callable[[Federate], Callable[[int, float], None]], description: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import helics as h
 
-from federates.common import REQUEST_MARGIN_S
+from federates.common import REQUEST_MARGIN_S, ValueInterface
 
 from lec_cosim.federation import (
     PHASE_OFFSET_S,
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 
 
-class TestFederate:
+class TestFederate(ValueInterface):
     """A combination federate in the test process, with the same time conventions as ours."""
 
     __test__ = False  # not a pytest class
@@ -67,25 +67,6 @@ class TestFederate:
         if self._wanted > 0:
             return h.helicsFederateRequestTimeComplete(self.fed)
         return 0.0
-
-    def publish(self, key: str, value) -> None:
-        if isinstance(value, (list, tuple)):
-            h.helicsPublicationPublishVector(self.pubs[key], [float(v) for v in value])
-        else:
-            h.helicsPublicationPublishDouble(self.pubs[key], float(value))
-
-    def value(self, key: str) -> float:
-        return h.helicsInputGetDouble(self.subs[key])
-
-    def vector(self, key: str) -> list[float]:
-        return list(h.helicsInputGetVector(self.subs[key]))
-
-    def updated(self, key: str) -> bool:
-        return h.helicsInputIsUpdated(self.subs[key])
-
-    def close(self) -> None:
-        h.helicsFederateDisconnect(self.fed)
-        h.helicsFederateFree(self.fed)
 
 
 @contextmanager
