@@ -51,9 +51,11 @@ def build(fed: Federate):
         now = time.perf_counter()
         if now - last_report[0] >= PROGRESS_EVERY_S or k == n_steps - 1:
             last_report[0] = now
-            speed = (t + fed.period_s) / max(now - started, 1e-9)
-            print(f"progress {times[-1].isoformat()} step {k + 1}/{n_steps} speed {speed:.0f}x",
-                  flush=True)
+            elapsed = max(now - started, 1e-9)
+            eta_s = elapsed / (k + 1) * (n_steps - k - 1)
+            speed = (t + fed.period_s) / elapsed
+            print(f"progress {times[-1].isoformat()} step {k + 1}/{n_steps} speed {speed:.0f}x "
+                  f"eta {eta_s:.0f} s", flush=True)
 
     def finish() -> None:
         grid = pd.DataFrame({"time": [t.isoformat() for t in times], **records})

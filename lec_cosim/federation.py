@@ -185,7 +185,7 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None)
     Returns the runner description (as written to ``runner.json``).
     """
     run_dir = Path(run_dir).resolve()
-    port = free_broker_port() if port is None else port
+    port = free_broker_port(span=8 + 2 * len(FEDERATE_MODULES)) if port is None else port
     (run_dir / "configs").mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.json").write_text(scenario.to_json())
     entries = [{"name": "broker", "directory": ".", "host": "localhost",
