@@ -128,12 +128,12 @@ class Scenario(_Strict):
         day_min = 24 * 60
         for field in ("market_min", "ems_min", "grid_min"):
             if day_min % getattr(res, field):
-                raise ValueError(f"resolution.{field} must divide a day (1440 min)")
+                raise ValueError(f"resolution.{field}: must divide a day (1440 min)")
         if res.ems_min % res.grid_min:
-            raise ValueError("resolution.ems_min must be a multiple of resolution.grid_min")
+            raise ValueError("resolution.ems_min: must be a multiple of resolution.grid_min")
         horizon_min = self.horizon_h * 60
         if abs(horizon_min / res.ems_min - round(horizon_min / res.ems_min)) > 1e-9:
-            raise ValueError("horizon_h must be a whole number of EMS steps")
+            raise ValueError("horizon_h: must be a whole number of EMS steps")
         return self
 
     # Derived quantities, in seconds of simulated time (HELICS time unit).
@@ -172,7 +172,11 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario:
     except ValidationError as exc:
         err = exc.errors()[0]
         message = err["msg"].removeprefix("Value error, ")
-        raise ScenarioError(f"{source}: {_location(err)}: {message}") from None
+        location = _location(err)
+        if not err["loc"] and ": " in message:
+            # Checks across fields name the field themselves, as "field: reason".
+            location, message = message.split(": ", 1)
+        raise ScenarioError(f"{source}: {location}: {message}") from None
     base = source.parent
     hh = scenario.households
     updates = {

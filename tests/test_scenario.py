@@ -137,19 +137,18 @@ def test_field_errors_name_file_and_field(tmp_path, base, field, value, delete, 
 @pytest.mark.parametrize(
     "resolution, expected",
     [
-        ({"market_min": 60, "ems_min": 60, "grid_min": 7}, "resolution.grid_min must divide a day (1440 min)"),
-        ({"market_min": 60, "ems_min": 50, "grid_min": 10}, "resolution.ems_min must divide a day (1440 min)"),
-        ({"market_min": 100, "ems_min": 60, "grid_min": 15}, "resolution.market_min must divide a day (1440 min)"),
+        ({"market_min": 60, "ems_min": 60, "grid_min": 7}, "resolution.grid_min: must divide a day (1440 min)"),
+        ({"market_min": 60, "ems_min": 50, "grid_min": 10}, "resolution.ems_min: must divide a day (1440 min)"),
+        ({"market_min": 100, "ems_min": 60, "grid_min": 15}, "resolution.market_min: must divide a day (1440 min)"),
         ({"market_min": 60, "ems_min": 60, "grid_min": 40},
-         "resolution.ems_min must be a multiple of resolution.grid_min"),
+         "resolution.ems_min: must be a multiple of resolution.grid_min"),
     ],
 )
 def test_inconsistent_resolution(tmp_path, base, resolution, expected):
     base["resolution"] = resolution
     path = write_yaml(tmp_path, base)
     message = load_error(path)
-    assert expected in message
-    assert str(path) in message
+    assert message == f"{path}: {expected}"
 
 
 def test_zero_resolution(tmp_path, base):
@@ -161,7 +160,7 @@ def test_zero_resolution(tmp_path, base):
 def test_horizon_not_whole_ems_steps(tmp_path, base):
     base["horizon_h"] = 1.5
     message = load_error(write_yaml(tmp_path, base))
-    assert "horizon_h must be a whole number of EMS steps" in message
+    assert message.endswith(": horizon_h: must be a whole number of EMS steps")
 
 
 @pytest.mark.parametrize(
