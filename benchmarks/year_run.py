@@ -9,7 +9,7 @@
    joining, writing results), so that the cost per simulated day can be extrapolated.
 2. Times, in this process and with the same models, the parts that the federates compute:
 
-   (a) ``schedule_battery`` for every day of the horizon, with the inputs the LEC_EMS federate
+   (a) ``DayAheadPlanner.plan`` (forecast and LP) for every day of the horizon, with the inputs the LEC_EMS federate
        builds (day-ahead prices on the EMS grid, perfect-foresight load and PV);
    (b) ``LECGrid.solve`` for every grid step, with the values recorded in the run's ``grid.csv``;
 
@@ -43,11 +43,10 @@ sys.path.insert(0, str(ROOT))
 from lec_cosim.federation import write_federation  # noqa: E402
 from lec_cosim.launch import FederationError, run_federation  # noqa: E402
 from lec_cosim.models.battery import Battery  # noqa: E402
-from lec_cosim.models.ems import schedule_battery  # noqa: E402
+from lec_cosim.models.ems import DayAheadPlanner  # noqa: E402
 from lec_cosim.models.grid import LECGrid  # noqa: E402
 from lec_cosim.models.household import HouseholdFleet  # noqa: E402
 from lec_cosim.models.prices import PriceFeed  # noqa: E402
-from lec_cosim.models.timeseries import step_means  # noqa: E402
 from lec_cosim.results import write_results  # noqa: E402
 from lec_cosim.scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
 
@@ -69,39 +68,25 @@ def shortened(scenario: Scenario, days: float, work_dir: Path) -> Scenario:
 
 # In-process models, as the federates use them --------------------------------------------------
 def ems_days(scenario: Scenario):
-    """(day_start, inputs of schedule_battery) for every day, as federates/lec_ems.py builds them."""
+    """(day_start, n_steps, prices, export prices) of every day, as the market publishes them."""
     s = scenario
     market = PriceFeed.from_scenario(s).prices(s.start, s.market_step_s, int(round(s.end_s / s.market_step_s)))
     per_day = int(DAY_S // s.market_step_s)
-    forecaster = HouseholdFleet.from_scenario(s)
-    soc_target = s.battery.soc_initial * s.battery.capacity_mwh
     for t in np.arange(0.0, s.end_s, DAY_S):
-        day_start = s.start + dt.timedelta(seconds=float(t))
         k_market = int(round(t / s.market_step_s))
-        day = market.iloc[k_market: k_market + per_day]  # what the market federate publishes
+        day = market.iloc[k_market: k_market + per_day]
         n_steps = int(min(DAY_S, s.end_s - t) // s.ems_step_s)
-
-        def on_ems_grid(prices):
-            series = pd.Series(prices, index=pd.date_range(day_start, periods=len(prices), freq=f"{s.market_step_s}s"))
-            return step_means(series, day_start, s.ems_step_s, n_steps)
-
-        forecast = forecaster.power(day_start, s.ems_step_s, n_steps)
-        kwargs = dict(
-            step_h=s.ems_step_s / 3600.0, capacity_mwh=s.battery.capacity_mwh, power_mw=s.battery.power_mw,
-            efficiency=s.battery.efficiency, soc_initial_mwh=soc_target, objective=s.ems.objective,
-            solver=s.ems.solver, throughput_penalty=s.ems.throughput_penalty,
-        )
-        args = (forecast["load_p_mw"], forecast["pv_p_mw"], on_ems_grid(day["price"].to_numpy()),
-                on_ems_grid(day["export_price"].to_numpy()))
-        yield day_start, args, kwargs
+        yield (s.start + dt.timedelta(seconds=float(t)), n_steps, day["price"].to_numpy(),
+               day["export_price"].to_numpy())
 
 
 def time_lp(scenario: Scenario) -> tuple[float, int, np.ndarray]:
-    """Seconds spent in schedule_battery over the horizon, number of solves, and the set-points."""
+    """Seconds spent in DayAheadPlanner.plan over the horizon, number of solves, and the set-points."""
     total, n, setpoints = 0.0, 0, []
-    for _, args, kwargs in ems_days(scenario):
+    planner = DayAheadPlanner(scenario)
+    for day in ems_days(scenario):
         start = time.perf_counter()
-        schedule = schedule_battery(*args, **kwargs)
+        schedule = planner.plan(*day)
         total += time.perf_counter() - start
         n += 1
         setpoints.append(schedule.setpoint_mw)
@@ -142,14 +127,15 @@ def monolithic(scenario: Scenario, out_dir: Path) -> tuple[float, dict, pd.DataF
     load_p, load_q, pv_p = (power[c].to_numpy() for c in ("load_p_mw", "load_q_mvar", "pv_p_mw"))
     price, export_price = prices["price"].to_numpy(), prices["export_price"].to_numpy()
     days = ems_days(s)
+    planner = DayAheadPlanner(s)
     plan_setpoint = plan_soc = None
     first_ems = 0
     for k in range(n_grid):
         t = k * s.grid_step_s
         if t % DAY_S == 0:
-            _, args, kwargs = next(days)
+            day = next(days)
             t0 = time.perf_counter()
-            schedule = schedule_battery(*args, **kwargs)
+            schedule = planner.plan(*day)
             inside["lp"] += time.perf_counter() - t0
             plan_setpoint, plan_soc = schedule.setpoint_mw, schedule.table["soc_mwh"].to_numpy()
             first_ems = k // per_ems
@@ -263,20 +249,20 @@ def main(argv=None) -> int:
         print(f"  per simulated day beyond that      {marginal_day:9.3f} s   (a year: "
               f"{(fixed_s + marginal_day * (365 - 2 / 24)) / 60:.1f} min by extrapolation)")
     print("Shares of the federation's wall time")
-    print(f"  (a) LP solves (schedule_battery)   {share(lp_s, wall)}   {lp_s / max(n_lp, 1) * 1e3:.1f} ms per solve, "
+    print(f"  (a) LP solves (DayAheadPlanner)   {share(lp_s, wall)}   {lp_s / max(n_lp, 1) * 1e3:.1f} ms per solve, "
           f"measured in-process")
     print(f"  (b) power flows (LECGrid.solve)    {share(pf_s, wall)}   {pf_s / max(n_grid, 1) * 1e3:.3f} ms per call, "
           f"measured in-process on grid.csv's inputs")
     print(f"  (c) HELICS coordination + other    {share(helics_other_s, wall)}   derived: wall - (a) - (b); "
           f"includes process start-up,")
-    print(f"                                                          data playback, battery, recording "
-          f"and writing results")
+    print("                                                          data playback, battery, recording "
+          "and writing results")
     if fixed_s is not None:
         print(f"      of which the fixed cost          {share(fixed_s, wall)}   (the two-hour federation)")
         rest_ms = (helics_other_s - fixed_s) / n_grid * 1e3
         note = "" if rest_ms >= 0 else "   (negative: within the noise of the in-process timings)"
         print(f"      the rest, per grid step          {rest_ms:9.3f} ms{note}")
-    print(f"Monolithic loop (same models in one process, no HELICS; models built and results written)")
+    print("Monolithic loop (same models in one process, no HELICS; models built and results written)")
     print(f"  wall time                          {mono_s:9.2f} s   ({mono_s / days:.3f} s per simulated day)")
     print(f"    of which LP solves               {share(mono_inside['lp'], mono_s)}")
     print(f"    of which power flows             {share(mono_inside['pf'], mono_s)}")

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from lec_cosim.models.timeseries import step_means
+
 OBJECTIVES = ("min_cost", "min_import")
 
 
@@ -200,3 +202,45 @@ def schedule_battery(
         }
     )
     return BatterySchedule(table=table, objective=float(pyo.value(m.core)))
+
+
+class DayAheadPlanner:
+    """The LEC_EMS's day-ahead planning: forecast the day, take the market's prices, schedule.
+
+    The forecaster is perfect foresight of the households' own profiles; the battery starts and
+    ends every day at ``soc_initial`` of its capacity.
+    """
+
+    def __init__(self, scenario, forecaster=None):
+        from lec_cosim.models.household import HouseholdFleet
+
+        self.scenario = scenario
+        self.forecaster = forecaster or HouseholdFleet.from_scenario(scenario)
+
+    def plan(self, day_start, n_steps: int, prices, export_prices) -> BatterySchedule:
+        """Schedule ``n_steps`` EMS steps from ``day_start``.
+
+        Parameters
+        ----------
+        day_start : datetime.datetime
+            Start of the day (simulation clock).
+        n_steps : int
+            EMS steps to schedule (a whole day, or what is left of the horizon).
+        prices, export_prices : array_like
+            The day-ahead prices per market step from ``day_start`` (currency/MWh).
+        """
+        s = self.scenario
+        market_index = pd.date_range(day_start, periods=len(prices), freq=f"{s.market_step_s}s")
+
+        def per_ems_step(values):
+            series = pd.Series(np.asarray(values, dtype=float), index=market_index)
+            return step_means(series, day_start, s.ems_step_s, n_steps, interval_s=s.market_step_s)
+
+        forecast = self.forecaster.power(day_start, s.ems_step_s, n_steps)
+        b = s.battery
+        return schedule_battery(
+            forecast["load_p_mw"], forecast["pv_p_mw"], per_ems_step(prices), per_ems_step(export_prices),
+            step_h=s.ems_step_s / 3600.0, capacity_mwh=b.capacity_mwh, power_mw=b.power_mw,
+            efficiency=b.efficiency, soc_initial_mwh=b.soc_initial * b.capacity_mwh,
+            objective=s.ems.objective, solver=s.ems.solver, throughput_penalty=s.ems.throughput_penalty,
+        )
