@@ -11,7 +11,7 @@
 
    (a) ``DayAheadPlanner.plan`` (forecast and LP) for every day of the horizon, with the inputs the LEC_EMS federate
        builds (day-ahead prices on the EMS grid, perfect-foresight load and PV);
-   (b) ``LECGrid.solve`` for every grid step, with the values recorded in the run's ``grid.csv``;
+   (b) ``LECGrid.solve`` for every grid step, with the values recorded in the run's ``signals.csv``;
 
    and derives (c) HELICS time coordination + everything else = federation wall time - (a) - (b).
    Both (a) and (b) lie on the federation's critical path (each step's data flow is sequential:
@@ -123,7 +123,8 @@ def monolithic(scenario: Scenario, out_dir: Path) -> tuple[float, dict, pd.DataF
     records = {name: [] for name in ["time", "price", "export_price", "setpoint_mw", "planned_soc_mwh",
                                       "load_p_mw", "load_q_mvar", "pv_p_mw", "battery_p_mw", "soc_mwh",
                                       "pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu",
-                                      "trafo_loading_percent", "losses_mw"]}
+                                      "trafo_loading_percent", "losses_mw", "losses_mvar", "vm_min_pu",
+                                      "vm_max_pu", "bus_violations", "line_overloads"]}
     load_p, load_q, pv_p = (power[c].to_numpy() for c in ("load_p_mw", "load_q_mvar", "pv_p_mw"))
     price, export_price = prices["price"].to_numpy(), prices["export_price"].to_numpy()
     days = ems_days(s)
@@ -153,6 +154,9 @@ def monolithic(scenario: Scenario, out_dir: Path) -> tuple[float, dict, pd.DataF
             ("battery_p_mw", p_battery), ("soc_mwh", battery.soc_mwh), ("pcc_p_mw", result.pcc_p_mw),
             ("pcc_q_mvar", result.pcc_q_mvar), ("pcc_vm_pu", result.pcc_vm_pu), ("lv_vm_pu", result.lv_vm_pu),
             ("trafo_loading_percent", result.trafo_loading_percent), ("losses_mw", result.losses_mw),
+            ("losses_mvar", result.losses_mvar), ("vm_min_pu", result.vm_min_pu),
+            ("vm_max_pu", result.vm_max_pu), ("bus_violations", result.bus_violations),
+            ("line_overloads", result.line_overloads),
         ):
             records[name].append(value)
     table = pd.DataFrame(records)
@@ -219,7 +223,7 @@ def main(argv=None) -> int:
         except FederationError as exc:
             print(f"error: the federation failed: {exc}", file=sys.stderr)
             return 1
-        recorded = pd.read_csv(run_dir / "grid.csv")
+        recorded = pd.read_csv(run_dir / "signals.csv")
 
         # 2. The federates' computations, timed in this process.
         lp_s, n_lp, lp_setpoints = time_lp(scenario)
@@ -252,7 +256,7 @@ def main(argv=None) -> int:
     print(f"  (a) LP solves (DayAheadPlanner)   {share(lp_s, wall)}   {lp_s / max(n_lp, 1) * 1e3:.1f} ms per solve, "
           f"measured in-process")
     print(f"  (b) power flows (LECGrid.solve)    {share(pf_s, wall)}   {pf_s / max(n_grid, 1) * 1e3:.3f} ms per call, "
-          f"measured in-process on grid.csv's inputs")
+          f"measured in-process on signals.csv's inputs")
     print(f"  (c) HELICS coordination + other    {share(helics_other_s, wall)}   derived: wall - (a) - (b); "
           f"includes process start-up,")
     print("                                                          data playback, battery, recording "
@@ -269,7 +273,7 @@ def main(argv=None) -> int:
     print(f"    of which other models, recording {share(mono_s - mono_inside['lp'] - mono_inside['pf'], mono_s)}")
     print(f"  federation / monolithic            {wall / mono_s:9.2f} x   (difference {wall - mono_s:.1f} s, "
           f"{(wall - mono_s) / n_grid * 1e3:.2f} ms per grid step)")
-    print("Consistency checks (in-process models vs the federation's grid.csv)")
+    print("Consistency checks (in-process models vs the federation's signals.csv)")
     print(f"  LP set-points: max |diff| {lp_diff:.1e} MW; power flows on recorded inputs: max |PCC P diff| "
           f"{pf_diff:.1e} MW")
     print("  monolithic loop: max |diff| " + ", ".join(f"{c} {v:.1e}" for c, v in mono_diff.items()))

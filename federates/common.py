@@ -35,6 +35,12 @@ class ValueInterface:
         else:
             h.helicsPublicationPublishDouble(pub, float(value))
 
+    def publish_int(self, key: str, value: int) -> None:
+        h.helicsPublicationPublishInteger(self.pubs[key], int(value))
+
+    def integer(self, key: str) -> int:
+        return h.helicsInputGetInteger(self.subs[key])
+
     def value(self, key: str) -> float:
         return h.helicsInputGetDouble(self.subs[key])
 

@@ -1,7 +1,8 @@
 """DSO federate: a power flow of the LEC's feeder at every grid step.
 
 Publishes the PCC's active and reactive power (into the LEC, MV side of the transformer) and
-voltage, the LV busbar voltage, transformer loading and grid losses.
+voltage, the LV busbar voltage, transformer loading, grid losses, the lowest and highest bus
+voltage and the number of buses outside the voltage band and of overloaded lines/transformers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def build(fed: Federate):
         fed.publish(f"{lec}/lv_busbar/vm_pu", result.lv_vm_pu)
         fed.publish(f"{lec}/transformer/loading_percent", result.trafo_loading_percent)
         fed.publish(f"{lec}/grid/losses_mw", result.losses_mw)
+        fed.publish(f"{lec}/grid/losses_mvar", result.losses_mvar)
+        fed.publish(f"{lec}/grid/vm_min_pu", result.vm_min_pu)
+        fed.publish(f"{lec}/grid/vm_max_pu", result.vm_max_pu)
+        fed.publish_int(f"{lec}/grid/bus_violations", result.bus_violations)
+        fed.publish_int(f"{lec}/grid/line_overloads", result.line_overloads)
 
     return step
 

@@ -39,8 +39,15 @@ def build(fed: Federate):
         "lv_vm_pu": f"{lec}/lv_busbar/vm_pu",
         "trafo_loading_percent": f"{lec}/transformer/loading_percent",
         "losses_mw": f"{lec}/grid/losses_mw",
+        "losses_mvar": f"{lec}/grid/losses_mvar",
+        "vm_min_pu": f"{lec}/grid/vm_min_pu",
+        "vm_max_pu": f"{lec}/grid/vm_max_pu",
     }
-    records = {name: [] for name in columns}
+    counts = {
+        "bus_violations": f"{lec}/grid/bus_violations",
+        "line_overloads": f"{lec}/grid/line_overloads",
+    }
+    records = {name: [] for name in [*columns, *counts]}
     times: list[dt.datetime] = []
     last_report = [started]
 
@@ -48,6 +55,8 @@ def build(fed: Federate):
         times.append(s.start + dt.timedelta(seconds=t))
         for name, key in columns.items():
             records[name].append(fed.value(key))
+        for name, key in counts.items():
+            records[name].append(fed.integer(key))
         now = time.perf_counter()
         if now - last_report[0] >= PROGRESS_EVERY_S or k == n_steps - 1:
             last_report[0] = now

@@ -83,6 +83,11 @@ def signals(scenario: Scenario) -> dict[str, list[Signal]]:
             Signal(f"{lec}/lv_busbar/vm_pu"),
             Signal(f"{lec}/transformer/loading_percent"),
             Signal(f"{lec}/grid/losses_mw", unit="MW"),
+            Signal(f"{lec}/grid/losses_mvar", unit="MVAR"),
+            Signal(f"{lec}/grid/vm_min_pu"),
+            Signal(f"{lec}/grid/vm_max_pu"),
+            Signal(f"{lec}/grid/bus_violations", "integer"),
+            Signal(f"{lec}/grid/line_overloads", "integer"),
         ],
         "recorder": [],
     }
@@ -90,7 +95,7 @@ def signals(scenario: Scenario) -> dict[str, list[Signal]]:
 
 def subscriptions(scenario: Scenario) -> dict[str, list[Signal]]:
     pubs = signals(scenario)
-    market_now = [s for s in pubs["market"] if s.type == "double"]
+    market_now = [s for s in pubs["market"] if s.type != "vector"]
     return {
         "market": [],
         "lec_ems": [s for s in pubs["market"] if s.type == "vector"],

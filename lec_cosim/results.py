@@ -1,6 +1,8 @@
-"""The results contract: ``summary.json``, ``ems.csv``, ``pcc.csv`` and ``grid.csv`` of a run.
+"""The results contract: ``summary.json``, ``ems.csv``, ``pcc.csv``, ``grid.csv`` and ``signals.csv``.
 
-- ``grid.csv``: one row per grid step, everything the recorder saw (units in the names).
+- ``signals.csv``: one row per grid step, every value the recorder saw (units in the names).
+- ``grid.csv``: one row per grid step, the DSO's view: ``time, vm_min_pu, vm_max_pu,
+  bus_violations, line_overloads, p_loss_kw, q_loss_kvar``.
 - ``pcc.csv``: one row per grid step: ``time, p_mw, q_mvar, vm_pu`` (+ LV busbar voltage,
   transformer loading, losses).
 - ``ems.csv``: one row per EMS step: ``time, price, export_price, load_mw, pv_mw, charge_mw,
@@ -22,35 +24,49 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-GRID_COLUMNS = [
+SIGNAL_COLUMNS = [
     "time", "price", "export_price", "setpoint_mw", "planned_soc_mwh", "load_p_mw", "load_q_mvar",
     "pv_p_mw", "battery_p_mw", "soc_mwh", "pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu",
-    "trafo_loading_percent", "losses_mw",
+    "trafo_loading_percent", "losses_mw", "losses_mvar", "vm_min_pu", "vm_max_pu", "bus_violations",
+    "line_overloads",
 ]
 
 
-def ems_table(grid: pd.DataFrame, grid_step_s: int, ems_step_s: int) -> pd.DataFrame:
+def grid_table(signals: pd.DataFrame) -> pd.DataFrame:
+    """The DSO's view of each grid step (losses in kW and kvar)."""
+    return pd.DataFrame({
+        "time": signals["time"],
+        "vm_min_pu": signals["vm_min_pu"],
+        "vm_max_pu": signals["vm_max_pu"],
+        "bus_violations": signals["bus_violations"].astype(int),
+        "line_overloads": signals["line_overloads"].astype(int),
+        "p_loss_kw": signals["losses_mw"] * 1000.0,
+        "q_loss_kvar": signals["losses_mvar"] * 1000.0,
+    })
+
+
+def ems_table(signals: pd.DataFrame, grid_step_s: int, ems_step_s: int) -> pd.DataFrame:
     """Aggregate grid-step records to EMS steps."""
     per = ems_step_s // grid_step_s
-    group = np.arange(len(grid)) // per
-    battery = grid["battery_p_mw"]
+    group = np.arange(len(signals)) // per
+    battery = signals["battery_p_mw"]
     frame = pd.DataFrame(
         {
-            "time": grid["time"].to_numpy()[::per],
-            "price": grid["price"].groupby(group).mean().to_numpy(),
-            "export_price": grid["export_price"].groupby(group).mean().to_numpy(),
-            "load_mw": grid["load_p_mw"].groupby(group).mean().to_numpy(),
-            "pv_mw": grid["pv_p_mw"].groupby(group).mean().to_numpy(),
+            "time": signals["time"].to_numpy()[::per],
+            "price": signals["price"].groupby(group).mean().to_numpy(),
+            "export_price": signals["export_price"].groupby(group).mean().to_numpy(),
+            "load_mw": signals["load_p_mw"].groupby(group).mean().to_numpy(),
+            "pv_mw": signals["pv_p_mw"].groupby(group).mean().to_numpy(),
             "charge_mw": battery.clip(lower=0).groupby(group).mean().to_numpy(),
             "discharge_mw": (-battery).clip(lower=0).groupby(group).mean().to_numpy(),
-            "soc_mwh": grid["soc_mwh"].groupby(group).last().to_numpy(),
+            "soc_mwh": signals["soc_mwh"].groupby(group).last().to_numpy(),
         }
     )
     frame["import_mw"] = frame.load_mw - frame.pv_mw + frame.charge_mw - frame.discharge_mw
     return frame
 
 
-def kpis(grid: pd.DataFrame, ems: pd.DataFrame, grid_step_s: int, ems_step_s: int) -> dict:
+def kpis(signals: pd.DataFrame, ems: pd.DataFrame, grid_step_s: int, ems_step_s: int) -> dict:
     """Key figures of a run (energies in MWh, cost in the price currency)."""
     dt_ems = ems_step_s / 3600.0
     dt_grid = grid_step_s / 3600.0
@@ -58,22 +74,26 @@ def kpis(grid: pd.DataFrame, ems: pd.DataFrame, grid_step_s: int, ems_step_s: in
     exp = (-ems.import_mw).clip(lower=0)
     pv_mwh = float(ems.pv_mw.sum() * dt_ems)
     export_mwh = float(exp.sum() * dt_ems)
-    net_grid = grid.load_p_mw - grid.pv_p_mw + grid.battery_p_mw
+    net_grid = signals.load_p_mw - signals.pv_p_mw + signals.battery_p_mw
     return {
         "import_mwh": float(imp.sum() * dt_ems),
         "export_mwh": export_mwh,
         "energy_cost": float(((ems.price * imp - ems.export_price * exp) * dt_ems).sum()),
         "peak_import_mw": float(net_grid.max()),
         "self_consumption_ratio": (1.0 - export_mwh / pv_mwh) if pv_mwh > 0 else None,
-        "vm_min_pu": float(grid.pcc_vm_pu.min()),
-        "vm_max_pu": float(grid.pcc_vm_pu.max()),
-        "pcc_peak_p_mw": float(grid.pcc_p_mw.max()),
-        "pcc_min_p_mw": float(grid.pcc_p_mw.min()),
-        "lv_vm_min_pu": float(grid.lv_vm_pu.min()),
-        "lv_vm_max_pu": float(grid.lv_vm_pu.max()),
-        "losses_mwh": float(grid.losses_mw.sum() * dt_grid),
-        "load_mwh": float(grid.load_p_mw.sum() * dt_grid),
-        "pv_mwh": float(grid.pv_p_mw.sum() * dt_grid),
+        "vm_min_pu": float(signals.pcc_vm_pu.min()),
+        "vm_max_pu": float(signals.pcc_vm_pu.max()),
+        "pcc_peak_p_mw": float(signals.pcc_p_mw.max()),
+        "pcc_min_p_mw": float(signals.pcc_p_mw.min()),
+        "lv_vm_min_pu": float(signals.lv_vm_pu.min()),
+        "lv_vm_max_pu": float(signals.lv_vm_pu.max()),
+        "losses_mwh": float(signals.losses_mw.sum() * dt_grid),
+        "losses_kwh": float(signals.losses_mw.sum() * dt_grid * 1000.0),
+        "losses_kvarh": float(signals.losses_mvar.sum() * dt_grid * 1000.0),
+        "bus_violations": int(signals.bus_violations.sum()),
+        "line_overloads": int(signals.line_overloads.sum()),
+        "load_mwh": float(signals.load_p_mw.sum() * dt_grid),
+        "pv_mwh": float(signals.pv_p_mw.sum() * dt_grid),
     }
 
 
@@ -105,14 +125,15 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(grid: pd.DataFrame, scenario, out_dir: Path, wall_time_s: float) -> dict:
+def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: float) -> dict:
     """Write the contract files for a run; returns the summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ems = ems_table(grid, scenario.grid_step_s, scenario.ems_step_s)
-    pcc = grid[["time", "pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_percent", "losses_mw"]]
+    ems = ems_table(signals, scenario.grid_step_s, scenario.ems_step_s)
+    pcc = signals[["time", "pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_percent", "losses_mw"]]
     pcc = pcc.rename(columns={"pcc_p_mw": "p_mw", "pcc_q_mvar": "q_mvar", "pcc_vm_pu": "vm_pu"})
-    _write_atomic(out_dir / "grid.csv", grid[GRID_COLUMNS].to_csv(index=False))
+    _write_atomic(out_dir / "signals.csv", signals[SIGNAL_COLUMNS].to_csv(index=False))
+    _write_atomic(out_dir / "grid.csv", grid_table(signals).to_csv(index=False))
     _write_atomic(out_dir / "pcc.csv", pcc.to_csv(index=False))
     _write_atomic(out_dir / "ems.csv", ems.to_csv(index=False))
     b = scenario.battery
@@ -126,7 +147,7 @@ def write_results(grid: pd.DataFrame, scenario, out_dir: Path, wall_time_s: floa
         "grid_step_h": scenario.grid_step_s / 3600.0,
         "currency": scenario.market.currency,
         "battery": {"capacity_mwh": b.capacity_mwh, "power_mw": b.power_mw, "efficiency": b.efficiency},
-        "kpis": kpis(grid, ems, scenario.grid_step_s, scenario.ems_step_s),
+        "kpis": kpis(signals, ems, scenario.grid_step_s, scenario.ems_step_s),
         "wall_time_s": wall_time_s,
         "versions": versions(scenario.ems.solver),
     }

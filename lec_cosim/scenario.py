@@ -74,8 +74,18 @@ class TransformerConfig(_Strict):
 class GridConfig(_Strict):
     solver: Literal["pandapower"] = "pandapower"
     ext_grid_vm_pu: float = Field(1.0, gt=0.5, lt=1.5)
+    vm_min_pu: float = Field(0.9, gt=0, description="voltage band; EN 50160: 0.9-1.1 pu")
+    vm_max_pu: float = Field(1.1, gt=0)
+    max_loading_percent: float = Field(100.0, gt=0, description="line and transformer rating")
     mv_line: LineConfig
     transformer: TransformerConfig
+
+
+    @model_validator(mode="after")
+    def _band(self) -> "GridConfig":
+        if self.vm_min_pu >= self.vm_max_pu:
+            raise ValueError("vm_min_pu must be below vm_max_pu")
+        return self
 
 
 class MarketConfig(_Strict):

@@ -39,7 +39,7 @@ def runs(tmp_path_factory):
 
 def load(run_dir):
     summary = json.loads((run_dir / "summary.json").read_text())
-    return summary, pd.read_csv(run_dir / "ems.csv"), pd.read_csv(run_dir / "pcc.csv"), pd.read_csv(run_dir / "grid.csv")
+    return summary, pd.read_csv(run_dir / "ems.csv"), pd.read_csv(run_dir / "pcc.csv"), pd.read_csv(run_dir / "signals.csv")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -140,7 +140,7 @@ def test_stock_helics_run_gives_the_same_results(runs, tmp_path):
     helics = shutil.which("helics", path=str(Path(sys.executable).parent))
     result = subprocess.run([helics, "run", "--path", str(runner)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    for table in ("ems.csv", "pcc.csv", "grid.csv"):
+    for table in ("ems.csv", "pcc.csv", "grid.csv", "signals.csv"):
         ours = pd.read_csv(runs["trondelag_arbitrage"] / table)
         theirs = pd.read_csv(tmp_path / table)
         pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=0, atol=1e-12)

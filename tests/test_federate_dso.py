@@ -5,11 +5,14 @@ import pandapower as pp
 import pytest
 
 from harness import SCENARIOS, TestFederate, enter_all, federate_under_test, offset
+from lec_cosim.federation import signals
 from lec_cosim.scenario import load_scenario
 
 INPUTS = ["lec1/households/p_mw", "lec1/households/q_mvar", "lec1/pv/p_mw", "lec1/battery/p_mw"]
+# In the order of lec_cosim.federation.signals(...)["dso"].
 OUTPUTS = ["lec1/pcc/p_mw", "lec1/pcc/q_mvar", "lec1/pcc/vm_pu", "lec1/lv_busbar/vm_pu",
-           "lec1/transformer/loading_percent", "lec1/grid/losses_mw"]
+           "lec1/transformer/loading_percent", "lec1/grid/losses_mw", "lec1/grid/losses_mvar",
+           "lec1/grid/vm_min_pu", "lec1/grid/vm_max_pu", "lec1/grid/bus_violations", "lec1/grid/line_overloads"]
 
 # (load MW, load Mvar, PV MW, battery MW): night import, midday export, battery peak, idle.
 CASES = [(0.30, 0.075, 0.0, 0.0), (0.20, 0.05, 0.90, 0.0), (0.45, 0.11, 0.0, 0.6), (0.0, 0.0, 0.0, 0.0)]
@@ -27,17 +30,19 @@ def reference_pcc(scenario, load_p, load_q, pv_p, battery_p):
     pp.create_transformer_from_parameters(net, pcc, lv, **g.transformer.model_dump())
     pp.create_load(net, lv, p_mw=load_p + battery_p - pv_p, q_mvar=load_q)
     pp.runpp(net, tolerance_mva=1e-10)
-    return net.res_trafo.p_hv_mw.iat[0], net.res_trafo.q_hv_mvar.iat[0], net.res_bus.vm_pu.iat[pcc]
+    losses_q = net.res_line.ql_mvar.sum() + net.res_trafo.ql_mvar.sum()
+    return net.res_trafo.p_hv_mw.iat[0], net.res_trafo.q_hv_mvar.iat[0], net.res_bus.vm_pu.iat[pcc], losses_q
 
 
 def test_dso_solves_a_power_flow_each_grid_step_and_publishes_the_pcc(tmp_path):
     scenario = load_scenario(SCENARIOS / "trondelag_arbitrage.yaml").model_copy(update={"horizon_h": 1})
+    assert [s.key for s in signals(scenario)["dso"]] == OUTPUTS
     rows = []
     with federate_under_test("dso", scenario, tmp_path, 2) as port:
         lec = TestFederate("test_lec", port, period=900, offset=offset("households"),
                            publications=[(key, "double") for key in INPUTS])
         observer = TestFederate("test_observer", port, period=900, offset=offset("recorder"),
-                                subscriptions=[(key, "double") for key in OUTPUTS])
+                                subscriptions=[(s.key, s.type) for s in signals(scenario)["dso"]])
         enter_all(lec, observer)
         for k, case in enumerate(CASES):
             t = k * 900
@@ -57,12 +62,16 @@ def test_dso_solves_a_power_flow_each_grid_step_and_publishes_the_pcc(tmp_path):
         lec.close()
 
     rows = np.array(rows)
-    for case, (p, q, vm, vm_lv, loading, losses) in zip(CASES, rows):
-        ref_p, ref_q, ref_vm = reference_pcc(scenario, *case)
+    for case, (p, q, vm, _, _, losses, losses_q, vm_min, vm_max, violations, overloads) in zip(CASES, rows):
+        ref_p, ref_q, ref_vm, ref_losses_q = reference_pcc(scenario, *case)
         assert p == pytest.approx(ref_p, abs=1e-9)
         assert q == pytest.approx(ref_q, abs=1e-9)
         assert vm == pytest.approx(ref_vm, abs=1e-9)
         assert losses > 0.0025  # the transformer's 2.6 kW iron losses at least
+        # Reactive losses: series and magnetising reactance less the MV line's charging.
+        assert losses_q == pytest.approx(ref_losses_q, abs=1e-9)
+        assert vm_min <= vm <= vm_max and vm_min <= 1.0 <= vm_max  # the source bus is at 1.0 pu
+        assert violations == 0 and overloads == 0  # within EN 50160's band and the ratings
     # Import pulls both voltages down, export pushes them up; the LV side swings more.
     vm_pcc, vm_lv = rows[:, 2], rows[:, 3]
     assert vm_pcc[1] > vm_pcc[3] > vm_pcc[0] > vm_pcc[2]

@@ -20,10 +20,11 @@ STEPS = [
 
 def test_recorder_writes_the_results_contract(tmp_path):
     scenario = load_scenario(SCENARIOS / "trondelag_arbitrage.yaml").model_copy(update={"horizon_h": 1})
-    keys = [s.key for s in subscriptions(scenario)["recorder"]]
+    inputs = [(s.key, s.type) for s in subscriptions(scenario)["recorder"]]
+    keys = [key for key, _ in inputs]
     with federate_under_test("recorder", scenario, tmp_path, 1) as port:
         source = TestFederate("test_source", port, period=900, offset=offset("dso"),
-                              publications=[(key, "double") for key in keys])
+                              publications=inputs)
         source.enter()
         for k, (load, pv, battery, soc, pcc_p, pcc_vm) in enumerate(STEPS):
             source.advance(k * 900)
@@ -34,17 +35,26 @@ def test_recorder_writes_the_results_contract(tmp_path):
                 "lec1/pv/p_mw": pv, "lec1/battery/p_mw": battery, "lec1/battery/soc_mwh": soc,
                 "lec1/pcc/p_mw": pcc_p, "lec1/pcc/q_mvar": 0.1, "lec1/pcc/vm_pu": pcc_vm,
                 "lec1/lv_busbar/vm_pu": pcc_vm, "lec1/transformer/loading_percent": 30.0,
-                "lec1/grid/losses_mw": 0.01,
+                "lec1/grid/losses_mw": 0.01, "lec1/grid/losses_mvar": 0.004,
+                "lec1/grid/vm_min_pu": min(pcc_vm, 0.98), "lec1/grid/vm_max_pu": 1.0,
+                "lec1/grid/bus_violations": k % 2, "lec1/grid/line_overloads": 0,
             }
             for key in keys:
                 source.publish(key, values[key])
         source.advance(3600)  # the end time: lets the recorder take its last step
         source.close()
 
-    grid = pd.read_csv(tmp_path / "grid.csv")
+    grid = pd.read_csv(tmp_path / "signals.csv")
     assert list(grid.time) == ["2019-05-26T00:00:00", "2019-05-26T00:15:00", "2019-05-26T00:30:00", "2019-05-26T00:45:00"]
     assert list(grid.load_p_mw) == [s[0] for s in STEPS]
     assert list(grid.pcc_vm_pu) == [s[5] for s in STEPS]
+    dso_view = pd.read_csv(tmp_path / "grid.csv")
+    assert list(dso_view.columns) == ["time", "vm_min_pu", "vm_max_pu", "bus_violations", "line_overloads",
+                                      "p_loss_kw", "q_loss_kvar"]
+    assert list(dso_view.bus_violations) == [0, 1, 0, 1]
+    assert list(dso_view.vm_min_pu) == [0.98, 0.98, 0.98, 0.98]
+    assert dso_view.p_loss_kw.tolist() == pytest.approx([10.0] * 4)
+    assert dso_view.q_loss_kvar.tolist() == pytest.approx([4.0] * 4)
     ems = pd.read_csv(tmp_path / "ems.csv")
     assert len(ems) == 1
     row = ems.iloc[0]
@@ -59,3 +69,5 @@ def test_recorder_writes_the_results_contract(tmp_path):
     assert k["vm_min_pu"] == 0.990 and k["vm_max_pu"] == 1.012
     assert k["self_consumption_ratio"] == pytest.approx(1 - 0.075 / 0.375)
     assert k["pcc_peak_p_mw"] == 0.61 and k["losses_mwh"] == pytest.approx(0.01)
+    assert k["losses_kwh"] == pytest.approx(10.0) and k["losses_kvarh"] == pytest.approx(4.0)
+    assert k["bus_violations"] == 2 and k["line_overloads"] == 0

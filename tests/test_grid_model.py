@@ -128,3 +128,21 @@ def test_divergence_raises_power_flow_error(config):
         g.solve(1000.0, 0.0, 0.0, 0.0)
     # The net is still usable afterwards.
     assert abs(g.solve(0.0, 0.0, 0.0, 0.0).pcc_vm_pu - 1.0) < 1e-4
+
+
+def test_violations_and_overloads_against_the_scenario_limits(config):
+    """A narrow band (0.99-1.01 pu) and a 50 % rating: a heavy import breaks both."""
+    strict = LECGrid(config.model_copy(update={"vm_min_pu": 0.99, "vm_max_pu": 1.01, "max_loading_percent": 50.0}))
+    heavy = strict.solve(0.5, 0.125, 0.0, 0.6)
+    net = strict.net
+    below = int((net.res_bus.vm_pu < 0.99).sum())
+    assert below >= 1 and heavy.bus_violations == below
+    assert heavy.vm_min_pu == pytest.approx(net.res_bus.vm_pu.min(), abs=1e-12)
+    assert heavy.vm_max_pu == pytest.approx(net.res_bus.vm_pu.max(), abs=1e-12)
+    assert heavy.trafo_loading_percent > 50 > heavy.line_loading_percent
+    assert heavy.line_overloads == 1
+    assert heavy.losses_mvar == pytest.approx(net.res_line.ql_mvar.sum() + net.res_trafo.ql_mvar.sum(), abs=1e-12)
+    light = strict.solve(0.1, 0.025, 0.0, 0.0)
+    assert light.bus_violations == 0 and light.line_overloads == 0
+    # The shipped limits (EN 50160, 0.9-1.1 pu; 100 %) hold even for the heavy case.
+    assert LECGrid(config).solve(0.5, 0.125, 0.0, 0.6).bus_violations == 0

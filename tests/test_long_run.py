@@ -27,7 +27,7 @@ def test_hundred_days_at_fifteen_minutes(tmp_path):
     result = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(out), "--quiet"],
                             capture_output=True, text=True, timeout=500)
     assert result.returncode == 0, result.stdout + result.stderr
-    grid = pd.read_csv(out / "grid.csv")
+    grid = pd.read_csv(out / "signals.csv")
     ems = pd.read_csv(out / "ems.csv")
     assert len(grid) == 9600 and len(ems) == 2400
     assert grid.time.iloc[-1] == "2019-04-10T23:45:00"

@@ -24,7 +24,7 @@ def test_one_minute_grid_fifteen_minute_ems_hourly_market(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    ems, pcc, grid = (pd.read_csv(out / f) for f in ("ems.csv", "pcc.csv", "grid.csv"))
+    ems, pcc, grid = (pd.read_csv(out / f) for f in ("ems.csv", "pcc.csv", "signals.csv"))
     assert len(pcc) == 180 and len(ems) == 12 and summary["ems_step_h"] == 0.25
     assert summary["versions"]["solver"]["name"] == "highs"
     # Hourly prices hold over the four EMS steps of each hour (real NO1 prices, 12:00-14:00).

@@ -91,6 +91,11 @@ class GridResult:
     trafo_loading_percent: float
     line_loading_percent: float
     losses_mw: float
+    losses_mvar: float
+    vm_min_pu: float
+    vm_max_pu: float
+    bus_violations: int
+    line_overloads: int
 
 
 class LECGrid:
@@ -117,6 +122,8 @@ class LECGrid:
         self.pv = pp.create_sgen(net, self.lv_bus, p_mw=0.0, q_mvar=0.0, name="pv", type="PV")
         self.storage = pp.create_storage(net, self.lv_bus, p_mw=0.0, max_e_mwh=1.0, name="community_battery")
         self.net = net
+        self.vm_limits_pu = (grid_config.vm_min_pu, grid_config.vm_max_pu)
+        self.max_loading_percent = grid_config.max_loading_percent
         self._fast = False
         if _NRSolver is not None:
             try:
@@ -151,14 +158,33 @@ class LECGrid:
                 f"power flow did not converge (load {load_p_mw:.4f} MW, PV {pv_p_mw:.4f} MW, "
                 f"battery {battery_p_mw:.4f} MW)"
             ) from None
+        return self._result(
+            pcc_p_mw=net.res_trafo.at[self.trafo, "p_hv_mw"],
+            pcc_q_mvar=net.res_trafo.at[self.trafo, "q_hv_mvar"],
+            vm_pu=net.res_bus.vm_pu.to_numpy(),
+            trafo_loading_percent=net.res_trafo.at[self.trafo, "loading_percent"],
+            line_loading_percent=net.res_line.at[self.line, "loading_percent"],
+            losses_mw=net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum(),
+            losses_mvar=net.res_line.ql_mvar.sum() + net.res_trafo.ql_mvar.sum(),
+        )
+
+    def _result(self, *, pcc_p_mw, pcc_q_mvar, vm_pu, trafo_loading_percent, line_loading_percent,
+                losses_mw, losses_mvar) -> GridResult:
+        """A step's result; ``vm_pu`` holds every bus in the order of ``net.bus``."""
         return GridResult(
-            pcc_p_mw=float(net.res_trafo.at[self.trafo, "p_hv_mw"]),
-            pcc_q_mvar=float(net.res_trafo.at[self.trafo, "q_hv_mvar"]),
-            pcc_vm_pu=float(net.res_bus.at[self.pcc_bus, "vm_pu"]),
-            lv_vm_pu=float(net.res_bus.at[self.lv_bus, "vm_pu"]),
-            trafo_loading_percent=float(net.res_trafo.at[self.trafo, "loading_percent"]),
-            line_loading_percent=float(net.res_line.at[self.line, "loading_percent"]),
-            losses_mw=float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()),
+            pcc_p_mw=float(pcc_p_mw),
+            pcc_q_mvar=float(pcc_q_mvar),
+            pcc_vm_pu=float(vm_pu[self.pcc_bus]),
+            lv_vm_pu=float(vm_pu[self.lv_bus]),
+            trafo_loading_percent=float(trafo_loading_percent),
+            line_loading_percent=float(line_loading_percent),
+            losses_mw=float(losses_mw),
+            losses_mvar=float(losses_mvar),
+            vm_min_pu=float(vm_pu.min()),
+            vm_max_pu=float(vm_pu.max()),
+            bus_violations=int(np.count_nonzero((vm_pu < self.vm_limits_pu[0]) | (vm_pu > self.vm_limits_pu[1]))),
+            line_overloads=int((line_loading_percent > self.max_loading_percent)
+                               + (trafo_loading_percent > self.max_loading_percent)),
         )
 
     @property
@@ -219,7 +245,6 @@ class LECGrid:
         self._trafo_parallel, self._trafo_df = float(trafo_row.parallel), float(trafo_row.df)
         # pd2ppc: bus power = loads + storage - sgens, each times its scaling
         self._lv_i = int(bus_lookup[self.lv_bus])
-        self._pcc_i = int(bus_lookup[self.pcc_bus])
         self._scaling = (float(net.load.at[self.load, "scaling"]), float(net.sgen.at[self.pv, "scaling"]),
                          float(net.storage.at[self.storage, "scaling"]))
         self._pv_q_mvar = float(net.sgen.at[self.pv, "q_mvar"]) * self._scaling[1]
@@ -308,14 +333,9 @@ class LECGrid:
         res["res_storage"][0] = (storage_p, self._storage_q_mvar)
         self._publish_results()
 
-        return GridResult(
-            pcc_p_mw=float(trafo[0]),
-            pcc_q_mvar=float(trafo[1]),
-            pcc_vm_pu=float(vm[self._pcc_i]),
-            lv_vm_pu=float(vm[self._lv_i]),
-            trafo_loading_percent=float(trafo[12]),
-            line_loading_percent=float(line[13]),
-            losses_mw=float(line[4] + trafo[4]),
+        return self._result(
+            pcc_p_mw=trafo[0], pcc_q_mvar=trafo[1], vm_pu=vm, trafo_loading_percent=trafo[12],
+            line_loading_percent=line[13], losses_mw=line[4] + trafo[4], losses_mvar=line[5] + trafo[5],
         )
 
     def _publish_results(self) -> None:
