@@ -50,6 +50,7 @@ def build(fed: Federate):
     records = {name: [] for name in [*columns, *counts]}
     times: list[dt.datetime] = []
     last_report = [started]
+    first_step = [started]
 
     def step(k: int, t: float) -> None:
         times.append(s.start + dt.timedelta(seconds=t))
@@ -60,11 +61,13 @@ def build(fed: Federate):
         now = time.perf_counter()
         if now - last_report[0] >= PROGRESS_EVERY_S or k == n_steps - 1:
             last_report[0] = now
-            elapsed = max(now - started, 1e-9)
-            eta_s = elapsed / (k + 1) * (n_steps - k - 1)
-            speed = (t + fed.period_s) / elapsed
+            if k == 0:
+                first_step[0] = now  # start-up is over: speed and ETA count from here
+            stepping = max(now - first_step[0], 1e-9)
+            speed = t / stepping if k else 0.0
+            eta = f"{stepping / k * (n_steps - k - 1):.0f} s" if k else "?"
             print(f"progress {times[-1].isoformat()} step {k + 1}/{n_steps} speed {speed:.0f}x "
-                  f"eta {eta_s:.0f} s", flush=True)
+                  f"eta {eta}", flush=True)
 
     def finish() -> None:
         grid = pd.DataFrame({"time": [t.isoformat() for t in times], **records})
