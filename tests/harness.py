@@ -60,13 +60,24 @@ class TestFederate(ValueInterface):
         Several test federates live in one thread: blocking on one would stall the others.
         """
         self._wanted = t + self.offset
-        if self._wanted > 0:
+        self._pending = self._wanted > 0
+        if self._pending:
             h.helicsFederateRequestTimeAsync(self.fed, self._wanted - REQUEST_MARGIN_S)
 
     def granted(self) -> float:
-        if self._wanted > 0:
+        if self._pending:
+            self._pending = False
             return h.helicsFederateRequestTimeComplete(self.fed)
         return 0.0
+
+    def arrive(self, t: float) -> float:
+        """Be at step ``t``: complete the pending request for it, or make one and wait."""
+        if getattr(self, "_pending", False):
+            granted = self.granted()
+        else:
+            granted = self.advance(t)
+        assert abs(granted - (t + self.offset if t + self.offset > 0 else 0.0)) < 1e-9, granted
+        return granted
 
 
 @contextmanager

@@ -46,11 +46,7 @@ def test_dso_solves_a_power_flow_each_grid_step_and_publishes_the_pcc(tmp_path):
         enter_all(lec, observer)
         for k, case in enumerate(CASES):
             t = k * 900
-            if k:
-                lec.granted()
-            else:
-                lec.request(t)
-                lec.granted()
+            lec.arrive(t)
             for key, value in zip(INPUTS, case):
                 lec.publish(key, value)
             lec.request(t + 900)

@@ -29,10 +29,7 @@ def test_households_play_profiles_and_battery_follows_setpoints_within_limits(tm
         for k in range(16):
             t = k * 900
             if k % 4 == 0:
-                if k:
-                    ems.granted()
-                else:
-                    ems.advance(0)
+                ems.arrive(t)
                 ems.publish(SETPOINT, hourly_setpoints[k // 4])
                 ems.request(t + 3600)  # the EMS's next hour; the last request is the end time
             granted = dso.advance(t)

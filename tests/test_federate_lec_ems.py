@@ -32,10 +32,7 @@ def run_ems(tmp_path, scenario_name, prices, days=1):
                                subscriptions=[(SETPOINT, "double"), (PLANNED_SOC, "double")])
         enter_all(market, battery)
         for hour in range(24 * days):
-            if hour == 0:
-                market.advance(0)
-            else:
-                market.granted()
+            market.arrive(hour * 3600)
             if hour % 24 == 0:
                 market.publish(DAY_AHEAD, daily[hour // 24])
                 market.publish(DAY_AHEAD_EXPORT, daily[hour // 24])
