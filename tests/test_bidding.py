@@ -1,0 +1,311 @@
+"""Unit tests of LEM bidding (lec_cosim.models.bidding): tariffs, CHP cost, order builders, the
+day's clearing and settlement, the fitness, and ACO_R training.
+
+Prices in EUR/kWh, energy in kWh, one-hour market periods. The CHP's marginal cost at output G kW
+is 2*b*sqrt(G/1000) and its production cost of G kWh in an hour (4/3)*b*G*sqrt(G/1000).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lec_cosim.models.auction import Order, clear_double_auction, settle
+from lec_cosim.models.bidding import (
+    FEED_IN,
+    FEED_IN_EUR_PER_KWH,
+    NOT_CLEARED_PENALTY,
+    BiddingProblem,
+    LemDay,
+    acor_minimize,
+    chp_bid_floor_eur_per_kwh,
+    chp_marginal_cost_eur_per_kwh,
+    chp_orders,
+    chp_production_cost_eur,
+    consumer_orders,
+    day_orders,
+    day_profit,
+    fitness,
+    fitness_components,
+    prosumer_orders,
+    retail_tariff_eur_per_kwh,
+    synthetic_day,
+    train_aco,
+)
+
+B = 0.20
+
+
+def cost(g):
+    """Hand formula of the hourly production cost, EUR."""
+    return 4.0 / 3.0 * B * g * math.sqrt(g / 1000.0)
+
+
+# --- tariffs -----------------------------------------------------------------------------------
+
+
+def test_feed_in_and_plain_tariff():
+    assert FEED_IN == FEED_IN_EUR_PER_KWH == 0.045
+    assert all(retail_tariff_eur_per_kwh(h) == 0.158 for h in range(24))
+    assert isinstance(retail_tariff_eur_per_kwh(5, "plain"), float)
+
+
+@pytest.mark.parametrize(
+    "hour, tariff",
+    [(0, 0.1023), (8, 0.1023), (9, 0.1924), (15, 0.1924), (21, 0.1924), (22, 0.1023), (23, 0.1023), (33, 0.1924)],
+)
+def test_bihourly_boundaries(hour, tariff):
+    assert retail_tariff_eur_per_kwh(hour, "bihourly") == tariff
+
+
+def test_bihourly_array_and_bad_scheme():
+    t = retail_tariff_eur_per_kwh(np.arange(24), "bihourly")
+    assert t.shape == (24,)
+    assert np.count_nonzero(t == 0.1924) == 13 and np.count_nonzero(t == 0.1023) == 11
+    with pytest.raises(ValueError, match="scheme"):
+        retail_tariff_eur_per_kwh(3, "flat")
+
+
+# --- CHP cost ----------------------------------------------------------------------------------
+
+
+def test_chp_cost_by_hand():
+    # 2 * 0.2 * sqrt(10 / 1000) = 0.4 * 0.1 = 0.04 EUR/kWh
+    assert chp_marginal_cost_eur_per_kwh(10.0) == pytest.approx(0.04, abs=1e-15)
+    assert chp_bid_floor_eur_per_kwh(10.0) == pytest.approx(0.04, abs=1e-15)
+    assert chp_marginal_cost_eur_per_kwh(2.5) == pytest.approx(0.02, abs=1e-15)  # 0.4 * 0.05
+    # (4/3) * 0.2 * 10 * 0.1 = 0.26667 EUR, an average cost of 0.026667 EUR/kWh below the floor
+    assert chp_production_cost_eur(10.0) == pytest.approx(0.8 / 3.0, abs=1e-15)
+    assert chp_production_cost_eur(0.0) == 0.0
+    np.testing.assert_allclose(chp_production_cost_eur(np.array([0.0, 2.5, 10.0])), [0.0, cost(2.5), cost(10.0)])
+    with pytest.raises(ValueError):
+        chp_production_cost_eur(-1.0)
+
+
+def test_production_cost_is_integral_of_marginal_cost():
+    h = 1e-5
+    for g in (1.0, 4.0, 10.0):
+        slope = (chp_production_cost_eur(g + h) - chp_production_cost_eur(g - h)) / (2 * h)
+        assert slope == pytest.approx(chp_marginal_cost_eur_per_kwh(g), rel=1e-8)
+
+
+# --- order builders ----------------------------------------------------------------------------
+
+
+def test_consumer_orders():
+    assert consumer_orders("c", 1.5, 10, "bihourly") == [Order("c", "buy", 0.1924, 1.5)]
+    assert consumer_orders("c", 1.5, 3) == [Order("c", "buy", 0.158, 1.5)]
+    assert consumer_orders("c", 0.0, 3) == []
+    with pytest.raises(ValueError):
+        consumer_orders("c", -1.0, 3)
+
+
+def test_prosumer_orders():
+    assert prosumer_orders("p", 2.0, 0.5, 22, "bihourly") == [Order("p", "buy", 0.1023, 1.5)]
+    assert prosumer_orders("p", 0.5, 2.0, 12, "bihourly") == [Order("p", "sell", 0.045, 1.5)]
+    assert prosumer_orders("p", 1.0, 1.0, 12) == []
+    with pytest.raises(ValueError):
+        prosumer_orders("p", 1.0, float("nan"), 12)
+
+
+def test_chp_orders_and_floor():
+    assert chp_orders("g", 10.0, 0.12) == [Order("g", "sell", 0.12, 10.0)]
+    assert chp_orders("g", 10.0, 0.04) == [Order("g", "sell", 0.04, 10.0)]
+    with pytest.raises(ValueError, match="production cost"):
+        chp_orders("g", 10.0, 0.039)
+
+
+# --- a hand-solvable day -----------------------------------------------------------------------
+
+
+def tiny_day(**kw):
+    # hour 0: consumer 4, prosumer 2 deficit -> demand 6; no PV offer
+    # hour 1: consumer 3, prosumer surplus 4 offered at feed-in
+    # hour 2: consumer 15 -> more demand than the CHP's 10 kW
+    return LemDay(
+        consumer_load_kwh=[[4.0, 3.0, 15.0]],
+        prosumer_load_kwh=[[2.0, 1.0, 0.0]],
+        prosumer_pv_kwh=[[0.0, 5.0, 0.0]],
+        chp_capacity_kw=[10.0],
+        **kw,
+    )
+
+
+def test_day_profit_by_hand():
+    day = tiny_day()
+    r = day_profit(day, [[0.10, 0.12, 0.12]])
+    # h0: the CHP's block is marginal (6 of 10 kWh): price interval [0.10, min(0.158, 0.10)]
+    # h1: the PV group is marginal (3 of 4 kWh) below the CHP: price 0.045, the CHP sells nothing
+    # h2: all 10 kWh sold, demand 15 not fully served: interval [max(0.12, 0.158), 0.158]
+    np.testing.assert_allclose(r.price_eur_per_kwh, [0.10, 0.045, 0.158], atol=1e-15)
+    np.testing.assert_allclose(r.volume_kwh, [6.0, 3.0, 10.0])
+    np.testing.assert_allclose(r.chp_sold_kwh, [[6.0, 0.0, 10.0]])
+    income = 0.10 * 6 + 0.158 * 10
+    assert r.chp_income_eur[0] == pytest.approx(income, abs=1e-12)
+    assert r.chp_cost_eur[0] == pytest.approx(cost(6.0) + cost(10.0), abs=1e-12)
+    assert r.chp_profit_eur[0] == pytest.approx(income - cost(6.0) - cost(10.0), abs=1e-12)
+    # consumer: h0 4 at 0.10, h1 3 at 0.045, h2 10/15 of its 15 from the LEM, 5 from the grid
+    np.testing.assert_allclose(r.consumer_lem_kwh, [[4.0, 3.0, 10.0]])
+    np.testing.assert_allclose(r.consumer_grid_kwh, [[0.0, 0.0, 5.0]], atol=1e-12)
+    assert r.consumer_bill_eur[0] == pytest.approx(0.4 + 0.135 + 1.58 + 5 * 0.158, abs=1e-12)
+    # prosumer: buys 2 at 0.10, sells 3 of its 4 kWh at 0.045, injects 1 at feed-in
+    np.testing.assert_allclose(r.prosumer_lem_sold_kwh, [[0.0, 3.0, 0.0]])
+    np.testing.assert_allclose(r.prosumer_grid_export_kwh, [[0.0, 1.0, 0.0]])
+    assert r.prosumer_bill_eur[0] == pytest.approx(0.2 - 0.135 - 0.045, abs=1e-12)
+    assert r.not_cleared_hours == 0
+    # The pool is budget balanced hour by hour.
+    lem_paid = (np.nan_to_num(r.price_eur_per_kwh) * (r.consumer_lem_kwh.sum(0) + r.prosumer_lem_bought_kwh.sum(0))).sum()
+    lem_got = (np.nan_to_num(r.price_eur_per_kwh) * (r.prosumer_lem_sold_kwh.sum(0) + r.chp_sold_kwh.sum(0))).sum()
+    assert lem_paid == pytest.approx(lem_got, abs=1e-12)
+
+
+def test_day_profit_bihourly_and_truthful():
+    day = tiny_day(scheme="bihourly", start_hour=21)  # hours 21 (peak), 22, 23 (off-peak)
+    np.testing.assert_allclose(day.retail_eur_per_kwh, [0.1924, 0.1023, 0.1023])
+    truthful = day.truthful_bids()
+    np.testing.assert_allclose(truthful, [[0.04, 0.04, 0.04]])
+    r = day_profit(day, truthful)
+    # h1: the CHP at 0.04 is cheaper than the PV at 0.045, takes the demand of 3 kWh and is
+    # marginal: price 0.04. h2: demand exceeds the CHP: price is the off-peak retail tariff.
+    np.testing.assert_allclose(r.price_eur_per_kwh, [0.04, 0.04, 0.1023], atol=1e-15)
+    np.testing.assert_allclose(r.chp_sold_kwh, [[6.0, 3.0, 10.0]])
+    np.testing.assert_allclose(r.prosumer_grid_export_kwh, [[0.0, 4.0, 0.0]])
+    assert np.all(r.chp_profit_eur >= 0)
+
+
+def test_day_profit_matches_general_clearing():
+    day = synthetic_day(3, n_consumers=4, n_prosumers=8, n_chp=3, scheme="bihourly")
+    lower, upper = day.bid_bounds()
+    rng = np.random.default_rng(1)
+    for trial in range(6):
+        bids = lower + (upper - lower) * rng.random(lower.shape)
+        if trial % 2:  # ties: bids at the bounds or at the feed-in tariff
+            bids = np.choose(rng.integers(0, 3, lower.shape), [lower, upper, np.full(lower.shape, FEED_IN)])
+        r = day_profit(day, bids)
+        for t in range(day.n_hours):
+            orders = day_orders(day, bids, t)
+            ref = clear_double_auction(orders, solver="merit_order")
+            table = settle(ref, orders)
+            assert ref.price_eur_per_kwh == pytest.approx(r.price_eur_per_kwh[t], abs=1e-12)
+            for i, name in enumerate(day.chp_names):
+                assert table.loc[name, "sold_kwh"] == pytest.approx(r.chp_sold_kwh[i, t], abs=1e-9)
+            for i, name in enumerate(day.consumer_names):
+                assert table.loc[name, "bought_kwh"] == pytest.approx(r.consumer_lem_kwh[i, t], abs=1e-9)
+            for i, name in enumerate(day.prosumer_names):
+                if name in table.index:
+                    assert table.loc[name, "sold_kwh"] == pytest.approx(r.prosumer_lem_sold_kwh[i, t], abs=1e-9)
+                    assert table.loc[name, "bought_kwh"] == pytest.approx(r.prosumer_lem_bought_kwh[i, t], abs=1e-9)
+
+
+# --- fitness -----------------------------------------------------------------------------------
+
+
+def two_chp_day():
+    return LemDay(
+        consumer_load_kwh=[[12.0, 5.0]],
+        prosumer_load_kwh=np.zeros((0, 2)),
+        prosumer_pv_kwh=np.zeros((0, 2)),
+        chp_capacity_kw=[10.0, 10.0],
+    )
+
+
+def test_fitness_components():
+    day = two_chp_day()
+    # h0: CHP1 at 0.05 sells 10, CHP2 at 0.09 is marginal with 2 -> price 0.09
+    # h1: both offer above retail (0.2 > 0.158): demand 5 but no trade -> not cleared
+    bids = [[0.05, 0.2], [0.09, 0.2]]
+    r = day_profit(day, bids)
+    assert np.isnan(r.price_eur_per_kwh[1]) and r.not_cleared.tolist() == [False, True]
+    profit = np.array([0.9 - cost(10.0), 0.18 - cost(2.0)])
+    np.testing.assert_allclose(r.chp_profit_eur, profit, atol=1e-12)
+    c = fitness_components(r, dn_penalty=lambda res: 2.5 * res.not_cleared_hours)
+    assert c["mean_profit_eur"] == pytest.approx(profit.mean(), abs=1e-12)
+    assert c["std_profit_eur"] == pytest.approx(abs(profit[0] - profit[1]) / 2, abs=1e-12)
+    assert c["not_cleared_penalty"] == NOT_CLEARED_PENALTY == 1e4
+    assert c["dn_penalty"] == 2.5
+    expected = -profit.mean() + abs(profit[0] - profit[1]) / 2 + 1e4 + 2.5
+    assert c["fitness"] == pytest.approx(expected, abs=1e-9)
+    assert fitness(r) == pytest.approx(expected - 2.5, abs=1e-9)
+    # The consumer buys the unserved demand from the grid at retail.
+    np.testing.assert_allclose(r.consumer_grid_kwh, [[0.0, 5.0]])
+
+
+def test_batched_evaluation_equals_fitness():
+    day = synthetic_day(5, n_consumers=5, n_prosumers=10, n_chp=3)
+    lower, upper = BiddingProblem(day).bounds
+    x = lower + (upper - lower) * np.random.default_rng(2).random((7, lower.size))
+    for dn in (None, lambda res: float(res.volume_kwh.sum()) * 1e-3):
+        problem = BiddingProblem(day, dn_penalty=dn)
+        expected = [fitness(day_profit(day, problem.bids(xi)), dn) for xi in x]
+        np.testing.assert_allclose(problem.evaluate(x), expected, rtol=1e-12, atol=1e-12)
+
+
+# --- ACO_R -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dim", [5, 24])
+def test_acor_minimises_shifted_quadratic(dim):
+    shift = np.random.default_rng(dim).uniform(-2, 2, dim)
+    seen = []
+
+    def objective(x):
+        seen.append(x.copy())
+        return ((x - shift) ** 2).sum(axis=1)
+
+    x, f, history = acor_minimize(objective, np.full(dim, -5.0), np.full(dim, 5.0), iterations=400, ants=20, rng=0)
+    assert f < 1e-4 and np.abs(x - shift).max() < 1e-2
+    assert history.shape == (400,) and np.all(np.diff(history) <= 0) and history[-1] == f
+    assert all(np.all((s >= -5) & (s <= 5)) for s in seen)
+
+
+def test_acor_respects_bounds_with_optimum_outside():
+    seen = []
+
+    def objective(x):
+        seen.append(x.copy())
+        return ((x - 10.0) ** 2).sum(axis=1)
+
+    x, _, _ = acor_minimize(objective, np.zeros(3), np.array([1.0, 2.0, 3.0]), iterations=100, ants=10, rng=1)
+    np.testing.assert_allclose(x, [1.0, 2.0, 3.0])
+    assert all(np.all((s >= 0) & (s <= [1.0, 2.0, 3.0])) for s in seen)
+
+
+def small_day():
+    return synthetic_day(7, n_consumers=4, n_prosumers=10, n_chp=3, scheme="bihourly")
+
+
+def test_training_is_reproducible():
+    a = train_aco(small_day(), iterations=15, ants=8, runs=2, seed=42)
+    b = train_aco(small_day(), iterations=15, ants=8, runs=2, seed=42)
+    c = train_aco(small_day(), iterations=15, ants=8, runs=2, seed=43)
+    np.testing.assert_array_equal(a.history, b.history)
+    np.testing.assert_array_equal(a.best_bids_eur_per_kwh, b.best_bids_eur_per_kwh)
+    assert not np.array_equal(a.history, c.history)
+
+
+def test_training_improves_on_truthful_within_bounds():
+    day = small_day()
+    result = train_aco(day, iterations=40, ants=10, runs=2, seed=0, archive_size=20)
+    assert result.history.shape == (2, 40)
+    assert np.all(np.diff(result.history, axis=1) <= 0)  # best-so-far never worsens
+    assert result.best_fitness == result.history[result.best_run, -1] == result.run_fitness.min()
+    assert result.best_fitness < result.truthful_fitness
+    assert result.truthful_fitness == pytest.approx(fitness(day_profit(day, day.truthful_bids())), abs=1e-12)
+    bids = result.best_bids_eur_per_kwh
+    lower, upper = day.bid_bounds()
+    assert bids.shape == (3, 24) and np.all(bids >= lower) and np.all(bids <= upper)
+    assert fitness(day_profit(day, bids)) == pytest.approx(result.best_fitness, abs=1e-12)
+    # Learnt bids are valid CHP orders (at or above cost).
+    for t in (0, 12):
+        day_orders(day, bids, t)
+
+
+def test_lem_day_validation():
+    with pytest.raises(ValueError, match="same shape"):
+        LemDay([[1.0, 1.0]], [[1.0, 1.0]], [[1.0]], [10.0])
+    with pytest.raises(ValueError):
+        LemDay([[-1.0]], [[1.0]], [[1.0]], [10.0])
+    with pytest.raises(ValueError, match="bids"):
+        day_profit(tiny_day(), np.zeros((2, 3)))
