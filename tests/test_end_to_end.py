@@ -146,3 +146,25 @@ def test_stock_helics_run_gives_the_same_results(runs, tmp_path):
         pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=0, atol=1e-12)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["kpis"] == json.loads((runs["trondelag_arbitrage"] / "summary.json").read_text())["kpis"]
+
+
+def test_compare_and_plot_commands(runs, tmp_path):
+    dirs = [str(runs[name]) for name in NAMES]
+    table = subprocess.run(CLI + ["compare", *dirs], capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.strip().splitlines()
+    assert lines[0].startswith("| run | objective | import MWh")
+    arb = json.loads((runs["trondelag_arbitrage"] / "summary.json").read_text())["kpis"]
+    assert lines[2].startswith("| trondelag_arbitrage | min_cost | " + f"{arb['import_mwh']:.3f} | {arb['export_mwh']:.3f} | {arb['energy_cost']:.2f} |")
+    assert lines[3].startswith("| trondelag_self_consumption | min_import |")
+    png = tmp_path / "pcc.png"
+    plot = subprocess.run(CLI + ["plot", *dirs, "-o", str(png)], capture_output=True, text=True, timeout=120)
+    assert plot.returncode == 0, plot.stderr
+    import matplotlib.image
+
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] == 840 and image.shape[1] == 1200  # 10 x 7 in at 120 dpi
+    # Not blank: the two runs' lines put many distinct colours on the canvas.
+    assert len(np.unique(image.reshape(-1, image.shape[2]), axis=0)) > 50
+    missing = subprocess.run(CLI + ["compare", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no summary.json" in missing.stderr
