@@ -12,7 +12,7 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import helics as h
 
@@ -49,6 +49,18 @@ class ValueInterface:
 
     def updated(self, key: str) -> bool:
         return h.helicsInputIsUpdated(self.subs[key])
+
+    def request_slot(self, wanted_s: float) -> float:
+        """Request the grant slot at ``wanted_s`` (step start plus phase offset); returns the grant.
+
+        Executing mode starts at time 0: a slot at 0 needs no request. Otherwise ask a hair
+        below: HELICS rounds seconds to whole nanoseconds, and t + offset in floating point can
+        land a nanosecond past the slot, which would skip a whole period. Uninterruptible with
+        period and offset, HELICS grants exactly the next slot.
+        """
+        if wanted_s <= 0:
+            return 0.0
+        return h.helicsFederateRequestTime(self.fed, wanted_s - REQUEST_MARGIN_S)
 
     def close(self) -> None:
         h.helicsFederateDisconnect(self.fed)
@@ -88,22 +100,17 @@ class Federate(ValueInterface):
                       for i in range(h.helicsFederateGetInputCount(self.fed)))
         }
 
-    def step_times(self, period_s: float | None = None) -> list[float]:
+    def step_times(self) -> list[float]:
         """Start of each of this federate's steps within the horizon, in seconds."""
-        period = period_s or self.period_s
-        n = int(round(self.scenario.end_s / period))
-        return [k * period for k in range(n)]
+        n = int(round(self.scenario.end_s / self.period_s))
+        return [k * self.period_s for k in range(n)]
 
-    def run(self, step: Callable[[int, float], None], times: Iterable[float] | None = None) -> None:
+    def run(self, step: Callable[[int, float], None]) -> None:
         """Enter executing mode and call ``step(k, t)`` at each step start ``t`` (plus offset)."""
         h.helicsFederateEnterExecutingMode(self.fed)
-        for k, t in enumerate(self.step_times() if times is None else times):
+        for k, t in enumerate(self.step_times()):
             wanted = t + self.offset_s
-            # Executing mode starts at time 0: a step at 0 needs no request. Otherwise ask a
-            # hair below: HELICS rounds seconds to whole nanoseconds, and t + offset in floating
-            # point can land a nanosecond past the grant slot, which would skip a whole period.
-            # Uninterruptible with period and offset, HELICS grants exactly the next slot.
-            granted = h.helicsFederateRequestTime(self.fed, wanted - REQUEST_MARGIN_S) if wanted > 0 else 0.0
+            granted = self.request_slot(wanted)
             if abs(granted - wanted) > 1e-6:
                 raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
             step(k, t)

@@ -17,6 +17,7 @@ def build(fed: Federate):
     lec = s.lec_name
     times = fed.step_times()
     power = HouseholdFleet.from_scenario(s).power(s.start, fed.period_s, len(times))
+    load_p, load_q, pv_p = (power[c].to_numpy() for c in ("load_p_mw", "load_q_mvar", "pv_p_mw"))
     b = s.battery
     battery = Battery(b.capacity_mwh, b.power_mw, b.efficiency, soc_mwh=b.soc_initial * b.capacity_mwh)
     step_h = fed.period_s / 3600.0
@@ -24,10 +25,9 @@ def build(fed: Federate):
 
     def step(k: int, t: float) -> None:
         p_battery = battery.step(fed.value(setpoint_key), step_h)
-        row = power.iloc[k]
-        fed.publish(f"{lec}/households/p_mw", row["load_p_mw"])
-        fed.publish(f"{lec}/households/q_mvar", row["load_q_mvar"])
-        fed.publish(f"{lec}/pv/p_mw", row["pv_p_mw"])
+        fed.publish(f"{lec}/households/p_mw", load_p[k])
+        fed.publish(f"{lec}/households/q_mvar", load_q[k])
+        fed.publish(f"{lec}/pv/p_mw", pv_p[k])
         fed.publish(f"{lec}/battery/p_mw", p_battery)
         fed.publish(f"{lec}/battery/soc_mwh", battery.soc_mwh)
 

@@ -51,8 +51,7 @@ class TestFederate(ValueInterface):
 
     def advance(self, t: float) -> float:
         """Request step start ``t`` (plus this federate's offset); returns the granted time."""
-        wanted = t + self.offset
-        return h.helicsFederateRequestTime(self.fed, wanted - REQUEST_MARGIN_S) if wanted > 0 else 0.0
+        return self.request_slot(t + self.offset)
 
     def request(self, t: float) -> None:
         """Start an asynchronous request for step ``t``; finish it with :meth:`granted`.
@@ -114,13 +113,6 @@ def enter_all(*feds: TestFederate) -> None:
         h.helicsFederateEnterExecutingModeAsync(fed.fed)
     for fed in feds:
         h.helicsFederateEnterExecutingModeComplete(fed.fed)
-
-
-def advance_all(t: float, *feds: TestFederate) -> list[float]:
-    """Move several test federates to step ``t`` together; returns their granted times."""
-    for fed in feds:
-        fed.request(t)
-    return [fed.granted() for fed in feds]
 
 
 def offset(name: str) -> float:
