@@ -27,6 +27,7 @@ class ValueInterface:
     fed: object
     pubs: dict
     subs: dict
+    endpoints: dict = {}
 
     def publish(self, key: str, value) -> None:
         pub = self.pubs[key]
@@ -49,6 +50,19 @@ class ValueInterface:
 
     def updated(self, key: str) -> bool:
         return h.helicsInputIsUpdated(self.subs[key])
+
+    def send(self, endpoint: str, destination: str, payload: dict) -> None:
+        """Send ``payload`` as a JSON message from one of our endpoints to ``destination``."""
+        h.helicsEndpointSendStringTo(self.endpoints[endpoint], json.dumps(payload), destination)
+
+    def receive(self, endpoint: str) -> list[tuple[str, dict]]:
+        """All pending messages of an endpoint as ``(source, payload)``, in arrival order."""
+        ep = self.endpoints[endpoint]
+        messages = []
+        while h.helicsEndpointHasMessage(ep):
+            message = h.helicsEndpointGetMessage(ep)
+            messages.append((h.helicsMessageGetSource(message), json.loads(h.helicsMessageGetString(message))))
+        return messages
 
     def request_slot(self, wanted_s: float) -> float:
         """Request the grant slot at ``wanted_s`` (step start plus phase offset); returns the grant.
@@ -99,6 +113,12 @@ class Federate(ValueInterface):
             for s in (h.helicsFederateGetInputByIndex(self.fed, i)
                       for i in range(h.helicsFederateGetInputCount(self.fed)))
         }
+        self.endpoints = {
+            h.helicsEndpointGetName(e): e
+            for e in (h.helicsFederateGetEndpointByIndex(self.fed, i)
+                      for i in range(h.helicsFederateGetEndpointCount(self.fed)))
+        }
+        self.settings = settings
 
     def step_times(self) -> list[float]:
         """Start of each of this federate's steps within the horizon, in seconds."""
@@ -106,14 +126,20 @@ class Federate(ValueInterface):
         return [k * self.period_s for k in range(n)]
 
     def run(self, step: Callable[[int, float], None]) -> None:
-        """Enter executing mode and call ``step(k, t)`` at each step start ``t`` (plus offset)."""
+        """Enter executing mode and call ``step(k, t)`` at each step start ``t`` (plus offset).
+
+        A step function with a ``slots`` attribute (a list of ``(time_s, callable)``) is run at
+        those exact times instead: ``callable(k)`` with ``k`` the slot's index.
+        """
+        slots = getattr(step, "slots", None)
+        if slots is None:
+            slots = [(t + self.offset_s, (lambda k, t=t: step(k, t))) for t in self.step_times()]
         h.helicsFederateEnterExecutingMode(self.fed)
-        for k, t in enumerate(self.step_times()):
-            wanted = t + self.offset_s
+        for k, (wanted, action) in enumerate(slots):
             granted = self.request_slot(wanted)
             if abs(granted - wanted) > 1e-6:
                 raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
-            step(k, t)
+            action(k)
 
 
 def main(build: Callable[[Federate], Callable[[int, float], None]], description: str) -> None:

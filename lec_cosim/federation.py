@@ -142,6 +142,13 @@ def free_broker_port(host: str = "127.0.0.1", span: int = 16) -> int:
 
 def federate_config(scenario: Scenario, name: str, port: int, run_dir: Path) -> dict:
     """HELICS JSON config of one federate; our own settings live under ``lec_cosim``."""
+    if scenario.framework == "local_market":
+        from lec_cosim import lem_federation
+
+        federate = next((f for f in lem_federation.plan(scenario) if f.name == name), None)
+        if federate is None:
+            raise KeyError(f"no federate {name!r} in scenario {scenario.name!r}")
+        return lem_federation.federate_config(scenario, federate, port, Path(run_dir))
     return {
         "name": name,
         "coreType": "zmq",
@@ -181,7 +188,17 @@ def broker_command(port: int, n_federates: int) -> list[str]:
 
 
 def federate_command(name: str, config: Path) -> list[str]:
-    return [sys.executable, "-m", FEDERATE_MODULES[name], "--config", str(config)]
+    """Command line of a federate program; the module is named in its config (or by its name)."""
+    module = json.loads(Path(config).read_text()).get("lec_cosim", {}).get("module") or FEDERATE_MODULES[name]
+    return [sys.executable, "-m", module, "--config", str(config)]
+
+
+def federate_names(scenario) -> list[str]:
+    if scenario.framework == "local_market":
+        from lec_cosim import lem_federation
+
+        return [f.name for f in lem_federation.plan(scenario)]
+    return list(FEDERATE_MODULES)
 
 
 def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None) -> dict:
@@ -190,12 +207,13 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None)
     Returns the runner description (as written to ``runner.json``).
     """
     run_dir = Path(run_dir).resolve()
-    port = free_broker_port(span=8 + 2 * len(FEDERATE_MODULES)) if port is None else port
+    names = federate_names(scenario)
+    port = free_broker_port(span=8 + 2 * len(names)) if port is None else port
     (run_dir / "configs").mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.json").write_text(scenario.to_json())
     entries = [{"name": "broker", "directory": ".", "host": "localhost",
-                "exec": shlex.join(broker_command(port, len(FEDERATE_MODULES)))}]
-    for name in FEDERATE_MODULES:
+                "exec": shlex.join(broker_command(port, len(names)))}]
+    for name in names:
         path = run_dir / "configs" / f"{name}.json"
         path.write_text(json.dumps(federate_config(scenario, name, port, run_dir), indent=2))
         entries.append({"name": name, "directory": ".", "host": "localhost",

@@ -169,16 +169,156 @@ class Scenario(_Strict):
         return json.dumps(data, indent=2)
 
 
+# --- local electricity market on the IEEE European LV feeder (framework: local_market) ----------
+
+
+class LemResolution(_Strict):
+    """Step of the market and of the grid in minutes. The LEM is hourly (the paper's day-ahead pool)."""
+
+    market_min: Literal[60] = 60
+    grid_min: int = Field(15, gt=0)
+
+
+class FeederConfig(_Strict):
+    data_dir: Path = Field(description="folder of the IEEE European LV test feeder data (csv/, load profiles)")
+    load_peak_kw: Optional[float] = Field(
+        140.0, gt=0, description="scale the 55 IEEE load profiles so that their aggregate hourly peak is "
+        "this many kW (the paper's load peak); null keeps the published profiles (38.9 kW)"
+    )
+
+
+class PVSizingConfig(_Strict):
+    profile_file: Path
+    peak_kw: float = Field(194.0, gt=0, description="aggregate hourly PV peak of the 42 prosumers on the day")
+
+
+class CHPConfig(_Strict):
+    capacity_kw: float = Field(10.0, gt=0)
+    b_eur_per_kwh: float = Field(0.20, gt=0, description="cost coefficient b of the marginal cost 2*b*sqrt(G/MW)")
+
+
+class ParticipantsConfig(_Strict):
+    pv: PVSizingConfig
+    chp: CHPConfig = CHPConfig()
+    federates: int = Field(3, ge=1, le=61, description="participant federates; the 61 players are dealt to them in turn")
+
+
+class LemMarketConfig(_Strict):
+    enabled: bool = Field(description="false: no LEM (the base cases); true: the market operator clears an hourly pool")
+    tariff_scheme: Literal["plain", "bihourly"]
+    solver: Literal["merit_order", "glpk", "highs"] = "merit_order"
+    chp_strategy: Literal["truthful", "aco"] = "truthful"
+    learned_bids_file: Optional[Path] = Field(
+        None, description="bids written by `lec-cosim train-bidders`; required for chp_strategy aco"
+    )
+
+
+class LearningConfig(_Strict):
+    iterations: int = Field(500, gt=0)
+    ants: int = Field(20, gt=0)
+    runs: int = Field(10, gt=0)
+    seed: int = Field(1, ge=0)
+    dn_penalty: bool = Field(True, description="include the distribution-network impact in the fitness")
+
+
+class LemGridConfig(_Strict):
+    vm_min_pu: float = Field(0.9, gt=0, description="voltage band; EN 50160: 0.9-1.1 pu")
+    vm_max_pu: float = Field(1.1, gt=0)
+    max_loading_percent: float = Field(100.0, gt=0, description="of the line and transformer ratings")
+    va_max_deviation_degree: float = Field(5.0, gt=0, description="angle band around the transformer LV bus")
+
+    @model_validator(mode="after")
+    def _band(self) -> "LemGridConfig":
+        if self.vm_min_pu >= self.vm_max_pu:
+            raise ValueError("vm_min_pu must be below vm_max_pu")
+        return self
+
+
+class LemScenario(_Strict):
+    """A local electricity market among the IEEE European LV feeder's households (Lezama et al.)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    framework: Literal["local_market"]
+    start: dt.datetime = Field(description="day of the PV data (2016); the IEEE loads are one typical day")
+    horizon_h: float = Field(24.0, gt=0, le=24)
+    resolution: LemResolution = LemResolution()
+    feeder: FeederConfig
+    participants: ParticipantsConfig
+    market: LemMarketConfig
+    learning: LearningConfig = LearningConfig()
+    grid: LemGridConfig = LemGridConfig()
+    outputs: OutputsConfig = OutputsConfig()
+    source_file: Optional[Path] = Field(None, exclude=True)
+
+    @field_validator("start")
+    @classmethod
+    def _midnight(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is not None:
+            raise ValueError("give local standard time without a UTC offset")
+        if value.time() != dt.time(0):
+            raise ValueError("the IEEE load profiles start at midnight; start at 00:00")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LemScenario":
+        res = self.resolution
+        if 60 % res.grid_min:
+            raise ValueError("resolution.grid_min: must divide an hour (the PV data are 15-min, loads 1-min)")
+        if res.market_min % res.grid_min or 1440 % res.market_min:
+            raise ValueError("resolution.market_min: must be a multiple of grid_min and divide a day")
+        if abs(self.horizon_h * 60 / res.market_min - round(self.horizon_h * 60 / res.market_min)) > 1e-9:
+            raise ValueError("horizon_h: must be a whole number of market periods")
+        if self.market.chp_strategy == "aco" and self.market.learned_bids_file is None:
+            raise ValueError("market.learned_bids_file: needed for chp_strategy aco (write it with train-bidders)")
+        return self
+
+    @property
+    def end_s(self) -> float:
+        return self.horizon_h * 3600.0
+
+    @property
+    def grid_step_s(self) -> int:
+        return self.resolution.grid_min * 60
+
+    @property
+    def market_step_s(self) -> int:
+        return self.resolution.market_min * 60
+
+    def to_json(self) -> str:
+        data = self.model_dump(mode="json")
+        data["source_file"] = str(self.source_file) if self.source_file else None
+        return json.dumps(data, indent=2)
+
+
+def _lem_scenario_from_dict(data: dict, source: Path) -> LemScenario:
+    scenario = _validate(LemScenario, data, source)
+    base = source.parent
+    feeder = scenario.feeder.model_copy(update={"data_dir": (base / scenario.feeder.data_dir).resolve()})
+    pv = scenario.participants.pv.model_copy(
+        update={"profile_file": (base / scenario.participants.pv.profile_file).resolve()})
+    market = scenario.market
+    if market.learned_bids_file is not None:
+        market = market.model_copy(update={"learned_bids_file": (base / market.learned_bids_file).resolve()})
+    updates = {"feeder": feeder, "participants": scenario.participants.model_copy(update={"pv": pv}),
+               "market": market, "source_file": source.resolve()}
+    if scenario.outputs.directory is not None:
+        updates["outputs"] = OutputsConfig(directory=(base / scenario.outputs.directory).resolve())
+    scenario = scenario.model_copy(update=updates)
+    if not (scenario.feeder.data_dir / "csv" / "Lines.csv").is_file():
+        raise ScenarioError(f"{source}: feeder.data_dir: not an IEEE European LV data folder: {scenario.feeder.data_dir}")
+    if not pv.profile_file.is_file():
+        raise ScenarioError(f"{source}: participants.pv.profile_file: file not found: {pv.profile_file}")
+    return scenario
+
+
 def _location(err: dict) -> str:
     return ".".join(str(part) for part in err["loc"] if part != "__root__") or "(top level)"
 
 
-def scenario_from_dict(data: dict, source: Path) -> Scenario:
-    """Validate a parsed scenario; relative paths are taken from ``source``'s folder."""
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{source}: (top level): expected a mapping of scenario fields")
+def _validate(model, data: dict, source: Path):
     try:
-        scenario = Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         message = err["msg"].removeprefix("Value error, ")
@@ -187,6 +327,15 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario:
             # Checks across fields name the field themselves, as "field: reason".
             location, message = message.split(": ", 1)
         raise ScenarioError(f"{source}: {location}: {message}") from None
+
+
+def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario:
+    """Validate a parsed scenario; relative paths are taken from ``source``'s folder."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: (top level): expected a mapping of scenario fields")
+    if data.get("framework") == "local_market":
+        return _lem_scenario_from_dict(data, source)
+    scenario = _validate(Scenario, data, source)
     base = source.parent
     hh = scenario.households
     updates = {
@@ -216,7 +365,7 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario:
     return scenario
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path) -> Scenario | LemScenario:
     """Read and validate a scenario YAML (or the JSON a federate receives)."""
     path = Path(path)
     try:

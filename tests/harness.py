@@ -29,7 +29,7 @@ class TestFederate(ValueInterface):
     __test__ = False  # not a pytest class
 
     def __init__(self, name: str, port: int, *, period: float, offset: float,
-                 publications=(), subscriptions=()):
+                 publications=(), subscriptions=(), endpoints=()):
         config = {
             "name": name,
             "coreType": "zmq",
@@ -40,11 +40,13 @@ class TestFederate(ValueInterface):
             "terminate_on_error": True,
             "publications": [{"key": k, "type": t, "global": True} for k, t in publications],
             "subscriptions": [{"key": k, "type": t} for k, t in subscriptions],
+            "endpoints": [{"name": e, "global": True} for e in endpoints],
         }
         self.offset = offset
         self.fed = h.helicsCreateCombinationFederateFromConfig(json.dumps(config))
         self.pubs = {k: h.helicsFederateGetPublication(self.fed, k) for k, _ in publications}
         self.subs = {k: h.helicsFederateGetInputByTarget(self.fed, k) for k, _ in subscriptions}
+        self.endpoints = {e: h.helicsFederateGetEndpoint(self.fed, e) for e in endpoints}
 
     def enter(self) -> None:
         h.helicsFederateEnterExecutingMode(self.fed)
@@ -115,6 +117,14 @@ def enter_all(*feds: TestFederate) -> None:
         h.helicsFederateEnterExecutingModeComplete(fed.fed)
 
 
+def arrive_all(feds, t: float) -> None:
+    """Bring several test federates of one thread to step ``t`` (asynchronous requests)."""
+    for fed in feds:
+        fed.request(t)
+    for fed in feds:
+        fed.arrive(t)
+
+
 def offset(name: str) -> float:
     return PHASE_OFFSET_S[name]
 
@@ -130,11 +140,18 @@ def write_scenario(directory: Path, base: str, changes: dict) -> Path:
         for key in parents:
             node = node[key]
         node[leaf] = value
-    for section, key in (("households", "load_profile_file"), ("market", "price_file")):
-        data[section][key] = str((SCENARIOS / data[section][key]).resolve())
-    pv = data["households"].get("pv")
-    if pv:
+    if data.get("framework") == "local_market":
+        data["feeder"]["data_dir"] = str((SCENARIOS / data["feeder"]["data_dir"]).resolve())
+        pv = data["participants"]["pv"]
         pv["profile_file"] = str((SCENARIOS / pv["profile_file"]).resolve())
+        if data["market"].get("learned_bids_file"):
+            data["market"]["learned_bids_file"] = str((SCENARIOS / data["market"]["learned_bids_file"]).resolve())
+    else:
+        for section, key in (("households", "load_profile_file"), ("market", "price_file")):
+            data[section][key] = str((SCENARIOS / data[section][key]).resolve())
+        pv = data["households"].get("pv")
+        if pv:
+            pv["profile_file"] = str((SCENARIOS / pv["profile_file"]).resolve())
     path = Path(directory) / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

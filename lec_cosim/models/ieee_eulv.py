@@ -68,7 +68,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandapower as pp
 import pandas as pd
 
 try:  # pandapower's optional JIT for its Newton-Raphson
@@ -314,6 +313,8 @@ def build_ieee_eulv(data_dir: Path | str = DEFAULT_DATA_DIR, minute: int | None 
     -------
     IEEEEuropeanLV
     """
+    import pandapower as pp  # here, not at the top: the CSV readers serve processes without a grid
+
     data_dir = Path(data_dir)
     csv = data_dir / "csv"
     source = read_source(data_dir)
@@ -413,6 +414,8 @@ def run_pf_3ph(net: pp.pandapowerNet, init: str = "flat") -> IEEEEuLVResult:
         Per-bus per-phase voltages (without the auxiliary EMF bus) and the transformer's LV-side
         per-phase P/Q.
     """
+    import pandapower as pp
+
     pp.runpp_3ph(net, init=init, numba=_HAVE_NUMBA)
     rb = net.res_bus_3ph.drop(index=SOURCE_EMF_BUS_INDEX)
     names = net.bus.loc[rb.index, "name"].to_numpy()

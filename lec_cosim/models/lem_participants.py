@@ -308,7 +308,8 @@ def pv_kwp_per_prosumer(day: str = DEFAULT_PV_DAY, peak_kw: float = PAPER_PV_PEA
 
     The peak is taken over the day's mean power per ``resolution_min`` (60: hourly, default; 15: native).
     """
-    prosumers = [n for n in _feeder(str(data_dir))[1]["Name"] if n not in set(consumer_loads(data_dir=data_dir))]
+    consumers = set(consumer_loads(data_dir=data_dir))
+    prosumers = [n for n in _feeder(str(data_dir))[1]["Name"] if n not in consumers]
     assignment = prosumer_pv_profile(prosumers)
     rel = _resample_mean(pv_day_profiles(day, pv_file), resolution_min)
     aggregate = sum(rel[p] for p in assignment.values())

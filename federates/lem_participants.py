@@ -1,0 +1,110 @@
+"""Participant federate: a group of LEM players (households and CHPs) of the IEEE European LV feeder.
+
+Each player has its own endpoint ``lem/<name>``. At the start of each hour it sends its orders
+to the market (+1 ms); at +3 ms it reads its result, settles the hour and, at every grid step,
+publishes the group's injections. Without a LEM (the base cases) it only settles with the grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from federates.common import Federate, main
+from lec_cosim.lem_federation import (
+    DISPATCH_OFFSET_S,
+    MARKET_ENDPOINT,
+    ORDER_OFFSET_S,
+    PARTICIPANT_VECTORS,
+    SETTLEMENT_VECTORS,
+    participant_endpoint,
+)
+from lec_cosim.models.lem_community import (
+    community_from_scenario,
+    period_orders,
+    read_learned_bids,
+    settle_period,
+    truthful_bids,
+)
+
+
+def build(fed: Federate):
+    s = fed.scenario
+    community = community_from_scenario(s)
+    members = list(fed.settings["participants"])
+    idx = [community.names.index(m) for m in members]
+    kinds = community.kinds[idx]
+    chp_cap = community.chp_kw[idx]
+    load_kw, load_kvar, pv_kw = community.load_kw[idx], community.load_kvar[idx], community.pv_kw[idx]
+    load_kwh, pv_kwh = community.load_kwh[idx], community.pv_kwh[idx]
+    lem = s.market.enabled
+    scheme = s.market.tariff_scheme
+    b = community.b_eur_per_kwh
+    bids = {}
+    if lem:
+        bids = (read_learned_bids(s.market.learned_bids_file, community) if s.market.chp_strategy == "aco"
+                else truthful_bids(community))
+    steps_per_period = community.steps_per_period
+    period_s = s.market_step_s
+    n_periods = community.n_periods
+    chp_kw_now = np.zeros(len(members))
+    pending: dict[str, dict] = {}
+
+    def send_orders(period: int) -> None:
+        hour = period % 24
+        for j, name in enumerate(members):
+            bid = bids[name][period] if kinds[j] == "chp" else None
+            orders = period_orders(kinds[j], name, load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour,
+                                   scheme, bid, b)
+            fed.send(participant_endpoint(name), MARKET_ENDPOINT, {
+                "period": period, "participant": name,
+                "orders": [{"side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh, "quantity_kwh": o.quantity_kwh}
+                           for o in orders]})
+
+    def settle(period: int) -> None:
+        hour = period % 24
+        rows = []
+        for j, name in enumerate(members):
+            price, bought, sold = None, 0.0, 0.0
+            if lem:
+                messages = fed.receive(participant_endpoint(name))
+                if len(messages) != 1 or messages[0][1].get("period") != period:
+                    raise RuntimeError(f"{name}: expected one market result for hour {period}, got {len(messages)}")
+                result = messages[0][1]
+                price = result["price_eur_per_kwh"]
+                bought = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "buy")
+                sold = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "sell")
+            st = settle_period(kinds[j], load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour=hour,
+                               scheme=scheme, lem_enabled=lem, price_eur_per_kwh=price, bought_kwh=bought,
+                               sold_kwh=sold, b_eur_per_kwh=b)
+            rows.append([getattr(st, v) for v in SETTLEMENT_VECTORS])
+            chp_kw_now[j] = st.chp_kwh / (period_s / 3600.0)
+        table = np.array(rows)
+        for col, v in enumerate(SETTLEMENT_VECTORS):
+            fed.publish(f"lem/{fed.name}/{v}", table[:, col])
+
+    def dispatch(step: int) -> None:
+        if step % steps_per_period == 0:
+            settle(step // steps_per_period)
+        values = {"load_kw": load_kw[:, step], "load_kvar": load_kvar[:, step], "pv_kw": pv_kw[:, step],
+                  "chp_kw": chp_kw_now.copy()}
+        values["net_kw"] = values["load_kw"] - values["pv_kw"] - values["chp_kw"]
+        for v in PARTICIPANT_VECTORS:
+            fed.publish(f"lem/{fed.name}/{v}", values[v])
+
+    def step(k: int, t: float) -> None:  # unused: this federate runs on slots
+        raise AssertionError
+
+    slots = []
+    for period in range(n_periods):
+        start = period * period_s
+        if lem:
+            slots.append((start + ORDER_OFFSET_S, lambda k, p=period: send_orders(p)))
+        for j in range(steps_per_period):
+            n = period * steps_per_period + j
+            slots.append((start + j * s.grid_step_s + DISPATCH_OFFSET_S, lambda k, n=n: dispatch(n)))
+    step.slots = slots
+    return step
+
+
+if __name__ == "__main__":
+    main(build, __doc__)

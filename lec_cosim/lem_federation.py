@@ -1,0 +1,125 @@
+"""The federation of a local electricity market (``framework: local_market``).
+
+Federates (one program each, ``federates/lem_*.py``)::
+
+    participants_1..n   households and CHPs, grouped; orders out, results in, injections out
+    market              the LEM operator: clears each hourly pool (only when the LEM is enabled)
+    dso                 three-phase power flow of the IEEE European LV feeder at every grid step
+    recorder            writes the results contract
+
+Orders and results travel as HELICS **messages**; everything physical is a **value**. The time
+pattern within each hour T (seconds) cannot deadlock, whatever the number of bidders, because
+no federate ever waits for a reply: every federate requests fixed times, and HELICS delivers a
+message stamped t to a federate granted a time later than t::
+
+    T + 1 ms   participants  send one order message per participant to ``lem/market``
+    T + 2 ms   market        clears the hour with every order that arrived; sends each
+                             participant its result and the recorder the whole book
+    T + 3 ms   participants  read their results, settle the hour, publish injections
+               (and at the other grid steps t of the hour: t + 3 ms, injections only)
+    t + 4 ms   dso           power flow with the injections of step t
+    t + 5 ms   recorder      reads everything of step t
+
+A bidder that sends nothing simply is not in the book. The market never counts replies, so a
+federation of 61 single-participant federates works like one of three groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lec_cosim.federation import GRANT_TIMEOUT_S, Signal
+from lec_cosim.models.lem_community import participant_groups
+from lec_cosim.scenario import LemScenario
+
+ORDER_OFFSET_S = 0.001
+MARKET_OFFSET_S = 0.002
+DISPATCH_OFFSET_S = 0.003
+DSO_OFFSET_S = 0.004
+RECORDER_OFFSET_S = 0.005
+SLOT_PERIOD_S = 0.001
+"""Participants act at two slots of an hour; a 1 ms period lets them be granted exactly those."""
+
+MARKET_ENDPOINT = "lem/market"
+RECORDER_ENDPOINT = "lem/recorder"
+PARTICIPANT_VECTORS = ("load_kw", "load_kvar", "pv_kw", "chp_kw", "net_kw")
+SETTLEMENT_VECTORS = ("lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid_export_kwh", "chp_kwh",
+                      "cost_eur", "income_eur")
+DSO_DOUBLES = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "dn_impact", "trafo_p_kw")
+DSO_COUNTS = ("bus_violations", "bus_violations_reduced", "angle_violations", "line_overloads")
+MARKET_DOUBLES = ("price_eur_per_kwh", "volume_kwh")
+
+
+def participant_endpoint(name: str) -> str:
+    return f"lem/{name}"
+
+
+def all_participants(scenario: LemScenario) -> list[str]:
+    """The 61 players in their fixed order (LOAD1..LOAD55, CHP1..CHP6); no data needed."""
+    return [f"LOAD{k}" for k in range(1, 56)] + [f"CHP{k}" for k in range(1, 7)]
+
+
+def groups(scenario: LemScenario) -> dict[str, list[str]]:
+    """Participant federate name -> its participants."""
+    dealt = participant_groups(all_participants(scenario), scenario.participants.federates)
+    return {f"participants_{g + 1}": members for g, members in enumerate(dealt)}
+
+
+@dataclass(frozen=True)
+class FederatePlan:
+    name: str
+    module: str
+    period_s: float
+    offset_s: float
+    publications: list[Signal] = field(default_factory=list)
+    subscriptions: list[Signal] = field(default_factory=list)
+    endpoints: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+
+def plan(scenario: LemScenario) -> list[FederatePlan]:
+    """Every federate of the federation with its interface, in start order."""
+    grid_s = scenario.grid_step_s
+    plans = []
+    group_pubs = {}
+    for name, members in groups(scenario).items():
+        pubs = [Signal(f"lem/{name}/{v}", "vector") for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS]
+        group_pubs[name] = pubs
+        plans.append(FederatePlan(name, "federates.lem_participants", SLOT_PERIOD_S, 0.0, pubs, [],
+                                  [participant_endpoint(m) for m in members], {"participants": members}))
+    market_pubs = [Signal(f"lem/market/{v}") for v in MARKET_DOUBLES]
+    if scenario.market.enabled:
+        plans.append(FederatePlan("market", "federates.lem_market", scenario.market_step_s, MARKET_OFFSET_S,
+                                  market_pubs, [], [MARKET_ENDPOINT]))
+    physical = [s for pubs in group_pubs.values() for s in pubs if s.key.rsplit("/", 1)[1] in PARTICIPANT_VECTORS]
+    dso_pubs = [Signal(f"lem/grid/{v}") for v in DSO_DOUBLES] + [Signal(f"lem/grid/{v}", "integer") for v in DSO_COUNTS]
+    plans.append(FederatePlan("dso", "federates.lem_dso", grid_s, DSO_OFFSET_S, dso_pubs, physical))
+    recorder_subs = [s for pubs in group_pubs.values() for s in pubs] + dso_pubs
+    if scenario.market.enabled:
+        recorder_subs += market_pubs
+    plans.append(FederatePlan("recorder", "federates.lem_recorder", grid_s, RECORDER_OFFSET_S, [], recorder_subs,
+                              [RECORDER_ENDPOINT]))
+    return plans
+
+
+def federate_config(scenario: LemScenario, federate: FederatePlan, port: int, run_dir) -> dict:
+    """HELICS JSON config of one federate; our own settings live under ``lec_cosim``."""
+    return {
+        "name": federate.name,
+        "coreType": "zmq",
+        "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
+        "period": federate.period_s,
+        "offset": federate.offset_s,
+        "uninterruptible": True,
+        "terminate_on_error": True,
+        "grant_timeout": GRANT_TIMEOUT_S,
+        "publications": [s.publication() for s in federate.publications],
+        "subscriptions": [s.subscription() for s in federate.subscriptions],
+        "endpoints": [{"name": e, "global": True} for e in federate.endpoints],
+        "lec_cosim": {
+            "scenario": str(run_dir / "scenario.json"),
+            "output_dir": str(run_dir),
+            "module": federate.module,
+            **federate.settings,
+        },
+    }

@@ -1,0 +1,336 @@
+"""The LEM community of one day: who the players are, what they bid, what they produce and pay.
+
+This module turns a ``local_market`` scenario into plain arrays and plain functions, for the
+participant, market and DSO federates and for the learner (``lec-cosim train-bidders``). No HELICS.
+
+Time: the day starts at midnight of the scenario's start date (a 2016 date of the PV data; the IEEE
+load profiles are one typical day and carry no date). The market period is one hour (the paper's
+hourly day-ahead LEM); the grid step divides it.
+
+Profiles
+--------
+* **Load.** ``LOADk`` follows IEEE ``profile_k`` (1-minute, kW), averaged to the grid step, times a
+  common factor that makes the community's aggregate *hourly* load peak equal ``load_peak_kw`` (the
+  paper's 140 kW; the published profiles peak at 38.9 kW in hourly means, so the factor is 3.60).
+  Reactive load from the IEEE power factor (0.95 lagging).
+* **PV** of the 42 prosumers: SimBench shapes PV1..PV8 (15 min, piecewise constant within a grid
+  step shorter than 15 min) times a common kWp sized so the aggregate hourly PV peak of the day is
+  ``pv_peak_kw`` (194 kW), see :mod:`lec_cosim.models.lem_participants`. Unity power factor.
+* **CHP**: balanced three-phase units, unity power factor.
+
+Behaviour per market period (hour)
+----------------------------------
+Energies of the hour (kWh) are the means of the grid steps: forecasts equal actuals (the paper's
+day-ahead market with known profiles). Orders are :mod:`lec_cosim.models.bidding`'s: consumers bid
+their load at the retail tariff; prosumers bid a deficit at retail or offer a surplus at feed-in;
+CHPs offer their capacity at their strategy's price (``truthful``: the marginal cost at full
+output; ``aco``: the learnt bid of the hour).
+
+Settlement (:func:`settle_period`): accepted LEM energy at the clearing price; the rest of a
+buyer's need is bought from the grid at retail and the rest of a prosumer's surplus injected at
+feed-in. In the LEM cases a CHP produces exactly what the LEM accepts (it is a LEM producer). In
+the base cases (no LEM) a CHP's only outlet is the grid at the feed-in tariff, and it produces at
+the output that maximises its profit there: ``G* = min(capacity, 1000 (feed_in / 2b)^2)`` kW,
+where the marginal cost 2b sqrt(G/1000) meets the feed-in tariff; with b = 0.20 and 0.045 EUR/kWh
+that is 12.7 kW, so a 10 kW unit runs flat out (profit 0.18 EUR per hour).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lec_cosim.models.auction import Order
+from lec_cosim.models.bidding import (
+    FEED_IN_EUR_PER_KWH,
+    LemDay,
+    chp_bid_floor_eur_per_kwh,
+    chp_orders,
+    chp_production_cost_eur,
+    consumer_orders,
+    prosumer_orders,
+    retail_tariff_eur_per_kwh,
+)
+from lec_cosim.models.ieee_eulv import _read_ieee_csv, read_load_profiles_kw
+from lec_cosim.models.lem_participants import (
+    load_peak_kw,
+    participants,
+    pv_day_profiles,
+    pv_kwp_per_prosumer,
+)
+
+MARKET_PERIOD_MIN = 60
+KINDS = ("consumer", "prosumer", "chp")
+
+
+class BidsFileError(ValueError):
+    """A learned-bids file that does not fit the scenario."""
+
+
+@dataclass(frozen=True, eq=False)
+class Community:
+    """The players of the LEM and their profiles over one day.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per participant (``LOAD1`` .. ``LOAD55``, ``CHP1`` .. ``CHP6``): ``participant, kind,
+        bus, phase, pv_kwp, chp_kw, reduced_bus``.
+    grid_min : int
+        Grid step, minutes.
+    load_kw, load_kvar, pv_kw : numpy.ndarray, shape (n_participants, n_steps)
+        Mean power of every grid step of the day (0 for CHPs).
+    load_scale : float
+        Factor applied to the IEEE profiles.
+    b_eur_per_kwh : float
+        CHP cost coefficient.
+    """
+
+    table: pd.DataFrame
+    grid_min: int
+    load_kw: np.ndarray
+    load_kvar: np.ndarray
+    pv_kw: np.ndarray
+    load_scale: float
+    b_eur_per_kwh: float
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.table["participant"])
+
+    @property
+    def kinds(self) -> np.ndarray:
+        return self.table["kind"].to_numpy()
+
+    @property
+    def chp_kw(self) -> np.ndarray:
+        """Capacity of every participant's CHP, kW (0 for households)."""
+        return self.table["chp_kw"].to_numpy(dtype=float)
+
+    @property
+    def steps_per_period(self) -> int:
+        return MARKET_PERIOD_MIN // self.grid_min
+
+    @property
+    def n_periods(self) -> int:
+        return self.load_kw.shape[1] // self.steps_per_period
+
+    def period_energy_kwh(self, values_kw: np.ndarray) -> np.ndarray:
+        """Energy per market period of per-step powers (n, n_steps) -> (n, n_periods), kWh."""
+        n = values_kw.shape[0]
+        return values_kw.reshape(n, self.n_periods, self.steps_per_period).mean(axis=2) * MARKET_PERIOD_MIN / 60.0
+
+    @property
+    def load_kwh(self) -> np.ndarray:
+        return self.period_energy_kwh(self.load_kw)
+
+    @property
+    def pv_kwh(self) -> np.ndarray:
+        return self.period_energy_kwh(self.pv_kw)
+
+    def lem_day(self, scheme: str) -> LemDay:
+        """The day as the learner's :class:`~lec_cosim.models.bidding.LemDay` (same energies and names)."""
+        kinds = self.kinds
+        cons, pros, chp = (kinds == "consumer"), (kinds == "prosumer"), (kinds == "chp")
+        names = np.array(self.names)
+        return LemDay(
+            consumer_load_kwh=self.load_kwh[cons], prosumer_load_kwh=self.load_kwh[pros],
+            prosumer_pv_kwh=self.pv_kwh[pros], chp_capacity_kw=self.chp_kw[chp], scheme=scheme,
+            b_eur_per_kwh=self.b_eur_per_kwh, consumer_names=tuple(names[cons]),
+            prosumer_names=tuple(names[pros]), chp_names=tuple(names[chp]),
+        )
+
+
+def load_scale_factor(load_peak_kw_target: float | None, data_dir: Path | str) -> float:
+    """Factor that brings the 55 IEEE profiles' aggregate hourly peak to ``load_peak_kw_target`` (1 if None)."""
+    if load_peak_kw_target is None:
+        return 1.0
+    return float(load_peak_kw_target) / load_peak_kw(data_dir)["60min"]
+
+
+def build_community(
+    data_dir: Path | str,
+    day: str,
+    pv_file: Path | str,
+    *,
+    grid_min: int = 15,
+    horizon_h: float = 24.0,
+    load_peak_kw_target: float | None = 140.0,
+    pv_peak_kw: float = 194.0,
+    chp_capacity_kw: float = 10.0,
+    b_eur_per_kwh: float = 0.20,
+) -> Community:
+    """Build the community of the LEM scenario (see the module docstring).
+
+    Parameters
+    ----------
+    data_dir : path-like
+        IEEE European LV data folder.
+    day : str
+        Date of the PV day (2016), e.g. ``"2016-05-26"``.
+    pv_file : path-like
+        SimBench PV profiles (15 min, p.u.).
+    grid_min : int
+        Grid step, minutes; divides 60.
+    horizon_h : float
+        Hours from midnight, whole hours, at most 24.
+    """
+    if 60 % grid_min:
+        raise ValueError("grid_min must divide 60")
+    n_steps = int(round(horizon_h * 60 / grid_min))
+    if n_steps * grid_min != horizon_h * 60 or horizon_h > 24 or n_steps % (60 // grid_min):
+        raise ValueError("horizon_h must be a whole number of hours, at most 24")
+    table = participants(day, 60, data_dir, pv_file).copy()
+    table["pv_kwp"] = np.where(table["kind"] == "prosumer",
+                               pv_kwp_per_prosumer(day, pv_peak_kw, 60, data_dir, pv_file), 0.0)
+    table["chp_kw"] = np.where(table["kind"] == "chp", float(chp_capacity_kw), 0.0)
+    scale = load_scale_factor(load_peak_kw_target, data_dir)
+
+    profiles = read_load_profiles_kw(data_dir).loc[1:1440]
+    loads = _read_ieee_csv(Path(data_dir) / "csv" / "Loads.csv").set_index("Name")
+    n = len(table)
+    load_kw = np.zeros((n, n_steps))
+    load_kvar = np.zeros((n, n_steps))
+    pv_kw = np.zeros((n, n_steps))
+    pv = pv_day_profiles(day, pv_file)
+    minutes = n_steps * grid_min
+    for i, row in enumerate(table.itertuples(index=False)):
+        if row.kind == "chp":
+            continue
+        base = float(loads.loc[row.participant, "kW"])
+        pf = float(loads.loc[row.participant, "PF"])
+        one_min = profiles[row.load_profile].to_numpy(dtype=float)[:minutes] * base * scale
+        load_kw[i] = one_min.reshape(n_steps, grid_min).mean(axis=1)
+        load_kvar[i] = load_kw[i] * math.tan(math.acos(pf))
+        if row.kind == "prosumer":
+            per_15 = pv[row.pv_profile].to_numpy(dtype=float)
+            per_min = np.repeat(per_15, 15)[:minutes]
+            pv_kw[i] = per_min.reshape(n_steps, grid_min).mean(axis=1) * row.pv_kwp
+    table = table[["participant", "kind", "bus", "phase", "pv_kwp", "chp_kw", "reduced_bus"]].reset_index(drop=True)
+    return Community(table=table, grid_min=grid_min, load_kw=load_kw, load_kvar=load_kvar, pv_kw=pv_kw,
+                     load_scale=scale, b_eur_per_kwh=float(b_eur_per_kwh))
+
+
+def community_from_scenario(scenario) -> Community:
+    """:func:`build_community` with the settings of a ``local_market`` scenario."""
+    p = scenario.participants
+    return build_community(
+        scenario.feeder.data_dir, scenario.start.date().isoformat(), p.pv.profile_file,
+        grid_min=scenario.resolution.grid_min, horizon_h=scenario.horizon_h,
+        load_peak_kw_target=scenario.feeder.load_peak_kw, pv_peak_kw=p.pv.peak_kw,
+        chp_capacity_kw=p.chp.capacity_kw, b_eur_per_kwh=p.chp.b_eur_per_kwh,
+    )
+
+
+def participant_groups(names: list[str], n_groups: int) -> list[list[str]]:
+    """Deal the participants to ``n_groups`` federates in turn (each gets a mix of kinds)."""
+    n_groups = max(1, min(int(n_groups), len(names)))
+    return [names[g::n_groups] for g in range(n_groups)]
+
+
+# --- strategies and orders ---------------------------------------------------------------------
+
+
+def base_case_chp_output_kw(capacity_kw: float, b_eur_per_kwh: float,
+                            feed_in_eur_per_kwh: float = FEED_IN_EUR_PER_KWH) -> float:
+    """Profit-maximising CHP output when its only outlet is the grid at the feed-in tariff, kW."""
+    return float(min(capacity_kw, 1000.0 * (feed_in_eur_per_kwh / (2.0 * b_eur_per_kwh)) ** 2))
+
+
+def truthful_bids(community: Community) -> dict[str, np.ndarray]:
+    """The ``truthful`` strategy: each CHP offers at its marginal cost at full output, every hour."""
+    floor = {}
+    for name, cap in zip(community.names, community.chp_kw):
+        if cap > 0:
+            floor[name] = np.full(community.n_periods, chp_bid_floor_eur_per_kwh(cap, community.b_eur_per_kwh))
+    return floor
+
+
+def write_learned_bids(path: Path, scenario_name: str, bids: dict[str, np.ndarray], **info) -> None:
+    """Save learnt CHP bids (EUR/kWh per hour) and what produced them, as JSON (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"scenario": scenario_name, "unit": "EUR/kWh",
+               "bids_eur_per_kwh": {name: [float(v) for v in values] for name, values in bids.items()}, **info}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(path)
+
+
+def read_learned_bids(path: Path, community: Community) -> dict[str, np.ndarray]:
+    """Read bids written by :func:`write_learned_bids`; check they fit the community."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+        bids = {name: np.asarray(v, dtype=float) for name, v in payload["bids_eur_per_kwh"].items()}
+    except FileNotFoundError:
+        raise BidsFileError(f"{path}: not found; write it with `lec-cosim train-bidders`") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BidsFileError(f"{path}: not a learned-bids file ({type(exc).__name__}: {exc})") from None
+    floor = truthful_bids(community)
+    if set(bids) != set(floor):
+        raise BidsFileError(f"{path}: bids for {sorted(bids)}, but the scenario's CHPs are {sorted(floor)}")
+    for name, values in bids.items():
+        if values.shape != (community.n_periods,) or not np.all(np.isfinite(values)):
+            raise BidsFileError(f"{path}: {name}: expected {community.n_periods} finite hourly bids")
+        if np.any(values < floor[name] - 1e-9):
+            raise BidsFileError(f"{path}: {name}: a bid is below the CHP's marginal cost {floor[name][0]:.4f}")
+    return bids
+
+
+def period_orders(kind: str, name: str, load_kwh: float, pv_kwh: float, chp_kw: float, hour: int,
+                  scheme: str, chp_bid: float | None, b_eur_per_kwh: float) -> list[Order]:
+    """The orders of one participant for one hourly period."""
+    if kind == "consumer":
+        return consumer_orders(name, load_kwh, hour, scheme)
+    if kind == "prosumer":
+        return prosumer_orders(name, load_kwh, pv_kwh, hour, scheme)
+    if kind == "chp":
+        return chp_orders(name, chp_kw, chp_bid, b_eur_per_kwh=b_eur_per_kwh)
+    raise ValueError(f"unknown participant kind {kind!r}")
+
+
+# --- settlement --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeriodSettlement:
+    """One participant's energy and money in one market period (kWh, EUR).
+
+    ``cost_eur`` is what it pays (energy bought in the LEM and from the grid; a CHP's production
+    cost); ``income_eur`` what it earns (LEM sales, feed-in).
+    """
+
+    lem_bought_kwh: float
+    lem_sold_kwh: float
+    grid_import_kwh: float
+    grid_export_kwh: float
+    chp_kwh: float
+    cost_eur: float
+    income_eur: float
+
+
+def settle_period(kind: str, load_kwh: float, pv_kwh: float, chp_kw: float, *, hour: int, scheme: str,
+                  lem_enabled: bool, price_eur_per_kwh: float | None = None, bought_kwh: float = 0.0,
+                  sold_kwh: float = 0.0, b_eur_per_kwh: float = 0.20) -> PeriodSettlement:
+    """Settle one participant for one hour (rules in the module docstring)."""
+    retail = retail_tariff_eur_per_kwh(hour, scheme)
+    price = 0.0 if price_eur_per_kwh is None else float(price_eur_per_kwh)
+    if kind == "chp":
+        produced = sold_kwh if lem_enabled else base_case_chp_output_kw(chp_kw, b_eur_per_kwh)
+        to_grid = 0.0 if lem_enabled else produced
+        return PeriodSettlement(0.0, sold_kwh, 0.0, to_grid, produced,
+                                float(chp_production_cost_eur(produced, b_eur_per_kwh)),
+                                price * sold_kwh + FEED_IN_EUR_PER_KWH * to_grid)
+    net = load_kwh - pv_kwh
+    need, surplus = max(net, 0.0), max(-net, 0.0)
+    grid_import = max(need - bought_kwh, 0.0)
+    grid_export = max(surplus - sold_kwh, 0.0)
+    return PeriodSettlement(bought_kwh, sold_kwh, grid_import, grid_export, 0.0,
+                            price * bought_kwh + retail * grid_import,
+                            price * sold_kwh + FEED_IN_EUR_PER_KWH * grid_export)

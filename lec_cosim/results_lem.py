@@ -1,0 +1,155 @@
+"""The results contract of a local-market run (``framework: local_market``).
+
+Files (units in the column names; ``time`` is the ISO start of the step or market period):
+
+- ``orders.csv``: ``time, participant, side (buy|sell), price, quantity_kwh, accepted_kwh``; price
+  in EUR/kWh. Only when the LEM is enabled (empty table otherwise).
+- ``clearing.csv``: ``time, price, volume_kwh``: uniform price (EUR/kWh, empty when nothing
+  traded) and traded volume of each hour.
+- ``allocation.csv``: ``time, seller, buyer, energy_kwh``: the pool's bilateral allocation x_ij.
+- ``participants.csv``: ``participant, kind (consumer|prosumer|chp), bus, phase, cost_eur,
+  income_eur, profit_eur`` for the day; plus the day's ``lem_bought_kwh, lem_sold_kwh,
+  grid_import_kwh, grid_export_kwh, chp_kwh``.
+- ``settlement.csv``: the same money and energy per participant and hour.
+- ``households.csv``: ``time, participant, bus, phase, load_kw, pv_kw, chp_kw, battery_kw, net_kw``
+  per grid step (``net_kw`` = consumption - generation; no battery in this case, so 0).
+- ``energy.csv``: community totals per hour: ``time, load_kwh, pv_kwh, chp_kwh, lem_bought_kwh,
+  lem_sold_kwh, grid_import_kwh, grid_export_kwh``.
+- ``grid.csv``: ``time, vm_min_pu, vm_max_pu, bus_violations, line_overloads, p_loss_kw,
+  q_loss_kvar`` per grid step (+ ``bus_violations_reduced, angle_violations, dn_impact,
+  trafo_p_kw``).
+- ``summary.json``: KPIs (below), written last: its presence marks a complete directory.
+
+KPIs: ``consumers_prosumers``, ``producers`` and ``total``, each ``{cost_eur, income_eur,
+profit_eur}`` (profit = income - cost; a CHP's cost is its production cost); violation counts
+summed over the grid steps (a bus outside the band in 4 quarter-hours counts 4); losses in kWh and
+kvarh; ``lem_volume_kwh``; the day's energies; and ``fitness`` of the CHP bids that were played
+(LEM runs): -mean(CHP profit) + std(CHP profit) + 1e4 x hours not cleared + the DN impact
+summed over the grid steps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lec_cosim.models.bidding import NOT_CLEARED_PENALTY
+from lec_cosim.results import _write_atomic, versions
+
+ORDER_COLUMNS = ["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"]
+SETTLEMENT_COLUMNS = ["lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid_export_kwh", "chp_kwh",
+                      "cost_eur", "income_eur"]
+GRID_COLUMNS = ["time", "vm_min_pu", "vm_max_pu", "bus_violations", "line_overloads", "p_loss_kw", "q_loss_kvar",
+                "bus_violations_reduced", "angle_violations", "dn_impact", "trafo_p_kw"]
+
+
+def _money(frame: pd.DataFrame) -> dict:
+    cost, income = float(frame["cost_eur"].sum()), float(frame["income_eur"].sum())
+    return {"cost_eur": cost, "income_eur": income, "profit_eur": income - cost}
+
+
+def not_cleared_hours(orders: pd.DataFrame, clearing: pd.DataFrame) -> int:
+    """Hours with demand in the book but nothing traded."""
+    if orders.empty:
+        return 0
+    demand = orders[orders["side"] == "buy"].groupby("time")["quantity_kwh"].sum()
+    volume = clearing.set_index("time")["volume_kwh"]
+    return int(((demand > 0) & ~(volume.reindex(demand.index).fillna(0.0) > 0)).sum())
+
+
+def lem_kpis(participants: pd.DataFrame, energy: pd.DataFrame, grid: pd.DataFrame, orders: pd.DataFrame,
+             clearing: pd.DataFrame, grid_step_h: float, lem_enabled: bool) -> dict:
+    households = participants[participants["kind"] != "chp"]
+    chp = participants[participants["kind"] == "chp"]
+    kpis = {
+        "consumers_prosumers": _money(households),
+        "producers": _money(chp),
+        "total": _money(participants),
+        "bus_violations": int(grid["bus_violations"].sum()),
+        "bus_violations_reduced": int(grid["bus_violations_reduced"].sum()),
+        "angle_violations": int(grid["angle_violations"].sum()),
+        "line_overloads": int(grid["line_overloads"].sum()),
+        "losses_kwh": float(grid["p_loss_kw"].sum() * grid_step_h),
+        "losses_kvarh": float(grid["q_loss_kvar"].sum() * grid_step_h),
+        "dn_impact": float(grid["dn_impact"].sum()),
+        "lem_volume_kwh": float(clearing["volume_kwh"].sum()) if len(clearing) else 0.0,
+        "vm_min_pu": float(grid["vm_min_pu"].min()),
+        "vm_max_pu": float(grid["vm_max_pu"].max()),
+    }
+    for column in ("load_kwh", "pv_kwh", "chp_kwh", "grid_import_kwh", "grid_export_kwh"):
+        kpis[column] = float(energy[column].sum())
+    if lem_enabled:
+        profit = (chp["income_eur"] - chp["cost_eur"]).to_numpy()
+        nc = not_cleared_hours(orders, clearing)
+        kpis["not_cleared_hours"] = nc
+        kpis["fitness"] = float(-profit.mean() + profit.std() + NOT_CLEARED_PENALTY * nc + kpis["dn_impact"])
+    return kpis
+
+
+def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, households: pd.DataFrame,
+                      settlement: pd.DataFrame, orders: pd.DataFrame, clearing: pd.DataFrame,
+                      allocation: pd.DataFrame, grid: pd.DataFrame, wall_time_s: float,
+                      load_scale: float = 1.0) -> dict:
+    """Write every contract file of a local-market run; returns the summary.
+
+    ``table`` is the participants' table (participant, kind, bus, phase); ``settlement`` has one
+    row per participant and hour (``time, participant`` + :data:`SETTLEMENT_COLUMNS`).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    day = settlement.groupby("participant", sort=False)[SETTLEMENT_COLUMNS].sum()
+    participants = table[["participant", "kind", "bus", "phase"]].merge(day, left_on="participant", right_index=True)
+    participants["profit_eur"] = participants["income_eur"] - participants["cost_eur"]
+    participants = participants[["participant", "kind", "bus", "phase", "cost_eur", "income_eur", "profit_eur",
+                                 "lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid_export_kwh", "chp_kwh"]]
+    steps_per_hour = int(round(1.0 / (scenario.grid_step_s / 3600.0)))
+    hourly = households.copy()
+    hourly["hour"] = np.repeat(np.arange(len(hourly) // (len(table) * steps_per_hour)), len(table) * steps_per_hour)
+    physical = hourly.groupby("hour")[["load_kw", "pv_kw"]].sum() / steps_per_hour
+    money = settlement.groupby("time", sort=False)[SETTLEMENT_COLUMNS].sum()
+    energy = pd.DataFrame({
+        "time": money.index,
+        "load_kwh": physical["load_kw"].to_numpy(),
+        "pv_kwh": physical["pv_kw"].to_numpy(),
+        "chp_kwh": money["chp_kwh"].to_numpy(),
+        "lem_bought_kwh": money["lem_bought_kwh"].to_numpy(),
+        "lem_sold_kwh": money["lem_sold_kwh"].to_numpy(),
+        "grid_import_kwh": money["grid_import_kwh"].to_numpy(),
+        "grid_export_kwh": money["grid_export_kwh"].to_numpy(),
+    })
+    files = {
+        "orders.csv": orders.reindex(columns=ORDER_COLUMNS),
+        "clearing.csv": clearing[["time", "price", "volume_kwh"]],
+        "allocation.csv": allocation.reindex(columns=["time", "seller", "buyer", "energy_kwh"]),
+        "participants.csv": participants,
+        "settlement.csv": settlement[["time", "participant", *SETTLEMENT_COLUMNS]],
+        "households.csv": households[["time", "participant", "bus", "phase", "load_kw", "pv_kw", "chp_kw",
+                                      "battery_kw", "net_kw"]],
+        "energy.csv": energy,
+        "grid.csv": grid[GRID_COLUMNS],
+    }
+    for name, frame in files.items():
+        _write_atomic(out_dir / name, frame.to_csv(index=False))
+    summary = {
+        "scenario": scenario.name,
+        "framework": scenario.framework,
+        "lem_enabled": scenario.market.enabled,
+        "tariff_scheme": scenario.market.tariff_scheme,
+        "chp_strategy": scenario.market.chp_strategy if scenario.market.enabled else None,
+        "currency": "EUR",
+        "start": scenario.start.isoformat(),
+        "horizon_h": scenario.horizon_h,
+        "grid_step_h": scenario.grid_step_s / 3600.0,
+        "market_step_h": scenario.market_step_s / 3600.0,
+        "market_solver": scenario.market.solver,
+        "load_scale": load_scale,
+        "kpis": lem_kpis(participants, energy, grid, orders, clearing, scenario.grid_step_s / 3600.0,
+                         scenario.market.enabled),
+        "wall_time_s": wall_time_s,
+        "versions": versions("glpk" if scenario.market.solver == "glpk" else "highs"),
+    }
+    _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
