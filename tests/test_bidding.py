@@ -17,6 +17,7 @@ from lec_cosim.models.bidding import (
     FEED_IN,
     FEED_IN_EUR_PER_KWH,
     NOT_CLEARED_PENALTY,
+    BatchDnPenalty,
     BiddingProblem,
     LemDay,
     acor_minimize,
@@ -74,7 +75,10 @@ def test_bihourly_array_and_bad_scheme():
 def test_chp_cost_by_hand():
     # 2 * 0.2 * sqrt(10 / 1000) = 0.4 * 0.1 = 0.04 EUR/kWh
     assert chp_marginal_cost_eur_per_kwh(10.0) == pytest.approx(0.04, abs=1e-15)
-    assert chp_bid_floor_eur_per_kwh(10.0) == pytest.approx(0.04, abs=1e-15)
+    # the floor is the opportunity cost: the feed-in tariff 0.045 is above the marginal cost 0.04
+    assert chp_bid_floor_eur_per_kwh(10.0) == pytest.approx(0.045, abs=1e-15)
+    assert chp_bid_floor_eur_per_kwh(10.0, feed_in_eur_per_kwh=0.0) == pytest.approx(0.04, abs=1e-15)
+    assert chp_bid_floor_eur_per_kwh(40.0) == pytest.approx(0.08, abs=1e-15)  # 0.4 * 0.2 above feed-in
     assert chp_marginal_cost_eur_per_kwh(2.5) == pytest.approx(0.02, abs=1e-15)  # 0.4 * 0.05
     # (4/3) * 0.2 * 10 * 0.1 = 0.26667 EUR, an average cost of 0.026667 EUR/kWh below the floor
     assert chp_production_cost_eur(10.0) == pytest.approx(0.8 / 3.0, abs=1e-15)
@@ -112,9 +116,9 @@ def test_prosumer_orders():
 
 def test_chp_orders_and_floor():
     assert chp_orders("g", 10.0, 0.12) == [Order("g", "sell", 0.12, 10.0)]
-    assert chp_orders("g", 10.0, 0.04) == [Order("g", "sell", 0.04, 10.0)]
-    with pytest.raises(ValueError, match="production cost"):
-        chp_orders("g", 10.0, 0.039)
+    assert chp_orders("g", 10.0, 0.045) == [Order("g", "sell", 0.045, 10.0)]
+    with pytest.raises(ValueError, match="opportunity cost"):
+        chp_orders("g", 10.0, 0.044)
 
 
 # --- a hand-solvable day -----------------------------------------------------------------------
@@ -165,13 +169,14 @@ def test_day_profit_bihourly_and_truthful():
     day = tiny_day(scheme="bihourly", start_hour=21)  # hours 21 (peak), 22, 23 (off-peak)
     np.testing.assert_allclose(day.retail_eur_per_kwh, [0.1924, 0.1023, 0.1023])
     truthful = day.truthful_bids()
-    np.testing.assert_allclose(truthful, [[0.04, 0.04, 0.04]])
+    np.testing.assert_allclose(truthful, [[0.045, 0.045, 0.045]])  # opportunity cost = feed-in
     r = day_profit(day, truthful)
-    # h1: the CHP at 0.04 is cheaper than the PV at 0.045, takes the demand of 3 kWh and is
-    # marginal: price 0.04. h2: demand exceeds the CHP: price is the off-peak retail tariff.
-    np.testing.assert_allclose(r.price_eur_per_kwh, [0.04, 0.04, 0.1023], atol=1e-15)
-    np.testing.assert_allclose(r.chp_sold_kwh, [[6.0, 3.0, 10.0]])
-    np.testing.assert_allclose(r.prosumer_grid_export_kwh, [[0.0, 4.0, 0.0]])
+    # h1: the CHP and the PV surplus both offer at 0.045 and tie: the demand of 3 kWh is shared pro
+    # rata, 3 * 10/14 to the CHP and 3 * 4/14 to the prosumer, at price 0.045. h2: demand exceeds
+    # the CHP: price is the off-peak retail tariff.
+    np.testing.assert_allclose(r.price_eur_per_kwh, [0.045, 0.045, 0.1023], atol=1e-15)
+    np.testing.assert_allclose(r.chp_sold_kwh, [[6.0, 30.0 / 14.0, 10.0]])
+    np.testing.assert_allclose(r.prosumer_grid_export_kwh, [[0.0, 4.0 - 12.0 / 14.0, 0.0]])
     assert np.all(r.chp_profit_eur >= 0)
 
 
@@ -240,6 +245,69 @@ def test_batched_evaluation_equals_fitness():
         problem = BiddingProblem(day, dn_penalty=dn)
         expected = [fitness(day_profit(day, problem.bids(xi)), dn) for xi in x]
         np.testing.assert_allclose(problem.evaluate(x), expected, rtol=1e-12, atol=1e-12)
+
+
+class QuadraticSalesPenalty:
+    """A batch DN penalty on the CHPs' sold kWh only: sum of w[k, h] * sold^2 + c * sold (records shapes)."""
+
+    def __init__(self, n_chp, n_hours, seed=0):
+        rng = np.random.default_rng(seed)
+        self.w = rng.uniform(0.0, 1e-3, (n_chp, n_hours))
+        self.c = rng.uniform(0.0, 1e-2, (n_chp, 1))
+        self.shapes = []
+
+    def penalty_batch(self, chp_sold_kwh):
+        self.shapes.append(np.shape(chp_sold_kwh))
+        sold = np.asarray(chp_sold_kwh)
+        return (self.w * sold**2 + self.c * sold).sum(axis=(1, 2))
+
+
+def test_batched_dn_penalty_equals_per_ant_path():
+    day = synthetic_day(5, n_consumers=5, n_prosumers=10, n_chp=3)
+    pen = QuadraticSalesPenalty(3, day.n_hours)
+    assert isinstance(pen, BatchDnPenalty)
+    problem = BiddingProblem(day, dn_penalty=pen)
+    lower, upper = problem.bounds
+    x = lower + (upper - lower) * np.random.default_rng(4).random((9, lower.size))
+    x[0] = problem.truthful()
+    batched = problem.evaluate(x)
+    assert pen.shapes == [(9, 3, day.n_hours)]  # one call for the whole batch: (ants, n_chp, n_hours)
+    # the slow path: a plain callable on each DayResult
+    plain = BiddingProblem(day, dn_penalty=lambda res: float(pen.penalty_batch(res.chp_sold_kwh[None])[0]))
+    np.testing.assert_allclose(batched, plain.evaluate(x), rtol=1e-12, atol=1e-12)
+    expected = [fitness(day_profit(day, problem.bids(xi)), pen) for xi in x]
+    np.testing.assert_allclose(batched, expected, rtol=1e-12, atol=1e-12)
+    # the penalty is added to the fitness without DN impact
+    sold = np.stack([day_profit(day, problem.bids(xi)).chp_sold_kwh for xi in x])
+    np.testing.assert_allclose(batched - BiddingProblem(day).evaluate(x), pen.penalty_batch(sold), atol=1e-12)
+    assert np.any(pen.penalty_batch(sold) > 0)
+
+
+def test_fitness_components_use_penalty_batch():
+    day = two_chp_day()
+    r = day_profit(day, [[0.05, 0.2], [0.09, 0.2]])  # sold: CHP1 10 and 0 kWh, CHP2 2 and 0 kWh
+    pen = QuadraticSalesPenalty(2, 2)
+    c = fitness_components(r, pen)
+    assert pen.shapes == [(1, 2, 2)]
+    expected = pen.w[0, 0] * 100 + pen.c[0, 0] * 10 + pen.w[1, 0] * 4 + pen.c[1, 0] * 2
+    assert c["dn_penalty"] == pytest.approx(expected, rel=1e-12)
+    assert c["fitness"] == pytest.approx(fitness(r) + expected, rel=1e-12)
+
+
+def test_batched_dn_penalty_steers_training():
+    day = small_day()
+    # selling from CHP 1 costs 1 per kWh: far more than it earns (<= 0.19 EUR/kWh)
+    class TaxChp1:
+        def penalty_batch(self, sold):
+            return np.asarray(sold)[:, 0, :].sum(axis=1) * 1.0
+
+    free = train_aco(day, iterations=30, ants=10, runs=1, seed=0, archive_size=20)
+    taxed = train_aco(BiddingProblem(day, dn_penalty=TaxChp1()), iterations=30, ants=10, runs=1, seed=0,
+                      archive_size=20)
+    sold_free = day_profit(day, free.best_bids_eur_per_kwh).chp_sold_kwh[0].sum()
+    sold_taxed = day_profit(day, taxed.best_bids_eur_per_kwh).chp_sold_kwh[0].sum()
+    assert sold_taxed < 0.5 * sold_free
+    assert taxed.best_fitness <= taxed.truthful_fitness
 
 
 # --- ACO_R -------------------------------------------------------------------------------------

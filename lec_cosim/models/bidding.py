@@ -22,9 +22,12 @@ Readings of the points the paper leaves open (each one a choice of this module):
   in MW it costs 0.040 EUR/kWh at full output, the fuel cost of a gas CHP. The production cost of
   an hour at constant output G is the integral C(G) = (4/3)*b*G*sqrt(G/1000) EUR (G in kW, one
   hour), so C(10 kW) = 0.2667 EUR. A CHP offers its whole capacity as one block, and its price
-  floor (the truthful bid) is the marginal cost at full output, MC(capacity): every accepted kWh
-  then earns at least its marginal cost, so truthful bidding never loses money. A CHP produces
-  exactly what the LEM accepts (it does not sell to the grid).
+  floor (the truthful bid) is its opportunity cost: the higher of the marginal cost at full
+  output, MC(capacity) = 0.040, and the feed-in tariff 0.045 EUR/kWh (what its energy fetches
+  outside the LEM: without a LEM, the base cases, it sells to the grid at feed-in). Every accepted
+  kWh then earns at least its marginal cost, so truthful bidding never loses money, and every
+  offer in the pool is at or above feed-in, so the price lies between feed-in and retail. In the
+  LEM cases a CHP produces exactly what the LEM accepts (it does not sell to the grid).
 * **Decision variables.** One offer price per CHP per hour (6 x 24 = 144 variables for the
   paper's case), bounded below by the CHP's floor and above by the hour's retail tariff (a
   higher offer would never be accepted by a buyer bidding at retail).
@@ -34,7 +37,10 @@ Readings of the points the paper leaves open (each one a choice of this module):
   that are profitable *and* fair among the producers. An hour "did not clear" when there was
   demand in the book but nothing traded. The distribution-network (DN) penalty - voltage, angle
   and line-limit violation counts plus active and reactive losses in the paper - is a callable
-  supplied by the caller (it takes the :class:`DayResult`), or ``None`` for 0.
+  supplied by the caller (it takes the :class:`DayResult`), or ``None`` for 0. A penalty object
+  with a ``penalty_batch`` method (:class:`BatchDnPenalty`, e.g.
+  :class:`lec_cosim.models.lem_grid.LinearDnImpactModel`) is instead given the CHPs' sold kWh of a
+  whole batch of bids at once, so that training with a DN penalty is as vectorised as without.
 * **ACO** is ACO_R, ant colony optimisation for continuous domains (Socha and Dorigo, "Ant
   colony optimization for continuous domains", EJOR 185(3), 2008): an archive of the k best
   solutions, ranked; weights w_l = exp(-(l-1)^2 / (2 q^2 k^2)) / (q k sqrt(2 pi)) choose one
@@ -61,6 +67,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -139,9 +146,12 @@ def chp_production_cost_eur(energy_kwh, b_eur_per_kwh: float = CHP_B_EUR_PER_KWH
     return float(cost) if cost.ndim == 0 else cost
 
 
-def chp_bid_floor_eur_per_kwh(capacity_kw, b_eur_per_kwh: float = CHP_B_EUR_PER_KWH):
-    """Lowest offer price of a CHP: its marginal cost at full output (the truthful bid), EUR/kWh."""
-    return chp_marginal_cost_eur_per_kwh(capacity_kw, b_eur_per_kwh)
+def chp_bid_floor_eur_per_kwh(capacity_kw, b_eur_per_kwh: float = CHP_B_EUR_PER_KWH,
+                              feed_in_eur_per_kwh: float = FEED_IN_EUR_PER_KWH):
+    """Lowest offer price of a CHP (the truthful bid), EUR/kWh: its opportunity cost, the higher of
+    its marginal cost at full output and the feed-in tariff (module docstring)."""
+    floor = np.maximum(chp_marginal_cost_eur_per_kwh(capacity_kw, b_eur_per_kwh), feed_in_eur_per_kwh)
+    return float(floor) if np.ndim(floor) == 0 else floor
 
 
 # --- orders ------------------------------------------------------------------------------------
@@ -192,7 +202,7 @@ def chp_orders(
     floor = chp_bid_floor_eur_per_kwh(capacity, b_eur_per_kwh)
     price = float(price_eur_per_kwh)
     if not price >= floor - 1e-12:
-        raise ValueError(f"CHP {name!r}: offer {price!r} EUR/kWh below its production cost {floor:.6g}")
+        raise ValueError(f"CHP {name!r}: offer {price!r} EUR/kWh below its opportunity cost {floor:.6g}")
     return [Order(name, "sell", price, capacity)]
 
 
@@ -299,7 +309,7 @@ class LemDay:
         return lower, upper
 
     def truthful_bids(self) -> np.ndarray:
-        """The ``truthful`` strategy: every CHP offers at its marginal cost, (n_chp, n_hours)."""
+        """The ``truthful`` strategy: every CHP offers at its floor (opportunity cost), (n_chp, n_hours)."""
         return self.bid_bounds()[0]
 
 
@@ -544,17 +554,40 @@ def day_profit(day: LemDay, bids_eur_per_kwh) -> DayResult:
 
 # --- fitness -----------------------------------------------------------------------------------
 
-DnPenalty = Callable[[DayResult], float]
+@runtime_checkable
+class BatchDnPenalty(Protocol):
+    """A DN penalty that depends on the CHPs' production only and evaluates a batch of it at once."""
+
+    def penalty_batch(self, chp_sold_kwh: np.ndarray) -> np.ndarray:
+        """Penalty of every CHP schedule: ``chp_sold_kwh`` (n, n_chp, n_hours) -> (n,)."""
+        ...  # pragma: no cover
+
+
+DnPenalty = Callable[[DayResult], float] | BatchDnPenalty
+"""A callable on the :class:`DayResult`, or an object with ``penalty_batch`` (:class:`BatchDnPenalty`),
+which is then used for single results too (its ``chp_sold_kwh``)."""
+
+
+def _dn_value(dn_penalty: DnPenalty | None, result: DayResult) -> float:
+    if dn_penalty is None:
+        return 0.0
+    batch = getattr(dn_penalty, "penalty_batch", None)
+    if batch is not None:
+        return float(np.asarray(batch(np.asarray(result.chp_sold_kwh, dtype=float)[None]), dtype=float)[0])
+    return float(dn_penalty(result))
 
 
 def fitness_components(result: DayResult, dn_penalty: DnPenalty | None = None) -> dict[str, float]:
     """The terms of the fitness: ``mean_profit_eur``, ``std_profit_eur`` (across CHPs, ddof=0),
-    ``not_cleared_penalty`` (1e4 per hour), ``dn_penalty`` and their combination ``fitness``."""
+    ``not_cleared_penalty`` (1e4 per hour), ``dn_penalty`` and their combination ``fitness``.
+
+    ``dn_penalty`` is called on ``result``, or, if it has ``penalty_batch``, that is called on
+    ``result.chp_sold_kwh[None]``."""
     profit = np.asarray(result.chp_profit_eur, dtype=float)
     mean = float(profit.mean()) if profit.size else 0.0
     std = float(profit.std()) if profit.size else 0.0
     nc = NOT_CLEARED_PENALTY * result.not_cleared_hours
-    dn = 0.0 if dn_penalty is None else float(dn_penalty(result))
+    dn = _dn_value(dn_penalty, result)
     return {
         "mean_profit_eur": mean,
         "std_profit_eur": std,
@@ -600,16 +633,29 @@ class BiddingProblem:
         return np.asarray(x, dtype=float).reshape(self.shape)
 
     def evaluate(self, x) -> np.ndarray:
-        """Fitness of a batch of decision vectors (n, n_chp * n_hours) -> (n,)."""
+        """Fitness of a batch of decision vectors (n, n_chp * n_hours) -> (n,).
+
+        Without a DN penalty, or with one that has ``penalty_batch`` (:class:`BatchDnPenalty`), the whole
+        batch is cleared at once in NumPy and the penalty gets the sold kWh of all candidates,
+        (n, n_chp, n_hours). A plain callable DN penalty is called on each candidate's
+        :class:`DayResult` (slow path).
+        """
         x = np.atleast_2d(np.asarray(x, dtype=float))
         bids = x.reshape(x.shape[0], *self.shape)
-        if self.dn_penalty is not None:
+        batch = getattr(self.dn_penalty, "penalty_batch", None)
+        if self.dn_penalty is not None and batch is None:
             return np.array([fitness(day_profit(self.day, b), self.dn_penalty) for b in bids])
         clearing, volume, frac, _ = _clear_batch(self.day, self._book, bids)
-        _, income, cost = _chp_profit(self.day, clearing, frac)
+        sold, income, cost = _chp_profit(self.day, clearing, frac)
         profit = income - cost
         not_cleared = ((self._book.demand_kwh > 0) & ~(volume > 0)).sum(axis=1)
-        return -profit.mean(axis=1) + profit.std(axis=1) + NOT_CLEARED_PENALTY * not_cleared
+        f = -profit.mean(axis=1) + profit.std(axis=1) + NOT_CLEARED_PENALTY * not_cleared
+        if batch is None:
+            return f
+        dn = np.asarray(batch(np.ascontiguousarray(np.swapaxes(sold, 1, 2))), dtype=float)
+        if dn.shape != f.shape:
+            raise ValueError(f"penalty_batch returned shape {dn.shape}, expected {f.shape}")
+        return f + dn
 
 
 # --- ACO_R -------------------------------------------------------------------------------------
