@@ -17,6 +17,7 @@ import pandas as pd
 from federates.common import Federate, main
 from lec_cosim.lem_federation import (
     DSO_COUNTS,
+    DSO_DAY_COUNTS,
     DSO_DOUBLES,
     PARTICIPANT_VECTORS,
     RECORDER_ENDPOINT,
@@ -72,7 +73,7 @@ def build(fed: Federate):
                                   for a, b, e in book["allocation_kwh"])
         row = {"time": stamp}
         row.update({v: fed.value(f"lem/grid/{v}") for v in DSO_DOUBLES})
-        row.update({v: fed.integer(f"lem/grid/{v}") for v in DSO_COUNTS})
+        row.update({v: fed.integer(f"lem/grid/{v}") for v in DSO_COUNTS + DSO_DAY_COUNTS})
         grid.append(row)
         wall = time.perf_counter()
         if wall - last_report[0] >= PROGRESS_EVERY_S or k == n_steps - 1:

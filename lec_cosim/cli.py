@@ -17,13 +17,34 @@ EXIT_RUN_ERROR = 1
 
 def _cmd_validate(args) -> int:
     scenario = load_scenario(args.scenario)
+    if scenario.framework == "local_market":
+        print(f"{args.scenario}: valid scenario {scenario.name!r} (local market, {scenario.horizon_h:g} h from "
+              f"{scenario.start.isoformat()}, LEM {'on' if scenario.market.enabled else 'off'}, "
+              f"{scenario.market.tariff_scheme} tariff)")
+        return 0
     print(f"{args.scenario}: valid scenario {scenario.name!r} ({scenario.horizon_h:g} h from "
           f"{scenario.start.isoformat()}, objective {scenario.ems.objective}, solver {scenario.ems.solver})")
     return 0
 
 
+def _check_lem_data(scenario) -> None:
+    from lec_cosim.models.lem_community import BidsFileError, community_from_scenario, read_learned_bids
+
+    try:
+        community = community_from_scenario(scenario)
+        if scenario.market.enabled and scenario.market.chp_strategy == "aco":
+            read_learned_bids(scenario.market.learned_bids_file, community)
+    except BidsFileError as exc:
+        raise ScenarioError(f"{scenario.source_file}: market.learned_bids_file: {exc}") from None
+    except (ValueError, KeyError, OSError) as exc:
+        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+
+
 def _check_data(scenario) -> None:
     """Load every data series once, so that data errors surface before any process starts."""
+    if scenario.framework == "local_market":
+        _check_lem_data(scenario)
+        return
     from lec_cosim.models.household import HouseholdFleet
     from lec_cosim.models.prices import PriceFeed
     from lec_cosim.models.timeseries import DataError
@@ -64,6 +85,13 @@ def _cmd_run(args) -> int:
         return EXIT_RUN_ERROR
     summary = json.loads((out / "summary.json").read_text())
     k = summary["kpis"]
+    if scenario.framework == "local_market":
+        print(f"done in {wall:.1f} s: LEM volume {k['lem_volume_kwh']:.1f} kWh, community cost "
+              f"{k['total']['cost_eur']:.2f} EUR, income {k['total']['income_eur']:.2f} EUR, losses "
+              f"{k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, voltage "
+              f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
+        print(f"results: {out.resolve()}")
+        return 0
     print(f"done in {wall:.1f} s: import {k['import_mwh']:.3f} MWh, export {k['export_mwh']:.3f} MWh, "
           f"cost {k['energy_cost']:.2f} {summary['currency']}, PCC voltage "
           f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
@@ -85,7 +113,24 @@ def _cmd_runner(args) -> int:
     return 0
 
 
+def _lem_runs(runs) -> bool:
+    from lec_cosim.report_lem import is_lem_run
+
+    kinds = {is_lem_run(run) for run in runs}
+    if len(kinds) > 1:
+        raise ScenarioError(f"{' '.join(map(str, runs))}: cannot mix local-market runs with other runs")
+    return kinds.pop()
+
+
 def _cmd_compare(args) -> int:
+    if _lem_runs(args.runs):
+        from lec_cosim.report_lem import lem_compare_tables
+
+        try:
+            print(lem_compare_tables(args.runs, paper=args.paper))
+        except ValueError as exc:
+            raise ScenarioError(str(exc)) from None
+        return 0
     from lec_cosim.report import compare_table
 
     print(compare_table(args.runs))
@@ -93,11 +138,45 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    if _lem_runs(args.runs):
+        from lec_cosim.report_lem import plot_lem_runs
+
+        try:
+            plot_lem_runs(args.runs, args.output)
+        except ValueError as exc:
+            raise ScenarioError(str(exc)) from None
+        print(f"wrote {args.output}")
+        return 0
     from lec_cosim.report import plot_runs
 
     plot_runs(args.runs, args.output)
     print(f"wrote {args.output}")
     return 0
+
+
+def _cmd_train_bidders(args) -> int:
+    from lec_cosim.training import train_bidders
+
+    scenario = load_scenario(args.scenario)
+    if scenario.framework != "local_market" or not scenario.market.enabled:
+        raise ScenarioError(f"{args.scenario}: market.enabled: train-bidders needs a local-market scenario with the LEM on")
+    _check_lem_data_without_bids(scenario)
+    target = Path(args.output) if args.output else scenario.market.learned_bids_file
+    if target is None:
+        raise ScenarioError(f"{args.scenario}: market.learned_bids_file: not set; pass --output")
+    report = train_bidders(scenario, target, iterations=args.iterations, ants=args.ants, runs=args.runs,
+                           seed=args.seed, on_progress=None if args.quiet else (lambda line: print(f"  {line}", flush=True)))
+    print(report)
+    return 0
+
+
+def _check_lem_data_without_bids(scenario) -> None:
+    from lec_cosim.models.lem_community import community_from_scenario
+
+    try:
+        community_from_scenario(scenario)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,14 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="runner JSON path; configs and results go beside it")
     p.set_defaults(func=_cmd_runner)
 
-    p = sub.add_parser("compare", help="KPI table of several runs")
+    p = sub.add_parser("compare", help="KPI table of several runs (local-market runs: Tables II and III)")
     p.add_argument("runs", nargs="+")
+    p.add_argument("--paper", help="JSON/YAML of published values to show beside local-market runs")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("plot", help="overlay PCC power and voltage of several runs")
+    p = sub.add_parser("plot", help="overlay PCC power and voltage of several runs (local market: prices, energy)")
     p.add_argument("runs", nargs="+")
     p.add_argument("-o", "--output", required=True, help="PNG file")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("train-bidders", help="learn the CHPs' bids of a local-market scenario with ACO")
+    p.add_argument("scenario")
+    p.add_argument("--output", help="bids JSON (default: the scenario's market.learned_bids_file)")
+    p.add_argument("--iterations", type=int, help="override learning.iterations")
+    p.add_argument("--ants", type=int, help="override learning.ants")
+    p.add_argument("--runs", type=int, help="override learning.runs")
+    p.add_argument("--seed", type=int, help="override learning.seed")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_train_bidders)
     return parser
 
 

@@ -47,6 +47,8 @@ SETTLEMENT_VECTORS = ("lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid
                       "cost_eur", "income_eur")
 DSO_DOUBLES = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "dn_impact", "trafo_p_kw")
 DSO_COUNTS = ("bus_violations", "bus_violations_reduced", "angle_violations", "line_overloads")
+DSO_DAY_COUNTS = ("violated_buses_so_far", "violated_buses_so_far_reduced")
+"""Distinct buses outside the voltage band since the start (all LV buses / the reduced model's)."""
 MARKET_DOUBLES = ("price_eur_per_kwh", "volume_kwh")
 
 
@@ -92,7 +94,8 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
         plans.append(FederatePlan("market", "federates.lem_market", scenario.market_step_s, MARKET_OFFSET_S,
                                   market_pubs, [], [MARKET_ENDPOINT]))
     physical = [s for pubs in group_pubs.values() for s in pubs if s.key.rsplit("/", 1)[1] in PARTICIPANT_VECTORS]
-    dso_pubs = [Signal(f"lem/grid/{v}") for v in DSO_DOUBLES] + [Signal(f"lem/grid/{v}", "integer") for v in DSO_COUNTS]
+    dso_pubs = [Signal(f"lem/grid/{v}") for v in DSO_DOUBLES] + [
+        Signal(f"lem/grid/{v}", "integer") for v in DSO_COUNTS + DSO_DAY_COUNTS]
     plans.append(FederatePlan("dso", "federates.lem_dso", grid_s, DSO_OFFSET_S, dso_pubs, physical))
     recorder_subs = [s for pubs in group_pubs.values() for s in pubs] + dso_pubs
     if scenario.market.enabled:

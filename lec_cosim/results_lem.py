@@ -70,6 +70,8 @@ def lem_kpis(participants: pd.DataFrame, energy: pd.DataFrame, grid: pd.DataFram
         "total": _money(participants),
         "bus_violations": int(grid["bus_violations"].sum()),
         "bus_violations_reduced": int(grid["bus_violations_reduced"].sum()),
+        "violated_buses": int(grid["violated_buses_so_far"].iloc[-1]),
+        "violated_buses_reduced": int(grid["violated_buses_so_far_reduced"].iloc[-1]),
         "angle_violations": int(grid["angle_violations"].sum()),
         "line_overloads": int(grid["line_overloads"].sum()),
         "losses_kwh": float(grid["p_loss_kw"].sum() * grid_step_h),
@@ -129,7 +131,7 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
         "households.csv": households[["time", "participant", "bus", "phase", "load_kw", "pv_kw", "chp_kw",
                                       "battery_kw", "net_kw"]],
         "energy.csv": energy,
-        "grid.csv": grid[GRID_COLUMNS],
+        "grid.csv": grid[GRID_COLUMNS + ["violated_buses_so_far", "violated_buses_so_far_reduced"]],
     }
     for name, frame in files.items():
         _write_atomic(out_dir / name, frame.to_csv(index=False))

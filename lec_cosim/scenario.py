@@ -226,6 +226,9 @@ class LemGridConfig(_Strict):
     vm_max_pu: float = Field(1.1, gt=0)
     max_loading_percent: float = Field(100.0, gt=0, description="of the line and transformer ratings")
     va_max_deviation_degree: float = Field(5.0, gt=0, description="angle band around the transformer LV bus")
+    dn_impact_counts: Literal["reduced", "full"] = Field(
+        "reduced", description="violation counts in the DN impact: the paper's 110-bus reduced model or all 906 buses"
+    )
 
     @model_validator(mode="after")
     def _band(self) -> "LemGridConfig":
