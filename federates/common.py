@@ -128,8 +128,8 @@ class Federate(ValueInterface):
     def run(self, step: Callable[[int, float], None]) -> None:
         """Enter executing mode and call ``step(k, t)`` at each step start ``t`` (plus offset).
 
-        A step function with a ``slots`` attribute (a list of ``(time_s, callable)``) is run at
-        those exact times instead: ``callable(k)`` with ``k`` the slot's index.
+        An object with a ``slots`` attribute (a list of ``(time_s, callable)``) instead of a step
+        function is run at those exact times: ``callable(k)`` with ``k`` the slot's index.
         """
         slots = getattr(step, "slots", None)
         if slots is None:

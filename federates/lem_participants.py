@@ -7,6 +7,8 @@ publishes the group's injections. Without a LEM (the base cases) it only settles
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from federates.common import Federate, main
@@ -47,7 +49,6 @@ def build(fed: Federate):
     period_s = s.market_step_s
     n_periods = community.n_periods
     chp_kw_now = np.zeros(len(members))
-    pending: dict[str, dict] = {}
 
     def send_orders(period: int) -> None:
         hour = period % 24
@@ -91,9 +92,6 @@ def build(fed: Federate):
         for v in PARTICIPANT_VECTORS:
             fed.publish(f"lem/{fed.name}/{v}", values[v])
 
-    def step(k: int, t: float) -> None:  # unused: this federate runs on slots
-        raise AssertionError
-
     slots = []
     for period in range(n_periods):
         start = period * period_s
@@ -102,8 +100,7 @@ def build(fed: Federate):
         for j in range(steps_per_period):
             n = period * steps_per_period + j
             slots.append((start + j * s.grid_step_s + DISPATCH_OFFSET_S, lambda k, n=n: dispatch(n)))
-    step.slots = slots
-    return step
+    return SimpleNamespace(slots=slots)
 
 
 if __name__ == "__main__":

@@ -159,13 +159,18 @@ def _cmd_train_bidders(args) -> int:
 
     scenario = load_scenario(args.scenario)
     if scenario.framework != "local_market" or not scenario.market.enabled:
-        raise ScenarioError(f"{args.scenario}: market.enabled: train-bidders needs a local-market scenario with the LEM on")
+        raise ScenarioError(f"{args.scenario}: market.enabled: train-bidders needs a local-market scenario "
+                            "with the LEM on")
     _check_lem_data_without_bids(scenario)
     target = Path(args.output) if args.output else scenario.market.learned_bids_file
     if target is None:
         raise ScenarioError(f"{args.scenario}: market.learned_bids_file: not set; pass --output")
+    def show(line: str) -> None:
+        if not args.quiet:
+            print(f"  {line}", flush=True)
+
     report = train_bidders(scenario, target, iterations=args.iterations, ants=args.ants, runs=args.runs,
-                           seed=args.seed, on_progress=None if args.quiet else (lambda line: print(f"  {line}", flush=True)))
+                           seed=args.seed, on_progress=show)
     print(report)
     return 0
 

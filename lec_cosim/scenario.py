@@ -200,7 +200,8 @@ class CHPConfig(_Strict):
 class ParticipantsConfig(_Strict):
     pv: PVSizingConfig
     chp: CHPConfig = CHPConfig()
-    federates: int = Field(3, ge=1, le=61, description="participant federates; the 61 players are dealt to them in turn")
+    federates: int = Field(3, ge=1, le=61,
+                           description="participant federates; the 61 players are dealt to them in turn")
 
 
 class LemMarketConfig(_Strict):
@@ -309,7 +310,8 @@ def _lem_scenario_from_dict(data: dict, source: Path) -> LemScenario:
         updates["outputs"] = OutputsConfig(directory=(base / scenario.outputs.directory).resolve())
     scenario = scenario.model_copy(update=updates)
     if not (scenario.feeder.data_dir / "csv" / "Lines.csv").is_file():
-        raise ScenarioError(f"{source}: feeder.data_dir: not an IEEE European LV data folder: {scenario.feeder.data_dir}")
+        raise ScenarioError(f"{source}: feeder.data_dir: not an IEEE European LV data folder: "
+                            f"{scenario.feeder.data_dir}")
     if not pv.profile_file.is_file():
         raise ScenarioError(f"{source}: participants.pv.profile_file: file not found: {pv.profile_file}")
     return scenario

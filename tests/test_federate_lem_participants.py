@@ -2,13 +2,13 @@
 
 The test market accepts half of every order at a price it picks; the federate must bid what its
 players need (consumers their load at retail, prosumers their deficit or surplus, CHPs their
-capacity at cost), then settle exactly that and inject the accepted CHP output.
+capacity at its opportunity cost), then settle exactly that and inject the accepted CHP output.
 """
 
 import numpy as np
 import pytest
 
-from harness import TestFederate, arrive_all, enter_all, federate_under_test, write_scenario
+from harness import TestFederate, enter_all, federate_under_test, write_scenario
 from lec_cosim.lem_federation import (
     DSO_OFFSET_S,
     MARKET_ENDPOINT,
@@ -74,7 +74,8 @@ def test_participants_bid_settle_and_inject(tmp_path):
             load, pv = community.load_kwh[i, hour], community.pv_kwh[i, hour]
             orders = by_name[name]
             if kinds[j] == "chp":
-                assert orders == [{"side": "sell", "price_eur_per_kwh": pytest.approx(0.04), "quantity_kwh": 10.0}]
+                # truthful: the opportunity cost max(marginal cost 0.04, feed-in 0.045)
+                assert orders == [{"side": "sell", "price_eur_per_kwh": pytest.approx(0.045), "quantity_kwh": 10.0}]
             elif load - pv > 0:
                 assert orders == [{"side": "buy", "price_eur_per_kwh": retail, "quantity_kwh": pytest.approx(load - pv)}]
             else:

@@ -14,13 +14,33 @@ from lec_cosim.scenario import ScenarioError, load_scenario
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 DATA = ROOT / "data"
-SHIPPED = sorted(SCENARIOS.glob("*.yaml"))
+SHIPPED = sorted(SCENARIOS.glob("trondelag_*.yaml"))
+LEM_SHIPPED = sorted(SCENARIOS.glob("ieee_eu_lv_*.yaml"))
 
 
 def test_three_scenarios_are_shipped():
     assert [p.name for p in SHIPPED] == [
         "trondelag_arbitrage.yaml", "trondelag_arbitrage_year.yaml", "trondelag_self_consumption.yaml",
     ]
+
+
+def test_the_four_lem_scenarios_are_shipped_and_differ_in_lem_and_tariff_only():
+    assert [p.stem for p in LEM_SHIPPED] == [
+        "ieee_eu_lv_base_bihourly", "ieee_eu_lv_base_plain", "ieee_eu_lv_lem_bihourly", "ieee_eu_lv_lem_plain",
+    ]
+    loaded = {p.stem: load_scenario(p) for p in LEM_SHIPPED}
+    for name, s in loaded.items():
+        assert s.framework == "local_market" and s.horizon_h == 24 and s.start == dt.datetime(2016, 5, 26)
+        assert s.feeder.data_dir == (DATA / "ieee_eulv").resolve() and s.feeder.load_peak_kw == 140
+        assert s.participants.pv.peak_kw == 194 and s.participants.chp.capacity_kw == 10
+        assert s.market.enabled == ("_lem_" in name)
+        assert s.market.tariff_scheme == name.rsplit("_", 1)[1]
+        assert s.grid.vm_min_pu == 0.9 and s.grid.vm_max_pu == 1.1 and s.grid_step_s == 900
+        if s.market.enabled:
+            assert s.market.chp_strategy == "aco" and s.market.learned_bids_file.is_file()
+    strip = {"name", "description", "market", "source_file"}
+    dumps = {n: {k: v for k, v in s.model_dump().items() if k not in strip} for n, s in loaded.items()}
+    assert all(d == dumps["ieee_eu_lv_base_plain"] for d in dumps.values())
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)

@@ -66,9 +66,13 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # pandapower is imported where a net is built or solved
+    import pandapower as pp
 
 try:  # pandapower's optional JIT for its Newton-Raphson
     import numba  # noqa: F401

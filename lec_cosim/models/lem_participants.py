@@ -42,7 +42,8 @@ The numbering order is ascending IEEE bus number. It needs no tie-breaking rule.
 one of the 905 lines runs from a lower-numbered bus (towards the head) to a higher-numbered one. So this
 order is a topological order of the tree: each reduced bus has a higher number than every bus upstream
 of it. A depth-first order (children visited in ascending bus number) is also plausible but would put
-the CHPs elsewhere (reduced bus 108 would then be IEEE bus 66). The paper does not publish its mapping, so this mapping cannot be checked against it.
+the CHPs elsewhere (reduced bus 108 would then be IEEE bus 66). The paper does not publish its mapping,
+so this mapping cannot be checked against it.
 
 CHP placement (:data:`CHP_BUS_MAP`, reduced bus -> IEEE bus of the full feeder):
 
