@@ -158,6 +158,7 @@ def federate_config(scenario: Scenario, name: str, port: int, run_dir: Path) -> 
         "uninterruptible": True,
         "terminate_on_error": True,
         "grant_timeout": GRANT_TIMEOUT_S,
+        "ignore_time_mismatch_warnings": True,  # we request 100 ns before each slot on purpose
         "publications": [s.publication() for s in signals(scenario)[name]],
         "subscriptions": [s.subscription() for s in subscriptions(scenario)[name]],
         "lec_cosim": {

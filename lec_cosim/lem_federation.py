@@ -116,6 +116,7 @@ def federate_config(scenario: LemScenario, federate: FederatePlan, port: int, ru
         "uninterruptible": True,
         "terminate_on_error": True,
         "grant_timeout": GRANT_TIMEOUT_S,
+        "ignore_time_mismatch_warnings": True,  # we request 100 ns before each slot on purpose
         "publications": [s.publication() for s in federate.publications],
         "subscriptions": [s.subscription() for s in federate.subscriptions],
         "endpoints": [{"name": e, "global": True} for e in federate.endpoints],

@@ -38,6 +38,7 @@ class TestFederate(ValueInterface):
             "offset": offset,
             "uninterruptible": True,
             "terminate_on_error": True,
+            "ignore_time_mismatch_warnings": True,
             "publications": [{"key": k, "type": t, "global": True} for k, t in publications],
             "subscriptions": [{"key": k, "type": t} for k, t in subscriptions],
             "endpoints": [{"name": e, "global": True} for e in endpoints],
