@@ -43,7 +43,8 @@ def build(fed: Federate):
     b = community.b_eur_per_kwh
     bids = {}
     if lem:
-        bids = (read_learned_bids(s.market.learned_bids_file, community) if s.market.chp_strategy == "aco"
+        bids = (read_learned_bids(s.market.learned_bids_file, community, scheme)
+                if s.market.chp_strategy == "aco"
                 else truthful_bids(community))
     steps_per_period = community.steps_per_period
     period_s = s.market_step_s

@@ -17,6 +17,7 @@ EXIT_RUN_ERROR = 1
 
 def _cmd_validate(args) -> int:
     scenario = load_scenario(args.scenario)
+    _check_data(scenario)  # "valid" means run would start: the data and learnt bids load too
     if scenario.framework == "local_market":
         print(f"{args.scenario}: valid scenario {scenario.name!r} (local market, {scenario.horizon_h:g} h from "
               f"{scenario.start.isoformat()}, LEM {'on' if scenario.market.enabled else 'off'}, "
@@ -33,7 +34,7 @@ def _check_lem_data(scenario) -> None:
     try:
         community = community_from_scenario(scenario)
         if scenario.market.enabled and scenario.market.chp_strategy == "aco":
-            read_learned_bids(scenario.market.learned_bids_file, community)
+            read_learned_bids(scenario.market.learned_bids_file, community, scenario.market.tariff_scheme)
     except BidsFileError as exc:
         raise ScenarioError(f"{scenario.source_file}: market.learned_bids_file: {exc}") from None
     except (ValueError, KeyError, OSError) as exc:

@@ -262,24 +262,38 @@ def write_learned_bids(path: Path, scenario_name: str, bids: dict[str, np.ndarra
     tmp.replace(path)
 
 
-def read_learned_bids(path: Path, community: Community) -> dict[str, np.ndarray]:
-    """Read bids written by :func:`write_learned_bids`; check they fit the community."""
+def read_learned_bids(path: Path, community: Community, scheme: str | None = None) -> dict[str, np.ndarray]:
+    """Read bids written by :func:`write_learned_bids`; check they fit the community.
+
+    A file holds one bid per hour of the day from midnight; a shorter horizon plays the first
+    hours. With ``scheme`` the bids must not exceed that tariff's retail price of their hour
+    (a higher offer could never be accepted: the file was learnt for another tariff).
+    """
     path = Path(path)
     try:
         payload = json.loads(path.read_text())
         bids = {name: np.asarray(v, dtype=float) for name, v in payload["bids_eur_per_kwh"].items()}
     except FileNotFoundError:
         raise BidsFileError(f"{path}: not found; write it with `lec-cosim train-bidders`") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BidsFileError(f"{path}: not a learned-bids file ({type(exc).__name__}: {exc})") from None
     floor = truthful_bids(community)
     if set(bids) != set(floor):
         raise BidsFileError(f"{path}: bids for {sorted(bids)}, but the scenario's CHPs are {sorted(floor)}")
+    n = community.n_periods
     for name, values in bids.items():
-        if values.shape != (community.n_periods,) or not np.all(np.isfinite(values)):
-            raise BidsFileError(f"{path}: {name}: expected {community.n_periods} finite hourly bids")
+        if values.ndim != 1 or len(values) < n or not np.all(np.isfinite(values)):
+            raise BidsFileError(f"{path}: {name}: expected at least {n} finite hourly bids")
+        values = bids[name] = values[:n]
         if np.any(values < floor[name] - 1e-9):
-            raise BidsFileError(f"{path}: {name}: a bid is below the CHP's marginal cost {floor[name][0]:.4f}")
+            raise BidsFileError(f"{path}: {name}: a bid is below the CHP's floor (opportunity cost) "
+                                f"{floor[name][0]:.4f} EUR/kWh")
+        if scheme is not None:
+            cap = np.maximum(retail_tariff_eur_per_kwh(np.arange(n), scheme), floor[name])
+            if np.any(values > cap + 1e-9):
+                hour = int(np.argmax(values > cap + 1e-9))
+                raise BidsFileError(f"{path}: {name}: bid {values[hour]:.4f} EUR/kWh at hour {hour} is above the "
+                                    f"{scheme} retail tariff {cap[hour]:.4f}; learnt for another tariff?")
     return bids
 
 
