@@ -200,7 +200,7 @@ class CHPConfig(_Strict):
 class ParticipantsConfig(_Strict):
     pv: PVSizingConfig
     chp: CHPConfig = CHPConfig()
-    federates: int = Field(3, ge=1, le=61,
+    federates: int = Field(1, ge=1, le=61,
                            description="participant federates; the 61 players are dealt to them in turn")
 
 
