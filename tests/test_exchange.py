@@ -1,0 +1,471 @@
+"""Exchange between neighbouring LECs: hand-solved cases, and ADMM negotiation = centralised optimum.
+
+The three-LEC day: a line A - B - C (C is not A's neighbour) on 15 May, hourly. A has 20
+households and 90 kWp of PV (a surplus at midday), B 18 households and 25 kWp, C 17 households
+and no PV. SimBench H0 household profiles scaled to 4 000 kWh a year each, SimBench PV profiles,
+NO1 day-ahead prices plus a grid tariff for imports, 90 % of the spot price for exports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lec_cosim.models.exchange import (
+    ExchangeProblem,
+    InfeasibleExchange,
+    LecAgent,
+    ProposalMessage,
+    admm_negotiate,
+    balance_mismatch_kw,
+    default_dual_tol_eur_per_kwh,
+    default_rho_eur_per_kwh2,
+    solve_centralised,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+TOL_KW = 0.01
+A, B, C = 0, 1, 2
+
+
+# ------------------------------------------------------------------------------------------
+# Hand-solved cases
+# ------------------------------------------------------------------------------------------
+
+
+def two_lecs(**changes):
+    """A has a 10 kW surplus, B a 6 kW deficit; one hour, no batteries."""
+    settings = {
+        "net_demand_kw": [[-10.0], [6.0]],
+        "dt_h": 1.0,
+        "import_price_eur_per_kwh": 0.20,
+        "export_price_eur_per_kwh": 0.05,
+        "edges": [(A, B)],
+        "edge_capacity_kw": 20.0,
+        "wheeling_eur_per_kwh2": 0.001,
+        "battery_capacity_kwh": None,
+    }
+    settings.update(changes)
+    return ExchangeProblem(**settings)
+
+
+# Sending p kW from A to B saves B 0.20 EUR/kWh of import and costs A 0.05 of export, a margin
+# of 0.15 EUR/kWh, against a marginal wheeling cost 2 * 0.001 * p (0.012 at 6 kW) plus the fee:
+# A covers all of B's deficit unless the capacity or the fee stops it. Each LEC pays half of the
+# wheeling cost 0.001 * p**2 and of the fee.
+@pytest.mark.parametrize(
+    "capacity_kw, fee_eur_per_kwh, exchange_kw, cost_a_eur, cost_b_eur",
+    [
+        # p = 6: A exports 4 (-0.20) and pays 0.018; B imports nothing and pays 0.018.
+        (20.0, 0.0, 6.0, -0.20 + 0.018, 0.018),
+        # capacity 4: A exports 6 (-0.30) + 0.008; B imports 2 (0.40) + 0.008.
+        (4.0, 0.0, 4.0, -0.30 + 0.008, 0.40 + 0.008),
+        # fee 0.01 < 0.15 - 0.012: still 6 kW; each pays 0.018 + 0.03.
+        (20.0, 0.01, 6.0, -0.20 + 0.048, 0.048),
+        # fee 0.2 > 0.15: no exchange; A exports 10, B imports 6.
+        (20.0, 0.2, 0.0, -0.50, 1.20),
+    ],
+)
+def test_two_lecs_one_hour_by_hand(capacity_kw, fee_eur_per_kwh, exchange_kw, cost_a_eur, cost_b_eur):
+    problem = two_lecs(edge_capacity_kw=capacity_kw, wheeling_fee_eur_per_kwh=fee_eur_per_kwh)
+    central = solve_centralised(problem)
+    assert central.exchange_kw[0, 0] == pytest.approx(exchange_kw, abs=1e-6)
+    assert central.cost_eur == pytest.approx([cost_a_eur, cost_b_eur], abs=1e-6)
+    assert central.total_cost_eur == pytest.approx(cost_a_eur + cost_b_eur, abs=1e-6)
+    assert central.import_kw[B, 0] == pytest.approx(6.0 - exchange_kw, abs=1e-6)
+    assert central.export_kw[A, 0] == pytest.approx(10.0 - exchange_kw, abs=1e-6)
+
+    negotiated = admm_negotiate(problem, tol_kw=1e-4)
+    assert negotiated.converged
+    assert negotiated.schedule.exchange_kw[0, 0] == pytest.approx(exchange_kw, abs=1e-3)
+    assert negotiated.schedule.cost_eur == pytest.approx([cost_a_eur, cost_b_eur], abs=1e-4)
+
+
+def test_two_lecs_local_prices_and_exchange_price():
+    problem = two_lecs()
+    central = solve_centralised(problem)
+    # One more kWh of demand at A costs A its export (0.05); at B it comes from A: 0.05 of lost
+    # export plus 0.012 of marginal wheeling, cheaper than the 0.20 import. (The tie-break
+    # moves duals by ~1e-5.)
+    assert central.local_price_eur_per_kwh[:, 0] == pytest.approx([0.05, 0.062], abs=1e-4)
+    negotiated = admm_negotiate(problem, tol_kw=1e-4)
+    # The bilateral price lies between the two local prices less each side's half of the marginal
+    # wheeling cost; ADMM ends at the seller's side of that range: 0.05 + 0.006.
+    price = negotiated.exchange_price_eur_per_kwh[0, 0]
+    assert 0.05 + 0.006 - 1e-3 <= price <= 0.062 - 0.006 + 1e-3
+    assert negotiated.schedule.local_price_eur_per_kwh[:, 0] == pytest.approx([0.05, 0.062], abs=2e-3)
+
+
+def test_three_lec_line_by_hand_energy_goes_through_b():
+    """A (surplus 10 kW) - B (balanced) - C (deficit 6 kW): C is served through B."""
+    problem = ExchangeProblem(
+        net_demand_kw=[[-10.0], [0.0], [6.0]],
+        dt_h=1.0,
+        import_price_eur_per_kwh=0.20,
+        export_price_eur_per_kwh=0.05,
+        edges=[(A, B), (B, C)],
+        edge_capacity_kw=20.0,
+        wheeling_eur_per_kwh2=0.001,
+    )
+    # Margin 0.15 EUR/kWh against the marginal wheeling on two edges, 2 * 2 * 0.001 * 6 = 0.024.
+    for result in (solve_centralised(problem), admm_negotiate(problem, tol_kw=1e-4).schedule):
+        assert result.exchange_kw[:, 0] == pytest.approx([6.0, 6.0], abs=1e-3)
+        # B's balance: 6 kW in from A, 6 kW out to C, nothing from or to the grid.
+        assert result.import_kw[B, 0] == pytest.approx(0.0, abs=1e-3)
+        assert result.export_kw[B, 0] == pytest.approx(0.0, abs=1e-3)
+        assert result.exchange_out_kw[B, 0] == pytest.approx(0.0, abs=1e-3)
+        assert result.import_kw[C, 0] == pytest.approx(0.0, abs=1e-3)
+        # A: export 4 and half of A-B's wheeling; B: half of both edges; C: half of B-C's.
+        assert result.cost_eur == pytest.approx([-0.20 + 0.018, 0.036, 0.018], abs=1e-4)
+        assert np.all(np.abs(balance_mismatch_kw(problem, result)) < 1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# Three LECs, one day, batteries, real profiles
+# ------------------------------------------------------------------------------------------
+
+DAY_OF_YEAR = 135  # 15 May (0-based)
+
+
+def _read_day(path: Path, day_of_year: int, rows_per_day: int) -> pd.DataFrame:
+    # Rows by position (the SimBench time labels follow German summer time, data/README.md).
+    start = day_of_year * rows_per_day
+    return pd.read_csv(path, skiprows=range(1, start + 1), nrows=rows_per_day)
+
+
+def three_lec_day(**changes) -> ExchangeProblem:
+    households = _read_day(DATA / "household" / "simbench_H0_household_profiles_2016_15min.csv", DAY_OF_YEAR, 96)
+    pv = _read_day(DATA / "pv" / "simbench_PV_profiles_2016_15min.csv", DAY_OF_YEAR, 96)
+    prices = _read_day(DATA / "prices" / "NO1_dayahead_2019_hourly_EUR_per_MWh.csv", DAY_OF_YEAR, 24)
+
+    # Each H0 profile peaks at 1.0; the six profiles' annual energies (from their full-year sums,
+    # kWh per unit of profile, computed once from the file) scale a household to 4 000 kWh.
+    loads = households[[c for c in households.columns if c.endswith("_pload")]].to_numpy()
+    annual_energy_per_unit = np.array([PROFILE_ANNUAL_KWH[c] for c in households.columns if c.endswith("_pload")])
+    household_kw = loads / annual_energy_per_unit * 4000.0
+    hourly_household_kw = household_kw.reshape(24, 4, -1).mean(axis=1)  # (24, 6)
+    hourly_pv_per_kwp = pv.iloc[:, 1:].to_numpy().reshape(24, 4, -1).mean(axis=1)  # (24, 8)
+
+    members = [20, 18, 17]
+    pv_kwp = [90.0, 25.0, 0.0]
+    demand = np.array(
+        [hourly_household_kw[:, [k % 6 for k in range(n)]].sum(axis=1) for n in members]
+    ) - np.array([hourly_pv_per_kwp[:, i] * kwp for i, kwp in enumerate(pv_kwp)])
+    spot_eur_per_kwh = prices.iloc[:, 1].to_numpy() / 1000.0
+    tariff_eur_per_kwh = np.array([0.12, 0.12, 0.13])[:, None]  # C's grid operator charges more
+
+    settings = {
+        "net_demand_kw": demand,
+        "dt_h": 1.0,
+        "import_price_eur_per_kwh": spot_eur_per_kwh[None, :] + tariff_eur_per_kwh,  # (N, T)
+        "export_price_eur_per_kwh": 0.9 * spot_eur_per_kwh,  # (T,): the same for all
+        "edges": [(A, B), (B, C)],
+        "edge_capacity_kw": [40.0, 4.0],  # B - C is a weak link and binds at midday
+        "wheeling_eur_per_kwh2": 0.001,
+        "battery_capacity_kwh": [60.0, 40.0, 30.0],
+        "battery_power_kw": [30.0, 20.0, 15.0],
+        "battery_efficiency": 0.9,
+        "soc_initial": 0.5,
+        "lec_names": ["A", "B", "C"],
+    }
+    settings.update(changes)
+    return ExchangeProblem(**settings)
+
+
+def _annual_kwh_per_unit() -> dict:
+    frame = pd.read_csv(DATA / "household" / "simbench_H0_household_profiles_2016_15min.csv")
+    return {c: float(frame[c].sum() * 0.25) for c in frame.columns if c.endswith("_pload")}
+
+
+PROFILE_ANNUAL_KWH = _annual_kwh_per_unit()
+
+
+@pytest.fixture(scope="module")
+def day():
+    problem = three_lec_day()
+    central = solve_centralised(problem)
+    negotiated = admm_negotiate(problem, tol_kw=TOL_KW, max_iterations=300)
+    return problem, central, negotiated
+
+
+def test_day_profiles_are_realistic(day):
+    problem, _, _ = day
+    # A has a midday surplus, C never has one; B mostly imports.
+    assert problem.net_demand_kw[A].min() < -10.0
+    assert problem.net_demand_kw[C].min() > 0.0
+    assert 100.0 < problem.net_demand_kw[C].sum() < 250.0  # 17 households, kWh in a day
+
+
+def test_negotiation_converges(day):
+    _, _, negotiated = day
+    assert negotiated.converged
+    assert negotiated.iterations < 300
+    # Every agent learns B - C's residuals of iteration k one hop later: it stops one iteration
+    # after the federation-wide criterion first holds.
+    assert negotiated.iterations == negotiated.first_iteration_within_tol + 1
+    assert len(negotiated.primal_residual_kw) == len(negotiated.dual_residual_eur_per_kwh) == negotiated.iterations
+    assert negotiated.primal_residual_kw[-1] <= TOL_KW
+    assert negotiated.dual_residual_eur_per_kwh[-1] <= negotiated.dual_tol_eur_per_kwh
+    assert negotiated.primal_residual_kw[0] > 1.0  # it did have to negotiate
+    # One proposal per agent, neighbour and iteration: two per edge.
+    assert negotiated.messages_sent == 2 * 2 * negotiated.iterations
+
+
+def test_negotiation_equals_centralised_optimum(day):
+    _, central, negotiated = day
+    result = negotiated.schedule
+    assert result.total_cost_eur == pytest.approx(central.total_cost_eur, rel=1e-3)
+    assert np.max(np.abs(result.exchange_kw - central.exchange_kw)) < 3 * TOL_KW
+    assert np.max(np.abs(result.import_kw - central.import_kw)) < 3 * TOL_KW
+    assert np.max(np.abs(result.export_kw - central.export_kw)) < 3 * TOL_KW
+    assert result.cost_eur == pytest.approx(central.cost_eur, abs=0.01)
+    # Both proposals of every edge are near the agreed value.
+    copies = negotiated.exchange_proposals_kw
+    assert np.max(np.abs(copies[:, 0] - copies[:, 1])) <= TOL_KW
+
+
+def test_day_schedules_are_feasible(day):
+    problem, central, negotiated = day
+    for result in (central, negotiated.schedule):
+        # Each LEC's balance with the exchanges as it scheduled them.
+        assert np.max(np.abs(balance_mismatch_kw(problem, result))) < 1e-6
+        assert np.all(np.abs(result.exchange_kw) <= problem.edge_capacity_kw[:, None] + 1e-6)
+        assert np.all(result.charge_kw <= problem.battery_power_kw[:, None] + 1e-6)
+        assert np.all(result.soc_kwh <= problem.battery_capacity_kwh[:, None] + 1e-6)
+        assert np.all(result.soc_kwh >= -1e-6)
+        assert result.soc_kwh[:, -1] == pytest.approx(problem.soc_initial * problem.battery_capacity_kwh, abs=1e-6)
+    # The weak link binds, so the capacity matters.
+    assert np.max(np.abs(central.exchange_kw[1])) == pytest.approx(4.0, abs=1e-6)
+    # With the agreed (averaged) exchanges the balances hold within the tolerance.
+    a_to_b, b_to_c = negotiated.schedule.exchange_kw
+    agreed = dataclasses.replace(negotiated.schedule, exchange_out_kw=np.array([a_to_b, b_to_c - a_to_b, -b_to_c]))
+    assert np.max(np.abs(balance_mismatch_kw(problem, agreed))) <= TOL_KW
+
+
+def test_day_energy_from_a_reaches_c_through_b(day):
+    problem, central, negotiated = day
+    for result in (central, negotiated.schedule):
+        a_to_b, b_to_c = result.exchange_kw
+        transit = (a_to_b > 1.0) & (b_to_c > 1.0)
+        assert transit.sum() >= 3  # hours in which B passes A's energy on to C
+        # In those hours B's own balance holds with the power passing through it.
+        t = np.flatnonzero(transit)
+        b_balance = (
+            problem.net_demand_kw[B, t] + result.charge_kw[B, t] - result.discharge_kw[B, t]
+            - result.import_kw[B, t] + result.export_kw[B, t] + b_to_c[t] - a_to_b[t]
+        )
+        assert np.max(np.abs(b_balance)) < TOL_KW
+
+
+def test_exchanges_lower_the_total_cost_and_prices_share_the_gain(day):
+    problem, central, negotiated = day
+    alone = solve_centralised(problem.without_exchanges())
+    assert central.total_cost_eur < alone.total_cost_eur - 1.0
+    # cost_eur leaves out the payments between LECs: A gives its energy away and looks worse off.
+    assert central.cost_eur[A] > alone.cost_eur[A]
+    # Paid at the negotiated bilateral prices, every LEC is at least as well off as alone.
+    settlement = negotiated.settlement_eur
+    assert settlement.sum() == pytest.approx(0.0, abs=1e-9)
+    assert settlement[A] < 0 < settlement[C]  # A is paid, C pays
+    assert np.all(negotiated.schedule.cost_eur + settlement <= alone.cost_eur + 1e-3)
+    assert np.all((negotiated.exchange_price_eur_per_kwh >= 0.0) & (negotiated.exchange_price_eur_per_kwh <= 0.2))
+
+
+def test_without_edges_each_lec_pays_its_stand_alone_optimum(day):
+    from lec_cosim.models.ems import schedule_battery
+
+    problem, _, _ = day
+    alone = problem.without_exchanges()
+    central = solve_centralised(alone)
+    negotiated = admm_negotiate(alone)
+    assert negotiated.iterations == 1 and negotiated.converged and negotiated.messages_sent == 0
+    for i in range(problem.n_lecs):
+        # ems.schedule_battery is unit-agnostic: kW, kWh and EUR/kWh in, EUR out.
+        stand_alone = schedule_battery(
+            problem.net_demand_kw[i], np.zeros(problem.n_steps),
+            problem.import_price_eur_per_kwh[i], problem.export_price_eur_per_kwh[i],
+            step_h=problem.dt_h, capacity_mwh=problem.battery_capacity_kwh[i], power_mw=problem.battery_power_kw[i],
+            efficiency=problem.battery_efficiency[i],
+            soc_initial_mwh=problem.soc_initial[i] * problem.battery_capacity_kwh[i], solver="highs",
+        )
+        assert central.cost_eur[i] == pytest.approx(stand_alone.objective, rel=1e-6)
+        assert negotiated.schedule.cost_eur[i] == pytest.approx(stand_alone.objective, rel=1e-6)
+
+
+def test_dso_import_limit_is_respected_and_negotiation_still_matches():
+    # The DSO caps C's import at 8 kW in the evening: more must come from A and B's batteries.
+    limit = np.full((3, 24), np.inf)
+    limit[C, 17:22] = 8.0
+    problem = three_lec_day(grid_import_limit_kw=limit, edge_capacity_kw=40.0)
+    central = solve_centralised(problem)
+    negotiated = admm_negotiate(problem, tol_kw=TOL_KW, max_iterations=300)
+    assert negotiated.converged
+    for result in (central, negotiated.schedule):
+        assert np.all(result.import_kw[C, 17:22] <= 8.0 + 1e-6)
+    assert np.max(central.exchange_kw[1, 17:22]) > 1.0  # C now buys from B in the evening
+    assert negotiated.schedule.total_cost_eur == pytest.approx(central.total_cost_eur, rel=1e-3)
+    assert np.max(np.abs(negotiated.schedule.exchange_kw - central.exchange_kw)) < 3 * TOL_KW
+
+
+def test_default_rho_is_near_the_fastest():
+    """Iterations for rho = 1, 3 and 10 times the wheeling cost on the three-LEC day."""
+    problem = three_lec_day()
+    iterations = {}
+    for multiple in (1.0, 3.0, 10.0):
+        rho = multiple * 0.001
+        result = admm_negotiate(problem, rho, tol_kw=TOL_KW, max_iterations=300)
+        assert result.converged
+        iterations[multiple] = result.iterations
+        print(f"rho = {rho:g}: {result.iterations} iterations, {result.wall_time_s:.2f} s")
+    assert default_rho_eur_per_kwh2(problem) == pytest.approx(0.003)
+    assert iterations[3.0] <= min(iterations.values()) * 1.2
+
+
+# ------------------------------------------------------------------------------------------
+# The agent and its messages
+# ------------------------------------------------------------------------------------------
+
+
+def test_agents_step_by_step_match_admm_negotiate():
+    """Three agents driven through JSON messages, as federates would, give admm_negotiate's result."""
+    problem = three_lec_day()
+    agents = [LecAgent(problem, i, tol_kw=TOL_KW, max_iterations=300) for i in range(3)]
+    assert [a.stop_delay for a in agents] == [1, 1, 1]
+    # A talks to B only: no agent but B's neighbours hear from it.
+    assert [n for _, n, _ in agents[A].neighbours] == [B]
+    stopped_at = set()
+    while not all(a.state.finished for a in agents):
+        wire = [m.to_json() for a in agents for m in a.propose()]
+        for a in agents:
+            a.receive([m for m in map(ProposalMessage.from_json, wire) if m.receiver == a.lec])
+            if a.state.finished:
+                stopped_at.add(a.state.iteration)
+    assert len(stopped_at) == 1  # all stop after the same iteration, without a supervisor
+    reference = admm_negotiate(problem, tol_kw=TOL_KW, max_iterations=300)
+    assert stopped_at == {reference.iterations}
+    assert agents[A].schedule()["exchange_to_kw"][B] == pytest.approx(reference.exchange_proposals_kw[0, 0], abs=1e-9)
+
+
+def test_message_carries_only_the_exchange_and_residual_reports():
+    problem = three_lec_day()
+    agent = LecAgent(problem, B)
+    messages = agent.propose()
+    assert sorted(m.receiver for m in messages) == [A, C]
+    data = json.loads(messages[0].to_json())
+    assert set(data) == {"sender", "receiver", "iteration", "exchange_kw", "residual_reports"}
+    assert len(data["exchange_kw"]) == problem.n_steps and data["iteration"] == 1
+    assert ProposalMessage.from_json(messages[0].to_json()) == messages[0]
+
+
+def test_agent_rejects_messages_out_of_step():
+    problem = two_lecs()
+    a, b = LecAgent(problem, A), LecAgent(problem, B)
+    (to_b,) = a.propose()
+    (to_a,) = b.propose()
+    with pytest.raises(ValueError, match="missing proposals"):
+        a.receive([])
+    with pytest.raises(ValueError, match="iteration"):
+        a.receive([dataclasses.replace(to_a, iteration=2)])
+    with pytest.raises(ValueError, match="not for"):
+        a.receive([to_b])
+
+
+def test_local_step_follows_the_target_as_rho_grows():
+    """With a large penalty the proposal sticks to the target whatever it costs."""
+    problem = two_lecs()
+    agent = LecAgent(problem, A)
+    # Without price or penalty, energy from the neighbour looks free to A: it would take all the
+    # edge carries (20 kW) and export it. The duals and the penalty are what stop this.
+    free = agent.local_step({B: [0.0]}, {B: [0.0]}, 1e-6)
+    assert free[B][0] == pytest.approx(-20.0, abs=1e-3)
+    pinned = agent.local_step({B: [3.0]}, {B: [0.0]}, 10.0)
+    assert pinned[B][0] == pytest.approx(3.0, abs=1e-2)
+    # A dual of -0.1 EUR/kWh (B pays 0.1 per kWh): each kWh sent earns A 0.1 less its half of
+    # the marginal wheeling cost (0.001 * p <= 0.01), more than the 0.05 export; beyond its 10 kW
+    # surplus it would have to import at 0.2. So A sends its whole surplus.
+    paid = agent.local_step({B: [0.0]}, {B: [-0.1]}, 1e-6)
+    assert paid[B][0] == pytest.approx(10.0, abs=1e-2)
+
+
+def test_stop_delay_and_components():
+    line_of_four = ExchangeProblem(
+        net_demand_kw=np.zeros((5, 1)), dt_h=1.0, import_price_eur_per_kwh=0.2, export_price_eur_per_kwh=0.05,
+        edges=[(0, 1), (1, 2), (2, 3)],
+    )
+    assert [line_of_four.stop_delay(i) for i in range(5)] == [2, 2, 2, 2, 0]
+    assert line_of_four.component_edges(4) == ()
+    assert line_of_four.neighbours(1) == ((0, 0, -1), (1, 2, 1))
+    result = admm_negotiate(line_of_four)
+    assert result.converged
+    assert result.iterations == result.first_iteration_within_tol + 2
+    assert result.schedule.import_kw[4, 0] == pytest.approx(0.0, abs=1e-6)
+    assert np.max(np.abs(result.schedule.exchange_kw)) < 3 * TOL_KW  # nothing to exchange
+
+
+# ------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"net_demand_kw": [1.0, 2.0]}, "shape"),
+        ({"net_demand_kw": [[math.nan], [1.0]]}, "finite"),
+        ({"dt_h": 0.0}, "dt_h"),
+        ({"import_price_eur_per_kwh": [0.2, 0.2]}, "import_price"),
+        ({"export_price_eur_per_kwh": 0.3}, "exceeds import price"),
+        ({"edges": [(0, 0)]}, "itself"),
+        ({"edges": [(0, 1), (1, 0)]}, "twice"),
+        ({"edges": [(0, 2)]}, "outside"),
+        ({"edges": [(0,)]}, "pair"),
+        ({"edge_capacity_kw": -1.0}, "capacity"),
+        ({"edge_capacity_kw": [1.0, 2.0]}, "one value per edge"),
+        ({"wheeling_eur_per_kwh2": 0.0}, "unique"),
+        ({"wheeling_fee_eur_per_kwh": -0.01}, "fee"),
+        ({"battery_capacity_kwh": [1.0, 2.0, 3.0]}, "one value per LEC"),
+        ({"battery_efficiency": 1.2}, "efficiency"),
+        ({"soc_initial": -0.1}, "soc_initial"),
+        ({"grid_import_limit_kw": -1.0}, "grid_import_limit_kw"),
+        ({"lec_names": ["x", "x"]}, "distinct"),
+    ],
+)
+def test_problem_rejects_bad_input(changes, message):
+    with pytest.raises(ValueError, match=message):
+        two_lecs(**changes)
+
+
+def test_problem_arrays_are_read_only_and_full_shape():
+    problem = two_lecs(import_price_eur_per_kwh=[0.2])
+    assert problem.import_price_eur_per_kwh.shape == (2, 1)
+    assert problem.grid_export_limit_kw.shape == (2, 1)
+    assert problem.battery_power_kw.tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError):
+        problem.net_demand_kw[0, 0] = 1.0
+    assert problem.lec_names == ("lec_1", "lec_2")
+
+
+def test_admm_settings_are_checked():
+    problem = two_lecs()
+    with pytest.raises(ValueError, match="rho"):
+        admm_negotiate(problem, -1.0)
+    with pytest.raises(ValueError, match="tol_kw"):
+        admm_negotiate(problem, tol_kw=0.0)
+    with pytest.raises(ValueError, match="max_iterations"):
+        admm_negotiate(problem, max_iterations=0)
+    assert default_dual_tol_eur_per_kwh(problem, 0.01) == pytest.approx(1e-5)
+
+
+def test_infeasible_grid_limits_raise():
+    # B needs 6 kW, may import none, and A may send at most 4.
+    problem = two_lecs(edge_capacity_kw=4.0, grid_import_limit_kw=0.0)
+    with pytest.raises(InfeasibleExchange):
+        solve_centralised(problem)
+    with pytest.raises(InfeasibleExchange):
+        admm_negotiate(problem)
