@@ -14,44 +14,21 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-import pandas as pd
 
 from lec_cosim.models.bidding import BiddingProblem, day_profit, fitness_components, train_aco
 from lec_cosim.models.lem_community import Community, community_from_scenario, write_learned_bids
 
 
-def hourly_injections_of(community: Community):
-    """The community's hourly household powers as :class:`~lec_cosim.models.lem_grid.HourlyInjections`."""
-    from lec_cosim.models.lem_grid import HourlyInjections
-
-    kinds = community.kinds
-    names = np.array(community.names)
-    households, prosumers, chp = kinds != "chp", kinds == "prosumer", kinds == "chp"
-    period_h = community.steps_per_period * community.grid_min / 60.0
-    load_kw = community.load_kwh / period_h
-    load_kvar = community.period_energy_kwh(community.load_kvar) / period_h
-    pv_kw = community.pv_kwh / period_h
-
-    def frame(values, mask):
-        return pd.DataFrame(values[mask].T, columns=list(names[mask]))
-
-    return HourlyInjections(load_kw=frame(load_kw, households), load_kvar=frame(load_kvar, households),
-                            pv_kw=frame(pv_kw, prosumers),
-                            chp_capacity_kw=pd.Series(community.chp_kw[chp], index=list(names[chp])),
-                            load_scale=community.load_scale, step_h=period_h)
-
-
 def dn_penalty_model(scenario, community: Community):
     """The linearised DN-impact model of the scenario's day (hourly, the market's resolution)."""
-    from lec_cosim.models.lem_grid import LemGrid, LinearDnImpactModel
+    from lec_cosim.models.lem_grid import HourlyInjections, LemGrid, LinearDnImpactModel
 
     g = scenario.grid
     grid = LemGrid(table=community.table, data_dir=scenario.feeder.data_dir, vm_min_pu=g.vm_min_pu,
                    vm_max_pu=g.vm_max_pu, max_loading_percent=g.max_loading_percent,
                    va_max_deviation_degree=g.va_max_deviation_degree, violation_model=g.dn_impact_counts,
                    step_h=1.0)
-    return LinearDnImpactModel.build(grid, hourly_injections_of(community))
+    return LinearDnImpactModel.build(grid, HourlyInjections.from_community(community))
 
 
 def train_bidders(scenario, target: Path, *, iterations: int | None = None, ants: int | None = None,

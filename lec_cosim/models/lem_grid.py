@@ -105,6 +105,7 @@ Measured (this machine, 2 cores, pandapower 3.5.6 without numba; 2016-05-26, loa
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Mapping
@@ -123,12 +124,12 @@ from lec_cosim.models.ieee_eulv import (
     IEEEEuropeanLV,
     build_ieee_eulv,
 )
+from lec_cosim.models.lem_community import build_community
 from lec_cosim.models.lem_participants import (
     DEFAULT_PV_DAY,
     HEAD_BUS,
     PAPER_LOAD_PEAK_KW,
     PV_PROFILE_FILE,
-    participant_energy,
     participants,
     reduced_bus_numbering,
 )
@@ -716,6 +717,24 @@ class HourlyInjections:
         """``load_kw``, ``load_kvar`` and ``pv_kw`` of period ``t`` (position), for :meth:`LemGrid.set_injections`."""
         return {"load_kw": self.load_kw.iloc[t], "load_kvar": self.load_kvar.iloc[t], "pv_kw": self.pv_kw.iloc[t]}
 
+    @classmethod
+    def from_community(cls, community) -> HourlyInjections:
+        """Mean powers per market period of a :class:`~lec_cosim.models.lem_community.Community`."""
+        kinds = community.kinds
+        names = np.array(community.names)
+        households, prosumers, chp = kinds != "chp", kinds == "prosumer", kinds == "chp"
+        period_h = community.steps_per_period * community.grid_min / 60.0
+
+        def frame(values_kw, mask):
+            mean_kw = community.period_energy_kwh(values_kw[mask]) / period_h
+            return pd.DataFrame(mean_kw.T, columns=list(names[mask]),
+                                index=pd.RangeIndex(mean_kw.shape[1], name="period"))
+
+        return cls(load_kw=frame(community.load_kw, households), load_kvar=frame(community.load_kvar, households),
+                   pv_kw=frame(community.pv_kw, prosumers),
+                   chp_capacity_kw=pd.Series(community.chp_kw[chp], index=list(names[chp])),
+                   load_scale=community.load_scale, step_h=period_h)
+
 
 def hourly_injections(
     day: str = DEFAULT_PV_DAY,
@@ -725,7 +744,8 @@ def hourly_injections(
     data_dir: Path | str = DEFAULT_DATA_DIR,
     pv_file: Path | str = PV_PROFILE_FILE,
 ) -> HourlyInjections:
-    """Hourly powers of the 61 participants from :func:`~lec_cosim.models.lem_participants.participant_energy`.
+    """Hourly powers of the 61 participants: the community of
+    :func:`~lec_cosim.models.lem_community.build_community` at hourly steps.
 
     The energy of an hour is its mean power (kWh per hour = kW).
 
@@ -746,19 +766,9 @@ def hourly_injections(
     -------
     HourlyInjections
     """
-    energy = participant_energy(60, day, data_dir=data_dir, pv_file=pv_file)
-    households = energy[energy["kind"].isin(["consumer", "prosumer"])]
-    order = list(dict.fromkeys(households["participant"]))
-    load = households.pivot(index="period", columns="participant", values="load_kwh")[order]
-    prosumers = [n for n in order if (households.loc[households["participant"] == n, "kind"] == "prosumer").any()]
-    pv = households.pivot(index="period", columns="participant", values="pv_kwh")[prosumers]
-    scale = 1.0 if load_peak_kw is None else float(load_peak_kw) / float(load.sum(axis=1).max())
-    load = load * scale
-    chp = energy[energy["kind"] == "chp"].groupby("participant", sort=False)["chp_max_kwh"].max()
-    for frame in (load, pv):
-        frame.columns.name = None
-    return HourlyInjections(load_kw=load, load_kvar=reactive_power_kvar(load, power_factor), pv_kw=pv,
-                            chp_capacity_kw=chp.rename(None), load_scale=scale, step_h=1.0)
+    community = build_community(data_dir, day, pv_file, grid_min=60, load_peak_kw_target=load_peak_kw)
+    injections = HourlyInjections.from_community(community)
+    return dataclasses.replace(injections, load_kvar=reactive_power_kvar(injections.load_kw, power_factor))
 
 
 # ---------------------------------------------------------------------------------------------
