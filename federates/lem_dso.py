@@ -15,7 +15,6 @@ from federates.common import Federate, main
 from lec_cosim.lem_federation import DSO_COUNTS, DSO_DOUBLES, groups
 from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.models.lem_grid import LemGrid
-from lec_cosim.models.lem_participants import reduced_bus_numbering
 
 
 def build(fed: Federate):
@@ -30,7 +29,7 @@ def build(fed: Federate):
     kinds = community.table.set_index("participant").loc[names, "kind"].to_numpy()
     households, prosumers, chps = kinds != "chp", kinds == "prosumer", kinds == "chp"
 
-    reduced_buses = set(int(b) for b in reduced_bus_numbering(s.feeder.data_dir))
+    reduced_buses = set(int(b) for b in grid.lv_buses[grid.bus_in_reduced])
     violated: set[int] = set()
 
     def gather(vector: str) -> pd.Series:
@@ -44,9 +43,7 @@ def build(fed: Federate):
         grid.set_injections(load_kw=load_kw[households], load_kvar=load_kvar[households], pv_kw=pv_kw[prosumers],
                             chp_kw=chp_kw[chps])
         result = grid.solve()
-        vm = result.vm_pu
-        outside = ((vm < g.vm_min_pu) | (vm > g.vm_max_pu)).any(axis=1)
-        violated.update(int(b) for b in vm.index[outside.to_numpy()])
+        violated.update(result.violated_buses)
         fed.publish_int("lem/grid/violated_buses_so_far", len(violated))
         fed.publish_int("lem/grid/violated_buses_so_far_reduced", len(violated & reduced_buses))
         for name in DSO_DOUBLES:

@@ -238,6 +238,8 @@ class LemGridResult:
         minus the same phase's angle at bus 1, degrees.
     line_loading_percent : pandas.Series
         Highest phase current of every feeder line in % of its rating (index: line name).
+    violated_buses : tuple of int
+        IEEE numbers of the LV buses counted in ``bus_violations``.
     """
 
     vm_min_pu: float
@@ -260,10 +262,11 @@ class LemGridResult:
     vm_pu: pd.DataFrame = field(repr=False)
     va_deviation_degree: pd.DataFrame = field(repr=False)
     line_loading_percent: pd.Series = field(repr=False)
+    violated_buses: tuple = field(default=(), repr=False)
 
     def scalars(self) -> dict:
         """The scalar indicators as a dict (no per-bus or per-line tables)."""
-        skip = {"vm_pu", "va_deviation_degree", "line_loading_percent"}
+        skip = {"vm_pu", "va_deviation_degree", "line_loading_percent", "violated_buses"}
         return {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in skip}
 
 
@@ -635,6 +638,7 @@ class LemGrid:
             vm_pu=pd.DataFrame(s.vm, index=buses, columns=list(PHASES)),
             va_deviation_degree=pd.DataFrame(s.va_dev, index=buses, columns=list(PHASES)),
             line_loading_percent=pd.Series(line_load, index=pd.Index(self.line_names, name="line")),
+            violated_buses=tuple(int(b) for b in self.lv_buses[bus_viol]),
         )
 
 
