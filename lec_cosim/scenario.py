@@ -23,6 +23,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _ScenarioBase(_Strict):
+    """What every scenario kind derives from its ``horizon_h``, ``resolution`` and ``source_file``."""
+
+    # Derived quantities, in seconds of simulated time (HELICS time unit).
+    @property
+    def end_s(self) -> float:
+        return self.horizon_h * 3600.0
+
+    @property
+    def grid_step_s(self) -> int:
+        return self.resolution.grid_min * 60
+
+    @property
+    def market_step_s(self) -> int:
+        return self.resolution.market_min * 60
+
+    def to_json(self) -> str:
+        data = self.model_dump(mode="json")
+        data["source_file"] = str(self.source_file) if self.source_file else None
+        return json.dumps(data, indent=2)
+
+
 class Resolution(_Strict):
     """Step of each layer in minutes."""
 
@@ -109,7 +131,7 @@ class OutputsConfig(_Strict):
     directory: Optional[Path] = None
 
 
-class Scenario(_Strict):
+class Scenario(_ScenarioBase):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     lec_name: str = Field("lec1", pattern=r"^[A-Za-z0-9_]+$")
@@ -146,27 +168,9 @@ class Scenario(_Strict):
             raise ValueError("horizon_h: must be a whole number of EMS steps")
         return self
 
-    # Derived quantities, in seconds of simulated time (HELICS time unit).
-    @property
-    def end_s(self) -> float:
-        return self.horizon_h * 3600.0
-
-    @property
-    def grid_step_s(self) -> int:
-        return self.resolution.grid_min * 60
-
     @property
     def ems_step_s(self) -> int:
         return self.resolution.ems_min * 60
-
-    @property
-    def market_step_s(self) -> int:
-        return self.resolution.market_min * 60
-
-    def to_json(self) -> str:
-        data = self.model_dump(mode="json")
-        data["source_file"] = str(self.source_file) if self.source_file else None
-        return json.dumps(data, indent=2)
 
 
 # --- local electricity market on the IEEE European LV feeder (framework: local_market) ----------
@@ -238,7 +242,7 @@ class LemGridConfig(_Strict):
         return self
 
 
-class LemScenario(_Strict):
+class LemScenario(_ScenarioBase):
     """A local electricity market among the IEEE European LV feeder's households (Lezama et al.)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -277,22 +281,13 @@ class LemScenario(_Strict):
             raise ValueError("market.learned_bids_file: needed for chp_strategy aco (write it with train-bidders)")
         return self
 
-    @property
-    def end_s(self) -> float:
-        return self.horizon_h * 3600.0
 
-    @property
-    def grid_step_s(self) -> int:
-        return self.resolution.grid_min * 60
-
-    @property
-    def market_step_s(self) -> int:
-        return self.resolution.market_min * 60
-
-    def to_json(self) -> str:
-        data = self.model_dump(mode="json")
-        data["source_file"] = str(self.source_file) if self.source_file else None
-        return json.dumps(data, indent=2)
+def _source_and_outputs(scenario: _ScenarioBase, source: Path) -> dict:
+    """Updates every scenario kind needs: its source file, and its output folder taken from there."""
+    updates = {"source_file": source.resolve()}
+    if scenario.outputs.directory is not None:
+        updates["outputs"] = OutputsConfig(directory=(source.parent / scenario.outputs.directory).resolve())
+    return updates
 
 
 def _lem_scenario_from_dict(data: dict, source: Path) -> LemScenario:
@@ -304,11 +299,9 @@ def _lem_scenario_from_dict(data: dict, source: Path) -> LemScenario:
     market = scenario.market
     if market.learned_bids_file is not None:
         market = market.model_copy(update={"learned_bids_file": (base / market.learned_bids_file).resolve()})
-    updates = {"feeder": feeder, "participants": scenario.participants.model_copy(update={"pv": pv}),
-               "market": market, "source_file": source.resolve()}
-    if scenario.outputs.directory is not None:
-        updates["outputs"] = OutputsConfig(directory=(base / scenario.outputs.directory).resolve())
-    scenario = scenario.model_copy(update=updates)
+    scenario = scenario.model_copy(update={
+        "feeder": feeder, "participants": scenario.participants.model_copy(update={"pv": pv}), "market": market,
+        **_source_and_outputs(scenario, source)})
     if not (scenario.feeder.data_dir / "csv" / "Lines.csv").is_file():
         raise ScenarioError(f"{source}: feeder.data_dir: not an IEEE European LV data folder: "
                             f"{scenario.feeder.data_dir}")
@@ -355,10 +348,8 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario:
         "market": scenario.market.model_copy(
             update={"price_file": (base / scenario.market.price_file).resolve()}
         ),
-        "source_file": source.resolve(),
+        **_source_and_outputs(scenario, source),
     }
-    if scenario.outputs.directory is not None:
-        updates["outputs"] = OutputsConfig(directory=(base / scenario.outputs.directory).resolve())
     scenario = scenario.model_copy(update=updates)
     for field, path in (
         ("households.load_profile_file", scenario.households.load_profile_file),
