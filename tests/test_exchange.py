@@ -469,3 +469,69 @@ def test_infeasible_grid_limits_raise():
         solve_centralised(problem)
     with pytest.raises(InfeasibleExchange):
         admm_negotiate(problem)
+
+
+# ------------------------------------------------------------------------------------------
+# What the DSO loop and a rolling plan need: soft limits, curtailment, an end-of-day SoC
+# ------------------------------------------------------------------------------------------
+
+
+def test_soft_import_limit_lets_the_excess_through_and_reports_it():
+    # B needs 6 kW, may import 4 kW and has no neighbour: 2 kW go beyond the limit, at the price.
+    problem = two_lecs(edges=(), grid_import_limit_kw=[[math.inf], [4.0]], limit_penalty_eur_per_kwh=1.0)
+    result = solve_centralised(problem)
+    assert result.import_kw[B, 0] == pytest.approx(6.0, abs=1e-6)
+    assert result.limit_excess_kw[B, 0] == pytest.approx(2.0, abs=1e-6)
+    assert result.cost_eur[B] == pytest.approx(6.0 * 0.20, abs=1e-6)  # the penalty is not money
+    with pytest.raises(InfeasibleExchange):
+        solve_centralised(dataclasses.replace(problem, limit_penalty_eur_per_kwh=math.inf))
+
+
+def test_soft_limit_prefers_the_neighbour_to_the_excess():
+    # With the neighbour, A's surplus covers B's deficit and the limit binds nowhere.
+    problem = two_lecs(grid_import_limit_kw=[[math.inf], [0.0]], limit_penalty_eur_per_kwh=1.0)
+    result = solve_centralised(problem)
+    assert result.exchange_kw[0, 0] == pytest.approx(6.0, abs=1e-5)
+    assert np.max(result.limit_excess_kw) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_export_limit_curtails_the_surplus_it_cannot_place():
+    # A has 10 kW to spare, may export 3 kW and has no battery or neighbour: 7 kW are curtailed.
+    problem = two_lecs(edges=(), grid_export_limit_kw=[[3.0], [math.inf]], curtailable_kw=[[10.0], [0.0]])
+    result = solve_centralised(problem)
+    assert result.export_kw[A, 0] == pytest.approx(3.0, abs=1e-6)
+    assert result.curtailed_kw[A, 0] == pytest.approx(7.0, abs=1e-6)
+    assert np.max(np.abs(balance_mismatch_kw(problem, result))) < 1e-6
+
+
+def test_final_soc_is_where_the_day_must_end():
+    # One LEC, two steps of 1 h, a 10 kWh battery at 20 % that must end at 80 %: it charges
+    # 6 kWh / sqrt(0.81) = 6.667 kWh from the grid on the cheaper step.
+    problem = ExchangeProblem(net_demand_kw=[[0.0, 0.0]], dt_h=1.0, import_price_eur_per_kwh=[0.10, 0.30],
+                              export_price_eur_per_kwh=0.0, battery_capacity_kwh=10.0, battery_power_kw=10.0,
+                              battery_efficiency=0.81, soc_initial=0.2, soc_final=0.8)
+    result = solve_centralised(problem)
+    assert result.soc_kwh[0, -1] == pytest.approx(8.0, abs=1e-6)
+    assert result.import_kw[0] == pytest.approx([6.0 / 0.9, 0.0], abs=1e-5)
+
+
+def test_negotiation_with_soft_limits_and_curtailment_matches_the_centralised_optimum():
+    problem = two_lecs(net_demand_kw=[[-10.0, 2.0], [6.0, 9.0]], grid_import_limit_kw=[[math.inf] * 2, [5.0, 5.0]],
+                       grid_export_limit_kw=[[1.0, 1.0], [math.inf] * 2], curtailable_kw=[[10.0, 0.0], [0.0, 0.0]],
+                       limit_penalty_eur_per_kwh=0.5)
+    central = solve_centralised(problem)
+    negotiated = admm_negotiate(problem, tol_kw=1e-3)
+    assert negotiated.converged
+    assert negotiated.schedule.total_cost_eur == pytest.approx(central.total_cost_eur, rel=1e-4)
+    np.testing.assert_allclose(negotiated.schedule.limit_excess_kw, central.limit_excess_kw, atol=5e-3)
+    np.testing.assert_allclose(negotiated.schedule.curtailed_kw, central.curtailed_kw, atol=5e-3)
+    # Step 1: A may export only 1 kW of its 10 kW surplus, so it sends 9 kW to B, which uses 6 and
+    # exports 3 (0.05 EUR/kWh against a marginal wheeling cost of 0.018): nothing is curtailed,
+    # where A alone would curtail 9 kW. Step 2: B needs
+    # 9 kW and may import 5; A imports the other 4 kW for it (wheeling 0.008 EUR/kWh at the margin
+    # is far below the penalty): no excess anywhere.
+    assert central.exchange_kw[0] == pytest.approx([9.0, 4.0], abs=1e-4)
+    assert np.max(central.curtailed_kw) == pytest.approx(0.0, abs=1e-5)
+    alone = solve_centralised(problem.without_exchanges())
+    assert alone.curtailed_kw[A, 0] == pytest.approx(9.0, abs=1e-4)
+    assert np.max(central.limit_excess_kw) == pytest.approx(0.0, abs=1e-5)

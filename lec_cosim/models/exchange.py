@@ -217,6 +217,17 @@ class ExchangeProblem:
         State of charge at the start and end of the horizon, fraction of capacity.
     grid_import_limit_kw, grid_export_limit_kw : float or array_like, shape (T,) or (N, T)
         The DSO's limits on each LEC's grid import and export (default ``inf``).
+    limit_penalty_eur_per_kwh : float
+        ``inf`` (default): the grid limits are hard. Finite: they are soft, every kWh beyond a
+        limit costs this much on top of its price (a DSO limit must never make a LEC's plan
+        infeasible: an evening without battery left still needs its import). Not part of the
+        reported costs; the excess is reported (``ExchangeResult.limit_excess_kw``).
+    soc_final : float or array_like, shape (N,), optional
+        State of charge the battery must end with, fraction of capacity (default: ``soc_initial``).
+        A rolling plan starts from the present state of charge and ends where the day must end.
+    curtailable_kw : float or array_like, shape (T,) or (N, T)
+        PV each LEC may curtail at each step, kW (default 0). Curtailing raises the net demand; it is
+        chosen only when nothing else can take a surplus (an export limit with a full battery).
     throughput_penalty_eur_per_kwh : float
         Tie-breaker per kWh charged plus discharged, so that among equally cheap schedules the
         one without needless cycling is returned (as in ``ems.schedule_battery``). Not part of
@@ -243,6 +254,9 @@ class ExchangeProblem:
     soc_initial: np.ndarray = 0.5
     grid_import_limit_kw: np.ndarray = math.inf
     grid_export_limit_kw: np.ndarray = math.inf
+    limit_penalty_eur_per_kwh: float = math.inf
+    soc_final: np.ndarray = None
+    curtailable_kw: np.ndarray = 0.0
     throughput_penalty_eur_per_kwh: float = 1e-6
     tie_break_eur_per_kwh2: float = 1e-6
     lec_names: tuple = None
@@ -327,12 +341,24 @@ class ExchangeProblem:
         put("battery_power_kw", _frozen(power))
         put("battery_efficiency", _frozen(efficiency))
         put("soc_initial", _frozen(soc))
+        soc_final = soc if self.soc_final is None else _per_lec("soc_final", self.soc_final, n, default=0.5)
+        if not np.all((soc_final >= 0) & (soc_final <= 1)):
+            raise ValueError("soc_final must be a fraction in [0, 1]")
+        put("soc_final", _frozen(soc_final))
 
         for name in ("grid_import_limit_kw", "grid_export_limit_kw"):
             limit = _per_lec_and_step(name, getattr(self, name), n, t)
             if np.any(np.isnan(limit)) or np.any(limit < 0):
                 raise ValueError(f"{name} must be >= 0 (inf: no limit)")
             put(name, _frozen(limit))
+        limit_penalty = float(self.limit_penalty_eur_per_kwh)
+        if not limit_penalty > 0:
+            raise ValueError("limit_penalty_eur_per_kwh must be positive (inf: hard limits)")
+        put("limit_penalty_eur_per_kwh", limit_penalty)
+        curtailable = _per_lec_and_step("curtailable_kw", self.curtailable_kw, n, t)
+        if not np.all(np.isfinite(curtailable) & (curtailable >= 0)):
+            raise ValueError("curtailable_kw must be >= 0 and finite")
+        put("curtailable_kw", _frozen(curtailable))
 
         penalty = float(self.throughput_penalty_eur_per_kwh)
         if not (math.isfinite(penalty) and penalty >= 0):
@@ -444,6 +470,11 @@ class ExchangeResult:
         Sum of ``cost_eur``.
     local_price_eur_per_kwh : numpy.ndarray, shape (N, T), or None
         Dual of each LEC's balance: the cost of one more kWh of net demand there.
+    curtailed_kw : numpy.ndarray, shape (N, T), or None
+        PV curtailed (only where the problem allows it).
+    limit_excess_kw : numpy.ndarray, shape (N, T), or None
+        Import plus export beyond the DSO's limits (only with soft limits; included in
+        ``import_kw`` and ``export_kw``).
     """
 
     lec_names: tuple
@@ -457,6 +488,8 @@ class ExchangeResult:
     cost_eur: np.ndarray
     total_cost_eur: float
     local_price_eur_per_kwh: np.ndarray | None = None
+    curtailed_kw: np.ndarray | None = None
+    limit_excess_kw: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -513,9 +546,10 @@ class NegotiationResult:
 
 def balance_mismatch_kw(problem: ExchangeProblem, result: ExchangeResult) -> np.ndarray:
     """Left-hand side of every LEC's balance (zero when it holds), shape (N, T), kW."""
+    curtailed = 0.0 if result.curtailed_kw is None else result.curtailed_kw
     return (
-        problem.net_demand_kw + result.charge_kw - result.discharge_kw - result.import_kw + result.export_kw
-        + result.exchange_out_kw
+        problem.net_demand_kw + curtailed + result.charge_kw - result.discharge_kw - result.import_kw
+        + result.export_kw + result.exchange_out_kw
     )
 
 
@@ -648,7 +682,7 @@ def _run(highs: highspy.Highs, what: str):
 
 @dataclass(frozen=True)
 class _LecColumns:
-    """Where one LEC's variables and balance rows sit in a QP."""
+    """Where one LEC's variables and balance rows sit in a QP (``None``: the problem has no such columns)."""
 
     grid_import: np.ndarray
     grid_export: np.ndarray
@@ -656,6 +690,27 @@ class _LecColumns:
     discharge: np.ndarray
     soc: np.ndarray
     balance_rows: np.ndarray
+    import_excess: np.ndarray | None = None
+    export_excess: np.ndarray | None = None
+    curtail: np.ndarray | None = None
+
+    def values(self, x: np.ndarray) -> dict:
+        """The LEC's powers from a solution vector: import and export include any excess over a limit."""
+        t = len(self.grid_import)
+
+        def part(cols):
+            return x[cols] if cols is not None else np.zeros(t)
+
+        import_excess, export_excess = part(self.import_excess), part(self.export_excess)
+        return {
+            "import_kw": x[self.grid_import] + import_excess,
+            "export_kw": x[self.grid_export] + export_excess,
+            "charge_kw": x[self.charge],
+            "discharge_kw": x[self.discharge],
+            "soc_kwh": x[self.soc],
+            "curtailed_kw": part(self.curtail),
+            "limit_excess_kw": import_excess + export_excess,
+        }
 
 
 def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int) -> _LecColumns:
@@ -663,7 +718,10 @@ def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int) -> _LecColumns:
 
     Balance row (load convention rearranged with the data on the right)::
 
-        import - export - charge + discharge - (power sent to neighbours) = net_demand
+        import - export - charge + discharge - curtail - (power sent to neighbours) = net_demand
+
+    With soft limits (finite ``limit_penalty_eur_per_kwh``) import and export are each split into
+    a part within the limit and an excess beyond it that pays the penalty on top of its price.
     """
     t, dt = problem.n_steps, problem.dt_h
     penalty = problem.throughput_penalty_eur_per_kwh * dt
@@ -671,23 +729,43 @@ def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int) -> _LecColumns:
     power = problem.battery_power_kw[lec]
     soc_start = problem.soc_initial[lec] * energy
     leg = math.sqrt(problem.battery_efficiency[lec])
+    buy, sell = problem.import_price_eur_per_kwh[lec], problem.export_price_eur_per_kwh[lec]
+    import_limit, export_limit = problem.grid_import_limit_kw[lec], problem.grid_export_limit_kw[lec]
 
-    grid_import = qp.add_columns(dt * problem.import_price_eur_per_kwh[lec], 0.0, problem.grid_import_limit_kw[lec])
-    grid_export = qp.add_columns(-dt * problem.export_price_eur_per_kwh[lec], 0.0, problem.grid_export_limit_kw[lec])
+    grid_import = qp.add_columns(dt * buy, 0.0, import_limit)
+    grid_export = qp.add_columns(-dt * sell, 0.0, export_limit)
     charge = qp.add_columns(np.full(t, penalty), 0.0, power)
     discharge = qp.add_columns(np.full(t, penalty), 0.0, power)
     soc_upper = np.full(t, energy)
     soc_lower = np.zeros(t)
-    soc_lower[-1] = soc_upper[-1] = soc_start  # back where it started
+    soc_lower[-1] = soc_upper[-1] = problem.soc_final[lec] * energy
     soc = qp.add_columns(np.zeros(t), soc_lower, soc_upper)
-    for powers in (grid_import, grid_export, charge, discharge):
-        qp.add_curvature(powers, 2.0 * problem.tie_break_eur_per_kwh2 * dt)
+    powers = [grid_import, grid_export, charge, discharge]
+    import_excess = export_excess = curtail = None
+    soft = math.isfinite(problem.limit_penalty_eur_per_kwh)
+    if soft and np.any(np.isfinite(import_limit)):
+        import_excess = qp.add_columns(dt * (buy + problem.limit_penalty_eur_per_kwh), 0.0, np.inf)
+        powers.append(import_excess)
+    if soft and np.any(np.isfinite(export_limit)):
+        export_excess = qp.add_columns(dt * (problem.limit_penalty_eur_per_kwh - sell), 0.0, np.inf)
+        powers.append(export_excess)
+    if np.any(problem.curtailable_kw[lec] > 0):
+        curtail = qp.add_columns(np.full(t, penalty), 0.0, problem.curtailable_kw[lec])
+        powers.append(curtail)
+    for cols in powers:
+        qp.add_curvature(cols, 2.0 * problem.tie_break_eur_per_kwh2 * dt)
 
     balance = qp.add_rows(problem.net_demand_kw[lec], problem.net_demand_kw[lec])
     qp.add_coefficients(balance, grid_import, 1.0)
     qp.add_coefficients(balance, grid_export, -1.0)
     qp.add_coefficients(balance, charge, -1.0)
     qp.add_coefficients(balance, discharge, 1.0)
+    if import_excess is not None:
+        qp.add_coefficients(balance, import_excess, 1.0)
+    if export_excess is not None:
+        qp.add_coefficients(balance, export_excess, -1.0)
+    if curtail is not None:
+        qp.add_coefficients(balance, curtail, -1.0)
 
     # soc[k] - soc[k-1] - sqrt(eta) * dt * charge[k] + dt / sqrt(eta) * discharge[k] = 0
     soc_rhs = np.zeros(t)
@@ -697,7 +775,7 @@ def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int) -> _LecColumns:
     qp.add_coefficients(soc_rows[1:], soc[:-1], -1.0)
     qp.add_coefficients(soc_rows, charge, -leg * dt)
     qp.add_coefficients(soc_rows, discharge, dt / leg)
-    return _LecColumns(grid_import, grid_export, charge, discharge, soc, balance)
+    return _LecColumns(grid_import, grid_export, charge, discharge, soc, balance, import_excess, export_excess, curtail)
 
 
 def _add_exchange(qp: _QpBuilder, capacity_kw: float, n_steps: int, fee_cost) -> np.ndarray:
@@ -759,19 +837,23 @@ def solve_centralised(problem: ExchangeProblem) -> ExchangeResult:
     exchange_kw = np.array([values[x] for x in exchanges]).reshape(problem.n_edges, t)
     return _result(
         problem,
-        grid_import=np.array([values[c.grid_import] for c in lecs]),
-        grid_export=np.array([values[c.grid_export] for c in lecs]),
-        charge=np.array([values[c.charge] for c in lecs]),
-        discharge=np.array([values[c.discharge] for c in lecs]),
-        soc=np.array([values[c.soc] for c in lecs]),
+        [c.values(values) for c in lecs],
         exchange_kw=exchange_kw,
         own_exchange_kw={(e, lec): exchange_kw[e] for e, edge in enumerate(problem.edges) for lec in edge},
         local_price=np.array([duals[c.balance_rows] for c in lecs]) / dt,
     )
 
 
-def _result(problem, *, grid_import, grid_export, charge, discharge, soc, exchange_kw, own_exchange_kw, local_price):
-    """Assemble an ExchangeResult; ``own_exchange_kw[(edge, lec)]`` is the edge as ``lec`` scheduled it."""
+def _result(problem, lec_values, *, exchange_kw, own_exchange_kw, local_price):
+    """Assemble an ExchangeResult from each LEC's :meth:`_LecColumns.values`.
+
+    ``own_exchange_kw[(edge, lec)]`` is the edge as ``lec`` scheduled it.
+    """
+
+    def stacked(key):
+        return np.array([v[key] for v in lec_values])
+
+    grid_import, grid_export = stacked("import_kw"), stacked("export_kw")
     costs = np.zeros(problem.n_lecs)
     out = np.zeros((problem.n_lecs, problem.n_steps))
     for i in range(problem.n_lecs):
@@ -784,14 +866,16 @@ def _result(problem, *, grid_import, grid_export, charge, discharge, soc, exchan
         lec_names=problem.lec_names,
         import_kw=grid_import,
         export_kw=grid_export,
-        charge_kw=charge,
-        discharge_kw=discharge,
-        soc_kwh=soc,
+        charge_kw=stacked("charge_kw"),
+        discharge_kw=stacked("discharge_kw"),
+        soc_kwh=stacked("soc_kwh"),
         exchange_kw=exchange_kw,
         exchange_out_kw=out,
         cost_eur=costs,
         total_cost_eur=float(costs.sum()),
         local_price_eur_per_kwh=local_price,
+        curtailed_kw=stacked("curtailed_kw"),
+        limit_excess_kw=stacked("limit_excess_kw"),
     )
 
 
@@ -1027,14 +1111,11 @@ class LecAgent:
             raise RuntimeError("no local step solved yet")
         v, c = self._values, self._columns
         exchange_to = {n: v[x] for n, x in self._exchange_columns.items()}
-        cost = _grid_cost_eur(self.problem, self.lec, v[c.grid_import], v[c.grid_export])
+        own = c.values(v)
+        cost = _grid_cost_eur(self.problem, self.lec, own["import_kw"], own["export_kw"])
         cost += sum(_half_edge_cost_eur(self.problem, self.edge_to[n], x) for n, x in exchange_to.items())
         return {
-            "import_kw": v[c.grid_import],
-            "export_kw": v[c.grid_export],
-            "charge_kw": v[c.charge],
-            "discharge_kw": v[c.discharge],
-            "soc_kwh": v[c.soc],
+            **own,
             "exchange_to_kw": exchange_to,
             "cost_eur": cost,
             "local_price_eur_per_kwh": self._duals[c.balance_rows] / self.problem.dt_h,
@@ -1232,11 +1313,7 @@ def admm_negotiate(
         settlement[b] += payment
     result = _result(
         problem,
-        grid_import=np.array([s["import_kw"] for s in schedules]),
-        grid_export=np.array([s["export_kw"] for s in schedules]),
-        charge=np.array([s["charge_kw"] for s in schedules]),
-        discharge=np.array([s["discharge_kw"] for s in schedules]),
-        soc=np.array([s["soc_kwh"] for s in schedules]),
+        schedules,
         exchange_kw=consensus,
         own_exchange_kw=own,
         local_price=np.array([s["local_price_eur_per_kwh"] for s in schedules]),
