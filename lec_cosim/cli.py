@@ -15,9 +15,43 @@ EXIT_INPUT_ERROR = 2
 EXIT_RUN_ERROR = 1
 
 
-def _cmd_validate(args) -> int:
+def _is_multi_lec(scenario) -> bool:
+    from lec_cosim.scenario import MultiLecScenario
+
+    return isinstance(scenario, MultiLecScenario)
+
+
+def _load(args):
+    """The scenario of a command, with the command-line overrides of a three-LEC scenario applied."""
     scenario = load_scenario(args.scenario)
+    framework = getattr(args, "framework", None)
+    dso_limits = getattr(args, "dso_limits", None)
+    if (framework is not None or dso_limits is not None) and not _is_multi_lec(scenario):
+        raise ScenarioError(f"{args.scenario}: framework: --framework and --dso-limits apply to multi-LEC "
+                            "scenarios only")
+    if framework is not None:
+        scenario = scenario.model_copy(update={"framework": framework})
+    if dso_limits is not None:
+        scenario = scenario.model_copy(update={"dso": scenario.dso.model_copy(update={"limits": dso_limits})})
+    return scenario
+
+
+def _default_out(scenario) -> Path:
+    if scenario.outputs.directory:
+        return Path(scenario.outputs.directory)
+    if _is_multi_lec(scenario):
+        return Path("results") / f"{scenario.name}_{scenario.framework}{'_dso' if scenario.dso.limits else ''}"
+    return Path("results") / scenario.name
+
+
+def _cmd_validate(args) -> int:
+    scenario = _load(args)
     _check_data(scenario)  # "valid" means run would start: the data and learnt bids load too
+    if _is_multi_lec(scenario):
+        print(f"{args.scenario}: valid scenario {scenario.name!r} ({scenario.lecs.count} LECs, framework "
+              f"{scenario.framework}, DSO limits {'on' if scenario.dso.limits else 'off'}, {scenario.horizon_h:g} h "
+              f"from {scenario.start.isoformat()})")
+        return 0
     if scenario.framework == "local_market":
         print(f"{args.scenario}: valid scenario {scenario.name!r} (local market, {scenario.horizon_h:g} h from "
               f"{scenario.start.isoformat()}, LEM {'on' if scenario.market.enabled else 'off'}, "
@@ -43,6 +77,14 @@ def _check_lem_data(scenario, *, bids: bool = True) -> None:
 
 def _check_data(scenario) -> None:
     """Load every data series once, so that data errors surface before any process starts."""
+    if _is_multi_lec(scenario):
+        from lec_cosim.models.multi_lec_ems import members_from_scenario
+
+        try:
+            members_from_scenario(scenario)
+        except (ValueError, KeyError, OSError) as exc:
+            raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+        return
     if scenario.framework == "local_market":
         _check_lem_data(scenario)
         return
@@ -63,9 +105,9 @@ def _cmd_run(args) -> int:
     from lec_cosim.federation import write_federation
     from lec_cosim.launch import FederationError, run_federation
 
-    scenario = load_scenario(args.scenario)
+    scenario = _load(args)
     _check_data(scenario)
-    out = Path(args.out or scenario.outputs.directory or Path("results") / scenario.name)
+    out = Path(args.out) if args.out else _default_out(scenario)
     if out.exists() and any(out.iterdir()):
         if not args.force:
             raise ScenarioError(f"{out}: output directory exists; pass --force to replace it")
@@ -86,6 +128,14 @@ def _cmd_run(args) -> int:
         return EXIT_RUN_ERROR
     summary = json.loads((out / "summary.json").read_text())
     k = summary["kpis"]
+    if _is_multi_lec(scenario):
+        iterations = f", {k['iterations_total']} ADMM iterations" if k["iterations_total"] else ""
+        print(f"done in {wall:.1f} s: cost {k['total_cost_eur']:.2f} EUR ({k['cost_per_member_eur']:.2f} per "
+              f"member), self-sufficiency {100 * k['self_sufficiency']:.1f} %, transformer peak "
+              f"{k['trafo_peak_kw']:.1f} kW, losses {k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, "
+              f"{k['messages']} messages{iterations}")
+        print(f"results: {out.resolve()}")
+        return 0
     if scenario.framework == "local_market":
         print(f"done in {wall:.1f} s: LEM volume {k['lem_volume_kwh']:.1f} kWh, community cost "
               f"{k['total']['cost_eur']:.2f} EUR, income {k['total']['income_eur']:.2f} EUR, losses "
@@ -103,7 +153,7 @@ def _cmd_run(args) -> int:
 def _cmd_runner(args) -> int:
     from lec_cosim.federation import write_federation
 
-    scenario = load_scenario(args.scenario)
+    scenario = _load(args)
     target = Path(args.output).resolve()
     run_dir = target.parent
     write_federation(scenario, run_dir)
@@ -177,6 +227,16 @@ def _cmd_train_bidders(args) -> int:
 
 
 
+def _multi_lec_options(p) -> None:
+    p.add_argument("--framework", choices=("decentralised", "distributed", "p2p"),
+                   help="multi-LEC scenarios: override the scenario's framework")
+    limits = p.add_mutually_exclusive_group()
+    limits.add_argument("--dso-limits", dest="dso_limits", action="store_true", default=None,
+                        help="multi-LEC scenarios: the DSO publishes per-LEC import/export limits (dso.limits)")
+    limits.add_argument("--no-dso-limits", dest="dso_limits", action="store_false",
+                        help="multi-LEC scenarios: no DSO limits")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lec-cosim", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -184,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a scenario file")
     p.add_argument("scenario")
+    _multi_lec_options(p)
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("run", help="run a scenario's federation and write its results")
@@ -192,11 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing results directory")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _multi_lec_options(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("runner", help="write a helics-cli runner file (helics run --path FILE)")
     p.add_argument("scenario")
     p.add_argument("-o", "--output", required=True, help="runner JSON path; configs and results go beside it")
+    _multi_lec_options(p)
     p.set_defaults(func=_cmd_runner)
 
     p = sub.add_parser("compare", help="KPI table of several runs (local-market runs: Tables II and III)")

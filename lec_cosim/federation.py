@@ -142,6 +142,13 @@ def free_broker_port(host: str = "127.0.0.1", span: int = 16) -> int:
 
 def federate_config(scenario: Scenario, name: str, port: int, run_dir: Path) -> dict:
     """HELICS JSON config of one federate; our own settings live under ``lec_cosim``."""
+    if _is_multi_lec(scenario):
+        from lec_cosim import multi_lec_federation
+
+        federate = next((f for f in multi_lec_federation.plan(scenario) if f.name == name), None)
+        if federate is None:
+            raise KeyError(f"no federate {name!r} in scenario {scenario.name!r}")
+        return multi_lec_federation.federate_config(scenario, federate, port, Path(run_dir))
     if scenario.framework == "local_market":
         from lec_cosim import lem_federation
 
@@ -194,7 +201,17 @@ def federate_command(name: str, config: Path) -> list[str]:
     return [sys.executable, "-m", module, "--config", str(config)]
 
 
+def _is_multi_lec(scenario) -> bool:
+    from lec_cosim.scenario import MultiLecScenario
+
+    return isinstance(scenario, MultiLecScenario)
+
+
 def federate_names(scenario) -> list[str]:
+    if _is_multi_lec(scenario):
+        from lec_cosim import multi_lec_federation
+
+        return [f.name for f in multi_lec_federation.plan(scenario)]
     if scenario.framework == "local_market":
         from lec_cosim import lem_federation
 

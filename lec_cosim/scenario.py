@@ -282,6 +282,109 @@ class LemScenario(_ScenarioBase):
         return self
 
 
+# --- three LECs on the IEEE European LV feeder (framework: decentralised | distributed | p2p) ----
+
+
+FRAMEWORKS = ("decentralised", "distributed", "p2p")
+
+
+class LecsConfig(_Strict):
+    count: int = Field(3, ge=2, le=5, description="LECs the 55 households are split into along the feeder's branches")
+    home_battery_kwh: float = Field(10.0, ge=0)
+    home_battery_kw: float = Field(5.0, ge=0)
+    community_battery_hours: float = Field(2.0, ge=0, description="community battery energy in hours of its LEC's "
+                                           "mean load; its power is that mean load")
+    battery_efficiency: float = Field(0.95, gt=0, le=1, description="round trip")
+    neighbour_max_distance_m: float = Field(50.0, gt=0, description="LECs whose households come this close along "
+                                            "the feeder are neighbours")
+    on_platform: Optional[list[str]] = Field(
+        None, description="decentralised and p2p: LECs that join the market platform (default all); the others "
+        "trade with the grid only")
+
+
+class TariffConfig(_Strict):
+    scheme: Literal["plain", "bihourly"] = "bihourly"
+    feed_in_eur_per_kwh: float = Field(0.045, ge=0)
+
+
+class PlatformConfig(_Strict):
+    wheeling_fee_eur_per_kwh: float = Field(0.005, ge=0, description="added to the sellers' offers between LECs")
+
+
+class NegotiationConfig(_Strict):
+    wheeling_eur_per_kwh2: float = Field(1e-3, gt=0, description="quadratic cost of an exchange between neighbours")
+    edge_capacity_kw: float = Field(100.0, gt=0)
+    rho_eur_per_kwh2: Optional[float] = Field(None, gt=0, description="ADMM penalty; default 3 x wheeling")
+    tol_kw: float = Field(0.01, gt=0, description="primal residual tolerance")
+    max_iterations: int = Field(300, ge=1, le=900, description="iteration cap per market period")
+
+
+class P2PConfig(_Strict):
+    fairness_fee_eur_per_kwh: float = Field(0.02, ge=0, description="import fee on the previous period's largest "
+                                            "importer of each LEC (Moret and Pinson 2018)")
+    over_cap_fee_eur_per_kwh: float = Field(0.10, ge=0, description="paid on a member's import above its cap")
+    member_import_cap_kw: Optional[float] = Field(None, gt=0, description="import cap of every member without a "
+                                                  "DSO limit (null: none)")
+
+
+class DsoConfig(_Strict):
+    limits: bool = Field(False, description="the DSO publishes per-LEC import and export limits from its power "
+                         "flow, which the EMSs respect in the next market period")
+    vm_min_pu: float = Field(0.9, gt=0)
+    vm_max_pu: float = Field(1.1, gt=0)
+    max_loading_percent: float = Field(100.0, gt=0)
+    margin_pu: float = Field(0.005, ge=0, description="kept inside the band by the limits")
+    limit_penalty_eur_per_kwh: float = Field(0.5, gt=0, description="EMS cost of a kWh beyond a DSO limit "
+                                             "(soft limits: a plan stays feasible)")
+
+    @model_validator(mode="after")
+    def _band(self) -> "DsoConfig":
+        if self.vm_min_pu >= self.vm_max_pu:
+            raise ValueError("vm_min_pu must be below vm_max_pu")
+        return self
+
+
+class MultiLecScenario(_ScenarioBase):
+    """Three (or N) LECs on the IEEE European LV feeder under one of three frameworks (Rana et al. 2022)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    framework: Literal["decentralised", "distributed", "p2p"]
+    start: dt.datetime = Field(description="day of the PV data (2016); the IEEE loads are one typical day")
+    horizon_h: float = Field(24.0, gt=0, le=24)
+    resolution: LemResolution = LemResolution()
+    feeder: FeederConfig
+    pv: PVSizingConfig
+    lecs: LecsConfig = LecsConfig()
+    tariff: TariffConfig = TariffConfig()
+    platform: PlatformConfig = PlatformConfig()
+    negotiation: NegotiationConfig = NegotiationConfig()
+    p2p: P2PConfig = P2PConfig()
+    dso: DsoConfig = DsoConfig()
+    outputs: OutputsConfig = OutputsConfig()
+    source_file: Optional[Path] = Field(None, exclude=True)
+
+    _midnight = field_validator("start")(LemScenario._midnight.__func__)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MultiLecScenario":
+        res = self.resolution
+        if 60 % res.grid_min:
+            raise ValueError("resolution.grid_min: must divide an hour (the PV data are 15-min, loads 1-min)")
+        if abs(self.horizon_h - round(self.horizon_h)) > 1e-9:
+            raise ValueError("horizon_h: must be a whole number of hours")
+        return self
+
+    @property
+    def lec_names(self) -> list[str]:
+        return [f"lec{k + 1}" for k in range(self.lecs.count)]
+
+    @property
+    def platform_lecs(self) -> list[str]:
+        """LECs on the market platform (decentralised and p2p)."""
+        return self.lec_names if self.lecs.on_platform is None else list(self.lecs.on_platform)
+
+
 def _source_and_outputs(scenario: _ScenarioBase, source: Path) -> dict:
     """Updates every scenario kind needs: its source file, and its output folder taken from there."""
     updates = {"source_file": source.resolve()}
@@ -310,6 +413,24 @@ def _lem_scenario_from_dict(data: dict, source: Path) -> LemScenario:
     return scenario
 
 
+def _multi_lec_scenario_from_dict(data: dict, source: Path) -> MultiLecScenario:
+    scenario = _validate(MultiLecScenario, data, source)
+    base = source.parent
+    feeder = scenario.feeder.model_copy(update={"data_dir": (base / scenario.feeder.data_dir).resolve()})
+    pv = scenario.pv.model_copy(update={"profile_file": (base / scenario.pv.profile_file).resolve()})
+    scenario = scenario.model_copy(update={"feeder": feeder, "pv": pv, **_source_and_outputs(scenario, source)})
+    unknown = sorted(set(scenario.platform_lecs) - set(scenario.lec_names))
+    if unknown:
+        raise ScenarioError(f"{source}: lecs.on_platform: unknown LEC {unknown[0]!r}; the LECs are "
+                            f"{', '.join(scenario.lec_names)}")
+    if not (scenario.feeder.data_dir / "csv" / "Lines.csv").is_file():
+        raise ScenarioError(f"{source}: feeder.data_dir: not an IEEE European LV data folder: "
+                            f"{scenario.feeder.data_dir}")
+    if not pv.profile_file.is_file():
+        raise ScenarioError(f"{source}: pv.profile_file: file not found: {pv.profile_file}")
+    return scenario
+
+
 def _location(err: dict) -> str:
     return ".".join(str(part) for part in err["loc"] if part != "__root__") or "(top level)"
 
@@ -333,6 +454,8 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario:
         raise ScenarioError(f"{source}: (top level): expected a mapping of scenario fields")
     if data.get("framework") == "local_market":
         return _lem_scenario_from_dict(data, source)
+    if "lecs" in data or data.get("framework") in ("distributed", "p2p"):
+        return _multi_lec_scenario_from_dict(data, source)
     scenario = _validate(Scenario, data, source)
     base = source.parent
     hh = scenario.households

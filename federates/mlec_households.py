@@ -1,0 +1,102 @@
+"""Households federate: every member's assets in one federate (grouped HEMS), for the three frameworks.
+
+At every grid step (t + 6 ms) it runs each member's load and PV (less the PV its LEC_EMS curtails)
+and each battery at its set-point, and publishes the members' powers (households, then the
+community batteries). The set-points: in decentralised and distributed, each LEC_EMS's pooled
+set-point split over the home and community batteries it manages; in p2p, the community battery's
+set-point from the LEC_EMS, and for every home battery its own HEMS plan: at H + 2 ms each HEMS
+reads the caps and fee its LEC sent, plans the rest of the day for its own cost
+(``lec_cosim.models.p2p.plan_home``) and sends its LEC's market its order for the hour.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from federates.common import Federate, main
+from lec_cosim.models.multi_lec_ems import (
+    HomeBatteries,
+    curtailment_split,
+    hourly_mean,
+    hourly_tariffs,
+    members_from_scenario,
+    n_hours,
+    pooled_batteries,
+    steps_per_hour,
+)
+from lec_cosim.models.p2p import plan_home
+from lec_cosim.multi_lec_federation import (
+    HEMS_BID_OFFSET_S,
+    HOUSEHOLD_VECTORS,
+    HOUSEHOLDS_OFFSET_S,
+    market_endpoint,
+    member_endpoint,
+)
+
+
+def build(fed: Federate):
+    s = fed.scenario
+    members = members_from_scenario(s)
+    table = members.table
+    names = members.lec_names
+    p2p = s.framework == "p2p"
+    pooled = pooled_batteries(members, home_batteries=not p2p)
+    batteries = HomeBatteries(members)
+    retail, feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
+    load_h, pv_h = hourly_mean(members, members.load_kw), hourly_mean(members, members.pv_kw)
+    households = [j for j, kind in enumerate(table["kind"]) if kind == "household"]
+    own_plan_kw = np.zeros(len(table))
+
+    def lec_values(value: str) -> np.ndarray:
+        return np.array([fed.value(f"mlec/{lec}/ems/{value}") for lec in names])
+
+    def bid(hour: int) -> None:
+        for j in households:
+            member, lec = table.at[j, "member"], table.at[j, "lec"]
+            caps = fed.receive(member_endpoint(member))
+            if len(caps) != 1 or caps[0][1]["hour"] != hour:
+                raise RuntimeError(f"{member}: expected one cap message from {lec} for hour {hour}, got {len(caps)}")
+            cap = caps[0][1]
+            plan = plan_home(load_h[j, hour:], pv_h[j, hour:], dt_h=1.0, import_price_eur_per_kwh=retail[hour:],
+                             export_price_eur_per_kwh=feed_in[hour:], battery_kwh=batteries.energy_kwh[j],
+                             battery_kw=batteries.power_kw[j], battery_efficiency=table.at[j, "battery_efficiency"] or 1.0,
+                             soc_kwh=batteries.soc_kwh[j], soc_final_kwh=0.5 * batteries.energy_kwh[j],
+                             import_cap_kw=cap["import_cap_kw"],
+                             over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
+                             import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])
+            own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
+            fed.send(member_endpoint(member), market_endpoint(lec), {
+                "hour": hour, "member": member, "net_kwh": float(plan.net_kw[0]), "plan_kw": plan.net_kw.tolist()})
+
+    def step(n: int) -> None:
+        if p2p:
+            for j in households:  # the pool's answers settle money only; the recorder has them from the LEC
+                fed.receive(member_endpoint(table.at[j, "member"]))
+        charge = pooled.split(members, lec_values("pooled_charge_kw")) + own_plan_kw
+        battery_kw = batteries.apply(charge)
+        curtailed = curtailment_split(members, n, lec_values("curtail_kw"))
+        pv = members.pv_kw[:, n] - curtailed
+        values = {"load_kw": members.load_kw[:, n], "load_kvar": members.load_kvar[:, n], "pv_kw": pv,
+                  "curtailed_kw": curtailed, "battery_kw": battery_kw, "soc_kwh": batteries.soc_kwh,
+                  "net_kw": members.load_kw[:, n] - pv + battery_kw}
+        for v in HOUSEHOLD_VECTORS:
+            fed.publish(f"mlec/households/{v}", values[v])
+
+    def slots():
+        per_hour = steps_per_hour(members)
+        for hour in range(n_hours(members)):
+            start = hour * 3600.0
+            if p2p:
+                yield start + HEMS_BID_OFFSET_S, lambda _, h=hour: bid(h)
+            for j in range(per_hour):
+                n = hour * per_hour + j
+                yield start + j * s.grid_step_s + HOUSEHOLDS_OFFSET_S, lambda _, n=n: step(n)
+        yield s.end_s, lambda _: None  # stay connected until the recorder has queried the federation
+
+    return SimpleNamespace(slots=slots())
+
+
+if __name__ == "__main__":
+    main(build, __doc__)

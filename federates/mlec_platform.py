@@ -1,0 +1,52 @@
+"""Market-platform federate: clears the LECs' hourly positions among them; the rest goes to the grid.
+
+At H + 4 ms it reads every position the LECs on the platform sent (H + 1 ms or H + 3 ms), clears
+them (``lec_cosim.models.p2p.clear_platform``: LECs short of energy bid the retail tariff, LECs
+with a surplus offer at feed-in plus the wheeling fee), answers each LEC and publishes the record.
+An LEC that sent nothing is not on the platform that hour.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from federates.common import Federate, main
+from lec_cosim.models.multi_lec_ems import hourly_tariffs, members_from_scenario, n_hours
+from lec_cosim.models.p2p import clear_platform
+from lec_cosim.multi_lec_federation import PLATFORM_ENDPOINT, PLATFORM_OFFSET_S, ems_endpoint
+
+
+def build(fed: Federate):
+    s = fed.scenario
+    members = members_from_scenario(s)
+    retail, feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
+
+    def clear(hour: int) -> None:
+        positions = {}
+        for _, payload in fed.receive(PLATFORM_ENDPOINT):
+            if payload["hour"] != hour:
+                raise RuntimeError(f"platform: position of {payload['lec']} for hour {payload['hour']} in hour {hour}")
+            positions[payload["lec"]] = float(payload["position_kwh"])
+        result = clear_platform(positions, import_price_eur_per_kwh=retail[hour], export_price_eur_per_kwh=feed_in[hour],
+                                wheeling_fee_eur_per_kwh=s.platform.wheeling_fee_eur_per_kwh)
+        answers = []
+        for lec in positions:
+            answer = {"hour": hour, "lec": lec, "position_kwh": positions[lec],
+                      "price_eur_per_kwh": result.price_eur_per_kwh,
+                      **{k: getattr(result, k)[lec] for k in ("bought_kwh", "sold_kwh", "grid_import_kwh",
+                                                              "grid_export_kwh", "payment_eur", "wheeling_eur")}}
+            answers.append(answer)
+            fed.send(PLATFORM_ENDPOINT, ems_endpoint(lec), answer)
+        fed.publish_json("mlec/platform/record", {"hour": hour, "price_eur_per_kwh": result.price_eur_per_kwh,
+                                                  "lecs": answers})
+
+    def slots():
+        for hour in range(n_hours(members)):
+            yield hour * 3600.0 + PLATFORM_OFFSET_S, lambda _, h=hour: clear(h)
+        yield s.end_s + PLATFORM_OFFSET_S, lambda _: None  # stay connected until the recorder has queried
+
+    return SimpleNamespace(slots=slots())
+
+
+if __name__ == "__main__":
+    main(build, __doc__)

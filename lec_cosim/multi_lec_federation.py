@@ -1,0 +1,141 @@
+"""The federations of the three-LEC scenario: decentralised, distributed and P2P (Rana et al. 2022, Figs. 7-9).
+
+Federates (one program each, ``federates/mlec_*.py``)::
+
+    lec_ems_1..N  one LEC_EMS per LEC: plans its batteries for the rest of the day every hour
+    platform      decentralised, p2p: the market platform between LECs (no platform in distributed)
+    households    every member's assets (grouped HEMS): loads, PV, home and community batteries;
+                  in p2p the HEMS plan their own home batteries and bid into their LEC's market
+    dso           three-phase power flow at every grid step; with ``dso.limits`` it publishes
+                  per-LEC import and export limits that the EMSs respect from the next hour on
+    recorder      writes the results contract and queries the federation's exchange graph
+
+Who talks to whom (messages; values are physics, limits and records)::
+
+    decentralised  lec_ems_k  <-> platform               positions and platform results
+    distributed    lec_ems_k  <-> lec_ems_j (neighbours)  ADMM proposals
+    p2p            household members <-> their lec_ems_k's market endpoint (caps, orders, results)
+                   lec_ems_k  <-> platform
+
+Time pattern within hour H (seconds). Nobody waits for a reply: every federate requests fixed
+times, and HELICS delivers a message or value stamped t to a federate granted a later time::
+
+    H + 1 ms          lec_ems   plan (decentralised), send caps (p2p); distributed: ADMM
+                                iteration i at H + 1 ms + i us (send at slot i, read at i + 1)
+    H + 2 ms          households (p2p) read caps, plan their homes, send orders
+    H + 3 ms          lec_ems   (p2p) clear the LEC pool, answer the members, plan the community
+                                battery; publish the hour's set-points; send the position
+    H + 4 ms          platform  clear the LECs' positions, answer them
+    H + 5 ms          lec_ems   read the platform's answer, publish the hour's record
+    t + 6 ms          households apply set-points at every grid step t, publish members' powers
+    t + 7 ms          dso       power flow of step t (and limits)
+    t + 8 ms          recorder  reads step t
+
+ADMM iterations are sub-steps of the market period, not HELICS iterative time requests: with
+fixed slots no federate can wait for another that waits for it (the lesson of the local market),
+and the agents decide themselves, from the residuals they exchange, at which slot they all stop.
+Every federate but the recorder ends with one more slot at the end of the horizon, so that all
+are still connected when the recorder queries them at its last step. For that they subscribe to
+the recorder's step counter (``RECORDER_SIGNAL``) without reading it: a federate that depends on
+no one can run ahead to its end and disconnect (measured: the LEC_EMSs and the platform of the
+decentralised federation had, before the recorder's last step). With it, nobody is granted a time
+past the recorder's next step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from lec_cosim.federation import Signal
+from lec_cosim.lem_federation import FederatePlan
+from lec_cosim.lem_federation import federate_config as _lem_federate_config
+from lec_cosim.scenario import MultiLecScenario
+
+EMS_PLAN_OFFSET_S = 0.001
+HEMS_BID_OFFSET_S = 0.002
+EMS_CLEAR_OFFSET_S = 0.003
+PLATFORM_OFFSET_S = 0.004
+EMS_SETTLE_OFFSET_S = 0.005
+HOUSEHOLDS_OFFSET_S = 0.006
+DSO_OFFSET_S = 0.007
+RECORDER_OFFSET_S = 0.008
+ADMM_SLOT_S = 1e-6
+"""One ADMM iteration per microsecond after H + 1 ms; the iteration cap (<= 900) keeps them before H + 2 ms."""
+MS_PERIOD_S = 0.001
+
+PLATFORM_ENDPOINT = "mlec/platform"
+HOUSEHOLD_VECTORS = ("load_kw", "load_kvar", "pv_kw", "curtailed_kw", "battery_kw", "soc_kwh", "net_kw")
+"""Per member (households, then community batteries), published by ``households`` at every grid step."""
+EMS_VALUES = ("pooled_charge_kw", "curtail_kw")
+"""Per LEC, the hour's set-points: charge (positive) of the batteries it manages, PV to curtail."""
+GRID_DOUBLES = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "trafo_p_kw", "max_line_loading_percent")
+GRID_COUNTS = ("bus_violations", "line_overloads")
+GRID_VECTORS = ("lec_vm_min_pu", "lec_vm_max_pu", "lec_net_import_kw", "import_limit_kw", "export_limit_kw")
+
+
+RECORDER_SIGNAL = Signal("mlec/recorder/step", "integer")
+
+
+def ems_name(lec: str) -> str:
+    return f"lec_ems_{lec.removeprefix('lec')}"
+
+
+def ems_endpoint(lec: str) -> str:
+    return f"mlec/{lec}/ems"
+
+
+def market_endpoint(lec: str) -> str:
+    """The LEC's P2P market, run by its LEC_EMS."""
+    return f"mlec/{lec}/market"
+
+
+def member_endpoint(member: str) -> str:
+    return f"mlec/member/{member}"
+
+
+def ems_signals(lec: str) -> list[Signal]:
+    return [Signal(f"mlec/{lec}/ems/{v}") for v in EMS_VALUES] + [Signal(f"mlec/{lec}/ems/record", "string")]
+
+
+HOUSEHOLDS = tuple(f"LOAD{k}" for k in range(1, 56))
+"""The feeder's 55 households in IEEE order (the members with an endpoint in p2p); no data needed."""
+
+
+def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
+    """Every federate of the framework's federation with its interface, in start order."""
+    framework = scenario.framework
+    lecs = scenario.lec_names
+    on_platform = [lec for lec in lecs if lec in scenario.platform_lecs] if framework != "distributed" else []
+    grid_pubs = ([Signal(f"mlec/grid/{v}") for v in GRID_DOUBLES] + [Signal(f"mlec/grid/{v}", "integer")
+                 for v in GRID_COUNTS] + [Signal(f"mlec/grid/{v}", "vector") for v in GRID_VECTORS])
+    limits = [s for s in grid_pubs if s.key.endswith(("import_limit_kw", "export_limit_kw"))]
+    household_pubs = [Signal(f"mlec/households/{v}", "vector") for v in HOUSEHOLD_VECTORS]
+    plans = []
+    all_ems = []
+    for lec in lecs:
+        pubs = ems_signals(lec)
+        all_ems += pubs
+        endpoints = [ems_endpoint(lec)] + ([market_endpoint(lec)] if framework == "p2p" else [])
+        plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", ADMM_SLOT_S, 0.0, pubs,
+                                  list(limits) if scenario.dso.limits else [], endpoints,
+                                  {"lec": lec, "on_platform": lec in on_platform}))
+    if on_platform:
+        plans.append(FederatePlan("platform", "federates.mlec_platform", scenario.market_step_s, PLATFORM_OFFSET_S,
+                                  [Signal("mlec/platform/record", "string")], [], [PLATFORM_ENDPOINT],
+                                  {"lecs": on_platform}))
+    setpoints = [s for s in all_ems if not s.key.endswith("/record")]
+    hems_endpoints = [member_endpoint(m) for m in HOUSEHOLDS] if framework == "p2p" else []
+    plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs, setpoints,
+                              hems_endpoints))
+    plans.append(FederatePlan("dso", "federates.mlec_dso", scenario.grid_step_s, DSO_OFFSET_S, grid_pubs,
+                              household_pubs))
+    recorder_subs = household_pubs + grid_pubs + all_ems
+    if on_platform:
+        recorder_subs.append(Signal("mlec/platform/record", "string"))
+    plans = [dataclasses.replace(p, subscriptions=[*p.subscriptions, RECORDER_SIGNAL]) for p in plans]
+    plans.append(FederatePlan("recorder", "federates.mlec_recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
+                              [RECORDER_SIGNAL], recorder_subs, [], {"federates": [p.name for p in plans]}))
+    return plans
+
+
+def federate_config(scenario: MultiLecScenario, federate: FederatePlan, port: int, run_dir) -> dict:
+    return _lem_federate_config(scenario, federate, port, run_dir)

@@ -1,0 +1,288 @@
+"""The results contract of a three-LEC run (frameworks decentralised, distributed, p2p).
+
+Files written into the run directory by the recorder (all tidy; units in column names):
+
+- ``members.csv``: per grid step and member (55 households, then the community batteries):
+  ``time, step, member, lec, kind, load_kw, pv_kw, curtailed_kw, battery_kw, soc_kwh, net_kw``
+  (battery positive when charging; net = load - pv + battery, positive drawing from the grid).
+- ``lecs.csv``: per grid step and LEC: ``time, step, lec, net_import_kw, vm_min_pu, vm_max_pu,
+  import_limit_kw, export_limit_kw`` (limits as the DSO published them; ``inf`` without the loop).
+- ``grid.csv``: per grid step: ``time, step, vm_min_pu, vm_max_pu, bus_violations, line_overloads,
+  p_loss_kw, q_loss_kvar, trafo_p_kw, max_line_loading_percent``.
+- ``settlement.csv``: per hour and LEC: ``hour, lec, households, load_kwh, pv_kwh, net_kwh,
+  exchange_in_kwh, exchange_out_kwh, grid_import_kwh, grid_export_kwh, grid_cost_eur,
+  exchange_payment_eur, wheeling_eur, cost_eur, planned_limit_excess_kwh``. The LEC's metered
+  energy of the hour (``net_kwh``, its members' powers summed) less what it bought from other LECs
+  plus what it sold them is settled with the grid at the retail and feed-in tariffs.
+- ``exchanges.csv``: per hour, LEC and counterpart (``platform`` or a neighbour LEC):
+  ``hour, lec, counterpart, bought_kwh, sold_kwh, price_eur_per_kwh, payment_eur, wheeling_eur``.
+- ``negotiation.csv`` (distributed): per hour: ``hour, iterations, converged,
+  primal_residual_kw, dual_residual_eur_per_kwh`` (the last iteration's largest over the edges);
+  ``negotiation_residuals.csv``: per hour, iteration, LEC and neighbour.
+- ``p2p_trades.csv`` (p2p): per hour and member: ``hour, lec, member, net_kwh, bought_kwh,
+  sold_kwh, grid_import_kwh, grid_export_kwh, price_eur_per_kwh, import_cap_kw,
+  import_fee_eur_per_kwh, fee_eur, cost_eur``.
+- ``federation_graph.json``: each federate's answer to the ``exchanges`` query (endpoints,
+  messages sent, publications, subscriptions), the message graph and the value graph.
+- ``summary.json``: scenario, framework, whether the DSO loop was on, and the KPIs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lec_cosim.models.multi_lec import MultiLecMembers
+from lec_cosim.models.multi_lec_ems import hourly_tariffs, steps_per_hour
+
+GRAPH_FILE = "federation_graph.json"
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6g")
+    tmp.replace(path)
+
+
+class MultiLecRecord:
+    """Everything the recorder collects during a run; :meth:`write` turns it into the contract."""
+
+    def __init__(self, scenario, members: MultiLecMembers):
+        self.scenario = scenario
+        self.members = members
+        self.member_rows: dict[str, list] = defaultdict(list)
+        self.grid_rows: list[dict] = []
+        self.lec_rows: list[dict] = []
+        self.ems_records: dict[tuple[int, str], dict] = {}
+        self.platform_records: dict[int, dict] = {}
+
+    def add_step(self, step: int, household_values: dict, grid: dict, lec_values: dict) -> None:
+        for key, values in household_values.items():
+            self.member_rows[key].append(np.asarray(values, dtype=float))
+        self.grid_rows.append({"step": step, **grid})
+        for i, lec in enumerate(self.members.lec_names):
+            self.lec_rows.append({"step": step, "lec": lec, **{k: float(v[i]) for k, v in lec_values.items()}})
+
+    def add_ems_record(self, record: dict) -> None:
+        self.ems_records[(int(record["hour"]), record["lec"])] = record
+
+    def add_platform_record(self, record: dict) -> None:
+        self.platform_records[int(record["hour"])] = record
+
+    # -- tables ----------------------------------------------------------------------------
+
+    def _time(self, steps) -> pd.Series:
+        m = self.members
+        return pd.Series(m.start + pd.to_timedelta(np.asarray(steps) * m.grid_min, unit="min")).dt.strftime(
+            "%Y-%m-%dT%H:%M:%S")
+
+    def members_table(self) -> pd.DataFrame:
+        m = self.members
+        table = m.table
+        n_steps = len(self.member_rows["net_kw"])
+        frame = pd.DataFrame({
+            "step": np.repeat(np.arange(n_steps), len(table)),
+            "member": np.tile(table["member"].to_numpy(), n_steps),
+            "lec": np.tile(table["lec"].to_numpy(), n_steps),
+            "kind": np.tile(table["kind"].to_numpy(), n_steps),
+            **{k: np.concatenate(self.member_rows[k]) for k in
+               ("load_kw", "pv_kw", "curtailed_kw", "battery_kw", "soc_kwh", "net_kw")},
+        })
+        frame.insert(0, "time", self._time(frame["step"]))
+        return frame
+
+    def grid_table(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.grid_rows)
+        frame.insert(0, "time", self._time(frame["step"]))
+        return frame
+
+    def lecs_table(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.lec_rows)
+        frame.insert(0, "time", self._time(frame["step"]))
+        return frame
+
+    def exchanges_table(self) -> pd.DataFrame:
+        rows = []
+        for (hour, lec), record in sorted(self.ems_records.items()):
+            platform = record.get("platform")
+            if platform is not None:
+                rows.append({"hour": hour, "lec": lec, "counterpart": "platform", "bought_kwh": platform["bought_kwh"],
+                             "sold_kwh": platform["sold_kwh"], "price_eur_per_kwh": platform["price_eur_per_kwh"],
+                             "payment_eur": platform["payment_eur"], "wheeling_eur": platform["wheeling_eur"]})
+            for x in record.get("exchanges", []):
+                rows.append({"hour": hour, "lec": lec, "counterpart": x["neighbour"],
+                             "bought_kwh": max(0.0, -x["sent_kwh"]), "sold_kwh": max(0.0, x["sent_kwh"]),
+                             "price_eur_per_kwh": x["price_eur_per_kwh"], "payment_eur": x["payment_eur"],
+                             "wheeling_eur": x["wheeling_eur"]})
+        columns = ["hour", "lec", "counterpart", "bought_kwh", "sold_kwh", "price_eur_per_kwh", "payment_eur",
+                   "wheeling_eur"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def settlement_table(self) -> pd.DataFrame:
+        m = self.members
+        per_hour = steps_per_hour(m)
+        retail, feed_in = hourly_tariffs(m, self.scenario.tariff.scheme, self.scenario.tariff.feed_in_eur_per_kwh)
+        net = np.vstack(self.member_rows["net_kw"]).T  # (members, steps)
+        load = np.vstack(self.member_rows["load_kw"]).T
+        pv = np.vstack(self.member_rows["pv_kw"]).T
+        n_hours = net.shape[1] // per_hour
+
+        def hourly_lec(values):
+            return m.lec_sum(values).reshape(len(m.lec_names), n_hours, per_hour).sum(axis=2) * m.dt_h
+
+        net_kwh, load_kwh, pv_kwh = hourly_lec(net), hourly_lec(load), hourly_lec(pv)
+        exchanges = self.exchanges_table()
+        households = m.table[m.table["kind"] == "household"].groupby("lec").size()
+        rows = []
+        for i, lec in enumerate(m.lec_names):
+            for hour in range(n_hours):
+                x = exchanges[(exchanges["hour"] == hour) & (exchanges["lec"] == lec)]
+                bought, sold = float(x["bought_kwh"].sum()), float(x["sold_kwh"].sum())
+                balance = net_kwh[i, hour] - bought + sold
+                grid_import, grid_export = max(0.0, balance), max(0.0, -balance)
+                grid_cost = retail[hour] * grid_import - feed_in[hour] * grid_export
+                payment, wheeling = float(x["payment_eur"].sum()), float(x["wheeling_eur"].sum())
+                record = self.ems_records.get((hour, lec), {})
+                rows.append({
+                    "hour": hour, "lec": lec, "households": int(households[lec]), "load_kwh": load_kwh[i, hour],
+                    "pv_kwh": pv_kwh[i, hour], "net_kwh": net_kwh[i, hour], "exchange_in_kwh": bought,
+                    "exchange_out_kwh": sold, "grid_import_kwh": grid_import, "grid_export_kwh": grid_export,
+                    "grid_cost_eur": grid_cost, "exchange_payment_eur": payment, "wheeling_eur": wheeling,
+                    "cost_eur": grid_cost + payment + wheeling,
+                    "planned_limit_excess_kwh": float(record.get("limit_excess_kw", 0.0))})
+        return pd.DataFrame(rows)
+
+    def negotiation_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        residuals = []
+        for (hour, lec), record in sorted(self.ems_records.items()):
+            for r in record.get("residuals", []):
+                residuals.append({"hour": hour, "lec": lec, **r})
+        residuals = pd.DataFrame(residuals, columns=["hour", "lec", "iteration", "neighbour", "primal_residual_kw",
+                                                     "dual_residual_eur_per_kwh"])
+        periods = []
+        for hour, group in residuals.groupby("hour"):
+            last = group[group["iteration"] == group["iteration"].max()]
+            converged = all(self.ems_records[(hour, lec)]["converged"] for lec in group["lec"].unique())
+            periods.append({"hour": hour, "iterations": int(group["iteration"].max()), "converged": converged,
+                            "primal_residual_kw": float(last["primal_residual_kw"].max()),
+                            "dual_residual_eur_per_kwh": float(last["dual_residual_eur_per_kwh"].max())})
+        return pd.DataFrame(periods, columns=["hour", "iterations", "converged", "primal_residual_kw",
+                                              "dual_residual_eur_per_kwh"]), residuals
+
+    def p2p_table(self) -> pd.DataFrame:
+        rows = []
+        for (hour, lec), record in sorted(self.ems_records.items()):
+            for t in record.get("trades", []):
+                rows.append({"hour": hour, "lec": lec, **{k: v for k, v in t.items() if k != "hour"}})
+        columns = ["hour", "lec", "member", "net_kwh", "bought_kwh", "sold_kwh", "grid_import_kwh", "grid_export_kwh",
+                   "price_eur_per_kwh", "import_cap_kw", "import_fee_eur_per_kwh", "fee_eur", "cost_eur"]
+        return pd.DataFrame(rows, columns=columns)
+
+    # -- the contract ----------------------------------------------------------------------
+
+    def write(self, out: Path, *, replies: dict, wall_time_s: float) -> dict:
+        out = Path(out)
+        s = self.scenario
+        members, grid, lecs = self.members_table(), self.grid_table(), self.lecs_table()
+        settlement, exchanges = self.settlement_table(), self.exchanges_table()
+        tables = {"members.csv": members, "grid.csv": grid, "lecs.csv": lecs, "settlement.csv": settlement,
+                  "exchanges.csv": exchanges}
+        negotiation = residuals = None
+        if s.framework == "distributed":
+            negotiation, residuals = self.negotiation_tables()
+            tables["negotiation.csv"] = negotiation
+            tables["negotiation_residuals.csv"] = residuals
+        if s.framework == "p2p":
+            tables["p2p_trades.csv"] = self.p2p_table()
+        for name, frame in tables.items():
+            _write_csv(frame, out / name)
+        graph = federation_graph(replies)
+        (out / GRAPH_FILE).write_text(json.dumps(graph, indent=2))
+        summary = {
+            "scenario": s.name, "framework": s.framework, "dso_limits": s.dso.limits,
+            "horizon_h": s.horizon_h, "grid_step_min": s.resolution.grid_min,
+            "kpis": kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
+                         self.members.dt_h, wall_time_s),
+        }
+        tmp = out / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(out / "summary.json")
+        return summary
+
+
+def federation_graph(replies: dict) -> dict:
+    """The message graph and the value graph of a run, from the federates' ``exchanges`` answers."""
+    from federates.topology import message_graph
+
+    publisher = {key: name for name, reply in replies.items() for key in reply["publications"]}
+    values = defaultdict(set)
+    for name, reply in replies.items():
+        for key in reply["subscriptions"]:
+            if key in publisher:
+                values[(publisher[key], name)].add(key)
+    return {
+        "federates": replies,
+        "messages": [{"source": a, "destination": b, "count": n} for a, b, n in message_graph(replies)],
+        "values": [{"source": a, "destination": b, "keys": sorted(keys)} for (a, b), keys in sorted(values.items())],
+    }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def kpis(scenario, settlement, grid, members, negotiation, p2p, graph, dt_h, wall_time_s) -> dict:
+    per_lec = {}
+    for lec, rows in settlement.groupby("lec", sort=True):
+        load = float(rows["load_kwh"].sum())
+        outside = float(rows["grid_import_kwh"].sum() + rows["exchange_in_kwh"].sum())
+        cost = float(rows["cost_eur"].sum())
+        households = int(rows["households"].iloc[0])
+        per_lec[lec] = {
+            "households": households, "load_kwh": load, "pv_kwh": float(rows["pv_kwh"].sum()),
+            "grid_import_kwh": float(rows["grid_import_kwh"].sum()),
+            "grid_export_kwh": float(rows["grid_export_kwh"].sum()),
+            "exchange_in_kwh": float(rows["exchange_in_kwh"].sum()),
+            "exchange_out_kwh": float(rows["exchange_out_kwh"].sum()),
+            "cost_eur": cost, "cost_per_member_eur": cost / households,
+            "self_sufficiency": 1.0 - outside / load if load > 0 else None,
+            "curtailed_kwh": float(members.loc[members["lec"] == lec, "curtailed_kw"].sum() * dt_h),
+        }
+    load = float(settlement["load_kwh"].sum())
+    households = int(settlement.groupby("lec")["households"].first().sum())
+    messages = graph["messages"]
+    result = {
+        "lecs": per_lec,
+        "total_cost_eur": float(settlement["cost_eur"].sum()),
+        "cost_per_member_eur": float(settlement["cost_eur"].sum()) / households,
+        "grid_import_kwh": float(settlement["grid_import_kwh"].sum()),
+        "grid_export_kwh": float(settlement["grid_export_kwh"].sum()),
+        "exchanged_kwh": float(settlement["exchange_out_kwh"].sum()),
+        "self_sufficiency": 1.0 - float(settlement["grid_import_kwh"].sum()) / load,
+        "curtailed_kwh": float(members["curtailed_kw"].sum() * dt_h),
+        "trafo_peak_kw": float(grid["trafo_p_kw"].abs().max()),
+        "trafo_peak_import_kw": float(grid["trafo_p_kw"].max()),
+        "trafo_peak_export_kw": float(max(0.0, -grid["trafo_p_kw"].min())),
+        "vm_min_pu": float(grid["vm_min_pu"].min()), "vm_max_pu": float(grid["vm_max_pu"].max()),
+        "bus_violations": int(grid["bus_violations"].sum()),
+        "steps_with_bus_violations": int((grid["bus_violations"] > 0).sum()),
+        "line_overloads": int(grid["line_overloads"].sum()),
+        "losses_kwh": float(grid["p_loss_kw"].sum() * dt_h),
+        "planned_limit_excess_kwh": float(settlement["planned_limit_excess_kwh"].sum()),
+        "messages": int(sum(m["count"] for m in messages)),
+        "message_links": len(messages),
+        "iterations_total": None, "iterations_max": None, "negotiation_converged": None,
+        "wall_time_s": float(wall_time_s),
+    }
+    if negotiation is not None and len(negotiation):
+        result.update({"iterations_total": int(negotiation["iterations"].sum()),
+                       "iterations_max": int(negotiation["iterations"].max()),
+                       "negotiation_converged": bool(negotiation["converged"].all())})
+    if p2p is not None and len(p2p):
+        result.update({"p2p_volume_kwh": float(p2p["bought_kwh"].sum()), "p2p_fees_eur": float(p2p["fee_eur"].sum())})
+    return result
