@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 DATA = ROOT / "data"
 SHIPPED = sorted(SCENARIOS.glob("trondelag_*.yaml"))
-LEM_SHIPPED = sorted(SCENARIOS.glob("ieee_eu_lv_*.yaml"))
+LEM_SHIPPED = sorted([*SCENARIOS.glob("ieee_eu_lv_base_*.yaml"), *SCENARIOS.glob("ieee_eu_lv_lem_*.yaml")])
 
 
 def test_three_scenarios_are_shipped():
@@ -240,3 +240,48 @@ def test_empty_file(tmp_path):
 def test_unreadable_file(tmp_path):
     path = tmp_path / "absent.yaml"
     assert load_error(path) == f"{path}: cannot read: No such file or directory"
+
+
+# --- the three-LEC scenario (frameworks decentralised, distributed, p2p) ----------------------
+
+THREE_LECS = SCENARIOS / "ieee_eu_lv_three_lecs.yaml"
+
+
+def test_three_lec_scenario_is_shipped_with_its_defaults():
+    s = load_scenario(THREE_LECS)
+    assert type(s).__name__ == "MultiLecScenario"
+    assert s.framework == "decentralised" and s.lec_names == ["lec1", "lec2", "lec3"]
+    assert s.platform_lecs == ["lec1", "lec2", "lec3"] and s.dso.limits is False
+    assert s.feeder.data_dir == (DATA / "ieee_eulv").resolve() and s.pv.profile_file.is_file()
+    assert s.grid_step_s == 900 and s.market_step_s == 3600 and s.end_s == 86400
+
+
+@pytest.mark.parametrize("framework", ["decentralised", "distributed", "p2p"])
+def test_three_lec_scenario_runs_under_each_framework_by_one_field(tmp_path, framework):
+    data = yaml.safe_load(THREE_LECS.read_text())
+    data["framework"] = framework
+    data["feeder"]["data_dir"] = str(DATA / "ieee_eulv")
+    data["pv"]["profile_file"] = str(DATA / "pv" / "simbench_PV_profiles_2016_15min.csv")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert load_scenario(path).framework == framework
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"framework": "central"}, "framework: Input should be 'decentralised', 'distributed' or 'p2p'"),
+    ({"lecs": {"on_platform": ["lec1", "lec9"]}}, "lecs.on_platform: unknown LEC 'lec9'"),
+    ({"lecs": {"battery_efficiency": 1.2}}, "lecs.battery_efficiency: Input should be less than or equal to 1"),
+    ({"dso": {"vm_min_pu": 1.1, "vm_max_pu": 0.9}}, "dso: vm_min_pu must be below vm_max_pu"),
+    ({"negotiation": {"max_iterations": 5000}}, "negotiation.max_iterations: Input should be less than or equal"),
+])
+def test_three_lec_scenario_errors_name_file_and_field(tmp_path, change, expected):
+    data = yaml.safe_load(THREE_LECS.read_text())
+    data["feeder"]["data_dir"] = str(DATA / "ieee_eulv")
+    data["pv"]["profile_file"] = str(DATA / "pv" / "simbench_PV_profiles_2016_15min.csv")
+    for key, value in change.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert str(err.value).startswith(f"{path}: ") and expected in str(err.value)
