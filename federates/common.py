@@ -20,6 +20,8 @@ from federates.topology import ExchangeLog, answer_queries, stop_answering
 from lec_cosim.scenario import Scenario, load_scenario
 
 REQUEST_MARGIN_S = 1e-7
+STAY_PAST_END_S = 86400.0
+"""How far past the horizon a federate that stays for the recorder's query asks to be."""
 
 
 class ValueInterface:
@@ -133,8 +135,8 @@ class Federate(ValueInterface):
                       for i in range(h.helicsFederateGetEndpointCount(self.fed)))
         }
         self.settings = settings
-        # Every federate keeps the log of the messages it sent; it answers the query "exchanges"
-        # with it once it waits for a slot at or past the end of the horizon (see ``run``).
+        # Every federate keeps the log of the messages it sent; with ``stay_for_query`` it answers
+        # the query "exchanges" with it at the end of its run (see ``run``).
         self.exchange_log = ExchangeLog(self.name, endpoints=self.endpoints, publications=self.pubs,
                                         subscriptions=self.subs)
         self.answering = False
@@ -155,17 +157,27 @@ class Federate(ValueInterface):
             slots = [(t + self.offset_s, (lambda k, t=t: step(k, t))) for t in self.step_times()]
         h.helicsFederateEnterExecutingMode(self.fed)
         for k, (wanted, action) in enumerate(slots):
-            if wanted >= self.scenario.end_s and not self.answering:
-                # Only now: with a query callback registered, a federate waiting for a grant uses
-                # far more CPU (measured: the DSO's steps took 2.4 times as long with every
-                # federate answering from the start). A federate that stays for a final slot at the
-                # end of the horizon is there to be queried (see lec_cosim.multi_lec_federation).
-                answer_queries(self.fed, self.exchange_log)
-                self.answering = True
             granted = self.request_slot(wanted)
             if abs(granted - wanted) > 1e-6:
                 raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
             action(k)
+        if self.settings.get("stay_for_query"):
+            self.stay_for_query()
+
+    def stay_for_query(self, timeout_s: float = 60.0) -> None:
+        """After the last slot: answer the query ``exchanges`` until someone has asked it once.
+
+        The recorder asks every federate at its last step. A federate done with its slots first
+        requests a time far past the horizon, so that it holds back no one (a federate between
+        time requests could hold back the recorder's last grant for ever), and then waits, still
+        connected, for the question. The callback is registered only now: while one is
+        registered, a federate waiting for a grant uses much more CPU (measured: the DSO's steps
+        took 2.4 times as long with every federate answering from the start).
+        """
+        answer_queries(self.fed, self.exchange_log)
+        self.answering = True
+        h.helicsFederateRequestTime(self.fed, self.scenario.end_s + STAY_PAST_END_S)
+        self.exchange_log.answered.wait(timeout_s)
 
 
 def main(build: Callable[[Federate], Callable[[int, float], None]], description: str) -> None:

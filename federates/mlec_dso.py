@@ -57,7 +57,6 @@ def build(fed: Federate):
         fed.publish("mlec/grid/export_limit_kw", exports)
 
     slots = [(t + fed.offset_s, (lambda k, t=t: step(k, t))) for t in fed.step_times()]
-    slots.append((s.end_s + fed.offset_s, lambda k: None))  # stay connected until the recorder has queried
     return SimpleNamespace(slots=slots)
 
 

@@ -66,7 +66,17 @@ def build(fed: Federate):
             if len(imports) == len(names):  # nothing before the DSO's first step
                 state.import_limit, state.export_limit = np.array(imports), np.array(exports)
 
+    pooled_rows = batteries.share > 0
+    lec_rows = (table["lec"] == lec).to_numpy()
+
+    def read_soc() -> None:
+        """Measured energy of the batteries this EMS manages, from the households (none before the first step)."""
+        soc = fed.vector("mlec/households/soc_kwh")
+        if len(soc) == len(table):
+            soc_kwh[me] = float(np.sum(np.asarray(soc)[pooled_rows & lec_rows]))
+
     def problem(hour: int, *, with_edges: bool, net_demand_kw=None):
+        read_soc()
         return rest_of_day_problem(members, s, first_hour=hour, soc_kwh=soc_kwh, batteries=batteries,
                                    net_demand_kw=net_demand_kw, import_limit_kw=state.import_limit,
                                    export_limit_kw=state.export_limit, with_edges=with_edges, only_lec=me)
@@ -77,10 +87,9 @@ def build(fed: Federate):
         curtail = float(plan["curtailed_kw"][0])
         fed.publish(f"mlec/{lec}/ems/pooled_charge_kw", charge)
         fed.publish(f"mlec/{lec}/ems/curtail_kw", curtail)
-        soc_kwh[me] = float(plan["soc_kwh"][0])
         state.record = {
-            "hour": hour, "lec": lec, "framework": framework,
-            "pooled_charge_kw": charge, "curtail_kw": curtail, "soc_kwh": soc_kwh[me],
+            "hour": hour, "lec": lec, "framework": framework, "soc_start_kwh": float(soc_kwh[me]),
+            "pooled_charge_kw": charge, "curtail_kw": curtail, "planned_soc_kwh": float(plan["soc_kwh"][0]),
             "planned_import_kw": float(plan["import_kw"][0]), "planned_export_kw": float(plan["export_kw"][0]),
             "limit_excess_kw": float(plan["limit_excess_kw"][0]),
             "import_limit_kw": None if state.import_limit is None else float(state.import_limit[me]),
@@ -216,7 +225,6 @@ def build(fed: Federate):
                 yield start + EMS_PLAN_OFFSET_S, lambda _, h=hour: send_caps(h)
                 yield start + EMS_CLEAR_OFFSET_S, lambda _, h=hour: clear_pool(h)
             yield start + EMS_SETTLE_OFFSET_S, lambda _, h=hour: settle(h)
-        yield s.end_s, lambda _: None  # stay connected until the recorder has queried the federation
 
     return SimpleNamespace(slots=slots())
 

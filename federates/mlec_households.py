@@ -93,7 +93,6 @@ def build(fed: Federate):
             for j in range(per_hour):
                 n = hour * per_hour + j
                 yield start + j * s.grid_step_s + HOUSEHOLDS_OFFSET_S, lambda _, n=n: step(n)
-        yield s.end_s, lambda _: None  # stay connected until the recorder has queried the federation
 
     return SimpleNamespace(slots=slots())
 

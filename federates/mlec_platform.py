@@ -43,7 +43,6 @@ def build(fed: Federate):
     def slots():
         for hour in range(n_hours(members)):
             yield hour * 3600.0 + PLATFORM_OFFSET_S, lambda _, h=hour: clear(h)
-        yield s.end_s + PLATFORM_OFFSET_S, lambda _: None  # stay connected until the recorder has queried
 
     return SimpleNamespace(slots=slots())
 

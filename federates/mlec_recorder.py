@@ -40,7 +40,6 @@ def build(fed: Federate):
         grid.update({v: fed.integer(f"mlec/grid/{v}") for v in GRID_COUNTS})
         lecs = {v.removeprefix("lec_"): fed.vector(f"mlec/grid/{v}") for v in GRID_VECTORS}
         record.add_step(k, households, grid, lecs)
-        fed.publish_int("mlec/recorder/step", k)
         if k == len(steps) - 1:
             result.replies = {fed.name: fed.exchange_log.as_dict(), **query_exchanges(fed.fed, others)}
 

@@ -63,6 +63,8 @@ class ExchangeLog:
         self.subscriptions = tuple(subscriptions)
         self._counts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
+        self.answered = threading.Event()
+        """Set once this log has answered an ``exchanges`` query."""
 
     def record(self, source: str, destination: str, n: int = 1) -> None:
         """Count ``n`` messages sent from endpoint ``source`` to endpoint ``destination``."""
@@ -117,6 +119,7 @@ def answer_queries(fed, log: ExchangeLog) -> None:
             answer = json.dumps(log.as_dict()).encode("utf-8")
             err = h.helicsErrorInitialize()
             lib.helicsQueryBufferFill(buffer, answer, len(answer), err)
+            log.answered.set()
         except BaseException:  # never let an exception cross into HELICS; leave it unanswered
             return
 

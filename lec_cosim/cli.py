@@ -174,6 +174,17 @@ def _lem_runs(runs) -> bool:
 
 
 def _cmd_compare(args) -> int:
+    from lec_cosim.report_mlec import is_mlec_run, mlec_compare_table
+
+    kinds = {is_mlec_run(run) for run in args.runs}
+    if kinds == {True}:
+        try:
+            print(mlec_compare_table(args.runs))
+        except ValueError as exc:
+            raise ScenarioError(str(exc)) from None
+        return 0
+    if True in kinds:
+        raise ScenarioError(f"{' '.join(map(str, args.runs))}: cannot mix three-LEC runs with other runs")
     if _lem_runs(args.runs):
         from lec_cosim.report_lem import lem_compare_tables
 

@@ -34,17 +34,16 @@ times, and HELICS delivers a message or value stamped t to a federate granted a 
 ADMM iterations are sub-steps of the market period, not HELICS iterative time requests: with
 fixed slots no federate can wait for another that waits for it (the lesson of the local market),
 and the agents decide themselves, from the residuals they exchange, at which slot they all stop.
-Every federate but the recorder ends with one more slot at the end of the horizon, so that all
-are still connected when the recorder queries them at its last step. For that they subscribe to
-the recorder's step counter (``RECORDER_SIGNAL``) without reading it: a federate that depends on
-no one can run ahead to its end and disconnect (measured: the LEC_EMSs and the platform of the
-decentralised federation had, before the recorder's last step). With it, nobody is granted a time
-past the recorder's next step.
+Every federate but the recorder stays connected after its last slot until the recorder has
+asked it the ``exchanges`` query at its own last step (``stay_for_query``; see
+``federates.common.Federate.stay_for_query``), so the message graph is read from the running
+federation.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
 from lec_cosim.federation import Signal
 from lec_cosim.lem_federation import FederatePlan
 from lec_cosim.lem_federation import federate_config as _lem_federate_config
@@ -70,9 +69,6 @@ EMS_VALUES = ("pooled_charge_kw", "curtail_kw")
 GRID_DOUBLES = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "trafo_p_kw", "max_line_loading_percent")
 GRID_COUNTS = ("bus_violations", "line_overloads")
 GRID_VECTORS = ("lec_vm_min_pu", "lec_vm_max_pu", "lec_net_import_kw", "import_limit_kw", "export_limit_kw")
-
-
-RECORDER_SIGNAL = Signal("mlec/recorder/step", "integer")
 
 
 def ems_name(lec: str) -> str:
@@ -109,6 +105,7 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                  for v in GRID_COUNTS] + [Signal(f"mlec/grid/{v}", "vector") for v in GRID_VECTORS])
     limits = [s for s in grid_pubs if s.key.endswith(("import_limit_kw", "export_limit_kw"))]
     household_pubs = [Signal(f"mlec/households/{v}", "vector") for v in HOUSEHOLD_VECTORS]
+    household_soc = next(p for p in household_pubs if p.key.endswith("/soc_kwh"))
     plans = []
     all_ems = []
     for lec in lecs:
@@ -116,7 +113,7 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         all_ems += pubs
         endpoints = [ems_endpoint(lec)] + ([market_endpoint(lec)] if framework == "p2p" else [])
         plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", ADMM_SLOT_S, 0.0, pubs,
-                                  list(limits) if scenario.dso.limits else [], endpoints,
+                                  [household_soc] + (list(limits) if scenario.dso.limits else []), endpoints,
                                   {"lec": lec, "on_platform": lec in on_platform}))
     if on_platform:
         plans.append(FederatePlan("platform", "federates.mlec_platform", scenario.market_step_s, PLATFORM_OFFSET_S,
@@ -124,16 +121,16 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                                   {"lecs": on_platform}))
     setpoints = [s for s in all_ems if not s.key.endswith("/record")]
     hems_endpoints = [member_endpoint(m) for m in HOUSEHOLDS] if framework == "p2p" else []
-    plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs, setpoints,
-                              hems_endpoints))
+    plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs,
+                              setpoints, hems_endpoints))
     plans.append(FederatePlan("dso", "federates.mlec_dso", scenario.grid_step_s, DSO_OFFSET_S, grid_pubs,
                               household_pubs))
     recorder_subs = household_pubs + grid_pubs + all_ems
     if on_platform:
         recorder_subs.append(Signal("mlec/platform/record", "string"))
-    plans = [dataclasses.replace(p, subscriptions=[*p.subscriptions, RECORDER_SIGNAL]) for p in plans]
+    plans = [dataclasses.replace(p, settings={**p.settings, "stay_for_query": True}) for p in plans]
     plans.append(FederatePlan("recorder", "federates.mlec_recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
-                              [RECORDER_SIGNAL], recorder_subs, [], {"federates": [p.name for p in plans]}))
+                              [], recorder_subs, [], {"federates": [p.name for p in plans]}))
     return plans
 
 
