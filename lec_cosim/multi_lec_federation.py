@@ -108,11 +108,12 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     household_soc = next(p for p in household_pubs if p.key.endswith("/soc_kwh"))
     plans = []
     all_ems = []
+    ems_period = ADMM_SLOT_S if framework == "distributed" else MS_PERIOD_S
     for lec in lecs:
         pubs = ems_signals(lec)
         all_ems += pubs
         endpoints = [ems_endpoint(lec)] + ([market_endpoint(lec)] if framework == "p2p" else [])
-        plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", ADMM_SLOT_S, 0.0, pubs,
+        plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", ems_period, 0.0, pubs,
                                   [household_soc] + (list(limits) if scenario.dso.limits else []), endpoints,
                                   {"lec": lec, "on_platform": lec in on_platform}))
     if on_platform:

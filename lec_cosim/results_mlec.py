@@ -22,6 +22,9 @@ Files written into the run directory by the recorder (all tidy; units in column 
 - ``p2p_trades.csv`` (p2p): per hour and member: ``hour, lec, member, net_kwh, bought_kwh,
   sold_kwh, grid_import_kwh, grid_export_kwh, price_eur_per_kwh, import_cap_kw,
   import_fee_eur_per_kwh, fee_eur, cost_eur``.
+- ``ems_records.jsonl``: every LEC_EMS's record of every hour as it published it (one JSON object
+  per line: the state of charge it planned from, its set-points, the DSO limits it planned with,
+  its trades and, in distributed, its negotiation).
 - ``federation_graph.json``: each federate's answer to the ``exchanges`` query (endpoints,
   messages sent, publications, subscriptions), the message graph and the value graph.
 - ``summary.json``: scenario, framework, whether the DSO loop was on, and the KPIs.
@@ -201,6 +204,8 @@ class MultiLecRecord:
             tables["p2p_trades.csv"] = self.p2p_table()
         for name, frame in tables.items():
             _write_csv(frame, out / name)
+        lines = [json.dumps(record) for _, record in sorted(self.ems_records.items())]
+        (out / "ems_records.jsonl").write_text("\n".join(lines) + "\n")
         graph = federation_graph(replies)
         (out / GRAPH_FILE).write_text(json.dumps(graph, indent=2))
         summary = {

@@ -83,16 +83,20 @@ class TestFederate(ValueInterface):
 
 
 @contextmanager
-def federate_under_test(name: str, scenario, run_dir: Path, n_test_federates: int):
+def federate_under_test(name: str, scenario, run_dir: Path, n_test_federates: int, settings: dict | None = None):
     """Start a broker and the federate program ``name``; yields the broker port.
 
+    ``settings`` update the federate's own settings (``lec_cosim`` in its config); three-LEC
+    federates are told not to stay for the recorder's query (there is no recorder).
     On exit, waits for the federate to finish and asserts it exited cleanly; kills leftovers.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_broker_port()
     (run_dir / "scenario.json").write_text(scenario.to_json())
     config = run_dir / f"{name}.json"
-    config.write_text(json.dumps(federate_config(scenario, name, port, run_dir)))
+    content = federate_config(scenario, name, port, run_dir)
+    content["lec_cosim"].update({"stay_for_query": False, **(settings or {})})
+    config.write_text(json.dumps(content))
     broker = subprocess.Popen(broker_command(port, 1 + n_test_federates),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = (run_dir / f"{name}.log").open("w")
@@ -141,7 +145,10 @@ def write_scenario(directory: Path, base: str, changes: dict) -> Path:
         for key in parents:
             node = node[key]
         node[leaf] = value
-    if data.get("framework") == "local_market":
+    if "lecs" in data:
+        data["feeder"]["data_dir"] = str((SCENARIOS / data["feeder"]["data_dir"]).resolve())
+        data["pv"]["profile_file"] = str((SCENARIOS / data["pv"]["profile_file"]).resolve())
+    elif data.get("framework") == "local_market":
         data["feeder"]["data_dir"] = str((SCENARIOS / data["feeder"]["data_dir"]).resolve())
         pv = data["participants"]["pv"]
         pv["profile_file"] = str((SCENARIOS / pv["profile_file"]).resolve())

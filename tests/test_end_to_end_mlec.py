@@ -1,0 +1,313 @@
+"""The three-LEC scenario under each framework, end to end: real broker, real federates, real results.
+
+One day of the shipped scenario with hourly grid steps (the shipped file has 15-minute steps; an
+hour keeps the four runs at about half a minute each). Checked on the results every run writes:
+energy balances, money, the DSO loop, the negotiation against the centralised optimum, and the
+shape of each federation as read from the running federation by HELICS queries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lec_cosim.cli import main as cli
+from lec_cosim.models.exchange import solve_centralised
+from lec_cosim.models.multi_lec_ems import (
+    hourly_tariffs,
+    members_from_scenario,
+    pooled_batteries,
+    rest_of_day_problem,
+)
+from lec_cosim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "scenarios" / "ieee_eu_lv_three_lecs.yaml"
+LECS = ["lec1", "lec2", "lec3"]
+EMS = ["lec_ems_1", "lec_ems_2", "lec_ems_3"]
+
+
+def scenario_file(directory: Path) -> Path:
+    data = yaml.safe_load(SHIPPED.read_text())
+    data["resolution"]["grid_min"] = 60
+    data["feeder"]["data_dir"] = str((SHIPPED.parent / data["feeder"]["data_dir"]).resolve())
+    data["pv"]["profile_file"] = str((SHIPPED.parent / data["pv"]["profile_file"]).resolve())
+    path = directory / "three_lecs.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def scenario_path(tmp_path_factory) -> Path:
+    return scenario_file(tmp_path_factory.mktemp("scenario"))
+
+
+def _run(tmp_path_factory, scenario_path, framework, *extra) -> Path:
+    out = tmp_path_factory.mktemp(framework) / "run"
+    code = cli(["run", str(scenario_path), "--framework", framework, "--out", str(out), "--quiet", *extra])
+    assert code == 0, (out / "logs").exists() and {p.name: p.read_text()[-2000:] for p in (out / "logs").iterdir()}
+    return out
+
+
+@pytest.fixture(scope="module")
+def decentralised(tmp_path_factory, scenario_path):
+    return _run(tmp_path_factory, scenario_path, "decentralised")
+
+
+@pytest.fixture(scope="module")
+def distributed(tmp_path_factory, scenario_path):
+    return _run(tmp_path_factory, scenario_path, "distributed")
+
+
+@pytest.fixture(scope="module")
+def p2p(tmp_path_factory, scenario_path):
+    return _run(tmp_path_factory, scenario_path, "p2p")
+
+
+@pytest.fixture(scope="module")
+def decentralised_with_dso(tmp_path_factory, scenario_path):
+    return _run(tmp_path_factory, scenario_path, "decentralised", "--dso-limits")
+
+
+@pytest.fixture(params=["decentralised", "distributed", "p2p"])
+def run(request):
+    return request.getfixturevalue(request.param)
+
+
+def read(run_dir: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(run_dir / name)
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+# --- physics and money, every framework --------------------------------------------------------
+
+
+def test_members_powers_add_up_and_batteries_stay_within_their_energy(run):
+    m = read(run, "members.csv")
+    np.testing.assert_allclose(m["net_kw"], m["load_kw"] - m["pv_kw"] + m["battery_kw"], atol=1e-6)
+    scenario = load_scenario(run / "scenario.json")
+    table = members_from_scenario(scenario).table.set_index("member")
+    capacity = m["member"].map(table["battery_kwh"])
+    assert (m["soc_kwh"] >= -1e-9).all() and (m["soc_kwh"] <= capacity + 1e-9).all()
+    assert (m["curtailed_kw"] >= -1e-9).all() and (m["pv_kw"] >= -1e-9).all()
+    # The batteries do work: every LEC's batteries charge at midday and give it back later.
+    batteries = m[capacity > 0].groupby("step")["battery_kw"].sum()
+    assert batteries.max() > 20 and batteries.min() < -20
+
+
+def test_transformer_carries_the_members_net_power_plus_losses(run):
+    m = read(run, "members.csv").groupby("step")["net_kw"].sum()
+    grid = read(run, "grid.csv").set_index("step")
+    np.testing.assert_allclose(grid["trafo_p_kw"], m + grid["p_loss_kw"], atol=0.05)
+
+
+def test_every_lec_hour_settles_its_metered_energy(run):
+    s = read(run, "settlement.csv")
+    m = read(run, "members.csv")
+    metered = m.assign(hour=m["step"]).groupby(["hour", "lec"])["net_kw"].sum()  # hourly steps: kW = kWh
+    np.testing.assert_allclose(s.set_index(["hour", "lec"])["net_kwh"].sort_index(), metered.sort_index(), atol=1e-6)
+    balance = s["net_kwh"] - s["exchange_in_kwh"] + s["exchange_out_kwh"]
+    np.testing.assert_allclose(balance, s["grid_import_kwh"] - s["grid_export_kwh"], atol=1e-9)
+    assert ((s["grid_import_kwh"] == 0) | (s["grid_export_kwh"] == 0)).all()
+    scenario = load_scenario(run / "scenario.json")
+    retail, feed_in = hourly_tariffs(members_from_scenario(scenario), "bihourly", 0.045)
+    expected = (retail[s["hour"]] * s["grid_import_kwh"] - feed_in[s["hour"]] * s["grid_export_kwh"]
+                + s["exchange_payment_eur"] + s["wheeling_eur"])
+    np.testing.assert_allclose(s["cost_eur"], expected, atol=1e-9)
+    # Payments between LECs only move money among them.
+    assert s.groupby("hour")["exchange_payment_eur"].sum().abs().max() < 1e-9
+    k = summary(run)["kpis"]
+    assert k["total_cost_eur"] == pytest.approx(s["cost_eur"].sum())
+    for lec in LECS:
+        rows = s[s["lec"] == lec]
+        outside = rows["grid_import_kwh"].sum() + rows["exchange_in_kwh"].sum()
+        assert k["lecs"][lec]["self_sufficiency"] == pytest.approx(1 - outside / rows["load_kwh"].sum())
+
+
+def test_the_frameworks_cost_about_the_same_day_and_the_batteries_pay(decentralised, distributed, p2p):
+    # Without any battery the day costs the retail and feed-in settlement of the members' own net.
+    s = read(decentralised, "settlement.csv")
+    scenario = load_scenario(decentralised / "scenario.json")
+    members = members_from_scenario(scenario)
+    retail, feed_in = hourly_tariffs(members, "bihourly", 0.045)
+    net = members.lec_sum(members.net_demand_kw)  # hourly steps
+    no_battery = float(np.sum(retail * np.maximum(net, 0) - feed_in * np.maximum(-net, 0)))
+    costs = {name: summary(r)["kpis"]["total_cost_eur"] for name, r in
+             (("decentralised", decentralised), ("distributed", distributed), ("p2p", p2p))}
+    for name, cost in costs.items():
+        assert cost < no_battery - 5, (name, cost, no_battery)
+    # The joint optimum (distributed) is never dearer than each LEC planning alone, to rounding.
+    assert costs["distributed"] <= costs["decentralised"] + 0.01
+
+
+# --- distributed: the negotiation ----------------------------------------------------------------
+
+
+def test_negotiation_converges_every_hour_and_reports_its_residuals(distributed):
+    n = read(distributed, "negotiation.csv")
+    assert list(n["hour"]) == list(range(24)) and n["converged"].all()
+    assert (n["iterations"] >= 2).all() and (n["iterations"] <= 300).all()
+    assert (n["primal_residual_kw"] <= 0.01).all()
+    r = read(distributed, "negotiation_residuals.csv")
+    assert set(r["lec"]) == set(LECS)
+    # Both ends of an edge compute the same residuals from the same two proposals.
+    a = r[(r["lec"] == "lec1") & (r["neighbour"] == "lec2")].set_index(["hour", "iteration"])
+    b = r[(r["lec"] == "lec2") & (r["neighbour"] == "lec1")].set_index(["hour", "iteration"])
+    np.testing.assert_allclose(a["primal_residual_kw"], b.loc[a.index, "primal_residual_kw"], rtol=1e-9, atol=1e-12)
+    k = summary(distributed)["kpis"]
+    assert k["iterations_total"] == n["iterations"].sum() and k["negotiation_converged"] is True
+
+
+def test_negotiated_plans_equal_the_centralised_optimum_every_hour(distributed):
+    """Every hour, the LEC_EMSs' negotiated decisions equal one QP over all three LECs' data.
+
+    The centralised problem of hour h is built by the same model function the federates use, from
+    the batteries' energy each LEC_EMS reported at the start of the hour.
+    """
+    scenario = load_scenario(distributed / "scenario.json")
+    members = members_from_scenario(scenario)
+    batteries = pooled_batteries(members, home_batteries=True)
+    records = {}
+    for line in (distributed / "ems_records.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        records[(record["hour"], record["lec"])] = record
+    exchanges = read(distributed, "exchanges.csv")
+    for hour in range(24):
+        soc = [records[(hour, lec)]["soc_start_kwh"] for lec in LECS]
+        central = solve_centralised(rest_of_day_problem(members, scenario, first_hour=hour, soc_kwh=soc,
+                                                        batteries=batteries))
+        for i, lec in enumerate(LECS):
+            r = records[(hour, lec)]
+            assert r["pooled_charge_kw"] == pytest.approx(central.charge_kw[i, 0] - central.discharge_kw[i, 0],
+                                                          abs=0.05), (hour, lec)
+            assert r["planned_import_kw"] == pytest.approx(central.import_kw[i, 0], abs=0.05), (hour, lec)
+        for e, (a, b) in enumerate(members.neighbours):
+            sent = exchanges[(exchanges["hour"] == hour) & (exchanges["lec"] == a) & (exchanges["counterpart"] == b)]
+            agreed = float(sent["sold_kwh"].iloc[0] - sent["bought_kwh"].iloc[0])
+            assert agreed == pytest.approx(central.exchange_kw[e, 0], abs=0.02), (hour, a, b)
+
+
+# --- p2p: the LEC markets ---------------------------------------------------------------------------
+
+
+def test_p2p_pools_balance_and_price_between_feed_in_and_retail(p2p):
+    t = read(p2p, "p2p_trades.csv")
+    pools = t.groupby(["hour", "lec"])
+    np.testing.assert_allclose(pools["bought_kwh"].sum(), pools["sold_kwh"].sum(), atol=1e-9)
+    traded = t[t["bought_kwh"] > 0]
+    assert len(traded) > 0, "no member traded inside its LEC all day"
+    scenario = load_scenario(p2p / "scenario.json")
+    retail, _ = hourly_tariffs(members_from_scenario(scenario), "bihourly", 0.045)
+    assert (traded["price_eur_per_kwh"] >= 0.045 - 1e-12).all()
+    assert (traded["price_eur_per_kwh"] <= retail[traded["hour"]] + 1e-12).all()
+    # Every member's own order is what the pool and the grid split between them.
+    np.testing.assert_allclose(t["net_kwh"], t["bought_kwh"] - t["sold_kwh"] + t["grid_import_kwh"]
+                               - t["grid_export_kwh"], atol=1e-9)
+
+
+def test_p2p_fairness_fee_falls_on_the_previous_hours_largest_importer(p2p):
+    t = read(p2p, "p2p_trades.csv")
+    for (hour, lec), rows in t[t["hour"] > 0].groupby(["hour", "lec"]):
+        before = t[(t["hour"] == hour - 1) & (t["lec"] == lec)]
+        largest = before.loc[before["grid_import_kwh"].idxmax()]
+        payers = set(rows.loc[rows["import_fee_eur_per_kwh"] > 0, "member"])
+        if largest["grid_import_kwh"] > 0:
+            assert largest["member"] in payers and rows["import_fee_eur_per_kwh"].max() == pytest.approx(0.02)
+        else:
+            assert not payers
+
+
+# --- the DSO loop --------------------------------------------------------------------------------
+
+
+def test_dso_limits_reach_the_ems_plans_in_the_next_hour(decentralised_with_dso, decentralised):
+    lecs = read(decentralised_with_dso, "lecs.csv")
+    assert np.isfinite(lecs["import_limit_kw"]).all() and (lecs["export_limit_kw"] >= 0).all()
+    assert not np.isfinite(read(decentralised, "lecs.csv")["import_limit_kw"]).any()
+    records = [json.loads(line) for line in (decentralised_with_dso / "ems_records.jsonl").read_text().splitlines()]
+    per_hour = lecs.groupby(["step", "lec"])["export_limit_kw"].first()
+    for r in records:
+        if r["hour"] == 0:
+            assert r["export_limit_kw"] is None  # nothing from the DSO yet
+            continue
+        # The limits an EMS planned hour h with are what the DSO published at the last step of hour h - 1.
+        assert r["export_limit_kw"] == pytest.approx(per_hour[(r["hour"] - 1, r["lec"])])
+        assert r["planned_export_kw"] <= r["export_limit_kw"] + r["limit_excess_kw"] + 1e-6
+    with_loop, without = summary(decentralised_with_dso)["kpis"], summary(decentralised)["kpis"]
+    assert with_loop["losses_kwh"] > 0 and without["losses_kwh"] > 0
+    assert with_loop["bus_violations"] <= without["bus_violations"]
+
+
+# --- the topology, as read from the running federation -------------------------------------------
+
+
+def graph(run_dir: Path) -> dict:
+    return json.loads((run_dir / "federation_graph.json").read_text())
+
+
+def message_links(run_dir: Path) -> set:
+    return {(m["source"], m["destination"]) for m in graph(run_dir)["messages"] if m["count"] > 0}
+
+
+def value_links(run_dir: Path) -> set:
+    return {(v["source"], v["destination"]) for v in graph(run_dir)["values"]}
+
+
+def test_every_federate_answered_the_query(run):
+    g = graph(run)
+    names = set(json.loads((run / "runner.json").read_text())["federates"][i]["name"]
+                for i in range(1, len(json.loads((run / "runner.json").read_text())["federates"])))
+    assert set(g["federates"]) == names
+
+
+def test_decentralised_lecs_trade_through_the_platform_only(decentralised):
+    links = message_links(decentralised)
+    assert links == {(e, "platform") for e in EMS} | {("platform", e) for e in EMS}
+    counts = {(m["source"], m["destination"]): m["count"] for m in graph(decentralised)["messages"]}
+    assert all(counts[(e, "platform")] == 24 for e in EMS)
+
+
+def test_distributed_has_no_supervisor_and_emss_talk_to_neighbours_only(distributed):
+    g = graph(distributed)
+    assert "platform" not in g["federates"]
+    scenario = load_scenario(distributed / "scenario.json")
+    neighbours = members_from_scenario(scenario).neighbours
+    expected = {(f"lec_ems_{a[3:]}", f"lec_ems_{b[3:]}") for a, b in neighbours}
+    expected |= {(b, a) for a, b in expected}
+    assert message_links(distributed) == expected
+    # Nobody else sends anything to a LEC_EMS: no messages, and no values (without the DSO loop).
+    into_ems = {(a, b) for a, b in message_links(distributed) | value_links(distributed) if b in EMS}
+    assert all(a in EMS or a == "households" for a, _ in into_ems)
+    # The households' values into the EMSs are the batteries' measured state of charge only.
+    for link in g["values"]:
+        if link["destination"] in EMS:
+            assert link["keys"] == ["mlec/households/soc_kwh"]
+    # Every proposal went to a neighbour as often as the negotiation iterated.
+    total = read(distributed, "negotiation.csv")["iterations"].sum()
+    assert all(m["count"] == total for m in g["messages"])
+
+
+def test_p2p_households_trade_through_their_own_lec_market(p2p):
+    g = graph(p2p)
+    scenario = load_scenario(p2p / "scenario.json")
+    lec_of = members_from_scenario(scenario).table.set_index("member")["lec"]
+    member_messages = [m for m in g["federates"]["households"]["messages"]]
+    assert len(member_messages) == 55  # every member sent orders
+    for m in member_messages:
+        member = m["source"].rsplit("/", 1)[1]
+        assert m["destination"] == f"mlec/{lec_of[member]}/market" and m["count"] == 24
+    for k, ems in enumerate(EMS, start=1):
+        sent = g["federates"][ems]["messages"]
+        to_members = {m["destination"] for m in sent if m["destination"].startswith("mlec/member/")}
+        assert to_members == {f"mlec/member/{name}" for name in lec_of[lec_of == f"lec{k}"].index}
+        assert {m["destination"] for m in sent} - to_members == {"mlec/platform"}
+    assert message_links(p2p) >= {("platform", e) for e in EMS}
+    assert not any(a in EMS and b in EMS for a, b in message_links(p2p))
