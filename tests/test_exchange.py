@@ -487,21 +487,29 @@ def test_soft_import_limit_lets_the_excess_through_and_reports_it():
         solve_centralised(dataclasses.replace(problem, limit_penalty_eur_per_kwh=math.inf))
 
 
-def test_soft_limit_prefers_the_neighbour_to_the_excess():
-    # With the neighbour, A's surplus covers B's deficit and the limit binds nowhere.
+def test_an_exchange_does_not_relieve_a_physical_limit():
+    # A's surplus pays B's deficit, but B still draws its 6 kW through the feeder: the limit of
+    # 0 kW is exceeded by 6 kW, exchange or not. With a battery that can cover the 6 kW, B uses it.
     problem = two_lecs(grid_import_limit_kw=[[math.inf], [0.0]], limit_penalty_eur_per_kwh=1.0)
     result = solve_centralised(problem)
     assert result.exchange_kw[0, 0] == pytest.approx(6.0, abs=1e-5)
-    assert np.max(result.limit_excess_kw) == pytest.approx(0.0, abs=1e-6)
+    assert result.limit_excess_kw[B, 0] == pytest.approx(6.0, abs=1e-5)
+    with_battery = solve_centralised(dataclasses.replace(
+        problem, battery_capacity_kwh=[0.0, 20.0], battery_power_kw=[0.0, 10.0], soc_initial=[0.5, 0.5],
+        soc_final=[0.5, 0.2]))
+    assert with_battery.discharge_kw[B, 0] == pytest.approx(6.0, abs=1e-5)
+    assert with_battery.limit_excess_kw[B, 0] == pytest.approx(0.0, abs=1e-5)
 
 
 def test_export_limit_curtails_the_surplus_it_cannot_place():
-    # A has 10 kW to spare, may export 3 kW and has no battery or neighbour: 7 kW are curtailed.
-    problem = two_lecs(edges=(), grid_export_limit_kw=[[3.0], [math.inf]], curtailable_kw=[[10.0], [0.0]])
-    result = solve_centralised(problem)
-    assert result.export_kw[A, 0] == pytest.approx(3.0, abs=1e-6)
-    assert result.curtailed_kw[A, 0] == pytest.approx(7.0, abs=1e-6)
-    assert np.max(np.abs(balance_mismatch_kw(problem, result))) < 1e-6
+    # A has 10 kW to spare and may feed 3 kW into the feeder: 7 kW are curtailed, with a
+    # neighbour or without (sending to B would still go through the feeder).
+    for edges in ((), ((A, B),)):
+        problem = two_lecs(edges=edges, grid_export_limit_kw=[[3.0], [math.inf]], curtailable_kw=[[10.0], [0.0]])
+        result = solve_centralised(problem)
+        assert result.curtailed_kw[A, 0] == pytest.approx(7.0, abs=1e-6)
+        assert result.export_kw[A, 0] + result.exchange_out_kw[A, 0] == pytest.approx(3.0, abs=1e-6)
+        assert np.max(np.abs(balance_mismatch_kw(problem, result))) < 1e-6
 
 
 def test_final_soc_is_where_the_day_must_end():
@@ -525,13 +533,11 @@ def test_negotiation_with_soft_limits_and_curtailment_matches_the_centralised_op
     assert negotiated.schedule.total_cost_eur == pytest.approx(central.total_cost_eur, rel=1e-4)
     np.testing.assert_allclose(negotiated.schedule.limit_excess_kw, central.limit_excess_kw, atol=5e-3)
     np.testing.assert_allclose(negotiated.schedule.curtailed_kw, central.curtailed_kw, atol=5e-3)
-    # Step 1: A may export only 1 kW of its 10 kW surplus, so it sends 9 kW to B, which uses 6 and
-    # exports 3 (0.05 EUR/kWh against a marginal wheeling cost of 0.018): nothing is curtailed,
-    # where A alone would curtail 9 kW. Step 2: B needs
-    # 9 kW and may import 5; A imports the other 4 kW for it (wheeling 0.008 EUR/kWh at the margin
-    # is far below the penalty): no excess anywhere.
-    assert central.exchange_kw[0] == pytest.approx([9.0, 4.0], abs=1e-4)
-    assert np.max(central.curtailed_kw) == pytest.approx(0.0, abs=1e-5)
-    alone = solve_centralised(problem.without_exchanges())
-    assert alone.curtailed_kw[A, 0] == pytest.approx(9.0, abs=1e-4)
-    assert np.max(central.limit_excess_kw) == pytest.approx(0.0, abs=1e-5)
+    # Step 1: A may feed only 1 kW of its 10 kW surplus into the feeder, so it curtails 9 kW (0.05
+    # EUR/kWh of income lost, against 0.5 beyond the limit) and sends the 1 kW to B, which still
+    # draws 6 kW through the feeder: 1 kW beyond its limit. Step 2: B draws 9 kW, 4 beyond; A
+    # cannot change that, so nothing is exchanged (but for 0.007 kW the tie-break on the grid
+    # import spreads over both LECs).
+    assert central.curtailed_kw[A] == pytest.approx([9.0, 0.0], abs=1e-4)
+    assert central.exchange_kw[0] == pytest.approx([1.0, 0.0], abs=0.01)
+    assert central.limit_excess_kw[B] == pytest.approx([1.0, 4.0], abs=1e-4)

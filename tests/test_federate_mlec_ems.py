@@ -81,3 +81,77 @@ def test_ems_plans_from_measured_soc_and_settles_on_the_platform(tmp_path):
         assert r["platform"] == answers_sent[hour]
     # Hour 0 starts the battery at 50 % (nothing measured yet), later hours at the measured 30 %.
     assert records[0]["soc_start_kwh"] == pytest.approx(0.5 * batteries.energy_kwh[0])
+
+
+@pytest.mark.timeout(180)
+def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
+    """lec2's LEC_EMS in p2p: caps and fees out at H + 1 ms, orders in at H + 2 ms, results out at H + 3 ms.
+
+    Hour 0 (retail 0.1023): two members offer 2 kWh each, ten bid 1 kWh and one (the last) 3 kWh:
+    demand 13 > supply 4, so the price is retail and every buyer gets 4/13 of its bid; the last
+    member imports the most from the grid (3 - 12/13 kWh) and alone pays the fairness fee in hour 1.
+    """
+    scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_three_lecs", {"horizon_h": 2, "framework": "p2p"}))
+    members = members_from_scenario(scenario)
+    table = members.table
+    homes = list(table.loc[(table["lec"] == "lec2") & (table["kind"] == "household"), "member"])
+    assert len(homes) == 13
+    orders = {0: {m: (-2.0 if i < 2 else (3.0 if i == 12 else 1.0)) for i, m in enumerate(homes)},
+              1: {m: 0.5 for m in homes}}
+    caps, results, records = {}, {}, {}
+    from lec_cosim.multi_lec_federation import EMS_CLEAR_OFFSET_S, HEMS_BID_OFFSET_S, MS_PERIOD_S, market_endpoint
+    from lec_cosim.multi_lec_federation import member_endpoint
+    with federate_under_test("lec_ems_2", scenario, tmp_path / "run", 3) as port:
+        hems = TestFederate("hems", port, period=MS_PERIOD_S, offset=0.0,
+                            endpoints=[member_endpoint(m) for m in homes],
+                            publications=[("mlec/households/soc_kwh", "vector")])
+        platform = TestFederate("platform", port, period=3600.0, offset=PLATFORM_OFFSET_S,
+                                endpoints=[PLATFORM_ENDPOINT])
+        observer = TestFederate("observer", port, period=3600.0, offset=RECORDER_OFFSET_S,
+                                subscriptions=[("mlec/lec2/ems/record", "string")])
+        enter_all(hems, platform, observer)
+        for hour in range(2):
+            start = hour * 3600.0
+            observer.request(start)
+            platform.request(start)
+            hems.arrive(start + HEMS_BID_OFFSET_S)
+            for m in homes:
+                [(source, cap)] = hems.receive(member_endpoint(m))
+                assert source == market_endpoint("lec2")
+                caps[hour, m] = cap
+                hems.send(member_endpoint(m), market_endpoint("lec2"),
+                          {"hour": hour, "member": m, "net_kwh": orders[hour][m], "plan_kw": [orders[hour][m]] * (2 - hour)})
+            hems.publish("mlec/households/soc_kwh", 0.5 * table["battery_kwh"])
+            hems.request(start + HOUSEHOLDS_OFFSET_S)
+            platform.arrive(start)
+            [(_, position)] = platform.receive(PLATFORM_ENDPOINT)
+            platform.send(PLATFORM_ENDPOINT, ems_endpoint("lec2"), {"hour": hour, "lec": "lec2", "bought_kwh": 0.0})
+            platform.request(start + 3600.0)
+            hems.arrive(start + HOUSEHOLDS_OFFSET_S)
+            for m in homes:
+                [(_, results[hour, m])] = hems.receive(member_endpoint(m))
+            observer.arrive(start)
+            records[hour] = observer.json_value("mlec/lec2/ems/record")
+        hems.request(2 * 3600.0)
+        hems.granted()
+        platform.granted()
+        for fed in (hems, platform, observer):
+            fed.close()
+
+    assert EMS_CLEAR_OFFSET_S < HOUSEHOLDS_OFFSET_S
+    # Hour 0: no history, no fee; no DSO limit, no cap.
+    assert all(caps[0, m]["import_fee_eur_per_kwh"] == 0 and caps[0, m]["import_cap_kw"] == float("inf") for m in homes)
+    for m in homes:
+        r = results[0, m]
+        assert r["price_eur_per_kwh"] == pytest.approx(0.1023, abs=1e-12)
+        if orders[0][m] < 0:
+            assert (r["sold_kwh"], r["grid_export_kwh"]) == pytest.approx((2.0, 0.0), abs=1e-9)
+        else:
+            q = orders[0][m]
+            assert (r["bought_kwh"], r["grid_import_kwh"]) == pytest.approx((4 * q / 13, q - 4 * q / 13), abs=1e-9)
+    # Hour 1: the fee falls on the last member alone.
+    fees = {m: caps[1, m]["import_fee_eur_per_kwh"] for m in homes}
+    assert fees[homes[12]] == pytest.approx(0.02) and not any(fees[m] for m in homes[:12])
+    assert results[1, homes[12]]["fee_eur"] == pytest.approx(0.02 * 0.5, abs=1e-12)  # all of its 0.5 kWh from the grid
+    assert records[0]["pool_volume_kwh"] == pytest.approx(4.0) and len(records[0]["trades"]) == 13
+    assert records[1]["platform"] == {"hour": 1, "lec": "lec2", "bought_kwh": 0.0}

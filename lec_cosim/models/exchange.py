@@ -216,12 +216,14 @@ class ExchangeProblem:
     soc_initial : float or array_like, shape (N,)
         State of charge at the start and end of the horizon, fraction of capacity.
     grid_import_limit_kw, grid_export_limit_kw : float or array_like, shape (T,) or (N, T)
-        The DSO's limits on each LEC's grid import and export (default ``inf``).
+        The DSO's limits on the power each LEC physically draws from and feeds into the feeder:
+        its members' net demand plus battery charge minus discharge plus curtailed PV (default
+        ``inf``). Exchanges with neighbours do not count: they are trades over the same feeder.
     limit_penalty_eur_per_kwh : float
         ``inf`` (default): the grid limits are hard. Finite: they are soft, every kWh beyond a
-        limit costs this much on top of its price (a DSO limit must never make a LEC's plan
-        infeasible: an evening without battery left still needs its import). Not part of the
-        reported costs; the excess is reported (``ExchangeResult.limit_excess_kw``).
+        limit costs this much (a DSO limit must never make a LEC's plan infeasible: an evening
+        without battery left still needs its import). Not part of the reported costs; the excess
+        is reported (``ExchangeResult.limit_excess_kw``).
     soc_final : float or array_like, shape (N,), optional
         State of charge the battery must end with, fraction of capacity (default: ``soc_initial``).
         A rolling plan starts from the present state of charge and ends where the day must end.
@@ -473,8 +475,7 @@ class ExchangeResult:
     curtailed_kw : numpy.ndarray, shape (N, T), or None
         PV curtailed (only where the problem allows it).
     limit_excess_kw : numpy.ndarray, shape (N, T), or None
-        Import plus export beyond the DSO's limits (only with soft limits; included in
-        ``import_kw`` and ``export_kw``).
+        Physical import or export beyond the DSO's limits (only with soft limits).
     """
 
     lec_names: tuple
@@ -695,7 +696,7 @@ class _LecColumns:
     curtail: np.ndarray | None = None
 
     def values(self, x: np.ndarray) -> dict:
-        """The LEC's powers from a solution vector: import and export include any excess over a limit."""
+        """The LEC's powers from a solution vector (``limit_excess_kw``: physical flow beyond the DSO's limits)."""
         t = len(self.grid_import)
 
         def part(cols):
@@ -703,8 +704,8 @@ class _LecColumns:
 
         import_excess, export_excess = part(self.import_excess), part(self.export_excess)
         return {
-            "import_kw": x[self.grid_import] + import_excess,
-            "export_kw": x[self.grid_export] + export_excess,
+            "import_kw": x[self.grid_import],
+            "export_kw": x[self.grid_export],
             "charge_kw": x[self.charge],
             "discharge_kw": x[self.discharge],
             "soc_kwh": x[self.soc],
@@ -720,8 +721,9 @@ def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int) -> _LecColumns:
 
         import - export - charge + discharge - curtail - (power sent to neighbours) = net_demand
 
-    With soft limits (finite ``limit_penalty_eur_per_kwh``) import and export are each split into
-    a part within the limit and an excess beyond it that pays the penalty on top of its price.
+    The DSO's limits apply to the LEC's physical exchange with the feeder (net demand plus battery
+    plus curtailment); with soft limits (finite ``limit_penalty_eur_per_kwh``) an excess column
+    per direction and step relaxes them at the penalty.
     """
     t, dt = problem.n_steps, problem.dt_h
     penalty = problem.throughput_penalty_eur_per_kwh * dt
@@ -732,8 +734,8 @@ def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int) -> _LecColumns:
     buy, sell = problem.import_price_eur_per_kwh[lec], problem.export_price_eur_per_kwh[lec]
     import_limit, export_limit = problem.grid_import_limit_kw[lec], problem.grid_export_limit_kw[lec]
 
-    grid_import = qp.add_columns(dt * buy, 0.0, import_limit)
-    grid_export = qp.add_columns(-dt * sell, 0.0, export_limit)
+    grid_import = qp.add_columns(dt * buy, 0.0, np.inf)
+    grid_export = qp.add_columns(-dt * sell, 0.0, np.inf)
     charge = qp.add_columns(np.full(t, penalty), 0.0, power)
     discharge = qp.add_columns(np.full(t, penalty), 0.0, power)
     soc_upper = np.full(t, energy)
@@ -741,31 +743,44 @@ def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int) -> _LecColumns:
     soc_lower[-1] = soc_upper[-1] = problem.soc_final[lec] * energy
     soc = qp.add_columns(np.zeros(t), soc_lower, soc_upper)
     powers = [grid_import, grid_export, charge, discharge]
-    import_excess = export_excess = curtail = None
-    soft = math.isfinite(problem.limit_penalty_eur_per_kwh)
-    if soft and np.any(np.isfinite(import_limit)):
-        import_excess = qp.add_columns(dt * (buy + problem.limit_penalty_eur_per_kwh), 0.0, np.inf)
-        powers.append(import_excess)
-    if soft and np.any(np.isfinite(export_limit)):
-        export_excess = qp.add_columns(dt * (problem.limit_penalty_eur_per_kwh - sell), 0.0, np.inf)
-        powers.append(export_excess)
+    curtail = None
     if np.any(problem.curtailable_kw[lec] > 0):
         curtail = qp.add_columns(np.full(t, penalty), 0.0, problem.curtailable_kw[lec])
         powers.append(curtail)
-    for cols in powers:
-        qp.add_curvature(cols, 2.0 * problem.tie_break_eur_per_kwh2 * dt)
 
     balance = qp.add_rows(problem.net_demand_kw[lec], problem.net_demand_kw[lec])
     qp.add_coefficients(balance, grid_import, 1.0)
     qp.add_coefficients(balance, grid_export, -1.0)
     qp.add_coefficients(balance, charge, -1.0)
     qp.add_coefficients(balance, discharge, 1.0)
-    if import_excess is not None:
-        qp.add_coefficients(balance, import_excess, 1.0)
-    if export_excess is not None:
-        qp.add_coefficients(balance, export_excess, -1.0)
     if curtail is not None:
         qp.add_coefficients(balance, curtail, -1.0)
+
+    # The DSO's limits bound what physically crosses the LEC's boundary: its members' net demand
+    # plus charge minus discharge plus curtailment (= import - export - power sent to neighbours).
+    # Exchanges with neighbours are bookkeeping over the same feeder and cannot relieve it.
+    import_excess = export_excess = None
+    soft = math.isfinite(problem.limit_penalty_eur_per_kwh)
+    net = problem.net_demand_kw[lec]
+    for limit, sign in ((import_limit, 1.0), (export_limit, -1.0)):
+        if not np.any(np.isfinite(limit)):
+            continue
+        # sign * (charge - discharge + curtail) - excess <= limit - sign * net
+        row = qp.add_rows(-np.inf, np.where(np.isfinite(limit), limit - sign * net, np.inf))
+        qp.add_coefficients(row, charge, sign)
+        qp.add_coefficients(row, discharge, -sign)
+        if curtail is not None:
+            qp.add_coefficients(row, curtail, sign)
+        if soft:
+            excess = qp.add_columns(np.full(t, dt * problem.limit_penalty_eur_per_kwh), 0.0, np.inf)
+            qp.add_coefficients(row, excess, -1.0)
+            powers.append(excess)
+            if sign > 0:
+                import_excess = excess
+            else:
+                export_excess = excess
+    for cols in powers:
+        qp.add_curvature(cols, 2.0 * problem.tie_break_eur_per_kwh2 * dt)
 
     # soc[k] - soc[k-1] - sqrt(eta) * dt * charge[k] + dt / sqrt(eta) * discharge[k] = 0
     soc_rhs = np.zeros(t)
