@@ -66,17 +66,7 @@ def build(fed: Federate):
             if len(imports) == len(names):  # nothing before the DSO's first step
                 state.import_limit, state.export_limit = np.array(imports), np.array(exports)
 
-    pooled_rows = batteries.share > 0
-    lec_rows = (table["lec"] == lec).to_numpy()
-
-    def read_soc() -> None:
-        """Measured energy of the batteries this EMS manages, from the households (none before the first step)."""
-        soc = fed.vector("mlec/households/soc_kwh")
-        if len(soc) == len(table):
-            soc_kwh[me] = float(np.sum(np.asarray(soc)[pooled_rows & lec_rows]))
-
     def problem(hour: int, *, with_edges: bool, net_demand_kw=None):
-        read_soc()
         return rest_of_day_problem(members, s, first_hour=hour, soc_kwh=soc_kwh, batteries=batteries,
                                    net_demand_kw=net_demand_kw, import_limit_kw=state.import_limit,
                                    export_limit_kw=state.export_limit, with_edges=with_edges, only_lec=me)
@@ -95,6 +85,9 @@ def build(fed: Federate):
             "import_limit_kw": None if state.import_limit is None else float(state.import_limit[me]),
             "export_limit_kw": None if state.export_limit is None else float(state.export_limit[me]),
         }
+        # The households run the set-point exactly within the batteries' limits, which the plan
+        # respects; so the planned energy is the batteries' energy at the next hour's start.
+        soc_kwh[me] = float(plan["soc_kwh"][0])
 
     def own(result) -> dict:
         return {key: getattr(result, key)[me] for key in

@@ -59,7 +59,7 @@ DSO_OFFSET_S = 0.007
 RECORDER_OFFSET_S = 0.008
 ADMM_SLOT_S = 1e-6
 """One ADMM iteration per microsecond after H + 1 ms; the iteration cap (<= 900) keeps them before H + 2 ms."""
-MS_PERIOD_S = 0.001
+MS_PERIOD_S = 0.0
 
 PLATFORM_ENDPOINT = "mlec/platform"
 HOUSEHOLD_VECTORS = ("load_kw", "load_kvar", "pv_kw", "curtailed_kw", "battery_kw", "soc_kwh", "net_kw")
@@ -105,7 +105,6 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                  for v in GRID_COUNTS] + [Signal(f"mlec/grid/{v}", "vector") for v in GRID_VECTORS])
     limits = [s for s in grid_pubs if s.key.endswith(("import_limit_kw", "export_limit_kw"))]
     household_pubs = [Signal(f"mlec/households/{v}", "vector") for v in HOUSEHOLD_VECTORS]
-    household_soc = next(p for p in household_pubs if p.key.endswith("/soc_kwh"))
     plans = []
     all_ems = []
     ems_period = ADMM_SLOT_S if framework == "distributed" else MS_PERIOD_S
@@ -114,7 +113,7 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         all_ems += pubs
         endpoints = [ems_endpoint(lec)] + ([market_endpoint(lec)] if framework == "p2p" else [])
         plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", ems_period, 0.0, pubs,
-                                  [household_soc] + (list(limits) if scenario.dso.limits else []), endpoints,
+                                  list(limits) if scenario.dso.limits else [], endpoints,
                                   {"lec": lec, "on_platform": lec in on_platform}))
     if on_platform:
         plans.append(FederatePlan("platform", "federates.mlec_platform", scenario.market_step_s, PLATFORM_OFFSET_S,
