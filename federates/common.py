@@ -95,7 +95,7 @@ class ValueInterface:
     def close(self) -> None:
         h.helicsFederateDisconnect(self.fed)
         h.helicsFederateFree(self.fed)
-        if self.answering:
+        if getattr(self, "answering", False):
             stop_answering(self.fed)
 
 

@@ -59,7 +59,7 @@ DSO_OFFSET_S = 0.007
 RECORDER_OFFSET_S = 0.008
 ADMM_SLOT_S = 1e-6
 """One ADMM iteration per microsecond after H + 1 ms; the iteration cap (<= 900) keeps them before H + 2 ms."""
-MS_PERIOD_S = 0.0
+MS_PERIOD_S = 0.001
 
 PLATFORM_ENDPOINT = "mlec/platform"
 HOUSEHOLD_VECTORS = ("load_kw", "load_kvar", "pv_kw", "curtailed_kw", "battery_kw", "soc_kwh", "net_kw")

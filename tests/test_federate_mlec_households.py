@@ -37,12 +37,13 @@ def test_households_follow_the_pooled_setpoints_and_publish_members_powers(tmp_p
             for lec, (charge, curtail) in SETPOINTS[hour].items():
                 ems.publish(f"mlec/{lec}/ems/pooled_charge_kw", charge)
                 ems.publish(f"mlec/{lec}/ems/curtail_kw", curtail)
-            if hour == 0:
-                ems.request(3600.0)  # hold hour 1's set-points back until the observer has hour 0
+            ems.request((hour + 1) * 3600.0)  # hold the next set-points back until the observer has this hour
             for step in range(4 * hour, 4 * hour + 4):
                 observer.arrive(step * 900.0)
                 published[step] = {v: np.array(observer.vector(f"mlec/households/{v}")) for v in HOUSEHOLD_VECTORS}
-        for fed in (ems, observer):
+        observer.close()
+        ems.granted()
+        for fed in (ems,):
             fed.close()
 
     table = members.table
