@@ -48,7 +48,7 @@ GRAPH_FILE = "federation_graph.json"
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6g")
+    frame.to_csv(tmp, index=False, float_format="%.10g")
     tmp.replace(path)
 
 
