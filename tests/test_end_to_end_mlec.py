@@ -134,7 +134,6 @@ def test_every_lec_hour_settles_its_metered_energy(run):
 
 def test_the_frameworks_cost_about_the_same_day_and_the_batteries_pay(decentralised, distributed, p2p):
     # Without any battery the day costs the retail and feed-in settlement of the members' own net.
-    s = read(decentralised, "settlement.csv")
     scenario = load_scenario(decentralised / "scenario.json")
     members = members_from_scenario(scenario)
     retail, feed_in = hourly_tariffs(members, "bihourly", 0.045)

@@ -10,11 +10,16 @@ from harness import TestFederate, enter_all, federate_under_test, write_scenario
 from lec_cosim.models.exchange import solve_centralised
 from lec_cosim.models.multi_lec_ems import members_from_scenario, pooled_batteries, rest_of_day_problem
 from lec_cosim.multi_lec_federation import (
+    EMS_CLEAR_OFFSET_S,
+    HEMS_BID_OFFSET_S,
     HOUSEHOLDS_OFFSET_S,
+    MS_PERIOD_S,
     PLATFORM_ENDPOINT,
     PLATFORM_OFFSET_S,
     RECORDER_OFFSET_S,
     ems_endpoint,
+    market_endpoint,
+    member_endpoint,
 )
 from lec_cosim.scenario import load_scenario
 
@@ -82,9 +87,7 @@ def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
     assert len(homes) == 13
     orders = {0: {m: (-2.0 if i < 2 else (3.0 if i == 12 else 1.0)) for i, m in enumerate(homes)},
               1: {m: 0.5 for m in homes}}
-    caps, results, records = {}, {}, {}
-    from lec_cosim.multi_lec_federation import EMS_CLEAR_OFFSET_S, HEMS_BID_OFFSET_S, MS_PERIOD_S, market_endpoint
-    from lec_cosim.multi_lec_federation import member_endpoint
+    caps, results, records, positions = {}, {}, {}, {}
     with federate_under_test("lec_ems_2", scenario, tmp_path / "run", 3) as port:
         hems = TestFederate("hems", port, period=MS_PERIOD_S, offset=0.0,
                             endpoints=[member_endpoint(m) for m in homes])
@@ -108,6 +111,7 @@ def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
             hems.request(start + HOUSEHOLDS_OFFSET_S)
             platform.arrive(start)
             [(_, position)] = platform.receive(PLATFORM_ENDPOINT)
+            positions[hour] = position
             platform.send(PLATFORM_ENDPOINT, ems_endpoint("lec2"), {"hour": hour, "lec": "lec2", "bought_kwh": 0.0})
             platform.request(start + 3600.0)
             hems.arrive(start + HOUSEHOLDS_OFFSET_S)
@@ -137,3 +141,8 @@ def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
     assert results[1, homes[12]]["fee_eur"] == pytest.approx(0.02 * 0.5, abs=1e-12)  # all of its 0.5 kWh from the grid
     assert records[0]["pool_volume_kwh"] == pytest.approx(4.0) and len(records[0]["trades"]) == 13
     assert records[1]["platform"] == {"hour": 1, "lec": "lec2", "bought_kwh": 0.0}
+    # The LEC's position is its plan's import minus export in the hour, members and community battery.
+    for hour in range(2):
+        r = records[hour]
+        assert positions[hour]["hour"] == hour and positions[hour]["lec"] == "lec2"
+        assert positions[hour]["position_kwh"] == pytest.approx(r["planned_import_kw"] - r["planned_export_kw"])
