@@ -6,26 +6,30 @@ it sends) and calls :func:`answer_queries` answers the query ``"exchanges"`` wit
 JSON; :func:`query_exchanges` asks the federates of a running federation from any federate of
 it, and :func:`message_graph` turns the replies into federate -> federate message counts.
 
-When the query is answered (measured with HELICS 3.6.1, zmq core, ``tests/test_topology_query.py``
-checks the cases marked *tested*):
+When the query is answered (measured with HELICS 3.6.1, zmq cores; ``tests/test_topology_query.py``
+checks every case but the first, for federates on cores of their own and on one shared core):
 
-- initializing mode (after ``enterInitializingMode``, before executing): answered (*tested*).
-- executing mode, between time requests: answered, by the core's thread, which takes the
-  federate's lock while the federate is not inside a HELICS call (*tested*).
-- executing mode, while the queried federate waits in a time request for a grant that cannot
-  come yet (because the querying federate has not requested time): answered, by the thread
-  processing the waiting federate's queue (the async thread of ``requestTimeAsync`` or the
-  thread blocked in ``requestTime``) (*tested*). So the querying federate may ask while all
-  the others wait for it.
-- after the queried federate has finalized: not answered by it; HELICS replies with its error
-  JSON (``{"error": {"code": 404, "message": ...}}``), which :func:`query_exchanges` raises as
-  :class:`QueryError` naming the federate (*tested*).
+- startup (created, not yet in initializing mode), and initializing mode: answered.
+- executing mode, between time requests: answered in this test; but in a federation run a
+  federate granted its last time and then idle in Python (``threading.Event.wait``) did not
+  answer (HELICS' 504 "query timeout"), so ``federates.common.Federate.stay_for_query`` keeps
+  calling ``helicsFederateProcessCommunications`` while it waits.
+- executing mode, while the queried federate waits in a time request for a grant the querying
+  federate holds back (it has not requested time yet): answered, and the wait goes on. So the
+  querying federate may ask while all the others wait for it.
+- after the queried federate has finalized (``helicsFederateDisconnect``): on a core of its own
+  (the case between processes) HELICS answers for it with its error JSON (``{"error": {"code":
+  503, "message": "federate is disconnected"}}``), which :func:`query_exchanges` raises as
+  :class:`QueryError` naming the federate. Federates of one process share one core unless they
+  name their own (``coreName``); there a finalized federate still answers while the core lives on.
 
-The callback therefore runs on HELICS internal threads, never necessarily on the thread that
-calls ``record``: :class:`ExchangeLog` guards its counts with a lock and the callback answers
-with a snapshot taken under it. A cffi callback must outlive its registration (a collected
+The callback runs on whatever thread HELICS answers on: for a federate on a core of its own, a
+HELICS internal thread (never the federate's or the querying thread: measured in the test); for
+federates sharing the querying federate's core, possibly the querying thread itself. So not
+necessarily the thread that calls ``record``. :class:`ExchangeLog` therefore guards its counts with a lock and the
+answer is a snapshot taken under it. A cffi callback must outlive its registration (a collected
 callback crashes the process): :func:`answer_queries` keeps it in a module dict, keyed by the
-federate handle, until :func:`stop_answering` or process exit.
+federate handle, until :func:`stop_answering`.
 
 Queries other than ``"exchanges"`` are left unanswered by the callback, so HELICS answers its
 own queries (``"state"``, ``"endpoints"``, ...) as usual and unknown ones with its error JSON.
@@ -149,7 +153,8 @@ def query_exchanges(querying_fed, federate_names: Iterable[str]) -> dict[str, di
     for name in federate_names:
         query = h.helicsCreateQuery(name, QUERY)
         try:
-            raw = lib.helicsQueryExecute(query.handle, _raw(querying_fed), err := h.helicsErrorInitialize())
+            err = h.helicsErrorInitialize()
+            raw = lib.helicsQueryExecute(query.handle, _raw(querying_fed), err)
             _check(err, f"query {QUERY!r} of federate {name!r}")
             text = ffi.string(raw).decode("utf-8")
         finally:

@@ -32,7 +32,7 @@ from lec_cosim.federation import broker_command, free_broker_port
 NAMES = ("A", "B", "C")
 CLOCK = "Q/clock"  # Q's value, subscribed by A, B and C: their grants wait for Q's
 PRICE = "B/price"  # a value link B -> A, which is not a message link
-ENDED = (h.HelicsFederateState.FINALIZE, h.HelicsFederateState.ERROR, h.HelicsFederateState.FINISHED)
+IDLE = (h.HelicsFederateState.STARTUP, h.HelicsFederateState.INITIALIZATION, h.HelicsFederateState.EXECUTION)
 
 
 def mail(name: str) -> str:
@@ -66,9 +66,10 @@ def federation(n_federates: int):
         yield port, feds
         assert broker.wait(timeout=30) == 0
     except BaseException:
-        live = [f for f in feds if h.helicsFederateGetState(f) not in ENDED]
-        if live and broker.poll() is None:
-            h.helicsFederateGlobalError(live[0], 1, "test failed")
+        # From a federate in no asynchronous call: a global error from one inside one blocks.
+        idle = [f for f in feds if h.helicsFederateGetState(f) in IDLE]
+        if idle and broker.poll() is None:
+            h.helicsFederateGlobalError(idle[0], 1, "test failed")
         raise
     finally:
         for fed in feds:
