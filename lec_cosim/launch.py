@@ -40,9 +40,18 @@ def _last_error(log: Path) -> str:
 
 
 def _is_origin(process: Process) -> bool:
-    """Whether a failed federate's error is its own, not one HELICS relayed from another."""
-    error = _last_error(process.log)
-    return error.startswith(f"{process.name}: ") and "HelicsException" not in error
+    """Whether a failed federate's error is its own, not one HELICS relayed from another.
+
+    Only an ``error:`` line counts: a federate's other lines (its closing summary, say) also
+    start with its name.
+    """
+    try:
+        text = process.log.read_text(errors="replace")
+    except OSError:
+        return False
+    errors = [line.strip().removeprefix("error:").strip() for line in text.splitlines()
+              if line.strip().startswith("error:")]
+    return bool(errors) and errors[-1].startswith(f"{process.name}: ") and "HelicsException" not in errors[-1]
 
 
 def _last_progress(log: Path) -> str | None:
