@@ -33,6 +33,10 @@ class ValueInterface:
     pubs: dict
     subs: dict
     endpoints: dict = {}
+    exchange_log: ExchangeLog | None = None
+    """Messages sent, counted for the ``exchanges`` query (federates of a run have one)."""
+    answering = False
+    """A query callback is registered (see ``Federate.stay_for_query``)."""
 
     def publish(self, key: str, value) -> None:
         pub = self.pubs[key]
@@ -67,9 +71,8 @@ class ValueInterface:
     def send(self, endpoint: str, destination: str, payload: dict) -> None:
         """Send ``payload`` as a JSON message from one of our endpoints to ``destination``."""
         h.helicsEndpointSendStringTo(self.endpoints[endpoint], json.dumps(payload), destination)
-        log = getattr(self, "exchange_log", None)
-        if log is not None:
-            log.record(endpoint, destination)
+        if self.exchange_log is not None:
+            self.exchange_log.record(endpoint, destination)
 
     def receive(self, endpoint: str) -> list[tuple[str, dict]]:
         """All pending messages of an endpoint as ``(source, payload)``, in arrival order."""
@@ -95,7 +98,7 @@ class ValueInterface:
     def close(self) -> None:
         h.helicsFederateDisconnect(self.fed)
         h.helicsFederateFree(self.fed)
-        if getattr(self, "answering", False):
+        if self.answering:
             stop_answering(self.fed)
 
 
@@ -141,7 +144,6 @@ class Federate(ValueInterface):
         # the query "exchanges" with it at the end of its run (see ``run``).
         self.exchange_log = ExchangeLog(self.name, endpoints=self.endpoints, publications=self.pubs,
                                         subscriptions=self.subs)
-        self.answering = False
 
     def step_times(self) -> list[float]:
         """Start of each of this federate's steps within the horizon, in seconds."""

@@ -89,10 +89,6 @@ def build(fed: Federate):
         # respects; so the planned energy is the batteries' energy at the next hour's start.
         soc_kwh[me] = float(plan["soc_kwh"][0])
 
-    def own(result) -> dict:
-        return {key: getattr(result, key)[me] for key in
-                ("import_kw", "export_kw", "charge_kw", "discharge_kw", "soc_kwh", "curtailed_kw", "limit_excess_kw")}
-
     def send_position(hour: int) -> None:
         if on_platform:
             position = state.record["planned_import_kw"] - state.record["planned_export_kw"]  # one hour: kWh
@@ -102,7 +98,7 @@ def build(fed: Federate):
 
     def plan_alone(hour: int) -> None:
         read_limits()
-        publish_hour(hour, own(solve_centralised(problem(hour, with_edges=False))))
+        publish_hour(hour, solve_centralised(problem(hour, with_edges=False)).of_lec(me))
         send_position(hour)
 
     # -- distributed -----------------------------------------------------------------------
@@ -192,7 +188,7 @@ def build(fed: Federate):
         plans = np.sum([orders[m]["plan_kw"] for m in my_households], axis=0)
         net = np.zeros((len(names), len(plans)))
         net[me] = plans
-        publish_hour(hour, own(solve_centralised(problem(hour, with_edges=False, net_demand_kw=net))))
+        publish_hour(hour, solve_centralised(problem(hour, with_edges=False, net_demand_kw=net)).of_lec(me))
         state.record.update({"pool_price_eur_per_kwh": pool.price_eur_per_kwh, "pool_volume_kwh": pool.volume_kwh,
                              "trades": trades})
         send_position(hour)

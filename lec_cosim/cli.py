@@ -9,16 +9,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from lec_cosim.scenario import ScenarioError, load_scenario
+from lec_cosim.scenario import FRAMEWORKS, ScenarioError, is_multi_lec, load_scenario
 
 EXIT_INPUT_ERROR = 2
 EXIT_RUN_ERROR = 1
-
-
-def _is_multi_lec(scenario) -> bool:
-    from lec_cosim.scenario import MultiLecScenario
-
-    return isinstance(scenario, MultiLecScenario)
 
 
 def _load(args):
@@ -26,7 +20,7 @@ def _load(args):
     scenario = load_scenario(args.scenario)
     framework = getattr(args, "framework", None)
     dso_limits = getattr(args, "dso_limits", None)
-    if (framework is not None or dso_limits is not None) and not _is_multi_lec(scenario):
+    if (framework is not None or dso_limits is not None) and not is_multi_lec(scenario):
         raise ScenarioError(f"{args.scenario}: framework: --framework and --dso-limits apply to multi-LEC "
                             "scenarios only")
     if framework is not None:
@@ -39,7 +33,7 @@ def _load(args):
 def _default_out(scenario) -> Path:
     if scenario.outputs.directory:
         return Path(scenario.outputs.directory)
-    if _is_multi_lec(scenario):
+    if is_multi_lec(scenario):
         return Path("results") / f"{scenario.name}_{scenario.framework}{'_dso' if scenario.dso.limits else ''}"
     return Path("results") / scenario.name
 
@@ -47,7 +41,7 @@ def _default_out(scenario) -> Path:
 def _cmd_validate(args) -> int:
     scenario = _load(args)
     _check_data(scenario)  # "valid" means run would start: the data and learnt bids load too
-    if _is_multi_lec(scenario):
+    if is_multi_lec(scenario):
         print(f"{args.scenario}: valid scenario {scenario.name!r} ({scenario.lecs.count} LECs, framework "
               f"{scenario.framework}, DSO limits {'on' if scenario.dso.limits else 'off'}, {scenario.horizon_h:g} h "
               f"from {scenario.start.isoformat()})")
@@ -77,7 +71,7 @@ def _check_lem_data(scenario, *, bids: bool = True) -> None:
 
 def _check_data(scenario) -> None:
     """Load every data series once, so that data errors surface before any process starts."""
-    if _is_multi_lec(scenario):
+    if is_multi_lec(scenario):
         from lec_cosim.models.multi_lec_ems import members_from_scenario
 
         try:
@@ -128,7 +122,7 @@ def _cmd_run(args) -> int:
         return EXIT_RUN_ERROR
     summary = json.loads((out / "summary.json").read_text())
     k = summary["kpis"]
-    if _is_multi_lec(scenario):
+    if is_multi_lec(scenario):
         iterations = f", {k['iterations_total']} ADMM iterations" if k["iterations_total"] else ""
         print(f"done in {wall:.1f} s: cost {k['total_cost_eur']:.2f} EUR ({k['cost_per_member_eur']:.2f} per "
               f"member), self-sufficiency {100 * k['self_sufficiency']:.1f} %, transformer peak "
@@ -239,7 +233,7 @@ def _cmd_train_bidders(args) -> int:
 
 
 def _multi_lec_options(p) -> None:
-    p.add_argument("--framework", choices=("decentralised", "distributed", "p2p"),
+    p.add_argument("--framework", choices=FRAMEWORKS,
                    help="multi-LEC scenarios: override the scenario's framework")
     limits = p.add_mutually_exclusive_group()
     limits.add_argument("--dso-limits", dest="dso_limits", action="store_true", default=None,

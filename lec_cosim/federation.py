@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lec_cosim.scenario import Scenario
+from lec_cosim.scenario import Scenario, is_multi_lec
 
 PHASE_OFFSET_S = {"market": 0.0, "lec_ems": 0.001, "households": 0.002, "dso": 0.003, "recorder": 0.004}
 GRANT_TIMEOUT_S = 30.0
@@ -142,7 +142,7 @@ def free_broker_port(host: str = "127.0.0.1", span: int = 16) -> int:
 
 def federate_config(scenario: Scenario, name: str, port: int, run_dir: Path) -> dict:
     """HELICS JSON config of one federate; our own settings live under ``lec_cosim``."""
-    if _is_multi_lec(scenario):
+    if is_multi_lec(scenario):
         from lec_cosim import multi_lec_federation
 
         federate = next((f for f in multi_lec_federation.plan(scenario) if f.name == name), None)
@@ -201,14 +201,8 @@ def federate_command(name: str, config: Path) -> list[str]:
     return [sys.executable, "-m", module, "--config", str(config)]
 
 
-def _is_multi_lec(scenario) -> bool:
-    from lec_cosim.scenario import MultiLecScenario
-
-    return isinstance(scenario, MultiLecScenario)
-
-
 def federate_names(scenario) -> list[str]:
-    if _is_multi_lec(scenario):
+    if is_multi_lec(scenario):
         from lec_cosim import multi_lec_federation
 
         return [f.name for f in multi_lec_federation.plan(scenario)]

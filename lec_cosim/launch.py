@@ -28,15 +28,23 @@ class Process:
     log: Path
 
 
-def _last_error(log: Path) -> str:
+def _log_lines(log: Path) -> list[str] | None:
     try:
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        return [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
+        return None
+
+
+def _error_line(lines: list[str]) -> str | None:
+    """The last ``error:`` line's message, if any."""
+    return next((line.removeprefix("error:").strip() for line in reversed(lines) if line.startswith("error:")), None)
+
+
+def _last_error(log: Path) -> str:
+    lines = _log_lines(log)
+    if lines is None:
         return "no log"
-    for line in reversed(lines):
-        if line.startswith("error:"):
-            return line.removeprefix("error:").strip()
-    return lines[-1] if lines else "no output"
+    return _error_line(lines) or (lines[-1] if lines else "no output")
 
 
 def _is_origin(process: Process) -> bool:
@@ -45,13 +53,8 @@ def _is_origin(process: Process) -> bool:
     Only an ``error:`` line counts: a federate's other lines (its closing summary, say) also
     start with its name.
     """
-    try:
-        text = process.log.read_text(errors="replace")
-    except OSError:
-        return False
-    errors = [line.strip().removeprefix("error:").strip() for line in text.splitlines()
-              if line.strip().startswith("error:")]
-    return bool(errors) and errors[-1].startswith(f"{process.name}: ") and "HelicsException" not in errors[-1]
+    error = _error_line(_log_lines(process.log) or [])
+    return error is not None and error.startswith(f"{process.name}: ") and "HelicsException" not in error
 
 
 def _last_progress(log: Path) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-FRAMEWORKS = ("decentralised", "distributed", "p2p")
+from lec_cosim.scenario import FRAMEWORKS
 
 
 def _summary(run_dir) -> dict:
@@ -24,9 +24,10 @@ def _summary(run_dir) -> dict:
 def is_mlec_run(run_dir) -> bool:
     """True when ``run_dir/summary.json`` is of a three-LEC framework."""
     try:
-        return _summary(run_dir).get("framework") in FRAMEWORKS and "lecs" in _summary(run_dir).get("kpis", {})
+        summary = _summary(run_dir)
     except ValueError:
         return False
+    return summary.get("framework") in FRAMEWORKS and "lecs" in summary.get("kpis", {})
 
 
 def _fmt(value, digits: int) -> str:

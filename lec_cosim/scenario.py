@@ -226,7 +226,17 @@ class LearningConfig(_Strict):
     dn_penalty: bool = Field(True, description="include the distribution-network impact in the fitness")
 
 
-class LemGridConfig(_Strict):
+class _VoltageBand(_Strict):
+    """A ``vm_min_pu`` below a ``vm_max_pu``."""
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.vm_min_pu >= self.vm_max_pu:
+            raise ValueError("vm_min_pu must be below vm_max_pu")
+        return self
+
+
+class LemGridConfig(_VoltageBand):
     vm_min_pu: float = Field(0.9, gt=0, description="voltage band; EN 50160: 0.9-1.1 pu")
     vm_max_pu: float = Field(1.1, gt=0)
     max_loading_percent: float = Field(100.0, gt=0, description="of the line and transformer ratings")
@@ -234,12 +244,6 @@ class LemGridConfig(_Strict):
     dn_impact_counts: Literal["reduced", "full"] = Field(
         "reduced", description="violation counts in the DN impact: the paper's 110-bus reduced model or all 906 buses"
     )
-
-    @model_validator(mode="after")
-    def _band(self) -> "LemGridConfig":
-        if self.vm_min_pu >= self.vm_max_pu:
-            raise ValueError("vm_min_pu must be below vm_max_pu")
-        return self
 
 
 class LemScenario(_ScenarioBase):
@@ -286,6 +290,7 @@ class LemScenario(_ScenarioBase):
 
 
 FRAMEWORKS = ("decentralised", "distributed", "p2p")
+"""The frameworks of a multi-LEC scenario (the ``Literal`` of ``MultiLecScenario.framework``)."""
 
 
 class LecsConfig(_Strict):
@@ -327,7 +332,7 @@ class P2PConfig(_Strict):
                                                   "DSO limit (null: none)")
 
 
-class DsoConfig(_Strict):
+class DsoConfig(_VoltageBand):
     limits: bool = Field(False, description="the DSO publishes per-LEC import and export limits from its power "
                          "flow, which the EMSs respect in the next market period")
     vm_min_pu: float = Field(0.9, gt=0)
@@ -336,12 +341,6 @@ class DsoConfig(_Strict):
     margin_pu: float = Field(0.005, ge=0, description="kept inside the band by the limits")
     limit_penalty_eur_per_kwh: float = Field(0.5, gt=0, description="EMS cost of a kWh beyond a DSO limit "
                                              "(soft limits: a plan stays feasible)")
-
-    @model_validator(mode="after")
-    def _band(self) -> "DsoConfig":
-        if self.vm_min_pu >= self.vm_max_pu:
-            raise ValueError("vm_min_pu must be below vm_max_pu")
-        return self
 
 
 class MultiLecScenario(_ScenarioBase):
@@ -393,42 +392,43 @@ def _source_and_outputs(scenario: _ScenarioBase, source: Path) -> dict:
     return updates
 
 
-def _lem_scenario_from_dict(data: dict, source: Path) -> LemScenario:
-    scenario = _validate(LemScenario, data, source)
+def _ieee_feeder_and_pv(scenario, pv: PVSizingConfig, pv_field: str, source: Path):
+    """The feeder and PV settings of an IEEE-feeder scenario with their paths resolved and checked."""
     base = source.parent
     feeder = scenario.feeder.model_copy(update={"data_dir": (base / scenario.feeder.data_dir).resolve()})
-    pv = scenario.participants.pv.model_copy(
-        update={"profile_file": (base / scenario.participants.pv.profile_file).resolve()})
+    pv = pv.model_copy(update={"profile_file": (base / pv.profile_file).resolve()})
+    if not (feeder.data_dir / "csv" / "Lines.csv").is_file():
+        raise ScenarioError(f"{source}: feeder.data_dir: not an IEEE European LV data folder: {feeder.data_dir}")
+    if not pv.profile_file.is_file():
+        raise ScenarioError(f"{source}: {pv_field}: file not found: {pv.profile_file}")
+    return feeder, pv
+
+
+def _lem_scenario_from_dict(data: dict, source: Path) -> LemScenario:
+    scenario = _validate(LemScenario, data, source)
+    feeder, pv = _ieee_feeder_and_pv(scenario, scenario.participants.pv, "participants.pv.profile_file", source)
     market = scenario.market
     if market.learned_bids_file is not None:
-        market = market.model_copy(update={"learned_bids_file": (base / market.learned_bids_file).resolve()})
-    scenario = scenario.model_copy(update={
+        market = market.model_copy(
+            update={"learned_bids_file": (source.parent / market.learned_bids_file).resolve()})
+    return scenario.model_copy(update={
         "feeder": feeder, "participants": scenario.participants.model_copy(update={"pv": pv}), "market": market,
         **_source_and_outputs(scenario, source)})
-    if not (scenario.feeder.data_dir / "csv" / "Lines.csv").is_file():
-        raise ScenarioError(f"{source}: feeder.data_dir: not an IEEE European LV data folder: "
-                            f"{scenario.feeder.data_dir}")
-    if not pv.profile_file.is_file():
-        raise ScenarioError(f"{source}: participants.pv.profile_file: file not found: {pv.profile_file}")
-    return scenario
 
 
 def _multi_lec_scenario_from_dict(data: dict, source: Path) -> MultiLecScenario:
     scenario = _validate(MultiLecScenario, data, source)
-    base = source.parent
-    feeder = scenario.feeder.model_copy(update={"data_dir": (base / scenario.feeder.data_dir).resolve()})
-    pv = scenario.pv.model_copy(update={"profile_file": (base / scenario.pv.profile_file).resolve()})
-    scenario = scenario.model_copy(update={"feeder": feeder, "pv": pv, **_source_and_outputs(scenario, source)})
     unknown = sorted(set(scenario.platform_lecs) - set(scenario.lec_names))
     if unknown:
         raise ScenarioError(f"{source}: lecs.on_platform: unknown LEC {unknown[0]!r}; the LECs are "
                             f"{', '.join(scenario.lec_names)}")
-    if not (scenario.feeder.data_dir / "csv" / "Lines.csv").is_file():
-        raise ScenarioError(f"{source}: feeder.data_dir: not an IEEE European LV data folder: "
-                            f"{scenario.feeder.data_dir}")
-    if not pv.profile_file.is_file():
-        raise ScenarioError(f"{source}: pv.profile_file: file not found: {pv.profile_file}")
-    return scenario
+    feeder, pv = _ieee_feeder_and_pv(scenario, scenario.pv, "pv.profile_file", source)
+    return scenario.model_copy(update={"feeder": feeder, "pv": pv, **_source_and_outputs(scenario, source)})
+
+
+def is_multi_lec(scenario) -> bool:
+    """Whether a loaded scenario is a multi-LEC one (frameworks decentralised, distributed, p2p)."""
+    return isinstance(scenario, MultiLecScenario)
 
 
 def _location(err: dict) -> str:
@@ -454,7 +454,7 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario:
         raise ScenarioError(f"{source}: (top level): expected a mapping of scenario fields")
     if data.get("framework") == "local_market":
         return _lem_scenario_from_dict(data, source)
-    if "lecs" in data or data.get("framework") in ("distributed", "p2p"):
+    if "lecs" in data or data.get("framework") in ("distributed", "p2p"):  # "decentralised" alone is issue 2's
         return _multi_lec_scenario_from_dict(data, source)
     scenario = _validate(Scenario, data, source)
     base = source.parent

@@ -492,6 +492,11 @@ class ExchangeResult:
     curtailed_kw: np.ndarray | None = None
     limit_excess_kw: np.ndarray | None = None
 
+    def of_lec(self, lec: int) -> dict:
+        """One LEC's schedule, keyed like :meth:`LecAgent.schedule` (arrays of shape (T,))."""
+        keys = ("import_kw", "export_kw", "charge_kw", "discharge_kw", "soc_kwh", "curtailed_kw", "limit_excess_kw")
+        return {key: getattr(self, key)[lec] for key in keys}
+
 
 @dataclass(frozen=True, eq=False)
 class NegotiationResult:
