@@ -13,8 +13,6 @@ out of band, at 09:30, was no better with such a loop than without it).
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from federates.common import Federate, main
@@ -65,8 +63,7 @@ def build(fed: Federate):
         fed.publish("mlec/grid/import_limit_kw", imports)
         fed.publish("mlec/grid/export_limit_kw", exports)
 
-    slots = [(t + fed.offset_s, (lambda k, t=t: step(k, t))) for t in fed.step_times()]
-    return SimpleNamespace(slots=slots)
+    return step
 
 
 if __name__ == "__main__":

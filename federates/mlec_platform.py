@@ -8,12 +8,10 @@ An LEC that sent nothing is not on the platform that hour.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from federates.common import Federate, main
-from lec_cosim.models.multi_lec_ems import hourly_tariffs, members_from_scenario, n_hours
+from lec_cosim.models.multi_lec_ems import hourly_tariffs, members_from_scenario
 from lec_cosim.models.p2p import clear_platform
-from lec_cosim.multi_lec_federation import PLATFORM_ENDPOINT, PLATFORM_OFFSET_S, ems_endpoint
+from lec_cosim.multi_lec_federation import PLATFORM_ENDPOINT, ems_endpoint
 
 
 def build(fed: Federate):
@@ -40,11 +38,7 @@ def build(fed: Federate):
         fed.publish_json("mlec/platform/record", {"hour": hour, "price_eur_per_kwh": result.price_eur_per_kwh,
                                                   "lecs": answers})
 
-    def slots():
-        for hour in range(n_hours(members)):
-            yield hour * 3600.0 + PLATFORM_OFFSET_S, lambda _, h=hour: clear(h)
-
-    return SimpleNamespace(slots=slots())
+    return lambda hour, _: clear(hour)  # one step per market hour, at H + 4 ms (the config's offset)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def build(fed: Federate):
         print(f"recorder: cost {k['total_cost_eur']:.2f} EUR, losses {k['losses_kwh']:.2f} kWh, "
               f"{k['messages']} messages", flush=True)
 
-    return SimpleNamespace(slots=[(t + fed.offset_s, (lambda k, t=t: step(k, t))) for t in steps], finish=finish)
+    step.finish = finish
+    return step
 
 
 if __name__ == "__main__":

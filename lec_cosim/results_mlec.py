@@ -126,7 +126,8 @@ class MultiLecRecord:
                    "wheeling_eur"]
         return pd.DataFrame(rows, columns=columns)
 
-    def settlement_table(self) -> pd.DataFrame:
+    def settlement_table(self, exchanges: pd.DataFrame) -> pd.DataFrame:
+        """Per hour and LEC, with the LECs' trades of :meth:`exchanges_table`."""
         m = self.members
         per_hour = steps_per_hour(m)
         retail, feed_in = hourly_tariffs(m, self.scenario.tariff.scheme, self.scenario.tariff.feed_in_eur_per_kwh)
@@ -139,7 +140,6 @@ class MultiLecRecord:
             return m.lec_sum(values).reshape(len(m.lec_names), n_hours, per_hour).sum(axis=2) * m.dt_h
 
         net_kwh, load_kwh, pv_kwh = hourly_lec(net), hourly_lec(load), hourly_lec(pv)
-        exchanges = self.exchanges_table()
         households = m.table[m.table["kind"] == "household"].groupby("lec").size()
         rows = []
         for i, lec in enumerate(m.lec_names):
@@ -192,7 +192,8 @@ class MultiLecRecord:
         out = Path(out)
         s = self.scenario
         members, grid, lecs = self.members_table(), self.grid_table(), self.lecs_table()
-        settlement, exchanges = self.settlement_table(), self.exchanges_table()
+        exchanges = self.exchanges_table()
+        settlement = self.settlement_table(exchanges)
         tables = {"members.csv": members, "grid.csv": grid, "lecs.csv": lecs, "settlement.csv": settlement,
                   "exchanges.csv": exchanges}
         negotiation = residuals = None
