@@ -23,7 +23,7 @@ def build(fed: Federate):
     g = s.grid
     grid = LemGrid(table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu,
                    max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
-                   violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0)
+                   violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver)
     group_members = groups(s)
     names = [m for members in group_members.values() for m in members]
     kinds = community.table.set_index("participant").loc[names, "kind"].to_numpy()

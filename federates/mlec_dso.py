@@ -28,7 +28,7 @@ def build(fed: Federate):
     households, batteries = kinds == "household", kinds == "community_battery"
     grid = MultiLecGrid(members, vm_min_pu=s.dso.vm_min_pu, vm_max_pu=s.dso.vm_max_pu,
                         max_loading_percent=s.dso.max_loading_percent, step_h=members.dt_h,
-                        data_dir=s.feeder.data_dir)
+                        data_dir=s.feeder.data_dir, solver=s.dso.solver)
     envelope = OperatingEnvelope.build(grid, margin_pu=s.dso.margin_pu) if s.dso.limits else None
     per_hour = steps_per_hour(members)
     n_steps = len(fed.step_times())

@@ -231,6 +231,8 @@ class MultiLecGrid:
         IEEE data folder.
     feeder : IEEEEuropeanLV, optional
         A built feeder to reuse (its net is copied, not changed); default: built from ``data_dir``.
+    solver : {"power-grid-model", "pandapower"}
+        Three-phase power-flow backend of the wrapped :class:`LemGrid`.
 
     Attributes
     ----------
@@ -260,6 +262,7 @@ class MultiLecGrid:
         step_h: float = 0.25,
         data_dir: Path | str = DEFAULT_DATA_DIR,
         feeder: IEEEEuropeanLV | None = None,
+        solver: str = "power-grid-model",
     ):
         import pandapower as pp
 
@@ -282,7 +285,7 @@ class MultiLecGrid:
         lem_table = pd.DataFrame({"participant": hh["member"].to_numpy(), "kind": "prosumer",
                                   "bus": hh["bus"].to_numpy(dtype=int), "phase": hh["phase"].to_numpy()})
         self.lem_grid = LemGrid(feeder, lem_table, data_dir=data_dir, vm_min_pu=vm_min_pu, vm_max_pu=vm_max_pu,
-                                max_loading_percent=max_loading_percent, step_h=step_h)
+                                max_loading_percent=max_loading_percent, step_h=step_h, solver=solver)
         net = self.lem_grid.net
         self._battery_load = np.array([pp.create_load(net, int(bus), p_mw=0.0, q_mvar=0.0, name=str(name))
                                        for name, bus in zip(self.battery_names, self.battery_bus)])
