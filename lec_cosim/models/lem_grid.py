@@ -547,40 +547,43 @@ class LemGrid:
                 "pv_kw": pd.Series(self._pv_p, index=self.prosumer_names),
                 "chp_kw": pd.Series(self._chp_p, index=self.chp_names)}
 
-    def _write(self) -> None:
-        al = self.net.asymmetric_load
-        n = len(al)
-        for i, ph in enumerate(PHASES):
-            p = np.zeros(n)
-            q = np.zeros(n)
-            on = self._load_phase == i
-            p[self._load_row[on]] = self._load_p[on] / 1000.0
-            q[self._load_row[on]] = self._load_q[on] / 1000.0
-            al[f"p_{ph}_mw"] = p
-            al[f"q_{ph}_mvar"] = q
-        sg = self.net.asymmetric_sgen
-        for i, ph in enumerate(PHASES):
-            p = np.zeros(len(sg))
-            p[self._pv_pos] = np.where(self._pv_phase == i, self._pv_p, 0.0) / 1000.0
-            p[self._chp_pos] = self._chp_p / 3.0 / 1000.0
-            sg[f"p_{ph}_mw"] = p
-            sg[f"q_{ph}_mvar"] = 0.0
+    def _phase_powers(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-phase P and Q (MW, Mvar; rows of the net's tables) of ``asymmetric_load``/``asymmetric_sgen``."""
+        n = len(self.net.asymmetric_load)
+        load_p, load_q = np.zeros((n, 3)), np.zeros((n, 3))
+        load_p[self._load_row, self._load_phase] = self._load_p / 1000.0
+        load_q[self._load_row, self._load_phase] = self._load_q / 1000.0
+        sgen_p = np.zeros((len(self.net.asymmetric_sgen), 3))
+        sgen_p[self._pv_pos, self._pv_phase] = self._pv_p / 1000.0
+        sgen_p[self._chp_pos, :] = (self._chp_p / 3.0 / 1000.0)[:, None]
+        return {"asymmetric_load": (load_p, load_q), "asymmetric_sgen": (sgen_p, np.zeros_like(sgen_p))}
+
+    def _write(self, powers: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Write the powers into the pandapower tables (the pandapower backend reads them there)."""
+        for table, (p, q) in powers.items():
+            frame = self.net[table]
+            for i, ph in enumerate(PHASES):
+                frame[f"p_{ph}_mw"] = p[:, i]
+                frame[f"q_{ph}_mvar"] = q[:, i]
 
     # --- power flow ----------------------------------------------------------------------------
     def _solve_state(self, init: str | None = None) -> _GridState:
-        self._write()
+        powers = self._phase_powers()
         if self.solver == "power-grid-model":
+            # the powers go straight to power-grid-model: writing them into pandas costs more than the flow
             if self._pgm is None or not self._pgm.describes(self.net):
+                self._write(powers)
                 self._pgm = PgmPowerFlow(self.net, symmetric=False)
             self._solved = False
             try:
-                flow = self._pgm.solve()
+                flow = self._pgm.solve(powers)
             except PowerGridError as exc:
                 raise PowerFlowNotConverged(f"three-phase power flow (power-grid-model): {exc}") from None
             self._solved = True
             return self._state(flow)
         import pandapower as pp
 
+        self._write(powers)
         if init is None:
             init = "results" if self._solved else "flat"
         self._solved = False

@@ -292,6 +292,7 @@ class PgmPowerFlow:
                 data[component][name] = update[name]
         self._model = PowerGridModel(data)
         self._sizes = self._element_counts(net)
+        self._outputs = [ComponentType.node, ComponentType.line, ComponentType.transformer]
 
     @staticmethod
     def _element_counts(net) -> tuple:
@@ -332,28 +333,35 @@ class PgmPowerFlow:
             raise UnsupportedNetwork("trafo: parallel units")
 
     # --- one solve ---------------------------------------------------------------------------
-    def _write_injections(self) -> None:
+    def _write_injections(self, powers: dict | None = None) -> None:
+        powers = powers or {}
         for table_name, component, array in self._injections:
             table = self.net[table_name]
-            scaling = table["scaling"].to_numpy(dtype=float) if "scaling" in table.columns else 1.0
             # pandapower's sgen and power-grid-model's gen are both generation-positive, the loads of
             # both consumption-positive: no sign change for either kind
             array["status"] = table["in_service"].to_numpy(dtype=np.int8)
-            if table_name in ("load", "sgen"):
-                p = table["p_mw"].to_numpy(dtype=float) * scaling * 1e6
-                q = table["q_mvar"].to_numpy(dtype=float) * scaling * 1e6
-                # power-grid-model's sym_load/sym_gen take the three-phase total in both calculations
-                array["p_specified"] = p
-                array["q_specified"] = q
+            scaling = table["scaling"].to_numpy(dtype=float) if "scaling" in table.columns else np.ones(len(table))
+            if table_name in powers:
+                p, q = (np.asarray(v, dtype=float) for v in powers[table_name])
+            elif table_name in ("load", "sgen"):
+                p, q = table["p_mw"].to_numpy(dtype=float), table["q_mvar"].to_numpy(dtype=float)
             else:
-                p = table[["p_a_mw", "p_b_mw", "p_c_mw"]].to_numpy(dtype=float)
-                q = table[["q_a_mvar", "q_b_mvar", "q_c_mvar"]].to_numpy(dtype=float)
-                s = np.asarray(scaling, dtype=float).reshape(-1, 1) if np.ndim(scaling) else scaling
-                array["p_specified"] = p * s * 1e6
-                array["q_specified"] = q * s * 1e6
+                p = np.column_stack([table[f"p_{ph}_mw"].to_numpy(dtype=float) for ph in "abc"])
+                q = np.column_stack([table[f"q_{ph}_mvar"].to_numpy(dtype=float) for ph in "abc"])
+            s = scaling if p.ndim == 1 else scaling[:, None]
+            # sym_load/sym_gen take the three-phase total in both calculations, asym_* one value per phase
+            array["p_specified"] = p * s * 1e6
+            array["q_specified"] = q * s * 1e6
 
-    def solve(self) -> PowerFlowArrays:
-        """Read the injections from ``net``, run the power flow, return the results.
+    def solve(self, powers: dict | None = None) -> PowerFlowArrays:
+        """Run the power flow on the present injections and return the results.
+
+        Parameters
+        ----------
+        powers : dict, optional
+            ``{table: (p_mw, q_mvar)}`` for some of ``load``, ``sgen`` (shape (n,)), ``asymmetric_load``,
+            ``asymmetric_sgen`` (shape (n, 3)), in the rows of ``net``'s tables, before ``scaling``.
+            Tables not given are read from ``net``.
 
         Raises
         ------
@@ -362,13 +370,13 @@ class PgmPowerFlow:
         """
         from power_grid_model import CalculationMethod
 
-        self._write_injections()
+        self._write_injections(powers)
         if self._injections:
             self._model.update(update_data={component: update for _, component, update in self._injections})
         out = self._model.calculate_power_flow(
             symmetric=self.symmetric, error_tolerance=self.tolerance_pu, max_iterations=self.max_iterations,
             calculation_method=CalculationMethod.newton_raphson,
-            output_component_types=[self._component.node, self._component.line, self._component.transformer])
+            output_component_types=self._outputs)
         return self._arrays(out)
 
     def _arrays(self, out) -> PowerFlowArrays:
