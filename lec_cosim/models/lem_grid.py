@@ -558,9 +558,9 @@ class LemGrid:
         sgen_p[self._chp_pos, :] = (self._chp_p / 3.0 / 1000.0)[:, None]
         return {"asymmetric_load": (load_p, load_q), "asymmetric_sgen": (sgen_p, np.zeros_like(sgen_p))}
 
-    def _write(self, powers: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    def _write(self, powers: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """Write the powers into the pandapower tables (the pandapower backend reads them there)."""
-        for table, (p, q) in powers.items():
+        for table, (p, q) in (powers or self._phase_powers()).items():
             frame = self.net[table]
             for i, ph in enumerate(PHASES):
                 frame[f"p_{ph}_mw"] = p[:, i]
