@@ -104,7 +104,6 @@ Measured (this machine, 2 cores, pandapower 3.5.6 without numba; 2016-05-26, loa
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
@@ -131,6 +130,13 @@ from lec_cosim.models.pgm_backend import (
     PgmPowerFlow,
     PowerGridError,
     pandapower_results,
+)
+from lec_cosim.models.feeder_copies import (
+    FEEDER_BUS_STRIDE,
+    copy_bus,
+    feeder_of_bus,
+    ieee_bus,
+    replicate_feeder_net,
 )
 from lec_cosim.models.lem_participants import (
     DEFAULT_PV_DAY,
@@ -287,10 +293,10 @@ class _GridState:
     va_dev: np.ndarray  # (n_bus, 3) degrees
     i_line: np.ndarray  # (n_line, 3) complex, kA, feeder lines
     i_line_mag: np.ndarray  # (n_line, 3) kA (pandapower's)
-    i_trafo_lv: np.ndarray  # (3,) complex, kA
-    i_trafo_hv: np.ndarray  # (3,) complex, kA
-    i_trafo_lv_mag: np.ndarray  # (3,)
-    i_trafo_hv_mag: np.ndarray  # (3,)
+    i_trafo_lv: np.ndarray  # (n_trafo, 3) complex, kA
+    i_trafo_hv: np.ndarray  # (n_trafo, 3) complex, kA
+    i_trafo_lv_mag: np.ndarray  # (n_trafo, 3)
+    i_trafo_hv_mag: np.ndarray  # (n_trafo, 3)
     p_loss_kw: float
     q_loss_kvar: float
     trafo_p_kw: float
@@ -397,8 +403,11 @@ class LemGrid:
 
         feeder = build_ieee_eulv(data_dir, minute=None) if feeder is None else feeder
         table = participants(data_dir=data_dir) if table is None else table
-        net = copy.deepcopy(feeder.net)
+        feeder_col = table["feeder"].to_numpy(dtype=int) if "feeder" in table.columns else np.ones(len(table), int)
+        self.n_feeders = int(feeder_col.max())
+        net = replicate_feeder_net(feeder.net, self.n_feeders)
         self.net = net
+        net_bus = pd.Series(copy_bus(table["bus"].to_numpy(dtype=int), feeder_col), index=table.index)
 
         # households = the feeder's loads
         al = net.asymmetric_load
@@ -408,10 +417,11 @@ class LemGrid:
         if missing or len(households) != len(al):
             raise ValueError(f"households must be the feeder's loads; not on the feeder: {sorted(missing)}")
         rows = load_row.loc[households["participant"]].to_numpy()
-        if not np.array_equal(al["bus"].to_numpy()[rows], households["bus"].to_numpy(dtype=int)):
+        if not np.array_equal(al["bus"].to_numpy()[rows], net_bus[households.index].to_numpy()):
             raise ValueError("a household's bus differs from its feeder load's bus")
         phase_idx = households["phase"].map({ph: i for i, ph in enumerate(PHASES)}).to_numpy()
-        if np.any(pd.isna(phase_idx)) or not np.array_equal(feeder.load_phase[rows], households["phase"].to_numpy()):
+        load_phase = np.tile(feeder.load_phase, self.n_feeders)
+        if np.any(pd.isna(phase_idx)) or not np.array_equal(load_phase[rows], households["phase"].to_numpy()):
             raise ValueError("a household's phase differs from its feeder load's phase")
         self.household_names = tuple(households["participant"])
         self._load_row = rows
@@ -425,12 +435,12 @@ class LemGrid:
         self.prosumer_names = tuple(prosumers["participant"])
         self._pv_phase = prosumers["phase"].map({ph: i for i, ph in enumerate(PHASES)}).to_numpy(dtype=int)
         pv_rows = [pp.create_asymmetric_sgen(net, int(bus), name=f"PV {name}", type="wye")
-                   for name, bus in zip(prosumers["participant"], prosumers["bus"])]
+                   for name, bus in zip(prosumers["participant"], net_bus[prosumers.index])]
         chps = table[table["kind"] == "chp"]
         self.chp_names = tuple(chps["participant"])
         self.chp_bus = {name: int(bus) for name, bus in zip(chps["participant"], chps["bus"])}
         chp_rows = [pp.create_asymmetric_sgen(net, int(bus), name=str(name), type="wye")
-                    for name, bus in zip(chps["participant"], chps["bus"])]
+                    for name, bus in zip(chps["participant"], net_bus[chps.index])]
         self._pv_pos = net.asymmetric_sgen.index.get_indexer(pv_rows)
         self._chp_pos = net.asymmetric_sgen.index.get_indexer(chp_rows)
 
@@ -457,13 +467,14 @@ class LemGrid:
         self._line_r = (r1, (r0 - r1) / 3.0)
         self._line_x = (x1, (x0 - x1) / 3.0)
 
-        # transformer
-        if len(net.trafo) != 1:
-            raise ValueError("expected one transformer")
+        # transformers: one per feeder copy, all alike
+        if len(net.trafo) != self.n_feeders:
+            raise ValueError("expected one transformer per feeder")
         tr = net.trafo.iloc[0]
-        self._trafo_hv_bus, self._trafo_lv_bus = int(tr["hv_bus"]), int(tr["lv_bus"])
-        if self._trafo_lv_bus != HEAD_BUS:
-            raise ValueError("expected the transformer's LV side at bus 1")
+        self._trafo_hv_bus = int(tr["hv_bus"])
+        self._trafo_lv_bus = net.trafo["lv_bus"].to_numpy(dtype=int)
+        if not np.array_equal(self._trafo_lv_bus, copy_bus(HEAD_BUS, np.arange(1, self.n_feeders + 1))):
+            raise ValueError("expected each feeder's transformer LV side at its bus 1")
         sn = float(tr["sn_mva"])
         self._trafo_ir_lv_ka = sn / (_SQRT3 * float(tr["vn_lv_kv"]))
         self._trafo_ir_hv_ka = sn / (_SQRT3 * float(tr["vn_hv_kv"]))
@@ -480,8 +491,16 @@ class LemGrid:
         self._bus_vn_kv = net.bus["vn_kv"]
         reduced = reduced_bus_numbering(data_dir)
         reduced_of = {int(b): int(r) for r, b in reduced.items()}
-        self.bus_in_reduced = np.isin(self.lv_buses, list(reduced_of))
-        self.line_reduced_id = _reduced_line_ids(from_bus, to_bus, reduced_of)
+        self.bus_in_reduced = np.isin(ieee_bus(self.lv_buses), list(reduced_of))
+        # copies repeat feeder 1's lines in the same order: number feeder 1, shift the ids for the others
+        per_feeder = len(from_bus) // self.n_feeders
+        first = slice(0, per_feeder)
+        if not (per_feeder * self.n_feeders == len(from_bus)
+                and np.array_equal(np.tile(from_bus[first], self.n_feeders) % FEEDER_BUS_STRIDE, ieee_bus(from_bus))):
+            raise ValueError("feeder copies must repeat the first feeder's lines in order")
+        reduced_id = _reduced_line_ids(from_bus[first], to_bus[first], reduced_of)
+        self.line_reduced_id = np.concatenate([np.where(reduced_id >= 0, reduced_id + FEEDER_BUS_STRIDE * c, -1)
+                                               for c in range(self.n_feeders)])
 
         n_hh, n_pv, n_chp = len(self.household_names), len(self.prosumer_names), len(self.chp_names)
         self._load_p = np.zeros(n_hh)
@@ -493,7 +512,8 @@ class LemGrid:
                           for names in (self.household_names, self.prosumer_names, self.chp_names)}
         self._bus_row = pd.Index(net.bus.index)
         self._lv_rows = self._bus_row.get_indexer(self.lv_buses)
-        self._head_row = self._bus_row.get_indexer([HEAD_BUS])[0]
+        self._head_rows = self._bus_row.get_indexer(self._trafo_lv_bus)  # per transformer
+        self._lv_head_rows = self._head_rows[feeder_of_bus(self.lv_buses) - 1]  # per LV bus: its feeder's head
         self._trafo_hv_row = self._bus_row.get_indexer([self._trafo_hv_bus])[0]
         self._from_rows = self._bus_row.get_indexer(self._line_from_bus)
         self._line_rows = net.line.index.get_indexer(self._line_idx)
@@ -585,7 +605,9 @@ class LemGrid:
 
         self._write(powers)
         if init is None:
-            init = "results" if self._solved else "flat"
+            # from a flat start, runpp_3ph finds a collapsed solution (vm ~ 0) once several Dyn
+            # transformers share the source bus; its "auto" start does not
+            init = "results" if self._solved else ("flat" if self.n_feeders == 1 else "auto")
         self._solved = False
         try:
             pp.runpp_3ph(self.net, init=init, numba=_HAVE_NUMBA)
@@ -600,23 +622,23 @@ class LemGrid:
     def _state(self, flow: PowerFlowArrays) -> _GridState:
         vm_all, va_all = flow.vm_pu, flow.va_degree
         vm, va = vm_all[self._lv_rows], va_all[self._lv_rows]
-        va_dev = _wrap_degree(va - va_all[self._head_row])
+        va_dev = _wrap_degree(va - va_all[self._lv_head_rows])
         v_all = vm_all * self._vn_phase_kv[:, None] * np.exp(1j * np.deg2rad(va_all))  # kV phase-to-neutral
 
         rows = self._line_rows
         s_from = flow.line_p_from_mw[rows] + 1j * flow.line_q_from_mvar[rows]
         i_line = np.conj(s_from / v_all[self._from_rows])
         i_mag = flow.line_i_ka[rows]
-        p_loss = flow.line_pl_mw[rows].sum() + flow.trafo_pl_mw[0].sum()
-        q_loss = flow.line_ql_mvar[rows].sum() + flow.trafo_ql_mvar[0].sum()
+        p_loss = flow.line_pl_mw[rows].sum() + flow.trafo_pl_mw.sum()
+        q_loss = flow.line_ql_mvar[rows].sum() + flow.trafo_ql_mvar.sum()
 
-        s_hv = flow.trafo_p_hv_mw[0] + 1j * flow.trafo_q_hv_mvar[0]
-        s_lv = flow.trafo_p_lv_mw[0] + 1j * flow.trafo_q_lv_mvar[0]
-        i_hv = np.conj(s_hv / v_all[self._trafo_hv_row])
-        i_lv = np.conj(s_lv / v_all[self._head_row])
+        s_hv = flow.trafo_p_hv_mw + 1j * flow.trafo_q_hv_mvar  # (n_trafo, 3)
+        s_lv = flow.trafo_p_lv_mw + 1j * flow.trafo_q_lv_mvar
+        i_hv = np.conj(s_hv / v_all[self._trafo_hv_row][None, :])
+        i_lv = np.conj(s_lv / v_all[self._head_rows])
         return _GridState(
             vm=vm, va_dev=va_dev, i_line=i_line, i_line_mag=i_mag, i_trafo_lv=i_lv, i_trafo_hv=i_hv,
-            i_trafo_lv_mag=flow.trafo_i_lv_ka[0], i_trafo_hv_mag=flow.trafo_i_hv_ka[0],
+            i_trafo_lv_mag=flow.trafo_i_lv_ka, i_trafo_hv_mag=flow.trafo_i_hv_ka,
             p_loss_kw=float(p_loss) * 1000.0, q_loss_kvar=float(q_loss) * 1000.0,
             trafo_p_kw=float(s_hv.real.sum()) * 1000.0, trafo_q_kvar=float(s_hv.imag.sum()) * 1000.0)
 
@@ -645,9 +667,10 @@ class LemGrid:
         ang_viol = (np.abs(s.va_dev) > self.va_max_deviation_degree).any(axis=1)
         line_load = 100.0 * s.i_line_mag.max(axis=1) / self._line_max_i_ka
         line_over = line_load > limit
-        trafo_load = 100.0 * max(s.i_trafo_lv_mag.max() / self._trafo_ir_lv_ka,
-                                 s.i_trafo_hv_mag.max() / self._trafo_ir_hv_ka)
-        trafo_over = int(trafo_load > limit)
+        trafo_loads = 100.0 * np.maximum(s.i_trafo_lv_mag.max(axis=1) / self._trafo_ir_lv_ka,
+                                         s.i_trafo_hv_mag.max(axis=1) / self._trafo_ir_hv_ka)
+        trafo_load = trafo_loads.max()
+        trafo_over = int((trafo_loads > limit).sum())
         reduced_over = self.line_reduced_id[line_over]
         counts = {
             "bus_violations": int(bus_viol.sum()),
@@ -971,6 +994,8 @@ class LinearDnImpactModel:
         -------
         LinearDnImpactModel
         """
+        if grid.n_feeders != 1:
+            raise ValueError("the linear DN-impact model covers one feeder (its transformer loss terms)")
         start = time.perf_counter()
         periods = np.arange(injections.n_periods) if periods is None else np.asarray(periods, dtype=int)
         cap_series = _as_series(injections.chp_capacity_kw if chp_capacity_kw is None else chp_capacity_kw,
@@ -1139,7 +1164,7 @@ class LinearDnImpactModel:
 
 def _branch_currents(state: _GridState) -> np.ndarray:
     """Complex phase currents (n_line + 2, 3): feeder lines, transformer LV side, transformer HV side."""
-    return np.vstack([state.i_line, state.i_trafo_lv[None], state.i_trafo_hv[None]])
+    return np.vstack([state.i_line, state.i_trafo_lv, state.i_trafo_hv])
 
 
 def _loss_coefficients(i0, di, w_phase, w_sum):

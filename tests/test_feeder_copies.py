@@ -1,0 +1,96 @@
+"""Copies of the IEEE feeder under one 11 kV bus (the scale scenarios): network, names, grid indicators."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lec_cosim.models.feeder_copies import (
+    copy_bus,
+    copy_name,
+    feeder_of_bus,
+    ieee_bus,
+    replicate_feeder_net,
+    replicate_participants,
+)
+from lec_cosim.models.ieee_eulv import build_ieee_eulv
+from lec_cosim.models.lem_community import build_community
+from lec_cosim.models.lem_grid import LemGrid
+
+from harness import ROOT
+
+DATA = ROOT / "data" / "ieee_eulv"
+PV_FILE = ROOT / "data" / "pv" / "simbench_PV_profiles_2016_15min.csv"
+EVENING = 76
+
+
+@pytest.fixture(scope="module")
+def community():
+    return build_community(DATA, "2016-05-26", PV_FILE, grid_min=15)
+
+
+def _inject(grid: LemGrid, table: pd.DataFrame, community, step: int, copies: int) -> None:
+    names = table["participant"].to_numpy()
+    kinds = np.tile(community.kinds, copies)
+    hh, pros = kinds != "chp", kinds == "prosumer"
+    grid.set_injections(load_kw=pd.Series(np.tile(community.load_kw[:, step], copies)[hh], index=names[hh]),
+                        load_kvar=pd.Series(np.tile(community.load_kvar[:, step], copies)[hh], index=names[hh]),
+                        pv_kw=pd.Series(np.tile(community.pv_kw[:, step], copies)[pros], index=names[pros]),
+                        chp_kw={name: 10.0 for name in grid.chp_names})
+
+
+def test_replicated_net_has_one_transformer_and_feeder_per_copy():
+    feeder = build_ieee_eulv(DATA, minute=None)
+    net = replicate_feeder_net(feeder.net, 3)
+    n_lv = int((feeder.net.bus["vn_kv"] < 1).sum())
+    assert len(net.bus) == len(feeder.net.bus) + 2 * n_lv
+    assert len(net.trafo) == 3 and set(net.trafo["hv_bus"]) == {0}
+    assert net.trafo["lv_bus"].tolist() == [1, 1001, 2001]
+    assert len(net.line) == len(feeder.net.line) + 2 * (len(feeder.net.line) - 1)  # one source impedance
+    assert len(net.asymmetric_load) == 3 * 55 and net.asymmetric_load["name"].is_unique
+    assert net.asymmetric_load["name"].iloc[55] == "F2_LOAD1"
+    assert len(feeder.net.bus) == 908  # the feeder itself is not changed
+    assert copy_name("LOAD7", 1) == "LOAD7" and copy_name("LOAD7", 3) == "F3_LOAD7"
+    assert copy_bus(34, 3) == 2034 and feeder_of_bus(2034) == 3 and ieee_bus(2034) == 34
+    with pytest.raises(ValueError, match="copies"):
+        replicate_feeder_net(feeder.net, 0)
+
+
+def test_copies_share_the_source_and_match_between_backends(community):
+    copies = 3
+    table = replicate_participants(community.table, copies)
+    assert table["participant"].is_unique and table["feeder"].tolist().count(3) == 61
+    results = {}
+    for solver in ("power-grid-model", "pandapower"):
+        grid = LemGrid(table=table, data_dir=DATA, step_h=0.25, solver=solver)
+        _inject(grid, table, community, EVENING, copies)
+        results[solver] = grid.solve()
+    fast, ref = results["power-grid-model"], results["pandapower"]
+    assert np.abs(fast.vm_pu.to_numpy() - ref.vm_pu.to_numpy()).max() < 1e-6
+    assert fast.trafo_p_kw == pytest.approx(ref.trafo_p_kw, abs=1e-3)
+    assert fast.p_loss_kw == pytest.approx(ref.p_loss_kw, rel=1e-6)
+    # identical copies carry identical states: the voltages of every copy agree bus by bus
+    vm = fast.vm_pu.to_numpy().reshape(copies, -1, 3)
+    assert np.abs(vm - vm[0]).max() < 1e-12
+
+    single = LemGrid(table=community.table, data_dir=DATA, step_h=0.25)
+    _inject(single, community.table, community, EVENING, 1)
+    one = single.solve()
+    # three times the power through one source impedance: lower voltages, more than 3 x the losses
+    assert fast.trafo_p_kw > 3 * one.trafo_p_kw
+    assert fast.vm_max_pu < one.vm_max_pu and fast.vm_min_pu < one.vm_min_pu
+    assert fast.p_loss_kw > 3 * one.p_loss_kw
+    # counts add up per copy; the reduced model counts each copy's lines apart
+    assert fast.bus_violations % copies == 0 and fast.line_overloads % copies == 0
+    assert fast.line_overloads_reduced % copies == 0
+    assert fast.line_overloads_reduced >= copies * one.line_overloads_reduced
+
+
+def test_one_copy_is_the_feeder_itself(community):
+    plain = LemGrid(table=community.table, data_dir=DATA, step_h=0.25)
+    tagged = LemGrid(table=replicate_participants(community.table, 1), data_dir=DATA, step_h=0.25)
+    for grid in (plain, tagged):
+        _inject(grid, community.table, community, EVENING, 1)
+    a, b = plain.solve(), tagged.solve()
+    assert plain.n_feeders == tagged.n_feeders == 1
+    assert np.array_equal(a.vm_pu.to_numpy(), b.vm_pu.to_numpy())
+    assert a.dn_impact == b.dn_impact
