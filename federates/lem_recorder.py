@@ -19,7 +19,6 @@ from lec_cosim.lem_federation import (
     DSO_COUNTS,
     DSO_DAY_COUNTS,
     DSO_DOUBLES,
-    PARTICIPANT_VECTORS,
     RECORDER_ENDPOINT,
     SETTLEMENT_VECTORS,
     groups,
@@ -28,6 +27,10 @@ from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.results_lem import write_lem_results
 
 PROGRESS_EVERY_S = 2.0
+
+
+PHYSICAL = ("load_kw", "pv_kw", "chp_kw", "net_kw")
+"""The participant vectors households.csv keeps (not load_kvar)."""
 
 
 def build(fed: Federate):
@@ -40,55 +43,102 @@ def build(fed: Federate):
     bus = table.loc[order, "bus"].to_numpy()
     phase = table.loc[order, "phase"].to_numpy()
     steps_per_period = community.steps_per_period
-    n_steps = len(fed.step_times())
-    households, settlement, orders, clearing, allocation, grid = [], [], [], [], [], []
+    step_times = fed.step_times()
+    n_steps, n = len(step_times), len(order)
+    n_periods = -(-n_steps // steps_per_period)
+    # Preallocated: a year at 15 min is 35,136 steps x 61 participants; no per-step rows or frames.
+    physical = {v: np.zeros((n_steps, n)) for v in PHYSICAL}
+    money = {v: np.zeros((n_periods, n)) for v in SETTLEMENT_VECTORS}
+    grid_doubles = {v: np.zeros(n_steps) for v in DSO_DOUBLES}
+    grid_counts = {v: np.zeros(n_steps, dtype=np.int64) for v in DSO_COUNTS + DSO_DAY_COUNTS}
+    price = np.full(n_periods, math.nan)
+    volume = np.zeros(n_periods)
+    # The market's books, one small array per hour and column; participants as indices into ``names``.
+    names = list(order)
+    index = {name: i for i, name in enumerate(names)}
+    books = {c: [] for c in ("period", "participant", "buy", "price", "quantity_kwh", "accepted_kwh")}
+    deals = {c: [] for c in ("period", "seller", "buyer", "energy_kwh")}
     last_report = [started]
 
-    def gather(names) -> dict[str, np.ndarray]:
-        return {v: np.concatenate([fed.vector(f"lem/{g}/{v}") for g in group_members]) for v in names}
+    def code(name: str) -> int:
+        if name not in index:
+            index[name] = len(names)
+            names.append(name)
+        return index[name]
+
+    def stamp(k: int) -> str:
+        return (s.start + dt.timedelta(seconds=step_times[k])).isoformat()
+
+    def gather(v: str) -> np.ndarray:
+        return np.concatenate([fed.vector(f"lem/{g}/{v}") for g in group_members])
 
     def step(k: int, t: float) -> None:
-        now = s.start + dt.timedelta(seconds=t)
-        stamp = now.isoformat()
-        values = gather(PARTICIPANT_VECTORS)
-        households.append(pd.DataFrame({"time": stamp, "participant": order, "bus": bus, "phase": phase,
-                                        "load_kw": values["load_kw"], "pv_kw": values["pv_kw"],
-                                        "chp_kw": values["chp_kw"], "battery_kw": 0.0, "net_kw": values["net_kw"]}))
+        for v in PHYSICAL:
+            physical[v][k] = gather(v)
         if k % steps_per_period == 0:
-            money = gather(SETTLEMENT_VECTORS)
-            settlement.append(pd.DataFrame({"time": stamp, "participant": order, **money}))
+            period = k // steps_per_period
+            for v in SETTLEMENT_VECTORS:
+                money[v][period] = gather(v)
             if s.market.enabled:
                 messages = fed.receive(RECORDER_ENDPOINT)
-                period = k // steps_per_period
                 if len(messages) != 1 or messages[0][1]["period"] != period:
                     raise RuntimeError(f"expected the market's book of hour {period}, got {len(messages)} messages")
                 book = messages[0][1]
-                price = book["price_eur_per_kwh"]
-                clearing.append({"time": stamp, "price": math.nan if price is None else price,
-                                 "volume_kwh": book["volume_kwh"]})
-                orders.extend({"time": stamp, "participant": o["participant"], "side": o["side"],
-                               "price": o["price_eur_per_kwh"], "quantity_kwh": o["quantity_kwh"],
-                               "accepted_kwh": o["accepted_kwh"]} for o in book["orders"])
-                allocation.extend({"time": stamp, "seller": a, "buyer": b, "energy_kwh": e}
-                                  for a, b, e in book["allocation_kwh"])
-        row = {"time": stamp}
-        row.update({v: fed.value(f"lem/grid/{v}") for v in DSO_DOUBLES})
-        row.update({v: fed.integer(f"lem/grid/{v}") for v in DSO_COUNTS + DSO_DAY_COUNTS})
-        grid.append(row)
+                if book["price_eur_per_kwh"] is not None:
+                    price[period] = book["price_eur_per_kwh"]
+                volume[period] = book["volume_kwh"]
+                rows = book["orders"]
+                books["period"].append(np.full(len(rows), period, dtype=np.int32))
+                books["participant"].append(np.array([code(o["participant"]) for o in rows], dtype=np.int32))
+                books["buy"].append(np.array([o["side"] == "buy" for o in rows], dtype=bool))
+                for c, key in (("price", "price_eur_per_kwh"), ("quantity_kwh", "quantity_kwh"),
+                               ("accepted_kwh", "accepted_kwh")):
+                    books[c].append(np.array([o[key] for o in rows], dtype=float))
+                rows = book["allocation_kwh"]
+                deals["period"].append(np.full(len(rows), period, dtype=np.int32))
+                deals["seller"].append(np.array([code(a) for a, _, _ in rows], dtype=np.int32))
+                deals["buyer"].append(np.array([code(b) for _, b, _ in rows], dtype=np.int32))
+                deals["energy_kwh"].append(np.array([e for _, _, e in rows], dtype=float))
+        for v in DSO_DOUBLES:
+            grid_doubles[v][k] = fed.value(f"lem/grid/{v}")
+        for v in DSO_COUNTS + DSO_DAY_COUNTS:
+            grid_counts[v][k] = fed.integer(f"lem/grid/{v}")
         wall = time.perf_counter()
         if wall - last_report[0] >= PROGRESS_EVERY_S or k == n_steps - 1:
             last_report[0] = wall
-            print(f"progress {stamp} step {k + 1}/{n_steps}", flush=True)
+            print(f"progress {stamp(k)} step {k + 1}/{n_steps}", flush=True)
+
+    def joined(chunks: dict, hours: np.ndarray) -> dict[str, np.ndarray]:
+        """The books' columns over all hours; ``period`` becomes ``time``, indices become names."""
+        columns = {c: np.concatenate(v) if v else np.zeros(0) for c, v in chunks.items()}
+        all_names = np.array(names, dtype=object)
+        out = {"time": hours[columns.pop("period").astype(int)]}
+        for c, values in columns.items():
+            out[c] = all_names[values.astype(int)] if c in ("participant", "seller", "buyer") else values
+        return out
 
     def finish() -> None:
+        steps = np.array([stamp(k) for k in range(n_steps)], dtype=object)
+        hours = steps[::steps_per_period]
+        book = joined(books, hours)
+        book["side"] = np.where(book.pop("buy").astype(bool), "buy", "sell").astype(object)
+        orders = pd.DataFrame(book, columns=["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"])
+        allocation = pd.DataFrame(joined(deals, hours), columns=["time", "seller", "buyer", "energy_kwh"])
+        households = pd.DataFrame({
+            "time": np.repeat(steps, n), "participant": np.tile(np.array(order, dtype=object), n_steps),
+            "bus": np.tile(bus, n_steps), "phase": np.tile(phase, n_steps),
+            **{v: physical[v].ravel() for v in ("load_kw", "pv_kw", "chp_kw")}, "battery_kw": 0.0,
+            "net_kw": physical["net_kw"].ravel()})
+        settlement = pd.DataFrame({"time": np.repeat(hours, n),
+                                   "participant": np.tile(np.array(order, dtype=object), len(hours)),
+                                   **{v: money[v].ravel() for v in SETTLEMENT_VECTORS}})
+        clearing = (pd.DataFrame({"time": hours, "price": price, "volume_kwh": volume}) if s.market.enabled
+                    else pd.DataFrame(columns=["time", "price", "volume_kwh"]))
+        grid = pd.DataFrame({"time": steps, **grid_doubles, **grid_counts})
         write_lem_results(
-            fed.output_dir, s, table=community.table, households=pd.concat(households, ignore_index=True),
-            settlement=pd.concat(settlement, ignore_index=True),
-            orders=pd.DataFrame(orders, columns=["time", "participant", "side", "price", "quantity_kwh",
-                                                 "accepted_kwh"]),
-            clearing=pd.DataFrame(clearing, columns=["time", "price", "volume_kwh"]),
-            allocation=pd.DataFrame(allocation, columns=["time", "seller", "buyer", "energy_kwh"]),
-            grid=pd.DataFrame(grid), wall_time_s=time.perf_counter() - started, load_scale=community.load_scale)
+            fed.output_dir, s, table=community.table, households=households, settlement=settlement,
+            orders=orders, clearing=clearing, allocation=allocation,
+            grid=grid, wall_time_s=time.perf_counter() - started, load_scale=community.load_scale)
         print(f"results written to {fed.output_dir}", flush=True)
 
     step.finish = finish

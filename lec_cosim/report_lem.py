@@ -252,7 +252,9 @@ def _format(value, fmt: str) -> str:
 
 
 def _paper_for(paper: Mapping, summary: Mapping, label: str) -> dict | None:
-    for key in (case_label(summary), label, summary.get("scenario")):
+    # The paper's cases are one day: a run of another horizon matches paper values by scenario name only.
+    one_day = summary.get("horizon_h", 24) == 24
+    for key in ((case_label(summary), label) if one_day else ()) + (summary.get("scenario"),):
         if key is not None and key in paper:
             return paper[key]
     return None
@@ -347,6 +349,16 @@ def _hours(times: pd.Series) -> np.ndarray:
     return ((parsed - origin) / pd.Timedelta(hours=1)).to_numpy(dtype=float)
 
 
+def _hour_ticks(ax, x_max: float) -> None:
+    """Ticks every 3 h over a day or two, then every whole number of days (at most ~16 ticks)."""
+    step = 3.0 if x_max <= 48 else 24.0 * max(1, math.ceil(x_max / 24.0 / 16))
+    ax.set_xticks(np.arange(0, x_max + 1e-9, step))
+
+
+def _hour_label(x_max: float) -> str:
+    return "hour of day (h)" if x_max <= 24 else "hours from midnight of the first day (h)"
+
+
 def _period_h(hours: np.ndarray) -> float:
     steps = np.diff(hours)
     return float(np.median(steps)) if len(steps) else 1.0
@@ -390,13 +402,15 @@ def _draw_prices(ax, run_dirs: Sequence[str | Path], tariffs: Mapping[str, Seque
             tariffs[scheme] = retail_tariff_eur_per_kwh(hours[:-1], scheme)
     for scheme, values in tariffs.items():
         values = np.asarray(values, dtype=float)
+        if len(values) == 24 and x_max > 24:  # the hours of a day, repeated over a multi-day run
+            values = np.resize(values, math.ceil(x_max))
         x = np.arange(len(values) + 1)
         ax.step(x, np.append(values, values[-1]), where="post", ls="--", color="grey" if scheme == "plain" else "k",
                 lw=1, label=f"retail tariff ({scheme})")
     ax.axhline(FEED_IN_EUR_PER_KWH, ls=":", color="tab:green", lw=1.2, label=f"feed-in tariff ({FEED_IN_EUR_PER_KWH})")
     ax.set_ylabel("price (EUR/kWh)")
     ax.set_xlim(0, x_max)
-    ax.set_xticks(np.arange(0, x_max + 1e-9, 3))
+    _hour_ticks(ax, x_max)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -421,7 +435,7 @@ def _draw_energy(ax, run_dir: str | Path, title: str | None = None) -> None:
     ax.set_ylabel(f"energy per {period:g} h (kWh)")
     x_max = max(24.0, hours[-1] + period)
     ax.set_xlim(0, x_max)
-    ax.set_xticks(np.arange(0, x_max + 1e-9, 3))
+    _hour_ticks(ax, x_max)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
@@ -448,7 +462,7 @@ def plot_lem_prices(run_dirs: Sequence[str | Path], output_png: str | Path,
     fig, ax = plt.subplots(figsize=(10, 4))
     try:
         _draw_prices(ax, run_dirs, tariffs, require_lem=True)
-        ax.set_xlabel("hour of day (h)")
+        ax.set_xlabel(_hour_label(ax.get_xlim()[1]))
         ax.set_title("LEM clearing price", fontsize=10)
     except Exception:
         plt.close(fig)
@@ -464,7 +478,7 @@ def plot_lem_energy(run_dir: str | Path, output_png: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 4.5))
     try:
         _draw_energy(ax, run_dir, title=f"{run_labels([summary])[0]}: energy per period")
-        ax.set_xlabel("hour of day (h)")
+        ax.set_xlabel(_hour_label(ax.get_xlim()[1]))
     except Exception:
         plt.close(fig)
         raise
@@ -485,7 +499,7 @@ def plot_lem_runs(run_dirs: Sequence[str | Path], output_png: str | Path,
         axes[0].set_title("LEM clearing price and tariffs", fontsize=10)
         for ax, run, label in zip(axes[1:], run_dirs, labels):
             _draw_energy(ax, run, title=f"{label}: energy per period")
-        axes[-1].set_xlabel("hour of day (h)")
+        axes[-1].set_xlabel(_hour_label(max(ax.get_xlim()[1] for ax in axes)))
     except Exception:
         plt.close(fig)
         raise

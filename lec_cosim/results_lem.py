@@ -1,6 +1,7 @@
 """The results contract of a local-market run (``framework: local_market``).
 
-Files (units in the column names; ``time`` is the ISO start of the step or market period):
+Files (units in the column names; ``time`` is the ISO start of the step or market period; over a
+horizon of several days the timestamps run on from day to day):
 
 - ``orders.csv``: ``time, participant, side (buy|sell), price, quantity_kwh, accepted_kwh``; price
   in EUR/kWh. Only when the LEM is enabled (empty table otherwise).
@@ -8,7 +9,7 @@ Files (units in the column names; ``time`` is the ISO start of the step or marke
   traded) and traded volume of each hour.
 - ``allocation.csv``: ``time, seller, buyer, energy_kwh``: the pool's bilateral allocation x_ij.
 - ``participants.csv``: ``participant, kind (consumer|prosumer|chp), bus, phase, cost_eur,
-  income_eur, profit_eur`` for the day; plus the day's ``lem_bought_kwh, lem_sold_kwh,
+  income_eur, profit_eur`` over the horizon; plus the horizon's ``lem_bought_kwh, lem_sold_kwh,
   grid_import_kwh, grid_export_kwh, chp_kwh``.
 - ``settlement.csv``: the same money and energy per participant and hour.
 - ``households.csv``: ``time, participant, bus, phase, load_kw, pv_kw, chp_kw, battery_kw, net_kw``
@@ -23,14 +24,15 @@ Files (units in the column names; ``time`` is the ISO start of the step or marke
 KPIs: ``consumers_prosumers``, ``producers`` and ``total``, each ``{cost_eur, income_eur,
 profit_eur}`` (profit = income - cost; a CHP's cost is its production cost); violation counts
 summed over the grid steps (a bus outside the band in 4 quarter-hours counts 4); losses in kWh and
-kvarh; ``lem_volume_kwh``; the day's energies; and ``fitness`` of the CHP bids that were played
-(LEM runs): -mean(CHP profit) + std(CHP profit) + 1e4 x hours not cleared + the DN impact
-summed over the grid steps.
+kvarh; ``lem_volume_kwh``; the horizon's energies; and ``fitness`` of the CHP bids that were
+played (LEM runs): -mean(CHP profit) + std(CHP profit) + 1e4 x hours not cleared + the DN impact
+summed over the grid steps. Every KPI covers the whole horizon (one day or many).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,13 @@ SETTLEMENT_COLUMNS = ["lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid
                       "cost_eur", "income_eur"]
 GRID_COLUMNS = ["time", "vm_min_pu", "vm_max_pu", "bus_violations", "line_overloads", "p_loss_kw", "q_loss_kvar",
                 "bus_violations_reduced", "angle_violations", "dn_impact", "trafo_p_kw"]
+
+
+def _write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
+    """``frame`` as CSV, streamed to a ``.partial`` file and renamed (a year's households.csv is ~2 M rows)."""
+    tmp = path.with_name(path.name + ".partial")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
 
 
 def _money(frame: pd.DataFrame) -> dict:
@@ -102,15 +111,16 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    day = settlement.groupby("participant", sort=False)[SETTLEMENT_COLUMNS].sum()
-    participants = table[["participant", "kind", "bus", "phase"]].merge(day, left_on="participant", right_index=True)
+    totals = settlement.groupby("participant", sort=False)[SETTLEMENT_COLUMNS].sum()
+    participants = table[["participant", "kind", "bus", "phase"]].merge(totals, left_on="participant",
+                                                                        right_index=True)
     participants["profit_eur"] = participants["income_eur"] - participants["cost_eur"]
     participants = participants[["participant", "kind", "bus", "phase", "cost_eur", "income_eur", "profit_eur",
                                  "lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid_export_kwh", "chp_kwh"]]
     steps_per_hour = int(round(1.0 / (scenario.grid_step_s / 3600.0)))
-    hourly = households.copy()
-    hourly["hour"] = np.repeat(np.arange(len(hourly) // (len(table) * steps_per_hour)), len(table) * steps_per_hour)
-    physical = hourly.groupby("hour")[["load_kw", "pv_kw"]].sum() / steps_per_hour
+    # households: one row per participant and grid step, in time order (grouped by hour without a copy)
+    hour = np.arange(len(households)) // (len(table) * steps_per_hour)
+    physical = households.groupby(hour)[["load_kw", "pv_kw"]].sum() / steps_per_hour
     money = settlement.groupby("time", sort=False)[SETTLEMENT_COLUMNS].sum()
     energy = pd.DataFrame({
         "time": money.index,
@@ -134,7 +144,7 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
         "grid.csv": grid[GRID_COLUMNS + ["violated_buses_so_far", "violated_buses_so_far_reduced"]],
     }
     for name, frame in files.items():
-        _write_atomic(out_dir / name, frame.to_csv(index=False))
+        _write_csv_atomic(out_dir / name, frame)
     summary = {
         "scenario": scenario.name,
         "framework": scenario.framework,

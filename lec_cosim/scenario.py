@@ -201,8 +201,14 @@ class CHPConfig(_Strict):
     b_eur_per_kwh: float = Field(0.20, gt=0, description="cost coefficient b of the marginal cost 2*b*sqrt(G/MW)")
 
 
+class LemPVSizingConfig(PVSizingConfig):
+    sizing_day: Optional[dt.date] = Field(
+        None, description="2016 day whose aggregate hourly PV peak is peak_kw (default: the start day); needed "
+        "for a horizon that starts on a day without sun (2016-01-01 has no PV in the data)")
+
+
 class ParticipantsConfig(_Strict):
-    pv: PVSizingConfig
+    pv: LemPVSizingConfig
     chp: CHPConfig = CHPConfig()
     federates: int = Field(1, ge=1, le=61,
                            description="participant federates; the 61 players are dealt to them in turn")
@@ -254,8 +260,10 @@ class LemScenario(_ScenarioBase):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     framework: Literal["local_market"]
-    start: dt.datetime = Field(description="day of the PV data (2016); the IEEE loads are one typical day")
-    horizon_h: float = Field(24.0, gt=0, le=24)
+    start: dt.datetime = Field(description="first day of the PV data (2016) and PV sizing day; the IEEE loads "
+                               "are one typical day, repeated every day")
+    horizon_h: float = Field(24.0, gt=0, description="whole hours from start, up to the end of the PV data "
+                             "(2016-12-31 24:00); PV follows the calendar, loads and CHP bids repeat daily")
     resolution: LemResolution = LemResolution()
     feeder: FeederConfig
     participants: ParticipantsConfig
@@ -408,9 +416,43 @@ def _ieee_feeder_and_pv(scenario, pv: PVSizingConfig, pv_field: str, source: Pat
     return feeder, pv
 
 
+def _lem_days_within_pv_data(scenario: LemScenario, pv_file: Path, source: Path) -> None:
+    """A horizon that starts within the PV data must end within it, and the PV sizing day must have sun.
+
+    A start or sizing day outside the data is left to the data check (``data: ...``), as is a file
+    that cannot be read.
+    """
+    from lec_cosim.models.lem_participants import pv_data_span, pv_day_profiles
+
+    try:
+        first, end = (t.to_pydatetime() for t in pv_data_span(pv_file))
+    except (ValueError, KeyError, OSError, IndexError):
+        return
+    stop = scenario.start + dt.timedelta(hours=scenario.horizon_h)
+    if first <= scenario.start < end < stop:
+        most = (end - scenario.start) // dt.timedelta(hours=1)
+        raise ScenarioError(
+            f"{source}: horizon_h: {scenario.horizon_h:g} h from {scenario.start.isoformat()} run to "
+            f"{stop.isoformat()}, past the end of the PV data ({pv_file.name} ends at {end.isoformat()}); "
+            f"at most {most} h from this start")
+    sizing = scenario.participants.pv.sizing_day
+    field = "participants.pv.sizing_day" if sizing is not None else "start"
+    day = dt.datetime.combine(sizing or scenario.start.date(), dt.time(0))
+    if first <= day < end:
+        try:
+            sunless = float(pv_day_profiles(day.date().isoformat(), pv_file).to_numpy().max()) <= 0.0
+        except (ValueError, KeyError):
+            return
+        if sunless:
+            raise ScenarioError(
+                f"{source}: {field}: no PV at all on {day.date()} in {pv_file.name}, so the PV cannot be sized "
+                f"to participants.pv.peak_kw on it; give participants.pv.sizing_day (e.g. 2016-05-26)")
+
+
 def _lem_scenario_from_dict(data: dict, source: Path) -> LemScenario:
     scenario = _validate(LemScenario, data, source)
     feeder, pv = _ieee_feeder_and_pv(scenario, scenario.participants.pv, "participants.pv.profile_file", source)
+    _lem_days_within_pv_data(scenario, pv.profile_file, source)
     market = scenario.market
     if market.learned_bids_file is not None:
         market = market.model_copy(

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 DATA = ROOT / "data"
 SHIPPED = sorted(SCENARIOS.glob("trondelag_*.yaml"))
-LEM_SHIPPED = sorted([*SCENARIOS.glob("ieee_eu_lv_base_*.yaml"), *SCENARIOS.glob("ieee_eu_lv_lem_*.yaml")])
+LEM_SHIPPED = sorted(p for p in [*SCENARIOS.glob("ieee_eu_lv_base_*.yaml"), *SCENARIOS.glob("ieee_eu_lv_lem_*.yaml")]
+                     if not p.stem.endswith(("_week", "_year")))  # the multi-day ones: tests/test_lem_multiday.py
 
 
 def test_three_scenarios_are_shipped():

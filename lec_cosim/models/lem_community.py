@@ -1,21 +1,29 @@
-"""The LEM community of one day: who the players are, what they bid, what they produce and pay.
+"""The LEM community over a horizon: who the players are, what they bid, what they produce and pay.
 
 This module turns a ``local_market`` scenario into plain arrays and plain functions, for the
 participant, market and DSO federates and for the learner (``lec-cosim train-bidders``). No HELICS.
 
-Time: the day starts at midnight of the scenario's start date (a 2016 date of the PV data; the IEEE
-load profiles are one typical day and carry no date). The market period is one hour (the paper's
-hourly day-ahead LEM); the grid step divides it.
+Time: the horizon starts at midnight of the scenario's start date (a 2016 date of the PV data) and
+runs for any whole number of hours up to the end of the PV data (2016-12-31 24:00). The market
+period is one hour (the paper's hourly day-ahead LEM); the grid step divides it. Period ``p`` is
+hour ``p % 24`` of its day: tariffs and CHP bids follow the hour of the day.
+
+Days: **loads repeat** the IEEE typical day every day (the IEEE data have one day and no date);
+**PV follows the calendar** (consecutive 2016 days from the start date); CHP bids repeat daily
+(a bids file holds the 24 hourly bids of a day). The PV kWp is sized on one day, the start day
+unless ``participants.pv.sizing_day`` names another, so the first day of a multi-day run is exactly
+the one-day run of the same start (and sizing day).
 
 Profiles
 --------
 * **Load.** ``LOADk`` follows IEEE ``profile_k`` (1-minute, kW), averaged to the grid step, times a
   common factor that makes the community's aggregate *hourly* load peak equal ``load_peak_kw`` (the
   paper's 140 kW; the published profiles peak at 38.9 kW in hourly means, so the factor is 3.60).
-  Reactive load from the IEEE power factor (0.95 lagging).
+  Reactive load from the IEEE power factor (0.95 lagging). The same day repeats every day.
 * **PV** of the 42 prosumers: SimBench shapes PV1..PV8 (15 min, piecewise constant within a grid
-  step shorter than 15 min) times a common kWp sized so the aggregate hourly PV peak of the day is
-  ``pv_peak_kw`` (194 kW), see :mod:`lec_cosim.models.lem_participants`. Unity power factor.
+  step shorter than 15 min) of the calendar days of the horizon, times a common kWp sized so the
+  aggregate hourly PV peak of the sizing day (default: the start day) is ``pv_peak_kw`` (194 kW), see
+  :mod:`lec_cosim.models.lem_participants`. Unity power factor.
 * **CHP**: balanced three-phase units, unity power factor.
 
 Behaviour per market period (hour)
@@ -24,7 +32,7 @@ Energies of the hour (kWh) are the means of the grid steps: forecasts equal actu
 day-ahead market with known profiles). Orders are :mod:`lec_cosim.models.bidding`'s: consumers bid
 their load at the retail tariff; prosumers bid a deficit at retail or offer a surplus at feed-in;
 CHPs offer their capacity at their strategy's price (``truthful``: the marginal cost at full
-output; ``aco``: the learnt bid of the hour).
+output; ``aco``: the learnt bid of the hour of the day).
 
 Settlement (:func:`settle_period`): accepted LEM energy at the clearing price; the rest of a
 buyer's need is bought from the grid at retail and the rest of a prosumer's surplus injected at
@@ -62,9 +70,11 @@ from lec_cosim.models.lem_participants import (
     participants,
     pv_day_profiles,
     pv_kwp_per_prosumer,
+    pv_profiles,
 )
 
 MARKET_PERIOD_MIN = 60
+HOURS_PER_DAY = 24
 KINDS = ("consumer", "prosumer", "chp")
 
 
@@ -74,7 +84,7 @@ class BidsFileError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class Community:
-    """The players of the LEM and their profiles over one day.
+    """The players of the LEM and their profiles over the horizon (one or more days).
 
     Attributes
     ----------
@@ -84,7 +94,7 @@ class Community:
     grid_min : int
         Grid step, minutes.
     load_kw, load_kvar, pv_kw : numpy.ndarray, shape (n_participants, n_steps)
-        Mean power of every grid step of the day (0 for CHPs).
+        Mean power of every grid step of the horizon (0 for CHPs).
     load_scale : float
         Factor applied to the IEEE profiles.
     b_eur_per_kwh : float
@@ -134,7 +144,10 @@ class Community:
         return self.period_energy_kwh(self.pv_kw)
 
     def lem_day(self, scheme: str) -> LemDay:
-        """The day as the learner's :class:`~lec_cosim.models.bidding.LemDay` (same energies and names)."""
+        """The horizon as the learner's :class:`~lec_cosim.models.bidding.LemDay` (same energies and names).
+
+        One ``LemDay`` of ``n_periods`` hours; tariffs follow the hour of the day (``period % 24``).
+        """
         kinds = self.kinds
         cons, pros, chp = (kinds == "consumer"), (kinds == "prosumer"), (kinds == "chp")
         names = np.array(self.names)
@@ -164,6 +177,7 @@ def build_community(
     pv_peak_kw: float = 194.0,
     chp_capacity_kw: float = 10.0,
     b_eur_per_kwh: float = 0.20,
+    pv_sizing_day: str | None = None,
 ) -> Community:
     """Build the community of the LEM scenario (see the module docstring).
 
@@ -172,22 +186,30 @@ def build_community(
     data_dir : path-like
         IEEE European LV data folder.
     day : str
-        Date of the PV day (2016), e.g. ``"2016-05-26"``.
+        Start date (2016), e.g. ``"2016-05-26"``: the first PV day (and the PV sizing day by default).
     pv_file : path-like
         SimBench PV profiles (15 min, p.u.).
     grid_min : int
         Grid step, minutes; divides 60.
     horizon_h : float
-        Hours from midnight, whole hours, at most 24.
+        Hours from midnight of ``day``, a positive whole number, up to the end of the PV data.
+        Loads repeat the IEEE day; PV follows the calendar from ``day``.
+    pv_sizing_day : str, optional
+        Day (2016) whose aggregate hourly PV peak is ``pv_peak_kw``; default ``day``.
     """
     if 60 % grid_min:
         raise ValueError("grid_min must divide 60")
     n_steps = int(round(horizon_h * 60 / grid_min))
-    if n_steps * grid_min != horizon_h * 60 or horizon_h > 24 or n_steps % (60 // grid_min):
-        raise ValueError("horizon_h must be a whole number of hours, at most 24")
-    table = participants(day, 60, data_dir, pv_file).copy()
+    if n_steps <= 0 or n_steps * grid_min != horizon_h * 60 or n_steps % (60 // grid_min):
+        raise ValueError("horizon_h must be a positive whole number of hours")
+    hours = n_steps * grid_min // 60
+    day_steps = 1440 // grid_min
+    sizing_day = day if pv_sizing_day is None else str(pv_sizing_day)
+    if float(pv_day_profiles(sizing_day, pv_file).to_numpy().max()) <= 0.0:
+        raise ValueError(f"no PV at all on {sizing_day} in {Path(pv_file).name}: cannot size the PV on that day")
+    table = participants(sizing_day, 60, data_dir, pv_file).copy()
     table["pv_kwp"] = np.where(table["kind"] == "prosumer",
-                               pv_kwp_per_prosumer(day, pv_peak_kw, 60, data_dir, pv_file), 0.0)
+                               pv_kwp_per_prosumer(sizing_day, pv_peak_kw, 60, data_dir, pv_file), 0.0)
     table["chp_kw"] = np.where(table["kind"] == "chp", float(chp_capacity_kw), 0.0)
     scale = load_scale_factor(load_peak_kw_target, data_dir)
 
@@ -197,15 +219,17 @@ def build_community(
     load_kw = np.zeros((n, n_steps))
     load_kvar = np.zeros((n, n_steps))
     pv_kw = np.zeros((n, n_steps))
-    pv = pv_day_profiles(day, pv_file)
+    pv = pv_profiles(day, hours, pv_file)
     minutes = n_steps * grid_min
+    repeats = -(-n_steps // day_steps)  # days the IEEE day is repeated over (the last one maybe in part)
     for i, row in enumerate(table.itertuples(index=False)):
         if row.kind == "chp":
             continue
         base = float(loads.loc[row.participant, "kW"])
         pf = float(loads.loc[row.participant, "PF"])
-        one_min = profiles[row.load_profile].to_numpy(dtype=float)[:minutes] * base * scale
-        load_kw[i] = one_min.reshape(n_steps, grid_min).mean(axis=1)
+        one_min = profiles[row.load_profile].to_numpy(dtype=float) * base * scale
+        one_day = one_min.reshape(day_steps, grid_min).mean(axis=1)
+        load_kw[i] = np.tile(one_day, repeats)[:n_steps]
         load_kvar[i] = load_kw[i] * math.tan(math.acos(pf))
         if row.kind == "prosumer":
             per_15 = pv[row.pv_profile].to_numpy(dtype=float)
@@ -224,6 +248,7 @@ def community_from_scenario(scenario) -> Community:
         grid_min=scenario.resolution.grid_min, horizon_h=scenario.horizon_h,
         load_peak_kw_target=scenario.feeder.load_peak_kw, pv_peak_kw=p.pv.peak_kw,
         chp_capacity_kw=p.chp.capacity_kw, b_eur_per_kwh=p.chp.b_eur_per_kwh,
+        pv_sizing_day=None if p.pv.sizing_day is None else p.pv.sizing_day.isoformat(),
     )
 
 
@@ -243,7 +268,7 @@ def base_case_chp_output_kw(capacity_kw: float, b_eur_per_kwh: float,
 
 
 def truthful_bids(community: Community) -> dict[str, np.ndarray]:
-    """The ``truthful`` strategy: each CHP offers at its marginal cost at full output, every hour."""
+    """The ``truthful`` strategy: each CHP offers at its marginal cost at full output, every period."""
     floor = {}
     for name, cap in zip(community.names, community.chp_kw):
         if cap > 0:
@@ -265,9 +290,11 @@ def write_learned_bids(path: Path, scenario_name: str, bids: dict[str, np.ndarra
 def read_learned_bids(path: Path, community: Community, scheme: str | None = None) -> dict[str, np.ndarray]:
     """Read bids written by :func:`write_learned_bids`; check they fit the community.
 
-    A file holds one bid per hour of the day from midnight; a shorter horizon plays the first
-    hours. With ``scheme`` the bids must not exceed that tariff's retail price of their hour
-    (a higher offer could never be accepted: the file was learnt for another tariff).
+    A file holds one bid per hour of the day from midnight (24; values past the 24th are
+    ignored); a shorter horizon plays the first hours. Bids repeat daily: a horizon over 24 h
+    plays bid ``p % 24`` in period ``p``. Returns one bid per period of the horizon. With
+    ``scheme`` the bids must not exceed that tariff's retail price of their hour (a higher offer
+    could never be accepted: the file was learnt for another tariff).
     """
     path = Path(path)
     try:
@@ -280,26 +307,33 @@ def read_learned_bids(path: Path, community: Community, scheme: str | None = Non
     floor = truthful_bids(community)
     if set(bids) != set(floor):
         raise BidsFileError(f"{path}: bids for {sorted(bids)}, but the scenario's CHPs are {sorted(floor)}")
-    n = community.n_periods
+    n = min(community.n_periods, HOURS_PER_DAY)
     for name, values in bids.items():
         if values.ndim != 1 or len(values) < n or not np.all(np.isfinite(values)):
             raise BidsFileError(f"{path}: {name}: expected at least {n} finite hourly bids")
-        values = bids[name] = values[:n]
-        if np.any(values < floor[name] - 1e-9):
+        values = values[:n]
+        if np.any(values < floor[name][:n] - 1e-9):
             raise BidsFileError(f"{path}: {name}: a bid is below the CHP's floor (opportunity cost) "
                                 f"{floor[name][0]:.4f} EUR/kWh")
         if scheme is not None:
-            cap = np.maximum(retail_tariff_eur_per_kwh(np.arange(n), scheme), floor[name])
+            cap = np.maximum(retail_tariff_eur_per_kwh(np.arange(n), scheme), floor[name][:n])
             if np.any(values > cap + 1e-9):
                 hour = int(np.argmax(values > cap + 1e-9))
                 raise BidsFileError(f"{path}: {name}: bid {values[hour]:.4f} EUR/kWh at hour {hour} is above the "
                                     f"{scheme} retail tariff {cap[hour]:.4f}; learnt for another tariff?")
+        bids[name] = tile_daily(values, community.n_periods)
     return bids
+
+
+def tile_daily(hourly: np.ndarray, n_periods: int) -> np.ndarray:
+    """Values of the hours of one day (the first ``min(n_periods, 24)`` used) repeated over ``n_periods`` hours."""
+    day = np.asarray(hourly, dtype=float)[:HOURS_PER_DAY]
+    return np.tile(day, -(-n_periods // len(day)))[:n_periods]
 
 
 def period_orders(kind: str, name: str, load_kwh: float, pv_kwh: float, chp_kw: float, hour: int,
                   scheme: str, chp_bid: float | None, b_eur_per_kwh: float) -> list[Order]:
-    """The orders of one participant for one hourly period."""
+    """The orders of one participant for one hourly period; ``hour`` is the hour of the day (``period % 24``)."""
     if kind == "consumer":
         return consumer_orders(name, load_kwh, hour, scheme)
     if kind == "prosumer":
@@ -332,7 +366,7 @@ class PeriodSettlement:
 def settle_period(kind: str, load_kwh: float, pv_kwh: float, chp_kw: float, *, hour: int, scheme: str,
                   lem_enabled: bool, price_eur_per_kwh: float | None = None, bought_kwh: float = 0.0,
                   sold_kwh: float = 0.0, b_eur_per_kwh: float = 0.20) -> PeriodSettlement:
-    """Settle one participant for one hour (rules in the module docstring)."""
+    """Settle one participant for one hour (rules in the module docstring); ``hour`` of the day (``period % 24``)."""
     retail = retail_tariff_eur_per_kwh(hour, scheme)
     price = 0.0 if price_eur_per_kwh is None else float(price_eur_per_kwh)
     if kind == "chp":

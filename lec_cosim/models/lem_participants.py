@@ -289,6 +289,35 @@ def pv_day_profiles(day: str = DEFAULT_PV_DAY, pv_file: Path | str = PV_PROFILE_
     return day_rows
 
 
+def pv_data_span(pv_file: Path | str = PV_PROFILE_FILE) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Start and end of the PV data on the simulation clock (2016-01-01 00:00 and 2017-01-01 00:00 for 2016)."""
+    index = _pv_table(str(pv_file)).index
+    return index[0], index[-1] + pd.Timedelta(minutes=15)
+
+
+def pv_profiles(day: str = DEFAULT_PV_DAY, hours: int = 24, pv_file: Path | str = PV_PROFILE_FILE) -> pd.DataFrame:
+    """Relative PV feed-in PV1..PV8 over ``hours`` from midnight of ``day``: consecutive days of the calendar.
+
+    ``4 * hours`` rows of 15 min (index: interval start), p.u.; ``hours = 24`` gives
+    :func:`pv_day_profiles`. ValueError if the span leaves the 2016 data.
+    """
+    if hours <= 0 or hours != int(hours):
+        raise ValueError(f"hours must be a positive whole number, not {hours}")
+    start = pd.Timestamp(day).normalize()
+    first = pv_day_profiles(start, pv_file)  # the start day must be in the data, with its usual message
+    if hours <= 24:
+        return first.iloc[: 4 * int(hours)]
+    stop = start + pd.Timedelta(hours=int(hours))
+    end = pv_data_span(pv_file)[1]
+    if stop > end:
+        raise ValueError(f"PV profile file {Path(pv_file).name} ends at {end.isoformat()}, but {int(hours)} h from "
+                         f"{start.date()} run to {stop.isoformat()}")
+    rows = _pv_table(str(pv_file)).loc[start: stop - pd.Timedelta(minutes=15)]
+    if len(rows) != 4 * int(hours):
+        raise ValueError(f"PV profile file {Path(pv_file).name} has gaps between {start} and {stop}")
+    return rows
+
+
 def prosumer_pv_profile(prosumers: list[str]) -> dict[str, str]:
     """SimBench profile of each prosumer: the k-th prosumer (load-number order, k = 0..) gets PV(k mod 8 + 1)."""
     ordered = sorted(prosumers, key=lambda name: int(name[4:]))
