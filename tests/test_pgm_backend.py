@@ -150,3 +150,28 @@ def test_a_diverging_flow_raises_for_both_backends(grids, community, level):
             grid.solve(init="flat")
         _set(grid, community, 76, 1.0)  # and the grid recovers for the next step
         assert grid.solve(init="flat").vm_min_pu > 0.9
+
+
+def test_community_battery_grid_backends_agree():
+    """The issue-2 feeder (MV line, 1.6 MVA transformer with iron losses, LV busbar): pandapower's T
+    model of the magnetising branch against power-grid-model's pi model; 1e-5 pu is the issue's bound."""
+    from lec_cosim.models.grid import LECGrid
+    from lec_cosim.scenario import load_scenario
+
+    from harness import SCENARIOS
+
+    config = load_scenario(SCENARIOS / "trondelag_arbitrage.yaml").grid
+    reference = LECGrid(config)
+    fast = LECGrid(config.model_copy(update={"solver": "power-grid-model"}))
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        args = (rng.uniform(0, 1.5), rng.uniform(0, 0.4), rng.uniform(0, 1.0), rng.uniform(-0.6, 0.6))
+        a, b = reference.solve(*args), fast.solve(*args)
+        for name in ("pcc_vm_pu", "lv_vm_pu", "vm_min_pu", "vm_max_pu"):
+            assert getattr(b, name) == pytest.approx(getattr(a, name), abs=1e-5), name
+        assert b.pcc_p_mw == pytest.approx(a.pcc_p_mw, rel=1e-5, abs=1e-5)
+        assert b.pcc_q_mvar == pytest.approx(a.pcc_q_mvar, rel=1e-4, abs=2e-5)
+        assert b.losses_mw == pytest.approx(a.losses_mw, rel=1e-3)
+        assert b.trafo_loading_percent == pytest.approx(a.trafo_loading_percent, rel=1e-5)
+        assert b.line_loading_percent == pytest.approx(a.line_loading_percent, rel=1e-5)
+        assert (b.bus_violations, b.line_overloads) == (a.bus_violations, a.line_overloads)

@@ -44,6 +44,8 @@ from pandapower.pypower.idx_brch import F_BUS, T_BUS
 from pandapower.pypower.idx_bus import BASE_KV
 from pandapower.pypower.makeSbus import makeSbus
 
+from lec_cosim.models.pgm_backend import PgmPowerFlow, PowerGridError
+
 try:  # C++ Newton-Raphson; pandapower's runpp(lightsim2grid=True) uses these classes
     from lightsim2grid.algorithm import NRSing_KLU as _NRSolver
 except ImportError:  # pragma: no cover - depends on the environment
@@ -124,7 +126,17 @@ class LECGrid:
         self.net = net
         self.vm_limits_pu = (grid_config.vm_min_pu, grid_config.vm_max_pu)
         self.max_loading_percent = grid_config.max_loading_percent
+        self.solver = getattr(grid_config, "solver", "pandapower")
         self._fast = False
+        self._pgm = None
+        if self.solver == "power-grid-model":
+            self._pgm = PgmPowerFlow(net, symmetric=True)
+            tr = net.trafo.loc[self.trafo]
+            self._trafo_ir_ka = (float(tr["sn_mva"]) / (_SQRT3 * float(tr["vn_hv_kv"])),
+                                 float(tr["sn_mva"]) / (_SQRT3 * float(tr["vn_lv_kv"])))
+            self._line_max_i_ka = float(net.line.at[self.line, "max_i_ka"])
+            self.solve(0.0, 0.0, 0.0, 0.0)
+            return
         if _NRSolver is not None:
             try:
                 self._prepare_fast_path()
@@ -139,6 +151,8 @@ class LECGrid:
     # Public ------------------------------------------------------------------------------------
     def solve(self, load_p_mw: float, load_q_mvar: float, pv_p_mw: float, battery_p_mw: float) -> GridResult:
         """Power flow for one step (battery in load convention: positive charges)."""
+        if self._pgm is not None:
+            return self._solve_pgm(load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw)
         if self._fast:
             result = self._solve_fast(load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw)
             if result is not None:
@@ -186,6 +200,25 @@ class LECGrid:
             line_overloads=int((line_loading_percent > self.max_loading_percent)
                                + (trafo_loading_percent > self.max_loading_percent)),
         )
+
+    def _solve_pgm(self, load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw) -> GridResult:
+        """One step with power-grid-model (``net``'s result tables are not written)."""
+        powers = {"load": (np.array([load_p_mw]), np.array([load_q_mvar])), "sgen": (np.array([pv_p_mw]), np.zeros(1)),
+                  "storage": (np.array([battery_p_mw]), np.zeros(1))}
+        self._set_injections(load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw)
+        try:
+            flow = self._pgm.solve(powers)
+        except PowerGridError as exc:
+            raise PowerFlowError(f"power flow did not converge (power-grid-model: {exc})") from None
+        line_i = float(flow.line_i_ka[0, 0])
+        # pandapower's loading: the larger side current over that side's rated current
+        trafo_loading = 100.0 * max(flow.trafo_i_hv_ka[0, 0] / self._trafo_ir_ka[0],
+                                    flow.trafo_i_lv_ka[0, 0] / self._trafo_ir_ka[1])
+        return self._result(
+            pcc_p_mw=flow.trafo_p_hv_mw[0, 0], pcc_q_mvar=flow.trafo_q_hv_mvar[0, 0], vm_pu=flow.vm_pu[:, 0],
+            trafo_loading_percent=trafo_loading, line_loading_percent=100.0 * line_i / self._line_max_i_ka,
+            losses_mw=flow.line_pl_mw.sum() + flow.trafo_pl_mw.sum(),
+            losses_mvar=flow.line_ql_mvar.sum() + flow.trafo_ql_mvar.sum())
 
     @property
     def fast(self) -> bool:

@@ -21,8 +21,8 @@ Supported elements (anything else raises :class:`UnsupportedNetwork`, so callers
 * two-winding ``trafo`` without taps, vector groups ``Dyn``, ``YNyn``, ``Yzn`` ... as listed in
   ``_WINDINGS`` (``pfe_kw``/``i0_percent`` as the magnetising branch; ``mag0_percent`` as its
   zero-sequence counterpart);
-* ``load`` and ``sgen`` (balanced, constant power) and ``asymmetric_load``/``asymmetric_sgen``
-  (``type="wye"``, constant power).
+* ``load``, ``sgen`` and ``storage`` (balanced, constant power; a storage is a load: positive
+  charges) and ``asymmetric_load``/``asymmetric_sgen`` (``type="wye"``, constant power).
 
 The magnetising branch sits in the middle of pandapower's T model (``trafo_model="t"``) and at the
 terminals in power-grid-model's pi model; the two agree exactly when the magnetising branch is
@@ -270,24 +270,32 @@ class PgmPowerFlow:
 
         data = {ComponentType.node: node, ComponentType.source: source, ComponentType.line: line,
                 ComponentType.transformer: trafo}
-        self._injections = []  # (table name, pgm component, array, sign)
-        for table_name, component, sign in (
-                ("load", ComponentType.sym_load, 1.0), ("sgen", ComponentType.sym_gen, 1.0),
-                ("asymmetric_load", ComponentType.asym_load, 1.0), ("asymmetric_sgen", ComponentType.asym_gen, 1.0)):
-            table = net[table_name]
-            if not len(table):
-                continue
-            array = initialize_array(DatasetType.input, component, len(table))
-            array["id"] = ids(len(table))
-            array["node"] = nodes(table["bus"])
-            array["status"] = table["in_service"].to_numpy(dtype=np.int8)
+        # one input and one update array per power-grid-model component; each pandapower table is a
+        # slice of its component's arrays ("load" and "storage" are both sym_load)
+        tables_of: dict = {}
+        for table_name, component in (
+                ("load", ComponentType.sym_load), ("sgen", ComponentType.sym_gen), ("storage", ComponentType.sym_load),
+                ("asymmetric_load", ComponentType.asym_load), ("asymmetric_sgen", ComponentType.asym_gen)):
+            if len(net[table_name]):
+                tables_of.setdefault(component, []).append(table_name)
+        self._updates = {}
+        self._injections = []  # (table name, update array view)
+        for component, table_names in tables_of.items():
+            n = sum(len(net[t]) for t in table_names)
+            array = initialize_array(DatasetType.input, component, n)
+            array["id"] = ids(n)
+            array["node"] = nodes(np.concatenate([net[t]["bus"].to_numpy() for t in table_names]))
             array["type"] = 0  # constant power
-            data[component] = array
-            update = initialize_array(DatasetType.update, component, len(table))
+            update = initialize_array(DatasetType.update, component, n)
             update["id"] = array["id"]
-            self._injections.append((table_name, component, update))
+            first = 0
+            for t in table_names:
+                self._injections.append((t, update[first:first + len(net[t])]))
+                first += len(net[t])
+            data[component] = array
+            self._updates[component] = update
         self._write_injections()
-        for table_name, component, update in self._injections:
+        for component, update in self._updates.items():
             for name in ("status", "p_specified", "q_specified"):
                 data[component][name] = update[name]
         self._model = PowerGridModel(data)
@@ -296,8 +304,8 @@ class PgmPowerFlow:
 
     @staticmethod
     def _element_counts(net) -> tuple:
-        return tuple(len(net[t]) for t in ("bus", "ext_grid", "line", "trafo", "load", "sgen", "asymmetric_load",
-                                           "asymmetric_sgen"))
+        return tuple(len(net[t]) for t in ("bus", "ext_grid", "line", "trafo", "load", "sgen", "storage",
+                                           "asymmetric_load", "asymmetric_sgen"))
 
     def describes(self, net) -> bool:
         """Whether this model was built from ``net`` with its present elements (powers may differ)."""
@@ -305,7 +313,7 @@ class PgmPowerFlow:
 
     # --- checks ------------------------------------------------------------------------------
     def _check_supported(self, net) -> None:
-        known = {"bus", "ext_grid", "line", "trafo", "load", "sgen", "asymmetric_load", "asymmetric_sgen"}
+        known = {"bus", "ext_grid", "line", "trafo", "load", "sgen", "storage", "asymmetric_load", "asymmetric_sgen"}
         for table in ("gen", "trafo3w", "impedance", "ward", "xward", "shunt", "switch", "dcline", "storage",
                       "motor", "svc", "tcsc", "ssc", "vsc", "sgen", "load"):
             if table in net and len(net[table]) and table not in known:
@@ -335,7 +343,7 @@ class PgmPowerFlow:
     # --- one solve ---------------------------------------------------------------------------
     def _write_injections(self, powers: dict | None = None) -> None:
         powers = powers or {}
-        for table_name, component, array in self._injections:
+        for table_name, array in self._injections:
             table = self.net[table_name]
             # pandapower's sgen and power-grid-model's gen are both generation-positive, the loads of
             # both consumption-positive: no sign change for either kind
@@ -343,7 +351,7 @@ class PgmPowerFlow:
             scaling = table["scaling"].to_numpy(dtype=float) if "scaling" in table.columns else np.ones(len(table))
             if table_name in powers:
                 p, q = (np.asarray(v, dtype=float) for v in powers[table_name])
-            elif table_name in ("load", "sgen"):
+            elif table_name in ("load", "sgen", "storage"):
                 p, q = table["p_mw"].to_numpy(dtype=float), table["q_mvar"].to_numpy(dtype=float)
             else:
                 p = np.column_stack([table[f"p_{ph}_mw"].to_numpy(dtype=float) for ph in "abc"])
@@ -371,8 +379,8 @@ class PgmPowerFlow:
         from power_grid_model import CalculationMethod
 
         self._write_injections(powers)
-        if self._injections:
-            self._model.update(update_data={component: update for _, component, update in self._injections})
+        if self._updates:
+            self._model.update(update_data=self._updates)
         out = self._model.calculate_power_flow(
             symmetric=self.symmetric, error_tolerance=self.tolerance_pu, max_iterations=self.max_iterations,
             calculation_method=CalculationMethod.newton_raphson,
