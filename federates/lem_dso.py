@@ -1,5 +1,7 @@
 """DSO federate of a local-market run: a three-phase power flow of the IEEE European LV feeder at
-every grid step, with the injections the participants published (after the market cleared).
+every grid step, with the injections the participants published (after the market cleared). With
+``resolution.exchange: period`` it is granted once per hour and solves the hour's grid steps in
+turn, publishing one vector (a value per step) per indicator.
 
 Publishes the lowest and highest phase voltage, the counts of buses outside the voltage band
 (all 906 and the 110 of the paper's reduced model), of angle violations and of overloaded lines
@@ -9,10 +11,11 @@ step's DN impact (the paper's penalty: counts + loss energies).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from federates.common import Federate, main
-from lec_cosim.lem_federation import DSO_COUNTS, DSO_DOUBLES, groups
+from lec_cosim.lem_federation import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, groups
 from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.models.lem_grid import LemGrid
 
@@ -28,28 +31,43 @@ def build(fed: Federate):
     names = [m for members in group_members.values() for m in members]
     kinds = community.table.set_index("participant").loc[names, "kind"].to_numpy()
     households, prosumers, chps = kinds != "chp", kinds == "prosumer", kinds == "chp"
+    names_array = np.array(names)
+    hh_names, pv_names, chp_names = names_array[households], names_array[prosumers], names_array[chps]
 
     reduced_buses = set(int(b) for b in grid.lv_buses[grid.bus_in_reduced])
     violated: set[int] = set()
+    block = int(fed.settings.get("block_steps", 1))  # grid steps per exchange (lem_federation.block_steps)
 
-    def gather(vector: str) -> pd.Series:
-        values = [v for group in group_members for v in fed.vector(f"lem/{group}/{vector}")]
-        if len(values) != len(names):
-            raise RuntimeError(f"{vector}: {len(values)} values for {len(names)} participants")
-        return pd.Series(values, index=names)
+    def gather(vector: str) -> np.ndarray:
+        """(block, participants): each group publishes its members' values step by step."""
+        parts = [np.reshape(fed.vector(f"lem/{group}/{vector}"), (block, -1)) for group in group_members]
+        values = np.hstack(parts)
+        if values.shape[1] != len(names):
+            raise RuntimeError(f"{vector}: {values.shape[1]} values per step for {len(names)} participants")
+        return values
 
     def step(k: int, t: float) -> None:
         load_kw, load_kvar, pv_kw, chp_kw = (gather(v) for v in ("load_kw", "load_kvar", "pv_kw", "chp_kw"))
-        grid.set_injections(load_kw=load_kw[households], load_kvar=load_kvar[households], pv_kw=pv_kw[prosumers],
-                            chp_kw=chp_kw[chps])
-        result = grid.solve()
-        violated.update(result.violated_buses)
-        fed.publish_int("lem/grid/violated_buses_so_far", len(violated))
-        fed.publish_int("lem/grid/violated_buses_so_far_reduced", len(violated & reduced_buses))
-        for name in DSO_DOUBLES:
-            fed.publish(f"lem/grid/{name}", getattr(result, name))
-        for name in DSO_COUNTS:
-            fed.publish_int(f"lem/grid/{name}", getattr(result, name))
+        rows = []
+        for j in range(block):
+            grid.set_injections(load_kw=pd.Series(load_kw[j, households], index=hh_names),
+                                load_kvar=pd.Series(load_kvar[j, households], index=hh_names),
+                                pv_kw=pd.Series(pv_kw[j, prosumers], index=pv_names),
+                                chp_kw=pd.Series(chp_kw[j, chps], index=chp_names))
+            result = grid.solve()
+            violated.update(result.violated_buses)
+            row = {name: getattr(result, name) for name in DSO_DOUBLES + DSO_COUNTS}
+            row["violated_buses_so_far"] = len(violated)
+            row["violated_buses_so_far_reduced"] = len(violated & reduced_buses)
+            rows.append(row)
+        if block == 1:
+            for name in DSO_DOUBLES:
+                fed.publish(f"lem/grid/{name}", rows[0][name])
+            for name in DSO_COUNTS + DSO_DAY_COUNTS:
+                fed.publish_int(f"lem/grid/{name}", rows[0][name])
+        else:
+            for name in DSO_DOUBLES + DSO_COUNTS + DSO_DAY_COUNTS:
+                fed.publish(f"lem/grid/{name}", np.array([row[name] for row in rows], dtype=float))
 
     return step
 

@@ -47,6 +47,7 @@ def build(fed: Federate):
                 if s.market.chp_strategy == "aco"
                 else truthful_bids(community))
     steps_per_period = community.steps_per_period
+    block = int(fed.settings.get("block_steps", 1))  # grid steps per publication (lem_federation.block_steps)
     period_s = s.market_step_s
     n_periods = community.n_periods
     chp_kw_now = np.zeros(len(members))
@@ -87,18 +88,19 @@ def build(fed: Federate):
     def dispatch(step: int) -> None:
         if step % steps_per_period == 0:
             settle(step // steps_per_period)
-        values = {"load_kw": load_kw[:, step], "load_kvar": load_kvar[:, step], "pv_kw": pv_kw[:, step],
-                  "chp_kw": chp_kw_now.copy()}
+        steps = slice(step, step + block)  # a block lies within one period: one CHP output
+        values = {"load_kw": load_kw[:, steps].T, "load_kvar": load_kvar[:, steps].T, "pv_kw": pv_kw[:, steps].T,
+                  "chp_kw": np.tile(chp_kw_now, (block, 1))}
         values["net_kw"] = values["load_kw"] - values["pv_kw"] - values["chp_kw"]
         for v in PARTICIPANT_VECTORS:
-            fed.publish(f"lem/{fed.name}/{v}", values[v])
+            fed.publish(f"lem/{fed.name}/{v}", values[v].ravel())  # step-major
 
     slots = []
     for period in range(n_periods):
         start = period * period_s
         if lem:
             slots.append((start + ORDER_OFFSET_S, lambda k, p=period: send_orders(p)))
-        for j in range(steps_per_period):
+        for j in range(0, steps_per_period, block):
             n = period * steps_per_period + j
             slots.append((start + j * s.grid_step_s + DISPATCH_OFFSET_S, lambda k, n=n: dispatch(n)))
     return SimpleNamespace(slots=slots)

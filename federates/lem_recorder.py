@@ -1,6 +1,6 @@
 """Recorder federate of a local-market run: observes every step and writes the results contract.
 
-Runs last in each grid step (+5 ms): it reads the participants' injections and, at each hour's
+Runs last in each exchange (+5 ms; every grid step, or every hour with the grid steps as vectors): it reads the participants' injections and, at each hour's
 first step, their settlement and the market's book (a message), then the DSO's power-flow
 results. Prints progress lines as it goes.
 """
@@ -43,7 +43,8 @@ def build(fed: Federate):
     bus = table.loc[order, "bus"].to_numpy()
     phase = table.loc[order, "phase"].to_numpy()
     steps_per_period = community.steps_per_period
-    step_times = fed.step_times()
+    block = int(fed.settings.get("block_steps", 1))  # grid steps per exchange (lem_federation.block_steps)
+    step_times = [k * s.grid_step_s for k in range(len(fed.step_times()) * block)]
     n_steps, n = len(step_times), len(order)
     n_periods = -(-n_steps // steps_per_period)
     # Preallocated: a year at 15 min is 35,136 steps x 61 participants; no per-step rows or frames.
@@ -70,15 +71,29 @@ def build(fed: Federate):
         return (s.start + dt.timedelta(seconds=step_times[k])).isoformat()
 
     def gather(v: str) -> np.ndarray:
-        return np.concatenate([fed.vector(f"lem/{g}/{v}") for g in group_members])
+        """(block, participants): each group publishes its members' values step by step."""
+        return np.hstack([np.reshape(fed.vector(f"lem/{g}/{v}"), (block, -1)) for g in group_members])
 
-    def step(k: int, t: float) -> None:
+    def step(b: int, t: float) -> None:
+        first = b * block
         for v in PHYSICAL:
-            physical[v][k] = gather(v)
+            physical[v][first:first + block] = gather(v)
+        for k in range(first, first + block):
+            record(k)
+
+    def grid_values(v: str, integer: bool) -> np.ndarray:
+        if block == 1:
+            return np.array([fed.integer(f"lem/grid/{v}") if integer else fed.value(f"lem/grid/{v}")])
+        values = np.asarray(fed.vector(f"lem/grid/{v}"), dtype=float)
+        if len(values) != block:
+            raise RuntimeError(f"lem/grid/{v}: {len(values)} values for a block of {block} grid steps")
+        return values
+
+    def record(k: int) -> None:
         if k % steps_per_period == 0:
             period = k // steps_per_period
             for v in SETTLEMENT_VECTORS:
-                money[v][period] = gather(v)
+                money[v][period] = np.concatenate([fed.vector(f"lem/{g}/{v}") for g in group_members])
             if s.market.enabled:
                 messages = fed.receive(RECORDER_ENDPOINT)
                 if len(messages) != 1 or messages[0][1]["period"] != period:
@@ -99,10 +114,11 @@ def build(fed: Federate):
                 deals["seller"].append(np.array([code(a) for a, _, _ in rows], dtype=np.int32))
                 deals["buyer"].append(np.array([code(b) for _, b, _ in rows], dtype=np.int32))
                 deals["energy_kwh"].append(np.array([e for _, _, e in rows], dtype=float))
-        for v in DSO_DOUBLES:
-            grid_doubles[v][k] = fed.value(f"lem/grid/{v}")
-        for v in DSO_COUNTS + DSO_DAY_COUNTS:
-            grid_counts[v][k] = fed.integer(f"lem/grid/{v}")
+        if k % block == 0:
+            for v in DSO_DOUBLES:
+                grid_doubles[v][k:k + block] = grid_values(v, False)
+            for v in DSO_COUNTS + DSO_DAY_COUNTS:
+                grid_counts[v][k:k + block] = np.rint(grid_values(v, True)).astype(np.int64)
         wall = time.perf_counter()
         if wall - last_report[0] >= PROGRESS_EVERY_S or k == n_steps - 1:
             last_report[0] = wall

@@ -20,6 +20,12 @@ message stamped t to a federate granted a time later than t::
     t + 4 ms   dso           power flow with the injections of step t
     t + 5 ms   recorder      reads everything of step t
 
+With ``resolution.exchange: period`` (the default) the grid steps of an hour travel together: at
+T + 3 ms the participants publish vectors holding every grid step of the hour (step-major), at
+T + 4 ms the DSO solves them one by one and publishes one vector per indicator (one value per
+step), and the recorder reads them at T + 5 ms. The grid is still solved at every grid step; only
+the time requests of the grid steps inside an hour go, as nothing here reacts within an hour.
+
 A bidder that sends nothing simply is not in the book. The market never counts replies, so a
 federation of 61 single-participant federates works like one of three groups.
 """
@@ -79,29 +85,39 @@ class FederatePlan:
     settings: dict = field(default_factory=dict)
 
 
+def block_steps(scenario: LemScenario) -> int:
+    """Grid steps per exchange: all steps of a market period, or 1 (``resolution.exchange``)."""
+    return scenario.market_step_s // scenario.grid_step_s if scenario.resolution.exchange == "period" else 1
+
+
 def plan(scenario: LemScenario) -> list[FederatePlan]:
     """Every federate of the federation with its interface, in start order."""
-    grid_s = scenario.grid_step_s
+    block = block_steps(scenario)
+    grid_s = scenario.grid_step_s * block
+    blocks = {"block_steps": block}
     plans = []
     group_pubs = {}
     for name, members in groups(scenario).items():
         pubs = [Signal(f"lem/{name}/{v}", "vector") for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS]
         group_pubs[name] = pubs
         plans.append(FederatePlan(name, "federates.lem_participants", SLOT_PERIOD_S, 0.0, pubs, [],
-                                  [participant_endpoint(m) for m in members], {"participants": members}))
+                                  [participant_endpoint(m) for m in members], {"participants": members, **blocks}))
     market_pubs = [Signal(f"lem/market/{v}") for v in MARKET_DOUBLES]
     if scenario.market.enabled:
         plans.append(FederatePlan("market", "federates.lem_market", scenario.market_step_s, MARKET_OFFSET_S,
                                   market_pubs, [], [MARKET_ENDPOINT]))
     physical = [s for pubs in group_pubs.values() for s in pubs if s.key.rsplit("/", 1)[1] in PARTICIPANT_VECTORS]
-    dso_pubs = [Signal(f"lem/grid/{v}") for v in DSO_DOUBLES] + [
-        Signal(f"lem/grid/{v}", "integer") for v in DSO_COUNTS + DSO_DAY_COUNTS]
-    plans.append(FederatePlan("dso", "federates.lem_dso", grid_s, DSO_OFFSET_S, dso_pubs, physical))
+    if block == 1:
+        dso_pubs = [Signal(f"lem/grid/{v}") for v in DSO_DOUBLES] + [
+            Signal(f"lem/grid/{v}", "integer") for v in DSO_COUNTS + DSO_DAY_COUNTS]
+    else:  # one value per grid step of the period
+        dso_pubs = [Signal(f"lem/grid/{v}", "vector") for v in DSO_DOUBLES + DSO_COUNTS + DSO_DAY_COUNTS]
+    plans.append(FederatePlan("dso", "federates.lem_dso", grid_s, DSO_OFFSET_S, dso_pubs, physical, [], blocks))
     recorder_subs = [s for pubs in group_pubs.values() for s in pubs] + dso_pubs
     if scenario.market.enabled:
         recorder_subs += market_pubs
     plans.append(FederatePlan("recorder", "federates.lem_recorder", grid_s, RECORDER_OFFSET_S, [], recorder_subs,
-                              [RECORDER_ENDPOINT]))
+                              [RECORDER_ENDPOINT], blocks))
     return plans
 
 

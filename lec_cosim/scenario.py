@@ -186,6 +186,14 @@ class LemResolution(_Strict):
     grid_min: int = Field(15, gt=0)
 
 
+class LemExchangeResolution(LemResolution):
+    exchange: Literal["period", "step"] = Field(
+        "period", description="how often the participants, the DSO and the recorder exchange values: once per "
+        "market period, each value a vector of the period's grid steps (the grid is still solved every grid "
+        "step; nothing in this federation reacts within an hour, so the results are the same and a quarter of "
+        "the time requests go), or at every grid step (for federates added to react within the hour)")
+
+
 class FeederConfig(_Strict):
     data_dir: Path = Field(description="folder of the IEEE European LV test feeder data (csv/, load profiles)")
     load_peak_kw: Optional[float] = Field(
@@ -267,7 +275,7 @@ class LemScenario(_ScenarioBase):
                                "are one typical day, repeated every day")
     horizon_h: float = Field(24.0, gt=0, description="whole hours from start, up to the end of the PV data "
                              "(2016-12-31 24:00); PV follows the calendar, loads and CHP bids repeat daily")
-    resolution: LemResolution = LemResolution()
+    resolution: LemExchangeResolution = LemExchangeResolution()
     feeder: FeederConfig
     participants: ParticipantsConfig
     market: LemMarketConfig

@@ -5,7 +5,8 @@ only the six CHPs at 10 kW, nothing at all, a single 30 kW PV unit at two places
 (overvoltage on two disjoint sets of buses), every household at 8 kW (undervoltage), the noon profile
 with the CHPs at 10 kW, and nothing again. A test observer reads every DSO publication (doubles and integers); each
 value must equal :meth:`LemGrid.solve` run here in the same order on the same injections, and make
-physical sense. The distinct-bus counters must be the union of the violated buses so far.
+physical sense. The distinct-bus counters must be the union of the violated buses so far. Both
+exchange modes: every grid step its own time step, or the hour's four steps as vectors.
 """
 
 import numpy as np
@@ -61,17 +62,24 @@ def injections(community, names: list[str]) -> list[dict[str, np.ndarray]]:
 
 
 @pytest.mark.timeout(180)
-def test_dso_runs_a_power_flow_per_step_and_publishes_what_lem_grid_computes(tmp_path):
-    path = write_scenario(tmp_path, "ieee_eu_lv_base_plain", {"horizon_h": HORIZON_H, "participants.federates": 2})
+@pytest.mark.parametrize("exchange", ["step", "period"])
+def test_dso_runs_a_power_flow_per_step_and_publishes_what_lem_grid_computes(tmp_path, exchange):
+    path = write_scenario(tmp_path, "ieee_eu_lv_base_plain", {"horizon_h": HORIZON_H, "participants.federates": 2,
+                                                              "resolution.exchange": exchange})
     scenario = load_scenario(path)
     members = groups(scenario)
     assert list(members) == ["participants_1", "participants_2"]
     dso_plan = next(f for f in plan(scenario) if f.name == "dso")
+    block = dso_plan.settings["block_steps"]
+    assert block == (1 if exchange == "step" else 4) and dso_plan.period_s == block * scenario.grid_step_s
     pub_types = {s.key: s.type for s in dso_plan.publications}
     doubles = [f"lem/grid/{v}" for v in DSO_DOUBLES]
     integers = [f"lem/grid/{v}" for v in DSO_COUNTS + DSO_DAY_COUNTS]
     assert sorted(pub_types) == sorted(doubles + integers)
-    assert {pub_types[k] for k in doubles} == {"double"} and {pub_types[k] for k in integers} == {"integer"}
+    if block == 1:
+        assert {pub_types[k] for k in doubles} == {"double"} and {pub_types[k] for k in integers} == {"integer"}
+    else:  # a value per grid step of the hour
+        assert set(pub_types.values()) == {"vector"}
 
     day = community_from_scenario(scenario.model_copy(update={"horizon_h": 24.0}))
     per_group = {g: injections(day, names) for g, names in members.items()}
@@ -79,30 +87,39 @@ def test_dso_runs_a_power_flow_per_step_and_publishes_what_lem_grid_computes(tmp
     assert n_steps == HORIZON_H * 3600 // scenario.grid_step_s
 
     seen = []
+    period_s = dso_plan.period_s
     with federate_under_test("dso", scenario, tmp_path / "run", len(members) + 1) as port:
-        stand_ins = [TestFederate(f"test_{g}", port, period=scenario.grid_step_s, offset=DISPATCH_OFFSET_S,
+        stand_ins = [TestFederate(f"test_{g}", port, period=period_s, offset=DISPATCH_OFFSET_S,
                                   publications=[(f"lem/{g}/{v}", "vector") for v in PARTICIPANT_VECTORS])
                      for g in members]
-        observer = TestFederate("test_observer", port, period=scenario.grid_step_s, offset=RECORDER_OFFSET_S,
+        observer = TestFederate("test_observer", port, period=period_s, offset=RECORDER_OFFSET_S,
                                 subscriptions=[(k, pub_types[k]) for k in doubles + integers])
         enter_all(*stand_ins, observer)
         for fed in stand_ins:
             fed.request(0.0)
-        for k in range(n_steps):
-            t = k * float(scenario.grid_step_s)
+        for b in range(n_steps // block):
+            t = b * float(period_s)
+            steps = range(b * block, (b + 1) * block)
             observer.request(t)  # t + 5 ms
             for fed, g in zip(stand_ins, members):
                 fed.arrive(t)  # t + 3 ms
-                inj = per_group[g][k]
+                inj = {v: np.concatenate([per_group[g][k][v] for k in steps])  # step-major
+                       for v in ("load_kw", "load_kvar", "pv_kw", "chp_kw")}
                 for v in ("load_kw", "load_kvar", "pv_kw", "chp_kw"):
                     fed.publish(f"lem/{g}/{v}", inj[v])
                 fed.publish(f"lem/{g}/net_kw", inj["load_kw"] - inj["pv_kw"] - inj["chp_kw"])
-                fed.request(t + scenario.grid_step_s)
+                fed.request(t + period_s)
             observer.arrive(t)
-            assert all(observer.updated(key) for key in doubles + integers), k
-            row = {key: observer.value(key) for key in doubles}
-            row.update({key: observer.integer(key) for key in integers})
-            seen.append({key.rsplit("/", 1)[1]: value for key, value in row.items()})
+            assert all(observer.updated(key) for key in doubles + integers), b
+            if block == 1:
+                row = {key: observer.value(key) for key in doubles}
+                row.update({key: observer.integer(key) for key in integers})
+                seen.append({key.rsplit("/", 1)[1]: value for key, value in row.items()})
+            else:
+                vectors = {key: observer.vector(key) for key in doubles + integers}
+                assert all(len(v) == block for v in vectors.values()), b
+                seen += [{key.rsplit("/", 1)[1]: (int(v[j]) if key in integers else v[j])
+                          for key, v in vectors.items()} for j in range(block)]
         observer.close()
         for fed in stand_ins:
             fed.granted()

@@ -29,7 +29,8 @@ PRICES = [0.09 + 0.005 * h for h in range(HOURS)]  # the test market's price in 
 def test_participants_bid_settle_and_inject(tmp_path):
     path = write_scenario(tmp_path, "ieee_eu_lv_lem_bihourly", {
         "horizon_h": HOURS, "participants.federates": 2,
-        "market.chp_strategy": "truthful", "market.learned_bids_file": None})
+        "market.chp_strategy": "truthful", "market.learned_bids_file": None,
+        "resolution.exchange": "step"})  # per-period vectors: tests/test_end_to_end_lem.py
     scenario = load_scenario(path)
     community = community_from_scenario(scenario)
     members = groups(scenario)["participants_1"]

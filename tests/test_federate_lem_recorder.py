@@ -99,7 +99,8 @@ BOOKS = [  # exactly what federates/lem_market.py sends the recorder
 def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path):
     path = write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {
         "horizon_h": HORIZON_H, "participants.federates": 2,
-        "market.chp_strategy": "truthful", "market.learned_bids_file": None})
+        "market.chp_strategy": "truthful", "market.learned_bids_file": None,
+        "resolution.exchange": "step"})  # per-period vectors: tests/test_end_to_end_lem.py
     scenario = load_scenario(path)
     assert scenario.start == START and scenario.grid_step_s == STEP_S and scenario.market_step_s == 3600
     members = groups(scenario)
