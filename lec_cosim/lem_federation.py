@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lec_cosim.federation import GRANT_TIMEOUT_S, Signal
+from lec_cosim.models.feeder_copies import copy_name
 from lec_cosim.models.lem_community import participant_groups
 from lec_cosim.scenario import LemScenario
 
@@ -63,8 +64,9 @@ def participant_endpoint(name: str) -> str:
 
 
 def all_participants(scenario: LemScenario) -> list[str]:
-    """The 61 players in their fixed order (LOAD1..LOAD55, CHP1..CHP6); no data needed."""
-    return [f"LOAD{k}" for k in range(1, 56)] + [f"CHP{k}" for k in range(1, 7)]
+    """The players in their fixed order (LOAD1..LOAD55, CHP1..CHP6, then the same for each feeder copy)."""
+    one = [f"LOAD{k}" for k in range(1, 56)] + [f"CHP{k}" for k in range(1, 7)]
+    return [copy_name(name, c) for c in range(1, scenario.feeder.copies + 1) for name in one]
 
 
 def groups(scenario: LemScenario) -> dict[str, list[str]]:

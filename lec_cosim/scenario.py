@@ -202,6 +202,12 @@ class FeederConfig(_Strict):
     )
 
 
+class LemFeederConfig(FeederConfig):
+    copies: int = Field(1, ge=1, le=40, description="identical copies of the feeder, each with its own 800 kVA "
+                        "transformer, under the one 11 kV source: 55 x copies households and 6 x copies CHPs in "
+                        "one market (scale studies); copy c's participants are named F<c>_LOADk, F<c>_CHPi")
+
+
 class PVSizingConfig(_Strict):
     profile_file: Path
     peak_kw: float = Field(194.0, gt=0, description="aggregate hourly PV peak of the 42 prosumers on the day")
@@ -276,7 +282,7 @@ class LemScenario(_ScenarioBase):
     horizon_h: float = Field(24.0, gt=0, description="whole hours from start, up to the end of the PV data "
                              "(2016-12-31 24:00); PV follows the calendar, loads and CHP bids repeat daily")
     resolution: LemExchangeResolution = LemExchangeResolution()
-    feeder: FeederConfig
+    feeder: LemFeederConfig
     participants: ParticipantsConfig
     market: LemMarketConfig
     learning: LearningConfig = LearningConfig()

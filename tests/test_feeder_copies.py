@@ -94,3 +94,60 @@ def test_one_copy_is_the_feeder_itself(community):
     assert plain.n_feeders == tagged.n_feeders == 1
     assert np.array_equal(a.vm_pu.to_numpy(), b.vm_pu.to_numpy())
     assert a.dn_impact == b.dn_impact
+
+
+def test_community_of_copies_repeats_the_players_and_their_bids():
+    from lec_cosim.models.lem_community import read_learned_bids
+
+    one = build_community(DATA, "2016-05-26", PV_FILE, grid_min=60)
+    three = build_community(DATA, "2016-05-26", PV_FILE, grid_min=60, feeder_copies=3)
+    assert len(three.table) == 3 * 61 and three.table["participant"].iloc[61] == "F2_LOAD1"
+    assert three.table["feeder"].tolist() == [1] * 61 + [2] * 61 + [3] * 61
+    assert np.array_equal(three.load_kw, np.tile(one.load_kw, (3, 1)))
+    assert np.array_equal(three.pv_kw[122:], one.pv_kw)
+    bids_file = ROOT / "scenarios" / "learned" / "ieee_eu_lv_lem_plain_bids.json"
+    bids = read_learned_bids(bids_file, three, "plain")
+    assert len(bids) == 18 and np.array_equal(bids["F3_CHP2"], read_learned_bids(bids_file, one, "plain")["CHP2"])
+
+
+@pytest.mark.timeout(300)
+def test_a_market_of_two_feeders_clears_like_one_at_twice_the_volume(tmp_path):
+    """Two identical feeders in one LEM: every order twice, so the same price at twice the volume, each
+    copy's players settle like the originals, and the grid carries twice the power through one source."""
+    import json
+    import subprocess
+    import sys
+
+    from harness import write_scenario
+
+    runs = {}
+    procs = {}
+    for copies in (1, 2):
+        (tmp_path / f"in{copies}").mkdir()
+        path = write_scenario(tmp_path / f"in{copies}", "ieee_eu_lv_lem_plain",
+                              {"name": f"copies{copies}", "feeder.copies": copies, "resolution.grid_min": 60})
+        procs[copies] = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out",
+                                          str(tmp_path / f"out{copies}"), "--quiet"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for copies, proc in procs.items():
+        output = proc.communicate(timeout=250)[0]
+        assert proc.returncode == 0, output
+        out = tmp_path / f"out{copies}"
+        runs[copies] = {name: pd.read_csv(out / f"{name}.csv") for name in ("clearing", "settlement", "grid")}
+        runs[copies]["summary"] = json.loads((out / "summary.json").read_text())["kpis"]
+    one, two = runs[1], runs[2]
+    assert np.allclose(two["clearing"]["price"], one["clearing"]["price"], equal_nan=True)
+    assert np.allclose(two["clearing"]["volume_kwh"], 2 * one["clearing"]["volume_kwh"], atol=1e-6)
+    s1 = one["settlement"].set_index(["time", "participant"])
+    s2 = two["settlement"].set_index(["time", "participant"])
+    copy2 = s2[s2.index.get_level_values(1).str.startswith("F2_")].rename(index=lambda n: n[3:] if isinstance(n, str)
+                                                                           and n.startswith("F2_") else n, level=1)
+    assert len(copy2) == len(s1)
+    assert np.allclose(copy2.loc[s1.index].to_numpy(), s1.to_numpy(), atol=1e-9)
+    assert two["summary"]["total"]["cost_eur"] == pytest.approx(2 * one["summary"]["total"]["cost_eur"], rel=1e-9)
+    # twice the power through the shared source impedance moves the 11 kV voltage (down under load, up
+    # under reverse PV flow), so each feeder's losses shift a little from the single feeder's
+    ratio = two["grid"]["p_loss_kw"] / (2 * one["grid"]["p_loss_kw"])
+    assert np.all(np.abs(ratio - 1) < 0.02) and np.any(np.abs(ratio - 1) > 1e-4)
+    balance = two["grid"]["trafo_p_kw"] - 2 * (one["grid"]["trafo_p_kw"] - one["grid"]["p_loss_kw"])
+    assert np.allclose(balance, two["grid"]["p_loss_kw"], atol=1e-3)

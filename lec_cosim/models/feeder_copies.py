@@ -12,6 +12,7 @@ results differ between copies only through the shared source impedance. No HELIC
 from __future__ import annotations
 
 import copy as _copy
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,11 +22,18 @@ from lec_cosim.models.ieee_eulv import SOURCE_IMPEDANCE_LINE_NAME
 FEEDER_BUS_STRIDE = 1000
 """pandapower bus index of IEEE bus ``b`` on copy ``c``: ``b + FEEDER_BUS_STRIDE * (c - 1)``."""
 MAX_COPIES = 40
+_COPY_PREFIX = re.compile(r"^F([2-9]|[1-9][0-9]+)_")
 
 
 def copy_name(name: str, copy: int) -> str:
     """Name of an element or participant of feeder copy ``copy`` (1-based; copy 1 keeps its name)."""
     return str(name) if copy == 1 else f"F{copy}_{name}"
+
+
+def base_name(name: str) -> str:
+    """The copy-1 name of a participant or element of any copy (:func:`copy_name` undone)."""
+    match = _COPY_PREFIX.match(name)
+    return name[match.end():] if match else name
 
 
 def copy_bus(bus, copy):

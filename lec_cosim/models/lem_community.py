@@ -65,6 +65,7 @@ from lec_cosim.models.bidding import (
     retail_tariff_eur_per_kwh,
 )
 from lec_cosim.models.ieee_eulv import _read_ieee_csv, read_load_profiles_kw
+from lec_cosim.models.feeder_copies import base_name, replicate_participants
 from lec_cosim.models.lem_participants import (
     load_peak_kw,
     participants,
@@ -178,6 +179,7 @@ def build_community(
     chp_capacity_kw: float = 10.0,
     b_eur_per_kwh: float = 0.20,
     pv_sizing_day: str | None = None,
+    feeder_copies: int = 1,
 ) -> Community:
     """Build the community of the LEM scenario (see the module docstring).
 
@@ -196,6 +198,9 @@ def build_community(
         Loads repeat the IEEE day; PV follows the calendar from ``day``.
     pv_sizing_day : str, optional
         Day (2016) whose aggregate hourly PV peak is ``pv_peak_kw``; default ``day``.
+    feeder_copies : int
+        Copies of the feeder (:mod:`lec_cosim.models.feeder_copies`): the 61 players repeat on every
+        copy with the same profiles, copy c's named ``F<c>_<name>``; the table gets a ``feeder`` column.
     """
     if 60 % grid_min:
         raise ValueError("grid_min must divide 60")
@@ -236,6 +241,9 @@ def build_community(
             per_min = np.repeat(per_15, 15)[:minutes]
             pv_kw[i] = per_min.reshape(n_steps, grid_min).mean(axis=1) * row.pv_kwp
     table = table[["participant", "kind", "bus", "phase", "pv_kwp", "chp_kw", "reduced_bus"]].reset_index(drop=True)
+    if feeder_copies > 1:
+        table = replicate_participants(table, feeder_copies)
+        load_kw, load_kvar, pv_kw = (np.tile(a, (feeder_copies, 1)) for a in (load_kw, load_kvar, pv_kw))
     return Community(table=table, grid_min=grid_min, load_kw=load_kw, load_kvar=load_kvar, pv_kw=pv_kw,
                      load_scale=scale, b_eur_per_kwh=float(b_eur_per_kwh))
 
@@ -249,6 +257,7 @@ def community_from_scenario(scenario) -> Community:
         load_peak_kw_target=scenario.feeder.load_peak_kw, pv_peak_kw=p.pv.peak_kw,
         chp_capacity_kw=p.chp.capacity_kw, b_eur_per_kwh=p.chp.b_eur_per_kwh,
         pv_sizing_day=None if p.pv.sizing_day is None else p.pv.sizing_day.isoformat(),
+        feeder_copies=getattr(scenario.feeder, "copies", 1),
     )
 
 
@@ -305,8 +314,9 @@ def read_learned_bids(path: Path, community: Community, scheme: str | None = Non
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BidsFileError(f"{path}: not a learned-bids file ({type(exc).__name__}: {exc})") from None
     floor = truthful_bids(community)
-    if set(bids) != set(floor):
+    if set(bids) != {base_name(name) for name in floor}:
         raise BidsFileError(f"{path}: bids for {sorted(bids)}, but the scenario's CHPs are {sorted(floor)}")
+    bids = {name: bids[base_name(name)] for name in floor}  # the copies of a feeder bid as the original
     n = min(community.n_periods, HOURS_PER_DAY)
     for name, values in bids.items():
         if values.ndim != 1 or len(values) < n or not np.all(np.isfinite(values)):
