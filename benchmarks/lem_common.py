@@ -1,0 +1,267 @@
+"""Shared parts of the local-market benchmarks: a measured federation run and the same models in one loop.
+
+* :func:`run_measured` runs a scenario's federation exactly as ``lec-cosim run`` does (generated runner,
+  real ``helics_broker`` and federate processes) and samples the resident memory of all its processes.
+* :func:`run_monolithic` runs the same models in one Python loop, no HELICS and no processes: for
+  every hour the participants' orders (:func:`~lec_cosim.models.lem_community.period_orders`), the
+  auction, the settlement, then the power flow of every grid step, and the same results writer as
+  the recorder. Its ``summary.json`` KPIs must equal the federation's: that is checked by the
+  benchmarks, so the two measure the same work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lec_cosim.federation import write_federation  # noqa: E402
+from lec_cosim.launch import run_federation  # noqa: E402
+from lec_cosim.lem_federation import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, SETTLEMENT_VECTORS  # noqa: E402
+from lec_cosim.models.auction import clear_double_auction  # noqa: E402
+from lec_cosim.models.lem_community import (  # noqa: E402
+    community_from_scenario,
+    period_orders,
+    read_learned_bids,
+    settle_period,
+    truthful_bids,
+)
+from lec_cosim.models.lem_grid import LemGrid  # noqa: E402
+from lec_cosim.results_lem import write_lem_results  # noqa: E402
+from lec_cosim.scenario import load_scenario  # noqa: E402
+
+
+def machine() -> str:
+    """CPU model and cores of this machine, for the printed tables."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def write_variant(base: Path, changes: dict, directory: Path, name: str | None = None) -> Path:
+    """A copy of scenario ``base`` with ``changes`` (dotted keys), paths made absolute, in ``directory``."""
+    import yaml
+
+    base = Path(base).resolve()
+    data = yaml.safe_load(base.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+
+    def absolute(node: dict, key: str) -> None:
+        if node.get(key):
+            node[key] = str((base.parent / node[key]).resolve())
+
+    absolute(data["feeder"], "data_dir")
+    absolute(data["participants"]["pv"], "profile_file")
+    absolute(data["market"], "learned_bids_file")
+    if name:
+        data["name"] = name
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class MemorySampler:
+    """Peak of the summed resident memory of the processes whose command line mentions ``marker``."""
+
+    def __init__(self, marker: str, every_s: float = 0.2):
+        self.marker = marker
+        self.every_s = every_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        while not self._stop.is_set():
+            total = 0.0
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if self.marker.encode() not in cmdline:
+                        continue
+                    total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page_mb
+                except (OSError, ValueError, IndexError):
+                    continue
+            self.peak_mb = max(self.peak_mb, total)
+            self._stop.wait(self.every_s)
+
+
+@dataclass
+class FederationRun:
+    wall_s: float
+    peak_mb: float
+    kpis: dict
+    federate_lines: list[str]
+    federates: int
+    run_dir: Path
+
+
+def run_measured(scenario_path: Path, run_dir: Path) -> FederationRun:
+    """Run the federation of ``scenario_path`` into ``run_dir``; wall time, peak memory, KPIs, log lines."""
+    scenario = load_scenario(scenario_path)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    write_federation(scenario, run_dir)
+    entries = json.loads((run_dir / "runner.json").read_text())["federates"]
+    n_federates = sum("broker" not in entry["name"] for entry in entries)
+    # every federate is started with its config file in run_dir, so run_dir marks the processes
+    with MemorySampler(str(run_dir)) as memory:
+        start = time.perf_counter()
+        run_federation(run_dir)
+        wall = time.perf_counter() - start
+    summary = json.loads((run_dir / "summary.json").read_text())
+    lines = []
+    for log in sorted((run_dir / "logs").glob("*.log")):
+        lines += [line for line in log.read_text().splitlines() if " slots, " in line]
+    return FederationRun(wall, memory.peak_mb, summary["kpis"], lines, n_federates, run_dir)
+
+
+def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
+    """The federation's models in one loop; returns (seconds, KPIs). Writes the same results files."""
+    start = time.perf_counter()
+    s = load_scenario(scenario_path)
+    community = community_from_scenario(s)
+    g = s.grid
+    grid = LemGrid(table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu,
+                   max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
+                   violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver)
+    names = list(community.names)
+    n = len(names)
+    kinds, chp_cap = community.kinds, community.chp_kw
+    load_kwh, pv_kwh = community.load_kwh, community.pv_kwh
+    lem, scheme, b = s.market.enabled, s.market.tariff_scheme, community.b_eur_per_kwh
+    bids = {}
+    if lem:
+        bids = (read_learned_bids(s.market.learned_bids_file, community, scheme)
+                if s.market.chp_strategy == "aco" else truthful_bids(community))
+    per = community.steps_per_period
+    n_periods, n_steps = community.n_periods, community.n_periods * per
+    households, prosumers, chps = kinds != "chp", kinds == "prosumer", kinds == "chp"
+    hh_names, pv_names, chp_names = (np.array(names)[m] for m in (households, prosumers, chps))
+    reduced_buses = set(int(x) for x in grid.lv_buses[grid.bus_in_reduced])
+    violated: set[int] = set()
+
+    money = {v: np.zeros((n_periods, n)) for v in SETTLEMENT_VECTORS}
+    chp_kw = np.zeros((n_steps, n))
+    grid_doubles = {v: np.zeros(n_steps) for v in DSO_DOUBLES}
+    grid_counts = {v: np.zeros(n_steps, dtype=np.int64) for v in DSO_COUNTS + DSO_DAY_COUNTS}
+    price, volume = np.full(n_periods, math.nan), np.zeros(n_periods)
+    order_rows, deal_rows = [], []
+    for p in range(n_periods):
+        hour = p % 24
+        orders = []
+        if lem:
+            for j, name in enumerate(names):
+                bid = bids[name][p] if kinds[j] == "chp" else None
+                orders += period_orders(kinds[j], name, load_kwh[j, p], pv_kwh[j, p], chp_cap[j], hour, scheme, bid, b)
+            result = clear_double_auction(orders, solver=s.market.solver)
+            if result.price_eur_per_kwh is not None:
+                price[p] = result.price_eur_per_kwh
+            volume[p] = result.volume_kwh
+            bought, sold = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
+            for o, a in zip(orders, result.accepted_kwh):
+                (bought if o.side == "buy" else sold)[o.participant] += float(a)
+                order_rows.append((p, o.participant, o.side, o.price_eur_per_kwh, o.quantity_kwh, float(a)))
+            for seller, row in result.allocation.iterrows():
+                deal_rows += [(p, str(seller), str(buyer), float(kwh)) for buyer, kwh in row.items() if kwh > 0]
+        for j, name in enumerate(names):
+            st = settle_period(kinds[j], load_kwh[j, p], pv_kwh[j, p], chp_cap[j], hour=hour, scheme=scheme,
+                               lem_enabled=lem, price_eur_per_kwh=result.price_eur_per_kwh if lem else None,
+                               bought_kwh=bought[name] if lem else 0.0, sold_kwh=sold[name] if lem else 0.0,
+                               b_eur_per_kwh=b)
+            for v in SETTLEMENT_VECTORS:
+                money[v][p, j] = getattr(st, v)
+            chp_kw[p * per:(p + 1) * per, j] = st.chp_kwh / (s.market_step_s / 3600.0)
+        for k in range(p * per, (p + 1) * per):
+            grid.set_injections(load_kw=pd.Series(community.load_kw[households, k], index=hh_names),
+                                load_kvar=pd.Series(community.load_kvar[households, k], index=hh_names),
+                                pv_kw=pd.Series(community.pv_kw[prosumers, k], index=pv_names),
+                                chp_kw=pd.Series(chp_kw[k, chps], index=chp_names))
+            r = grid.solve()
+            violated.update(r.violated_buses)
+            for v in DSO_DOUBLES:
+                grid_doubles[v][k] = getattr(r, v)
+            for v in DSO_COUNTS:
+                grid_counts[v][k] = getattr(r, v)
+            grid_counts["violated_buses_so_far"][k] = len(violated)
+            grid_counts["violated_buses_so_far_reduced"][k] = len(violated & reduced_buses)
+
+    stamps = np.array([(s.start + pd.Timedelta(seconds=k * s.grid_step_s)).isoformat() for k in range(n_steps)],
+                      dtype=object)
+    hours = stamps[::per]
+    table = community.table
+    load_kw, pv_kw = community.load_kw.T, community.pv_kw.T
+    households_frame = pd.DataFrame({
+        "time": np.repeat(stamps, n), "participant": np.tile(np.array(names, dtype=object), n_steps),
+        "bus": np.tile(table["bus"].to_numpy(), n_steps), "phase": np.tile(table["phase"].to_numpy(), n_steps),
+        "load_kw": load_kw.ravel(), "pv_kw": pv_kw.ravel(), "chp_kw": chp_kw.ravel(), "battery_kw": 0.0,
+        "net_kw": (load_kw - pv_kw - chp_kw).ravel()})
+    settlement = pd.DataFrame({"time": np.repeat(hours, n), "participant": np.tile(np.array(names, dtype=object),
+                                                                                    n_periods),
+                               **{v: money[v].ravel() for v in SETTLEMENT_VECTORS}})
+    orders = pd.DataFrame(order_rows, columns=["period", "participant", "side", "price", "quantity_kwh",
+                                               "accepted_kwh"])
+    orders.insert(0, "time", hours[orders.pop("period").to_numpy(dtype=int)] if len(orders) else [])
+    allocation = pd.DataFrame(deal_rows, columns=["period", "seller", "buyer", "energy_kwh"])
+    allocation.insert(0, "time", hours[allocation.pop("period").to_numpy(dtype=int)] if len(allocation) else [])
+    clearing = (pd.DataFrame({"time": hours, "price": price, "volume_kwh": volume}) if lem
+                else pd.DataFrame(columns=["time", "price", "volume_kwh"]))
+    grid_frame = pd.DataFrame({"time": stamps, **grid_doubles, **grid_counts})
+    summary = write_lem_results(out_dir, s, table=table, households=households_frame, settlement=settlement,
+                                orders=orders, clearing=clearing, allocation=allocation, grid=grid_frame,
+                                wall_time_s=time.perf_counter() - start, load_scale=community.load_scale)
+    return time.perf_counter() - start, summary["kpis"]
+
+
+def kpi_difference(a: dict, b: dict, path: str = "") -> float:
+    """Largest relative difference between two nested KPI dictionaries (numbers only)."""
+    worst = 0.0
+    for key in a:
+        x, y = a[key], b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            worst = max(worst, kpi_difference(x, y, f"{path}{key}."))
+        elif isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
+            if math.isnan(x) and math.isnan(y):
+                continue
+            worst = max(worst, abs(x - y) / max(abs(x), abs(y), 1e-9))
+    return worst
+
+
+def temporary_dir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
