@@ -12,7 +12,6 @@ step's DN impact (the paper's penalty: counts + loss energies).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from federates.common import Federate, main
 from lec_cosim.lem_federation import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, groups
@@ -29,10 +28,10 @@ def build(fed: Federate):
                    violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver)
     group_members = groups(s)
     names = [m for members in group_members.values() for m in members]
-    kinds = community.table.set_index("participant").loc[names, "kind"].to_numpy()
-    households, prosumers, chps = kinds != "chp", kinds == "prosumer", kinds == "chp"
-    names_array = np.array(names)
-    hh_names, pv_names, chp_names = names_array[households], names_array[prosumers], names_array[chps]
+    column = {name: i for i, name in enumerate(names)}
+    # columns of the gathered values in the grid's own order: set_injections then takes plain arrays
+    hh_cols, pv_cols, chp_cols = ([column[n] for n in grid_names]
+                                  for grid_names in (grid.household_names, grid.prosumer_names, grid.chp_names))
 
     reduced_buses = set(int(b) for b in grid.lv_buses[grid.bus_in_reduced])
     violated: set[int] = set()
@@ -50,10 +49,8 @@ def build(fed: Federate):
         load_kw, load_kvar, pv_kw, chp_kw = (gather(v) for v in ("load_kw", "load_kvar", "pv_kw", "chp_kw"))
         rows = []
         for j in range(block):
-            grid.set_injections(load_kw=pd.Series(load_kw[j, households], index=hh_names),
-                                load_kvar=pd.Series(load_kvar[j, households], index=hh_names),
-                                pv_kw=pd.Series(pv_kw[j, prosumers], index=pv_names),
-                                chp_kw=pd.Series(chp_kw[j, chps], index=chp_names))
+            grid.set_injections(load_kw=load_kw[j, hh_cols], load_kvar=load_kvar[j, hh_cols],
+                                pv_kw=pv_kw[j, pv_cols], chp_kw=chp_kw[j, chp_cols])
             result = grid.solve()
             violated.update(result.violated_buses)
             row = {name: getattr(result, name) for name in DSO_DOUBLES + DSO_COUNTS}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from federates.common import Federate, main
 from lec_cosim.lem_federation import MARKET_ENDPOINT, RECORDER_ENDPOINT, participant_endpoint
 from lec_cosim.models.auction import Order, clear_double_auction
@@ -34,24 +36,27 @@ def build(fed: Federate):
                  "quantity_kwh": o.quantity_kwh, "accepted_kwh": float(a)}
                 for o, a in zip(orders, result.accepted_kwh)]
         alloc = result.allocation
+        sellers, buyers = [str(x) for x in alloc.index], [str(x) for x in alloc.columns]
+        kwh = alloc.to_numpy(dtype=float)  # one array: .loc per participant costs more than the clearing
+        pairs = np.argwhere(kwh > 0)
+        mine: dict[str, list] = {}
+        for entry in book:
+            mine.setdefault(entry["participant"], []).append(entry)
+        allocation: dict[str, dict[str, float]] = {name: {} for name in senders}
+        for i, j in pairs:  # a seller's allocation is negative (energy out), a buyer's positive
+            seller, buyer, energy = sellers[i], buyers[j], float(kwh[i, j])
+            if seller in allocation:
+                allocation[seller][buyer] = allocation[seller].get(buyer, 0.0) - energy
+            if buyer in allocation:
+                allocation[buyer][seller] = allocation[buyer].get(seller, 0.0) + energy
         for name, source in senders.items():
-            row = alloc.loc[name] if name in alloc.index else None
-            col = alloc[name] if name in alloc.columns else None
-            allocation = {}
-            for series, in_kwh in ((row, False), (col, True)):
-                if series is not None:
-                    for other, kwh in series.items():
-                        if kwh > 0:
-                            allocation[other] = allocation.get(other, 0.0) + (float(kwh) if in_kwh else -float(kwh))
             fed.send(MARKET_ENDPOINT, source, {
                 "period": k, "price_eur_per_kwh": result.price_eur_per_kwh,
-                "orders": [b for b in book if b["participant"] == name],
-                "allocation_kwh": allocation})
+                "orders": mine.get(name, []), "allocation_kwh": allocation[name]})
         fed.send(MARKET_ENDPOINT, RECORDER_ENDPOINT, {
             "period": k, "price_eur_per_kwh": result.price_eur_per_kwh, "volume_kwh": result.volume_kwh,
             "orders": book,
-            "allocation_kwh": [[str(seller), str(buyer), float(kwh)] for seller, r in alloc.iterrows()
-                               for buyer, kwh in r.items() if kwh > 0]})
+            "allocation_kwh": [[sellers[i], buyers[j], float(kwh[i, j])] for i, j in pairs]})
         price = result.price_eur_per_kwh
         fed.publish("lem/market/price_eur_per_kwh", math.nan if price is None else price)
         fed.publish("lem/market/volume_kwh", result.volume_kwh)

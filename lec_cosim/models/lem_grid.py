@@ -519,9 +519,20 @@ class LemGrid:
         self._line_rows = net.line.index.get_indexer(self._line_idx)
         self._vn_phase_kv = net.bus["vn_kv"].to_numpy(dtype=float) / _SQRT3
         self._pgm: PgmPowerFlow | None = None  # built at the first solve: callers may still add elements
+        # result labels, built once (an object Index of 905 names costs more than a power flow)
+        self._result_bus_index = pd.Index(self.lv_buses, name="bus")
+        self._result_line_index = pd.Index(self.line_names, name="line")
+        self._result_phase_index = pd.Index(list(PHASES))
 
     # --- injections ----------------------------------------------------------------------------
     def _assign(self, values, names: tuple, what: str, nonnegative: bool) -> np.ndarray:
+        if isinstance(values, np.ndarray):  # already in the grid's order: no name lookups
+            out = np.array(values, dtype=float)
+            if out.shape != (len(names),) or not np.all(np.isfinite(out)):
+                raise ValueError(f"{what}: expected {len(names)} finite values in the grid's order")
+            if nonnegative and np.any(out < 0):
+                raise ValueError(f"{what}: values must be >= 0")
+            return out
         series = _as_series(values, what)
         position = self._position[names]
         unknown = [n for n in series.index if n not in position]
@@ -537,7 +548,9 @@ class LemGrid:
         """Set the participants' powers for the next :meth:`solve`.
 
         Each argument given replaces all values of its kind: participants missing from it are set to
-        0. An argument left ``None`` keeps the present values of its kind.
+        0. An argument left ``None`` keeps the present values of its kind. A numpy array instead of a
+        mapping holds every participant of the kind in the grid's order (:attr:`household_names`,
+        :attr:`prosumer_names`, :attr:`chp_names`), which skips the name lookups.
 
         Parameters
         ----------
@@ -587,7 +600,7 @@ class LemGrid:
                 frame[f"q_{ph}_mvar"] = q[:, i]
 
     # --- power flow ----------------------------------------------------------------------------
-    def _solve_state(self, init: str | None = None) -> _GridState:
+    def _solve_state(self, init: str | None = None, currents: bool = True) -> _GridState:
         powers = self._phase_powers()
         if self.solver == "power-grid-model":
             # the powers go straight to power-grid-model: writing them into pandas costs more than the flow
@@ -600,7 +613,7 @@ class LemGrid:
             except PowerGridError as exc:
                 raise PowerFlowNotConverged(f"three-phase power flow (power-grid-model): {exc}") from None
             self._solved = True
-            return self._state(flow)
+            return self._state(flow, currents)
         import pandapower as pp
 
         self._write(powers)
@@ -617,25 +630,27 @@ class LemGrid:
         if not np.isfinite(flow.vm_pu).all():  # runpp_3ph can return NaN on a singular Jacobian without raising
             raise PowerFlowNotConverged("three-phase power flow (pandapower): singular Jacobian, no solution")
         self._solved = True
-        return self._state(flow)
+        return self._state(flow, currents)
 
-    def _state(self, flow: PowerFlowArrays) -> _GridState:
+    def _state(self, flow: PowerFlowArrays, currents: bool = True) -> _GridState:
+        """The state's arrays; the complex currents (``currents``) only the linear model needs."""
         vm_all, va_all = flow.vm_pu, flow.va_degree
         vm, va = vm_all[self._lv_rows], va_all[self._lv_rows]
         va_dev = _wrap_degree(va - va_all[self._lv_head_rows])
-        v_all = vm_all * self._vn_phase_kv[:, None] * np.exp(1j * np.deg2rad(va_all))  # kV phase-to-neutral
-
         rows = self._line_rows
-        s_from = flow.line_p_from_mw[rows] + 1j * flow.line_q_from_mvar[rows]
-        i_line = np.conj(s_from / v_all[self._from_rows])
         i_mag = flow.line_i_ka[rows]
         p_loss = flow.line_pl_mw[rows].sum() + flow.trafo_pl_mw.sum()
         q_loss = flow.line_ql_mvar[rows].sum() + flow.trafo_ql_mvar.sum()
 
         s_hv = flow.trafo_p_hv_mw + 1j * flow.trafo_q_hv_mvar  # (n_trafo, 3)
-        s_lv = flow.trafo_p_lv_mw + 1j * flow.trafo_q_lv_mvar
-        i_hv = np.conj(s_hv / v_all[self._trafo_hv_row][None, :])
-        i_lv = np.conj(s_lv / v_all[self._head_rows])
+        i_line = i_hv = i_lv = None
+        if currents:
+            v_all = vm_all * self._vn_phase_kv[:, None] * np.exp(1j * np.deg2rad(va_all))  # kV phase-to-neutral
+            s_from = flow.line_p_from_mw[rows] + 1j * flow.line_q_from_mvar[rows]
+            i_line = np.conj(s_from / v_all[self._from_rows])
+            s_lv = flow.trafo_p_lv_mw + 1j * flow.trafo_q_lv_mvar
+            i_hv = np.conj(s_hv / v_all[self._trafo_hv_row][None, :])
+            i_lv = np.conj(s_lv / v_all[self._head_rows])
         return _GridState(
             vm=vm, va_dev=va_dev, i_line=i_line, i_line_mag=i_mag, i_trafo_lv=i_lv, i_trafo_hv=i_hv,
             i_trafo_lv_mag=flow.trafo_i_lv_ka, i_trafo_hv_mag=flow.trafo_i_hv_ka,
@@ -661,7 +676,7 @@ class LemGrid:
         PowerFlowNotConverged
             If the power flow does not converge (either backend).
         """
-        s = self._solve_state(init)
+        s = self._solve_state(init, currents=False)
         limit = self.max_loading_percent
         bus_viol = ((s.vm < self.vm_min_pu) | (s.vm > self.vm_max_pu)).any(axis=1)
         ang_viol = (np.abs(s.va_dev) > self.va_max_deviation_degree).any(axis=1)
@@ -684,16 +699,16 @@ class LemGrid:
         impact = dn_impact(counts["bus_violations" + suffix], counts["angle_violations" + suffix],
                            counts["line_overloads" + suffix], s.p_loss_kw * self.step_h, s.q_loss_kvar * self.step_h,
                            self.step_h)
-        buses = pd.Index(self.lv_buses, name="bus")
+        buses = self._result_bus_index
         return LemGridResult(
             vm_min_pu=float(s.vm.min()), vm_max_pu=float(s.vm.max()), **counts,
             max_line_loading_percent=float(line_load.max()), trafo_loading_percent=float(trafo_load),
             p_loss_kw=s.p_loss_kw, q_loss_kvar=s.q_loss_kvar, trafo_p_kw=s.trafo_p_kw,
             trafo_q_kvar=s.trafo_q_kvar, step_h=self.step_h, violation_model=self.violation_model,
             dn_impact=float(impact),
-            vm_pu=pd.DataFrame(s.vm, index=buses, columns=list(PHASES)),
-            va_deviation_degree=pd.DataFrame(s.va_dev, index=buses, columns=list(PHASES)),
-            line_loading_percent=pd.Series(line_load, index=pd.Index(self.line_names, name="line")),
+            vm_pu=pd.DataFrame(s.vm, index=buses, columns=self._result_phase_index),
+            va_deviation_degree=pd.DataFrame(s.va_dev, index=buses, columns=self._result_phase_index),
+            line_loading_percent=pd.Series(line_load, index=self._result_line_index),
             violated_buses=tuple(int(b) for b in self.lv_buses[bus_viol]),
         )
 
