@@ -71,12 +71,20 @@ def write_variant(base: Path, changes: dict, directory: Path, name: str | None =
         node[leaf] = value
 
     def absolute(node: dict, key: str) -> None:
-        if node.get(key):
+        if node and node.get(key):
             node[key] = str((base.parent / node[key]).resolve())
 
-    absolute(data["feeder"], "data_dir")
-    absolute(data["participants"]["pv"], "profile_file")
-    absolute(data["market"], "learned_bids_file")
+    if "lecs" in data:  # three LECs
+        absolute(data["feeder"], "data_dir")
+        absolute(data["pv"], "profile_file")
+    elif data.get("framework") == "local_market":
+        absolute(data["feeder"], "data_dir")
+        absolute(data["participants"]["pv"], "profile_file")
+        absolute(data["market"], "learned_bids_file")
+    else:  # the community battery of issue 2
+        absolute(data["households"], "load_profile_file")
+        absolute(data["households"].get("pv"), "profile_file")
+        absolute(data["market"], "price_file")
     if name:
         data["name"] = name
     directory.mkdir(parents=True, exist_ok=True)
@@ -256,6 +264,8 @@ def kpi_difference(a: dict, b: dict, path: str = "") -> float:
         x, y = a[key], b.get(key)
         if isinstance(x, dict) and isinstance(y, dict):
             worst = max(worst, kpi_difference(x, y, f"{path}{key}."))
+        elif "wall_time" in key:  # not a result
+            continue
         elif isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
             if math.isnan(x) and math.isnan(y):
                 continue

@@ -24,9 +24,10 @@ Supported elements (anything else raises :class:`UnsupportedNetwork`, so callers
 * ``load``, ``sgen`` and ``storage`` (balanced, constant power; a storage is a load: positive
   charges) and ``asymmetric_load``/``asymmetric_sgen`` (``type="wye"``, constant power).
 
-The magnetising branch sits in the middle of pandapower's T model (``trafo_model="t"``) and at the
-terminals in power-grid-model's pi model; the two agree exactly when the magnetising branch is
-absent (``pfe_kw = i0_percent = 0``, as on the IEEE feeder) and to second order otherwise.
+The magnetising branch sits in the middle of pandapower's T model (``trafo_model="t"``, its default)
+and at the terminals in power-grid-model's pi model; the transformer is given to power-grid-model as
+the exact pi equivalent of pandapower's T (:func:`_pi_equivalent`), so the two agree to solver
+tolerance with iron losses too.
 """
 
 from __future__ import annotations
@@ -108,6 +109,28 @@ class PowerFlowArrays:
     @property
     def trafo_ql_mvar(self) -> np.ndarray:
         return self.trafo_q_hv_mvar + self.trafo_q_lv_mvar
+
+
+def _pi_equivalent(uk, ukr, i0, p0):
+    """power-grid-model's pi parameters (pu of the rating) equivalent to pandapower's T model.
+
+    pandapower (``trafo_model="t"``, its default) places the magnetising admittance ``ym`` between two
+    halves of the short-circuit impedance ``zk``; power-grid-model splits ``ym`` between the two
+    terminals. The star-delta transform of the T gives the exact pi: series ``zk + zk^2 / (4 zm)``
+    and a terminal shunt ``1 / (zk / 2 + 2 zm)`` on each side (``zm = 1 / ym``), so both models solve
+    the same network. Without a magnetising branch the two are the same. Returns ``(uk, pk, i0, p0)``
+    with ``pk`` and ``p0`` in pu of the rating.
+    """
+    xk = np.sqrt(np.maximum(uk ** 2 - ukr ** 2, 0.0))
+    zk = ukr + 1j * xk
+    b = np.sqrt(np.maximum(i0 ** 2 - p0 ** 2, 0.0))
+    ym = p0 - 1j * b  # inductive
+    z_series, y_total = zk.astype(complex), np.zeros_like(zk, dtype=complex)
+    on = np.abs(ym) > 0
+    zm = 1.0 / ym[on]
+    z_series[on] = zk[on] + zk[on] ** 2 / (4.0 * zm)
+    y_total[on] = 2.0 / (zk[on] / 2.0 + 2.0 * zm)
+    return np.abs(z_series), z_series.real, np.abs(y_total), y_total.real
 
 
 def _column(table, name, default):
@@ -228,10 +251,11 @@ class PgmPowerFlow:
         trafo["u1"] = tr["vn_hv_kv"].to_numpy(dtype=float) * 1e3
         trafo["u2"] = tr["vn_lv_kv"].to_numpy(dtype=float) * 1e3
         trafo["sn"] = sn
-        trafo["uk"] = tr["vk_percent"].to_numpy(dtype=float) / 100.0
-        trafo["pk"] = tr["vkr_percent"].to_numpy(dtype=float) / 100.0 * sn
-        trafo["i0"] = tr["i0_percent"].to_numpy(dtype=float) / 100.0
-        trafo["p0"] = tr["pfe_kw"].to_numpy(dtype=float) * 1e3
+        uk, pk, i0, p0 = _pi_equivalent(tr["vk_percent"].to_numpy(dtype=float) / 100.0,
+                                        tr["vkr_percent"].to_numpy(dtype=float) / 100.0,
+                                        tr["i0_percent"].to_numpy(dtype=float) / 100.0,
+                                        tr["pfe_kw"].to_numpy(dtype=float) / 1e3 / (sn / 1e6))
+        trafo["uk"], trafo["pk"], trafo["i0"], trafo["p0"] = uk, pk * sn, i0, p0 * sn
         groups = tr["vector_group"] if "vector_group" in tr.columns else [None] * len(tr)
         for i, group in enumerate(groups):
             if group is None or (isinstance(group, float) and math.isnan(group)):
