@@ -40,7 +40,7 @@ def build(fed: Federate):
         if len(net) != len(kinds):
             raise RuntimeError(f"dso: step {k}: expected {len(kinds)} member powers, got {len(net)}")
         # The grid model counts a community battery positive when it discharges.
-        result = grid.solve(net[households], kvar[households], -net[batteries], init="results" if k else None)
+        result = grid.solve(net[households], kvar[households], -net[batteries])
         g = result.grid
         for name in GRID_DOUBLES:
             fed.publish(f"mlec/grid/{name}", getattr(g, name))

@@ -90,8 +90,9 @@ linear model); the superposition and the grouping into buses and lines are spars
 Measured (this machine, 2 cores, pandapower 3.5.6 without numba; 2016-05-26, loads scaled to a
 140 kW hourly peak, PF 0.95 lagging, hourly steps):
 
-* one :meth:`LemGrid.solve` 0.12 s (``init="results"``; 0.3 s from a flat start); building the model
-  for 24 hours (168 power flows) 28 s; :meth:`LinearDnImpactModel.penalty_batch` of 20 ants x 24 hours
+* one :meth:`LemGrid.solve` ~0.9 ms with power-grid-model (the default; ~0.7 ms of it the flow),
+  0.3 s with pandapower from a flat start; building the model for 24 hours (168 power flows) ~0.4 s
+  (28 s with pandapower); :meth:`LinearDnImpactModel.penalty_batch` of 20 ants x 24 hours
   1.7 ms (:meth:`~LinearDnImpactModel.components_batch`, with the voltage extremes, 8 ms). Both roughly
   double when the other core is busy.
 * accuracy against full power flows over all 24 hours, for CHPs all at full, all at half output,
@@ -618,12 +619,15 @@ class LemGrid:
 
         self._write(powers)
         if init is None:
-            # from a flat start, runpp_3ph finds a collapsed solution (vm ~ 0) once several Dyn
-            # transformers share the source bus; its "auto" start does not
-            init = "results" if self._solved else ("flat" if self.n_feeders == 1 else "auto")
+            # Not "results": warm-started from a rather different state, runpp_3ph can stop at a wrong
+            # point (1.4e-4 pu off after an export state, found against power-grid-model). And from a
+            # flat start it finds a collapsed solution (vm ~ 0) once several Dyn transformers share
+            # the source bus; its "auto" start does not.
+            init = "flat" if self.n_feeders == 1 else "auto"
         self._solved = False
         try:
-            pp.runpp_3ph(self.net, init=init, numba=_HAVE_NUMBA)
+            # a tight tolerance: finite differences of voltages (the DSO envelope) amplify solver noise
+            pp.runpp_3ph(self.net, init=init, numba=_HAVE_NUMBA, tolerance_mva=1e-11)
         except pp.powerflow.LoadflowNotConverged as exc:
             raise PowerFlowNotConverged(f"three-phase power flow (pandapower): {exc}") from None
         flow = pandapower_results(self.net, symmetric=False)
@@ -662,10 +666,10 @@ class LemGrid:
 
         Parameters
         ----------
-        init : {"flat", "results"}, optional
-            Start of pandapower's iteration (``solver="pandapower"`` only). Default: ``"results"``
-            after a successful solve (about 3 x faster here, results equal to ~1e-9 pu), ``"flat"``
-            otherwise.
+        init : {"flat", "auto", "results"}, optional
+            Start of pandapower's iteration (``solver="pandapower"`` only). Default ``"flat"`` (``"auto"``
+            with feeder copies). ``"results"`` is about 3 x faster but can stop at a wrong point when the
+            previous state was rather different (seen: 1.4e-4 pu).
 
         Returns
         -------

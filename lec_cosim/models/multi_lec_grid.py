@@ -369,8 +369,8 @@ class MultiLecGrid:
         community_battery_kw : mapping or array_like, shape (n_lecs,), optional
             Community battery power per LEC, kW, positive: discharging into the grid, negative:
             charging. Keyed by LEC (``lec1``) or battery (``lec1_battery``); default 0.
-        init : {"flat", "results"}, optional
-            Start of the iteration (:meth:`LemGrid.solve`).
+        init : {"flat", "auto", "results"}, optional
+            Start of pandapower's iteration (:meth:`LemGrid.solve`; power-grid-model ignores it).
 
         Returns
         -------
