@@ -21,7 +21,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+# Each benchmark is one command (see README, "Speed and scale"); all of them take about 20 minutes.
 bench: $(STAMP)
+	$(BIN)/python benchmarks/federation_vs_pandapower.py
+	$(BIN)/python benchmarks/federation_vs_monolithic.py --days 366
+	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/aco_training.py
+	$(BIN)/python benchmarks/backend_agreement.py
 	$(BIN)/python benchmarks/year_run.py
 
 clean:
