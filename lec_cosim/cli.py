@@ -95,11 +95,22 @@ def _check_data(scenario) -> None:
         raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
 
 
+def _check_sub_brokers(args, scenario) -> None:
+    """``--sub-brokers`` between 0 and the number of federates, checked before anything is written."""
+    from lec_cosim.federation import federate_names
+
+    n = len(federate_names(scenario))
+    if not 0 <= args.sub_brokers <= n:
+        raise ScenarioError(f"{args.scenario}: --sub-brokers: must be from 0 to {n} (the federation's "
+                            f"federates), not {args.sub_brokers}")
+
+
 def _cmd_run(args) -> int:
     from lec_cosim.federation import write_federation
     from lec_cosim.launch import FederationError, run_federation
 
     scenario = _load(args)
+    _check_sub_brokers(args, scenario)
     _check_data(scenario)
     out = Path(args.out) if args.out else _default_out(scenario)
     if out.exists() and any(out.iterdir()):
@@ -107,7 +118,7 @@ def _cmd_run(args) -> int:
             raise ScenarioError(f"{out}: output directory exists; pass --force to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_federation(scenario, out)
+    write_federation(scenario, out, sub_brokers=args.sub_brokers)
     print(f"running {scenario.name} ({scenario.horizon_h:g} h, grid step {scenario.resolution.grid_min} min) "
           f"in {out}", flush=True)
 
@@ -148,9 +159,10 @@ def _cmd_runner(args) -> int:
     from lec_cosim.federation import write_federation
 
     scenario = _load(args)
+    _check_sub_brokers(args, scenario)
     target = Path(args.output).resolve()
     run_dir = target.parent
-    write_federation(scenario, run_dir)
+    write_federation(scenario, run_dir, sub_brokers=args.sub_brokers)
     if target.name != "runner.json":
         (run_dir / "runner.json").replace(target)
     print(f"wrote {target} (configs in {run_dir / 'configs'}); results go to {run_dir}")
@@ -232,6 +244,12 @@ def _cmd_train_bidders(args) -> int:
 
 
 
+def _sub_brokers_option(p) -> None:
+    p.add_argument("--sub-brokers", type=int, default=0, metavar="K",
+                   help="a root broker and K sub-brokers, the federates dealt to them in turn "
+                        "(default 0: one broker; see broker_config/README.md)")
+
+
 def _multi_lec_options(p) -> None:
     p.add_argument("--framework", choices=FRAMEWORKS,
                    help="multi-LEC scenarios: override the scenario's framework")
@@ -258,12 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing results directory")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _sub_brokers_option(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("runner", help="write a helics-cli runner file (helics run --path FILE)")
     p.add_argument("scenario")
     p.add_argument("-o", "--output", required=True, help="runner JSON path; configs and results go beside it")
+    _sub_brokers_option(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_runner)
 

@@ -8,6 +8,10 @@ were published (HELICS delivers a value stamped t to federates granted a time la
 
 Every federate is ``uninterruptible`` (granted exactly the times it requests), requests its real
 last step (never MAXTIME), and sets ``terminate_on_error`` so that one failure ends them all.
+
+A run has one broker, or with ``sub_brokers=k`` a root broker and k sub-brokers between it and
+the federates (dealt to them in turn); ``broker_config/README.md`` shows how to spread such a
+hierarchy over hosts.
 """
 
 from __future__ import annotations
@@ -195,6 +199,47 @@ def broker_command(port: int, n_federates: int) -> list[str]:
             "--name=lec_cosim_broker"]
 
 
+def root_broker_command(port: int, n_federates: int, sub_brokers: int) -> list[str]:
+    """The root of a hierarchy: enters initialisation once all ``sub_brokers`` have joined.
+
+    ``-f`` still counts every federate of the federation (through the sub-brokers), so a
+    federate pointed at the root by mistake cannot stand in for a missing sub-broker.
+    ``--globaltime``: with HELICS 3.6.1's default (distributed) time coordination, a message
+    sent at H + 4 ms to a federate of another sub-broker that serves several federates was
+    not there when that federate was granted H + 5 ms (the three-LEC platform's answers; one
+    sub-broker per federate, or values only, were fine). The root's global clock delivers it,
+    but never grants an interruptible federate waiting for an update: ours are uninterruptible.
+    """
+    return broker_command(port, n_federates) + [f"--subbrokers={sub_brokers}", "--globaltime"]
+
+
+def sub_broker_command(index: int, port: int, root_port: int, n_federates: int) -> list[str]:
+    """Sub-broker ``index`` (from 1) on ``port``, serving ``n_federates`` under the root at ``root_port``.
+
+    The root address carries its port, so HELICS keeps ``--port`` as the sub-broker's own port
+    (without it, ``--port`` would be taken as the root's).
+    """
+    return [broker_executable(), f"-f{n_federates}", "--coretype=zmq", f"--port={port}",
+            f"--broker_address=tcp://127.0.0.1:{root_port}", "--loglevel=warning",
+            f"--name=lec_cosim_sub_broker_{index}"]
+
+
+def broker_port_span(n_federates: int) -> int:
+    """Ports a ZMQ broker takes from its own up: its own pair, a margin, and a pair per federate core."""
+    return 8 + 2 * n_federates
+
+
+def deal_federates(names: list[str], sub_brokers: int) -> list[list[str]]:
+    """The federates of each sub-broker, dealt in turn (federate i to sub-broker i mod k).
+
+    Raises ``ValueError`` unless every sub-broker gets a federate at least.
+    """
+    if not 1 <= sub_brokers <= len(names):
+        raise ValueError(f"sub_brokers must be from 0 to {len(names)} (the federation's federates), "
+                         f"not {sub_brokers}")
+    return [names[i::sub_brokers] for i in range(sub_brokers)]
+
+
 def federate_command(name: str, config: Path) -> list[str]:
     """Command line of a federate program; the module is named in its config (or by its name)."""
     module = json.loads(Path(config).read_text()).get("lec_cosim", {}).get("module") or FEDERATE_MODULES[name]
@@ -213,21 +258,45 @@ def federate_names(scenario) -> list[str]:
     return list(FEDERATE_MODULES)
 
 
-def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None) -> dict:
+def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None, sub_brokers: int = 0) -> dict:
     """Write ``scenario.json``, ``configs/*.json`` and ``runner.json`` into ``run_dir``.
+
+    Parameters
+    ----------
+    port
+        The broker's port; in a hierarchy the root's, with the sub-brokers' ports right above
+        it. None: a free block of ports.
+    sub_brokers
+        0: one broker for all federates. k >= 1: a root broker (runner entry ``broker``) and
+        k sub-brokers (``sub_broker_1`` ...), the federates dealt to them in turn and each
+        federate's core pointed at its sub-broker. At most one per federate.
 
     Returns the runner description (as written to ``runner.json``).
     """
     run_dir = Path(run_dir).resolve()
     names = federate_names(scenario)
-    port = free_broker_port(span=8 + 2 * len(names)) if port is None else port
+    groups = deal_federates(names, sub_brokers) if sub_brokers else []
+    spans = [broker_port_span(len(names) if not groups else 0)] + [broker_port_span(len(g)) for g in groups]
+    port = free_broker_port(span=sum(spans)) if port is None else port
     (run_dir / "configs").mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.json").write_text(scenario.to_json())
-    entries = [{"name": "broker", "directory": ".", "host": "localhost",
-                "exec": shlex.join(broker_command(port, len(names)))}]
+    if groups:
+        entries = [{"name": "broker", "directory": ".", "host": "localhost",
+                    "exec": shlex.join(root_broker_command(port, len(names), len(groups)))}]
+        federate_port = {}
+        sub_port = port + spans[0]
+        for index, (group, span) in enumerate(zip(groups, spans[1:]), start=1):
+            entries.append({"name": f"sub_broker_{index}", "directory": ".", "host": "localhost",
+                            "exec": shlex.join(sub_broker_command(index, sub_port, port, len(group)))})
+            federate_port.update({name: sub_port for name in group})
+            sub_port += span
+    else:
+        entries = [{"name": "broker", "directory": ".", "host": "localhost",
+                    "exec": shlex.join(broker_command(port, len(names)))}]
+        federate_port = dict.fromkeys(names, port)
     for name in names:
         path = run_dir / "configs" / f"{name}.json"
-        path.write_text(json.dumps(federate_config(scenario, name, port, run_dir), indent=2))
+        path.write_text(json.dumps(federate_config(scenario, name, federate_port[name], run_dir), indent=2))
         entries.append({"name": name, "directory": ".", "host": "localhost",
                         "exec": shlex.join(federate_command(name, path))})
     runner = {"name": scenario.name, "broker": False, "federates": entries}

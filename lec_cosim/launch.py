@@ -1,8 +1,10 @@
-"""Start a generated federation (broker and federates) and supervise it until it ends.
+"""Start a generated federation (its broker or broker hierarchy, and federates) and supervise it.
 
 The commands are those of ``runner.json``, so ``lec-cosim run`` and stock ``helics run`` start
-the very same processes. If any process fails, the others are killed at once and the failure is
-reported with the last error line of its log: a crashed federate never leaves the run hanging.
+the very same processes. Brokers are entries like the federates: a root broker and its
+sub-brokers are started and stopped just as a single broker is. If any process fails, the
+others are killed at once and the failure is reported with the last error line of its log: a
+crashed federate never leaves the run hanging.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Callable
 
 
 class FederationError(RuntimeError):
-    """A federate (or the broker) failed; the message names it and its error."""
+    """A federate (or a broker) failed; the message names it and its error."""
 
 
 @dataclass

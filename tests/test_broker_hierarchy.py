@@ -1,0 +1,191 @@
+"""A root broker with sub-brokers on loopback: values cross it on time, a run through it gives the
+single broker's results, a failure in it stops every broker, and bad ``--sub-brokers`` are input errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import helics as h
+import pytest
+
+from harness import TestFederate, write_scenario
+from lec_cosim.federation import (
+    broker_port_span,
+    free_broker_port,
+    root_broker_command,
+    sub_broker_command,
+    write_federation,
+)
+from lec_cosim.launch import FederationError, run_federation
+from lec_cosim.scenario import load_scenario
+
+CLI = [sys.executable, "-m", "lec_cosim.cli"]
+KEY = "hierarchy/test_value"
+
+
+def _running_brokers(ports):
+    """PIDs of ``helics_broker`` processes listening on any of ``ports`` (their ``--port``)."""
+    wanted = {f"--port={port}" for port in ports}
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if args and args[0].endswith("helics_broker") and wanted & set(args):
+                found.append(pid)
+    return found
+
+
+def _broker_ports(run_dir):
+    runner = json.loads((run_dir / "runner.json").read_text())
+    return {entry["name"]: int(entry["exec"].split("--port=")[1].split()[0])
+            for entry in runner["federates"] if "broker" in entry["name"]}
+
+
+class SubBrokerFederate(TestFederate):
+    """A test federate with a core of its own on the given sub-broker's port.
+
+    Without a core name, HELICS gives a second federate of this process the first one's core,
+    whatever broker address its config names: both would sit on the first sub-broker.
+    """
+
+    __test__ = False
+
+    def __init__(self, name: str, port: int, *, period: float, offset: float, publications=(), subscriptions=()):
+        config = {
+            "name": name,
+            "coreName": f"{name}_core",
+            "coreType": "zmq",
+            "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
+            "period": period,
+            "offset": offset,
+            "uninterruptible": True,
+            "terminate_on_error": True,
+            "ignore_time_mismatch_warnings": True,
+            "publications": [{"key": k, "type": t, "global": True} for k, t in publications],
+            "subscriptions": [{"key": k, "type": t} for k, t in subscriptions],
+        }
+        self.offset = offset
+        self.fed = h.helicsCreateValueFederateFromConfig(json.dumps(config))
+        self.pubs = {k: h.helicsFederateGetPublication(self.fed, k) for k, _ in publications}
+        self.subs = {k: h.helicsFederateGetInputByTarget(self.fed, k) for k, _ in subscriptions}
+        self.endpoints = {}
+
+
+def _query(fed: TestFederate, target: str, query: str):
+    return h.helicsQueryExecute(h.helicsCreateQuery(target, query), fed.fed)
+
+
+def test_a_value_crosses_the_root_between_sub_brokers_at_its_time():
+    """Sender on sub-broker 1, receiver on sub-broker 2: a value arrives at the receiver's first grant after its send."""
+    root = free_broker_port(span=broker_port_span(0) + 2 * broker_port_span(1))
+    subs = [root + broker_port_span(0), root + broker_port_span(0) + broker_port_span(1)]
+    brokers = [subprocess.Popen(root_broker_command(root, 2, 2), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)]
+    brokers += [subprocess.Popen(sub_broker_command(i, port, root, 1), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.STDOUT) for i, port in enumerate(subs, start=1)]
+    feds = []
+    try:
+        sender = SubBrokerFederate("sender", subs[0], period=1.0, offset=0.0, publications=[(KEY, "double")])
+        receiver = SubBrokerFederate("receiver", subs[1], period=1.0, offset=0.5, subscriptions=[(KEY, "double")])
+        feds = [sender, receiver]
+        for fed in feds:
+            h.helicsFederateEnterExecutingModeAsync(fed.fed)
+        for fed in feds:
+            h.helicsFederateEnterExecutingModeComplete(fed.fed)
+        assert _query(sender, "broker", "name") == "lec_cosim_sub_broker_1"
+        assert _query(receiver, "broker", "name") == "lec_cosim_sub_broker_2"
+        assert {"lec_cosim_sub_broker_1", "lec_cosim_sub_broker_2"} <= set(_query(receiver, "root", "brokers"))
+
+        # Requests are asynchronous so that neither federate of this one thread waits on the other
+        # (under the root's global clock a grant also waits for the other federate's next request).
+        sender.request(1)
+        receiver.request(1)
+        for t, value in ((1, 42.5), (2, -7.25)):
+            assert sender.arrive(t) == pytest.approx(t)
+            sender.publish(KEY, value)
+            sender.request(t + 1)
+            assert receiver.arrive(t) == pytest.approx(t + 0.5)
+            # HELICS stamps an input's update with the grant that delivered it: the first after the send.
+            assert receiver.updated(KEY) and receiver.value(KEY) == value
+            assert h.helicsInputLastUpdateTime(receiver.subs[KEY]) == pytest.approx(t + 0.5)
+            if t < 2:
+                receiver.request(t + 1)
+        receiver.close()
+        sender.arrive(3)
+        sender.close()
+        feds = []
+        assert [broker.wait(timeout=30) for broker in brokers] == [0, 0, 0]
+    finally:
+        for fed in feds:
+            h.helicsFederateDestroy(fed.fed)
+        for broker in brokers:
+            if broker.poll() is None:
+                broker.kill()
+                broker.wait()
+    assert _running_brokers([root, *subs]) == []
+
+
+def _kpis_match(ours: dict, theirs: dict) -> bool:
+    if ours.keys() != theirs.keys():
+        return False
+    return all(abs(a - b) <= 1e-9 if isinstance(a, float) and isinstance(b, float) else a == b
+               for a, b in ((ours[k], theirs[k]) for k in ours))
+
+
+def test_a_run_through_two_sub_brokers_gives_the_single_brokers_results(tmp_path):
+    scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
+    outs = {k: tmp_path / f"sub_brokers_{k}" for k in (0, 2)}
+    runs = {k: subprocess.Popen(CLI + ["run", str(scenario), "--out", str(out), "--quiet", "--sub-brokers", str(k)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for k, out in outs.items()}
+    outputs = {k: run.communicate(timeout=120)[0] for k, run in runs.items()}
+    for k, run in runs.items():
+        assert run.returncode == 0, outputs[k]
+
+    runner = json.loads((outs[2] / "runner.json").read_text())
+    assert [e["name"] for e in runner["federates"]] == ["broker", "sub_broker_1", "sub_broker_2", "market",
+                                                        "lec_ems", "households", "dso", "recorder"]
+    ports = _broker_ports(outs[2])
+    assert "--subbrokers=2" in runner["federates"][0]["exec"]
+    for entry in runner["federates"][1:3]:
+        assert f"--broker_address=tcp://127.0.0.1:{ports['broker']}" in entry["exec"]
+    # Dealt in turn: market, households, recorder to the first; lec_ems, dso to the second.
+    for name, sub in (("market", 1), ("lec_ems", 2), ("households", 1), ("dso", 2), ("recorder", 1)):
+        config = json.loads((outs[2] / "configs" / f"{name}.json").read_text())
+        assert config["coreInitString"].endswith(f"tcp://127.0.0.1:{ports[f'sub_broker_{sub}']}")
+    assert (outs[2] / "logs" / "sub_broker_2.log").exists()
+
+    single = json.loads((outs[0] / "summary.json").read_text())["kpis"]
+    hierarchy = json.loads((outs[2] / "summary.json").read_text())["kpis"]
+    assert _kpis_match(hierarchy, single), (hierarchy, single)
+    assert _running_brokers([*ports.values(), *_broker_ports(outs[0]).values()]) == []
+
+
+def test_a_federate_failing_in_a_hierarchy_stops_every_broker(tmp_path):
+    scenario = load_scenario(write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3}))
+    run_dir = tmp_path / "run"
+    write_federation(scenario, run_dir, sub_brokers=2)
+    config = json.loads((run_dir / "configs" / "dso.json").read_text())
+    config["lec_cosim"]["scenario"] = str(tmp_path / "missing_scenario.json")
+    (run_dir / "configs" / "dso.json").write_text(json.dumps(config))
+
+    with pytest.raises(FederationError, match=r"^federate dso failed: dso: ScenarioError: .*missing_scenario\.json"):
+        run_federation(run_dir, timeout_s=60)
+    assert _running_brokers(_broker_ports(run_dir).values()) == []
+
+
+@pytest.mark.parametrize("k", ["-1", "6"])
+def test_sub_brokers_out_of_range_is_a_one_line_input_error(tmp_path, k):
+    scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
+    for command in (["run", str(scenario), "--out", str(tmp_path / "out")],
+                    ["runner", str(scenario), "-o", str(tmp_path / "runner" / "runner.json")]):
+        result = subprocess.run(CLI + command + ["--sub-brokers", k], capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--sub-brokers" in lines[0] and "from 0 to 5" in lines[0]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runner").exists()
