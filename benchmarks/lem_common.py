@@ -138,6 +138,16 @@ class FederationRun:
     federates: int
     run_dir: Path
 
+    def seconds(self, what: str) -> dict[str, float]:
+        """Per federate, the seconds its closing log line gives for ``what`` ("working", "stepping", ...)."""
+        out = {}
+        for line in self.federate_lines:
+            name, rest = line.split(": ", 1)
+            for part in rest.split(", "):
+                if part.endswith(f" s {what}") or part.endswith(f" s {what} for grants"):
+                    out[name] = float(part.split(" ")[0])
+        return out
+
 
 def run_measured(scenario_path: Path, run_dir: Path) -> FederationRun:
     """Run the federation of ``scenario_path`` into ``run_dir``; wall time, peak memory, KPIs, log lines."""

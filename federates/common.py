@@ -160,6 +160,7 @@ class Federate(ValueInterface):
         if slots is None:
             slots = [(t + self.offset_s, (lambda k, t=t: step(k, t))) for t in self.step_times()]
         h.helicsFederateEnterExecutingMode(self.fed)
+        entered = time.perf_counter()
         waiting_s = acting_s = 0.0
         n_slots = 0
         for k, (wanted, action) in enumerate(slots):
@@ -174,7 +175,7 @@ class Federate(ValueInterface):
             n_slots += 1
         # Where the wall time went, in the federate's log: the first thing to look at when a run is slow.
         print(f"{self.name}: {n_slots} slots, {acting_s:.1f} s working, {waiting_s:.1f} s waiting for grants, "
-              f"{time.process_time():.1f} s CPU in all", flush=True)
+              f"{time.perf_counter() - entered:.1f} s stepping, {time.process_time():.1f} s CPU in all", flush=True)
         if self.settings.get("stay_for_query"):
             self.stay_for_query()
 
