@@ -58,9 +58,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
-
-from lec_cosim.models.ems import _solver
 
 SIDES = ("buy", "sell")
 SOLVERS = ("glpk", "highs", "merit_order")
@@ -308,6 +305,11 @@ def _fill_side(accepted, price, quantity, idx, marginal_price, marginal_kwh, sig
 
 def _lp(price, quantity, bids, offers, tol, solver):
     """Welfare-maximising LP in Pyomo; price and tie groups post-processed (module docstring)."""
+    # Pyomo only here: a merit-order market (the default) never pays its import in every federate
+    import pyomo.environ as pyo
+
+    from lec_cosim.models.ems import _solver
+
     m = pyo.ConcreteModel("lem_clearing")
     m.B = pyo.RangeSet(0, len(bids) - 1)
     m.S = pyo.RangeSet(0, len(offers) - 1)
