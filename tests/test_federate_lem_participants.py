@@ -26,11 +26,13 @@ PRICES = [0.09 + 0.005 * h for h in range(HOURS)]  # the test market's price in 
 
 
 @pytest.mark.timeout(180)
-def test_participants_bid_settle_and_inject(tmp_path):
+@pytest.mark.parametrize("exchange", ["step", "period"])
+def test_participants_bid_settle_and_inject(tmp_path, exchange):
     path = write_scenario(tmp_path, "ieee_eu_lv_lem_bihourly", {
         "horizon_h": HOURS, "participants.federates": 2,
         "market.chp_strategy": "truthful", "market.learned_bids_file": None,
-        "resolution.exchange": "step"})  # per-period vectors: tests/test_end_to_end_lem.py
+        "resolution.exchange": exchange})
+    block = 4 if exchange == "period" else 1  # grid steps per publication
     scenario = load_scenario(path)
     community = community_from_scenario(scenario)
     members = groups(scenario)["participants_1"]
@@ -39,10 +41,10 @@ def test_participants_bid_settle_and_inject(tmp_path):
     books, seen = {}, {}
     with federate_under_test("participants_1", scenario, tmp_path / "run", 2) as port:
         market = TestFederate("test_market", port, period=3600, offset=MARKET_OFFSET_S, endpoints=[MARKET_ENDPOINT])
-        dso = TestFederate("test_dso", port, period=900, offset=DSO_OFFSET_S,
+        dso = TestFederate("test_dso", port, period=900 * block, offset=DSO_OFFSET_S,
                            subscriptions=[(key, "vector") for key in vectors])
         enter_all(market, dso)
-        for step in range(4 * HOURS):
+        for step in range(0, 4 * HOURS, block):
             t = step * 900.0
             if step % 4 == 0:
                 hour = step // 4
@@ -59,7 +61,12 @@ def test_participants_bid_settle_and_inject(tmp_path):
                 dso.arrive(t)
             else:
                 dso.arrive(t)
-            seen[step] = {key.rsplit("/", 1)[1]: np.array(dso.vector(key)) for key in vectors}
+            got = {key.rsplit("/", 1)[1]: np.array(dso.vector(key)) for key in vectors}
+            n = len(members)
+            for j in range(block):  # physical vectors hold the block's steps, step-major
+                seen[step + j] = {v: (x[j * n:(j + 1) * n] if v in PARTICIPANT_VECTORS else x)
+                                  for v, x in got.items()}
+                assert all(len(x) == (n * block if v in PARTICIPANT_VECTORS else n) for v, x in got.items())
         market.granted()
         market.close()
         dso.close()

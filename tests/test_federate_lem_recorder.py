@@ -96,11 +96,12 @@ BOOKS = [  # exactly what federates/lem_market.py sends the recorder
 
 
 @pytest.mark.timeout(180)
-def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path):
+@pytest.mark.parametrize("exchange", ["step", "period"])
+def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path, exchange):
     path = write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {
         "horizon_h": HORIZON_H, "participants.federates": 2,
         "market.chp_strategy": "truthful", "market.learned_bids_file": None,
-        "resolution.exchange": "step"})  # per-period vectors: tests/test_end_to_end_lem.py
+        "resolution.exchange": exchange})
     scenario = load_scenario(path)
     assert scenario.start == START and scenario.grid_step_s == STEP_S and scenario.market_step_s == 3600
     members = groups(scenario)
@@ -110,22 +111,27 @@ def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path):
     recorder = next(f for f in plan(scenario) if f.name == "recorder")
     sub_types = {s.key: s.type for s in recorder.subscriptions}
     dso_keys = {f"lem/grid/{v}": sub_types[f"lem/grid/{v}"] for v in DSO_DOUBLES + DSO_COUNTS + DSO_DAY_COUNTS}
-    assert {dso_keys[f"lem/grid/{v}"] for v in DSO_COUNTS + DSO_DAY_COUNTS} == {"integer"}
+    block = recorder.settings["block_steps"]  # grid steps per exchange: an hour's four, or one
+    assert block == (4 if exchange == "period" else 1) and recorder.period_s == block * STEP_S
+    assert {dso_keys[f"lem/grid/{v}"] for v in DSO_COUNTS + DSO_DAY_COUNTS} == (
+        {"integer"} if block == 1 else {"vector"})
     assert recorder.endpoints == [RECORDER_ENDPOINT]
 
     with federate_under_test("recorder", scenario, tmp_path / "run", len(members) + 2) as port:
-        stand_ins = {g: TestFederate(f"test_{g}", port, period=STEP_S, offset=DISPATCH_OFFSET_S,
+        stand_ins = {g: TestFederate(f"test_{g}", port, period=block * STEP_S, offset=DISPATCH_OFFSET_S,
                                      publications=[(f"lem/{g}/{v}", "vector")
                                                    for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS])
                      for g in members}
         market = TestFederate("test_market", port, period=3600, offset=MARKET_OFFSET_S,
                               endpoints=[MARKET_ENDPOINT],
                               publications=[(f"lem/market/{v}", "double") for v in MARKET_DOUBLES])
-        dso = TestFederate("test_dso", port, period=STEP_S, offset=DSO_OFFSET_S, publications=list(dso_keys.items()))
+        dso = TestFederate("test_dso", port, period=block * STEP_S, offset=DSO_OFFSET_S,
+                           publications=list(dso_keys.items()))
         everyone = [*stand_ins.values(), market, dso]
         enter_all(*everyone)
-        for k in range(N_STEPS):
+        for k in range(0, N_STEPS, block):
             t = k * float(STEP_S)
+            block_steps = range(k, k + block)
             hour_start = k % 4 == 0
             # Every test federate with an endpoint must have a request outstanding.
             if hour_start:
@@ -142,20 +148,21 @@ def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path):
                 market.publish("lem/market/volume_kwh", book["volume_kwh"])
             for g, fed in stand_ins.items():
                 fed.arrive(t)
-                rows = [physical(n, k) for n in members[g]]
-                for v in PARTICIPANT_VECTORS:
-                    fed.publish(f"lem/{g}/{v}", [r[v] for r in rows])
+                for v in PARTICIPANT_VECTORS:  # step-major over the block
+                    fed.publish(f"lem/{g}/{v}", [physical(n, j)[v] for j in block_steps for n in members[g]])
                 if hour_start:
                     rows = [money(n, k // 4) for n in members[g]]
                     for v in SETTLEMENT_VECTORS:
                         fed.publish(f"lem/{g}/{v}", [r[v] for r in rows])
             dso.arrive(t)
             for key, kind in dso_keys.items():
-                value = grid_values(k)[key.rsplit("/", 1)[1]]
+                name = key.rsplit("/", 1)[1]
                 if kind == "integer":
-                    dso.publish_int(key, value)
+                    dso.publish_int(key, grid_values(k)[name])
+                elif kind == "vector":
+                    dso.publish(key, [float(grid_values(j)[name]) for j in block_steps])
                 else:
-                    dso.publish(key, value)
+                    dso.publish(key, grid_values(k)[name])
         # The end of the horizon: lets the recorder take its last step and finish.
         for fed in everyone:
             fed.request(N_STEPS * float(STEP_S))
