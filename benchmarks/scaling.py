@@ -34,7 +34,7 @@ def main() -> None:
                         help="federates in all (participant groups + market, DSO, recorder)")
     args = parser.parse_args()
     work = temporary_dir("lec_bench_scaling_")
-    print(f"# Scaling of the local-market federation, one day at 15 min (Case 1)")
+    print("# Scaling of the local-market federation, one day at 15 min (Case 1)")
     print(f"machine: {machine()}; date {dt.date.today()}; results in {work}")
     print()
     print("| households | feeders | federates | wall time (s) | ratio | peak memory (MB) |")
