@@ -170,6 +170,22 @@ def _cmd_runner(args) -> int:
     return 0
 
 
+def _cmd_interface(args) -> int:
+    from lec_cosim.interface import federation_interface, interface_markdown
+
+    scenario = _load(args)
+    interface = federation_interface(scenario)
+    text = interface_markdown(interface) if args.format == "markdown" else json.dumps(interface, indent=1) + "\n"
+    if args.output:
+        target = Path(args.output)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _lem_runs(runs) -> bool:
     from lec_cosim.report_lem import is_lem_run
 
@@ -286,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     _sub_brokers_option(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_runner)
+
+    p = sub.add_parser("interface", help="the federation's publications, endpoints, units and periods")
+    p.add_argument("scenario")
+    p.add_argument("--format", choices=["json", "markdown"], default="json")
+    p.add_argument("-o", "--output", help="file (default: standard output)")
+    _multi_lec_options(p)
+    p.set_defaults(func=_cmd_interface)
 
     p = sub.add_parser("compare", help="KPI table of several runs (local-market runs: Tables II and III)")
     p.add_argument("runs", nargs="+")

@@ -1,0 +1,56 @@
+"""The published interface of a scenario's federation, for stock HELICS tools and other federates.
+
+Read from the federate configs the generator writes (``write_federation``), so it is what a run
+really registers: per federate its period and phase offset (seconds), its publications (key, HELICS
+type, unit), its subscriptions and its endpoints. Values carry their unit in the key
+(``_kw``, ``_pu``, ``_eur_per_kwh``) where HELICS has no unit field set.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from lec_cosim.federation import write_federation
+
+
+def federation_interface(scenario) -> dict:
+    """Every federate's period, offset, publications, subscriptions and endpoints (a JSON-ready dict)."""
+    with tempfile.TemporaryDirectory(prefix="lec_interface_") as tmp:
+        run_dir = Path(tmp)
+        runner = write_federation(scenario, run_dir, port=23500)  # a placeholder: nothing is started
+        federates = []
+        for entry in runner["federates"]:
+            config_path = run_dir / "configs" / f"{entry['name']}.json"
+            if not config_path.is_file():  # a broker
+                continue
+            config = json.loads(config_path.read_text())
+            federates.append({
+                "name": config["name"],
+                "period_s": config["period"],
+                "offset_s": config.get("offset", 0.0),
+                "publications": [{"key": p["key"], "type": p["type"], "unit": p.get("unit")}
+                                 for p in config.get("publications", [])],
+                "subscriptions": [{"key": s["key"], "type": s["type"], "unit": s.get("unit")}
+                                  for s in config.get("subscriptions", [])],
+                "endpoints": [e["name"] for e in config.get("endpoints", [])],
+            })
+    return {"scenario": scenario.name, "start": scenario.start.isoformat(), "time_unit": "s",
+            "horizon_s": scenario.horizon_h * 3600.0, "federates": federates}
+
+
+def interface_markdown(interface: dict) -> str:
+    """The interface as Markdown tables: one row per publication and per endpoint."""
+    lines = [f"Federation of `{interface['scenario']}` (times in seconds from {interface['start']})", "",
+             "| federate | period (s) | offset (s) | publishes | type | unit |", "|---|---:|---:|---|---|---|"]
+    for fed in interface["federates"]:
+        for pub in fed["publications"]:
+            lines.append(f"| {fed['name']} | {fed['period_s']:g} | {fed['offset_s']:g} | `{pub['key']}` | "
+                         f"{pub['type']} | {pub['unit'] or ''} |")
+    endpoints = [(fed["name"], e) for fed in interface["federates"] for e in fed["endpoints"]]
+    if endpoints:
+        lines += ["", "| federate | endpoint (JSON messages) |", "|---|---|"]
+        lines += [f"| {name} | `{e}` |" for name, e in endpoints]
+    lines += ["", "Where the unit column is empty the unit is in the key (`_kw`, `_pu`, `_eur_per_kwh`); counts have none."]
+    return "\n".join(lines) + "\n"
