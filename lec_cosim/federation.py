@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lec_cosim.manifest import write_manifest
 from lec_cosim.scenario import Scenario, is_multi_lec
 
 PHASE_OFFSET_S = {"market": 0.0, "lec_ems": 0.001, "households": 0.002, "dso": 0.003, "recorder": 0.004}
@@ -301,4 +302,5 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
                         "exec": shlex.join(federate_command(name, path))})
     runner = {"name": scenario.name, "broker": False, "federates": entries}
     (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
+    write_manifest(run_dir, scenario)
     return runner

