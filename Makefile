@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/aco_training.py
 	$(BIN)/python benchmarks/backend_agreement.py
 	$(BIN)/python benchmarks/year_run.py
+	$(BIN)/python benchmarks/parallel_runs.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
