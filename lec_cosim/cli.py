@@ -105,12 +105,36 @@ def _check_sub_brokers(args, scenario) -> None:
                             f"federates), not {args.sub_brokers}")
 
 
+def _check_record(args, scenario) -> None:
+    """``--record`` names published keys and goes with the single broker, checked before anything is written."""
+    if not args.record:
+        return
+    from lec_cosim.interface import federation_interface
+
+    if args.sub_brokers:
+        raise ScenarioError(f"{args.scenario}: --record: helics_recorder joins a single broker, not --sub-brokers")
+    published = {p["key"] for fed in federation_interface(scenario)["federates"] for p in fed["publications"]}
+    unknown = [k for k in args.record if k != "all" and k not in published]
+    if unknown:
+        raise ScenarioError(f"{args.scenario}: --record: not published by this federation: {', '.join(unknown)} "
+                            "(see lec-cosim interface)")
+
+
+def _attach_recorder(args, scenario, run_dir: Path) -> None:
+    if args.record:
+        from lec_cosim.federation import attach_helics_recorder
+
+        keys = ["all"] if "all" in args.record else args.record
+        attach_helics_recorder(run_dir, scenario, keys)
+
+
 def _cmd_run(args) -> int:
     from lec_cosim.federation import write_federation
     from lec_cosim.launch import FederationError, run_federation
 
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
+    _check_record(args, scenario)
     _check_data(scenario)
     out = Path(args.out) if args.out else _default_out(scenario)
     if out.exists() and any(out.iterdir()):
@@ -119,6 +143,7 @@ def _cmd_run(args) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     write_federation(scenario, out, sub_brokers=args.sub_brokers)
+    _attach_recorder(args, scenario, out)
     print(f"running {scenario.name} ({scenario.horizon_h:g} h, grid step {scenario.resolution.grid_min} min) "
           f"in {out}", flush=True)
 
@@ -160,9 +185,11 @@ def _cmd_runner(args) -> int:
 
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
+    _check_record(args, scenario)
     target = Path(args.output).resolve()
     run_dir = target.parent
     write_federation(scenario, run_dir, sub_brokers=args.sub_brokers)
+    _attach_recorder(args, scenario, run_dir)
     if target.name != "runner.json":
         (run_dir / "runner.json").replace(target)
     print(f"wrote {target} (configs in {run_dir / 'configs'}); results go to {run_dir}")
@@ -276,6 +303,12 @@ def _multi_lec_options(p) -> None:
                         help="multi-LEC scenarios: no DSO limits")
 
 
+def _record_option(p) -> None:
+    p.add_argument("--record", action="append", metavar="KEY", default=[],
+                   help="add stock helics_recorder capturing this publication (repeatable; 'all': every one) "
+                        "into helics_recorder.txt")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lec-cosim", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -293,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _sub_brokers_option(p)
+    _record_option(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_run)
 
@@ -300,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario")
     p.add_argument("-o", "--output", required=True, help="runner JSON path; configs and results go beside it")
     _sub_brokers_option(p)
+    _record_option(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_runner)
 

@@ -304,3 +304,48 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
     (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
     write_manifest(run_dir, scenario)
     return runner
+
+
+HELICS_RECORDER_OUTPUT = "helics_recorder.txt"
+
+
+def helics_app(name: str) -> str:
+    """A HELICS app binary of the helics wheel (``helics_recorder``, ``helics_player``), or from PATH."""
+    return str(Path(broker_executable()).with_name(name))
+
+
+def attach_helics_recorder(run_dir: Path, scenario, keys: list[str]) -> Path:
+    """Add stock ``helics_recorder`` to a written federation, capturing the publications ``keys``.
+
+    The recorder subscribes to the keys from a generated config (``helics_recorder.json``), joins
+    the one broker (which then waits for one more federate) and writes every value it receives
+    with its time to ``run_dir/helics_recorder.txt`` (HELICS's player format). ``keys == ["all"]``
+    captures every publication. Raises ``ValueError`` for a key the federation does not publish.
+    """
+    from lec_cosim.interface import federation_interface
+
+    run_dir = Path(run_dir).resolve()
+    published = {p["key"]: p["type"] for fed in federation_interface(scenario)["federates"]
+                 for p in fed["publications"]}
+    keys = list(published) if keys == ["all"] else keys
+    unknown = [k for k in keys if k not in published]
+    if unknown:
+        raise ValueError(f"not published by this federation: {', '.join(unknown)} (see lec-cosim interface)")
+    runner = json.loads((run_dir / "runner.json").read_text())
+    brokers = [e for e in runner["federates"] if "broker" in e["name"]]
+    if len(brokers) != 1:
+        raise ValueError("helics_recorder joins a single broker (no --sub-brokers)")
+    command = shlex.split(brokers[0]["exec"])
+    count = next(i for i, part in enumerate(command) if part.startswith("-f"))
+    command[count] = f"-f{int(command[count][2:]) + 1}"
+    brokers[0]["exec"] = shlex.join(command)
+    port = next(part.split("=", 1)[1] for part in command if part.startswith("--port="))
+    config = run_dir / "configs" / "helics_recorder.json"
+    # the subscriptions in a config file: the app's --tag option mangled the keys (HELICS 3.6.1)
+    config.write_text(json.dumps({"subscriptions": [{"key": k, "type": published[k]} for k in keys]}, indent=2))
+    runner["federates"].append({"name": "helics_recorder", "directory": ".", "host": "localhost", "exec": shlex.join([
+        helics_app("helics_recorder"), "--name=helics_recorder", "--coretype=zmq", "--broker=127.0.0.1",
+        f"--brokerport={port}", f"--stop={scenario.end_s:g}s", "-o", str(run_dir / HELICS_RECORDER_OUTPUT),
+        str(config)])})
+    (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
+    return run_dir / HELICS_RECORDER_OUTPUT
