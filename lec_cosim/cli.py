@@ -120,7 +120,35 @@ def _check_record(args, scenario) -> None:
                             "(see lec-cosim interface)")
 
 
+def _check_player(args, scenario) -> None:
+    """``--play-market`` needs a market federate, a readable file and the single broker."""
+    if not args.play_market:
+        return
+    from lec_cosim.federation import federate_names
+
+    if "market" not in federate_names(scenario) or is_multi_lec(scenario) or scenario.framework == "local_market":
+        raise ScenarioError(f"{args.scenario}: --play-market: only the community-battery federation has a market "
+                            "federate that publishes values (the local market clears messages)")
+    if args.sub_brokers:
+        raise ScenarioError(f"{args.scenario}: --play-market: helics_player joins a single broker, not --sub-brokers")
+    if not Path(args.play_market).is_file():
+        raise ScenarioError(f"{args.play_market}: --play-market: file not found")
+    from lec_cosim.federation import check_helics_player
+
+    try:
+        check_helics_player(scenario, "market", Path(args.play_market))
+    except ValueError as exc:
+        raise ScenarioError(f"{args.play_market}: --play-market: {exc}") from None
+
+
 def _attach_recorder(args, scenario, run_dir: Path) -> None:
+    if args.play_market:
+        from lec_cosim.federation import replace_with_helics_player
+
+        try:
+            replace_with_helics_player(run_dir, scenario, "market", Path(args.play_market))
+        except ValueError as exc:
+            raise ScenarioError(f"{args.play_market}: --play-market: {exc}") from None
     if args.record:
         from lec_cosim.federation import attach_helics_recorder
 
@@ -135,6 +163,7 @@ def _cmd_run(args) -> int:
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
     _check_record(args, scenario)
+    _check_player(args, scenario)
     _check_data(scenario)
     out = Path(args.out) if args.out else _default_out(scenario)
     if out.exists() and any(out.iterdir()):
@@ -186,6 +215,7 @@ def _cmd_runner(args) -> int:
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
     _check_record(args, scenario)
+    _check_player(args, scenario)
     target = Path(args.output).resolve()
     run_dir = target.parent
     write_federation(scenario, run_dir, sub_brokers=args.sub_brokers)
@@ -307,6 +337,9 @@ def _record_option(p) -> None:
     p.add_argument("--record", action="append", metavar="KEY", default=[],
                    help="add stock helics_recorder capturing this publication (repeatable; 'all': every one) "
                         "into helics_recorder.txt")
+    p.add_argument("--play-market", metavar="FILE",
+                   help="replace the market federate by stock helics_player playing FILE (HELICS player format, "
+                        "e.g. a helics_recorder.txt of the market's keys)")
 
 
 def build_parser() -> argparse.ArgumentParser:

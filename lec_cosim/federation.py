@@ -349,3 +349,44 @@ def attach_helics_recorder(run_dir: Path, scenario, keys: list[str]) -> Path:
         str(config)])})
     (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
     return run_dir / HELICS_RECORDER_OUTPUT
+
+
+def check_helics_player(scenario, federate: str, player_file: Path) -> None:
+    """Raise ``ValueError`` unless ``player_file`` can stand in for ``federate`` (see below)."""
+    from lec_cosim.interface import federation_interface
+
+    interface = {fed["name"]: fed for fed in federation_interface(scenario)["federates"]}
+    if federate not in interface:
+        raise ValueError(f"no federate {federate!r} in this federation ({', '.join(interface)})")
+    if interface[federate]["endpoints"] or interface[federate]["subscriptions"]:
+        raise ValueError(f"{federate} exchanges messages or reads values: a player cannot stand in for it")
+    played = {line.split()[1] for line in Path(player_file).read_text().splitlines()
+              if line.strip() and not line.startswith("#") and len(line.split()) > 2}
+    missing = [p["key"] for p in interface[federate]["publications"] if p["key"] not in played]
+    if missing:
+        raise ValueError(f"no values for {', '.join(missing)}")
+
+
+def replace_with_helics_player(run_dir: Path, scenario, federate: str, player_file: Path) -> None:
+    """Replace one federate of a written federation by stock ``helics_player`` playing ``player_file``.
+
+    The file is in HELICS's player format (``time key type value``, what ``helics_recorder``
+    writes): the player publishes every key at its time, so a recorded market (its prices) can
+    stand in for the market federate. Only federates that publish values and exchange no messages
+    can be replaced; every key the federate publishes must be in the file.
+    """
+    run_dir = Path(run_dir).resolve()
+    player_file = Path(player_file).resolve()
+    check_helics_player(scenario, federate, player_file)
+    runner = json.loads((run_dir / "runner.json").read_text())
+    port = next(part.split("=", 1)[1] for part in shlex.split(runner["federates"][0]["exec"])
+                if part.startswith("--port="))
+    if any(e["name"].startswith("sub_broker") for e in runner["federates"]):
+        raise ValueError("helics_player joins a single broker (no --sub-brokers)")
+    entry = next(e for e in runner["federates"] if e["name"] == federate)
+    entry["name"] = f"{federate}_player"
+    entry["exec"] = shlex.join([helics_app("helics_player"), f"--name={federate}_player", "--coretype=zmq",
+                                "--broker=127.0.0.1", f"--brokerport={port}", f"--stop={scenario.end_s:g}s",
+                                str(player_file)])
+    (run_dir / "configs" / f"{federate}.json").unlink(missing_ok=True)
+    (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))

@@ -49,3 +49,38 @@ def test_record_names_only_published_keys(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--record" in done.stderr and "lec1/nothing" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+MARKET_KEYS = ("market/day_ahead_price_eur_per_mwh", "market/day_ahead_export_price_eur_per_mwh",
+               "market/price_eur_per_mwh", "market/export_price_eur_per_mwh")
+
+
+@pytest.mark.timeout(200)
+def test_helics_player_replaces_the_market_with_a_recorded_price_series(tmp_path):
+    """Record the market's publications with helics_recorder, then run again with helics_player
+    playing them instead of the market federate: the same EMS plan, the same grid, the same KPIs."""
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 24})
+    recorded, played = tmp_path / "recorded", tmp_path / "played"
+    record = [arg for key in MARKET_KEYS for arg in ("--record", key)]
+    done = subprocess.run(CLI + ["run", str(path), "--out", str(recorded), "--quiet", *record],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    tape = recorded / "helics_recorder.txt"
+    assert set(read_recording(tape)) == set(MARKET_KEYS)
+    done = subprocess.run(CLI + ["run", str(path), "--out", str(played), "--quiet", "--play-market", str(tape)],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runner = (played / "runner.json").read_text()
+    assert "helics_player" in runner and "federates.market" not in runner
+    for name in ("ems.csv", "pcc.csv", "grid.csv"):
+        assert (played / name).read_bytes() == (recorded / name).read_bytes(), name
+
+
+def test_play_market_checks_its_file_before_anything_is_written(tmp_path):
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 1})
+    tape = tmp_path / "tape.txt"
+    tape.write_text('#time tag type value\n0 market/price_eur_per_mwh double "30"\n')
+    done = subprocess.run(CLI + ["run", str(path), "--out", str(tmp_path / "out"), "--play-market", str(tape)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--play-market" in done.stderr and "day_ahead_price_eur_per_mwh" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
