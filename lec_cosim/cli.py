@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -156,6 +157,14 @@ def _attach_recorder(args, scenario, run_dir: Path) -> None:
         attach_helics_recorder(run_dir, scenario, keys)
 
 
+def _relocate(staging: Path, out: Path) -> None:
+    """Move a complete run into place; its runner and configs then name ``out`` (for ``helics run``)."""
+    for path in [staging / "runner.json", *sorted((staging / "configs").glob("*.json"))]:
+        path.write_text(path.read_text().replace(str(staging), str(out)))
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+
+
 def _cmd_run(args) -> int:
     from lec_cosim.federation import write_federation
     from lec_cosim.launch import FederationError, run_federation
@@ -165,26 +174,41 @@ def _cmd_run(args) -> int:
     _check_record(args, scenario)
     _check_player(args, scenario)
     _check_data(scenario)
-    out = Path(args.out) if args.out else _default_out(scenario)
-    if out.exists() and any(out.iterdir()):
-        if not args.force:
-            raise ScenarioError(f"{out}: output directory exists; pass --force to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_federation(scenario, out, sub_brokers=args.sub_brokers)
-    _attach_recorder(args, scenario, out)
+    out = (Path(args.out) if args.out else _default_out(scenario)).resolve()
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise ScenarioError(f"{out}: output directory exists; pass --force to replace it")
+    # The run happens in a staging folder that becomes ``out`` only when complete: an old result is
+    # replaced (--force) only by a whole new one, and a failed or interrupted run is kept apart.
+    staging = out.with_name(out.name + ".partial")
+    incomplete = out.with_name(out.name + ".incomplete")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    write_federation(scenario, staging, sub_brokers=args.sub_brokers)
+    _attach_recorder(args, scenario, staging)
     print(f"running {scenario.name} ({scenario.horizon_h:g} h, grid step {scenario.resolution.grid_min} min) "
-          f"in {out}", flush=True)
+          f"in {staging}", flush=True)
 
     def show(progress: str) -> None:
         if not args.quiet:
             print(f"  {progress}", flush=True)
 
+    def terminate(signum, frame):  # kill, Ctrl-C: end the federation cleanly, keep what it wrote
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        wall = run_federation(out, timeout_s=args.timeout, on_progress=show)
-    except FederationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_RUN_ERROR
+        wall = run_federation(staging, timeout_s=args.timeout, on_progress=show)
+    except (FederationError, KeyboardInterrupt) as exc:
+        reason = str(exc) if isinstance(exc, FederationError) else "interrupted (Ctrl-C or kill)"
+        (staging / "INCOMPLETE.txt").write_text(
+            f"This run did not complete: {reason}\nEvery federate's log is in logs/.\n")
+        shutil.rmtree(incomplete, ignore_errors=True)
+        staging.rename(incomplete)
+        print(f"error: {reason}\nincomplete run kept in {incomplete}", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else EXIT_RUN_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _relocate(staging, out)
     summary = json.loads((out / "summary.json").read_text())
     k = summary["kpis"]
     if is_multi_lec(scenario):
