@@ -93,7 +93,17 @@ class TransformerConfig(_Strict):
     i0_percent: float = Field(0.0, ge=0)
 
 
-class GridConfig(_Strict):
+class _VoltageBand(_Strict):
+    """A ``vm_min_pu`` below a ``vm_max_pu``."""
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.vm_min_pu >= self.vm_max_pu:
+            raise ValueError("vm_min_pu must be below vm_max_pu")
+        return self
+
+
+class GridConfig(_VoltageBand):
     solver: Literal["pandapower", "power-grid-model"] = Field(
         "pandapower", description="balanced power-flow backend: pandapower (with its lightsim2grid Newton-Raphson, "
         "~0.07 ms a step here) or power-grid-model (~0.3 ms; the same results to ~1e-9 pu)")
@@ -246,16 +256,6 @@ class LearningConfig(_Strict):
     runs: int = Field(10, gt=0)
     seed: int = Field(1, ge=0)
     dn_penalty: bool = Field(True, description="include the distribution-network impact in the fitness")
-
-
-class _VoltageBand(_Strict):
-    """A ``vm_min_pu`` below a ``vm_max_pu``."""
-
-    @model_validator(mode="after")
-    def _band(self):
-        if self.vm_min_pu >= self.vm_max_pu:
-            raise ValueError("vm_min_pu must be below vm_max_pu")
-        return self
 
 
 class LemGridConfig(_VoltageBand):

@@ -135,6 +135,14 @@ def read_price_file(path: Path) -> pd.Series:
     prices = pd.to_numeric(frame.iloc[:, 1], errors="coerce")
     if prices.isna().any():
         raise DataError(f"{path}: row {int(prices.isna().to_numpy().argmax()) + 2}: price is not a number")
+    # A file in EUR/kWh (or ct/kWh) read as EUR/MWh would silently scale every cost by 1000: day-ahead
+    # prices in EUR/MWh have a median of tens, in EUR/kWh of hundredths.
+    typical = float(prices.abs().median())
+    if typical < 1.0:
+        raise DataError(f"{path}: column 2: prices look like EUR/kWh (median {typical:.4g}), expected EUR/MWh")
+    if typical > 5000.0:
+        raise DataError(f"{path}: column 2: prices look like EUR/GWh or ct/kWh x 1000 (median {typical:.4g}), "
+                        "expected EUR/MWh")
     local = stamps.dt.tz_convert(SIMULATION_UTC_OFFSET).dt.tz_localize(None)
     series = pd.Series(prices.to_numpy(), index=pd.DatetimeIndex(local), name="price")
     steps = np.diff(series.index.asi8)

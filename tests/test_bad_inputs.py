@@ -1,0 +1,53 @@
+"""The corpus of broken inputs (``tests/bad_inputs``): each gets one clear line, exit code 2, nothing run.
+
+``expected.yaml`` names, for every broken scenario, what its error line must say besides the file:
+the field or row and the reason. Scenarios, price files, learnt-bids files and feeder folders of
+all three kinds of federation are in it.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lec_cosim.cli import main
+
+CORPUS = Path(__file__).parent / "bad_inputs"
+EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text())
+
+
+def test_the_corpus_is_big_enough_and_complete():
+    assert len(EXPECTED) >= 30
+    assert sorted(EXPECTED) == sorted(p.name for p in CORPUS.glob("*.yaml") if p.name != "expected.yaml")
+    assert len(list(CORPUS.glob("*.csv"))) >= 5  # broken data files, not only scenarios
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_one_clear_line_and_exit_code_2(name, capsys):
+    code = main(["validate", str(CORPUS / name)])
+    captured = capsys.readouterr()
+    assert code == 2, captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert name in lines[0]  # the file
+    for needle in EXPECTED[name]:
+        assert needle in lines[0], (needle, lines[0])
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("name", ["negative_capacity.yaml", "prices_nan.yaml", "lem_bids_broken.yaml",
+                                  "mlec_band_inverted.yaml"])
+def test_run_refuses_before_writing_anything(name, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(CORPUS / name), "--out", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_debug_shows_the_traceback():
+    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "--debug", "validate",
+                           str(CORPUS / "prices_gap.yaml")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" in done.stderr and "evenly spaced" in done.stderr
