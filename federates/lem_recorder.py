@@ -60,6 +60,7 @@ def build(fed: Federate):
     books = {c: [] for c in ("period", "participant", "buy", "price", "quantity_kwh", "accepted_kwh")}
     deals = {c: [] for c in ("period", "seller", "buyer", "energy_kwh")}
     last_report = [started]
+    first_step = [started]
 
     def code(name: str) -> int:
         if name not in index:
@@ -120,9 +121,14 @@ def build(fed: Federate):
             for v in DSO_COUNTS + DSO_DAY_COUNTS:
                 grid_counts[v][k:k + block] = np.rint(grid_values(v, True)).astype(np.int64)
         wall = time.perf_counter()
+        if k == 0:
+            first_step[0] = wall  # start-up is over: speed and ETA count from here
         if wall - last_report[0] >= PROGRESS_EVERY_S or k == n_steps - 1:
             last_report[0] = wall
-            print(f"progress {stamp(k)} step {k + 1}/{n_steps}", flush=True)
+            stepping = max(wall - first_step[0], 1e-9)
+            speed = f"{step_times[k] / stepping:.0f}x" if k else "?"
+            eta = f"{stepping / k * (n_steps - k - 1):.0f} s" if k else "?"
+            print(f"progress {stamp(k)} step {k + 1}/{n_steps} speed {speed} eta {eta}", flush=True)
 
     def joined(chunks: dict, hours: np.ndarray) -> dict[str, np.ndarray]:
         """The books' columns over all hours; ``period`` becomes ``time``, indices become names."""
