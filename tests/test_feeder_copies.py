@@ -151,3 +151,24 @@ def test_a_market_of_two_feeders_clears_like_one_at_twice_the_volume(tmp_path):
     assert np.all(np.abs(ratio - 1) < 0.02) and np.any(np.abs(ratio - 1) > 1e-4)
     balance = two["grid"]["trafo_p_kw"] - 2 * (one["grid"]["trafo_p_kw"] - one["grid"]["p_loss_kw"])
     assert np.allclose(balance, two["grid"]["p_loss_kw"], atol=1e-3)
+
+
+@pytest.mark.timeout(300)
+def test_the_shipped_thousand_household_scenario_runs(tmp_path):
+    """scenarios/ieee_eu_lv_1045_households.yaml, its first two hours: 1,045 households and 114 CHPs trade."""
+    import json
+    import subprocess
+    import sys
+
+    from harness import write_scenario
+
+    path = write_scenario(tmp_path, "ieee_eu_lv_1045_households", {"horizon_h": 2})
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stdout + done.stderr
+    players = pd.read_csv(out / "participants.csv")
+    assert len(players) == 19 * 61 and (players["kind"] != "chp").sum() == 1045
+    assert len(pd.read_csv(out / "grid.csv")) == 8 and len(pd.read_csv(out / "clearing.csv")) == 2
+    kpis = json.loads((out / "summary.json").read_text())["kpis"]
+    assert kpis["lem_volume_kwh"] > 0
