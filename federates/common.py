@@ -163,12 +163,16 @@ class Federate(ValueInterface):
         entered = time.perf_counter()
         waiting_s = acting_s = 0.0
         n_slots = 0
+        # fault injection for tests (tests/test_fault_injection.py): fail at the first slot from this time
+        fail_at_s = self.settings.get("inject_fault_at_s")
         for k, (wanted, action) in enumerate(slots):
             asked = time.perf_counter()
             granted = self.request_slot(wanted)
             started = time.perf_counter()
             if abs(granted - wanted) > 1e-6:
                 raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
+            if fail_at_s is not None and granted >= fail_at_s:
+                raise RuntimeError(f"injected fault at {granted:g} s")
             action(k)
             waiting_s += started - asked
             acting_s += time.perf_counter() - started
