@@ -7,6 +7,7 @@ model from the scenario, and at each granted time reads inputs, calls the model 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import time
@@ -100,6 +101,31 @@ class ValueInterface:
         h.helicsFederateFree(self.fed)
         if self.answering:
             stop_answering(self.fed)
+
+
+class Progress:
+    """A recorder's progress lines: simulated time, step, speed and ETA (the launcher shows the last one).
+
+    Speed (simulated seconds per wall second) and ETA count from the first step, after start-up.
+    """
+
+    def __init__(self, start, n_steps: int, every_s: float = 2.0):
+        self.start, self.n_steps, self.every_s = start, int(n_steps), float(every_s)
+        self._first = self._last = time.perf_counter()
+
+    def step(self, k: int, t_s: float) -> None:
+        """Call at grid step ``k`` (from 0), simulated ``t_s`` seconds from the start."""
+        now = time.perf_counter()
+        if k == 0:
+            self._first = now
+        if now - self._last < self.every_s and k != self.n_steps - 1:
+            return
+        self._last = now
+        stepping = max(now - self._first, 1e-9)
+        speed = f"{t_s / stepping:.0f}x" if k else "?"
+        eta = f"{stepping / k * (self.n_steps - k - 1):.0f} s" if k else "?"
+        stamp = (self.start + dt.timedelta(seconds=t_s)).isoformat()
+        print(f"progress {stamp} step {k + 1}/{self.n_steps} speed {speed} eta {eta}", flush=True)
 
 
 class Federate(ValueInterface):

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from federates.common import Federate, main
+from federates.common import Federate, Progress, main
 from lec_cosim.lem_federation import (
     DSO_COUNTS,
     DSO_DAY_COUNTS,
@@ -26,7 +26,6 @@ from lec_cosim.lem_federation import (
 from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.results_lem import write_lem_results
 
-PROGRESS_EVERY_S = 2.0
 
 
 PHYSICAL = ("load_kw", "pv_kw", "chp_kw", "net_kw")
@@ -59,8 +58,7 @@ def build(fed: Federate):
     index = {name: i for i, name in enumerate(names)}
     books = {c: [] for c in ("period", "participant", "buy", "price", "quantity_kwh", "accepted_kwh")}
     deals = {c: [] for c in ("period", "seller", "buyer", "energy_kwh")}
-    last_report = [started]
-    first_step = [started]
+    progress = Progress(s.start, n_steps)
 
     def code(name: str) -> int:
         if name not in index:
@@ -120,15 +118,7 @@ def build(fed: Federate):
                 grid_doubles[v][k:k + block] = grid_values(v, False)
             for v in DSO_COUNTS + DSO_DAY_COUNTS:
                 grid_counts[v][k:k + block] = np.rint(grid_values(v, True)).astype(np.int64)
-        wall = time.perf_counter()
-        if k == 0:
-            first_step[0] = wall  # start-up is over: speed and ETA count from here
-        if wall - last_report[0] >= PROGRESS_EVERY_S or k == n_steps - 1:
-            last_report[0] = wall
-            stepping = max(wall - first_step[0], 1e-9)
-            speed = f"{step_times[k] / stepping:.0f}x" if k else "?"
-            eta = f"{stepping / k * (n_steps - k - 1):.0f} s" if k else "?"
-            print(f"progress {stamp(k)} step {k + 1}/{n_steps} speed {speed} eta {eta}", flush=True)
+        progress.step(k, step_times[k])
 
     def joined(chunks: dict, hours: np.ndarray) -> dict[str, np.ndarray]:
         """The books' columns over all hours; ``period`` becomes ``time``, indices become names."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from federates.common import Federate, main
+from federates.common import Federate, Progress, main
 from federates.topology import query_exchanges
 from lec_cosim.models.multi_lec_ems import members_from_scenario
 from lec_cosim.multi_lec_federation import GRID_COUNTS, GRID_DOUBLES, GRID_VECTORS, HOUSEHOLD_VECTORS
@@ -27,6 +27,7 @@ def build(fed: Federate):
     others = [name for name in fed.settings["federates"] if name != fed.name]
     steps = fed.step_times()
     result = SimpleNamespace(replies=None)
+    progress = Progress(s.start, len(steps))
 
     def step(k: int, t: float) -> None:
         for lec in members.lec_names:
@@ -40,6 +41,7 @@ def build(fed: Federate):
         grid.update({v: fed.integer(f"mlec/grid/{v}") for v in GRID_COUNTS})
         lecs = {v.removeprefix("lec_"): fed.vector(f"mlec/grid/{v}") for v in GRID_VECTORS}
         record.add_step(k, households, grid, lecs)
+        progress.step(k, t)
         if k == len(steps) - 1:
             result.replies = {fed.name: fed.exchange_log.as_dict(), **query_exchanges(fed.fed, others)}
 

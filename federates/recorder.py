@@ -12,10 +12,9 @@ import time
 
 import pandas as pd
 
-from federates.common import Federate, main
+from federates.common import Federate, Progress, main
 from lec_cosim.results import write_results
 
-PROGRESS_EVERY_S = 2.0
 
 
 def build(fed: Federate):
@@ -49,8 +48,7 @@ def build(fed: Federate):
     }
     records = {name: [] for name in [*columns, *counts]}
     times: list[dt.datetime] = []
-    last_report = [started]
-    first_step = [started]
+    progress = Progress(s.start, n_steps)
 
     def step(k: int, t: float) -> None:
         times.append(s.start + dt.timedelta(seconds=t))
@@ -58,16 +56,7 @@ def build(fed: Federate):
             records[name].append(fed.value(key))
         for name, key in counts.items():
             records[name].append(fed.integer(key))
-        now = time.perf_counter()
-        if now - last_report[0] >= PROGRESS_EVERY_S or k == n_steps - 1:
-            last_report[0] = now
-            if k == 0:
-                first_step[0] = now  # start-up is over: speed and ETA count from here
-            stepping = max(now - first_step[0], 1e-9)
-            speed = t / stepping if k else 0.0
-            eta = f"{stepping / k * (n_steps - k - 1):.0f} s" if k else "?"
-            print(f"progress {times[-1].isoformat()} step {k + 1}/{n_steps} speed {speed:.0f}x "
-                  f"eta {eta}", flush=True)
+        progress.step(k, t)
 
     def finish() -> None:
         grid = pd.DataFrame({"time": [t.isoformat() for t in times], **records})
