@@ -103,6 +103,10 @@ class ValueInterface:
             stop_answering(self.fed)
 
 
+class FederationStopped(RuntimeError):
+    """The federation was stopped under this federate (another one failed): not this federate's fault."""
+
+
 class Progress:
     """A recorder's progress lines: simulated time, step, speed and ETA (the launcher shows the last one).
 
@@ -195,6 +199,10 @@ class Federate(ValueInterface):
             asked = time.perf_counter()
             granted = self.request_slot(wanted)
             started = time.perf_counter()
+            if granted > self.scenario.end_s + STAY_PAST_END_S:
+                # HELICS grants its end of time when the federation is being torn down
+                raise FederationStopped(f"granted HELICS's end of time at the {wanted:g} s slot: another "
+                                        "federate ended the federation")
             if abs(granted - wanted) > 1e-6:
                 raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
             if fail_at_s is not None and granted >= fail_at_s:

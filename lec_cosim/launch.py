@@ -53,10 +53,12 @@ def _is_origin(process: Process) -> bool:
     """Whether a failed federate's error is its own, not one HELICS relayed from another.
 
     Only an ``error:`` line counts: a federate's other lines (its closing summary, say) also
-    start with its name.
+    start with its name. A federate granted HELICS's end of time under a failing federation
+    reports ``FederationStopped``: not its own error either.
     """
     error = _error_line(_log_lines(process.log) or [])
-    return error is not None and error.startswith(f"{process.name}: ") and "HelicsException" not in error
+    return (error is not None and error.startswith(f"{process.name}: ") and "HelicsException" not in error
+            and "FederationStopped" not in error)
 
 
 def _last_progress(log: Path) -> str | None:
