@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,6 +113,20 @@ def federate_under_test(name: str, scenario, run_dir: Path, n_test_federates: in
                 process.kill()
                 process.wait()
         log.close()
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs of the processes (other than this one) whose command line contains ``text``: leftovers of a run."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if text.encode() in f.read():
+                        found.append(int(pid))
+            except OSError:
+                continue
+    return found
 
 
 def enter_all(*feds: TestFederate) -> None:

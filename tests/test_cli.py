@@ -1,14 +1,13 @@
 """The CLI as a user meets it: validation, one-line errors, a failing federate, runner files."""
 
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from harness import SCENARIOS
+from harness import SCENARIOS, processes_mentioning
 from lec_cosim.federation import write_federation
 from lec_cosim.models.household import HouseholdFleet
 from lec_cosim.launch import FederationError, run_federation
@@ -60,18 +59,6 @@ def test_existing_results_are_not_overwritten_without_force(tmp_path):
     assert (out / "summary.json").read_text() == "{}"
 
 
-def _processes_mentioning(text):
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(pid)
-    return found
-
 
 def test_a_federate_failing_mid_run_ends_the_federation_and_names_it(tmp_path):
     """A 100 kVA transformer: the DSO's power flow diverges at the 09:00 export peak (step 36 of 96)."""
@@ -94,7 +81,7 @@ def test_a_federate_failing_mid_run_ends_the_federation_and_names_it(tmp_path):
     # The recorder saw step 35 and never got step 36.
     assert "[31500.004]" in (tmp_path / "logs" / "recorder.log").read_text()
     time.sleep(0.5)
-    assert _processes_mentioning(str(tmp_path)) == []
+    assert processes_mentioning(str(tmp_path)) == []
     assert not (tmp_path / "summary.json").exists()
 
 

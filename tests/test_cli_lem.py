@@ -10,13 +10,12 @@ day only: the DN model of a whole day costs 168 three-phase power flows (~30 s),
 """
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from harness import SCENARIOS, write_scenario
+from harness import SCENARIOS, processes_mentioning, write_scenario
 
 from lec_cosim.models.bidding import FEED_IN_EUR_PER_KWH, retail_tariff_eur_per_kwh
 
@@ -42,19 +41,6 @@ def assert_input_error(result, path, *fragments):
         assert fragment in line, (fragment, line)
     return line
 
-
-def processes_mentioning(text):
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmdline = f.read().decode(errors="replace")
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(pid)
-    return found
 
 
 PENALTY_HOURS = 4

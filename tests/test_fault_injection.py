@@ -16,7 +16,7 @@ import sys
 import time
 
 import pytest
-from harness import write_scenario
+from harness import processes_mentioning, write_scenario
 
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
 SEED = 20261130
@@ -28,17 +28,6 @@ rng = random.Random(SEED)
 CRASHES = [(scenario, name, rng.randrange(1, horizon) * 3600.0 + rng.choice([0, 900, 1800]))
            for scenario, (names, horizon) in KINDS.items() for name in names]
 
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit() and int(pid) != os.getpid():
-            try:
-                if text.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
-                    found.append(int(pid))
-            except OSError:
-                pass
-    return found
 
 
 def start(tmp_path, scenario: str, horizon_h: float, extra=()):

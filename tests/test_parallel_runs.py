@@ -4,13 +4,12 @@ Also: the generated broker listens on the loopback interface only.
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
-from harness import write_scenario
+from harness import processes_mentioning, write_scenario
 
 from lec_cosim.federation import broker_command, free_broker_port
 
@@ -22,17 +21,6 @@ RUNS = {  # four different scenarios, three kinds of federation
     "ieee_eu_lv_three_lecs": {"horizon_h": 6, "resolution.grid_min": 60},
 }
 
-
-def own_processes(marker: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if marker.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
-                    found.append(int(pid))
-            except OSError:
-                pass
-    return found
 
 
 @pytest.mark.timeout(300)
@@ -53,7 +41,7 @@ def test_four_different_runs_at_once_finish_on_their_own_ports(tmp_path):
         broker = json.loads((out / "runner.json").read_text())["federates"][0]["exec"]
         ports.add(next(part for part in broker.split() if part.startswith("--port=")))
     assert len(ports) == len(RUNS)  # no two runs shared a broker port
-    assert own_processes(str(tmp_path)) == []  # every federate of every run has ended
+    assert processes_mentioning(str(tmp_path)) == []  # every federate of every run has ended
 
 
 def test_the_broker_listens_on_loopback_only():

@@ -7,29 +7,17 @@ no federate or broker process is left.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from harness import write_scenario
+from harness import processes_mentioning, write_scenario
 
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
 FEDERATES = {"market", "lec_ems", "households", "dso", "recorder", "broker"}
 
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit() and int(pid) != os.getpid():
-            try:
-                if text.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
-                    found.append(int(pid))
-            except OSError:
-                pass
-    return found
 
 
 @pytest.fixture
