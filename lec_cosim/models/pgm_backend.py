@@ -213,24 +213,24 @@ class PgmPowerFlow:
         source["rx_ratio"] = 0.1
         source["z01_ratio"] = 1.0
 
+        def branches(component, table, from_bus: str, to_bus: str):
+            array = initialize_array(DatasetType.input, component, len(table))
+            array["id"] = ids(len(table))
+            array["from_node"] = nodes(table[from_bus])
+            array["to_node"] = nodes(table[to_bus])
+            array["from_status"] = array["to_status"] = table["in_service"].to_numpy(dtype=np.int8)
+            return array
+
         ln = net.line
-        line = initialize_array(DatasetType.input, ComponentType.line, len(ln))
-        line["id"] = ids(len(ln))
-        line["from_node"] = nodes(ln["from_bus"])
-        line["to_node"] = nodes(ln["to_bus"])
-        on = ln["in_service"].to_numpy(dtype=np.int8)
-        line["from_status"] = on
-        line["to_status"] = on
-        scale = ln["length_km"].to_numpy(dtype=float) / ln["parallel"].to_numpy(dtype=float)
+        line = branches(ComponentType.line, ln, "from_bus", "to_bus")
+        length, parallel = ln["length_km"].to_numpy(dtype=float), ln["parallel"].to_numpy(dtype=float)
         omega = 2.0 * math.pi * float(net.f_hz)
         for seq, r, x, c, g in (("1", "r_ohm_per_km", "x_ohm_per_km", "c_nf_per_km", "g_us_per_km"),
                                 ("0", "r0_ohm_per_km", "x0_ohm_per_km", "c0_nf_per_km", "g0_us_per_km")):
-            line[f"r{seq}"] = _filled(_column(ln, r, np.nan), np.nan) * scale
-            line[f"x{seq}"] = _filled(_column(ln, x, np.nan), np.nan) * scale
-            c_f = _filled(_column(ln, c, 0.0), 0.0) * 1e-9 * ln["length_km"].to_numpy(dtype=float) \
-                * ln["parallel"].to_numpy(dtype=float)
-            g_s = _filled(_column(ln, g, 0.0), 0.0) * 1e-6 * ln["length_km"].to_numpy(dtype=float) \
-                * ln["parallel"].to_numpy(dtype=float)
+            line[f"r{seq}"] = _column(ln, r, np.nan) * length / parallel
+            line[f"x{seq}"] = _column(ln, x, np.nan) * length / parallel
+            c_f = _filled(_column(ln, c, 0.0), 0.0) * 1e-9 * length * parallel
+            g_s = _filled(_column(ln, g, 0.0), 0.0) * 1e-6 * length * parallel
             line[f"c{seq}"] = c_f
             line[f"tan{seq}"] = np.divide(g_s, omega * c_f, out=np.zeros_like(g_s), where=c_f > 0)
             if np.any((g_s > 0) & (c_f <= 0)):
@@ -240,13 +240,7 @@ class PgmPowerFlow:
         line["i_n"] = ln["max_i_ka"].fillna(1e6).to_numpy(dtype=float) * 1e3
 
         tr = net.trafo
-        trafo = initialize_array(DatasetType.input, ComponentType.transformer, len(tr))
-        trafo["id"] = ids(len(tr))
-        trafo["from_node"] = nodes(tr["hv_bus"])
-        trafo["to_node"] = nodes(tr["lv_bus"])
-        on = tr["in_service"].to_numpy(dtype=np.int8)
-        trafo["from_status"] = on
-        trafo["to_status"] = on
+        trafo = branches(ComponentType.transformer, tr, "hv_bus", "lv_bus")
         sn = tr["sn_mva"].to_numpy(dtype=float) * 1e6
         trafo["u1"] = tr["vn_hv_kv"].to_numpy(dtype=float) * 1e3
         trafo["u2"] = tr["vn_lv_kv"].to_numpy(dtype=float) * 1e3
@@ -348,10 +342,9 @@ class PgmPowerFlow:
 
     # --- checks ------------------------------------------------------------------------------
     def _check_supported(self, net) -> None:
-        known = {"bus", "ext_grid", "line", "trafo", "load", "sgen", "storage", "asymmetric_load", "asymmetric_sgen"}
-        for table in ("gen", "trafo3w", "impedance", "ward", "xward", "shunt", "switch", "dcline", "storage",
-                      "motor", "svc", "tcsc", "ssc", "vsc", "sgen", "load"):
-            if table in net and len(net[table]) and table not in known:
+        for table in ("gen", "trafo3w", "impedance", "ward", "xward", "shunt", "switch", "dcline", "motor", "svc",
+                      "tcsc", "ssc", "vsc"):
+            if table in net and len(net[table]):
                 raise UnsupportedNetwork(f"{table}: not modelled by the power-grid-model backend")
         if len(net.ext_grid) != 1:
             raise UnsupportedNetwork("ext_grid: exactly one is supported")
