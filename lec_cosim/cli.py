@@ -110,11 +110,11 @@ def _check_record(args, scenario) -> None:
     """``--record`` names published keys and goes with the single broker, checked before anything is written."""
     if not args.record:
         return
-    from lec_cosim.interface import federation_interface
+    from lec_cosim.interface import federation_interface, publication_types
 
     if args.sub_brokers:
         raise ScenarioError(f"{args.scenario}: --record: helics_recorder joins a single broker, not --sub-brokers")
-    published = {p["key"] for fed in federation_interface(scenario)["federates"] for p in fed["publications"]}
+    published = publication_types(federation_interface(scenario))
     unknown = [k for k in args.record if k != "all" and k not in published]
     if unknown:
         raise ScenarioError(f"{args.scenario}: --record: not published by this federation: {', '.join(unknown)} "

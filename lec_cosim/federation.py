@@ -259,7 +259,8 @@ def federate_names(scenario) -> list[str]:
     return list(FEDERATE_MODULES)
 
 
-def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None, sub_brokers: int = 0) -> dict:
+def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None, sub_brokers: int = 0,
+                     manifest: bool = True) -> dict:
     """Write ``scenario.json``, ``configs/*.json`` and ``runner.json`` into ``run_dir``.
 
     Parameters
@@ -271,6 +272,8 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
         0: one broker for all federates. k >= 1: a root broker (runner entry ``broker``) and
         k sub-brokers (``sub_broker_1`` ...), the federates dealt to them in turn and each
         federate's core pointed at its sub-broker. At most one per federate.
+    manifest
+        Write ``manifest.json`` (hashes every data file; off where no run follows).
 
     Returns the runner description (as written to ``runner.json``).
     """
@@ -302,7 +305,8 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
                         "exec": shlex.join(federate_command(name, path))})
     runner = {"name": scenario.name, "broker": False, "federates": entries}
     (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
-    write_manifest(run_dir, scenario)
+    if manifest:
+        write_manifest(run_dir, scenario)
     return runner
 
 
@@ -322,11 +326,10 @@ def attach_helics_recorder(run_dir: Path, scenario, keys: list[str]) -> Path:
     with its time to ``run_dir/helics_recorder.txt`` (HELICS's player format). ``keys == ["all"]``
     captures every publication. Raises ``ValueError`` for a key the federation does not publish.
     """
-    from lec_cosim.interface import federation_interface
+    from lec_cosim.interface import federation_interface, publication_types
 
     run_dir = Path(run_dir).resolve()
-    published = {p["key"]: p["type"] for fed in federation_interface(scenario)["federates"]
-                 for p in fed["publications"]}
+    published = publication_types(federation_interface(scenario))
     keys = list(published) if keys == ["all"] else keys
     unknown = [k for k in keys if k not in published]
     if unknown:

@@ -19,7 +19,7 @@ def federation_interface(scenario) -> dict:
     """Every federate's period, offset, publications, subscriptions and endpoints (a JSON-ready dict)."""
     with tempfile.TemporaryDirectory(prefix="lec_interface_") as tmp:
         run_dir = Path(tmp)
-        runner = write_federation(scenario, run_dir, port=23500)  # a placeholder: nothing is started
+        runner = write_federation(scenario, run_dir, port=23500, manifest=False)  # a placeholder: nothing starts
         federates = []
         for entry in runner["federates"]:
             config_path = run_dir / "configs" / f"{entry['name']}.json"
@@ -38,6 +38,11 @@ def federation_interface(scenario) -> dict:
             })
     return {"scenario": scenario.name, "start": scenario.start.isoformat(), "time_unit": "s",
             "horizon_s": scenario.horizon_h * 3600.0, "federates": federates}
+
+
+def publication_types(interface: dict) -> dict[str, str]:
+    """Every published key of an interface and its HELICS type."""
+    return {p["key"]: p["type"] for fed in interface["federates"] for p in fed["publications"]}
 
 
 def interface_markdown(interface: dict) -> str:
