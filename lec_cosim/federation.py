@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lec_cosim.manifest import write_manifest
-from lec_cosim.scenario import Scenario, is_multi_lec
+from lec_cosim.scenario import BrokerConfig, Scenario, is_multi_lec
 
 PHASE_OFFSET_S = {"market": 0.0, "lec_ems": 0.001, "households": 0.002, "dso": 0.003, "recorder": 0.004}
 GRANT_TIMEOUT_S = 30.0
@@ -164,7 +164,7 @@ def federate_config(scenario: Scenario, name: str, port: int, run_dir: Path) -> 
     return {
         "name": name,
         "coreType": "zmq",
-        "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
+        "coreInitString": core_init_string(scenario.broker, port),
         "period": periods_s(scenario)[name],
         "offset": PHASE_OFFSET_S[name],
         "uninterruptible": True,
@@ -194,13 +194,27 @@ def broker_executable() -> str:
     return shutil.which("helics_broker", path=str(Path(sys.executable).parent)) or "helics_broker"
 
 
-def broker_command(port: int, n_federates: int) -> list[str]:
-    broker = broker_executable()
-    return [broker, f"-f{n_federates}", "--coretype=zmq", f"--port={port}", "--loglevel=warning",
-            "--name=lec_cosim_broker"]
+LOOPBACK = BrokerConfig()
 
 
-def root_broker_command(port: int, n_federates: int, sub_brokers: int) -> list[str]:
+def _listening(broker: BrokerConfig) -> list[str]:
+    """The options every broker of a federation shares: where it listens, and its key."""
+    options = [f"--local_interface=tcp://{broker.address}"]
+    return options + [f"--brokerkey={broker.key}"] if broker.key else options
+
+
+def core_init_string(broker: BrokerConfig, port: int) -> str:
+    """A federate core's ``coreInitString``: the broker at ``broker.address:port``, with its key."""
+    init = f"--federates=1 --broker_address=tcp://{broker.address}:{port}"
+    return f"{init} --brokerkey={broker.key}" if broker.key else init
+
+
+def broker_command(port: int, n_federates: int, broker: BrokerConfig = LOOPBACK) -> list[str]:
+    return [broker_executable(), f"-f{n_federates}", "--coretype=zmq", f"--port={port}", *_listening(broker),
+            "--loglevel=warning", "--name=lec_cosim_broker"]
+
+
+def root_broker_command(port: int, n_federates: int, sub_brokers: int, broker: BrokerConfig = LOOPBACK) -> list[str]:
     """The root of a hierarchy: enters initialisation once all ``sub_brokers`` have joined.
 
     ``-f`` still counts every federate of the federation (through the sub-brokers), so a
@@ -211,17 +225,18 @@ def root_broker_command(port: int, n_federates: int, sub_brokers: int) -> list[s
     sub-broker per federate, or values only, were fine). The root's global clock delivers it,
     but never grants an interruptible federate waiting for an update: ours are uninterruptible.
     """
-    return broker_command(port, n_federates) + [f"--subbrokers={sub_brokers}", "--globaltime"]
+    return broker_command(port, n_federates, broker) + [f"--subbrokers={sub_brokers}", "--globaltime"]
 
 
-def sub_broker_command(index: int, port: int, root_port: int, n_federates: int) -> list[str]:
+def sub_broker_command(index: int, port: int, root_port: int, n_federates: int,
+                       broker: BrokerConfig = LOOPBACK) -> list[str]:
     """Sub-broker ``index`` (from 1) on ``port``, serving ``n_federates`` under the root at ``root_port``.
 
     The root address carries its port, so HELICS keeps ``--port`` as the sub-broker's own port
     (without it, ``--port`` would be taken as the root's).
     """
     return [broker_executable(), f"-f{n_federates}", "--coretype=zmq", f"--port={port}",
-            f"--broker_address=tcp://127.0.0.1:{root_port}", "--loglevel=warning",
+            f"--broker_address=tcp://{broker.address}:{root_port}", *_listening(broker), "--loglevel=warning",
             f"--name=lec_cosim_sub_broker_{index}"]
 
 
@@ -281,22 +296,22 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
     names = federate_names(scenario)
     groups = deal_federates(names, sub_brokers) if sub_brokers else []
     spans = [broker_port_span(len(names) if not groups else 0)] + [broker_port_span(len(g)) for g in groups]
-    port = free_broker_port(span=sum(spans)) if port is None else port
+    port = free_broker_port(scenario.broker.address, span=sum(spans)) if port is None else port
     (run_dir / "configs").mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.json").write_text(scenario.to_json())
     if groups:
         entries = [{"name": "broker", "directory": ".", "host": "localhost",
-                    "exec": shlex.join(root_broker_command(port, len(names), len(groups)))}]
+                    "exec": shlex.join(root_broker_command(port, len(names), len(groups), scenario.broker))}]
         federate_port = {}
         sub_port = port + spans[0]
         for index, (group, span) in enumerate(zip(groups, spans[1:]), start=1):
             entries.append({"name": f"sub_broker_{index}", "directory": ".", "host": "localhost",
-                            "exec": shlex.join(sub_broker_command(index, sub_port, port, len(group)))})
+                            "exec": shlex.join(sub_broker_command(index, sub_port, port, len(group), scenario.broker))})
             federate_port.update({name: sub_port for name in group})
             sub_port += span
     else:
         entries = [{"name": "broker", "directory": ".", "host": "localhost",
-                    "exec": shlex.join(broker_command(port, len(names)))}]
+                    "exec": shlex.join(broker_command(port, len(names), scenario.broker))}]
         federate_port = dict.fromkeys(names, port)
     for name in names:
         path = run_dir / "configs" / f"{name}.json"
@@ -316,6 +331,12 @@ HELICS_RECORDER_OUTPUT = "helics_recorder.txt"
 def helics_app(name: str) -> str:
     """A HELICS app binary of the helics wheel (``helics_recorder``, ``helics_player``), or from PATH."""
     return str(Path(broker_executable()).with_name(name))
+
+
+def _app_connection(broker: BrokerConfig, port) -> list[str]:
+    """Options that connect a stock HELICS app to the federation's broker."""
+    options = ["--coretype=zmq", f"--broker={broker.address}", f"--brokerport={port}"]
+    return options + [f"--brokerkey={broker.key}"] if broker.key else options
 
 
 def attach_helics_recorder(run_dir: Path, scenario, keys: list[str]) -> Path:
@@ -347,8 +368,8 @@ def attach_helics_recorder(run_dir: Path, scenario, keys: list[str]) -> Path:
     # the subscriptions in a config file: the app's --tag option mangled the keys (HELICS 3.6.1)
     config.write_text(json.dumps({"subscriptions": [{"key": k, "type": published[k]} for k in keys]}, indent=2))
     runner["federates"].append({"name": "helics_recorder", "directory": ".", "host": "localhost", "exec": shlex.join([
-        helics_app("helics_recorder"), "--name=helics_recorder", "--coretype=zmq", "--broker=127.0.0.1",
-        f"--brokerport={port}", f"--stop={scenario.end_s:g}s", "-o", str(run_dir / HELICS_RECORDER_OUTPUT),
+        helics_app("helics_recorder"), "--name=helics_recorder", *_app_connection(scenario.broker, port),
+        f"--stop={scenario.end_s:g}s", "-o", str(run_dir / HELICS_RECORDER_OUTPUT),
         str(config)])})
     (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
     return run_dir / HELICS_RECORDER_OUTPUT
@@ -388,8 +409,8 @@ def replace_with_helics_player(run_dir: Path, scenario, federate: str, player_fi
         raise ValueError("helics_player joins a single broker (no --sub-brokers)")
     entry = next(e for e in runner["federates"] if e["name"] == federate)
     entry["name"] = f"{federate}_player"
-    entry["exec"] = shlex.join([helics_app("helics_player"), f"--name={federate}_player", "--coretype=zmq",
-                                "--broker=127.0.0.1", f"--brokerport={port}", f"--stop={scenario.end_s:g}s",
+    entry["exec"] = shlex.join([helics_app("helics_player"), f"--name={federate}_player",
+                                *_app_connection(scenario.broker, port), f"--stop={scenario.end_s:g}s",
                                 str(player_file)])
     (run_dir / "configs" / f"{federate}.json").unlink(missing_ok=True)
     (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lec_cosim.federation import GRANT_TIMEOUT_S, Signal
+from lec_cosim.federation import GRANT_TIMEOUT_S, Signal, core_init_string
 from lec_cosim.models.feeder_copies import copy_name
 from lec_cosim.models.lem_community import participant_groups
 from lec_cosim.scenario import LemScenario
@@ -128,7 +128,7 @@ def federate_config(scenario: LemScenario, federate: FederatePlan, port: int, ru
     return {
         "name": federate.name,
         "coreType": "zmq",
-        "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
+        "coreInitString": core_init_string(scenario.broker, port),
         "period": federate.period_s,
         "offset": federate.offset_s,
         "uninterruptible": True,

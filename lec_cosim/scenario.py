@@ -7,7 +7,9 @@ so the returned object can be serialised and handed to federates running in any 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -143,6 +145,33 @@ class OutputsConfig(_Strict):
     directory: Optional[Path] = None
 
 
+class BrokerConfig(_Strict):
+    """Where the federation's broker listens; the federates reach it there."""
+
+    address: str = Field("127.0.0.1", description=(
+        "IPv4 address or host name the broker listens on. 127.0.0.1 (default) keeps the federation on this "
+        "machine; an address of one of this host's network interfaces opens it to that network (set key)"))
+    key: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description=(
+        "broker key: brokers and federates without it are refused (--brokerkey)"))
+
+    @field_validator("address")
+    @classmethod
+    def _one_address(cls, address: str) -> str:
+        try:
+            ip = ipaddress.IPv4Address(address)
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", address):
+                raise ValueError(f"{address!r} is neither an IPv4 address nor a host name") from None
+            return address
+        if ip.is_unspecified:  # a broker on all interfaces announces loopback to its peers (broker_config/README.md)
+            raise ValueError("give the one address peers reach the broker at, not 0.0.0.0")
+        return address
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.address in ("127.0.0.1", "localhost")
+
+
 class Scenario(_ScenarioBase):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -157,6 +186,7 @@ class Scenario(_ScenarioBase):
     market: MarketConfig
     ems: EMSConfig
     outputs: OutputsConfig = OutputsConfig()
+    broker: BrokerConfig = BrokerConfig()
     source_file: Optional[Path] = Field(None, exclude=True)
 
     @field_validator("start")
@@ -287,6 +317,7 @@ class LemScenario(_ScenarioBase):
     learning: LearningConfig = LearningConfig()
     grid: LemGridConfig = LemGridConfig()
     outputs: OutputsConfig = OutputsConfig()
+    broker: BrokerConfig = BrokerConfig()
     source_file: Optional[Path] = Field(None, exclude=True)
 
     @field_validator("start")
@@ -389,6 +420,7 @@ class MultiLecScenario(_ScenarioBase):
     p2p: P2PConfig = P2PConfig()
     dso: DsoConfig = DsoConfig()
     outputs: OutputsConfig = OutputsConfig()
+    broker: BrokerConfig = BrokerConfig()
     source_file: Optional[Path] = Field(None, exclude=True)
 
     _midnight = field_validator("start")(LemScenario._midnight.__func__)

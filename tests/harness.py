@@ -158,7 +158,7 @@ def write_scenario(directory: Path, base: str, changes: dict) -> Path:
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
-            node = node[key]
+            node = node.setdefault(key, {})  # an optional section the shipped scenario leaves out
         node[leaf] = value
     if "lecs" in data:
         data["feeder"]["data_dir"] = str((SCENARIOS / data["feeder"]["data_dir"]).resolve())
