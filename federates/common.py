@@ -19,6 +19,7 @@ from typing import Callable
 import helics as h
 
 from federates.topology import ExchangeLog, answer_queries, stop_answering
+from lec_cosim.models.errors import InfeasibleInput
 from lec_cosim.scenario import Scenario, load_scenario
 
 REQUEST_MARGIN_S = 1e-7
@@ -170,6 +171,7 @@ class Federate(ValueInterface):
                       for i in range(h.helicsFederateGetEndpointCount(self.fed)))
         }
         self.settings = settings
+        self.slot_s: float | None = None  # the slot being worked on (named in an error)
         # Every federate keeps the log of the messages it sent; with ``stay_for_query`` it answers
         # the query "exchanges" with it at the end of its run (see ``run``).
         self.exchange_log = ExchangeLog(self.name, endpoints=self.endpoints, publications=self.pubs,
@@ -207,6 +209,7 @@ class Federate(ValueInterface):
                 raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
             if fail_at_s is not None and granted >= fail_at_s:
                 raise RuntimeError(f"injected fault at {granted:g} s")
+            self.slot_s = wanted
             action(k)
             waiting_s += started - asked
             acting_s += time.perf_counter() - started
@@ -260,7 +263,12 @@ def main(build: Callable[[Federate], Callable[[int, float], None]], description:
         fed.close()
     except Exception as exc:  # one line for the user, the whole federation stops
         name = fed.name if fed is not None else Path(args.config).stem
-        message = f"{name}: {type(exc).__name__}: {exc}".replace("\n", " ")
+        # the launcher tells the user to change the scenario (exit code 2) on an "input:" error
+        kind = f"input: {exc.field}" if isinstance(exc, InfeasibleInput) else type(exc).__name__
+        message = f"{name}: {kind}: {exc}".replace("\n", " ")
+        if fed is not None and fed.slot_s is not None and not isinstance(exc, FederationStopped):
+            at = fed.scenario.start + dt.timedelta(seconds=round(fed.slot_s))
+            message += f" [simulated time {at:%Y-%m-%d %H:%M}]"
         if args.debug:
             traceback.print_exc()
         print(f"error: {message}", file=sys.stderr, flush=True)

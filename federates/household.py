@@ -19,7 +19,8 @@ def build(fed: Federate):
     power = HouseholdFleet.from_scenario(s).power(s.start, fed.period_s, len(times))
     load_p, load_q, pv_p = (power[c].to_numpy() for c in ("load_p_mw", "load_q_mvar", "pv_p_mw"))
     b = s.battery
-    battery = Battery(b.capacity_mwh, b.power_mw, b.efficiency, soc_mwh=b.soc_initial * b.capacity_mwh)
+    battery = Battery(b.capacity_mwh, b.power_mw, b.efficiency, soc_mwh=b.soc_initial * b.capacity_mwh,
+                      soc_min_mwh=b.soc_min * b.capacity_mwh, soc_max_mwh=b.soc_max * b.capacity_mwh)
     step_h = fed.period_s / 3600.0
     setpoint_key = f"{lec}/ems/battery_setpoint_mw"
 

@@ -70,8 +70,19 @@ def _check_lem_data(scenario, *, bids: bool = True) -> None:
         raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
 
 
+def _check_feeder(scenario) -> None:
+    from lec_cosim.models.ieee_eulv import FeederDataError, check_feeder_data
+
+    try:
+        check_feeder_data(scenario.feeder.data_dir)
+    except (FeederDataError, OSError) as exc:
+        raise ScenarioError(f"{scenario.source_file}: feeder.data_dir: {exc}") from None
+
+
 def _check_data(scenario) -> None:
     """Load every data series once, so that data errors surface before any process starts."""
+    if is_multi_lec(scenario) or scenario.framework == "local_market":
+        _check_feeder(scenario)
     if is_multi_lec(scenario):
         from lec_cosim.models.multi_lec_ems import members_from_scenario
 
@@ -90,10 +101,17 @@ def _check_data(scenario) -> None:
     try:
         HouseholdFleet.from_scenario(scenario).power(scenario.start, scenario.grid_step_s,
                                                      int(scenario.end_s // scenario.grid_step_s))
-        PriceFeed.from_scenario(scenario).prices(scenario.start, scenario.market_step_s,
-                                                 int(scenario.end_s // scenario.market_step_s))
+        prices = PriceFeed.from_scenario(scenario).prices(scenario.start, scenario.market_step_s,
+                                                          int(scenario.end_s // scenario.market_step_s))
     except DataError as exc:
         raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+    if scenario.grid.import_limit_mw is not None:  # the only constraint that can leave the EMS without a plan
+        from lec_cosim.models.ems import DayAheadPlanner, ImportLimitInfeasible
+
+        try:
+            DayAheadPlanner(scenario).plan_horizon(prices)
+        except ImportLimitInfeasible as exc:
+            raise ScenarioError(f"{scenario.source_file}: {exc.field}: {exc}") from None
 
 
 def _check_sub_brokers(args, scenario) -> None:
@@ -204,6 +222,12 @@ def _cmd_run(args) -> int:
             f"This run did not complete: {reason}\nEvery federate's log is in logs/.\n")
         shutil.rmtree(incomplete, ignore_errors=True)
         staging.rename(incomplete)
+        infeasible = exc.input_error if isinstance(exc, FederationError) else None
+        if infeasible is not None:  # the scenario asks for the impossible: an input error, told as one
+            field, why = infeasible
+            print(f"error: {args.scenario}: {field}: {why} (found by federate {exc.federate}; incomplete run kept "
+                  f"in {incomplete})", file=sys.stderr)
+            return EXIT_INPUT_ERROR
         print(f"error: {reason}\nincomplete run kept in {incomplete}", file=sys.stderr)
         return 130 if isinstance(exc, KeyboardInterrupt) else EXIT_RUN_ERROR
     finally:

@@ -20,7 +20,28 @@ from typing import Callable
 
 
 class FederationError(RuntimeError):
-    """A federate (or a broker) failed; the message names it and its error."""
+    """A federate (or a broker) failed; the message names it and its error.
+
+    Attributes
+    ----------
+    federate : str or None
+        The process that failed first (None: the federation timed out).
+    error : str or None
+        Its error line, ``"<federate>: <kind>: <reason>"``.
+    """
+
+    def __init__(self, message: str, federate: str | None = None, error: str | None = None):
+        super().__init__(message)
+        self.federate, self.error = federate, error
+
+    @property
+    def input_error(self) -> tuple[str, str] | None:
+        """``(scenario field, reason)`` when the federate found the scenario infeasible, else None."""
+        prefix = f"{self.federate}: input: "
+        if self.error is None or not self.error.startswith(prefix):
+            return None
+        field, _, reason = self.error.removeprefix(prefix).partition(": ")
+        return field, reason
 
 
 @dataclass
@@ -127,8 +148,9 @@ def run_federation(
                     culprit = next((p for p in processes if _is_origin(p)), None)
                     time.sleep(0.05)
                 culprit = culprit or failed[0]
-                raise FederationError(f"federate {culprit.name} failed: {_last_error(culprit.log)} "
-                                      f"(log: {culprit.log})")
+                error = _last_error(culprit.log)
+                raise FederationError(f"federate {culprit.name} failed: {error} (log: {culprit.log})",
+                                      culprit.name, error)
             if all(p.popen.poll() == 0 for p in processes):
                 break
             if timeout_s is not None and time.perf_counter() - started > timeout_s:

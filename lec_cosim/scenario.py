@@ -25,6 +25,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _unique(names: Optional[list[str]]) -> Optional[list[str]]:
+    twice = next((n for i, n in enumerate(names or []) if n in names[:i]), None)
+    if twice is not None:
+        raise ValueError(f"{twice!r} appears twice")
+    return names
+
+
 class _ScenarioBase(_Strict):
     """What every scenario kind derives from its ``horizon_h``, ``resolution`` and ``source_file``."""
 
@@ -65,6 +72,7 @@ class HouseholdsConfig(_Strict):
     count: int = Field(gt=0)
     load_profile_file: Path
     load_profiles: list[str] = Field(min_length=1)
+    _unique_profiles = field_validator("load_profiles")(_unique)
     annual_consumption_kwh: float = Field(gt=0)
     power_factor: float = Field(0.97, gt=0, le=1)
     pv: Optional[PVConfig] = None
@@ -75,6 +83,17 @@ class BatteryConfig(_Strict):
     power_mw: float = Field(gt=0)
     efficiency: float = Field(gt=0, le=1, description="round-trip efficiency; one way is its square root")
     soc_initial: float = Field(0.5, ge=0, le=1, description="fraction of capacity at start and end of each day")
+    soc_min: float = Field(0.0, ge=0, lt=1, description="lowest state of charge, fraction of capacity")
+    soc_max: float = Field(1.0, gt=0, le=1, description="highest state of charge, fraction of capacity")
+
+    @model_validator(mode="after")
+    def _soc_window(self):
+        if self.soc_min >= self.soc_max:
+            raise ValueError("soc_min must be below soc_max")
+        if not self.soc_min <= self.soc_initial <= self.soc_max:
+            raise ValueError(f"soc_initial {self.soc_initial:g} lies outside soc_min..soc_max "
+                             f"({self.soc_min:g}..{self.soc_max:g})")
+        return self
 
 
 class LineConfig(_Strict):
@@ -113,6 +132,9 @@ class GridConfig(_VoltageBand):
     vm_min_pu: float = Field(0.9, gt=0, description="voltage band; EN 50160: 0.9-1.1 pu")
     vm_max_pu: float = Field(1.1, gt=0)
     max_loading_percent: float = Field(100.0, gt=0, description="line and transformer rating")
+    import_limit_mw: Optional[float] = Field(None, gt=0, description=(
+        "the LEC's connection capacity: the EMS keeps the planned PCC import at or below it (a hard LP "
+        "constraint; a scenario the battery cannot keep below it is refused)"))
     mv_line: LineConfig
     transformer: TransformerConfig
 
@@ -362,6 +384,7 @@ class LecsConfig(_Strict):
     on_platform: Optional[list[str]] = Field(
         None, description="decentralised and p2p: LECs that join the market platform (default all); the others "
         "trade with the grid only")
+    _unique_lecs = field_validator("on_platform")(_unique)
 
 
 class TariffConfig(_Strict):

@@ -1,8 +1,10 @@
 """The corpus of broken inputs (``tests/bad_inputs``): each gets one clear line, exit code 2, nothing run.
 
 ``expected.yaml`` names, for every broken scenario, what its error line must say besides the file:
-the field or row and the reason. Scenarios, price files, learnt-bids files and feeder folders of
-all three kinds of federation are in it.
+the field or row and the reason. Scenarios, price and profile files, learnt-bids files and feeder
+folders of all three kinds of federation are in it. ``validate`` finds all but the ``run_*``
+cases before anything starts; those (a power flow with no solution) only show while running, and
+``run`` reports them as input errors all the same.
 """
 
 import subprocess
@@ -24,7 +26,11 @@ def test_the_corpus_is_big_enough_and_complete():
     assert len(list(CORPUS.glob("*.csv"))) >= 5  # broken data files, not only scenarios
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+FOUND_BEFORE_RUNNING = sorted(name for name in EXPECTED if not name.startswith("run_"))
+FOUND_WHILE_RUNNING = sorted(name for name in EXPECTED if name.startswith("run_"))
+
+
+@pytest.mark.parametrize("name", FOUND_BEFORE_RUNNING)
 def test_one_clear_line_and_exit_code_2(name, capsys):
     code = main(["validate", str(CORPUS / name)])
     captured = capsys.readouterr()
@@ -51,3 +57,22 @@ def test_debug_shows_the_traceback():
     done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "--debug", "validate",
                            str(CORPUS / "prices_gap.yaml")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" in done.stderr and "evenly spaced" in done.stderr
+
+
+@pytest.mark.parametrize("name", FOUND_WHILE_RUNNING)
+@pytest.mark.timeout(120)
+def test_an_input_error_found_while_running_is_one_line_and_exit_code_2(name, tmp_path):
+    assert main(["validate", str(CORPUS / name)]) == 0  # nothing to see before it runs
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(CORPUS / name), "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=100)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert name in lines[0] and "Traceback" not in done.stderr
+    for needle in EXPECTED[name]:
+        assert needle in lines[0], (needle, lines[0])
+    # the run that found it is kept apart, marked incomplete; nothing looks like a result
+    assert not out.exists()
+    incomplete = tmp_path / "out.incomplete"
+    assert (incomplete / "INCOMPLETE.txt").is_file() and not (incomplete / "summary.json").exists()
+    assert str(incomplete) in lines[0]

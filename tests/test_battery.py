@@ -153,3 +153,17 @@ def test_soc_above_capacity_only_discharges():
     assert b.clamp(0.3, 0.25) == 0.0
     assert b.step(-0.09, 1.0) == pytest.approx(-0.09)
     assert b.soc_mwh == pytest.approx(1.0, abs=1e-12)
+
+
+def test_soc_window_limits_both_directions():
+    # Window 0.2..0.8 MWh of 1 MWh, eta 0.81 (one way 0.9). From 0.7 MWh: room 0.1 MWh -> at most
+    # 0.1 / (0.9 * 0.25) = 0.4444 MW charging for 0.25 h; from 0.3 MWh: 0.1 MWh above the floor
+    # delivers 0.09 MWh -> at most 0.36 MW discharging.
+    b = Battery(1.0, 1.0, 0.81, soc_mwh=0.7, soc_min_mwh=0.2, soc_max_mwh=0.8)
+    assert b.clamp(1.0, 0.25) == pytest.approx(0.1 / 0.225, rel=1e-12)
+    assert b.step(1.0, 0.25) == pytest.approx(0.1 / 0.225, rel=1e-12)
+    assert b.soc_mwh == pytest.approx(0.8, abs=1e-12)
+    b.soc_mwh = 0.3
+    assert b.step(-1.0, 0.25) == pytest.approx(-0.36, rel=1e-12)
+    assert b.soc_mwh == pytest.approx(0.2, abs=1e-12)
+    assert b.step(-1.0, 0.25) == 0.0  # at the floor: nothing more to give

@@ -74,7 +74,9 @@ def test_a_federate_failing_mid_run_ends_the_federation_and_names_it(tmp_path):
     with pytest.raises(FederationError) as failure:
         run_federation(tmp_path, timeout_s=120)
     message = str(failure.value)
-    assert message.startswith("federate dso failed: dso: PowerFlowError: power flow did not converge")
+    assert message.startswith("federate dso failed: dso: input: grid: power flow did not converge")
+    assert "[simulated time 2019-05-26 09:00]" in message
+    assert failure.value.input_error[0] == "grid"
     # The step that failed is 09:00-09:15: its PV, as the households published it, is in the message.
     pv = HouseholdFleet.from_scenario(scenario).power(scenario.start, 900, 96).pv_p_mw
     assert f"PV {pv.iat[36]:.4f} MW" in message

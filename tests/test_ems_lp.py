@@ -353,3 +353,38 @@ def test_unreachable_final_soc_is_infeasible(solver):
     with pytest.raises(InfeasibleSchedule, match="infeasible"):
         schedule_battery([0], [0], [10], [10], step_h=1.0, capacity_mwh=1.0, power_mw=0.1, efficiency=0.81,
                          soc_initial_mwh=0.0, soc_final_mwh=0.9, solver=solver)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_soc_window_bounds_the_arbitrage(solver):
+    # As the power-limited two-step case (prices 10, 50; E = 1, P = 1, eta = 0.81), but the SoC must
+    # stay within 0.2..0.6 MWh and start and end at 0.2: the battery can store 0.4 MWh, charged with
+    # 0.4 / 0.9 = 0.4444 MW and returning 0.4 * 0.9 = 0.36 MW. Cost = 10 * 0.4444 - 50 * 0.36 = -13.5556.
+    s = schedule_battery([0, 0], [0, 0], [10, 50], [10, 50], step_h=1.0, capacity_mwh=1.0, power_mw=1.0,
+                         efficiency=0.81, soc_initial_mwh=0.2, soc_min_mwh=0.2, soc_max_mwh=0.6, solver=solver)
+    assert_schedule(s, charge=[0.4 / 0.9, 0], discharge=[0, 0.36], soc=[0.6, 0.2], imp=[0.4 / 0.9, 0],
+                    exp=[0, 0.36], objective=10 * 0.4 / 0.9 - 50 * 0.36)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_import_limit_makes_the_battery_shave_the_peak(solver):
+    # Loads 0.2 and 0.8 MW (min_import), limit 0.6 MW, E = 1, P = 1, eta = 0.81, from and back to
+    # 0.5 MWh: step 1 needs at least 0.2 MW from the battery. Every MW discharged costs 1/0.81 MW
+    # charged, so the least import discharges exactly 0.2 MW (draws 0.2 / 0.9 = 0.2222 MWh), put
+    # back in step 0 with 0.2 / 0.81 = 0.2469 MW: imports 0.4469 and 0.6 MW.
+    s = schedule_battery([0.2, 0.8], [0, 0], [10, 10], [10, 10], step_h=1.0, capacity_mwh=1.0, power_mw=1.0,
+                         efficiency=0.81, soc_initial_mwh=0.5, import_limit_mw=0.6, objective="min_import",
+                         solver=solver)
+    charged = 0.2 / 0.81
+    assert_schedule(s, charge=[charged, 0], discharge=[0, 0.2], soc=[0.5 + 0.2 / 0.9, 0.5],
+                    imp=[0.2 + charged, 0.6], exp=[0, 0], objective=0.2 + charged + 0.6)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_an_import_limit_no_battery_can_keep_is_infeasible(solver):
+    # Limit 0.5 MW: step 1 needs 0.3 MW from the battery, which must be put back in step 0 with at
+    # least 0.3 / 0.81 = 0.3704 MW: step 0 then imports 0.5704 MW, above the limit.
+    with pytest.raises(InfeasibleSchedule, match="not solved to optimality"):
+        schedule_battery([0.2, 0.8], [0, 0], [10, 10], [10, 10], step_h=1.0, capacity_mwh=1.0, power_mw=1.0,
+                         efficiency=0.81, soc_initial_mwh=0.5, import_limit_mw=0.5, objective="min_import",
+                         solver=solver)

@@ -121,3 +121,48 @@ def test_transformer_secondary_power_over_the_day(feeder):
         msg = f"{label}: max rel. error {worst:.3%} at minute {sample[where[0]]}, phase {'abc'[where[1]]}"
         assert worst <= P_TOL_REL, msg
         assert worst <= P_TIGHT_REL, msg
+
+
+def _feeder_copy(tmp_path, table: str, edit):
+    """The feeder folder copied to ``tmp_path`` with one file edited."""
+    import shutil
+
+    folder = tmp_path / "feeder"
+    shutil.copytree(DEFAULT_DATA_DIR, folder, ignore=shutil.ignore_patterns("opendss", "reference_solution_opendss"))
+    path = folder / table
+    path.write_text(edit(path.read_text()))
+    return folder
+
+
+@pytest.mark.parametrize("table, edit, message", [
+    ("csv/Lines.csv", lambda t: t.replace("LINE2,2,3,ABC,0.11511,m,4c_70", "LINE2,2,3,ABC,0.11511,m,4c_71"),
+     r"Lines.csv: line 4: line code '4c_71' of LINE2 is not in LineCodes.csv"),
+    ("csv/Lines.csv", lambda t: t.replace("LINE2,2,3,ABC,0.11511,", "LINE2,2,3,ABC,0,"),
+     r"Lines.csv: line 4: length 0.0 of LINE2 is not a positive number"),
+    ("csv/Lines.csv", lambda t: t.replace("LINE2,2,3,", "LINE2,2,999,"),
+     r"Lines.csv: line 4: Bus2 999 of LINE2 is not a bus of Buscoords.csv"),
+    ("csv/Buscoords.csv", lambda t: t.replace("\n2,", "\n1,", 1),
+     r"Buscoords.csv: line 4: bus 1 appears twice"),
+    ("csv/Loads.csv", lambda t: t.replace("LOAD2,1,47,B,", "LOAD2,1,47,D,"),
+     r"Loads.csv: line 5: phase 'D' of LOAD2 is not A, B or C"),
+    ("csv/Loads.csv", lambda t: t.replace("Shape_2\n", "Shape_200\n"),
+     r"Loads.csv: line 5: load shape 'Shape_200' of LOAD2 has no profile_k column"),
+    ("load_profiles_1min_100.csv", lambda t: t.replace("\n3,00:03:00,", "\n3,00:03:00,x", 1),
+     r"load_profiles_1min_100.csv: line 4: profile_1 is 'x\d", ),
+    ("load_profiles_1min_100.csv", lambda t: t.replace("profile_2,", "profile_1,", 1),
+     r"load_profiles_1min_100.csv: line 1: column 'profile_1' appears twice"),
+])
+def test_inconsistent_feeder_tables_are_named_by_file_and_line(tmp_path, table, edit, message):
+    from lec_cosim.models.ieee_eulv import FeederDataError, check_feeder_data
+
+    folder = _feeder_copy(tmp_path, table, edit)
+    with pytest.raises(FeederDataError, match=message):
+        check_feeder_data(folder)
+    with pytest.raises(FeederDataError, match=message):  # the model is never built from such tables
+        build_ieee_eulv(folder)
+
+
+def test_the_shipped_feeder_tables_are_consistent():
+    from lec_cosim.models.ieee_eulv import check_feeder_data
+
+    check_feeder_data(DEFAULT_DATA_DIR)  # raises on the first inconsistency

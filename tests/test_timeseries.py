@@ -272,7 +272,7 @@ def test_profile_column_errors(tmp_path):
     path = write(tmp_path, "time,a,b\n2016-01-01T00:00,1,2\n2016-01-01T00:15,,4\n", "profile.csv")
     with pytest.raises(DataError, match="column 'c' missing"):
         read_profile_columns(path, ["c"])
-    with pytest.raises(DataError, match="row 3: missing value"):
+    with pytest.raises(DataError, match="row 3: a is empty, not a number"):
         read_profile_columns(path, ["a"])
     frame = read_profile_columns(path, ["b"])
     assert list(frame["b"]) == [2.0, 4.0]

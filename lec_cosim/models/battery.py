@@ -23,12 +23,20 @@ class Battery:
         Round-trip efficiency in (0, 1].
     soc_mwh : float
         Present state of charge.
+    soc_min_mwh, soc_max_mwh : float, optional
+        The window the state of charge stays in (default: empty to full).
     """
 
     capacity_mwh: float
     power_mw: float
     efficiency: float
     soc_mwh: float
+    soc_min_mwh: float = 0.0
+    soc_max_mwh: float | None = None
+
+    def __post_init__(self):
+        if self.soc_max_mwh is None:
+            self.soc_max_mwh = self.capacity_mwh
 
     @property
     def one_way_efficiency(self) -> float:
@@ -41,10 +49,10 @@ class Battery:
         """
         p = min(max(setpoint_mw, -self.power_mw), self.power_mw)
         if p > 0:
-            room_mwh = max(self.capacity_mwh - self.soc_mwh, 0.0)
+            room_mwh = max(self.soc_max_mwh - self.soc_mwh, 0.0)
             p = min(p, room_mwh / (self.one_way_efficiency * duration_h))
         elif p < 0:
-            stored_mwh = max(self.soc_mwh, 0.0)
+            stored_mwh = max(self.soc_mwh - self.soc_min_mwh, 0.0)
             p = max(p, -stored_mwh * self.one_way_efficiency / duration_h)
         return p
 
@@ -55,5 +63,5 @@ class Battery:
             self.soc_mwh += p * self.one_way_efficiency * duration_h
         else:
             self.soc_mwh += p / self.one_way_efficiency * duration_h
-        self.soc_mwh = min(max(self.soc_mwh, 0.0), self.capacity_mwh)
+        self.soc_mwh = min(max(self.soc_mwh, self.soc_min_mwh), self.soc_max_mwh)
         return p

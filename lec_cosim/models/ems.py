@@ -6,10 +6,14 @@ For each step t of length dt (h), with load L_t and PV G_t forecast (MW) and pri
     import_t - export_t = L_t - G_t + charge_t - discharge_t
     soc_t = soc_{t-1} + (sqrt(eta) * charge_t - discharge_t / sqrt(eta)) * dt
     soc_0 = soc_T = soc_initial
-    0 <= charge_t, discharge_t <= P;  0 <= soc_t <= E;  import_t, export_t >= 0
+    0 <= charge_t, discharge_t <= P;  S_min <= soc_t <= S_max;  0 <= import_t <= I_max;  export_t >= 0
 
     min_cost:   min  sum (c_t * import_t - x_t * export_t) * dt
     min_import: min  sum import_t * dt
+
+S_min and S_max are the SoC window (default 0 and the capacity E); I_max is the connection's import
+limit (default none). Only I_max can make the LP infeasible: the battery cannot shave the net load
+enough on some day (:class:`ImportLimitInfeasible`).
 
 Import and export are separate non-negative variables. With one free-sign grid variable, as in
 Rana et al. (2022, eq. 1), sum(import) = sum(L - G) + sum(charge - discharge) is the same for
@@ -32,6 +36,7 @@ bounds and costs are passed on).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import sys
@@ -42,6 +47,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from lec_cosim.models.errors import InfeasibleInput
 from lec_cosim.models.timeseries import step_means
 
 OBJECTIVES = ("min_cost", "min_import")
@@ -50,6 +56,12 @@ SOLVERS = ("glpk", "highs")
 
 class InfeasibleSchedule(RuntimeError):
     """The LP has no feasible schedule (e.g. an export the grid cannot take)."""
+
+
+class ImportLimitInfeasible(InfeasibleSchedule, InfeasibleInput):
+    """No battery schedule keeps a day's grid import at or below the scenario's ``grid.import_limit_mw``."""
+
+    field = "grid.import_limit_mw"
 
 
 @dataclass(frozen=True)
@@ -140,6 +152,16 @@ class _Battery:
     power_mw: float
     efficiency: float
     throughput_penalty: float
+    soc_min_mwh: float = 0.0
+    soc_max_mwh: float | None = None  # None: the capacity
+    import_limit_mw: float | None = None  # None: unlimited
+
+
+def _battery(step_h, capacity_mwh, power_mw, efficiency, throughput_penalty, soc_min_mwh, soc_max_mwh,
+             import_limit_mw) -> _Battery:
+    return _Battery(float(step_h), float(capacity_mwh), float(power_mw), float(efficiency), float(throughput_penalty),
+                    float(soc_min_mwh), float(capacity_mwh if soc_max_mwh is None else soc_max_mwh),
+                    None if import_limit_mw is None else float(import_limit_mw))
 
 
 class BatteryLP:
@@ -161,6 +183,8 @@ class BatteryLP:
     n_steps : int
     step_h, capacity_mwh, power_mw, efficiency, throughput_penalty : float
         As :func:`schedule_battery`.
+    soc_min_mwh, soc_max_mwh, import_limit_mw : float, optional
+        As :func:`schedule_battery`.
     objective : {"min_cost", "min_import"}
     solver : {"glpk", "highs"}
     direction : bool
@@ -169,7 +193,8 @@ class BatteryLP:
 
     def __init__(self, n_steps: int, *, step_h: float, capacity_mwh: float, power_mw: float, efficiency: float,
                  throughput_penalty: float = 1e-6, objective: str = "min_cost", solver: str = "glpk",
-                 direction: bool = False):
+                 direction: bool = False, soc_min_mwh: float = 0.0, soc_max_mwh: float | None = None,
+                 import_limit_mw: float | None = None):
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
         if solver not in SOLVERS:
@@ -177,8 +202,8 @@ class BatteryLP:
         if n_steps < 1:
             raise ValueError("empty horizon: no steps to schedule")
         self.n_steps, self.objective, self.solver, self.direction = int(n_steps), objective, solver, bool(direction)
-        self.battery = _Battery(float(step_h), float(capacity_mwh), float(power_mw), float(efficiency),
-                                float(throughput_penalty))
+        self.battery = _battery(step_h, capacity_mwh, power_mw, efficiency, throughput_penalty, soc_min_mwh,
+                                soc_max_mwh, import_limit_mw)
         self.model = self._build()
         self._opt = None
         self._cold_start = True  # HiGHS: discard the previous basis before a re-solve
@@ -186,7 +211,7 @@ class BatteryLP:
     # --- model ---------------------------------------------------------------------------------
     def _build(self) -> pyo.ConcreteModel:
         n, b = self.n_steps, self.battery
-        step_h, power_mw, capacity_mwh = b.step_h, b.power_mw, b.capacity_mwh
+        step_h, power_mw = b.step_h, b.power_mw
         eta = math.sqrt(b.efficiency)
         m = pyo.ConcreteModel("lec_ems")
         m.T = pyo.RangeSet(0, n - 1)
@@ -197,9 +222,9 @@ class BatteryLP:
 
         m.charge = pyo.Var(m.T, bounds=(0, power_mw))
         m.discharge = pyo.Var(m.T, bounds=(0, power_mw))
-        m.grid_import = pyo.Var(m.T, within=pyo.NonNegativeReals)
+        m.grid_import = pyo.Var(m.T, bounds=(0, b.import_limit_mw))
         m.grid_export = pyo.Var(m.T, within=pyo.NonNegativeReals)
-        m.soc = pyo.Var(m.T, bounds=(0, capacity_mwh))
+        m.soc = pyo.Var(m.T, bounds=(b.soc_min_mwh, b.soc_max_mwh))
 
         m.balance = pyo.Constraint(
             m.T, rule=lambda m, t: m.grid_import[t] - m.grid_export[t]
@@ -350,20 +375,22 @@ class BatteryScheduler:
 
     def schedule(self, load_mw, pv_mw, price, export_price, *, step_h: float, capacity_mwh: float,
                  power_mw: float, efficiency: float, soc_initial_mwh: float, soc_final_mwh: float | None = None,
-                 objective: str = "min_cost", solver: str = "glpk",
-                 throughput_penalty: float = 1e-6) -> BatterySchedule:
+                 objective: str = "min_cost", solver: str = "glpk", throughput_penalty: float = 1e-6,
+                 soc_min_mwh: float = 0.0, soc_max_mwh: float | None = None,
+                 import_limit_mw: float | None = None) -> BatterySchedule:
         """Optimal battery schedule; parameters as :func:`schedule_battery`."""
         load, pv, buy, sell = _inputs(load_mw, pv_mw, price, export_price, objective)
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; choose glpk or highs")
-        battery = _Battery(float(step_h), float(capacity_mwh), float(power_mw), float(efficiency),
-                           float(throughput_penalty))
+        battery = _battery(step_h, capacity_mwh, power_mw, efficiency, throughput_penalty, soc_min_mwh, soc_max_mwh,
+                           import_limit_mw)
         key = (len(load), objective, solver, _needs_direction(objective, buy, sell), battery)
         lp = self._models.pop(key, None)
         if lp is None:
             lp = BatteryLP(len(load), step_h=step_h, capacity_mwh=capacity_mwh, power_mw=power_mw,
                            efficiency=efficiency, throughput_penalty=throughput_penalty, objective=objective,
-                           solver=solver, direction=key[3])
+                           solver=solver, direction=key[3], soc_min_mwh=soc_min_mwh, soc_max_mwh=soc_max_mwh,
+                           import_limit_mw=import_limit_mw)
             self.models_built += 1
             while len(self._models) >= self.max_models:
                 self._models.pop(next(iter(self._models)))  # least recently used
@@ -387,6 +414,9 @@ def schedule_battery(
     objective: str = "min_cost",
     solver: str = "glpk",
     throughput_penalty: float = 1e-6,
+    soc_min_mwh: float = 0.0,
+    soc_max_mwh: float | None = None,
+    import_limit_mw: float | None = None,
 ) -> BatterySchedule:
     """Optimal battery schedule over the given steps, from a freshly built model.
 
@@ -409,11 +439,17 @@ def schedule_battery(
     solver : {"glpk", "highs"}
     throughput_penalty : float
         Tie-breaker per MWh charged plus discharged.
+    soc_min_mwh, soc_max_mwh : float, optional
+        The window the state of charge stays in (default: empty to ``capacity_mwh``).
+    import_limit_mw : float, optional
+        Hard limit on the grid import of every step (the connection capacity). Where the battery
+        cannot keep the import below it, :class:`InfeasibleSchedule` is raised.
     """
     load, pv, buy, sell = _inputs(load_mw, pv_mw, price, export_price, objective)
     lp = BatteryLP(len(load), step_h=step_h, capacity_mwh=capacity_mwh, power_mw=power_mw, efficiency=efficiency,
                    throughput_penalty=throughput_penalty, objective=objective, solver=solver,
-                   direction=_needs_direction(objective, buy, sell))
+                   direction=_needs_direction(objective, buy, sell), soc_min_mwh=soc_min_mwh,
+                   soc_max_mwh=soc_max_mwh, import_limit_mw=import_limit_mw)
     return lp.solve(load, pv, buy, sell, soc_initial_mwh=soc_initial_mwh, soc_final_mwh=soc_final_mwh)
 
 
@@ -430,6 +466,24 @@ class DayAheadPlanner:
         self.scenario = scenario
         self.forecaster = forecaster or HouseholdFleet.from_scenario(scenario)
         self.scheduler = BatteryScheduler()  # builds the LP once, re-solves it every day
+
+    def plan_horizon(self, prices: pd.DataFrame) -> list[BatterySchedule]:
+        """Plan every day of the scenario's horizon, as the LEC_EMS does in a run.
+
+        Parameters
+        ----------
+        prices : pandas.DataFrame
+            ``price`` and ``export_price`` of every market step of the horizon (currency/MWh), as
+            :meth:`lec_cosim.models.prices.PriceFeed.prices` gives them.
+        """
+        s = self.scenario
+        day_s, per_day = 86400, 86400 // s.market_step_s
+        schedules = []
+        for t in range(0, math.ceil(s.end_s), day_s):
+            day = prices.iloc[t // s.market_step_s: t // s.market_step_s + per_day]
+            schedules.append(self.plan(s.start + dt.timedelta(seconds=t), int(min(day_s, s.end_s - t) // s.ems_step_s),
+                                       day["price"].to_numpy(), day["export_price"].to_numpy()))
+        return schedules
 
     def plan(self, day_start, n_steps: int, prices, export_prices) -> BatterySchedule:
         """Schedule ``n_steps`` EMS steps from ``day_start``.
@@ -452,9 +506,25 @@ class DayAheadPlanner:
 
         forecast = self.forecaster.power(day_start, s.ems_step_s, n_steps)
         b = s.battery
-        return self.scheduler.schedule(
-            forecast["load_p_mw"], forecast["pv_p_mw"], per_ems_step(prices), per_ems_step(export_prices),
-            step_h=s.ems_step_s / 3600.0, capacity_mwh=b.capacity_mwh, power_mw=b.power_mw,
-            efficiency=b.efficiency, soc_initial_mwh=b.soc_initial * b.capacity_mwh,
-            objective=s.ems.objective, solver=s.ems.solver, throughput_penalty=s.ems.throughput_penalty,
-        )
+        limit = s.grid.import_limit_mw
+        try:
+            return self.scheduler.schedule(
+                forecast["load_p_mw"], forecast["pv_p_mw"], per_ems_step(prices), per_ems_step(export_prices),
+                step_h=s.ems_step_s / 3600.0, capacity_mwh=b.capacity_mwh, power_mw=b.power_mw,
+                efficiency=b.efficiency, soc_initial_mwh=b.soc_initial * b.capacity_mwh,
+                objective=s.ems.objective, solver=s.ems.solver, throughput_penalty=s.ems.throughput_penalty,
+                soc_min_mwh=b.soc_min * b.capacity_mwh, soc_max_mwh=b.soc_max * b.capacity_mwh,
+                import_limit_mw=limit,
+            )
+        except InfeasibleSchedule:
+            if limit is None:
+                raise
+            net = (forecast["load_p_mw"] - forecast["pv_p_mw"]).to_numpy()
+            peak = int(np.argmax(net))
+            above_mwh = float(np.clip(net - limit, 0.0, None).sum()) * s.ems_step_s / 3600.0
+            raise ImportLimitInfeasible(
+                f"no battery schedule keeps the import at or below {limit:g} MW on {day_start:%Y-%m-%d} (net load "
+                f"peak {net[peak]:.3f} MW at {day_start + dt.timedelta(seconds=peak * s.ems_step_s):%H:%M}, "
+                f"{above_mwh:.3f} MWh above the limit; battery {b.power_mw:g} MW, "
+                f"{b.capacity_mwh * (b.soc_initial - b.soc_min):.3f} MWh above soc_min, back to its start SoC "
+                f"by the day's end)") from None

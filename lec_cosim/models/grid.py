@@ -44,6 +44,7 @@ from pandapower.pypower.idx_brch import F_BUS, T_BUS
 from pandapower.pypower.idx_bus import BASE_KV
 from pandapower.pypower.makeSbus import makeSbus
 
+from lec_cosim.models.errors import InfeasibleInput
 from lec_cosim.models.pgm_backend import PgmPowerFlow, PowerGridError
 
 try:  # C++ Newton-Raphson; pandapower's runpp(lightsim2grid=True) uses these classes
@@ -78,8 +79,10 @@ _RESULT_COLUMNS = {
 }
 
 
-class PowerFlowError(RuntimeError):
-    """The power flow did not converge."""
+class PowerFlowError(RuntimeError, InfeasibleInput):
+    """The power flow did not converge: the grid cannot carry the scenario's loads and generation."""
+
+    field = "grid"
 
 
 @dataclass(frozen=True)

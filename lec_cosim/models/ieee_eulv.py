@@ -112,17 +112,89 @@ impedance seen from the LV side equals the leakage impedance."""
 # ---------------------------------------------------------------------------------------------
 # IEEE CSV readers
 # ---------------------------------------------------------------------------------------------
+class FeederDataError(ValueError):
+    """A table of the feeder folder is inconsistent; the message names the file, the row and the reason."""
+
+
 def _read_ieee_csv(path: Path) -> pd.DataFrame:
-    """Read one IEEE CSV table: skip the leading ``#`` comment lines, strip header blanks."""
+    """Read one IEEE CSV table: skip the leading ``#`` comment lines, strip header blanks.
+
+    The frame's ``attrs["first_row"]`` is the file line of its first data row (for messages).
+    """
     lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    skipped = 0
     while lines and lines[0].lstrip().startswith("#"):
         lines.pop(0)
+        skipped += 1
+    header = [c.strip() for c in lines[0].split(",")] if lines else []
+    twice = next((c for i, c in enumerate(header) if c in header[:i]), None)
+    if twice is not None:
+        raise FeederDataError(f"{path}: line {skipped + 1}: column {twice!r} appears twice")
     df = pd.read_csv(io.StringIO("\n".join(lines)), skipinitialspace=True)
     df.columns = [str(c).strip() for c in df.columns]
     for col in df.columns:
         if df[col].dtype == object:
             df[col] = df[col].str.strip()
+    df.attrs["first_row"] = skipped + 2
     return df
+
+
+def _fail_at(table: pd.DataFrame, path: Path, bad, reason: str) -> None:
+    """Raise for the first row where ``bad`` holds, naming its line in ``path``."""
+    bad = np.asarray(bad, dtype=bool)
+    if bad.any():
+        i = int(np.argmax(bad))
+        # a row of mixed columns comes out as floats: show each cell as its own column has it
+        row = pd.Series({column: table[column].iat[i] for column in table.columns}, dtype=object)
+        raise FeederDataError(f"{path}: line {table.attrs['first_row'] + i}: {reason(row)}")
+
+
+def check_feeder_data(data_dir: Path | str = DEFAULT_DATA_DIR) -> None:
+    """Check that the feeder folder's tables fit together, before a model is built from them.
+
+    Every bus a line, load or the transformer names has coordinates; names are unique; lines
+    have a known line code and a positive length; every load has a phase A, B or C and a
+    load shape ``Shape_k`` with its column ``profile_k`` in the profile table, which holds
+    numbers only.
+
+    Raises
+    ------
+    FeederDataError
+        The first inconsistency: ``"<file>: line <n>: <reason>"``.
+    """
+    csv = Path(data_dir) / "csv"
+    paths = {name: csv / f"{name}.csv" for name in ("Buscoords", "Lines", "LineCodes", "Loads", "Transformer")}
+    coords, lines, codes, loads, trafo = (_read_ieee_csv(path) for path in paths.values())
+    buses = pd.to_numeric(coords["Busname"], errors="coerce")
+    _fail_at(coords, paths["Buscoords"], buses.isna(), lambda row: f"bus name {row['Busname']} is not a number")
+    _fail_at(coords, paths["Buscoords"], buses.duplicated(), lambda row: f"bus {row['Busname']} appears twice")
+    known = set(buses.astype(int))
+
+    def unknown(values) -> np.ndarray:
+        numbers = pd.to_numeric(values, errors="coerce")
+        return numbers.isna().to_numpy() | ~numbers.fillna(-1).astype(int).isin(known).to_numpy()
+
+    for end in ("Bus1", "Bus2"):
+        _fail_at(lines, paths["Lines"], unknown(lines[end]),
+                 lambda row, end=end: f"{end} {row[end]} of {row['Name']} is not a bus of Buscoords.csv")
+    _fail_at(lines, paths["Lines"], lines["Name"].duplicated(), lambda row: f"line {row['Name']} appears twice")
+    _fail_at(lines, paths["Lines"], ~lines["LineCode"].isin(codes["Name"]),
+             lambda row: f"line code {row['LineCode']!r} of {row['Name']} is not in LineCodes.csv")
+    length = pd.to_numeric(lines["Length"], errors="coerce")
+    _fail_at(lines, paths["Lines"], ~(length > 0),
+             lambda row: f"length {row['Length']} of {row['Name']} is not a positive number")
+    _fail_at(trafo, paths["Transformer"], unknown(trafo["bus2"]),
+             lambda row: f"bus2 {row['bus2']} is not a bus of Buscoords.csv")
+    _fail_at(loads, paths["Loads"], unknown(loads["Bus"]),
+             lambda row: f"bus {row['Bus']} of {row['Name']} is not a bus of Buscoords.csv")
+    _fail_at(loads, paths["Loads"], loads["Name"].duplicated(), lambda row: f"load {row['Name']} appears twice")
+    _fail_at(loads, paths["Loads"], ~loads["phases"].isin(list(_PHASE_FROM_IEEE)),
+             lambda row: f"phase {row['phases']!r} of {row['Name']} is not A, B or C")
+    profiles = read_load_profiles_kw(data_dir)
+    shape = loads["Yearly"].astype(str).str.extract(r"^Shape_(\d+)$", expand=False)
+    _fail_at(loads, paths["Loads"], shape.isna() | ~("profile_" + shape.fillna("")).isin(profiles.columns),
+             lambda row: f"load shape {row['Yearly']!r} of {row['Name']} has no profile_k column in "
+                         "load_profiles_1min_100.csv")
 
 
 def _number(text: str) -> float:
@@ -190,8 +262,20 @@ def read_load_profiles_kw(data_dir: Path | str = DEFAULT_DATA_DIR) -> pd.DataFra
         Index ``minute`` (1..1440; minute m is the IEEE time m*60 s, i.e. the interval ending at
         HH:MM), columns ``profile_1`` .. ``profile_100`` in kW.
     """
-    df = pd.read_csv(Path(data_dir) / "load_profiles_1min_100.csv")
-    return df.drop(columns=["time"]).set_index("minute")
+    path = Path(data_dir) / "load_profiles_1min_100.csv"
+    df = pd.read_csv(path)
+    twice = [c for c in df.columns if re.fullmatch(r".+\.\d+", c) and c.rsplit(".", 1)[0] in df.columns]
+    if twice:  # pandas renames a repeated column "x" to "x.1"
+        raise FeederDataError(f"{path}: line 1: column {twice[0].rsplit('.', 1)[0]!r} appears twice")
+    profiles = df.drop(columns=["time"]).set_index("minute")
+    numbers = profiles.apply(pd.to_numeric, errors="coerce")
+    bad = numbers.isna().any(axis=1).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        column = profiles.columns[numbers.iloc[i].isna().to_numpy()][0]
+        raise FeederDataError(f"{path}: line {i + 2}: {column} is {profiles.iat[i, profiles.columns.get_loc(column)]!r}, "
+                              "not a number")
+    return numbers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,6 +404,7 @@ def build_ieee_eulv(data_dir: Path | str = DEFAULT_DATA_DIR, minute: int | None 
     import pandapower as pp  # here, not at the top: the CSV readers serve processes without a grid
 
     data_dir = Path(data_dir)
+    check_feeder_data(data_dir)
     csv = data_dir / "csv"
     source = read_source(data_dir)
     trafo = _read_ieee_csv(csv / "Transformer.csv")

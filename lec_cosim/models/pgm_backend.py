@@ -47,6 +47,8 @@ from power_grid_model import (
 )
 from power_grid_model.errors import PowerGridError
 
+from lec_cosim.models.errors import InfeasibleInput
+
 __all__ = ["PgmPowerFlow", "PowerFlowArrays", "PowerFlowNotConverged", "PowerGridError", "UnsupportedNetwork",
            "pandapower_results"]
 
@@ -62,8 +64,10 @@ class UnsupportedNetwork(ValueError):
     """The network holds an element or a setting this backend does not model."""
 
 
-class PowerFlowNotConverged(LoadflowNotConverged):
+class PowerFlowNotConverged(LoadflowNotConverged, InfeasibleInput):
     """A power flow did not converge, whichever the backend (a pandapower ``LoadflowNotConverged``)."""
+
+    field = "feeder"
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -99,19 +100,37 @@ def on_calendar(series: pd.Series, years: range) -> pd.Series:
     return pd.concat(pieces)
 
 
+def read_profile_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    """Read a profile CSV with a ``time`` column and numeric ``columns``, all checked.
+
+    Raises :class:`DataError` naming the file and the column or row: a column missing or
+    appearing twice, a value that is not a number or missing.
+    """
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    header = list(frame.columns)
+    twice = [c for c in header if re.fullmatch(r".+\.\d+", c) and c.rsplit(".", 1)[0] in header]
+    if twice:  # pandas renames a repeated column "x" to "x.1"
+        raise DataError(f"{path}: column {twice[0].rsplit('.', 1)[0]!r} appears twice")
+    if "time" not in header:
+        raise DataError(f"{path}: column 'time' missing")
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataError(f"{path}: column {missing[0]!r} missing (has {', '.join(header[1:8])}, ...)")
+    values = frame[columns].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna().any(axis=1).to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        column = values.columns[values.iloc[row].isna().to_numpy()][0]
+        raw = frame.at[row, column]
+        raise DataError(f"{path}: row {row + 2}: {column} is {'empty' if not raw.strip() else repr(raw)}, not a number")
+    values.insert(0, "time", frame["time"])
+    return values
+
+
 def read_profile_columns(path: Path, columns: list[str]) -> pd.DataFrame:
     """Read named columns of a profile CSV whose first column ``time`` is ISO local time."""
-    frame = pd.read_csv(path)
-    if "time" not in frame.columns:
-        raise DataError(f"{path}: column 'time' missing")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: column {missing[0]!r} missing (has {', '.join(frame.columns[1:8])}, ...)")
+    frame = read_profile_table(path, columns)
     frame.index = pd.to_datetime(frame.pop("time"))
-    frame = frame[columns].astype(float)
-    bad = frame.isna().any(axis=1)
-    if bad.any():
-        raise DataError(f"{path}: row {int(np.argmax(bad.to_numpy())) + 2}: missing value")
     return frame
 
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/bad_inputs/make_corpus.py
 """
+import json
 import re
 from pathlib import Path
 import yaml
@@ -71,6 +72,47 @@ case('mlec_unknown_framework.yaml', sub(mlec, 'framework: decentralised', 'frame
 case('mlec_too_many_lecs.yaml', sub(mlec, 'count: 3', 'count: 9'), 'lecs.count', 'less than or equal to 5')
 case('mlec_unknown_platform_lec.yaml', sub(mlec, 'on_platform: [lec1, lec2, lec3]', 'on_platform: [lec1, lec7]'), 'lec7')
 case('mlec_band_inverted.yaml', sub(mlec, '  vm_min_pu: 0.90', '  vm_min_pu: 1.20'), 'dso', 'vm_min_pu must be below vm_max_pu')
+
+# --- SoC window, connection limit (an LP with no solution), duplicated names, broker
+case('soc_limits_inverted.yaml', sub(base2, 'soc_initial: 0.5', 'soc_initial: 0.5\n  soc_min: 0.8\n  soc_max: 0.2'), 'battery', 'soc_min must be below soc_max')
+case('soc_initial_outside_window.yaml', sub(base2, 'soc_initial: 0.5', 'soc_initial: 0.5\n  soc_min: 0.6'), 'battery', 'soc_initial 0.5 lies outside soc_min..soc_max')
+case('import_limit_infeasible.yaml', sub(base2, '  ext_grid_vm_pu: 1.0', '  ext_grid_vm_pu: 1.0\n  import_limit_mw: 0.2'), 'grid.import_limit_mw', 'no battery schedule keeps the import at or below 0.2 MW on 2019-05-26')
+case('duplicate_load_profile.yaml', sub(base2, 'H0-A, H0-B,', 'H0-A, H0-B, H0-A,'), 'households.load_profiles', "'H0-A' appears twice")
+case('mlec_duplicate_platform_lec.yaml', sub(mlec, 'on_platform: [lec1, lec2, lec3]', 'on_platform: [lec1, lec2, lec1]'), 'lecs.on_platform', "'lec1' appears twice")
+case('broker_all_interfaces.yaml', base2 + 'broker: {address: 0.0.0.0}\n', 'broker.address', 'not 0.0.0.0')
+case('broker_key_with_blank.yaml', base2 + 'broker: {address: 127.0.0.1, key: my key}\n', 'broker.key', 'pattern')
+
+# --- broken profile files (read whole before anything else, so a few rows show the error)
+household = (ROOT / 'data' / 'household' / 'simbench_H0_household_profiles_2016_15min.csv').read_text().splitlines()[:12]
+def household_case(name, lines, *needles):
+    (OUT / f'{name}.csv').write_text('\n'.join(lines) + '\n')
+    case(f'{name}.yaml', re.sub(r'load_profile_file: \S+', f'load_profile_file: {name}.csv', base2), *needles)
+household_case('household_nan', household[:5] + [household[5].replace(household[5].split(',')[1], 'n/a', 1)] + household[6:], 'household_nan.csv', 'row 6', "H0-A_pload is 'n/a', not a number")
+household_case('household_duplicate_column', [household[0].replace('H0-B_pload', 'H0-A_pload')] + household[1:], 'household_duplicate_column.csv', "'H0-A_pload' appears twice")
+pv = (ROOT / 'data' / 'pv' / 'simbench_PV_profiles_2016_15min.csv').read_text().splitlines()[:12]
+(OUT / 'pv_empty_value.csv').write_text('\n'.join(pv[:8] + [pv[8].split(',', 1)[0] + ',' + ',' * 7]  + pv[9:]) + '\n')
+case('pv_empty_value.yaml', re.sub(r'(pv:\n(?:    .*\n)*?    profile_file: )\S+', r'\1pv_empty_value.csv', base2), 'pv_empty_value.csv', 'row 9', 'PV1 is empty')
+case('lem_pv_nan.yaml', re.sub(r'(pv:\n(?:    .*\n)*?    profile_file: )\S+', r'\1pv_empty_value.csv', lem), 'pv_empty_value.csv', 'row 9', 'PV1 is empty')
+
+# --- broken feeder folders (csv/ only: the tables are checked before the profiles are read)
+def feeder_case(name, table, edit, *needles):
+    folder = OUT / name / 'csv'
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in (ROOT / 'data' / 'ieee_eulv' / 'csv').glob('*.csv'):
+        text = src.read_text()
+        (folder / src.name).write_text(edit(text) if src.name == table else text)
+    case(f'{name}.yaml', sub(lem, 'data_dir: ../../data/ieee_eulv', f'data_dir: {name}'), 'feeder.data_dir', *needles)
+feeder_case('feeder_unknown_bus', 'Loads.csv', lambda t: t.replace('LOAD2,1,47,', 'LOAD2,1,4711,'), 'Loads.csv', 'line 5', 'bus 4711 of LOAD2 is not a bus of Buscoords.csv')
+feeder_case('feeder_duplicate_load', 'Loads.csv', lambda t: t.replace('LOAD3,', 'LOAD2,', 1), 'Loads.csv', 'load LOAD2 appears twice')
+
+# --- learnt bids for a CHP the community does not have
+bids = json.loads((ROOT / 'scenarios' / 'learned' / 'ieee_eu_lv_lem_plain_bids.json').read_text())['bids_eur_per_kwh']
+bids['CHP99'] = bids.pop('CHP1')
+(OUT / 'bids_unknown_chp.json').write_text(json.dumps({'scenario': 'ieee_eu_lv_lem_plain', 'unit': 'EUR/kWh', 'bids_eur_per_kwh': bids}) + '\n')
+case('lem_bids_unknown_chp.yaml', re.sub(r'learned_bids_file: \S+', 'learned_bids_file: bids_unknown_chp.json', lem), 'bids_unknown_chp.json', "CHP99")
+
+# --- found only while running: exit code 2 all the same (tests/test_bad_inputs.py runs these)
+case('run_power_flow_diverges.yaml', sub(base2, 'sn_mva: 1.6', 'sn_mva: 0.1'), 'grid', 'power flow did not converge', 'simulated time 2019-05-26 09:00', 'found by federate dso')
 
 (OUT / 'expected.yaml').write_text('# file: substrings its one-line error must contain (besides the file name)\n' + yaml.safe_dump(expected, sort_keys=True))
 print(len(expected), 'cases')
