@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench clean chromium
 
 venv: $(STAMP)
 
@@ -18,8 +18,16 @@ demo: $(STAMP)
 	$(BIN)/lec-cosim run scenarios/trondelag_arbitrage.yaml --out results/trondelag_arbitrage --force
 	@echo "Results written to $(CURDIR)/results/trondelag_arbitrage"
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q tests
+
+# tests/test_report_html.py renders the HTML report in headless Chromium: Debian's package, through
+# sudo unless we are root.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # Each benchmark is one command (see README, "Speed and scale"); all of them take about 20 minutes.
 bench: $(STAMP)

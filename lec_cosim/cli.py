@@ -343,6 +343,14 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from lec_cosim.report_html import write_html_report
+
+    target = write_html_report(args.runs, args.output, paper=args.paper)
+    print(f"wrote {target}")
+    return 0
+
+
 def _cmd_train_bidders(args) -> int:
     from lec_cosim.training import train_bidders
 
@@ -435,6 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+")
     p.add_argument("-o", "--output", required=True, help="PNG file")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("report", help="one self-contained HTML page with the KPI tables and figures of runs "
+                                      "of any kind")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="complete run directories (kinds may be mixed)")
+    p.add_argument("-o", "--output", required=True, help="HTML file (replaced only by a complete page)")
+    p.add_argument("--paper", help="JSON/YAML of published values to show beside local-market runs")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("train-bidders", help="learn the CHPs' bids of a local-market scenario with ACO")
     p.add_argument("scenario")

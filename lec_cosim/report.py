@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ def compare_frame(runs: list[str | Path]) -> pd.DataFrame:
     rows = []
     for run in runs:
         summary, _, _ = read_run(Path(run))
-        row = {"run": summary["scenario"], "objective": summary["objective"]}
+        row = {"run": summary["scenario"], "objective": summary["objective"], "currency": summary.get("currency")}
         row.update({key: summary["kpis"].get(key) for key, _, _ in KPI_COLUMNS})
         row["PCC V range pu"] = summary["kpis"]["vm_max_pu"] - summary["kpis"]["vm_min_pu"]
         row["wall s"] = summary["wall_time_s"]
@@ -34,17 +35,52 @@ def compare_frame(runs: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare_table(runs: list[str | Path]) -> str:
-    """Markdown table of the runs' KPIs."""
+def is_community_battery_run(run_dir: str | Path) -> bool:
+    """True when ``run_dir/summary.json`` is a community-battery run (the results contract of
+    :mod:`lec_cosim.results`: an EMS objective and the PCC energies).
+
+    A directory without a readable ``summary.json`` is not one (False, no error).
+    """
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    kpis = summary.get("kpis") if isinstance(summary, dict) else None
+    return isinstance(kpis, dict) and "objective" in summary and "import_mwh" in kpis
+
+
+def compare_cells(runs: list[str | Path]) -> tuple[list[str], list[list[str]]]:
+    """The KPI table of the runs as formatted text, one row per run.
+
+    Returns
+    -------
+    header : list of str
+        Column labels with units; the cost is in the runs' currency when they share one.
+    rows : list of list of str
+        Per run: scenario, objective, the :data:`KPI_COLUMNS` in their formats ("n/a" when the
+        run lacks one), PCC voltage range and wall time.
+    """
     frame = compare_frame(runs)
-    header = ["run", "objective"] + [label for _, label, _ in KPI_COLUMNS] + ["PCC V range pu", "wall s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    currencies = set(frame["currency"])
+    currency = currencies.pop() if len(currencies) == 1 else None
+    labels = [f"{label} {currency}" if key == "energy_cost" and currency else label for key, label, _ in KPI_COLUMNS]
+    header = ["run", "objective"] + labels + ["PCC V range pu", "wall s"]
+    rows = []
     for _, row in frame.iterrows():
         cells = [row["run"], row["objective"]]
         for key, _, fmt in KPI_COLUMNS:
-            cells.append("n/a" if row[key] is None else fmt.format(row[key]))
+            # A KPI absent in one run is NaN once the frame holds another run's number.
+            cells.append("n/a" if pd.isna(row[key]) else fmt.format(row[key]))
         cells += [f"{row['PCC V range pu']:.4f}", f"{row['wall s']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    return header, rows
+
+
+def compare_table(runs: list[str | Path]) -> str:
+    """Markdown table of the runs' KPIs (:func:`compare_cells`)."""
+    header, rows = compare_cells(runs)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines)
 
 

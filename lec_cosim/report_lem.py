@@ -288,12 +288,33 @@ def lem_compare_frames(run_dirs: Sequence[str | Path], paper: Mapping | str | Pa
     return frames[0], frames[1]
 
 
-def _markdown(frame: pd.DataFrame, rows: list[tuple[str, str, str]]) -> str:
+def lem_table_cells(frame: pd.DataFrame, rows: list[tuple[str, str, str]]) -> tuple[list[str], list[list[str]]]:
+    """One table of :func:`lem_compare_frames` as formatted text.
+
+    Parameters
+    ----------
+    frame
+        The Table II or Table III frame of :func:`lem_compare_frames`.
+    rows
+        Its row definitions, :data:`TABLE_II_ROWS` or :data:`TABLE_III_ROWS`.
+
+    Returns
+    -------
+    header : list of str
+        ``"KPI"``, then ``"<run label> (ours|paper)"`` per column.
+    body : list of list of str
+        Per KPI: its label (unit in parentheses), then the values in the row's format ("n/a" where
+        missing).
+    """
     header = ["KPI"] + [f"{label} ({source})" for label, source in frame.columns]
+    body = [[row_label] + [_format(v, fmt) for v in frame.loc[key].tolist()] for key, row_label, fmt in rows]
+    return header, body
+
+
+def _markdown(frame: pd.DataFrame, rows: list[tuple[str, str, str]]) -> str:
+    header, body = lem_table_cells(frame, rows)
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    for key, row_label, fmt in rows:
-        cells = [row_label] + [_format(v, fmt) for v in frame.loc[key].tolist()]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines)
 
 

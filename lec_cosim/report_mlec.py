@@ -1,14 +1,25 @@
-"""Comparison of three-LEC runs (frameworks decentralised, distributed, p2p): one table over several runs.
+"""Comparison of three-LEC runs (frameworks decentralised, distributed, p2p): one table and one figure over several runs.
 
-Reads the ``summary.json`` of each run directory (``lec_cosim.results_mlec``) and writes nothing.
+Reads run directories (contract in :mod:`lec_cosim.results_mlec`) and writes nothing into them:
+``summary.json`` for the table; ``settlement.csv`` (per hour and LEC), ``grid.csv`` (per grid
+step) and, for the voltage band, ``scenario.json`` for the figure. A missing file or column raises
+a one-line :class:`ValueError` naming the run directory and the file.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from lec_cosim.scenario import FRAMEWORKS
+
+SETTLEMENT_COLUMNS = ["hour", "lec", "grid_import_kwh", "grid_export_kwh", "exchange_in_kwh", "cost_eur"]
+GRID_COLUMNS = ["time", "vm_min_pu", "vm_max_pu"]
+_NOTHING_KWH = 1e-6  # the settlement's sums leave rounding dust (4e-16 kWh) where nothing was exchanged
 
 
 def _summary(run_dir) -> dict:
@@ -37,26 +48,64 @@ def _fmt(value, digits: int) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return str(value)
-    return f"{value:.{digits}f}"
+    text = f"{value:.{digits}f}"
+    # Rounding dust below zero (a curtailment of -3e-15 kWh) is no "-0.00".
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def mlec_compare_table(runs) -> str:
-    """A Markdown table: one column per run, one row per KPI.
+def run_label(summary: dict) -> str:
+    """A three-LEC run's column label: its framework, with " + DSO limits" when the loop was on."""
+    return f"{summary['framework']}{' + DSO limits' if summary.get('dso_limits') else ''}"
 
-    Rows: total cost and cost per member, cost per LEC and per member of each LEC,
-    self-sufficiency (community and per LEC), energy exchanged between LECs, PV curtailed,
-    transformer peak, voltage range, bus violations (bus-steps outside the band, and steps with
-    any), line overloads (line-steps), losses, messages exchanged, negotiation iterations (total
-    and largest per hour), wall time.
-    """
+
+def distinct_run_labels(summaries: list[dict]) -> list[str]:
+    """:func:`run_label` per run; runs of the same framework told apart by scenario, then by number."""
+    labels = [run_label(s) for s in summaries]
+    for label in set(labels):
+        same = [i for i, other in enumerate(labels) if other == label]
+        if len(same) > 1:
+            scenarios = [summaries[i].get("scenario") for i in same]
+            distinct = None not in scenarios and len(set(scenarios)) == len(same)
+            for n, i in enumerate(same, start=1):
+                labels[i] = f"{label} ({scenarios[n - 1]})" if distinct else f"{label} #{n}"
+    return labels
+
+
+def _mlec_summaries(runs) -> list[dict]:
     summaries = []
     for run in runs:
         s = _summary(run)
         if s.get("framework") not in FRAMEWORKS:
             raise ValueError(f"{run}: not a three-LEC run (framework {s.get('framework')!r})")
         summaries.append(s)
+    return summaries
+
+
+def mlec_compare_cells(runs) -> tuple[list[str], list[list[str]]]:
+    """The comparison table of three-LEC runs as formatted text: one column per run, one row per KPI.
+
+    Rows: total cost and cost per member, cost per LEC and per member of each LEC,
+    self-sufficiency (community and per LEC), energy exchanged between LECs, PV curtailed,
+    transformer peak, voltage range, bus violations (bus-steps outside the band, and steps with
+    any), line overloads (line-steps), losses, messages exchanged, negotiation iterations (total
+    and largest per hour), wall time.
+
+    Parameters
+    ----------
+    runs
+        Run directories of the frameworks decentralised, distributed or p2p.
+
+    Returns
+    -------
+    header : list of str
+        ``"KPI"``, then one label per run (:func:`distinct_run_labels`).
+    rows : list of list of str
+        Per KPI: its label (unit in parentheses), then the run's value ("-" where it has none,
+        e.g. negotiation iterations outside the distributed framework).
+    """
+    summaries = _mlec_summaries(runs)
     lecs = sorted({lec for s in summaries for lec in s["kpis"]["lecs"]})
-    header = ["KPI"] + [f"{s['framework']}{' + DSO limits' if s.get('dso_limits') else ''}" for s in summaries]
+    header = ["KPI"] + distinct_run_labels(summaries)
 
     def row(label, get, digits=2):
         return [label] + [_fmt(get(s["kpis"]), digits) for s in summaries]
@@ -89,6 +138,12 @@ def mlec_compare_table(runs) -> str:
         row("negotiation iterations (largest hour)", lambda k: k["iterations_max"]),
         row("wall time (s)", lambda k: k["wall_time_s"], 1),
     ]
+    return header, rows
+
+
+def mlec_compare_table(runs) -> str:
+    """A Markdown table of :func:`mlec_compare_cells`: one column per run, one row per KPI."""
+    header, rows = mlec_compare_cells(runs)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
 
     def line(cells):
@@ -96,3 +151,127 @@ def mlec_compare_table(runs) -> str:
 
     rule = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
     return "\n".join([line(header), rule] + [line(r) for r in rows])
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure
+# ---------------------------------------------------------------------------------------------
+def _read_csv(run_dir, name: str, columns: list[str]) -> pd.DataFrame:
+    path = Path(run_dir) / name
+    if not path.is_file():
+        raise ValueError(f"{run_dir}: missing {name}")
+    frame = pd.read_csv(path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{run_dir}: {name} lacks column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise ValueError(f"{run_dir}: {name} has no rows")
+    return frame
+
+
+def _voltage_band(run_dir) -> tuple[float, float] | None:
+    """The DSO's voltage band of the run from its resolved ``scenario.json``; None when not recorded."""
+    try:
+        dso = json.loads((Path(run_dir) / "scenario.json").read_text())["dso"]
+        return float(dso["vm_min_pu"]), float(dso["vm_max_pu"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _hour_ticks(ax, x_max: float) -> None:
+    """Every hour up to 12 h, every 3 h up to two days, then whole days (at most ~16 ticks)."""
+    step = 1.0 if x_max <= 12 else 3.0 if x_max <= 48 else 24.0 * max(1, math.ceil(x_max / 24.0 / 16))
+    ax.set_xticks(np.arange(0, x_max + 1e-9, step))
+    ax.set_xlim(0, x_max)
+
+
+def _extended(x: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Step-plot data whose last value lasts its full period."""
+    return np.append(x, x[-1] + width), np.append(y, y[-1])
+
+
+def plot_mlec_runs(runs, output_png) -> None:
+    """Three panels over three-LEC runs, to a PNG: what each LEC paid, and what the feeder saw.
+
+    1. Cost per LEC over the run (EUR), one bar per run (``settlement.csv`` ``cost_eur`` summed).
+    2. The LECs' hourly grid import (solid, up) and export (dashed, down), in kWh per hour, and,
+       where any LEC bought from another, the energy exchanged between LECs (dotted).
+    3. The feeder's lowest (dashed) and highest (solid) bus voltage per grid step (``grid.csv``),
+       with the DSO's band where ``scenario.json`` records it.
+
+    Parameters
+    ----------
+    runs
+        Run directories of the frameworks decentralised, distributed or p2p; one colour per run.
+    output_png
+        Path or binary file object the PNG is written to.
+
+    Raises
+    ------
+    ValueError
+        A run that is not a three-LEC run, or a missing file or column (one line naming both).
+    """
+    if not runs:
+        raise ValueError("no run directories given")
+    summaries = _mlec_summaries(runs)
+    labels = distinct_run_labels(summaries)
+    settlements = [_read_csv(run, "settlement.csv", SETTLEMENT_COLUMNS) for run in runs]
+    grids = [_read_csv(run, "grid.csv", GRID_COLUMNS) for run in runs]
+    bands = {band for band in map(_voltage_band, runs) if band is not None}
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_cost, ax_grid, ax_v) = plt.subplots(3, 1, figsize=(11, 10.5), height_ratios=[1, 1.2, 1.2])
+    lecs = sorted({lec for settlement in settlements for lec in settlement["lec"].unique()})
+    x = np.arange(len(lecs))
+    width = 0.8 / len(runs)
+    x_max = 0.0
+    for i, (label, settlement, grid) in enumerate(zip(labels, settlements, grids)):
+        colour = f"C{i % 10}"
+        cost = settlement.groupby("lec")["cost_eur"].sum().reindex(lecs, fill_value=0.0)
+        bars = ax_cost.bar(x + (i - (len(runs) - 1) / 2) * width, cost.to_numpy(), width, color=colour, label=label)
+        ax_cost.bar_label(bars, fmt="%.2f", fontsize=7)
+
+        hourly = settlement.groupby("hour")[["grid_import_kwh", "grid_export_kwh", "exchange_in_kwh"]].sum()
+        hours = hourly.index.to_numpy(dtype=float)
+        ax_grid.step(*_extended(hours, hourly["grid_import_kwh"].to_numpy(), 1.0), where="post", color=colour,
+                     lw=1.6, label=f"{label}: grid import")
+        ax_grid.step(*_extended(hours, -hourly["grid_export_kwh"].to_numpy(), 1.0), where="post", color=colour,
+                     lw=1.2, ls="--", label=f"{label}: grid export")
+        if (hourly["exchange_in_kwh"] > _NOTHING_KWH).any():
+            ax_grid.step(*_extended(hours, hourly["exchange_in_kwh"].to_numpy(), 1.0), where="post", color=colour,
+                         lw=1.2, ls=":", label=f"{label}: between LECs")
+        x_max = max(x_max, hours[-1] + 1.0)
+
+        times = pd.to_datetime(grid["time"], format="ISO8601")
+        step_h = ((times - times.iloc[0]) / pd.Timedelta(hours=1)).to_numpy(dtype=float)
+        period = float(np.median(np.diff(step_h))) if len(step_h) > 1 else 0.25
+        ax_v.step(*_extended(step_h, grid["vm_max_pu"].to_numpy(dtype=float), period), where="post", color=colour,
+                  lw=1.4, label=f"{label}: highest")
+        ax_v.step(*_extended(step_h, grid["vm_min_pu"].to_numpy(dtype=float), period), where="post", color=colour,
+                  lw=1.2, ls="--", label=f"{label}: lowest")
+        x_max = max(x_max, step_h[-1] + period)
+    for low, high in sorted(bands):
+        ax_v.axhline(low, color="grey", ls=":", lw=1)
+        ax_v.axhline(high, color="grey", ls=":", lw=1, label=f"DSO band {low:g}-{high:g} pu")
+
+    ax_cost.set_xticks(x, lecs)
+    ax_cost.set_ylabel("cost (EUR)")
+    ax_cost.set_title("cost per LEC over the run", fontsize=10)
+    ax_grid.axhline(0, color="grey", lw=0.5)
+    ax_grid.set_ylabel("energy per hour (kWh)")
+    ax_grid.set_title("all LECs: grid import (up), grid export (down), exchanges between LECs", fontsize=10)
+    ax_v.set_ylabel("bus voltage (pu)")
+    ax_v.set_title("feeder: lowest and highest bus voltage per grid step", fontsize=10)
+    ax_v.set_xlabel("hours from the run's start (h)")
+    for ax in (ax_grid, ax_v):
+        _hour_ticks(ax, x_max)
+    for ax in (ax_cost, ax_grid, ax_v):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(output_png, dpi=120)
+    plt.close(fig)

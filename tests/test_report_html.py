@@ -1,0 +1,426 @@
+"""``lec-cosim report``: one self-contained HTML page over real runs of every kind.
+
+The module makes real runs once, through the CLI, with short horizons and all at the same time:
+two community-battery runs (arbitrage and self-consumption, 6 h), one local-market run (6 h), one
+three-LEC run (4 h), and one run cut short by ``--timeout`` (a real ``X.incomplete``). The page of
+the four complete runs, given in mixed order, is then checked as text (every KPI cell against
+``summary.json``, figures as decodable PNGs, nothing fetched from anywhere, provenance) and as
+Chromium renders it (headless, a screenshot that must show tables and figures). Bad inputs must
+give exit code 2, one ``error:`` line naming the directory, and no report file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from harness import write_scenario
+from PIL import Image
+
+import lec_cosim
+
+CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CHROMIUM = Path("/usr/bin/chromium")
+WINDOW = (1280, 2400)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MPL_BLUE, MPL_ORANGE = (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)  # matplotlib's C0 and C1, the first two runs
+
+RUNS = {
+    # key: (shipped scenario, changes, extra CLI arguments)
+    "arbitrage": ("trondelag_arbitrage", {"horizon_h": 6}, []),
+    "self_consumption": ("trondelag_self_consumption", {"horizon_h": 6}, []),
+    "lem": ("ieee_eu_lv_lem_plain", {"horizon_h": 6}, []),
+    "three_lecs": ("ieee_eu_lv_three_lecs", {"horizon_h": 4}, []),
+    # A whole day cannot finish in half a second (the broker alone takes longer to start).
+    "interrupted": ("trondelag_arbitrage", {"name": "interrupted", "horizon_h": 24}, ["--timeout", "0.5"]),
+}
+REPORT_ORDER = ["lem", "arbitrage", "three_lecs", "self_consumption"]  # mixed kinds, mixed order
+
+
+def cli(*args, timeout=120):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# A small DOM of the page
+# ---------------------------------------------------------------------------------------------
+class Node:
+    def __init__(self, tag: str, attrs: dict):
+        self.tag, self.attrs, self.children = tag, attrs, []
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def find_all(self, tag: str, **attrs) -> list[Node]:
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                if child.tag == tag and all(child.attrs.get(k.rstrip("_")) == v for k, v in attrs.items()):
+                    found.append(child)
+                found += child.find_all(tag, **attrs)
+        return found
+
+    def find(self, tag: str, **attrs) -> Node:
+        found = self.find_all(tag, **attrs)
+        assert found, (tag, attrs)
+        return found[0]
+
+
+class Page(HTMLParser):
+    VOID = {"meta", "img", "br", "hr", "link", "input", "source"}
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.root = Node("document", {})
+        self.stack = [self.root]
+        self.attribute_values: list[tuple[str, str, str]] = []  # (tag, attribute, value) of every attribute
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.attribute_values += [(tag, k, v or "") for k, v in attrs]
+        self.stack[-1].children.append(node)
+        if tag not in self.VOID:
+            self.stack.append(node)
+
+    def handle_endtag(self, tag):
+        for depth in range(len(self.stack) - 1, 0, -1):
+            if self.stack[depth].tag == tag:
+                del self.stack[depth:]
+                return
+
+    def handle_data(self, data):
+        self.stack[-1].children.append(data)
+
+
+def colour_count(pixels: np.ndarray) -> int:
+    """Distinct RGB colours of an (..., 3) uint8 array."""
+    flat = pixels.reshape(-1, 3).astype(np.uint32)
+    return len(np.unique(flat[:, 0] << 16 | flat[:, 1] << 8 | flat[:, 2]))
+
+
+def table_cells(table: Node) -> tuple[list[str], list[list[str]]]:
+    header = [th.text().strip() for th in table.find("thead").find_all("th")]
+    rows = []
+    for tr in table.find("tbody").find_all("tr"):
+        rows.append([c.text().strip() for c in tr.children if isinstance(c, Node) and c.tag in ("th", "td")])
+    return header, rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Expected cells, formatted from summary.json here and independently of lec_cosim.report*
+# ---------------------------------------------------------------------------------------------
+def fixed(value, digits: int) -> str:
+    """``value`` with ``digits`` decimals, "n/a" when missing, and never "-0.00"."""
+    if value is None:
+        return "n/a"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def battery_rows(summaries: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = ["run", "objective", "import MWh", "export MWh", "cost EUR", "peak import MW", "PCC peak MW",
+              "self-cons.", "PCC V min pu", "PCC V max pu", "losses MWh", "PCC V range pu", "wall s"]
+    rows = []
+    for s in summaries:
+        k = s["kpis"]
+
+        def f(key, digits, k=k):
+            return "n/a" if k.get(key) is None else f"{k[key]:.{digits}f}"
+
+        rows.append([s["scenario"], s["objective"], f("import_mwh", 3), f("export_mwh", 3), f("energy_cost", 2),
+                     f("peak_import_mw", 3), f("pcc_peak_p_mw", 3), f("self_consumption_ratio", 3),
+                     f("vm_min_pu", 4), f("vm_max_pu", 4), f("losses_mwh", 4),
+                     f"{k['vm_max_pu'] - k['vm_min_pu']:.4f}", f"{s['wall_time_s']:.1f}"])
+    return header, rows
+
+
+def lem_rows(summary: dict) -> tuple[list[list[str]], list[list[str]]]:
+    k = summary["kpis"]
+    table_ii = [[f"{glabel} {mlabel} (EUR)", fixed(k[group][key], 2)]
+                for group, glabel in (("consumers_prosumers", "consumers & prosumers"), ("producers", "producers"),
+                                      ("total", "total"))
+                for key, mlabel in (("cost_eur", "cost"), ("income_eur", "income"), ("profit_eur", "profit"))]
+    table_ii += [["fitness (-)", fixed(k.get("fitness"), 4)], ["LEM volume (kWh)", fixed(k["lem_volume_kwh"], 2)]]
+    counts = [("violated_buses_reduced", "buses outside the band, reduced 110-bus model (-)"),
+              ("violated_buses", "buses outside the band, all 906 buses (-)"),
+              ("bus_violations_reduced", "bus violations x grid steps, reduced model (-)"),
+              ("bus_violations", "bus violations x grid steps, all buses (-)"),
+              ("angle_violations", "angle violations (-)"),
+              ("line_overloads", "line overloads x grid steps (-)")]
+    table_iii = [[label, str(int(k[key]))] for key, label in counts]
+    table_iii += [["losses (kWh)", fixed(k["losses_kwh"], 2)], ["losses (kvarh)", fixed(k["losses_kvarh"], 2)],
+                  ["DN impact (-)", fixed(k["dn_impact"], 4)], ["V min (pu)", fixed(k["vm_min_pu"], 4)],
+                  ["V max (pu)", fixed(k["vm_max_pu"], 4)]]
+    return table_ii, table_iii
+
+
+def mlec_rows(summary: dict) -> list[list[str]]:
+    k = summary["kpis"]
+    lecs = sorted(k["lecs"])
+
+    def value(v, digits):
+        if v is None:
+            return "-"
+        return str(v) if isinstance(v, int) else fixed(v, digits)
+
+    rows = [["cost, all LECs (EUR)", value(k["total_cost_eur"], 2)],
+            ["cost per member (EUR)", value(k["cost_per_member_eur"], 3)]]
+    rows += [[f"cost {lec} (EUR)", value(k["lecs"][lec]["cost_eur"], 2)] for lec in lecs]
+    rows += [[f"cost per member {lec} (EUR)", value(k["lecs"][lec]["cost_per_member_eur"], 3)] for lec in lecs]
+    rows += [["self-sufficiency, all LECs (%)", value(100 * k["self_sufficiency"], 1)]]
+    rows += [[f"self-sufficiency {lec} (%)", value(100 * k["lecs"][lec]["self_sufficiency"], 1)] for lec in lecs]
+    for label, key, digits in [
+        ("exchanged between LECs (kWh)", "exchanged_kwh", 2), ("PV curtailed (kWh)", "curtailed_kwh", 2),
+        ("grid import (kWh)", "grid_import_kwh", 1), ("grid export (kWh)", "grid_export_kwh", 1),
+        ("transformer peak (kW)", "trafo_peak_kw", 1), ("lowest voltage (pu)", "vm_min_pu", 4),
+        ("highest voltage (pu)", "vm_max_pu", 4), ("bus violations (bus-steps)", "bus_violations", 2),
+        ("steps with a bus violation", "steps_with_bus_violations", 2),
+        ("line overloads (line-steps)", "line_overloads", 2), ("losses (kWh)", "losses_kwh", 2),
+        ("messages exchanged", "messages", 2), ("negotiation iterations (total)", "iterations_total", 2),
+        ("negotiation iterations (largest hour)", "iterations_max", 2), ("wall time (s)", "wall_time_s", 1),
+    ]:
+        rows.append([label, value(k[key], digits)])
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """The runs of :data:`RUNS`, made at the same time; key -> run directory (the interrupted one's
+    ``.incomplete``)."""
+    root = tmp_path_factory.mktemp("report_runs")
+    started = {}
+    for key, (base, changes, extra) in RUNS.items():
+        scenario = write_scenario(root, base, changes)
+        started[key] = subprocess.Popen(CLI + ["run", str(scenario), "--out", str(root / key), "--quiet", *extra],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = {key: (proc, *proc.communicate(timeout=300)) for key, proc in started.items()}
+    for key, (proc, out, err) in done.items():
+        expected = 1 if key == "interrupted" else 0
+        assert proc.returncode == expected, (key, proc.returncode, out, err)
+    dirs = {key: root / key for key in RUNS}
+    dirs["interrupted"] = root / "interrupted.incomplete"
+    assert (dirs["interrupted"] / "INCOMPLETE.txt").is_file() and not (dirs["interrupted"] / "summary.json").exists()
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def report(runs, tmp_path_factory):
+    """The page of the four complete runs: (path, text, parsed page, CLI result)."""
+    out = tmp_path_factory.mktemp("report") / "pages" / "report.html"  # its folder does not exist yet
+    result = cli("report", *[runs[key] for key in REPORT_ORDER], "-o", out)
+    assert result.returncode == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    return out, text, Page(text), result
+
+
+def summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# The page as text
+# ---------------------------------------------------------------------------------------------
+def test_the_command_writes_one_page_and_nothing_else(report):
+    out, text, page, result = report
+    assert result.stdout.strip() == f"wrote {out}"
+    assert result.stderr == ""
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temporary file left
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert page.root.find("h1").text() == "lec-cosim report"
+    meta = page.root.find("p", class_="meta").text()
+    assert f"by lec-cosim {lec_cosim.__version__} from 4 run directories" in meta
+    stamp = meta.split("Generated ")[1].split(" by ")[0]
+    assert dt.datetime.fromisoformat(stamp).tzinfo is not None
+
+
+def test_runs_are_grouped_by_kind_in_sections(report, runs):
+    _, _, page, _ = report
+    sections = page.root.find_all("section")
+    assert [s.attrs["id"] for s in sections] == ["community-battery", "local-market", "three-lecs"]
+    assert [s.find("h2").text() for s in sections] == ["Community battery (2 runs)", "Local electricity market (1 run)",
+                                                      "Three LECs (1 run)"]
+    # The contents list links every section, and names its runs in the order given.
+    links = [(a.attrs["href"], li.text()) for li in page.root.find("nav").find_all("li") for a in li.find_all("a")]
+    assert links == [("#community-battery", "Community battery: arbitrage, self_consumption"),
+                     ("#local-market", "Local electricity market: lem"), ("#three-lecs", "Three LECs: three_lecs")]
+
+
+def test_every_kpi_cell_is_the_summary_value_as_formatted(report, runs):
+    _, _, page, _ = report
+    tables = {t.attrs["id"]: table_cells(t) for t in page.root.find_all("table")}
+    assert set(tables) == {"kpi-community-battery", "kpi-local-market-ii", "kpi-local-market-iii", "kpi-three-lecs"}
+
+    assert tables["kpi-community-battery"] == battery_rows([summary(runs["arbitrage"]),
+                                                            summary(runs["self_consumption"])])
+
+    lem = summary(runs["lem"])
+    table_ii, table_iii = lem_rows(lem)
+    assert tables["kpi-local-market-ii"] == (["KPI", "Case 1 (ours)"], table_ii)
+    assert tables["kpi-local-market-iii"] == (["KPI", "Case 1 (ours)"], table_iii)
+
+    assert tables["kpi-three-lecs"] == (["KPI", "decentralised"], mlec_rows(summary(runs["three_lecs"])))
+
+    # The runs did something: the numbers are not all zero.
+    arbitrage = tables["kpi-community-battery"][1][0]
+    assert float(arbitrage[2]) > 0 and float(arbitrage[-1]) > 0
+    assert float(dict(table_ii)["LEM volume (kWh)"]) > 0
+    assert float(dict(mlec_rows(summary(runs["three_lecs"])))["cost, all LECs (EUR)"]) > 0
+
+
+def test_figures_are_inline_pngs_one_per_kind(report):
+    _, _, page, _ = report
+    for section in page.root.find_all("section"):
+        images = section.find_all("img")
+        assert len(images) == 1, section.attrs["id"]
+        src = images[0].attrs["src"]
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        png = base64.b64decode(src[len(prefix):], validate=True)
+        assert png.startswith(PNG_SIGNATURE)
+        image = Image.open(io.BytesIO(png))
+        image.load()
+        assert image.format == "PNG" and image.width >= 1000 and image.height >= 400
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+        assert colour_count(pixels) > 200  # axes, text, lines: not a blank canvas
+        assert (pixels == MPL_BLUE).all(axis=1).sum() > 100  # the first run's lines or bars
+        assert section.find("figcaption").text()
+
+
+def test_the_page_needs_nothing_but_itself(report):
+    _, text, page, _ = report
+    for tag, attribute, value in page.attribute_values:
+        if attribute in ("src", "href", "srcset", "action", "poster", "data"):
+            assert value.startswith("data:image/png;base64,") or value.startswith("#"), (tag, attribute, value[:80])
+    tags = {node.tag for node in page.root.find_all("script")} | {node.tag for node in page.root.find_all("link")}
+    assert tags == set()
+    style = "".join(node.text() for node in page.root.find_all("style"))
+    assert "url(" not in style and "@import" not in style
+    assert page.root.find("meta").attrs == {"charset": "utf-8"}
+    first, *images = text.split("data:image/png;base64,")
+    without_images = first + "".join(part.split('"', 1)[1] for part in images)
+    assert "http://" not in without_images and "https://" not in without_images
+
+
+def test_every_run_has_its_provenance(report, runs):
+    _, _, page, _ = report
+    blocks = {}
+    for section in page.root.find_all("section"):
+        for block in section.find_all("div", class_="provenance"):
+            items = dict(zip([dt_.text() for dt_ in block.find_all("dt")], [dd.text() for dd in block.find_all("dd")]))
+            blocks[items["run directory"]] = (section.attrs["id"], block.find("h4").text(), items)
+    assert set(blocks) == {str(runs[key].resolve()) for key in REPORT_ORDER}
+    expected_labels = {"arbitrage": "trondelag_arbitrage (min_cost)",
+                       "self_consumption": "trondelag_self_consumption (min_import)",
+                       "lem": "Case 1", "three_lecs": "decentralised"}
+    for key in REPORT_ORDER:
+        run = runs[key]
+        manifest = json.loads((run / "manifest.json").read_text())
+        section, label, items = blocks[str(run.resolve())]
+        assert label == expected_labels[key]
+        assert items["scenario file"] == (f"{manifest['source_file']} (resolved scenario SHA-256 "
+                                          f"{manifest['scenario_sha256'][:12]}…)")
+        assert manifest["source_file"].endswith(".yaml")
+        assert f"lec-cosim {manifest['versions']['lec-cosim']}" in items["versions"]
+        assert f"helics {manifest['versions']['helics']}" in items["versions"]
+        assert items["command"] == shlex.join(manifest["command"]) and " run " in items["command"]
+        assert items["written"] == manifest["written"]
+        for field, files in manifest["data_sha256"].items():
+            assert field in items["data (SHA-256 prefix)"]
+            if len(files) <= 3:
+                assert all(f"{name} ({digest[:12]})" in items["data (SHA-256 prefix)"] for name, digest in files.items())
+        assert items["simulated"].startswith(f"{summary(run)['horizon_h']:g} h from 20")
+
+
+# ---------------------------------------------------------------------------------------------
+# The page as Chromium shows it
+# ---------------------------------------------------------------------------------------------
+def test_chromium_renders_tables_and_figures(report, tmp_path):
+    assert CHROMIUM.is_file(), (f"{CHROMIUM} not found: this test renders the report in headless Chromium; "
+                                "install it with `make chromium` (Debian's chromium package)")
+    out, _, _, _ = report
+    screenshot = tmp_path / "report.png"
+    result = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--hide-scrollbars", "--force-device-scale-factor=1",
+         f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--screenshot={screenshot}", out.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0 and screenshot.is_file(), result.stderr[-2000:]
+    image = Image.open(screenshot)
+    assert image.size == WINDOW
+    pixels = np.asarray(image.convert("RGB"))
+    non_white = (pixels < 245).any(axis=2)
+    # A page of a few lines of text is 0.01 % non-white in 64 colours; this one is about 8 % in ~1000.
+    assert non_white.mean() > 0.05, non_white.mean()  # text, table rules, the first figure
+    assert non_white[: WINDOW[1] // 4].mean() > 0.05  # the title, contents and the first table at the top
+    flat = pixels.reshape(-1, 3)
+    assert colour_count(flat) > 300
+    # The community-battery figure (first section) is drawn at its own size: the two runs' lines
+    # appear in matplotlib's exact first two colours.
+    assert (flat == MPL_BLUE).all(axis=1).sum() > 300
+    assert (flat == MPL_ORANGE).all(axis=1).sum() > 300
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------
+def _bad_directories(runs, root: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (directory, what the error line must say)."""
+    no_summary = root / "no_summary"
+    shutil.copytree(runs["arbitrage"], no_summary)
+    (no_summary / "summary.json").unlink()
+    partial = root / "run.partial"
+    partial.mkdir()
+    other = root / "other_kind"
+    other.mkdir()
+    (other / "summary.json").write_text(json.dumps({"framework": "somewhere_else", "kpis": {}}))
+    lem_without_clearing = root / "lem_without_clearing"
+    shutil.copytree(runs["lem"], lem_without_clearing)
+    (lem_without_clearing / "clearing.csv").unlink()
+    return {
+        "missing": (root / "never_ran", "no such run directory"),
+        "incomplete": (runs["interrupted"], "incomplete run (federation did not finish within"),
+        "no summary": (no_summary, "not a run directory (no summary.json)"),
+        "partial": (partial, "unfinished run (.partial"),
+        "unknown kind": (other, "framework 'somewhere_else': not a kind of run lec-cosim reports"),
+        "missing csv": (lem_without_clearing, "missing clearing.csv"),
+    }
+
+
+def test_bad_directories_are_one_line_errors_and_write_nothing(runs, tmp_path):
+    for name, (bad, reason) in _bad_directories(runs, tmp_path / "inputs").items():
+        out_dir = tmp_path / name.replace(" ", "_")
+        out_dir.mkdir()
+        result = cli("report", runs["arbitrage"], bad, "-o", out_dir / "report.html")
+        assert result.returncode == 2, (name, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, (name, result.stderr)
+        assert lines[0].startswith(f"error: {bad}"), (name, lines[0])
+        assert reason in lines[0], (name, lines[0])
+        assert list(out_dir.iterdir()) == [], name  # neither the report nor a temporary file
+
+
+def test_a_failed_report_leaves_the_previous_one_untouched(runs, tmp_path):
+    out = tmp_path / "report.html"
+    assert cli("report", runs["arbitrage"], "-o", out).returncode == 0
+    before = out.read_bytes()
+    failed = cli("report", runs["arbitrage"], runs["interrupted"], "-o", out)
+    assert failed.returncode == 2
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
