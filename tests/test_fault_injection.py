@@ -20,13 +20,18 @@ from harness import processes_mentioning, write_scenario
 
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
 SEED = 20261130
-KINDS = {  # scenario -> the federates to fail, and the horizon to run
-    "trondelag_arbitrage": (["market", "lec_ems", "households", "dso", "recorder"], 24),
-    "ieee_eu_lv_lem_plain": (["participants_1", "market", "dso", "recorder"], 24),
+KINDS = {  # federation -> its scenario and changes, the federates to fail, and the horizon to run
+    "trondelag_arbitrage": ("trondelag_arbitrage", {}, ["market", "lec_ems", "households", "dso", "recorder"], 24),
+    "ieee_eu_lv_lem_plain": ("ieee_eu_lv_lem_plain", {}, ["participants_1", "market", "dso", "recorder"], 24),
+    # three LECs at hourly grid steps: the platform's market, and the EMSs' ADMM negotiation over messages
+    "three_lecs_decentralised": ("ieee_eu_lv_three_lecs", {"resolution.grid_min": 60},
+                                 ["lec_ems_2", "platform", "households", "dso", "recorder"], 24),
+    "three_lecs_distributed": ("ieee_eu_lv_three_lecs", {"resolution.grid_min": 60, "framework": "distributed"},
+                               ["lec_ems_1"], 24),
 }
 rng = random.Random(SEED)
-CRASHES = [(scenario, name, rng.randrange(1, horizon) * 3600.0 + rng.choice([0, 900, 1800]))
-           for scenario, (names, horizon) in KINDS.items() for name in names]
+CRASHES = [(kind, name, rng.randrange(1, horizon) * 3600.0 + rng.choice([0, 900, 1800]))
+           for kind, (_, _, names, horizon) in KINDS.items() for name in names]
 
 
 
@@ -38,15 +43,16 @@ def start(tmp_path, scenario: str, horizon_h: float, extra=()):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("scenario,federate,at_s", CRASHES, ids=[f"{s}-{f}-{t:g}s" for s, f, t in CRASHES])
-def test_a_crash_ends_the_federation_and_names_the_federate(tmp_path, scenario, federate, at_s):
+@pytest.mark.parametrize("kind,federate,at_s", CRASHES, ids=[f"{k}-{f}-{t:g}s" for k, f, t in CRASHES])
+def test_a_crash_ends_the_federation_and_names_the_federate(tmp_path, kind, federate, at_s):
     # the CLI writes the federation, then we arm the fault in the federate's config before it starts:
     # runner written by `runner`, run by the launcher, as `run` does
     from lec_cosim.federation import write_federation
     from lec_cosim.launch import FederationError, run_federation
     from lec_cosim.scenario import load_scenario
 
-    path = write_scenario(tmp_path, scenario, {"horizon_h": KINDS[scenario][1]})
+    scenario, changes, _, horizon_h = KINDS[kind]
+    path = write_scenario(tmp_path, scenario, {"horizon_h": horizon_h, **changes})
     run_dir = tmp_path / "run"
     write_federation(load_scenario(path), run_dir)
     config_path = run_dir / "configs" / f"{federate}.json"
