@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean chromium
+.PHONY: venv demo test bench clean chromium compose-demo
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ chromium:
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The top-level docker-compose.yml and broker_config/compose_demo/ are generated: regenerate, never edit.
+compose-demo: $(STAMP)
+	$(BIN)/lec-cosim compose scenarios/trondelag_arbitrage.yaml -o broker_config/compose_demo \
+	  --compose-file docker-compose.yml --force
 
 # Each benchmark is one command (see README, "Speed and scale"); all of them take about 20 minutes.
 bench: $(STAMP)

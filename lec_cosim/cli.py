@@ -275,6 +275,27 @@ def _cmd_runner(args) -> int:
     return 0
 
 
+def _cmd_compose(args) -> int:
+    from lec_cosim.compose import RESULTS_FOLDER, write_compose
+
+    scenario = _load(args)
+    _check_data(scenario)  # what run would refuse, compose refuses too: before anything is written
+    out = Path(args.output).resolve()
+    try:
+        compose_file = write_compose(scenario, out, compose_file=args.compose_file, subnet=args.subnet,
+                                     force=args.force)
+    except FileExistsError as exc:
+        raise ScenarioError(str(exc)) from None
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise ScenarioError(f"{args.scenario}: {exc}") from None
+    print(f"wrote {compose_file} (Dockerfile and federation files in {out})")
+    print(f"start it with: docker compose -f {compose_file} up --build --abort-on-container-failure")
+    print(f"results go to {out / RESULTS_FOLDER}")
+    return 0
+
+
 def _cmd_interface(args) -> int:
     from lec_cosim.interface import federation_interface, interface_markdown
 
@@ -426,6 +447,19 @@ def build_parser() -> argparse.ArgumentParser:
     _record_option(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_runner)
+
+    p = sub.add_parser("compose", help="write a docker compose project: one container for the broker and one "
+                                       "per federate (docker compose up)")
+    p.add_argument("scenario")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder for docker-compose.yml, the Dockerfile, the federation files and results/")
+    p.add_argument("--force", action="store_true", help="replace an existing DIR (its results/ too)")
+    p.add_argument("--subnet", help="the private compose network (default 10.235.0.0/24); its first address is "
+                                    "the gateway, the broker gets the second, the federates the next ones")
+    p.add_argument("--compose-file", metavar="FILE",
+                   help="write docker-compose.yml here instead of into DIR (its paths are relative to its folder)")
+    _multi_lec_options(p)
+    p.set_defaults(func=_cmd_compose)
 
     p = sub.add_parser("interface", help="the federation's publications, endpoints, units and periods")
     p.add_argument("scenario")
