@@ -218,6 +218,7 @@ def _cmd_run(args) -> int:
         wall = run_federation(staging, timeout_s=args.timeout, on_progress=show)
     except (FederationError, KeyboardInterrupt) as exc:
         reason = str(exc) if isinstance(exc, FederationError) else "interrupted (Ctrl-C or kill)"
+        reason = reason.replace(str(staging), str(incomplete))  # where its logs are about to be
         (staging / "INCOMPLETE.txt").write_text(
             f"This run did not complete: {reason}\nEvery federate's log is in logs/.\n")
         shutil.rmtree(incomplete, ignore_errors=True)

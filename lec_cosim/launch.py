@@ -9,14 +9,19 @@ crashed federate never leaves the run hanging.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shlex
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class FederationError(RuntimeError):
@@ -95,6 +100,19 @@ def _last_progress(log: Path) -> str | None:
     return None
 
 
+def _die_with_the_launcher() -> None:
+    """In a started child, before it runs its program: end it when the launcher dies.
+
+    A launcher killed with SIGKILL cannot stop anything itself; Linux's parent-death signal
+    (``prctl(PR_SET_PDEATHSIG)``) has the kernel kill its broker and federates instead.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: Ctrl-C, SIGTERM and failures are still handled
+        pass
+
+
 def _stop(processes: list[Process]) -> None:
     for p in processes:
         if p.popen.poll() is None:
@@ -132,7 +150,7 @@ def run_federation(
                 popen = subprocess.Popen(
                     shlex.split(entry["exec"]), cwd=run_dir / entry.get("directory", "."),
                     stdout=handle, stderr=subprocess.STDOUT, env={**env, **entry.get("env", {})},
-                    start_new_session=True,
+                    start_new_session=True, preexec_fn=_die_with_the_launcher,
                 )
             processes.append(Process(entry["name"], popen, log))
         progress_log = log_dir / "recorder.log"
@@ -154,7 +172,7 @@ def run_federation(
             if all(p.popen.poll() == 0 for p in processes):
                 break
             if timeout_s is not None and time.perf_counter() - started > timeout_s:
-                raise FederationError(f"federation did not finish within {timeout_s:.0f} s (logs: {log_dir})")
+                raise FederationError(f"federation did not finish within {timeout_s:g} s")
             if on_progress is not None:
                 progress = _last_progress(progress_log)
                 if progress and progress != last_shown:

@@ -87,6 +87,8 @@ def test_a_killed_federate_ends_the_run_within_10_s(tmp_path, federate):
     _, err = proc.communicate(timeout=30)
     assert time.perf_counter() - killed < 10
     assert proc.returncode == 1 and f"federate {federate} failed" in err
-    assert "did not complete" in (out.with_name("out.incomplete") / "INCOMPLETE.txt").read_text()
+    reason = (out.with_name("out.incomplete") / "INCOMPLETE.txt").read_text()
+    assert "did not complete" in reason
+    assert f"(log: {out.with_name('out.incomplete') / 'logs' / federate}.log)" in reason  # where the log now is
     time.sleep(0.5)
     assert processes_mentioning(str(staging)) == [] and processes_mentioning(str(out)) == []

@@ -1,9 +1,9 @@
 """What a run leaves behind: a complete results folder, or a marked incomplete one; never a half-written result.
 
 A run works in ``OUT.partial`` and becomes ``OUT`` only when complete. A failed or interrupted run
-(here: a timeout, and a kill of ``lec-cosim run`` itself) becomes ``OUT.incomplete`` with
+(here: a timeout, and a SIGTERM of ``lec-cosim run`` itself) becomes ``OUT.incomplete`` with
 ``INCOMPLETE.txt`` naming the reason and every federate's log; an existing ``OUT`` survives it, and
-no federate or broker process is left.
+no federate or broker process is left, even when ``lec-cosim run`` is killed with SIGKILL.
 """
 
 import json
@@ -53,7 +53,7 @@ def test_a_failed_run_is_kept_apart_and_marked(finished):
     before = (out / "summary.json").read_text()
     failed = subprocess.run(CLI + ["run", str(path), "--out", str(out), "--force", "--timeout", "1.5", "--quiet"],
                             capture_output=True, text=True, timeout=120)
-    assert failed.returncode == 1 and "did not finish within" in failed.stderr
+    assert failed.returncode == 1 and "did not finish within 1.5 s" in failed.stderr
     assert "Traceback" not in failed.stderr
     incomplete = out.with_name("out.incomplete")
     assert "did not finish within" in (incomplete / "INCOMPLETE.txt").read_text()
@@ -83,3 +83,31 @@ def test_killing_the_cli_ends_the_federation_and_keeps_its_logs(tmp_path):
     assert not out.exists() and not (tmp_path / "year.partial").exists()
     time.sleep(0.5)
     assert processes_mentioning(str(tmp_path / "year.partial")) == []
+
+
+@pytest.mark.timeout(200)
+def test_sigkill_of_the_cli_takes_the_federation_with_it(tmp_path):
+    path = write_scenario(tmp_path, "trondelag_arbitrage_year", {})
+    out = tmp_path / "year"
+    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = ""
+    while not line.startswith("  "):  # a progress line: the federation is stepping
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, proc.stderr.read()
+    staging = tmp_path / "year.partial"
+    broker = json.loads((staging / "runner.json").read_text())["federates"][0]["exec"]
+    port = next(part for part in broker.split() if part.startswith("--port="))
+
+    def federation() -> list[int]:  # the federates name their configs; the broker, its port
+        return processes_mentioning(str(staging)) + processes_mentioning(port)
+
+    assert len(federation()) == len(FEDERATES)
+    proc.kill()  # no handler runs: the kernel's parent-death signal must end the children
+    proc.wait(timeout=10)
+    for _ in range(50):
+        if not federation():
+            break
+        time.sleep(0.1)
+    assert federation() == []
+    assert not out.exists()  # never moved into place: nothing looks complete
