@@ -73,6 +73,8 @@ def manifest(scenario, command: list[str] | None = None) -> dict:
         "source_file": str(scenario.source_file) if scenario.source_file else None,
         "data_sha256": data_hashes(scenario),
         "seed": getattr(learning, "seed", None),
+        "seed_drives": ("the ACO training of the CHPs' bids (learning.seed); a run itself draws nothing at random"
+                        if learning is not None else "nothing: no model of this run draws at random"),
         "versions": versions(),
         "command": list(sys.argv if command is None else command),
         "platform": platform.platform(),

@@ -41,3 +41,9 @@ def test_two_runs_write_identical_results_and_a_manifest(tmp_path, name):
         assert all(len(h) == 64 for files in manifest["data_sha256"].values() for h in files.values())
     assert manifests[0]["scenario_sha256"] == manifests[1]["scenario_sha256"]
     assert manifests[0]["data_sha256"] == manifests[1]["data_sha256"] and manifests[0]["data_sha256"]
+    # the seed: the local market's ACO training has one; the community battery draws nothing at random
+    if name == "ieee_eu_lv_lem_plain":
+        assert manifests[0]["seed"] == json.loads((first / "scenario.json").read_text())["learning"]["seed"]
+        assert "learning.seed" in manifests[0]["seed_drives"]
+    else:
+        assert manifests[0]["seed"] is None and manifests[0]["seed_drives"].startswith("nothing")
