@@ -69,3 +69,24 @@ def test_cli_writes_json_and_markdown(tmp_path):
     assert len(rows) == sum(len(fed["publications"]) for fed in interface["federates"])
     done = subprocess.run(CLI + ["interface", str(tmp_path / "missing.yaml")], capture_output=True, text=True)
     assert done.returncode == 2 and "missing.yaml" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_readme_lists_every_federation_as_the_generator_does_today():
+    import re
+    import shlex
+
+    from harness import ROOT
+
+    from lec_cosim.cli import _load, build_parser
+    from lec_cosim.interface import federation_interface, interface_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"<!-- interface: (.+?) -->\n(.*?)\n<!-- /interface -->", readme, flags=re.S)
+    frameworks = {"" if "--framework" not in args else args.split("--framework ")[1] for args, _ in blocks}
+    assert len(blocks) == 5 and {"", "decentralised", "distributed", "p2p"} <= frameworks
+    for args, listed in blocks:
+        parsed = build_parser().parse_args(["interface", *shlex.split(args)])
+        parsed.scenario = str(ROOT / parsed.scenario)
+        expected = interface_markdown(federation_interface(_load(parsed))).strip()
+        assert listed == expected, f"README's listing of {args} is out of date; paste `lec-cosim interface {args} " \
+                                   "--format markdown`"
