@@ -110,7 +110,8 @@ def _read_lem_summary(run_dir: str | Path) -> dict:
     return summary
 
 
-def _read_csv(run_dir: str | Path, name: str, columns: Sequence[str]) -> pd.DataFrame:
+def read_run_csv(run_dir: str | Path, name: str, columns: Sequence[str], *, rows: bool = False) -> pd.DataFrame:
+    """A results CSV of a run with the ``columns`` a report needs (and some ``rows``), else a one-line ValueError."""
     path = Path(run_dir) / name
     if not path.is_file():
         raise ValueError(f"{run_dir}: missing {name}")
@@ -118,6 +119,8 @@ def _read_csv(run_dir: str | Path, name: str, columns: Sequence[str]) -> pd.Data
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{run_dir}: {name} lacks column(s) {', '.join(missing)}")
+    if rows and frame.empty:
+        raise ValueError(f"{run_dir}: {name} has no rows")
     return frame
 
 
@@ -403,7 +406,7 @@ def _draw_prices(ax, run_dirs: Sequence[str | Path], tariffs: Mapping[str, Seque
     for run, summary, label in zip(run_dirs, summaries, labels):
         if not summary.get("lem_enabled"):
             continue
-        clearing = _read_csv(run, "clearing.csv", CLEARING_COLUMNS)
+        clearing = read_run_csv(run, "clearing.csv", CLEARING_COLUMNS)
         if clearing.empty:
             raise ValueError(f"{run}: clearing.csv has no rows")
         hours = _hours(clearing["time"])
@@ -438,7 +441,7 @@ def _draw_prices(ax, run_dirs: Sequence[str | Path], tariffs: Mapping[str, Seque
 
 
 def _draw_energy(ax, run_dir: str | Path, title: str | None = None) -> None:
-    energy = _read_csv(run_dir, "energy.csv", ENERGY_COLUMNS)
+    energy = read_run_csv(run_dir, "energy.csv", ENERGY_COLUMNS)
     if energy.empty:
         raise ValueError(f"{run_dir}: energy.csv has no rows")
     hours = _hours(energy["time"])

@@ -156,19 +156,6 @@ def mlec_compare_table(runs) -> str:
 # ---------------------------------------------------------------------------------------------
 # Figure
 # ---------------------------------------------------------------------------------------------
-def _read_csv(run_dir, name: str, columns: list[str]) -> pd.DataFrame:
-    path = Path(run_dir) / name
-    if not path.is_file():
-        raise ValueError(f"{run_dir}: missing {name}")
-    frame = pd.read_csv(path)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{run_dir}: {name} lacks column(s) {', '.join(missing)}")
-    if frame.empty:
-        raise ValueError(f"{run_dir}: {name} has no rows")
-    return frame
-
-
 def _voltage_band(run_dir) -> tuple[float, float] | None:
     """The DSO's voltage band of the run from its resolved ``scenario.json``; None when not recorded."""
     try:
@@ -211,12 +198,14 @@ def plot_mlec_runs(runs, output_png) -> None:
     ValueError
         A run that is not a three-LEC run, or a missing file or column (one line naming both).
     """
+    from lec_cosim.report_lem import read_run_csv
+
     if not runs:
         raise ValueError("no run directories given")
     summaries = _mlec_summaries(runs)
     labels = distinct_run_labels(summaries)
-    settlements = [_read_csv(run, "settlement.csv", SETTLEMENT_COLUMNS) for run in runs]
-    grids = [_read_csv(run, "grid.csv", GRID_COLUMNS) for run in runs]
+    settlements = [read_run_csv(run, "settlement.csv", SETTLEMENT_COLUMNS, rows=True) for run in runs]
+    grids = [read_run_csv(run, "grid.csv", GRID_COLUMNS, rows=True) for run in runs]
     bands = {band for band in map(_voltage_band, runs) if band is not None}
 
     import matplotlib

@@ -64,8 +64,8 @@ def test_a_failed_run_is_kept_apart_and_marked(finished):
     assert processes_mentioning(str(incomplete.parent / "out.partial")) == []
 
 
-@pytest.mark.timeout(200)
-def test_killing_the_cli_ends_the_federation_and_keeps_its_logs(tmp_path):
+def start_year_run(tmp_path):
+    """``lec-cosim run`` of a year, once its federation is stepping; its results would go to ``year``."""
     path = write_scenario(tmp_path, "trondelag_arbitrage_year", {})
     out = tmp_path / "year"
     proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out)], stdout=subprocess.PIPE,
@@ -74,6 +74,12 @@ def test_killing_the_cli_ends_the_federation_and_keeps_its_logs(tmp_path):
     while not line.startswith("  "):  # a progress line: the federation is stepping
         line = proc.stdout.readline()
         assert line or proc.poll() is None, proc.stderr.read()
+    return out, proc
+
+
+@pytest.mark.timeout(200)
+def test_killing_the_cli_ends_the_federation_and_keeps_its_logs(tmp_path):
+    out, proc = start_year_run(tmp_path)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "interrupted" in err
@@ -87,14 +93,7 @@ def test_killing_the_cli_ends_the_federation_and_keeps_its_logs(tmp_path):
 
 @pytest.mark.timeout(200)
 def test_sigkill_of_the_cli_takes_the_federation_with_it(tmp_path):
-    path = write_scenario(tmp_path, "trondelag_arbitrage_year", {})
-    out = tmp_path / "year"
-    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    line = ""
-    while not line.startswith("  "):  # a progress line: the federation is stepping
-        line = proc.stdout.readline()
-        assert line or proc.poll() is None, proc.stderr.read()
+    out, proc = start_year_run(tmp_path)
     staging = tmp_path / "year.partial"
     broker = json.loads((staging / "runner.json").read_text())["federates"][0]["exec"]
     port = next(part for part in broker.split() if part.startswith("--port="))
