@@ -66,8 +66,14 @@ def ems_table(signals: pd.DataFrame, grid_step_s: int, ems_step_s: int) -> pd.Da
     return frame
 
 
-def kpis(signals: pd.DataFrame, ems: pd.DataFrame, grid_step_s: int, ems_step_s: int) -> dict:
-    """Key figures of a run (energies in MWh, cost in the price currency)."""
+def kpis(signals: pd.DataFrame, ems: pd.DataFrame, grid_step_s: int, ems_step_s: int,
+         import_limit_mw: float | None = None) -> dict:
+    """Key figures of a run (energies in MWh, cost in the price currency).
+
+    With ``import_limit_mw`` (the scenario's ``grid.import_limit_mw``) also how often and by how
+    much the realised import of a grid step exceeded it: the EMS keeps its hourly plan below the
+    limit, but the import varies within the hour.
+    """
     dt_ems = ems_step_s / 3600.0
     dt_grid = grid_step_s / 3600.0
     imp = ems.import_mw.clip(lower=0)
@@ -94,6 +100,9 @@ def kpis(signals: pd.DataFrame, ems: pd.DataFrame, grid_step_s: int, ems_step_s:
         "line_overloads": int(signals.line_overloads.sum()),
         "load_mwh": float(signals.load_p_mw.sum() * dt_grid),
         "pv_mwh": float(signals.pv_p_mw.sum() * dt_grid),
+        "steps_above_import_limit": None if import_limit_mw is None else int((net_grid > import_limit_mw + 1e-9).sum()),
+        "max_import_above_limit_mw": None if import_limit_mw is None
+        else float(max(net_grid.max() - import_limit_mw, 0.0)),
     }
 
 
@@ -146,8 +155,10 @@ def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: f
         "ems_step_h": scenario.ems_step_s / 3600.0,
         "grid_step_h": scenario.grid_step_s / 3600.0,
         "currency": scenario.market.currency,
-        "battery": {"capacity_mwh": b.capacity_mwh, "power_mw": b.power_mw, "efficiency": b.efficiency},
-        "kpis": kpis(signals, ems, scenario.grid_step_s, scenario.ems_step_s),
+        "battery": {"capacity_mwh": b.capacity_mwh, "power_mw": b.power_mw, "efficiency": b.efficiency,
+                    "soc_min": b.soc_min, "soc_max": b.soc_max},
+        "import_limit_mw": scenario.grid.import_limit_mw,
+        "kpis": kpis(signals, ems, scenario.grid_step_s, scenario.ems_step_s, scenario.grid.import_limit_mw),
         "wall_time_s": wall_time_s,
         "versions": versions(scenario.ems.solver),
     }

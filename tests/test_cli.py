@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import SCENARIOS, processes_mentioning
+from harness import SCENARIOS, processes_mentioning, write_scenario
 from lec_cosim.federation import write_federation
 from lec_cosim.models.household import HouseholdFleet
 from lec_cosim.launch import FederationError, run_federation
@@ -116,3 +116,22 @@ def test_each_run_gets_its_own_broker_port(tmp_path):
         runner = write_federation(scenario, tmp_path / str(i))
         ports.add(runner["federates"][0]["exec"].split("--port=")[1].split()[0])
     assert len(ports) == 5
+
+
+def test_an_import_limit_binds_the_plan_and_the_summary_tells_where_the_import_went_above(tmp_path):
+    import pandas as pd
+
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"grid.import_limit_mw": 0.3})
+    result = cli("run", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    ems = pd.read_csv(tmp_path / "out" / "ems.csv")
+    signals = pd.read_csv(tmp_path / "out" / "signals.csv")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    # the hourly plan stays at or below the limit, and meets it at the evening peak
+    planned = ems.load_mw - ems.pv_mw + ems.charge_mw - ems.discharge_mw
+    assert planned.max() == pytest.approx(0.3, abs=1e-6)
+    # within the hour the realised import goes above it: counted per grid step
+    realised = signals.load_p_mw - signals.pv_p_mw + signals.battery_p_mw
+    assert summary["import_limit_mw"] == 0.3
+    assert summary["kpis"]["steps_above_import_limit"] == int((realised > 0.3 + 1e-9).sum()) > 0
+    assert summary["kpis"]["max_import_above_limit_mw"] == pytest.approx(realised.max() - 0.3)
