@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 import traceback
@@ -19,6 +20,7 @@ from typing import Callable
 import helics as h
 
 from federates.topology import ExchangeLog, answer_queries, stop_answering
+from lec_cosim.launch import DEBUG_ENVIRONMENT
 from lec_cosim.models.errors import InfeasibleInput
 from lec_cosim.scenario import Scenario, load_scenario
 
@@ -269,7 +271,7 @@ def main(build: Callable[[Federate], Callable[[int, float], None]], description:
         if fed is not None and fed.slot_s is not None and not isinstance(exc, FederationStopped):
             at = fed.scenario.start + dt.timedelta(seconds=round(fed.slot_s))
             message += f" [simulated time {at:%Y-%m-%d %H:%M}]"
-        if args.debug:
+        if args.debug or os.environ.get(DEBUG_ENVIRONMENT) == "1":
             traceback.print_exc()
         print(f"error: {message}", file=sys.stderr, flush=True)
         if fed is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import sys
@@ -58,7 +59,11 @@ def _cmd_validate(args) -> int:
 
 
 def _check_lem_data(scenario, *, bids: bool = True) -> None:
-    from lec_cosim.models.lem_community import BidsFileError, community_from_scenario, read_learned_bids
+    from lec_cosim.models.lem_community import (
+        BidsFileError,
+        community_from_scenario,
+        read_learned_bids,
+    )
 
     try:
         community = community_from_scenario(scenario)
@@ -223,6 +228,9 @@ def _cmd_run(args) -> int:
             f"This run did not complete: {reason}\nEvery federate's log is in logs/.\n")
         shutil.rmtree(incomplete, ignore_errors=True)
         staging.rename(incomplete)
+        if args.debug and isinstance(exc, FederationError) and exc.federate is not None:
+            log = incomplete / "logs" / f"{exc.federate}.log"
+            sys.stderr.write(f"--- {log} ---\n{log.read_text(errors='replace') if log.is_file() else '(no log)'}\n")
         infeasible = exc.input_error if isinstance(exc, FederationError) else None
         if infeasible is not None:  # the scenario asks for the impossible: an input error, told as one
             field, why = infeasible
@@ -500,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.debug:
+        from lec_cosim.launch import DEBUG_ENVIRONMENT
+
+        os.environ[DEBUG_ENVIRONMENT] = "1"  # the federates inherit it
     try:
         return args.func(args)
     except (ScenarioError, FileNotFoundError) as exc:

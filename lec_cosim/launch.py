@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+DEBUG_ENVIRONMENT = "LEC_COSIM_DEBUG"
+"""Set to 1 (``lec-cosim --debug``): the federates, which inherit it, print tracebacks into their logs."""
 
 
 class FederationError(RuntimeError):

@@ -76,3 +76,14 @@ def test_an_input_error_found_while_running_is_one_line_and_exit_code_2(name, tm
     incomplete = tmp_path / "out.incomplete"
     assert (incomplete / "INCOMPLETE.txt").is_file() and not (incomplete / "summary.json").exists()
     assert str(incomplete) in lines[0]
+
+
+def test_debug_shows_the_federate_traceback_of_an_input_error_found_while_running(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "--debug", "run",
+                           str(CORPUS / "run_power_flow_diverges.yaml"), "--out", str(tmp_path / "out"), "--quiet"],
+                          capture_output=True, text=True, timeout=100)
+    assert done.returncode == 2
+    # the DSO's own traceback, from its log (the federates inherit --debug), then the one line
+    assert "Traceback" in done.stderr and "raise PowerFlowError(" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" in (tmp_path / "out.incomplete" / "logs" / "dso.log").read_text()
