@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import sys
@@ -43,6 +42,7 @@ def _default_out(scenario) -> Path:
 def _cmd_validate(args) -> int:
     scenario = _load(args)
     _check_data(scenario)  # "valid" means run would start: the data and learnt bids load too
+    _check_broker(scenario)
     if is_multi_lec(scenario):
         print(f"{args.scenario}: valid scenario {scenario.name!r} ({scenario.lecs.count} LECs, framework "
               f"{scenario.framework}, DSO limits {'on' if scenario.dso.limits else 'off'}, {scenario.horizon_h:g} h "
@@ -76,11 +76,11 @@ def _check_lem_data(scenario, *, bids: bool = True) -> None:
 
 
 def _check_feeder(scenario) -> None:
-    from lec_cosim.models.ieee_eulv import FeederDataError, check_feeder_data
+    from lec_cosim.models.ieee_eulv import check_feeder_data
 
     try:
         check_feeder_data(scenario.feeder.data_dir)
-    except (FeederDataError, OSError) as exc:
+    except (ValueError, KeyError, OSError) as exc:  # FeederDataError, and what pandas says of a broken table
         raise ScenarioError(f"{scenario.source_file}: feeder.data_dir: {exc}") from None
 
 
@@ -117,6 +117,19 @@ def _check_data(scenario) -> None:
             DayAheadPlanner(scenario).plan_horizon(prices)
         except ImportLimitInfeasible as exc:
             raise ScenarioError(f"{scenario.source_file}: {exc.field}: {exc}") from None
+
+
+def _check_broker(scenario) -> None:
+    """The scenario's broker address is one of this host's (a compose project brings its own)."""
+    import socket
+
+    address = scenario.broker.address
+    try:
+        with socket.socket() as probe:
+            probe.bind((address, 0))
+    except OSError as exc:
+        raise ScenarioError(f"{scenario.source_file}: broker.address: {address!r} is not an address of this host "
+                            f"({exc.strerror or exc}); the broker must listen on it") from None
 
 
 def _check_sub_brokers(args, scenario) -> None:
@@ -194,6 +207,7 @@ def _cmd_run(args) -> int:
 
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
+    _check_broker(scenario)
     _check_record(args, scenario)
     _check_player(args, scenario)
     _check_data(scenario)
@@ -220,7 +234,7 @@ def _cmd_run(args) -> int:
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        wall = run_federation(staging, timeout_s=args.timeout, on_progress=show)
+        wall = run_federation(staging, timeout_s=args.timeout, on_progress=show, debug=args.debug)
     except (FederationError, KeyboardInterrupt) as exc:
         reason = str(exc) if isinstance(exc, FederationError) else "interrupted (Ctrl-C or kill)"
         reason = reason.replace(str(staging), str(incomplete))  # where its logs are about to be
@@ -271,6 +285,7 @@ def _cmd_runner(args) -> int:
 
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
+    _check_broker(scenario)
     _check_record(args, scenario)
     _check_player(args, scenario)
     target = Path(args.output).resolve()
@@ -508,10 +523,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.debug:
-        from lec_cosim.launch import DEBUG_ENVIRONMENT
-
-        os.environ[DEBUG_ENVIRONMENT] = "1"  # the federates inherit it
     try:
         return args.func(args)
     except (ScenarioError, FileNotFoundError) as exc:

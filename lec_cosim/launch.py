@@ -22,7 +22,7 @@ from typing import Callable
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEBUG_ENVIRONMENT = "LEC_COSIM_DEBUG"
-"""Set to 1 (``lec-cosim --debug``): the federates, which inherit it, print tracebacks into their logs."""
+"""Set to 1 in a federate's environment (``lec-cosim --debug run``): it prints tracebacks into its log."""
 
 
 class FederationError(RuntimeError):
@@ -131,11 +131,12 @@ def run_federation(
     timeout_s: float | None = None,
     on_progress: Callable[[str], None] | None = None,
     poll_s: float = 0.1,
+    debug: bool = False,
 ) -> float:
     """Run the federation written in ``run_dir/runner.json``; returns the wall time in seconds.
 
-    Logs go to ``run_dir/logs/NAME.log``. Raises :class:`FederationError` when a process fails
-    or ``timeout_s`` passes.
+    Logs go to ``run_dir/logs/NAME.log``; with ``debug`` the federates print tracebacks into them.
+    Raises :class:`FederationError` when a process fails or ``timeout_s`` passes.
     """
     run_dir = Path(run_dir)
     runner = json.loads((run_dir / "runner.json").read_text())
@@ -143,7 +144,7 @@ def run_federation(
     log_dir.mkdir(exist_ok=True)
     processes: list[Process] = []
     started = time.perf_counter()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **({DEBUG_ENVIRONMENT: "1"} if debug else {}))
     try:
         for entry in runner["federates"]:
             log = log_dir / f"{entry['name']}.log"

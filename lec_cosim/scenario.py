@@ -83,8 +83,8 @@ class BatteryConfig(_Strict):
     power_mw: float = Field(gt=0)
     efficiency: float = Field(gt=0, le=1, description="round-trip efficiency; one way is its square root")
     soc_initial: float = Field(0.5, ge=0, le=1, description="fraction of capacity at start and end of each day")
-    soc_min: float = Field(0.0, ge=0, lt=1, description="lowest state of charge, fraction of capacity")
-    soc_max: float = Field(1.0, gt=0, le=1, description="highest state of charge, fraction of capacity")
+    soc_min: float = Field(0.0, ge=0, lt=1, strict=True, description="lowest state of charge, fraction of capacity")
+    soc_max: float = Field(1.0, gt=0, le=1, strict=True, description="highest state of charge, fraction of capacity")
 
     @model_validator(mode="after")
     def _soc_window(self):
@@ -132,9 +132,10 @@ class GridConfig(_VoltageBand):
     vm_min_pu: float = Field(0.9, gt=0, description="voltage band; EN 50160: 0.9-1.1 pu")
     vm_max_pu: float = Field(1.1, gt=0)
     max_loading_percent: float = Field(100.0, gt=0, description="line and transformer rating")
-    import_limit_mw: Optional[float] = Field(None, gt=0, description=(
-        "the LEC's connection capacity: the EMS keeps the planned PCC import at or below it (a hard LP "
-        "constraint; a scenario the battery cannot keep below it is refused)"))
+    import_limit_mw: Optional[float] = Field(None, gt=0, strict=True, description=(
+        "limit on the LEC's net import at the LV busbar (load - PV + battery; the transformer's and the MV "
+        "line's losses not included): the EMS keeps its plan at or below it (a hard LP constraint; a scenario "
+        "the battery cannot keep below it is refused)"))
     mv_line: LineConfig
     transformer: TransformerConfig
 
@@ -182,16 +183,14 @@ class BrokerConfig(_Strict):
         try:
             ip = ipaddress.IPv4Address(address)
         except ValueError:
+            if re.fullmatch(r"[0-9.]+", address):
+                raise ValueError(f"{address!r} is not an IPv4 address") from None
             if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", address):
                 raise ValueError(f"{address!r} is neither an IPv4 address nor a host name") from None
             return address
         if ip.is_unspecified:  # a broker on all interfaces announces loopback to its peers (broker_config/README.md)
             raise ValueError("give the one address peers reach the broker at, not 0.0.0.0")
         return address
-
-    @property
-    def is_loopback(self) -> bool:
-        return self.address in ("127.0.0.1", "localhost")
 
 
 class Scenario(_ScenarioBase):
@@ -230,6 +229,9 @@ class Scenario(_ScenarioBase):
         horizon_min = self.horizon_h * 60
         if abs(horizon_min / res.ems_min - round(horizon_min / res.ems_min)) > 1e-9:
             raise ValueError("horizon_h: must be a whole number of EMS steps")
+        if abs(horizon_min / res.market_min - round(horizon_min / res.market_min)) > 1e-9:
+            # the market publishes each day's prices at its steps: a last part-step would have none
+            raise ValueError("horizon_h: must be a whole number of market steps")
         return self
 
     @property

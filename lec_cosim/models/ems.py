@@ -11,9 +11,10 @@ For each step t of length dt (h), with load L_t and PV G_t forecast (MW) and pri
     min_cost:   min  sum (c_t * import_t - x_t * export_t) * dt
     min_import: min  sum import_t * dt
 
-S_min and S_max are the SoC window (default 0 and the capacity E); I_max is the connection's import
-limit (default none). Only I_max can make the LP infeasible: the battery cannot shave the net load
-enough on some day (:class:`ImportLimitInfeasible`).
+S_min and S_max are the SoC window (default 0 and the capacity E); I_max is a limit on the
+LEC's import (default none; the scenario's ``grid.import_limit_mw``, at the LV busbar). Only
+I_max can make the LP infeasible: the battery cannot shave the net load enough on some day
+(:class:`ImportLimitInfeasible`).
 
 Import and export are separate non-negative variables. With one free-sign grid variable, as in
 Rana et al. (2022, eq. 1), sum(import) = sum(L - G) + sum(charge - discharge) is the same for
@@ -442,7 +443,7 @@ def schedule_battery(
     soc_min_mwh, soc_max_mwh : float, optional
         The window the state of charge stays in (default: empty to ``capacity_mwh``).
     import_limit_mw : float, optional
-        Hard limit on the grid import of every step (the connection capacity). Where the battery
+        Hard limit on the grid import of every step (the LEC's net import). Where the battery
         cannot keep the import below it, :class:`InfeasibleSchedule` is raised.
     """
     load, pv, buy, sell = _inputs(load_mw, pv_mw, price, export_price, objective)

@@ -71,6 +71,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from lec_cosim.models.timeseries import DataError, read_csv_rows
+
 if TYPE_CHECKING:  # pandapower is imported where a net is built or solved
     import pandapower as pp
 
@@ -119,23 +121,32 @@ class FeederDataError(ValueError):
 def _read_ieee_csv(path: Path) -> pd.DataFrame:
     """Read one IEEE CSV table: skip the leading ``#`` comment lines, strip header blanks.
 
-    The frame's ``attrs["first_row"]`` is the file line of its first data row (for messages).
+    The frame's ``attrs["lines"]`` holds the file line of each data row (blank lines are skipped
+    but counted), for messages.
     """
-    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    skipped = 0
-    while lines and lines[0].lstrip().startswith("#"):
-        lines.pop(0)
-        skipped += 1
-    header = [c.strip() for c in lines[0].split(",")] if lines else []
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FeederDataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    while numbered and numbered[0][1].lstrip().startswith("#"):
+        numbered.pop(0)
+    if len(numbered) < 2:
+        raise FeederDataError(f"{path}: no table (a header line and data rows expected)")
+    (header_line, header_text), rows = numbered[0], numbered[1:]
+    header = [c.strip() for c in header_text.split(",")]
     twice = next((c for i, c in enumerate(header) if c in header[:i]), None)
     if twice is not None:
-        raise FeederDataError(f"{path}: line {skipped + 1}: column {twice!r} appears twice")
-    df = pd.read_csv(io.StringIO("\n".join(lines)), skipinitialspace=True)
+        raise FeederDataError(f"{path}: line {header_line}: column {twice!r} appears twice")
+    try:
+        df = pd.read_csv(io.StringIO("\n".join(line for _, line in numbered)), skipinitialspace=True)
+    except pd.errors.ParserError as exc:
+        raise FeederDataError(f"{path}: not a CSV table: {str(exc).strip()} (counting from line {header_line})") from None
     df.columns = [str(c).strip() for c in df.columns]
     for col in df.columns:
         if df[col].dtype == object:
             df[col] = df[col].str.strip()
-    df.attrs["first_row"] = skipped + 2
+    df.attrs["lines"] = [n for n, _ in rows]
     return df
 
 
@@ -146,7 +157,7 @@ def _fail_at(table: pd.DataFrame, path: Path, bad, reason: str) -> None:
         i = int(np.argmax(bad))
         # a row of mixed columns comes out as floats: show each cell as its own column has it
         row = pd.Series({column: table[column].iat[i] for column in table.columns}, dtype=object)
-        raise FeederDataError(f"{path}: line {table.attrs['first_row'] + i}: {reason(row)}")
+        raise FeederDataError(f"{path}: line {table.attrs['lines'][i]}: {reason(row)}")
 
 
 def check_feeder_data(data_dir: Path | str = DEFAULT_DATA_DIR) -> None:
@@ -163,8 +174,19 @@ def check_feeder_data(data_dir: Path | str = DEFAULT_DATA_DIR) -> None:
         The first inconsistency: ``"<file>: line <n>: <reason>"``.
     """
     csv = Path(data_dir) / "csv"
+    try:
+        read_source(data_dir)
+    except (KeyError, ValueError) as exc:
+        raise FeederDataError(f"{csv / 'Source.csv'}: a [Source] section with Voltage, pu, ISC3 and ISC1 expected "
+                              f"({type(exc).__name__}: {exc})") from None
     paths = {name: csv / f"{name}.csv" for name in ("Buscoords", "Lines", "LineCodes", "Loads", "Transformer")}
     coords, lines, codes, loads, trafo = (_read_ieee_csv(path) for path in paths.values())
+    for table, path, needed in ((coords, "Buscoords", ["Busname"]), (lines, "Lines", ["Name", "Bus1", "Bus2",
+                                "Length", "LineCode"]), (codes, "LineCodes", ["Name"]),
+                                (loads, "Loads", ["Name", "Bus", "phases", "Yearly"]), (trafo, "Transformer", ["bus2"])):
+        missing = [c for c in needed if c not in table.columns]
+        if missing:
+            raise FeederDataError(f"{paths[path]}: column {missing[0]!r} missing")
     buses = pd.to_numeric(coords["Busname"], errors="coerce")
     _fail_at(coords, paths["Buscoords"], buses.isna(), lambda row: f"bus name {row['Busname']} is not a number")
     _fail_at(coords, paths["Buscoords"], buses.duplicated(), lambda row: f"bus {row['Busname']} appears twice")
@@ -263,17 +285,23 @@ def read_load_profiles_kw(data_dir: Path | str = DEFAULT_DATA_DIR) -> pd.DataFra
         HH:MM), columns ``profile_1`` .. ``profile_100`` in kW.
     """
     path = Path(data_dir) / "load_profiles_1min_100.csv"
-    df = pd.read_csv(path)
+    try:
+        df = read_csv_rows(path)
+    except DataError as exc:
+        raise FeederDataError(str(exc)) from None
     twice = [c for c in df.columns if re.fullmatch(r".+\.\d+", c) and c.rsplit(".", 1)[0] in df.columns]
     if twice:  # pandas renames a repeated column "x" to "x.1"
         raise FeederDataError(f"{path}: line 1: column {twice[0].rsplit('.', 1)[0]!r} appears twice")
+    if "minute" not in df.columns or "time" not in df.columns:
+        raise FeederDataError(f"{path}: columns 'minute' and 'time' expected first")
+    lines = df.index
     profiles = df.drop(columns=["time"]).set_index("minute")
     numbers = profiles.apply(pd.to_numeric, errors="coerce")
     bad = numbers.isna().any(axis=1).to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
         column = profiles.columns[numbers.iloc[i].isna().to_numpy()][0]
-        raise FeederDataError(f"{path}: line {i + 2}: {column} is {profiles.iat[i, profiles.columns.get_loc(column)]!r}, "
+        raise FeederDataError(f"{path}: line {lines[i]}: {column} is {profiles.iat[i, profiles.columns.get_loc(column)]!r}, "
                               "not a number")
     return numbers
 

@@ -100,13 +100,36 @@ def on_calendar(series: pd.Series, years: range) -> pd.Series:
     return pd.concat(pieces)
 
 
+def read_csv_rows(path: Path, **options) -> pd.DataFrame:
+    """A CSV file's data rows, indexed by their line in the file (the header is line 1).
+
+    Blank lines are skipped but counted, so messages name the line an editor shows. A file that
+    is empty, has no data rows, is not UTF-8 or has a row of the wrong length raises
+    :class:`DataError` naming it.
+    """
+    try:
+        frame = pd.read_csv(path, skip_blank_lines=False, **options)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty file") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: not a CSV table: {str(exc).strip()}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    frame.index = pd.RangeIndex(2, 2 + len(frame))
+    blank = frame.isna() | frame.astype(str).apply(lambda column: column.str.strip() == "")
+    frame = frame[~blank.all(axis=1)]
+    if frame.empty:
+        raise DataError(f"{path}: no data rows")
+    return frame
+
+
 def read_profile_table(path: Path, columns: list[str]) -> pd.DataFrame:
     """Read a profile CSV with a ``time`` column and numeric ``columns``, all checked.
 
     Raises :class:`DataError` naming the file and the column or row: a column missing or
     appearing twice, a value that is not a number or missing.
     """
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_csv_rows(path, dtype=str, keep_default_na=False)
     header = list(frame.columns)
     twice = [c for c in header if re.fullmatch(r".+\.\d+", c) and c.rsplit(".", 1)[0] in header]
     if twice:  # pandas renames a repeated column "x" to "x.1"
@@ -119,12 +142,13 @@ def read_profile_table(path: Path, columns: list[str]) -> pd.DataFrame:
     values = frame[columns].apply(pd.to_numeric, errors="coerce")
     bad = values.isna().any(axis=1).to_numpy()
     if bad.any():
-        row = int(np.argmax(bad))
-        column = values.columns[values.iloc[row].isna().to_numpy()][0]
-        raw = frame.at[row, column]
-        raise DataError(f"{path}: row {row + 2}: {column} is {'empty' if not raw.strip() else repr(raw)}, not a number")
+        line = values.index[int(np.argmax(bad))]
+        column = values.columns[values.loc[line].isna().to_numpy()][0]
+        raw = frame.at[line, column]
+        raw = "" if pd.isna(raw) else str(raw)
+        raise DataError(f"{path}: row {line}: {column} is {'empty' if not raw.strip() else repr(raw)}, not a number")
     values.insert(0, "time", frame["time"])
-    return values
+    return values.reset_index(drop=True)
 
 
 def read_profile_columns(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -139,21 +163,21 @@ def read_price_file(path: Path) -> pd.Series:
 
     The file has two columns: a timestamp with UTC offset and the price (ENTSO-E export layout).
     """
-    frame = pd.read_csv(path)
+    frame = read_csv_rows(path)
     if frame.shape[1] != 2:
         raise DataError(f"{path}: expected 2 columns (timestamp, price), found {frame.shape[1]}")
     raw = frame.iloc[:, 0].astype(str)
     has_offset = raw.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
     if not has_offset.all():
-        row = int((~has_offset).to_numpy().argmax()) + 2
-        raise DataError(f"{path}: row {row}: timestamp {raw.iloc[row - 2]!r} has no UTC offset")
+        row = raw.index[int((~has_offset).to_numpy().argmax())]
+        raise DataError(f"{path}: row {row}: timestamp {raw.loc[row]!r} has no UTC offset")
     try:
         stamps = pd.to_datetime(raw, utc=True)
     except (ValueError, TypeError):
         raise DataError(f"{path}: column 1: timestamps with UTC offset expected") from None
     prices = pd.to_numeric(frame.iloc[:, 1], errors="coerce")
     if prices.isna().any():
-        raise DataError(f"{path}: row {int(prices.isna().to_numpy().argmax()) + 2}: price is not a number")
+        raise DataError(f"{path}: row {prices.index[int(prices.isna().to_numpy().argmax())]}: price is not a number")
     # A file in EUR/kWh (or ct/kWh) read as EUR/MWh would silently scale every cost by 1000: day-ahead
     # prices in EUR/MWh have a median of tens, in EUR/kWh of hundredths.
     typical = float(prices.abs().median())

@@ -111,6 +111,19 @@ bids['CHP99'] = bids.pop('CHP1')
 (OUT / 'bids_unknown_chp.json').write_text(json.dumps({'scenario': 'ieee_eu_lv_lem_plain', 'unit': 'EUR/kWh', 'bids_eur_per_kwh': bids}) + '\n')
 case('lem_bids_unknown_chp.yaml', re.sub(r'learned_bids_file: \S+', 'learned_bids_file: bids_unknown_chp.json', lem), 'bids_unknown_chp.json', "CHP99")
 
+# --- files that are not tables, blank lines counted, the broker elsewhere, a horizon the market cannot serve
+price_case('prices_empty', [], 'prices_empty.csv', 'empty file')
+price_case('prices_blank_line_then_nan', prices[:10] + [''] + [prices[10].split(',')[0] + ',n/a'] + prices[11:], 'prices_blank_line_then_nan.csv', 'row 12', 'not a number')
+household_case('household_header_only', household[:1], 'household_header_only.csv', 'no data rows')
+(OUT / 'household_latin1.csv').write_bytes(('\n'.join(household[:3]) + '\n').encode().replace(b'H0-A_pload', b'H0-A_pl\xe9ad'))
+case('household_latin1.yaml', re.sub(r'load_profile_file: \S+', 'load_profile_file: household_latin1.csv', base2), 'household_latin1.csv', 'not UTF-8')
+feeder_case('feeder_empty_loads', 'Loads.csv', lambda t: '\n'.join(t.splitlines()[:2]) + '\n', 'Loads.csv', 'no table')
+feeder_case('feeder_no_source', 'Source.csv', lambda t: '# no source here\n', 'Source.csv', '[Source] section')
+case('broker_not_this_host.yaml', base2 + 'broker: {address: 203.0.113.77}\n', 'broker.address', "'203.0.113.77' is not an address of this host")
+case('broker_not_an_ip.yaml', base2 + 'broker: {address: 999.1.1.1}\n', 'broker.address', "'999.1.1.1' is not an IPv4 address")
+case('horizon_part_market_step.yaml', sub(base2, 'horizon_h: 24', 'horizon_h: 24.25').replace('ems_min: 60', 'ems_min: 15'), 'horizon_h', 'whole number of market steps')
+case('import_limit_boolean.yaml', sub(base2, '  ext_grid_vm_pu: 1.0', '  ext_grid_vm_pu: 1.0\n  import_limit_mw: true'), 'grid.import_limit_mw', 'valid number')
+
 # --- found only while running: exit code 2 all the same (tests/test_bad_inputs.py runs these)
 case('run_power_flow_diverges.yaml', sub(base2, 'sn_mva: 1.6', 'sn_mva: 0.1'), 'grid', 'power flow did not converge', 'simulated time 2019-05-26 09:00', 'found by federate dso')
 
