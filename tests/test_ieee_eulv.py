@@ -141,6 +141,9 @@ def _feeder_copy(tmp_path, table: str, edit):
      r"Lines.csv: line 4: length 0.0 of LINE2 is not a positive number"),
     ("csv/Lines.csv", lambda t: t.replace("LINE2,2,3,", "LINE2,2,999,"),
      r"Lines.csv: line 4: Bus2 999 of LINE2 is not a bus of Buscoords.csv"),
+    # a blank line counts: LOAD3 is on line 7 of the file once one is added after LOAD1
+    ("csv/Loads.csv", lambda t: t.replace("\nLOAD2,", "\n\nLOAD2,").replace("LOAD3,1,70,", "LOAD3,1,5300,"),
+     r"Loads.csv: line 7: bus 5300 of LOAD3 is not a bus of Buscoords.csv"),
     ("csv/Buscoords.csv", lambda t: t.replace("\n2,", "\n1,", 1),
      r"Buscoords.csv: line 4: bus 1 appears twice"),
     ("csv/Loads.csv", lambda t: t.replace("LOAD2,1,47,B,", "LOAD2,1,47,D,"),
