@@ -52,7 +52,10 @@ def test_results_contract(runs, name):
     assert ems.time.iloc[0] == "2019-05-26T00:00:00" and pcc.time.iloc[-1] == "2019-05-26T23:45:00"
     assert summary["scenario"] == name and summary["framework"] == "decentralised"
     assert summary["ems_step_h"] == 1.0
-    assert summary["battery"] == {"capacity_mwh": 1.2, "power_mw": 0.6, "efficiency": 0.95}
+    assert summary["battery"] == {"capacity_mwh": 1.2, "power_mw": 0.6, "efficiency": 0.95, "soc_min": 0.0,
+                                  "soc_max": 1.0}
+    assert summary["import_limit_mw"] is None
+    assert summary["kpis"]["steps_above_import_limit"] is None and summary["kpis"]["max_import_above_limit_mw"] is None
     assert set(summary["kpis"]) >= {"import_mwh", "export_mwh", "energy_cost", "peak_import_mw",
                                     "self_consumption_ratio", "vm_min_pu", "vm_max_pu"}
     assert set(summary["versions"]) >= {"lec_cosim", "helics", "pandapower", "solver"}
