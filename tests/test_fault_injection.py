@@ -92,3 +92,28 @@ def test_a_killed_federate_ends_the_run_within_10_s(tmp_path, federate):
     assert f"(log: {out.with_name('out.incomplete') / 'logs' / federate}.log)" in reason  # where the log now is
     time.sleep(0.5)
     assert processes_mentioning(str(staging)) == [] and processes_mentioning(str(out)) == []
+
+
+@pytest.mark.parametrize("scenario,framework", [("trondelag_arbitrage", None), ("ieee_eu_lv_lem_plain", None),
+                                                ("ieee_eu_lv_three_lecs", "decentralised"),
+                                                ("ieee_eu_lv_three_lecs", "distributed"),
+                                                ("ieee_eu_lv_three_lecs", "p2p")])
+def test_every_federate_of_every_federation_ends_with_the_federation(tmp_path, scenario, framework):
+    """What the tests above rely on, in every generated config: an error anywhere stops everyone, and a
+    federate never waits for a grant for ever."""
+    from harness import SCENARIOS
+
+    from lec_cosim.federation import federate_names, write_federation
+    from lec_cosim.scenario import load_scenario
+
+    loaded = load_scenario(SCENARIOS / f"{scenario}.yaml")
+    if framework:
+        loaded = loaded.model_copy(update={"framework": framework})
+    write_federation(loaded, tmp_path, manifest=False)
+    names = federate_names(loaded)
+    assert len(names) >= 4
+    for name in names:
+        config = json.loads((tmp_path / "configs" / f"{name}.json").read_text())
+        assert config["terminate_on_error"] is True, name
+        assert 0 < config["grant_timeout"] <= 60, name
+        assert config["uninterruptible"] is True, name  # see broker_config/README.md: --globaltime
