@@ -115,6 +115,15 @@ def federate_under_test(name: str, scenario, run_dir: Path, n_test_federates: in
         log.close()
 
 
+def parent_pid(pid: int) -> int | None:
+    """The parent of a running process (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
 def processes_mentioning(text: str) -> list[int]:
     """PIDs of the processes (other than this one) whose command line contains ``text``: leftovers of a run."""
     found = []

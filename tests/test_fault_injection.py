@@ -16,7 +16,7 @@ import sys
 import time
 
 import pytest
-from harness import processes_mentioning, write_scenario
+from harness import parent_pid, processes_mentioning, write_scenario
 
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
 SEED = 20261130
@@ -80,7 +80,7 @@ def test_a_killed_federate_ends_the_run_within_10_s(tmp_path, federate):
     staging = out.with_name("out.partial")
     # the federate itself: a child of the launcher (a fork it makes, e.g. to start glpsol, shares its command line)
     victim = [pid for pid in processes_mentioning(str(staging / "configs" / f"{federate}.json"))
-              if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1] == str(proc.pid)]
+              if parent_pid(pid) == proc.pid]
     assert len(victim) == 1
     os.kill(victim[0], signal.SIGKILL)
     killed = time.perf_counter()
