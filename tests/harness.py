@@ -30,9 +30,12 @@ class TestFederate(ValueInterface):
     __test__ = False  # not a pytest class
 
     def __init__(self, name: str, port: int, *, period: float, offset: float,
-                 publications=(), subscriptions=(), endpoints=()):
+                 publications=(), subscriptions=(), endpoints=(), core_name: str | None = None):
+        """``core_name``: a core of its own. Without one, HELICS gives a second federate of this
+        process the first one's core, whatever broker address its config names."""
         config = {
             "name": name,
+            **({"coreName": core_name} if core_name else {}),
             "coreType": "zmq",
             "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
             "period": period,

@@ -46,36 +46,6 @@ def _broker_ports(run_dir):
             for entry in runner["federates"] if "broker" in entry["name"]}
 
 
-class SubBrokerFederate(TestFederate):
-    """A test federate with a core of its own on the given sub-broker's port.
-
-    Without a core name, HELICS gives a second federate of this process the first one's core,
-    whatever broker address its config names: both would sit on the first sub-broker.
-    """
-
-    __test__ = False
-
-    def __init__(self, name: str, port: int, *, period: float, offset: float, publications=(), subscriptions=()):
-        config = {
-            "name": name,
-            "coreName": f"{name}_core",
-            "coreType": "zmq",
-            "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
-            "period": period,
-            "offset": offset,
-            "uninterruptible": True,
-            "terminate_on_error": True,
-            "ignore_time_mismatch_warnings": True,
-            "publications": [{"key": k, "type": t, "global": True} for k, t in publications],
-            "subscriptions": [{"key": k, "type": t} for k, t in subscriptions],
-        }
-        self.offset = offset
-        self.fed = h.helicsCreateValueFederateFromConfig(json.dumps(config))
-        self.pubs = {k: h.helicsFederateGetPublication(self.fed, k) for k, _ in publications}
-        self.subs = {k: h.helicsFederateGetInputByTarget(self.fed, k) for k, _ in subscriptions}
-        self.endpoints = {}
-
-
 def _query(fed: TestFederate, target: str, query: str):
     return h.helicsQueryExecute(h.helicsCreateQuery(target, query), fed.fed)
 
@@ -89,8 +59,11 @@ def test_a_value_crosses_the_root_between_sub_brokers_at_its_time():
                                  stderr=subprocess.STDOUT) for i, port in enumerate(subs, start=1)]
     feds = []
     try:
-        sender = SubBrokerFederate("sender", subs[0], period=1.0, offset=0.0, publications=[(KEY, "double")])
-        receiver = SubBrokerFederate("receiver", subs[1], period=1.0, offset=0.5, subscriptions=[(KEY, "double")])
+        # each on a core of its own, so that each sits on its own sub-broker
+        sender = TestFederate("sender", subs[0], period=1.0, offset=0.0, publications=[(KEY, "double")],
+                              core_name="sender_core")
+        receiver = TestFederate("receiver", subs[1], period=1.0, offset=0.5, subscriptions=[(KEY, "double")],
+                                core_name="receiver_core")
         feds = [sender, receiver]
         for fed in feds:
             h.helicsFederateEnterExecutingModeAsync(fed.fed)
