@@ -47,6 +47,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from host import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -93,17 +94,6 @@ class _TimedProblem(BiddingProblem):
             timer[0] += time.perf_counter() - started
             timer[1] += 1
             timer[2] += int(np.atleast_2d(x).shape[0])
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def grid_backend(scenario) -> str:

@@ -17,7 +17,8 @@ import datetime as dt
 from pathlib import Path
 
 import yaml
-from lem_common import ROOT, kpi_difference, machine, run_measured, temporary_dir, write_variant
+from host import machine
+from lem_common import ROOT, kpi_difference, run_measured, temporary_dir, write_variant
 
 TOLERANCE = 1e-4
 BACKENDS = ("pandapower", "power-grid-model")

@@ -22,7 +22,8 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from lem_common import ROOT, kpi_difference, machine, run_measured, run_monolithic, temporary_dir, write_variant
+from host import machine
+from lem_common import ROOT, kpi_difference, run_measured, run_monolithic, temporary_dir, write_variant
 
 
 def main() -> None:

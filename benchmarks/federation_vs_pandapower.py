@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lem_common import ROOT, machine, run_measured, temporary_dir, write_variant
+from host import machine
+from lem_common import ROOT, run_measured, temporary_dir, write_variant
 from pandapower_baseline import chp_profile, run_pandapower_timeseries, scenario_grid
 
 from lec_cosim.models.lem_community import community_from_scenario

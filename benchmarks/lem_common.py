@@ -44,19 +44,6 @@ from lec_cosim.results_lem import write_lem_results  # noqa: E402
 from lec_cosim.scenario import load_scenario  # noqa: E402
 
 
-def machine() -> str:
-    """CPU model and cores of this machine, for the printed tables."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
-
-
 def write_variant(base: Path, changes: dict, directory: Path, name: str | None = None) -> Path:
     """A copy of scenario ``base`` with ``changes`` (dotted keys), paths made absolute, in ``directory``."""
     import yaml

@@ -50,7 +50,6 @@ import copy
 import inspect
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from host import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -364,16 +364,6 @@ def chp_profile(community, how: str) -> tuple[np.ndarray, str]:
             raise ValueError(f"{path}: {values.shape[1]} recorded steps do not divide the {shape[1]} steps")
         values = np.tile(values, (1, shape[1] // values.shape[1]))
     return values[:, : shape[1]] * (cap > 0)[:, None], f"CHP outputs recorded in {path}"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None) -> int:

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 
-from lem_common import ROOT, machine, temporary_dir, write_variant
+from host import machine
+from lem_common import ROOT, temporary_dir, write_variant
 
 SCENARIOS = [
     ("trondelag_arbitrage", {}),

@@ -19,7 +19,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from lem_common import ROOT, machine, run_measured, temporary_dir, write_variant
+from host import machine
+from lem_common import ROOT, run_measured, temporary_dir, write_variant
 
 BASE = ROOT / "scenarios" / "ieee_eu_lv_lem_plain.yaml"
 PER_FEEDER = 55
