@@ -52,10 +52,10 @@ from host import cpu_model
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lec_cosim.models.bidding import BiddingProblem, day_profit, fitness_components, train_aco  # noqa: E402
-from lec_cosim.models.lem_community import community_from_scenario, write_learned_bids  # noqa: E402
+from lec_cosim.models.bidding import BiddingProblem, train_aco  # noqa: E402
+from lec_cosim.models.lem_community import community_from_scenario  # noqa: E402
 from lec_cosim.scenario import ScenarioError, load_scenario  # noqa: E402
-from lec_cosim.training import dn_penalty_model  # noqa: E402
+from lec_cosim.training import dn_penalty_model, save_learned_bids  # noqa: E402
 
 PAPER_MIN = 53.0
 PAPER_MAX_MIN = 57.0
@@ -164,18 +164,9 @@ def time_training(scenario_path: str, out_dir: Path, *, iterations=None, ants=No
     say(f"  ACO loop {t['aco']:.1f} s")
 
     t0 = time.perf_counter()
-    best = fitness_components(day_profit(day, result.best_bids_eur_per_kwh), penalty)
-    truthful = fitness_components(day_profit(day, day.truthful_bids()), penalty)
-    bids = {name: result.best_bids_eur_per_kwh[i] for i, name in enumerate(day.chp_names)}
     target = out_dir / f"{scenario.name}_bids.json"
-    write_learned_bids(
-        target, scenario.name, bids,
-        strategy="aco", seed=seed, iterations=iterations, ants=ants, runs=runs, dn_penalty=cfg.dn_penalty,
-        fitness=result.best_fitness, components=best, truthful_components=truthful,
-        best_run=result.best_run, run_fitness=[float(f) for f in result.run_fitness],
-        history_best_so_far=[[float(v) for v in row] for row in result.history],
-        wall_time_s=time.perf_counter() - started, aco_time_s=t["aco"],
-    )
+    _, best, truthful = save_learned_bids(target, scenario, day, penalty, result, seed=seed, iterations=iterations,
+                                          ants=ants, runs=runs, started=started, aco_s=t["aco"])
     t["finish"] = time.perf_counter() - t0
     total = time.perf_counter() - started
 

@@ -31,6 +31,28 @@ def dn_penalty_model(scenario, community: Community):
     return LinearDnImpactModel.build(grid, HourlyInjections.from_community(community))
 
 
+def save_learned_bids(target: Path, scenario, day, penalty, result, *, seed: int, iterations: int, ants: int,
+                      runs: int, started: float, aco_s: float) -> tuple[dict, dict, dict]:
+    """Write a training's best bids with their fitness, the truthful bids' and the history to ``target``.
+
+    ``started`` is the :func:`time.perf_counter` at the training's start, ``aco_s`` the seconds in
+    ACO. Returns the bids by CHP and the fitness components of the best and of the truthful bids.
+    """
+    best = fitness_components(day_profit(day, result.best_bids_eur_per_kwh), penalty)
+    truthful = fitness_components(day_profit(day, day.truthful_bids()), penalty)
+    bids = {name: result.best_bids_eur_per_kwh[i] for i, name in enumerate(day.chp_names)}
+    write_learned_bids(
+        target, scenario.name, bids,
+        strategy="aco", seed=seed, iterations=iterations, ants=ants, runs=runs,
+        dn_penalty=scenario.learning.dn_penalty,
+        fitness=result.best_fitness, components=best, truthful_components=truthful,
+        best_run=result.best_run, run_fitness=[float(f) for f in result.run_fitness],
+        history_best_so_far=[[float(v) for v in row] for row in result.history],
+        wall_time_s=time.perf_counter() - started, aco_time_s=aco_s,
+    )
+    return bids, best, truthful
+
+
 def train_bidders(scenario, target: Path, *, iterations: int | None = None, ants: int | None = None,
                   runs: int | None = None, seed: int | None = None,
                   on_progress: Callable[[str], None] | None = None) -> str:
@@ -60,17 +82,8 @@ def train_bidders(scenario, target: Path, *, iterations: int | None = None, ants
     t0 = time.perf_counter()
     result = train_aco(problem, iterations=iterations, ants=ants, runs=runs, seed=seed)
     aco_s = time.perf_counter() - t0
-    best = fitness_components(day_profit(day, result.best_bids_eur_per_kwh), penalty)
-    truthful = fitness_components(day_profit(day, day.truthful_bids()), penalty)
-    bids = {name: result.best_bids_eur_per_kwh[i] for i, name in enumerate(day.chp_names)}
-    write_learned_bids(
-        target, scenario.name, bids,
-        strategy="aco", seed=seed, iterations=iterations, ants=ants, runs=runs, dn_penalty=cfg.dn_penalty,
-        fitness=result.best_fitness, components=best, truthful_components=truthful,
-        best_run=result.best_run, run_fitness=[float(f) for f in result.run_fitness],
-        history_best_so_far=[[float(v) for v in row] for row in result.history],
-        wall_time_s=time.perf_counter() - started, aco_time_s=aco_s,
-    )
+    bids, best, truthful = save_learned_bids(target, scenario, day, penalty, result, seed=seed, iterations=iterations,
+                                             ants=ants, runs=runs, started=started, aco_s=aco_s)
     return (f"learned bids of {len(bids)} CHPs for {scenario.name}: fitness {result.best_fitness:.4f} "
             f"(truthful {truthful['fitness']:.4f}; mean CHP profit {best['mean_profit_eur']:.3f} EUR, std "
             f"{best['std_profit_eur']:.3f}, DN penalty {best['dn_penalty']:.3f}) in "
