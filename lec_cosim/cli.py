@@ -76,10 +76,10 @@ def _check_lem_data(scenario, *, bids: bool = True) -> None:
 
 
 def _check_feeder(scenario) -> None:
-    from lec_cosim.models.ieee_eulv import check_feeder_data
+    from lec_cosim.models.ieee_eulv import read_feeder_tables
 
     try:
-        check_feeder_data(scenario.feeder.data_dir)
+        read_feeder_tables(scenario.feeder.data_dir)
     except (ValueError, KeyError, OSError) as exc:  # FeederDataError, and what pandas says of a broken table
         raise ScenarioError(f"{scenario.source_file}: feeder.data_dir: {exc}") from None
 

@@ -156,16 +156,16 @@ def _feeder_copy(tmp_path, table: str, edit):
      r"load_profiles_1min_100.csv: line 1: column 'profile_1' appears twice"),
 ])
 def test_inconsistent_feeder_tables_are_named_by_file_and_line(tmp_path, table, edit, message):
-    from lec_cosim.models.ieee_eulv import FeederDataError, check_feeder_data
+    from lec_cosim.models.ieee_eulv import FeederDataError, read_feeder_tables
 
     folder = _feeder_copy(tmp_path, table, edit)
     with pytest.raises(FeederDataError, match=message):
-        check_feeder_data(folder)
+        read_feeder_tables(folder)
     with pytest.raises(FeederDataError, match=message):  # the model is never built from such tables
         build_ieee_eulv(folder)
 
 
 def test_the_shipped_feeder_tables_are_consistent():
-    from lec_cosim.models.ieee_eulv import check_feeder_data
+    from lec_cosim.models.ieee_eulv import read_feeder_tables
 
-    check_feeder_data(DEFAULT_DATA_DIR)  # raises on the first inconsistency
+    read_feeder_tables(DEFAULT_DATA_DIR)  # raises on the first inconsistency

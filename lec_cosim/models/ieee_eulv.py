@@ -160,8 +160,21 @@ def _fail_at(table: pd.DataFrame, path: Path, bad, reason: str) -> None:
         raise FeederDataError(f"{path}: line {table.attrs['lines'][i]}: {reason(row)}")
 
 
-def check_feeder_data(data_dir: Path | str = DEFAULT_DATA_DIR) -> None:
-    """Check that the feeder folder's tables fit together, before a model is built from them.
+@dataclass(frozen=True)
+class FeederTables:
+    """The tables of a feeder folder, as :func:`read_feeder_tables` read and checked them."""
+
+    source: dict
+    coords: pd.DataFrame
+    lines: pd.DataFrame
+    codes: pd.DataFrame
+    loads: pd.DataFrame
+    trafo: pd.DataFrame
+    profiles: pd.DataFrame
+
+
+def read_feeder_tables(data_dir: Path | str = DEFAULT_DATA_DIR) -> FeederTables:
+    """Read the feeder folder's tables and check that they fit together, before a model is built from them.
 
     Every bus a line, load or the transformer names has coordinates; names are unique; lines
     have a known line code and a positive length; every load has a phase A, B or C and a
@@ -175,7 +188,7 @@ def check_feeder_data(data_dir: Path | str = DEFAULT_DATA_DIR) -> None:
     """
     csv = Path(data_dir) / "csv"
     try:
-        read_source(data_dir)
+        source = read_source(data_dir)
     except (KeyError, ValueError) as exc:
         raise FeederDataError(f"{csv / 'Source.csv'}: a [Source] section with Voltage, pu, ISC3 and ISC1 expected "
                               f"({type(exc).__name__}: {exc})") from None
@@ -217,6 +230,7 @@ def check_feeder_data(data_dir: Path | str = DEFAULT_DATA_DIR) -> None:
     _fail_at(loads, paths["Loads"], shape.isna() | ~("profile_" + shape.fillna("")).isin(profiles.columns),
              lambda row: f"load shape {row['Yearly']!r} of {row['Name']} has no profile_k column in "
                          "load_profiles_1min_100.csv")
+    return FeederTables(source, coords, lines, codes, loads, trafo, profiles)
 
 
 def _number(text: str) -> float:
@@ -431,15 +445,9 @@ def build_ieee_eulv(data_dir: Path | str = DEFAULT_DATA_DIR, minute: int | None 
     """
     import pandapower as pp  # here, not at the top: the CSV readers serve processes without a grid
 
-    data_dir = Path(data_dir)
-    check_feeder_data(data_dir)
-    csv = data_dir / "csv"
-    source = read_source(data_dir)
-    trafo = _read_ieee_csv(csv / "Transformer.csv")
-    lines = _read_ieee_csv(csv / "Lines.csv")
-    codes = _read_ieee_csv(csv / "LineCodes.csv").set_index("Name")
-    loads = _read_ieee_csv(csv / "Loads.csv")
-    coords = _read_ieee_csv(csv / "Buscoords.csv")
+    tables = read_feeder_tables(data_dir)
+    source, trafo, lines, loads, coords = tables.source, tables.trafo, tables.lines, tables.loads, tables.coords
+    codes = tables.codes.set_index("Name")
     if len(trafo) != 1:
         raise ValueError("expected one transformer in Transformer.csv")
     tr = trafo.iloc[0]
@@ -497,7 +505,7 @@ def build_ieee_eulv(data_dir: Path | str = DEFAULT_DATA_DIR, minute: int | None 
     for name, bus in zip(loads["Name"], loads["Bus"].astype(int)):
         pp.create_asymmetric_load(net, int(bus), name=str(name), type="wye")
 
-    profiles = read_load_profiles_kw(data_dir)
+    profiles = tables.profiles
     shape_k = loads["Yearly"].str.extract(r"^Shape_(\d+)$", expand=False).astype(int)
     # IEEE LoadShapes: Shape_k -> load_profile_k (the profile table numbers them the same way); kW = 1 base
     base_kw = loads["kW"].to_numpy(dtype=float)
