@@ -197,16 +197,19 @@ def broker_executable() -> str:
 LOOPBACK = BrokerConfig()
 
 
+def _key(broker: BrokerConfig) -> list[str]:
+    """The broker key option every broker, core and stock app of the federation carries (if any)."""
+    return [f"--brokerkey={broker.key}"] if broker.key else []
+
+
 def _listening(broker: BrokerConfig) -> list[str]:
     """The options every broker of a federation shares: where it listens, and its key."""
-    options = [f"--local_interface=tcp://{broker.address}"]
-    return options + [f"--brokerkey={broker.key}"] if broker.key else options
+    return [f"--local_interface=tcp://{broker.address}", *_key(broker)]
 
 
 def core_init_string(broker: BrokerConfig, port: int) -> str:
     """A federate core's ``coreInitString``: the broker at ``broker.address:port``, with its key."""
-    init = f"--federates=1 --broker_address=tcp://{broker.address}:{port}"
-    return f"{init} --brokerkey={broker.key}" if broker.key else init
+    return " ".join(["--federates=1", f"--broker_address=tcp://{broker.address}:{port}", *_key(broker)])
 
 
 def broker_command(port: int, n_federates: int, broker: BrokerConfig = LOOPBACK) -> list[str]:
@@ -335,8 +338,7 @@ def helics_app(name: str) -> str:
 
 def _app_connection(broker: BrokerConfig, port) -> list[str]:
     """Options that connect a stock HELICS app to the federation's broker."""
-    options = ["--coretype=zmq", f"--broker={broker.address}", f"--brokerport={port}"]
-    return options + [f"--brokerkey={broker.key}"] if broker.key else options
+    return ["--coretype=zmq", f"--broker={broker.address}", f"--brokerport={port}", *_key(broker)]
 
 
 def attach_helics_recorder(run_dir: Path, scenario, keys: list[str]) -> Path:

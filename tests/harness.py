@@ -13,8 +13,10 @@ import helics as h
 from federates.common import REQUEST_MARGIN_S, ValueInterface
 
 from lec_cosim.federation import (
+    LOOPBACK,
     PHASE_OFFSET_S,
     broker_command,
+    core_init_string,
     federate_command,
     federate_config,
     free_broker_port,
@@ -37,7 +39,7 @@ class TestFederate(ValueInterface):
             "name": name,
             **({"coreName": core_name} if core_name else {}),
             "coreType": "zmq",
-            "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
+            "coreInitString": core_init_string(LOOPBACK, port),
             "period": period,
             "offset": offset,
             "uninterruptible": True,

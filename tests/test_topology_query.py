@@ -27,7 +27,7 @@ from federates.topology import (
     query_exchanges,
     stop_answering,
 )
-from lec_cosim.federation import broker_command, free_broker_port
+from lec_cosim.federation import LOOPBACK, broker_command, core_init_string, free_broker_port
 
 NAMES = ("A", "B", "C")
 CLOCK = "Q/clock"  # Q's value, subscribed by A, B and C: their grants wait for Q's
@@ -84,7 +84,7 @@ def create(name: str, port: int, separate_cores: bool, *, endpoints=(), publicat
     config = {
         "name": name,
         "coreType": "zmq",
-        "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port}",
+        "coreInitString": core_init_string(LOOPBACK, port),
         "period": 1.0,
         "uninterruptible": True,
         "terminate_on_error": True,
