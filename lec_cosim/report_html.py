@@ -29,7 +29,6 @@ import base64
 import datetime as dt
 import html
 import json
-import os
 import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lec_cosim import __version__
+from lec_cosim.files import write_text_atomic
 from lec_cosim.scenario import ScenarioError
 
 KINDS: dict[str, tuple[str, str]] = {
@@ -510,13 +510,8 @@ def write_html_report(run_dirs: Sequence[str | Path], output: str | Path,
     if target.is_dir():
         raise ScenarioError(f"{output}: -o: is a directory, not a file")
     page = html_report(run_dirs, paper=paper)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, target)
+        return write_text_atomic(target, page)
     except OSError as exc:
         raise ScenarioError(f"{output}: cannot write the report: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target

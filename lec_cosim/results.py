@@ -17,12 +17,13 @@ export price, exactly as the ``min_cost`` objective does.
 from __future__ import annotations
 
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from lec_cosim.files import write_text_atomic
 
 SIGNAL_COLUMNS = [
     "time", "price", "export_price", "setpoint_mw", "planned_soc_mwh", "load_p_mw", "load_q_mvar",
@@ -128,12 +129,6 @@ def versions(solver: str) -> dict:
     }
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: float) -> dict:
     """Write the contract files for a run; returns the summary."""
     out_dir = Path(out_dir)
@@ -141,10 +136,10 @@ def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: f
     ems = ems_table(signals, scenario.grid_step_s, scenario.ems_step_s)
     pcc = signals[["time", "pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_percent", "losses_mw"]]
     pcc = pcc.rename(columns={"pcc_p_mw": "p_mw", "pcc_q_mvar": "q_mvar", "pcc_vm_pu": "vm_pu"})
-    _write_atomic(out_dir / "signals.csv", signals[SIGNAL_COLUMNS].to_csv(index=False))
-    _write_atomic(out_dir / "grid.csv", grid_table(signals).to_csv(index=False))
-    _write_atomic(out_dir / "pcc.csv", pcc.to_csv(index=False))
-    _write_atomic(out_dir / "ems.csv", ems.to_csv(index=False))
+    write_text_atomic(out_dir / "signals.csv", signals[SIGNAL_COLUMNS].to_csv(index=False))
+    write_text_atomic(out_dir / "grid.csv", grid_table(signals).to_csv(index=False))
+    write_text_atomic(out_dir / "pcc.csv", pcc.to_csv(index=False))
+    write_text_atomic(out_dir / "ems.csv", ems.to_csv(index=False))
     b = scenario.battery
     summary = {
         "scenario": scenario.name,
@@ -163,7 +158,7 @@ def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: f
         "versions": versions(scenario.ems.solver),
     }
     # summary.json last: its presence marks a complete result directory.
-    _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from lec_cosim.models.bidding import NOT_CLEARED_PENALTY
-from lec_cosim.results import _write_atomic, versions
+from lec_cosim.files import write_text_atomic
+from lec_cosim.results import versions
 
 ORDER_COLUMNS = ["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"]
 SETTLEMENT_COLUMNS = ["lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid_export_kwh", "chp_kwh",
@@ -163,5 +164,5 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
         "wall_time_s": wall_time_s,
         "versions": versions("glpk" if scenario.market.solver == "glpk" else "highs"),
     }
-    _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lec_cosim.files import write_text_atomic
 from lec_cosim.models.auction import Order
 from lec_cosim.models.bidding import (
     FEED_IN_EUR_PER_KWH,
@@ -291,9 +292,7 @@ def write_learned_bids(path: Path, scenario_name: str, bids: dict[str, np.ndarra
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"scenario": scenario_name, "unit": "EUR/kWh",
                "bids_eur_per_kwh": {name: [float(v) for v in values] for name, values in bids.items()}, **info}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(payload, indent=1))
 
 
 def read_learned_bids(path: Path, community: Community, scheme: str | None = None) -> dict[str, np.ndarray]:
