@@ -18,7 +18,9 @@ from pathlib import Path
 
 import yaml
 from host import machine
-from lem_common import ROOT, kpi_difference, run_measured, temporary_dir, write_variant
+from lem_common import ROOT, kpi_difference, run_measured, temporary_dir
+
+from lec_cosim.scenario import write_scenario_variant
 
 TOLERANCE = 1e-4
 BACKENDS = ("pandapower", "power-grid-model")
@@ -46,7 +48,7 @@ def main() -> None:
         horizon = min(float(data.get("horizon_h", 24)), 24 * args.days)
         runs = {}
         for backend in BACKENDS:
-            variant = write_variant(path, {solver_key(data): backend, "horizon_h": horizon},
+            variant = write_scenario_variant(path, {solver_key(data): backend, "horizon_h": horizon},
                                     work / "scenarios" / backend, f"{data['name']}")
             runs[backend] = run_measured(variant, work / backend / data["name"])
         diff = kpi_difference(runs["pandapower"].kpis, runs["power-grid-model"].kpis)

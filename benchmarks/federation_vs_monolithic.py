@@ -23,7 +23,9 @@ import datetime as dt
 from pathlib import Path
 
 from host import machine
-from lem_common import ROOT, kpi_difference, run_measured, run_monolithic, temporary_dir, write_variant
+from lem_common import ROOT, kpi_difference, run_measured, run_monolithic, temporary_dir
+
+from lec_cosim.scenario import write_scenario_variant
 
 
 def main() -> None:
@@ -32,7 +34,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=7.0, help="horizon, days from the scenario's start")
     args = parser.parse_args()
     work = temporary_dir("lec_bench_mono_")
-    path = write_variant(args.scenario, {"horizon_h": int(round(args.days * 24))}, work / "scenario")
+    path = write_scenario_variant(args.scenario, {"horizon_h": int(round(args.days * 24))}, work / "scenario")
     fed = run_measured(path, work / "federation")
     mono_s, mono_kpis = run_monolithic(path, work / "monolithic")
     diff = kpi_difference(fed.kpis, mono_kpis)

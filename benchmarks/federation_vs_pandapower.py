@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from host import machine
-from lem_common import ROOT, run_measured, temporary_dir, write_variant
+from lem_common import ROOT, run_measured, temporary_dir
 from pandapower_baseline import chp_profile, run_pandapower_timeseries, scenario_grid
 
 from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.scenario import load_scenario
+from lec_cosim.scenario import load_scenario, write_scenario_variant
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "ieee_eu_lv_lem_plain_week.yaml")
     args = parser.parse_args()
     work = temporary_dir("lec_bench_pp_")
-    path = write_variant(args.scenario, {}, work / "scenario")
+    path = write_scenario_variant(args.scenario, {}, work / "scenario")
     fed = run_measured(path, work / "federation")
 
     scenario = load_scenario(path)

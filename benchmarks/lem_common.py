@@ -44,42 +44,6 @@ from lec_cosim.results_lem import write_lem_results  # noqa: E402
 from lec_cosim.scenario import load_scenario  # noqa: E402
 
 
-def write_variant(base: Path, changes: dict, directory: Path, name: str | None = None) -> Path:
-    """A copy of scenario ``base`` with ``changes`` (dotted keys), paths made absolute, in ``directory``."""
-    import yaml
-
-    base = Path(base).resolve()
-    data = yaml.safe_load(base.read_text())
-    for dotted, value in changes.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-
-    def absolute(node: dict, key: str) -> None:
-        if node and node.get(key):
-            node[key] = str((base.parent / node[key]).resolve())
-
-    if "lecs" in data:  # three LECs
-        absolute(data["feeder"], "data_dir")
-        absolute(data["pv"], "profile_file")
-    elif data.get("framework") == "local_market":
-        absolute(data["feeder"], "data_dir")
-        absolute(data["participants"]["pv"], "profile_file")
-        absolute(data["market"], "learned_bids_file")
-    else:  # the community battery of issue 2
-        absolute(data["households"], "load_profile_file")
-        absolute(data["households"].get("pv"), "profile_file")
-        absolute(data["market"], "price_file")
-    if name:
-        data["name"] = name
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{data['name']}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 class MemorySampler:
     """Peak of the summed resident memory of the processes whose command line mentions ``marker``."""
 

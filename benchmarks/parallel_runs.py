@@ -18,7 +18,9 @@ import sys
 import time
 
 from host import machine
-from lem_common import ROOT, temporary_dir, write_variant
+from lem_common import ROOT, temporary_dir
+
+from lec_cosim.scenario import write_scenario_variant
 
 SCENARIOS = [
     ("trondelag_arbitrage", {}),
@@ -42,7 +44,7 @@ def main() -> None:
     for name, changes in SCENARIOS[:args.runs]:
         changes = dict(changes)
         label = changes.pop("name", name)
-        path = write_variant(ROOT / "scenarios" / f"{name}.yaml", changes, work / "scenarios", label)
+        path = write_scenario_variant(ROOT / "scenarios" / f"{name}.yaml", changes, work / "scenarios", label)
         procs[label] = (time.perf_counter(), subprocess.Popen(
             [sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(work / label), "--quiet"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))

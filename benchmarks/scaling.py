@@ -20,7 +20,9 @@ import argparse
 import datetime as dt
 
 from host import machine
-from lem_common import ROOT, run_measured, temporary_dir, write_variant
+from lem_common import ROOT, run_measured, temporary_dir
+
+from lec_cosim.scenario import write_scenario_variant
 
 BASE = ROOT / "scenarios" / "ieee_eu_lv_lem_plain.yaml"
 PER_FEEDER = 55
@@ -45,7 +47,7 @@ def main() -> None:
         if households % PER_FEEDER:
             raise SystemExit(f"--households: {households} is not a multiple of {PER_FEEDER}")
         copies = households // PER_FEEDER
-        path = write_variant(BASE, {"feeder.copies": copies}, work / "scenarios", f"households_{households}")
+        path = write_scenario_variant(BASE, {"feeder.copies": copies}, work / "scenarios", f"households_{households}")
         run = run_measured(path, work / f"households_{households}")
         first = first or run.wall_s
         print(f"| {households} | {copies} | {run.federates} | {run.wall_s:.1f} | {run.wall_s / first:.2f} | "
@@ -58,7 +60,7 @@ def main() -> None:
         groups = federates - SERVICE_FEDERATES
         if not 1 <= groups <= 61:
             raise SystemExit(f"--federates: {federates} needs 1..61 participant federates")
-        path = write_variant(BASE, {"participants.federates": groups}, work / "scenarios", f"federates_{federates}")
+        path = write_scenario_variant(BASE, {"participants.federates": groups}, work / "scenarios", f"federates_{federates}")
         run = run_measured(path, work / f"federates_{federates}")
         first = first or run.wall_s
         print(f"| {run.federates} | {groups} | {PER_FEEDER} | {run.wall_s:.1f} | {run.wall_s / first:.2f} | "

@@ -622,3 +622,43 @@ def load_scenario(path: str | Path) -> Scenario | LemScenario:
         scenario = scenario_from_dict(data, path)
         return scenario.model_copy(update={"source_file": source})
     return scenario_from_dict(data, path)
+
+
+def write_scenario_variant(base: str | Path, changes: dict, directory: str | Path, name: str | None = None) -> Path:
+    """A copy of the scenario file ``base`` with ``changes`` applied, saved in ``directory``; returns its path.
+
+    ``changes`` maps dotted keys (``"battery.capacity_mwh"``, ``"broker.address"``) to values; a
+    missing section is created. The data paths become absolute, so the copy works from anywhere.
+    With ``name``, the copy gets that scenario name; its file is ``<name>.yaml``.
+    """
+    base = Path(base).resolve()
+    data = yaml.safe_load(base.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})  # an optional section the base leaves out
+        node[leaf] = value
+
+    def absolute(node: dict | None, key: str) -> None:
+        if node and node.get(key):
+            node[key] = str((base.parent / node[key]).resolve())
+
+    if "lecs" in data:  # three LECs
+        absolute(data["feeder"], "data_dir")
+        absolute(data["pv"], "profile_file")
+    elif data.get("framework") == "local_market":
+        absolute(data["feeder"], "data_dir")
+        absolute(data["participants"]["pv"], "profile_file")
+        absolute(data["market"], "learned_bids_file")
+    else:  # the community battery
+        absolute(data["households"], "load_profile_file")
+        absolute(data["households"].get("pv"), "profile_file")
+        absolute(data["market"], "price_file")
+    if name:
+        data["name"] = name
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

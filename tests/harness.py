@@ -21,6 +21,7 @@ from lec_cosim.federation import (
     federate_config,
     free_broker_port,
 )
+from lec_cosim.scenario import write_scenario_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -165,30 +166,4 @@ def offset(name: str) -> float:
 
 def write_scenario(directory: Path, base: str, changes: dict) -> Path:
     """A copy of a shipped scenario with ``changes`` (dotted keys) applied, saved in ``directory``."""
-    import yaml
-
-    data = yaml.safe_load((SCENARIOS / f"{base}.yaml").read_text())
-    for dotted, value in changes.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})  # an optional section the shipped scenario leaves out
-        node[leaf] = value
-    if "lecs" in data:
-        data["feeder"]["data_dir"] = str((SCENARIOS / data["feeder"]["data_dir"]).resolve())
-        data["pv"]["profile_file"] = str((SCENARIOS / data["pv"]["profile_file"]).resolve())
-    elif data.get("framework") == "local_market":
-        data["feeder"]["data_dir"] = str((SCENARIOS / data["feeder"]["data_dir"]).resolve())
-        pv = data["participants"]["pv"]
-        pv["profile_file"] = str((SCENARIOS / pv["profile_file"]).resolve())
-        if data["market"].get("learned_bids_file"):
-            data["market"]["learned_bids_file"] = str((SCENARIOS / data["market"]["learned_bids_file"]).resolve())
-    else:
-        for section, key in (("households", "load_profile_file"), ("market", "price_file")):
-            data[section][key] = str((SCENARIOS / data[section][key]).resolve())
-        pv = data["households"].get("pv")
-        if pv:
-            pv["profile_file"] = str((SCENARIOS / pv["profile_file"]).resolve())
-    path = Path(directory) / f"{data['name']}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_scenario_variant(SCENARIOS / f"{base}.yaml", changes, directory)
