@@ -40,7 +40,7 @@ from lec_cosim.models.lem_community import (  # noqa: E402
     truthful_bids,
 )
 from lec_cosim.models.lem_grid import LemGrid  # noqa: E402
-from lec_cosim.results_lem import write_lem_results  # noqa: E402
+from lec_cosim.results_lem import write_lem_arrays  # noqa: E402
 from lec_cosim.scenario import load_scenario  # noqa: E402
 
 
@@ -194,27 +194,16 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
     stamps = np.array([(s.start + pd.Timedelta(seconds=k * s.grid_step_s)).isoformat() for k in range(n_steps)],
                       dtype=object)
     hours = stamps[::per]
-    table = community.table
     load_kw, pv_kw = community.load_kw.T, community.pv_kw.T
-    households_frame = pd.DataFrame({
-        "time": np.repeat(stamps, n), "participant": np.tile(np.array(names, dtype=object), n_steps),
-        "bus": np.tile(table["bus"].to_numpy(), n_steps), "phase": np.tile(table["phase"].to_numpy(), n_steps),
-        "load_kw": load_kw.ravel(), "pv_kw": pv_kw.ravel(), "chp_kw": chp_kw.ravel(), "battery_kw": 0.0,
-        "net_kw": (load_kw - pv_kw - chp_kw).ravel()})
-    settlement = pd.DataFrame({"time": np.repeat(hours, n), "participant": np.tile(np.array(names, dtype=object),
-                                                                                    n_periods),
-                               **{v: money[v].ravel() for v in SETTLEMENT_VECTORS}})
+    physical = {"load_kw": load_kw, "pv_kw": pv_kw, "chp_kw": chp_kw, "net_kw": load_kw - pv_kw - chp_kw}
     orders = pd.DataFrame(order_rows, columns=["period", "participant", "side", "price", "quantity_kwh",
                                                "accepted_kwh"])
     orders.insert(0, "time", hours[orders.pop("period").to_numpy(dtype=int)] if len(orders) else [])
     allocation = pd.DataFrame(deal_rows, columns=["period", "seller", "buyer", "energy_kwh"])
     allocation.insert(0, "time", hours[allocation.pop("period").to_numpy(dtype=int)] if len(allocation) else [])
-    clearing = (pd.DataFrame({"time": hours, "price": price, "volume_kwh": volume}) if lem
-                else pd.DataFrame(columns=["time", "price", "volume_kwh"]))
-    grid_frame = pd.DataFrame({"time": stamps, **grid_doubles, **grid_counts})
-    summary = write_lem_results(out_dir, s, table=table, households=households_frame, settlement=settlement,
-                                orders=orders, clearing=clearing, allocation=allocation, grid=grid_frame,
-                                wall_time_s=time.perf_counter() - start, load_scale=community.load_scale)
+    summary = write_lem_arrays(out_dir, s, community, steps=stamps, participants=names, physical=physical,
+                               money=money, price=price, volume=volume, orders=orders, allocation=allocation,
+                               grid={**grid_doubles, **grid_counts}, wall_time_s=time.perf_counter() - start)
     return time.perf_counter() - start, summary["kpis"]
 
 

@@ -24,7 +24,7 @@ from lec_cosim.lem_federation import (
     groups,
 )
 from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.results_lem import write_lem_results
+from lec_cosim.results_lem import write_lem_arrays
 
 
 
@@ -36,11 +36,8 @@ def build(fed: Federate):
     s = fed.scenario
     started = time.perf_counter()
     community = community_from_scenario(s)
-    table = community.table.set_index("participant")
     group_members = groups(s)
     order = [m for members in group_members.values() for m in members]
-    bus = table.loc[order, "bus"].to_numpy()
-    phase = table.loc[order, "phase"].to_numpy()
     steps_per_period = community.steps_per_period
     block = int(fed.settings.get("block_steps", 1))  # grid steps per exchange (lem_federation.block_steps)
     step_times = [k * s.grid_step_s for k in range(len(fed.step_times()) * block)]
@@ -136,21 +133,9 @@ def build(fed: Federate):
         book["side"] = np.where(book.pop("buy").astype(bool), "buy", "sell").astype(object)
         orders = pd.DataFrame(book, columns=["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"])
         allocation = pd.DataFrame(joined(deals, hours), columns=["time", "seller", "buyer", "energy_kwh"])
-        households = pd.DataFrame({
-            "time": np.repeat(steps, n), "participant": np.tile(np.array(order, dtype=object), n_steps),
-            "bus": np.tile(bus, n_steps), "phase": np.tile(phase, n_steps),
-            **{v: physical[v].ravel() for v in ("load_kw", "pv_kw", "chp_kw")}, "battery_kw": 0.0,
-            "net_kw": physical["net_kw"].ravel()})
-        settlement = pd.DataFrame({"time": np.repeat(hours, n),
-                                   "participant": np.tile(np.array(order, dtype=object), len(hours)),
-                                   **{v: money[v].ravel() for v in SETTLEMENT_VECTORS}})
-        clearing = (pd.DataFrame({"time": hours, "price": price, "volume_kwh": volume}) if s.market.enabled
-                    else pd.DataFrame(columns=["time", "price", "volume_kwh"]))
-        grid = pd.DataFrame({"time": steps, **grid_doubles, **grid_counts})
-        write_lem_results(
-            fed.output_dir, s, table=community.table, households=households, settlement=settlement,
-            orders=orders, clearing=clearing, allocation=allocation,
-            grid=grid, wall_time_s=time.perf_counter() - started, load_scale=community.load_scale)
+        write_lem_arrays(fed.output_dir, s, community, steps=steps, participants=order, physical=physical,
+                         money=money, price=price, volume=volume, orders=orders, allocation=allocation,
+                         grid={**grid_doubles, **grid_counts}, wall_time_s=time.perf_counter() - started)
         print(f"results written to {fed.output_dir}", flush=True)
 
     step.finish = finish

@@ -101,6 +101,48 @@ def lem_kpis(participants: pd.DataFrame, energy: pd.DataFrame, grid: pd.DataFram
     return kpis
 
 
+def write_lem_arrays(out_dir: Path, scenario, community, *, steps: np.ndarray, participants: list[str],
+                     physical: dict[str, np.ndarray], money: dict[str, np.ndarray], price: np.ndarray,
+                     volume: np.ndarray, orders: pd.DataFrame, allocation: pd.DataFrame,
+                     grid: dict[str, np.ndarray], wall_time_s: float) -> dict:
+    """Write a local-market run kept as arrays (the recorder's, the one-loop benchmark's); returns the summary.
+
+    Parameters
+    ----------
+    steps : numpy.ndarray of str
+        The ISO time of every grid step; every ``community.steps_per_period``-th starts a market period.
+    participants : list of str
+        The participants in the column order of the arrays.
+    physical : dict
+        ``load_kw``, ``pv_kw``, ``chp_kw`` and ``net_kw``, each (grid steps, participants).
+    money : dict
+        :data:`SETTLEMENT_COLUMNS` arrays, each (market periods, participants).
+    price, volume : numpy.ndarray
+        The pool's clearing price (EUR/kWh, NaN where nothing cleared) and volume (kWh) per period.
+    orders, allocation : pandas.DataFrame
+        The books, as ``orders.csv`` and ``allocation.csv`` hold them.
+    grid : dict
+        The DSO's values per grid step (:data:`GRID_COLUMNS` but ``time``).
+    """
+    n, n_steps = len(participants), len(steps)
+    hours = steps[:: community.steps_per_period]
+    table = community.table.set_index("participant").loc[participants]
+    names = np.array(participants, dtype=object)
+    households = pd.DataFrame({
+        "time": np.repeat(steps, n), "participant": np.tile(names, n_steps),
+        "bus": np.tile(table["bus"].to_numpy(), n_steps), "phase": np.tile(table["phase"].to_numpy(), n_steps),
+        **{v: physical[v].ravel() for v in ("load_kw", "pv_kw", "chp_kw")}, "battery_kw": 0.0,
+        "net_kw": physical["net_kw"].ravel()})
+    settlement = pd.DataFrame({"time": np.repeat(hours, n), "participant": np.tile(names, len(hours)),
+                               **{v: money[v].ravel() for v in SETTLEMENT_COLUMNS}})
+    clearing = (pd.DataFrame({"time": hours, "price": price, "volume_kwh": volume}) if scenario.market.enabled
+                else pd.DataFrame(columns=["time", "price", "volume_kwh"]))
+    return write_lem_results(out_dir, scenario, table=community.table, households=households, settlement=settlement,
+                             orders=orders, clearing=clearing, allocation=allocation,
+                             grid=pd.DataFrame({"time": steps, **grid}), wall_time_s=wall_time_s,
+                             load_scale=community.load_scale)
+
+
 def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, households: pd.DataFrame,
                       settlement: pd.DataFrame, orders: pd.DataFrame, clearing: pd.DataFrame,
                       allocation: pd.DataFrame, grid: pd.DataFrame, wall_time_s: float,
