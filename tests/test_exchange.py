@@ -409,6 +409,101 @@ def test_stop_delay_and_components():
 
 
 # ------------------------------------------------------------------------------------------
+# The iteration cap: a negotiation that does not converge
+# ------------------------------------------------------------------------------------------
+
+
+def test_negotiation_stopped_at_the_cap_after_one_iteration_by_hand():
+    """Two LECs (A: 10 kW surplus, B: 6 kW deficit), one hour, capped at one iteration.
+
+    rho = 3 w = 0.003; the tie-break is made negligible (1e-9) so the numbers are round.
+    Iteration 1 starts from z = 0 and lambda = 0, so each LEC sees energy from the other as free,
+    less its local curvature (w + rho) / 2 * p**2 = 0.002 p**2:
+      A: receiving r kW lets it export r more at 0.05: max 0.05 r - 0.002 r**2 -> r = 12.5;
+      B: receiving r saves 0.20 per kW up to its 6 kW deficit (0.20 - 0.004 * 6 > 0), beyond
+         that it exports at 0.05: 0.05 - 0.004 r = 0 -> r = 12.5.
+    Both propose to *receive* 12.5 kW: proposals -12.5 and +12.5 in the edge's orientation (A
+    to B), primal residual |x_AB + x_BA| = 25 kW, agreed z = (-12.5 + 12.5) / 2 = 0 (dual
+    residual rho * |0 - 0| = 0), dual lambda = rho * (-25) / 2 = -0.0375: price 0.0375 EUR/kWh.
+    At the cap each LEC plans around the agreed 0 kW: A exports its 10 kW (-0.50 EUR), B imports
+    its 6 kW (1.20 EUR); 0.70 EUR in all, above the optimum (A sends B 6 kW: -0.164 EUR). Kept as
+    proposed, the two schedules would export 22.5 + 6.5 kW from a 4 kW surplus (-1.29 EUR).
+    """
+    problem = two_lecs(tie_break_eur_per_kwh2=1e-9)
+    negotiated = admm_negotiate(problem, max_iterations=1)
+    assert negotiated.iterations == 1 and not negotiated.converged
+    assert negotiated.first_iteration_within_tol is None
+    assert negotiated.primal_residual_kw == pytest.approx([25.0], abs=1e-3)
+    assert negotiated.primal_residual_kw[-1] > negotiated.tol_kw
+    assert negotiated.dual_residual_eur_per_kwh == pytest.approx([0.0], abs=1e-6)
+    assert negotiated.messages_sent == 2
+    assert negotiated.exchange_proposals_kw[0, :, 0] == pytest.approx([-12.5, 12.5], abs=1e-3)
+    assert negotiated.exchange_price_eur_per_kwh[0, 0] == pytest.approx(0.0375, abs=1e-5)
+    result = negotiated.schedule
+    assert result.exchange_kw[0, 0] == pytest.approx(0.0, abs=1e-4)
+    assert result.exchange_out_kw[:, 0] == pytest.approx([0.0, 0.0], abs=1e-4)
+    assert result.export_kw[:, 0] == pytest.approx([10.0, 0.0], abs=1e-4)
+    assert result.import_kw[:, 0] == pytest.approx([0.0, 6.0], abs=1e-4)
+    assert result.cost_eur == pytest.approx([-0.50, 1.20], abs=1e-4)
+    assert result.total_cost_eur >= solve_centralised(problem).total_cost_eur  # -0.164
+    assert negotiated.settlement_eur == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert np.max(np.abs(balance_mismatch_kw(problem, result))) < 1e-6
+
+
+def test_negotiation_stopped_at_the_cap_returns_schedules_that_add_up():
+    """The three-LEC day capped at 5 iterations (it needs about 50): flagged, and physically whole."""
+    problem = three_lec_day()
+    central = solve_centralised(problem)
+    negotiated = admm_negotiate(problem, tol_kw=TOL_KW, max_iterations=5)
+    assert negotiated.iterations == 5 and not negotiated.converged
+    assert negotiated.first_iteration_within_tol is None
+    assert len(negotiated.primal_residual_kw) == len(negotiated.dual_residual_eur_per_kwh) == 5
+    assert negotiated.primal_residual_kw[-1] > TOL_KW
+    assert negotiated.messages_sent == 2 * 2 * 5
+    # The last proposals still disagree, by the last primal residual (|x_ij + x_ji| = |p0 - p1|);
+    # the agreed exchange is their average.
+    copies = negotiated.exchange_proposals_kw
+    assert np.max(np.abs(copies[:, 0] - copies[:, 1])) == pytest.approx(negotiated.primal_residual_kw[-1], abs=1e-9)
+    result = negotiated.schedule
+    np.testing.assert_allclose(result.exchange_kw, copies.mean(axis=1), atol=1e-9)
+    # Every LEC scheduled the agreed exchanges (not its own proposal), so its balance holds
+    # with the energy its neighbours scheduled too, and the exchanges add up to nothing.
+    a_to_b, b_to_c = result.exchange_kw
+    np.testing.assert_allclose(result.exchange_out_kw, [a_to_b, b_to_c - a_to_b, -b_to_c], atol=1e-9)
+    np.testing.assert_allclose(result.exchange_out_kw.sum(axis=0), 0.0, atol=1e-9)
+    assert np.max(np.abs(balance_mismatch_kw(problem, result))) < 1e-6
+    assert np.all(np.abs(result.exchange_kw) <= problem.edge_capacity_kw[:, None] + 1e-9)
+    assert np.all(result.charge_kw <= problem.battery_power_kw[:, None] + 1e-6)
+    assert np.all((result.soc_kwh >= -1e-6) & (result.soc_kwh <= problem.battery_capacity_kwh[:, None] + 1e-6))
+    assert result.soc_kwh[:, -1] == pytest.approx(problem.soc_initial * problem.battery_capacity_kwh, abs=1e-6)
+    # A feasible schedule of the whole community cannot beat its optimum (but for the tie-break,
+    # well under a cent here); the schedules as proposed claimed 15.4 EUR against 55.3.
+    assert result.total_cost_eur >= central.total_cost_eur - 0.01
+    assert negotiated.settlement_eur.sum() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_agents_at_the_cap_schedule_what_they_agreed():
+    """What a LEC_EMS federate does at the cap: its schedule() sends exactly the agreed exchanges."""
+    problem = three_lec_day()
+    agents = [LecAgent(problem, i, tol_kw=TOL_KW, max_iterations=3) for i in range(3)]
+    while not all(a.state.finished for a in agents):
+        wire = [m.to_json() for a in agents for m in a.propose()]
+        for a in agents:
+            a.receive([m for m in map(ProposalMessage.from_json, wire) if m.receiver == a.lec])
+    assert [(a.state.iteration, a.state.converged) for a in agents] == [(3, False)] * 3
+    schedules = [a.schedule() for a in agents]
+    for a, plan in zip(agents, schedules):
+        for n, sent in plan["exchange_to_kw"].items():
+            np.testing.assert_array_equal(sent, a.state.targets_kw[n])
+            np.testing.assert_allclose(sent, -agents[n].state.targets_kw[a.lec], atol=1e-12)
+        assert np.max(np.abs(sent - a.state.proposals_kw[n])) > TOL_KW  # not the last proposal
+    reference = admm_negotiate(problem, tol_kw=TOL_KW, max_iterations=3)
+    for i, plan in enumerate(schedules):
+        assert plan["import_kw"] == pytest.approx(reference.schedule.import_kw[i], abs=1e-9)
+        assert plan["cost_eur"] == pytest.approx(reference.schedule.cost_eur[i], abs=1e-9)
+
+
+# ------------------------------------------------------------------------------------------
 # Validation
 # ------------------------------------------------------------------------------------------
 

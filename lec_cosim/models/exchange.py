@@ -68,6 +68,15 @@ iteration, so all stop after the same iteration k; the price is ``stop_delay`` e
 iterations. Every agent also stops at ``max_iterations``. Agents of different connected
 components of the graph never talk and stop independently.
 
+Stopped at the cap, the two proposals of an edge still disagree (by up to the last primal
+residual): if each LEC kept its last local solution, the LECs' schedules would not add up (in the
+first iterations both ends of an edge plan to *receive*, and the community's grid export and
+costs come out better than the optimum). So an agent that stops at the cap plans once more with
+each exchange fixed at the agreed value ``z_in`` (antisymmetric by construction): every LEC's
+balance then holds with the exchanges both ends settle, and the exchanges add up. That plan
+exists whenever the LEC's local problem does: the grid takes any balance, and the DSO's limits
+bound the physical flow, which the exchanges do not change.
+
 Units: powers in kW, energies in kWh, prices in EUR/kWh, ``wheeling_eur_per_kwh2`` and ``rho``
 in EUR per kW squared per hour (EUR/kWh per kW: the price change per kW of mismatch).
 
@@ -464,7 +473,8 @@ class ExchangeResult:
         negotiation: the agreed value (the average of the two LECs' proposals).
     exchange_out_kw : numpy.ndarray, shape (N, T)
         Net power each LEC sends to all its neighbours as it scheduled it (after a negotiation,
-        from its own proposals, so that its balance holds exactly).
+        from its own proposals, so that its balance holds exactly; after one stopped at the cap,
+        from the agreed exchanges).
     cost_eur : numpy.ndarray, shape (N,)
         Grid cost of each LEC plus half the wheeling cost and fee of each of its edges (the
         throughput tie-breaker excluded).
@@ -506,7 +516,9 @@ class NegotiationResult:
     ----------
     schedule : ExchangeResult
         Final schedules: each LEC's own last local solution, exchanges as agreed (average of
-        the two proposals), costs from each LEC's own schedule.
+        the two proposals), costs from each LEC's own schedule. Stopped at the cap (not
+        converged): each LEC's plan with its exchanges fixed at the agreed values (module
+        docstring), so the schedules add up.
     exchange_proposals_kw : numpy.ndarray, shape (n_edges, 2, T)
         Last proposals of the edge's first and second LEC, both in the edge's orientation.
     exchange_price_eur_per_kwh : numpy.ndarray, shape (n_edges, T)
@@ -719,8 +731,11 @@ class _LecColumns:
         }
 
 
-def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int) -> _LecColumns:
+def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int, sent_kw=None) -> _LecColumns:
     """Columns, balance and SoC rows of one LEC; exchanges are added to the balance by the caller.
+
+    ``sent_kw`` (shape (T,)): power the LEC sends to its neighbours, fixed (it joins the balance's
+    right-hand side, not the DSO's limits); otherwise the caller adds exchange columns.
 
     Balance row (load convention rearranged with the data on the right)::
 
@@ -753,7 +768,8 @@ def _add_lec(qp: _QpBuilder, problem: ExchangeProblem, lec: int) -> _LecColumns:
         curtail = qp.add_columns(np.full(t, penalty), 0.0, problem.curtailable_kw[lec])
         powers.append(curtail)
 
-    balance = qp.add_rows(problem.net_demand_kw[lec], problem.net_demand_kw[lec])
+    balance_rhs = problem.net_demand_kw[lec] + (0.0 if sent_kw is None else np.asarray(sent_kw, dtype=float))
+    balance = qp.add_rows(balance_rhs, balance_rhs)
     qp.add_coefficients(balance, grid_import, 1.0)
     qp.add_coefficients(balance, grid_export, -1.0)
     qp.add_coefficients(balance, charge, -1.0)
@@ -1066,6 +1082,7 @@ class LecAgent:
         self._hessian_rho = None
         self._values = None
         self._duals = None
+        self._agreed = None  # (values, duals, columns) of the plan around the agreed exchanges
 
     def _set_curvature(self, rho: float):
         """Hessian of half the wheeling cost plus the ADMM penalty: dt * (w / 2 + rho / 2) * x^2."""
@@ -1117,20 +1134,44 @@ class LecAgent:
             index = np.concatenate(indices).astype(np.int32)
             self._highs.changeColsCost(len(index), index, _OBJECTIVE_SCALE * np.concatenate(costs))
         self._values, self._duals = _run(self._highs, f"local QP of LEC {self.problem.lec_names[self.lec]}")
+        self._agreed = None
         return {n: self._values[x] for n, x in self._exchange_columns.items()}
 
+    def _plan_with_agreed_exchanges(self) -> None:
+        """Plan this LEC once more with every exchange fixed at the agreed value (at the cap).
+
+        The agreed powers join the balance as data (a QP of this LEC alone; HiGHS' QP solver
+        mishandled exchange columns fixed at tiny values, "claims optimality, but with primal
+        infeasibilities"). Grid import and export are unbounded and the DSO's limits bound only
+        the physical flow (no exchange in it), so the plan exists if the local problem does.
+        """
+        if not self.neighbours:
+            return
+        sent = np.sum([self.state.targets_kw[n] for _, n, _ in self.neighbours], axis=0)
+        qp = _QpBuilder()
+        columns = _add_lec(qp, self.problem, self.lec, sent_kw=sent)
+        values, duals = _run(qp.build(), f"plan of LEC {self.problem.lec_names[self.lec]} with the exchanges "
+                                         f"agreed when the negotiation stopped at its cap of {self.max_iterations} "
+                                         "iterations")
+        self._agreed = (values, duals, columns)
+
     def schedule(self) -> dict:
-        """This LEC's schedule from its last local step (arrays of shape (T,)).
+        """This LEC's schedule from its last local step (arrays of shape (T,)); after the
+        negotiation stopped at the cap, its plan around the agreed exchanges.
 
         Keys: ``import_kw``, ``export_kw``, ``charge_kw``, ``discharge_kw``, ``soc_kwh``,
         ``exchange_to_kw`` (dict: neighbour -> power sent to it, kW), ``cost_eur`` (grid cost
-        plus half the wheeling cost and fee of its own proposals) and
+        plus half the wheeling cost and fee of the exchanges it scheduled) and
         ``local_price_eur_per_kwh`` (dual of its balance).
         """
         if self._values is None:
             raise RuntimeError("no local step solved yet")
-        v, c = self._values, self._columns
-        exchange_to = {n: v[x] for n, x in self._exchange_columns.items()}
+        if self._agreed is not None:
+            v, duals, c = self._agreed
+            exchange_to = {n: np.array(self.state.targets_kw[n], dtype=float) for _, n, _ in self.neighbours}
+        else:
+            v, duals, c = self._values, self._duals, self._columns
+            exchange_to = {n: v[x] for n, x in self._exchange_columns.items()}
         own = c.values(v)
         cost = _grid_cost_eur(self.problem, self.lec, own["import_kw"], own["export_kw"])
         cost += sum(_half_edge_cost_eur(self.problem, self.edge_to[n], x) for n, x in exchange_to.items())
@@ -1138,7 +1179,7 @@ class LecAgent:
             **own,
             "exchange_to_kw": exchange_to,
             "cost_eur": cost,
-            "local_price_eur_per_kwh": self._duals[c.balance_rows] / self.problem.dt_h,
+            "local_price_eur_per_kwh": duals[c.balance_rows] / self.problem.dt_h,
         }
 
     # -- ADMM protocol ---------------------------------------------------------------------
@@ -1206,6 +1247,7 @@ class LecAgent:
             s.finished = s.converged = True
         elif k >= self.max_iterations:
             s.finished = True
+            self._plan_with_agreed_exchanges()
         # Older reports can no longer be needed by anyone.
         for key in [key for key in s.residual_reports if key[1] < k + 1 - self.stop_delay]:
             del s.residual_reports[key]
@@ -1322,11 +1364,12 @@ def admm_negotiate(
     own = {}
     settlement = np.zeros(problem.n_lecs)
     for e, (a, b) in enumerate(problem.edges):
-        proposals[e, 0] = schedules[a]["exchange_to_kw"][b]
-        proposals[e, 1] = -schedules[b]["exchange_to_kw"][a]  # b's proposal in the edge's orientation
+        proposals[e, 0] = agents[a].state.proposals_kw[b]
+        proposals[e, 1] = -agents[b].state.proposals_kw[a]  # b's proposal in the edge's orientation
         consensus[e] = agents[a].state.targets_kw[b]
         price[e] = -agents[a].state.duals_eur_per_kwh[b]
-        own[(e, a)], own[(e, b)] = proposals[e, 0], proposals[e, 1]
+        # The exchange as each end scheduled it: its last proposal, or the agreed value at the cap.
+        own[(e, a)], own[(e, b)] = schedules[a]["exchange_to_kw"][b], -schedules[b]["exchange_to_kw"][a]
         # b pays a the price for what a sends it (a pays b when the flow is reversed).
         payment = problem.dt_h * float(np.sum(price[e] * consensus[e]))
         settlement[a] -= payment
