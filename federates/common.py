@@ -23,6 +23,7 @@ from federates.topology import ExchangeLog, answer_queries, stop_answering
 from lec_cosim.launch import DEBUG_ENVIRONMENT
 from lec_cosim.models.errors import InfeasibleInput
 from lec_cosim.scenario import Scenario, load_scenario
+from lec_cosim.timing import TimingLog
 
 REQUEST_MARGIN_S = 1e-7
 STAY_PAST_END_S = 86400.0
@@ -41,6 +42,10 @@ class ValueInterface:
     """Messages sent, counted for the ``exchanges`` query (federates of a run have one)."""
     answering = False
     """A query callback is registered (see ``Federate.stay_for_query``)."""
+    values_published = 0
+    """``publish*`` calls so far (``Federate.run`` records them per slot)."""
+    messages_sent = 0
+    """Messages sent so far through :meth:`send`."""
 
     def publish(self, key: str, value) -> None:
         pub = self.pubs[key]
@@ -48,9 +53,11 @@ class ValueInterface:
             h.helicsPublicationPublishVector(pub, [float(v) for v in value])
         else:
             h.helicsPublicationPublishDouble(pub, float(value))
+        self.values_published += 1
 
     def publish_json(self, key: str, payload) -> None:
         h.helicsPublicationPublishString(self.pubs[key], json.dumps(payload))
+        self.values_published += 1
 
     def json_value(self, key: str):
         """The last JSON string published on a subscribed key (None if nothing arrived yet)."""
@@ -59,6 +66,7 @@ class ValueInterface:
 
     def publish_int(self, key: str, value: int) -> None:
         h.helicsPublicationPublishInteger(self.pubs[key], int(value))
+        self.values_published += 1
 
     def integer(self, key: str) -> int:
         return h.helicsInputGetInteger(self.subs[key])
@@ -75,6 +83,7 @@ class ValueInterface:
     def send(self, endpoint: str, destination: str, payload: dict) -> None:
         """Send ``payload`` as a JSON message from one of our endpoints to ``destination``."""
         h.helicsEndpointSendStringTo(self.endpoints[endpoint], json.dumps(payload), destination)
+        self.messages_sent += 1
         if self.exchange_log is not None:
             self.exchange_log.record(endpoint, destination)
 
@@ -145,9 +154,12 @@ class Federate(ValueInterface):
     output_dir : pathlib.Path
     offset_s, period_s : float
         Phase offset and period of this federate's grants.
+    timing : lec_cosim.timing.TimingLog
+        Where :meth:`run` records each slot's wall time (``output_dir/timing/<name>.csv`` and ``.json``).
     """
 
     def __init__(self, config_path: str | Path):
+        created = time.time()
         config_path = Path(config_path)
         self.config = json.loads(config_path.read_text())
         settings = self.config.get("lec_cosim", {})
@@ -178,6 +190,7 @@ class Federate(ValueInterface):
         # the query "exchanges" with it at the end of its run (see ``run``).
         self.exchange_log = ExchangeLog(self.name, endpoints=self.endpoints, publications=self.pubs,
                                         subscriptions=self.subs)
+        self.timing = TimingLog(self.output_dir, self.name, created_unix_s=created)
 
     def step_times(self) -> list[float]:
         """Start of each of this federate's steps within the horizon, in seconds."""
@@ -189,33 +202,53 @@ class Federate(ValueInterface):
 
         An object with a ``slots`` attribute (a list of ``(time_s, callable)``) instead of a step
         function is run at those exact times: ``callable(k)`` with ``k`` the slot's index.
+
+        Every slot's wall time waiting for its grant and working, and the messages and values it
+        sent, go to :attr:`timing` as the run goes (:mod:`lec_cosim.timing`), also when it fails.
         """
         slots = getattr(step, "slots", None)
         if slots is None:
             slots = [(t + self.offset_s, (lambda k, t=t: step(k, t))) for t in self.step_times()]
+        ready = time.time()
         h.helicsFederateEnterExecutingMode(self.fed)
         entered = time.perf_counter()
+        timing = self.timing
+        timing.start(ready_unix_s=ready, entered_perf_s=entered, period_s=self.period_s, offset_s=self.offset_s,
+                     slots_planned=len(slots) if hasattr(slots, "__len__") else None)
         waiting_s = acting_s = 0.0
         n_slots = 0
         # fault injection for tests (tests/test_fault_injection.py): fail at the first slot from this time
         fail_at_s = self.settings.get("inject_fault_at_s")
-        for k, (wanted, action) in enumerate(slots):
-            asked = time.perf_counter()
-            granted = self.request_slot(wanted)
-            started = time.perf_counter()
-            if granted > self.scenario.end_s + STAY_PAST_END_S:
-                # HELICS grants its end of time when the federation is being torn down
-                raise FederationStopped(f"granted HELICS's end of time at the {wanted:g} s slot: another "
-                                        "federate ended the federation")
-            if abs(granted - wanted) > 1e-6:
-                raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
-            if fail_at_s is not None and granted >= fail_at_s:
-                raise RuntimeError(f"injected fault at {granted:g} s")
-            self.slot_s = wanted
-            action(k)
-            waiting_s += started - asked
-            acting_s += time.perf_counter() - started
-            n_slots += 1
+        failed = True
+        try:
+            for k, (wanted, action) in enumerate(slots):
+                sent, published = self.messages_sent, self.values_published
+                asked = time.perf_counter()
+                timing.state = ("waiting", wanted, asked)
+                granted = self.request_slot(wanted)
+                started = time.perf_counter()
+                if granted > self.scenario.end_s + STAY_PAST_END_S:
+                    # HELICS grants its end of time when the federation is being torn down
+                    raise FederationStopped(f"granted HELICS's end of time at the {wanted:g} s slot: another "
+                                            "federate ended the federation")
+                if abs(granted - wanted) > 1e-6:
+                    raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
+                if fail_at_s is not None and granted >= fail_at_s:
+                    raise RuntimeError(f"injected fault at {granted:g} s")
+                self.slot_s = wanted
+                timing.state = ("working", wanted, started)
+                try:
+                    action(k)
+                finally:
+                    done = time.perf_counter()
+                    timing.add(k, wanted, started, started - asked, done - started, self.messages_sent - sent,
+                               self.values_published - published)
+                waiting_s += started - asked
+                acting_s += done - started
+                n_slots += 1
+            failed = False
+        finally:
+            timing.close(failed=failed, stepping_s=time.perf_counter() - entered)
         # Where the wall time went, in the federate's log: the first thing to look at when a run is slow.
         print(f"{self.name}: {n_slots} slots, {acting_s:.1f} s working, {waiting_s:.1f} s waiting for grants, "
               f"{time.perf_counter() - entered:.1f} s stepping, {time.process_time():.1f} s CPU in all", flush=True)
