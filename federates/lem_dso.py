@@ -7,6 +7,11 @@ Publishes the lowest and highest phase voltage, the counts of buses outside the 
 (all 906 and the 110 of the paper's reduced model), of angle violations and of overloaded lines
 and transformer, the active and reactive losses, the power through the transformer and the
 step's DN impact (the paper's penalty: counts + loss energies).
+
+In its last slot it writes each bus's lowest and highest voltage and each line's and the
+transformer's peak loading over the run (``bus_voltage_extremes.csv``, ``line_loading_peaks.csv``:
+:class:`lec_cosim.models.lem_grid.GridExtremes`) into the run folder: before the recorder's last
+slot, so before ``summary.json``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 from federates.common import Federate, main
 from lec_cosim.lem_federation import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, groups
 from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.models.lem_grid import LemGrid
+from lec_cosim.models.lem_grid import GridExtremes, LemGrid
 
 
 def build(fed: Federate):
@@ -35,6 +40,8 @@ def build(fed: Federate):
 
     reduced_buses = set(int(b) for b in grid.lv_buses[grid.bus_in_reduced])
     violated: set[int] = set()
+    extremes = GridExtremes(grid)
+    last_slot = len(fed.step_times()) - 1
     block = int(fed.settings.get("block_steps", 1))  # grid steps per exchange (lem_federation.block_steps)
 
     def gather(vector: str) -> np.ndarray:
@@ -52,6 +59,7 @@ def build(fed: Federate):
             grid.set_injections(load_kw=load_kw[j, hh_cols], load_kvar=load_kvar[j, hh_cols],
                                 pv_kw=pv_kw[j, pv_cols], chp_kw=chp_kw[j, chp_cols])
             result = grid.solve()
+            extremes.add(result)
             violated.update(result.violated_buses)
             row = {name: getattr(result, name) for name in DSO_DOUBLES + DSO_COUNTS}
             row["violated_buses_so_far"] = len(violated)
@@ -65,6 +73,8 @@ def build(fed: Federate):
         else:
             for name in DSO_DOUBLES + DSO_COUNTS + DSO_DAY_COUNTS:
                 fed.publish(f"lem/grid/{name}", np.array([row[name] for row in rows], dtype=float))
+        if k == last_slot:
+            extremes.write(fed.output_dir)
 
     return step
 

@@ -9,6 +9,11 @@ also over its forecast of the next hour (the members' own load and PV, batteries
 flow per step). Limits from the measured hour alone come an hour late: a PV ramp in the morning
 violated the band before any limit from it could act (measured on the shipped day: the one step
 out of band, at 09:30, was no better with such a loop than without it).
+
+In its last slot it writes each bus's lowest and highest voltage and each line's and the
+transformer's peak loading over the run's grid steps (not the forecasts; ``bus_voltage_extremes.csv``,
+``line_loading_peaks.csv``: :class:`lec_cosim.models.lem_grid.GridExtremes`) into the run folder:
+before the recorder's last slot, so before ``summary.json``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from federates.common import Federate, main
+from lec_cosim.models.lem_grid import GridExtremes
 from lec_cosim.models.multi_lec_ems import members_from_scenario, steps_per_hour
 from lec_cosim.models.multi_lec_grid import MultiLecGrid, OperatingEnvelope
 from lec_cosim.multi_lec_federation import GRID_COUNTS, GRID_DOUBLES
@@ -33,6 +39,7 @@ def build(fed: Federate):
     per_hour = steps_per_hour(members)
     n_steps = len(fed.step_times())
     hour_results = []
+    extremes = GridExtremes(grid.lem_grid)
 
     def step(k: int, t: float) -> None:
         net = np.array(fed.vector("mlec/households/net_kw"))
@@ -41,6 +48,7 @@ def build(fed: Federate):
             raise RuntimeError(f"dso: step {k}: expected {len(kinds)} member powers, got {len(net)}")
         # The grid model counts a community battery positive when it discharges.
         result = grid.solve(net[households], kvar[households], -net[batteries])
+        extremes.add(result.grid)
         g = result.grid
         for name in GRID_DOUBLES:
             fed.publish(f"mlec/grid/{name}", getattr(g, name))
@@ -62,6 +70,8 @@ def build(fed: Federate):
             imports = exports = np.full(len(members.lec_names), np.inf)
         fed.publish("mlec/grid/import_limit_kw", imports)
         fed.publish("mlec/grid/export_limit_kw", exports)
+        if k == n_steps - 1:
+            extremes.write(fed.output_dir)
 
     return step
 

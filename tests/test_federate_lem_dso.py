@@ -6,7 +6,9 @@ only the six CHPs at 10 kW, nothing at all, a single 30 kW PV unit at two places
 with the CHPs at 10 kW, and nothing again. A test observer reads every DSO publication (doubles and integers); each
 value must equal :meth:`LemGrid.solve` run here in the same order on the same injections, and make
 physical sense. The distinct-bus counters must be the union of the violated buses so far. Both
-exchange modes: every grid step its own time step, or the hour's four steps as vectors.
+exchange modes: every grid step its own time step, or the hour's four steps as vectors. At the end,
+the run's per-bus voltage extremes and per-line peak loadings the DSO wrote must be those of the
+same power flows, and its timing file must hold one row per slot with what it published.
 """
 
 import numpy as np
@@ -19,15 +21,17 @@ from lec_cosim.lem_federation import (
     DSO_COUNTS,
     DSO_DAY_COUNTS,
     DSO_DOUBLES,
+    DSO_OFFSET_S,
     PARTICIPANT_VECTORS,
     RECORDER_OFFSET_S,
     groups,
     plan,
 )
 from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.models.lem_grid import LemGrid
+from lec_cosim.models.lem_grid import LemGrid, read_grid_extremes
 from lec_cosim.models.lem_participants import reduced_bus_numbering
 from lec_cosim.scenario import load_scenario
+from lec_cosim.timing import read_timing
 
 HORIZON_H = 2
 NOON = 48  # 12:00-12:15 of the day
@@ -135,7 +139,7 @@ def test_dso_runs_a_power_flow_per_step_and_publishes_what_lem_grid_computes(tmp
     kind = community.table.set_index("participant")["kind"]
     reduced = {int(b) for b in reduced_bus_numbering(scenario.feeder.data_dir)}
     source_vm = float(grid.net.ext_grid["vm_pu"].iat[0])
-    violated_sets, totals = [], []
+    violated_sets, totals, results = [], [], []
     violated = set()
     for k in range(n_steps):
         frames = {v: pd.concat([pd.Series(per_group[grp][k][v], index=names) for grp, names in members.items()])
@@ -146,6 +150,7 @@ def test_dso_runs_a_power_flow_per_step_and_publishes_what_lem_grid_computes(tmp
         grid.set_injections(load_kw=frames["load_kw"][households], load_kvar=frames["load_kvar"][households],
                             pv_kw=frames["pv_kw"][prosumers], chp_kw=frames["chp_kw"][chps])
         r = grid.solve()
+        results.append(r)
         vm = r.vm_pu
         out = {int(b) for b in vm.index[((vm < g.vm_min_pu) | (vm > g.vm_max_pu)).any(axis=1).to_numpy()]}
         assert len(out) == r.bus_violations
@@ -199,3 +204,29 @@ def test_dso_runs_a_power_flow_per_step_and_publishes_what_lem_grid_computes(tmp
     assert seen[-1]["violated_buses_so_far"] == len(set().union(*violated_sets)) == len(violated)
     assert seen[-1]["violated_buses_so_far_reduced"] == len(violated & reduced) > 0
     assert heavy["violated_buses_so_far"] >= heavy["bus_violations"] >= heavy["bus_violations_reduced"] > 0
+
+    # --- the run's extremes (written by the DSO in its last slot) --------------------------------------
+    buses, lines = read_grid_extremes(tmp_path / "run")
+    vm = np.stack([r.vm_pu.to_numpy() for r in results])  # (step, bus, phase), solved here
+    np.testing.assert_allclose(buses["vm_min_pu"], vm.min(axis=(0, 2)), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(buses["vm_max_pu"], vm.max(axis=(0, 2)), rtol=0, atol=1e-9)
+    # the same flows the DSO published: its extremes over buses are its published extremes over steps, exactly
+    assert buses["vm_min_pu"].min() == min(row["vm_min_pu"] for row in seen)
+    assert buses["vm_max_pu"].max() == max(row["vm_max_pu"] for row in seen)
+    assert set(buses.loc[buses["out_of_band"], "bus"]) == violated
+    assert buses["steps_out_of_band"].sum() == sum(row["bus_violations"] for row in seen)
+    assert lines["steps_overloaded"].sum() == sum(row["line_overloads"] for row in seen)
+    feeder_lines = lines[lines["kind"] == "line"]
+    np.testing.assert_allclose(feeder_lines["loading_max_percent"],
+                               np.max([r.line_loading_percent.to_numpy() for r in results], axis=0), rtol=1e-9)
+    trafo = lines[lines["kind"] == "transformer"]["loading_max_percent"]
+    assert trafo.iat[0] == pytest.approx(max(r.trafo_loading_percent for r in results), rel=1e-9)
+    assert 0 < trafo.iat[0] < 100
+
+    # --- its timing: one row per slot, with what it published -------------------------------------------
+    timing = read_timing(tmp_path / "run").slots
+    n_slots = n_steps // block
+    assert list(timing["slot"]) == list(range(n_slots))
+    np.testing.assert_allclose(timing["slot_time_s"], np.arange(n_slots) * period_s + DSO_OFFSET_S, rtol=0, atol=1e-9)
+    assert (timing["values_published"] == len(doubles) + len(integers)).all()
+    assert (timing["messages_sent"] == 0).all() and (timing["work_s"] > 0).all()

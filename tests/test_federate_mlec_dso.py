@@ -3,12 +3,15 @@
 A test households federate publishes the members' powers of the first hour (lec3's community
 battery charging at 20 kW in the third step); an observer reads what the DSO publishes. Checked
 against the grid model solved in this process with the same powers, and against the power balance.
+At the end the DSO's per-bus voltage extremes and per-line peak loadings must be those of the four
+steps' flows.
 """
 
 import numpy as np
 import pytest
 
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
+from lec_cosim.models.lem_grid import read_grid_extremes
 from lec_cosim.models.multi_lec_ems import members_from_scenario
 from lec_cosim.models.multi_lec_grid import MultiLecGrid, OperatingEnvelope
 from lec_cosim.multi_lec_federation import (
@@ -77,3 +80,15 @@ def test_dso_solves_every_step_and_publishes_indicators_and_limits(tmp_path):
     assert published[2]["lec_net_import_kw"][2] - published[1]["lec_net_import_kw"][2] == pytest.approx(
         20.0 + (net[members.table["lec"] == "lec3", 2] - battery[members.table["lec"] == "lec3", 2]).sum()
         - net[members.table["lec"] == "lec3", 1].sum(), abs=1e-9)
+
+    # the run's extremes: of the four steps' flows
+    buses, lines = read_grid_extremes(tmp_path / "run")
+    vm = np.stack([r.grid.vm_pu.to_numpy() for r in results])
+    np.testing.assert_allclose(buses["vm_min_pu"], vm.min(axis=(0, 2)), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(buses["vm_max_pu"], vm.max(axis=(0, 2)), rtol=0, atol=1e-6)
+    assert buses["vm_min_pu"].min() == min(got["vm_min_pu"] for got in published)
+    assert buses["vm_max_pu"].max() == max(got["vm_max_pu"] for got in published)
+    assert buses["steps_out_of_band"].sum() == sum(got["bus_violations"] for got in published)
+    assert lines["steps_overloaded"].sum() == sum(got["line_overloads"] for got in published)
+    feeder_lines = lines[lines["kind"] == "line"]
+    assert feeder_lines["loading_max_percent"].max() == max(got["max_line_loading_percent"] for got in published)

@@ -18,13 +18,17 @@ import pytest
 from lec_cosim.models.bidding import BiddingProblem, LemDay, day_profit, fitness
 from lec_cosim.models.ieee_eulv import DEFAULT_DATA_DIR, _read_ieee_csv, build_ieee_eulv
 from lec_cosim.models.lem_grid import (
+    BUS_EXTREMES_COLUMNS,
     COMPONENTS,
+    LINE_PEAKS_COLUMNS,
     LINE_RATINGS_FILE,
+    GridExtremes,
     LemGrid,
     LinearDnImpactModel,
     dn_impact,
     hourly_injections,
     reactive_power_kvar,
+    read_grid_extremes,
     read_line_ratings,
 )
 from lec_cosim.models.lem_participants import participants
@@ -175,6 +179,61 @@ def test_counts_with_tight_limits_and_reduced_model(feeder, table, inj):
     assert r.dn_impact == pytest.approx(dn_impact(r.bus_violations_reduced, r.angle_violations_reduced,
                                                   r.line_overloads_reduced, 0.25 * r.p_loss_kw, 0.25 * r.q_loss_kvar,
                                                   0.25))
+
+
+def test_grid_extremes_are_the_extremes_of_the_steps_added(feeder, table, inj, tmp_path):
+    """Three real power flows (night, PV noon with the CHPs, evening peak) into GridExtremes, written and read
+    back: every number is the extreme of the steps' own per-bus and per-line results."""
+    band = (0.97, 1.06)
+    tight = LemGrid(feeder, table, vm_min_pu=band[0], vm_max_pu=band[1], max_loading_percent=60.0)
+    extremes = GridExtremes(tight)
+    results = [solve(tight, inj, hour, chp) for hour, chp in ((3, [0.0] * K), (12, [10.0] * K), (18, [10.0] * K))]
+    for r in results:
+        extremes.add(r)
+    written = extremes.write(tmp_path)
+    assert [p.name for p in written] == ["bus_voltage_extremes.csv", "line_loading_peaks.csv"]
+    buses, lines = read_grid_extremes(tmp_path)
+    assert tuple(buses.columns) == BUS_EXTREMES_COLUMNS and tuple(lines.columns) == LINE_PEAKS_COLUMNS
+    assert list(buses["bus"]) == list(range(1, 907)) and set(buses["feeder"]) == {1}
+
+    # per bus: the lowest and highest phase voltage over the steps, exactly (the CSV round-trips)
+    vm = np.stack([r.vm_pu.to_numpy() for r in results])  # (step, bus, phase)
+    np.testing.assert_array_equal(buses["vm_min_pu"], vm.min(axis=(0, 2)))
+    np.testing.assert_array_equal(buses["vm_max_pu"], vm.max(axis=(0, 2)))
+    assert buses["vm_min_pu"].min() == min(r.vm_min_pu for r in results)
+    assert buses["vm_max_pu"].max() == max(r.vm_max_pu for r in results)
+    # out of band: exactly the buses some step counted, and their voltages really are outside the band
+    out = buses[buses["out_of_band"]]
+    assert set(out["bus"]) == set().union(*(r.violated_buses for r in results)) and len(out) > 0
+    assert ((out["vm_min_pu"] < band[0]) | (out["vm_max_pu"] > band[1])).all()
+    inside = buses[~buses["out_of_band"]]
+    assert ((inside["vm_min_pu"] >= band[0]) & (inside["vm_max_pu"] <= band[1])).all()
+    assert buses["steps_out_of_band"].sum() == sum(r.bus_violations for r in results)
+    assert (buses["steps_out_of_band"] > 0).equals(buses["out_of_band"])
+
+    # lines: the IEEE sections with their ends, then the transformer
+    feeder_lines, trafo = lines[lines["kind"] == "line"], lines[lines["kind"] == "transformer"]
+    ieee = _read_ieee_csv(DEFAULT_DATA_DIR / "csv" / "Lines.csv")
+    assert list(feeder_lines["line"]) == [name.upper() for name in ieee["Name"]]
+    assert list(feeder_lines["from_bus"]) == list(ieee["Bus1"]) and list(feeder_lines["to_bus"]) == list(ieee["Bus2"])
+    peaks = np.max([r.line_loading_percent.to_numpy() for r in results], axis=0)
+    np.testing.assert_array_equal(feeder_lines["loading_max_percent"], peaks)
+    assert feeder_lines["loading_max_percent"].max() == max(r.max_line_loading_percent for r in results)
+    assert list(trafo["line"]) == ["TR1"] and trafo["from_bus"].isna().all() and list(trafo["to_bus"]) == [1]
+    assert trafo["loading_max_percent"].iat[0] == max(r.trafo_loading_percent for r in results)
+    # overloaded: really above the limit in some step; the overload steps add up to the counts
+    over = lines[lines["overloaded"]]
+    assert len(over) > 0 and (over["loading_max_percent"] > 60.0).all()
+    assert (lines.loc[~lines["overloaded"], "loading_max_percent"] <= 60.0).all()
+    assert lines["steps_overloaded"].sum() == sum(r.line_overloads for r in results)
+    assert extremes.steps == 3
+
+
+def test_grid_extremes_need_a_step(grid, tmp_path):
+    with pytest.raises(ValueError, match="no grid step"):
+        GridExtremes(grid).write(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert read_grid_extremes(tmp_path) is None
 
 
 def test_reduced_line_ids(grid):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lec_cosim.models.lem_grid import GridExtremes, read_grid_extremes
 from lec_cosim.models.multi_lec import multi_lec_members
 from lec_cosim.models.multi_lec_grid import (
     MultiLecGrid,
@@ -104,6 +105,36 @@ def test_lec_extremes_are_over_its_points(grid, evening, noon):
             assert r.lec_vm_max_pu[k] == v.max()
             assert r.lec_bus_violations[k] == int(((v < grid.vm_min_pu) | (v > grid.vm_max_pu)).sum())
         assert min(r.lec_vm_min_pu) >= r.grid.vm_min_pu and max(r.lec_vm_max_pu) <= r.grid.vm_max_pu
+
+
+def test_grid_extremes_of_the_lecs_steps(grid, evening, noon, under_voltage, tmp_path):
+    """The DSO's run extremes over three states: each LEC's own extremes lie within its buses' extremes, and the
+    buses of lec3 at 7x its evening load are out of band."""
+    extremes = GridExtremes(grid.lem_grid)
+    results = (evening, noon, under_voltage)
+    for r in results:
+        extremes.add(r.grid)
+    extremes.write(tmp_path)
+    buses, lines = read_grid_extremes(tmp_path)
+    buses = buses.set_index("bus")
+    assert buses["vm_min_pu"].min() == min(r.grid.vm_min_pu for r in results) == under_voltage.grid.vm_min_pu
+    assert buses["vm_max_pu"].max() == max(r.grid.vm_max_pu for r in results)
+    for k, name in enumerate(grid.lec_names):
+        mine = sorted({bus for bus, _ in grid.lec_voltage_points(name)})
+        # a bus's extremes are over all three phases, an LEC's over the phases its members use
+        assert buses.loc[mine, "vm_min_pu"].min() <= min(r.lec_vm_min_pu[k] for r in results)
+        assert buses.loc[mine, "vm_max_pu"].max() >= max(r.lec_vm_max_pu[k] for r in results)
+    lec3_low = [bus for bus, ph in grid.lec_voltage_points("lec3") if under_voltage.grid.vm_pu.at[bus, ph] < 0.9]
+    assert lec3_low and buses.loc[lec3_low, "out_of_band"].all()
+    assert (buses.loc[lec3_low, "vm_min_pu"] < grid.vm_min_pu).all()
+    assert buses["steps_out_of_band"].sum() == sum(r.grid.bus_violations for r in results)
+    assert lines["steps_overloaded"].sum() == sum(r.grid.line_overloads for r in results)
+    trafo = lines[lines["kind"] == "transformer"]
+    assert trafo["loading_max_percent"].iat[0] == max(r.grid.trafo_loading_percent for r in results)
+    # the evening peak overloads the head cable (module docstring): LINE1 is above its rating
+    assert lines.set_index("line").at["LINE1", "overloaded"]
+    assert lines.set_index("line").at["LINE1", "loading_max_percent"] == max(
+        r.grid.line_loading_percent["LINE1"] for r in results) > 100.0
 
 
 def test_sensitivities_positive(envelope):
