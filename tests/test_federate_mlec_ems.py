@@ -4,11 +4,20 @@ Test federates play the platform, the members' HEMS and an observer of the set-p
 records; the plans are checked against the same rest-of-day problems solved in this process.
 """
 
+import math
+
+import numpy as np
 import pytest
 
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
 from lec_cosim.models.exchange import solve_centralised
-from lec_cosim.models.multi_lec_ems import members_from_scenario, pooled_batteries, rest_of_day_problem
+from lec_cosim.models.multi_lec_ems import (
+    hourly_mean,
+    hourly_tariffs,
+    members_from_scenario,
+    pooled_batteries,
+    rest_of_day_problem,
+)
 from lec_cosim.multi_lec_federation import (
     EMS_CLEAR_OFFSET_S,
     HEMS_BID_OFFSET_S,
@@ -24,11 +33,15 @@ from lec_cosim.multi_lec_federation import (
 from lec_cosim.scenario import load_scenario
 
 
-@pytest.mark.timeout(180)
-def test_ems_plans_the_rest_of_the_day_every_hour_and_settles_on_the_platform(tmp_path):
-    scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_three_lecs", {"horizon_h": 3}))
-    members = members_from_scenario(scenario)
-    batteries = pooled_batteries(members, home_batteries=True)
+def run_decentralised_ems(tmp_path, changes: dict):
+    """lec1's LEC_EMS (decentralised) over the horizon of the scenario variant ``changes``.
+
+    Test federates play the platform (answering every position) and an observer of the
+    set-points and records. Returns the scenario, the platform's answers and, per hour, the
+    position received, the set-points (pooled charge, curtailment) and the record.
+    """
+    scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_three_lecs", changes))
+    hours = int(scenario.horizon_h)
     positions, answers_sent, setpoints, records = {}, {}, {}, {}
     with federate_under_test("lec_ems_1", scenario, tmp_path / "run", 2) as port:
         platform = TestFederate("platform", port, period=3600.0, offset=PLATFORM_OFFSET_S,
@@ -38,7 +51,7 @@ def test_ems_plans_the_rest_of_the_day_every_hour_and_settles_on_the_platform(tm
                                                ("mlec/lec1/ems/curtail_kw", "double"),
                                                ("mlec/lec1/ems/record", "string")])
         enter_all(platform, observer)
-        for hour in range(3):
+        for hour in range(hours):
             start = hour * 3600.0
             observer.request(start)
             platform.arrive(start)
@@ -54,9 +67,15 @@ def test_ems_plans_the_rest_of_the_day_every_hour_and_settles_on_the_platform(tm
         observer.close()
         platform.granted()
         platform.close()
+    return scenario, answers_sent, positions, setpoints, records
 
+
+def check_against_in_process_plans(scenario, answers_sent, positions, setpoints, records):
+    """Every hour's set-points, position and record are the first hour of lec1's rest-of-day plan."""
+    members = members_from_scenario(scenario)
+    batteries = pooled_batteries(members, home_batteries=True)
     soc = 0.5 * batteries.energy_kwh  # the day starts at 50 %; then where the last hour's plan ended
-    for hour in range(3):
+    for hour in range(int(scenario.horizon_h)):
         plan = solve_centralised(rest_of_day_problem(members, scenario, first_hour=hour, soc_kwh=soc,
                                                      batteries=batteries, with_edges=False, only_lec=0))
         assert setpoints[hour][0] == pytest.approx(plan.charge_kw[0, 0] - plan.discharge_kw[0, 0], abs=1e-6)
@@ -70,6 +89,45 @@ def test_ems_plans_the_rest_of_the_day_every_hour_and_settles_on_the_platform(tm
         soc[0] = plan.soc_kwh[0, 0]
     # No DSO loop in this scenario: the EMS planned without limits.
     assert records[0]["import_limit_kw"] is None
+
+
+@pytest.mark.timeout(180)
+def test_ems_plans_the_rest_of_the_day_every_hour_and_settles_on_the_platform(tmp_path):
+    check_against_in_process_plans(*run_decentralised_ems(tmp_path, {"horizon_h": 3}))
+
+
+@pytest.mark.timeout(180)
+def test_ems_charges_off_peak_for_the_first_peak_hour(tmp_path):
+    """A winter morning across the bi-hourly band change: 00:00-09:00 at 0.1023 EUR/kWh, 09:00 at 0.1924.
+
+    lec1 (19 households, no PV to speak of on 15 January before 10:00) pools a 122 kWh / 61 kW
+    battery (round trip 0.95, 0.9747 per leg) that starts and ends the 10-hour horizon at 61 kWh.
+    A kWh bought off-peak and given back at 9 costs 0.1023 / 0.95 = 0.1077 < 0.1924, and more than
+    the 0.045 of feeding the rest in: so the plan covers all of hour 9's net demand d9 = 20.933 kW
+    (data: the members' load minus PV, hourly mean) from the battery, charged off-peak before.
+    Hand-solved: the set-point at 9 is -d9; the set-points of hours 0-8 are >= 0 and sum to
+    d9 / 0.95 = 22.035 kWh; 9:00 starts at 61 + d9 / sqrt(0.95) = 82.477 kWh; nothing is imported
+    at 9. (Which off-peak hours charge is the tie-break's choice: it evens the imports out.)
+    """
+    observed = run_decentralised_ems(tmp_path, {"horizon_h": 10, "start": "2016-01-15T00:00:00"})
+    scenario, _, positions, setpoints, records = observed
+    members = members_from_scenario(scenario)
+    retail, _ = hourly_tariffs(members, scenario.tariff.scheme, scenario.tariff.feed_in_eur_per_kwh)
+    assert retail == pytest.approx([0.1023] * 9 + [0.1924])
+    d9 = float(hourly_mean(members, members.net_demand_kw)[0, 9])
+    assert d9 == pytest.approx(20.933, abs=1e-3)
+    assert pooled_batteries(members, home_batteries=True).energy_kwh[0] == 122.0
+    charge = np.array([setpoints[hour][0] for hour in range(10)])
+    assert charge[9] == pytest.approx(-d9, abs=1e-4)
+    assert np.all(charge[:9] >= -1e-6)
+    assert charge[:9].sum() == pytest.approx(d9 / 0.95, abs=1e-4)
+    assert charge[:9].sum() == pytest.approx(22.035, abs=1e-3)
+    assert records[9]["soc_start_kwh"] == pytest.approx(61.0 + d9 / math.sqrt(0.95), abs=1e-4)
+    assert records[9]["soc_start_kwh"] == pytest.approx(82.477, abs=1e-3)
+    assert records[9]["planned_soc_kwh"] == pytest.approx(61.0, abs=1e-6)
+    assert positions[9] == pytest.approx(0.0, abs=1e-4)
+    assert all(setpoints[hour][1] == pytest.approx(0.0, abs=1e-6) for hour in range(10))  # nothing curtailed
+    check_against_in_process_plans(*observed)
 
 
 @pytest.mark.timeout(180)
