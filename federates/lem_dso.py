@@ -10,7 +10,7 @@ step's DN impact (the paper's penalty: counts + loss energies).
 
 In its last slot it writes each bus's lowest and highest voltage and each line's and the
 transformer's peak loading over the run (``bus_voltage_extremes.csv``, ``line_loading_peaks.csv``:
-:class:`lec_cosim.models.lem_grid.GridExtremes`) into the run folder: before the recorder's last
+:class:`lec_cosim.models.grid_extremes.GridExtremes`) into the run folder: before the recorder's last
 slot, so before ``summary.json``.
 """
 
@@ -21,7 +21,8 @@ import numpy as np
 from federates.common import Federate, main
 from lec_cosim.lem_federation import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, groups
 from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.models.lem_grid import GridExtremes, LemGrid
+from lec_cosim.models.grid_extremes import GridExtremes
+from lec_cosim.models.lem_grid import LemGrid
 
 
 def build(fed: Federate):

@@ -12,7 +12,7 @@ out of band, at 09:30, was no better with such a loop than without it).
 
 In its last slot it writes each bus's lowest and highest voltage and each line's and the
 transformer's peak loading over the run's grid steps (not the forecasts; ``bus_voltage_extremes.csv``,
-``line_loading_peaks.csv``: :class:`lec_cosim.models.lem_grid.GridExtremes`) into the run folder:
+``line_loading_peaks.csv``: :class:`lec_cosim.models.grid_extremes.GridExtremes`) into the run folder:
 before the recorder's last slot, so before ``summary.json``.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from federates.common import Federate, main
-from lec_cosim.models.lem_grid import GridExtremes
+from lec_cosim.models.grid_extremes import GridExtremes
 from lec_cosim.models.multi_lec_ems import members_from_scenario, steps_per_hour
 from lec_cosim.models.multi_lec_grid import MultiLecGrid, OperatingEnvelope
 from lec_cosim.multi_lec_federation import GRID_COUNTS, GRID_DOUBLES

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
-from lec_cosim.models.lem_grid import read_grid_extremes
+from lec_cosim.models.grid_extremes import read_grid_extremes
 from lec_cosim.models.multi_lec_ems import members_from_scenario
 from lec_cosim.models.multi_lec_grid import MultiLecGrid, OperatingEnvelope
 from lec_cosim.multi_lec_federation import (

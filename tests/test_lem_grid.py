@@ -17,18 +17,15 @@ import pytest
 
 from lec_cosim.models.bidding import BiddingProblem, LemDay, day_profit, fitness
 from lec_cosim.models.ieee_eulv import DEFAULT_DATA_DIR, _read_ieee_csv, build_ieee_eulv
+from lec_cosim.models.grid_extremes import BUS_EXTREMES_COLUMNS, LINE_PEAKS_COLUMNS, GridExtremes, read_grid_extremes
 from lec_cosim.models.lem_grid import (
-    BUS_EXTREMES_COLUMNS,
     COMPONENTS,
-    LINE_PEAKS_COLUMNS,
     LINE_RATINGS_FILE,
-    GridExtremes,
     LemGrid,
     LinearDnImpactModel,
     dn_impact,
     hourly_injections,
     reactive_power_kvar,
-    read_grid_extremes,
     read_line_ratings,
 )
 from lec_cosim.models.lem_participants import participants

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lec_cosim.models.lem_grid import GridExtremes, read_grid_extremes
+from lec_cosim.models.grid_extremes import GridExtremes, read_grid_extremes
 from lec_cosim.models.multi_lec import multi_lec_members
 from lec_cosim.models.multi_lec_grid import (
     MultiLecGrid,
