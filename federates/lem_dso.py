@@ -20,8 +20,8 @@ import numpy as np
 
 from federates.common import Federate, main
 from lec_cosim.lem_federation import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, groups
-from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.models.grid_extremes import GridExtremes
+from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.models.lem_grid import LemGrid
 
 

@@ -27,8 +27,8 @@ from lec_cosim.lem_federation import (
     groups,
     plan,
 )
-from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.models.grid_extremes import read_grid_extremes
+from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.models.lem_grid import LemGrid
 from lec_cosim.models.lem_participants import reduced_bus_numbering
 from lec_cosim.scenario import load_scenario

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from lec_cosim.models.bidding import BiddingProblem, LemDay, day_profit, fitness
-from lec_cosim.models.ieee_eulv import DEFAULT_DATA_DIR, _read_ieee_csv, build_ieee_eulv
 from lec_cosim.models.grid_extremes import BUS_EXTREMES_COLUMNS, LINE_PEAKS_COLUMNS, GridExtremes, read_grid_extremes
+from lec_cosim.models.ieee_eulv import DEFAULT_DATA_DIR, _read_ieee_csv, build_ieee_eulv
 from lec_cosim.models.lem_grid import (
     COMPONENTS,
     LINE_RATINGS_FILE,

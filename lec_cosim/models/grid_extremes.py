@@ -28,8 +28,9 @@ class GridExtremes:
     """Each bus's lowest and highest phase voltage and each line's and transformer's peak loading over a run.
 
     The DSO :meth:`add` s every grid step's :class:`~lec_cosim.models.lem_grid.LemGridResult` (not
-    forecasts) and :meth:`write` s the two tables at the end. Only the per-bus and per-line arrays each result already holds are
-    read (two minima/maxima and two comparisons over ~900 elements: a few microseconds a step).
+    forecasts) and :meth:`write` s the two tables at the end. Only the per-bus and per-line arrays
+    each result already holds are read (minima, maxima and comparisons over ~900 elements: about
+    15 microseconds a step, against ~1.6 ms for the step's power flow).
 
     Tables (one row per element; ``feeder`` is the copy, 1 without ``feeder.copies``; ``bus``,
     ``from_bus``, ``to_bus`` are IEEE bus numbers within the feeder):
