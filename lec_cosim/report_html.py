@@ -14,8 +14,14 @@ order:
   :func:`lec_cosim.report_mlec.mlec_compare_cells` and the costs, grid energy and voltages of
   :func:`lec_cosim.report_mlec.plot_mlec_runs`.
 
-Every run also gets a provenance block from its ``manifest.json``. Numbers are formatted by the
-same functions as ``lec-cosim compare``, so the page and the terminal show the same figures.
+Every run also gets a provenance block from its ``manifest.json``, and a timing block: the
+timeline of :func:`lec_cosim.timing.plot_timeline` (each federate's working and waiting wall time
+per simulated hour, the critical federate of each hour marked) with the per-federate totals of
+:func:`lec_cosim.timing.totals`, from the run's ``timing/`` folder ("no timing recorded" for runs
+from before it was written); runs on the IEEE feeder also get the feeder map of
+:func:`lec_cosim.feeder_map.plot_feeder_map` (buses by their lowest and highest voltage, lines by
+their peak loading, violations marked). Numbers are formatted by the same functions as
+``lec-cosim compare``, so the page and the terminal show the same figures.
 
 Only complete runs are reported: a missing directory, an incomplete run (``OUT.incomplete`` with
 ``INCOMPLETE.txt``, or ``OUT.partial``), a directory without ``summary.json`` or a run of unknown
@@ -29,6 +35,7 @@ import base64
 import datetime as dt
 import html
 import json
+import math
 import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -258,6 +265,93 @@ def _as_input_error(kind: str, runs: Sequence[Path], exc: Exception) -> Scenario
 
 
 # ---------------------------------------------------------------------------------------------
+# Timing and feeder map per run
+# ---------------------------------------------------------------------------------------------
+TIMING_HEADER = ["federate", "slots", "working s", "waiting s", "messages sent", "values published", "start-up s",
+                 "ready s", "critical hours"]
+"""Columns of a run's timing table (:func:`timing_table`)."""
+
+
+def _seconds(value, digits: int) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def timing_table(totals, table_id: str) -> Table:
+    """The per-federate totals of :func:`lec_cosim.timing.totals` as a :class:`Table`."""
+    rows = [[r.federate, str(r.slots), f"{r.work_s:.3f}", f"{r.wait_s:.3f}", str(r.messages_sent),
+             str(r.values_published), _seconds(r.startup_s, 2), _seconds(r.ready_s, 2), str(r.critical_hours)]
+            for r in totals.itertuples()]
+    caption = ("Per federate: slots, working and waiting wall time, messages sent and values published (sums of "
+               "timing/<federate>.csv); start-up (process start to executing mode) and ready (process start to its "
+               "model built: the largest holds up every federate's start-up), from timing/<federate>.json; hours "
+               "it was the critical federate of")
+    return Table(table_id, caption, list(TIMING_HEADER), rows)
+
+
+def run_timing(run: Path, anchor: str, label: str) -> tuple[Figure, Table] | None:
+    """A run's timeline figure and totals table; None when the run has no ``timing/`` folder."""
+    from lec_cosim.timing import CRITICAL_DEFINITION, plot_timeline, read_timing, totals
+
+    timing = read_timing(run)
+    if timing is None:
+        return None
+    table = totals(timing)
+    with tempfile.TemporaryDirectory(prefix="lec-cosim-report-") as tmp:
+        png = Path(tmp) / "timeline.png"
+        bin_h = plot_timeline(timing, png, title=label)
+        data = png.read_bytes()
+    critical = ", ".join(f"{r.federate} {r.critical_hours} h" for r in table.itertuples() if r.critical_hours)
+    per = "simulated hour" if bin_h == 1 else f"bar of {bin_h} simulated hours"
+    caption = (f"Who holds {label} up: each federate's wall time per {per} (timing/<federate>.csv), working (its "
+               f"colour) with its waiting for the grant stacked on it (grey), all rows on one scale. "
+               f"{CRITICAL_DEFINITION}. Critical: {critical or 'none'}.")
+    return Figure(f"fig-timeline-{anchor}", caption, data), timing_table(table, f"timing-{anchor}")
+
+
+def run_feeder_map(run: Path, anchor: str, label: str) -> Figure | str | None:
+    """A run's feeder map; None when it has no grid extremes (community battery, older runs), or why
+    there is none when its feeder folder has no coordinates here (the run was made elsewhere)."""
+    from lec_cosim.feeder_map import NoCoordinates, caption, feeder_map, plot_feeder_map
+
+    try:
+        data = feeder_map(run)
+    except NoCoordinates as exc:
+        return str(exc)
+    if data is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="lec-cosim-report-") as tmp:
+        png = Path(tmp) / "feeder.png"
+        plot_feeder_map(data, png, title=label)
+        return Figure(f"fig-feeder-{anchor}", caption(data), png.read_bytes())
+
+
+def _run_details_html(kind: str, run: Path, anchor: str, label: str) -> str:
+    """The timing block (and feeder map) of one run, or notes saying why there is none."""
+    e = html.escape
+    parts = [f'<div class="run-details" id="run-{e(anchor)}"><h4>{e(label)}</h4>']
+    timing = run_timing(run, anchor, label)
+    if timing is None:
+        parts.append('<p class="note">No timing recorded (no timing/ folder: a run from before federates '
+                     "recorded their wall time).</p>")
+    else:
+        figure, table = timing
+        parts += [_figure_html(figure), _table_html(table, 1)]
+    feeder = run_feeder_map(run, anchor, label)
+    if isinstance(feeder, Figure):
+        parts.append(_figure_html(feeder))
+    elif isinstance(feeder, str):
+        parts.append(f'<p class="note">No feeder map: {e(feeder)}.</p>')
+    elif kind == "community_battery":
+        parts.append('<p class="note">No feeder map: the community-battery grid is a balanced two-bus model '
+                     "without coordinates.</p>")
+    else:
+        parts.append('<p class="note">No feeder map: no bus_voltage_extremes.csv and line_loading_peaks.csv '
+                     "(a run from before the DSO wrote them).</p>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
 # Provenance
 # ---------------------------------------------------------------------------------------------
 def _read_json(path: Path) -> dict | None:
@@ -382,6 +476,8 @@ figcaption { font-size: 0.85em; color: #444; margin-top: 4px; }
 .provenance dt { color: #555; }
 .provenance dd { margin: 0; overflow-wrap: anywhere; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 0.95em; }
+p.note { color: #555; font-style: italic; font-size: 0.9em; }
+.run-details { margin: 0.4em 0 1.4em; }
 """
 
 
@@ -430,7 +526,8 @@ def html_report(run_dirs: Sequence[str | Path], paper: Mapping | str | Path | No
     -------
     str
         A complete HTML5 document: title, generation time and lec-cosim version, a contents list,
-        then per kind a section with the KPI table(s), the figure and each run's provenance.
+        then per kind a section with the KPI table(s), the figure, each run's timing (timeline and
+        totals) and feeder map (IEEE-feeder runs), and each run's provenance.
 
     Raises
     ------
@@ -445,19 +542,28 @@ def html_report(run_dirs: Sequence[str | Path], paper: Mapping | str | Path | No
     for kind, runs in groups.items():
         title, intro = KINDS[kind]
         anchor = kind.replace("_", "-")
+        labels = _run_labels(kind, runs)
         try:
             tables = kind_tables(kind, runs, paper)
             figures = kind_figures(kind, runs)
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise _as_input_error(kind, runs, exc) from exc
+        details = []
+        for i, (label, run) in enumerate(zip(labels, runs), start=1):
+            try:
+                details.append(_run_details_html(kind, run, f"{anchor}-{i}", label))
+            except (ValueError, KeyError, TypeError, OSError) as exc:
+                raise _as_input_error(kind, [run], exc) from exc
         row_headers = 2 if kind == "community_battery" else 1  # run and objective name a row there
         parts = [f'<section id="{anchor}"><h2>{e(title)} ({len(runs)} run{"s" if len(runs) > 1 else ""})</h2>',
                  f'<p class="intro">{e(intro)}</p>', "<h3>Key figures</h3>"]
         parts += [_table_html(table, row_headers) for table in tables]
         parts.append("<h3>Figures</h3>")
         parts += [_figure_html(figure) for figure in figures]
+        parts.append("<h3>Who holds it up: timing per federate, and the feeder</h3>")
+        parts += details
         parts.append("<h3>Provenance</h3>")
-        parts += [_provenance_html(label, run) for label, run in zip(_run_labels(kind, runs), runs)]
+        parts += [_provenance_html(label, run) for label, run in zip(labels, runs)]
         parts.append("</section>")
         sections.append("\n".join(parts))
     n_runs = sum(len(runs) for runs in groups.values())

@@ -12,9 +12,10 @@ Every federate (``federates.common.Federate.run``) keeps a :class:`TimingLog` in
 - ``timing/<federate>.json``: start-up and state. ``process_started_unix_s``, ``created_s``,
   ``ready_s`` (its model built, executing mode requested) and ``startup_s`` (in executing mode: all
   federates ready), each wall s from the process start; ``period_s``, ``offset_s``,
-  ``slots_planned`` (None: the federate's slots are generated as it goes); ``state`` (``waiting`` for a grant, ``working`` in a slot, ``done`` or
-  ``failed``) with ``state_slot_time_s`` and ``state_since_s``, and at the end the totals
-  ``slots_done``, ``work_s``, ``wait_s``, ``stepping_s``.
+  ``slots_planned`` (None: the federate's slots are generated as it goes); ``state``
+  (``waiting`` for a grant, ``working`` in a slot, ``done`` or ``failed``) with
+  ``state_slot_time_s`` and ``state_since_s`` (wall s from entering executing mode), and the
+  totals so far ``slots_done``, ``work_s``, ``wait_s`` (and at the end ``stepping_s``).
 
 Rows are buffered and written by a background thread every :data:`FLUSH_EVERY_S` seconds (the
 time request releases Python's lock, so it writes while the federate waits), so a run that fails
@@ -314,7 +315,7 @@ def plot_timeline(timing: RunTiming, output_png: str | Path, title: str | None =
     critical = critical_federates(per_hour)
     scale = float((per_hour["work_s"] + per_hour["wait_s"]).max()) if len(per_hour) else 0.0
     scale = scale if scale > 0 else 1.0
-    fig, ax = plt.subplots(figsize=(11, 1.3 + 0.55 * len(names)))
+    fig, ax = plt.subplots(figsize=(11, 1.5 + 0.55 * len(names)))  # 1100 px wide: shown at its own size
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     band = 0.8  # of a row's height
     for i, name in enumerate(names):
@@ -346,6 +347,6 @@ def plot_timeline(timing: RunTiming, output_png: str | Path, title: str | None =
               frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(output_png, dpi=110)
+    fig.savefig(output_png, dpi=100)
     plt.close(fig)
     return bin_h

@@ -5,8 +5,11 @@ two community-battery runs (arbitrage and self-consumption, 6 h), one local-mark
 three-LEC run (4 h), and one run cut short by ``--timeout`` (a real ``X.incomplete``). The page of
 the four complete runs, given in mixed order, is then checked as text (every KPI cell against
 ``summary.json``, figures as decodable PNGs, nothing fetched from anywhere, provenance) and as
-Chromium renders it (headless, a screenshot that must show tables and figures). Bad inputs must
-give exit code 2, one ``error:`` line naming the directory, and no report file.
+Chromium renders it (headless, a screenshot that must show tables and figures). Every run also has
+its timing: a timeline figure and a totals table that must be the sums of its ``timing/*.csv``; the
+IEEE-feeder runs a feeder map whose caption counts what the DSO's extremes tables hold. Runs from
+before the timing and extremes files render with a note instead. Bad inputs must give exit code 2,
+one ``error:`` line naming the directory, and no report file.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from harness import write_scenario
 from PIL import Image
@@ -45,6 +49,10 @@ RUNS = {
     "interrupted": ("trondelag_arbitrage", {"name": "interrupted", "horizon_h": 24}, ["--timeout", "0.5"]),
 }
 REPORT_ORDER = ["lem", "arbitrage", "three_lecs", "self_consumption"]  # mixed kinds, mixed order
+ANCHORS = {"arbitrage": "community-battery-1", "self_consumption": "community-battery-2", "lem": "local-market-1",
+           "three_lecs": "three-lecs-1"}  # a run's place in the page: its kind's section, its index there
+IEEE_RUNS = ("lem", "three_lecs")
+WAIT_GREY = (0xD0, 0xD4, 0xDA)  # the timeline's waiting bars
 
 
 def cli(*args, timeout=120):
@@ -262,7 +270,7 @@ def test_runs_are_grouped_by_kind_in_sections(report, runs):
 
 def test_every_kpi_cell_is_the_summary_value_as_formatted(report, runs):
     _, _, page, _ = report
-    tables = {t.attrs["id"]: table_cells(t) for t in page.root.find_all("table")}
+    tables = {t.attrs["id"]: table_cells(t) for t in page.root.find_all("table") if t.attrs["id"].startswith("kpi-")}
     assert set(tables) == {"kpi-community-battery", "kpi-local-market-ii", "kpi-local-market-iii", "kpi-three-lecs"}
 
     assert tables["kpi-community-battery"] == battery_rows([summary(runs["arbitrage"]),
@@ -282,23 +290,164 @@ def test_every_kpi_cell_is_the_summary_value_as_formatted(report, runs):
     assert float(dict(mlec_rows(summary(runs["three_lecs"])))["cost, all LECs (EUR)"]) > 0
 
 
+def figure_image(figure: Node) -> Image.Image:
+    """The PNG of a ``<figure>``'s image, decoded; its alt text must be its caption."""
+    img = figure.find("img")
+    src = img.attrs["src"]
+    prefix = "data:image/png;base64,"
+    assert src.startswith(prefix)
+    png = base64.b64decode(src[len(prefix):], validate=True)
+    assert png.startswith(PNG_SIGNATURE)
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    assert image.format == "PNG"
+    assert img.attrs["alt"] == figure.find("figcaption").text() != ""
+    return image
+
+
 def test_figures_are_inline_pngs_one_per_kind(report):
     _, _, page, _ = report
     for section in page.root.find_all("section"):
-        images = section.find_all("img")
-        assert len(images) == 1, section.attrs["id"]
-        src = images[0].attrs["src"]
-        prefix = "data:image/png;base64,"
-        assert src.startswith(prefix)
-        png = base64.b64decode(src[len(prefix):], validate=True)
-        assert png.startswith(PNG_SIGNATURE)
-        image = Image.open(io.BytesIO(png))
-        image.load()
-        assert image.format == "PNG" and image.width >= 1000 and image.height >= 400
+        kind = section.attrs["id"]
+        figures = {f.attrs["id"]: f for f in section.find_all("figure")}
+        n_runs = 2 if kind == "community-battery" else 1
+        maps = 0 if kind == "community-battery" else 1
+        # the kind's figure, then per run a timeline (and a feeder map on the IEEE feeder)
+        assert len(section.find_all("img")) == len(figures) == 1 + n_runs * (1 + maps), kind
+        image = figure_image(figures[f"fig-{kind}"])
+        assert image.width >= 1000 and image.height >= 400
         pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
         assert colour_count(pixels) > 200  # axes, text, lines: not a blank canvas
         assert (pixels == MPL_BLUE).all(axis=1).sum() > 100  # the first run's lines or bars
-        assert section.find("figcaption").text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing and feeder map
+# ---------------------------------------------------------------------------------------------
+def timing_rows(run: Path) -> list[list[str]]:
+    """The timing table of a run, computed here from its timing/*.csv and *.json."""
+    infos = {p.stem: json.loads(p.read_text()) for p in (run / "timing").glob("*.json")}
+    slots = {name: pd.read_csv(run / "timing" / f"{name}.csv") for name in infos}
+    order = sorted(infos, key=lambda name: (infos[name]["offset_s"], name))
+    # the critical federate of an hour: the most working time in it
+    work = pd.concat([frame.assign(federate=name, hour=(frame["slot_time_s"] // 3600).astype(int))
+                      for name, frame in slots.items()]).groupby(["hour", "federate"])["work_s"].sum()
+    critical = work.unstack().idxmax(axis=1).value_counts()
+    rows = []
+    for name in order:
+        frame, info = slots[name], infos[name]
+        rows.append([name, str(len(frame)), f"{frame['work_s'].sum():.3f}", f"{frame['wait_s'].sum():.3f}",
+                     str(frame["messages_sent"].sum()), str(frame["values_published"].sum()),
+                     f"{info['startup_s']:.2f}", f"{info['ready_s']:.2f}", str(int(critical.get(name, 0)))])
+    return rows
+
+
+def test_every_run_has_a_timing_table_of_its_timing_csvs(report, runs):
+    _, _, page, _ = report
+    tables = {t.attrs["id"]: t for t in page.root.find_all("table")}
+    assert sorted(k for k in tables if k.startswith("timing-")) == sorted(f"timing-{a}" for a in ANCHORS.values())
+    for key in REPORT_ORDER:
+        run = runs[key]
+        header, rows = table_cells(tables[f"timing-{ANCHORS[key]}"])
+        assert header == ["federate", "slots", "working s", "waiting s", "messages sent", "values published",
+                          "start-up s", "ready s", "critical hours"]
+        assert rows == timing_rows(run), key
+        # every federate ran every slot of the horizon, and each hour has one critical federate
+        scenario = json.loads((run / "scenario.json").read_text())
+        hours = scenario["horizon_h"]
+        assert sum(int(r[-1]) for r in rows) == hours
+        for name, slots, *_ in rows:
+            info = json.loads((run / "timing" / f"{name}.json").read_text())
+            assert info["state"] == "done" and info["slots_done"] == int(slots) > 0
+            frame = pd.read_csv(run / "timing" / f"{name}.csv")
+            assert list(frame["slot"]) == list(range(len(frame)))
+            assert frame["slot_time_s"].is_monotonic_increasing and frame["slot_time_s"].max() < hours * 3600
+            # the slots' wait and work are the federate's stepping time, less a little bookkeeping (opening the
+            # timing files once, a few microseconds a slot); the CSV rounds to microseconds
+            spent = frame["work_s"].sum() + frame["wait_s"].sum()
+            assert info["stepping_s"] - 0.05 - 1e-4 * len(frame) < spent <= info["stepping_s"] + 1e-6 * len(frame)
+            assert 0 < info["created_s"] < info["ready_s"] <= info["startup_s"]
+    # messages: what each three-LEC federate answered the recorder's "exchanges" query with
+    graph = json.loads((runs["three_lecs"] / "federation_graph.json").read_text())
+    sent = {name: sum(m["count"] for m in reply["messages"]) for name, reply in graph["federates"].items()}
+    _, rows = table_cells(tables[f"timing-{ANCHORS['three_lecs']}"])
+    assert {r[0]: int(r[4]) for r in rows} == sent and sum(sent.values()) > 0
+    # values: the local market's DSO publishes its 12 indicators once per hour (a vector of the hour's steps)
+    _, rows = table_cells(tables[f"timing-{ANCHORS['lem']}"])
+    dso = next(r for r in rows if r[0] == "dso")
+    assert dso[1] == "6" and dso[5] == str(6 * 12)
+
+
+def test_every_run_has_a_timeline_and_ieee_runs_a_feeder_map(report, runs):
+    _, _, page, _ = report
+    figures = {f.attrs["id"]: f for f in page.root.find_all("figure")}
+    for key in REPORT_ORDER:
+        anchor = ANCHORS[key]
+        details = page.root.find("div", id=f"run-{anchor}")
+        timeline = figures[f"fig-timeline-{anchor}"]
+        image = figure_image(timeline)
+        assert image.size[0] == 1100 and image.size[1] > 300
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+        assert (pixels == WAIT_GREY).all(axis=1).sum() > 500  # the waiting bars
+        assert (pixels == MPL_BLUE).all(axis=1).sum() > 0  # the first federate's colour (at least in the legend)
+        caption = timeline.find("figcaption").text()
+        assert "most working wall time" in caption
+        _, rows = table_cells(page.root.find("table", id=f"timing-{anchor}"))
+        critical = ", ".join(f"{r[0]} {r[-1]} h" for r in rows if r[-1] != "0")
+        assert caption.endswith(f"Critical: {critical}.")
+        if key not in IEEE_RUNS:
+            assert f"fig-feeder-{anchor}" not in figures
+            assert "No feeder map: the community-battery grid is a balanced two-bus model" in details.text()
+            continue
+        feeder = figures[f"fig-feeder-{anchor}"]
+        image = figure_image(feeder)
+        assert image.size == (1100, 590)
+        assert colour_count(np.asarray(image.convert("RGB"))) > 300
+        # the caption counts what the DSO's tables hold
+        buses = pd.read_csv(runs[key] / "bus_voltage_extremes.csv")
+        lines = pd.read_csv(runs[key] / "line_loading_peaks.csv")
+        trafo = lines.loc[lines["kind"] == "transformer", "loading_max_percent"].max()
+        caption = feeder.find("figcaption").text()
+        assert f"{int(buses['out_of_band'].sum())} buses ever outside the band" in caption
+        overloaded = int(lines.loc[lines["kind"] == "line", "overloaded"].sum())
+        assert f"{overloaded} line sections ever above 100 %" in caption
+        assert f"peaked at {trafo:.1f} %" in caption
+        # and the tables agree with the run's KPIs
+        k = summary(runs[key])["kpis"]
+        exact = pd.read_csv(runs[key] / "bus_voltage_extremes.csv", float_precision="round_trip")
+        assert exact["vm_min_pu"].min() == k["vm_min_pu"] and exact["vm_max_pu"].max() == k["vm_max_pu"]
+        assert buses["steps_out_of_band"].sum() == k["bus_violations"]
+        assert lines["steps_overloaded"].sum() == k["line_overloads"]
+        assert len(buses) == 906 and len(lines) == 906  # 905 line sections and the transformer
+
+
+def test_runs_from_before_timing_and_extremes_still_render(runs, tmp_path):
+    old_battery, old_lem = tmp_path / "old_battery", tmp_path / "old_lem"
+    shutil.copytree(runs["arbitrage"], old_battery)
+    shutil.rmtree(old_battery / "timing")
+    shutil.copytree(runs["lem"], old_lem)
+    for name in ("bus_voltage_extremes.csv", "line_loading_peaks.csv"):
+        (old_lem / name).unlink()
+    # a run made on another machine: the feeder folder its scenario names is not here
+    moved = tmp_path / "moved_three_lecs"
+    shutil.copytree(runs["three_lecs"], moved)
+    scenario = json.loads((moved / "scenario.json").read_text())
+    scenario["feeder"]["data_dir"] = str(tmp_path / "elsewhere" / "ieee_eulv")
+    (moved / "scenario.json").write_text(json.dumps(scenario))
+    out = tmp_path / "report.html"
+    result = cli("report", old_battery, old_lem, moved, "-o", out)
+    assert result.returncode == 0, result.stderr
+    page = Page(out.read_text(encoding="utf-8"))
+    battery = page.root.find("div", id="run-community-battery-1").text()
+    assert "No timing recorded" in battery and "No feeder map: the community-battery grid" in battery
+    lem = page.root.find("div", id="run-local-market-1").text()
+    assert "No timing recorded" not in lem  # its timing is still there
+    assert "No feeder map: no bus_voltage_extremes.csv and line_loading_peaks.csv" in lem
+    three = page.root.find("div", id="run-three-lecs-1").text()
+    assert f"No feeder map: {tmp_path / 'elsewhere' / 'ieee_eulv' / 'csv' / 'Buscoords.csv'}: no such file" in three
+    ids = {f.attrs["id"] for f in page.root.find_all("figure")}
+    assert ids == {"fig-community-battery", "fig-local-market", "fig-three-lecs", "fig-timeline-local-market-1",
+                   "fig-timeline-three-lecs-1"}
 
 
 def test_the_page_needs_nothing_but_itself(report):
@@ -349,20 +498,31 @@ def test_every_run_has_its_provenance(report, runs):
 # ---------------------------------------------------------------------------------------------
 # The page as Chromium shows it
 # ---------------------------------------------------------------------------------------------
-def test_chromium_renders_tables_and_figures(report, tmp_path):
+def chromium_screenshot(page: Path, tmp_path: Path, window: tuple[int, int]) -> Image.Image:
+    """``page`` as headless Chromium shows it in a window of ``window`` pixels, at scale 1."""
     assert CHROMIUM.is_file(), (f"{CHROMIUM} not found: this test renders the report in headless Chromium; "
                                 "install it with `make chromium` (Debian's chromium package)")
-    out, _, _, _ = report
-    screenshot = tmp_path / "report.png"
+    screenshot = tmp_path / f"{page.stem}.png"
     result = subprocess.run(
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'chromium-profile'}", "--hide-scrollbars", "--force-device-scale-factor=1",
-         f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--screenshot={screenshot}", out.resolve().as_uri()],
+         f"--window-size={window[0]},{window[1]}", f"--screenshot={screenshot}", page.resolve().as_uri()],
         capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0 and screenshot.is_file(), result.stderr[-2000:]
     image = Image.open(screenshot)
-    assert image.size == WINDOW
+    assert image.size == window
+    return image
+
+
+def packed(pixels: np.ndarray) -> np.ndarray:
+    flat = pixels.reshape(-1, 3).astype(np.uint32)
+    return flat[:, 0] << 16 | flat[:, 1] << 8 | flat[:, 2]
+
+
+def test_chromium_renders_tables_and_figures(report, tmp_path):
+    out, _, _, _ = report
+    image = chromium_screenshot(out, tmp_path, WINDOW)
     pixels = np.asarray(image.convert("RGB"))
     non_white = (pixels < 245).any(axis=2)
     # A page of a few lines of text is 0.01 % non-white in 64 colours; this one is about 8 % in ~1000.
@@ -374,6 +534,28 @@ def test_chromium_renders_tables_and_figures(report, tmp_path):
     # appear in matplotlib's exact first two colours.
     assert (flat == MPL_BLUE).all(axis=1).sum() > 300
     assert (flat == MPL_ORANGE).all(axis=1).sum() > 300
+
+
+def test_chromium_shows_the_timeline_and_the_feeder_map_at_their_size(runs, tmp_path):
+    """The local-market run's page, whole in a tall window: the timeline's and the map's own colours (those no
+    other figure of the page has) cover at least as many screen pixels as they have image pixels. (The kind's
+    figure, 1320 pixels wide, is scaled down to the page's width, so its colours are not all kept.)"""
+    out = tmp_path / "lem.html"
+    result = cli("report", runs["lem"], "-o", out)
+    assert result.returncode == 0, result.stderr
+    page = Page(out.read_text(encoding="utf-8"))
+    images = {f.attrs["id"]: packed(np.asarray(figure_image(f).convert("RGB"))) for f in page.root.find_all("figure")}
+    assert set(images) == {"fig-local-market", "fig-timeline-local-market-1", "fig-feeder-local-market-1"}
+    screen = packed(np.asarray(chromium_screenshot(out, tmp_path, (1280, 5200)).convert("RGB")))
+    assert (screen == packed(np.array(WAIT_GREY, dtype=np.uint8))).sum() > 500  # the timeline's waiting bars
+    for figure in ("fig-timeline-local-market-1", "fig-feeder-local-market-1"):
+        colours = images[figure]
+        others = np.concatenate([c for f, c in images.items() if f != figure])
+        own = np.setdiff1d(np.unique(colours), np.unique(others))
+        in_image = int(np.isin(colours, own).sum())
+        on_screen = int(np.isin(screen, own).sum())
+        assert in_image > 1000, figure
+        assert on_screen >= in_image, (figure, in_image, on_screen)  # drawn whole, at its own size
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,6 +574,10 @@ def _bad_directories(runs, root: Path) -> dict[str, tuple[Path, str]]:
     lem_without_clearing = root / "lem_without_clearing"
     shutil.copytree(runs["lem"], lem_without_clearing)
     (lem_without_clearing / "clearing.csv").unlink()
+    bad_timing = root / "bad_timing"
+    shutil.copytree(runs["self_consumption"], bad_timing)
+    timing = pd.read_csv(bad_timing / "timing" / "dso.csv")
+    timing.drop(columns="wait_s").to_csv(bad_timing / "timing" / "dso.csv", index=False)
     return {
         "missing": (root / "never_ran", "no such run directory"),
         "incomplete": (runs["interrupted"], "incomplete run (federation did not finish within"),
@@ -399,6 +585,7 @@ def _bad_directories(runs, root: Path) -> dict[str, tuple[Path, str]]:
         "partial": (partial, "unfinished run (.partial"),
         "unknown kind": (other, "framework 'somewhere_else': not a kind of run lec-cosim reports"),
         "missing csv": (lem_without_clearing, "missing clearing.csv"),
+        "bad timing": (bad_timing, "timing/dso.csv: column 'wait_s' missing"),
     }
 
 
