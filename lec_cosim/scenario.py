@@ -14,15 +14,92 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import Annotated
 
 
 class ScenarioError(ValueError):
     """Bad input, reported to the user as one line: file, field and reason."""
 
 
+NAME_MAX_LENGTH = 100
+"""Longest scenario name: it names the results folder (with suffixes such as ``_distributed_dso.incomplete``),
+and a file name has at most 255 bytes."""
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+"""A plain file name: letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-`` (so never ``.``
+or ``..``, nor a hidden or option-like name)."""
+
+
+def _calendar_time(value):
+    """A date and time from YAML (a timestamp or a date) or from JSON (an ISO string); nothing else.
+
+    Numbers are refused: pydantic would read 20190526 as seconds since 1970.
+    """
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time(0))
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a calendar date and time (YYYY-MM-DD HH:MM): {exc}") from None
+    raise ValueError(f"expected a date and time (YYYY-MM-DD HH:MM), not {_kind(value)}")
+
+
+def _calendar_day(value):
+    if isinstance(value, dt.datetime):
+        if value.time() != dt.time(0):
+            raise ValueError(f"expected a day (YYYY-MM-DD), not a time of day ({value.isoformat()})")
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a calendar day (YYYY-MM-DD): {exc}") from None
+    raise ValueError(f"expected a day (YYYY-MM-DD), not {_kind(value)}")
+
+
+def _file_path(value):
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str) and value.strip() and "\x00" not in value:
+        return Path(value)
+    raise ValueError(f"expected a file or folder path, not {_kind(value)}")
+
+
+def _kind(value) -> str:
+    """What a wrong value is, for a message: ``the boolean true``, ``the text 'abc'``, ``a list``."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if value is None:
+        return "nothing (null)"
+    return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
+
+
+CalendarTime = Annotated[dt.datetime, BeforeValidator(_calendar_time)]
+CalendarDay = Annotated[dt.date, BeforeValidator(_calendar_day)]
+FilePath = Annotated[Path, BeforeValidator(_file_path)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a boolean or a text is never taken for a number (YAML reads `on` as true, pydantic's lax mode
+    # then as 1.0); finite: inf and nan are no capacity, price or horizon.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def _unique(names: Optional[list[str]]) -> Optional[list[str]]:
@@ -30,6 +107,20 @@ def _unique(names: Optional[list[str]]) -> Optional[list[str]]:
     if twice is not None:
         raise ValueError(f"{twice!r} appears twice")
     return names
+
+
+def _plausible(low: float, high: float, unit: str, hint: str = ""):
+    """A field validator refusing values outside ``[low, high]``: a number in the wrong unit, most often."""
+
+    def check(cls, value):
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"{value:g} {unit} is implausible (expected {low:g} to {high:g} {unit}){hint}")
+        return value
+
+    return classmethod(check)
+
+
+_EUR_PER_KWH = _plausible(0.0, 1.0, "EUR/kWh", "; is it in EUR/MWh or ct/kWh?")
 
 
 class _ScenarioBase(_Strict):
@@ -64,16 +155,19 @@ class Resolution(_Strict):
 
 class PVConfig(_Strict):
     kwp_per_household: float = Field(ge=0)
-    profile_file: Path
+    _kwp = field_validator("kwp_per_household")(_plausible(0.0, 100.0, "kWp", " for one household"))
+    profile_file: FilePath
     profile: str = "PV1"
 
 
 class HouseholdsConfig(_Strict):
     count: int = Field(gt=0)
-    load_profile_file: Path
+    load_profile_file: FilePath
     load_profiles: list[str] = Field(min_length=1)
     _unique_profiles = field_validator("load_profiles")(_unique)
     annual_consumption_kwh: float = Field(gt=0)
+    _kwh = field_validator("annual_consumption_kwh")(
+        _plausible(50.0, 200000.0, "kWh a year", " for one household; is it in MWh?"))
     power_factor: float = Field(0.97, gt=0, le=1)
     pv: Optional[PVConfig] = None
 
@@ -148,12 +242,21 @@ class GridConfig(_VoltageBand):
 
 
 class MarketConfig(_Strict):
-    price_file: Path
+    price_file: FilePath
     currency: str = "EUR"
     price_unit: Literal["EUR/MWh"] = "EUR/MWh"
     feed_in_tariff: Optional[float] = Field(
         None, description="export price in currency/MWh; null credits exports at the spot price"
     )
+
+    @field_validator("feed_in_tariff")
+    @classmethod
+    def _per_mwh(cls, value):
+        # the price file's check: a tariff in EUR/kWh read as EUR/MWh would scale every export credit by 1/1000
+        if value is not None and (abs(value) > 5000.0 or 0.0 < abs(value) < 1.0):
+            raise ValueError(f"{value:g} currency/MWh is implausible (expected 0 or 1 to 5000 "
+                             "currency/MWh); is it in EUR/kWh?")
+        return value
 
 
 class EMSConfig(_Strict):
@@ -165,7 +268,7 @@ class EMSConfig(_Strict):
 
 
 class OutputsConfig(_Strict):
-    directory: Optional[Path] = None
+    directory: Optional[FilePath] = None
 
 
 class BrokerConfig(_Strict):
@@ -194,10 +297,10 @@ class BrokerConfig(_Strict):
 
 
 class Scenario(_ScenarioBase):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
     description: str = ""
     lec_name: str = Field("lec1", pattern=r"^[A-Za-z0-9_]+$")
-    start: dt.datetime
+    start: CalendarTime
     horizon_h: float = Field(gt=0)
     resolution: Resolution = Resolution()
     framework: Literal["decentralised"] = "decentralised"
@@ -208,7 +311,7 @@ class Scenario(_ScenarioBase):
     ems: EMSConfig
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
-    source_file: Optional[Path] = Field(None, exclude=True)
+    source_file: Optional[FilePath] = Field(None, exclude=True)
 
     @field_validator("start")
     @classmethod
@@ -258,7 +361,7 @@ class LemExchangeResolution(LemResolution):
 
 
 class FeederConfig(_Strict):
-    data_dir: Path = Field(description="folder of the IEEE European LV test feeder data (csv/, load profiles)")
+    data_dir: FilePath = Field(description="folder of the IEEE European LV test feeder data (csv/, load profiles)")
     load_peak_kw: Optional[float] = Field(
         140.0, gt=0, description="scale the 55 IEEE load profiles so that their aggregate hourly peak is "
         "this many kW (the paper's load peak); null keeps the published profiles (38.9 kW)"
@@ -272,17 +375,18 @@ class LemFeederConfig(FeederConfig):
 
 
 class PVSizingConfig(_Strict):
-    profile_file: Path
+    profile_file: FilePath
     peak_kw: float = Field(194.0, gt=0, description="aggregate hourly PV peak of the 42 prosumers on the day")
 
 
 class CHPConfig(_Strict):
     capacity_kw: float = Field(10.0, gt=0)
     b_eur_per_kwh: float = Field(0.20, gt=0, description="cost coefficient b of the marginal cost 2*b*sqrt(G/MW)")
+    _b = field_validator("b_eur_per_kwh")(_EUR_PER_KWH)
 
 
 class LemPVSizingConfig(PVSizingConfig):
-    sizing_day: Optional[dt.date] = Field(
+    sizing_day: Optional[CalendarDay] = Field(
         None, description="2016 day whose aggregate hourly PV peak is peak_kw (default: the start day); needed "
         "for a horizon that starts on a day without sun (2016-01-01 has no PV in the data)")
 
@@ -299,7 +403,7 @@ class LemMarketConfig(_Strict):
     tariff_scheme: Literal["plain", "bihourly"]
     solver: Literal["merit_order", "glpk", "highs"] = "merit_order"
     chp_strategy: Literal["truthful", "aco"] = "truthful"
-    learned_bids_file: Optional[Path] = Field(
+    learned_bids_file: Optional[FilePath] = Field(
         None, description="bids written by `lec-cosim train-bidders`; required for chp_strategy aco"
     )
 
@@ -327,10 +431,10 @@ class LemGridConfig(_VoltageBand):
 class LemScenario(_ScenarioBase):
     """A local electricity market among the IEEE European LV feeder's households (Lezama et al.)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
     description: str = ""
     framework: Literal["local_market"]
-    start: dt.datetime = Field(description="first day of the PV data (2016) and PV sizing day; the IEEE loads "
+    start: CalendarTime = Field(description="first day of the PV data (2016) and PV sizing day; the IEEE loads "
                                "are one typical day, repeated every day")
     horizon_h: float = Field(24.0, gt=0, description="whole hours from start, up to the end of the PV data "
                              "(2016-12-31 24:00); PV follows the calendar, loads and CHP bids repeat daily")
@@ -342,7 +446,7 @@ class LemScenario(_ScenarioBase):
     grid: LemGridConfig = LemGridConfig()
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
-    source_file: Optional[Path] = Field(None, exclude=True)
+    source_file: Optional[FilePath] = Field(None, exclude=True)
 
     @field_validator("start")
     @classmethod
@@ -392,10 +496,12 @@ class LecsConfig(_Strict):
 class TariffConfig(_Strict):
     scheme: Literal["plain", "bihourly"] = "bihourly"
     feed_in_eur_per_kwh: float = Field(0.045, ge=0)
+    _feed_in = field_validator("feed_in_eur_per_kwh")(_EUR_PER_KWH)
 
 
 class PlatformConfig(_Strict):
     wheeling_fee_eur_per_kwh: float = Field(0.005, ge=0, description="added to the sellers' offers between LECs")
+    _fee = field_validator("wheeling_fee_eur_per_kwh")(_EUR_PER_KWH)
 
 
 class NegotiationConfig(_Strict):
@@ -410,6 +516,7 @@ class P2PConfig(_Strict):
     fairness_fee_eur_per_kwh: float = Field(0.02, ge=0, description="import fee on the previous period's largest "
                                             "importer of each LEC (Moret and Pinson 2018)")
     over_cap_fee_eur_per_kwh: float = Field(0.10, ge=0, description="paid on a member's import above its cap")
+    _fees = field_validator("fairness_fee_eur_per_kwh", "over_cap_fee_eur_per_kwh")(_EUR_PER_KWH)
     member_import_cap_kw: Optional[float] = Field(None, gt=0, description="import cap of every member without a "
                                                   "DSO limit (null: none)")
 
@@ -426,14 +533,22 @@ class DsoConfig(_VoltageBand):
     solver: Literal["power-grid-model", "pandapower"] = Field(
         "power-grid-model", description="three-phase power-flow backend (the results agree within ~1e-7 pu)")
 
+    @model_validator(mode="after")
+    def _margin_inside_band(self) -> "DsoConfig":
+        half = (self.vm_max_pu - self.vm_min_pu) / 2
+        if self.margin_pu >= half:
+            raise ValueError(f"margin_pu: {self.margin_pu:g} pu leaves no band: it must be below half the band "
+                             f"{self.vm_min_pu:g}-{self.vm_max_pu:g} pu ({half:g} pu)")
+        return self
+
 
 class MultiLecScenario(_ScenarioBase):
     """Three (or N) LECs on the IEEE European LV feeder under one of three frameworks (Rana et al. 2022)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
     description: str = ""
     framework: Literal["decentralised", "distributed", "p2p"]
-    start: dt.datetime = Field(description="day of the PV data (2016); the IEEE loads are one typical day")
+    start: CalendarTime = Field(description="day of the PV data (2016); the IEEE loads are one typical day")
     horizon_h: float = Field(24.0, gt=0, le=24)
     resolution: LemResolution = LemResolution()
     feeder: FeederConfig
@@ -446,7 +561,7 @@ class MultiLecScenario(_ScenarioBase):
     dso: DsoConfig = DsoConfig()
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
-    source_file: Optional[Path] = Field(None, exclude=True)
+    source_file: Optional[FilePath] = Field(None, exclude=True)
 
     _midnight = field_validator("start")(LemScenario._midnight.__func__)
 
@@ -554,16 +669,27 @@ def _location(err: dict) -> str:
     return ".".join(str(part) for part in err["loc"] if part != "__root__") or "(top level)"
 
 
+_TYPE_ERRORS = {"float_type", "int_type", "bool_type", "string_type", "int_from_float", "finite_number",
+                "literal_error", "dict_type", "list_type", "model_type", "date_type", "datetime_type"}
+"""pydantic errors whose message is clearer with the value that was given."""
+
+
 def _validate(model, data: dict, source: Path):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         message = err["msg"].removeprefix("Value error, ")
+        if err["type"] in _TYPE_ERRORS and "input" in err:
+            message = f"{message}, not {_kind(err['input'])}"
+            if isinstance(err["input"], bool):
+                message += " (YAML reads yes/no/on/off/true/false as booleans)"
         location = _location(err)
-        if not err["loc"] and ": " in message:
-            # Checks across fields name the field themselves, as "field: reason".
-            location, message = message.split(": ", 1)
+        named = re.match(r"([a-z_][a-z0-9_.]*): (.*)", message, re.S)
+        if named:
+            # Checks across fields name the field themselves, as "field: reason" (within the section at loc).
+            location = named.group(1) if not err["loc"] else f"{location}.{named.group(1)}"
+            message = named.group(2)
         raise ScenarioError(f"{source}: {location}: {message}") from None
 
 
@@ -603,19 +729,73 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario:
     return scenario
 
 
+class _ScenarioLoader(yaml.SafeLoader):
+    """YAML as a scenario needs it: a key given twice is an error (PyYAML keeps the last one silently), an
+    impossible date (2019-02-30) is an error at its line, and ``1e3`` is a number (YAML 1.1 wants ``1.0e3``)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: PyYAML says so itself
+                    continue
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice (first on line {first.start_mark.line + 1})",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{self.construct_scalar(node)!r} is not a calendar date: {exc}", node.start_mark) from None
+
+
+_ScenarioLoader.add_constructor("tag:yaml.org,2002:timestamp", _ScenarioLoader.construct_yaml_timestamp)
+_ScenarioLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def _scenario_text(path: Path) -> str:
+    """The text of a scenario file: UTF-8 (a byte-order mark allowed), no binary."""
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: (file): a folder, not a scenario file") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ScenarioError(f"{path}: (file): UTF-16 text; save the scenario as UTF-8")
+    if b"\x00" in raw:
+        raise ScenarioError(f"{path}: (file): a binary file (NUL bytes), not a YAML scenario")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{path}: line {line}: not UTF-8 text (byte {exc.start}); save the scenario as "
+                            "UTF-8") from None
+    if not text.strip():
+        raise ScenarioError(f"{path}: (file): the file is empty; a scenario is a mapping of fields")
+    return text
+
+
 def load_scenario(path: str | Path) -> Scenario | LemScenario:
     """Read and validate a scenario YAML (or the JSON a federate receives)."""
     path = Path(path)
+    text = _scenario_text(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(syntax)"
         raise ScenarioError(f"{path}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: (syntax): invalid YAML: nested too deeply") from None
     if isinstance(data, dict) and data.get("source_file"):
         # A resolved scenario written by the generator: its paths are absolute already.
         source = Path(data.pop("source_file"))

@@ -235,7 +235,7 @@ def test_top_level_not_a_mapping(tmp_path):
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("")
-    assert load_error(path) == f"{path}: (top level): expected a mapping of scenario fields"
+    assert load_error(path) == f"{path}: (file): the file is empty; a scenario is a mapping of fields"
 
 
 def test_unreadable_file(tmp_path):

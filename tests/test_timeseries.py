@@ -253,7 +253,7 @@ def test_small_price_file(tmp_path):
         (",0\nyesterday,1\ntoday,2\n", "row 2: timestamp 'yesterday' has no UTC offset"),
         (",0\n2019-01-01 00:00:00+01:00,1\n2019-01-01 01:00:00,2\n", "row 3: timestamp '2019-01-01 01:00:00' has no UTC offset"),
         (",0\n2019-01-01 00:00:00+01:00,1\n2019-01-01 01:00:00+01:00,2\n2019-01-01 03:00:00+01:00,3\n",
-         "timestamps are not evenly spaced"),
+         "evenly spaced"),
     ],
 )
 def test_bad_price_files_raise(tmp_path, text, message):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lec_cosim.models.timeseries import on_calendar, read_profile_columns, step_means
+from lec_cosim.models.timeseries import HOUSEHOLD_LOAD_RANGE, PV_RANGE, on_calendar, read_profile_columns, step_means
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class HouseholdFleet:
         first_year = scenario.start.year
         last = scenario.start + dt.timedelta(hours=scenario.horizon_h)
         years = range(first_year, last.year + 1)
-        profiles = read_profile_columns(hh.load_profile_file, [f"{name}_pload" for name in hh.load_profiles])
+        profiles = read_profile_columns(hh.load_profile_file, [f"{name}_pload" for name in hh.load_profiles],
+                                        HOUSEHOLD_LOAD_RANGE)
         source_year = profiles.index[0].year
         in_year = profiles[profiles.index.year == source_year]
         interval_h = (profiles.index[1] - profiles.index[0]).total_seconds() / 3600
@@ -50,7 +51,7 @@ class HouseholdFleet:
         aggregate = (profiles * per_household_mw.to_numpy() * counts).sum(axis=1)
         load = on_calendar(aggregate.rename("load_mw"), years)
         if hh.pv is not None and hh.pv.kwp_per_household > 0:
-            pv_profile = read_profile_columns(hh.pv.profile_file, [hh.pv.profile])[hh.pv.profile]
+            pv_profile = read_profile_columns(hh.pv.profile_file, [hh.pv.profile], PV_RANGE)[hh.pv.profile]
             pv = on_calendar(pv_profile.clip(lower=0.0) * hh.pv.kwp_per_household * hh.count / 1000.0, years)
             pv = pv.rename("pv_mw")
         else:

@@ -71,7 +71,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from lec_cosim.models.timeseries import DataError, read_csv_rows
+from lec_cosim.models.timeseries import HOUSEHOLD_LOAD_RANGE, DataError, check_values, read_csv_rows
 
 if TYPE_CHECKING:  # pandapower is imported where a net is built or solved
     import pandapower as pp
@@ -225,12 +225,104 @@ def read_feeder_tables(data_dir: Path | str = DEFAULT_DATA_DIR) -> FeederTables:
     _fail_at(loads, paths["Loads"], loads["Name"].duplicated(), lambda row: f"load {row['Name']} appears twice")
     _fail_at(loads, paths["Loads"], ~loads["phases"].isin(list(_PHASE_FROM_IEEE)),
              lambda row: f"phase {row['phases']!r} of {row['Name']} is not A, B or C")
+    _check_physics(csv, source, coords, lines, codes, loads, trafo, paths)
     profiles = read_load_profiles_kw(data_dir)
     shape = loads["Yearly"].astype(str).str.extract(r"^Shape_(\d+)$", expand=False)
     _fail_at(loads, paths["Loads"], shape.isna() | ~("profile_" + shape.fillna("")).isin(profiles.columns),
              lambda row: f"load shape {row['Yearly']!r} of {row['Name']} has no profile_k column in "
                          "load_profiles_1min_100.csv")
     return FeederTables(source, coords, lines, codes, loads, trafo, profiles)
+
+
+def _numeric(table: pd.DataFrame, path: Path, columns: list[str]) -> dict[str, pd.Series]:
+    """The named columns as finite numbers, or :class:`FeederDataError` at the first cell that is not one."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise FeederDataError(f"{path}: column {missing[0]!r} missing")
+    out = {}
+    for column in columns:
+        values = pd.to_numeric(table[column], errors="coerce")
+        _fail_at(table, path, ~np.isfinite(values.to_numpy(dtype=float)),
+                 lambda row, column=column: f"{column} of {row.iloc[0]} is {row[column]!r}, not a finite number")
+        out[column] = values
+    return out
+
+
+def _source_line(csv: Path, key: str) -> str:
+    """``line N`` of ``key=`` in Source.csv, for messages."""
+    try:
+        for n, line in enumerate((csv / "Source.csv").read_text(encoding="utf-8").splitlines(), start=1):
+            if line.split("=", 1)[0].strip().lower() == key.lower():
+                return f"line {n}"
+    except (OSError, UnicodeDecodeError):
+        pass
+    return key
+
+
+def _check_physics(csv: Path, source: dict, coords, lines, codes, loads, trafo, paths: dict) -> None:
+    """What a power flow needs of the tables' numbers: real, finite and physically possible.
+
+    Positive voltages, ratings, lengths and short-circuit currents; impedances not negative and not all
+    zero; power factors in (0, 1]; one Delta/Wye transformer; single-phase wye constant-PQ loads; lengths
+    in m and line codes per km (what the feeder builder supports). Each error names the table and line.
+    """
+    source_path = csv / "Source.csv"
+    for key, field, low, high, what in (("Voltage", "vn_kv", 0.0, 1000.0, "the source's line-to-line voltage, kV"),
+                                        ("pu", "vm_pu", 0.5, 1.5, "the source voltage, pu"),
+                                        ("ISC3", "isc3_a", 0.0, 1e7, "the three-phase short-circuit current, A"),
+                                        ("ISC1", "isc1_a", 0.0, 1e7, "the single-phase short-circuit current, A")):
+        value = source[field]
+        if not (np.isfinite(value) and low < value <= high):
+            raise FeederDataError(f"{source_path}: {_source_line(csv, key)}: {key} = {value:g} is impossible for "
+                                  f"{what} (expected above {low:g}, up to {high:g})")
+    try:
+        impedances = opendss_vsource_impedance_ohm(source["vn_kv"], source["isc3_a"], source["isc1_a"])
+    except (ValueError, ZeroDivisionError):
+        impedances = (math.nan,)
+    if not all(np.isfinite(z) and z > 0 for z in impedances):
+        raise FeederDataError(f"{source_path}: {_source_line(csv, 'ISC1')}: ISC1 = {source['isc1_a']:g} A and ISC3 = "
+                              f"{source['isc3_a']:g} A give no source impedance (the single-phase current is too large "
+                              "for the three-phase one)")
+    _numeric(coords, paths["Buscoords"], ["x", "y"])
+    path = paths["Transformer"]
+    if len(trafo) != 1:
+        raise FeederDataError(f"{path}: {len(trafo)} transformers; the feeder has one")
+    t = _numeric(trafo, path, ["kV_pri", "kV_sec", "MVA", "%XHL", "% resistance"])
+    for column, what in (("kV_pri", "a winding voltage"), ("kV_sec", "a winding voltage"), ("MVA", "a rating"),
+                         ("%XHL", "a short-circuit reactance")):
+        _fail_at(trafo, path, ~(t[column] > 0), lambda row, c=column, w=what: f"{c} of {row.iloc[0]} is {row[c]}: "
+                 f"{w} must be positive")
+    _fail_at(trafo, path, t["% resistance"] < 0,
+             lambda row: f"% resistance of {row.iloc[0]} is {row['% resistance']}: a resistance cannot be negative")
+    conn = trafo.get("Conn_pri", pd.Series([""])).astype(str).str.lower().eq("delta") & \
+        trafo.get("Conn_sec", pd.Series([""])).astype(str).str.lower().eq("wye")
+    _fail_at(trafo, path, ~conn.to_numpy(), lambda row: f"{row.iloc[0]} is not Delta/Wye (the feeder model needs "
+             "a Delta primary and a grounded-wye secondary)")
+    path = paths["LineCodes"]
+    c = _numeric(codes, path, ["R1", "X1", "R0", "X0", "C1", "C0"])
+    for column in ("R1", "X1", "R0", "X0", "C1", "C0"):
+        _fail_at(codes, path, c[column] < 0, lambda row, col=column: f"{col} of line code {row['Name']} is "
+                 f"{row[col]}: an impedance or capacitance cannot be negative")
+    for r, x in (("R1", "X1"), ("R0", "X0")):
+        _fail_at(codes, path, (c[r] == 0) & (c[x] == 0), lambda row, r=r, x=x: f"{r} and {x} of line code "
+                 f"{row['Name']} are both zero: a line without impedance")
+    units = codes.get("Units", pd.Series(["km"] * len(codes))).astype(str).str.lower()
+    _fail_at(codes, path, units.ne("km").to_numpy(),
+             lambda row: f"line code {row['Name']} is per {row.get('Units')!r}; the feeder model takes ohm per km")
+    path = paths["Lines"]
+    units = lines.get("Units", pd.Series(["m"] * len(lines))).astype(str).str.lower()
+    _fail_at(lines, path, units.ne("m").to_numpy(),
+             lambda row: f"length of {row['Name']} is in {row.get('Units')!r}; the feeder model takes m")
+    path = paths["Loads"]
+    n = _numeric(loads, path, ["numPhases", "kV", "Model", "kW", "PF"])
+    _fail_at(loads, path, ~(n["kV"] > 0), lambda row: f"kV of {row['Name']} is {row['kV']}: must be positive")
+    _fail_at(loads, path, n["kW"] < 0, lambda row: f"kW of {row['Name']} is {row['kW']}: must not be negative")
+    _fail_at(loads, path, ~((n["PF"] > 0) & (n["PF"] <= 1)),
+             lambda row: f"PF of {row['Name']} is {row['PF']}: a power factor lies in (0, 1]")
+    wye = loads.get("Connection", pd.Series([""] * len(loads))).astype(str).str.lower().eq("wye")
+    _fail_at(loads, path, ~((n["numPhases"] == 1) & (n["Model"] == 1) & wye).to_numpy(),
+             lambda row: f"{row['Name']} is not a single-phase wye constant-PQ load (numPhases 1, Model 1, "
+                         "Connection wye): the feeder model has no other")
 
 
 def _number(text: str) -> float:
@@ -317,6 +409,20 @@ def read_load_profiles_kw(data_dir: Path | str = DEFAULT_DATA_DIR) -> pd.DataFra
         column = profiles.columns[numbers.iloc[i].isna().to_numpy()][0]
         raise FeederDataError(f"{path}: line {lines[i]}: {column} is {profiles.iat[i, profiles.columns.get_loc(column)]!r}, "
                               "not a number")
+    minutes = numbers.index.to_numpy()
+    if len(minutes) < 2:
+        raise FeederDataError(f"{path}: only one data row; the profiles need one row a minute")
+    odd = np.flatnonzero(np.diff(minutes) != 1)
+    if odd.size or minutes[0] != 1:
+        i = int(odd[0]) + 1 if odd.size else 0
+        expected = minutes[i - 1] + 1 if i else 1
+        raise FeederDataError(f"{path}: line {lines[i]}: minute {minutes[i]:g}, expected {expected:g} (one row a "
+                              "minute from 1, no gap, repeat or disorder)")
+    numbers.index = numbers.index.astype(int)
+    try:
+        check_values(path, numbers.set_axis(lines, axis=0), **HOUSEHOLD_LOAD_RANGE)
+    except DataError as exc:
+        raise FeederDataError(str(exc)) from None
     return numbers
 
 

@@ -126,7 +126,7 @@ from lec_cosim.models.ieee_eulv import (
     _read_ieee_csv,
     read_load_profiles_kw,
 )
-from lec_cosim.models.timeseries import read_profile_table
+from lec_cosim.models.timeseries import PV_RANGE, read_profile_table
 
 PV_PROFILE_FILE = Path(__file__).resolve().parents[2] / "data" / "pv" / "simbench_PV_profiles_2016_15min.csv"
 """SimBench PV1..PV8 relative feed-in, 2016, 15 min (``data/pv/``; ODbL 1.0 / DbCL 1.0, see ``data/README.md``)."""
@@ -271,7 +271,7 @@ def consumer_loads(n_consumers: int = N_CONSUMERS, data_dir: Path | str = DEFAUL
 # ---------------------------------------------------------------------------------------------
 @lru_cache(maxsize=2)
 def _pv_table(path: str) -> pd.DataFrame:
-    frame = read_profile_table(Path(path), list(PV_PROFILES))
+    frame = read_profile_table(Path(path), list(PV_PROFILES), PV_RANGE)
     values = frame[list(PV_PROFILES)].to_numpy(dtype=float).clip(min=0.0)
     # by position on the simulation clock (UTC+01:00, no DST), not by the file's labels
     index = pd.date_range(f"{PV_PROFILE_YEAR}-01-01", periods=len(frame), freq="15min")

@@ -123,11 +123,118 @@ def read_csv_rows(path: Path, **options) -> pd.DataFrame:
     return frame
 
 
-def read_profile_table(path: Path, columns: list[str]) -> pd.DataFrame:
+CIVIL_TIME_ZONE = "Europe/Berlin"
+"""The civil time whose summer-time labels a profile may carry (SimBench's German profiles do: see data/README.md)."""
+
+
+def _duration(ns: int) -> str:
+    """``15 min``, ``1 h``, ``1 day 2 h``, ``30 s``: a step for a message."""
+    seconds = int(ns) / 1e9
+    parts = []
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if abs(seconds) >= size:
+            count = int(seconds // size)
+            parts.append(f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''}")
+            seconds -= count * size
+    if seconds or not parts:
+        parts.append(f"{seconds:g} s")
+    return " ".join(parts)
+
+
+def check_time_axis(path: Path, stamps: pd.Series, raw: pd.Series, *, civil_time: bool = False) -> None:
+    """Check the timestamps of a series: at least two, unique, in order and evenly spaced.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file, for messages.
+    stamps : pandas.Series
+        The parsed timestamps (``NaT`` where a row did not parse), indexed by file line.
+    raw : pandas.Series
+        The timestamps as written, same index, for messages.
+    civil_time : bool
+        Naive labels may follow summer time (a missing hour in spring and a repeated one in autumn,
+        in :data:`CIVIL_TIME_ZONE`); they are accepted when they are evenly spaced as civil time.
+
+    Raises
+    ------
+    DataError
+        ``"<file>: row <n>: <reason>"`` for the first offending row.
+    """
+    bad = stamps.isna().to_numpy()
+    if bad.any():
+        line = stamps.index[int(np.argmax(bad))]
+        raise DataError(f"{path}: row {line}: {str(raw.loc[line])!r} is not a timestamp (YYYY-MM-DDTHH:MM"
+                        f"{'+01:00' if getattr(stamps.dt, 'tz', None) is not None else ''})")
+    if len(stamps) < 2:
+        raise DataError(f"{path}: only one data row; a time series needs two at least (its step is the time "
+                        "between rows)")
+    values = pd.DatetimeIndex(stamps).asi8  # ns since 1970 (UTC for stamps with an offset)
+    steps = np.diff(values)
+    if (steps > 0).all() and (steps == steps[0]).all():
+        return
+    if civil_time and getattr(stamps.dt, "tz", None) is None:
+        try:
+            civil = pd.DatetimeIndex(stamps).tz_localize(CIVIL_TIME_ZONE, ambiguous="infer", nonexistent="raise")
+            utc = np.diff(civil.tz_convert("UTC").asi8)
+            if (utc > 0).all() and (utc == utc[0]).all():
+                return  # summer-time labels of an evenly spaced series
+        except (ValueError, TypeError):  # pytz/dateutil errors for labels that are not civil time
+            pass
+    lines = stamps.index
+    first_at = {}
+    for i, value in enumerate(values):
+        if value in first_at:
+            raise DataError(f"{path}: row {lines[i]}: timestamp {str(raw.iloc[i])!r} appears twice (first in row "
+                            f"{lines[first_at[value]]})")
+        first_at[value] = i
+    back = np.flatnonzero(steps <= 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise DataError(f"{path}: row {lines[i]}: timestamp {str(raw.iloc[i])!r} comes before the previous row's "
+                        f"{str(raw.iloc[i - 1])!r}; rows must be in time order")
+    kinds, counts = np.unique(steps, return_counts=True)
+    step = int(kinds[np.argmax(counts)]) if counts.max() > 1 else int(steps[0])  # the file's usual step
+    odd = int(np.flatnonzero(steps != step)[0]) + 1
+    raise DataError(f"{path}: row {lines[odd]}: timestamp {str(raw.iloc[odd])!r} is {_duration(steps[odd - 1])} "
+                    f"after the previous row, not the file's step of {_duration(step)} (a gap or an uneven step); "
+                    "timestamps must be evenly spaced")
+
+
+def check_values(path: Path, values: pd.DataFrame, *, low: float, high: float, unit: str,
+                 hint: str = "", min_peak: float = 0.0) -> None:
+    """Check numeric columns: finite, and each column's values within ``[low, high]`` ``unit``, peaking at
+    ``min_peak`` at least and not all zero.
+
+    The range is what is plausible for the unit: a profile in W read as kW peaks a thousand times too high,
+    one in MW a thousand times too low. Raises :class:`DataError` naming the file and the row or column.
+    """
+    array = values.to_numpy(dtype=float)
+    infinite = ~np.isfinite(array)
+    if infinite.any():
+        r, c = np.argwhere(infinite)[0]
+        raise DataError(f"{path}: row {values.index[r]}: {values.columns[c]} is {array[r, c]}, not a finite number")
+    for c, column in enumerate(values.columns):
+        col = array[:, c]
+        if not (col != 0.0).any():
+            raise DataError(f"{path}: column {column!r} is zero throughout")
+        lowest, highest = float(col.min()), float(col.max())
+        if highest < min_peak:
+            raise DataError(f"{path}: column {column!r} peaks at {highest:g} {unit}, implausibly low (expected "
+                            f"{min_peak:g} {unit} at least){hint}")
+        if lowest < low or highest > high:
+            r = int(np.argmin(col)) if lowest < low else int(np.argmax(col))
+            raise DataError(f"{path}: row {values.index[r]}: {column} is {col[r]:g} {unit}, implausible (expected "
+                            f"{low:g} to {high:g} {unit}){hint}")
+
+
+def read_profile_table(path: Path, columns: list[str], value_range: dict | None = None) -> pd.DataFrame:
     """Read a profile CSV with a ``time`` column and numeric ``columns``, all checked.
 
     Raises :class:`DataError` naming the file and the column or row: a column missing or
-    appearing twice, a value that is not a number or missing.
+    appearing twice, a value that is not a number or missing or infinite, a timestamp that
+    does not parse, appears twice, is out of order or off the file's step (see
+    :func:`check_time_axis`; summer-time labels are accepted), fewer than two rows.
     """
     frame = read_csv_rows(path, dtype=str, keep_default_na=False)
     header = list(frame.columns)
@@ -147,13 +254,27 @@ def read_profile_table(path: Path, columns: list[str]) -> pd.DataFrame:
         raw = frame.at[line, column]
         raw = "" if pd.isna(raw) else str(raw)
         raise DataError(f"{path}: row {line}: {column} is {'empty' if not raw.strip() else repr(raw)}, not a number")
+    check_values(path, values, **(value_range or dict(low=-np.inf, high=np.inf, unit="")))
+    stamps = pd.to_datetime(frame["time"], format="ISO8601", errors="coerce")
+    check_time_axis(path, stamps, frame["time"], civil_time=True)
     values.insert(0, "time", frame["time"])
     return values.reset_index(drop=True)
 
 
-def read_profile_columns(path: Path, columns: list[str]) -> pd.DataFrame:
-    """Read named columns of a profile CSV whose first column ``time`` is ISO local time."""
-    frame = read_profile_table(path, columns)
+HOUSEHOLD_LOAD_RANGE = dict(low=0.0, high=50.0, min_peak=0.01, unit="kW",
+                            hint="; one household's load, in kW or relative to its peak: is it in W or MW?")
+"""What one household's load profile may hold: its peak (or 1.0, relative) at 10 W to 50 kW, never below zero."""
+PV_RANGE = dict(low=-0.05, high=1.5, unit="p.u.", hint="; PV feed-in relative to the rated power: is it in W, kW "
+                "or %?")
+"""What a relative PV profile may hold: a little below zero at night (inverter standby) to 1.5 p.u. at most."""
+
+
+def read_profile_columns(path: Path, columns: list[str], value_range: dict | None = None) -> pd.DataFrame:
+    """Read named columns of a profile CSV whose first column ``time`` is ISO local time.
+
+    ``value_range`` (keywords of :func:`check_values`, e.g. :data:`PV_RANGE`) is what the columns may hold.
+    """
+    frame = read_profile_table(path, columns, value_range)
     frame.index = pd.to_datetime(frame.pop("time"))
     return frame
 
@@ -171,13 +292,14 @@ def read_price_file(path: Path) -> pd.Series:
     if not has_offset.all():
         row = raw.index[int((~has_offset).to_numpy().argmax())]
         raise DataError(f"{path}: row {row}: timestamp {raw.loc[row]!r} has no UTC offset")
-    try:
-        stamps = pd.to_datetime(raw, utc=True)
-    except (ValueError, TypeError):
-        raise DataError(f"{path}: column 1: timestamps with UTC offset expected") from None
+    stamps = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
+    check_time_axis(path, stamps, raw)
     prices = pd.to_numeric(frame.iloc[:, 1], errors="coerce")
     if prices.isna().any():
         raise DataError(f"{path}: row {prices.index[int(prices.isna().to_numpy().argmax())]}: price is not a number")
+    if not np.isfinite(prices.to_numpy()).all():
+        row = prices.index[int((~np.isfinite(prices.to_numpy())).argmax())]
+        raise DataError(f"{path}: row {row}: price is {prices.loc[row]}, not a finite number")
     # A file in EUR/kWh (or ct/kWh) read as EUR/MWh would silently scale every cost by 1000: day-ahead
     # prices in EUR/MWh have a median of tens, in EUR/kWh of hundredths.
     typical = float(prices.abs().median())
@@ -187,8 +309,4 @@ def read_price_file(path: Path) -> pd.Series:
         raise DataError(f"{path}: column 2: prices look like EUR/GWh or ct/kWh x 1000 (median {typical:.4g}), "
                         "expected EUR/MWh")
     local = stamps.dt.tz_convert(SIMULATION_UTC_OFFSET).dt.tz_localize(None)
-    series = pd.Series(prices.to_numpy(), index=pd.DatetimeIndex(local), name="price")
-    steps = np.diff(series.index.asi8)
-    if len(set(steps)) != 1:
-        raise DataError(f"{path}: timestamps are not evenly spaced")
-    return series
+    return pd.Series(prices.to_numpy(), index=pd.DatetimeIndex(local), name="price")
