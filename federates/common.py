@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -20,7 +21,7 @@ from typing import Callable
 import helics as h
 
 from federates.topology import ExchangeLog, answer_queries, stop_answering
-from lec_cosim.launch import DEBUG_ENVIRONMENT
+from lec_cosim.launch import DEBUG_ENVIRONMENT, FINISHED
 from lec_cosim.models.errors import InfeasibleInput
 from lec_cosim.scenario import Scenario, load_scenario
 from lec_cosim.timing import TimingLog
@@ -168,7 +169,9 @@ class Federate(ValueInterface):
         self.name = self.config["name"]
         self.offset_s = float(self.config.get("offset", 0.0))
         self.period_s = float(self.config["period"])
-        self.fed = h.helicsCreateCombinationFederateFromConfig(str(config_path))
+        # the config's text, not its path: HELICS 3.6.1 takes a path with a blank or a quote for a configure
+        # string ("invalid arguments in configure string")
+        self.fed = h.helicsCreateCombinationFederateFromConfig(json.dumps(self.config))
         self.pubs = {
             h.helicsPublicationGetName(p): p
             for p in (h.helicsFederateGetPublicationByIndex(self.fed, i)
@@ -210,6 +213,7 @@ class Federate(ValueInterface):
         if slots is None:
             slots = [(t + self.offset_s, (lambda k, t=t: step(k, t))) for t in self.step_times()]
         ready = time.time()
+        self.timing.ready()
         h.helicsFederateEnterExecutingMode(self.fed)
         entered = time.perf_counter()
         timing = self.timing
@@ -219,6 +223,7 @@ class Federate(ValueInterface):
         n_slots = 0
         # fault injection for tests (tests/test_fault_injection.py): fail at the first slot from this time
         fail_at_s = self.settings.get("inject_fault_at_s")
+        hang_at_s, quit_at_s = self.settings.get("inject_hang_at_s"), self.settings.get("inject_exit_at_s")
         failed = True
         try:
             for k, (wanted, action) in enumerate(slots):
@@ -235,6 +240,10 @@ class Federate(ValueInterface):
                     raise RuntimeError(f"granted time {granted} s, requested {wanted} s")
                 if fail_at_s is not None and granted >= fail_at_s:
                     raise RuntimeError(f"injected fault at {granted:g} s")
+                if hang_at_s is not None and granted >= hang_at_s:  # a solver that never returns
+                    threading.Event().wait()
+                if quit_at_s is not None and granted >= quit_at_s:  # sys.exit(0) deep in a model
+                    raise SystemExit(0)
                 self.slot_s = wanted
                 timing.state = ("working", wanted, started)
                 try:
@@ -296,6 +305,8 @@ def main(build: Callable[[Federate], Callable[[int, float], None]], description:
         if finish is not None:
             finish()
         fed.close()
+        # the launcher takes an exit without this line for a federate that quit before its end
+        print(f"{FINISHED} {fed.name}", flush=True)
     except Exception as exc:  # one line for the user, the whole federation stops
         name = fed.name if fed is not None else Path(args.config).stem
         # the launcher tells the user to change the scenario (exit code 2) on an "input:" error

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import shlex
 import shutil
 import signal
 import sys
@@ -11,6 +14,7 @@ import traceback
 from pathlib import Path
 
 from lec_cosim.scenario import FRAMEWORKS, ScenarioError, is_multi_lec, load_scenario
+from lec_cosim.watchdog import STALL_TIMEOUT_S
 
 EXIT_INPUT_ERROR = 2
 EXIT_RUN_ERROR = 1
@@ -193,35 +197,234 @@ def _attach_recorder(args, scenario, run_dir: Path) -> None:
         attach_helics_recorder(run_dir, scenario, keys)
 
 
+def _moved(node, old: str, new: str):
+    """``node`` (parsed JSON) with every path under folder ``old`` now under ``new``; commands are split,
+    mapped and joined again, so quoting (a blank, a quote in a name) and JSON's escapes cannot hide a path."""
+    if isinstance(node, dict):
+        return {key: (_moved_command(value, old, new) if key == "exec" and isinstance(value, str)
+                      else _moved(value, old, new)) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_moved(value, old, new) for value in node]
+    if isinstance(node, str) and (node == old or node.startswith(old + "/")):
+        return new + node[len(old):]
+    if isinstance(node, str) and "=" in node:  # an option: --stop=..., -o=PATH
+        key, _, value = node.partition("=")
+        return f"{key}={_moved(value, old, new)}"
+    return node
+
+
+def _moved_command(command: str, old: str, new: str) -> str:
+    return shlex.join(_moved(part, old, new) for part in shlex.split(command))
+
+
 def _relocate(staging: Path, out: Path) -> None:
     """Move a complete run into place; its runner and configs then name ``out`` (for ``helics run``)."""
     for path in [staging / "runner.json", *sorted((staging / "configs").glob("*.json"))]:
-        path.write_text(path.read_text().replace(str(staging), str(out)))
-    shutil.rmtree(out, ignore_errors=True)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        path.write_text(json.dumps(_moved(data, str(staging), str(out)), indent=2), encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    (staging / "INCOMPLETE.txt").unlink(missing_ok=True)
     staging.rename(out)
 
 
-def _cmd_run(args) -> int:
-    from lec_cosim.federation import write_federation
-    from lec_cosim.launch import FederationError, run_federation
+def _is_run_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder lec-cosim wrote (its manifest names lec-cosim), or an empty folder.
 
+    ``--force`` removes nothing else: a results path that names the user's own folder (a scenario
+    ``outputs.directory: .``, a mistyped ``--out``) must never be replaced.
+    """
+    if not path.is_dir() or path.is_symlink():
+        return False
+    if not any(path.iterdir()):
+        return True
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "lec-cosim" in manifest.get("versions", {}) and "scenario" in manifest
+
+
+class RunLock:
+    """One run at a time on an output folder: ``.OUT.lock`` beside it, locked (``flock``) while the run lasts.
+
+    A second run on the same ``--out`` is refused at once, naming the first one's PID; the first is
+    not disturbed. The kernel drops the lock when its process dies, so a killed run never blocks the
+    next one.
+    """
+
+    def __init__(self, out: Path):
+        self.path = out.with_name(f".{out.name}.lock")
+        self.handle = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        while True:
+            handle = open(self.path, "a+", encoding="utf-8")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise ScenarioError(f"{self.path.with_name(self.path.name[1:-5])}: --out: another lec-cosim run "
+                                    f"(PID {holder}) is writing this results folder; wait for it or choose another "
+                                    "--out") from None
+            # the file may have been removed by the run that held it, after we opened it: lock the one on disk
+            try:
+                if os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            handle.close()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            self.handle.close()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``): ends the run like Ctrl-C, with exit code 143."""
+
+
+class OutputError(Exception):
+    """The results folder cannot be written (read-only, full, a name too long): one line, and an exit code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+_NOT_THE_USERS_FAULT = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
+"""Disk errors that are no input error (a full disk, a failing one): exit code 1; others (read-only,
+permission denied, a name too long) ask for another ``--out``: exit code 2."""
+
+
+def _output_error(path: Path, doing: str, exc: OSError) -> OutputError:
+    code = EXIT_RUN_ERROR if exc.errno in _NOT_THE_USERS_FAULT else EXIT_INPUT_ERROR
+    return OutputError(f"{path}: --out: cannot {doing}: {exc.strerror or exc}", code)
+
+
+INCOMPLETE_SUFFIX = ".incomplete"
+
+
+def _output_dir(args, scenario) -> Path:
+    """The run's results folder, checked before anything is written (see ``_cmd_run``)."""
+    out = Path(os.path.abspath(Path(args.out) if args.out else _default_out(scenario)))
+    longest = os.pathconf("/", "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    if len(out.name.encode()) + len(INCOMPLETE_SUFFIX) > longest:
+        raise ScenarioError(f"{out.name[:40]}...: --out: a folder name of {len(out.name.encode())} bytes is too long "
+                            f"(at most {longest - len(INCOMPLETE_SUFFIX)}: the run also writes "
+                            f"{out.name[:8]}...{INCOMPLETE_SUFFIX})")
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"{out}: --out: a file, not a folder; results go to a folder")
+    if out == Path(out.anchor):
+        raise ScenarioError(f"{out}: --out: the file system's root is no results folder")
+    return out
+
+
+def _cmd_run(args) -> int:
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
     _check_broker(scenario)
     _check_record(args, scenario)
     _check_player(args, scenario)
     _check_data(scenario)
-    out = (Path(args.out) if args.out else _default_out(scenario)).resolve()
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise ScenarioError(f"{out}: output directory exists; pass --force to replace it")
+    args.stall_s = _stall_timeout(args, scenario)
+    out = _output_dir(args, scenario)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(out.parent, "create the folder", exc) from None
+
+    def terminate(signum, frame):  # kill: end the federation cleanly, keep what it wrote
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        try:
+            lock = RunLock(out).__enter__()
+        except OSError as exc:
+            raise _output_error(out.parent, "write there", exc) from None
+        try:
+            return _run_locked(args, scenario, out)
+        finally:
+            lock.__exit__(None, None, None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _replaceable(path: Path, what: str) -> None:
+    """Refuse to remove ``path`` unless lec-cosim wrote it."""
+    if path.exists() and not _is_run_folder(path):
+        raise ScenarioError(f"{path}: --out: {what} exists and is not a lec-cosim run folder (no lec-cosim "
+                            "manifest.json in it); nothing was removed: move it away or choose another --out")
+
+
+def _mark_incomplete(staging: Path, incomplete: Path, reason: str) -> tuple[Path, str]:
+    """Keep a failed run as ``incomplete``, with the reason in INCOMPLETE.txt; returns where it is, and a note
+    on what could not be done (a full disk)."""
+    note = ""
+    try:
+        (staging / "INCOMPLETE.txt").write_text(f"This run did not complete: {reason}\n"
+                                                "Every federate's log is in logs/.\n", encoding="utf-8")
+    except OSError as exc:
+        note = f"; INCOMPLETE.txt could not be updated with this reason ({exc.strerror or exc})"
+    try:
+        if incomplete.exists():
+            shutil.rmtree(incomplete)
+        staging.rename(incomplete)
+    except OSError as exc:
+        return staging, f"{note}; it could not be renamed to {incomplete.name} ({exc.strerror or exc})"
+    return incomplete, note
+
+
+def _stall_timeout(args, scenario) -> float | None:
+    """The watchdog's stall time: ``--stall-timeout`` (0: none), else the scenario's."""
+    if args.stall_timeout is None:
+        return scenario.federation.stall_timeout_s
+    if args.stall_timeout < 0 or args.stall_timeout != args.stall_timeout:
+        raise ScenarioError(f"{args.scenario}: --stall-timeout: must be 0 (no watchdog) or a positive number of "
+                            f"seconds, not {args.stall_timeout:g}")
+    return args.stall_timeout or None
+
+
+def _run_locked(args, scenario, out: Path) -> int:
+    """``lec-cosim run`` once it holds the lock on ``out``."""
+    from lec_cosim.federation import write_federation
+    from lec_cosim.launch import FederationError, run_federation
+
     # The run happens in a staging folder that becomes ``out`` only when complete: an old result is
     # replaced (--force) only by a whole new one, and a failed or interrupted run is kept apart.
     staging = out.with_name(out.name + ".partial")
-    incomplete = out.with_name(out.name + ".incomplete")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    write_federation(scenario, staging, sub_brokers=args.sub_brokers)
-    _attach_recorder(args, scenario, staging)
+    incomplete = out.with_name(out.name + INCOMPLETE_SUFFIX)
+    if out.exists() and any(out.iterdir()):
+        if not args.force:
+            raise ScenarioError(f"{out}: output directory exists; pass --force to replace it")
+        _replaceable(out, "the folder")
+    _replaceable(staging, "the staging folder")
+    _replaceable(incomplete, "the folder for incomplete runs")
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
+        # written first and removed last: whatever stops the run (a full disk, SIGKILL), the folder says so
+        (staging / "INCOMPLETE.txt").write_text("This run has not completed: it is running, or it was stopped "
+                                                "before it could say why.\n", encoding="utf-8")
+        write_federation(scenario, staging, sub_brokers=args.sub_brokers)
+        _attach_recorder(args, scenario, staging)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _output_error(staging, "write the run folder", exc) from None
     print(f"running {scenario.name} ({scenario.horizon_h:g} h, grid step {scenario.resolution.grid_min} min) "
           f"in {staging}", flush=True)
 
@@ -229,33 +432,38 @@ def _cmd_run(args) -> int:
         if not args.quiet:
             print(f"  {progress}", flush=True)
 
-    def terminate(signum, frame):  # kill, Ctrl-C: end the federation cleanly, keep what it wrote
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        wall = run_federation(staging, timeout_s=args.timeout, on_progress=show, debug=args.debug)
-    except (FederationError, KeyboardInterrupt) as exc:
-        reason = str(exc) if isinstance(exc, FederationError) else "interrupted (Ctrl-C or kill)"
+        wall = run_federation(staging, timeout_s=args.timeout, on_progress=show, debug=args.debug,
+                              stall_timeout_s=args.stall_s)
+    except (FederationError, KeyboardInterrupt, OSError) as exc:
+        if isinstance(exc, FederationError):
+            reason = str(exc)
+        elif isinstance(exc, OSError):
+            reason = f"the launcher could not write in {staging}: {exc.strerror or exc}"
+        else:
+            reason = f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'})"
         reason = reason.replace(str(staging), str(incomplete))  # where its logs are about to be
-        (staging / "INCOMPLETE.txt").write_text(
-            f"This run did not complete: {reason}\nEvery federate's log is in logs/.\n")
-        shutil.rmtree(incomplete, ignore_errors=True)
-        staging.rename(incomplete)
+        kept, note = _mark_incomplete(staging, incomplete, reason)
+        if kept != incomplete:
+            reason = reason.replace(str(incomplete), str(kept))
         if args.debug and isinstance(exc, FederationError) and exc.federate is not None:
-            log = incomplete / "logs" / f"{exc.federate}.log"
+            log = kept / "logs" / f"{exc.federate}.log"
             sys.stderr.write(f"--- {log} ---\n{log.read_text(errors='replace') if log.is_file() else '(no log)'}\n")
         infeasible = exc.input_error if isinstance(exc, FederationError) else None
         if infeasible is not None:  # the scenario asks for the impossible: an input error, told as one
             field, why = infeasible
             print(f"error: {args.scenario}: {field}: {why} (found by federate {exc.federate}; incomplete run kept "
-                  f"in {incomplete})", file=sys.stderr)
+                  f"in {kept}{note})", file=sys.stderr)
             return EXIT_INPUT_ERROR
-        print(f"error: {reason}\nincomplete run kept in {incomplete}", file=sys.stderr)
-        return 130 if isinstance(exc, KeyboardInterrupt) else EXIT_RUN_ERROR
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    _relocate(staging, out)
+        print(f"error: {reason} (incomplete run kept in {kept}{note})", file=sys.stderr)
+        if isinstance(exc, KeyboardInterrupt):
+            return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
+        return EXIT_RUN_ERROR
+    try:
+        _relocate(staging, out)
+    except OSError as exc:
+        raise OutputError(f"{out}: --out: the run completed in {staging} but could not be moved into place: "
+                          f"{exc.strerror or exc}", EXIT_RUN_ERROR) from None
     summary = json.loads((out / "summary.json").read_text())
     k = summary["kpis"]
     if is_multi_lec(scenario):
@@ -457,6 +665,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results directory (default: results/<scenario name>)")
     p.add_argument("--force", action="store_true", help="replace an existing results directory")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    p.add_argument("--stall-timeout", type=float, default=None, metavar="S",
+                   help="end the federation when no federate's time advances for S wall seconds, naming the "
+                        "federate that holds it (default: the scenario's federation.stall_timeout_s, "
+                        f"{STALL_TIMEOUT_S:g} s unless set; 0: never)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _sub_brokers_option(p)
     _record_option(p)
@@ -529,9 +741,14 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:
+    except OutputError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt as exc:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ crashed federate never leaves the run hanging.
 from __future__ import annotations
 
 import ctypes
+import datetime as dt
 import json
 import os
 import shlex
@@ -20,9 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from lec_cosim.watchdog import STALL_TIMEOUT_S, Watchdog
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEBUG_ENVIRONMENT = "LEC_COSIM_DEBUG"
 """Set to 1 in a federate's environment (``lec-cosim --debug run``): it prints tracebacks into its log."""
+FINISHED = "finished:"
+"""The last line a federate program prints once it has done all its slots and left the federation; one
+that exits without it quit before its end (``sys.exit`` in a model, say), whatever its exit code."""
+FEDERATE_PROGRAM = " -m federates."
+"""What the command of a lec-cosim federate program contains (brokers and stock HELICS apps do not print
+:data:`FINISHED`)."""
 
 
 class FederationError(RuntimeError):
@@ -36,9 +45,9 @@ class FederationError(RuntimeError):
         Its error line, ``"<federate>: <kind>: <reason>"``.
     """
 
-    def __init__(self, message: str, federate: str | None = None, error: str | None = None):
+    def __init__(self, message: str, federate: str | None = None, error: str | None = None, stalled: bool = False):
         super().__init__(message)
-        self.federate, self.error = federate, error
+        self.federate, self.error, self.stalled = federate, error, stalled
 
     @property
     def input_error(self) -> tuple[str, str] | None:
@@ -69,11 +78,21 @@ def _error_line(lines: list[str]) -> str | None:
     return next((line.removeprefix("error:").strip() for line in reversed(lines) if line.startswith("error:")), None)
 
 
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has (almost) no room left: a federate's log may then be empty."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
+
+
 def _last_error(log: Path) -> str:
     lines = _log_lines(log)
-    if lines is None:
-        return "no log"
-    return _error_line(lines) or (lines[-1] if lines else "no output")
+    error = "no log" if lines is None else _error_line(lines) or (lines[-1] if lines else "no output")
+    if error in ("no log", "no output") and _disk_full(log.parent):
+        error += f" (its log could not be written: No space left on device in {log.parent})"
+    return error
 
 
 def _is_origin(process: Process) -> bool:
@@ -125,6 +144,37 @@ def _stop(processes: list[Process]) -> None:
             pass
 
 
+def _finished(process: Process) -> bool:
+    """Whether a process that exited 0 ended as it should: a federate program after its last slot."""
+    if FEDERATE_PROGRAM not in " ".join(process.popen.args):
+        return True
+    return any(line.startswith(FINISHED) for line in (_log_lines(process.log) or [])[-5:])
+
+
+def _simulated(run_dir: Path, time_s: float | None) -> str:
+    """A granted time as the scenario's calendar time (``2019-05-26 09:00``), or in seconds without a scenario."""
+    if time_s is None:
+        return "an unknown time"
+    try:
+        start = dt.datetime.fromisoformat(json.loads((run_dir / "scenario.json").read_text())["start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{time_s:g} s"
+    return f"{start + dt.timedelta(seconds=round(time_s)):%Y-%m-%d %H:%M} ({time_s:g} s)"
+
+
+def _broker_endpoint(run_dir: Path, runner: dict) -> tuple[str, int, str | None] | None:
+    """Address, port and key of the federation's (root) broker, read from its command in ``runner.json``."""
+    entry = next((e for e in runner["federates"] if e["name"] == "broker"), None)
+    if entry is None:
+        return None
+    options = dict(part.split("=", 1) for part in shlex.split(entry["exec"]) if part.startswith("--") and "=" in part)
+    try:
+        address = options.get("--local_interface", "tcp://127.0.0.1").removeprefix("tcp://")
+        return address, int(options["--port"]), options.get("--brokerkey")
+    except (KeyError, ValueError):
+        return None
+
+
 def run_federation(
     run_dir: Path,
     *,
@@ -132,17 +182,22 @@ def run_federation(
     on_progress: Callable[[str], None] | None = None,
     poll_s: float = 0.1,
     debug: bool = False,
+    stall_timeout_s: float | None = STALL_TIMEOUT_S,
 ) -> float:
     """Run the federation written in ``run_dir/runner.json``; returns the wall time in seconds.
 
     Logs go to ``run_dir/logs/NAME.log``; with ``debug`` the federates print tracebacks into them.
-    Raises :class:`FederationError` when a process fails or ``timeout_s`` passes.
+    A :class:`~lec_cosim.watchdog.Watchdog` joins the federation as an observer and ends it when no
+    federate's time advances for ``stall_timeout_s`` (None: no watchdog).
+    Raises :class:`FederationError` when a process fails, a federate program exits before its end
+    (whatever its exit code), the federation stalls, or ``timeout_s`` passes.
     """
     run_dir = Path(run_dir)
     runner = json.loads((run_dir / "runner.json").read_text())
     log_dir = run_dir / "logs"
     log_dir.mkdir(exist_ok=True)
     processes: list[Process] = []
+    watchdog = None
     started = time.perf_counter()
     env = dict(os.environ, PYTHONUNBUFFERED="1", **({DEBUG_ENVIRONMENT: "1"} if debug else {}))
     try:
@@ -155,6 +210,15 @@ def run_federation(
                     start_new_session=True, preexec_fn=_die_with_the_launcher,
                 )
             processes.append(Process(entry["name"], popen, log))
+        brokers = [p for p in processes if "broker" in p.name]
+        members = [p for p in processes if p not in brokers]
+        endpoint = _broker_endpoint(run_dir, runner)
+        if stall_timeout_s is not None and endpoint is not None:
+            address, port, key = endpoint
+            programs = [p.name for p in members if FEDERATE_PROGRAM in " ".join(p.popen.args)]
+            hierarchy = len(brokers) > 1  # observers stop a root broker's --globaltime grants: watch the files
+            watchdog = Watchdog(address, port, [p.name for p in members], run_dir, programs, stall_s=stall_timeout_s,
+                                key=key, pids={p.name: p.popen.pid for p in members} if hierarchy else {}).start()
         progress_log = log_dir / "recorder.log"
         last_shown = None
         while True:
@@ -171,8 +235,25 @@ def run_federation(
                 error = _last_error(culprit.log)
                 raise FederationError(f"federate {culprit.name} failed: {error} (log: {culprit.log})",
                                       culprit.name, error)
-            if all(p.popen.poll() == 0 for p in processes):
-                break
+            quit_early = next((p for p in members if p.popen.poll() == 0 and not _finished(p)), None)
+            if quit_early is not None:
+                raise FederationError(f"federate {quit_early.name} exited (code 0) before the end of its run, without "
+                                      f"an error; the federation cannot go on without it (log: {quit_early.log})",
+                                      quit_early.name)
+            if all(p.popen.poll() == 0 for p in members):
+                if watchdog is not None:  # the broker ends once its observer has left too
+                    watchdog.stop()
+                    watchdog = None
+                if all(p.popen.poll() == 0 for p in brokers):
+                    break
+            if watchdog is not None and watchdog.stall is not None:
+                stall = watchdog.stall
+                where = f" at simulated time {_simulated(run_dir, stall.granted_s)}" if stall.granted_s is not None \
+                    else ""
+                who = f"federate {stall.federate} holds it{where}: {stall.reason}" if stall.federate else stall.reason
+                log = f" (log: {log_dir / stall.federate}.log)" if stall.federate else ""
+                raise FederationError(f"federation stalled: no federate's time advanced for {stall.stalled_s:.0f} s; "
+                                      f"{who}{log}", stall.federate, stalled=True)
             if timeout_s is not None and time.perf_counter() - started > timeout_s:
                 raise FederationError(f"federation did not finish within {timeout_s:g} s")
             if on_progress is not None:
@@ -182,6 +263,12 @@ def run_federation(
                     last_shown = progress
             time.sleep(poll_s)
     except BaseException:
+        if watchdog is not None:  # leave while the broker still answers: a core whose broker is gone waits
+            watchdog.stop(timeout_s=2.0)
+            watchdog = None
         _stop(processes)
         raise
+    finally:
+        if watchdog is not None:
+            watchdog.stop()
     return time.perf_counter() - started

@@ -296,6 +296,14 @@ class BrokerConfig(_Strict):
         return address
 
 
+class FederationConfig(_Strict):
+    """How the launcher (``lec-cosim run``) supervises the federation."""
+
+    stall_timeout_s: Optional[float] = Field(120.0, gt=0, description=(
+        "end the run when no federate's time advances for this many wall seconds, naming the federate that "
+        "holds the others and the simulated time (null: never; --stall-timeout overrides it)"))
+
+
 class Scenario(_ScenarioBase):
     name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
     description: str = ""
@@ -311,6 +319,7 @@ class Scenario(_ScenarioBase):
     ems: EMSConfig
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
+    federation: FederationConfig = FederationConfig()
     source_file: Optional[FilePath] = Field(None, exclude=True)
 
     @field_validator("start")
@@ -446,6 +455,7 @@ class LemScenario(_ScenarioBase):
     grid: LemGridConfig = LemGridConfig()
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
+    federation: FederationConfig = FederationConfig()
     source_file: Optional[FilePath] = Field(None, exclude=True)
 
     @field_validator("start")
@@ -561,6 +571,7 @@ class MultiLecScenario(_ScenarioBase):
     dso: DsoConfig = DsoConfig()
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
+    federation: FederationConfig = FederationConfig()
     source_file: Optional[FilePath] = Field(None, exclude=True)
 
     _midnight = field_validator("start")(LemScenario._midnight.__func__)

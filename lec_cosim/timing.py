@@ -103,6 +103,17 @@ class TimingLog:
         self.slots_done = 0
         self.work_s = self.wait_s = 0.0
 
+    def ready(self) -> None:
+        """The federate's model is built and it asks for executing mode: the state file says ``ready``.
+
+        The launcher's watchdog reads it before executing mode (when no HELICS query can reach the
+        federation without holding up its start): a federate without it after the stall time is the one
+        still building its model.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.state = ("ready", None, time.perf_counter())
+        self._write_json()
+
     def start(self, *, ready_unix_s: float, entered_perf_s: float, period_s: float, offset_s: float,
               slots_planned: int | None) -> None:
         """The federate is in executing mode (``entered_perf_s``: ``time.perf_counter()`` then)."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import helics as h
 
 from federates.common import REQUEST_MARGIN_S, ValueInterface
-
 from lec_cosim.federation import (
     LOOPBACK,
     PHASE_OFFSET_S,
@@ -128,6 +128,34 @@ def parent_pid(pid: int) -> int | None:
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except OSError:
         return None
+
+
+def wait_until(condition, timeout_s: float = 30.0, every_s: float = 0.05) -> bool:
+    """Poll ``condition()`` until it holds (True) or ``timeout_s`` passes (False): a bounded wait, never a fixed sleep."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every_s)
+
+
+def no_process_mentions(*texts: str, timeout_s: float = 10.0) -> bool:
+    """Wait (bounded) until no process mentions any of ``texts``: a run's processes may take a moment to exit."""
+    return wait_until(lambda: not any(processes_mentioning(t) for t in texts), timeout_s)
+
+
+@contextmanager
+def small_disk(path: Path, size: str, read_only: bool = False):
+    """A tmpfs of ``size`` mounted at ``path`` (a full disk, or a read-only one), unmounted afterwards, also on failure."""
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "lec_cosim_test", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def processes_mentioning(text: str) -> list[int]:

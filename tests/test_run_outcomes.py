@@ -7,13 +7,21 @@ no federate or broker process is left, even when ``lec-cosim run`` is killed wit
 """
 
 import json
+import os
+import shlex
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from harness import parent_pid, processes_mentioning, write_scenario
+from harness import (
+    no_process_mentions,
+    parent_pid,
+    processes_mentioning,
+    small_disk,
+    wait_until,
+    write_scenario,
+)
 
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
 FEDERATES = {"market", "lec_ems", "households", "dso", "recorder", "broker"}
@@ -60,8 +68,7 @@ def test_a_failed_run_is_kept_apart_and_marked(finished):
     assert {p.stem for p in (incomplete / "logs").glob("*.log")} == FEDERATES
     assert not (incomplete / "summary.json").exists()
     assert (out / "summary.json").read_text() == before  # --force replaces only with a complete run
-    time.sleep(0.5)
-    assert processes_mentioning(str(incomplete.parent / "out.partial")) == []
+    assert no_process_mentions(str(incomplete.parent / "out.partial"))
 
 
 def start_year_run(tmp_path):
@@ -82,13 +89,14 @@ def test_killing_the_cli_ends_the_federation_and_keeps_its_logs(tmp_path):
     out, proc = start_year_run(tmp_path)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130 and "interrupted" in err
+    assert proc.returncode == 128 + signal.SIGTERM and "interrupted (SIGTERM)" in err  # 143, as a shell reports it
+    assert err.count("\n") == 1
     incomplete = tmp_path / "year.incomplete"
-    assert "interrupted" in (incomplete / "INCOMPLETE.txt").read_text()
+    assert "interrupted (SIGTERM)" in (incomplete / "INCOMPLETE.txt").read_text()
     assert {p.stem for p in (incomplete / "logs").glob("*.log")} == FEDERATES
     assert not out.exists() and not (tmp_path / "year.partial").exists()
-    time.sleep(0.5)
-    assert processes_mentioning(str(tmp_path / "year.partial")) == []
+    assert no_process_mentions(str(tmp_path / "year.partial"))
+    assert not (tmp_path / ".year.lock").exists()
 
 
 @pytest.mark.timeout(200)
@@ -105,9 +113,115 @@ def test_sigkill_of_the_cli_takes_the_federation_with_it(tmp_path):
     assert len([pid for pid in federation() if parent_pid(pid) == proc.pid]) == len(FEDERATES)
     proc.kill()  # no handler runs: the kernel's parent-death signal must end the children
     proc.wait(timeout=10)
-    for _ in range(50):
-        if not federation():
-            break
-        time.sleep(0.1)
-    assert federation() == []
+    assert wait_until(lambda: federation() == [], timeout_s=10)
     assert not out.exists()  # never moved into place: nothing looks complete
+    assert (staging / "INCOMPLETE.txt").is_file()  # written before the run started, removed only when complete
+
+
+@pytest.mark.timeout(200)
+def test_a_second_run_on_the_same_out_is_refused_and_the_first_goes_on(tmp_path):
+    out, first = start_year_run(tmp_path)
+    path = tmp_path / "trondelag_arbitrage_year.yaml"
+    second = subprocess.run(CLI + ["run", str(path), "--out", str(out), "--quiet"], capture_output=True, text=True,
+                            timeout=60)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"another lec-cosim run (PID {first.pid}) is writing this results folder" in second.stderr
+    assert first.poll() is None  # undisturbed: still stepping in its own staging folder
+    staging = tmp_path / "year.partial"
+    assert (staging / "runner.json").is_file() and (staging / "INCOMPLETE.txt").is_file()
+    # the first run, interrupted now, still ends as itself and then frees the folder for the next run
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=30)
+    assert first.returncode == 143 and (tmp_path / "year.incomplete" / "logs").is_dir()
+    assert not (tmp_path / ".year.lock").exists()
+
+
+def test_force_never_removes_a_folder_lec_cosim_did_not_write(tmp_path):
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
+    mine = tmp_path / "my_thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("years of work\n")
+    for target in (mine, tmp_path):  # a mistyped --out, and the working folder itself
+        done = subprocess.run(CLI + ["run", str(path), "--out", str(target), "--force", "--quiet"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "is not a lec-cosim run folder" in done.stderr and "nothing was removed" in done.stderr
+    assert (mine / "chapter1.tex").read_text() == "years of work\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_thesis", "trondelag_arbitrage.yaml"]
+    # a folder beside it named like our staging folder is the user's too
+    (tmp_path / "run.partial").mkdir()
+    (tmp_path / "run.partial" / "notes.txt").write_text("mine\n")
+    done = subprocess.run(CLI + ["run", str(path), "--out", str(tmp_path / "run"), "--quiet"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "run.partial" in done.stderr and "nothing was removed" in done.stderr
+    assert (tmp_path / "run.partial" / "notes.txt").is_file()
+
+
+def test_out_naming_a_file_is_an_input_error(tmp_path):
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
+    (tmp_path / "taken").write_text("a file\n")
+    done = subprocess.run(CLI + ["run", str(path), "--out", str(tmp_path / "taken"), "--force"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "a file, not a folder" in done.stderr
+    assert (tmp_path / "taken").read_text() == "a file\n"
+    too_long = tmp_path / ("x" * 250)
+    done = subprocess.run(CLI + ["run", str(path), "--out", str(too_long)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "too long" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken", "trondelag_arbitrage.yaml"]
+
+
+@pytest.mark.timeout(200)
+def test_a_finished_run_in_a_folder_with_any_name_runs_again_under_stock_helics(tmp_path):
+    """Blanks, a quote and non-ASCII letters: JSON escapes them and a shell quotes them, so the finished run's
+    files must still name the final folder (they named OUT.partial, and ``helics run --path`` failed)."""
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
+    out = tmp_path / "résultats d'été ü"
+    done = subprocess.run(CLI + ["run", str(path), "--out", str(out), "--quiet"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    runner = json.loads((out / "runner.json").read_text())
+    assert ".partial" not in json.dumps(runner, ensure_ascii=False)
+    for entry in runner["federates"][1:]:
+        config = shlex.split(entry["exec"])[-1]
+        assert config.startswith(str(out)) and os.path.isfile(config), entry["exec"]
+        settings = json.loads(open(config).read())["lec_cosim"]
+        assert settings["output_dir"] == str(out) and os.path.isfile(settings["scenario"])
+    kpis = json.loads((out / "summary.json").read_text())["kpis"]
+    (out / "summary.json").unlink()
+    helics = os.path.join(os.path.dirname(sys.executable), "helics")
+    again = subprocess.run([helics, "run", "--path", str(out / "runner.json")], capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads((out / "summary.json").read_text())["kpis"] == kpis
+
+
+@pytest.mark.timeout(200)
+def test_a_full_disk_is_one_line_and_the_run_stays_marked_incomplete(tmp_path):
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 24})
+    # nothing fits: refused before anything runs, nothing left behind
+    with small_disk(tmp_path / "tiny", "4k") as disk:
+        done = subprocess.run(CLI + ["run", str(path), "--out", str(disk / "out"), "--quiet"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
+        assert list(disk.iterdir()) == []
+    # the run starts, then the disk fills up: the federate that cannot write ends it, the folder says why
+    with small_disk(tmp_path / "small", "96k") as disk:
+        done = subprocess.run(CLI + ["run", str(path), "--out", str(disk / "out"), "--quiet"], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
+        kept = [p for p in disk.iterdir() if p.name.startswith("out.")]
+        assert len(kept) == 1 and (kept[0] / "INCOMPLETE.txt").is_file() and str(kept[0]) in done.stderr
+        assert not (disk / "out").exists()
+        assert no_process_mentions(str(disk))
+
+
+def test_a_read_only_results_folder_is_one_line_and_exit_code_2(tmp_path):
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
+    with small_disk(tmp_path / "ro", "64k", read_only=True) as disk:
+        done = subprocess.run(CLI + ["run", str(path), "--out", str(disk / "out")], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "Read-only file system" in done.stderr and "--out" in done.stderr and "Traceback" not in done.stderr

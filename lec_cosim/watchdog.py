@@ -1,0 +1,328 @@
+"""Who holds the federation up: a HELICS observer that watches every federate's granted time.
+
+A federate that stops responding (SIGSTOP, a deadlocked solver, a stuck network read) holds every
+other federate at its time for ever: they wait in their time requests, HELICS sees nothing wrong.
+The launcher therefore joins each federation it starts as an *observer* (HELICS's
+``HELICS_FLAG_OBSERVER``: it takes no part in time coordination, so it holds no one back) and asks
+each federate, once a second, its ``current_time`` (granted and requested time). When no
+federate's granted time has moved for the stall time, it tells which federate holds the others:
+
+- one that does not answer queries at all: its process is stopped or frozen (a federate's HELICS
+  core runs in its own thread, so a federate merely busy in Python or in a solver still answers);
+- otherwise one that was granted its time and has not asked for the next: it is still working on
+  that step (a solver that never returns, a read that never ends);
+- before executing mode, one that has not joined the federation or is still initializing.
+
+Measured with HELICS 3.6.1 (zmq cores): an observer counts towards the broker's ``-f`` federates, so
+one that joined before the federation entered executing mode let the broker start it without the
+last federate (which was then refused: "already in initialization mode"). The observer therefore
+joins only once every federate program has entered executing mode, which each one tells in its
+timing state file (``timing/<federate>.json``, :mod:`lec_cosim.timing`); before that, the files are
+what the watchdog watches: a federate that has not written ``ready`` when the others stopped making
+progress is still building its model. Once joined, the observer stays in its created state: it only
+asks queries, which HELICS answers in any state, and takes no part in the time coordination. Under a
+root broker with sub-brokers and ``--globaltime`` any observer stopped the federation's grants (in
+executing mode or not), so a hierarchy is watched through the federates' timing state files and
+their processes' states instead (``pids``). A query to a stopped federate's core is never answered
+(no timeout for many seconds), so every query is asynchronous and one not answered within
+``answer_s`` counts as "not answering"; it is left pending and not repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import helics as h
+
+STALL_TIMEOUT_S = 120.0
+"""Default stall time: longer than any single step of the shipped studies takes (the longest, a
+day's plan or an hour's negotiation, takes seconds), short enough that a stuck run ends in minutes."""
+HELICS_TIME_START = -1e9
+"""A granted time below this is HELICS's "not yet granted" (-9.2e9 s before executing mode)."""
+HELICS_TIME_END = 1e9
+"""A requested time above this is HELICS's end of time (the observer's own request, or none yet)."""
+
+
+@dataclass
+class FederateTime:
+    """What a federate last answered, and since when an unanswered query is pending."""
+
+    granted_s: float | None = None
+    requested_s: float | None = None
+    joined: bool = False
+    left: bool = False
+    pending_since: float | None = None
+
+
+@dataclass(frozen=True)
+class Stall:
+    """A stalled federation: who holds it, at which granted time, and why (in words).
+
+    Attributes
+    ----------
+    federate : str or None
+        The federate that holds the others (None: the watchdog could not tell).
+    granted_s : float or None
+        Its granted time in seconds of simulated time (None: before executing mode, or unknown).
+    reason : str
+        Why it holds them, for the user.
+    stalled_s : float
+        Wall seconds without a federate's time advancing.
+    """
+
+    federate: str | None
+    granted_s: float | None
+    reason: str
+    stalled_s: float
+
+
+@dataclass
+class Watchdog:
+    """Watch a running federation from an observer federate; see the module docstring.
+
+    Parameters
+    ----------
+    broker_address, port, key
+        Where the (root) broker listens, and its key (None: none).
+    federates
+        Names of the federates to watch.
+    run_dir, programs
+        The run folder and the federates in it that are lec-cosim federate programs (they write their
+        timing state; stock HELICS apps do not).
+    stall_s
+        Wall seconds without any federate's granted time advancing that make a stall.
+    poll_s, answer_s
+        How often the federates are asked, and how long an answer may take.
+    """
+
+    broker_address: str
+    port: int
+    federates: list[str]
+    run_dir: Path
+    programs: list[str]
+    stall_s: float = STALL_TIMEOUT_S
+    key: str | None = None
+    poll_s: float = 0.5
+    answer_s: float = 2.0
+    pids: dict[str, int] = field(default_factory=dict)
+    """Federate programs' process IDs: given, the federation is watched through its timing files instead
+    of HELICS queries (a broker hierarchy: see the module docstring)."""
+    times: dict[str, FederateTime] = field(default_factory=dict)
+    stall: Stall | None = None
+    error: str | None = None
+    """Why the watchdog could not watch (it never stops a run itself for that)."""
+
+    def __post_init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lec-cosim-watchdog", daemon=True)
+        self.times = {name: FederateTime() for name in self.federates}
+
+    def start(self) -> "Watchdog":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Leave the federation (the broker ends only once its observer has left too)."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    # -- the observer's thread ------------------------------------------------------------------
+    def _join(self):
+        info = h.helicsCreateFederateInfo()
+        h.helicsFederateInfoSetCoreType(info, h.HELICS_CORE_TYPE_ZMQ)
+        options = ["--federates=1", f"--broker_address=tcp://{self.broker_address}:{self.port}"]
+        if self.key:
+            options.append(f"--brokerkey={self.key}")
+        h.helicsFederateInfoSetCoreInitString(info, " ".join(options))
+        h.helicsFederateInfoSetFlagOption(info, h.HELICS_FLAG_OBSERVER, True)
+        h.helicsFederateInfoSetFlagOption(info, h.HELICS_FLAG_TERMINATE_ON_ERROR, False)
+        try:
+            return h.helicsCreateValueFederate(f"lec_cosim_watchdog_{id(self):x}", info)
+        finally:
+            h.helicsFederateInfoFree(info)
+
+    def _timing_states(self) -> dict[str, dict | None]:
+        """Each federate program's timing state file (None: none yet, its model is being built)."""
+        from lec_cosim.timing import TIMING_DIR
+
+        states = {}
+        for name in self.programs:
+            try:
+                states[name] = json.loads((Path(self.run_dir) / TIMING_DIR / f"{name}.json").read_text())
+            except (OSError, ValueError):
+                states[name] = None
+        return states
+
+    def _startup_states(self) -> dict[str, str | None]:
+        return {name: (info or {}).get("state") for name, info in self._timing_states().items()}
+
+    def _await_executing(self) -> bool:
+        """Wait until every federate program is in executing mode; False on stop or a stall at start-up."""
+        last, progress_at = None, time.monotonic()
+        while not self._stop.wait(0.25):
+            states = self._startup_states()
+            if all(state not in (None, "ready") for state in states.values()):
+                return True
+            if states != last:
+                last, progress_at = states, time.monotonic()
+            elif time.monotonic() - progress_at >= self.stall_s:
+                stalled_s = time.monotonic() - progress_at
+                building = [name for name, state in states.items() if state is None]
+                if building:
+                    self.stall = Stall(building[0], None, "it has not finished starting: its model is still being "
+                                       "built or read, so it has not asked for executing mode"
+                                       + (f" (nor have {', '.join(building[1:])})" if building[1:] else ""),
+                                       stalled_s)
+                else:
+                    others = [name for name in self.federates if name not in self.programs]
+                    self.stall = Stall(others[0] if others else None, None, "every federate program asked for "
+                                       "executing mode, but the federation did not start"
+                                       + (": this one has not joined" if others else ""), stalled_s)
+                return False
+        return False
+
+    def _run(self) -> None:
+        if not self._await_executing():
+            return
+        if self.pids:
+            self._watch_files()
+            return
+        try:
+            fed = self._join()
+        except Exception as exc:  # no broker to join (it failed at once): the launcher sees that itself
+            self.error = f"could not join the federation: {exc}"
+            return
+        try:
+            self._watch(fed)
+        except Exception as exc:  # the federation ended under us (an error elsewhere): nothing to watch
+            self.error = f"stopped watching: {exc}"
+        finally:
+            try:
+                h.helicsFederateDisconnect(fed)
+            except Exception:
+                pass
+            h.helicsFederateFree(fed)
+
+    def _watch(self, fed) -> None:
+        queries: dict[str, object] = {}  # at most one pending query per federate
+        last_seen: dict[str, float | None] = {}
+        progress_at = time.monotonic()
+        while not self._stop.wait(self.poll_s):
+            for name in [n for n, q in queries.items() if h.helicsQueryIsCompleted(q)]:
+                query = queries.pop(name)
+                self._answered(name, h.helicsQueryExecuteComplete(query))
+                h.helicsQueryFree(query)
+            now = time.monotonic()
+            for name, state in self.times.items():
+                if name not in queries:
+                    query = queries[name] = h.helicsCreateQuery(name, "current_time")
+                    h.helicsQueryExecuteAsync(query, fed)
+                    if state.pending_since is None:
+                        state.pending_since = now
+            seen = {name: state.granted_s for name, state in self.times.items()}
+            if seen != last_seen:
+                progress_at, last_seen = now, seen
+            elif now - progress_at >= self.stall_s:
+                self.stall = self.diagnose(now - progress_at)
+                return
+
+    def _watch_files(self) -> None:
+        """Without queries (a broker hierarchy): the federates' timing state files, and their processes' states.
+
+        Each federate program rewrites its state file (what it does, at which slot) every couple of seconds
+        while it steps; a process the kernel has stopped is seen in ``/proc``.
+        """
+        last, progress_at = None, time.monotonic()
+        while not self._stop.wait(self.poll_s):
+            infos = self._timing_states()
+            seen = {name: (info or {}).get("state_slot_time_s") for name, info in infos.items()}
+            now = time.monotonic()
+            if seen != last:
+                last, progress_at = seen, now
+                continue
+            if now - progress_at < self.stall_s:
+                continue
+            stopped = [name for name, pid in self.pids.items() if _process_state(pid) == "T"]
+            if stopped:
+                info = infos.get(stopped[0]) or {}
+                self.stall = Stall(stopped[0], info.get("state_slot_time_s"), "its process is stopped (SIGSTOP)",
+                                   now - progress_at)
+                return
+            active = {name: info for name, info in infos.items() if info and info.get("state") not in ("done",)}
+            working = sorted((info.get("state_slot_time_s") or 0.0, name) for name, info in active.items()
+                             if info.get("state") == "working")
+            if working:
+                slot, name = working[0]
+                self.stall = Stall(name, slot, "it has been working on this step since then (its timing state "
+                                   "says so; a broker hierarchy is watched through the timing files)",
+                                   now - progress_at)
+            else:
+                slot, name = min(((info.get("state_slot_time_s") or 0.0, name) for name, info in active.items()),
+                                 default=(None, None))
+                self.stall = Stall(name, slot, "every federate is waiting for a grant; this one is the furthest "
+                                   "behind", now - progress_at)
+            return
+
+    def _answered(self, name: str, reply) -> None:
+        state = self.times[name]
+        state.pending_since = None
+        if isinstance(reply, dict) and "granted_time" in reply:
+            state.joined = True
+            state.granted_s = float(reply["granted_time"])
+            state.requested_s = float(reply["requested_time"])
+        elif isinstance(reply, dict) and reply.get("error", {}).get("code") == 503:
+            state.left = True  # disconnected: done with its run (a failure would have ended the federation)
+        # else HELICS's error JSON 404: the federate has not registered yet
+
+    # -- the verdict ----------------------------------------------------------------------------
+    def diagnose(self, stalled_s: float) -> Stall:
+        """Who holds the others, from the last answers (see the module docstring)."""
+        now = time.monotonic()
+        silent = [name for name, s in self.times.items()
+                  if s.pending_since is not None and now - s.pending_since >= self.answer_s]
+        answering = {name: s for name, s in self.times.items() if name not in silent and s.joined and not s.left}
+        if silent:
+            name = min(silent, key=lambda n: self.times[n].granted_s if self.times[n].granted_s is not None else 0)
+            granted, reason = _granted(self.times[name]), "it does not answer HELICS queries: its process is stopped or frozen"
+            if granted is None:  # silent before its first answer: its own last timing report (up to 2 s old)
+                granted = ((self._timing_states().get(name) or {}).get("state_slot_time_s"))
+                reason += " (the time is its last timing report's)"
+            return Stall(name, granted, reason, stalled_s)
+        absent = [name for name in self.federates if name not in answering and not self.times[name].left]
+        if absent:
+            return Stall(absent[0], None, "it has not joined the federation (still starting, or stuck before "
+                         "it connected)", stalled_s)
+        started = {name: s for name, s in answering.items() if s.granted_s > HELICS_TIME_START}
+        if not started:
+            return Stall(None, None, f"no federate entered executing mode (federates: {', '.join(self.federates)})",
+                         stalled_s)
+        if len(started) < len(answering):
+            name = next(n for n in answering if n not in started)
+            return Stall(name, None, "it has not entered executing mode (still building its model or "
+                         "initializing)", stalled_s)
+        # Granted and not asking for the next time: the federate works on its step (or is stuck in it).
+        working = sorted((s.granted_s, name) for name, s in started.items() if s.requested_s <= s.granted_s + 1e-9)
+        if working:
+            granted, name = working[0]
+            return Stall(name, granted, "it was granted this time and has not asked for its next one: it is "
+                         "still working on that step", stalled_s)
+        granted, name = min((s.granted_s, name) for name, s in started.items())
+        return Stall(name, granted, "every federate is waiting for a grant (a time-coordination deadlock); this "
+                     "one has the lowest granted time", stalled_s)
+
+
+def _process_state(pid: int) -> str | None:
+    """The kernel's one-letter state of a process (``R``, ``S``, ``T`` for stopped, ...), None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _granted(state: FederateTime) -> float | None:
+    granted = state.granted_s
+    return granted if granted is not None and granted > HELICS_TIME_START else None
