@@ -197,7 +197,7 @@ def run_federation(
     log_dir = run_dir / "logs"
     log_dir.mkdir(exist_ok=True)
     processes: list[Process] = []
-    watchdog = None
+    watchdog = endpoint = None
     started = time.perf_counter()
     env = dict(os.environ, PYTHONUNBUFFERED="1", **({DEBUG_ENVIRONMENT: "1"} if debug else {}))
     try:
@@ -271,4 +271,8 @@ def run_federation(
     finally:
         if watchdog is not None:
             watchdog.stop()
+        if endpoint is not None:  # the run's ports are free again (if this process reserved them)
+            from lec_cosim.federation import release_broker_ports
+
+            release_broker_ports(endpoint[1])
     return time.perf_counter() - started

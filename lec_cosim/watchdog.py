@@ -41,6 +41,8 @@ import helics as h
 STALL_TIMEOUT_S = 120.0
 """Default stall time: longer than any single step of the shipped studies takes (the longest, a
 day's plan or an hour's negotiation, takes seconds), short enough that a stuck run ends in minutes."""
+JOIN_ATTEMPTS = 10
+"""Tries to join the running federation (each gives up after about two seconds)."""
 HELICS_TIME_START = -1e9
 """A granted time below this is HELICS's "not yet granted" (-9.2e9 s before executing mode)."""
 HELICS_TIME_END = 1e9
@@ -134,7 +136,10 @@ class Watchdog:
     def _join(self):
         info = h.helicsCreateFederateInfo()
         h.helicsFederateInfoSetCoreType(info, h.HELICS_CORE_TYPE_ZMQ)
-        options = ["--federates=1", f"--broker_address=tcp://{self.broker_address}:{self.port}"]
+        # silent (a failed connection must not print into the user's terminal) and quick to give up: the
+        # broker may be gone already when a short run ends as the watchdog joins
+        options = ["--federates=1", f"--broker_address=tcp://{self.broker_address}:{self.port}",
+                   "--loglevel=no_print", "--networktimeout=1s", "--timeout=2s", "--networkretries=1"]
         if self.key:
             options.append(f"--brokerkey={self.key}")
         h.helicsFederateInfoSetCoreInitString(info, " ".join(options))
@@ -186,16 +191,23 @@ class Watchdog:
         return False
 
     def _run(self) -> None:
-        if not self._await_executing():
+        if not self._await_executing() or self._stop.is_set():
             return
         if self.pids:
             self._watch_files()
             return
-        try:
-            fed = self._join()
-        except Exception as exc:  # no broker to join (it failed at once): the launcher sees that itself
-            self.error = f"could not join the federation: {exc}"
+        fed = None
+        for _ in range(JOIN_ATTEMPTS):  # each gives up in about 2 s: the broker may be gone (a run just ended)
+            try:
+                fed = self._join()
+                break
+            except Exception as exc:  # the launcher sees a failed broker itself; a busy one gets another try
+                self.error = f"could not join the federation: {exc}"
+                if self._stop.wait(0.5):
+                    return
+        if fed is None:
             return
+        self.error = None
         try:
             self._watch(fed)
         except Exception as exc:  # the federation ended under us (an error elsewhere): nothing to watch

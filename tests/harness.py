@@ -20,6 +20,7 @@ from lec_cosim.federation import (
     federate_command,
     federate_config,
     free_broker_port,
+    release_broker_ports,
 )
 from lec_cosim.scenario import write_scenario_variant
 
@@ -119,6 +120,7 @@ def federate_under_test(name: str, scenario, run_dir: Path, n_test_federates: in
                 process.kill()
                 process.wait()
         log.close()
+        release_broker_ports(port)
 
 
 def parent_pid(pid: int) -> int | None:
