@@ -38,36 +38,24 @@ NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 or ``..``, nor a hidden or option-like name)."""
 
 
-def _calendar_time(value):
-    """A date and time from YAML (a timestamp or a date) or from JSON (an ISO string); nothing else.
-
-    Numbers are refused: pydantic would read 20190526 as seconds since 1970.
-    """
-    if isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(0))
+def _calendar(value, *, day: bool):
+    """A date and time (``day``: a day) from YAML (a timestamp or a date) or from JSON (an ISO string);
+    nothing else: pydantic would read the number 20190526 as seconds since 1970."""
+    what, form = ("day", "YYYY-MM-DD") if day else ("date and time", "YYYY-MM-DD HH:MM")
     if isinstance(value, str):
         try:
-            return dt.datetime.fromisoformat(value.strip())
+            value = (dt.date if day else dt.datetime).fromisoformat(value.strip())
         except ValueError as exc:
-            raise ValueError(f"{value!r} is not a calendar date and time (YYYY-MM-DD HH:MM): {exc}") from None
-    raise ValueError(f"expected a date and time (YYYY-MM-DD HH:MM), not {_kind(value)}")
-
-
-def _calendar_day(value):
+            raise ValueError(f"{value!r} is not a calendar {what} ({form}): {exc}") from None
     if isinstance(value, dt.datetime):
+        if not day:
+            return value
         if value.time() != dt.time(0):
-            raise ValueError(f"expected a day (YYYY-MM-DD), not a time of day ({value.isoformat()})")
+            raise ValueError(f"expected a day ({form}), not a time of day ({value.isoformat()})")
         return value.date()
     if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a calendar day (YYYY-MM-DD): {exc}") from None
-    raise ValueError(f"expected a day (YYYY-MM-DD), not {_kind(value)}")
+        return value if day else dt.datetime.combine(value, dt.time(0))
+    raise ValueError(f"expected a {what} ({form}), not {_kind(value)}")
 
 
 def _file_path(value):
@@ -91,8 +79,8 @@ def _kind(value) -> str:
     return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
 
 
-CalendarTime = Annotated[dt.datetime, BeforeValidator(_calendar_time)]
-CalendarDay = Annotated[dt.date, BeforeValidator(_calendar_day)]
+CalendarTime = Annotated[dt.datetime, BeforeValidator(lambda value: _calendar(value, day=False))]
+CalendarDay = Annotated[dt.date, BeforeValidator(lambda value: _calendar(value, day=True))]
 FilePath = Annotated[Path, BeforeValidator(_file_path)]
 
 
@@ -772,6 +760,21 @@ _ScenarioLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
+def _utf16_without_bom(raw: bytes) -> bool:
+    """Whether ``raw`` reads as UTF-16 text without a byte-order mark: mostly ASCII, so one byte of every two
+    (the high one) is NUL, and it decodes."""
+    if len(raw) < 4 or len(raw) % 2:
+        return False
+    for high, encoding in ((raw[1::2], "utf-16-le"), (raw[0::2], "utf-16-be")):
+        if high.count(0) >= 0.9 * len(high):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            return True
+    return False
+
+
 def _scenario_text(path: Path) -> str:
     """The text of a scenario file: UTF-8 (a byte-order mark allowed), no binary."""
     try:
@@ -780,7 +783,7 @@ def _scenario_text(path: Path) -> str:
         raise ScenarioError(f"{path}: (file): a folder, not a scenario file") from None
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or _utf16_without_bom(raw):
         raise ScenarioError(f"{path}: (file): UTF-16 text; save the scenario as UTF-8")
     if b"\x00" in raw:
         raise ScenarioError(f"{path}: (file): a binary file (NUL bytes), not a YAML scenario")

@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from harness import (
@@ -43,6 +44,23 @@ CRASHES = [(kind, name, rng.randrange(1, horizon) * 3600.0 + rng.choice([0, 900,
 
 
 
+def armed(tmp_path, scenario: str, changes: dict, federate: str, fault: str, at_s: float) -> Path:
+    """A federation of ``scenario`` written into ``tmp_path/run`` with a fault armed in one federate's config
+    (``inject_fault_at_s``: it raises; ``inject_hang_at_s``: it hangs in its step; ``inject_exit_at_s``:
+    it exits 0), as ``run`` would write it; run it with the launcher."""
+    from lec_cosim.federation import write_federation
+    from lec_cosim.scenario import load_scenario
+
+    path = write_scenario(tmp_path, scenario, changes)
+    run_dir = tmp_path / "run"
+    write_federation(load_scenario(path), run_dir)
+    config_path = run_dir / "configs" / f"{federate}.json"
+    config = json.loads(config_path.read_text())
+    config["lec_cosim"][fault] = at_s
+    config_path.write_text(json.dumps(config))
+    return run_dir
+
+
 def start(tmp_path, scenario: str, horizon_h: float, extra=()):
     path = write_scenario(tmp_path, scenario, {"horizon_h": horizon_h})
     out = tmp_path / "out"
@@ -53,20 +71,10 @@ def start(tmp_path, scenario: str, horizon_h: float, extra=()):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("kind,federate,at_s", CRASHES, ids=[f"{k}-{f}-{t:g}s" for k, f, t in CRASHES])
 def test_a_crash_ends_the_federation_and_names_the_federate(tmp_path, kind, federate, at_s):
-    # the CLI writes the federation, then we arm the fault in the federate's config before it starts:
-    # runner written by `runner`, run by the launcher, as `run` does
-    from lec_cosim.federation import write_federation
     from lec_cosim.launch import FederationError, run_federation
-    from lec_cosim.scenario import load_scenario
 
     scenario, changes, _, horizon_h = KINDS[kind]
-    path = write_scenario(tmp_path, scenario, {"horizon_h": horizon_h, **changes})
-    run_dir = tmp_path / "run"
-    write_federation(load_scenario(path), run_dir)
-    config_path = run_dir / "configs" / f"{federate}.json"
-    config = json.loads(config_path.read_text())
-    config["lec_cosim"]["inject_fault_at_s"] = at_s
-    config_path.write_text(json.dumps(config))
+    run_dir = armed(tmp_path, scenario, {"horizon_h": horizon_h, **changes}, federate, "inject_fault_at_s", at_s)
     with pytest.raises(FederationError) as failure:
         run_federation(run_dir, timeout_s=60)  # the bound: a hang would end as a timeout, failing the test
     assert str(failure.value).startswith(f"federate {federate} failed: {federate}: RuntimeError: injected fault at"), \
@@ -149,17 +157,9 @@ def test_a_stopped_federate_is_named_within_the_stall_time(tmp_path, federate, s
 def test_a_federate_stuck_in_a_step_is_named_as_still_working(tmp_path):
     """A deadlocked solver: the process answers HELICS (its core has its own thread) but never asks for
     its next time. The watchdog finds it by its granted time and the time it has not requested."""
-    from lec_cosim.federation import write_federation
     from lec_cosim.launch import FederationError, run_federation
-    from lec_cosim.scenario import load_scenario
 
-    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 24})
-    run_dir = tmp_path / "run"
-    write_federation(load_scenario(path), run_dir)
-    config_path = run_dir / "configs" / "households.json"
-    config = json.loads(config_path.read_text())
-    config["lec_cosim"]["inject_hang_at_s"] = 9 * 3600.0
-    config_path.write_text(json.dumps(config))
+    run_dir = armed(tmp_path, "trondelag_arbitrage", {"horizon_h": 24}, "households", "inject_hang_at_s", 9 * 3600.0)
     with pytest.raises(FederationError) as failure:
         run_federation(run_dir, timeout_s=90, stall_timeout_s=STALL_S)
     message = str(failure.value)
@@ -172,17 +172,9 @@ def test_a_federate_stuck_in_a_step_is_named_as_still_working(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_a_federate_that_exits_0_before_its_end_ends_the_federation(tmp_path):
-    from lec_cosim.federation import write_federation
     from lec_cosim.launch import FederationError, run_federation
-    from lec_cosim.scenario import load_scenario
 
-    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 24})
-    run_dir = tmp_path / "run"
-    write_federation(load_scenario(path), run_dir)
-    config_path = run_dir / "configs" / "dso.json"
-    config = json.loads(config_path.read_text())
-    config["lec_cosim"]["inject_exit_at_s"] = 6 * 3600.0
-    config_path.write_text(json.dumps(config))
+    run_dir = armed(tmp_path, "trondelag_arbitrage", {"horizon_h": 24}, "dso", "inject_exit_at_s", 6 * 3600.0)
     with pytest.raises(FederationError) as failure:
         run_federation(run_dir, timeout_s=90)
     assert str(failure.value).startswith("federate dso exited (code 0) before the end of its run"), str(failure.value)
