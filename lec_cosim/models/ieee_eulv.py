@@ -418,11 +418,22 @@ def read_load_profiles_kw(data_dir: Path | str = DEFAULT_DATA_DIR) -> pd.DataFra
         expected = minutes[i - 1] + 1 if i else 1
         raise FeederDataError(f"{path}: line {lines[i]}: minute {minutes[i]:g}, expected {expected:g} (one row a "
                               "minute from 1, no gap, repeat or disorder)")
+    clock = df["time"].astype(str).str.strip().str.extract(r"^(\d{1,2}):(\d\d)(?::(\d\d))?$").astype(float)
+    seconds = (clock[0] * 3600 + clock[1] * 60 + clock[2].fillna(0)).to_numpy()
+    off = np.flatnonzero(~(seconds == minutes * 60.0))  # NaN (no HH:MM:SS) is off too
+    if off.size:
+        i = int(off[0])
+        raise FeederDataError(f"{path}: line {lines[i]}: time {df['time'].iat[i]!r} is not minute {minutes[i]:g} "
+                              f"({int(minutes[i]) // 60:02d}:{int(minutes[i]) % 60:02d}:00): each row's time is the end "
+                              "of its minute, HH:MM:SS")
     numbers.index = numbers.index.astype(int)
     try:
         check_values(path, numbers.set_axis(lines, axis=0), **HOUSEHOLD_LOAD_RANGE)
     except DataError as exc:
         raise FeederDataError(str(exc)) from None
+    if minutes[-1] < 1440:  # a whole day: the loads repeat it every day
+        raise FeederDataError(f"{path}: line {lines[-1]}: the profiles end at minute {minutes[-1]:g}; they need one "
+                              "row a minute for the whole day (minutes 1 to 1440)")
     return numbers
 
 
