@@ -21,9 +21,26 @@ EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text())
 
 
 def test_the_corpus_is_big_enough_and_complete():
-    assert len(EXPECTED) >= 30
+    assert len(EXPECTED) >= 150
     assert sorted(EXPECTED) == sorted(p.name for p in CORPUS.glob("*.yaml") if p.name != "expected.yaml")
-    assert len(list(CORPUS.glob("*.csv"))) >= 5  # broken data files, not only scenarios
+    assert len(list(CORPUS.glob("*.csv"))) >= 30  # broken data files, not only scenarios
+    assert len([p for p in CORPUS.iterdir() if p.is_dir()]) >= 10  # broken feeder folders
+
+
+def test_every_case_expects_a_field_or_row_and_a_reason():
+    for name, needles in EXPECTED.items():
+        # the file name alone proves nothing: each case names its field or row and why, besides the file
+        assert len(needles) >= 2, name
+        assert not any(needle in name for needle in needles), name
+
+
+def _error_line(name: str, stderr: str) -> str:
+    """The one error line, with the scenario's own path taken out (so the file name cannot satisfy a needle)."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    assert str(CORPUS / name) in lines[0]  # the file
+    return lines[0].replace(str(CORPUS / name), "<scenario>")
 
 
 FOUND_BEFORE_RUNNING = sorted(name for name in EXPECTED if not name.startswith("run_"))
@@ -35,16 +52,14 @@ def test_one_clear_line_and_exit_code_2(name, capsys):
     code = main(["validate", str(CORPUS / name)])
     captured = capsys.readouterr()
     assert code == 2, captured.out
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    assert name in lines[0]  # the file
+    line = _error_line(name, captured.err)
     for needle in EXPECTED[name]:
-        assert needle in lines[0], (needle, lines[0])
-    assert "Traceback" not in captured.err
+        assert needle in line, (needle, line)
 
 
 @pytest.mark.parametrize("name", ["negative_capacity.yaml", "prices_nan.yaml", "lem_bids_broken.yaml",
-                                  "mlec_band_inverted.yaml"])
+                                  "mlec_band_inverted.yaml", "number_boolean_on.yaml", "utf16.yaml",
+                                  "lem_feeder_trafo_zero_rating.yaml", "mlec_pv_percent.yaml"])
 def test_run_refuses_before_writing_anything(name, tmp_path):
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(CORPUS / name), "--out", str(out)],
@@ -66,16 +81,15 @@ def test_an_input_error_found_while_running_is_one_line_and_exit_code_2(name, tm
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(CORPUS / name), "--out", str(out),
                            "--quiet"], capture_output=True, text=True, timeout=100)
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert name in lines[0] and "Traceback" not in done.stderr
+    assert done.returncode == 2, done.stderr
+    line = _error_line(name, done.stderr)
     for needle in EXPECTED[name]:
-        assert needle in lines[0], (needle, lines[0])
+        assert needle in line, (needle, line)
     # the run that found it is kept apart, marked incomplete; nothing looks like a result
     assert not out.exists()
     incomplete = tmp_path / "out.incomplete"
     assert (incomplete / "INCOMPLETE.txt").is_file() and not (incomplete / "summary.json").exists()
-    assert str(incomplete) in lines[0]
+    assert str(incomplete) in line
 
 
 def test_debug_shows_the_federate_traceback_of_an_input_error_found_while_running(tmp_path):
