@@ -111,8 +111,23 @@ def _plausible(low: float, high: float, unit: str, hint: str = ""):
 _EUR_PER_KWH = _plausible(0.0, 1.0, "EUR/kWh", "; is it in EUR/MWh or ct/kWh?")
 
 
+CALENDAR_YEARS = (1900, 2199)
+"""The years a simulation may span: its series are pandas timestamps, which end in 2262 (dates past 9999 do not
+exist at all)."""
+
+
 class _ScenarioBase(_Strict):
     """What every scenario kind derives from its ``horizon_h``, ``resolution`` and ``source_file``."""
+
+    @model_validator(mode="after")
+    def _within_the_calendar(self):
+        first, last = CALENDAR_YEARS
+        if not first <= self.start.year <= last:
+            raise ValueError(f"start: the year {self.start.year} is outside {first}-{last}")
+        hours_left = (dt.datetime(last + 1, 1, 1) - self.start) / dt.timedelta(hours=1)
+        if self.horizon_h > hours_left:
+            raise ValueError(f"horizon_h: {self.horizon_h:g} h from {self.start.isoformat()} end after {last}")
+        return self
 
     # Derived quantities, in seconds of simulated time (HELICS time unit).
     @property
@@ -149,7 +164,7 @@ class PVConfig(_Strict):
 
 
 class HouseholdsConfig(_Strict):
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=100_000)
     load_profile_file: FilePath
     load_profiles: list[str] = Field(min_length=1)
     _unique_profiles = field_validator("load_profiles")(_unique)
@@ -332,6 +347,8 @@ class Scenario(_ScenarioBase):
         if abs(horizon_min / res.market_min - round(horizon_min / res.market_min)) > 1e-9:
             # the market publishes each day's prices at its steps: a last part-step would have none
             raise ValueError("horizon_h: must be a whole number of market steps")
+        if round(horizon_min / max(res.ems_min, res.market_min)) < 1:
+            raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one EMS and market step")
         return self
 
     @property
@@ -464,6 +481,8 @@ class LemScenario(_ScenarioBase):
             raise ValueError("resolution.market_min: must be a multiple of grid_min and divide a day")
         if abs(self.horizon_h * 60 / res.market_min - round(self.horizon_h * 60 / res.market_min)) > 1e-9:
             raise ValueError("horizon_h: must be a whole number of market periods")
+        if round(self.horizon_h * 60 / res.market_min) < 1:
+            raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one market period")
         if self.market.chp_strategy == "aco" and self.market.learned_bids_file is None:
             raise ValueError("market.learned_bids_file: needed for chp_strategy aco (write it with train-bidders)")
         return self
@@ -571,6 +590,8 @@ class MultiLecScenario(_ScenarioBase):
             raise ValueError("resolution.grid_min: must divide an hour (the PV data are 15-min, loads 1-min)")
         if abs(self.horizon_h - round(self.horizon_h)) > 1e-9:
             raise ValueError("horizon_h: must be a whole number of hours")
+        if round(self.horizon_h) < 1:
+            raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one hour")
         return self
 
     @property
@@ -730,7 +751,8 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario:
 
 class _ScenarioLoader(yaml.SafeLoader):
     """YAML as a scenario needs it: a key given twice is an error (PyYAML keeps the last one silently), an
-    impossible date (2019-02-30) is an error at its line, and ``1e3`` is a number (YAML 1.1 wants ``1.0e3``)."""
+    impossible date (2019-02-30) is an error at its line, and ``1e3`` and ``1.5e3`` are numbers (YAML 1.1 wants
+    ``1.5e+3``)."""
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -757,7 +779,8 @@ class _ScenarioLoader(yaml.SafeLoader):
 
 _ScenarioLoader.add_constructor("tag:yaml.org,2002:timestamp", _ScenarioLoader.construct_yaml_timestamp)
 _ScenarioLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 
 def _utf16_without_bom(raw: bytes) -> bool:
