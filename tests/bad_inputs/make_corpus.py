@@ -183,6 +183,16 @@ for kind, text in KINDS.items():
          "String should match pattern")
     case(f'{kind}name_300_characters.yaml', re.sub(r'\nname: [^\n]*', '\nname: ' + 'n' * 300, text, count=1), ': name: ',
          'String should have at most 100 characters')
+    # a start outside the calendar, a horizon too long to end in it or too short to hold one step
+    case(f'{kind}start_year_9999.yaml', re.sub(r'\nstart: \S+', '\nstart: 9999-12-31T00:00:00', text, count=1), 'start:',
+         'the year 9999 is outside 1900-2199')
+    case(f'{kind}horizon_tiny.yaml', sub(text, 'horizon_h: 24', 'horizon_h: 1.0e-9'), 'horizon_h', '1e-09 h is shorter than one')
+case('start_year_1.yaml', re.sub(r'\nstart: \S+', '\nstart: 0001-01-01T00:00:00', base2, count=1), 'start:',
+     'the year 1 is outside 1900-2199')
+case('horizon_past_2199.yaml', sub(base2, 'horizon_h: 24', 'horizon_h: 1.0e9'), 'horizon_h',
+     '1e+09 h from 2019-05-26T00:00:00 end after 2199')
+case('households_billions.yaml', sub(base2, 'count: 120', 'count: 1000000000000'), 'households.count',
+     'less than or equal to 100000')
 (OUT / 'binary.yaml').write_bytes(b'\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR' + bytes(range(256)))
 assert 'binary.yaml' not in expected
 expected['binary.yaml'] = ['(file)', 'a binary file (NUL bytes), not a YAML scenario']
