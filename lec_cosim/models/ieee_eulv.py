@@ -409,7 +409,14 @@ def read_load_profiles_kw(data_dir: Path | str = DEFAULT_DATA_DIR) -> pd.DataFra
         column = profiles.columns[numbers.iloc[i].isna().to_numpy()][0]
         raise FeederDataError(f"{path}: line {lines[i]}: {column} is {profiles.iat[i, profiles.columns.get_loc(column)]!r}, "
                               "not a number")
-    minutes = numbers.index.to_numpy()
+    minute = pd.to_numeric(df["minute"], errors="coerce")
+    bad = minute.isna().to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raw = df["minute"].iat[i]
+        raise FeederDataError(f"{path}: line {lines[i]}: minute is {'empty' if pd.isna(raw) else repr(raw)}, "
+                              "not a number")
+    minutes = minute.to_numpy(dtype=float)
     if len(minutes) < 2:
         raise FeederDataError(f"{path}: only one data row; the profiles need one row a minute")
     odd = np.flatnonzero(np.diff(minutes) != 1)
