@@ -315,6 +315,8 @@ profiles_cases('feeder_profiles_part_of_day', profiles, 'line 6',
                'the profiles end at minute 5; they need one row a minute for the whole day (minutes 1 to 1440)')
 profiles_cases('feeder_profiles_time_off', profiles[:3] + [profiles[3].replace(',00:03:00,', ',00:30:00,')] + profiles[4:],
                'line 4', "time '00:30:00' is not minute 3 (00:03:00)")
+profiles_cases('feeder_profiles_minute_text', profiles[:4] + ['x' + profiles[4][1:]] + profiles[5:], 'line 5',
+               "minute is 'x', not a number")
 
 # --- found only while running: exit code 2 all the same (tests/test_bad_inputs.py runs these)
 case('run_power_flow_diverges.yaml', sub(base2, 'sn_mva: 1.6', 'sn_mva: 0.1'), 'grid', 'power flow did not converge', 'simulated time 2019-05-26 09:00', 'found by federate dso')
