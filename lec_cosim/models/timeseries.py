@@ -255,6 +255,11 @@ def read_profile_table(path: Path, columns: list[str], value_range: dict | None 
         raw = "" if pd.isna(raw) else str(raw)
         raise DataError(f"{path}: row {line}: {column} is {'empty' if not raw.strip() else repr(raw)}, not a number")
     check_values(path, values, **(value_range or dict(low=-np.inf, high=np.inf, unit="")))
+    offset = frame["time"].str.strip().str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True).to_numpy()
+    if offset.any():  # pandas cannot mix them with local times (a ValueError, or a series shifted to the offset)
+        line = frame.index[int(offset.argmax())]
+        raise DataError(f"{path}: row {line}: timestamp {frame.at[line, 'time']!r} has a UTC offset; a profile's "
+                        "times are local time without one (YYYY-MM-DDTHH:MM)")
     stamps = pd.to_datetime(frame["time"], format="ISO8601", errors="coerce")
     check_time_axis(path, stamps, frame["time"], civil_time=True)
     values.insert(0, "time", frame["time"])
