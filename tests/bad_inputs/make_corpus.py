@@ -238,6 +238,8 @@ household_case('household_out_of_order', household[:3] + [household[4], househol
                "timestamp '2016-01-01T00:30' comes before the previous row's '2016-01-01T00:45'")
 household_case('household_bad_timestamp', household[:6] + [cell(household[6], 0, '2016-01-01 T01:30')] + household[7:],
                'household_bad_timestamp.csv', 'row 7', "'2016-01-01 T01:30' is not a timestamp")
+household_case('household_utc_offset', household[:3] + [cell(household[3], 0, '2016-01-01T00:30+01:00')] + household[4:],
+               'household_utc_offset.csv', 'row 4', "timestamp '2016-01-01T00:30+01:00' has a UTC offset")
 household_case('household_one_row', household[:2], 'household_one_row.csv', 'only one data row')
 household_case('household_zero_column', [household[0]] + [cell(l, 3, '0') for l in household[1:]],
                'household_zero_column.csv', "column 'H0-B_pload' is zero throughout")
@@ -265,6 +267,8 @@ pv_case('pv_out_of_order', pv[:8] + [pv[9], pv[8]] + pv[10:], 'row 10',
         "timestamp '2016-05-26T11:45' comes before the previous row's '2016-05-26T12:00'")
 pv_case('pv_bad_timestamp', pv[:4] + [cell(pv[4], 0, '26.05.2016 10:45')] + pv[5:], 'row 5',
         "'26.05.2016 10:45' is not a timestamp")
+pv_case('pv_utc_offset', pv[:1] + [cell(pv[1], 0, '2016-05-26T09:00Z')] + pv[2:], 'row 2',
+        "timestamp '2016-05-26T09:00Z' has a UTC offset")
 pv_case('pv_one_row', pv[:2], 'only one data row')
 pv_case('pv_zero_column', [pv[0]] + [cell(l, 1, '0') for l in pv[1:]], "column 'PV1' is zero throughout")
 pv_case('pv_nan_cell', pv[:10] + [cell(pv[10], 1, 'NaN')] + pv[11:], 'row 11', "PV1 is 'NaN', not a number")
