@@ -5,11 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
-from lec_cosim.models.timeseries import HOUSEHOLD_LOAD_RANGE, PV_RANGE, on_calendar, read_profile_columns, step_means
+from lec_cosim.models.timeseries import (
+    HOUSEHOLD_LOAD_RANGE,
+    PV_RANGE,
+    DataError,
+    on_calendar,
+    read_profile_columns,
+    step_means,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,8 @@ class HouseholdFleet:
     load_mw: pd.Series
     pv_mw: pd.Series
     power_factor: float
+    sources: Optional[dict] = None
+    """The profile file of ``load_mw`` and of ``pv_mw``, named when a step lies outside them."""
 
     @classmethod
     def from_scenario(cls, scenario) -> "HouseholdFleet":
@@ -56,7 +66,8 @@ class HouseholdFleet:
             pv = pv.rename("pv_mw")
         else:
             pv = pd.Series(0.0, index=load.index, name="pv_mw")
-        return cls(load_mw=load, pv_mw=pv, power_factor=hh.power_factor)
+        return cls(load_mw=load, pv_mw=pv, power_factor=hh.power_factor,
+                   sources={"load_mw": str(hh.load_profile_file), "pv_mw": str(hh.pv.profile_file) if hh.pv else None})
 
     def power(self, start: dt.datetime, step_s: float, n_steps: int) -> pd.DataFrame:
         """Mean load P and Q and PV P over each of ``n_steps`` steps from ``start``.
@@ -66,7 +77,15 @@ class HouseholdFleet:
         pandas.DataFrame
             Columns ``load_p_mw``, ``load_q_mvar``, ``pv_p_mw``.
         """
-        load = step_means(self.load_mw, start, step_s, n_steps)
-        pv = step_means(self.pv_mw, start, step_s, n_steps)
+        load, pv = (self._means(series, start, step_s, n_steps) for series in (self.load_mw, self.pv_mw))
         tan_phi = math.tan(math.acos(self.power_factor))
         return pd.DataFrame({"load_p_mw": load, "load_q_mvar": load * tan_phi, "pv_p_mw": pv})
+
+    def _means(self, series: pd.Series, start: dt.datetime, step_s: float, n_steps: int):
+        try:
+            return step_means(series, start, step_s, n_steps)
+        except DataError as exc:
+            source = (self.sources or {}).get(series.name)
+            if source is None:
+                raise
+            raise DataError(f"{source}: {exc}") from None
