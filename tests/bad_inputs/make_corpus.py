@@ -240,6 +240,11 @@ household_case('household_bad_timestamp', household[:6] + [cell(household[6], 0,
                'household_bad_timestamp.csv', 'row 7', "'2016-01-01 T01:30' is not a timestamp")
 household_case('household_utc_offset', household[:3] + [cell(household[3], 0, '2016-01-01T00:30+01:00')] + household[4:],
                'household_utc_offset.csv', 'row 4', "timestamp '2016-01-01T00:30+01:00' has a UTC offset")
+# under three hours of profile for a day from 1 January: the error names the file that falls short
+(OUT / 'household_short.csv').write_text('\n'.join(household[:13]) + '\n')
+case('household_short.yaml', re.sub(r'load_profile_file: \S+', 'load_profile_file: household_short.csv', day),
+     'household_short.csv', "series 'load_mw' covers 2019-01-01 00:00:00 to 2019-01-01 02:45:00, not 2019-01-01 00:00:00 "
+     "to 2019-01-02 00:00:00")
 household_case('household_one_row', household[:2], 'household_one_row.csv', 'only one data row')
 household_case('household_zero_column', [household[0]] + [cell(l, 3, '0') for l in household[1:]],
                'household_zero_column.csv', "column 'H0-B_pload' is zero throughout")
