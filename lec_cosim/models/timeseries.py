@@ -141,6 +141,25 @@ def _duration(ns: int) -> str:
     return " ".join(parts)
 
 
+def _usual_step(steps: np.ndarray) -> int:
+    """The most frequent step (the first one if none repeats)."""
+    kinds, counts = np.unique(steps, return_counts=True)
+    return int(kinds[np.argmax(counts)]) if counts.max() > 1 else int(steps[0])
+
+
+def _irregular(steps: np.ndarray) -> int:
+    return int(np.count_nonzero(steps != _usual_step(steps)))
+
+
+def _civil_utc(stamps: pd.Series) -> np.ndarray | None:
+    """Naive labels read as civil time (:data:`CIVIL_TIME_ZONE`), as ns since 1970 UTC; a label given twice is
+    summer time the first time (the autumn hour). None if a label does not exist in civil time (the skipped spring
+    hour)."""
+    index = pd.DatetimeIndex(stamps)
+    civil = index.tz_localize(CIVIL_TIME_ZONE, ambiguous=~index.duplicated(keep="first"), nonexistent="NaT")
+    return None if civil.isna().any() else civil.tz_convert("UTC").asi8
+
+
 def check_time_axis(path: Path, stamps: pd.Series, raw: pd.Series, *, civil_time: bool = False) -> None:
     """Check the timestamps of a series: at least two, unique, in order and evenly spaced.
 
@@ -174,13 +193,15 @@ def check_time_axis(path: Path, stamps: pd.Series, raw: pd.Series, *, civil_time
     if (steps > 0).all() and (steps == steps[0]).all():
         return
     if civil_time and getattr(stamps.dt, "tz", None) is None:
-        try:
-            civil = pd.DatetimeIndex(stamps).tz_localize(CIVIL_TIME_ZONE, ambiguous="infer", nonexistent="raise")
-            utc = np.diff(civil.tz_convert("UTC").asi8)
-            if (utc > 0).all() and (utc == utc[0]).all():
+        utc = _civil_utc(stamps)
+        if utc is not None:
+            civil_steps = np.diff(utc)
+            if (civil_steps > 0).all() and (civil_steps == civil_steps[0]).all():
                 return  # summer-time labels of an evenly spaced series
-        except (ValueError, TypeError):  # pytz/dateutil errors for labels that are not civil time
-            pass
+            if _irregular(civil_steps) < _irregular(steps):
+                # summer-time labels broken elsewhere: look for the error on the civil clock, where the repeated
+                # autumn hour is no duplicate and the skipped spring hour no gap
+                values, steps = utc, civil_steps
     lines = stamps.index
     first_at = {}
     for i, value in enumerate(values):
@@ -193,8 +214,7 @@ def check_time_axis(path: Path, stamps: pd.Series, raw: pd.Series, *, civil_time
         i = int(back[0]) + 1
         raise DataError(f"{path}: row {lines[i]}: timestamp {str(raw.iloc[i])!r} comes before the previous row's "
                         f"{str(raw.iloc[i - 1])!r}; rows must be in time order")
-    kinds, counts = np.unique(steps, return_counts=True)
-    step = int(kinds[np.argmax(counts)]) if counts.max() > 1 else int(steps[0])  # the file's usual step
+    step = _usual_step(steps)
     odd = int(np.flatnonzero(steps != step)[0]) + 1
     raise DataError(f"{path}: row {lines[odd]}: timestamp {str(raw.iloc[odd])!r} is {_duration(steps[odd - 1])} "
                     f"after the previous row, not the file's step of {_duration(step)} (a gap or an uneven step); "
