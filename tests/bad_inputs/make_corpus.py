@@ -274,6 +274,11 @@ pv_case('pv_bad_timestamp', pv[:4] + [cell(pv[4], 0, '26.05.2016 10:45')] + pv[5
         "'26.05.2016 10:45' is not a timestamp")
 pv_case('pv_utc_offset', pv[:1] + [cell(pv[1], 0, '2016-05-26T09:00Z')] + pv[2:], 'row 2',
         "timestamp '2016-05-26T09:00Z' has a UTC offset")
+# around the autumn change (02:00-02:59 twice on 30 October, as the summer-time labels have it): a gap before it
+# is the error, not the repeated hour
+autumn = next(n for n, l in enumerate(pv_rows) if l.startswith('2016-10-29T12:00'))
+pv_case('pv_gap_before_autumn_change', [pv_rows[0], pv_rows[autumn]] + pv_rows[autumn + 2:autumn + 70], 'row 3',
+        "timestamp '2016-10-29T12:30' is 30 min after the previous row, not the file's step of 15 min")
 pv_case('pv_one_row', pv[:2], 'only one data row')
 pv_case('pv_zero_column', [pv[0]] + [cell(l, 1, '0') for l in pv[1:]], "column 'PV1' is zero throughout")
 pv_case('pv_nan_cell', pv[:10] + [cell(pv[10], 1, 'NaN')] + pv[11:], 'row 11', "PV1 is 'NaN', not a number")
