@@ -13,6 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from lec_cosim.files import write_text_atomic
 from lec_cosim.scenario import FRAMEWORKS, ScenarioError, is_multi_lec, load_scenario
 from lec_cosim.watchdog import STALL_TIMEOUT_S
 
@@ -218,14 +219,25 @@ def _moved_command(command: str, old: str, new: str) -> str:
 
 
 def _relocate(staging: Path, out: Path) -> None:
-    """Move a complete run into place; its runner and configs then name ``out`` (for ``helics run``)."""
-    for path in [staging / "runner.json", *sorted((staging / "configs").glob("*.json"))]:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        path.write_text(json.dumps(_moved(data, str(staging), str(out)), indent=2), encoding="utf-8")
+    """Move a complete run into place; its runner and configs then name ``out`` (for ``helics run``).
+
+    ``out`` is checked again just before it is removed (it was checked when the run started, which may
+    have been hours ago). The files are rewritten only once the folder is in place, each atomically.
+    """
     if out.exists():
+        if not _is_run_folder(out):
+            raise OSError(errno.EEXIST, f"{out} is no longer a lec-cosim run folder; nothing was replaced")
         shutil.rmtree(out)
     (staging / "INCOMPLETE.txt").unlink(missing_ok=True)
-    staging.rename(out)
+    try:
+        staging.rename(out)
+    except OSError:
+        (staging / "INCOMPLETE.txt").write_text("This run completed, but it could not be moved into place.\n",
+                                                encoding="utf-8")
+        raise
+    for path in [out / "runner.json", *sorted((out / "configs").glob("*.json"))]:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        write_text_atomic(path, json.dumps(_moved(data, str(staging), str(out)), indent=2))
 
 
 def _is_run_folder(path: Path) -> bool:
@@ -236,7 +248,9 @@ def _is_run_folder(path: Path) -> bool:
     """
     if not path.is_dir() or path.is_symlink():
         return False
-    if not any(path.iterdir()):
+    names = {p.name for p in path.iterdir()}
+    if not names or names == {"INCOMPLETE.txt"} and (path / "INCOMPLETE.txt").read_text(
+            encoding="utf-8", errors="replace").startswith("This run"):  # a run stopped while it was set up
         return True
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
@@ -292,6 +306,14 @@ class RunLock:
             self.handle.close()
 
 
+def _say(line: str) -> None:
+    """Print a line of progress or results; a reader that went away (``| head``) stops the printing, not the run."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and no error at exit
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``): ends the run like Ctrl-C, with exit code 143."""
 
@@ -325,10 +347,14 @@ def _output_dir(args, scenario) -> Path:
         raise ScenarioError(f"{out.name[:40]}...: --out: a folder name of {len(out.name.encode())} bytes is too long "
                             f"(at most {longest - len(INCOMPLETE_SUFFIX)}: the run also writes "
                             f"{out.name[:8]}...{INCOMPLETE_SUFFIX})")
+    if out.is_symlink():
+        raise ScenarioError(f"{out}: --out: a symbolic link; name the folder itself")
     if out.exists() and not out.is_dir():
         raise ScenarioError(f"{out}: --out: a file, not a folder; results go to a folder")
-    if out == Path(out.anchor):
-        raise ScenarioError(f"{out}: --out: the file system's root is no results folder")
+    here = Path.cwd()
+    if out == Path(out.anchor) or out == here or out in here.parents or out == Path.home():
+        raise ScenarioError(f"{out}: --out: the file system's root, your home folder, the current folder or one "
+                            "above it is no results folder")
     return out
 
 
@@ -400,7 +426,7 @@ def _stall_timeout(args, scenario) -> float | None:
 
 def _run_locked(args, scenario, out: Path) -> int:
     """``lec-cosim run`` once it holds the lock on ``out``."""
-    from lec_cosim.federation import write_federation
+    from lec_cosim.federation import NoFreePorts, write_federation
     from lec_cosim.launch import FederationError, run_federation
 
     # The run happens in a staging folder that becomes ``out`` only when complete: an old result is
@@ -414,23 +440,29 @@ def _run_locked(args, scenario, out: Path) -> int:
     _replaceable(staging, "the staging folder")
     _replaceable(incomplete, "the folder for incomplete runs")
     try:
-        if staging.exists():
-            shutil.rmtree(staging)
+        if staging.exists():  # a run killed with SIGKILL left it: keep its logs as the incomplete run it was
+            if incomplete.exists():
+                shutil.rmtree(incomplete)
+            staging.rename(incomplete)
         staging.mkdir()
         # written first and removed last: whatever stops the run (a full disk, SIGKILL), the folder says so
         (staging / "INCOMPLETE.txt").write_text("This run has not completed: it is running, or it was stopped "
                                                 "before it could say why.\n", encoding="utf-8")
         write_federation(scenario, staging, sub_brokers=args.sub_brokers)
         _attach_recorder(args, scenario, staging)
-    except OSError as exc:
+    except BaseException as exc:  # nothing half set up stays behind, whatever stopped it
         shutil.rmtree(staging, ignore_errors=True)
-        raise _output_error(staging, "write the run folder", exc) from None
-    print(f"running {scenario.name} ({scenario.horizon_h:g} h, grid step {scenario.resolution.grid_min} min) "
-          f"in {staging}", flush=True)
+        if isinstance(exc, OSError):
+            raise _output_error(staging, "write the run folder", exc) from None
+        if isinstance(exc, NoFreePorts):
+            raise OutputError(f"{staging}: the federation's broker ports: {exc}", EXIT_RUN_ERROR) from None
+        raise
+    _say(f"running {scenario.name} ({scenario.horizon_h:g} h, grid step {scenario.resolution.grid_min} min) "
+         f"in {staging}")
 
     def show(progress: str) -> None:
         if not args.quiet:
-            print(f"  {progress}", flush=True)
+            _say(f"  {progress}")
 
     try:
         wall = run_federation(staging, timeout_s=args.timeout, on_progress=show, debug=args.debug,
@@ -462,29 +494,33 @@ def _run_locked(args, scenario, out: Path) -> int:
     try:
         _relocate(staging, out)
     except OSError as exc:
-        raise OutputError(f"{out}: --out: the run completed in {staging} but could not be moved into place: "
-                          f"{exc.strerror or exc}", EXIT_RUN_ERROR) from None
+        why = exc.strerror or str(exc)
+        if staging.exists():
+            raise OutputError(f"{out}: --out: the run completed in {staging} but could not be moved into place: "
+                              f"{why}", EXIT_RUN_ERROR) from None
+        raise OutputError(f"{out}: --out: the run is complete, but its runner.json and configs still name "
+                          f"{staging.name}: {why}", EXIT_RUN_ERROR) from None
     summary = json.loads((out / "summary.json").read_text())
     k = summary["kpis"]
     if is_multi_lec(scenario):
         iterations = f", {k['iterations_total']} ADMM iterations" if k["iterations_total"] else ""
-        print(f"done in {wall:.1f} s: cost {k['total_cost_eur']:.2f} EUR ({k['cost_per_member_eur']:.2f} per "
-              f"member), self-sufficiency {100 * k['self_sufficiency']:.1f} %, transformer peak "
-              f"{k['trafo_peak_kw']:.1f} kW, losses {k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, "
-              f"{k['messages']} messages{iterations}")
-        print(f"results: {out.resolve()}")
+        _say(f"done in {wall:.1f} s: cost {k['total_cost_eur']:.2f} EUR ({k['cost_per_member_eur']:.2f} per "
+             f"member), self-sufficiency {100 * k['self_sufficiency']:.1f} %, transformer peak "
+             f"{k['trafo_peak_kw']:.1f} kW, losses {k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, "
+             f"{k['messages']} messages{iterations}")
+        _say(f"results: {out.resolve()}")
         return 0
     if scenario.framework == "local_market":
-        print(f"done in {wall:.1f} s: LEM volume {k['lem_volume_kwh']:.1f} kWh, community cost "
-              f"{k['total']['cost_eur']:.2f} EUR, income {k['total']['income_eur']:.2f} EUR, losses "
-              f"{k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, voltage "
-              f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
-        print(f"results: {out.resolve()}")
+        _say(f"done in {wall:.1f} s: LEM volume {k['lem_volume_kwh']:.1f} kWh, community cost "
+             f"{k['total']['cost_eur']:.2f} EUR, income {k['total']['income_eur']:.2f} EUR, losses "
+             f"{k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, voltage "
+             f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
+        _say(f"results: {out.resolve()}")
         return 0
-    print(f"done in {wall:.1f} s: import {k['import_mwh']:.3f} MWh, export {k['export_mwh']:.3f} MWh, "
-          f"cost {k['energy_cost']:.2f} {summary['currency']}, PCC voltage "
-          f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
-    print(f"results: {out.resolve()}")
+    _say(f"done in {wall:.1f} s: import {k['import_mwh']:.3f} MWh, export {k['export_mwh']:.3f} MWh, "
+         f"cost {k['energy_cost']:.2f} {summary['currency']}, PCC voltage "
+         f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
+    _say(f"results: {out.resolve()}")
     return 0
 
 
@@ -535,8 +571,6 @@ def _cmd_interface(args) -> int:
     interface = federation_interface(scenario)
     text = interface_markdown(interface) if args.format == "markdown" else json.dumps(interface, indent=1) + "\n"
     if args.output:
-        from lec_cosim.files import write_text_atomic
-
         write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text)

@@ -127,8 +127,13 @@ PORT_FIRST, PORT_END = 20000, 32768
 runs would otherwise take them between our check and the broker's bind."""
 PORT_UNIT = 16
 """Ports are reserved in aligned units of this many: a block of ``span`` ports takes whole units."""
-PORT_LOCKS = Path(tempfile.gettempdir()) / "lec-cosim-ports"
-"""One lock file per unit; a unit is reserved while a process holds an exclusive ``flock`` on its file."""
+PORT_LOCKS = Path("/tmp" if Path("/tmp").is_dir() else tempfile.gettempdir()) / "lec-cosim-ports"
+"""One lock file per unit; a unit is reserved while a process holds an exclusive ``flock`` on its file. A
+fixed place (not ``$TMPDIR``, which differs between sessions), open to every user (sticky, like /tmp)."""
+
+
+class NoFreePorts(RuntimeError):
+    """No block of free broker ports could be reserved (all taken, or the lock folder is not usable)."""
 _RESERVED: dict[int, list] = {}
 """This process's reservations: first port -> the open, locked unit files."""
 
@@ -145,7 +150,12 @@ def free_broker_port(host: str = "127.0.0.1", span: int = 16) -> int:
     draws alone collided (five draws from the ~800 blocks collided in 1.4 % of tries, and parallel runs
     could both find a block free before either broker had bound it).
     """
-    PORT_LOCKS.mkdir(mode=0o777, exist_ok=True)
+    try:
+        PORT_LOCKS.mkdir(exist_ok=True)
+        if PORT_LOCKS.stat().st_uid == os.getuid():
+            PORT_LOCKS.chmod(0o1777)  # the umask cut mkdir's mode: every user creates lock files here
+    except OSError as exc:
+        raise NoFreePorts(f"cannot use the port lock folder {PORT_LOCKS}: {exc.strerror or exc}") from None
     units = -(-int(span) // PORT_UNIT)
     n_units = (PORT_END - PORT_FIRST) // PORT_UNIT
     if not 1 <= units <= n_units:
@@ -162,7 +172,8 @@ def free_broker_port(host: str = "127.0.0.1", span: int = 16) -> int:
             return port
         for handle in held:
             handle.close()
-    raise RuntimeError(f"no free block of {span} broker ports in {PORT_FIRST}-{PORT_END - 1}")
+    raise NoFreePorts(f"no free block of {span} broker ports in {PORT_FIRST}-{PORT_END - 1} (or no lock file in "
+                      f"{PORT_LOCKS} could be taken)")
 
 
 def release_broker_ports(port: int) -> None:
@@ -179,9 +190,15 @@ def _lock_units(units) -> list | None:
     for unit in units:
         path = PORT_LOCKS / f"{unit}.lock"
         try:  # read-only: flock needs no write access, so users share the lock files
-            handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o666))
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
         except OSError:  # not ours to take
             break
+        try:
+            if os.fstat(fd).st_uid == os.getuid():
+                os.fchmod(fd, 0o666)  # the umask cut the mode
+        except OSError:
+            pass
+        handle = os.fdopen(fd)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -148,7 +148,7 @@ def _finished(process: Process) -> bool:
     """Whether a process that exited 0 ended as it should: a federate program after its last slot."""
     if FEDERATE_PROGRAM not in " ".join(process.popen.args):
         return True
-    return any(line.startswith(FINISHED) for line in (_log_lines(process.log) or [])[-5:])
+    return any(line.startswith(FINISHED) for line in (_log_lines(process.log) or []))
 
 
 def _simulated(run_dir: Path, time_s: float | None) -> str:
@@ -218,7 +218,8 @@ def run_federation(
             programs = [p.name for p in members if FEDERATE_PROGRAM in " ".join(p.popen.args)]
             hierarchy = len(brokers) > 1  # observers stop a root broker's --globaltime grants: watch the files
             watchdog = Watchdog(address, port, [p.name for p in members], run_dir, programs, stall_s=stall_timeout_s,
-                                key=key, pids={p.name: p.popen.pid for p in members} if hierarchy else {}).start()
+                                key=key, pids={p.name: p.popen.pid for p in members},
+                                brokers={p.name: p.popen.pid for p in brokers}, queries=not hierarchy).start()
         progress_log = log_dir / "recorder.log"
         last_shown = None
         while True:
@@ -250,7 +251,8 @@ def run_federation(
                 stall = watchdog.stall
                 where = f" at simulated time {_simulated(run_dir, stall.granted_s)}" if stall.granted_s is not None \
                     else ""
-                who = f"federate {stall.federate} holds it{where}: {stall.reason}" if stall.federate else stall.reason
+                subject = stall.federate if "broker" in (stall.federate or "") else f"federate {stall.federate}"
+                who = f"{subject} holds it{where}: {stall.reason}" if stall.federate else stall.reason
                 log = f" (log: {log_dir / stall.federate}.log)" if stall.federate else ""
                 raise FederationError(f"federation stalled: no federate's time advanced for {stall.stalled_s:.0f} s; "
                                       f"{who}{log}", stall.federate, stalled=True)

@@ -154,14 +154,14 @@ class TimingLog:
 
     def flush(self) -> None:
         """Write the buffered rows, and the state file when the state changed."""
-        with self._lock:
+        with self._lock:  # only the buffer: a slow or stuck disk must never hold up the federate's slots
             rows, self._rows = self._rows, []
-            if rows and self._file is not None:
-                self._file.write("".join(f"{k},{t!r},{g:.6f},{w:.6f},{a:.6f},{m},{v}\n"
-                                         for k, t, g, w, a, m, v in rows))
-                self._file.flush()
-            if self.state is not self._written_state:
-                self._write_json()
+        if rows and self._file is not None:
+            self._file.write("".join(f"{k},{t!r},{g:.6f},{w:.6f},{a:.6f},{m},{v}\n"
+                                     for k, t, g, w, a, m, v in rows))
+            self._file.flush()
+        if self.state is not self._written_state:
+            self._write_json()
 
     def _write_json(self) -> None:
         state, slot_time, since = self.state

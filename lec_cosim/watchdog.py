@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,10 @@ import helics as h
 STALL_TIMEOUT_S = 120.0
 """Default stall time: longer than any single step of the shipped studies takes (the longest, a
 day's plan or an hour's negotiation, takes seconds), short enough that a stuck run ends in minutes."""
+STARTUP_ALLOWANCE_S = 60.0
+"""Start-up (building models, joining) may take this long without progress, whatever the stall time."""
+FINISH_ALLOWANCE_S = 600.0
+"""Writing results after the last slot (a year's tables) may take this long, whatever the stall time."""
 JOIN_ATTEMPTS = 10
 """Tries to join the running federation (each gives up after about two seconds)."""
 HELICS_TIME_START = -1e9
@@ -95,8 +100,13 @@ class Watchdog:
     run_dir, programs
         The run folder and the federates in it that are lec-cosim federate programs (they write their
         timing state; stock HELICS apps do not).
+    pids, brokers
+        Process IDs of the federates and of the brokers: a stopped process is named as such, and a
+        broker hierarchy (``queries=False``) is watched through the timing files and ``/proc``.
     stall_s
-        Wall seconds without any federate's granted time advancing that make a stall.
+        Wall seconds without any federate's granted time advancing that make a stall; start-up and the
+        end of a run (every federate program done with its slots, results being written) get at least
+        :data:`STARTUP_ALLOWANCE_S` and :data:`FINISH_ALLOWANCE_S`.
     poll_s, answer_s
         How often the federates are asked, and how long an answer may take.
     """
@@ -111,12 +121,12 @@ class Watchdog:
     poll_s: float = 0.5
     answer_s: float = 2.0
     pids: dict[str, int] = field(default_factory=dict)
-    """Federate programs' process IDs: given, the federation is watched through its timing files instead
-    of HELICS queries (a broker hierarchy: see the module docstring)."""
+    brokers: dict[str, int] = field(default_factory=dict)
+    queries: bool = True
     times: dict[str, FederateTime] = field(default_factory=dict)
     stall: Stall | None = None
     error: str | None = None
-    """Why the watchdog could not watch (it never stops a run itself for that)."""
+    """Why the watchdog could not ask HELICS (it then watches the timing files instead)."""
 
     def __post_init__(self):
         self._stop = threading.Event()
@@ -136,6 +146,9 @@ class Watchdog:
     def _join(self):
         info = h.helicsCreateFederateInfo()
         h.helicsFederateInfoSetCoreType(info, h.HELICS_CORE_TYPE_ZMQ)
+        # a core of its own: without a name, HELICS gives a second observer of this process the first
+        # one's core, connected to the first federation's broker
+        h.helicsFederateInfoSetCoreName(info, f"lec_cosim_watchdog_{uuid.uuid4().hex}")
         # silent (a failed connection must not print into the user's terminal) and quick to give up: the
         # broker may be gone already when a short run ends as the watchdog joins
         options = ["--federates=1", f"--broker_address=tcp://{self.broker_address}:{self.port}",
@@ -146,7 +159,7 @@ class Watchdog:
         h.helicsFederateInfoSetFlagOption(info, h.HELICS_FLAG_OBSERVER, True)
         h.helicsFederateInfoSetFlagOption(info, h.HELICS_FLAG_TERMINATE_ON_ERROR, False)
         try:
-            return h.helicsCreateValueFederate(f"lec_cosim_watchdog_{id(self):x}", info)
+            return h.helicsCreateValueFederate(f"lec_cosim_watchdog_{uuid.uuid4().hex[:12]}", info)
         finally:
             h.helicsFederateInfoFree(info)
 
@@ -165,49 +178,66 @@ class Watchdog:
     def _startup_states(self) -> dict[str, str | None]:
         return {name: (info or {}).get("state") for name, info in self._timing_states().items()}
 
+    def _allowance(self) -> float:
+        """The stall time now: longer while results are written (every federate program done with its slots)."""
+        states = self._startup_states()
+        if states and all(state in ("done", "failed") for state in states.values()):
+            return max(self.stall_s, FINISH_ALLOWANCE_S)
+        return self.stall_s
+
+    def _stopped_process(self) -> Stall | None:
+        """A broker or federate whose process the kernel has stopped (SIGSTOP, a debugger): that is the culprit."""
+        for name, pid in {**self.brokers, **self.pids}.items():
+            if _process_state(pid) in ("T", "t"):  # stopped, or stopped by a tracer
+                return Stall(name, None, "its process is stopped (SIGSTOP or a debugger)", 0.0)
+        return None
+
+    def _declare(self, stall: Stall, stalled_s: float) -> None:
+        """Settle the verdict: a process the kernel has stopped is the culprit, whatever the rest suggests."""
+        stopped = self._stopped_process()
+        if stopped is not None:
+            granted = stall.granted_s if stopped.federate == stall.federate else None
+            stall = Stall(stopped.federate, granted, stopped.reason, stalled_s)
+        self.stall = Stall(stall.federate, stall.granted_s, stall.reason, stalled_s)
+
     def _await_executing(self) -> bool:
-        """Wait until every federate program is in executing mode; False on stop or a stall at start-up."""
+        """Wait until every federate program is in executing mode; False on stop or a stall at start-up.
+
+        Start-up gets :data:`STARTUP_ALLOWANCE_S` at least: models are built then, and a loaded machine
+        builds slowly without anything being wrong.
+        """
         last, progress_at = None, time.monotonic()
+        allowance = max(self.stall_s, STARTUP_ALLOWANCE_S)
         while not self._stop.wait(0.25):
             states = self._startup_states()
             if all(state not in (None, "ready") for state in states.values()):
                 return True
             if states != last:
                 last, progress_at = states, time.monotonic()
-            elif time.monotonic() - progress_at >= self.stall_s:
+            elif time.monotonic() - progress_at >= allowance:
                 stalled_s = time.monotonic() - progress_at
                 building = [name for name, state in states.items() if state is None]
                 if building:
-                    self.stall = Stall(building[0], None, "it has not finished starting: its model is still being "
-                                       "built or read, so it has not asked for executing mode"
-                                       + (f" (nor have {', '.join(building[1:])})" if building[1:] else ""),
-                                       stalled_s)
+                    stall = Stall(building[0], None, "it has not finished starting: its model is still being "
+                                  "built or read, so it has not asked for executing mode"
+                                  + (f" (nor have {', '.join(building[1:])})" if building[1:] else ""), stalled_s)
                 else:
                     others = [name for name in self.federates if name not in self.programs]
-                    self.stall = Stall(others[0] if others else None, None, "every federate program asked for "
-                                       "executing mode, but the federation did not start"
-                                       + (": this one has not joined" if others else ""), stalled_s)
+                    stall = Stall(others[0] if others else None, None, "every federate program asked for "
+                                  "executing mode, but the federation did not start"
+                                  + (": this one has not joined" if others else ""), stalled_s)
+                self._declare(stall, stalled_s)
                 return False
         return False
 
     def _run(self) -> None:
         if not self._await_executing() or self._stop.is_set():
             return
-        if self.pids:
-            self._watch_files()
-            return
-        fed = None
-        for _ in range(JOIN_ATTEMPTS):  # each gives up in about 2 s: the broker may be gone (a run just ended)
-            try:
-                fed = self._join()
-                break
-            except Exception as exc:  # the launcher sees a failed broker itself; a busy one gets another try
-                self.error = f"could not join the federation: {exc}"
-                if self._stop.wait(0.5):
-                    return
+        fed = self._join_with_retries() if self.queries else None
         if fed is None:
+            if not self._stop.is_set():
+                self._watch_files()  # a hierarchy, or HELICS would not let us in: the files tell enough
             return
-        self.error = None
         try:
             self._watch(fed)
         except Exception as exc:  # the federation ended under us (an error elsewhere): nothing to watch
@@ -219,28 +249,44 @@ class Watchdog:
                 pass
             h.helicsFederateFree(fed)
 
+    def _join_with_retries(self):
+        for _ in range(JOIN_ATTEMPTS):  # each gives up in about 2 s: the broker may be gone (a run just ended)
+            try:
+                fed = self._join()
+                self.error = None
+                return fed
+            except Exception as exc:  # the launcher sees a failed broker itself; a busy one gets another try
+                self.error = f"could not join the federation: {exc}"
+                if self._stop.wait(0.5):
+                    return None
+        return None
+
     def _watch(self, fed) -> None:
         queries: dict[str, object] = {}  # at most one pending query per federate
         last_seen: dict[str, float | None] = {}
         progress_at = time.monotonic()
-        while not self._stop.wait(self.poll_s):
-            for name in [n for n, q in queries.items() if h.helicsQueryIsCompleted(q)]:
-                query = queries.pop(name)
-                self._answered(name, h.helicsQueryExecuteComplete(query))
+        try:
+            while not self._stop.wait(self.poll_s):
+                for name in [n for n, q in queries.items() if h.helicsQueryIsCompleted(q)]:
+                    query = queries.pop(name)
+                    self._answered(name, h.helicsQueryExecuteComplete(query))
+                    h.helicsQueryFree(query)
+                now = time.monotonic()
+                for name, state in self.times.items():
+                    if name not in queries:
+                        query = queries[name] = h.helicsCreateQuery(name, "current_time")
+                        h.helicsQueryExecuteAsync(query, fed)
+                        if state.pending_since is None:
+                            state.pending_since = now
+                seen = {name: state.granted_s for name, state in self.times.items()}
+                if seen != last_seen:
+                    progress_at, last_seen = now, seen
+                elif now - progress_at >= self._allowance():
+                    self._declare(self.diagnose(now - progress_at), now - progress_at)
+                    return
+        finally:
+            for query in queries.values():
                 h.helicsQueryFree(query)
-            now = time.monotonic()
-            for name, state in self.times.items():
-                if name not in queries:
-                    query = queries[name] = h.helicsCreateQuery(name, "current_time")
-                    h.helicsQueryExecuteAsync(query, fed)
-                    if state.pending_since is None:
-                        state.pending_since = now
-            seen = {name: state.granted_s for name, state in self.times.items()}
-            if seen != last_seen:
-                progress_at, last_seen = now, seen
-            elif now - progress_at >= self.stall_s:
-                self.stall = self.diagnose(now - progress_at)
-                return
 
     def _watch_files(self) -> None:
         """Without queries (a broker hierarchy): the federates' timing state files, and their processes' states.
@@ -256,27 +302,25 @@ class Watchdog:
             if seen != last:
                 last, progress_at = seen, now
                 continue
-            if now - progress_at < self.stall_s:
+            if now - progress_at < self._allowance():
                 continue
-            stopped = [name for name, pid in self.pids.items() if _process_state(pid) == "T"]
-            if stopped:
-                info = infos.get(stopped[0]) or {}
-                self.stall = Stall(stopped[0], info.get("state_slot_time_s"), "its process is stopped (SIGSTOP)",
-                                   now - progress_at)
-                return
-            active = {name: info for name, info in infos.items() if info and info.get("state") not in ("done",)}
+            active = {name: info for name, info in infos.items() if info and info.get("state") != "done"}
             working = sorted((info.get("state_slot_time_s") or 0.0, name) for name, info in active.items()
                              if info.get("state") == "working")
             if working:
                 slot, name = working[0]
-                self.stall = Stall(name, slot, "it has been working on this step since then (its timing state "
-                                   "says so; a broker hierarchy is watched through the timing files)",
-                                   now - progress_at)
+                stall = Stall(name, slot, "it has been working on this step since then (its timing state says "
+                              "so; a broker hierarchy is watched through the timing files)", 0.0)
             else:
                 slot, name = min(((info.get("state_slot_time_s") or 0.0, name) for name, info in active.items()),
                                  default=(None, None))
-                self.stall = Stall(name, slot, "every federate is waiting for a grant; this one is the furthest "
-                                   "behind", now - progress_at)
+                stall = Stall(name, slot, "every federate is waiting for a grant; this one is the furthest behind",
+                              0.0)
+            stopped = self._stopped_process()
+            if stopped is not None:  # its own timing state, at the slot it was stopped in
+                stall = Stall(stopped.federate, (infos.get(stopped.federate) or {}).get("state_slot_time_s"),
+                              stopped.reason, 0.0)
+            self._declare(stall, now - progress_at)
             return
 
     def _answered(self, name: str, reply) -> None:
@@ -297,6 +341,9 @@ class Watchdog:
         silent = [name for name, s in self.times.items()
                   if s.pending_since is not None and now - s.pending_since >= self.answer_s]
         answering = {name: s for name, s in self.times.items() if name not in silent and s.joined and not s.left}
+        if silent and not answering and self.brokers:
+            return Stall(next(iter(self.brokers)), None, "no federate answers HELICS queries: the broker does not "
+                         "pass them on", stalled_s)
         if silent:
             name = min(silent, key=lambda n: self.times[n].granted_s if self.times[n].granted_s is not None else 0)
             granted, reason = _granted(self.times[name]), "it does not answer HELICS queries: its process is stopped or frozen"

@@ -119,25 +119,25 @@ def stepping(tmp_path, scenario: str, changes: dict, extra=()):
 
 
 STALL_S = 6.0
-STALL_REPORT = re.compile(r"federation stalled: no federate's time advanced for (\d+) s; federate (\w+) holds it")
+STALL_REPORT = re.compile(r"federation stalled: no federate's time advanced for (\d+) s; (?:federate )?(\w+) holds it")
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("federate,sub_brokers", [("lec_ems", 0), ("dso", 2)])
+@pytest.mark.parametrize("federate,sub_brokers", [("lec_ems", 0), ("dso", 2), ("broker", 0)])
 def test_a_stopped_federate_is_named_within_the_stall_time(tmp_path, federate, sub_brokers):
     """SIGSTOP: the process is alive and silent; HELICS waits for it for ever. The watchdog ends the run.
 
     lec_ems holds everyone (the households, the DSO and the recorder need its values); the market, which
     needs nobody, may first run ahead to the end. The DSO holds the recorder. With sub-brokers the
-    watchdog reads the timing files."""
+    watchdog reads the timing files. A stopped broker holds every federate: it is named, not one of them."""
     # the stall time from the command line, or (under sub-brokers) from the scenario
     by_scenario = sub_brokers > 0
     out, proc = stepping(tmp_path, "trondelag_arbitrage_year",  # a year: stepping for 15 s and more
                          {"federation.stall_timeout_s": STALL_S} if by_scenario else {},
                          ["--sub-brokers", str(sub_brokers)] + ([] if by_scenario else ["--stall-timeout", str(STALL_S)]))
     staging = out.with_name("out.partial")
-    victim = [pid for pid in processes_mentioning(str(staging / "configs" / f"{federate}.json"))
-              if parent_pid(pid) == proc.pid]
+    mark = "--name=lec_cosim_broker" if federate == "broker" else str(staging / "configs" / f"{federate}.json")
+    victim = [pid for pid in processes_mentioning(mark) if parent_pid(pid) == proc.pid]
     assert len(victim) == 1
     os.kill(victim[0], signal.SIGSTOP)
     # bounded: the stall time, the market running ahead (about a second) and the launcher's clean-up
@@ -147,11 +147,42 @@ def test_a_stopped_federate_is_named_within_the_stall_time(tmp_path, federate, s
     found = STALL_REPORT.search(lines[0])
     assert found and found.group(2) == federate, lines[0]
     assert STALL_S <= int(found.group(1)) <= STALL_S + 3  # measured by the watchdog from the last advance
-    assert re.search(r"at simulated time 2019-\d\d-\d\d \d\d:\d\d", lines[0]), lines[0]
-    assert "stopped" in lines[0]
+    if federate != "broker":  # a federate's granted time (a broker has none)
+        assert re.search(r"at simulated time 2019-\d\d-\d\d \d\d:\d\d", lines[0]), lines[0]
+    assert "process is stopped" in lines[0]
     incomplete = out.with_name("out.incomplete")
     assert "federation stalled" in (incomplete / "INCOMPLETE.txt").read_text()
     assert no_process_mentions(str(staging), str(incomplete))  # the stopped process was killed too
+
+
+@pytest.mark.timeout(120)
+def test_two_watchdogs_in_one_process_each_watch_their_own_federation(tmp_path):
+    """Two runs at once in one process (as an API user may start them): HELICS gives a second federate of a
+    process the first one's core unless it names its own, and then the second watchdog watched the first run."""
+    import threading
+
+    from lec_cosim.launch import FederationError, run_federation
+
+    healthy = armed(tmp_path / "a", "trondelag_arbitrage", {"horizon_h": 24}, "dso", "inject_fault_at_s", 1e9)
+    hung = armed(tmp_path / "b", "trondelag_arbitrage", {"horizon_h": 24}, "households", "inject_hang_at_s", 5 * 3600.0)
+    outcome = {}
+
+    def run(name, run_dir):
+        try:
+            outcome[name] = run_federation(run_dir, timeout_s=90, stall_timeout_s=STALL_S)
+        except FederationError as exc:
+            outcome[name] = exc
+
+    threads = [threading.Thread(target=run, args=args) for args in (("healthy", healthy), ("hung", hung))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(100)
+    assert isinstance(outcome["healthy"], float), outcome["healthy"]
+    assert json.loads((healthy / "summary.json").read_text())["kpis"]
+    assert isinstance(outcome["hung"], FederationError) and outcome["hung"].stalled, outcome["hung"]
+    assert outcome["hung"].federate == "households" and "2019-05-26 05:00" in str(outcome["hung"])
+    assert no_process_mentions(str(healthy), str(hung))
 
 
 @pytest.mark.timeout(120)

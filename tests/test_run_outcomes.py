@@ -116,6 +116,14 @@ def test_sigkill_of_the_cli_takes_the_federation_with_it(tmp_path):
     assert wait_until(lambda: federation() == [], timeout_s=10)
     assert not out.exists()  # never moved into place: nothing looks complete
     assert (staging / "INCOMPLETE.txt").is_file()  # written before the run started, removed only when complete
+    # the next run on this --out keeps the killed one's logs as the incomplete run it was
+    short = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
+    again = subprocess.run(CLI + ["run", str(short), "--out", str(out), "--quiet"], capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stderr
+    kept = tmp_path / "year.incomplete"
+    assert {p.stem for p in (kept / "logs").glob("*.log")} == FEDERATES
+    assert "trondelag_arbitrage_year" in (kept / "runner.json").read_text()
 
 
 @pytest.mark.timeout(200)
@@ -225,3 +233,46 @@ def test_a_read_only_results_folder_is_one_line_and_exit_code_2(tmp_path):
                               timeout=60)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
         assert "Read-only file system" in done.stderr and "--out" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_reader_that_goes_away_does_not_fail_the_run(tmp_path):
+    """``lec-cosim run ... | head -1``: the progress and result lines find no reader; the run completes all the same."""
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
+    out = tmp_path / "out"
+    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("running")
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and err == "", err
+    assert (out / "summary.json").is_file() and not out.with_name("out.incomplete").exists()
+
+
+def test_refused_results_folders_are_one_line_and_nothing_is_written(tmp_path, monkeypatch):
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    work = tmp_path / "work"
+    work.mkdir()
+    for out, reason in ((tmp_path / "link", "a symbolic link"), (".", "the current folder"),
+                        (str(tmp_path), "the current folder or one above it")):
+        done = subprocess.run(CLI + ["run", str(path), "--out", str(out), "--force"], capture_output=True, text=True,
+                              timeout=60, cwd=work)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and reason in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target", "trondelag_arbitrage.yaml", "work"]
+    assert list(work.iterdir()) == [] and list((tmp_path / "target").iterdir()) == []
+
+
+def test_a_run_that_cannot_reserve_its_ports_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """Set-up failing after the staging folder was made (here no port can be reserved: the lock folder is on a
+    read-only disk) removes it again: a leftover would block every later run on this --out."""
+    from lec_cosim import federation
+    from lec_cosim.cli import main
+
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
+    with small_disk(tmp_path / "locks", "64k", read_only=True) as disk:
+        monkeypatch.setattr(federation, "PORT_LOCKS", disk / "lec-cosim-ports")
+        code = main(["run", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "broker ports" in err and "Read-only file system" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locks", "trondelag_arbitrage.yaml"]
