@@ -147,7 +147,7 @@ def duplicated(text, key_line):
 # numbers that are no numbers: inf and nan (YAML .inf/.nan), the text 'inf', a boolean, a quoted number
 NUMBER_FIELDS = {  # kind: (dotted field, its line in the file, the value there)
     '': ('battery.capacity_mwh', '  capacity_mwh: 1.2', '1.2'),
-    'lem_': ('feeder.load_peak_kw', '  load_peak_kw: 140', '140'),
+    'lem_': ('participants.chp.capacity_kw', 'capacity_kw: 10', '10'),
     'mlec_': ('lecs.home_battery_kwh', '  home_battery_kwh: 10', '10'),
 }
 TARIFFS = {  # kind: (dotted field, its text, what replaces it with a nan)
@@ -157,7 +157,7 @@ TARIFFS = {  # kind: (dotted field, its text, what replaces it with a nan)
 }
 for kind, text in KINDS.items():
     field, line, value = NUMBER_FIELDS[kind]
-    leaf = line.split(':')[0]
+    leaf = line.split(':')[0]  # with its indentation
     case(f'{kind}number_inf.yaml', sub(text, line, f'{leaf}: .inf'), field, 'finite number, not the number inf')
     case(f'{kind}number_inf_text.yaml', sub(text, line, f'{leaf}: inf'), field, "valid number, not the text 'inf'")
     case(f'{kind}number_boolean_on.yaml', sub(text, line, f'{leaf}: on'), field,
@@ -282,6 +282,7 @@ pv_case('pv_gap_before_autumn_change', [pv_rows[0], pv_rows[autumn]] + pv_rows[a
 pv_case('pv_one_row', pv[:2], 'only one data row')
 pv_case('pv_zero_column', [pv[0]] + [cell(l, 1, '0') for l in pv[1:]], "column 'PV1' is zero throughout")
 pv_case('pv_nan_cell', pv[:10] + [cell(pv[10], 1, 'NaN')] + pv[11:], 'row 11', "PV1 is 'NaN', not a number")
+pv_case('pv_inf', pv[:5] + [cell(pv[5], 1, 'inf')] + pv[6:], 'row 6', 'PV1 is inf, not a finite number')
 pv_case('pv_percent', [pv[0]] + [scaled(l, 100, range(1, 9)) for l in pv[1:]], 'PV1 is', 'p.u., implausible (expected '
         '-0.05 to 1.5 p.u.)', 'is it in W, kW or %?')
 
