@@ -14,8 +14,14 @@ import traceback
 from pathlib import Path
 
 from lec_cosim.files import write_text_atomic
-from lec_cosim.scenario import FRAMEWORKS, ScenarioError, is_multi_lec, load_scenario
-from lec_cosim.watchdog import STALL_TIMEOUT_S
+from lec_cosim.scenario import (
+    FRAMEWORKS,
+    MIN_STALL_TIMEOUT_S,
+    STALL_TIMEOUT_S,
+    ScenarioError,
+    is_multi_lec,
+    load_scenario,
+)
 
 EXIT_INPUT_ERROR = 2
 EXIT_RUN_ERROR = 1
@@ -418,9 +424,9 @@ def _stall_timeout(args, scenario) -> float | None:
     """The watchdog's stall time: ``--stall-timeout`` (0: none), else the scenario's."""
     if args.stall_timeout is None:
         return scenario.federation.stall_timeout_s
-    if args.stall_timeout < 0 or args.stall_timeout != args.stall_timeout:
-        raise ScenarioError(f"{args.scenario}: --stall-timeout: must be 0 (no watchdog) or a positive number of "
-                            f"seconds, not {args.stall_timeout:g}")
+    if not (args.stall_timeout == 0 or MIN_STALL_TIMEOUT_S <= args.stall_timeout < float("inf")):
+        raise ScenarioError(f"{args.scenario}: --stall-timeout: must be 0 (no watchdog) or {MIN_STALL_TIMEOUT_S:g} "
+                            f"seconds or more, not {args.stall_timeout:g}")
     return args.stall_timeout or None
 
 

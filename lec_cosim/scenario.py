@@ -171,13 +171,13 @@ class HouseholdsConfig(_Strict):
     annual_consumption_kwh: float = Field(gt=0)
     _kwh = field_validator("annual_consumption_kwh")(
         _plausible(50.0, 200000.0, "kWh a year", " for one household; is it in MWh?"))
-    power_factor: float = Field(0.97, gt=0, le=1)
+    power_factor: float = Field(0.97, ge=0.5, le=1, description="of the households' load (inductive)")
     pv: Optional[PVConfig] = None
 
 
 class BatteryConfig(_Strict):
-    capacity_mwh: float = Field(gt=0)
-    power_mw: float = Field(gt=0)
+    capacity_mwh: float = Field(gt=0, le=1000, description="energy capacity; a community battery holds MWh, not GWh")
+    power_mw: float = Field(gt=0, le=1000)
     efficiency: float = Field(gt=0, le=1, description="round-trip efficiency; one way is its square root")
     soc_initial: float = Field(0.5, ge=0, le=1, description="fraction of capacity at start and end of each day")
     soc_min: float = Field(0.0, ge=0, lt=1, strict=True, description="lowest state of charge, fraction of capacity")
@@ -209,6 +209,15 @@ class TransformerConfig(_Strict):
     vkr_percent: float = Field(ge=0)
     pfe_kw: float = Field(0.0, ge=0)
     i0_percent: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _resistive_part(self) -> "TransformerConfig":
+        # vk is the short-circuit impedance, vkr its resistive part: a larger part has no reactance (a
+        # negative square root; the power flow divided by zero)
+        if self.vkr_percent >= self.vk_percent:
+            raise ValueError(f"vkr_percent: {self.vkr_percent:g} % must be below vk_percent ({self.vk_percent:g} %), "
+                             "of which it is the resistive part")
+        return self
 
 
 class _VoltageBand(_Strict):
@@ -299,10 +308,17 @@ class BrokerConfig(_Strict):
         return address
 
 
+STALL_TIMEOUT_S = 120.0
+"""Default stall time: longer than any single step of the shipped studies takes (the longest, a day's plan
+or an hour's negotiation, takes seconds), short enough that a stuck run ends in minutes."""
+MIN_STALL_TIMEOUT_S = 5.0
+"""Shortest stall time: the watchdog asks twice a second and waits 2 s for an answer."""
+
+
 class FederationConfig(_Strict):
     """How the launcher (``lec-cosim run``) supervises the federation."""
 
-    stall_timeout_s: Optional[float] = Field(120.0, gt=0, description=(
+    stall_timeout_s: Optional[float] = Field(STALL_TIMEOUT_S, ge=MIN_STALL_TIMEOUT_S, description=(
         "end the run when no federate's time advances for this many wall seconds, naming the federate that "
         "holds the others and the simulated time (null: never; --stall-timeout overrides it)"))
 

@@ -39,9 +39,8 @@ from pathlib import Path
 
 import helics as h
 
-STALL_TIMEOUT_S = 120.0
-"""Default stall time: longer than any single step of the shipped studies takes (the longest, a
-day's plan or an hour's negotiation, takes seconds), short enough that a stuck run ends in minutes."""
+from lec_cosim.scenario import STALL_TIMEOUT_S
+
 STARTUP_ALLOWANCE_S = 60.0
 """Start-up (building models, joining) may take this long without progress, whatever the stall time."""
 FINISH_ALLOWANCE_S = 600.0

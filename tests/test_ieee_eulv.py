@@ -138,7 +138,9 @@ def _feeder_copy(tmp_path, table: str, edit):
     ("csv/Lines.csv", lambda t: t.replace("LINE2,2,3,ABC,0.11511,m,4c_70", "LINE2,2,3,ABC,0.11511,m,4c_71"),
      r"Lines.csv: line 4: line code '4c_71' of LINE2 is not in LineCodes.csv"),
     ("csv/Lines.csv", lambda t: t.replace("LINE2,2,3,ABC,0.11511,", "LINE2,2,3,ABC,0,"),
-     r"Lines.csv: line 4: length 0.0 of LINE2 is not a positive number"),
+     r"Lines.csv: line 4: length 0.0 of LINE2 is not a positive finite number"),
+    ("csv/Lines.csv", lambda t: t.replace("LINE2,2,3,ABC,0.11511,", "LINE2,2,3,ABC,inf,"),
+     r"Lines.csv: line 4: length inf of LINE2 is not a positive finite number"),
     ("csv/Lines.csv", lambda t: t.replace("LINE2,2,3,", "LINE2,2,999,"),
      r"Lines.csv: line 4: Bus2 999 of LINE2 is not a bus of Buscoords.csv"),
     # a blank line counts: LOAD3 is on line 7 of the file once one is added after LOAD1

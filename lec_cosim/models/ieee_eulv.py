@@ -216,8 +216,8 @@ def read_feeder_tables(data_dir: Path | str = DEFAULT_DATA_DIR) -> FeederTables:
     _fail_at(lines, paths["Lines"], ~lines["LineCode"].isin(codes["Name"]),
              lambda row: f"line code {row['LineCode']!r} of {row['Name']} is not in LineCodes.csv")
     length = pd.to_numeric(lines["Length"], errors="coerce")
-    _fail_at(lines, paths["Lines"], ~(length > 0),
-             lambda row: f"length {row['Length']} of {row['Name']} is not a positive number")
+    _fail_at(lines, paths["Lines"], ~((length > 0) & np.isfinite(length)),
+             lambda row: f"length {row['Length']} of {row['Name']} is not a positive finite number")
     _fail_at(trafo, paths["Transformer"], unknown(trafo["bus2"]),
              lambda row: f"bus2 {row['bus2']} is not a bus of Buscoords.csv")
     _fail_at(loads, paths["Loads"], unknown(loads["Bus"]),

@@ -33,6 +33,11 @@ case('wrong_type_horizon.yaml', sub(base2, 'horizon_h: 24', 'horizon_h: one day'
 _data = yaml.safe_load(base2); del _data['battery']
 case('missing_battery.yaml', yaml.safe_dump(_data, sort_keys=False), ': battery: ', 'Field required')
 case('negative_capacity.yaml', sub(base2, 'capacity_mwh: 1.2', 'capacity_mwh: -1.2'), 'battery.capacity_mwh', 'greater than 0')
+case('capacity_in_kwh.yaml', sub(base2, 'capacity_mwh: 1.2', 'capacity_mwh: 1200'), 'battery.capacity_mwh', 'less than or equal to 1000')
+case('transformer_resistance_above_impedance.yaml', sub(base2, 'vkr_percent: 1.0', 'vkr_percent: 9.0'),
+     'grid.transformer.vkr_percent', 'must be below vk_percent')
+case('power_factor_implausible.yaml', sub(base2, 'power_factor: 0.97', 'power_factor: 0.001'),
+     'households.power_factor', 'greater than or equal to 0.5')
 case('zero_power.yaml', sub(base2, 'power_mw: 0.6', 'power_mw: 0'), 'battery.power_mw', 'greater than 0')
 case('efficiency_above_one.yaml', sub(base2, 'efficiency: 0.95', 'efficiency: 1.05'), 'battery.efficiency', 'less than or equal to 1')
 case('efficiency_zero.yaml', sub(base2, 'efficiency: 0.95', 'efficiency: 0'), 'battery.efficiency', 'greater than 0')
