@@ -266,7 +266,7 @@ def run_federation(
             time.sleep(poll_s)
     except BaseException:
         if watchdog is not None:  # leave while the broker still answers: a core whose broker is gone waits
-            watchdog.stop(timeout_s=2.0)
+            watchdog.stop()
             watchdog = None
         _stop(processes)
         raise

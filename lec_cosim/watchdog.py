@@ -136,8 +136,12 @@ class Watchdog:
         self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Leave the federation (the broker ends only once its observer has left too)."""
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Leave the federation (the broker ends only once its observer has left too).
+
+        Waits for the watchdog's thread, which frees its federate and core (a join under way gives up
+        within about 3 s); a core left behind would linger in this process.
+        """
         self._stop.set()
         self._thread.join(timeout_s)
 
@@ -150,7 +154,10 @@ class Watchdog:
         h.helicsFederateInfoSetCoreName(info, f"lec_cosim_watchdog_{uuid.uuid4().hex}")
         # silent (a failed connection must not print into the user's terminal) and quick to give up: the
         # broker may be gone already when a short run ends as the watchdog joins
-        options = ["--federates=1", f"--broker_address=tcp://{self.broker_address}:{self.port}",
+        # --maxfederates=1: HELICS hands a federate created later in this process without a core name any
+        # open core of its type, whatever broker its config names; ours must never be that core (measured:
+        # test federates joined a lingering observer's core, bound to a finished run's broker)
+        options = ["--federates=1", "--maxfederates=1", f"--broker_address=tcp://{self.broker_address}:{self.port}",
                    "--loglevel=no_print", "--networktimeout=1s", "--timeout=2s", "--networkretries=1"]
         if self.key:
             options.append(f"--brokerkey={self.key}")
@@ -253,6 +260,10 @@ class Watchdog:
             try:
                 fed = self._join()
                 self.error = None
+                if self._stop.is_set():  # joined as the run ended: leave at once
+                    h.helicsFederateDisconnect(fed)
+                    h.helicsFederateFree(fed)
+                    return None
                 return fed
             except Exception as exc:  # the launcher sees a failed broker itself; a busy one gets another try
                 self.error = f"could not join the federation: {exc}"
