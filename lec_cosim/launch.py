@@ -265,8 +265,8 @@ def run_federation(
                     last_shown = progress
             time.sleep(poll_s)
     except BaseException:
-        if watchdog is not None:  # leave while the broker still answers: a core whose broker is gone waits
-            watchdog.stop()
+        if watchdog is not None:  # ask it to leave while the broker still answers; do not wait for a broken one
+            watchdog.stop(timeout_s=1.0)
             watchdog = None
         _stop(processes)
         raise

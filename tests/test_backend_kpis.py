@@ -17,8 +17,10 @@ from harness import write_scenario
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
 CASES = {
     "trondelag_arbitrage": ("grid.solver", {}),
-    "ieee_eu_lv_lem_plain": ("grid.solver", {"resolution.grid_min": 30}),
-    "ieee_eu_lv_three_lecs": ("dso.solver", {"dso.limits": True, "resolution.grid_min": 60}),
+    # 12 h: the morning PV ramp and noon (where the DSO's limits bind and feed back into the plans) and the
+    # evening load; pandapower's three-phase flow (~60 ms) makes the other half a day the slowest part of make test
+    "ieee_eu_lv_lem_plain": ("grid.solver", {"resolution.grid_min": 30, "horizon_h": 12}),
+    "ieee_eu_lv_three_lecs": ("dso.solver", {"dso.limits": True, "resolution.grid_min": 60, "horizon_h": 12}),
 }
 
 

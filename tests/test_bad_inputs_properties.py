@@ -528,7 +528,7 @@ def corruptions(draw, series_list, how=None):
 
 @pytest.mark.parametrize("name, how", CORRUPTIONS)
 @given(data=st.data())
-@settings(SLOW, max_examples=3)
+@settings(SLOW, max_examples=2)
 def test_a_corrupted_data_file_is_refused_naming_file_and_row(name, how, data, series, bases, tmp_path):
     s, lines, how, expected = data.draw(corruptions([series[SERIES.index(name)]], how))
     note(f"{s} {how} {expected}")

@@ -83,8 +83,8 @@ def test_a_crash_ends_the_federation_and_names_the_federate(tmp_path, kind, fede
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("federate", ["dso", "households", "lec_ems"])
-def test_a_killed_federate_ends_the_run_within_10_s(tmp_path, federate):
+@pytest.mark.parametrize("federate", ["dso", "lec_ems"])  # the launcher sees any child's death the same way
+def test_a_killed_federate_ends_the_run(tmp_path, federate):
     out, proc = start(tmp_path, "trondelag_arbitrage_year", 24 * 60)
     line = ""
     while not line.startswith("  "):  # a progress line: stepping
