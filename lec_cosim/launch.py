@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lec_cosim.watchdog import STALL_TIMEOUT_S, Watchdog
+from lec_cosim.watchdog import STALL_TIMEOUT_S, STALLED_EXIT_CODE, command, verdict
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEBUG_ENVIRONMENT = "LEC_COSIM_DEBUG"
@@ -144,6 +144,16 @@ def _stop(processes: list[Process]) -> None:
             pass
 
 
+def _leave(watchdog: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Ask a watchdog process to leave the federation (SIGTERM) and wait for it; kill it if it does not go."""
+    watchdog.terminate()
+    try:
+        watchdog.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        watchdog.kill()
+        watchdog.wait()
+
+
 def _finished(process: Process) -> bool:
     """Whether a process that exited 0 ended as it should: a federate program after its last slot."""
     if FEDERATE_PROGRAM not in " ".join(process.popen.args):
@@ -187,8 +197,8 @@ def run_federation(
     """Run the federation written in ``run_dir/runner.json``; returns the wall time in seconds.
 
     Logs go to ``run_dir/logs/NAME.log``; with ``debug`` the federates print tracebacks into them.
-    A :class:`~lec_cosim.watchdog.Watchdog` joins the federation as an observer and ends it when no
-    federate's time advances for ``stall_timeout_s`` (None: no watchdog).
+    A :class:`~lec_cosim.watchdog.Watchdog`, in a process of its own, joins the federation as an observer
+    and ends it when no federate's time advances for ``stall_timeout_s`` (None: no watchdog).
     Raises :class:`FederationError` when a process fails, a federate program exits before its end
     (whatever its exit code), the federation stalls, or ``timeout_s`` passes.
     """
@@ -217,9 +227,13 @@ def run_federation(
             address, port, key = endpoint
             programs = [p.name for p in members if FEDERATE_PROGRAM in " ".join(p.popen.args)]
             hierarchy = len(brokers) > 1  # observers stop a root broker's --globaltime grants: watch the files
-            watchdog = Watchdog(address, port, [p.name for p in members], run_dir, programs, stall_s=stall_timeout_s,
-                                key=key, pids={p.name: p.popen.pid for p in members},
-                                brokers={p.name: p.popen.pid for p in brokers}, queries=not hierarchy).start()
+            watchdog = subprocess.Popen(
+                command(broker_address=address, port=port, key=key, federates=[p.name for p in members],
+                        run_dir=str(run_dir), programs=programs, stall_s=stall_timeout_s,
+                        pids={p.name: p.popen.pid for p in members}, brokers={p.name: p.popen.pid for p in brokers},
+                        queries=not hierarchy),
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True,
+                preexec_fn=_die_with_the_launcher)
         progress_log = log_dir / "recorder.log"
         last_shown = None
         while True:
@@ -243,12 +257,15 @@ def run_federation(
                                       quit_early.name)
             if all(p.popen.poll() == 0 for p in members):
                 if watchdog is not None:  # the broker ends once its observer has left too
-                    watchdog.stop()
+                    _leave(watchdog)
                     watchdog = None
                 if all(p.popen.poll() == 0 for p in brokers):
                     break
-            if watchdog is not None and watchdog.stall is not None:
-                stall = watchdog.stall
+            stall = None
+            if watchdog is not None and watchdog.poll() == STALLED_EXIT_CODE:
+                stall = verdict(watchdog.communicate()[0])
+                watchdog = None
+            if stall is not None:
                 where = f" at simulated time {_simulated(run_dir, stall.granted_s)}" if stall.granted_s is not None \
                     else ""
                 subject = stall.federate if "broker" in (stall.federate or "") else f"federate {stall.federate}"
@@ -265,14 +282,12 @@ def run_federation(
                     last_shown = progress
             time.sleep(poll_s)
     except BaseException:
-        if watchdog is not None:  # ask it to leave while the broker still answers; do not wait for a broken one
-            watchdog.stop(timeout_s=1.0)
-            watchdog = None
         _stop(processes)
         raise
     finally:
         if watchdog is not None:
-            watchdog.stop()
+            watchdog.kill()
+            watchdog.wait()
         if endpoint is not None:  # the run's ports are free again (if this process reserved them)
             from lec_cosim.federation import release_broker_ports
 

@@ -2,7 +2,8 @@
 
 A federate that stops responding (SIGSTOP, a deadlocked solver, a stuck network read) holds every
 other federate at its time for ever: they wait in their time requests, HELICS sees nothing wrong.
-The launcher therefore joins each federation it starts as an *observer* (HELICS's
+The launcher therefore starts, beside each federation, a watchdog process (``python -m
+lec_cosim.watchdog``; see :func:`watch` for why a process) that joins it as an *observer* (HELICS's
 ``HELICS_FLAG_OBSERVER``: it takes no part in time coordination, so it holds no one back) and asks
 each federate, once a second, its ``current_time`` (granted and requested time). When no
 federate's granted time has moved for the stall time, it tells which federate holds the others:
@@ -30,6 +31,7 @@ their processes' states instead (``pids``). A query to a stopped federate's core
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -395,3 +397,53 @@ def _process_state(pid: int) -> str | None:
 def _granted(state: FederateTime) -> float | None:
     granted = state.granted_s
     return granted if granted is not None and granted > HELICS_TIME_START else None
+
+
+STALLED_EXIT_CODE = 3
+"""The watchdog process's exit code when it found a stall (its verdict is the JSON line it printed)."""
+
+
+def watch(argv: list[str] | None = None) -> int:
+    """``python -m lec_cosim.watchdog``: watch one federation in a process of its own (see :func:`command`).
+
+    A process, not a thread of the launcher: HELICS hands a federate that a process creates later without a
+    core name any open core of that process, and an observer's core, still connecting or leaving a broken
+    federation, was such a core (measured: two dozen test federates in the launching process failed to
+    register on it); a process is also simply killed when the run fails. SIGTERM makes it leave the
+    federation and exit 0. On a stall it prints its verdict as one JSON line and exits
+    :data:`STALLED_EXIT_CODE`.
+    """
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="watch a running federation for a stall")
+    parser.add_argument("--spec", required=True, help="JSON: the Watchdog's parameters")
+    spec = json.loads(parser.parse_args(argv).spec)
+    watchdog = Watchdog(**{**spec, "run_dir": Path(spec["run_dir"])})
+    signal.signal(signal.SIGTERM, lambda signum, frame: watchdog._stop.set())
+    watchdog._run()
+    if watchdog.stall is None:
+        return 0
+    print(json.dumps(dataclasses.asdict(watchdog.stall)), flush=True)
+    return STALLED_EXIT_CODE
+
+
+def command(**spec) -> list[str]:
+    """The command line of a watchdog process with :class:`Watchdog`'s parameters ``spec``."""
+    import sys
+
+    return [sys.executable, "-m", "lec_cosim.watchdog", "--spec", json.dumps(spec, default=str)]
+
+
+def verdict(output: str) -> Stall | None:
+    """The stall a watchdog process printed (None: it printed none)."""
+    for line in reversed(output.splitlines()):
+        try:
+            return Stall(**json.loads(line))
+        except (ValueError, TypeError):
+            continue
+    return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(watch())
