@@ -5,7 +5,7 @@ other federate at its time for ever: they wait in their time requests, HELICS se
 The launcher therefore starts, beside each federation, a watchdog process (``python -m
 lec_cosim.watchdog``; see :func:`watch` for why a process) that joins it as an *observer* (HELICS's
 ``HELICS_FLAG_OBSERVER``: it takes no part in time coordination, so it holds no one back) and asks
-each federate, once a second, its ``current_time`` (granted and requested time). When no
+each federate, twice a second, its ``current_time`` (granted and requested time). When no
 federate's granted time has moved for the stall time, it tells which federate holds the others:
 
 - one that does not answer queries at all: its process is stopped or frozen (a federate's HELICS
