@@ -181,7 +181,7 @@ def _check_player(args, scenario) -> None:
         raise ScenarioError(f"{args.scenario}: --play-market: helics_player joins a single broker, not --sub-brokers")
     if not Path(args.play_market).is_file():
         raise ScenarioError(f"{args.play_market}: --play-market: file not found")
-    from lec_cosim.federation import check_helics_player
+    from lec_cosim.helics_tools import check_helics_player
 
     try:
         check_helics_player(scenario, "market", Path(args.play_market))
@@ -191,14 +191,14 @@ def _check_player(args, scenario) -> None:
 
 def _attach_recorder(args, scenario, run_dir: Path) -> None:
     if args.play_market:
-        from lec_cosim.federation import replace_with_helics_player
+        from lec_cosim.helics_tools import replace_with_helics_player
 
         try:
             replace_with_helics_player(run_dir, scenario, "market", Path(args.play_market))
         except ValueError as exc:
             raise ScenarioError(f"{args.play_market}: --play-market: {exc}") from None
     if args.record:
-        from lec_cosim.federation import attach_helics_recorder
+        from lec_cosim.helics_tools import attach_helics_recorder
 
         keys = ["all"] if "all" in args.record else args.record
         attach_helics_recorder(run_dir, scenario, keys)

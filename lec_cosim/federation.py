@@ -1,13 +1,7 @@
 """Generate the HELICS federation from a scenario: federate configs and the helics-cli runner.
 
-Time is in seconds from the scenario start. Within one step the data flow is ordered by small
-phase offsets, so that each federate is granted its time only after its inputs for that instant
-were published (HELICS delivers a value stamped t to federates granted a time later than t):
-
-    market (+0 ms) -> LEC_EMS (+1 ms) -> households (+2 ms) -> DSO (+3 ms) -> recorder (+4 ms)
-
-Every federate is ``uninterruptible`` (granted exactly the times it requests), requests its real
-last step (never MAXTIME), and sets ``terminate_on_error`` so that one failure ends them all.
+Each study gives its federates as plans (:mod:`lec_cosim.wiring`); this module turns them into the
+HELICS config of each federate and ``runner.json``, with its broker or broker hierarchy.
 
 A run has one broker, or with ``sub_brokers=k`` a root broker and k sub-brokers between it and
 the federates (dealt to them in turn); ``broker_config/README.md`` shows how to spread such a
@@ -17,250 +11,35 @@ hierarchy over hosts.
 from __future__ import annotations
 
 import json
-import os
-import random
 import shlex
 import shutil
-import socket
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from lec_cosim import community_battery_federation, lem_federation, multi_lec_federation
+from lec_cosim.community_battery_federation import PHASE_OFFSET_S, periods_s, signals, subscriptions  # noqa: F401
 from lec_cosim.manifest import write_manifest
-from lec_cosim.scenario import BrokerConfig, Scenario, is_multi_lec
+from lec_cosim.ports import NoFreePorts, free_broker_port, release_broker_ports  # noqa: F401
+from lec_cosim.scenario import BrokerConfig, LemScenario, MultiLecScenario, Scenario
+from lec_cosim.wiring import GRANT_TIMEOUT_S, FederatePlan, Signal  # noqa: F401
+from lec_cosim.wiring import federate_config as _config
 
-PHASE_OFFSET_S = {"market": 0.0, "lec_ems": 0.001, "households": 0.002, "dso": 0.003, "recorder": 0.004}
-GRANT_TIMEOUT_S = 30.0
-FEDERATE_MODULES = {
-    "market": "federates.market",
-    "lec_ems": "federates.lec_ems",
-    "households": "federates.household",
-    "dso": "federates.dso",
-    "recorder": "federates.recorder",
-}
+STUDIES = {Scenario: community_battery_federation.plan, LemScenario: lem_federation.plan,
+           MultiLecScenario: multi_lec_federation.plan}
+"""Each kind of scenario and the plan of its federation."""
 
 
-@dataclass(frozen=True)
-class Signal:
-    """A published value: HELICS key, type and unit."""
-
-    key: str
-    type: str = "double"
-    unit: str | None = None
-
-    def publication(self) -> dict:
-        pub = {"key": self.key, "type": self.type, "global": True}
-        if self.unit:
-            pub["unit"] = self.unit
-        return pub
-
-    def subscription(self) -> dict:
-        sub = {"key": self.key, "type": self.type}
-        if self.unit:
-            sub["unit"] = self.unit
-        return sub
+def plan(scenario) -> list[FederatePlan]:
+    """The federates of the scenario's federation, in start order."""
+    return STUDIES[type(scenario)](scenario)
 
 
-def signals(scenario: Scenario) -> dict[str, list[Signal]]:
-    """Publications of each federate; the interface of the federation."""
-    lec = scenario.lec_name
-    return {
-        "market": [
-            Signal("market/day_ahead_price_eur_per_mwh", "vector"),
-            Signal("market/day_ahead_export_price_eur_per_mwh", "vector"),
-            Signal("market/price_eur_per_mwh"),
-            Signal("market/export_price_eur_per_mwh"),
-        ],
-        "lec_ems": [
-            Signal(f"{lec}/ems/battery_setpoint_mw", unit="MW"),
-            Signal(f"{lec}/ems/planned_soc_mwh", unit="MWh"),
-        ],
-        "households": [
-            Signal(f"{lec}/households/p_mw", unit="MW"),
-            Signal(f"{lec}/households/q_mvar", unit="MVAR"),
-            Signal(f"{lec}/pv/p_mw", unit="MW"),
-            Signal(f"{lec}/battery/p_mw", unit="MW"),
-            Signal(f"{lec}/battery/soc_mwh", unit="MWh"),
-        ],
-        "dso": [
-            Signal(f"{lec}/pcc/p_mw", unit="MW"),
-            Signal(f"{lec}/pcc/q_mvar", unit="MVAR"),
-            Signal(f"{lec}/pcc/vm_pu"),
-            Signal(f"{lec}/lv_busbar/vm_pu"),
-            Signal(f"{lec}/transformer/loading_percent"),
-            Signal(f"{lec}/grid/losses_mw", unit="MW"),
-            Signal(f"{lec}/grid/losses_mvar", unit="MVAR"),
-            Signal(f"{lec}/grid/vm_min_pu"),
-            Signal(f"{lec}/grid/vm_max_pu"),
-            Signal(f"{lec}/grid/bus_violations", "integer"),
-            Signal(f"{lec}/grid/line_overloads", "integer"),
-        ],
-        "recorder": [],
-    }
-
-
-def subscriptions(scenario: Scenario) -> dict[str, list[Signal]]:
-    pubs = signals(scenario)
-    market_now = [s for s in pubs["market"] if s.type != "vector"]
-    return {
-        "market": [],
-        "lec_ems": [s for s in pubs["market"] if s.type == "vector"],
-        "households": [pubs["lec_ems"][0]],
-        "dso": pubs["households"][:4],
-        "recorder": market_now + pubs["lec_ems"] + pubs["households"] + pubs["dso"],
-    }
-
-
-def periods_s(scenario: Scenario) -> dict[str, int]:
-    return {
-        "market": scenario.market_step_s,
-        "lec_ems": scenario.ems_step_s,
-        "households": scenario.grid_step_s,
-        "dso": scenario.grid_step_s,
-        "recorder": scenario.grid_step_s,
-    }
-
-
-PORT_FIRST, PORT_END = 20000, 32768
-"""Broker ports are drawn below Linux's ephemeral range (32768 and up), where outgoing connections of other
-runs would otherwise take them between our check and the broker's bind."""
-PORT_UNIT = 16
-"""Ports are reserved in aligned units of this many: a block of ``span`` ports takes whole units."""
-PORT_LOCKS = Path("/tmp" if Path("/tmp").is_dir() else tempfile.gettempdir()) / "lec-cosim-ports"
-"""One lock file per unit; a unit is reserved while a process holds an exclusive ``flock`` on its file. A
-fixed place (not ``$TMPDIR``, which differs between sessions), open to every user (sticky, like /tmp)."""
-
-
-class NoFreePorts(RuntimeError):
-    """No block of free broker ports could be reserved (all taken, or the lock folder is not usable)."""
-_RESERVED: dict[int, list] = {}
-"""This process's reservations: first port -> the open, locked unit files."""
-
-
-def free_broker_port(host: str = "127.0.0.1", span: int = 16) -> int:
-    """Reserve a block of ``span`` free ports for a broker (and its cores); returns the first.
-
-    The ZMQ broker listens on its port and the next; it hands the ports above to the federates'
-    cores. A block is free when nothing listens on its ports, and it is *reserved*: every unit of
-    :data:`PORT_UNIT` ports it covers is locked (``flock``) by this process until
-    :func:`release_broker_ports` (``run_federation`` calls it at the end of a run) or until the process
-    ends, when the kernel drops the locks. Two runs, in this process or in any other process of this
-    machine, therefore never draw overlapping blocks, however close together they start: random
-    draws alone collided (five draws from the ~800 blocks collided in 1.4 % of tries, and parallel runs
-    could both find a block free before either broker had bound it).
-    """
-    try:
-        PORT_LOCKS.mkdir(exist_ok=True)
-        if PORT_LOCKS.stat().st_uid == os.getuid():
-            PORT_LOCKS.chmod(0o1777)  # the umask cut mkdir's mode: every user creates lock files here
-    except OSError as exc:
-        raise NoFreePorts(f"cannot use the port lock folder {PORT_LOCKS}: {exc.strerror or exc}") from None
-    units = -(-int(span) // PORT_UNIT)
-    n_units = (PORT_END - PORT_FIRST) // PORT_UNIT
-    if not 1 <= units <= n_units:
-        raise ValueError(f"a block of {span} ports does not fit in {PORT_FIRST}-{PORT_END - 1}")
-    rng = random.SystemRandom()
-    for _ in range(4 * n_units):
-        first = rng.randrange(0, n_units - units + 1)
-        held = _lock_units(range(first, first + units))
-        if held is None:
-            continue
-        port = PORT_FIRST + first * PORT_UNIT
-        if _bindable(host, range(port, port + span)):
-            _RESERVED[port] = held
-            return port
-        for handle in held:
-            handle.close()
-    raise NoFreePorts(f"no free block of {span} broker ports in {PORT_FIRST}-{PORT_END - 1} (or no lock file in "
-                      f"{PORT_LOCKS} could be taken)")
-
-
-def release_broker_ports(port: int) -> None:
-    """Give back a block reserved by :func:`free_broker_port` (nothing if this process holds none at ``port``)."""
-    for handle in _RESERVED.pop(port, []):
-        handle.close()
-
-
-def _lock_units(units) -> list | None:
-    """Lock every unit's file (none already locked by anyone, this process included), or None."""
-    import fcntl
-
-    held = []
-    for unit in units:
-        path = PORT_LOCKS / f"{unit}.lock"
-        try:  # read-only: flock needs no write access, so users share the lock files
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
-        except OSError:  # not ours to take
-            break
-        try:
-            if os.fstat(fd).st_uid == os.getuid():
-                os.fchmod(fd, 0o666)  # the umask cut the mode
-        except OSError:
-            pass
-        handle = os.fdopen(fd)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            break
-        held.append(handle)
-    else:
-        return held
-    for handle in held:
-        handle.close()
-    return None
-
-
-def _bindable(host: str, ports) -> bool:
-    """Whether nothing (of ours or another program's) listens on any of ``ports``."""
-    sockets = []
-    try:
-        for p in ports:
-            sock = socket.socket()
-            sockets.append(sock)
-            sock.bind((host, p))
-        return True
-    except OSError:
-        return False
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def federate_config(scenario: Scenario, name: str, port: int, run_dir: Path) -> dict:
-    """HELICS JSON config of one federate; our own settings live under ``lec_cosim``."""
-    if is_multi_lec(scenario):
-        from lec_cosim import multi_lec_federation
-
-        federate = next((f for f in multi_lec_federation.plan(scenario) if f.name == name), None)
-        if federate is None:
-            raise KeyError(f"no federate {name!r} in scenario {scenario.name!r}")
-        return multi_lec_federation.federate_config(scenario, federate, port, Path(run_dir))
-    if scenario.framework == "local_market":
-        from lec_cosim import lem_federation
-
-        federate = next((f for f in lem_federation.plan(scenario) if f.name == name), None)
-        if federate is None:
-            raise KeyError(f"no federate {name!r} in scenario {scenario.name!r}")
-        return lem_federation.federate_config(scenario, federate, port, Path(run_dir))
-    return {
-        "name": name,
-        "coreType": "zmq",
-        "coreInitString": core_init_string(scenario.broker, port),
-        "period": periods_s(scenario)[name],
-        "offset": PHASE_OFFSET_S[name],
-        "uninterruptible": True,
-        "terminate_on_error": True,
-        "grant_timeout": GRANT_TIMEOUT_S,
-        "ignore_time_mismatch_warnings": True,  # we request 100 ns before each slot on purpose
-        "publications": [s.publication() for s in signals(scenario)[name]],
-        "subscriptions": [s.subscription() for s in subscriptions(scenario)[name]],
-        "lec_cosim": {
-            "scenario": str(run_dir / "scenario.json"),
-            "output_dir": str(run_dir),
-        },
-    }
+def federate_config(scenario, name: str, port: int, run_dir: Path) -> dict:
+    """HELICS JSON config of one federate of the scenario's federation (its broker at ``port``)."""
+    federate = next((f for f in plan(scenario) if f.name == name), None)
+    if federate is None:
+        raise KeyError(f"no federate {name!r} in scenario {scenario.name!r}")
+    return _config(federate, core_init_string(scenario.broker, port), Path(run_dir))
 
 
 def broker_executable() -> str:
@@ -343,21 +122,13 @@ def deal_federates(names: list[str], sub_brokers: int) -> list[list[str]]:
 
 
 def federate_command(name: str, config: Path) -> list[str]:
-    """Command line of a federate program; the module is named in its config (or by its name)."""
-    module = json.loads(Path(config).read_text()).get("lec_cosim", {}).get("module") or FEDERATE_MODULES[name]
+    """Command line of the federate program ``name``; its module is named in its config."""
+    module = json.loads(Path(config).read_text())["lec_cosim"]["module"]
     return [sys.executable, "-m", module, "--config", str(config)]
 
 
 def federate_names(scenario) -> list[str]:
-    if is_multi_lec(scenario):
-        from lec_cosim import multi_lec_federation
-
-        return [f.name for f in multi_lec_federation.plan(scenario)]
-    if scenario.framework == "local_market":
-        from lec_cosim import lem_federation
-
-        return [f.name for f in lem_federation.plan(scenario)]
-    return list(FEDERATE_MODULES)
+    return [f.name for f in plan(scenario)]
 
 
 def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None, sub_brokers: int = 0,
@@ -379,7 +150,8 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
     Returns the runner description (as written to ``runner.json``).
     """
     run_dir = Path(run_dir).resolve()
-    names = federate_names(scenario)
+    federates = plan(scenario)
+    names = [f.name for f in federates]
     groups = deal_federates(names, sub_brokers) if sub_brokers else []
     spans = [broker_port_span(len(names) if not groups else 0)] + [broker_port_span(len(g)) for g in groups]
     port = free_broker_port(scenario.broker.address, span=sum(spans)) if port is None else port
@@ -399,103 +171,14 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
         entries = [{"name": "broker", "directory": ".", "host": "localhost",
                     "exec": shlex.join(broker_command(port, len(names), scenario.broker))}]
         federate_port = dict.fromkeys(names, port)
-    for name in names:
-        path = run_dir / "configs" / f"{name}.json"
-        path.write_text(json.dumps(federate_config(scenario, name, federate_port[name], run_dir), indent=2))
-        entries.append({"name": name, "directory": ".", "host": "localhost",
-                        "exec": shlex.join(federate_command(name, path))})
+    for federate in federates:
+        path = run_dir / "configs" / f"{federate.name}.json"
+        config = _config(federate, core_init_string(scenario.broker, federate_port[federate.name]), run_dir)
+        path.write_text(json.dumps(config, indent=2))
+        entries.append({"name": federate.name, "directory": ".", "host": "localhost",
+                        "exec": shlex.join([sys.executable, "-m", federate.module, "--config", str(path)])})
     runner = {"name": scenario.name, "broker": False, "federates": entries}
     (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
     if manifest:
         write_manifest(run_dir, scenario)
     return runner
-
-
-HELICS_RECORDER_OUTPUT = "helics_recorder.txt"
-
-
-def helics_app(name: str) -> str:
-    """A HELICS app binary of the helics wheel (``helics_recorder``, ``helics_player``), or from PATH."""
-    return str(Path(broker_executable()).with_name(name))
-
-
-def _app_connection(broker: BrokerConfig, port) -> list[str]:
-    """Options that connect a stock HELICS app to the federation's broker."""
-    return ["--coretype=zmq", f"--broker={broker.address}", f"--brokerport={port}", *_key(broker)]
-
-
-def attach_helics_recorder(run_dir: Path, scenario, keys: list[str]) -> Path:
-    """Add stock ``helics_recorder`` to a written federation, capturing the publications ``keys``.
-
-    The recorder subscribes to the keys from a generated config (``helics_recorder.json``), joins
-    the one broker (which then waits for one more federate) and writes every value it receives
-    with its time to ``run_dir/helics_recorder.txt`` (HELICS's player format). ``keys == ["all"]``
-    captures every publication. Raises ``ValueError`` for a key the federation does not publish.
-    """
-    from lec_cosim.interface import federation_interface, publication_types
-
-    run_dir = Path(run_dir).resolve()
-    published = publication_types(federation_interface(scenario))
-    keys = list(published) if keys == ["all"] else keys
-    unknown = [k for k in keys if k not in published]
-    if unknown:
-        raise ValueError(f"not published by this federation: {', '.join(unknown)} (see lec-cosim interface)")
-    runner = json.loads((run_dir / "runner.json").read_text())
-    brokers = [e for e in runner["federates"] if "broker" in e["name"]]
-    if len(brokers) != 1:
-        raise ValueError("helics_recorder joins a single broker (no --sub-brokers)")
-    command = shlex.split(brokers[0]["exec"])
-    count = next(i for i, part in enumerate(command) if part.startswith("-f"))
-    command[count] = f"-f{int(command[count][2:]) + 1}"
-    brokers[0]["exec"] = shlex.join(command)
-    port = next(part.split("=", 1)[1] for part in command if part.startswith("--port="))
-    config = run_dir / "configs" / "helics_recorder.json"
-    # the subscriptions in a config file: the app's --tag option mangled the keys (HELICS 3.6.1)
-    config.write_text(json.dumps({"subscriptions": [{"key": k, "type": published[k]} for k in keys]}, indent=2))
-    runner["federates"].append({"name": "helics_recorder", "directory": ".", "host": "localhost", "exec": shlex.join([
-        helics_app("helics_recorder"), "--name=helics_recorder", *_app_connection(scenario.broker, port),
-        f"--stop={scenario.end_s:g}s", "-o", str(run_dir / HELICS_RECORDER_OUTPUT),
-        str(config)])})
-    (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
-    return run_dir / HELICS_RECORDER_OUTPUT
-
-
-def check_helics_player(scenario, federate: str, player_file: Path) -> None:
-    """Raise ``ValueError`` unless ``player_file`` can stand in for ``federate`` (see below)."""
-    from lec_cosim.interface import federation_interface
-
-    interface = {fed["name"]: fed for fed in federation_interface(scenario)["federates"]}
-    if federate not in interface:
-        raise ValueError(f"no federate {federate!r} in this federation ({', '.join(interface)})")
-    if interface[federate]["endpoints"] or interface[federate]["subscriptions"]:
-        raise ValueError(f"{federate} exchanges messages or reads values: a player cannot stand in for it")
-    played = {line.split()[1] for line in Path(player_file).read_text().splitlines()
-              if line.strip() and not line.startswith("#") and len(line.split()) > 2}
-    missing = [p["key"] for p in interface[federate]["publications"] if p["key"] not in played]
-    if missing:
-        raise ValueError(f"no values for {', '.join(missing)}")
-
-
-def replace_with_helics_player(run_dir: Path, scenario, federate: str, player_file: Path) -> None:
-    """Replace one federate of a written federation by stock ``helics_player`` playing ``player_file``.
-
-    The file is in HELICS's player format (``time key type value``, what ``helics_recorder``
-    writes): the player publishes every key at its time, so a recorded market (its prices) can
-    stand in for the market federate. Only federates that publish values and exchange no messages
-    can be replaced; every key the federate publishes must be in the file.
-    """
-    run_dir = Path(run_dir).resolve()
-    player_file = Path(player_file).resolve()
-    check_helics_player(scenario, federate, player_file)
-    runner = json.loads((run_dir / "runner.json").read_text())
-    port = next(part.split("=", 1)[1] for part in shlex.split(runner["federates"][0]["exec"])
-                if part.startswith("--port="))
-    if any(e["name"].startswith("sub_broker") for e in runner["federates"]):
-        raise ValueError("helics_player joins a single broker (no --sub-brokers)")
-    entry = next(e for e in runner["federates"] if e["name"] == federate)
-    entry["name"] = f"{federate}_player"
-    entry["exec"] = shlex.join([helics_app("helics_player"), f"--name={federate}_player",
-                                *_app_connection(scenario.broker, port), f"--stop={scenario.end_s:g}s",
-                                str(player_file)])
-    (run_dir / "configs" / f"{federate}.json").unlink(missing_ok=True)
-    (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))

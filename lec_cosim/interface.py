@@ -1,41 +1,27 @@
 """The published interface of a scenario's federation, for stock HELICS tools and other federates.
 
-Read from the federate configs the generator writes (``write_federation``), so it is what a run
-really registers: per federate its period and phase offset (seconds), its publications (key, HELICS
-type, unit), its subscriptions and its endpoints. Values carry their unit in the key
-(``_kw``, ``_pu``, ``_eur_per_kwh``) where HELICS has no unit field set.
+Read from the federation's plans (:func:`lec_cosim.federation.plan`), which the generator also
+writes into the federate configs, so it is what a run really registers: per federate its period
+and phase offset (seconds), its publications (key, HELICS type, unit), its subscriptions and its
+endpoints. Values carry their unit in the key (``_kw``, ``_pu``, ``_eur_per_kwh``) where HELICS has
+no unit field set.
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-
-from lec_cosim.federation import write_federation
+from lec_cosim.federation import plan
 
 
 def federation_interface(scenario) -> dict:
     """Every federate's period, offset, publications, subscriptions and endpoints (a JSON-ready dict)."""
-    with tempfile.TemporaryDirectory(prefix="lec_interface_") as tmp:
-        run_dir = Path(tmp)
-        runner = write_federation(scenario, run_dir, port=23500, manifest=False)  # a placeholder: nothing starts
-        federates = []
-        for entry in runner["federates"]:
-            config_path = run_dir / "configs" / f"{entry['name']}.json"
-            if not config_path.is_file():  # a broker
-                continue
-            config = json.loads(config_path.read_text())
-            federates.append({
-                "name": config["name"],
-                "period_s": config["period"],
-                "offset_s": config.get("offset", 0.0),
-                "publications": [{"key": p["key"], "type": p["type"], "unit": p.get("unit")}
-                                 for p in config.get("publications", [])],
-                "subscriptions": [{"key": s["key"], "type": s["type"], "unit": s.get("unit")}
-                                  for s in config.get("subscriptions", [])],
-                "endpoints": [e["name"] for e in config.get("endpoints", [])],
-            })
+    federates = [{
+        "name": federate.name,
+        "period_s": federate.period_s,
+        "offset_s": federate.offset_s,
+        "publications": [{"key": s.key, "type": s.type, "unit": s.unit} for s in federate.publications],
+        "subscriptions": [{"key": s.key, "type": s.type, "unit": s.unit} for s in federate.subscriptions],
+        "endpoints": list(federate.endpoints),
+    } for federate in plan(scenario)]
     return {"scenario": scenario.name, "start": scenario.start.isoformat(), "time_unit": "s",
             "horizon_s": scenario.horizon_h * 3600.0, "federates": federates}
 

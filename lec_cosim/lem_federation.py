@@ -32,12 +32,10 @@ federation of 61 single-participant federates works like one of three groups.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from lec_cosim.federation import GRANT_TIMEOUT_S, Signal, core_init_string
 from lec_cosim.models.feeder_copies import copy_name
 from lec_cosim.models.lem_community import participant_groups
 from lec_cosim.scenario import LemScenario
+from lec_cosim.wiring import FederatePlan, Signal
 
 ORDER_OFFSET_S = 0.001
 MARKET_OFFSET_S = 0.002
@@ -75,18 +73,6 @@ def groups(scenario: LemScenario) -> dict[str, list[str]]:
     return {f"participants_{g + 1}": members for g, members in enumerate(dealt)}
 
 
-@dataclass(frozen=True)
-class FederatePlan:
-    name: str
-    module: str
-    period_s: float
-    offset_s: float
-    publications: list[Signal] = field(default_factory=list)
-    subscriptions: list[Signal] = field(default_factory=list)
-    endpoints: list[str] = field(default_factory=list)
-    settings: dict = field(default_factory=dict)
-
-
 def block_steps(scenario: LemScenario) -> int:
     """Grid steps per exchange: all steps of a market period, or 1 (``resolution.exchange``)."""
     return scenario.market_step_s // scenario.grid_step_s if scenario.resolution.exchange == "period" else 1
@@ -121,27 +107,3 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
     plans.append(FederatePlan("recorder", "federates.lem_recorder", grid_s, RECORDER_OFFSET_S, [], recorder_subs,
                               [RECORDER_ENDPOINT], blocks))
     return plans
-
-
-def federate_config(scenario: LemScenario, federate: FederatePlan, port: int, run_dir) -> dict:
-    """HELICS JSON config of one federate; our own settings live under ``lec_cosim``."""
-    return {
-        "name": federate.name,
-        "coreType": "zmq",
-        "coreInitString": core_init_string(scenario.broker, port),
-        "period": federate.period_s,
-        "offset": federate.offset_s,
-        "uninterruptible": True,
-        "terminate_on_error": True,
-        "grant_timeout": GRANT_TIMEOUT_S,
-        "ignore_time_mismatch_warnings": True,  # we request 100 ns before each slot on purpose
-        "publications": [s.publication() for s in federate.publications],
-        "subscriptions": [s.subscription() for s in federate.subscriptions],
-        "endpoints": [{"name": e, "global": True} for e in federate.endpoints],
-        "lec_cosim": {
-            "scenario": str(run_dir / "scenario.json"),
-            "output_dir": str(run_dir),
-            "module": federate.module,
-            **federate.settings,
-        },
-    }

@@ -44,10 +44,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from lec_cosim.federation import Signal
-from lec_cosim.lem_federation import FederatePlan
-from lec_cosim.lem_federation import federate_config as _lem_federate_config
 from lec_cosim.scenario import MultiLecScenario
+from lec_cosim.wiring import FederatePlan, Signal
 
 EMS_PLAN_OFFSET_S = 0.001
 HEMS_BID_OFFSET_S = 0.002
@@ -132,7 +130,3 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     plans.append(FederatePlan("recorder", "federates.mlec_recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
                               [], recorder_subs, [], {"federates": [p.name for p in plans]}))
     return plans
-
-
-def federate_config(scenario: MultiLecScenario, federate: FederatePlan, port: int, run_dir) -> dict:
-    return _lem_federate_config(scenario, federate, port, run_dir)

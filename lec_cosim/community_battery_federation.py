@@ -1,0 +1,89 @@
+"""The federation of the community battery (one LEC behind its transformer, the day-ahead market).
+
+Time is in seconds from the scenario start. Within one step the data flow is ordered by small
+phase offsets, so that each federate is granted its time only after its inputs for that instant
+were published (HELICS delivers a value stamped t to federates granted a time later than t):
+
+    market (+0 ms) -> LEC_EMS (+1 ms) -> households (+2 ms) -> DSO (+3 ms) -> recorder (+4 ms)
+"""
+
+from __future__ import annotations
+
+from lec_cosim.scenario import Scenario
+from lec_cosim.wiring import FederatePlan, Signal
+
+PHASE_OFFSET_S = {"market": 0.0, "lec_ems": 0.001, "households": 0.002, "dso": 0.003, "recorder": 0.004}
+FEDERATE_MODULES = {
+    "market": "federates.market",
+    "lec_ems": "federates.lec_ems",
+    "households": "federates.household",
+    "dso": "federates.dso",
+    "recorder": "federates.recorder",
+}
+
+
+def signals(scenario: Scenario) -> dict[str, list[Signal]]:
+    """Publications of each federate; the interface of the federation."""
+    lec = scenario.lec_name
+    return {
+        "market": [
+            Signal("market/day_ahead_price_eur_per_mwh", "vector"),
+            Signal("market/day_ahead_export_price_eur_per_mwh", "vector"),
+            Signal("market/price_eur_per_mwh"),
+            Signal("market/export_price_eur_per_mwh"),
+        ],
+        "lec_ems": [
+            Signal(f"{lec}/ems/battery_setpoint_mw", unit="MW"),
+            Signal(f"{lec}/ems/planned_soc_mwh", unit="MWh"),
+        ],
+        "households": [
+            Signal(f"{lec}/households/p_mw", unit="MW"),
+            Signal(f"{lec}/households/q_mvar", unit="MVAR"),
+            Signal(f"{lec}/pv/p_mw", unit="MW"),
+            Signal(f"{lec}/battery/p_mw", unit="MW"),
+            Signal(f"{lec}/battery/soc_mwh", unit="MWh"),
+        ],
+        "dso": [
+            Signal(f"{lec}/pcc/p_mw", unit="MW"),
+            Signal(f"{lec}/pcc/q_mvar", unit="MVAR"),
+            Signal(f"{lec}/pcc/vm_pu"),
+            Signal(f"{lec}/lv_busbar/vm_pu"),
+            Signal(f"{lec}/transformer/loading_percent"),
+            Signal(f"{lec}/grid/losses_mw", unit="MW"),
+            Signal(f"{lec}/grid/losses_mvar", unit="MVAR"),
+            Signal(f"{lec}/grid/vm_min_pu"),
+            Signal(f"{lec}/grid/vm_max_pu"),
+            Signal(f"{lec}/grid/bus_violations", "integer"),
+            Signal(f"{lec}/grid/line_overloads", "integer"),
+        ],
+        "recorder": [],
+    }
+
+
+def subscriptions(scenario: Scenario) -> dict[str, list[Signal]]:
+    pubs = signals(scenario)
+    market_now = [s for s in pubs["market"] if s.type != "vector"]
+    return {
+        "market": [],
+        "lec_ems": [s for s in pubs["market"] if s.type == "vector"],
+        "households": [pubs["lec_ems"][0]],
+        "dso": pubs["households"][:4],
+        "recorder": market_now + pubs["lec_ems"] + pubs["households"] + pubs["dso"],
+    }
+
+
+def periods_s(scenario: Scenario) -> dict[str, int]:
+    return {
+        "market": scenario.market_step_s,
+        "lec_ems": scenario.ems_step_s,
+        "households": scenario.grid_step_s,
+        "dso": scenario.grid_step_s,
+        "recorder": scenario.grid_step_s,
+    }
+
+
+def plan(scenario: Scenario) -> list[FederatePlan]:
+    """Every federate of the federation with its interface, in start order."""
+    pubs, subs, periods = signals(scenario), subscriptions(scenario), periods_s(scenario)
+    return [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name])
+            for name, module in FEDERATE_MODULES.items()]

@@ -1,0 +1,78 @@
+"""What a federation is made of, before it is written anywhere: federates, their values and their messages.
+
+A study's ``plan(scenario)`` returns a :class:`FederatePlan` per federate: the federate program (its
+module), its time (period and phase offset, seconds), what it publishes and subscribes to
+(:class:`Signal`: key, HELICS type, unit), its message endpoints and its own settings. The
+generator (:mod:`lec_cosim.federation`) turns the plans into HELICS configs and ``runner.json``; the
+interface listing (:mod:`lec_cosim.interface`) reads them directly.
+
+Every federate is ``uninterruptible`` (granted exactly the times it requests), requests its real
+last step (never MAXTIME), and sets ``terminate_on_error`` so that one failure ends them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GRANT_TIMEOUT_S = 30.0
+"""HELICS's grant timeout: a federate waiting this long for a grant logs HELICS's diagnostics."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A published value: HELICS key, type and unit."""
+
+    key: str
+    type: str = "double"
+    unit: str | None = None
+
+    def publication(self) -> dict:
+        pub = {"key": self.key, "type": self.type, "global": True}
+        if self.unit:
+            pub["unit"] = self.unit
+        return pub
+
+    def subscription(self) -> dict:
+        sub = {"key": self.key, "type": self.type}
+        if self.unit:
+            sub["unit"] = self.unit
+        return sub
+
+
+@dataclass(frozen=True)
+class FederatePlan:
+    """One federate of a federation: its program, time, values, messages and settings."""
+
+    name: str
+    module: str
+    period_s: float
+    offset_s: float
+    publications: list[Signal] = field(default_factory=list)
+    subscriptions: list[Signal] = field(default_factory=list)
+    endpoints: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+
+def federate_config(federate: FederatePlan, core_init_string: str, run_dir: Path) -> dict:
+    """HELICS JSON config of one federate; our own settings live under ``lec_cosim``."""
+    return {
+        "name": federate.name,
+        "coreType": "zmq",
+        "coreInitString": core_init_string,
+        "period": federate.period_s,
+        "offset": federate.offset_s,
+        "uninterruptible": True,
+        "terminate_on_error": True,
+        "grant_timeout": GRANT_TIMEOUT_S,
+        "ignore_time_mismatch_warnings": True,  # we request 100 ns before each slot on purpose
+        "publications": [s.publication() for s in federate.publications],
+        "subscriptions": [s.subscription() for s in federate.subscriptions],
+        "endpoints": [{"name": e, "global": True} for e in federate.endpoints],
+        "lec_cosim": {
+            "scenario": str(Path(run_dir) / "scenario.json"),
+            "output_dir": str(run_dir),
+            "module": federate.module,
+            **federate.settings,
+        },
+    }
