@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
-import shlex
-import shutil
 import signal
 import sys
 import traceback
 from pathlib import Path
 
+from lec_cosim.checks import check_broker, check_data, check_lem_data
 from lec_cosim.files import write_text_atomic
+from lec_cosim.runs import EXIT_INPUT_ERROR, EXIT_RUN_ERROR, OutputError, Terminated
 from lec_cosim.scenario import (
     FRAMEWORKS,
     MIN_STALL_TIMEOUT_S,
@@ -22,10 +21,6 @@ from lec_cosim.scenario import (
     is_multi_lec,
     load_scenario,
 )
-
-EXIT_INPUT_ERROR = 2
-EXIT_RUN_ERROR = 1
-
 
 def _load(args):
     """The scenario of a command, with the command-line overrides of a three-LEC scenario applied."""
@@ -42,18 +37,10 @@ def _load(args):
     return scenario
 
 
-def _default_out(scenario) -> Path:
-    if scenario.outputs.directory:
-        return Path(scenario.outputs.directory)
-    if is_multi_lec(scenario):
-        return Path("results") / f"{scenario.name}_{scenario.framework}{'_dso' if scenario.dso.limits else ''}"
-    return Path("results") / scenario.name
-
-
 def _cmd_validate(args) -> int:
     scenario = _load(args)
-    _check_data(scenario)  # "valid" means run would start: the data and learnt bids load too
-    _check_broker(scenario)
+    check_data(scenario)  # "valid" means run would start: the data and learnt bids load too
+    check_broker(scenario)
     if is_multi_lec(scenario):
         print(f"{args.scenario}: valid scenario {scenario.name!r} ({scenario.lecs.count} LECs, framework "
               f"{scenario.framework}, DSO limits {'on' if scenario.dso.limits else 'off'}, {scenario.horizon_h:g} h "
@@ -67,80 +54,6 @@ def _cmd_validate(args) -> int:
     print(f"{args.scenario}: valid scenario {scenario.name!r} ({scenario.horizon_h:g} h from "
           f"{scenario.start.isoformat()}, objective {scenario.ems.objective}, solver {scenario.ems.solver})")
     return 0
-
-
-def _check_lem_data(scenario, *, bids: bool = True) -> None:
-    from lec_cosim.models.lem_community import (
-        BidsFileError,
-        community_from_scenario,
-        read_learned_bids,
-    )
-
-    try:
-        community = community_from_scenario(scenario)
-        if bids and scenario.market.enabled and scenario.market.chp_strategy == "aco":
-            read_learned_bids(scenario.market.learned_bids_file, community, scenario.market.tariff_scheme)
-    except BidsFileError as exc:
-        raise ScenarioError(f"{scenario.source_file}: market.learned_bids_file: {exc}") from None
-    except (ValueError, KeyError, OSError) as exc:
-        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
-
-
-def _check_feeder(scenario) -> None:
-    from lec_cosim.models.ieee_eulv import read_feeder_tables
-
-    try:
-        read_feeder_tables(scenario.feeder.data_dir)
-    except (ValueError, KeyError, OSError) as exc:  # FeederDataError, and what pandas says of a broken table
-        raise ScenarioError(f"{scenario.source_file}: feeder.data_dir: {exc}") from None
-
-
-def _check_data(scenario) -> None:
-    """Load every data series once, so that data errors surface before any process starts."""
-    if is_multi_lec(scenario) or scenario.framework == "local_market":
-        _check_feeder(scenario)
-    if is_multi_lec(scenario):
-        from lec_cosim.models.multi_lec_ems import members_from_scenario
-
-        try:
-            members_from_scenario(scenario)
-        except (ValueError, KeyError, OSError) as exc:
-            raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
-        return
-    if scenario.framework == "local_market":
-        _check_lem_data(scenario)
-        return
-    from lec_cosim.models.household import HouseholdFleet
-    from lec_cosim.models.prices import PriceFeed
-    from lec_cosim.models.timeseries import DataError
-
-    try:
-        HouseholdFleet.from_scenario(scenario).power(scenario.start, scenario.grid_step_s,
-                                                     int(scenario.end_s // scenario.grid_step_s))
-        prices = PriceFeed.from_scenario(scenario).prices(scenario.start, scenario.market_step_s,
-                                                          int(scenario.end_s // scenario.market_step_s))
-    except DataError as exc:
-        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
-    if scenario.grid.import_limit_mw is not None:  # the only constraint that can leave the EMS without a plan
-        from lec_cosim.models.ems import DayAheadPlanner, ImportLimitInfeasible
-
-        try:
-            DayAheadPlanner(scenario).plan_horizon(prices)
-        except ImportLimitInfeasible as exc:
-            raise ScenarioError(f"{scenario.source_file}: {exc.field}: {exc}") from None
-
-
-def _check_broker(scenario) -> None:
-    """The scenario's broker address is one of this host's (a compose project brings its own)."""
-    import socket
-
-    address = scenario.broker.address
-    try:
-        with socket.socket() as probe:
-            probe.bind((address, 0))
-    except OSError as exc:
-        raise ScenarioError(f"{scenario.source_file}: broker.address: {address!r} is not an address of this host "
-                            f"({exc.strerror or exc}); the broker must listen on it") from None
 
 
 def _check_sub_brokers(args, scenario) -> None:
@@ -204,114 +117,6 @@ def _attach_recorder(args, scenario, run_dir: Path) -> None:
         attach_helics_recorder(run_dir, scenario, keys)
 
 
-def _moved(node, old: str, new: str):
-    """``node`` (parsed JSON) with every path under folder ``old`` now under ``new``; commands are split,
-    mapped and joined again, so quoting (a blank, a quote in a name) and JSON's escapes cannot hide a path."""
-    if isinstance(node, dict):
-        return {key: (_moved_command(value, old, new) if key == "exec" and isinstance(value, str)
-                      else _moved(value, old, new)) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_moved(value, old, new) for value in node]
-    if isinstance(node, str) and (node == old or node.startswith(old + "/")):
-        return new + node[len(old):]
-    if isinstance(node, str) and "=" in node:  # an option: --stop=..., -o=PATH
-        key, _, value = node.partition("=")
-        return f"{key}={_moved(value, old, new)}"
-    return node
-
-
-def _moved_command(command: str, old: str, new: str) -> str:
-    return shlex.join(_moved(part, old, new) for part in shlex.split(command))
-
-
-def _relocate(staging: Path, out: Path) -> None:
-    """Move a complete run into place; its runner and configs then name ``out`` (for ``helics run``).
-
-    ``out`` is checked again just before it is removed (it was checked when the run started, which may
-    have been hours ago). The files are rewritten only once the folder is in place, each atomically.
-    """
-    if out.exists():
-        if not _is_run_folder(out):
-            raise OSError(errno.EEXIST, f"{out} is no longer a lec-cosim run folder; nothing was replaced")
-        shutil.rmtree(out)
-    (staging / "INCOMPLETE.txt").unlink(missing_ok=True)
-    try:
-        staging.rename(out)
-    except OSError:
-        (staging / "INCOMPLETE.txt").write_text("This run completed, but it could not be moved into place.\n",
-                                                encoding="utf-8")
-        raise
-    for path in [out / "runner.json", *sorted((out / "configs").glob("*.json"))]:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        write_text_atomic(path, json.dumps(_moved(data, str(staging), str(out)), indent=2))
-
-
-def _is_run_folder(path: Path) -> bool:
-    """Whether ``path`` is a folder lec-cosim wrote (its manifest names lec-cosim), or an empty folder.
-
-    ``--force`` removes nothing else: a results path that names the user's own folder (a scenario
-    ``outputs.directory: .``, a mistyped ``--out``) must never be replaced.
-    """
-    if not path.is_dir() or path.is_symlink():
-        return False
-    names = {p.name for p in path.iterdir()}
-    if not names or names == {"INCOMPLETE.txt"} and (path / "INCOMPLETE.txt").read_text(
-            encoding="utf-8", errors="replace").startswith("This run"):  # a run stopped while it was set up
-        return True
-    try:
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and "lec-cosim" in manifest.get("versions", {}) and "scenario" in manifest
-
-
-class RunLock:
-    """One run at a time on an output folder: ``.OUT.lock`` beside it, locked (``flock``) while the run lasts.
-
-    A second run on the same ``--out`` is refused at once, naming the first one's PID; the first is
-    not disturbed. The kernel drops the lock when its process dies, so a killed run never blocks the
-    next one.
-    """
-
-    def __init__(self, out: Path):
-        self.path = out.with_name(f".{out.name}.lock")
-        self.handle = None
-
-    def __enter__(self) -> "RunLock":
-        import fcntl
-
-        while True:
-            handle = open(self.path, "a+", encoding="utf-8")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "unknown"
-                handle.close()
-                raise ScenarioError(f"{self.path.with_name(self.path.name[1:-5])}: --out: another lec-cosim run "
-                                    f"(PID {holder}) is writing this results folder; wait for it or choose another "
-                                    "--out") from None
-            # the file may have been removed by the run that held it, after we opened it: lock the one on disk
-            try:
-                if os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino:
-                    break
-            except FileNotFoundError:
-                pass
-            handle.close()
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self.handle = handle
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.path.unlink(missing_ok=True)
-        finally:
-            self.handle.close()
-
-
 def _say(line: str) -> None:
     """Print a line of progress or results; a reader that went away (``| head``) stops the printing, not the run."""
     try:
@@ -320,104 +125,67 @@ def _say(line: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and no error at exit
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``): ends the run like Ctrl-C, with exit code 143."""
-
-
-class OutputError(Exception):
-    """The results folder cannot be written (read-only, full, a name too long): one line, and an exit code."""
-
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.code = code
-
-
-_NOT_THE_USERS_FAULT = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
-"""Disk errors that are no input error (a full disk, a failing one): exit code 1; others (read-only,
-permission denied, a name too long) ask for another ``--out``: exit code 2."""
-
-
-def _output_error(path: Path, doing: str, exc: OSError) -> OutputError:
-    code = EXIT_RUN_ERROR if exc.errno in _NOT_THE_USERS_FAULT else EXIT_INPUT_ERROR
-    return OutputError(f"{path}: --out: cannot {doing}: {exc.strerror or exc}", code)
-
-
-INCOMPLETE_SUFFIX = ".incomplete"
-
-
-def _output_dir(args, scenario) -> Path:
-    """The run's results folder, checked before anything is written (see ``_cmd_run``)."""
-    out = Path(os.path.abspath(Path(args.out) if args.out else _default_out(scenario)))
-    longest = os.pathconf("/", "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
-    if len(out.name.encode()) + len(INCOMPLETE_SUFFIX) > longest:
-        raise ScenarioError(f"{out.name[:40]}...: --out: a folder name of {len(out.name.encode())} bytes is too long "
-                            f"(at most {longest - len(INCOMPLETE_SUFFIX)}: the run also writes "
-                            f"{out.name[:8]}...{INCOMPLETE_SUFFIX})")
-    if out.is_symlink():
-        raise ScenarioError(f"{out}: --out: a symbolic link; name the folder itself")
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(f"{out}: --out: a file, not a folder; results go to a folder")
-    here = Path.cwd()
-    if out == Path(out.anchor) or out == here or out in here.parents or out == Path.home():
-        raise ScenarioError(f"{out}: --out: the file system's root, your home folder, the current folder or one "
-                            "above it is no results folder")
-    return out
-
-
 def _cmd_run(args) -> int:
+    from lec_cosim.api import run
+    from lec_cosim.runs import RunFailed, RunInterrupted
+
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
-    _check_broker(scenario)
     _check_record(args, scenario)
     _check_player(args, scenario)
-    _check_data(scenario)
-    args.stall_s = _stall_timeout(args, scenario)
-    out = _output_dir(args, scenario)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _output_error(out.parent, "create the folder", exc) from None
+    stall_s = _stall_timeout(args, scenario)
 
     def terminate(signum, frame):  # kill: end the federation cleanly, keep what it wrote
         raise Terminated
 
+    def started(staging: Path) -> None:
+        _say(f"running {scenario.name} ({scenario.horizon_h:g} h, grid step {scenario.resolution.grid_min} min) "
+             f"in {staging}")
+
+    def show(progress: str) -> None:
+        if not args.quiet:
+            _say(f"  {progress}")
+
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        try:
-            lock = RunLock(out).__enter__()
-        except OSError as exc:
-            raise _output_error(out.parent, "write there", exc) from None
-        try:
-            return _run_locked(args, scenario, out)
-        finally:
-            lock.__exit__(None, None, None)
+        result = run(scenario, args.out, force=args.force, timeout_s=args.timeout, stall_timeout_s=stall_s,
+                     sub_brokers=args.sub_brokers, debug=args.debug,
+                     prepare=lambda staging: _attach_recorder(args, scenario, staging), on_start=started,
+                     on_progress=show)
+    except (RunFailed, RunInterrupted) as exc:
+        failed = exc.failed if isinstance(exc, RunInterrupted) else exc
+        if args.debug and failed.federate is not None:
+            log = failed.kept / "logs" / f"{failed.federate}.log"
+            sys.stderr.write(f"--- {log} ---\n{log.read_text(errors='replace') if log.is_file() else '(no log)'}\n")
+        if failed.input_error is not None:  # the scenario asks for the impossible: an input error, told as one
+            field, why = failed.input_error
+            print(f"error: {args.scenario}: {field}: {why} (found by federate {failed.federate}; incomplete run kept "
+                  f"in {failed.kept}{failed.note})", file=sys.stderr)
+            return EXIT_INPUT_ERROR
+        print(f"error: {failed}", file=sys.stderr)
+        if failed.interrupted:
+            return 128 + signal.SIGTERM if failed.interrupted == "SIGTERM" else 130
+        return EXIT_RUN_ERROR
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _replaceable(path: Path, what: str) -> None:
-    """Refuse to remove ``path`` unless lec-cosim wrote it."""
-    if path.exists() and not _is_run_folder(path):
-        raise ScenarioError(f"{path}: --out: {what} exists and is not a lec-cosim run folder (no lec-cosim "
-                            "manifest.json in it); nothing was removed: move it away or choose another --out")
-
-
-def _mark_incomplete(staging: Path, incomplete: Path, reason: str) -> tuple[Path, str]:
-    """Keep a failed run as ``incomplete``, with the reason in INCOMPLETE.txt; returns where it is, and a note
-    on what could not be done (a full disk)."""
-    note = ""
-    try:
-        (staging / "INCOMPLETE.txt").write_text(f"This run did not complete: {reason}\n"
-                                                "Every federate's log is in logs/.\n", encoding="utf-8")
-    except OSError as exc:
-        note = f"; INCOMPLETE.txt could not be updated with this reason ({exc.strerror or exc})"
-    try:
-        if incomplete.exists():
-            shutil.rmtree(incomplete)
-        staging.rename(incomplete)
-    except OSError as exc:
-        return staging, f"{note}; it could not be renamed to {incomplete.name} ({exc.strerror or exc})"
-    return incomplete, note
+    k, wall, out = result.kpis, result.wall_s, result.path
+    if is_multi_lec(scenario):
+        iterations = f", {k['iterations_total']} ADMM iterations" if k["iterations_total"] else ""
+        _say(f"done in {wall:.1f} s: cost {k['total_cost_eur']:.2f} EUR ({k['cost_per_member_eur']:.2f} per "
+             f"member), self-sufficiency {100 * k['self_sufficiency']:.1f} %, transformer peak "
+             f"{k['trafo_peak_kw']:.1f} kW, losses {k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, "
+             f"{k['messages']} messages{iterations}")
+    elif scenario.framework == "local_market":
+        _say(f"done in {wall:.1f} s: LEM volume {k['lem_volume_kwh']:.1f} kWh, community cost "
+             f"{k['total']['cost_eur']:.2f} EUR, income {k['total']['income_eur']:.2f} EUR, losses "
+             f"{k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, voltage "
+             f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
+    else:
+        _say(f"done in {wall:.1f} s: import {k['import_mwh']:.3f} MWh, export {k['export_mwh']:.3f} MWh, "
+             f"cost {k['energy_cost']:.2f} {result.summary['currency']}, PCC voltage "
+             f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
+    _say(f"results: {out.resolve()}")
+    return 0
 
 
 def _stall_timeout(args, scenario) -> float | None:
@@ -430,112 +198,12 @@ def _stall_timeout(args, scenario) -> float | None:
     return args.stall_timeout or None
 
 
-def _run_locked(args, scenario, out: Path) -> int:
-    """``lec-cosim run`` once it holds the lock on ``out``."""
-    from lec_cosim.federation import NoFreePorts, write_federation
-    from lec_cosim.launch import FederationError, run_federation
-
-    # The run happens in a staging folder that becomes ``out`` only when complete: an old result is
-    # replaced (--force) only by a whole new one, and a failed or interrupted run is kept apart.
-    staging = out.with_name(out.name + ".partial")
-    incomplete = out.with_name(out.name + INCOMPLETE_SUFFIX)
-    if out.exists() and any(out.iterdir()):
-        if not args.force:
-            raise ScenarioError(f"{out}: output directory exists; pass --force to replace it")
-        _replaceable(out, "the folder")
-    _replaceable(staging, "the staging folder")
-    _replaceable(incomplete, "the folder for incomplete runs")
-    try:
-        if staging.exists():  # a run killed with SIGKILL left it: keep its logs as the incomplete run it was
-            if incomplete.exists():
-                shutil.rmtree(incomplete)
-            staging.rename(incomplete)
-        staging.mkdir()
-        # written first and removed last: whatever stops the run (a full disk, SIGKILL), the folder says so
-        (staging / "INCOMPLETE.txt").write_text("This run has not completed: it is running, or it was stopped "
-                                                "before it could say why.\n", encoding="utf-8")
-        write_federation(scenario, staging, sub_brokers=args.sub_brokers)
-        _attach_recorder(args, scenario, staging)
-    except BaseException as exc:  # nothing half set up stays behind, whatever stopped it
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise _output_error(staging, "write the run folder", exc) from None
-        if isinstance(exc, NoFreePorts):
-            raise OutputError(f"{staging}: the federation's broker ports: {exc}", EXIT_RUN_ERROR) from None
-        raise
-    _say(f"running {scenario.name} ({scenario.horizon_h:g} h, grid step {scenario.resolution.grid_min} min) "
-         f"in {staging}")
-
-    def show(progress: str) -> None:
-        if not args.quiet:
-            _say(f"  {progress}")
-
-    try:
-        wall = run_federation(staging, timeout_s=args.timeout, on_progress=show, debug=args.debug,
-                              stall_timeout_s=args.stall_s)
-    except (FederationError, KeyboardInterrupt, OSError) as exc:
-        if isinstance(exc, FederationError):
-            reason = str(exc)
-        elif isinstance(exc, OSError):
-            reason = f"the launcher could not write in {staging}: {exc.strerror or exc}"
-        else:
-            reason = f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'})"
-        reason = reason.replace(str(staging), str(incomplete))  # where its logs are about to be
-        kept, note = _mark_incomplete(staging, incomplete, reason)
-        if kept != incomplete:
-            reason = reason.replace(str(incomplete), str(kept))
-        if args.debug and isinstance(exc, FederationError) and exc.federate is not None:
-            log = kept / "logs" / f"{exc.federate}.log"
-            sys.stderr.write(f"--- {log} ---\n{log.read_text(errors='replace') if log.is_file() else '(no log)'}\n")
-        infeasible = exc.input_error if isinstance(exc, FederationError) else None
-        if infeasible is not None:  # the scenario asks for the impossible: an input error, told as one
-            field, why = infeasible
-            print(f"error: {args.scenario}: {field}: {why} (found by federate {exc.federate}; incomplete run kept "
-                  f"in {kept}{note})", file=sys.stderr)
-            return EXIT_INPUT_ERROR
-        print(f"error: {reason} (incomplete run kept in {kept}{note})", file=sys.stderr)
-        if isinstance(exc, KeyboardInterrupt):
-            return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
-        return EXIT_RUN_ERROR
-    try:
-        _relocate(staging, out)
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        if staging.exists():
-            raise OutputError(f"{out}: --out: the run completed in {staging} but could not be moved into place: "
-                              f"{why}", EXIT_RUN_ERROR) from None
-        raise OutputError(f"{out}: --out: the run is complete, but its runner.json and configs still name "
-                          f"{staging.name}: {why}", EXIT_RUN_ERROR) from None
-    summary = json.loads((out / "summary.json").read_text())
-    k = summary["kpis"]
-    if is_multi_lec(scenario):
-        iterations = f", {k['iterations_total']} ADMM iterations" if k["iterations_total"] else ""
-        _say(f"done in {wall:.1f} s: cost {k['total_cost_eur']:.2f} EUR ({k['cost_per_member_eur']:.2f} per "
-             f"member), self-sufficiency {100 * k['self_sufficiency']:.1f} %, transformer peak "
-             f"{k['trafo_peak_kw']:.1f} kW, losses {k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, "
-             f"{k['messages']} messages{iterations}")
-        _say(f"results: {out.resolve()}")
-        return 0
-    if scenario.framework == "local_market":
-        _say(f"done in {wall:.1f} s: LEM volume {k['lem_volume_kwh']:.1f} kWh, community cost "
-             f"{k['total']['cost_eur']:.2f} EUR, income {k['total']['income_eur']:.2f} EUR, losses "
-             f"{k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, voltage "
-             f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
-        _say(f"results: {out.resolve()}")
-        return 0
-    _say(f"done in {wall:.1f} s: import {k['import_mwh']:.3f} MWh, export {k['export_mwh']:.3f} MWh, "
-         f"cost {k['energy_cost']:.2f} {summary['currency']}, PCC voltage "
-         f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
-    _say(f"results: {out.resolve()}")
-    return 0
-
-
 def _cmd_runner(args) -> int:
     from lec_cosim.federation import write_federation
 
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
-    _check_broker(scenario)
+    check_broker(scenario)
     _check_record(args, scenario)
     _check_player(args, scenario)
     target = Path(args.output).resolve()
@@ -553,7 +221,7 @@ def _cmd_compose(args) -> int:
     from lec_cosim.compose import RESULTS_FOLDER, write_compose
 
     scenario = _load(args)
-    _check_data(scenario)  # what run would refuse, compose refuses too: before anything is written
+    check_data(scenario)  # what run would refuse, compose refuses too: before anything is written
     out = Path(args.output).resolve()
     try:
         compose_file = write_compose(scenario, out, compose_file=args.compose_file, subnet=args.subnet,
@@ -650,7 +318,7 @@ def _cmd_train_bidders(args) -> int:
     if scenario.framework != "local_market" or not scenario.market.enabled:
         raise ScenarioError(f"{args.scenario}: market.enabled: train-bidders needs a local-market scenario "
                             "with the LEM on")
-    _check_lem_data(scenario, bids=False)  # the bids are what it is about to write
+    check_lem_data(scenario, bids=False)  # the bids are what it is about to write
     target = Path(args.output) if args.output else scenario.market.learned_bids_file
     if target is None:
         raise ScenarioError(f"{args.scenario}: market.learned_bids_file: not set; pass --output")

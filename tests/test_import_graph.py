@@ -27,7 +27,9 @@ def import_graph() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             targets = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+                submodules = [f"{node.module}.{alias.name}" for alias in node.names]
+                # ``from lec_cosim import federation`` depends on that module, not on the package's __init__
+                targets = submodules if all(m in known for m in submodules) else [node.module] + submodules
             elif isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             graph[name] |= {t for t in targets if t in known and t != name}

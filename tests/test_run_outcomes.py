@@ -269,12 +269,12 @@ def test_refused_results_folders_are_one_line_and_nothing_is_written(tmp_path, m
 def test_a_run_that_cannot_reserve_its_ports_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
     """Set-up failing after the staging folder was made (here no port can be reserved: the lock folder is on a
     read-only disk) removes it again: a leftover would block every later run on this --out."""
-    from lec_cosim import federation
+    from lec_cosim import ports
     from lec_cosim.cli import main
 
     path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
     with small_disk(tmp_path / "locks", "64k", read_only=True) as disk:
-        monkeypatch.setattr(federation, "PORT_LOCKS", disk / "lec-cosim-ports")
+        monkeypatch.setattr(ports, "PORT_LOCKS", disk / "lec-cosim-ports")
         code = main(["run", str(path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "broker ports" in err and "Read-only file system" in err, err
