@@ -144,7 +144,9 @@ def run_kind(run_dir: str | Path) -> str:
         raise ScenarioError(f"{summary_path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ScenarioError(f"{summary_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if is_mlec_run(path):
+    if isinstance(summary, dict) and summary.get("kind") in KINDS:  # runs record their kind
+        return summary["kind"]
+    if is_mlec_run(path):  # runs made before they recorded it
         return "three_lecs"
     if is_lem_run(path):
         return "local_market"

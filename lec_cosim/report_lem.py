@@ -130,9 +130,10 @@ def is_lem_run(run_dir: str | Path) -> bool:
     A directory without a readable ``summary.json`` is not a LEM run (False, no error).
     """
     try:
-        return _read_summary(run_dir).get("framework") == LEM_FRAMEWORK
+        summary = _read_summary(run_dir)
     except ValueError:
         return False
+    return summary.get("kind", "local_market" if summary.get("framework") == LEM_FRAMEWORK else None) == "local_market"
 
 
 def case_label(summary: Mapping) -> str | None:

@@ -38,6 +38,8 @@ def is_mlec_run(run_dir) -> bool:
         summary = _summary(run_dir)
     except ValueError:
         return False
+    if "kind" in summary:  # runs record their kind; older ones are recognised by their framework and KPIs
+        return summary["kind"] == "three_lecs"
     return summary.get("framework") in FRAMEWORKS and "lecs" in summary.get("kpis", {})
 
 

@@ -142,6 +142,7 @@ def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: f
     write_text_atomic(out_dir / "ems.csv", ems.to_csv(index=False))
     b = scenario.battery
     summary = {
+        "kind": scenario.kind,
         "scenario": scenario.name,
         "framework": scenario.framework,
         "objective": scenario.ems.objective,

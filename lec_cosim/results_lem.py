@@ -189,6 +189,7 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
     for name, frame in files.items():
         _write_csv_atomic(out_dir / name, frame)
     summary = {
+        "kind": scenario.kind,
         "scenario": scenario.name,
         "framework": scenario.framework,
         "lem_enabled": scenario.market.enabled,

@@ -210,7 +210,7 @@ class MultiLecRecord:
         graph = federation_graph(replies)
         (out / GRAPH_FILE).write_text(json.dumps(graph, indent=2))
         summary = {
-            "scenario": s.name, "framework": s.framework, "dso_limits": s.dso.limits,
+            "kind": s.kind, "scenario": s.name, "framework": s.framework, "dso_limits": s.dso.limits,
             "horizon_h": s.horizon_h, "grid_step_min": s.resolution.grid_min,
             "kpis": kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
                          self.members.dt_h, wall_time_s),

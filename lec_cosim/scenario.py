@@ -324,6 +324,9 @@ class FederationConfig(_Strict):
 
 
 class Scenario(_ScenarioBase):
+    """A community battery behind the LEC's transformer, planned against day-ahead prices."""
+
+    kind: Literal["community_battery"] = Field(description="the study: a community battery (see KINDS)")
     name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
     description: str = ""
     lec_name: str = Field("lec1", pattern=r"^[A-Za-z0-9_]+$")
@@ -461,9 +464,10 @@ class LemGridConfig(_VoltageBand):
 class LemScenario(_ScenarioBase):
     """A local electricity market among the IEEE European LV feeder's households (Lezama et al.)."""
 
+    kind: Literal["local_market"] = Field(description="the study: a local electricity market (see KINDS)")
     name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
     description: str = ""
-    framework: Literal["local_market"]
+    framework: Literal["local_market"] = "local_market"
     start: CalendarTime = Field(description="first day of the PV data (2016) and PV sizing day; the IEEE loads "
                                "are one typical day, repeated every day")
     horizon_h: float = Field(24.0, gt=0, description="whole hours from start, up to the end of the PV data "
@@ -578,6 +582,7 @@ class DsoConfig(_VoltageBand):
 class MultiLecScenario(_ScenarioBase):
     """Three (or N) LECs on the IEEE European LV feeder under one of three frameworks (Rana et al. 2022)."""
 
+    kind: Literal["three_lecs"] = Field(description="the study: several LECs under one framework (see KINDS)")
     name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
     description: str = ""
     framework: Literal["decentralised", "distributed", "p2p"]
@@ -729,14 +734,29 @@ def _validate(model, data: dict, source: Path):
         raise ScenarioError(f"{source}: {location}: {message}") from None
 
 
-def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario:
-    """Validate a parsed scenario; relative paths are taken from ``source``'s folder."""
+def _guess_kind(data: dict) -> str:
+    """The kind a scenario without ``kind:`` most likely is (for the message that asks to add it)."""
+    if data.get("framework") == "local_market" or "participants" in data:
+        return "local_market"
+    if "lecs" in data or data.get("framework") in ("distributed", "p2p"):
+        return "three_lecs"
+    return "community_battery"
+
+
+def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario | MultiLecScenario:
+    """Validate a parsed scenario by its ``kind:``; relative paths are taken from ``source``'s folder."""
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: (top level): expected a mapping of scenario fields")
-    if data.get("framework") == "local_market":
-        return _lem_scenario_from_dict(data, source)
-    if "lecs" in data or data.get("framework") in ("distributed", "p2p"):  # "decentralised" alone is issue 2's
-        return _multi_lec_scenario_from_dict(data, source)
+    kind = data.get("kind")
+    if kind is None:
+        raise ScenarioError(f"{source}: kind: missing; add `kind: {_guess_kind(data)}` (the study this scenario is; "
+                            f"one of {', '.join(KINDS)})")
+    if kind not in KINDS:
+        raise ScenarioError(f"{source}: kind: {kind!r} is no study of lec-cosim; one of {', '.join(KINDS)}")
+    return KINDS[kind](data, source)
+
+
+def _battery_scenario_from_dict(data: dict, source: Path) -> Scenario:
     scenario = _validate(Scenario, data, source)
     base = source.parent
     hh = scenario.households
@@ -763,6 +783,11 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario:
         if path is not None and not path.is_file():
             raise ScenarioError(f"{source}: {field}: file not found: {path}")
     return scenario
+
+
+KINDS = {"community_battery": _battery_scenario_from_dict, "local_market": _lem_scenario_from_dict,
+         "three_lecs": _multi_lec_scenario_from_dict}
+"""The studies a scenario can be (its ``kind:``), each with the reader that validates and resolves it."""
 
 
 class _ScenarioLoader(yaml.SafeLoader):
@@ -877,10 +902,10 @@ def write_scenario_variant(base: str | Path, changes: dict, directory: str | Pat
         if node and node.get(key):
             node[key] = str((base.parent / node[key]).resolve())
 
-    if "lecs" in data:  # three LECs
+    if data.get("kind") == "three_lecs":
         absolute(data["feeder"], "data_dir")
         absolute(data["pv"], "profile_file")
-    elif data.get("framework") == "local_market":
+    elif data.get("kind") == "local_market":
         absolute(data["feeder"], "data_dir")
         absolute(data["participants"]["pv"], "profile_file")
         absolute(data["market"], "learned_bids_file")

@@ -310,8 +310,9 @@ def test_a_missing_required_field_is_named(case, bases, tmp_path):
         return  # an optional section the scenario leaves out: nothing in it is missing
     del _get(data, path[:-1])[path[-1]]
     line = _refused(_write(_fresh(tmp_path), data))
-    if path == ("framework",) and kind != "battery":
-        return  # without its framework a local-market or three-LEC scenario is read as another kind
+    if path == ("kind",):  # the study: the message says what to add
+        assert f"<scenario>: kind: missing; add `kind: {bases[kind]['kind']}`" in line, line
+        return
     assert f"<scenario>: {'.'.join(path)}: Field required" in line, line
 
 
