@@ -21,6 +21,7 @@ for old in OUT.iterdir():  # the folder holds what this script writes, and nothi
 
 def case(name, text, *needles, base=None):
     assert name not in expected, name
+    assert not any(n in name for n in needles), name  # the file name alone must not satisfy a needle
     (OUT / name).write_text(text)
     expected[name] = list(needles)
 
@@ -50,7 +51,7 @@ case('unknown_field.yaml', sub(base2, 'horizon_h: 24', 'horizon_h: 24\nhorizon_d
 case('kind_missing.yaml', sub(base2, 'kind: community_battery\n', ''), 'kind: missing', 'add `kind: community_battery`')
 case('lem_kind_missing.yaml', sub(lem, 'kind: local_market\n', ''), 'kind: missing', 'add `kind: local_market`')
 case('mlec_kind_missing.yaml', sub(mlec, 'kind: three_lecs\n', ''), 'kind: missing', 'add `kind: three_lecs`')
-case('kind_unknown.yaml', sub(base2, 'kind: community_battery', 'kind: microgrid'), 'kind', "'microgrid' is no study")
+case('unknown_study.yaml', sub(base2, 'kind: community_battery', 'kind: microgrid'), 'kind: ', "'microgrid' is no study")
 case('zero_households.yaml', sub(base2, 'count: 120', 'count: 0'), 'households.count', 'greater than 0')
 case('bad_name.yaml', re.sub(r'\nname: [^\n]*', '\nname: my scenario!', base2, count=1), ': name: ', 'String should match pattern')
 case('yaml_syntax.yaml', sub(base2, 'horizon_h: 24', 'horizon_h: [24'), 'line', 'invalid YAML')
