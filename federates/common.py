@@ -188,12 +188,30 @@ class Federate(ValueInterface):
                       for i in range(h.helicsFederateGetEndpointCount(self.fed)))
         }
         self.settings = settings
+        self.ports: dict[str, dict[str, dict]] = settings.get("ports", {})
         self.slot_s: float | None = None  # the slot being worked on (named in an error)
         # Every federate keeps the log of the messages it sent; with ``stay_for_query`` it answers
         # the query "exchanges" with it at the end of its run (see ``run``).
         self.exchange_log = ExchangeLog(self.name, endpoints=self.endpoints, publications=self.pubs,
                                         subscriptions=self.subs)
         self.timing = TimingLog(self.output_dir, self.name, created_unix_s=created)
+
+    def key_of(self, port: str) -> str:
+        """The HELICS key of one of this federate's ports (its config maps each port to a key)."""
+        for side in ("out", "in"):
+            if port in self.ports.get(side, {}):
+                return self.ports[side][port]["key"]
+        raise KeyError(f"federate {self.name} has no port {port!r} in its config "
+                       f"(ports: {', '.join(sorted({**self.ports.get('out', {}), **self.ports.get('in', {})}))})")
+
+    def read_port(self, port: str):
+        """The value last received on an input port, read as its HELICS type (double, integer, vector)."""
+        signal = self.ports["in"][port]
+        if signal["type"] == "integer":
+            return self.integer(signal["key"])
+        if signal["type"] == "vector":
+            return self.vector(signal["key"])
+        return self.value(signal["key"])
 
     def step_times(self) -> list[float]:
         """Start of each of this federate's steps within the horizon, in seconds."""

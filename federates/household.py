@@ -14,7 +14,6 @@ from lec_cosim.models.household import HouseholdFleet
 
 def build(fed: Federate):
     s = fed.scenario
-    lec = s.lec_name
     times = fed.step_times()
     power = HouseholdFleet.from_scenario(s).power(s.start, fed.period_s, len(times))
     load_p, load_q, pv_p = (power[c].to_numpy() for c in ("load_p_mw", "load_q_mvar", "pv_p_mw"))
@@ -22,15 +21,15 @@ def build(fed: Federate):
     battery = Battery(b.capacity_mwh, b.power_mw, b.efficiency, soc_mwh=b.soc_initial * b.capacity_mwh,
                       soc_min_mwh=b.soc_min * b.capacity_mwh, soc_max_mwh=b.soc_max * b.capacity_mwh)
     step_h = fed.period_s / 3600.0
-    setpoint_key = f"{lec}/ems/battery_setpoint_mw"
+    keys = {port: fed.key_of(port) for port in ("load_p_mw", "load_q_mvar", "pv_p_mw", "battery_p_mw", "soc_mwh")}
 
     def step(k: int, t: float) -> None:
-        p_battery = battery.step(fed.value(setpoint_key), step_h)
-        fed.publish(f"{lec}/households/p_mw", load_p[k])
-        fed.publish(f"{lec}/households/q_mvar", load_q[k])
-        fed.publish(f"{lec}/pv/p_mw", pv_p[k])
-        fed.publish(f"{lec}/battery/p_mw", p_battery)
-        fed.publish(f"{lec}/battery/soc_mwh", battery.soc_mwh)
+        p_battery = battery.step(fed.read_port("setpoint_mw"), step_h)
+        fed.publish(keys["load_p_mw"], load_p[k])
+        fed.publish(keys["load_q_mvar"], load_q[k])
+        fed.publish(keys["pv_p_mw"], pv_p[k])
+        fed.publish(keys["battery_p_mw"], p_battery)
+        fed.publish(keys["soc_mwh"], battery.soc_mwh)
 
     return step
 

@@ -17,22 +17,19 @@ DAY_S = 86400
 
 def build(fed: Federate):
     s = fed.scenario
-    lec = s.lec_name
+    setpoint, planned_soc = fed.key_of("setpoint_mw"), fed.key_of("planned_soc_mwh")
     planner = DayAheadPlanner(s)
     plan = {"schedule": None, "first": 0}
 
     def step(k: int, t: float) -> None:
         if t % DAY_S == 0:
             n_steps = int(min(DAY_S, s.end_s - t) // fed.period_s)
-            plan["schedule"] = planner.plan(
-                s.start + dt.timedelta(seconds=t), n_steps,
-                fed.vector("market/day_ahead_price_eur_per_mwh"),
-                fed.vector("market/day_ahead_export_price_eur_per_mwh"),
-            )
+            plan["schedule"] = planner.plan(s.start + dt.timedelta(seconds=t), n_steps,
+                                            fed.read_port("day_ahead_price"), fed.read_port("day_ahead_export_price"))
             plan["first"] = k
         schedule, i = plan["schedule"], k - plan["first"]
-        fed.publish(f"{lec}/ems/battery_setpoint_mw", schedule.setpoint_mw[i])
-        fed.publish(f"{lec}/ems/planned_soc_mwh", schedule.table["soc_mwh"].iat[i])
+        fed.publish(setpoint, schedule.setpoint_mw[i])
+        fed.publish(planned_soc, schedule.table["soc_mwh"].iat[i])
 
     return step
 

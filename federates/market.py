@@ -17,14 +17,15 @@ def build(fed: Federate):
     times = fed.step_times()
     table = PriceFeed.from_scenario(scenario).prices(scenario.start, fed.period_s, len(times))
     per_day = int(DAY_S // fed.period_s)
+    keys = {port: fed.key_of(port) for port in ("day_ahead_price", "day_ahead_export_price", "price", "export_price")}
 
     def step(k: int, t: float) -> None:
         if t % DAY_S == 0:
             day = table.iloc[k : k + per_day]
-            fed.publish("market/day_ahead_price_eur_per_mwh", day["price"].to_numpy())
-            fed.publish("market/day_ahead_export_price_eur_per_mwh", day["export_price"].to_numpy())
-        fed.publish("market/price_eur_per_mwh", table["price"].iat[k])
-        fed.publish("market/export_price_eur_per_mwh", table["export_price"].iat[k])
+            fed.publish(keys["day_ahead_price"], day["price"].to_numpy())
+            fed.publish(keys["day_ahead_export_price"], day["export_price"].to_numpy())
+        fed.publish(keys["price"], table["price"].iat[k])
+        fed.publish(keys["export_price"], table["export_price"].iat[k])
 
     return step
 

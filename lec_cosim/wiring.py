@@ -26,6 +26,8 @@ class Signal:
     key: str
     type: str = "double"
     unit: str | None = None
+    port: str | None = None
+    """What the federate calls this value (its config maps it to the key): a federate never spells a key."""
 
     def publication(self) -> dict:
         pub = {"key": self.key, "type": self.type, "global": True}
@@ -73,6 +75,17 @@ def federate_config(federate: FederatePlan, core_init_string: str, run_dir: Path
             "scenario": str(Path(run_dir) / "scenario.json"),
             "output_dir": str(run_dir),
             "module": federate.module,
+            **({"ports": ports} if (ports := _ports(federate)) else {}),
             **federate.settings,
         },
     }
+
+
+def _ports(federate: FederatePlan) -> dict:
+    """The federate's ports: what it publishes (``out``) and reads (``in``), by port name, with key and type."""
+    ports = {}
+    for side, signals in (("out", federate.publications), ("in", federate.subscriptions)):
+        named = {s.port: {"key": s.key, "type": s.type} for s in signals if s.port}
+        if named:
+            ports[side] = named
+    return ports
