@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: venv demo test bench clean chromium compose-demo
+.PHONY: venv demo test docs bench clean chromium compose-demo
 
 venv: $(STAMP)
 
@@ -18,8 +19,17 @@ demo: $(STAMP)
 	$(BIN)/lec-cosim run scenarios/trondelag_arbitrage.yaml --out results/trondelag_arbitrage --force
 	@echo "Results written to $(CURDIR)/results/trondelag_arbitrage"
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium docs
 	$(BIN)/python -m pytest -q tests
+
+# The documentation site (mkdocs.yml, pages in docs/) into site/, warnings as errors. The reference pages
+# (CLI, scenario schema, published interface) are generated first by docs/gen_reference.py (a mkdocs hook).
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 # tests/test_report_html.py renders the HTML report in headless Chromium: Debian's package, through
 # sudo unless we are root.
@@ -45,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/parallel_runs.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache site
