@@ -116,6 +116,36 @@ class ValueInterface:
             stop_answering(self.fed)
 
 
+class Inputs:
+    """A federate's inputs by port name, for a study's adapter or record: no key, no HELICS in sight.
+
+    ``read(port)`` is the value last received on an input port, ``updated(port)`` whether it changed
+    since it was last read, ``receive(port)`` the messages waiting at an endpoint port as ``(source,
+    payload)``; ``ports`` the input ports' names. Values are read only when asked for.
+    """
+
+    def __init__(self, fed: "Federate"):
+        self._fed = fed
+        self.ports: list[str] = list(fed.ports.get("in", {}))
+
+    def read(self, port: str):
+        return self._fed.read_port(port)
+
+    def updated(self, port: str) -> bool:
+        return self._fed.port_updated(port)
+
+    def receive(self, port: str) -> list[tuple[str, dict]]:
+        return self._fed.receive(self._fed.endpoint(port))
+
+
+def load_object(path: str):
+    """``"package.module:Name"`` -> the object: how a component's config names its study's adapter or record."""
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 class FederationStopped(RuntimeError):
     """The federation was stopped under this federate (another one failed): not this federate's fault."""
 
@@ -204,6 +234,40 @@ class Federate(ValueInterface):
         raise KeyError(f"federate {self.name} has no port {port!r} in its config "
                        f"(ports: {', '.join(sorted({**self.ports.get('out', {}), **self.ports.get('in', {})}))})")
 
+    def endpoint(self, port: str) -> str:
+        """The name of one of this federate's endpoints, by port."""
+        return self._port("endpoints", port)
+
+    def target(self, port: str, member: str | None = None) -> str:
+        """Where a port sends: its one endpoint, or with ``member`` that member's endpoint."""
+        target = self._port("targets", port)
+        if member is None:
+            if isinstance(target, dict):
+                raise KeyError(f"federate {self.name}: port {port!r} sends to one of several members; name one")
+            return target
+        if not isinstance(target, dict) or member not in target:
+            raise KeyError(f"federate {self.name}: port {port!r} has no member {member!r}")
+        return target[member]
+
+    def _port(self, side: str, port: str):
+        if port not in self.ports.get(side, {}):
+            raise KeyError(f"federate {self.name} has no {side} port {port!r} in its config "
+                           f"({', '.join(sorted(self.ports.get(side, {}))) or 'none'})")
+        return self.ports[side][port]
+
+    def publish_port(self, port: str, value) -> None:
+        """Publish on an output port as its HELICS type (double, integer, vector, string as JSON)."""
+        signal = self.ports["out"][port]
+        if signal["type"] == "integer":
+            self.publish_int(signal["key"], value)
+        elif signal["type"] == "string":
+            self.publish_json(signal["key"], value)
+        else:
+            self.publish(signal["key"], value)
+
+    def port_updated(self, port: str) -> bool:
+        return self.updated(self.ports["in"][port]["key"])
+
     def read_port(self, port: str):
         """The value last received on an input port, read as its HELICS type (double, integer, vector)."""
         signal = self.ports["in"][port]
@@ -211,7 +275,13 @@ class Federate(ValueInterface):
             return self.integer(signal["key"])
         if signal["type"] == "vector":
             return self.vector(signal["key"])
+        if signal["type"] == "string":
+            return self.json_value(signal["key"])
         return self.value(signal["key"])
+
+    def inputs(self) -> "Inputs":
+        """What a model may see of this federate: its ports, read by name (see :class:`Inputs`)."""
+        return Inputs(self)
 
     def step_times(self) -> list[float]:
         """Start of each of this federate's steps within the horizon, in seconds."""

@@ -1,42 +1,42 @@
-"""Recorder federate: observes every publication at each grid step and writes the run's results.
+"""Recorder federate: observes every step and writes the run's results, for any study.
 
-It runs last in each step (largest phase offset), so it sees the values of that step from all
-other federates, and prints progress lines (simulated time, steps, speed) as it goes.
+A thin shell around the study's record (``lec_cosim.adapters``), named in its config (``record``). It
+runs last in each step (largest phase offset), so it sees the values of that step from all other
+federates; it hands them to the record by port, prints progress lines (simulated time, steps,
+speed), and at the end has the record write the results contract. With ``query_exchanges`` it asks
+every other federate the ``exchanges`` query at its last step, while they still wait for their final
+slot, and hands the answers to the record.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import sys
 import time
 
-import pandas as pd
+from federates.common import Federate, Progress, load_object, main
+from federates.topology import query_exchanges
 
-from federates.common import Federate, Progress, main
-from lec_cosim.results import write_results
-
+STARTED = time.perf_counter()
 
 
 def build(fed: Federate):
-    """Records every input port at every slot, as a column named by the port (the study names them)."""
     s = fed.scenario
-    started = time.perf_counter()
-    n_steps = len(fed.step_times())
-    ports = list(fed.ports["in"])
-    records = {port: [] for port in ports}
-    times: list[dt.datetime] = []
-    progress = Progress(s.start, n_steps)
+    record = load_object(fed.settings["record"])(s, fed.settings)
+    inputs = fed.inputs()
+    steps = fed.step_times()
+    progress = Progress(s.start, len(steps))
+    replies: dict = {}
 
     def step(k: int, t: float) -> None:
-        times.append(s.start + dt.timedelta(seconds=t))
-        for port in ports:
-            records[port].append(fed.read_port(port))
+        record.add(k, t, inputs)
         progress.step(k, t)
+        if fed.settings.get("query_exchanges") and k == len(steps) - 1:
+            others = [name for name in fed.settings["federates"] if name != fed.name]
+            replies.update({fed.name: fed.exchange_log.as_dict(), **query_exchanges(fed.fed, others)})
 
     def finish() -> None:
-        grid = pd.DataFrame({"time": [t.isoformat() for t in times], **records})
-        write_results(grid, s, fed.output_dir, wall_time_s=time.perf_counter() - started)
-        print(f"results written to {fed.output_dir}", file=sys.stdout, flush=True)
+        record.write(fed.output_dir, wall_time_s=time.perf_counter() - STARTED,
+                     replies=replies if fed.settings.get("query_exchanges") else None)
+        print(f"results written to {fed.output_dir}", flush=True)
 
     step.finish = finish
     return step

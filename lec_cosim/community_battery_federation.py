@@ -85,5 +85,13 @@ def periods_s(scenario: Scenario) -> dict[str, int]:
 def plan(scenario: Scenario) -> list[FederatePlan]:
     """Every federate of the federation with its interface, in start order."""
     pubs, subs, periods = signals(scenario), subscriptions(scenario), periods_s(scenario)
-    return [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name])
+    return [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name],
+                         settings=SETTINGS.get(name, {}))
             for name, module in FEDERATE_MODULES.items()]
+
+
+SETTINGS = {
+    "dso": {"grid_adapter": "lec_cosim.adapters.community_grid:CommunityGrid"},
+    "recorder": {"record": "lec_cosim.results:CommunityBatteryRecord"},
+}
+"""What the generic components run in this study: its grid and its record."""

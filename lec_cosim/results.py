@@ -173,3 +173,26 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     ems = pd.read_csv(run_dir / "ems.csv", parse_dates=["time"])
     pcc = pd.read_csv(run_dir / "pcc.csv", parse_dates=["time"])
     return summary, ems, pcc
+
+
+class CommunityBatteryRecord:
+    """The community battery's record for the recorder component: every input port, every grid step.
+
+    Columns are the recorder's input ports (the plan names them as ``SIGNAL_COLUMNS`` does).
+    """
+
+    def __init__(self, scenario, settings: dict):
+        self.scenario = scenario
+        self.times: list[str] = []
+        self.columns: dict[str, list] = {}
+
+    def add(self, k: int, t_s: float, inputs) -> None:
+        import datetime as dt
+
+        self.times.append((self.scenario.start + dt.timedelta(seconds=t_s)).isoformat())
+        for port in inputs.ports:
+            self.columns.setdefault(port, []).append(inputs.read(port))
+
+    def write(self, output_dir: Path, wall_time_s: float, replies=None) -> dict:
+        signals = pd.DataFrame({"time": self.times, **self.columns})
+        return write_results(signals, self.scenario, output_dir, wall_time_s=wall_time_s)

@@ -54,6 +54,10 @@ class FederatePlan:
     subscriptions: list[Signal] = field(default_factory=list)
     endpoints: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    endpoint_ports: dict[str, str] = field(default_factory=dict)
+    """Port name -> one of ``endpoints``: the federate sends from and receives at its endpoints by port."""
+    targets: dict[str, str | dict[str, str]] = field(default_factory=dict)
+    """Port name -> where the federate sends: one endpoint, or a map (member -> endpoint) for one-to-many."""
 
 
 def federate_config(federate: FederatePlan, core_init_string: str, run_dir: Path) -> dict:
@@ -88,4 +92,10 @@ def _ports(federate: FederatePlan) -> dict:
         named = {s.port: {"key": s.key, "type": s.type} for s in signals if s.port}
         if named:
             ports[side] = named
+    if federate.endpoint_ports:
+        unknown = set(federate.endpoint_ports.values()) - set(federate.endpoints)
+        assert not unknown, f"{federate.name}: endpoint ports name endpoints it does not have: {unknown}"
+        ports["endpoints"] = dict(federate.endpoint_ports)
+    if federate.targets:
+        ports["targets"] = dict(federate.targets)
     return ports

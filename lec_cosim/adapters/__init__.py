@@ -1,0 +1,10 @@
+"""What a study plugs into a generic component: grid adapters for the DSO, records for the recorder.
+
+A **grid adapter** (``federates/dso.py`` runs it) is built as ``Adapter(scenario, settings)`` and
+answers ``step(k, t_s, inputs) -> {output port: value}`` each step, reading what it needs from
+``inputs`` (``federates.common.Inputs``: ports by name, never a key); an optional ``finish()`` runs
+at the end. A **record** (``federates/recorder.py`` runs it) is built the same way and answers
+``add(k, t_s, inputs)`` each step and ``write(output_dir, wall_time_s, replies)`` at the end
+(``replies``: the ``exchanges`` query's answers when the plan asks for them, else None).
+Both are named in the federate's config as ``"package.module:Name"``.
+"""

@@ -1,0 +1,19 @@
+"""The community battery's grid for the DSO component: the balanced LEC grid behind its transformer."""
+
+from __future__ import annotations
+
+from lec_cosim.models.grid import LECGrid
+
+OUTPUTS = ("pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_percent", "losses_mw", "losses_mvar",
+           "vm_min_pu", "vm_max_pu", "bus_violations", "line_overloads")
+"""Its output ports: named as the fields of the grid's result."""
+
+
+class CommunityGrid:
+    def __init__(self, scenario, settings: dict):
+        self.grid = LECGrid(scenario.grid)
+
+    def step(self, k: int, t_s: float, inputs) -> dict:
+        result = self.grid.solve(load_p_mw=inputs.read("load_p_mw"), load_q_mvar=inputs.read("load_q_mvar"),
+                                 pv_p_mw=inputs.read("pv_p_mw"), battery_p_mw=inputs.read("battery_p_mw"))
+        return {port: getattr(result, port) for port in OUTPUTS}
