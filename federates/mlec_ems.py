@@ -30,16 +30,6 @@ from lec_cosim.models.multi_lec_ems import (
     rest_of_day_problem,
 )
 from lec_cosim.models.p2p import clear_lec_pool, member_caps_and_fees, member_orders
-from lec_cosim.multi_lec_federation import (
-    ADMM_SLOT_S,
-    EMS_CLEAR_OFFSET_S,
-    EMS_PLAN_OFFSET_S,
-    EMS_SETTLE_OFFSET_S,
-    PLATFORM_ENDPOINT,
-    ems_endpoint,
-    market_endpoint,
-    member_endpoint,
-)
 
 
 def build(fed: Federate):
@@ -57,12 +47,14 @@ def build(fed: Federate):
     table = members.table
     my_households = list(table.loc[(table["lec"] == lec) & (table["kind"] == "household"), "member"])
     neg = s.negotiation
+    plan_offset_s, clear_offset_s = fed.settings["plan_offset_s"], fed.settings["clear_offset_s"]
+    settle_offset_s, admm_slot_s = fed.settings["settle_offset_s"], fed.settings["admm_slot_s"]
     state = SimpleNamespace(import_limit=None, export_limit=None, record=None, agent=None, previous_import={})
 
     def read_limits() -> None:
         if s.dso.limits:
-            imports = fed.vector("mlec/grid/import_limit_kw")
-            exports = fed.vector("mlec/grid/export_limit_kw")
+            imports = fed.read_port("import_limit_kw")
+            exports = fed.read_port("export_limit_kw")
             if len(imports) == len(names):  # nothing before the DSO's first step
                 state.import_limit, state.export_limit = np.array(imports), np.array(exports)
 
@@ -75,8 +67,8 @@ def build(fed: Federate):
         """Set-points of the hour from a plan (arrays over the remaining hours) and the record's plan part."""
         charge = float(plan["charge_kw"][0] - plan["discharge_kw"][0])
         curtail = float(plan["curtailed_kw"][0])
-        fed.publish(f"mlec/{lec}/ems/pooled_charge_kw", charge)
-        fed.publish(f"mlec/{lec}/ems/curtail_kw", curtail)
+        fed.publish_port("pooled_charge_kw", charge)
+        fed.publish_port("curtail_kw", curtail)
         state.record = {
             "hour": hour, "lec": lec, "framework": framework, "soc_start_kwh": float(soc_kwh[me]),
             "pooled_charge_kw": charge, "curtail_kw": curtail, "planned_soc_kwh": float(plan["soc_kwh"][0]),
@@ -92,7 +84,7 @@ def build(fed: Federate):
     def send_position(hour: int) -> None:
         if on_platform:
             position = state.record["planned_import_kw"] - state.record["planned_export_kw"]  # one hour: kWh
-            fed.send(ems_endpoint(lec), PLATFORM_ENDPOINT, {"hour": hour, "lec": lec, "position_kwh": position})
+            fed.send(fed.endpoint("ems"), fed.target("platform"), {"hour": hour, "lec": lec, "position_kwh": position})
 
     # -- decentralised ---------------------------------------------------------------------
 
@@ -112,11 +104,11 @@ def build(fed: Federate):
 
     def propose() -> None:
         for message in state.agent.propose():
-            fed.send(ems_endpoint(lec), ems_endpoint(names[message.receiver]), json.loads(message.to_json()))
+            fed.send(fed.endpoint("ems"), fed.target("lecs", names[message.receiver]), json.loads(message.to_json()))
 
     def iterate(hour: int) -> None:
         agent = state.agent
-        heard = [ProposalMessage.from_json(json.dumps(payload)) for _, payload in fed.receive(ems_endpoint(lec))]
+        heard = [ProposalMessage.from_json(json.dumps(payload)) for _, payload in fed.receive(fed.endpoint("ems"))]
         agent.receive(heard)
         k = agent.state.iteration
         for e, n, _ in agent.neighbours:
@@ -139,11 +131,11 @@ def build(fed: Federate):
                              "residuals": state.residuals})
 
     def negotiation_slots(hour: int, start: float):
-        yield start + EMS_PLAN_OFFSET_S, lambda _: start_negotiation(hour)
+        yield start + plan_offset_s, lambda _: start_negotiation(hour)
         k = 0
         while not state.agent.state.finished:
             k += 1
-            yield start + EMS_PLAN_OFFSET_S + k * ADMM_SLOT_S, lambda _: iterate(hour)
+            yield start + plan_offset_s + k * admm_slot_s, lambda _: iterate(hour)
 
     # -- p2p -------------------------------------------------------------------------------
 
@@ -159,12 +151,12 @@ def build(fed: Federate):
                                     fairness_fee_eur_per_kwh=s.p2p.fairness_fee_eur_per_kwh)
         state.caps = caps
         for member, (cap, fee) in caps.items():
-            fed.send(market_endpoint(lec), member_endpoint(member), {
+            fed.send(fed.endpoint("market"), fed.target("members", member), {
                 "hour": hour, "import_cap_kw": cap, "import_fee_eur_per_kwh": fee,
                 "over_cap_fee_eur_per_kwh": s.p2p.over_cap_fee_eur_per_kwh})
 
     def clear_pool(hour: int) -> None:
-        orders = {payload["member"]: payload for _, payload in fed.receive(market_endpoint(lec))}
+        orders = {payload["member"]: payload for _, payload in fed.receive(fed.endpoint("market"))}
         missing = set(my_households) - set(orders)
         if missing or any(o["hour"] != hour for o in orders.values()):
             raise RuntimeError(f"{lec} market: hour {hour}: no order from {sorted(missing)}")
@@ -182,7 +174,7 @@ def build(fed: Federate):
             result["fee_eur"] = fee * result["grid_import_kwh"] + s.p2p.over_cap_fee_eur_per_kwh * max(
                 0.0, result["grid_import_kwh"] - cap)
             trades.append(result)
-            fed.send(market_endpoint(lec), member_endpoint(m), result)
+            fed.send(fed.endpoint("market"), fed.target("members", m), result)
         state.previous_import = {t["member"]: t["grid_import_kwh"] for t in trades}
         # The community battery around the members' own plans for the rest of the day.
         plans = np.sum([orders[m]["plan_kw"] for m in my_households], axis=0)
@@ -197,11 +189,11 @@ def build(fed: Federate):
 
     def settle(hour: int) -> None:
         if on_platform:
-            answers = fed.receive(ems_endpoint(lec))
+            answers = fed.receive(fed.endpoint("ems"))
             if len(answers) != 1 or answers[0][1].get("hour") != hour:
                 raise RuntimeError(f"{lec}: expected one platform result for hour {hour}, got {len(answers)}")
             state.record["platform"] = answers[0][1]
-        fed.publish_json(f"mlec/{lec}/ems/record", state.record)
+        fed.publish_port("record", state.record)
 
     def slots():
         for hour in range(hours):
@@ -209,11 +201,11 @@ def build(fed: Federate):
             if framework == "distributed":
                 yield from negotiation_slots(hour, start)
             elif framework == "decentralised":
-                yield start + EMS_PLAN_OFFSET_S, lambda _, h=hour: plan_alone(h)
+                yield start + plan_offset_s, lambda _, h=hour: plan_alone(h)
             else:
-                yield start + EMS_PLAN_OFFSET_S, lambda _, h=hour: send_caps(h)
-                yield start + EMS_CLEAR_OFFSET_S, lambda _, h=hour: clear_pool(h)
-            yield start + EMS_SETTLE_OFFSET_S, lambda _, h=hour: settle(h)
+                yield start + plan_offset_s, lambda _, h=hour: send_caps(h)
+                yield start + clear_offset_s, lambda _, h=hour: clear_pool(h)
+            yield start + settle_offset_s, lambda _, h=hour: settle(h)
 
     return SimpleNamespace(slots=slots())
 

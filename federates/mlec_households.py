@@ -27,13 +27,6 @@ from lec_cosim.models.multi_lec_ems import (
     steps_per_hour,
 )
 from lec_cosim.models.p2p import plan_home
-from lec_cosim.multi_lec_federation import (
-    HEMS_BID_OFFSET_S,
-    HOUSEHOLD_VECTORS,
-    HOUSEHOLDS_OFFSET_S,
-    market_endpoint,
-    member_endpoint,
-)
 
 
 def build(fed: Federate):
@@ -50,12 +43,12 @@ def build(fed: Federate):
     own_plan_kw = np.zeros(len(table))
 
     def lec_values(value: str) -> np.ndarray:
-        return np.array([fed.value(f"mlec/{lec}/ems/{value}") for lec in names])
+        return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
 
     def bid(hour: int) -> None:
         for j in households:
             member, lec = table.at[j, "member"], table.at[j, "lec"]
-            caps = fed.receive(member_endpoint(member))
+            caps = fed.receive(fed.endpoint(member))
             if len(caps) != 1 or caps[0][1]["hour"] != hour:
                 raise RuntimeError(f"{member}: expected one cap message from {lec} for hour {hour}, got {len(caps)}")
             cap = caps[0][1]
@@ -67,13 +60,13 @@ def build(fed: Federate):
                              over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
                              import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])
             own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
-            fed.send(member_endpoint(member), market_endpoint(lec), {
+            fed.send(fed.endpoint(member), fed.target("market", lec), {
                 "hour": hour, "member": member, "net_kwh": float(plan.net_kw[0]), "plan_kw": plan.net_kw.tolist()})
 
     def step(n: int) -> None:
         if p2p:
             for j in households:  # the pool's answers settle money only; the recorder has them from the LEC
-                fed.receive(member_endpoint(table.at[j, "member"]))
+                fed.receive(fed.endpoint(table.at[j, "member"]))
         charge = pooled.split(members, lec_values("pooled_charge_kw")) + own_plan_kw
         battery_kw = batteries.apply(charge)
         curtailed = curtailment_split(members, n, lec_values("curtail_kw"))
@@ -81,18 +74,18 @@ def build(fed: Federate):
         values = {"load_kw": members.load_kw[:, n], "load_kvar": members.load_kvar[:, n], "pv_kw": pv,
                   "curtailed_kw": curtailed, "battery_kw": battery_kw, "soc_kwh": batteries.soc_kwh,
                   "net_kw": members.load_kw[:, n] - pv + battery_kw}
-        for v in HOUSEHOLD_VECTORS:
-            fed.publish(f"mlec/households/{v}", values[v])
+        for port in fed.ports["out"]:
+            fed.publish_port(port, values[port])
 
     def slots():
         per_hour = steps_per_hour(members)
         for hour in range(n_hours(members)):
             start = hour * 3600.0
             if p2p:
-                yield start + HEMS_BID_OFFSET_S, lambda _, h=hour: bid(h)
+                yield start + fed.settings["bid_offset_s"], lambda _, h=hour: bid(h)
             for j in range(per_hour):
                 n = hour * per_hour + j
-                yield start + j * s.grid_step_s + HOUSEHOLDS_OFFSET_S, lambda _, n=n: step(n)
+                yield start + j * s.grid_step_s + fed.settings["step_offset_s"], lambda _, n=n: step(n)
 
     return SimpleNamespace(slots=slots())
 

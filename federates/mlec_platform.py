@@ -11,7 +11,6 @@ from __future__ import annotations
 from federates.common import Federate, main
 from lec_cosim.models.multi_lec_ems import hourly_tariffs, members_from_scenario
 from lec_cosim.models.p2p import clear_platform
-from lec_cosim.multi_lec_federation import PLATFORM_ENDPOINT, ems_endpoint
 
 
 def build(fed: Federate):
@@ -21,7 +20,7 @@ def build(fed: Federate):
 
     def clear(hour: int) -> None:
         positions = {}
-        for _, payload in fed.receive(PLATFORM_ENDPOINT):
+        for _, payload in fed.receive(fed.endpoint("platform")):
             if payload["hour"] != hour:
                 raise RuntimeError(f"platform: position of {payload['lec']} for hour {payload['hour']} in hour {hour}")
             positions[payload["lec"]] = float(payload["position_kwh"])
@@ -34,8 +33,8 @@ def build(fed: Federate):
                       **{k: getattr(result, k)[lec] for k in ("bought_kwh", "sold_kwh", "grid_import_kwh",
                                                               "grid_export_kwh", "payment_eur", "wheeling_eur")}}
             answers.append(answer)
-            fed.send(PLATFORM_ENDPOINT, ems_endpoint(lec), answer)
-        fed.publish_json("mlec/platform/record", {"hour": hour, "price_eur_per_kwh": result.price_eur_per_kwh,
+            fed.send(fed.endpoint("platform"), fed.target("lecs", lec), answer)
+        fed.publish_port("record", {"hour": hour, "price_eur_per_kwh": result.price_eur_per_kwh,
                                                   "lecs": answers})
 
     return lambda hour, _: clear(hour)  # one step per market hour, at H + 4 ms (the config's offset)

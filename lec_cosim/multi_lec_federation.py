@@ -1,6 +1,8 @@
 """The federations of the three-LEC scenario: decentralised, distributed and P2P (Rana et al. 2022, Figs. 7-9).
 
-Federates (one program each, ``federates/mlec_*.py``)::
+Federates (``federates/mlec_*.py``; the DSO and the recorder are the generic components
+``federates/dso.py`` and ``federates/recorder.py`` running :class:`lec_cosim.adapters.three_lec_grid.ThreeLecGrid`
+and :class:`lec_cosim.results_mlec.MultiLecRecord`)::
 
     lec_ems_1..N  one LEC_EMS per LEC: plans its batteries for the rest of the day every hour
     platform      decentralised, p2p: the market platform between LECs (no platform in distributed)
@@ -87,46 +89,86 @@ def member_endpoint(member: str) -> str:
 
 
 def ems_signals(lec: str) -> list[Signal]:
-    return [Signal(f"mlec/{lec}/ems/{v}") for v in EMS_VALUES] + [Signal(f"mlec/{lec}/ems/record", "string")]
+    """What an LEC_EMS publishes, by its own port names (its set-points and its record)."""
+    return ([Signal(f"mlec/{lec}/ems/{v}", port=v) for v in EMS_VALUES]
+            + [Signal(f"mlec/{lec}/ems/record", "string", port="record")])
+
+
+def _of(owner: str, signals: list[Signal]) -> list[Signal]:
+    """``signals`` as a subscriber of several alike publishers names them: ``<owner>.<port>``."""
+    return [dataclasses.replace(s, port=f"{owner}.{s.port}") for s in signals]
 
 
 HOUSEHOLDS = tuple(f"LOAD{k}" for k in range(1, 56))
 """The feeder's 55 households in IEEE order (the members with an endpoint in p2p); no data needed."""
 
+EMS_SETTINGS = {"plan_offset_s": EMS_PLAN_OFFSET_S, "clear_offset_s": EMS_CLEAR_OFFSET_S,
+                "settle_offset_s": EMS_SETTLE_OFFSET_S, "admm_slot_s": ADMM_SLOT_S}
+"""The times of an LEC_EMS's slots within the hour (seconds after its start), and the ADMM slot."""
+HOUSEHOLDS_SETTINGS = {"bid_offset_s": HEMS_BID_OFFSET_S, "step_offset_s": HOUSEHOLDS_OFFSET_S}
+"""The times of the households' slots: the HEMS bids (p2p) within the hour, the steps within a grid step."""
+GRID_ADAPTER = "lec_cosim.adapters.three_lec_grid:ThreeLecGrid"
+RECORD = "lec_cosim.results_mlec:MultiLecRecord"
+RECORD_COLUMNS = {"members": list(HOUSEHOLD_VECTORS), "grid": list(GRID_DOUBLES + GRID_COUNTS),
+                  "lecs": list(GRID_VECTORS)}
+"""The recorder's input ports by table: members' vectors, the grid's indicators, the per-LEC vectors."""
+
 
 def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
-    """Every federate of the framework's federation with its interface, in start order."""
+    """Every federate of the framework's federation with its interface, in start order.
+
+    Federates reach each other by port (``lec_cosim.ports`` in their configs): an LEC_EMS sends from
+    its ``ems`` endpoint (and in p2p its ``market``) to its targets ``platform``, ``lecs`` (the other
+    LECs' EMSs, by LEC) and ``members`` (the HEMS, by member); the households' HEMS send from their
+    member's endpoint to ``market`` (by LEC); the platform from ``platform`` to ``lecs``. A
+    federate that reads alike values of several LECs calls them ``<lec>.<port>``.
+    """
     framework = scenario.framework
     lecs = scenario.lec_names
     on_platform = [lec for lec in lecs if lec in scenario.platform_lecs] if framework != "distributed" else []
-    grid_pubs = ([Signal(f"mlec/grid/{v}") for v in GRID_DOUBLES] + [Signal(f"mlec/grid/{v}", "integer")
-                 for v in GRID_COUNTS] + [Signal(f"mlec/grid/{v}", "vector") for v in GRID_VECTORS])
-    limits = [s for s in grid_pubs if s.key.endswith(("import_limit_kw", "export_limit_kw"))]
-    household_pubs = [Signal(f"mlec/households/{v}", "vector") for v in HOUSEHOLD_VECTORS]
+    grid_pubs = ([Signal(f"mlec/grid/{v}", port=v) for v in GRID_DOUBLES]
+                 + [Signal(f"mlec/grid/{v}", "integer", port=v) for v in GRID_COUNTS]
+                 + [Signal(f"mlec/grid/{v}", "vector", port=v) for v in GRID_VECTORS])
+    limits = [s for s in grid_pubs if s.port in ("import_limit_kw", "export_limit_kw")]
+    household_pubs = [Signal(f"mlec/households/{v}", "vector", port=v) for v in HOUSEHOLD_VECTORS]
     plans = []
     all_ems = []
     ems_period = ADMM_SLOT_S if framework == "distributed" else MS_PERIOD_S
     for lec in lecs:
         pubs = ems_signals(lec)
-        all_ems += pubs
-        endpoints = [ems_endpoint(lec)] + ([market_endpoint(lec)] if framework == "p2p" else [])
+        all_ems += _of(lec, pubs)
+        ports = {"ems": ems_endpoint(lec), **({"market": market_endpoint(lec)} if framework == "p2p" else {})}
+        targets = {}
+        if lec in on_platform:
+            targets["platform"] = PLATFORM_ENDPOINT
+        if framework == "distributed":
+            targets["lecs"] = {other: ems_endpoint(other) for other in lecs if other != lec}
+        if framework == "p2p":
+            targets["members"] = {m: member_endpoint(m) for m in HOUSEHOLDS}
         plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", ems_period, 0.0, pubs,
-                                  list(limits) if scenario.dso.limits else [], endpoints,
-                                  {"lec": lec, "on_platform": lec in on_platform}))
+                                  list(limits) if scenario.dso.limits else [], list(ports.values()),
+                                  {"lec": lec, "on_platform": lec in on_platform, **EMS_SETTINGS},
+                                  endpoint_ports=ports, targets=targets))
+    platform_record = Signal("mlec/platform/record", "string", port="record")
     if on_platform:
         plans.append(FederatePlan("platform", "federates.mlec_platform", scenario.market_step_s, PLATFORM_OFFSET_S,
-                                  [Signal("mlec/platform/record", "string")], [], [PLATFORM_ENDPOINT],
-                                  {"lecs": on_platform}))
-    setpoints = [s for s in all_ems if not s.key.endswith("/record")]
-    hems_endpoints = [member_endpoint(m) for m in HOUSEHOLDS] if framework == "p2p" else []
+                                  [platform_record], [], [PLATFORM_ENDPOINT], {"lecs": on_platform},
+                                  endpoint_ports={"platform": PLATFORM_ENDPOINT},
+                                  targets={"lecs": {lec: ems_endpoint(lec) for lec in on_platform}}))
+    setpoints = [s for s in all_ems if not s.port.endswith(".record")]
+    hems_ports = {m: member_endpoint(m) for m in HOUSEHOLDS} if framework == "p2p" else {}
     plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs,
-                              setpoints, hems_endpoints))
-    plans.append(FederatePlan("dso", "federates.mlec_dso", scenario.grid_step_s, DSO_OFFSET_S, grid_pubs,
-                              household_pubs))
+                              setpoints, list(hems_ports.values()), dict(HOUSEHOLDS_SETTINGS),
+                              endpoint_ports=hems_ports,
+                              targets={"market": {lec: market_endpoint(lec) for lec in lecs}} if hems_ports else {}))
+    plans.append(FederatePlan("dso", "federates.dso", scenario.grid_step_s, DSO_OFFSET_S, grid_pubs,
+                              household_pubs, settings={"grid_adapter": GRID_ADAPTER}))
     recorder_subs = household_pubs + grid_pubs + all_ems
     if on_platform:
-        recorder_subs.append(Signal("mlec/platform/record", "string"))
+        recorder_subs += _of("platform", [platform_record])
     plans = [dataclasses.replace(p, settings={**p.settings, "stay_for_query": True}) for p in plans]
-    plans.append(FederatePlan("recorder", "federates.mlec_recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
-                              [], recorder_subs, [], {"federates": [p.name for p in plans]}))
+    plans.append(FederatePlan("recorder", "federates.recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
+                              [], recorder_subs, [],
+                              {"record": RECORD, "columns": RECORD_COLUMNS, "query_exchanges": True,
+                               "federates": [p.name for p in plans]}))
     return plans

@@ -1,6 +1,7 @@
 """The results contract of a three-LEC run (frameworks decentralised, distributed, p2p).
 
-Files written into the run directory by the recorder (all tidy; units in column names):
+Files written into the run directory by the recorder (``federates/recorder.py`` running
+:class:`MultiLecRecord`; all tidy; units in column names):
 
 - ``members.csv``: per grid step and member (55 households, then the community batteries):
   ``time, step, member, lec, kind, load_kw, pv_kw, curtailed_kw, battery_kw, soc_kwh, net_kw``
@@ -41,7 +42,11 @@ import numpy as np
 import pandas as pd
 
 from lec_cosim.models.multi_lec import MultiLecMembers
-from lec_cosim.models.multi_lec_ems import hourly_tariffs, steps_per_hour
+from lec_cosim.models.multi_lec_ems import (
+    hourly_tariffs,
+    members_from_scenario,
+    steps_per_hour,
+)
 
 GRAPH_FILE = "federation_graph.json"
 
@@ -53,16 +58,34 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 class MultiLecRecord:
-    """Everything the recorder collects during a run; :meth:`write` turns it into the contract."""
+    """Everything the recorder collects during a run; :meth:`write` turns it into the contract.
 
-    def __init__(self, scenario, members: MultiLecMembers):
+    The three-LEC study's record for the recorder component (``federates/recorder.py``): at every
+    grid step (:meth:`add`) it reads its input ports: the members' vectors, the grid's indicators
+    and the per-LEC vectors (the ports the plan lists under ``columns``), and the records each
+    LEC_EMS (``<lec>.record``) and the platform (``platform.record``) published since the last step.
+    """
+
+    def __init__(self, scenario, settings: dict, members: MultiLecMembers | None = None):
         self.scenario = scenario
-        self.members = members
+        self.members = members if members is not None else members_from_scenario(scenario)
+        self.columns: dict[str, list[str]] = settings.get("columns", {})
         self.member_rows: dict[str, list] = defaultdict(list)
         self.grid_rows: list[dict] = []
         self.lec_rows: list[dict] = []
         self.ems_records: dict[tuple[int, str], dict] = {}
         self.platform_records: dict[int, dict] = {}
+
+    def add(self, k: int, t_s: float, inputs) -> None:
+        """Step ``k``: the records published since the last step, and the step's values (see the class)."""
+        for lec in self.members.lec_names:
+            if inputs.updated(f"{lec}.record"):
+                self.add_ems_record(inputs.read(f"{lec}.record"))
+        if "platform.record" in inputs.ports and inputs.updated("platform.record"):
+            self.add_platform_record(inputs.read("platform.record"))
+        self.add_step(k, {v: inputs.read(v) for v in self.columns["members"]},
+                      {v: inputs.read(v) for v in self.columns["grid"]},
+                      {v.removeprefix("lec_"): inputs.read(v) for v in self.columns["lecs"]})
 
     def add_step(self, step: int, household_values: dict, grid: dict, lec_values: dict) -> None:
         for key, values in household_values.items():

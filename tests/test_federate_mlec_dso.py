@@ -1,4 +1,5 @@
-"""DSO federate of the three-LEC scenario over a real broker, with the DSO loop on.
+"""DSO of the three-LEC scenario over a real broker, with the DSO loop on: the generic DSO component
+(``federates/dso.py``) running the study's grid adapter (``lec_cosim.adapters.three_lec_grid.ThreeLecGrid``).
 
 A test households federate publishes the members' powers of the first hour (lec3's community
 battery charging at 20 kW in the third step); an observer reads what the DSO publishes. Checked
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
+from lec_cosim.federation import federate_config
 from lec_cosim.models.grid_extremes import read_grid_extremes
 from lec_cosim.models.multi_lec_ems import members_from_scenario
 from lec_cosim.models.multi_lec_grid import MultiLecGrid, OperatingEnvelope
@@ -34,6 +36,8 @@ def test_dso_solves_every_step_and_publishes_indicators_and_limits(tmp_path):
     battery[members.table["member"] == "lec3_battery", 2] = 20.0
     net = members.load_kw[:, :4] - members.pv_kw[:, :4] + battery
     published = []
+    config = federate_config(scenario, "dso", 0, tmp_path)["lec_cosim"]
+    assert (config["module"], config["grid_adapter"]) == ("federates.dso", "lec_cosim.adapters.three_lec_grid:ThreeLecGrid")
     with federate_under_test("dso", scenario, tmp_path / "run", 2) as port:
         households = TestFederate("households", port, period=900.0, offset=HOUSEHOLDS_OFFSET_S,
                                   publications=[(f"mlec/households/{v}", "vector") for v in HOUSEHOLD_VECTORS])

@@ -1,0 +1,83 @@
+"""The three-LEC study's grid for the DSO component: the IEEE European LV feeder, three-phase, and the DSO loop.
+
+At every grid step it reads the members' powers (input ports ``net_kw`` and ``load_kvar``: households,
+then community batteries), solves the feeder (:class:`lec_cosim.models.multi_lec_grid.MultiLecGrid`)
+and returns the grid's indicators and each LEC's voltages and net import. With ``dso.limits`` it also
+returns each LEC's import and export limits (:class:`~lec_cosim.models.multi_lec_grid.OperatingEnvelope`),
+which the LEC_EMSs read at the next hour's start and respect from then on: the most restrictive over
+the steps of the hour so far and, at the hour's last step, also over its forecast of the next hour
+(the members' own load and PV, batteries idle: one power flow per step). Limits from the measured
+hour alone come an hour late: a PV ramp in the morning violated the band before any limit from it
+could act (measured on the shipped day: the one step out of band, at 09:30, was no better with such
+a loop than without it). Without the loop the limits are infinite.
+
+In its last step it writes each bus's lowest and highest voltage and each line's and the
+transformer's peak loading over the run's grid steps (not the forecasts; ``bus_voltage_extremes.csv``,
+``line_loading_peaks.csv``: :class:`lec_cosim.models.grid_extremes.GridExtremes`) into the run folder
+(the config's ``output_dir``): before the recorder's last slot, so before ``summary.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lec_cosim.models.grid_extremes import GridExtremes
+from lec_cosim.models.multi_lec_ems import members_from_scenario, steps_per_hour
+from lec_cosim.models.multi_lec_grid import MultiLecGrid, OperatingEnvelope
+
+INDICATORS = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "trafo_p_kw", "max_line_loading_percent",
+              "bus_violations", "line_overloads")
+"""Output ports named as the fields of the grid's result (``LemGridResult``) they carry."""
+PER_LEC = ("lec_vm_min_pu", "lec_vm_max_pu", "lec_net_import_kw")
+"""Output ports named as the fields of the feeder's result (``MultiLecGridResult``), one value per LEC."""
+LIMITS = ("import_limit_kw", "export_limit_kw")
+"""Output ports of the DSO loop, one value per LEC."""
+
+
+class ThreeLecGrid:
+    def __init__(self, scenario, settings: dict):
+        s = scenario
+        self.members = members = members_from_scenario(s)
+        kinds = members.table["kind"].to_numpy()
+        self.n_members = len(kinds)
+        self.households, self.batteries = kinds == "household", kinds == "community_battery"
+        self.grid = MultiLecGrid(members, vm_min_pu=s.dso.vm_min_pu, vm_max_pu=s.dso.vm_max_pu,
+                                 max_loading_percent=s.dso.max_loading_percent, step_h=members.dt_h,
+                                 data_dir=s.feeder.data_dir, solver=s.dso.solver)
+        self.envelope = OperatingEnvelope.build(self.grid, margin_pu=s.dso.margin_pu) if s.dso.limits else None
+        self.per_hour = steps_per_hour(members)
+        self.n_steps = round(s.end_s / s.grid_step_s)
+        self.output_dir = Path(settings.get("output_dir", "."))
+        self.hour_results = []
+        self.extremes = GridExtremes(self.grid.lem_grid)
+
+    def step(self, k: int, t_s: float, inputs) -> dict:
+        net = np.array(inputs.read("net_kw"))
+        kvar = np.array(inputs.read("load_kvar"))
+        if len(net) != self.n_members:
+            raise RuntimeError(f"dso: step {k}: expected {self.n_members} member powers, got {len(net)}")
+        # The grid model counts a community battery positive when it discharges.
+        result = self.grid.solve(net[self.households], kvar[self.households], -net[self.batteries])
+        self.extremes.add(result.grid)
+        published = {name: getattr(result.grid, name) for name in INDICATORS}
+        published.update({name: getattr(result, name) for name in PER_LEC})
+        if k % self.per_hour == 0:
+            self.hour_results.clear()
+        self.hour_results.append(result)
+        published.update(zip(LIMITS, self.limits(k)))
+        if k == self.n_steps - 1:
+            self.extremes.write(self.output_dir)
+        return published
+
+    def limits(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each LEC's import and export limits after step ``k`` (infinite without the DSO loop)."""
+        if self.envelope is None:
+            return (np.full(len(self.members.lec_names), np.inf),) * 2
+        imports, exports = self.envelope.period_limits(self.hour_results)
+        if k % self.per_hour == self.per_hour - 1 and k + 1 < self.n_steps:
+            forecast = [self.grid.solve_step(n) for n in range(k + 1, k + 1 + self.per_hour)]
+            expected = self.envelope.period_limits(forecast)
+            imports, exports = np.minimum(imports, expected[0]), np.minimum(exports, expected[1])
+        return imports, exports
