@@ -15,16 +15,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from lec_cosim.checks import check_broker, check_data
 from lec_cosim.runs import execute, output_dir
-from lec_cosim.scenario import ScenarioError, is_multi_lec, load_scenario
+from lec_cosim.scenario import ScenarioError, load_scenario
 
 
 class _Tables(Mapping):
@@ -88,9 +87,9 @@ def default_out(scenario) -> Path:
     (three LECs: ``results/<name>_<framework>[_dso]``)."""
     if scenario.outputs.directory:
         return Path(scenario.outputs.directory)
-    if is_multi_lec(scenario):
-        return Path("results") / f"{scenario.name}_{scenario.framework}{'_dso' if scenario.dso.limits else ''}"
-    return Path("results") / scenario.name
+    from lec_cosim.studies import study_of
+
+    return Path("results") / study_of(scenario).run_name(scenario)
 
 
 def run(scenario, out: str | Path | None = None, *, force: bool = False, timeout_s: float | None = None,

@@ -6,7 +6,7 @@ would start. Each raises :class:`~lec_cosim.scenario.ScenarioError` with one lin
 
 from __future__ import annotations
 
-from lec_cosim.scenario import ScenarioError, is_multi_lec
+from lec_cosim.scenario import ScenarioError
 
 
 def check_lem_data(scenario, *, bids: bool = True) -> None:
@@ -26,7 +26,7 @@ def check_lem_data(scenario, *, bids: bool = True) -> None:
         raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
 
 
-def _check_feeder(scenario) -> None:
+def check_feeder(scenario) -> None:
     from lec_cosim.models.ieee_eulv import read_feeder_tables
 
     try:
@@ -36,20 +36,24 @@ def _check_feeder(scenario) -> None:
 
 
 def check_data(scenario) -> None:
-    """Load every data series once, so that data errors surface before any process starts."""
-    if is_multi_lec(scenario) or scenario.framework == "local_market":
-        _check_feeder(scenario)
-    if is_multi_lec(scenario):
-        from lec_cosim.models.multi_lec_ems import members_from_scenario
+    """Load every data series once, so that data errors surface before any process starts (what each
+    study loads: ``lec_cosim.studies.<kind>.check_data``)."""
+    from lec_cosim.studies import study_of
 
-        try:
-            members_from_scenario(scenario)
-        except (ValueError, KeyError, OSError) as exc:
-            raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
-        return
-    if scenario.framework == "local_market":
-        check_lem_data(scenario)
-        return
+    study_of(scenario).check_data(scenario)
+
+
+def check_three_lec_data(scenario) -> None:
+    from lec_cosim.models.multi_lec_ems import members_from_scenario
+
+    check_feeder(scenario)
+    try:
+        members_from_scenario(scenario)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+
+
+def check_community_data(scenario) -> None:
     from lec_cosim.models.household import HouseholdFleet
     from lec_cosim.models.prices import PriceFeed
     from lec_cosim.models.timeseries import DataError

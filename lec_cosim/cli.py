@@ -10,7 +10,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from lec_cosim.checks import check_broker, check_data, check_lem_data
+from lec_cosim.checks import check_broker, check_data
 from lec_cosim.files import write_text_atomic
 from lec_cosim.runs import EXIT_INPUT_ERROR, EXIT_RUN_ERROR, OutputError, Terminated
 from lec_cosim.scenario import (
@@ -18,18 +18,22 @@ from lec_cosim.scenario import (
     MIN_STALL_TIMEOUT_S,
     STALL_TIMEOUT_S,
     ScenarioError,
-    is_multi_lec,
     load_scenario,
 )
+
 
 def _load(args):
     """The scenario of a command, with the command-line overrides of a three-LEC scenario applied."""
     scenario = load_scenario(args.scenario)
     framework = getattr(args, "framework", None)
     dso_limits = getattr(args, "dso_limits", None)
-    if (framework is not None or dso_limits is not None) and not is_multi_lec(scenario):
-        raise ScenarioError(f"{args.scenario}: framework: --framework and --dso-limits apply to multi-LEC "
-                            "scenarios only")
+    from lec_cosim.studies import KINDS, study, study_of
+
+    for option, value in (("framework", framework), ("dso_limits", dso_limits)):
+        if value is not None and option not in study_of(scenario).OVERRIDES:
+            takers = [kind for kind in KINDS if option in study(kind).OVERRIDES]
+            raise ScenarioError(f"{args.scenario}: {option}: --{option.replace('_', '-')} applies to "
+                                f"{' and '.join(takers)} scenarios only, not {scenario.kind}")
     if framework is not None:
         scenario = scenario.model_copy(update={"framework": framework})
     if dso_limits is not None:
@@ -41,18 +45,9 @@ def _cmd_validate(args) -> int:
     scenario = _load(args)
     check_data(scenario)  # "valid" means run would start: the data and learnt bids load too
     check_broker(scenario)
-    if is_multi_lec(scenario):
-        print(f"{args.scenario}: valid scenario {scenario.name!r} ({scenario.lecs.count} LECs, framework "
-              f"{scenario.framework}, DSO limits {'on' if scenario.dso.limits else 'off'}, {scenario.horizon_h:g} h "
-              f"from {scenario.start.isoformat()})")
-        return 0
-    if scenario.framework == "local_market":
-        print(f"{args.scenario}: valid scenario {scenario.name!r} (local market, {scenario.horizon_h:g} h from "
-              f"{scenario.start.isoformat()}, LEM {'on' if scenario.market.enabled else 'off'}, "
-              f"{scenario.market.tariff_scheme} tariff)")
-        return 0
-    print(f"{args.scenario}: valid scenario {scenario.name!r} ({scenario.horizon_h:g} h from "
-          f"{scenario.start.isoformat()}, objective {scenario.ems.objective}, solver {scenario.ems.solver})")
+    from lec_cosim.studies import study_of
+
+    print(f"{args.scenario}: valid scenario {scenario.name!r} ({study_of(scenario).describe(scenario)})")
     return 0
 
 
@@ -85,11 +80,12 @@ def _check_player(args, scenario) -> None:
     """``--play-market`` needs a market federate, a readable file and the single broker."""
     if not args.play_market:
         return
-    from lec_cosim.federation import federate_names
+    from lec_cosim.studies import KINDS, study, study_of
 
-    if "market" not in federate_names(scenario) or is_multi_lec(scenario) or scenario.framework == "local_market":
-        raise ScenarioError(f"{args.scenario}: --play-market: only the community-battery federation has a market "
-                            "federate that publishes values (the local market clears messages)")
+    if "market" not in study_of(scenario).VALUE_PLAYERS:
+        takers = [kind for kind in KINDS if "market" in study(kind).VALUE_PLAYERS]
+        raise ScenarioError(f"{args.scenario}: --play-market: only a {' or '.join(takers)} federation has a market "
+                            f"federate that publishes values a file can replace, not {scenario.kind}")
     if args.sub_brokers:
         raise ScenarioError(f"{args.scenario}: --play-market: helics_player joins a single broker, not --sub-brokers")
     if not Path(args.play_market).is_file():
@@ -169,21 +165,9 @@ def _cmd_run(args) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     k, wall, out = result.kpis, result.wall_s, result.path
-    if is_multi_lec(scenario):
-        iterations = f", {k['iterations_total']} ADMM iterations" if k["iterations_total"] else ""
-        _say(f"done in {wall:.1f} s: cost {k['total_cost_eur']:.2f} EUR ({k['cost_per_member_eur']:.2f} per "
-             f"member), self-sufficiency {100 * k['self_sufficiency']:.1f} %, transformer peak "
-             f"{k['trafo_peak_kw']:.1f} kW, losses {k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, "
-             f"{k['messages']} messages{iterations}")
-    elif scenario.framework == "local_market":
-        _say(f"done in {wall:.1f} s: LEM volume {k['lem_volume_kwh']:.1f} kWh, community cost "
-             f"{k['total']['cost_eur']:.2f} EUR, income {k['total']['income_eur']:.2f} EUR, losses "
-             f"{k['losses_kwh']:.2f} kWh, bus violations {k['bus_violations']}, voltage "
-             f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
-    else:
-        _say(f"done in {wall:.1f} s: import {k['import_mwh']:.3f} MWh, export {k['export_mwh']:.3f} MWh, "
-             f"cost {k['energy_cost']:.2f} {result.summary['currency']}, PCC voltage "
-             f"{k['vm_min_pu']:.4f}-{k['vm_max_pu']:.4f} pu")
+    from lec_cosim.studies import study_of
+
+    _say(f"done in {wall:.1f} s: {study_of(scenario).done(k, result.summary)}")
     _say(f"results: {out.resolve()}")
     return 0
 
@@ -251,54 +235,33 @@ def _cmd_interface(args) -> int:
     return 0
 
 
-def _lem_runs(runs) -> bool:
-    from lec_cosim.report_lem import is_lem_run
+def _study_of_runs(runs):
+    """The one study of the runs compared or plotted together (one line when they mix studies)."""
+    from lec_cosim.report_html import run_kind
+    from lec_cosim.studies import study
 
-    kinds = {is_lem_run(run) for run in runs}
+    kinds = {run_kind(run) for run in runs}
     if len(kinds) > 1:
-        raise ScenarioError(f"{' '.join(map(str, runs))}: cannot mix local-market runs with other runs")
-    return kinds.pop()
+        raise ScenarioError(f"{' '.join(map(str, runs))}: cannot mix runs of different studies "
+                            f"({', '.join(sorted(kinds))})")
+    return study(kinds.pop())
 
 
 def _cmd_compare(args) -> int:
-    from lec_cosim.report_mlec import is_mlec_run, mlec_compare_table
-
-    kinds = {is_mlec_run(run) for run in args.runs}
-    if kinds == {True}:
-        try:
-            print(mlec_compare_table(args.runs))
-        except ValueError as exc:
-            raise ScenarioError(str(exc)) from None
-        return 0
-    if True in kinds:
-        raise ScenarioError(f"{' '.join(map(str, args.runs))}: cannot mix three-LEC runs with other runs")
-    if _lem_runs(args.runs):
-        from lec_cosim.report_lem import lem_compare_tables
-
-        try:
-            print(lem_compare_tables(args.runs, paper=args.paper))
-        except ValueError as exc:
-            raise ScenarioError(str(exc)) from None
-        return 0
-    from lec_cosim.report import compare_table
-
-    print(compare_table(args.runs))
+    chosen = _study_of_runs(args.runs)
+    try:
+        print(chosen.compare(args.runs, paper=args.paper))
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
     return 0
 
 
 def _cmd_plot(args) -> int:
-    if _lem_runs(args.runs):
-        from lec_cosim.report_lem import plot_lem_runs
-
-        try:
-            plot_lem_runs(args.runs, args.output)
-        except ValueError as exc:
-            raise ScenarioError(str(exc)) from None
-        print(f"wrote {args.output}")
-        return 0
-    from lec_cosim.report import plot_runs
-
-    plot_runs(args.runs, args.output)
+    chosen = _study_of_runs(args.runs)
+    try:
+        chosen.plot(args.runs, args.output)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
     print(f"wrote {args.output}")
     return 0
 
@@ -312,13 +275,16 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_train_bidders(args) -> int:
+    from lec_cosim.studies import KINDS, study, study_of
     from lec_cosim.training import train_bidders
 
     scenario = load_scenario(args.scenario)
-    if scenario.framework != "local_market" or not scenario.market.enabled:
-        raise ScenarioError(f"{args.scenario}: market.enabled: train-bidders needs a local-market scenario "
-                            "with the LEM on")
-    check_lem_data(scenario, bids=False)  # the bids are what it is about to write
+    trains = getattr(study_of(scenario), "check_training", None)
+    if trains is None:
+        takers = [kind for kind in KINDS if hasattr(study(kind), "check_training")]
+        raise ScenarioError(f"{args.scenario}: kind: train-bidders needs a {' or '.join(takers)} scenario, "
+                            f"not {scenario.kind}")
+    trains(scenario, args.scenario)  # its data, but not the bids: they are what it is about to write
     target = Path(args.output) if args.output else scenario.market.learned_bids_file
     if target is None:
         raise ScenarioError(f"{args.scenario}: market.learned_bids_file: not set; pass --output")

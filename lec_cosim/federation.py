@@ -16,22 +16,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from lec_cosim import community_battery_federation, lem_federation, multi_lec_federation
-from lec_cosim.community_battery_federation import PHASE_OFFSET_S, periods_s, signals, subscriptions  # noqa: F401
 from lec_cosim.manifest import write_manifest
 from lec_cosim.ports import NoFreePorts, free_broker_port, release_broker_ports  # noqa: F401
-from lec_cosim.scenario import BrokerConfig, LemScenario, MultiLecScenario, Scenario
+from lec_cosim.scenario import BrokerConfig, Scenario
 from lec_cosim.wiring import GRANT_TIMEOUT_S, FederatePlan, Signal  # noqa: F401
 from lec_cosim.wiring import federate_config as _config
 
-STUDIES = {Scenario: community_battery_federation.plan, LemScenario: lem_federation.plan,
-           MultiLecScenario: multi_lec_federation.plan}
-"""Each kind of scenario and the plan of its federation."""
-
 
 def plan(scenario) -> list[FederatePlan]:
-    """The federates of the scenario's federation, in start order."""
-    return STUDIES[type(scenario)](scenario)
+    """The federates of the scenario's federation, in start order (its study's plan)."""
+    from lec_cosim.studies import study_of
+
+    return study_of(scenario).plan(scenario)
 
 
 def federate_config(scenario, name: str, port: int, run_dir: Path) -> dict:

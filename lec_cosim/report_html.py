@@ -4,15 +4,9 @@ The page is readable offline from a file: CSS inline, figures as PNG ``data:`` U
 no reference to any other file or server. Runs are grouped by kind, one section each, in this
 order:
 
-- community-battery runs (Rana et al., the ``trondelag`` scenarios): the table of
-  :func:`lec_cosim.report.compare_cells` and the PCC power and voltage of
-  :func:`lec_cosim.report.plot_runs`;
-- local-market runs (Lezama et al.): Tables II and III of
-  :func:`lec_cosim.report_lem.lem_compare_frames` and the prices and energy of
-  :func:`lec_cosim.report_lem.plot_lem_runs`;
-- three-LEC runs (frameworks decentralised, distributed, p2p): the table of
-  :func:`lec_cosim.report_mlec.mlec_compare_cells` and the costs, grid energy and voltages of
-  :func:`lec_cosim.report_mlec.plot_mlec_runs`.
+the order of :data:`lec_cosim.studies.KINDS`, each study's tables, figure, caption and run labels
+given by its module (``tables``, ``plot``, ``FIGURE_CAPTION``, ``run_labels``): this page names no
+study.
 
 Every run also gets a provenance block from its ``manifest.json``, and a timing block: the
 timeline of :func:`lec_cosim.timing.plot_timeline` (each federate's working and waiting wall time
@@ -45,24 +39,17 @@ from pathlib import Path
 from lec_cosim import __version__
 from lec_cosim.files import write_text_atomic
 from lec_cosim.scenario import ScenarioError
+from lec_cosim.studies import study
 
-KINDS: dict[str, tuple[str, str]] = {
-    "community_battery": (
-        "Community battery",
-        "An LEC of households with PV and a community battery behind an MV/LV transformer, the battery "
-        "scheduled day-ahead (Rana et al., Sec. IV). One row per run.",
-    ),
-    "local_market": (
-        "Local electricity market",
-        "Players on the IEEE European LV feeder trading in an hourly pool (Lezama et al.), Tables II and III. "
-        "One column per run.",
-    ),
-    "three_lecs": (
-        "Three LECs",
-        "The feeder's households in three LECs under the frameworks decentralised, distributed and p2p "
-        "(Rana et al., Sec. III-B). One column per run.",
-    ),
-}
+
+def _kinds() -> dict[str, tuple[str, str]]:
+    from lec_cosim.studies import KINDS as STUDY_KINDS
+    from lec_cosim.studies import study
+
+    return {kind: (study(kind).TITLE, study(kind).DESCRIPTION) for kind in STUDY_KINDS}
+
+
+KINDS: dict[str, tuple[str, str]] = _kinds()
 """Run kind -> (section title, one-line description); the sections appear in this order."""
 
 _INCOMPLETE_PREFIX = "This run did not complete:"
@@ -110,7 +97,7 @@ def run_kind(run_dir: str | Path) -> str:
     Returns
     -------
     str
-        ``"community_battery"``, ``"local_market"`` or ``"three_lecs"``.
+        One of :data:`lec_cosim.studies.KINDS`.
 
     Raises
     ------
@@ -120,10 +107,6 @@ def run_kind(run_dir: str | Path) -> str:
         records) or an unfinished one (``.partial``), has no ``summary.json`` or an unreadable one,
         or is of no known kind.
     """
-    from lec_cosim.report import is_community_battery_run
-    from lec_cosim.report_lem import is_lem_run
-    from lec_cosim.report_mlec import is_mlec_run
-
     path = Path(run_dir)
     if not path.exists():
         raise ScenarioError(f"{run_dir}: no such run directory")
@@ -144,17 +127,14 @@ def run_kind(run_dir: str | Path) -> str:
         raise ScenarioError(f"{summary_path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ScenarioError(f"{summary_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if isinstance(summary, dict) and summary.get("kind") in KINDS:  # runs record their kind
-        return summary["kind"]
-    if is_mlec_run(path):  # runs made before they recorded it
-        return "three_lecs"
-    if is_lem_run(path):
-        return "local_market"
-    if is_community_battery_run(path):
-        return "community_battery"
+    from lec_cosim.studies import kind_of_run
+
+    kind = kind_of_run(path)  # recorded, or recognised in a run made before runs recorded it
+    if kind is not None:
+        return kind
     framework = summary.get("framework") if isinstance(summary, dict) else None
     raise ScenarioError(f"{summary_path}: framework {framework!r}: not a kind of run lec-cosim reports "
-                        "(community battery, local market, three LECs)")
+                        f"({', '.join(title.lower() for title, _ in KINDS.values())})")
 
 
 def group_runs(run_dirs: Sequence[str | Path]) -> dict[str, list[Path]]:
@@ -195,27 +175,9 @@ def kind_tables(kind: str, runs: Sequence[Path], paper: Mapping | str | Path | N
     list of Table
         One table; two for local-market runs (Tables II and III).
     """
-    if kind == "community_battery":
-        from lec_cosim.report import compare_cells
+    from lec_cosim.studies import study
 
-        header, rows = compare_cells(list(runs))
-        return [Table("kpi-community-battery", "KPIs per run (from summary.json)", header, rows)]
-    if kind == "local_market":
-        from lec_cosim.report_lem import TABLE_II_ROWS, TABLE_III_ROWS, lem_compare_frames, lem_table_cells
-
-        table_ii, table_iii = lem_compare_frames(list(runs), paper=paper)
-        return [
-            Table("kpi-local-market-ii", "Table II analogue: costs, incomes and profits (from summary.json)",
-                  *lem_table_cells(table_ii, TABLE_II_ROWS)),
-            Table("kpi-local-market-iii", "Table III analogue: distribution network (from summary.json)",
-                  *lem_table_cells(table_iii, TABLE_III_ROWS)),
-        ]
-    if kind == "three_lecs":
-        from lec_cosim.report_mlec import mlec_compare_cells
-
-        header, rows = mlec_compare_cells(list(runs))
-        return [Table("kpi-three-lecs", "KPIs per run (from summary.json)", header, rows)]
-    raise ValueError(f"unknown kind of run {kind!r}")
+    return [Table(*table) for table in study(kind).tables(list(runs), paper)]
 
 
 def kind_figures(kind: str, runs: Sequence[Path]) -> list[Figure]:
@@ -232,22 +194,9 @@ def kind_figures(kind: str, runs: Sequence[Path]) -> list[Figure]:
     -------
     list of Figure
     """
-    if kind == "community_battery":
-        from lec_cosim.report import plot_runs as plot
-        caption = ("PCC active power (into the LEC) and PCC voltage of each run, per grid step "
-                   "(Rana et al., Figs. 11-12).")
-    elif kind == "local_market":
-        from lec_cosim.report_lem import plot_lem_runs as plot
-        caption = ("Top: LEM clearing price with the retail and feed-in tariffs (Fig. 3 analogue). Below, per run: "
-                   "energy bought (up) and sold (down) on the grid and in the LEM, with PV, CHP output and load "
-                   "(Fig. 4 analogue).")
-    elif kind == "three_lecs":
-        from lec_cosim.report_mlec import plot_mlec_runs as plot
-        caption = ("Top: what each LEC paid over the run. Middle: the LECs' hourly grid import (up), export "
-                   "(down) and exchanges between LECs. Bottom: the feeder's lowest and highest bus voltage per "
-                   "grid step, with the DSO's band.")
-    else:
-        raise ValueError(f"unknown kind of run {kind!r}")
+    from lec_cosim.studies import study
+
+    plot, caption = study(kind).plot, study(kind).FIGURE_CAPTION
     with tempfile.TemporaryDirectory(prefix="lec-cosim-report-") as tmp:
         png = Path(tmp) / f"{kind}.png"
         plot(list(runs), png)
@@ -343,9 +292,8 @@ def _run_details_html(kind: str, run: Path, anchor: str, label: str) -> str:
         parts.append(_figure_html(feeder))
     elif isinstance(feeder, str):
         parts.append(f'<p class="note">No feeder map: {e(feeder)}.</p>')
-    elif kind == "community_battery":
-        parts.append('<p class="note">No feeder map: the community-battery grid is a balanced two-bus model '
-                     "without coordinates.</p>")
+    elif study(kind).NO_FEEDER_MAP:
+        parts.append(f'<p class="note">No feeder map: {e(study(kind).NO_FEEDER_MAP)}.</p>')
     else:
         parts.append('<p class="note">No feeder map: no bus_voltage_extremes.csv and line_loading_peaks.csv '
                      "(a run from before the DSO wrote them).</p>")
@@ -438,15 +386,7 @@ def provenance(run_dir: str | Path) -> list[tuple[str, str]]:
 def _run_labels(kind: str, runs: Sequence[Path]) -> list[str]:
     """The runs' names as the kind's table shows them."""
     summaries = [_read_json(run / "summary.json") or {} for run in runs]
-    if kind == "local_market":
-        from lec_cosim.report_lem import run_labels
-
-        return run_labels(summaries)
-    if kind == "three_lecs":
-        from lec_cosim.report_mlec import distinct_run_labels
-
-        return distinct_run_labels(summaries)
-    return [f"{s.get('scenario', run.name)} ({s.get('objective', '?')})" for s, run in zip(summaries, runs)]
+    return study(kind).run_labels(summaries, runs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -556,7 +496,7 @@ def html_report(run_dirs: Sequence[str | Path], paper: Mapping | str | Path | No
                 details.append(_run_details_html(kind, run, f"{anchor}-{i}", label))
             except (ValueError, KeyError, TypeError, OSError) as exc:
                 raise _as_input_error(kind, [run], exc) from exc
-        row_headers = 2 if kind == "community_battery" else 1  # run and objective name a row there
+        row_headers = study(kind).ROW_HEADERS  # cells that name a row (run, objective)
         parts = [f'<section id="{anchor}"><h2>{e(title)} ({len(runs)} run{"s" if len(runs) > 1 else ""})</h2>',
                  f'<p class="intro">{e(intro)}</p>', "<h3>Key figures</h3>"]
         parts += [_table_html(table, row_headers) for table in tables]

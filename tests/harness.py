@@ -12,9 +12,9 @@ from pathlib import Path
 import helics as h
 
 from federates.common import REQUEST_MARGIN_S, ValueInterface
+from lec_cosim.community_battery_federation import PHASE_OFFSET_S
 from lec_cosim.federation import (
     LOOPBACK,
-    PHASE_OFFSET_S,
     broker_command,
     core_init_string,
     federate_command,

@@ -168,8 +168,10 @@ def test_train_bidders_needs_a_scenario_with_the_lem_on(tmp_path):
     names = ("ieee_eu_lv_base_plain", "ieee_eu_lv_base_bihourly", "trondelag_arbitrage")
     results = run_all({name: ["train-bidders", SCENARIOS / f"{name}.yaml", *TRAIN, "--output", tmp_path / f"{name}.json"]
                        for name in names})
-    for name in names:
+    for name in names[:2]:
         assert_input_error(results[name], SCENARIOS / f"{name}.yaml", ": market.enabled: ", "LEM on")
+    assert_input_error(results["trondelag_arbitrage"], SCENARIOS / "trondelag_arbitrage.yaml", ": kind: ",
+                       "needs a local_market scenario, not community_battery")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -27,7 +27,7 @@ def test_framework_override_on_another_scenario_kind_is_an_input_error(capsys):
     lem = ROOT / "scenarios" / "ieee_eu_lv_lem_plain.yaml"
     assert cli(["validate", str(lem), "--framework", "distributed"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {lem}: framework: --framework and --dso-limits apply to multi-LEC scenarios only"
+    assert err == f"error: {lem}: framework: --framework applies to three_lecs scenarios only, not local_market"
 
 
 def test_unknown_framework_is_refused_by_the_parser(capsys):
@@ -90,4 +90,4 @@ def test_compare_refuses_to_mix_three_lec_runs_with_others(tmp_path, capsys):
     other.mkdir()
     (other / "summary.json").write_text(json.dumps({"framework": "local_market", "kpis": {}}))
     assert cli(["compare", str(run), str(other)]) == 2
-    assert "cannot mix three-LEC runs with other runs" in capsys.readouterr().err
+    assert "cannot mix runs of different studies (local_market, three_lecs)" in capsys.readouterr().err

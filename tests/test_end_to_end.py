@@ -170,4 +170,4 @@ def test_compare_and_plot_commands(runs, tmp_path):
     # Not blank: the two runs' lines put many distinct colours on the canvas.
     assert len(np.unique(image.reshape(-1, image.shape[2]), axis=0)) > 50
     missing = subprocess.run(CLI + ["compare", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=60)
-    assert missing.returncode == 2 and "no summary.json" in missing.stderr
+    assert missing.returncode == 2 and "nothing: no such run directory" in missing.stderr

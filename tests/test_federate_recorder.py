@@ -4,9 +4,9 @@ import json
 
 import pandas as pd
 import pytest
-
 from harness import SCENARIOS, TestFederate, federate_under_test, offset
-from lec_cosim.federation import subscriptions
+
+from lec_cosim.community_battery_federation import subscriptions
 from lec_cosim.scenario import load_scenario
 
 # Four 15-minute steps: (load, pv, battery, soc, pcc_p, pcc_vm); prices 40 then export at spot.

@@ -1,0 +1,95 @@
+"""The local electricity market: players on the IEEE European LV feeder trading in an hourly pool, the
+CHP producers bidding with learnt strategies (Lezama et al.)."""
+
+from __future__ import annotations
+
+KIND = "local_market"
+TITLE = "Local electricity market"
+DESCRIPTION = ("Players on the IEEE European LV feeder trading in an hourly pool (Lezama et al.), Tables II and "
+               "III. One column per run.")
+OVERRIDES: tuple[str, ...] = ()
+VALUE_PLAYERS: tuple[str, ...] = ()  # its market clears messages, it publishes no values a file could replace
+ROW_HEADERS = 1
+NO_FEEDER_MAP: str | None = None  # its DSO writes the feeder's extremes: the report draws the map
+FIGURE_CAPTION = ("Top: LEM clearing price with the retail and feed-in tariffs (Fig. 3 analogue). Below, per run: "
+                  "energy bought (up) and sold (down) on the grid and in the LEM, with PV, CHP output and load "
+                  "(Fig. 4 analogue).")
+
+
+def plan(scenario):
+    from lec_cosim.lem_federation import plan
+
+    return plan(scenario)
+
+
+def describe(scenario) -> str:
+    return (f"local market, {scenario.horizon_h:g} h from {scenario.start.isoformat()}, LEM "
+            f"{'on' if scenario.market.enabled else 'off'}, {scenario.market.tariff_scheme} tariff")
+
+
+def done(kpis: dict, summary: dict) -> str:
+    return (f"LEM volume {kpis['lem_volume_kwh']:.1f} kWh, community cost {kpis['total']['cost_eur']:.2f} EUR, "
+            f"income {kpis['total']['income_eur']:.2f} EUR, losses {kpis['losses_kwh']:.2f} kWh, bus violations "
+            f"{kpis['bus_violations']}, voltage {kpis['vm_min_pu']:.4f}-{kpis['vm_max_pu']:.4f} pu")
+
+
+def recognise(summary: dict) -> bool:
+    return summary.get("framework") == "local_market"
+
+
+def compare(runs, paper=None) -> str:
+    from lec_cosim.report_lem import lem_compare_tables
+
+    return lem_compare_tables(runs, paper=paper)
+
+
+def plot(runs, output) -> None:
+    from lec_cosim.report_lem import plot_lem_runs
+
+    plot_lem_runs(runs, output)
+
+
+def tables(runs, paper=None) -> list[tuple]:
+    from lec_cosim.report_lem import (
+        TABLE_II_ROWS,
+        TABLE_III_ROWS,
+        lem_compare_frames,
+        lem_table_cells,
+    )
+
+    table_ii, table_iii = lem_compare_frames(list(runs), paper=paper)
+    return [
+        ("kpi-local-market-ii", "Table II analogue: costs, incomes and profits (from summary.json)",
+         *lem_table_cells(table_ii, TABLE_II_ROWS)),
+        ("kpi-local-market-iii", "Table III analogue: distribution network (from summary.json)",
+         *lem_table_cells(table_iii, TABLE_III_ROWS)),
+    ]
+
+
+def run_labels(summaries: list[dict], runs) -> list[str]:
+    from lec_cosim.report_lem import run_labels
+
+    return run_labels(summaries)
+
+
+def check_training(scenario, source) -> None:
+    """``lec-cosim train-bidders`` learns the CHP producers' bids: only with the LEM on; its data checked
+    (not the learnt bids: they are what it is about to write)."""
+    from lec_cosim.checks import check_lem_data
+    from lec_cosim.scenario import ScenarioError
+
+    if not scenario.market.enabled:
+        raise ScenarioError(f"{source}: market.enabled: train-bidders needs the LEM on")
+    check_lem_data(scenario, bids=False)
+
+
+def check_data(scenario) -> None:
+    from lec_cosim.checks import check_feeder, check_lem_data
+
+    check_feeder(scenario)
+    check_lem_data(scenario)
+
+
+def run_name(scenario) -> str:
+    """Its results folder's default name (``results/<run_name>``)."""
+    return scenario.name

@@ -1,0 +1,78 @@
+"""Three LECs on the IEEE European LV feeder under one of three frameworks: decentralised, distributed
+(neighbours negotiate) and p2p inside each LEC (Rana et al., Sec. III-B)."""
+
+from __future__ import annotations
+
+KIND = "three_lecs"
+TITLE = "Three LECs"
+DESCRIPTION = ("The feeder's households in three LECs under the frameworks decentralised, distributed and p2p "
+               "(Rana et al., Sec. III-B). One column per run.")
+OVERRIDES = ("framework", "dso_limits")
+VALUE_PLAYERS: tuple[str, ...] = ()
+ROW_HEADERS = 1
+NO_FEEDER_MAP: str | None = None  # its DSO writes the feeder's extremes: the report draws the map
+FIGURE_CAPTION = ("Top: what each LEC paid over the run. Middle: the LECs' hourly grid import (up), export "
+                  "(down) and exchanges between LECs. Bottom: the feeder's lowest and highest bus voltage per "
+                  "grid step, with the DSO's band.")
+
+
+def plan(scenario):
+    from lec_cosim.multi_lec_federation import plan
+
+    return plan(scenario)
+
+
+def describe(scenario) -> str:
+    return (f"{scenario.lecs.count} LECs, framework {scenario.framework}, DSO limits "
+            f"{'on' if scenario.dso.limits else 'off'}, {scenario.horizon_h:g} h from {scenario.start.isoformat()}")
+
+
+def done(kpis: dict, summary: dict) -> str:
+    iterations = f", {kpis['iterations_total']} ADMM iterations" if kpis["iterations_total"] else ""
+    return (f"cost {kpis['total_cost_eur']:.2f} EUR ({kpis['cost_per_member_eur']:.2f} per member), "
+            f"self-sufficiency {100 * kpis['self_sufficiency']:.1f} %, transformer peak {kpis['trafo_peak_kw']:.1f} "
+            f"kW, losses {kpis['losses_kwh']:.2f} kWh, bus violations {kpis['bus_violations']}, "
+            f"{kpis['messages']} messages{iterations}")
+
+
+def recognise(summary: dict) -> bool:
+    from lec_cosim.scenario import FRAMEWORKS
+
+    kpis = summary.get("kpis")
+    return summary.get("framework") in FRAMEWORKS and isinstance(kpis, dict) and "lecs" in kpis
+
+
+def compare(runs, paper=None) -> str:
+    from lec_cosim.report_mlec import mlec_compare_table
+
+    return mlec_compare_table(runs)
+
+
+def plot(runs, output) -> None:
+    from lec_cosim.report_mlec import plot_mlec_runs
+
+    plot_mlec_runs(runs, output)
+
+
+def tables(runs, paper=None) -> list[tuple]:
+    from lec_cosim.report_mlec import mlec_compare_cells
+
+    header, rows = mlec_compare_cells(list(runs))
+    return [("kpi-three-lecs", "KPIs per run (from summary.json)", header, rows)]
+
+
+def run_labels(summaries: list[dict], runs) -> list[str]:
+    from lec_cosim.report_mlec import distinct_run_labels
+
+    return distinct_run_labels(summaries)
+
+
+def check_data(scenario) -> None:
+    from lec_cosim.checks import check_three_lec_data
+
+    check_three_lec_data(scenario)
+
+
+def run_name(scenario) -> str:
+    """Its results folder's default name: one scenario runs under every framework, with and without limits."""
+    return f"{scenario.name}_{scenario.framework}{'_dso' if scenario.dso.limits else ''}"
