@@ -1,9 +1,14 @@
-"""Market operator federate: clears the hourly LEM pool as a uniform-price double auction.
+"""Pool operator federate: clears a pool of orders as a uniform-price double auction, for any study.
 
-At T + 2 ms of each hour it takes every order message that arrived (sent at T + 1 ms), clears
-the book, sends each bidder its result (price, accepted quantities, its bilateral allocation
-x_ij) and the recorder the whole book, and publishes price and volume. It never waits for
-anyone: a bidder that sent nothing is simply not in the book.
+A thin shell over :func:`lec_cosim.models.auction.clear_double_auction`; everything it talks to comes
+from its config by port name. At each of its slots it takes every order message waiting at its
+endpoint port ``orders`` (``{"period": k, "participant": name, "orders": [{side, price_eur_per_kwh,
+quantity_kwh}, ...]}``, sent by the participant's endpoint, the member ``name`` of its target
+``results``), clears the book, sends each bidder its result (price, accepted quantities, its bilateral
+allocation x_ij) at its member of ``results``, sends the whole book to its target ``book`` (if it has
+one) and publishes the price (NaN when nothing cleared) and the volume on its output ports
+``price_eur_per_kwh`` and ``volume_kwh`` (those it has). Settings: ``solver``, the auction's solver.
+It never waits for anyone: a bidder that sent nothing is simply not in the book.
 """
 
 from __future__ import annotations
@@ -13,25 +18,32 @@ import math
 import numpy as np
 
 from federates.common import Federate, main
-from lec_cosim.lem_federation import MARKET_ENDPOINT, RECORDER_ENDPOINT, participant_endpoint
 from lec_cosim.models.auction import Order, clear_double_auction
 
 
 def build(fed: Federate):
-    s = fed.scenario
+    solver = fed.settings["solver"]
+    inbox = fed.endpoint("orders")
+    targets = fed.ports.get("targets", {})
+    bidders = targets.get("results")  # participant -> its endpoint: where its orders come from, its result goes
+    if not isinstance(bidders, dict):
+        raise KeyError(f"federate {fed.name}: its config names no bidders (a targets map 'results': member -> "
+                       "endpoint)")
+    book_to = fed.target("book") if "book" in targets else None
+    outputs = [port for port in ("price_eur_per_kwh", "volume_kwh") if port in fed.ports.get("out", {})]
 
     def step(k: int, t: float) -> None:
         orders, senders = [], {}
-        for source, payload in fed.receive(MARKET_ENDPOINT):
+        for source, payload in fed.receive(inbox):
             name = payload.get("participant")
-            if source != participant_endpoint(name) or payload.get("period") != k:
+            if source != bidders.get(name) or payload.get("period") != k:
                 raise ValueError(f"order message from {source} for hour {payload.get('period')} "
                                  f"(participant {name!r}) in hour {k}")
             if name in senders:
                 raise ValueError(f"{name}: more than one order message in hour {k}")
             senders[name] = source
             orders += [Order(name, o["side"], o["price_eur_per_kwh"], o["quantity_kwh"]) for o in payload["orders"]]
-        result = clear_double_auction(orders, solver=s.market.solver)
+        result = clear_double_auction(orders, solver=solver)
         book = [{"participant": o.participant, "side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh,
                  "quantity_kwh": o.quantity_kwh, "accepted_kwh": float(a)}
                 for o, a in zip(orders, result.accepted_kwh)]
@@ -49,17 +61,19 @@ def build(fed: Federate):
                 allocation[seller][buyer] = allocation[seller].get(buyer, 0.0) - energy
             if buyer in allocation:
                 allocation[buyer][seller] = allocation[buyer].get(seller, 0.0) + energy
-        for name, source in senders.items():
-            fed.send(MARKET_ENDPOINT, source, {
+        for name, destination in senders.items():
+            fed.send(inbox, destination, {
                 "period": k, "price_eur_per_kwh": result.price_eur_per_kwh,
                 "orders": mine.get(name, []), "allocation_kwh": allocation[name]})
-        fed.send(MARKET_ENDPOINT, RECORDER_ENDPOINT, {
-            "period": k, "price_eur_per_kwh": result.price_eur_per_kwh, "volume_kwh": result.volume_kwh,
-            "orders": book,
-            "allocation_kwh": [[sellers[i], buyers[j], float(kwh[i, j])] for i, j in pairs]})
+        if book_to is not None:
+            fed.send(inbox, book_to, {
+                "period": k, "price_eur_per_kwh": result.price_eur_per_kwh, "volume_kwh": result.volume_kwh,
+                "orders": book,
+                "allocation_kwh": [[sellers[i], buyers[j], float(kwh[i, j])] for i, j in pairs]})
         price = result.price_eur_per_kwh
-        fed.publish("lem/market/price_eur_per_kwh", math.nan if price is None else price)
-        fed.publish("lem/market/volume_kwh", result.volume_kwh)
+        values = {"price_eur_per_kwh": math.nan if price is None else price, "volume_kwh": result.volume_kwh}
+        for port in outputs:
+            fed.publish_port(port, values[port])
 
     return step
 

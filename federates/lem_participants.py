@@ -1,8 +1,11 @@
 """Participant federate: a group of LEM players (households and CHPs) of the IEEE European LV feeder.
 
-Each player has its own endpoint ``lem/<name>``. At the start of each hour it sends its orders
-to the market (+1 ms); at +3 ms it reads its result, settles the hour and, at every grid step,
-publishes the group's injections. Without a LEM (the base cases) it only settles with the grid.
+Each player has its own endpoint (the endpoint port of the player's name). At the start of each
+hour (+ settings ``order_offset_s``) it sends its orders to the target ``orders``; at
+``dispatch_offset_s`` it reads its result, settles the hour and, at every grid step, publishes the
+group's injections (settings ``physical_vectors``) and settlement (``settlement_vectors``) on the
+output ports of those names, ``block_steps`` grid steps per publication. Without a LEM (the base
+cases) it only settles with the grid.
 """
 
 from __future__ import annotations
@@ -12,14 +15,6 @@ from types import SimpleNamespace
 import numpy as np
 
 from federates.common import Federate, main
-from lec_cosim.lem_federation import (
-    DISPATCH_OFFSET_S,
-    MARKET_ENDPOINT,
-    ORDER_OFFSET_S,
-    PARTICIPANT_VECTORS,
-    SETTLEMENT_VECTORS,
-    participant_endpoint,
-)
 from lec_cosim.models.lem_community import (
     community_from_scenario,
     period_orders,
@@ -47,7 +42,12 @@ def build(fed: Federate):
                 if s.market.chp_strategy == "aco"
                 else truthful_bids(community))
     steps_per_period = community.steps_per_period
-    block = int(fed.settings.get("block_steps", 1))  # grid steps per publication (lem_federation.block_steps)
+    settings = fed.settings
+    block = int(settings.get("block_steps", 1))  # grid steps per publication
+    physical_vectors, settlement_vectors = list(settings["physical_vectors"]), list(settings["settlement_vectors"])
+    order_offset_s, dispatch_offset_s = float(settings["order_offset_s"]), float(settings["dispatch_offset_s"])
+    endpoint = {name: fed.endpoint(name) for name in members}  # each player's own
+    market = fed.target("orders") if lem else None
     period_s = s.market_step_s
     n_periods = community.n_periods
     chp_kw_now = np.zeros(len(members))
@@ -58,7 +58,7 @@ def build(fed: Federate):
             bid = bids[name][period] if kinds[j] == "chp" else None
             orders = period_orders(kinds[j], name, load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour,
                                    scheme, bid, b)
-            fed.send(participant_endpoint(name), MARKET_ENDPOINT, {
+            fed.send(endpoint[name], market, {
                 "period": period, "participant": name,
                 "orders": [{"side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh, "quantity_kwh": o.quantity_kwh}
                            for o in orders]})
@@ -69,7 +69,7 @@ def build(fed: Federate):
         for j, name in enumerate(members):
             price, bought, sold = None, 0.0, 0.0
             if lem:
-                messages = fed.receive(participant_endpoint(name))
+                messages = fed.receive(endpoint[name])
                 if len(messages) != 1 or messages[0][1].get("period") != period:
                     raise RuntimeError(f"{name}: expected one market result for hour {period}, got {len(messages)}")
                 result = messages[0][1]
@@ -79,11 +79,11 @@ def build(fed: Federate):
             st = settle_period(kinds[j], load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour=hour,
                                scheme=scheme, lem_enabled=lem, price_eur_per_kwh=price, bought_kwh=bought,
                                sold_kwh=sold, b_eur_per_kwh=b)
-            rows.append([getattr(st, v) for v in SETTLEMENT_VECTORS])
+            rows.append([getattr(st, v) for v in settlement_vectors])
             chp_kw_now[j] = st.chp_kwh / (period_s / 3600.0)
         table = np.array(rows)
-        for col, v in enumerate(SETTLEMENT_VECTORS):
-            fed.publish(f"lem/{fed.name}/{v}", table[:, col])
+        for col, v in enumerate(settlement_vectors):
+            fed.publish_port(v, table[:, col])
 
     def dispatch(step: int) -> None:
         if step % steps_per_period == 0:
@@ -92,17 +92,17 @@ def build(fed: Federate):
         values = {"load_kw": load_kw[:, steps].T, "load_kvar": load_kvar[:, steps].T, "pv_kw": pv_kw[:, steps].T,
                   "chp_kw": np.tile(chp_kw_now, (block, 1))}
         values["net_kw"] = values["load_kw"] - values["pv_kw"] - values["chp_kw"]
-        for v in PARTICIPANT_VECTORS:
-            fed.publish(f"lem/{fed.name}/{v}", values[v].ravel())  # step-major
+        for v in physical_vectors:
+            fed.publish_port(v, values[v].ravel())  # step-major
 
     slots = []
     for period in range(n_periods):
         start = period * period_s
         if lem:
-            slots.append((start + ORDER_OFFSET_S, lambda k, p=period: send_orders(p)))
+            slots.append((start + order_offset_s, lambda k, p=period: send_orders(p)))
         for j in range(0, steps_per_period, block):
             n = period * steps_per_period + j
-            slots.append((start + j * s.grid_step_s + DISPATCH_OFFSET_S, lambda k, n=n: dispatch(n)))
+            slots.append((start + j * s.grid_step_s + dispatch_offset_s, lambda k, n=n: dispatch(n)))
     return SimpleNamespace(slots=slots)
 
 

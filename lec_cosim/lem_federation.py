@@ -1,11 +1,15 @@
 """The federation of a local electricity market (``framework: local_market``).
 
-Federates (one program each, ``federates/lem_*.py``)::
+Federates::
 
     participants_1..n   households and CHPs, grouped; orders out, results in, injections out
-    market              the LEM operator: clears each hourly pool (only when the LEM is enabled)
+                        (federates/lem_participants.py)
+    market              the pool operator: clears each hourly pool (only when the LEM is enabled;
+                        federates/lem_market.py, a component any study can wire)
     dso                 three-phase power flow of the IEEE European LV feeder at every grid step
-    recorder            writes the results contract
+                        (the generic federates/dso.py running lec_cosim.adapters.ieee_feeder)
+    recorder            writes the results contract (the generic federates/recorder.py running
+                        lec_cosim.results_lem.LocalMarketRecord)
 
 Orders and results travel as HELICS **messages**; everything physical is a **value**. The time
 pattern within each hour T (seconds) cannot deadlock, whatever the number of bidders, because
@@ -31,6 +35,8 @@ federation of 61 single-participant federates works like one of three groups.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from lec_cosim.models.feeder_copies import copy_name
 from lec_cosim.models.lem_community import participant_groups
@@ -79,31 +85,67 @@ def block_steps(scenario: LemScenario) -> int:
 
 
 def plan(scenario: LemScenario) -> list[FederatePlan]:
-    """Every federate of the federation with its interface, in start order."""
+    """Every federate of the federation with its interface, in start order.
+
+    The federates spell no key and no endpoint: each reads them from its config by port name. A
+    participant group publishes its vectors on ports named as the vectors, receives at one endpoint
+    port per player (the player's name) and sends its orders to ``orders``; the market takes orders
+    at ``orders``, answers each player at its member of ``results`` and sends the book to ``book``;
+    the DSO and the recorder read a group's vector ``v`` at ``<group>/v``, the recorder the DSO's
+    values at ``grid/v``, the market's at ``market/v`` and the book at its endpoint port ``book``.
+    """
     block = block_steps(scenario)
     grid_s = scenario.grid_step_s * block
     blocks = {"block_steps": block}
+    market = scenario.market.enabled
+    members_of = groups(scenario)
     plans = []
     group_pubs = {}
-    for name, members in groups(scenario).items():
-        pubs = [Signal(f"lem/{name}/{v}", "vector") for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS]
+    for name, members in members_of.items():
+        pubs = [Signal(f"lem/{name}/{v}", "vector", port=v) for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS]
         group_pubs[name] = pubs
-        plans.append(FederatePlan(name, "federates.lem_participants", SLOT_PERIOD_S, 0.0, pubs, [],
-                                  [participant_endpoint(m) for m in members], {"participants": members, **blocks}))
-    market_pubs = [Signal(f"lem/market/{v}") for v in MARKET_DOUBLES]
-    if scenario.market.enabled:
-        plans.append(FederatePlan("market", "federates.lem_market", scenario.market_step_s, MARKET_OFFSET_S,
-                                  market_pubs, [], [MARKET_ENDPOINT]))
-    physical = [s for pubs in group_pubs.values() for s in pubs if s.key.rsplit("/", 1)[1] in PARTICIPANT_VECTORS]
+        plans.append(FederatePlan(
+            name, "federates.lem_participants", SLOT_PERIOD_S, 0.0, pubs, [],
+            [participant_endpoint(m) for m in members],
+            {"participants": members, **blocks, "order_offset_s": ORDER_OFFSET_S,
+             "dispatch_offset_s": DISPATCH_OFFSET_S, "physical_vectors": list(PARTICIPANT_VECTORS),
+             "settlement_vectors": list(SETTLEMENT_VECTORS)},
+            endpoint_ports={m: participant_endpoint(m) for m in members},
+            targets={"orders": MARKET_ENDPOINT} if market else {}))
+    market_pubs = [Signal(f"lem/market/{v}", port=v) for v in MARKET_DOUBLES]
+    if market:
+        everyone = {m: participant_endpoint(m) for members in members_of.values() for m in members}
+        plans.append(FederatePlan(
+            "market", "federates.lem_market", scenario.market_step_s, MARKET_OFFSET_S, market_pubs, [],
+            [MARKET_ENDPOINT], {"solver": scenario.market.solver}, endpoint_ports={"orders": MARKET_ENDPOINT},
+            targets={"results": everyone, "book": RECORDER_ENDPOINT}))
+
+    def read_as(prefix: str, signals: list[Signal]) -> list[Signal]:
+        """The same values under the reader's port names: ``prefix/<the publisher's port>``."""
+        return [replace(s, port=f"{prefix}/{s.port}") for s in signals]
+
+    physical = [s for name, pubs in group_pubs.items() for s in read_as(name, pubs)
+                if s.key.rsplit("/", 1)[1] in PARTICIPANT_VECTORS]
     if block == 1:
-        dso_pubs = [Signal(f"lem/grid/{v}") for v in DSO_DOUBLES] + [
-            Signal(f"lem/grid/{v}", "integer") for v in DSO_COUNTS + DSO_DAY_COUNTS]
+        dso_pubs = [Signal(f"lem/grid/{v}", port=v) for v in DSO_DOUBLES] + [
+            Signal(f"lem/grid/{v}", "integer", port=v) for v in DSO_COUNTS + DSO_DAY_COUNTS]
     else:  # one value per grid step of the period
-        dso_pubs = [Signal(f"lem/grid/{v}", "vector") for v in DSO_DOUBLES + DSO_COUNTS + DSO_DAY_COUNTS]
-    plans.append(FederatePlan("dso", "federates.lem_dso", grid_s, DSO_OFFSET_S, dso_pubs, physical, [], blocks))
-    recorder_subs = [s for pubs in group_pubs.values() for s in pubs] + dso_pubs
-    if scenario.market.enabled:
-        recorder_subs += market_pubs
-    plans.append(FederatePlan("recorder", "federates.lem_recorder", grid_s, RECORDER_OFFSET_S, [], recorder_subs,
-                              [RECORDER_ENDPOINT], blocks))
+        dso_pubs = [Signal(f"lem/grid/{v}", "vector", port=v) for v in DSO_DOUBLES + DSO_COUNTS + DSO_DAY_COUNTS]
+    group_settings = {"groups": members_of, **blocks}
+    plans.append(FederatePlan("dso", "federates.dso", grid_s, DSO_OFFSET_S, dso_pubs, physical, [],
+                              {**SETTINGS["dso"], **group_settings}))
+    recorder_subs = [s for name, pubs in group_pubs.items() for s in read_as(name, pubs)] + read_as("grid", dso_pubs)
+    if market:
+        recorder_subs += read_as("market", market_pubs)
+    plans.append(FederatePlan("recorder", "federates.recorder", grid_s, RECORDER_OFFSET_S, [], recorder_subs,
+                              [RECORDER_ENDPOINT],
+                              {**SETTINGS["recorder"], **group_settings, "grid_counts": list(DSO_COUNTS + DSO_DAY_COUNTS)},
+                              endpoint_ports={"book": RECORDER_ENDPOINT}))
     return plans
+
+
+SETTINGS = {
+    "dso": {"grid_adapter": "lec_cosim.adapters.ieee_feeder:IeeeFeederGrid"},
+    "recorder": {"record": "lec_cosim.results_lem:LocalMarketRecord"},
+}
+"""What the generic components run in this study: the three-phase IEEE feeder and the local market's record."""

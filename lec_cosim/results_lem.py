@@ -31,15 +31,18 @@ summed over the grid steps. Every KPI covers the whole horizon (one day or many)
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lec_cosim.models.bidding import NOT_CLEARED_PENALTY
 from lec_cosim.files import write_text_atomic
+from lec_cosim.models.bidding import NOT_CLEARED_PENALTY
+from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.results import versions
 
 ORDER_COLUMNS = ["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"]
@@ -209,3 +212,142 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
     }
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+PHYSICAL = ("load_kw", "pv_kw", "chp_kw", "net_kw")
+"""The participant vectors households.csv keeps (not load_kvar)."""
+
+
+class LocalMarketRecord:
+    """The local market's record for the recorder component: every file of the contract above.
+
+    Runs last in each exchange (every grid step, or every hour with the grid steps as vectors): it
+    reads the participant groups' injections (settings ``groups``: group -> players; group ``g``'s
+    vector ``v`` at the input port ``g/v``, the grid steps of the exchange step-major) and, at each
+    hour's first step, their settlement and the market's book (a message at the endpoint port
+    ``book``), then the DSO's values at the ports ``grid/<value>`` (those named in settings
+    ``grid_counts`` are counts). Everything is preallocated: a year at 15 min is 35,136 steps x 61
+    participants; no per-step rows or frames.
+    """
+
+    def __init__(self, scenario, settings: dict):
+        s = self.scenario = scenario
+        self.community = community = community_from_scenario(s)
+        group_members: dict[str, list[str]] = settings["groups"]
+        self.order = [m for members in group_members.values() for m in members]
+        self.steps_per_period = community.steps_per_period
+        self.block = block = int(settings.get("block_steps", 1))  # grid steps per exchange
+        n_exchanges = int(round(s.end_s / (s.grid_step_s * block)))
+        self.step_times = [k * s.grid_step_s for k in range(n_exchanges * block)]
+        n_steps, n = len(self.step_times), len(self.order)
+        n_periods = -(-n_steps // self.steps_per_period)
+        self.market = s.market.enabled
+        self.physical = {v: np.zeros((n_steps, n)) for v in PHYSICAL}
+        self.money = {v: np.zeros((n_periods, n)) for v in SETTLEMENT_COLUMNS}
+        self.physical_ports = {v: [f"{g}/{v}" for g in group_members] for v in PHYSICAL}
+        self.money_ports = {v: [f"{g}/{v}" for g in group_members] for v in SETTLEMENT_COLUMNS}
+        self.counts = set(settings.get("grid_counts", ()))
+        self.grid_ports: dict[str, str] = {}  # the DSO's value -> its port, in the plan's order (at the first step)
+        self.grid: dict[str, np.ndarray] = {}
+        self.n_steps = n_steps
+        self.price = np.full(n_periods, math.nan)
+        self.volume = np.zeros(n_periods)
+        # The market's books, one small array per hour and column; participants as indices into ``names``.
+        self.names = list(self.order)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.books = {c: [] for c in ("period", "participant", "buy", "price", "quantity_kwh", "accepted_kwh")}
+        self.deals = {c: [] for c in ("period", "seller", "buyer", "energy_kwh")}
+
+    def _grid_columns(self, inputs) -> None:
+        """The DSO's values: every input port ``grid/<value>``, doubles then counts as the plan lists them."""
+        for port in inputs.ports:
+            if port.startswith("grid/"):
+                value = port[len("grid/"):]
+                self.grid_ports[value] = port
+                self.grid[value] = (np.zeros(self.n_steps, dtype=np.int64) if value in self.counts
+                                    else np.zeros(self.n_steps))
+
+    def _code(self, name: str) -> int:
+        if name not in self.index:
+            self.index[name] = len(self.names)
+            self.names.append(name)
+        return self.index[name]
+
+    def _gather(self, inputs, ports: list[str]) -> np.ndarray:
+        """(block, participants): each group publishes its members' values step by step."""
+        return np.hstack([np.reshape(inputs.read(port), (self.block, -1)) for port in ports])
+
+    def _grid_values(self, inputs, value: str) -> np.ndarray:
+        got = inputs.read(self.grid_ports[value])
+        if self.block == 1:
+            return np.array([got])
+        values = np.asarray(got, dtype=float)
+        if len(values) != self.block:
+            raise RuntimeError(f"{self.grid_ports[value]}: {len(values)} values for a block of {self.block} grid "
+                               "steps")
+        return values
+
+    def add(self, b: int, t_s: float, inputs) -> None:
+        if not self.grid_ports:
+            self._grid_columns(inputs)
+        first = b * self.block
+        for v, ports in self.physical_ports.items():
+            self.physical[v][first:first + self.block] = self._gather(inputs, ports)
+        for k in range(first, first + self.block):
+            self._record(k, inputs)
+
+    def _record(self, k: int, inputs) -> None:
+        if k % self.steps_per_period == 0:
+            period = k // self.steps_per_period
+            for v, ports in self.money_ports.items():
+                self.money[v][period] = np.concatenate([inputs.read(port) for port in ports])
+            if self.market:
+                self._book(period, inputs.receive("book"))
+        if k % self.block == 0:
+            for value, column in self.grid.items():
+                if value in self.counts:
+                    column[k:k + self.block] = np.rint(self._grid_values(inputs, value)).astype(np.int64)
+                else:
+                    column[k:k + self.block] = self._grid_values(inputs, value)
+
+    def _book(self, period: int, messages: list) -> None:
+        if len(messages) != 1 or messages[0][1]["period"] != period:
+            raise RuntimeError(f"expected the market's book of hour {period}, got {len(messages)} messages")
+        book = messages[0][1]
+        if book["price_eur_per_kwh"] is not None:
+            self.price[period] = book["price_eur_per_kwh"]
+        self.volume[period] = book["volume_kwh"]
+        books, deals, code = self.books, self.deals, self._code
+        rows = book["orders"]
+        books["period"].append(np.full(len(rows), period, dtype=np.int32))
+        books["participant"].append(np.array([code(o["participant"]) for o in rows], dtype=np.int32))
+        books["buy"].append(np.array([o["side"] == "buy" for o in rows], dtype=bool))
+        for c, key in (("price", "price_eur_per_kwh"), ("quantity_kwh", "quantity_kwh"),
+                       ("accepted_kwh", "accepted_kwh")):
+            books[c].append(np.array([o[key] for o in rows], dtype=float))
+        rows = book["allocation_kwh"]
+        deals["period"].append(np.full(len(rows), period, dtype=np.int32))
+        deals["seller"].append(np.array([code(a) for a, _, _ in rows], dtype=np.int32))
+        deals["buyer"].append(np.array([code(b) for _, b, _ in rows], dtype=np.int32))
+        deals["energy_kwh"].append(np.array([e for _, _, e in rows], dtype=float))
+
+    def _joined(self, chunks: dict, hours: np.ndarray) -> dict[str, np.ndarray]:
+        """The books' columns over all hours; ``period`` becomes ``time``, indices become names."""
+        columns = {c: np.concatenate(v) if v else np.zeros(0) for c, v in chunks.items()}
+        all_names = np.array(self.names, dtype=object)
+        out = {"time": hours[columns.pop("period").astype(int)]}
+        for c, values in columns.items():
+            out[c] = all_names[values.astype(int)] if c in ("participant", "seller", "buyer") else values
+        return out
+
+    def write(self, output_dir: Path, wall_time_s: float, replies=None) -> dict:
+        start = self.scenario.start
+        steps = np.array([(start + dt.timedelta(seconds=t)).isoformat() for t in self.step_times], dtype=object)
+        hours = steps[::self.steps_per_period]
+        book = self._joined(self.books, hours)
+        book["side"] = np.where(book.pop("buy").astype(bool), "buy", "sell").astype(object)
+        orders = pd.DataFrame(book, columns=["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"])
+        allocation = pd.DataFrame(self._joined(self.deals, hours), columns=["time", "seller", "buyer", "energy_kwh"])
+        return write_lem_arrays(output_dir, self.scenario, self.community, steps=steps, participants=self.order,
+                                physical=self.physical, money=self.money, price=self.price, volume=self.volume,
+                                orders=orders, allocation=allocation, grid=self.grid, wall_time_s=wall_time_s)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
 
+from lec_cosim.adapters.ieee_feeder import OUTPUTS
 from lec_cosim.lem_federation import (
     DISPATCH_OFFSET_S,
     DSO_COUNTS,
@@ -75,6 +76,12 @@ def test_dso_runs_a_power_flow_per_step_and_publishes_what_lem_grid_computes(tmp
     members = groups(scenario)
     assert list(members) == ["participants_1", "participants_2"]
     dso_plan = next(f for f in plan(scenario) if f.name == "dso")
+    # the generic DSO program running the feeder's adapter, which returns exactly the DSO's output ports
+    assert dso_plan.module == "federates.dso"
+    assert dso_plan.settings["grid_adapter"] == "lec_cosim.adapters.ieee_feeder:IeeeFeederGrid"
+    assert [s.port for s in dso_plan.publications] == list(OUTPUTS)
+    assert dso_plan.settings["groups"] == members
+    assert [s.port for s in dso_plan.subscriptions] == [f"{g}/{v}" for g in members for v in PARTICIPANT_VECTORS]
     block = dso_plan.settings["block_steps"]
     assert block == (1 if exchange == "step" else 4) and dso_plan.period_s == block * scenario.grid_step_s
     pub_types = {s.key: s.type for s in dso_plan.publications}

@@ -1,23 +1,40 @@
-"""Market operator federate over a real broker: 64 bidders on 16 test federates send order messages.
+"""Pool operator federate over a real broker: 64 bidders on 16 test federates send order messages.
 
-The books are solved by hand; every hour the federate must answer every bidder (orders stamped
-T + 1 ms, results read at T + 3 ms) without anyone waiting for a reply.
+The federate is a component: it is run here under a plan of the test's own, with keys and endpoint
+names no study uses (its inbox, each bidder's endpoint, where the book goes, its price and volume
+keys), all of which it must take from its config. The books are solved by hand; every hour the
+federate must answer every bidder (orders stamped T + 1 ms, results read at T + 3 ms) without
+anyone waiting for a reply. The local market's plan wires it to its 61 players and the recorder.
 """
 
+import json
 import math
+import subprocess
+from contextlib import contextmanager
 
 import pytest
 
-from harness import TestFederate, arrive_all, enter_all, federate_under_test, write_scenario
+from harness import TestFederate, arrive_all, enter_all, write_scenario
+from lec_cosim.federation import (
+    broker_command,
+    core_init_string,
+    federate_command,
+    free_broker_port,
+    release_broker_ports,
+)
 from lec_cosim.lem_federation import (
     DISPATCH_OFFSET_S,
     MARKET_ENDPOINT,
+    MARKET_OFFSET_S,
     ORDER_OFFSET_S,
     RECORDER_ENDPOINT,
     SLOT_PERIOD_S,
+    all_participants,
     participant_endpoint,
+    plan,
 )
 from lec_cosim.scenario import load_scenario
+from lec_cosim.wiring import FederatePlan, Signal, federate_config
 
 N_FEDERATES, PER_FEDERATE = 16, 4
 BIDDERS = [f"B{i:02d}" for i in range(N_FEDERATES * PER_FEDERATE)]
@@ -44,6 +61,73 @@ def book(hour: int) -> dict[str, list[dict]]:
     return orders  # hour 2: an empty book
 
 
+POOL = "clearing/house"  # names no study uses: the component must take every one from its config
+BOOK_TO = "watch/books"
+PRICE_KEY, VOLUME_KEY = "clearing/uniform_price", "clearing/traded"
+
+
+def bidder_endpoint(name: str) -> str:
+    return f"bidders/{name}"
+
+
+def pool_plan(scenario, solver: str) -> FederatePlan:
+    """The pool operator wired by this test, as a study's plan would wire it."""
+    return FederatePlan(
+        "pool", "federates.lem_market", scenario.market_step_s, MARKET_OFFSET_S,
+        [Signal(PRICE_KEY, port="price_eur_per_kwh"), Signal(VOLUME_KEY, port="volume_kwh")], [], [POOL],
+        {"solver": solver}, endpoint_ports={"orders": POOL},
+        targets={"results": {name: bidder_endpoint(name) for name in BIDDERS}, "book": BOOK_TO})
+
+
+@contextmanager
+def component_under_test(federate: FederatePlan, scenario, run_dir, n_test_federates: int):
+    """Start a broker and the federate of ``federate`` (a plan of the test's own); yields the broker port."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    port = free_broker_port()
+    (run_dir / "scenario.json").write_text(scenario.to_json())
+    config = run_dir / f"{federate.name}.json"
+    content = federate_config(federate, core_init_string(scenario.broker, port), run_dir)
+    config.write_text(json.dumps(content))
+    broker = subprocess.Popen(broker_command(port, 1 + n_test_federates),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = (run_dir / f"{federate.name}.log").open("w")
+    process = subprocess.Popen(federate_command(federate.name, config), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield port
+        code = process.wait(timeout=60)
+        assert code == 0, (run_dir / f"{federate.name}.log").read_text()
+        broker.wait(timeout=30)
+    finally:
+        for p in (process, broker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        log.close()
+        release_broker_ports(port)
+
+
+def test_the_local_market_wires_the_pool_to_every_player_and_the_recorder(tmp_path):
+    scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {"participants.federates": 3}))
+    config = federate_config(next(f for f in plan(scenario) if f.name == "market"), "", tmp_path)
+    settings = config["lec_cosim"]
+    ports = settings["ports"]
+    assert settings["module"] == "federates.lem_market" and settings["solver"] == scenario.market.solver
+    assert ports["endpoints"] == {"orders": MARKET_ENDPOINT} and [e["name"] for e in config["endpoints"]] == [
+        MARKET_ENDPOINT]
+    players = all_participants(scenario)
+    assert len(players) == 61
+    assert ports["targets"] == {"results": {p: participant_endpoint(p) for p in players}, "book": RECORDER_ENDPOINT}
+    assert ports["out"] == {"price_eur_per_kwh": {"key": "lem/market/price_eur_per_kwh", "type": "double"},
+                            "volume_kwh": {"key": "lem/market/volume_kwh", "type": "double"}}
+    # every player's group sends its orders to the pool's inbox, from the player's own endpoint
+    groups = [f for f in plan(scenario) if f.name.startswith("participants_")]
+    assert len(groups) == 3
+    for group in groups:
+        group_ports = federate_config(group, "", tmp_path)["lec_cosim"]["ports"]
+        assert group_ports["targets"] == {"orders": MARKET_ENDPOINT}
+        assert group_ports["endpoints"] == {p: participant_endpoint(p) for p in group.settings["participants"]}
+
+
 EXPECTED = {  # hour -> (price, {bidder: accepted kWh})
     0: (0.10, {**{b: 1.0 for b in BUYERS}, **dict(zip(SELLERS, [20.0, 20.0, 10.0, 10.0]))}),
     1: (None, {}), 2: (None, {}), 3: (None, {}),
@@ -57,18 +141,16 @@ def test_market_clears_each_hour_and_answers_every_bidder(tmp_path, solver):
         "horizon_h": 4, "market.solver": solver, "market.chp_strategy": "truthful", "market.learned_bids_file": None})
     scenario = load_scenario(path)
     results, books, prices = {}, {}, {}
-    with federate_under_test("market", scenario, tmp_path / "run", N_FEDERATES + 1) as port:
+    with component_under_test(pool_plan(scenario, solver), scenario, tmp_path / "run", N_FEDERATES + 1) as port:
         bidders = []
         for f in range(N_FEDERATES):
             names = BIDDERS[f * PER_FEDERATE:(f + 1) * PER_FEDERATE]
             fed = TestFederate(f"bidders_{f}", port, period=SLOT_PERIOD_S, offset=ORDER_OFFSET_S,
-                               endpoints=[participant_endpoint(n) for n in names])
+                               endpoints=[bidder_endpoint(n) for n in names])
             fed.names = names
             bidders.append(fed)
         observer = TestFederate("observer", port, period=SLOT_PERIOD_S, offset=DISPATCH_OFFSET_S,
-                                endpoints=[RECORDER_ENDPOINT],
-                                subscriptions=[("lem/market/price_eur_per_kwh", "double"),
-                                               ("lem/market/volume_kwh", "double")])
+                                endpoints=[BOOK_TO], subscriptions=[(PRICE_KEY, "double"), (VOLUME_KEY, "double")])
         enter_all(*bidders, observer)
         for hour in range(4):
             T = hour * 3600.0
@@ -78,15 +160,15 @@ def test_market_clears_each_hour_and_answers_every_bidder(tmp_path, solver):
             orders = book(hour)
             for fed in bidders:
                 for name in fed.names:
-                    fed.send(participant_endpoint(name), MARKET_ENDPOINT,
+                    fed.send(bidder_endpoint(name), POOL,
                              {"period": hour, "participant": name, "orders": orders[name]})
             arrive_all(bidders, T + 0.002)  # results are read at T + 3 ms
             observer.arrive(T)
             for fed in bidders:
                 for name in fed.names:
-                    results[hour, name] = fed.receive(participant_endpoint(name))
-            books[hour] = observer.receive(RECORDER_ENDPOINT)
-            prices[hour] = (observer.value("lem/market/price_eur_per_kwh"), observer.value("lem/market/volume_kwh"))
+                    results[hour, name] = fed.receive(bidder_endpoint(name))
+            books[hour] = observer.receive(BOOK_TO)
+            prices[hour] = (observer.value(PRICE_KEY), observer.value(VOLUME_KEY))
         for fed in [*bidders, observer]:
             fed.close()
 
@@ -107,7 +189,7 @@ def test_market_clears_each_hour_and_answers_every_bidder(tmp_path, solver):
             messages = results[hour, name]
             assert len(messages) == 1, (hour, name)  # everyone is answered, bids or not
             source, reply = messages[0]
-            assert source == MARKET_ENDPOINT and reply["period"] == hour
+            assert source == POOL and reply["period"] == hour
             got = sum(o["accepted_kwh"] for o in reply["orders"])
             assert got == pytest.approx(accepted.get(name, 0.0), abs=1e-9)
             assert reply["price_eur_per_kwh"] == (None if price is None else pytest.approx(price, abs=1e-12))

@@ -16,6 +16,8 @@ from lec_cosim.lem_federation import (
     PARTICIPANT_VECTORS,
     SETTLEMENT_VECTORS,
     groups,
+    participant_endpoint,
+    plan,
 )
 from lec_cosim.models.bidding import FEED_IN_EUR_PER_KWH, chp_production_cost_eur, retail_tariff_eur_per_kwh
 from lec_cosim.models.lem_community import community_from_scenario
@@ -36,6 +38,11 @@ def test_participants_bid_settle_and_inject(tmp_path, exchange):
     scenario = load_scenario(path)
     community = community_from_scenario(scenario)
     members = groups(scenario)["participants_1"]
+    group = next(f for f in plan(scenario) if f.name == "participants_1")
+    # every key, endpoint and destination comes from its config by port name
+    assert group.endpoint_ports == {m: participant_endpoint(m) for m in members}
+    assert group.targets == {"orders": MARKET_ENDPOINT}
+    assert [s.port for s in group.publications] == list(PARTICIPANT_VECTORS + SETTLEMENT_VECTORS)
     idx = [community.names.index(m) for m in members]
     vectors = [f"lem/participants_1/{v}" for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS]
     books, seen = {}, {}

@@ -109,6 +109,13 @@ def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path, exchange):
     order_all = [m for names in members.values() for m in names]
     assert len(order_all) == 61
     recorder = next(f for f in plan(scenario) if f.name == "recorder")
+    # the generic recorder running the local market's record, which reads its inputs by port
+    assert recorder.module == "federates.recorder"
+    assert recorder.settings["record"] == "lec_cosim.results_lem:LocalMarketRecord"
+    assert recorder.endpoint_ports == {"book": RECORDER_ENDPOINT}
+    assert [s.port for s in recorder.subscriptions] == (
+        [f"{g}/{v}" for g in members for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS]
+        + [f"grid/{v}" for v in DSO_DOUBLES + DSO_COUNTS + DSO_DAY_COUNTS] + [f"market/{v}" for v in MARKET_DOUBLES])
     sub_types = {s.key: s.type for s in recorder.subscriptions}
     dso_keys = {f"lem/grid/{v}": sub_types[f"lem/grid/{v}"] for v in DSO_DOUBLES + DSO_COUNTS + DSO_DAY_COUNTS}
     block = recorder.settings["block_steps"]  # grid steps per exchange: an hour's four, or one

@@ -1,0 +1,89 @@
+"""The three-phase IEEE European LV feeder for the DSO component: a power flow at every grid step.
+
+The injections come from participant groups (settings ``groups``: group -> its players, in order),
+each publishing its players' ``load_kw``, ``load_kvar``, ``pv_kw`` and ``chp_kw`` as one vector per
+exchange, step-major over the ``block_steps`` grid steps of the exchange; the adapter reads group
+``g``'s vector ``v`` at the input port ``g/v``. It solves the exchange's grid steps in turn and
+returns the lowest and highest phase voltage, the counts of buses outside the voltage band (all
+906 and the 110 of the paper's reduced model), of angle violations and of overloaded lines and
+transformer, the active and reactive losses, the power through the transformer and the step's DN
+impact (the paper's penalty: counts + loss energies), and the distinct buses outside the band so
+far. With one grid step per exchange each is a number (the plan types the counts as integers),
+else a vector with a value per step.
+
+In its last slot it writes each bus's lowest and highest voltage and each line's and the
+transformer's peak loading over the run (``bus_voltage_extremes.csv``, ``line_loading_peaks.csv``:
+:class:`lec_cosim.models.grid_extremes.GridExtremes`) into the run folder (settings ``output_dir``):
+before the recorder's last slot, so before ``summary.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lec_cosim.models.grid_extremes import GridExtremes
+from lec_cosim.models.lem_community import community_from_scenario
+from lec_cosim.models.lem_grid import LemGrid
+
+DOUBLES = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "dn_impact", "trafo_p_kw")
+COUNTS = ("bus_violations", "bus_violations_reduced", "angle_violations", "line_overloads")
+DAY_COUNTS = ("violated_buses_so_far", "violated_buses_so_far_reduced")
+"""Distinct buses outside the voltage band since the start (all LV buses / the reduced model's)."""
+OUTPUTS = DOUBLES + COUNTS + DAY_COUNTS
+"""Its output ports: named as the fields of the grid's result (and the two running counts)."""
+INJECTIONS = ("load_kw", "load_kvar", "pv_kw", "chp_kw")
+"""What it reads of each group."""
+
+
+class IeeeFeederGrid:
+    def __init__(self, scenario, settings: dict):
+        s = scenario
+        community = community_from_scenario(s)
+        g = s.grid
+        self.grid = grid = LemGrid(
+            table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu,
+            max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
+            violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver)
+        group_members: dict[str, list[str]] = settings["groups"]
+        self.names = [m for members in group_members.values() for m in members]
+        column = {name: i for i, name in enumerate(self.names)}
+        # columns of the gathered values in the grid's own order: set_injections then takes plain arrays
+        self.hh_cols, self.pv_cols, self.chp_cols = (
+            [column[n] for n in grid_names] for grid_names in (grid.household_names, grid.prosumer_names,
+                                                               grid.chp_names))
+        self.ports = {v: [f"{group}/{v}" for group in group_members] for v in INJECTIONS}
+        self.reduced_buses = set(int(b) for b in grid.lv_buses[grid.bus_in_reduced])
+        self.violated: set[int] = set()
+        self.extremes = GridExtremes(grid)
+        self.block = int(settings.get("block_steps", 1))  # grid steps per exchange
+        self.last_slot = int(round(s.end_s / (s.grid_step_s * self.block))) - 1
+        self.output_dir = Path(settings.get("output_dir", "."))
+
+    def gather(self, inputs, vector: str) -> np.ndarray:
+        """(block, participants): each group publishes its members' values step by step."""
+        values = np.hstack([np.reshape(inputs.read(port), (self.block, -1)) for port in self.ports[vector]])
+        if values.shape[1] != len(self.names):
+            raise RuntimeError(f"{vector}: {values.shape[1]} values per step for {len(self.names)} participants")
+        return values
+
+    def step(self, k: int, t_s: float, inputs) -> dict:
+        grid, violated = self.grid, self.violated
+        load_kw, load_kvar, pv_kw, chp_kw = (self.gather(inputs, v) for v in INJECTIONS)
+        rows = []
+        for j in range(self.block):
+            grid.set_injections(load_kw=load_kw[j, self.hh_cols], load_kvar=load_kvar[j, self.hh_cols],
+                                pv_kw=pv_kw[j, self.pv_cols], chp_kw=chp_kw[j, self.chp_cols])
+            result = grid.solve()
+            self.extremes.add(result)
+            violated.update(result.violated_buses)
+            row = {name: getattr(result, name) for name in DOUBLES + COUNTS}
+            row["violated_buses_so_far"] = len(violated)
+            row["violated_buses_so_far_reduced"] = len(violated & self.reduced_buses)
+            rows.append(row)
+        if k == self.last_slot:
+            self.extremes.write(self.output_dir)
+        if self.block == 1:
+            return rows[0]
+        return {name: np.array([row[name] for row in rows], dtype=float) for name in OUTPUTS}
