@@ -1,13 +1,15 @@
 """LEC_EMS federate: one local energy community's energy-management system, in any of the three frameworks.
 
 Every hour it plans its batteries for the rest of the day (``lec_cosim.models.multi_lec_ems``)
-within the DSO's latest limits and publishes the hour's set-points; then, by framework:
+within the DSO's latest limits and publishes the hour's set-points; how it plans is its strategy
+(the config's ``ems``, chosen by the plan for the framework):
 
-* decentralised: plans alone and sends its hourly position to the market platform;
-* distributed: negotiates exchanges with its neighbours by ADMM (``LecAgent``), one iteration
-  per microsecond slot, and stops when the residuals it hears of say all agents stop;
-* p2p: sends its members their import caps and fees, clears their orders in the LEC's pool,
-  plans the community battery around their plans and sends the LEC's position to the platform.
+* ``plan_alone`` (decentralised): plans alone and sends its hourly position to the market platform;
+* ``negotiate`` (distributed): negotiates exchanges with its neighbours by ADMM (``LecAgent``), one
+  iteration per microsecond slot, and stops when the residuals it hears of say all agents stop;
+* ``run_market`` (p2p): sends its members their import caps and fees, clears their orders in the
+  LEC's pool, plans the community battery around their plans and sends the LEC's position to the
+  platform.
 
 At H + 5 ms it publishes the hour's record (plan, trades, negotiation) for the recorder.
 """
@@ -32,182 +34,219 @@ from lec_cosim.models.multi_lec_ems import (
 from lec_cosim.models.p2p import clear_lec_pool, member_caps_and_fees, member_orders
 
 
-def build(fed: Federate):
-    s = fed.scenario
-    lec = fed.settings["lec"]
-    on_platform = bool(fed.settings["on_platform"])
-    framework = s.framework
-    members = members_from_scenario(s)
-    names = members.lec_names
-    me = names.index(lec)
-    batteries = pooled_batteries(members, home_batteries=framework != "p2p")
-    soc_kwh = 0.5 * batteries.energy_kwh
-    retail, feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
-    hours = n_hours(members)
-    table = members.table
-    my_households = list(table.loc[(table["lec"] == lec) & (table["kind"] == "household"), "member"])
-    neg = s.negotiation
-    plan_offset_s, clear_offset_s = fed.settings["plan_offset_s"], fed.settings["clear_offset_s"]
-    settle_offset_s, admm_slot_s = fed.settings["settle_offset_s"], fed.settings["admm_slot_s"]
-    state = SimpleNamespace(import_limit=None, export_limit=None, record=None, agent=None, previous_import={})
+class LecEms:
+    """What every strategy shares: the LEC's batteries and tariffs, the DSO's limits, publishing the
+    hour's set-points and record, the position to the platform and its answer. A strategy adds
+    :meth:`hour_slots`: its slots of one hour before the record's (times and actions)."""
 
-    def read_limits() -> None:
-        if s.dso.limits:
-            imports = fed.read_port("import_limit_kw")
-            exports = fed.read_port("export_limit_kw")
-            if len(imports) == len(names):  # nothing before the DSO's first step
-                state.import_limit, state.export_limit = np.array(imports), np.array(exports)
+    def __init__(self, fed: Federate):
+        self.fed = fed
+        s = self.scenario = fed.scenario
+        self.lec = fed.settings["lec"]
+        self.on_platform = bool(fed.settings["on_platform"])
+        self.members = members = members_from_scenario(s)
+        self.names = members.lec_names
+        self.me = self.names.index(self.lec)
+        # who plans the home batteries: the LEC_EMS (pooled with the community battery) or each HEMS
+        self.batteries = pooled_batteries(members, home_batteries=not fed.settings["members_bid"])
+        self.soc_kwh = 0.5 * self.batteries.energy_kwh
+        self.retail, self.feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
+        self.hours = n_hours(members)
+        table = members.table
+        self.my_households = list(table.loc[(table["lec"] == self.lec) & (table["kind"] == "household"), "member"])
+        self.plan_offset_s, self.settle_offset_s = fed.settings["plan_offset_s"], fed.settings["settle_offset_s"]
+        self.import_limit = self.export_limit = self.record = None
 
-    def problem(hour: int, *, with_edges: bool, net_demand_kw=None):
-        return rest_of_day_problem(members, s, first_hour=hour, soc_kwh=soc_kwh, batteries=batteries,
-                                   net_demand_kw=net_demand_kw, import_limit_kw=state.import_limit,
-                                   export_limit_kw=state.export_limit, with_edges=with_edges, only_lec=me)
+    def slots(self):
+        for hour in range(self.hours):
+            start = hour * 3600.0
+            yield from self.hour_slots(hour, start)
+            yield start + self.settle_offset_s, lambda _, h=hour: self.settle(h)
 
-    def publish_hour(hour: int, plan: dict) -> None:
+    def hour_slots(self, hour: int, start: float):
+        raise NotImplementedError
+
+    def read_limits(self) -> None:
+        if self.scenario.dso.limits:
+            imports = self.fed.read_port("import_limit_kw")
+            exports = self.fed.read_port("export_limit_kw")
+            if len(imports) == len(self.names):  # nothing before the DSO's first step
+                self.import_limit, self.export_limit = np.array(imports), np.array(exports)
+
+    def problem(self, hour: int, *, with_edges: bool, net_demand_kw=None):
+        return rest_of_day_problem(self.members, self.scenario, first_hour=hour, soc_kwh=self.soc_kwh,
+                                   batteries=self.batteries, net_demand_kw=net_demand_kw,
+                                   import_limit_kw=self.import_limit, export_limit_kw=self.export_limit,
+                                   with_edges=with_edges, only_lec=self.me)
+
+    def publish_hour(self, hour: int, plan: dict) -> None:
         """Set-points of the hour from a plan (arrays over the remaining hours) and the record's plan part."""
+        me = self.me
         charge = float(plan["charge_kw"][0] - plan["discharge_kw"][0])
         curtail = float(plan["curtailed_kw"][0])
-        fed.publish_port("pooled_charge_kw", charge)
-        fed.publish_port("curtail_kw", curtail)
-        state.record = {
-            "hour": hour, "lec": lec, "framework": framework, "soc_start_kwh": float(soc_kwh[me]),
+        self.fed.publish_port("pooled_charge_kw", charge)
+        self.fed.publish_port("curtail_kw", curtail)
+        self.record = {
+            "hour": hour, "lec": self.lec, "framework": self.scenario.framework,
+            "soc_start_kwh": float(self.soc_kwh[me]),
             "pooled_charge_kw": charge, "curtail_kw": curtail, "planned_soc_kwh": float(plan["soc_kwh"][0]),
             "planned_import_kw": float(plan["import_kw"][0]), "planned_export_kw": float(plan["export_kw"][0]),
             "limit_excess_kw": float(plan["limit_excess_kw"][0]),
-            "import_limit_kw": None if state.import_limit is None else float(state.import_limit[me]),
-            "export_limit_kw": None if state.export_limit is None else float(state.export_limit[me]),
+            "import_limit_kw": None if self.import_limit is None else float(self.import_limit[me]),
+            "export_limit_kw": None if self.export_limit is None else float(self.export_limit[me]),
         }
         # The households run the set-point exactly within the batteries' limits, which the plan
         # respects; so the planned energy is the batteries' energy at the next hour's start.
-        soc_kwh[me] = float(plan["soc_kwh"][0])
+        self.soc_kwh[me] = float(plan["soc_kwh"][0])
 
-    def send_position(hour: int) -> None:
-        if on_platform:
-            position = state.record["planned_import_kw"] - state.record["planned_export_kw"]  # one hour: kWh
-            fed.send(fed.endpoint("ems"), fed.target("platform"), {"hour": hour, "lec": lec, "position_kwh": position})
+    def send_position(self, hour: int) -> None:
+        if self.on_platform:
+            position = self.record["planned_import_kw"] - self.record["planned_export_kw"]  # one hour: kWh
+            self.fed.send(self.fed.endpoint("ems"), self.fed.target("platform"),
+                          {"hour": hour, "lec": self.lec, "position_kwh": position})
 
-    # -- decentralised ---------------------------------------------------------------------
+    def settle(self, hour: int) -> None:
+        if self.on_platform:
+            answers = self.fed.receive(self.fed.endpoint("ems"))
+            if len(answers) != 1 or answers[0][1].get("hour") != hour:
+                raise RuntimeError(f"{self.lec}: expected one platform result for hour {hour}, got {len(answers)}")
+            self.record["platform"] = answers[0][1]
+        self.fed.publish_port("record", self.record)
 
-    def plan_alone(hour: int) -> None:
-        read_limits()
-        publish_hour(hour, solve_centralised(problem(hour, with_edges=False)).of_lec(me))
-        send_position(hour)
 
-    # -- distributed -----------------------------------------------------------------------
+class PlanAlone(LecEms):
+    """Decentralised: plans alone at H + 1 ms and sends its position to the platform."""
 
-    def start_negotiation(hour: int) -> None:
-        read_limits()
-        state.agent = LecAgent(problem(hour, with_edges=True), me, rho_eur_per_kwh2=neg.rho_eur_per_kwh2,
-                               tol_kw=neg.tol_kw, max_iterations=neg.max_iterations)
-        state.residuals = []
-        propose()
+    def hour_slots(self, hour: int, start: float):
+        yield start + self.plan_offset_s, lambda _: self.plan_alone(hour)
 
-    def propose() -> None:
-        for message in state.agent.propose():
-            fed.send(fed.endpoint("ems"), fed.target("lecs", names[message.receiver]), json.loads(message.to_json()))
+    def plan_alone(self, hour: int) -> None:
+        self.read_limits()
+        self.publish_hour(hour, solve_centralised(self.problem(hour, with_edges=False)).of_lec(self.me))
+        self.send_position(hour)
 
-    def iterate(hour: int) -> None:
-        agent = state.agent
-        heard = [ProposalMessage.from_json(json.dumps(payload)) for _, payload in fed.receive(fed.endpoint("ems"))]
+
+class Negotiate(LecEms):
+    """Distributed: ADMM with the neighbours from H + 1 ms, one iteration per ADMM slot, until all stop."""
+
+    def __init__(self, fed: Federate):
+        super().__init__(fed)
+        self.admm_slot_s = fed.settings["admm_slot_s"]
+        self.agent = None
+        self.residuals = []
+
+    def hour_slots(self, hour: int, start: float):
+        yield start + self.plan_offset_s, lambda _: self.start_negotiation(hour)
+        k = 0
+        while not self.agent.state.finished:
+            k += 1
+            yield start + self.plan_offset_s + k * self.admm_slot_s, lambda _: self.iterate(hour)
+
+    def start_negotiation(self, hour: int) -> None:
+        self.read_limits()
+        neg = self.scenario.negotiation
+        self.agent = LecAgent(self.problem(hour, with_edges=True), self.me, rho_eur_per_kwh2=neg.rho_eur_per_kwh2,
+                              tol_kw=neg.tol_kw, max_iterations=neg.max_iterations)
+        self.residuals = []
+        self.propose()
+
+    def propose(self) -> None:
+        for message in self.agent.propose():
+            self.fed.send(self.fed.endpoint("ems"), self.fed.target("lecs", self.names[message.receiver]),
+                          json.loads(message.to_json()))
+
+    def iterate(self, hour: int) -> None:
+        agent, names = self.agent, self.names
+        heard = [ProposalMessage.from_json(json.dumps(payload)) for _, payload in self.fed.receive(self.fed.endpoint("ems"))]
         agent.receive(heard)
         k = agent.state.iteration
         for e, n, _ in agent.neighbours:
             primal, dual = agent.state.residual_reports[(e, k)]
-            state.residuals.append({"iteration": k, "neighbour": names[n], "primal_residual_kw": primal,
-                                    "dual_residual_eur_per_kwh": dual})
+            self.residuals.append({"iteration": k, "neighbour": names[n], "primal_residual_kw": primal,
+                                   "dual_residual_eur_per_kwh": dual})
         if not agent.state.finished:
-            propose()
+            self.propose()
             return
-        schedule = agent.schedule()
-        publish_hour(hour, schedule)
+        self.publish_hour(hour, agent.schedule())
+        wheeling = self.scenario.negotiation.wheeling_eur_per_kwh2
         exchanges = []
         for e, n, _ in agent.neighbours:
             sent = float(agent.state.targets_kw[n][0])  # agreed kW from this LEC to n in the hour
             price = -float(agent.state.duals_eur_per_kwh[n][0])
             exchanges.append({"neighbour": names[n], "sent_kwh": sent, "price_eur_per_kwh": price,
-                              "payment_eur": -price * sent,
-                              "wheeling_eur": 0.5 * neg.wheeling_eur_per_kwh2 * sent ** 2})
-        state.record.update({"iterations": k, "converged": agent.state.converged, "exchanges": exchanges,
-                             "residuals": state.residuals})
+                              "payment_eur": -price * sent, "wheeling_eur": 0.5 * wheeling * sent ** 2})
+        self.record.update({"iterations": k, "converged": agent.state.converged, "exchanges": exchanges,
+                            "residuals": self.residuals})
 
-    def negotiation_slots(hour: int, start: float):
-        yield start + plan_offset_s, lambda _: start_negotiation(hour)
-        k = 0
-        while not state.agent.state.finished:
-            k += 1
-            yield start + plan_offset_s + k * admm_slot_s, lambda _: iterate(hour)
 
-    # -- p2p -------------------------------------------------------------------------------
+class RunMarket(LecEms):
+    """P2P: caps and fees to the members at H + 1 ms; at H + 3 ms clears their orders in the LEC's pool,
+    plans the community battery around their plans and sends the LEC's position to the platform."""
 
-    def send_caps(hour: int) -> None:
-        read_limits()
-        if state.import_limit is not None:
-            lec_limit = float(state.import_limit[me])
-        elif s.p2p.member_import_cap_kw is not None:
-            lec_limit = s.p2p.member_import_cap_kw * len(my_households)
+    def __init__(self, fed: Federate):
+        super().__init__(fed)
+        self.clear_offset_s = fed.settings["clear_offset_s"]
+        self.caps = {}
+        self.previous_import = {}
+
+    def hour_slots(self, hour: int, start: float):
+        yield start + self.plan_offset_s, lambda _: self.send_caps(hour)
+        yield start + self.clear_offset_s, lambda _: self.clear_pool(hour)
+
+    def send_caps(self, hour: int) -> None:
+        p2p = self.scenario.p2p
+        self.read_limits()
+        if self.import_limit is not None:
+            lec_limit = float(self.import_limit[self.me])
+        elif p2p.member_import_cap_kw is not None:
+            lec_limit = p2p.member_import_cap_kw * len(self.my_households)
         else:
             lec_limit = math.inf
-        caps = member_caps_and_fees(state.previous_import, my_households, lec_import_limit_kw=lec_limit,
-                                    fairness_fee_eur_per_kwh=s.p2p.fairness_fee_eur_per_kwh)
-        state.caps = caps
-        for member, (cap, fee) in caps.items():
-            fed.send(fed.endpoint("market"), fed.target("members", member), {
+        self.caps = member_caps_and_fees(self.previous_import, self.my_households, lec_import_limit_kw=lec_limit,
+                                         fairness_fee_eur_per_kwh=p2p.fairness_fee_eur_per_kwh)
+        for member, (cap, fee) in self.caps.items():
+            self.fed.send(self.fed.endpoint("market"), self.fed.target("members", member), {
                 "hour": hour, "import_cap_kw": cap, "import_fee_eur_per_kwh": fee,
-                "over_cap_fee_eur_per_kwh": s.p2p.over_cap_fee_eur_per_kwh})
+                "over_cap_fee_eur_per_kwh": p2p.over_cap_fee_eur_per_kwh})
 
-    def clear_pool(hour: int) -> None:
+    def clear_pool(self, hour: int) -> None:
+        fed, lec, homes, p2p = self.fed, self.lec, self.my_households, self.scenario.p2p
+        retail, feed_in = self.retail[hour], self.feed_in[hour]
         orders = {payload["member"]: payload for _, payload in fed.receive(fed.endpoint("market"))}
-        missing = set(my_households) - set(orders)
+        missing = set(homes) - set(orders)
         if missing or any(o["hour"] != hour for o in orders.values()):
             raise RuntimeError(f"{lec} market: hour {hour}: no order from {sorted(missing)}")
-        net_kwh = {m: orders[m]["net_kwh"] for m in my_households}
-        pool = clear_lec_pool(member_orders(net_kwh, import_price_eur_per_kwh=retail[hour],
-                                            export_price_eur_per_kwh=feed_in[hour]),
-                              import_price_eur_per_kwh=retail[hour], export_price_eur_per_kwh=feed_in[hour])
+        net_kwh = {m: orders[m]["net_kwh"] for m in homes}
+        pool = clear_lec_pool(member_orders(net_kwh, import_price_eur_per_kwh=retail, export_price_eur_per_kwh=feed_in),
+                              import_price_eur_per_kwh=retail, export_price_eur_per_kwh=feed_in)
         trades = []
-        for m in my_households:
-            cap, fee = state.caps[m]
+        for m in homes:
+            cap, fee = self.caps[m]
             result = {"hour": hour, "member": m, "net_kwh": net_kwh[m], "price_eur_per_kwh": pool.price_eur_per_kwh,
                       **{k: getattr(pool, k).get(m, 0.0) for k in
                          ("bought_kwh", "sold_kwh", "grid_import_kwh", "grid_export_kwh", "cost_eur")},
                       "import_cap_kw": cap, "import_fee_eur_per_kwh": fee}
-            result["fee_eur"] = fee * result["grid_import_kwh"] + s.p2p.over_cap_fee_eur_per_kwh * max(
+            result["fee_eur"] = fee * result["grid_import_kwh"] + p2p.over_cap_fee_eur_per_kwh * max(
                 0.0, result["grid_import_kwh"] - cap)
             trades.append(result)
             fed.send(fed.endpoint("market"), fed.target("members", m), result)
-        state.previous_import = {t["member"]: t["grid_import_kwh"] for t in trades}
+        self.previous_import = {t["member"]: t["grid_import_kwh"] for t in trades}
         # The community battery around the members' own plans for the rest of the day.
-        plans = np.sum([orders[m]["plan_kw"] for m in my_households], axis=0)
-        net = np.zeros((len(names), len(plans)))
-        net[me] = plans
-        publish_hour(hour, solve_centralised(problem(hour, with_edges=False, net_demand_kw=net)).of_lec(me))
-        state.record.update({"pool_price_eur_per_kwh": pool.price_eur_per_kwh, "pool_volume_kwh": pool.volume_kwh,
-                             "trades": trades})
-        send_position(hour)
+        plans = np.sum([orders[m]["plan_kw"] for m in homes], axis=0)
+        net = np.zeros((len(self.names), len(plans)))
+        net[self.me] = plans
+        self.publish_hour(hour, solve_centralised(self.problem(hour, with_edges=False, net_demand_kw=net)).of_lec(self.me))
+        self.record.update({"pool_price_eur_per_kwh": pool.price_eur_per_kwh, "pool_volume_kwh": pool.volume_kwh,
+                            "trades": trades})
+        self.send_position(hour)
 
-    # -- every framework -------------------------------------------------------------------
 
-    def settle(hour: int) -> None:
-        if on_platform:
-            answers = fed.receive(fed.endpoint("ems"))
-            if len(answers) != 1 or answers[0][1].get("hour") != hour:
-                raise RuntimeError(f"{lec}: expected one platform result for hour {hour}, got {len(answers)}")
-            state.record["platform"] = answers[0][1]
-        fed.publish_port("record", state.record)
+STRATEGIES = {"plan_alone": PlanAlone, "negotiate": Negotiate, "run_market": RunMarket}
+"""The LEC_EMS's strategies by the name its config gives (``ems``)."""
 
-    def slots():
-        for hour in range(hours):
-            start = hour * 3600.0
-            if framework == "distributed":
-                yield from negotiation_slots(hour, start)
-            elif framework == "decentralised":
-                yield start + plan_offset_s, lambda _, h=hour: plan_alone(h)
-            else:
-                yield start + plan_offset_s, lambda _, h=hour: send_caps(h)
-                yield start + clear_offset_s, lambda _, h=hour: clear_pool(h)
-            yield start + settle_offset_s, lambda _, h=hour: settle(h)
 
-    return SimpleNamespace(slots=slots())
+def build(fed: Federate):
+    return SimpleNamespace(slots=STRATEGIES[fed.settings["ems"]](fed).slots())
 
 
 if __name__ == "__main__":

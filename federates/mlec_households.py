@@ -34,8 +34,8 @@ def build(fed: Federate):
     members = members_from_scenario(s)
     table = members.table
     names = members.lec_names
-    p2p = s.framework == "p2p"
-    pooled = pooled_batteries(members, home_batteries=not p2p)
+    members_bid = bool(fed.settings["members_bid"])  # each HEMS plans its home battery and bids (p2p)
+    pooled = pooled_batteries(members, home_batteries=not members_bid)
     batteries = HomeBatteries(members)
     retail, feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
     load_h, pv_h = hourly_mean(members, members.load_kw), hourly_mean(members, members.pv_kw)
@@ -64,7 +64,7 @@ def build(fed: Federate):
                 "hour": hour, "member": member, "net_kwh": float(plan.net_kw[0]), "plan_kw": plan.net_kw.tolist()})
 
     def step(n: int) -> None:
-        if p2p:
+        if members_bid:
             for j in households:  # the pool's answers settle money only; the recorder has them from the LEC
                 fed.receive(fed.endpoint(table.at[j, "member"]))
         charge = pooled.split(members, lec_values("pooled_charge_kw")) + own_plan_kw
@@ -81,7 +81,7 @@ def build(fed: Federate):
         per_hour = steps_per_hour(members)
         for hour in range(n_hours(members)):
             start = hour * 3600.0
-            if p2p:
+            if members_bid:
                 yield start + fed.settings["bid_offset_s"], lambda _, h=hour: bid(h)
             for j in range(per_hour):
                 n = hour * per_hour + j

@@ -45,6 +45,7 @@ federation.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from lec_cosim.scenario import MultiLecScenario
 from lec_cosim.wiring import FederatePlan, Signal
@@ -114,6 +115,37 @@ RECORD_COLUMNS = {"members": list(HOUSEHOLD_VECTORS), "grid": list(GRID_DOUBLES 
 """The recorder's input ports by table: members' vectors, the grid's indicators, the per-LEC vectors."""
 
 
+@dataclass(frozen=True)
+class FrameworkDesign:
+    """How a framework's federation is made: who trades where, who plans what, what it records.
+
+    The one place the frameworks differ: the plan reads it and hands each federate the part it acts on.
+    """
+
+    ems: str
+    """The LEC_EMSs' strategy (``federates/mlec_ems.py``: plan_alone, negotiate, run_market)."""
+    ems_period_s: float
+    """The LEC_EMSs' period: the ADMM slot when they negotiate, else a millisecond."""
+    platform: bool
+    """The LECs (those of ``lecs.on_platform``) trade on the market platform."""
+    negotiates: bool
+    """Each LEC_EMS sends proposals to the other LECs' EMSs (target ``lecs``)."""
+    members_bid: bool
+    """Each HEMS plans its home battery and bids in its LEC's market, which its LEC_EMS runs."""
+    tables: tuple[str, ...] = ()
+    """The framework's own results tables (:class:`lec_cosim.results_mlec.MultiLecRecord`)."""
+
+
+DESIGNS = {
+    "decentralised": FrameworkDesign("plan_alone", MS_PERIOD_S, platform=True, negotiates=False, members_bid=False),
+    "distributed": FrameworkDesign("negotiate", ADMM_SLOT_S, platform=False, negotiates=True, members_bid=False,
+                                   tables=("negotiation",)),
+    "p2p": FrameworkDesign("run_market", MS_PERIOD_S, platform=True, negotiates=False, members_bid=True,
+                           tables=("p2p_trades",)),
+}
+"""Every framework's design, by the scenario's ``framework``."""
+
+
 def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     """Every federate of the framework's federation with its interface, in start order.
 
@@ -123,9 +155,9 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     member's endpoint to ``market`` (by LEC); the platform from ``platform`` to ``lecs``. A
     federate that reads alike values of several LECs calls them ``<lec>.<port>``.
     """
-    framework = scenario.framework
+    design = DESIGNS[scenario.framework]
     lecs = scenario.lec_names
-    on_platform = [lec for lec in lecs if lec in scenario.platform_lecs] if framework != "distributed" else []
+    on_platform = [lec for lec in lecs if lec in scenario.platform_lecs] if design.platform else []
     grid_pubs = ([Signal(f"mlec/grid/{v}", port=v) for v in GRID_DOUBLES]
                  + [Signal(f"mlec/grid/{v}", "integer", port=v) for v in GRID_COUNTS]
                  + [Signal(f"mlec/grid/{v}", "vector", port=v) for v in GRID_VECTORS])
@@ -133,21 +165,21 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     household_pubs = [Signal(f"mlec/households/{v}", "vector", port=v) for v in HOUSEHOLD_VECTORS]
     plans = []
     all_ems = []
-    ems_period = ADMM_SLOT_S if framework == "distributed" else MS_PERIOD_S
     for lec in lecs:
         pubs = ems_signals(lec)
         all_ems += _of(lec, pubs)
-        ports = {"ems": ems_endpoint(lec), **({"market": market_endpoint(lec)} if framework == "p2p" else {})}
+        ports = {"ems": ems_endpoint(lec), **({"market": market_endpoint(lec)} if design.members_bid else {})}
         targets = {}
         if lec in on_platform:
             targets["platform"] = PLATFORM_ENDPOINT
-        if framework == "distributed":
+        if design.negotiates:
             targets["lecs"] = {other: ems_endpoint(other) for other in lecs if other != lec}
-        if framework == "p2p":
+        if design.members_bid:
             targets["members"] = {m: member_endpoint(m) for m in HOUSEHOLDS}
-        plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", ems_period, 0.0, pubs,
+        plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", design.ems_period_s, 0.0, pubs,
                                   list(limits) if scenario.dso.limits else [], list(ports.values()),
-                                  {"lec": lec, "on_platform": lec in on_platform, **EMS_SETTINGS},
+                                  {"lec": lec, "on_platform": lec in on_platform, "ems": design.ems,
+                                   "members_bid": design.members_bid, **EMS_SETTINGS},
                                   endpoint_ports=ports, targets=targets))
     platform_record = Signal("mlec/platform/record", "string", port="record")
     if on_platform:
@@ -156,9 +188,10 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                                   endpoint_ports={"platform": PLATFORM_ENDPOINT},
                                   targets={"lecs": {lec: ems_endpoint(lec) for lec in on_platform}}))
     setpoints = [s for s in all_ems if not s.port.endswith(".record")]
-    hems_ports = {m: member_endpoint(m) for m in HOUSEHOLDS} if framework == "p2p" else {}
+    hems_ports = {m: member_endpoint(m) for m in HOUSEHOLDS} if design.members_bid else {}
     plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs,
-                              setpoints, list(hems_ports.values()), dict(HOUSEHOLDS_SETTINGS),
+                              setpoints, list(hems_ports.values()),
+                              {"members_bid": design.members_bid, **HOUSEHOLDS_SETTINGS},
                               endpoint_ports=hems_ports,
                               targets={"market": {lec: market_endpoint(lec) for lec in lecs}} if hems_ports else {}))
     plans.append(FederatePlan("dso", "federates.dso", scenario.grid_step_s, DSO_OFFSET_S, grid_pubs,
@@ -169,6 +202,7 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     plans = [dataclasses.replace(p, settings={**p.settings, "stay_for_query": True}) for p in plans]
     plans.append(FederatePlan("recorder", "federates.recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
                               [], recorder_subs, [],
-                              {"record": RECORD, "columns": RECORD_COLUMNS, "query_exchanges": True,
+                              {"record": RECORD, "columns": RECORD_COLUMNS, "tables": list(design.tables),
+                               "query_exchanges": True,
                                "federates": [p.name for p in plans]}))
     return plans

@@ -70,6 +70,8 @@ class MultiLecRecord:
         self.scenario = scenario
         self.members = members if members is not None else members_from_scenario(scenario)
         self.columns: dict[str, list[str]] = settings.get("columns", {})
+        self.tables: list[str] = settings.get("tables", [])
+        """The framework's own tables: ``negotiation`` (and its residuals), ``p2p_trades``."""
         self.member_rows: dict[str, list] = defaultdict(list)
         self.grid_rows: list[dict] = []
         self.lec_rows: list[dict] = []
@@ -220,11 +222,11 @@ class MultiLecRecord:
         tables = {"members.csv": members, "grid.csv": grid, "lecs.csv": lecs, "settlement.csv": settlement,
                   "exchanges.csv": exchanges}
         negotiation = residuals = None
-        if s.framework == "distributed":
+        if "negotiation" in self.tables:
             negotiation, residuals = self.negotiation_tables()
             tables["negotiation.csv"] = negotiation
             tables["negotiation_residuals.csv"] = residuals
-        if s.framework == "p2p":
+        if "p2p_trades" in self.tables:
             tables["p2p_trades.csv"] = self.p2p_table()
         for name, frame in tables.items():
             _write_csv(frame, out / name)

@@ -53,6 +53,12 @@ def test_every_port_a_program_uses_is_in_its_config_and_every_target_is_an_endpo
     assert set(ems["ports"]["out"]) == {"pooled_charge_kw", "curtail_kw", "record"}
     assert set(ems["ports"]["in"]) == {"import_limit_kw", "export_limit_kw"}
     assert {"plan_offset_s", "clear_offset_s", "settle_offset_s", "admm_slot_s"} <= set(ems)
+    # the framework's design, the one place the frameworks differ: the strategy and who bids
+    strategy = {"decentralised": "plan_alone", "distributed": "negotiate", "p2p": "run_market"}[framework]
+    assert ems["ems"] == strategy and ems["members_bid"] == feds["households"]["lec_cosim"]["members_bid"]
+    assert ems["members_bid"] == (framework == "p2p")
+    assert feds["recorder"]["lec_cosim"]["tables"] == {"decentralised": [], "distributed": ["negotiation"],
+                                                       "p2p": ["p2p_trades"]}[framework]
     expected_targets = {"decentralised": {"platform"}, "distributed": {"lecs"}, "p2p": {"platform", "members"}}
     assert set(ems["ports"].get("targets", {})) == expected_targets[framework]
     assert set(ems["ports"]["endpoints"]) == ({"ems", "market"} if framework == "p2p" else {"ems"})
@@ -110,3 +116,11 @@ def test_programs_use_only_ports_their_configs_have():
                     known |= set(c[federate]["lec_cosim"]["ports"].get(side, {}))
         known |= {"import_limit_kw", "export_limit_kw"}  # in ports with the DSO loop on
         assert used <= known, (program, used - known)
+
+
+def test_every_design_names_a_strategy_of_the_ems_program():
+    from federates.mlec_ems import STRATEGIES
+    from lec_cosim.multi_lec_federation import DESIGNS
+
+    assert set(DESIGNS) == set(FRAMEWORKS)
+    assert {d.ems for d in DESIGNS.values()} == set(STRATEGIES)
