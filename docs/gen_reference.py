@@ -255,8 +255,8 @@ def _section(kind: str, model, path: str, heading: str) -> list[str]:
 def schema_page() -> str:
     import lec_cosim.scenario as scenario
 
-    lines = [_notice("the pydantic models of lec_cosim/scenario.py") + "# Scenario schema", "",
-             "Every field a scenario file may give, as `lec_cosim/scenario.py` validates it: its type, its default "
+    lines = [_notice("the pydantic models of lec_cosim/schema/") + "# Scenario schema", "",
+             "Every field a scenario file may give, as `lec_cosim/schema/` validates it: its type, its default "
              "(`required`: the file must give it), its bounds and what it means. A section with every field "
              "defaulted may be left out. Unknown fields are errors, and so are values of the wrong type (a boolean "
              "or a quoted number where a number belongs), `inf`/`nan` and values past their bounds; checks across "
@@ -321,7 +321,9 @@ def _summary(path: Path) -> str:
 
 def layout_page() -> str:
     lines = [_notice("the module docstrings of lec_cosim/ and federates/") + LAYOUT]
-    for folder in ("lec_cosim", "lec_cosim/models", "federates"):
+    folders = ["lec_cosim", *sorted(p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "lec_cosim").glob("*/__init__.py")),
+               "federates"]
+    for folder in folders:
         lines += ["", f"## `{folder}/`", "", "| module | what it is |", "|---|---|"]
         lines += [f"| `{path.name}` | {_summary(path)} |" for path in sorted((ROOT / folder).glob("*.py"))
                   if path.name != "__init__.py" or _summary(path)]

@@ -1,0 +1,231 @@
+"""The community battery's scenario: households, PV, the battery, the LEC's grid, prices and the LEC_EMS."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from lec_cosim.schema.base import (  # noqa: F401
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    BrokerConfig,
+    CalendarDay,
+    CalendarTime,
+    FederationConfig,
+    FilePath,
+    OutputsConfig,
+    ScenarioError,
+    _EUR_PER_KWH,
+    _plausible,
+    _ScenarioBase,
+    _source_and_outputs,
+    _Strict,
+    _unique,
+    _validate,
+    _VoltageBand,
+)
+
+
+class Resolution(_Strict):
+    """Step of each layer in minutes."""
+
+    market_min: int = Field(60, gt=0)
+    ems_min: int = Field(60, gt=0)
+    grid_min: int = Field(15, gt=0)
+
+
+class PVConfig(_Strict):
+    kwp_per_household: float = Field(ge=0)
+    _kwp = field_validator("kwp_per_household")(_plausible(0.0, 100.0, "kWp", " for one household"))
+    profile_file: FilePath
+    profile: str = "PV1"
+
+
+class HouseholdsConfig(_Strict):
+    count: int = Field(gt=0, le=100_000)
+    load_profile_file: FilePath
+    load_profiles: list[str] = Field(min_length=1)
+    _unique_profiles = field_validator("load_profiles")(_unique)
+    annual_consumption_kwh: float = Field(gt=0)
+    _kwh = field_validator("annual_consumption_kwh")(
+        _plausible(50.0, 200000.0, "kWh a year", " for one household; is it in MWh?"))
+    power_factor: float = Field(0.97, ge=0.5, le=1, description="of the households' load (inductive)")
+    pv: Optional[PVConfig] = None
+
+
+class BatteryConfig(_Strict):
+    capacity_mwh: float = Field(gt=0, le=1000, description="energy capacity; a community battery holds MWh, not GWh")
+    power_mw: float = Field(gt=0, le=1000)
+    efficiency: float = Field(gt=0, le=1, description="round-trip efficiency; one way is its square root")
+    soc_initial: float = Field(0.5, ge=0, le=1, description="fraction of capacity at start and end of each day")
+    soc_min: float = Field(0.0, ge=0, lt=1, strict=True, description="lowest state of charge, fraction of capacity")
+    soc_max: float = Field(1.0, gt=0, le=1, strict=True, description="highest state of charge, fraction of capacity")
+
+    @model_validator(mode="after")
+    def _soc_window(self):
+        if self.soc_min >= self.soc_max:
+            raise ValueError("soc_min must be below soc_max")
+        if not self.soc_min <= self.soc_initial <= self.soc_max:
+            raise ValueError(f"soc_initial {self.soc_initial:g} lies outside soc_min..soc_max "
+                             f"({self.soc_min:g}..{self.soc_max:g})")
+        return self
+
+
+class LineConfig(_Strict):
+    length_km: float = Field(gt=0)
+    r_ohm_per_km: float = Field(ge=0)
+    x_ohm_per_km: float = Field(ge=0)
+    c_nf_per_km: float = Field(0.0, ge=0)
+    max_i_ka: float = Field(gt=0)
+
+
+class TransformerConfig(_Strict):
+    sn_mva: float = Field(gt=0)
+    vn_hv_kv: float = Field(gt=0)
+    vn_lv_kv: float = Field(gt=0)
+    vk_percent: float = Field(gt=0)
+    vkr_percent: float = Field(ge=0)
+    pfe_kw: float = Field(0.0, ge=0)
+    i0_percent: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _resistive_part(self) -> "TransformerConfig":
+        # vk is the short-circuit impedance, vkr its resistive part: a larger part has no reactance (a
+        # negative square root; the power flow divided by zero)
+        if self.vkr_percent >= self.vk_percent:
+            raise ValueError(f"vkr_percent: {self.vkr_percent:g} % must be below vk_percent ({self.vk_percent:g} %), "
+                             "of which it is the resistive part")
+        return self
+
+
+class GridConfig(_VoltageBand):
+    solver: Literal["pandapower", "power-grid-model"] = Field(
+        "pandapower", description="balanced power-flow backend: pandapower (with its lightsim2grid Newton-Raphson, "
+        "~0.07 ms a step here) or power-grid-model (~0.3 ms; the same results to ~1e-9 pu)")
+    ext_grid_vm_pu: float = Field(1.0, gt=0.5, lt=1.5)
+    vm_min_pu: float = Field(0.9, gt=0, description="voltage band; EN 50160: 0.9-1.1 pu")
+    vm_max_pu: float = Field(1.1, gt=0)
+    max_loading_percent: float = Field(100.0, gt=0, description="line and transformer rating")
+    import_limit_mw: Optional[float] = Field(None, gt=0, strict=True, description=(
+        "limit on the LEC's net import at the LV busbar (load - PV + battery; the transformer's and the MV "
+        "line's losses not included): the EMS keeps its plan at or below it (a hard LP constraint; a scenario "
+        "the battery cannot keep below it is refused)"))
+    mv_line: LineConfig
+    transformer: TransformerConfig
+
+
+    @model_validator(mode="after")
+    def _band(self) -> "GridConfig":
+        if self.vm_min_pu >= self.vm_max_pu:
+            raise ValueError("vm_min_pu must be below vm_max_pu")
+        return self
+
+
+class MarketConfig(_Strict):
+    price_file: FilePath
+    currency: str = "EUR"
+    price_unit: Literal["EUR/MWh"] = "EUR/MWh"
+    feed_in_tariff: Optional[float] = Field(
+        None, description="export price in currency/MWh; null credits exports at the spot price"
+    )
+
+    @field_validator("feed_in_tariff")
+    @classmethod
+    def _per_mwh(cls, value):
+        # the price file's check: a tariff in EUR/kWh read as EUR/MWh would scale every export credit by 1/1000
+        if value is not None and (abs(value) > 5000.0 or 0.0 < abs(value) < 1.0):
+            raise ValueError(f"{value:g} currency/MWh is implausible (expected 0 or 1 to 5000 "
+                             "currency/MWh); is it in EUR/kWh?")
+        return value
+
+
+class EMSConfig(_Strict):
+    objective: Literal["min_cost", "min_import"]
+    solver: Literal["glpk", "highs"] = "glpk"
+    throughput_penalty: float = Field(
+        1e-6, ge=0, description="tie-breaker per MWh charged or discharged; removes idle cycling"
+    )
+
+
+class Scenario(_ScenarioBase):
+    """A community battery behind the LEC's transformer, planned against day-ahead prices."""
+
+    kind: Literal["community_battery"] = Field(description="the study: a community battery (see KINDS)")
+    name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
+    description: str = ""
+    lec_name: str = Field("lec1", pattern=r"^[A-Za-z0-9_]+$")
+    start: CalendarTime
+    horizon_h: float = Field(gt=0)
+    resolution: Resolution = Resolution()
+    framework: Literal["decentralised"] = "decentralised"
+    households: HouseholdsConfig
+    battery: BatteryConfig
+    grid: GridConfig
+    market: MarketConfig
+    ems: EMSConfig
+    outputs: OutputsConfig = OutputsConfig()
+    broker: BrokerConfig = BrokerConfig()
+    federation: FederationConfig = FederationConfig()
+    source_file: Optional[FilePath] = Field(None, exclude=True)
+
+    @field_validator("start")
+    @classmethod
+    def _naive_start(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is not None:
+            raise ValueError("give local standard time without a UTC offset")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent_steps(self) -> "Scenario":
+        res = self.resolution
+        day_min = 24 * 60
+        for field in ("market_min", "ems_min", "grid_min"):
+            if day_min % getattr(res, field):
+                raise ValueError(f"resolution.{field}: must divide a day (1440 min)")
+        if res.ems_min % res.grid_min:
+            raise ValueError("resolution.ems_min: must be a multiple of resolution.grid_min")
+        horizon_min = self.horizon_h * 60
+        if abs(horizon_min / res.ems_min - round(horizon_min / res.ems_min)) > 1e-9:
+            raise ValueError("horizon_h: must be a whole number of EMS steps")
+        if abs(horizon_min / res.market_min - round(horizon_min / res.market_min)) > 1e-9:
+            # the market publishes each day's prices at its steps: a last part-step would have none
+            raise ValueError("horizon_h: must be a whole number of market steps")
+        if round(horizon_min / max(res.ems_min, res.market_min)) < 1:
+            raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one EMS and market step")
+        return self
+
+    @property
+    def ems_step_s(self) -> int:
+        return self.resolution.ems_min * 60
+
+
+def read(data: dict, source: Path) -> Scenario:
+    scenario = _validate(Scenario, data, source)
+    base = source.parent
+    hh = scenario.households
+    updates = {
+        "households": hh.model_copy(
+            update={
+                "load_profile_file": (base / hh.load_profile_file).resolve(),
+                "pv": hh.pv.model_copy(update={"profile_file": (base / hh.pv.profile_file).resolve()})
+                if hh.pv
+                else None,
+            }
+        ),
+        "market": scenario.market.model_copy(
+            update={"price_file": (base / scenario.market.price_file).resolve()}
+        ),
+        **_source_and_outputs(scenario, source),
+    }
+    scenario = scenario.model_copy(update=updates)
+    for field, path in (
+        ("households.load_profile_file", scenario.households.load_profile_file),
+        ("households.pv.profile_file", scenario.households.pv.profile_file if scenario.households.pv else None),
+        ("market.price_file", scenario.market.price_file),
+    ):
+        if path is not None and not path.is_file():
+            raise ScenarioError(f"{source}: {field}: file not found: {path}")
+    return scenario

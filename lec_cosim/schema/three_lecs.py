@@ -1,0 +1,155 @@
+"""The three-LEC scenario: LECs on the IEEE feeder under one framework, their tariffs, platform, negotiation,
+p2p markets and the DSO's limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from lec_cosim.schema.base import (  # noqa: F401
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    BrokerConfig,
+    CalendarDay,
+    CalendarTime,
+    FederationConfig,
+    FilePath,
+    OutputsConfig,
+    ScenarioError,
+    _EUR_PER_KWH,
+    _plausible,
+    _ScenarioBase,
+    _source_and_outputs,
+    _Strict,
+    _unique,
+    _validate,
+    _VoltageBand,
+)
+from lec_cosim.schema.ieee_feeder import FeederConfig, LemResolution, PVSizingConfig, _ieee_feeder_and_pv  # noqa: F401
+from lec_cosim.schema.local_market import LemScenario
+
+
+FRAMEWORKS = ("decentralised", "distributed", "p2p")
+"""The frameworks of a multi-LEC scenario (the ``Literal`` of ``MultiLecScenario.framework``)."""
+
+
+class LecsConfig(_Strict):
+    count: int = Field(3, ge=2, le=5, description="LECs the 55 households are split into along the feeder's branches")
+    home_battery_kwh: float = Field(10.0, ge=0)
+    home_battery_kw: float = Field(5.0, ge=0)
+    community_battery_hours: float = Field(2.0, ge=0, description="community battery energy in hours of its LEC's "
+                                           "mean load; its power is that mean load")
+    battery_efficiency: float = Field(0.95, gt=0, le=1, description="round trip")
+    neighbour_max_distance_m: float = Field(50.0, gt=0, description="LECs whose households come this close along "
+                                            "the feeder are neighbours")
+    on_platform: Optional[list[str]] = Field(
+        None, description="decentralised and p2p: LECs that join the market platform (default all); the others "
+        "trade with the grid only")
+    _unique_lecs = field_validator("on_platform")(_unique)
+
+
+class TariffConfig(_Strict):
+    scheme: Literal["plain", "bihourly"] = "bihourly"
+    feed_in_eur_per_kwh: float = Field(0.045, ge=0)
+    _feed_in = field_validator("feed_in_eur_per_kwh")(_EUR_PER_KWH)
+
+
+class PlatformConfig(_Strict):
+    wheeling_fee_eur_per_kwh: float = Field(0.005, ge=0, description="added to the sellers' offers between LECs")
+    _fee = field_validator("wheeling_fee_eur_per_kwh")(_EUR_PER_KWH)
+
+
+class NegotiationConfig(_Strict):
+    wheeling_eur_per_kwh2: float = Field(1e-3, gt=0, description="quadratic cost of an exchange between neighbours")
+    edge_capacity_kw: float = Field(100.0, gt=0)
+    rho_eur_per_kwh2: Optional[float] = Field(None, gt=0, description="ADMM penalty; default 3 x wheeling")
+    tol_kw: float = Field(0.01, gt=0, description="primal residual tolerance")
+    max_iterations: int = Field(300, ge=1, le=900, description="iteration cap per market period")
+
+
+class P2PConfig(_Strict):
+    fairness_fee_eur_per_kwh: float = Field(0.02, ge=0, description="import fee on the previous period's largest "
+                                            "importer of each LEC (Moret and Pinson 2018)")
+    over_cap_fee_eur_per_kwh: float = Field(0.10, ge=0, description="paid on a member's import above its cap")
+    _fees = field_validator("fairness_fee_eur_per_kwh", "over_cap_fee_eur_per_kwh")(_EUR_PER_KWH)
+    member_import_cap_kw: Optional[float] = Field(None, gt=0, description="import cap of every member without a "
+                                                  "DSO limit (null: none)")
+
+
+class DsoConfig(_VoltageBand):
+    limits: bool = Field(False, description="the DSO publishes per-LEC import and export limits from its power "
+                         "flow, which the EMSs respect in the next market period")
+    vm_min_pu: float = Field(0.9, gt=0)
+    vm_max_pu: float = Field(1.1, gt=0)
+    max_loading_percent: float = Field(100.0, gt=0)
+    margin_pu: float = Field(0.005, ge=0, description="kept inside the band by the limits")
+    limit_penalty_eur_per_kwh: float = Field(0.5, gt=0, description="EMS cost of a kWh beyond a DSO limit "
+                                             "(soft limits: a plan stays feasible)")
+    solver: Literal["power-grid-model", "pandapower"] = Field(
+        "power-grid-model", description="three-phase power-flow backend (the results agree within ~1e-7 pu)")
+
+    @model_validator(mode="after")
+    def _margin_inside_band(self) -> "DsoConfig":
+        half = (self.vm_max_pu - self.vm_min_pu) / 2
+        if self.margin_pu >= half:
+            raise ValueError(f"margin_pu: {self.margin_pu:g} pu leaves no band: it must be below half the band "
+                             f"{self.vm_min_pu:g}-{self.vm_max_pu:g} pu ({half:g} pu)")
+        return self
+
+
+class MultiLecScenario(_ScenarioBase):
+    """Three (or N) LECs on the IEEE European LV feeder under one of three frameworks (Rana et al. 2022)."""
+
+    kind: Literal["three_lecs"] = Field(description="the study: several LECs under one framework (see KINDS)")
+    name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
+    description: str = ""
+    framework: Literal["decentralised", "distributed", "p2p"]
+    start: CalendarTime = Field(description="day of the PV data (2016); the IEEE loads are one typical day")
+    horizon_h: float = Field(24.0, gt=0, le=24)
+    resolution: LemResolution = LemResolution()
+    feeder: FeederConfig
+    pv: PVSizingConfig
+    lecs: LecsConfig = LecsConfig()
+    tariff: TariffConfig = TariffConfig()
+    platform: PlatformConfig = PlatformConfig()
+    negotiation: NegotiationConfig = NegotiationConfig()
+    p2p: P2PConfig = P2PConfig()
+    dso: DsoConfig = DsoConfig()
+    outputs: OutputsConfig = OutputsConfig()
+    broker: BrokerConfig = BrokerConfig()
+    federation: FederationConfig = FederationConfig()
+    source_file: Optional[FilePath] = Field(None, exclude=True)
+
+    _midnight = field_validator("start")(LemScenario._midnight.__func__)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MultiLecScenario":
+        res = self.resolution
+        if 60 % res.grid_min:
+            raise ValueError("resolution.grid_min: must divide an hour (the PV data are 15-min, loads 1-min)")
+        if abs(self.horizon_h - round(self.horizon_h)) > 1e-9:
+            raise ValueError("horizon_h: must be a whole number of hours")
+        if round(self.horizon_h) < 1:
+            raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one hour")
+        return self
+
+    @property
+    def lec_names(self) -> list[str]:
+        return [f"lec{k + 1}" for k in range(self.lecs.count)]
+
+    @property
+    def platform_lecs(self) -> list[str]:
+        """LECs on the market platform (decentralised and p2p)."""
+        return self.lec_names if self.lecs.on_platform is None else list(self.lecs.on_platform)
+
+
+def read(data: dict, source: Path) -> MultiLecScenario:
+    scenario = _validate(MultiLecScenario, data, source)
+    unknown = sorted(set(scenario.platform_lecs) - set(scenario.lec_names))
+    if unknown:
+        raise ScenarioError(f"{source}: lecs.on_platform: unknown LEC {unknown[0]!r}; the LECs are "
+                            f"{', '.join(scenario.lec_names)}")
+    feeder, pv = _ieee_feeder_and_pv(scenario, scenario.pv, "pv.profile_file", source)
+    return scenario.model_copy(update={"feeder": feeder, "pv": pv, **_source_and_outputs(scenario, source)})
