@@ -1,0 +1,171 @@
+"""The LEC's P2P pool: the members' orders for one period and their uniform-price clearing.
+
+A member with a positive net energy bids for it at the import (retail) price, a member with a
+surplus offers it at the export (feed-in) price: the prices at which the grid would otherwise
+serve them. The pool is a uniform-price double auction
+(:func:`lec_cosim.models.auction.clear_double_auction`, merit-order path). What it does not match
+the LEC buys or sells upstream for the member; the LEC's residual is ``lec_net_kwh``. Separate from
+the home plan (the members' decisions) and the inter-LEC platform (which reuses these orders).
+
+Prices of the two auctions
+--------------------------
+With every bid at the import price and every offer at the export price the book has one step on
+each side, and the midpoint rule of :mod:`lec_cosim.models.auction` gives
+
+* demand > supply: the import price (every offer is accepted, the first bid not fully accepted
+  sets the lower end of the price interval, so the interval is the single point [import, import]);
+* supply > demand: the export price (symmetrically);
+* demand = supply (to the auction's relative tolerance 1e-9): the midpoint
+  (import + export) / 2, e.g. (0.158 + 0.045) / 2 = 0.1015 EUR/kWh.
+
+So the pool shares the gain of local trade equally only when it is exactly balanced; otherwise the
+short side keeps the whole gain (buyers pay what the grid would charge them, or sellers receive
+what the grid would pay them). On the platform the offers are at export + wheeling fee, so the
+same holds with that price in place of the export price.
+
+The market period is one hour, so kW and kWh per period are the same numbers in the pool and on
+the platform. No HELICS here: plain Python, NumPy and SciPy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from lec_cosim.models.auction import ClearingResult, Order, clear_double_auction
+
+
+def _price(value, name: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def member_orders(
+    net_kwh: Mapping[str, float],
+    *,
+    import_price_eur_per_kwh: float,
+    export_price_eur_per_kwh: float,
+) -> list[Order]:
+    """The members' orders to the LEC's P2P pool for one period.
+
+    Parameters
+    ----------
+    net_kwh : mapping of str to float
+        Every member's net energy of the period, kWh (positive: needs energy, negative: surplus).
+    import_price_eur_per_kwh, export_price_eur_per_kwh : float
+        A member with a need bids for all of it at the import price (the most it would pay: the
+        grid serves it at that price); a member with a surplus offers all of it at the export
+        price (the least it would accept: the grid buys it at that price).
+
+    Returns
+    -------
+    list of Order
+        One order per member with a non-zero net, in the mapping's order; none for a zero net.
+    """
+    p_imp = _price(import_price_eur_per_kwh, "import_price_eur_per_kwh")
+    p_exp = _price(export_price_eur_per_kwh, "export_price_eur_per_kwh")
+    orders = []
+    for member, net in net_kwh.items():
+        net = _price(net, f"net_kwh[{member!r}]")
+        if net > 0:
+            orders.append(Order(member, "buy", p_imp, net))
+        elif net < 0:
+            orders.append(Order(member, "sell", p_exp, -net))
+    return orders
+
+
+def _split(orders: Sequence[Order], result: ClearingResult):
+    """Per participant: matched bought and sold kWh, unmatched buy and sell kWh (order of appearance)."""
+    names = list(dict.fromkeys(o.participant for o in orders))
+    bought, sold, short, long_ = ({name: 0.0 for name in names} for _ in range(4))
+    for order, accepted in zip(orders, result.accepted_kwh):
+        accepted = min(float(accepted), order.quantity_kwh)
+        rest = order.quantity_kwh - accepted
+        if order.side == "buy":
+            bought[order.participant] += accepted
+            short[order.participant] += rest
+        else:
+            sold[order.participant] += accepted
+            long_[order.participant] += rest
+    return bought, sold, short, long_
+
+
+@dataclass(frozen=True, eq=False)
+class PoolResult:
+    """Outcome of the LEC's P2P pool for one period. Per-member dicts are keyed by member name.
+
+    Attributes
+    ----------
+    price_eur_per_kwh : float or None
+        The pool's uniform price, ``None`` when nothing trades (module docstring for its value).
+    volume_kwh : float
+        Energy traded between members, kWh.
+    bought_kwh, sold_kwh : dict of str to float
+        Energy each member bought from / sold to the other members in the pool, kWh.
+    grid_import_kwh, grid_export_kwh : dict of str to float
+        The unmatched rest of each member's bid / offer, which the LEC buys / sells upstream for
+        the member, kWh.
+    cost_eur : dict of str to float
+        Each member's bill for the period: pool price x (bought - sold) + import price x grid
+        import - export price x grid export, EUR (negative: income).
+    lec_net_kwh : float
+        The LEC's residual: total unmatched buy - total unmatched sell, kWh (one of the two is 0
+        when every bid is priced above every offer).
+    """
+
+    price_eur_per_kwh: float | None
+    volume_kwh: float
+    bought_kwh: dict[str, float]
+    sold_kwh: dict[str, float]
+    grid_import_kwh: dict[str, float]
+    grid_export_kwh: dict[str, float]
+    cost_eur: dict[str, float]
+    lec_net_kwh: float
+
+
+def clear_lec_pool(
+    orders: Sequence[Order],
+    *,
+    import_price_eur_per_kwh: float,
+    export_price_eur_per_kwh: float,
+) -> PoolResult:
+    """Clear the LEC's P2P pool for one period (merit-order double auction).
+
+    Parameters
+    ----------
+    orders : sequence of Order
+        The members' orders, usually from :func:`member_orders`.
+    import_price_eur_per_kwh, export_price_eur_per_kwh : float
+        Prices at which the LEC buys the unmatched need and sells the unmatched surplus upstream
+        for the members (they enter the members' bills, not the clearing).
+
+    Returns
+    -------
+    PoolResult
+        With buyers at the import and sellers at the export price the pool price is the import
+        price when demand exceeds supply, the export price when supply exceeds demand, and their
+        midpoint when the two are equal (module docstring).
+    """
+    orders = list(orders)
+    p_imp = _price(import_price_eur_per_kwh, "import_price_eur_per_kwh")
+    p_exp = _price(export_price_eur_per_kwh, "export_price_eur_per_kwh")
+    result = clear_double_auction(orders, solver="merit_order")
+    bought, sold, grid_import, grid_export = _split(orders, result)
+    price = result.price_eur_per_kwh
+    pool_price = 0.0 if price is None else price
+    cost = {
+        m: pool_price * (bought[m] - sold[m]) + p_imp * grid_import[m] - p_exp * grid_export[m] for m in bought
+    }
+    return PoolResult(
+        price_eur_per_kwh=price,
+        volume_kwh=float(result.volume_kwh),
+        bought_kwh=bought,
+        sold_kwh=sold,
+        grid_import_kwh=grid_import,
+        grid_export_kwh=grid_export,
+        cost_eur=cost,
+        lec_net_kwh=float(sum(grid_import.values()) - sum(grid_export.values())),
+    )
