@@ -1,0 +1,172 @@
+"""Indicators of one three-phase grid state of the local market: limits, LemGridResult and the DN impact.
+
+What one power flow of the feeder is judged by: the voltage band, the angle band and the thermal
+limit, the counts and losses of :class:`LemGridResult`, and :func:`dn_impact`, the
+distribution-network term of Lezama, Faia and Vale ("Bidding in Local Electricity Markets
+Considering Low Voltage Grid Constraints"). Both the exact grid (:class:`~lec_cosim.models.
+three_phase_feeder.LemGrid`, the DSO's power flow) and the learner's surrogate
+(:class:`~lec_cosim.models.linear_dn_impact.LinearDnImpactModel`) report in these terms, so they
+live in a module of their own that both import.
+
+Indicators of one state (:class:`LemGridResult`)
+------------------------------------------------
+* ``bus_violations``: LV buses (IEEE buses 1..906) with any phase-to-neutral voltage outside
+  [``vm_min_pu``, ``vm_max_pu``] (EN 50160: 0.9-1.1 pu; pu of 416 V/sqrt(3)). ``bus_violations_reduced``
+  counts only the 110 buses of the reduced model
+  (:func:`~lec_cosim.models.lem_participants.reduced_bus_numbering`), the kind of model the paper
+  counts on.
+* ``angle_violations``: LV buses where the angle of any phase voltage deviates from the same phase's
+  angle at the transformer LV bus 1 by more than ``va_max_deviation_degree`` (default 5 deg). The paper
+  counts "angle violations" without defining them; the reference (the feeder head, so the transformer
+  phase shift drops out) and the 5 deg band are choices of this module. On this feeder the largest
+  deviation found is ~1.3 deg (evening peak, all CHPs on), so with 5 deg the count is always 0.
+* ``line_overloads``: feeder line sections with any phase current above ``max_loading_percent`` of the
+  line code's rating, plus 1 if the transformer is overloaded: its loading is the largest phase current
+  on either side over the rated current of that side (800 kVA: 1.110 kA at 416 V, 42.0 A at 11 kV;
+  pandapower's own ``loading_percent`` of ``res_trafo_3ph`` uses the HV side only). The IEEE feeder
+  splits cables into many short sections (905 lines), so one overloaded cable counts once per
+  section; ``line_overloads_reduced`` counts the 109 equivalent lines of the reduced model (a reduced
+  line is overloaded if any of its sections is) plus the transformer.
+* ``p_loss_kw``, ``q_loss_kvar``: losses of the 905 feeder lines and the transformer (sums of
+  pandapower's per-phase ``pl``/``ql``; a single phase's value can be negative through the mutual
+  coupling, only the sum is a loss).
+* ``trafo_p_kw``: active power through the transformer, positive from 11 kV into the feeder.
+* ``dn_impact`` of the step, :func:`dn_impact`: violations + overloads + loss energies of the step
+  (``p_loss_kw * step_h`` kWh and ``q_loss_kvar * step_h`` kvarh), with the counts of the full feeder
+  or of the reduced model (``violation_model``). The same function is used by the learner's surrogate
+  and by the DSO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+VM_MIN_PU = 0.9
+"""Lower voltage limit, pu (EN 50160: -10 % of the nominal voltage)."""
+VM_MAX_PU = 1.1
+"""Upper voltage limit, pu (EN 50160: +10 %)."""
+MAX_LOADING_PERCENT = 100.0
+"""Thermal limit of lines and transformer, % of the rating."""
+VA_MAX_DEVIATION_DEGREE = 5.0
+"""Largest allowed deviation of a phase angle from the same phase at the feeder head, degrees (a choice)."""
+VIOLATION_MODELS = ("full", "reduced")
+
+
+def dn_impact(bus_violations, angle_violations, line_overloads, p_loss_kwh, q_loss_kvarh, step_h=1.0):
+    """Distribution-network impact of one step (the paper's DN term of the CHP fitness).
+
+    ``step_h * (bus_violations + angle_violations + line_overloads) + p_loss_kwh + q_loss_kvarh``:
+    counts of the step weighted by the step length in hours (so a violation lasting an hour counts
+    1 at any grid resolution; with the paper's hourly steps the weight is 1) plus the active and
+    reactive loss energies of the step (loss power times the step length in hours). Summed over the
+    steps of a day it is the day's DN impact. Used alike by
+    :class:`LemGrid` (the DSO's power flow) and :class:`LinearDnImpactModel` (the learner).
+
+    Parameters
+    ----------
+    bus_violations, angle_violations, line_overloads : int or array_like
+        Counts of the step.
+    p_loss_kwh, q_loss_kvarh : float or array_like
+        Loss energies of the step, kWh and kvarh.
+
+    Returns
+    -------
+    float or numpy.ndarray
+    """
+    return step_h * (bus_violations + angle_violations + line_overloads) + p_loss_kwh + q_loss_kvarh
+
+
+@dataclass(frozen=True, eq=False)
+class LemGridResult:
+    """Grid indicators of one three-phase power flow of :class:`LemGrid`.
+
+    Attributes
+    ----------
+    vm_min_pu, vm_max_pu : float
+        Lowest and highest phase voltage over the LV buses 1..906 and their three phases, pu.
+    bus_violations, bus_violations_reduced : int
+        LV buses with any phase voltage outside the band; all 906 / the 110 of the reduced model.
+    angle_violations, angle_violations_reduced : int
+        LV buses with any phase angle deviating from the same phase at bus 1 by more than the limit.
+    line_overloads, line_overloads_reduced : int
+        Overloaded feeder line sections (of 905) / reduced-model lines (of 109), each plus 1 for an
+        overloaded transformer.
+    max_line_loading_percent : float
+        Highest phase current of any feeder line in % of its rating.
+    trafo_loading_percent : float
+        Highest phase current of the transformer in % of the rated current of its side.
+    p_loss_kw, q_loss_kvar : float
+        Losses of the feeder lines and the transformer (not of the source impedance).
+    trafo_p_kw, trafo_q_kvar : float
+        Power through the transformer, positive from the 11 kV side into the feeder.
+    step_h : float
+        Step length the loss energies of ``dn_impact`` refer to, hours.
+    violation_model : {"full", "reduced"}
+        Which counts enter ``dn_impact``.
+    dn_impact : float
+        :func:`dn_impact` of the step.
+    vm_pu, va_deviation_degree : pandas.DataFrame
+        Per LV bus (index 1..906) and phase (columns ``a, b, c``): voltage magnitude, pu, and angle
+        minus the same phase's angle at bus 1, degrees.
+    line_loading_percent : pandas.Series
+        Highest phase current of every feeder line in % of its rating (index: line name).
+    violated_buses : tuple of int
+        IEEE numbers of the LV buses counted in ``bus_violations``.
+    trafo_loadings_percent : numpy.ndarray
+        Loading of each transformer (one per feeder copy, order :attr:`LemGrid.trafo_names`), %;
+        ``trafo_loading_percent`` is their largest.
+    """
+
+    vm_min_pu: float
+    vm_max_pu: float
+    bus_violations: int
+    bus_violations_reduced: int
+    angle_violations: int
+    angle_violations_reduced: int
+    line_overloads: int
+    line_overloads_reduced: int
+    max_line_loading_percent: float
+    trafo_loading_percent: float
+    p_loss_kw: float
+    q_loss_kvar: float
+    trafo_p_kw: float
+    trafo_q_kvar: float
+    step_h: float
+    violation_model: str
+    dn_impact: float
+    vm_pu: pd.DataFrame = field(repr=False)
+    va_deviation_degree: pd.DataFrame = field(repr=False)
+    line_loading_percent: pd.Series = field(repr=False)
+    violated_buses: tuple = field(default=(), repr=False)
+    trafo_loadings_percent: np.ndarray = field(default=None, repr=False)
+
+    def scalars(self) -> dict:
+        """The scalar indicators as a dict (no per-bus or per-line tables)."""
+        skip = {"vm_pu", "va_deviation_degree", "line_loading_percent", "violated_buses", "trafo_loadings_percent"}
+        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in skip}
+
+
+@dataclass(frozen=True, eq=False)
+class _GridState:
+    """Raw arrays of one solved state (internal: shared by LemGrid.solve and the linear model)."""
+
+    vm: np.ndarray  # (n_bus, 3) LV buses 1..906
+    va_dev: np.ndarray  # (n_bus, 3) degrees
+    i_line: np.ndarray  # (n_line, 3) complex, kA, feeder lines
+    i_line_mag: np.ndarray  # (n_line, 3) kA (pandapower's)
+    i_trafo_lv: np.ndarray  # (n_trafo, 3) complex, kA
+    i_trafo_hv: np.ndarray  # (n_trafo, 3) complex, kA
+    i_trafo_lv_mag: np.ndarray  # (n_trafo, 3)
+    i_trafo_hv_mag: np.ndarray  # (n_trafo, 3)
+    p_loss_kw: float
+    q_loss_kvar: float
+    trafo_p_kw: float
+    trafo_q_kvar: float
+
+
+def _wrap_degree(angle):
+    return (np.asarray(angle) + 180.0) % 360.0 - 180.0
+

@@ -1,0 +1,475 @@
+"""The LEM participants on the IEEE European LV feeder: one three-phase grid state (LemGrid).
+
+:class:`LemGrid` places the 61 players of :mod:`lec_cosim.models.lem_participants` on the feeder of
+:mod:`lec_cosim.models.ieee_eulv`, takes their powers (:meth:`~LemGrid.set_injections`) and runs one
+three-phase power flow (power-grid-model, or pandapower's ``runpp_3ph``), which it judges by the
+indicators of :mod:`lec_cosim.models.grid_indicators`. It is the grid the DSO runs every step; the
+line data it attaches come from :mod:`lec_cosim.models.feeder_lines`, the learner's fast surrogate
+built from its power flows is :mod:`lec_cosim.models.linear_dn_impact`. No HELICS here.
+
+Elements (:class:`LemGrid`)
+---------------------------
+* **Households** ``LOAD1`` .. ``LOAD55``: the feeder's single-phase wye ``asymmetric_load`` on their
+  own bus and phase (constant P and Q).
+* **PV** of the 42 prosumers: one single-phase wye ``asymmetric_sgen`` per prosumer on the household's
+  bus and phase, unity power factor.
+* **CHP** ``CHP1`` .. ``CHP6``: one balanced three-phase ``asymmetric_sgen`` per unit (P/3 per phase),
+  unity power factor, at its IEEE bus.
+
+pandapower's ``runpp_3ph`` sums ``load``, ``asymmetric_load``, ``sgen`` and ``asymmetric_sgen`` per
+bus and phase (``pandapower.pf.runpp_3ph._load_mapping``; sgens enter with a negative sign).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lec_cosim.models.day_injections import _as_series
+from lec_cosim.models.feeder_copies import (
+    FEEDER_BUS_STRIDE,
+    copy_bus,
+    feeder_of_bus,
+    ieee_bus,
+    replicate_feeder_net,
+)
+from lec_cosim.models.feeder_lines import (
+    LINE_RATINGS_FILE,
+    _reduced_line_ids,
+    read_line_ratings,
+)
+from lec_cosim.models.grid_indicators import (
+    MAX_LOADING_PERCENT,
+    VA_MAX_DEVIATION_DEGREE,
+    VIOLATION_MODELS,
+    VM_MAX_PU,
+    VM_MIN_PU,
+    LemGridResult,
+    _GridState,
+    _wrap_degree,
+    dn_impact,
+)
+from lec_cosim.models.ieee_eulv import (
+    _HAVE_NUMBA,
+    DEFAULT_DATA_DIR,
+    PHASES,
+    SOURCE_IMPEDANCE_LINE_NAME,
+    IEEEEuropeanLV,
+    build_ieee_eulv,
+)
+from lec_cosim.models.lem_participants import (
+    HEAD_BUS,
+    participants,
+    reduced_bus_numbering,
+)
+from lec_cosim.models.pgm_backend import (
+    PgmPowerFlow,
+    PowerFlowArrays,
+    PowerFlowNotConverged,
+    PowerGridError,
+    pandapower_results,
+)
+
+SOLVERS = ("power-grid-model", "pandapower")
+"""Power-flow backends of :class:`LemGrid`; the first is the default (see :mod:`lec_cosim.models.pgm_backend`)."""
+
+_SQRT3 = math.sqrt(3.0)
+
+
+class LemGrid:
+    """The IEEE European LV feeder with the LEM's households, PV and CHP units on it.
+
+    Parameters
+    ----------
+    feeder : IEEEEuropeanLV, optional
+        The feeder (:func:`~lec_cosim.models.ieee_eulv.build_ieee_eulv`); its net is copied, not changed.
+        Default: built from ``data_dir``.
+    table : pandas.DataFrame, optional
+        Participants (:func:`~lec_cosim.models.lem_participants.participants`): columns
+        ``participant, kind, bus, phase``. Households must be the feeder's ``LOAD1`` .. ``LOAD55`` on
+        their IEEE bus and phase; prosumers get a PV unit; ``kind == "chp"`` rows a three-phase CHP.
+        Default: built from ``data_dir``.
+    data_dir : path-like
+        IEEE data folder (default ``data/ieee_eulv``).
+    line_ratings : pandas.DataFrame or path-like, optional
+        Ratings per line code (:func:`read_line_ratings`); default ``data/ieee_eulv/line_ratings.csv``.
+    vm_min_pu, vm_max_pu : float
+        Voltage band, pu (EN 50160 defaults 0.9 and 1.1).
+    max_loading_percent : float
+        Thermal limit of lines and transformer, % of the rating.
+    va_max_deviation_degree : float
+        Angle band around the same phase's angle at bus 1, degrees.
+    step_h : float
+        Length of a step, hours: the loss energies in ``dn_impact`` are ``loss * step_h``.
+    violation_model : {"full", "reduced"}
+        Counts entering ``dn_impact``: of the full feeder (906 buses, 905 line sections) or of the
+        110-bus reduced model. Both are always reported.
+    solver : {"power-grid-model", "pandapower"}
+        Three-phase power-flow backend: power-grid-model (~3 ms per flow here) or pandapower's
+        ``runpp_3ph`` (~0.1-0.3 s without numba). Both model the same network and agree within
+        ~1e-7 pu (``tests/test_pgm_backend.py``).
+
+    Attributes
+    ----------
+    net : pandapowerNet
+        The three-phase model with the PV and CHP ``asymmetric_sgen`` added (names ``PV LOADk`` and
+        ``CHPi``) and ``max_i_ka`` set from the ratings.
+    household_names, prosumer_names, chp_names : tuple of str
+    chp_bus : dict
+        CHP name -> IEEE bus.
+    """
+
+    def __init__(
+        self,
+        feeder: IEEEEuropeanLV | None = None,
+        table: pd.DataFrame | None = None,
+        *,
+        data_dir: Path | str = DEFAULT_DATA_DIR,
+        line_ratings: pd.DataFrame | Path | str | None = None,
+        vm_min_pu: float = VM_MIN_PU,
+        vm_max_pu: float = VM_MAX_PU,
+        max_loading_percent: float = MAX_LOADING_PERCENT,
+        va_max_deviation_degree: float = VA_MAX_DEVIATION_DEGREE,
+        step_h: float = 1.0,
+        violation_model: str = "full",
+        solver: str = SOLVERS[0],
+    ):
+        import pandapower as pp
+
+        if not 0 < vm_min_pu < vm_max_pu:
+            raise ValueError("need 0 < vm_min_pu < vm_max_pu")
+        if not (max_loading_percent > 0 and va_max_deviation_degree > 0 and step_h > 0):
+            raise ValueError("max_loading_percent, va_max_deviation_degree and step_h must be > 0")
+        if violation_model not in VIOLATION_MODELS:
+            raise ValueError(f"violation_model must be one of {VIOLATION_MODELS}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
+        self.solver = solver
+        self.vm_min_pu = float(vm_min_pu)
+        self.vm_max_pu = float(vm_max_pu)
+        self.max_loading_percent = float(max_loading_percent)
+        self.va_max_deviation_degree = float(va_max_deviation_degree)
+        self.step_h = float(step_h)
+        self.violation_model = violation_model
+
+        feeder = build_ieee_eulv(data_dir, minute=None) if feeder is None else feeder
+        table = participants(data_dir=data_dir) if table is None else table
+        feeder_col = table["feeder"].to_numpy(dtype=int) if "feeder" in table.columns else np.ones(len(table), int)
+        self.n_feeders = int(feeder_col.max())
+        net = replicate_feeder_net(feeder.net, self.n_feeders)
+        self.net = net
+        net_bus = pd.Series(copy_bus(table["bus"].to_numpy(dtype=int), feeder_col), index=table.index)
+
+        # households = the feeder's loads
+        al = net.asymmetric_load
+        households = table[table["kind"].isin(["consumer", "prosumer"])]
+        load_row = pd.Series(np.arange(len(al)), index=al["name"].to_numpy())
+        missing = set(households["participant"]) - set(load_row.index)
+        if missing or len(households) != len(al):
+            raise ValueError(f"households must be the feeder's loads; not on the feeder: {sorted(missing)}")
+        rows = load_row.loc[households["participant"]].to_numpy()
+        if not np.array_equal(al["bus"].to_numpy()[rows], net_bus[households.index].to_numpy()):
+            raise ValueError("a household's bus differs from its feeder load's bus")
+        phase_idx = households["phase"].map({ph: i for i, ph in enumerate(PHASES)}).to_numpy()
+        load_phase = np.tile(feeder.load_phase, self.n_feeders)
+        if np.any(pd.isna(phase_idx)) or not np.array_equal(load_phase[rows], households["phase"].to_numpy()):
+            raise ValueError("a household's phase differs from its feeder load's phase")
+        self.household_names = tuple(households["participant"])
+        self._load_row = rows
+        self._load_phase = phase_idx.astype(int)
+        for ph in PHASES:
+            al[f"p_{ph}_mw"] = 0.0
+            al[f"q_{ph}_mvar"] = 0.0
+
+        # PV: single-phase sgens of the prosumers; CHP: balanced three-phase sgens
+        prosumers = households[households["kind"] == "prosumer"]
+        self.prosumer_names = tuple(prosumers["participant"])
+        self._pv_phase = prosumers["phase"].map({ph: i for i, ph in enumerate(PHASES)}).to_numpy(dtype=int)
+        pv_rows = [pp.create_asymmetric_sgen(net, int(bus), name=f"PV {name}", type="wye")
+                   for name, bus in zip(prosumers["participant"], net_bus[prosumers.index])]
+        chps = table[table["kind"] == "chp"]
+        self.chp_names = tuple(chps["participant"])
+        self.chp_bus = {name: int(bus) for name, bus in zip(chps["participant"], chps["bus"])}
+        chp_rows = [pp.create_asymmetric_sgen(net, int(bus), name=str(name), type="wye")
+                    for name, bus in zip(chps["participant"], net_bus[chps.index])]
+        self._pv_pos = net.asymmetric_sgen.index.get_indexer(pv_rows)
+        self._chp_pos = net.asymmetric_sgen.index.get_indexer(chp_rows)
+
+        # ratings
+        if not isinstance(line_ratings, pd.DataFrame):
+            line_ratings = read_line_ratings(LINE_RATINGS_FILE if line_ratings is None else line_ratings)
+        ratings = line_ratings
+        feeder_lines = net.line["name"] != SOURCE_IMPEDANCE_LINE_NAME
+        codes = net.line.loc[feeder_lines, "ieee_linecode"]
+        unknown = set(codes) - set(ratings.index)
+        if unknown:
+            raise ValueError(f"no rating for line codes {sorted(unknown)}")
+        net.line.loc[feeder_lines, "max_i_ka"] = ratings.loc[codes, "max_i_ka"].to_numpy(dtype=float)
+        self._line_idx = net.line.index[feeder_lines].to_numpy()
+        self.line_names = tuple(net.line.loc[feeder_lines, "name"])
+        self._line_max_i_ka = net.line.loc[feeder_lines, "max_i_ka"].to_numpy(dtype=float)
+        from_bus = net.line.loc[feeder_lines, "from_bus"].to_numpy(dtype=int)
+        to_bus = net.line.loc[feeder_lines, "to_bus"].to_numpy(dtype=int)
+        self._line_from_bus = from_bus
+        self.line_from_bus, self.line_to_bus = from_bus, to_bus
+        """pandapower buses of each feeder line's ends (order :attr:`line_names`)."""
+        length = net.line.loc[feeder_lines, "length_km"].to_numpy(dtype=float)
+        r1, r0, x1, x0 = (net.line.loc[feeder_lines, c].to_numpy(dtype=float) * length
+                          for c in ("r_ohm_per_km", "r0_ohm_per_km", "x_ohm_per_km", "x0_ohm_per_km"))
+        # phase-frame loss weights: loss = w_phase * sum_p |I_p|^2 + w_sum * |sum_p I_p|^2
+        self._line_r = (r1, (r0 - r1) / 3.0)
+        self._line_x = (x1, (x0 - x1) / 3.0)
+
+        # transformers: one per feeder copy, all alike
+        if len(net.trafo) != self.n_feeders:
+            raise ValueError("expected one transformer per feeder")
+        self.trafo_names = tuple(net.trafo["name"])
+        tr = net.trafo.iloc[0]
+        self._trafo_hv_bus = int(tr["hv_bus"])
+        self._trafo_lv_bus = net.trafo["lv_bus"].to_numpy(dtype=int)
+        if not np.array_equal(self._trafo_lv_bus, copy_bus(HEAD_BUS, np.arange(1, self.n_feeders + 1))):
+            raise ValueError("expected each feeder's transformer LV side at its bus 1")
+        sn = float(tr["sn_mva"])
+        self._trafo_ir_lv_ka = sn / (_SQRT3 * float(tr["vn_lv_kv"]))
+        self._trafo_ir_hv_ka = sn / (_SQRT3 * float(tr["vn_hv_kv"]))
+        zbase_lv = float(tr["vn_lv_kv"]) ** 2 / sn
+        vk, vkr = float(tr["vk_percent"]) / 100.0, float(tr["vkr_percent"]) / 100.0
+        self._trafo_r_ohm = vkr * zbase_lv
+        self._trafo_x_ohm = math.sqrt(vk * vk - vkr * vkr) * zbase_lv
+        if not (math.isclose(float(tr["vk0_percent"]), float(tr["vk_percent"]))
+                and math.isclose(float(tr["vkr0_percent"]), float(tr["vkr_percent"]))):
+            raise ValueError("the transformer loss model assumes zero-sequence = leakage impedance")
+
+        # LV buses, reduced model
+        self.lv_buses = np.array(sorted(b for b in net.bus.index if net.bus.at[b, "vn_kv"] < 1.0), dtype=int)
+        self._bus_vn_kv = net.bus["vn_kv"]
+        reduced = reduced_bus_numbering(data_dir)
+        reduced_of = {int(b): int(r) for r, b in reduced.items()}
+        self.bus_in_reduced = np.isin(ieee_bus(self.lv_buses), list(reduced_of))
+        # copies repeat feeder 1's lines in the same order: number feeder 1, shift the ids for the others
+        per_feeder = len(from_bus) // self.n_feeders
+        first = slice(0, per_feeder)
+        if not (per_feeder * self.n_feeders == len(from_bus)
+                and np.array_equal(np.tile(from_bus[first], self.n_feeders) % FEEDER_BUS_STRIDE, ieee_bus(from_bus))):
+            raise ValueError("feeder copies must repeat the first feeder's lines in order")
+        reduced_id = _reduced_line_ids(from_bus[first], to_bus[first], reduced_of)
+        self.line_reduced_id = np.concatenate([np.where(reduced_id >= 0, reduced_id + FEEDER_BUS_STRIDE * c, -1)
+                                               for c in range(self.n_feeders)])
+
+        n_hh, n_pv, n_chp = len(self.household_names), len(self.prosumer_names), len(self.chp_names)
+        self._load_p = np.zeros(n_hh)
+        self._load_q = np.zeros(n_hh)
+        self._pv_p = np.zeros(n_pv)
+        self._chp_p = np.zeros(n_chp)
+        self._solved = False
+        self._position = {names: {n: i for i, n in enumerate(names)}
+                          for names in (self.household_names, self.prosumer_names, self.chp_names)}
+        self._bus_row = pd.Index(net.bus.index)
+        self._lv_rows = self._bus_row.get_indexer(self.lv_buses)
+        self._head_rows = self._bus_row.get_indexer(self._trafo_lv_bus)  # per transformer
+        self._lv_head_rows = self._head_rows[feeder_of_bus(self.lv_buses) - 1]  # per LV bus: its feeder's head
+        self._trafo_hv_row = self._bus_row.get_indexer([self._trafo_hv_bus])[0]
+        self._from_rows = self._bus_row.get_indexer(self._line_from_bus)
+        self._line_rows = net.line.index.get_indexer(self._line_idx)
+        self._vn_phase_kv = net.bus["vn_kv"].to_numpy(dtype=float) / _SQRT3
+        self._pgm: PgmPowerFlow | None = None  # built at the first solve: callers may still add elements
+        # result labels, built once (an object Index of 905 names costs more than a power flow)
+        self._result_bus_index = pd.Index(self.lv_buses, name="bus")
+        self._result_line_index = pd.Index(self.line_names, name="line")
+        self._result_phase_index = pd.Index(list(PHASES))
+
+    # --- injections ----------------------------------------------------------------------------
+    def _assign(self, values, names: tuple, what: str, nonnegative: bool) -> np.ndarray:
+        if isinstance(values, np.ndarray):  # already in the grid's order: no name lookups
+            out = np.array(values, dtype=float)
+            if out.shape != (len(names),) or not np.all(np.isfinite(out)):
+                raise ValueError(f"{what}: expected {len(names)} finite values in the grid's order")
+            if nonnegative and np.any(out < 0):
+                raise ValueError(f"{what}: values must be >= 0")
+            return out
+        series = _as_series(values, what)
+        position = self._position[names]
+        unknown = [n for n in series.index if n not in position]
+        if unknown:
+            raise KeyError(f"{what}: not a participant of this kind: {unknown}")
+        if nonnegative and np.any(series.to_numpy() < 0):
+            raise ValueError(f"{what}: values must be >= 0")
+        out = np.zeros(len(names))
+        out[[position[n] for n in series.index]] = series.to_numpy()
+        return out
+
+    def set_injections(self, *, load_kw=None, load_kvar=None, pv_kw=None, chp_kw=None) -> None:
+        """Set the participants' powers for the next :meth:`solve`.
+
+        Each argument given replaces all values of its kind: participants missing from it are set to
+        0. An argument left ``None`` keeps the present values of its kind. A numpy array instead of a
+        mapping holds every participant of the kind in the grid's order (:attr:`household_names`,
+        :attr:`prosumer_names`, :attr:`chp_names`), which skips the name lookups.
+
+        Parameters
+        ----------
+        load_kw : mapping or pandas.Series, optional
+            Household consumption (>= 0), kW, keyed by ``LOADk``.
+        load_kvar : mapping or pandas.Series, optional
+            Household reactive consumption, kvar (positive: inductive), keyed by ``LOADk``; see
+            :func:`reactive_power_kvar`.
+        pv_kw : mapping or pandas.Series, optional
+            PV generation (>= 0), kW, keyed by prosumer (``LOADk``), unity power factor.
+        chp_kw : mapping or pandas.Series, optional
+            CHP generation (>= 0), kW, keyed by ``CHPi``; balanced over the phases, unity power factor.
+        """
+        if load_kw is not None:
+            self._load_p = self._assign(load_kw, self.household_names, "load_kw", True)
+        if load_kvar is not None:
+            self._load_q = self._assign(load_kvar, self.household_names, "load_kvar", False)
+        if pv_kw is not None:
+            self._pv_p = self._assign(pv_kw, self.prosumer_names, "pv_kw", True)
+        if chp_kw is not None:
+            self._chp_p = self._assign(chp_kw, self.chp_names, "chp_kw", True)
+
+    def injections(self) -> dict[str, pd.Series]:
+        """The present injections: ``load_kw``, ``load_kvar``, ``pv_kw``, ``chp_kw`` (Series by name)."""
+        return {"load_kw": pd.Series(self._load_p, index=self.household_names),
+                "load_kvar": pd.Series(self._load_q, index=self.household_names),
+                "pv_kw": pd.Series(self._pv_p, index=self.prosumer_names),
+                "chp_kw": pd.Series(self._chp_p, index=self.chp_names)}
+
+    def _phase_powers(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-phase P and Q (MW, Mvar; rows of the net's tables) of ``asymmetric_load``/``asymmetric_sgen``."""
+        n = len(self.net.asymmetric_load)
+        load_p, load_q = np.zeros((n, 3)), np.zeros((n, 3))
+        load_p[self._load_row, self._load_phase] = self._load_p / 1000.0
+        load_q[self._load_row, self._load_phase] = self._load_q / 1000.0
+        sgen_p = np.zeros((len(self.net.asymmetric_sgen), 3))
+        sgen_p[self._pv_pos, self._pv_phase] = self._pv_p / 1000.0
+        sgen_p[self._chp_pos, :] = (self._chp_p / 3.0 / 1000.0)[:, None]
+        return {"asymmetric_load": (load_p, load_q), "asymmetric_sgen": (sgen_p, np.zeros_like(sgen_p))}
+
+    def _write(self, powers: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        """Write the powers into the pandapower tables (the pandapower backend reads them there)."""
+        for table, (p, q) in (powers or self._phase_powers()).items():
+            frame = self.net[table]
+            for i, ph in enumerate(PHASES):
+                frame[f"p_{ph}_mw"] = p[:, i]
+                frame[f"q_{ph}_mvar"] = q[:, i]
+
+    # --- power flow ----------------------------------------------------------------------------
+    def _solve_state(self, init: str | None = None, currents: bool = True) -> _GridState:
+        powers = self._phase_powers()
+        if self.solver == "power-grid-model":
+            # the powers go straight to power-grid-model: writing them into pandas costs more than the flow
+            if self._pgm is None or not self._pgm.describes(self.net):
+                self._write(powers)
+                self._pgm = PgmPowerFlow(self.net, symmetric=False)
+            self._solved = False
+            try:
+                flow = self._pgm.solve(powers)
+            except PowerGridError as exc:
+                raise PowerFlowNotConverged(f"three-phase power flow (power-grid-model): {exc}") from None
+            self._solved = True
+            return self._state(flow, currents)
+        import pandapower as pp
+
+        self._write(powers)
+        if init is None:
+            # Not "results": warm-started from a rather different state, runpp_3ph can stop at a wrong
+            # point (1.4e-4 pu off after an export state, found against power-grid-model). And from a
+            # flat start it finds a collapsed solution (vm ~ 0) once several Dyn transformers share
+            # the source bus; its "auto" start does not.
+            init = "flat" if self.n_feeders == 1 else "auto"
+        self._solved = False
+        try:
+            # a tight tolerance: finite differences of voltages (the DSO envelope) amplify solver noise
+            pp.runpp_3ph(self.net, init=init, numba=_HAVE_NUMBA, tolerance_mva=1e-11)
+        except pp.powerflow.LoadflowNotConverged as exc:
+            raise PowerFlowNotConverged(f"three-phase power flow (pandapower): {exc}") from None
+        flow = pandapower_results(self.net, symmetric=False)
+        if not np.isfinite(flow.vm_pu).all():  # runpp_3ph can return NaN on a singular Jacobian without raising
+            raise PowerFlowNotConverged("three-phase power flow (pandapower): singular Jacobian, no solution")
+        self._solved = True
+        return self._state(flow, currents)
+
+    def _state(self, flow: PowerFlowArrays, currents: bool = True) -> _GridState:
+        """The state's arrays; the complex currents (``currents``) only the linear model needs."""
+        vm_all, va_all = flow.vm_pu, flow.va_degree
+        vm, va = vm_all[self._lv_rows], va_all[self._lv_rows]
+        va_dev = _wrap_degree(va - va_all[self._lv_head_rows])
+        rows = self._line_rows
+        i_mag = flow.line_i_ka[rows]
+        p_loss = flow.line_pl_mw[rows].sum() + flow.trafo_pl_mw.sum()
+        q_loss = flow.line_ql_mvar[rows].sum() + flow.trafo_ql_mvar.sum()
+
+        s_hv = flow.trafo_p_hv_mw + 1j * flow.trafo_q_hv_mvar  # (n_trafo, 3)
+        i_line = i_hv = i_lv = None
+        if currents:
+            v_all = vm_all * self._vn_phase_kv[:, None] * np.exp(1j * np.deg2rad(va_all))  # kV phase-to-neutral
+            s_from = flow.line_p_from_mw[rows] + 1j * flow.line_q_from_mvar[rows]
+            i_line = np.conj(s_from / v_all[self._from_rows])
+            s_lv = flow.trafo_p_lv_mw + 1j * flow.trafo_q_lv_mvar
+            i_hv = np.conj(s_hv / v_all[self._trafo_hv_row][None, :])
+            i_lv = np.conj(s_lv / v_all[self._head_rows])
+        return _GridState(
+            vm=vm, va_dev=va_dev, i_line=i_line, i_line_mag=i_mag, i_trafo_lv=i_lv, i_trafo_hv=i_hv,
+            i_trafo_lv_mag=flow.trafo_i_lv_ka, i_trafo_hv_mag=flow.trafo_i_hv_ka,
+            p_loss_kw=float(p_loss) * 1000.0, q_loss_kvar=float(q_loss) * 1000.0,
+            trafo_p_kw=float(s_hv.real.sum()) * 1000.0, trafo_q_kvar=float(s_hv.imag.sum()) * 1000.0)
+
+    def solve(self, init: str | None = None) -> LemGridResult:
+        """Run the three-phase power flow on the present injections and evaluate the indicators.
+
+        Parameters
+        ----------
+        init : {"flat", "auto", "results"}, optional
+            Start of pandapower's iteration (``solver="pandapower"`` only). Default ``"flat"`` (``"auto"``
+            with feeder copies). ``"results"`` is about 3 x faster but can stop at a wrong point when the
+            previous state was rather different (seen: 1.4e-4 pu).
+
+        Returns
+        -------
+        LemGridResult
+
+        Raises
+        ------
+        PowerFlowNotConverged
+            If the power flow does not converge (either backend).
+        """
+        s = self._solve_state(init, currents=False)
+        limit = self.max_loading_percent
+        bus_viol = ((s.vm < self.vm_min_pu) | (s.vm > self.vm_max_pu)).any(axis=1)
+        ang_viol = (np.abs(s.va_dev) > self.va_max_deviation_degree).any(axis=1)
+        line_load = 100.0 * s.i_line_mag.max(axis=1) / self._line_max_i_ka
+        line_over = line_load > limit
+        trafo_loads = 100.0 * np.maximum(s.i_trafo_lv_mag.max(axis=1) / self._trafo_ir_lv_ka,
+                                         s.i_trafo_hv_mag.max(axis=1) / self._trafo_ir_hv_ka)
+        trafo_load = trafo_loads.max()
+        trafo_over = int((trafo_loads > limit).sum())
+        reduced_over = self.line_reduced_id[line_over]
+        counts = {
+            "bus_violations": int(bus_viol.sum()),
+            "bus_violations_reduced": int((bus_viol & self.bus_in_reduced).sum()),
+            "angle_violations": int(ang_viol.sum()),
+            "angle_violations_reduced": int((ang_viol & self.bus_in_reduced).sum()),
+            "line_overloads": int(line_over.sum()) + trafo_over,
+            "line_overloads_reduced": int(np.unique(reduced_over[reduced_over >= 0]).size) + trafo_over,
+        }
+        suffix = "" if self.violation_model == "full" else "_reduced"
+        impact = dn_impact(counts["bus_violations" + suffix], counts["angle_violations" + suffix],
+                           counts["line_overloads" + suffix], s.p_loss_kw * self.step_h, s.q_loss_kvar * self.step_h,
+                           self.step_h)
+        buses = self._result_bus_index
+        return LemGridResult(
+            vm_min_pu=float(s.vm.min()), vm_max_pu=float(s.vm.max()), **counts,
+            max_line_loading_percent=float(line_load.max()), trafo_loading_percent=float(trafo_load),
+            p_loss_kw=s.p_loss_kw, q_loss_kvar=s.q_loss_kvar, trafo_p_kw=s.trafo_p_kw,
+            trafo_q_kvar=s.trafo_q_kvar, step_h=self.step_h, violation_model=self.violation_model,
+            dn_impact=float(impact),
+            vm_pu=pd.DataFrame(s.vm, index=buses, columns=self._result_phase_index),
+            va_deviation_degree=pd.DataFrame(s.va_dev, index=buses, columns=self._result_phase_index),
+            line_loading_percent=pd.Series(line_load, index=self._result_line_index),
+            violated_buses=tuple(int(b) for b in self.lv_buses[bus_viol]),
+            trafo_loadings_percent=trafo_loads,
+        )
+
