@@ -129,14 +129,20 @@ def versions(solver: str) -> dict:
     }
 
 
-def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: float) -> dict:
-    """Write the contract files for a run; returns the summary."""
+def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: float,
+                  extra_kpis: dict | None = None) -> dict:
+    """Write the contract files for a run; returns the summary.
+
+    Columns of ``signals`` beyond :data:`SIGNAL_COLUMNS` (the values of components a study adds, such as EV
+    charging) go to ``signals.csv`` after them; ``extra_kpis`` (those components' KPIs) join the KPIs.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ems = ems_table(signals, scenario.grid_step_s, scenario.ems_step_s)
     pcc = signals[["time", "pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_percent", "losses_mw"]]
     pcc = pcc.rename(columns={"pcc_p_mw": "p_mw", "pcc_q_mvar": "q_mvar", "pcc_vm_pu": "vm_pu"})
-    write_text_atomic(out_dir / "signals.csv", signals[SIGNAL_COLUMNS].to_csv(index=False))
+    extra_columns = [c for c in signals.columns if c not in SIGNAL_COLUMNS]
+    write_text_atomic(out_dir / "signals.csv", signals[SIGNAL_COLUMNS + extra_columns].to_csv(index=False))
     write_text_atomic(out_dir / "grid.csv", grid_table(signals).to_csv(index=False))
     write_text_atomic(out_dir / "pcc.csv", pcc.to_csv(index=False))
     write_text_atomic(out_dir / "ems.csv", ems.to_csv(index=False))
@@ -154,7 +160,8 @@ def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: f
         "battery": {"capacity_mwh": b.capacity_mwh, "power_mw": b.power_mw, "efficiency": b.efficiency,
                     "soc_min": b.soc_min, "soc_max": b.soc_max},
         "import_limit_mw": scenario.grid.import_limit_mw,
-        "kpis": kpis(signals, ems, scenario.grid_step_s, scenario.ems_step_s, scenario.grid.import_limit_mw),
+        "kpis": {**kpis(signals, ems, scenario.grid_step_s, scenario.ems_step_s, scenario.grid.import_limit_mw),
+                 **(extra_kpis or {})},
         "wall_time_s": wall_time_s,
         "versions": versions(scenario.ems.solver),
     }
@@ -178,11 +185,15 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
 class CommunityBatteryRecord:
     """The community battery's record for the recorder component: every input port, every grid step.
 
-    Columns are the recorder's input ports (the plan names them as ``SIGNAL_COLUMNS`` does).
+    Columns are the recorder's input ports (the plan names them as ``SIGNAL_COLUMNS`` does). A component
+    added to the study brings its KPIs as ``kpi_extensions`` in the recorder's settings: ``"module:function"``,
+    each called with the recorded signals and the scenario, returning KPIs (units in their names) that join
+    ``summary.json``'s.
     """
 
     def __init__(self, scenario, settings: dict):
         self.scenario = scenario
+        self.kpi_extensions: list[str] = list(settings.get("kpi_extensions", []))
         self.times: list[str] = []
         self.columns: dict[str, list] = {}
 
@@ -194,5 +205,11 @@ class CommunityBatteryRecord:
             self.columns.setdefault(port, []).append(inputs.read(port))
 
     def write(self, output_dir: Path, wall_time_s: float, replies=None) -> dict:
+        import importlib
+
         signals = pd.DataFrame({"time": self.times, **self.columns})
-        return write_results(signals, self.scenario, output_dir, wall_time_s=wall_time_s)
+        extra = {}
+        for path in self.kpi_extensions:
+            module, _, name = path.partition(":")
+            extra.update(getattr(importlib.import_module(module), name)(signals, self.scenario))
+        return write_results(signals, self.scenario, output_dir, wall_time_s=wall_time_s, extra_kpis=extra)

@@ -176,21 +176,16 @@ def write_scenario_variant(base: str | Path, changes: dict, directory: str | Pat
             node = node.setdefault(key, {})  # an optional section the base leaves out
         node[leaf] = value
 
-    def absolute(node: dict | None, key: str) -> None:
-        if node and node.get(key):
-            node[key] = str((base.parent / node[key]).resolve())
+    def absolute(node) -> None:
+        """Every data path (a ``*_file`` or ``*_dir`` field, at any depth) made absolute."""
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if (key.endswith("_file") or key.endswith("_dir")) and isinstance(value, str) and value:
+                    node[key] = str((base.parent / value).resolve())
+                else:
+                    absolute(value)
 
-    if data.get("kind") == "three_lecs":
-        absolute(data["feeder"], "data_dir")
-        absolute(data["pv"], "profile_file")
-    elif data.get("kind") == "local_market":
-        absolute(data["feeder"], "data_dir")
-        absolute(data["participants"]["pv"], "profile_file")
-        absolute(data["market"], "learned_bids_file")
-    else:  # the community battery
-        absolute(data["households"], "load_profile_file")
-        absolute(data["households"].get("pv"), "profile_file")
-        absolute(data["market"], "price_file")
+    absolute(data)
     if name:
         data["name"] = name
     directory = Path(directory)

@@ -10,10 +10,17 @@ OUTPUTS = ("pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_per
 
 
 class CommunityGrid:
+    """The households' load, PV and battery, and any loads a study adds (input ports named in the settings'
+    ``extra_loads_mw``, active power at unity power factor on the LV busbar: EV chargers, heat pumps)."""
+
     def __init__(self, scenario, settings: dict):
         self.grid = LECGrid(scenario.grid)
+        self.extra_loads: list[str] = list(settings.get("extra_loads_mw", []))
 
     def step(self, k: int, t_s: float, inputs) -> dict:
-        result = self.grid.solve(load_p_mw=inputs.read("load_p_mw"), load_q_mvar=inputs.read("load_q_mvar"),
+        load_p_mw = inputs.read("load_p_mw")
+        for port in self.extra_loads:
+            load_p_mw += inputs.read(port)
+        result = self.grid.solve(load_p_mw=load_p_mw, load_q_mvar=inputs.read("load_q_mvar"),
                                  pv_p_mw=inputs.read("pv_p_mw"), battery_p_mw=inputs.read("battery_p_mw"))
         return {port: getattr(result, port) for port in OUTPUTS}
