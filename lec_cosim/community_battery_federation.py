@@ -85,9 +85,31 @@ def periods_s(scenario: Scenario) -> dict[str, int]:
 def plan(scenario: Scenario) -> list[FederatePlan]:
     """Every federate of the federation with its interface, in start order."""
     pubs, subs, periods = signals(scenario), subscriptions(scenario), periods_s(scenario)
-    return [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name],
-                         settings=SETTINGS.get(name, {}))
-            for name, module in FEDERATE_MODULES.items()]
+    plans = [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name],
+                          settings=SETTINGS.get(name, {}))
+             for name, module in FEDERATE_MODULES.items()]
+    return plans if scenario.ev is None else _with_ev(scenario, plans, pubs)
+
+
+EV_OFFSET_S = 0.0025
+"""After the households (their profiles are the step's), before the DSO that adds its load."""
+
+
+def _with_ev(scenario: Scenario, plans: list[FederatePlan], pubs: dict[str, list[Signal]]) -> list[FederatePlan]:
+    """The federation with home EV charging: its federate, its power into the DSO's load and to the recorder
+    with its counters, its KPIs through the recorder's extensions."""
+    from dataclasses import replace
+
+    from lec_cosim.components import ev_charging
+
+    day_ahead = next(s for s in pubs["market"] if s.port == "day_ahead_price")
+    ev = ev_charging.plan(scenario.ev, scenario.grid_step_s, EV_OFFSET_S, scenario.lec_name, day_ahead,
+                          scenario.market_step_s)
+    added = {"dso": ([ev.publications[0]], {"extra_loads_mw": ["ev_p_mw"]}),
+             "recorder": (ev.publications, {"kpi_extensions": [ev_charging.KPIS]})}
+    plans = [replace(p, subscriptions=p.subscriptions + added[p.name][0], settings={**p.settings, **added[p.name][1]})
+             if p.name in added else p for p in plans]
+    return plans[:3] + [ev] + plans[3:]  # start order: market, LEC_EMS, households, EVs, DSO, recorder
 
 
 SETTINGS = {

@@ -178,3 +178,16 @@ def test_the_scenario_files_tutorial_s_example_is_a_valid_scenario(tmp_path):
     shipped = load_scenario(ROOT / "scenarios" / "trondelag_arbitrage.yaml")
     loaded = load_scenario(path)
     assert loaded.model_dump(exclude={"description"}) == shipped.model_dump(exclude={"description"})
+
+
+def test_the_federate_kind_tutorial_shows_the_code_the_tests_run():
+    """Every Python block of the tutorial names its file in its first line and is, character for character,
+    a part of that file: the tutorial cannot drift from the EV component it walks through."""
+    page = (DOCS / "tutorials" / "add-a-federate-kind.md").read_text()
+    blocks = re.findall(r"```python\n# (\S+)\n(.*?)\n```", page, flags=re.S)
+    assert len(blocks) >= 6
+    files = {path for path, _ in blocks}
+    assert {"federates/ev_charging.py", "lec_cosim/components/ev_charging.py", "lec_cosim/models/ev_charging.py",
+            "lec_cosim/community_battery_federation.py", "lec_cosim/schema/community_battery.py"} <= files
+    for path, code in blocks:
+        assert code in (ROOT / path).read_text(), f"{path}: the tutorial's block is not in the file any more"

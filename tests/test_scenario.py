@@ -19,9 +19,10 @@ LEM_SHIPPED = sorted(p for p in [*SCENARIOS.glob("ieee_eu_lv_base_*.yaml"), *SCE
                      if not p.stem.endswith(("_week", "_year")))  # the multi-day ones: tests/test_lem_multiday.py
 
 
-def test_three_scenarios_are_shipped():
+def test_the_community_battery_scenarios_are_shipped():
     assert [p.name for p in SHIPPED] == [
-        "trondelag_arbitrage.yaml", "trondelag_arbitrage_year.yaml", "trondelag_self_consumption.yaml",
+        "trondelag_arbitrage.yaml", "trondelag_arbitrage_ev.yaml", "trondelag_arbitrage_year.yaml",
+        "trondelag_self_consumption.yaml",
     ]
 
 

@@ -8,7 +8,10 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from lec_cosim.components.ev_charging import EVChargingConfig
+from lec_cosim.components.ev_charging import resolve as resolve_ev
 from lec_cosim.schema.base import (  # noqa: F401
+    _EUR_PER_KWH,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     BrokerConfig,
@@ -18,7 +21,6 @@ from lec_cosim.schema.base import (  # noqa: F401
     FilePath,
     OutputsConfig,
     ScenarioError,
-    _EUR_PER_KWH,
     _plausible,
     _ScenarioBase,
     _source_and_outputs,
@@ -166,6 +168,7 @@ class Scenario(_ScenarioBase):
     grid: GridConfig
     market: MarketConfig
     ems: EMSConfig
+    ev: Optional[EVChargingConfig] = Field(None, description="home EV charging in the community (none: no EVs)")
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
@@ -220,6 +223,8 @@ def read(data: dict, source: Path) -> Scenario:
         ),
         **_source_and_outputs(scenario, source),
     }
+    if scenario.ev is not None:
+        updates["ev"] = resolve_ev(scenario.ev, base, source)
     scenario = scenario.model_copy(update=updates)
     for field, path in (
         ("households.load_profile_file", scenario.households.load_profile_file),

@@ -1,0 +1,268 @@
+"""Home EV charging: charging sessions drawn from German mobility statistics, charged on arrival or by price.
+
+**Sessions.** Every EV of the community makes one round trip a day: it leaves home at a time drawn from the
+departure-time distribution of trips away from home, comes back at a time drawn from that of trips towards
+home (at least ``MIN_AWAY_H`` later), and drives a one-way distance (with its duration) drawn from the joint
+distance-duration distribution of trips. It is plugged in from its arrival home until it leaves the next
+day, and needs the energy of the day's round trip (distance x consumption, at most its battery). The
+distributions are those of ``emobpy`` (Gaete-Morales, Kramer, Schill, Zerrahn, "An open tool for creating
+battery-electric vehicle time series from empirical data, emobpy", Scientific Data 8, 152 (2021)), derived
+from the German national travel survey *Mobilität in Deutschland* 2017 (``data/ev/README.md``): half-hour
+departure probabilities by destination for weekdays, Saturdays and Sundays (its *workers* file: full- and
+part-time commuters), and trip distance classes (up to 1, 2, 5, 10, 20, 50, 100, 400 km) against duration
+classes (up to 10, 15, 20, 30, 45, 60, 185 min). Times and distances are drawn uniformly within their class.
+What emobpy adds on top (several trips a day, rules per driver type, weather-dependent consumption) is left
+out: one round trip a day keeps a session per EV and night, the case home charging is about.
+
+**Charging.** Each grid step an EV charges at most ``charger_kw`` while plugged in (a step it arrives or
+leaves in, for the part of it that it is plugged in); the published power is the step's average.
+``uncontrolled`` charges from arrival until the need is met. ``smart`` charges in the cheapest steps before
+departure that meet the need: every step it re-plans each session over the prices known then (day-ahead
+prices for the rest of the day; past midnight, until the next day's prices arrive, each hour's price of the
+day before), and charges now only if now is among the cheapest steps; on equal prices, earlier steps first.
+A session already under way when the simulation starts has charged, before it, what uncontrolled charging
+would have: nothing controlled it before the federation began.
+
+Energy a session still needs when its EV leaves is **unmet**; sessions still plugged in at the end of the
+horizon are open, neither met nor unmet.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DAY_S = 86400.0
+MIN_AWAY_H = {"weekdays": 7.0, "saturday": 1.0, "sunday": 1.0}
+"""Least time away from home: emobpy's full-time workers spend at least 7 h at the workplace on weekdays;
+on weekends we require an hour (our choice: emobpy's shortest stay anywhere is 15 min)."""
+DESTINATIONS_AWAY = ("errands", "escort", "leisure", "shopping", "workplace")
+
+
+@dataclass(frozen=True)
+class Session:
+    """One EV plugged in at home: from ``arrival_s`` to ``departure_s`` (seconds from the start), needing
+    ``energy_kwh``."""
+
+    ev: int
+    arrival_s: float
+    departure_s: float
+    energy_kwh: float
+
+
+@dataclass(frozen=True)
+class MobilityStatistics:
+    """The trip statistics: departure probabilities per half hour (away from home, towards home) by day type,
+    and the joint distribution of one-way distance and duration classes."""
+
+    away: dict[str, np.ndarray]
+    home: dict[str, np.ndarray]
+    distance_edges_km: np.ndarray
+    duration_edges_min: np.ndarray
+    distance_duration: np.ndarray
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> MobilityStatistics:
+        folder = Path(folder)
+        away: dict[str, list[float]] = {}
+        home: dict[str, list[float]] = {}
+        with open(folder / "DepartureDestinationTrip_Worker.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                away.setdefault(row["days"], []).append(sum(float(row[d]) for d in DESTINATIONS_AWAY))
+                home.setdefault(row["days"], []).append(float(row["home"]))
+        with open(folder / "DistanceDurationTrip.csv", newline="") as f:
+            rows = list(csv.reader(f))
+        durations = np.array([float(x) for x in rows[0][1:]])
+        distances = np.array([float(r[0]) for r in rows[1:]])
+        table = np.array([[float(x) for x in r[1:]] for r in rows[1:]])
+        for day, values in {**away, **home}.items():
+            if len(values) != 48:
+                raise ValueError(f"{folder / 'DepartureDestinationTrip_Worker.csv'}: {day}: {len(values)} half "
+                                 "hours, expected 48")
+        return cls({d: np.array(v) for d, v in away.items()}, {d: np.array(v) for d, v in home.items()},
+                   distances, durations, table)
+
+
+def day_type(day: dt.date) -> str:
+    return {5: "saturday", 6: "sunday"}.get(day.weekday(), "weekdays")
+
+
+def _half_hour(rng: np.random.Generator, weights: np.ndarray) -> float:
+    """A time of day in hours, drawn from half-hour weights, uniform within the half hour."""
+    k = rng.choice(len(weights), p=weights / weights.sum())
+    return 0.5 * k + 0.5 * rng.random()
+
+
+def _trip(rng: np.random.Generator, stats: MobilityStatistics) -> tuple[float, float]:
+    """One-way distance (km) and duration (h) of a trip, drawn from the joint class table."""
+    p = stats.distance_duration.ravel()
+    k = rng.choice(len(p), p=p / p.sum())
+    i, j = divmod(k, stats.distance_duration.shape[1])
+    lo_km = stats.distance_edges_km[i - 1] if i else 0.0
+    lo_min = stats.duration_edges_min[j - 1] if j else 0.0
+    km = lo_km + (stats.distance_edges_km[i] - lo_km) * rng.random()
+    minutes = lo_min + (stats.duration_edges_min[j] - lo_min) * rng.random()
+    return km, minutes / 60.0
+
+
+def _round_trip(rng: np.random.Generator, stats: MobilityStatistics, day: dt.date) -> tuple[float, float, float]:
+    """(leaves home, is back home, distance driven): hours from the day's midnight and km."""
+    kind = day_type(day)
+    leave = _half_hour(rng, stats.away[kind])
+    later = np.arange(48) * 0.5 >= math.floor((leave + MIN_AWAY_H[kind]) * 2) / 2
+    weights = stats.home[kind] * later
+    back_departs = _half_hour(rng, weights) if weights.sum() > 0 else min(leave + MIN_AWAY_H[kind], 23.5)
+    back_departs = max(back_departs, leave + MIN_AWAY_H[kind])
+    km, hours = _trip(rng, stats)
+    return leave, back_departs + hours, 2.0 * km
+
+
+def draw_sessions(stats: MobilityStatistics, n_evs: int, start: dt.datetime, horizon_s: float, seed: int,
+                  consumption_kwh_per_km: float, battery_kwh: float) -> list[Session]:
+    """Every EV's sessions overlapping ``[0, horizon_s)``; reproducible for a seed (one stream per EV)."""
+    sessions = []
+    first_day = start.date() - dt.timedelta(days=1)  # the evening before: plugged in when the run starts
+    days = int(math.ceil((horizon_s + (start - dt.datetime.combine(start.date(), dt.time())).total_seconds())
+                         / DAY_S)) + 2
+    midnight0 = (dt.datetime.combine(first_day, dt.time()) - start).total_seconds()
+    for ev in range(n_evs):
+        rng = np.random.default_rng([seed, ev])
+        trips = [_round_trip(rng, stats, first_day + dt.timedelta(days=d)) for d in range(days)]
+        for d in range(days - 1):
+            _, back_h, km = trips[d]
+            leave_next_h = trips[d + 1][0]
+            arrival = midnight0 + d * DAY_S + back_h * 3600.0
+            departure = midnight0 + (d + 1) * DAY_S + leave_next_h * 3600.0
+            if departure <= arrival:  # back after the next morning's departure: no night at home
+                continue
+            if arrival < horizon_s and departure > 0:
+                sessions.append(Session(ev, float(arrival), float(departure),
+                                        float(min(km * consumption_kwh_per_km, battery_kwh))))
+    return sessions
+
+
+@dataclass
+class _State:
+    session: Session
+    delivered_kwh: float = 0.0
+    ended: bool = False
+
+
+@dataclass
+class EVFleet:
+    """The community's EVs charging at home, step by step (see the module docstring for the two modes)."""
+
+    sessions: list[Session]
+    charger_kw: float
+    step_s: float
+    mode: str = "uncontrolled"
+    states: list[_State] = field(init=False)
+    unmet_kwh: float = field(init=False, default=0.0)
+    sessions_ended: int = field(init=False, default=0)
+
+    def __post_init__(self):
+        if self.mode not in ("uncontrolled", "smart"):
+            raise ValueError(f"mode: {self.mode!r}; uncontrolled or smart")
+        self.states = [_State(s) for s in sorted(self.sessions, key=lambda s: (s.arrival_s, s.ev))]
+        for state in self.states:  # what uncontrolled charging delivered before the run began
+            s = state.session
+            if s.arrival_s < 0:
+                state.delivered_kwh = min(s.energy_kwh, self.charger_kw * (min(0.0, s.departure_s) - s.arrival_s)
+                                          / 3600.0)
+
+    def _plugged_h(self, s: Session, t0: float) -> float:
+        """Hours of the step starting at ``t0`` that the session is plugged in."""
+        return max(0.0, min(t0 + self.step_s, s.departure_s) - max(t0, s.arrival_s)) / 3600.0
+
+    def step(self, t_s: float, price_at=None) -> float:
+        """Charge during the step starting at ``t_s``; returns the fleet's average power over it in kW.
+
+        ``price_at(t)`` (smart mode): the price known now for the step starting at ``t``.
+        """
+        energy = 0.0
+        for state in self.states:
+            s = state.session
+            if state.ended or s.arrival_s >= t_s + self.step_s:
+                continue
+            need = s.energy_kwh - state.delivered_kwh
+            hours = self._plugged_h(s, t_s)
+            if need > 1e-12 and hours > 0:
+                now = min(need, self.charger_kw * hours)
+                if self.mode == "smart":
+                    now = self._smart_now(s, t_s, need, price_at)
+                state.delivered_kwh += now
+                energy += now
+            if s.departure_s <= t_s + self.step_s:
+                state.ended = True
+                self.sessions_ended += 1
+                self.unmet_kwh += max(0.0, s.energy_kwh - state.delivered_kwh)
+        return energy / (self.step_s / 3600.0)
+
+    def _smart_now(self, s: Session, t_s: float, need: float, price_at) -> float:
+        """Energy to charge in this step: its share of the cheapest steps left before departure that meet the need."""
+        starts = np.arange(t_s, s.departure_s, self.step_s)
+        capacity = np.array([self.charger_kw * self._plugged_h(s, t) for t in starts])
+        prices = np.array([price_at(t) for t in starts])
+        order = np.lexsort((starts, prices))  # cheapest first; on equal prices, earlier first
+        left = need
+        for i in order:
+            take = min(left, capacity[i])
+            if i == 0:
+                return take
+            left -= take
+            if left <= 1e-12:
+                return 0.0
+        return 0.0
+
+    def session_table(self) -> list[dict]:
+        """Every session with what it needed, got and missed (``unmet_kwh`` None while still plugged in)."""
+        return [{"ev": st.session.ev, "arrival_s": st.session.arrival_s, "departure_s": st.session.departure_s,
+                 "energy_needed_kwh": st.session.energy_kwh, "delivered_kwh": st.delivered_kwh,
+                 "unmet_kwh": max(0.0, st.session.energy_kwh - st.delivered_kwh) if st.ended else None}
+                for st in self.states]
+
+
+class PriceForecast:
+    """Prices per hour as a federate learns them: day-ahead vectors as they arrive, and for hours not yet known,
+    the same hour of the latest day known (persistence)."""
+
+    def __init__(self, market_step_s: float):
+        self.market_step_s = market_step_s
+        self.known: dict[int, float] = {}
+
+    def add_day(self, t_s: float, prices) -> None:
+        first = int(round(t_s / self.market_step_s))
+        for k, price in enumerate(prices):
+            self.known[first + k] = float(price)
+
+    def __call__(self, t_s: float) -> float:
+        k = int(t_s // self.market_step_s)
+        per_day = int(round(DAY_S / self.market_step_s))
+        probe = k
+        while probe not in self.known:
+            probe -= per_day
+            if probe < min(self.known, default=0):
+                return math.inf if not self.known else self.known[max(self.known)]
+        return self.known[probe]
+
+
+def ev_kpis(signals, scenario) -> dict:
+    """The EV KPIs of a community-battery run, from its recorded ``ev_p_mw``, ``price``, ``ev_unmet_kwh`` and
+    ``ev_sessions_ended`` (for the recorder's ``kpi_extensions``): the energy charged within the horizon, what
+    it cost at the spot price (the scenario's currency, like ``energy_cost``, which counts the households
+    and the battery only), the fleet's peak, the energy missing at departures and the sessions ended."""
+    step_h = scenario.grid_step_s / 3600.0
+    ev = signals["ev_p_mw"].to_numpy(dtype=float)
+    price = signals["price"].to_numpy(dtype=float)  # per MWh, the spot price of each grid step
+    return {
+        "ev_energy_kwh": float(ev.sum() * step_h * 1000.0),
+        "ev_energy_cost": float((ev * price).sum() * step_h),
+        "ev_peak_kw": float(ev.max() * 1000.0) if len(ev) else 0.0,
+        "ev_unmet_kwh": float(signals["ev_unmet_kwh"].iloc[-1]) if len(ev) else 0.0,
+        "ev_sessions_ended": int(signals["ev_sessions_ended"].iloc[-1]) if len(ev) else 0,
+    }

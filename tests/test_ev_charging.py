@@ -1,0 +1,171 @@
+"""Home EV charging: the fleet model by hand, the sessions against their statistics, and the federate in the
+community-battery federation (real broker and processes) against the model replayed in one loop."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from harness import ROOT, write_scenario
+
+from lec_cosim.models.ev_charging import (
+    EVFleet,
+    MobilityStatistics,
+    PriceForecast,
+    Session,
+    day_type,
+    draw_sessions,
+)
+
+STATS = MobilityStatistics.from_folder(ROOT / "data" / "ev")
+CLI = [sys.executable, "-m", "lec_cosim.cli"]
+
+
+def test_uncontrolled_charges_from_arrival_at_full_power_until_the_need_is_met():
+    # Arrives 10 min into the first 15-min step, needs 2 kWh at 3.6 kW: 0.3 kWh in step 0 (5 min), 0.9 kWh
+    # in step 1, the last 0.8 kWh in step 2; leaves at 2 h.
+    fleet = EVFleet([Session(0, 600.0, 7200.0, 2.0)], charger_kw=3.6, step_s=900.0, mode="uncontrolled")
+    power = [fleet.step(k * 900.0) for k in range(8)]
+    assert power == pytest.approx([1.2, 3.6, 3.2, 0, 0, 0, 0, 0])  # kW, averages over each step
+    assert fleet.unmet_kwh == 0 and fleet.sessions_ended == 1
+    assert fleet.session_table()[0]["delivered_kwh"] == pytest.approx(2.0)
+
+
+def test_a_session_too_short_for_its_need_leaves_the_rest_unmet():
+    # Plugged in 30 min at 7.2 kW: at most 3.6 kWh of the 10 kWh needed.
+    fleet = EVFleet([Session(0, 0.0, 1800.0, 10.0)], charger_kw=7.2, step_s=900.0, mode="uncontrolled")
+    assert [fleet.step(k * 900.0) for k in range(3)] == pytest.approx([7.2, 7.2, 0.0])
+    assert fleet.unmet_kwh == pytest.approx(6.4) and fleet.session_table()[0]["unmet_kwh"] == pytest.approx(6.4)
+
+
+def test_smart_charges_in_the_cheapest_steps_before_departure_and_earlier_on_equal_prices():
+    # Hourly steps, prices 50, 20, 40, 20, 10; 12 kWh at 7.2 kW from 0 h to 5 h: the 10 step (7.2 kWh), then
+    # the first 20 step (4.8 kWh); the second 20 step, the 40 and the 50 get nothing.
+    prices = PriceForecast(3600.0)
+    prices.add_day(0.0, [50, 20, 40, 20, 10] + [99] * 19)
+    fleet = EVFleet([Session(0, 0.0, 5 * 3600.0, 12.0)], charger_kw=7.2, step_s=3600.0, mode="smart")
+    assert [fleet.step(k * 3600.0, prices) for k in range(5)] == pytest.approx([0, 4.8, 0, 0, 7.2])
+    assert fleet.unmet_kwh == pytest.approx(0.0)
+
+
+def test_smart_replans_when_the_next_days_prices_arrive():
+    # Plugged in from 22:00 to 02:00. At 22:00 only today's prices are known (22 h: 30, 23 h: 30); the night
+    # is forecast as yesterday's, i.e. today's 0 h and 1 h (40, 40): charge now. Tomorrow's prices (0 h: 5)
+    # arrive at midnight, but the need is met by then.
+    prices = PriceForecast(3600.0)
+    prices.add_day(0.0, [40, 40] + [60] * 20 + [30, 30])
+    fleet = EVFleet([Session(0, 22 * 3600.0, 26 * 3600.0, 7.2)], charger_kw=7.2, step_s=3600.0, mode="smart")
+    assert prices(24 * 3600.0) == 40 and prices(25 * 3600.0) == 40
+    assert fleet.step(22 * 3600.0, prices) == pytest.approx(7.2)
+    prices.add_day(24 * 3600.0, [5, 5] + [60] * 22)
+    assert prices(24 * 3600.0) == 5
+    assert [fleet.step(t * 3600.0, prices) for t in (23, 24, 25)] == pytest.approx([0, 0, 0])
+
+
+def test_a_session_under_way_at_the_start_has_charged_as_uncontrolled_before_it():
+    fleet = EVFleet([Session(0, -1800.0, 3600.0, 5.0)], charger_kw=4.0, step_s=900.0, mode="smart")
+    assert fleet.session_table()[0]["delivered_kwh"] == pytest.approx(2.0)  # 30 min at 4 kW
+
+
+def test_sessions_are_reproducible_and_follow_their_statistics():
+    start = dt.datetime(2019, 5, 20)  # a Monday: five weekdays, then the weekend
+    one = draw_sessions(STATS, 300, start, 7 * 86400.0, seed=3, consumption_kwh_per_km=0.18, battery_kwh=60.0)
+    assert one == draw_sessions(STATS, 300, start, 7 * 86400.0, seed=3, consumption_kwh_per_km=0.18,
+                                battery_kwh=60.0)
+    assert one != draw_sessions(STATS, 300, start, 7 * 86400.0, seed=4, consumption_kwh_per_km=0.18,
+                                battery_kwh=60.0)
+    assert all(s.arrival_s < s.departure_s and 0 < s.energy_kwh <= 60.0 for s in one)
+    assert {s.ev for s in one} == set(range(300))
+    # Weekday morning departures: the share leaving between 6 and 9 h is the data's (half-hour weights of trips
+    # away from home), within sampling noise (about 1,200 departures).
+    weekday_leaves = [(s.departure_s % 86400) / 3600 for s in one
+                      if 0 < s.departure_s < 5 * 86400 and day_type((start + dt.timedelta(seconds=s.departure_s))
+                                                                      .date()) == "weekdays"]
+    weights = STATS.away["weekdays"]
+    expected = weights[12:18].sum() / weights.sum()
+    observed = np.mean([6 <= h < 9 for h in weekday_leaves])
+    assert len(weekday_leaves) > 1000 and abs(observed - expected) < 0.04, (observed, expected)
+    # Away at least 7 h after leaving on a weekday (a full-time worker's day), 1 h at weekends.
+    for ev in range(300):
+        mine = sorted((s for s in one if s.ev == ev), key=lambda s: s.arrival_s)
+        for left, back in zip(mine, mine[1:]):
+            weekday = day_type((start + dt.timedelta(seconds=left.departure_s)).date()) == "weekdays"
+            assert back.arrival_s - left.departure_s >= (7 if weekday else 1) * 3600 - 1e-6
+    # The mean daily round trip (energy / consumption) is that of the distance classes: between the class
+    # table's lower-edge and upper-edge means, doubled.
+    p = STATS.distance_duration.sum(axis=1) / STATS.distance_duration.sum()
+    edges = STATS.distance_edges_km
+    lower, upper = 2 * (p * np.r_[0, edges[:-1]]).sum(), 2 * (p * edges).sum()
+    km = np.mean([s.energy_kwh / 0.18 for s in one if s.energy_kwh < 60.0])
+    assert lower < km < upper, (lower, km, upper)
+
+
+def _run_all(commands: dict) -> dict:
+    started = {name: subprocess.Popen(CLI + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for name, args in commands.items()}
+    return {name: proc.communicate(timeout=300) + (proc.returncode,) for name, proc in started.items()}
+
+
+@pytest.fixture(scope="module")
+def ev_runs(tmp_path_factory):
+    """The shipped EV scenario (smart), the same uncontrolled, and no EVs, run at once (12 h from midnight)."""
+    tmp = tmp_path_factory.mktemp("ev")
+    paths = {"smart": write_scenario(tmp, "trondelag_arbitrage_ev", {"horizon_h": 12}),
+             "uncontrolled": write_scenario(tmp / "u", "trondelag_arbitrage_ev",
+                                            {"horizon_h": 12, "ev.mode": "uncontrolled"}),
+             "none": write_scenario(tmp / "n", "trondelag_arbitrage", {"horizon_h": 12})}
+    done = _run_all({name: ["run", path, "--out", tmp / f"out_{name}"] for name, path in paths.items()})
+    for name, (out, err, code) in done.items():
+        assert code == 0, (name, err)
+    return {name: tmp / f"out_{name}" for name in paths}
+
+
+def _replay(run) -> np.ndarray:
+    """The fleet model run in one loop over the run's own sessions and prices: its power per step, in MW."""
+    ev = json.loads((run / "configs" / "ev_charging.json").read_text())["lec_cosim"]["ev"]
+    summary = json.loads((run / "summary.json").read_text())
+    horizon_s = summary["horizon_h"] * 3600.0
+    sessions = draw_sessions(MobilityStatistics.from_folder(ev["mobility_dir"]), ev["count"],
+                             dt.datetime.fromisoformat(summary["start"]), horizon_s, ev["seed"],
+                             ev["consumption_kwh_per_km"], ev["battery_kwh"])
+    fleet = EVFleet(sessions, ev["charger_kw"], 900.0, ev["mode"])
+    prices = PriceForecast(3600.0)
+    prices.add_day(0.0, pd.read_csv(run / "signals.csv")["price"].to_numpy()[::4])  # the day's vector, as published
+    steps = int(horizon_s // 900)
+    return np.array([fleet.step(k * 900.0, prices if ev["mode"] == "smart" else None) for k in range(steps)]) / 1000
+
+
+@pytest.mark.parametrize("mode", ["smart", "uncontrolled"])
+def test_the_federate_charges_as_the_model_does_and_the_grid_carries_it(ev_runs, mode):
+    run, none = ev_runs[mode], ev_runs["none"]
+    signals, base = pd.read_csv(run / "signals.csv"), pd.read_csv(none / "signals.csv")
+    ev = signals["ev_p_mw"].to_numpy()
+    np.testing.assert_allclose(ev, _replay(run), rtol=0, atol=1e-12)
+    # The households, the battery and the LEC_EMS do not see the EVs; the PCC carries them, plus the change
+    # of the losses (a few per cent of the EV power at most; less loss when the LEC exports, more when it
+    # imports), and nothing else: without EV charging the grid solves the very same step.
+    for column in ("load_p_mw", "pv_p_mw", "battery_p_mw", "setpoint_mw"):
+        np.testing.assert_array_equal(signals[column], base[column])
+    extra = signals["pcc_p_mw"].to_numpy() - base["pcc_p_mw"].to_numpy()
+    assert np.all(np.abs(extra - ev) <= 0.05 * ev) and np.all(extra[ev == 0] == 0) and ev.max() > 0
+    summary = json.loads((run / "summary.json").read_text())["kpis"]
+    sessions = pd.read_csv(run / "ev_sessions.csv")
+    ended = sessions.dropna(subset=["unmet_kwh"])
+    assert summary["ev_energy_kwh"] == pytest.approx(ev.sum() * 0.25 * 1000)
+    assert summary["ev_energy_cost"] == pytest.approx((ev * signals["price"]).sum() * 0.25)
+    assert summary["ev_unmet_kwh"] == pytest.approx(ended["unmet_kwh"].sum())
+    assert summary["ev_sessions_ended"] == len(ended) > 0
+    assert summary["pcc_peak_p_mw"] >= json.loads((none / "summary.json").read_text())["kpis"]["pcc_peak_p_mw"]
+
+
+def test_smart_charging_pays_less_per_kwh_than_charging_on_arrival(ev_runs):
+    kpis = {mode: json.loads((ev_runs[mode] / "summary.json").read_text())["kpis"]
+            for mode in ("smart", "uncontrolled")}
+    per_kwh = {mode: k["ev_energy_cost"] / k["ev_energy_kwh"] for mode, k in kpis.items()}
+    assert per_kwh["smart"] < per_kwh["uncontrolled"], per_kwh
+    assert kpis["smart"]["ev_unmet_kwh"] == kpis["uncontrolled"]["ev_unmet_kwh"] == 0
