@@ -2,7 +2,8 @@
 
 Read from the federation's plans (:func:`lec_cosim.federation.plan`), which the generator also
 writes into the federate configs, so it is what a run really registers: per federate its period
-and phase offset (seconds), its publications (key, HELICS type, unit), its subscriptions and its
+and phase offsets (seconds: when it acts; a federate acting at several offsets of its period is given
+HELICS a finer period, also listed), its publications (key, HELICS type, unit), its subscriptions and its
 endpoints. Values carry their unit in the key (``_kw``, ``_pu``, ``_eur_per_kwh``) where HELICS has
 no unit field set.
 """
@@ -16,8 +17,10 @@ def federation_interface(scenario) -> dict:
     """Every federate's period, offset, publications, subscriptions and endpoints (a JSON-ready dict)."""
     federates = [{
         "name": federate.name,
-        "period_s": federate.period_s,
-        "offset_s": federate.offset_s,
+        "period_s": federate.schedule()[0],
+        "offsets_s": list(federate.schedule()[1]),
+        "helics_period_s": federate.period_s,
+        "helics_offset_s": federate.offset_s,
         "publications": [{"key": s.key, "type": s.type, "unit": s.unit} for s in federate.publications],
         "subscriptions": [{"key": s.key, "type": s.type, "unit": s.unit} for s in federate.subscriptions],
         "endpoints": list(federate.endpoints),
@@ -34,14 +37,21 @@ def publication_types(interface: dict) -> dict[str, str]:
 def interface_markdown(interface: dict) -> str:
     """The interface as Markdown tables: one row per publication and per endpoint."""
     lines = [f"Federation of `{interface['scenario']}` (times in seconds from {interface['start']})", "",
-             "| federate | period (s) | offset (s) | publishes | type | unit |", "|---|---:|---:|---|---|---|"]
+             "| federate | period (s) | offsets (s) | publishes | type | unit |", "|---|---:|---:|---|---|---|"]
     for fed in interface["federates"]:
+        offsets = ", ".join(f"{o:g}" for o in fed["offsets_s"])
         for pub in fed["publications"]:
-            lines.append(f"| {fed['name']} | {fed['period_s']:g} | {fed['offset_s']:g} | `{pub['key']}` | "
+            lines.append(f"| {fed['name']} | {fed['period_s']:g} | {offsets} | `{pub['key']}` | "
                          f"{pub['type']} | {pub['unit'] or ''} |")
     endpoints = [(fed["name"], e) for fed in interface["federates"] for e in fed["endpoints"]]
     if endpoints:
         lines += ["", "| federate | endpoint (JSON messages) |", "|---|---|"]
         lines += [f"| {name} | `{e}` |" for name, e in endpoints]
+    finer = [fed for fed in interface["federates"]
+             if (fed["helics_period_s"], fed["helics_offset_s"]) != (fed["period_s"], fed["offsets_s"][0])]
+    if finer:
+        lines += ["", "Acting at several offsets of their period, " + ", ".join(f["name"] for f in finer) + " are given "
+                  "HELICS a finer period (" + ", ".join(f"{f['helics_period_s']:g} s" for f in finer) + ") and "
+                  "request only the slots listed."]
     lines += ["", "Where the unit column is empty the unit is in the key (`_kw`, `_pu`, `_eur_per_kwh`); counts have none."]
     return "\n".join(lines) + "\n"

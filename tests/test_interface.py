@@ -25,7 +25,7 @@ def test_every_subscription_is_someone_s_publication_of_the_same_type(name):
     names = [fed["name"] for fed in interface["federates"]]
     assert len(names) == len(set(names)) and not any("broker" in n for n in names)
     for fed in interface["federates"]:
-        assert fed["period_s"] > 0 and fed["offset_s"] >= 0
+        assert fed["period_s"] > 0 and all(0 <= o < fed["period_s"] for o in fed["offsets_s"])
         for sub in fed["subscriptions"]:
             assert sub["key"] in pubs, (fed["name"], sub["key"])
             assert sub["type"] == pubs[sub["key"]]["type"], sub["key"]
@@ -38,7 +38,7 @@ def test_the_community_battery_federation_declares_periods_units_and_no_endpoint
     assert by_name["market"]["period_s"] == scenario.resolution.market_min * 60
     assert by_name["lec_ems"]["period_s"] == scenario.resolution.ems_min * 60
     assert by_name["dso"]["period_s"] == by_name["households"]["period_s"] == scenario.resolution.grid_min * 60
-    offsets = [by_name[n]["offset_s"] for n in ("market", "lec_ems", "households", "dso", "recorder")]
+    offsets = [by_name[n]["offsets_s"][0] for n in ("market", "lec_ems", "households", "dso", "recorder")]
     assert offsets == sorted(offsets) and len(set(offsets)) == 5  # the data flow within an instant
     pubs = published(interface)
     assert pubs["lec1/pcc/p_mw"]["unit"] == "MW" and pubs["lec1/battery/soc_mwh"]["unit"] == "MWh"
