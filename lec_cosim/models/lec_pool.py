@@ -23,6 +23,15 @@ short side keeps the whole gain (buyers pay what the grid would charge them, or 
 what the grid would pay them). On the platform the offers are at export + wheeling fee, so the
 same holds with that price in place of the export price.
 
+Who clears the pool
+-------------------
+The LEC_EMS clears its members' orders itself (:func:`clear_lec_pool`), or, with ``p2p.market:
+pool_operator``, the local market's pool operator (``federates/lem_market.py``, one per LEC) clears
+them: each member sends it :func:`pool_order_message` (the same order in the operator's format),
+and the LEC_EMS settles the book the operator returns (:func:`pool_from_book`). Both clear the same
+book by the same rule (:func:`lec_cosim.models.auction.clear_double_auction`, merit order), and both
+settle it here (:func:`settle_pool`), so the two give the same pool.
+
 The market period is one hour, so kW and kWh per period are the same numbers in the pool and on
 the platform. No HELICS here: plain Python, NumPy and SciPy.
 """
@@ -30,7 +39,7 @@ the platform. No HELICS here: plain Python, NumPy and SciPy.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lec_cosim.models.auction import ClearingResult, Order, clear_double_auction
@@ -79,9 +88,14 @@ def member_orders(
 
 def _split(orders: Sequence[Order], result: ClearingResult):
     """Per participant: matched bought and sold kWh, unmatched buy and sell kWh (order of appearance)."""
+    return _split_accepted(orders, result.accepted_kwh)
+
+
+def _split_accepted(orders: Sequence[Order], accepted_kwh: Iterable[float]):
+    """:func:`_split` from each order's accepted kWh (aligned with ``orders``)."""
     names = list(dict.fromkeys(o.participant for o in orders))
     bought, sold, short, long_ = ({name: 0.0 for name in names} for _ in range(4))
-    for order, accepted in zip(orders, result.accepted_kwh):
+    for order, accepted in zip(orders, accepted_kwh, strict=True):
         accepted = min(float(accepted), order.quantity_kwh)
         rest = order.quantity_kwh - accepted
         if order.side == "buy":
@@ -150,18 +164,55 @@ def clear_lec_pool(
         midpoint when the two are equal (module docstring).
     """
     orders = list(orders)
+    _price(import_price_eur_per_kwh, "import_price_eur_per_kwh")
+    _price(export_price_eur_per_kwh, "export_price_eur_per_kwh")
+    result = clear_double_auction(orders, solver="merit_order")
+    return settle_pool(orders, result.accepted_kwh, price_eur_per_kwh=result.price_eur_per_kwh,
+                       volume_kwh=result.volume_kwh, import_price_eur_per_kwh=import_price_eur_per_kwh,
+                       export_price_eur_per_kwh=export_price_eur_per_kwh)
+
+
+def settle_pool(
+    orders: Sequence[Order],
+    accepted_kwh: Iterable[float],
+    *,
+    price_eur_per_kwh: float | None,
+    volume_kwh: float,
+    import_price_eur_per_kwh: float,
+    export_price_eur_per_kwh: float,
+) -> PoolResult:
+    """The members' side of a cleared pool: what each bought and sold in it and from the grid, and its bill.
+
+    Parameters
+    ----------
+    orders : sequence of Order
+        The cleared book.
+    accepted_kwh : iterable of float
+        Accepted kWh of every order, aligned with ``orders``.
+    price_eur_per_kwh : float or None
+        The pool's uniform price (``None``: nothing traded).
+    volume_kwh : float
+        Energy traded in the pool, kWh.
+    import_price_eur_per_kwh, export_price_eur_per_kwh : float
+        Prices at which the LEC buys the unmatched need and sells the unmatched surplus upstream
+        for the members.
+
+    Returns
+    -------
+    PoolResult
+    """
+    orders = list(orders)
     p_imp = _price(import_price_eur_per_kwh, "import_price_eur_per_kwh")
     p_exp = _price(export_price_eur_per_kwh, "export_price_eur_per_kwh")
-    result = clear_double_auction(orders, solver="merit_order")
-    bought, sold, grid_import, grid_export = _split(orders, result)
-    price = result.price_eur_per_kwh
+    bought, sold, grid_import, grid_export = _split_accepted(orders, accepted_kwh)
+    price = price_eur_per_kwh
     pool_price = 0.0 if price is None else price
     cost = {
         m: pool_price * (bought[m] - sold[m]) + p_imp * grid_import[m] - p_exp * grid_export[m] for m in bought
     }
     return PoolResult(
         price_eur_per_kwh=price,
-        volume_kwh=float(result.volume_kwh),
+        volume_kwh=float(volume_kwh),
         bought_kwh=bought,
         sold_kwh=sold,
         grid_import_kwh=grid_import,
@@ -169,3 +220,52 @@ def clear_lec_pool(
         cost_eur=cost,
         lec_net_kwh=float(sum(grid_import.values()) - sum(grid_export.values())),
     )
+
+
+def pool_order_message(
+    member: str,
+    net_kwh: float,
+    *,
+    period: int,
+    import_price_eur_per_kwh: float,
+    export_price_eur_per_kwh: float,
+) -> dict:
+    """A member's order of one period as the pool operator (``federates/lem_market.py``) takes it.
+
+    The order is :func:`member_orders`'s: a need bid at the import price, a surplus offered at the
+    export price, nothing for a zero net (the message is still sent: the member is in the pool).
+
+    Returns
+    -------
+    dict
+        ``{"period": period, "participant": member, "orders": [{"side", "price_eur_per_kwh",
+        "quantity_kwh"}]}``.
+    """
+    orders = member_orders({member: net_kwh}, import_price_eur_per_kwh=import_price_eur_per_kwh,
+                           export_price_eur_per_kwh=export_price_eur_per_kwh)
+    return {"period": int(period), "participant": member,
+            "orders": [{"side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh, "quantity_kwh": o.quantity_kwh}
+                       for o in orders]}
+
+
+def pool_from_book(
+    book: Mapping,
+    *,
+    import_price_eur_per_kwh: float,
+    export_price_eur_per_kwh: float,
+) -> PoolResult:
+    """The pool of a book the pool operator cleared (its ``book`` message), settled by :func:`settle_pool`.
+
+    Parameters
+    ----------
+    book : mapping
+        ``{"price_eur_per_kwh": float or None, "volume_kwh": float, "orders": [{"participant", "side",
+        "price_eur_per_kwh", "quantity_kwh", "accepted_kwh"}, ...], ...}``.
+    import_price_eur_per_kwh, export_price_eur_per_kwh : float
+        As in :func:`clear_lec_pool`.
+    """
+    entries = list(book["orders"])
+    orders = [Order(e["participant"], e["side"], e["price_eur_per_kwh"], e["quantity_kwh"]) for e in entries]
+    return settle_pool(orders, [float(e["accepted_kwh"]) for e in entries], price_eur_per_kwh=book["price_eur_per_kwh"],
+                       volume_kwh=book["volume_kwh"], import_price_eur_per_kwh=import_price_eur_per_kwh,
+                       export_price_eur_per_kwh=export_price_eur_per_kwh)
