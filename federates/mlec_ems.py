@@ -9,7 +9,9 @@ within the DSO's latest limits and publishes the hour's set-points; how it plans
   iteration per microsecond slot, and stops when the residuals it hears of say all agents stop;
 * ``run_market`` (p2p): sends its members their import caps and fees, clears their orders in the
   LEC's pool, plans the community battery around their plans and sends the LEC's position to the
-  platform.
+  platform. Who clears the pool is its pool strategy (the config's ``pool``): ``clear_orders``, the
+  LEC_EMS itself, or ``settle_book``, the LEC's pool operator (the local market's component
+  ``federates/lem_market.py``), whose book arrives at the ``market`` endpoint with the members' plans.
 
 At H + 5 ms it publishes the hour's record (plan, trades, negotiation) for the recorder.
 """
@@ -24,6 +26,7 @@ import numpy as np
 
 from federates.common import Federate, main
 from lec_cosim.models.exchange import LecAgent, ProposalMessage, solve_centralised
+from lec_cosim.models.lec_pool import PoolResult, pool_from_book
 from lec_cosim.models.multi_lec_ems import (
     hourly_tariffs,
     members_from_scenario,
@@ -179,13 +182,48 @@ class Negotiate(LecEms):
                             "residuals": self.residuals})
 
 
+def clear_orders(lec: str, hour: int, net_kwh: dict[str, float], others: list, *, import_price: float,
+                 export_price: float) -> PoolResult:
+    """The LEC_EMS clears its members' orders itself (``p2p.market: ems``): nothing else may arrive."""
+    if others:
+        raise RuntimeError(f"{lec} market: hour {hour}: {len(others)} message(s) from others than its members")
+    return clear_lec_pool(member_orders(net_kwh, import_price_eur_per_kwh=import_price,
+                                        export_price_eur_per_kwh=export_price),
+                          import_price_eur_per_kwh=import_price, export_price_eur_per_kwh=export_price)
+
+
+def settle_book(lec: str, hour: int, net_kwh: dict[str, float], others: list, *, import_price: float,
+                export_price: float) -> PoolResult:
+    """The LEC's pool operator cleared the members' orders (``p2p.market: pool_operator``): settle its book.
+
+    The one other message must be the book of this hour, holding exactly the orders the members planned.
+    """
+    if len(others) != 1 or others[0].get("period") != hour:
+        raise RuntimeError(f"{lec} market: hour {hour}: expected the pool operator's book of the hour, got "
+                           f"{len(others)} message(s) from others than its members")
+    book = others[0]
+    planned = {o.participant: (o.side, o.quantity_kwh) for o in member_orders(
+        net_kwh, import_price_eur_per_kwh=import_price, export_price_eur_per_kwh=export_price)}
+    cleared = {o["participant"]: (o["side"], o["quantity_kwh"]) for o in book["orders"]}
+    if cleared != planned or len(book["orders"]) != len(planned):
+        raise RuntimeError(f"{lec} market: hour {hour}: the pool operator's book does not hold the members' "
+                           f"planned orders ({sorted(set(cleared) ^ set(planned))} differ)")
+    return pool_from_book(book, import_price_eur_per_kwh=import_price, export_price_eur_per_kwh=export_price)
+
+
+POOLS = {"clear_orders": clear_orders, "settle_book": settle_book}
+"""Who clears the LEC's pool, by the name the config gives (``pool``)."""
+
+
 class RunMarket(LecEms):
-    """P2P: caps and fees to the members at H + 1 ms; at H + 3 ms clears their orders in the LEC's pool,
-    plans the community battery around their plans and sends the LEC's position to the platform."""
+    """P2P: caps and fees to the members at H + 1 ms; at H + 3 ms clears their orders in the LEC's pool
+    (its pool strategy: itself, or settling its pool operator's book), plans the community battery around
+    their plans and sends the LEC's position to the platform."""
 
     def __init__(self, fed: Federate):
         super().__init__(fed)
         self.clear_offset_s = fed.settings["clear_offset_s"]
+        self.pool = POOLS[fed.settings["pool"]]
         self.caps = {}
         self.previous_import = {}
 
@@ -212,13 +250,18 @@ class RunMarket(LecEms):
     def clear_pool(self, hour: int) -> None:
         fed, lec, homes, p2p = self.fed, self.lec, self.my_households, self.scenario.p2p
         retail, feed_in = self.retail[hour], self.feed_in[hour]
-        orders = {payload["member"]: payload for _, payload in fed.receive(fed.endpoint("market"))}
+        member_of = {fed.target("members", m): m for m in homes}
+        orders, others = {}, []
+        for source, payload in fed.receive(fed.endpoint("market")):
+            if source in member_of:
+                orders[payload["member"]] = payload
+            else:
+                others.append(payload)
         missing = set(homes) - set(orders)
         if missing or any(o["hour"] != hour for o in orders.values()):
             raise RuntimeError(f"{lec} market: hour {hour}: no order from {sorted(missing)}")
         net_kwh = {m: orders[m]["net_kwh"] for m in homes}
-        pool = clear_lec_pool(member_orders(net_kwh, import_price_eur_per_kwh=retail, export_price_eur_per_kwh=feed_in),
-                              import_price_eur_per_kwh=retail, export_price_eur_per_kwh=feed_in)
+        pool = self.pool(lec, hour, net_kwh, others, import_price=retail, export_price=feed_in)
         trades = []
         for m in homes:
             cap, fee = self.caps[m]

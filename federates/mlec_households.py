@@ -6,7 +6,10 @@ community batteries). The set-points: in decentralised and distributed, each LEC
 set-point split over the home and community batteries it manages; in p2p, the community battery's
 set-point from the LEC_EMS, and for every home battery its own HEMS plan: at H + 2 ms each HEMS
 reads the caps and fee its LEC sent, plans the rest of the day for its own cost
-(``lec_cosim.models.p2p.plan_home``) and sends its LEC's market its order for the hour.
+(``lec_cosim.models.p2p.plan_home``) and sends its LEC's market its order for the hour. With a pool
+operator (the config's ``pool_operator``) that message is the member's plan for its LEC_EMS, and the
+order goes to the LEC's pool operator (target ``pool``) in the operator's format
+(``lec_cosim.models.lec_pool.pool_order_message``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from federates.common import Federate, main
+from lec_cosim.models.lec_pool import pool_order_message
 from lec_cosim.models.multi_lec_ems import (
     HomeBatteries,
     curtailment_split,
@@ -35,6 +39,7 @@ def build(fed: Federate):
     table = members.table
     names = members.lec_names
     members_bid = bool(fed.settings["members_bid"])  # each HEMS plans its home battery and bids (p2p)
+    pool_operator = bool(fed.settings["pool_operator"])  # the LEC's pool operator clears its pool (p2p)
     pooled = pooled_batteries(members, home_batteries=not members_bid)
     batteries = HomeBatteries(members)
     retail, feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
@@ -62,6 +67,10 @@ def build(fed: Federate):
             own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
             fed.send(fed.endpoint(member), fed.target("market", lec), {
                 "hour": hour, "member": member, "net_kwh": float(plan.net_kw[0]), "plan_kw": plan.net_kw.tolist()})
+            if pool_operator:
+                fed.send(fed.endpoint(member), fed.target("pool", lec), pool_order_message(
+                    member, float(plan.net_kw[0]), period=hour, import_price_eur_per_kwh=retail[hour],
+                    export_price_eur_per_kwh=feed_in[hour]))
 
     def step(n: int) -> None:
         if members_bid:

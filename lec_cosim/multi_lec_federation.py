@@ -5,6 +5,9 @@ Federates (``federates/mlec_*.py``; the DSO and the recorder are the generic com
 and :class:`lec_cosim.results_mlec.MultiLecRecord`)::
 
     lec_ems_1..N  one LEC_EMS per LEC: plans its batteries for the rest of the day every hour
+    pool_operator_1..N
+                  p2p with ``p2p.market: pool_operator``: each LEC's pool operator, the local market's
+                  component ``federates/lem_market.py`` (no copy): clears its members' orders
     platform      decentralised, p2p: the market platform between LECs (no platform in distributed)
     households    every member's assets (grouped HEMS): loads, PV, home and community batteries;
                   in p2p the HEMS plan their own home batteries and bid into their LEC's market
@@ -18,15 +21,23 @@ Who talks to whom (messages; values are physics, limits and records)::
     distributed    lec_ems_k  <-> lec_ems_j (neighbours)  ADMM proposals
     p2p            household members <-> their lec_ems_k's market endpoint (caps, orders, results)
                    lec_ems_k  <-> platform
+    p2p, pool_operator
+                   household members  -> their lec_ems_k's market endpoint (plans; caps and bills back)
+                   household members <-> their pool_operator_k (orders, pool results)
+                   pool_operator_k    -> lec_ems_k's market endpoint (the cleared book)
 
 Time pattern within hour H (seconds). Nobody waits for a reply: every federate requests fixed
 times, and HELICS delivers a message or value stamped t to a federate granted a later time::
 
     H + 1 ms          lec_ems   plan (decentralised), send caps (p2p); distributed: ADMM
                                 iteration i at H + 1 ms + i us (send at slot i, read at i + 1)
-    H + 2 ms          households (p2p) read caps, plan their homes, send orders
-    H + 3 ms          lec_ems   (p2p) clear the LEC pool, answer the members, plan the community
-                                battery; publish the hour's set-points; send the position
+    H + 2 ms          households (p2p) read caps, plan their homes, send orders (and with a pool
+                                operator their plans to the LEC_EMS, their orders to the operator)
+    H + 2.5 ms        pool_operator (p2p, pool_operator) clear the orders, answer the members,
+                                send the LEC_EMS the book
+    H + 3 ms          lec_ems   (p2p) clear the LEC pool (with a pool operator: settle its book),
+                                answer the members, plan the community battery; publish the
+                                hour's set-points; send the position
     H + 4 ms          platform  clear the LECs' positions, answer them
     H + 5 ms          lec_ems   read the platform's answer, publish the hour's record
     t + 6 ms          households apply set-points at every grid step t, publish members' powers
@@ -52,6 +63,8 @@ from lec_cosim.wiring import FederatePlan, Signal
 
 EMS_PLAN_OFFSET_S = 0.001
 HEMS_BID_OFFSET_S = 0.002
+POOL_OPERATOR_OFFSET_S = 0.0025
+"""p2p with a pool operator: after the members' orders (H + 2 ms), before the LEC_EMS reads the book (H + 3 ms)."""
 EMS_CLEAR_OFFSET_S = 0.003
 PLATFORM_OFFSET_S = 0.004
 EMS_SETTLE_OFFSET_S = 0.005
@@ -87,6 +100,15 @@ def market_endpoint(lec: str) -> str:
 
 def member_endpoint(member: str) -> str:
     return f"mlec/member/{member}"
+
+
+def pool_operator_name(lec: str) -> str:
+    return f"pool_operator_{lec.removeprefix('lec')}"
+
+
+def pool_operator_endpoint(lec: str) -> str:
+    """The LEC's pool operator's inbox (p2p with ``p2p.market: pool_operator``)."""
+    return f"mlec/{lec}/pool"
 
 
 def ems_signals(lec: str) -> list[Signal]:
@@ -146,16 +168,57 @@ DESIGNS = {
 """Every framework's design, by the scenario's ``framework``."""
 
 
+@dataclass(frozen=True)
+class PoolDesign:
+    """Who clears each LEC's P2P pool (``p2p.market``), when its members bid (p2p)."""
+
+    ems_pool: str
+    """The LEC_EMS's pool strategy (``federates/mlec_ems.py``: clear_orders, settle_book)."""
+    pool_operator: bool
+    """One pool-operator federate per LEC, the local market's ``federates/lem_market.py``, clears the members'
+    orders: the HEMS send it their orders (target ``pool``), it answers them and sends the LEC_EMS the book."""
+
+
+POOL_DESIGNS = {
+    "ems": PoolDesign("clear_orders", pool_operator=False),
+    "pool_operator": PoolDesign("settle_book", pool_operator=True),
+}
+"""Every way of clearing the LECs' pools, by the scenario's ``p2p.market``."""
+POOL_OPERATOR_SOLVER = "merit_order"
+"""The pool operator's auction path: the one the LEC_EMS's own pool uses
+(:func:`lec_cosim.models.lec_pool.clear_lec_pool`)."""
+POOL_OPERATOR_VALUES = ("price_eur_per_kwh", "volume_kwh")
+"""What a pool operator publishes (its component's output ports): nobody in this study reads them; the
+LEC_EMS records the book's price and volume."""
+
+
+def lec_households(scenario: MultiLecScenario) -> dict[str, list[str]]:
+    """Each LEC's households (IEEE order), from the feeder split the members are made of.
+
+    Only a plan with pool operators needs it (each answers its own LEC's members); imported here, so
+    that every other plan stays free of the feeder's data and of pandas.
+    """
+    from lec_cosim.models.lec_split import split_into_lecs
+
+    split = split_into_lecs(scenario.lecs.count, scenario.feeder.data_dir)
+    return {lec: list(split.loc[split["lec"] == lec, "load"]) for lec in scenario.lec_names}
+
+
 def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     """Every federate of the framework's federation with its interface, in start order.
 
     Federates reach each other by port (``lec_cosim.ports`` in their configs): an LEC_EMS sends from
     its ``ems`` endpoint (and in p2p its ``market``) to its targets ``platform``, ``lecs`` (the other
     LECs' EMSs, by LEC) and ``members`` (the HEMS, by member); the households' HEMS send from their
-    member's endpoint to ``market`` (by LEC); the platform from ``platform`` to ``lecs``. A
-    federate that reads alike values of several LECs calls them ``<lec>.<port>``.
+    member's endpoint to ``market`` (by LEC), and with pool operators their orders to ``pool`` (by
+    LEC); a pool operator (``federates/lem_market.py``) takes orders at ``orders``, answers its
+    LEC's members at ``results`` (by member) and sends the book to ``book``, its LEC_EMS's
+    ``market``; the platform from ``platform`` to ``lecs``. A federate that reads alike values of
+    several LECs calls them ``<lec>.<port>``.
     """
     design = DESIGNS[scenario.framework]
+    pools = POOL_DESIGNS[scenario.p2p.market]
+    pool_operators = design.members_bid and pools.pool_operator
     lecs = scenario.lec_names
     on_platform = [lec for lec in lecs if lec in scenario.platform_lecs] if design.platform else []
     grid_pubs = ([Signal(f"mlec/grid/{v}", port=v) for v in GRID_DOUBLES]
@@ -179,7 +242,8 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", design.ems_period_s, 0.0, pubs,
                                   list(limits) if scenario.dso.limits else [], list(ports.values()),
                                   {"lec": lec, "on_platform": lec in on_platform, "ems": design.ems,
-                                   "members_bid": design.members_bid, **EMS_SETTINGS},
+                                   "members_bid": design.members_bid,
+                                   **({"pool": pools.ems_pool} if design.members_bid else {}), **EMS_SETTINGS},
                                   endpoint_ports=ports, targets=targets))
     platform_record = Signal("mlec/platform/record", "string", port="record")
     if on_platform:
@@ -187,13 +251,24 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                                   [platform_record], [], [PLATFORM_ENDPOINT], {"lecs": on_platform},
                                   endpoint_ports={"platform": PLATFORM_ENDPOINT},
                                   targets={"lecs": {lec: ems_endpoint(lec) for lec in on_platform}}))
+    if pool_operators:
+        for lec, homes in lec_households(scenario).items():
+            plans.append(FederatePlan(
+                pool_operator_name(lec), "federates.lem_market", scenario.market_step_s, POOL_OPERATOR_OFFSET_S,
+                [Signal(f"mlec/{lec}/pool/{v}", port=v) for v in POOL_OPERATOR_VALUES], [],
+                [pool_operator_endpoint(lec)], {"solver": POOL_OPERATOR_SOLVER},
+                endpoint_ports={"orders": pool_operator_endpoint(lec)},
+                targets={"results": {m: member_endpoint(m) for m in homes}, "book": market_endpoint(lec)}))
     setpoints = [s for s in all_ems if not s.port.endswith(".record")]
     hems_ports = {m: member_endpoint(m) for m in HOUSEHOLDS} if design.members_bid else {}
+    hems_targets = {"market": {lec: market_endpoint(lec) for lec in lecs}} if hems_ports else {}
+    if pool_operators:
+        hems_targets["pool"] = {lec: pool_operator_endpoint(lec) for lec in lecs}
     plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs,
                               setpoints, list(hems_ports.values()),
-                              {"members_bid": design.members_bid, **HOUSEHOLDS_SETTINGS},
-                              endpoint_ports=hems_ports,
-                              targets={"market": {lec: market_endpoint(lec) for lec in lecs}} if hems_ports else {}))
+                              {"members_bid": design.members_bid, "pool_operator": pool_operators,
+                               **HOUSEHOLDS_SETTINGS},
+                              endpoint_ports=hems_ports, targets=hems_targets))
     plans.append(FederatePlan("dso", "federates.dso", scenario.grid_step_s, DSO_OFFSET_S, grid_pubs,
                               household_pubs, settings={"grid_adapter": GRID_ADAPTER}))
     recorder_subs = household_pubs + grid_pubs + all_ems

@@ -76,6 +76,11 @@ class P2PConfig(_Strict):
     _fees = field_validator("fairness_fee_eur_per_kwh", "over_cap_fee_eur_per_kwh")(_EUR_PER_KWH)
     member_import_cap_kw: Optional[float] = Field(None, gt=0, description="import cap of every member without a "
                                                   "DSO limit (null: none)")
+    market: Literal["ems", "pool_operator"] = Field(
+        "ems", description="who clears each LEC's pool: its LEC_EMS (ems), or one pool-operator federate per LEC "
+        "running the local market's component federates/lem_market.py (pool_operator), to which the members send "
+        "their orders and which answers them and sends the LEC_EMS the book; both clear the same uniform-price "
+        "double auction, so the results agree")
 
 
 class DsoConfig(_VoltageBand):
