@@ -21,6 +21,11 @@ Only complete runs are reported: a missing directory, an incomplete run (``OUT.i
 ``INCOMPLETE.txt``, or ``OUT.partial``), a directory without ``summary.json`` or a run of unknown
 kind raises :class:`lec_cosim.scenario.ScenarioError` naming the directory and the reason before
 anything is drawn, and the page is written atomically, so a failure leaves no report behind.
+
+The page is assembled here; which directories it takes and of which kind they are is
+:mod:`lec_cosim.report_runs` (:func:`run_kind`, :func:`group_runs`, :data:`KINDS`), the blocks of
+every run (timing, feeder map, provenance, and the :class:`Table` and :class:`Figure` items) are
+:mod:`lec_cosim.report_run_blocks`; every name of both is importable from here too.
 """
 
 from __future__ import annotations
@@ -28,135 +33,36 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import json
-import math
-import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from lec_cosim import __version__
 from lec_cosim.files import write_text_atomic
+from lec_cosim.report_run_blocks import (  # noqa: F401
+    TIMING_HEADER,
+    Figure,
+    Table,
+    _data_files,
+    _read_json,
+    _seconds,
+    provenance,
+    run_feeder_map,
+    run_timing,
+    timing_table,
+)
+from lec_cosim.report_runs import (  # noqa: F401
+    _INCOMPLETE_PREFIX,
+    KINDS,
+    _incomplete_reason,
+    _kinds,
+    group_runs,
+    run_kind,
+)
 from lec_cosim.scenario import ScenarioError
 from lec_cosim.studies import study
 
 
-def _kinds() -> dict[str, tuple[str, str]]:
-    from lec_cosim.studies import KINDS as STUDY_KINDS
-    from lec_cosim.studies import study
-
-    return {kind: (study(kind).TITLE, study(kind).DESCRIPTION) for kind in STUDY_KINDS}
-
-
-KINDS: dict[str, tuple[str, str]] = _kinds()
-"""Run kind -> (section title, one-line description); the sections appear in this order."""
-
-_INCOMPLETE_PREFIX = "This run did not complete:"
-
-
-@dataclass
-class Table:
-    """A KPI table as formatted text: ``header`` labels (units included) and ``rows`` of cells."""
-
-    id: str
-    caption: str
-    header: list[str]
-    rows: list[list[str]]
-
-
-@dataclass
-class Figure:
-    """A PNG figure with its caption."""
-
-    id: str
-    caption: str
-    png: bytes
-
-
-# ---------------------------------------------------------------------------------------------
-# Runs
-# ---------------------------------------------------------------------------------------------
-def _incomplete_reason(run_dir: Path) -> str:
-    try:
-        first = (run_dir / "INCOMPLETE.txt").read_text(errors="replace").strip().splitlines()[0]
-    except (OSError, IndexError):
-        return "no INCOMPLETE.txt"
-    reason = first.removeprefix(_INCOMPLETE_PREFIX).strip()
-    return reason if len(reason) <= 200 else reason[:197] + "..."
-
-
-def run_kind(run_dir: str | Path) -> str:
-    """The kind of a complete run directory, a key of :data:`KINDS`.
-
-    Parameters
-    ----------
-    run_dir
-        A results directory written by ``lec-cosim run`` (or ``helics run`` of a runner file).
-
-    Returns
-    -------
-    str
-        One of :data:`lec_cosim.studies.KINDS`.
-
-    Raises
-    ------
-    ScenarioError
-        One line naming the directory and why it cannot be reported: it does not exist, is not a
-        directory, is an incomplete run (``.incomplete`` or ``INCOMPLETE.txt``: the reason it
-        records) or an unfinished one (``.partial``), has no ``summary.json`` or an unreadable one,
-        or is of no known kind.
-    """
-    path = Path(run_dir)
-    if not path.exists():
-        raise ScenarioError(f"{run_dir}: no such run directory")
-    if not path.is_dir():
-        raise ScenarioError(f"{run_dir}: not a directory (a run directory is expected)")
-    if path.name.endswith(".incomplete") or (path / "INCOMPLETE.txt").exists():
-        raise ScenarioError(f"{run_dir}: incomplete run ({_incomplete_reason(path)}); only complete runs "
-                            "can be reported")
-    if path.name.endswith(".partial"):
-        raise ScenarioError(f"{run_dir}: unfinished run (.partial: still running or killed); only complete runs "
-                            "can be reported")
-    summary_path = path / "summary.json"
-    if not summary_path.is_file():
-        raise ScenarioError(f"{run_dir}: not a run directory (no summary.json)")
-    try:
-        summary = json.loads(summary_path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{summary_path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ScenarioError(f"{summary_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    from lec_cosim.studies import kind_of_run
-
-    kind = kind_of_run(path)  # recorded, or recognised in a run made before runs recorded it
-    if kind is not None:
-        return kind
-    framework = summary.get("framework") if isinstance(summary, dict) else None
-    raise ScenarioError(f"{summary_path}: framework {framework!r}: not a kind of run lec-cosim reports "
-                        f"({', '.join(title.lower() for title, _ in KINDS.values())})")
-
-
-def group_runs(run_dirs: Sequence[str | Path]) -> dict[str, list[Path]]:
-    """The run directories by kind, in the order of :data:`KINDS`, each kind's runs in the given order.
-
-    Raises
-    ------
-    ScenarioError
-        From :func:`run_kind`, for the first directory that cannot be reported; or when no
-        directory is given.
-    """
-    if not run_dirs:
-        raise ScenarioError("report: no run directories given")
-    groups: dict[str, list[Path]] = {kind: [] for kind in KINDS}
-    for run in run_dirs:
-        groups[run_kind(run)].append(Path(run))
-    return {kind: runs for kind, runs in groups.items() if runs}
-
-
-# ---------------------------------------------------------------------------------------------
-# Tables and figures per kind
-# ---------------------------------------------------------------------------------------------
 def kind_tables(kind: str, runs: Sequence[Path], paper: Mapping | str | Path | None = None) -> list[Table]:
     """The KPI tables of one kind of run, formatted as ``lec-cosim compare`` formats them.
 
@@ -215,67 +121,6 @@ def _as_input_error(kind: str, runs: Sequence[Path], exc: Exception) -> Scenario
     return ScenarioError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-# ---------------------------------------------------------------------------------------------
-# Timing and feeder map per run
-# ---------------------------------------------------------------------------------------------
-TIMING_HEADER = ["federate", "slots", "working s", "waiting s", "messages sent", "values published", "start-up s",
-                 "ready s", "critical hours"]
-"""Columns of a run's timing table (:func:`timing_table`)."""
-
-
-def _seconds(value, digits: int) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def timing_table(totals, table_id: str) -> Table:
-    """The per-federate totals of :func:`lec_cosim.timing.totals` as a :class:`Table`."""
-    rows = [[r.federate, str(r.slots), f"{r.work_s:.3f}", f"{r.wait_s:.3f}", str(r.messages_sent),
-             str(r.values_published), _seconds(r.startup_s, 2), _seconds(r.ready_s, 2), str(r.critical_hours)]
-            for r in totals.itertuples()]
-    caption = ("Per federate: slots, working and waiting wall time, messages sent and values published (sums of "
-               "timing/<federate>.csv); start-up (process start to executing mode) and ready (process start to its "
-               "model built: the largest holds up every federate's start-up), from timing/<federate>.json; hours "
-               "it was the critical federate of")
-    return Table(table_id, caption, list(TIMING_HEADER), rows)
-
-
-def run_timing(run: Path, anchor: str, label: str) -> tuple[Figure, Table] | None:
-    """A run's timeline figure and totals table; None when the run has no ``timing/`` folder."""
-    from lec_cosim.timing import CRITICAL_DEFINITION, plot_timeline, read_timing, totals
-
-    timing = read_timing(run)
-    if timing is None:
-        return None
-    table = totals(timing)
-    with tempfile.TemporaryDirectory(prefix="lec-cosim-report-") as tmp:
-        png = Path(tmp) / "timeline.png"
-        bin_h = plot_timeline(timing, png, title=label)
-        data = png.read_bytes()
-    critical = ", ".join(f"{r.federate} {r.critical_hours} h" for r in table.itertuples() if r.critical_hours)
-    per = "simulated hour" if bin_h == 1 else f"bar of {bin_h} simulated hours"
-    caption = (f"Who holds {label} up: each federate's wall time per {per} (timing/<federate>.csv), working (its "
-               f"colour) with its waiting for the grant stacked on it (grey), all rows on one scale. "
-               f"{CRITICAL_DEFINITION}. Critical: {critical or 'none'}.")
-    return Figure(f"fig-timeline-{anchor}", caption, data), timing_table(table, f"timing-{anchor}")
-
-
-def run_feeder_map(run: Path, anchor: str, label: str) -> Figure | str | None:
-    """A run's feeder map; None when it has no grid extremes (community battery, older runs), or why
-    there is none when its feeder folder has no coordinates here (the run was made elsewhere)."""
-    from lec_cosim.feeder_map import NoCoordinates, caption, feeder_map, plot_feeder_map
-
-    try:
-        data = feeder_map(run)
-    except NoCoordinates as exc:
-        return str(exc)
-    if data is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="lec-cosim-report-") as tmp:
-        png = Path(tmp) / "feeder.png"
-        plot_feeder_map(data, png, title=label)
-        return Figure(f"fig-feeder-{anchor}", caption(data), png.read_bytes())
-
-
 def _run_details_html(kind: str, run: Path, anchor: str, label: str) -> str:
     """The timing block (and feeder map) of one run, or notes saying why there is none."""
     e = html.escape
@@ -299,89 +144,6 @@ def _run_details_html(kind: str, run: Path, anchor: str, label: str) -> str:
                      "(a run from before the DSO wrote them).</p>")
     parts.append("</div>")
     return "\n".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# Provenance
-# ---------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
-    """A JSON object from ``path``; None when absent, unreadable or not an object."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _data_files(data: Mapping) -> list[str]:
-    lines = []
-    for field, files in data.items():
-        if not isinstance(files, Mapping):
-            continue
-        if len(files) <= 3:
-            lines += [f"{field}: {name} ({str(digest)[:12]})" for name, digest in files.items()]
-        else:
-            lines.append(f"{field}: {len(files)} files")
-    return lines
-
-
-def provenance(run_dir: str | Path) -> list[tuple[str, str]]:
-    """What produced a run, from its ``manifest.json`` and ``summary.json``.
-
-    Parameters
-    ----------
-    run_dir
-        A complete run directory.
-
-    Returns
-    -------
-    list of (str, str)
-        (label, text) pairs: run directory, scenario file with the first 12 hex digits of the
-        resolved scenario's SHA-256, data files with theirs, seed, versions, command line, platform
-        and time written; the simulated period and wall time from ``summary.json``. Without a
-        readable ``manifest.json`` a pair says so and the summary's versions stand in.
-    """
-    path = Path(run_dir)
-    summary = _read_json(path / "summary.json") or {}
-    items = [("run directory", str(path.resolve()))]
-    scenario = _read_json(path / "scenario.json") or {}  # three-LEC summaries do not repeat the start
-    start, horizon = summary.get("start") or scenario.get("start"), summary.get("horizon_h")
-    if isinstance(horizon, (int, float)):
-        items.append(("simulated", f"{horizon:g} h" + (f" from {start}" if start else "")))
-    kpis = summary.get("kpis") if isinstance(summary.get("kpis"), dict) else {}
-    wall = summary.get("wall_time_s", kpis.get("wall_time_s"))
-    if isinstance(wall, (int, float)):
-        items.append(("wall time", f"{wall:.1f} s"))
-    manifest = _read_json(path / "manifest.json")
-    if manifest is None:
-        state = "absent" if not (path / "manifest.json").exists() else "unreadable"
-        items.append(("manifest.json", f"{state}: no hashes or command line recorded"))
-        versions = summary.get("versions")
-        if isinstance(versions, Mapping):
-            items.append(("versions (summary.json)", ", ".join(
-                f"{name} {value.get('name', '')} {value.get('version', '')}".strip() if isinstance(value, Mapping)
-                else f"{name} {value}" for name, value in versions.items())))
-        return items
-    scenario_hash = str(manifest.get("scenario_sha256") or "")[:12]
-    items.append(("scenario file", f"{manifest.get('source_file') or 'not recorded'}"
-                  + (f" (resolved scenario SHA-256 {scenario_hash}…)" if scenario_hash else "")))
-    data = _data_files(manifest.get("data_sha256") or {})
-    if data:
-        items.append(("data (SHA-256 prefix)", "; ".join(data)))
-    if manifest.get("seed") is not None:
-        items.append(("seed", str(manifest["seed"])))
-    versions = manifest.get("versions") or {}
-    items.append(("versions", ", ".join(f"{name} {version}" for name, version in versions.items()
-                                        if version != "not installed")))
-    command = manifest.get("command")
-    if command:
-        items.append(("command", shlex.join(map(str, command)) if isinstance(command, list) else str(command)))
-    if manifest.get("platform"):
-        items.append(("platform", str(manifest["platform"])))
-    if manifest.get("written"):
-        items.append(("written", str(manifest["written"])))
-    return items
-
 
 def _run_labels(kind: str, runs: Sequence[Path]) -> list[str]:
     """The runs' names as the kind's table shows them."""
@@ -518,9 +280,9 @@ def html_report(run_dirs: Sequence[str | Path], paper: Mapping | str | Path | No
         f"<title>lec-cosim report: {n_runs} run{'s' if n_runs > 1 else ''}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<header><h1>lec-cosim report</h1>",
-        f'<p class="meta">Generated {e(generated.isoformat(timespec="seconds"))} by lec-cosim {e(__version__)} '
-        f"from {n_runs} run director{'ies' if n_runs > 1 else 'y'}. Tables as <code>lec-cosim compare</code> "
-        "prints them; units in the column or row labels.</p>",
+        (f'<p class="meta">Generated {e(generated.isoformat(timespec="seconds"))} by lec-cosim {e(__version__)} '
+         f"from {n_runs} run director{'ies' if n_runs > 1 else 'y'}. Tables as <code>lec-cosim compare</code> "
+         "prints them; units in the column or row labels.</p>"),
         f"<nav><ul>{contents}</ul></nav></header>",
         "<main>",
         *sections,
