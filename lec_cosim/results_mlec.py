@@ -33,6 +33,7 @@ Files written into the run directory by the recorder (``federates/recorder.py`` 
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from collections import defaultdict
@@ -77,6 +78,12 @@ class MultiLecRecord:
         self.lec_rows: list[dict] = []
         self.ems_records: dict[tuple[int, str], dict] = {}
         self.platform_records: dict[int, dict] = {}
+        extensions = settings.get("extensions", {})
+        self.extra_columns: list[str] = list(extensions.get("columns", []))
+        """Input ports of components a study adds (EV charging), recorded per step into ``components.csv``."""
+        self.kpi_extensions: list[str] = list(extensions.get("kpis", []))
+        """``"module:function"``: each called with that table and the scenario, its KPIs join the summary's."""
+        self.extra_rows: dict[str, list] = defaultdict(list)
 
     def add(self, k: int, t_s: float, inputs) -> None:
         """Step ``k``: the records published since the last step, and the step's values (see the class)."""
@@ -85,6 +92,8 @@ class MultiLecRecord:
                 self.add_ems_record(inputs.read(f"{lec}.record"))
         if "platform.record" in inputs.ports and inputs.updated("platform.record"):
             self.add_platform_record(inputs.read("platform.record"))
+        for port in self.extra_columns:
+            self.extra_rows[port].append(inputs.read(port))
         self.add_step(k, {v: inputs.read(v) for v in self.columns["members"]},
                       {v: inputs.read(v) for v in self.columns["grid"]},
                       {v.removeprefix("lec_"): inputs.read(v) for v in self.columns["lecs"]})
@@ -228,6 +237,14 @@ class MultiLecRecord:
             tables["negotiation_residuals.csv"] = residuals
         if "p2p_trades" in self.tables:
             tables["p2p_trades.csv"] = self.p2p_table()
+        extra_kpis = {}
+        if self.extra_columns:
+            components = pd.DataFrame({"time": self._time(np.arange(len(self.extra_rows[self.extra_columns[0]]))),
+                                       **self.extra_rows})
+            tables["components.csv"] = components
+            for path in self.kpi_extensions:
+                module, _, name = path.partition(":")
+                extra_kpis.update(getattr(importlib.import_module(module), name)(components, s))
         for name, frame in tables.items():
             _write_csv(frame, out / name)
         lines = [json.dumps(record) for _, record in sorted(self.ems_records.items())]
@@ -237,8 +254,8 @@ class MultiLecRecord:
         summary = {
             "kind": s.kind, "scenario": s.name, "framework": s.framework, "dso_limits": s.dso.limits,
             "horizon_h": s.horizon_h, "grid_step_min": s.resolution.grid_min,
-            "kpis": kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
-                         self.members.dt_h, wall_time_s),
+            "kpis": {**kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
+                            self.members.dt_h, wall_time_s), **extra_kpis},
         }
         tmp = out / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))

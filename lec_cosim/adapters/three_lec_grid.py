@@ -52,12 +52,19 @@ class ThreeLecGrid:
         self.output_dir = Path(settings.get("output_dir", "."))
         self.hour_results = []
         self.extremes = GridExtremes(self.grid.lem_grid)
+        self.extra_loads: list[str] = list(settings.get("extra_loads_kw", []))
+        """Input ports of loads a study adds at the homes (EV chargers): vectors, kW, one value per household."""
 
     def step(self, k: int, t_s: float, inputs) -> dict:
         net = np.array(inputs.read("net_kw"))
         kvar = np.array(inputs.read("load_kvar"))
         if len(net) != self.n_members:
             raise RuntimeError(f"dso: step {k}: expected {self.n_members} member powers, got {len(net)}")
+        for port in self.extra_loads:
+            extra = np.array(inputs.read(port))
+            if len(extra) != self.households.sum():
+                raise RuntimeError(f"dso: step {k}: {port}: {len(extra)} values for {self.households.sum()} homes")
+            net[self.households] += extra
         # The grid model counts a community battery positive when it discharges.
         result = self.grid.solve(net[self.households], kvar[self.households], -net[self.batteries])
         self.extremes.add(result.grid)
