@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 
 from federates.common import Federate, main
@@ -27,14 +28,22 @@ def build(fed: Federate):
                              ev["seed"], ev["consumption_kwh_per_km"], ev["battery_kwh"])
     fleet = EVFleet(sessions, ev["charger_kw"], fed.period_s, ev["mode"])
     prices = PriceForecast(fed.settings["market_step_s"])
-    smart = ev["mode"] == "smart"
+    if "tariff_eur_per_mwh" in fed.settings:  # known for the whole horizon in advance
+        prices.add_day(0.0, fed.settings["tariff_eur_per_mwh"])
+    smart, follows_market = ev["mode"] == "smart", "price" in fed.ports.get("in", {})
+    homes = fed.settings.get("homes")
+    home_of = [i * homes // ev["count"] for i in range(ev["count"])] if homes else []
 
     def step(k: int, t: float) -> None:
-        if smart and fed.port_updated("price"):
+        if follows_market and fed.port_updated("price"):
             prices.add_day(t, fed.read_port("price"))
         fed.publish_port("ev_p_mw", fleet.step(t, prices if smart else None) / 1000.0)
         fed.publish_port("ev_unmet_kwh", fleet.unmet_kwh)
         fed.publish_port("ev_sessions_ended", fleet.sessions_ended)
+        if homes:
+            home_kw = np.zeros(homes)
+            np.add.at(home_kw, home_of[:len(fleet.power_kw_by_ev)], fleet.power_kw_by_ev)
+            fed.publish_port("ev_home_kw", home_kw)
 
     def finish() -> None:
         table = pd.DataFrame(fleet.session_table())

@@ -103,8 +103,8 @@ def _with_ev(scenario: Scenario, plans: list[FederatePlan], pubs: dict[str, list
     from lec_cosim.components import ev_charging
 
     day_ahead = next(s for s in pubs["market"] if s.port == "day_ahead_price")
-    ev = ev_charging.plan(scenario.ev, scenario.grid_step_s, EV_OFFSET_S, scenario.lec_name, day_ahead,
-                          scenario.market_step_s)
+    ev = ev_charging.plan(scenario.ev, scenario.grid_step_s, EV_OFFSET_S, scenario.lec_name, scenario.market_step_s,
+                          price=day_ahead)
     added = {"dso": ([ev.publications[0]], {"extra_loads_mw": ["ev_p_mw"]}),
              "recorder": (ev.publications, {"kpi_extensions": [ev_charging.KPIS]})}
     plans = [replace(p, subscriptions=p.subscriptions + added[p.name][0], settings={**p.settings, **added[p.name][1]})

@@ -169,3 +169,36 @@ def test_smart_charging_pays_less_per_kwh_than_charging_on_arrival(ev_runs):
     per_kwh = {mode: k["ev_energy_cost"] / k["ev_energy_kwh"] for mode, k in kpis.items()}
     assert per_kwh["smart"] < per_kwh["uncontrolled"], per_kwh
     assert kpis["smart"]["ev_unmet_kwh"] == kpis["uncontrolled"]["ev_unmet_kwh"] == 0
+
+
+@pytest.fixture(scope="module")
+def three_lec_runs(tmp_path_factory):
+    """The three-LEC EV scenario (smart, by tariff) and the same without EVs, 12 h at hourly grid steps."""
+    tmp = tmp_path_factory.mktemp("ev3")
+    changes = {"horizon_h": 12, "resolution.grid_min": 60}
+    paths = {"ev": write_scenario(tmp, "ieee_eu_lv_three_lecs_ev", changes),
+             "none": write_scenario(tmp / "n", "ieee_eu_lv_three_lecs", changes)}
+    done = _run_all({name: ["run", path, "--out", tmp / f"out_{name}"] for name, path in paths.items()})
+    for name, (out, err, code) in done.items():
+        assert code == 0, (name, err)
+    return {name: tmp / f"out_{name}" for name in paths}
+
+
+def test_the_three_lec_feeder_carries_the_evs_and_the_lecs_plan_without_them(three_lec_runs):
+    run, none = three_lec_runs["ev"], three_lec_runs["none"]
+    components = pd.read_csv(run / "components.csv")
+    ev_kw = components["ev_p_mw"].to_numpy() * 1000
+    assert ev_kw.max() > 7  # at least one charger at full power at some hour
+    # The members' own powers and bills are those of the run without EVs (the LEC_EMSs do not see them) ...
+    pd.testing.assert_frame_equal(pd.read_csv(run / "members.csv"), pd.read_csv(none / "members.csv"))
+    # ... and the transformer carries the EVs' power, plus the change of the losses, at every hour.
+    extra = pd.read_csv(run / "grid.csv")["trafo_p_kw"].to_numpy() - pd.read_csv(none / "grid.csv")["trafo_p_kw"].to_numpy()
+    assert np.all(np.abs(extra - ev_kw) <= 0.1 * ev_kw + 1e-6) and np.all(extra[ev_kw == 0] == 0)
+    kpis = json.loads((run / "summary.json").read_text())["kpis"]
+    assert kpis["ev_energy_kwh"] == pytest.approx(ev_kw.sum() * 1.0)  # hourly steps
+    assert kpis["ev_sessions_ended"] == components["ev_sessions_ended"].iloc[-1] > 0
+    assert kpis["ev_unmet_kwh"] == 0 and "ev_energy_cost" not in kpis  # no spot price in this study
+    # Smart charging follows the bihourly tariff: no EV of this morning charges in its peak (from 09:00), as
+    # every one of them is plugged in over off-peak hours long enough for its need.
+    hours = pd.to_datetime(components["time"]).dt.hour
+    assert ev_kw[(hours >= 9).to_numpy()].sum() == 0 and ev_kw[(hours < 9).to_numpy()].sum() > 0

@@ -48,22 +48,31 @@ def resolve(config: EVChargingConfig, base, source) -> EVChargingConfig:
     return config.model_copy(update={"mobility_dir": folder})
 
 
-def signals(prefix: str) -> list[Signal]:
+def signals(prefix: str, per_home: bool = False) -> list[Signal]:
     """What it publishes: the fleet's average power per step, the energy still missing at departures so far,
-    and the sessions ended so far."""
+    the sessions ended so far, and with ``per_home`` each home's EV power (kW, one value per home)."""
     return [Signal(f"{prefix}/ev/p_mw", unit="MW", port="ev_p_mw"),
             Signal(f"{prefix}/ev/unmet_kwh", unit="kWh", port="ev_unmet_kwh"),
-            Signal(f"{prefix}/ev/sessions_ended", "integer", port="ev_sessions_ended")]
+            Signal(f"{prefix}/ev/sessions_ended", "integer", port="ev_sessions_ended"),
+            *([Signal(f"{prefix}/ev/home_kw", "vector", port="ev_home_kw")] if per_home else [])]
 
 
-def plan(config: EVChargingConfig, period_s: float, offset_s: float, prefix: str,
-         price: Signal | None, market_step_s: float) -> FederatePlan:
-    """The EV federate: every grid step at ``offset_s``; in smart mode it reads ``price`` (a day-ahead
-    price vector, one value per market step, published at each midnight) as its ``price`` port."""
+def plan(config: EVChargingConfig, period_s: float, offset_s: float, prefix: str, market_step_s: float,
+         price: Signal | None = None, tariff_eur_per_mwh: list[float] | None = None,
+         homes: int | None = None) -> FederatePlan:
+    """The EV federate: every grid step at ``offset_s``. In smart mode it follows ``price`` (a day-ahead price
+    vector, one value per market step, published at each midnight, read as its ``price`` port) or a tariff
+    known in advance (``tariff_eur_per_mwh``, one value per market step of the horizon). With ``homes`` it
+    also publishes each of that many homes' EV power (EV ``i`` charges at home ``i * homes // count``)."""
     subscriptions = []
-    if config.mode == "smart":
-        if price is None:
-            raise ValueError("smart EV charging needs a day-ahead price vector to follow")
+    if config.mode == "smart" and price is not None:
         subscriptions = [Signal(price.key, price.type, price.unit, port="price")]
-    return FederatePlan("ev_charging", PROGRAM, period_s, offset_s, signals(prefix), subscriptions,
-                        settings={"ev": config.model_dump(mode="json"), "market_step_s": market_step_s})
+    elif config.mode == "smart" and tariff_eur_per_mwh is None:
+        raise ValueError("smart EV charging needs prices to follow: a day-ahead price vector or a tariff")
+    if homes is not None and config.count > homes:
+        raise ValueError(f"ev.count: {config.count} EVs for {homes} homes; at most one EV per home")
+    settings = {"ev": config.model_dump(mode="json"), "market_step_s": market_step_s,
+                **({"tariff_eur_per_mwh": list(tariff_eur_per_mwh)} if tariff_eur_per_mwh is not None else {}),
+                **({"homes": homes} if homes is not None else {})}
+    return FederatePlan("ev_charging", PROGRAM, period_s, offset_s, signals(prefix, homes is not None),
+                        subscriptions, settings=settings)

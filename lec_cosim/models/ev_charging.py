@@ -164,11 +164,14 @@ class EVFleet:
     states: list[_State] = field(init=False)
     unmet_kwh: float = field(init=False, default=0.0)
     sessions_ended: int = field(init=False, default=0)
+    power_kw_by_ev: np.ndarray = field(init=False)
+    """Each EV's average power over the last step, kW (by EV number)."""
 
     def __post_init__(self):
         if self.mode not in ("uncontrolled", "smart"):
             raise ValueError(f"mode: {self.mode!r}; uncontrolled or smart")
         self.states = [_State(s) for s in sorted(self.sessions, key=lambda s: (s.arrival_s, s.ev))]
+        self.power_kw_by_ev = np.zeros(max((s.ev for s in self.sessions), default=-1) + 1)
         for state in self.states:  # what uncontrolled charging delivered before the run began
             s = state.session
             if s.arrival_s < 0:
@@ -185,6 +188,7 @@ class EVFleet:
         ``price_at(t)`` (smart mode): the price known now for the step starting at ``t``.
         """
         energy = 0.0
+        self.power_kw_by_ev[:] = 0.0
         for state in self.states:
             s = state.session
             if state.ended or s.arrival_s >= t_s + self.step_s:
@@ -197,6 +201,7 @@ class EVFleet:
                     now = self._smart_now(s, t_s, need, price_at)
                 state.delivered_kwh += now
                 energy += now
+                self.power_kw_by_ev[s.ev] += now / (self.step_s / 3600.0)
             if s.departure_s <= t_s + self.step_s:
                 state.ended = True
                 self.sessions_ended += 1
@@ -258,10 +263,12 @@ def ev_kpis(signals, scenario) -> dict:
     and the battery only), the fleet's peak, the energy missing at departures and the sessions ended."""
     step_h = scenario.grid_step_s / 3600.0
     ev = signals["ev_p_mw"].to_numpy(dtype=float)
-    price = signals["price"].to_numpy(dtype=float)  # per MWh, the spot price of each grid step
+    priced = {}
+    if "price" in signals:  # per MWh, the spot price of each grid step (a study with spot prices)
+        priced["ev_energy_cost"] = float((ev * signals["price"].to_numpy(dtype=float)).sum() * step_h)
     return {
         "ev_energy_kwh": float(ev.sum() * step_h * 1000.0),
-        "ev_energy_cost": float((ev * price).sum() * step_h),
+        **priced,
         "ev_peak_kw": float(ev.max() * 1000.0) if len(ev) else 0.0,
         "ev_unmet_kwh": float(signals["ev_unmet_kwh"].iloc[-1]) if len(ev) else 0.0,
         "ev_sessions_ended": int(signals["ev_sessions_ended"].iloc[-1]) if len(ev) else 0,

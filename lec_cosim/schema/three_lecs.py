@@ -8,6 +8,8 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from lec_cosim.components.ev_charging import EVChargingConfig
+from lec_cosim.components.ev_charging import resolve as resolve_ev
 from lec_cosim.schema.base import (  # noqa: F401
     NAME_MAX_LENGTH,
     NAME_PATTERN,
@@ -122,6 +124,8 @@ class MultiLecScenario(_ScenarioBase):
     negotiation: NegotiationConfig = NegotiationConfig()
     p2p: P2PConfig = P2PConfig()
     dso: DsoConfig = DsoConfig()
+    ev: Optional[EVChargingConfig] = Field(None, description=(
+        "home EV charging at the feeder's households (none: no EVs); smart mode follows the retail tariff"))
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
@@ -157,4 +161,10 @@ def read(data: dict, source: Path) -> MultiLecScenario:
         raise ScenarioError(f"{source}: lecs.on_platform: unknown LEC {unknown[0]!r}; the LECs are "
                             f"{', '.join(scenario.lec_names)}")
     feeder, pv = _ieee_feeder_and_pv(scenario, scenario.pv, "pv.profile_file", source)
-    return scenario.model_copy(update={"feeder": feeder, "pv": pv, **_source_and_outputs(scenario, source)})
+    updates = {"feeder": feeder, "pv": pv, **_source_and_outputs(scenario, source)}
+    if scenario.ev is not None:
+        if scenario.ev.count > 55:
+            raise ScenarioError(f"{source}: ev.count: at most 55, one EV per household of the feeder, not "
+                                f"{scenario.ev.count}")
+        updates["ev"] = resolve_ev(scenario.ev, source.parent, source)
+    return scenario.model_copy(update=updates)
