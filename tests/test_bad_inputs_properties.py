@@ -43,8 +43,10 @@ from lec_cosim.scenario import (
     write_scenario_variant,
 )
 
-KINDS = {"battery": (Scenario, "trondelag_arbitrage.yaml"), "lem": (LemScenario, "ieee_eu_lv_lem_plain.yaml"),
-         "mlec": (MultiLecScenario, "ieee_eu_lv_three_lecs.yaml")}
+KINDS = {"battery": (Scenario, "trondelag_arbitrage_ev.yaml"), "lem": (LemScenario, "ieee_eu_lv_lem_plain.yaml"),
+         "mlec": (MultiLecScenario, "ieee_eu_lv_three_lecs_ev.yaml")}
+"""The base scenario of each kind: one with every optional section (EV charging) present, so that the
+mutations reach every field the schema has."""
 
 FAST = settings(derandomize=True, deadline=None, database=None, max_examples=150,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
