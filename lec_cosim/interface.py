@@ -17,8 +17,8 @@ def federation_interface(scenario) -> dict:
     """Every federate's period, offset, publications, subscriptions and endpoints (a JSON-ready dict)."""
     federates = [{
         "name": federate.name,
-        "period_s": federate.schedule()[0],
-        "offsets_s": list(federate.schedule()[1]),
+        "schedule_s": [list(pair) for pair in federate.schedule()],
+        "schedule_note": federate.acts_note,
         "helics_period_s": federate.period_s,
         "helics_offset_s": federate.offset_s,
         "publications": [{"key": s.key, "type": s.type, "unit": s.unit} for s in federate.publications],
@@ -39,19 +39,21 @@ def interface_markdown(interface: dict) -> str:
     lines = [f"Federation of `{interface['scenario']}` (times in seconds from {interface['start']})", "",
              "| federate | period (s) | offsets (s) | publishes | type | unit |", "|---|---:|---:|---|---|---|"]
     for fed in interface["federates"]:
-        offsets = ", ".join(f"{o:g}" for o in fed["offsets_s"])
+        periods = ", ".join(f"{p:g}" for p, _ in fed["schedule_s"])
+        offsets = ", ".join(f"{o:g}" for _, o in fed["schedule_s"])
         for pub in fed["publications"]:
-            lines.append(f"| {fed['name']} | {fed['period_s']:g} | {offsets} | `{pub['key']}` | "
+            lines.append(f"| {fed['name']} | {periods} | {offsets} | `{pub['key']}` | "
                          f"{pub['type']} | {pub['unit'] or ''} |")
     endpoints = [(fed["name"], e) for fed in interface["federates"] for e in fed["endpoints"]]
     if endpoints:
         lines += ["", "| federate | endpoint (JSON messages) |", "|---|---|"]
         lines += [f"| {name} | `{e}` |" for name, e in endpoints]
     finer = [fed for fed in interface["federates"]
-             if (fed["helics_period_s"], fed["helics_offset_s"]) != (fed["period_s"], fed["offsets_s"][0])]
+             if fed["schedule_s"] != [[fed["helics_period_s"], fed["helics_offset_s"]]]]
     if finer:
-        lines += ["", "Acting at several offsets of their period, " + ", ".join(f["name"] for f in finer) + " are given "
-                  "HELICS a finer period (" + ", ".join(f"{f['helics_period_s']:g} s" for f in finer) + ") and "
-                  "request only the slots listed."]
+        lines += ["", "Where a federate lists several periods and offsets it acts at each (every period, at its "
+                  "offset); " + ", ".join(f"{f['name']} ({f['helics_period_s']:g} s)" for f in finer) + " are "
+                  "given HELICS that finer period and request only the slots listed."]
+        lines += [f"{f['name']}: {f['schedule_note']}." for f in finer if f.get("schedule_note")]
     lines += ["", "Where the unit column is empty the unit is in the key (`_kw`, `_pu`, `_eur_per_kwh`); counts have none."]
     return "\n".join(lines) + "\n"

@@ -111,7 +111,8 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
              "dispatch_offset_s": DISPATCH_OFFSET_S, "physical_vectors": list(PARTICIPANT_VECTORS),
              "settlement_vectors": list(SETTLEMENT_VECTORS)},
             endpoint_ports={m: participant_endpoint(m) for m in members},
-            targets={"orders": MARKET_ENDPOINT} if market else {}))
+            targets={"orders": MARKET_ENDPOINT} if market else {},
+            acts_at=((scenario.market_step_s, ORDER_OFFSET_S),) * market + ((grid_s, DISPATCH_OFFSET_S),)))
     market_pubs = [Signal(f"lem/market/{v}", port=v) for v in MARKET_DOUBLES]
     if market:
         everyone = {m: participant_endpoint(m) for members in members_of.values() for m in members}

@@ -156,14 +156,18 @@ class FrameworkDesign:
     """Each HEMS plans its home battery and bids in its LEC's market, which its LEC_EMS runs."""
     tables: tuple[str, ...] = ()
     """The framework's own results tables (:class:`lec_cosim.results_mlec.MultiLecRecord`)."""
+    ems_offsets_s: tuple[float, ...] = ()
+    """When in each hour its LEC_EMSs act (the interface's schedule)."""
 
 
 DESIGNS = {
-    "decentralised": FrameworkDesign("plan_alone", MS_PERIOD_S, platform=True, negotiates=False, members_bid=False),
+    "decentralised": FrameworkDesign("plan_alone", MS_PERIOD_S, platform=True, negotiates=False, members_bid=False,
+                                     ems_offsets_s=(EMS_PLAN_OFFSET_S, EMS_SETTLE_OFFSET_S)),
     "distributed": FrameworkDesign("negotiate", ADMM_SLOT_S, platform=False, negotiates=True, members_bid=False,
-                                   tables=("negotiation",)),
+                                   tables=("negotiation",), ems_offsets_s=(EMS_PLAN_OFFSET_S, EMS_SETTLE_OFFSET_S)),
     "p2p": FrameworkDesign("run_market", MS_PERIOD_S, platform=True, negotiates=False, members_bid=True,
-                           tables=("p2p_trades",)),
+                           tables=("p2p_trades",),
+                           ems_offsets_s=(EMS_PLAN_OFFSET_S, EMS_CLEAR_OFFSET_S, EMS_SETTLE_OFFSET_S)),
 }
 """Every framework's design, by the scenario's ``framework``."""
 
@@ -244,7 +248,10 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                                   {"lec": lec, "on_platform": lec in on_platform, "ems": design.ems,
                                    "members_bid": design.members_bid,
                                    **({"pool": pools.ems_pool} if design.members_bid else {}), **EMS_SETTINGS},
-                                  endpoint_ports=ports, targets=targets))
+                                  endpoint_ports=ports, targets=targets,
+                                  acts_at=tuple((scenario.market_step_s, o) for o in design.ems_offsets_s),
+                                  acts_note="after +1 ms, one ADMM iteration every microsecond until all LECs stop "
+                                  "(at most negotiation.max_iterations)" if design.negotiates else ""))
     platform_record = Signal("mlec/platform/record", "string", port="record")
     if on_platform:
         plans.append(FederatePlan("platform", "federates.mlec_platform", scenario.market_step_s, PLATFORM_OFFSET_S,
@@ -268,7 +275,9 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                               setpoints, list(hems_ports.values()),
                               {"members_bid": design.members_bid, "pool_operator": pool_operators,
                                **HOUSEHOLDS_SETTINGS},
-                              endpoint_ports=hems_ports, targets=hems_targets))
+                              endpoint_ports=hems_ports, targets=hems_targets,
+                              acts_at=((scenario.market_step_s, HEMS_BID_OFFSET_S),) * design.members_bid
+                              + ((scenario.grid_step_s, HOUSEHOLDS_OFFSET_S),)))
     plans.append(FederatePlan("dso", "federates.dso", scenario.grid_step_s, DSO_OFFSET_S, grid_pubs,
                               household_pubs, settings={"grid_adapter": GRID_ADAPTER}))
     recorder_subs = household_pubs + grid_pubs + all_ems

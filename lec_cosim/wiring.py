@@ -58,14 +58,17 @@ class FederatePlan:
     """Port name -> one of ``endpoints``: the federate sends from and receives at its endpoints by port."""
     targets: dict[str, str | dict[str, str]] = field(default_factory=dict)
     """Port name -> where the federate sends: one endpoint, or a map (member -> endpoint) for one-to-many."""
-    acts_at: tuple[float, tuple[float, ...]] | None = None
-    """When it really acts, if not at every ``period_s`` from ``offset_s``: (period, offsets within it). A
-    federate acting at several offsets of a period (orders at +1 ms, dispatch at +3 ms) is given HELICS a
-    finer ``period_s`` and requests only its slots; the interface listing shows this true schedule."""
+    acts_at: tuple[tuple[float, float], ...] | None = None
+    """When it really acts, if not at every ``period_s`` from ``offset_s``: (period, offset) pairs, e.g. orders
+    every hour at +1 ms and dispatch every grid step at +3 ms. Such a federate is given HELICS a finer
+    ``period_s`` and requests only its slots; the interface listing shows this true schedule."""
 
-    def schedule(self) -> tuple[float, tuple[float, ...]]:
-        """(period, offsets) at which the federate acts: its true schedule."""
-        return self.acts_at if self.acts_at is not None else (self.period_s, (self.offset_s,))
+    acts_note: str = ""
+    """What ``acts_at`` cannot say (slots that depend on the run, such as negotiation iterations)."""
+
+    def schedule(self) -> tuple[tuple[float, float], ...]:
+        """(period, offset) pairs at which the federate acts: its true schedule."""
+        return self.acts_at if self.acts_at is not None else ((self.period_s, self.offset_s),)
 
 
 def federate_config(federate: FederatePlan, core_init_string: str, run_dir: Path) -> dict:

@@ -25,7 +25,7 @@ def test_every_subscription_is_someone_s_publication_of_the_same_type(name):
     names = [fed["name"] for fed in interface["federates"]]
     assert len(names) == len(set(names)) and not any("broker" in n for n in names)
     for fed in interface["federates"]:
-        assert fed["period_s"] > 0 and all(0 <= o < fed["period_s"] for o in fed["offsets_s"])
+        assert fed["schedule_s"] and all(period >= 1 and 0 <= offset < period for period, offset in fed["schedule_s"])
         for sub in fed["subscriptions"]:
             assert sub["key"] in pubs, (fed["name"], sub["key"])
             assert sub["type"] == pubs[sub["key"]]["type"], sub["key"]
@@ -35,10 +35,11 @@ def test_the_community_battery_federation_declares_periods_units_and_no_endpoint
     scenario = load_scenario(SCENARIOS / "trondelag_arbitrage.yaml")
     interface = federation_interface(scenario)
     by_name = {fed["name"]: fed for fed in interface["federates"]}
-    assert by_name["market"]["period_s"] == scenario.resolution.market_min * 60
-    assert by_name["lec_ems"]["period_s"] == scenario.resolution.ems_min * 60
-    assert by_name["dso"]["period_s"] == by_name["households"]["period_s"] == scenario.resolution.grid_min * 60
-    offsets = [by_name[n]["offsets_s"][0] for n in ("market", "lec_ems", "households", "dso", "recorder")]
+    period = {name: fed["schedule_s"][0][0] for name, fed in by_name.items()}
+    assert period["market"] == scenario.resolution.market_min * 60
+    assert period["lec_ems"] == scenario.resolution.ems_min * 60
+    assert period["dso"] == period["households"] == scenario.resolution.grid_min * 60
+    offsets = [by_name[n]["schedule_s"][0][1] for n in ("market", "lec_ems", "households", "dso", "recorder")]
     assert offsets == sorted(offsets) and len(set(offsets)) == 5  # the data flow within an instant
     pubs = published(interface)
     assert pubs["lec1/pcc/p_mw"]["unit"] == "MW" and pubs["lec1/battery/soc_mwh"]["unit"] == "MWh"
@@ -51,7 +52,9 @@ def test_the_local_market_gives_every_player_an_endpoint_and_hourly_vectors():
     by_name = {fed["name"]: fed for fed in interface["federates"]}
     assert len(by_name["participants_1"]["endpoints"]) == 61
     assert by_name["market"]["endpoints"] == ["lem/market"] and by_name["recorder"]["endpoints"] == ["lem/recorder"]
-    assert by_name["dso"]["period_s"] == 3600  # exchange: period, the hour's grid steps as vectors
+    assert by_name["dso"]["schedule_s"] == [[3600, 0.004]]  # exchange: period, the hour's grid steps as vectors
+    # the players order at +1 ms and dispatch at +3 ms of every hour (HELICS gives them 1 ms slots)
+    assert by_name["participants_1"]["schedule_s"] == [[3600, 0.001], [3600, 0.003]]
     assert {p["type"] for p in by_name["dso"]["publications"]} == {"vector"}
 
 
