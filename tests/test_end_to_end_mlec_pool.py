@@ -26,7 +26,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from lec_cosim.cli import main as cli
 from lec_cosim.models.auction import Order, clear_double_auction
 from lec_cosim.models.lec_pool import (
     clear_lec_pool,
@@ -59,22 +58,33 @@ def scenario_file(directory: Path, market: str) -> Path:
     return path
 
 
-def _run(tmp_path_factory, market: str) -> Path:
-    directory = tmp_path_factory.mktemp(market)
-    out = directory / "run"
-    code = cli(["run", str(scenario_file(directory, market)), "--out", str(out), "--quiet"])
-    assert code == 0, (out / "logs").exists() and {p.name: p.read_text()[-2000:] for p in (out / "logs").iterdir()}
-    return out
+@pytest.fixture(scope="module")
+def both_runs(tmp_path_factory) -> dict[str, Path]:
+    """The pool cleared by the pool operators and by the LEC_EMSs, run at once (two processes)."""
+    import subprocess
+    import sys
+
+    started = {}
+    for market in ("pool_operator", "ems"):
+        directory = tmp_path_factory.mktemp(market)
+        out = directory / "run"
+        started[market] = (out, subprocess.Popen(
+            [sys.executable, "-m", "lec_cosim.cli", "run", str(scenario_file(directory, market)), "--out", str(out),
+             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for market, (out, proc) in started.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (market, err)
+    return {market: out for market, (out, _) in started.items()}
 
 
 @pytest.fixture(scope="module")
-def operator_run(tmp_path_factory) -> Path:
-    return _run(tmp_path_factory, "pool_operator")
+def operator_run(both_runs) -> Path:
+    return both_runs["pool_operator"]
 
 
 @pytest.fixture(scope="module")
-def ems_run(tmp_path_factory) -> Path:
-    return _run(tmp_path_factory, "ems")
+def ems_run(both_runs) -> Path:
+    return both_runs["ems"]
 
 
 def read(run_dir: Path, name: str) -> pd.DataFrame:
