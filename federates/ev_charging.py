@@ -46,7 +46,8 @@ def build(fed: Federate):
             fed.publish_port("ev_home_kw", home_kw)
 
     def finish() -> None:
-        table = pd.DataFrame(fleet.session_table())
+        table = pd.DataFrame(fleet.session_table(), columns=["ev", "arrival_s", "departure_s", "energy_needed_kwh",
+                                                            "delivered_kwh", "unmet_kwh"])
         for column in ("arrival", "departure"):
             table.insert(table.columns.get_loc(f"{column}_s"), column,
                          [(s.start + dt.timedelta(seconds=x)).isoformat() for x in table[f"{column}_s"]])

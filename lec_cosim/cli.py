@@ -38,6 +38,12 @@ def _load(args):
         scenario = scenario.model_copy(update={"framework": framework})
     if dso_limits is not None:
         scenario = scenario.model_copy(update={"dso": scenario.dso.model_copy(update={"limits": dso_limits})})
+    if framework is not None or dso_limits is not None:  # the overridden scenario validated again, as a whole
+        from lec_cosim.schema.base import _validate
+
+        source = scenario.source_file
+        scenario = _validate(type(scenario), scenario.model_dump(), args.scenario).model_copy(
+            update={"source_file": source})
     return scenario
 
 
@@ -382,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", help="JSON/YAML of published values to show beside local-market runs")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("plot", help="overlay PCC power and voltage of several runs (local market: prices, energy)")
+    p = sub.add_parser("plot", help="draw the figure of several runs of one study (the figure its report shows)")
     p.add_argument("runs", nargs="+")
     p.add_argument("-o", "--output", required=True, help="PNG file")
     p.set_defaults(func=_cmd_plot)

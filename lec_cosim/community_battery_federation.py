@@ -4,7 +4,8 @@ Time is in seconds from the scenario start. Within one step the data flow is ord
 phase offsets, so that each federate is granted its time only after its inputs for that instant
 were published (HELICS delivers a value stamped t to federates granted a time later than t):
 
-    market (+0 ms) -> LEC_EMS (+1 ms) -> households (+2 ms) -> DSO (+3 ms) -> recorder (+4 ms)
+    market (+0 ms) -> LEC_EMS (+1 ms) -> households (+2 ms) [-> EV charging (+2.5 ms)] -> DSO (+3 ms)
+    -> recorder (+4 ms)
 """
 
 from __future__ import annotations
@@ -105,11 +106,13 @@ def _with_ev(scenario: Scenario, plans: list[FederatePlan], pubs: dict[str, list
     day_ahead = next(s for s in pubs["market"] if s.port == "day_ahead_price")
     ev = ev_charging.plan(scenario.ev, scenario.grid_step_s, EV_OFFSET_S, scenario.lec_name, scenario.market_step_s,
                           price=day_ahead)
-    added = {"dso": ([ev.publications[0]], {"extra_loads_mw": ["ev_p_mw"]}),
+    power = next(s for s in ev.publications if s.port == "ev_p_mw")
+    added = {"dso": ([power], {"extra_loads_mw": ["ev_p_mw"]}),
              "recorder": (ev.publications, {"kpi_extensions": [ev_charging.KPIS]})}
     plans = [replace(p, subscriptions=p.subscriptions + added[p.name][0], settings={**p.settings, **added[p.name][1]})
              if p.name in added else p for p in plans]
-    return plans[:3] + [ev] + plans[3:]  # start order: market, LEC_EMS, households, EVs, DSO, recorder
+    dso = next(i for i, p in enumerate(plans) if p.name == "dso")
+    return plans[:dso] + [ev] + plans[dso:]  # start order: ..., households, EVs, DSO, recorder
 
 
 SETTINGS = {

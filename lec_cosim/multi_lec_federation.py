@@ -311,7 +311,7 @@ def _with_ev(scenario: MultiLecScenario, plans: list[FederatePlan]):
     from lec_cosim.components import ev_charging
     from lec_cosim.models.tariffs import retail_tariff_eur_per_kwh
 
-    hours = np.arange(math.ceil(scenario.horizon_h))
+    hours = np.arange(math.ceil(scenario.horizon_h) + 24)  # known for every hour, also past the horizon
     tariff = 1000.0 * np.asarray(retail_tariff_eur_per_kwh(hours, scenario.tariff.scheme), dtype=float)
     ev = ev_charging.plan(scenario.ev, scenario.grid_step_s, EV_OFFSET_S, "mlec", scenario.market_step_s,
                           tariff_eur_per_mwh=tariff.tolist(), homes=len(HOUSEHOLDS))

@@ -180,7 +180,7 @@ def write_scenario_variant(base: str | Path, changes: dict, directory: str | Pat
         """Every data path (a ``*_file`` or ``*_dir`` field, at any depth) made absolute."""
         if isinstance(node, dict):
             for key, value in node.items():
-                if (key.endswith("_file") or key.endswith("_dir")) and isinstance(value, str) and value:
+                if isinstance(key, str) and key.endswith(("_file", "_dir")) and isinstance(value, str) and value:
                     node[key] = str((base.parent / value).resolve())
                 else:
                     absolute(value)

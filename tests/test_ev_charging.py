@@ -54,17 +54,42 @@ def test_smart_charges_in_the_cheapest_steps_before_departure_and_earlier_on_equ
 
 
 def test_smart_replans_when_the_next_days_prices_arrive():
-    # Plugged in from 22:00 to 02:00. At 22:00 only today's prices are known (22 h: 30, 23 h: 30); the night
-    # is forecast as yesterday's, i.e. today's 0 h and 1 h (40, 40): charge now. Tomorrow's prices (0 h: 5)
-    # arrive at midnight, but the need is met by then.
+    # Plugged in from 22:00 to 03:00 needing 21.6 kWh at 7.2 kW (three hours). At 22:00 only today's prices
+    # are known (22 h, 23 h: 30); the night is forecast as today's 0-2 h (40 each): charge at 22 h, 23 h and
+    # midnight. Tomorrow's prices arrive at midnight (0 h: 50, 1 h and 2 h: 5): the third hour moves to 1 h.
     prices = PriceForecast(3600.0)
-    prices.add_day(0.0, [40, 40] + [60] * 20 + [30, 30])
-    fleet = EVFleet([Session(0, 22 * 3600.0, 26 * 3600.0, 7.2)], charger_kw=7.2, step_s=3600.0, mode="smart")
-    assert prices(24 * 3600.0) == 40 and prices(25 * 3600.0) == 40
-    assert fleet.step(22 * 3600.0, prices) == pytest.approx(7.2)
-    prices.add_day(24 * 3600.0, [5, 5] + [60] * 22)
-    assert prices(24 * 3600.0) == 5
-    assert [fleet.step(t * 3600.0, prices) for t in (23, 24, 25)] == pytest.approx([0, 0, 0])
+    prices.add_day(0.0, [40, 40, 40] + [60] * 19 + [30, 30])
+    fleet = EVFleet([Session(0, 22 * 3600.0, 27 * 3600.0, 21.6)], charger_kw=7.2, step_s=3600.0, mode="smart")
+    assert prices(24 * 3600.0) == 40 and prices(25 * 3600.0) == 40  # persistence: the same hour of day 0
+    assert [fleet.step(t * 3600.0, prices) for t in (22, 23)] == pytest.approx([7.2, 7.2])
+    prices.add_day(24 * 3600.0, [50, 5, 5] + [60] * 21)
+    assert [fleet.step(t * 3600.0, prices) for t in (24, 25, 26)] == pytest.approx([0, 7.2, 0])
+    assert fleet.unmet_kwh == 0 and fleet.sessions_ended == 1
+
+
+def test_prices_never_seen_are_the_same_everywhere_and_hours_before_the_first_day_take_its_time_of_day():
+    prices = PriceForecast(3600.0)
+    assert prices(0.0) == prices(5 * 3600.0) == float("inf")  # smart then charges as early as uncontrolled
+    prices.add_day(86400.0, list(range(24)))  # day 1 known only
+    assert prices(3 * 3600.0) == 3 and prices(86400.0 * 2 + 7 * 3600.0) == 7
+
+
+def test_a_departure_mid_step_and_a_session_open_at_the_end():
+    # Leaves 20 min into step 1: 15 + 20 min plugged in at 6 kW = 3.5 kWh of the 4 kWh needed; the other
+    # session is still plugged in at the end of the horizon (open: neither met nor unmet).
+    fleet = EVFleet([Session(0, 0.0, 2100.0, 4.0), Session(1, 600.0, 99999.0, 50.0)], charger_kw=6.0,
+                    step_s=900.0, mode="uncontrolled")
+    power = [fleet.step(k * 900.0) for k in range(3)]
+    assert power[0] == pytest.approx(6.0 + 2.0) and power[1] == pytest.approx(6.0 + 6.0)
+    assert power[2] == pytest.approx(6.0 * 5 / 15 + 6.0)  # the 5 min before the first leaves, the second
+    table = {row["ev"]: row for row in fleet.session_table()}
+    assert table[0]["delivered_kwh"] == pytest.approx(3.5) and table[0]["unmet_kwh"] == pytest.approx(0.5)
+    assert table[1]["unmet_kwh"] is None and fleet.sessions_ended == 1 and fleet.unmet_kwh == pytest.approx(0.5)
+
+
+def test_no_session_at_all():
+    fleet = EVFleet([], charger_kw=7.2, step_s=900.0, mode="smart")
+    assert fleet.step(0.0, PriceForecast(3600.0)) == 0 and fleet.session_table() == []
 
 
 def test_a_session_under_way_at_the_start_has_charged_as_uncontrolled_before_it():
@@ -202,3 +227,35 @@ def test_the_three_lec_feeder_carries_the_evs_and_the_lecs_plan_without_them(thr
     # every one of them is plugged in over off-peak hours long enough for its need.
     hours = pd.to_datetime(components["time"]).dt.hour
     assert ev_kw[(hours >= 9).to_numpy()].sum() == 0 and ev_kw[(hours < 9).to_numpy()].sum() > 0
+
+
+@pytest.mark.parametrize("base,changes,needles", [
+    ("trondelag_arbitrage_ev", {"ev.count": 121}, ["ev.count: 121 EVs for 120 households"]),
+    ("trondelag_arbitrage_ev", {"grid.import_limit_mw": 0.5}, [": ev: ", "import limit"]),
+    ("ieee_eu_lv_three_lecs_ev", {"dso.limits": True}, [": ev: ", "leave dso.limits off"]),
+    ("ieee_eu_lv_three_lecs_ev", {"ev.count": 56}, ["ev.count: at most 55"]),
+])
+def test_ev_scenarios_that_cannot_run_as_meant_are_one_line(tmp_path, base, changes, needles):
+    path = write_scenario(tmp_path, base, changes)
+    done = subprocess.run(CLI + ["validate", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert all(needle in done.stderr for needle in needles), done.stderr
+
+
+@pytest.mark.parametrize("file,edit,reason", [
+    ("DepartureDestinationTrip_Worker.csv", lambda text: text.replace(",home,", ",house,"), "no column 'home'"),
+    ("DepartureDestinationTrip_Worker.csv", lambda text: "\n".join(text.splitlines()[:-1]) + "\n",
+     "weekdays: expected the 48 half hours"),
+    ("DistanceDurationTrip.csv", lambda text: text.replace("0.02895", "-0.02895"), "not negative"),
+    ("DistanceDurationTrip.csv", lambda text: text.replace("1,0.02895,", "1,", 1), "one probability per duration"),
+])
+def test_broken_trip_statistics_are_one_line_naming_the_file(tmp_path, file, edit, reason):
+    import shutil
+
+    folder = tmp_path / "ev"
+    shutil.copytree(ROOT / "data" / "ev", folder)
+    (folder / file).write_text(edit((folder / file).read_text()))
+    path = write_scenario(tmp_path, "trondelag_arbitrage_ev", {"ev.mobility_dir": str(folder)})
+    done = subprocess.run(CLI + ["validate", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"ev.mobility_dir: {folder / file}: " in done.stderr and reason in done.stderr, done.stderr

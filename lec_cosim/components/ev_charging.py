@@ -41,10 +41,16 @@ def resolve(config: EVChargingConfig, base, source) -> EVChargingConfig:
     """The section with its folder taken from the scenario file's, and checked."""
     from lec_cosim.schema.base import ScenarioError
 
+    from lec_cosim.models.ev_charging import MobilityStatistics
+
     folder = (base / config.mobility_dir).resolve()
     for name in ("DepartureDestinationTrip_Worker.csv", "DistanceDurationTrip.csv"):
         if not (folder / name).is_file():
             raise ScenarioError(f"{source}: ev.mobility_dir: no {name} in {folder}")
+    try:
+        MobilityStatistics.from_folder(folder)
+    except (ValueError, OSError) as exc:
+        raise ScenarioError(f"{source}: ev.mobility_dir: {exc}") from None
     return config.model_copy(update={"mobility_dir": folder})
 
 
@@ -61,7 +67,7 @@ def plan(config: EVChargingConfig, period_s: float, offset_s: float, prefix: str
          price: Signal | None = None, tariff_eur_per_mwh: list[float] | None = None,
          homes: int | None = None) -> FederatePlan:
     """The EV federate: every grid step at ``offset_s``. In smart mode it follows ``price`` (a day-ahead price
-    vector, one value per market step, published at each midnight, read as its ``price`` port) or a tariff
+    vector, one value per market step, published every 24 h from the start, read as its ``price`` port) or a tariff
     known in advance (``tariff_eur_per_mwh``, one value per market step of the horizon). With ``homes`` it
     also publishes each of that many homes' EV power (EV ``i`` charges at home ``i * homes // count``)."""
     subscriptions = []

@@ -24,7 +24,9 @@ A session already under way when the simulation starts has charged, before it, w
 would have: nothing controlled it before the federation began.
 
 Energy a session still needs when its EV leaves is **unmet**; sessions still plugged in at the end of the
-horizon are open, neither met nor unmet.
+horizon are open, neither met nor unmet. Unmet energy is not carried into the next session, and a day whose
+trip ends after the next morning's departure (a night away) has no session. ``delivered_kwh`` of a session
+includes what it charged before the start; ``ev_energy_kwh`` counts the horizon only.
 """
 
 from __future__ import annotations
@@ -69,21 +71,46 @@ class MobilityStatistics:
     @classmethod
     def from_folder(cls, folder: str | Path) -> MobilityStatistics:
         folder = Path(folder)
+        departures, trips = folder / "DepartureDestinationTrip_Worker.csv", folder / "DistanceDurationTrip.csv"
         away: dict[str, list[float]] = {}
         home: dict[str, list[float]] = {}
-        with open(folder / "DepartureDestinationTrip_Worker.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                away.setdefault(row["days"], []).append(sum(float(row[d]) for d in DESTINATIONS_AWAY))
-                home.setdefault(row["days"], []).append(float(row["home"]))
-        with open(folder / "DistanceDurationTrip.csv", newline="") as f:
+        times: dict[str, list[float]] = {}
+        with open(departures, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = {"days", "time", "home", *DESTINATIONS_AWAY} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{departures}: no column {sorted(missing)[0]!r}")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    values = [float(row[d]) for d in ("time", "home", *DESTINATIONS_AWAY)]
+                except (TypeError, ValueError):
+                    raise ValueError(f"{departures}: line {line}: a value that is not a number") from None
+                if not all(math.isfinite(v) and v >= 0 for v in values):
+                    raise ValueError(f"{departures}: line {line}: probabilities must be finite and not negative")
+                times.setdefault(row["days"], []).append(values[0])
+                home.setdefault(row["days"], []).append(values[1])
+                away.setdefault(row["days"], []).append(sum(values[2:]))
+        for day in ("weekdays", "saturday", "sunday"):
+            if times.get(day) != [0.5 * k for k in range(48)]:
+                raise ValueError(f"{departures}: {day}: expected the 48 half hours 0, 0.5, ... 23.5 in order")
+            if sum(away[day]) <= 0 or sum(home[day]) <= 0:
+                raise ValueError(f"{departures}: {day}: no departure away from home or back home at all")
+        with open(trips, newline="") as f:
             rows = list(csv.reader(f))
-        durations = np.array([float(x) for x in rows[0][1:]])
-        distances = np.array([float(r[0]) for r in rows[1:]])
-        table = np.array([[float(x) for x in r[1:]] for r in rows[1:]])
-        for day, values in {**away, **home}.items():
-            if len(values) != 48:
-                raise ValueError(f"{folder / 'DepartureDestinationTrip_Worker.csv'}: {day}: {len(values)} half "
-                                 "hours, expected 48")
+        try:
+            durations = np.array([float(x) for x in rows[0][1:]])
+            distances = np.array([float(r[0]) for r in rows[1:]])
+            table = np.array([[float(x) for x in r[1:]] for r in rows[1:]])
+        except (IndexError, ValueError):
+            raise ValueError(f"{trips}: expected a header of durations (min) and rows of a distance (km) and one "
+                             "probability per duration") from None
+        if table.ndim != 2 or table.shape != (len(distances), len(durations)) or len(distances) == 0:
+            raise ValueError(f"{trips}: {len(distances)} distance rows for {len(durations)} durations: not a table")
+        if not (np.all(np.diff(distances) > 0) and np.all(np.diff(durations) > 0) and distances[0] > 0
+                and durations[0] > 0):
+            raise ValueError(f"{trips}: distance and duration classes must be positive and increasing")
+        if not (np.all(np.isfinite(table)) and np.all(table >= 0) and table.sum() > 0):
+            raise ValueError(f"{trips}: probabilities must be finite, not negative, and not all zero")
         return cls({d: np.array(v) for d, v in away.items()}, {d: np.array(v) for d, v in home.items()},
                    distances, durations, table)
 
@@ -233,31 +260,42 @@ class EVFleet:
 
 
 class PriceForecast:
-    """Prices per hour as a federate learns them: day-ahead vectors as they arrive, and for hours not yet known,
-    the same hour of the latest day known (persistence)."""
+    """Prices per market step as a federate learns them: day-ahead vectors as they arrive; for a step not known,
+    the same time of day of the latest day known before it (persistence), else of the earliest day known after
+    it; with no price known at all, the same price (infinite) everywhere, so smart charging charges as early
+    as uncontrolled charging does."""
 
     def __init__(self, market_step_s: float):
         self.market_step_s = market_step_s
+        self.per_day = int(round(DAY_S / market_step_s))
         self.known: dict[int, float] = {}
+        self.by_time_of_day: dict[int, list[int]] = {}
+        """Known steps by their time of day, in order."""
 
     def add_day(self, t_s: float, prices) -> None:
+        import bisect
+
         first = int(round(t_s / self.market_step_s))
         for k, price in enumerate(prices):
+            if first + k not in self.known:
+                bisect.insort(self.by_time_of_day.setdefault((first + k) % self.per_day, []), first + k)
             self.known[first + k] = float(price)
 
     def __call__(self, t_s: float) -> float:
+        import bisect
+
         k = int(t_s // self.market_step_s)
-        per_day = int(round(DAY_S / self.market_step_s))
-        probe = k
-        while probe not in self.known:
-            probe -= per_day
-            if probe < min(self.known, default=0):
-                return math.inf if not self.known else self.known[max(self.known)]
-        return self.known[probe]
+        if k in self.known:
+            return self.known[k]
+        same_time = self.by_time_of_day.get(k % self.per_day)
+        if not same_time:
+            return math.inf
+        i = bisect.bisect_right(same_time, k)
+        return self.known[same_time[i - 1] if i else same_time[0]]
 
 
 def ev_kpis(signals, scenario) -> dict:
-    """The EV KPIs of a community-battery run, from its recorded ``ev_p_mw``, ``price``, ``ev_unmet_kwh`` and
+    """The EV KPIs of a run, from its recorded ``ev_p_mw``, ``price`` (if the study has spot prices), ``ev_unmet_kwh`` and
     ``ev_sessions_ended`` (for the recorder's ``kpi_extensions``): the energy charged within the horizon, what
     it cost at the spot price (the scenario's currency, like ``energy_cost``, which counts the households
     and the battery only), the fleet's peak, the energy missing at departures and the sessions ended."""

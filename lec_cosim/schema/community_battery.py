@@ -224,6 +224,12 @@ def read(data: dict, source: Path) -> Scenario:
         **_source_and_outputs(scenario, source),
     }
     if scenario.ev is not None:
+        if scenario.ev.count > scenario.households.count:
+            raise ScenarioError(f"{source}: ev.count: {scenario.ev.count} EVs for {scenario.households.count} "
+                                "households; at most one EV per household")
+        if scenario.grid.import_limit_mw is not None:
+            raise ScenarioError(f"{source}: ev: the LEC_EMS plans the import limit (grid.import_limit_mw) without "
+                                "the EVs, which it does not see; leave out one of the two")
         updates["ev"] = resolve_ev(scenario.ev, base, source)
     scenario = scenario.model_copy(update=updates)
     for field, path in (

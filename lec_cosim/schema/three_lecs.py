@@ -135,6 +135,9 @@ class MultiLecScenario(_ScenarioBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> "MultiLecScenario":
+        if self.ev is not None and self.dso.limits:
+            raise ValueError("ev: the DSO's limits forecast the next hour without the EVs; with EV charging leave "
+                             "dso.limits off")
         res = self.resolution
         if 60 % res.grid_min:
             raise ValueError("resolution.grid_min: must divide an hour (the PV data are 15-min, loads 1-min)")

@@ -5,12 +5,15 @@ so that none of those names a study:
 
 - ``KIND``, ``TITLE``, ``DESCRIPTION`` (the HTML report's section), ``plan(scenario)`` (its
   federates, :class:`lec_cosim.wiring.FederatePlan`), ``describe(scenario)`` (what ``validate``
-  prints), ``done(result)`` (what ``run`` prints at the end, from the :class:`lec_cosim.api.RunResult`);
+  prints), ``done(kpis, summary)`` (what ``run`` prints at the end), ``check_data(scenario)`` (the data
+  a run would load, loaded once before it starts), ``run_name(scenario)`` (its default results folder);
 - ``OVERRIDES``: the command-line options that change its scenarios (``framework``, ``dso_limits``);
   ``VALUE_PLAYERS``: federates whose published values ``--play-market`` may replace by a file;
+  ``check_training(scenario, source)`` where ``lec-cosim train-bidders`` applies;
 - ``compare(runs, paper)`` (``lec-cosim compare``), ``plot(runs, output)`` (``lec-cosim plot``),
-  ``tables(runs, paper)`` and ``figure(runs, png)`` (the HTML report: ``(id, caption, header, rows)``
-  tables and the figure's caption), ``recognise(summary)`` (a run made before runs recorded their kind).
+  ``tables(runs, paper)`` (the HTML report's ``(id, caption, header, rows)`` tables), ``FIGURE_CAPTION``,
+  ``ROW_HEADERS`` (cells naming a table row), ``NO_FEEDER_MAP`` (why a run has no feeder map, or None),
+  ``run_labels(summaries, runs)``, ``recognise(summary)`` (a run made before runs recorded their kind).
 """
 
 from __future__ import annotations
