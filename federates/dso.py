@@ -18,10 +18,11 @@ def build(fed: Federate):
 
     def step(k: int, t: float) -> None:
         published = adapter.step(k, t, inputs)
-        unknown = set(published) - outputs
-        if unknown:
-            raise RuntimeError(f"grid adapter {fed.settings['grid_adapter']} returned {sorted(unknown)}, "
-                               "which are not output ports of this DSO")
+        unknown, missing = set(published) - outputs, outputs - set(published)
+        if unknown or missing:  # a port left out would leave its subscribers reading a stale or default value
+            raise RuntimeError(f"grid adapter {fed.settings['grid_adapter']} returned "
+                               + (f"{sorted(unknown)}, which are not output ports of this DSO" if unknown else
+                                  f"nothing for its output ports {sorted(missing)}"))
         for port, value in published.items():
             fed.publish_port(port, value)
 

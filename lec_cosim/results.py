@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lec_cosim.adapters import join_kpis
 from lec_cosim.files import write_text_atomic
 
 SIGNAL_COLUMNS = [
@@ -160,8 +161,8 @@ def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: f
         "battery": {"capacity_mwh": b.capacity_mwh, "power_mw": b.power_mw, "efficiency": b.efficiency,
                     "soc_min": b.soc_min, "soc_max": b.soc_max},
         "import_limit_mw": scenario.grid.import_limit_mw,
-        "kpis": {**kpis(signals, ems, scenario.grid_step_s, scenario.ems_step_s, scenario.grid.import_limit_mw),
-                 **(extra_kpis or {})},
+        "kpis": join_kpis(kpis(signals, ems, scenario.grid_step_s, scenario.ems_step_s, scenario.grid.import_limit_mw),
+                          extra_kpis or {}),
         "wall_time_s": wall_time_s,
         "versions": versions(scenario.ems.solver),
     }
@@ -211,5 +212,9 @@ class CommunityBatteryRecord:
         extra = {}
         for path in self.kpi_extensions:
             module, _, name = path.partition(":")
-            extra.update(getattr(importlib.import_module(module), name)(signals, self.scenario))
+            found = getattr(importlib.import_module(module), name)(signals, self.scenario)
+            clash = set(found) & set(extra)
+            if clash:
+                raise ValueError(f"{path}: KPIs {sorted(clash)} are already another extension's")
+            extra.update(found)
         return write_results(signals, self.scenario, output_dir, wall_time_s=wall_time_s, extra_kpis=extra)

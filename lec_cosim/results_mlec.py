@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lec_cosim.adapters import join_kpis
 from lec_cosim.models.multi_lec import MultiLecMembers
 from lec_cosim.models.multi_lec_ems import (
     hourly_tariffs,
@@ -254,8 +255,8 @@ class MultiLecRecord:
         summary = {
             "kind": s.kind, "scenario": s.name, "framework": s.framework, "dso_limits": s.dso.limits,
             "horizon_h": s.horizon_h, "grid_step_min": s.resolution.grid_min,
-            "kpis": {**kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
-                            self.members.dt_h, wall_time_s), **extra_kpis},
+            "kpis": join_kpis(kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
+                                 self.members.dt_h, wall_time_s), extra_kpis),
         }
         tmp = out / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))

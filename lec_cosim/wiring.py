@@ -101,6 +101,8 @@ def _ports(federate: FederatePlan) -> dict:
     ports = {}
     for side, signals in (("out", federate.publications), ("in", federate.subscriptions)):
         named = {s.port: {"key": s.key, "type": s.type} for s in signals if s.port}
+        twice = sorted({s.port for s in signals if s.port and sum(t.port == s.port for t in signals) > 1})
+        assert not twice, f"{federate.name}: {side} ports named twice: {twice}"
         if named:
             ports[side] = named
     if federate.endpoint_ports:

@@ -8,3 +8,12 @@ at the end. A **record** (``federates/recorder.py`` runs it) is built the same w
 (``replies``: the ``exchanges`` query's answers when the plan asks for them, else None).
 Both are named in the federate's config as ``"package.module:Name"``.
 """
+
+
+def join_kpis(own: dict, extra: dict) -> dict:
+    """A study's KPIs and those of the components it added (records' ``kpi_extensions``); a component never
+    replaces one of the study's."""
+    clash = set(own) & set(extra)
+    if clash:
+        raise ValueError(f"component KPIs {sorted(clash)} are already the study's")
+    return {**own, **extra}
