@@ -138,14 +138,6 @@ class Inputs:
         return self._fed.receive(self._fed.endpoint(port))
 
 
-def load_object(path: str):
-    """``"package.module:Name"`` -> the object: how a component's config names its study's adapter or record."""
-    import importlib
-
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 class FederationStopped(RuntimeError):
     """The federation was stopped under this federate (another one failed): not this federate's fault."""
 

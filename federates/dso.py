@@ -8,7 +8,8 @@ feeder and the three-LEC grid are adapters; this program is the same for all.
 
 from __future__ import annotations
 
-from federates.common import Federate, load_object, main
+from federates.common import Federate, main
+from lec_cosim.adapters import load_object
 
 
 def build(fed: Federate):

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 
-from federates.common import Federate, Progress, load_object, main
+from federates.common import Federate, Progress, main
 from federates.topology import query_exchanges
+from lec_cosim.adapters import load_object
 
 STARTED = time.perf_counter()
 

@@ -16,6 +16,7 @@ export price, exactly as the ``min_cost`` objective does.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from importlib import metadata
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lec_cosim.adapters import join_kpis
+from lec_cosim.adapters import extension_kpis, join_kpis
 from lec_cosim.files import write_text_atomic
 
 SIGNAL_COLUMNS = [
@@ -199,22 +200,11 @@ class CommunityBatteryRecord:
         self.columns: dict[str, list] = {}
 
     def add(self, k: int, t_s: float, inputs) -> None:
-        import datetime as dt
-
         self.times.append((self.scenario.start + dt.timedelta(seconds=t_s)).isoformat())
         for port in inputs.ports:
             self.columns.setdefault(port, []).append(inputs.read(port))
 
     def write(self, output_dir: Path, wall_time_s: float, replies=None) -> dict:
-        import importlib
-
         signals = pd.DataFrame({"time": self.times, **self.columns})
-        extra = {}
-        for path in self.kpi_extensions:
-            module, _, name = path.partition(":")
-            found = getattr(importlib.import_module(module), name)(signals, self.scenario)
-            clash = set(found) & set(extra)
-            if clash:
-                raise ValueError(f"{path}: KPIs {sorted(clash)} are already another extension's")
-            extra.update(found)
+        extra = extension_kpis(self.kpi_extensions, signals, self.scenario)
         return write_results(signals, self.scenario, output_dir, wall_time_s=wall_time_s, extra_kpis=extra)

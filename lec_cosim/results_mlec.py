@@ -33,7 +33,6 @@ Files written into the run directory by the recorder (``federates/recorder.py`` 
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from collections import defaultdict
@@ -42,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lec_cosim.adapters import join_kpis
+from lec_cosim.adapters import extension_kpis, join_kpis
 from lec_cosim.models.multi_lec import MultiLecMembers
 from lec_cosim.models.multi_lec_ems import (
     hourly_tariffs,
@@ -243,9 +242,7 @@ class MultiLecRecord:
             components = pd.DataFrame({"time": self._time(np.arange(len(self.extra_rows[self.extra_columns[0]]))),
                                        **self.extra_rows})
             tables["components.csv"] = components
-            for path in self.kpi_extensions:
-                module, _, name = path.partition(":")
-                extra_kpis.update(getattr(importlib.import_module(module), name)(components, s))
+            extra_kpis = extension_kpis(self.kpi_extensions, components, s)
         for name, frame in tables.items():
             _write_csv(frame, out / name)
         lines = [json.dumps(record) for _, record in sorted(self.ems_records.items())]

@@ -17,3 +17,24 @@ def join_kpis(own: dict, extra: dict) -> dict:
     if clash:
         raise ValueError(f"component KPIs {sorted(clash)} are already the study's")
     return {**own, **extra}
+
+
+def load_object(path: str):
+    """``"package.module:Name"`` -> the object: how a config names a study's adapter, record or KPI function."""
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def extension_kpis(paths: list[str], table, scenario) -> dict:
+    """The KPIs of the components a study added: each function of ``paths`` (``"module:function"``) called
+    with the recorded table and the scenario; two components never give the same KPI."""
+    found: dict = {}
+    for path in paths:
+        kpis = load_object(path)(table, scenario)
+        clash = set(kpis) & set(found)
+        if clash:
+            raise ValueError(f"{path}: KPIs {sorted(clash)} are already another extension's")
+        found.update(kpis)
+    return found

@@ -10,12 +10,10 @@ from pydantic import Field, field_validator, model_validator
 
 from lec_cosim.components.ev_charging import EVChargingConfig
 from lec_cosim.components.ev_charging import resolve as resolve_ev
-from lec_cosim.schema.base import (  # noqa: F401
-    _EUR_PER_KWH,
+from lec_cosim.schema.base import (
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     BrokerConfig,
-    CalendarDay,
     CalendarTime,
     FederationConfig,
     FilePath,

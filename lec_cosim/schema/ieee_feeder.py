@@ -7,24 +7,10 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from lec_cosim.schema.base import (  # noqa: F401
-    NAME_MAX_LENGTH,
-    NAME_PATTERN,
-    BrokerConfig,
-    CalendarDay,
-    CalendarTime,
-    FederationConfig,
+from lec_cosim.schema.base import (
     FilePath,
-    OutputsConfig,
     ScenarioError,
-    _EUR_PER_KWH,
-    _plausible,
-    _ScenarioBase,
-    _source_and_outputs,
     _Strict,
-    _unique,
-    _validate,
-    _VoltageBand,
 )
 
 

@@ -8,7 +8,8 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from lec_cosim.schema.base import (  # noqa: F401
+from lec_cosim.schema.base import (
+    _EUR_PER_KWH,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     BrokerConfig,
@@ -18,16 +19,18 @@ from lec_cosim.schema.base import (  # noqa: F401
     FilePath,
     OutputsConfig,
     ScenarioError,
-    _EUR_PER_KWH,
-    _plausible,
     _ScenarioBase,
     _source_and_outputs,
     _Strict,
-    _unique,
     _validate,
     _VoltageBand,
 )
-from lec_cosim.schema.ieee_feeder import FeederConfig, LemResolution, PVSizingConfig, _ieee_feeder_and_pv  # noqa: F401
+from lec_cosim.schema.ieee_feeder import (
+    FeederConfig,
+    LemResolution,
+    PVSizingConfig,
+    _ieee_feeder_and_pv,
+)
 
 
 class LemExchangeResolution(LemResolution):

@@ -10,18 +10,16 @@ from pydantic import Field, field_validator, model_validator
 
 from lec_cosim.components.ev_charging import EVChargingConfig
 from lec_cosim.components.ev_charging import resolve as resolve_ev
-from lec_cosim.schema.base import (  # noqa: F401
+from lec_cosim.schema.base import (
+    _EUR_PER_KWH,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     BrokerConfig,
-    CalendarDay,
     CalendarTime,
     FederationConfig,
     FilePath,
     OutputsConfig,
     ScenarioError,
-    _EUR_PER_KWH,
-    _plausible,
     _ScenarioBase,
     _source_and_outputs,
     _Strict,
@@ -29,9 +27,13 @@ from lec_cosim.schema.base import (  # noqa: F401
     _validate,
     _VoltageBand,
 )
-from lec_cosim.schema.ieee_feeder import FeederConfig, LemResolution, PVSizingConfig, _ieee_feeder_and_pv  # noqa: F401
+from lec_cosim.schema.ieee_feeder import (
+    FeederConfig,
+    LemResolution,
+    PVSizingConfig,
+    _ieee_feeder_and_pv,
+)
 from lec_cosim.schema.local_market import LemScenario
-
 
 FRAMEWORKS = ("decentralised", "distributed", "p2p")
 """The frameworks of a multi-LEC scenario (the ``Literal`` of ``MultiLecScenario.framework``)."""
