@@ -108,81 +108,53 @@ def test_a_killed_federate_ends_the_run(tmp_path, federate):
 
 def stepping(tmp_path, scenario: str, changes: dict, extra=()):
     """``lec-cosim run`` of ``scenario``, once its federation is stepping; its output goes to ``out``."""
-    out, proc = start_run(tmp_path, scenario, changes, extra)
-    wait_stepping(proc)
-    return out, proc
-
-
-def start_run(tmp_path, scenario: str, changes: dict, extra=()):
     path = write_scenario(tmp_path, scenario, changes)
     out = tmp_path / "out"
-    return out, subprocess.Popen(CLI + ["run", str(path), "--out", str(out), *extra], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-
-
-def wait_stepping(proc) -> None:
+    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out), *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     for _ in range(2):  # the second progress line: stepping for two seconds, the watchdog has asked a few times
         line = ""
         while not line.startswith("  "):
             line = proc.stdout.readline()
             assert line or proc.poll() is None, proc.stderr.read()
+    return out, proc
 
 
 STALL_S = 6.0
 STALL_REPORT = re.compile(r"federation stalled: no federate's time advanced for (\d+) s; (?:federate )?(\w+) holds it")
 
 
-STOPPED = [("lec_ems", 0), ("dso", 2), ("broker", 0)]
-
-
-@pytest.mark.timeout(150)
-def test_a_stopped_federate_is_named_within_the_stall_time(tmp_path):
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("federate,sub_brokers", [("lec_ems", 0), ("dso", 2), ("broker", 0)])
+def test_a_stopped_federate_is_named_within_the_stall_time(tmp_path, federate, sub_brokers):
     """SIGSTOP: the process is alive and silent; HELICS waits for it for ever. The watchdog ends the run.
 
     lec_ems holds everyone (the households, the DSO and the recorder need its values); the market, which
     needs nobody, may first run ahead to the end. The DSO holds the recorder. With sub-brokers the
-    watchdog reads the timing files. A stopped broker holds every federate: it is named, not one of them.
-    The three runs go at once (their stall times overlap), each stopped as soon as all are stepping."""
-    started = {}
-    for federate, sub_brokers in STOPPED:
-        # the stall time from the command line, or (under sub-brokers) from the scenario
-        by_scenario = sub_brokers > 0
-        started[federate] = start_run(tmp_path / federate, "trondelag_arbitrage_year",  # a year: 15 s and more
-                                      {"federation.stall_timeout_s": STALL_S} if by_scenario else {},
-                                      ["--sub-brokers", str(sub_brokers)]
-                                      + ([] if by_scenario else ["--stall-timeout", str(STALL_S)]))
-    try:
-        _stop_each_and_check(started)
-    finally:  # a failed assertion leaves no run behind (the launcher ends its federation on SIGTERM)
-        for _, proc in started.values():
-            if proc.poll() is None:
-                proc.terminate()
-                proc.communicate(timeout=30)
-
-
-def _stop_each_and_check(started: dict) -> None:
-    for _, proc in started.values():
-        wait_stepping(proc)
-    for federate, (out, proc) in started.items():
-        staging = out.with_name("out.partial")
-        mark = "--name=lec_cosim_broker" if federate == "broker" else str(staging / "configs" / f"{federate}.json")
-        victim = [pid for pid in processes_mentioning(mark) if parent_pid(pid) == proc.pid]
-        assert len(victim) == 1, (federate, proc.poll(), processes_mentioning(mark), mark)
-        os.kill(victim[0], signal.SIGSTOP)
-    for federate, (out, proc) in started.items():
-        # bounded: the stall time, the market running ahead (about a second) and the launcher's clean-up
-        _, err = proc.communicate(timeout=STALL_S + 40)
-        lines = err.strip().splitlines()
-        assert proc.returncode == 1 and len(lines) == 1, (federate, err)
-        found = STALL_REPORT.search(lines[0])
-        assert found and found.group(2) == federate, lines[0]
-        assert STALL_S <= int(found.group(1)) <= STALL_S + 3  # measured by the watchdog from the last advance
-        if federate != "broker":  # a federate's granted time (a broker has none)
-            assert re.search(r"at simulated time 2019-\d\d-\d\d \d\d:\d\d", lines[0]), lines[0]
-        assert "process is stopped" in lines[0]
-        staging, incomplete = out.with_name("out.partial"), out.with_name("out.incomplete")
-        assert "federation stalled" in (incomplete / "INCOMPLETE.txt").read_text()
-        assert no_process_mentions(str(staging), str(incomplete))  # the stopped process was killed too
+    watchdog reads the timing files. A stopped broker holds every federate: it is named, not one of them."""
+    # the stall time from the command line, or (under sub-brokers) from the scenario
+    by_scenario = sub_brokers > 0
+    out, proc = stepping(tmp_path, "trondelag_arbitrage_year",  # a year: stepping for 15 s and more
+                         {"federation.stall_timeout_s": STALL_S} if by_scenario else {},
+                         ["--sub-brokers", str(sub_brokers)] + ([] if by_scenario else ["--stall-timeout", str(STALL_S)]))
+    staging = out.with_name("out.partial")
+    mark = "--name=lec_cosim_broker" if federate == "broker" else str(staging / "configs" / f"{federate}.json")
+    victim = [pid for pid in processes_mentioning(mark) if parent_pid(pid) == proc.pid]
+    assert len(victim) == 1
+    os.kill(victim[0], signal.SIGSTOP)
+    # bounded: the stall time, the market running ahead (about a second) and the launcher's clean-up
+    _, err = proc.communicate(timeout=STALL_S + 30)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, err
+    found = STALL_REPORT.search(lines[0])
+    assert found and found.group(2) == federate, lines[0]
+    assert STALL_S <= int(found.group(1)) <= STALL_S + 3  # measured by the watchdog from the last advance
+    if federate != "broker":  # a federate's granted time (a broker has none)
+        assert re.search(r"at simulated time 2019-\d\d-\d\d \d\d:\d\d", lines[0]), lines[0]
+    assert "process is stopped" in lines[0]
+    incomplete = out.with_name("out.incomplete")
+    assert "federation stalled" in (incomplete / "INCOMPLETE.txt").read_text()
+    assert no_process_mentions(str(staging), str(incomplete))  # the stopped process was killed too
 
 
 @pytest.mark.timeout(120)
