@@ -30,7 +30,6 @@ sys.path.insert(0, str(ROOT))
 
 from lec_cosim.federation import write_federation  # noqa: E402
 from lec_cosim.launch import run_federation  # noqa: E402
-from lec_cosim.lem_federation import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, SETTLEMENT_VECTORS  # noqa: E402
 from lec_cosim.models.auction import clear_double_auction  # noqa: E402
 from lec_cosim.models.lem_community import (  # noqa: E402
     community_from_scenario,
@@ -40,8 +39,9 @@ from lec_cosim.models.lem_community import (  # noqa: E402
     truthful_bids,
 )
 from lec_cosim.models.lem_grid import LemGrid  # noqa: E402
-from lec_cosim.results_lem import write_lem_arrays  # noqa: E402
 from lec_cosim.scenario import load_scenario  # noqa: E402
+from lec_cosim.studies.local_market.results import write_lem_arrays  # noqa: E402
+from lec_cosim.studies.local_market.wiring import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, SETTLEMENT_VECTORS  # noqa: E402
 
 
 class MemorySampler:

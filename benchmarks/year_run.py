@@ -47,8 +47,8 @@ from lec_cosim.models.ems import DayAheadPlanner  # noqa: E402
 from lec_cosim.models.grid import LECGrid  # noqa: E402
 from lec_cosim.models.household import HouseholdFleet  # noqa: E402
 from lec_cosim.models.prices import PriceFeed  # noqa: E402
-from lec_cosim.results import write_results  # noqa: E402
 from lec_cosim.scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
+from lec_cosim.studies.community_battery.results import write_results  # noqa: E402
 
 DAY_S = 86400
 COMPARED = ["setpoint_mw", "battery_p_mw", "soc_mwh", "pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu",

@@ -74,7 +74,7 @@ def kind_tables(kind: str, runs: Sequence[Path], paper: Mapping | str | Path | N
         Run directories of that kind.
     paper
         Local-market runs only: extra published values shown beside the runs (see
-        :func:`lec_cosim.report_lem.load_paper_values`).
+        :func:`lec_cosim.studies.local_market.report.load_paper_values`).
 
     Returns
     -------

@@ -2,19 +2,19 @@
 
 This module reads a file (strict YAML: no duplicated key, no impossible date; UTF-8 only) and hands it to the
 reader of its ``kind:`` (:data:`KINDS`); the schema itself, one pydantic model per study, lives in
-:mod:`lec_cosim.schema` and its names are importable from here as they always were. All paths inside a
+each study's folder (``lec_cosim/studies/<kind>/schema.py``, what they share in :mod:`lec_cosim.schema`) and its names are importable from here as they always were. All paths inside a
 scenario are relative to the scenario file. ``load_scenario`` resolves them, so the returned object can be
 serialised and handed to federates running in any directory.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
 import yaml
 
-from lec_cosim.schema import community_battery, local_market, three_lecs
 from lec_cosim.schema.base import *  # noqa: F403 (the schema's names, where the code has always found them)
 from lec_cosim.schema.base import (  # noqa: F401
     _EUR_PER_KWH,
@@ -27,13 +27,14 @@ from lec_cosim.schema.base import (  # noqa: F401
     _kind,
     _validate,
 )
-from lec_cosim.schema.community_battery import *  # noqa: F403
-from lec_cosim.schema.community_battery import Scenario
 from lec_cosim.schema.ieee_feeder import *  # noqa: F403
-from lec_cosim.schema.local_market import *  # noqa: F403
-from lec_cosim.schema.local_market import LemScenario
-from lec_cosim.schema.three_lecs import *  # noqa: F403
-from lec_cosim.schema.three_lecs import FRAMEWORKS, MultiLecScenario  # noqa: F401
+from lec_cosim.studies import KINDS as _STUDY_KINDS
+from lec_cosim.studies.community_battery.schema import *  # noqa: F403
+from lec_cosim.studies.community_battery.schema import Scenario
+from lec_cosim.studies.local_market.schema import *  # noqa: F403
+from lec_cosim.studies.local_market.schema import LemScenario
+from lec_cosim.studies.three_lecs.schema import *  # noqa: F403
+from lec_cosim.studies.three_lecs.schema import FRAMEWORKS, MultiLecScenario  # noqa: F401
 
 
 def is_multi_lec(scenario) -> bool:
@@ -63,8 +64,7 @@ def scenario_from_dict(data: dict, source: Path) -> Scenario | LemScenario | Mul
     return KINDS[kind](data, source)
 
 
-KINDS = {"community_battery": community_battery.read, "local_market": local_market.read,
-         "three_lecs": three_lecs.read}
+KINDS = {kind: importlib.import_module(f"lec_cosim.studies.{kind}.schema").read for kind in _STUDY_KINDS}
 """The studies a scenario can be (its ``kind:``), each with the reader that validates and resolves it."""
 
 

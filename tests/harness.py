@@ -12,7 +12,6 @@ from pathlib import Path
 import helics as h
 
 from federates.common import REQUEST_MARGIN_S, ValueInterface
-from lec_cosim.community_battery_federation import PHASE_OFFSET_S
 from lec_cosim.federation import (
     LOOPBACK,
     broker_command,
@@ -23,6 +22,7 @@ from lec_cosim.federation import (
     release_broker_ports,
 )
 from lec_cosim.scenario import write_scenario_variant
+from lec_cosim.studies.community_battery.wiring import PHASE_OFFSET_S
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"

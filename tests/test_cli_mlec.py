@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-
 from harness import write_scenario
+
 from lec_cosim.cli import main as cli
-from lec_cosim.report_mlec import mlec_compare_table
+from lec_cosim.studies.three_lecs.report import mlec_compare_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "scenarios" / "ieee_eu_lv_three_lecs.yaml"

@@ -188,6 +188,6 @@ def test_the_federate_kind_tutorial_shows_the_code_the_tests_run():
     assert len(blocks) >= 6
     files = {path for path, _ in blocks}
     assert {"federates/ev_charging.py", "lec_cosim/components/ev_charging.py", "lec_cosim/models/ev_charging.py",
-            "lec_cosim/community_battery_federation.py", "lec_cosim/schema/community_battery.py"} <= files
+            "lec_cosim/studies/community_battery/wiring.py", "lec_cosim/studies/community_battery/schema.py"} <= files
     for path, code in blocks:
         assert code in (ROOT / path).read_text(), f"{path}: the tutorial's block is not in the file any more"

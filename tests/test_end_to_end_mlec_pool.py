@@ -34,8 +34,8 @@ from lec_cosim.models.lec_pool import (
     pool_order_message,
 )
 from lec_cosim.models.multi_lec_ems import hourly_tariffs, members_from_scenario
-from lec_cosim.multi_lec_federation import plan
 from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.three_lecs.wiring import plan
 from lec_cosim.wiring import federate_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,11 +5,11 @@ import pandapower as pp
 import pytest
 from harness import SCENARIOS, TestFederate, enter_all, federate_under_test, offset
 
-from lec_cosim.community_battery_federation import signals
 from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.community_battery.wiring import signals
 
 INPUTS = ["lec1/households/p_mw", "lec1/households/q_mvar", "lec1/pv/p_mw", "lec1/battery/p_mw"]
-# In the order of lec_cosim.community_battery_federation.signals(...)["dso"].
+# In the order of lec_cosim.studies.community_battery.wiring.signals(...)["dso"].
 OUTPUTS = ["lec1/pcc/p_mw", "lec1/pcc/q_mvar", "lec1/pcc/vm_pu", "lec1/lv_busbar/vm_pu",
            "lec1/transformer/loading_percent", "lec1/grid/losses_mw", "lec1/grid/losses_mvar",
            "lec1/grid/vm_min_pu", "lec1/grid/vm_max_pu", "lec1/grid/bus_violations", "lec1/grid/line_overloads"]

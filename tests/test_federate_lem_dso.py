@@ -17,7 +17,12 @@ import pytest
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
 
 from lec_cosim.adapters.ieee_feeder import OUTPUTS
-from lec_cosim.lem_federation import (
+from lec_cosim.models.grid_extremes import read_grid_extremes
+from lec_cosim.models.lem_community import community_from_scenario
+from lec_cosim.models.lem_grid import LemGrid
+from lec_cosim.models.lem_participants import reduced_bus_numbering
+from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.local_market.wiring import (
     DISPATCH_OFFSET_S,
     DSO_COUNTS,
     DSO_DAY_COUNTS,
@@ -28,11 +33,6 @@ from lec_cosim.lem_federation import (
     groups,
     plan,
 )
-from lec_cosim.models.grid_extremes import read_grid_extremes
-from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.models.lem_grid import LemGrid
-from lec_cosim.models.lem_participants import reduced_bus_numbering
-from lec_cosim.scenario import load_scenario
 from lec_cosim.timing import read_timing
 
 HORIZON_H = 2

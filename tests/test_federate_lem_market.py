@@ -13,8 +13,8 @@ import subprocess
 from contextlib import contextmanager
 
 import pytest
-
 from harness import TestFederate, arrive_all, enter_all, write_scenario
+
 from lec_cosim.federation import (
     broker_command,
     core_init_string,
@@ -22,7 +22,8 @@ from lec_cosim.federation import (
     free_broker_port,
     release_broker_ports,
 )
-from lec_cosim.lem_federation import (
+from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.local_market.wiring import (
     DISPATCH_OFFSET_S,
     MARKET_ENDPOINT,
     MARKET_OFFSET_S,
@@ -33,7 +34,6 @@ from lec_cosim.lem_federation import (
     participant_endpoint,
     plan,
 )
-from lec_cosim.scenario import load_scenario
 from lec_cosim.wiring import FederatePlan, Signal, federate_config
 
 N_FEDERATES, PER_FEDERATE = 16, 4

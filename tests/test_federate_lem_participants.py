@@ -7,9 +7,12 @@ capacity at its opportunity cost), then settle exactly that and inject the accep
 
 import numpy as np
 import pytest
-
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
-from lec_cosim.lem_federation import (
+
+from lec_cosim.models.bidding import FEED_IN_EUR_PER_KWH, chp_production_cost_eur, retail_tariff_eur_per_kwh
+from lec_cosim.models.lem_community import community_from_scenario
+from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.local_market.wiring import (
     DSO_OFFSET_S,
     MARKET_ENDPOINT,
     MARKET_OFFSET_S,
@@ -19,9 +22,6 @@ from lec_cosim.lem_federation import (
     participant_endpoint,
     plan,
 )
-from lec_cosim.models.bidding import FEED_IN_EUR_PER_KWH, chp_production_cost_eur, retail_tariff_eur_per_kwh
-from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.scenario import load_scenario
 
 HOURS = 13  # midnight to 13:00: night demand and the midday PV surplus
 PRICES = [0.09 + 0.005 * h for h in range(HOURS)]  # the test market's price in each hour

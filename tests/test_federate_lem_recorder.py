@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
 
-from lec_cosim.lem_federation import (
+from lec_cosim.models.lem_community import community_from_scenario
+from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.local_market.wiring import (
     DISPATCH_OFFSET_S,
     DSO_COUNTS,
     DSO_DAY_COUNTS,
@@ -32,8 +34,6 @@ from lec_cosim.lem_federation import (
     groups,
     plan,
 )
-from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.scenario import load_scenario
 
 HORIZON_H = 2
 STEP_S = 900
@@ -111,7 +111,7 @@ def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path, exchange):
     recorder = next(f for f in plan(scenario) if f.name == "recorder")
     # the generic recorder running the local market's record, which reads its inputs by port
     assert recorder.module == "federates.recorder"
-    assert recorder.settings["record"] == "lec_cosim.results_lem:LocalMarketRecord"
+    assert recorder.settings["record"] == "lec_cosim.studies.local_market.results:LocalMarketRecord"
     assert recorder.endpoint_ports == {"book": RECORDER_ENDPOINT}
     assert [s.port for s in recorder.subscriptions] == (
         [f"{g}/{v}" for g in members for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS]

@@ -10,13 +10,14 @@ steps' flows.
 
 import numpy as np
 import pytest
-
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
+
 from lec_cosim.federation import federate_config
 from lec_cosim.models.grid_extremes import read_grid_extremes
 from lec_cosim.models.multi_lec_ems import members_from_scenario
 from lec_cosim.models.multi_lec_grid import MultiLecGrid, OperatingEnvelope
-from lec_cosim.multi_lec_federation import (
+from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.three_lecs.wiring import (
     GRID_COUNTS,
     GRID_DOUBLES,
     GRID_VECTORS,
@@ -24,7 +25,6 @@ from lec_cosim.multi_lec_federation import (
     HOUSEHOLDS_OFFSET_S,
     RECORDER_OFFSET_S,
 )
-from lec_cosim.scenario import load_scenario
 
 
 @pytest.mark.timeout(180)

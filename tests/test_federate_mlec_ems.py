@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 import pytest
-
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
+
 from lec_cosim.models.exchange import solve_centralised
 from lec_cosim.models.multi_lec_ems import (
     hourly_mean,
@@ -18,7 +18,8 @@ from lec_cosim.models.multi_lec_ems import (
     pooled_batteries,
     rest_of_day_problem,
 )
-from lec_cosim.multi_lec_federation import (
+from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.three_lecs.wiring import (
     EMS_CLEAR_OFFSET_S,
     HEMS_BID_OFFSET_S,
     HOUSEHOLDS_OFFSET_S,
@@ -30,7 +31,6 @@ from lec_cosim.multi_lec_federation import (
     market_endpoint,
     member_endpoint,
 )
-from lec_cosim.scenario import load_scenario
 
 
 def run_decentralised_ems(tmp_path, changes: dict):

@@ -10,11 +10,11 @@ import math
 
 import numpy as np
 import pytest
-
 from harness import TestFederate, enter_all, federate_under_test, write_scenario
+
 from lec_cosim.models.multi_lec_ems import members_from_scenario
-from lec_cosim.multi_lec_federation import EMS_PLAN_OFFSET_S, HOUSEHOLD_VECTORS, MS_PERIOD_S, RECORDER_OFFSET_S
 from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.three_lecs.wiring import EMS_PLAN_OFFSET_S, HOUSEHOLD_VECTORS, MS_PERIOD_S, RECORDER_OFFSET_S
 
 SETPOINTS = {0: {"lec1": (20.0, 0.0), "lec2": (-10.0, 0.0), "lec3": (0.0, 0.0)},
              1: {"lec1": (-12.0, 3.0), "lec2": (0.0, 0.0), "lec3": (0.0, 0.0)}}

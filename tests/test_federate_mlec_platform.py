@@ -9,16 +9,16 @@ price is feed-in plus the fee; lec1 sells 1 and exports 2; lec3 is not on the pl
 import json
 
 import pytest
-
 from harness import TestFederate, arrive_all, enter_all, federate_under_test, write_scenario
-from lec_cosim.multi_lec_federation import (
+
+from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.three_lecs.wiring import (
     EMS_PLAN_OFFSET_S,
     EMS_SETTLE_OFFSET_S,
     MS_PERIOD_S,
     PLATFORM_ENDPOINT,
     ems_endpoint,
 )
-from lec_cosim.scenario import load_scenario
 
 POSITIONS = {0: {"lec1": 10.0, "lec2": -6.0, "lec3": -2.0}, 1: {"lec1": -3.0, "lec2": 1.0}}
 EXPECTED = {  # hour -> price, {lec: (bought, sold, grid import, grid export, payment, wheeling)}

@@ -11,8 +11,8 @@ import ast
 import re
 
 import pytest
-
 from harness import ROOT, SCENARIOS
+
 from lec_cosim.federation import plan
 from lec_cosim.scenario import FRAMEWORKS, load_scenario
 from lec_cosim.wiring import federate_config
@@ -33,7 +33,7 @@ def test_no_program_spells_a_key_or_imports_the_plan(program):
     source = (ROOT / program).read_text()
     assert "mlec/" not in source and "ENDPOINT" not in source and "_endpoint(" not in source
     imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
-    assert "lec_cosim.multi_lec_federation" not in imported
+    assert "lec_cosim.studies.three_lecs.wiring" not in imported
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -87,7 +87,7 @@ def test_the_dso_and_the_recorder_are_the_generic_components(framework):
     dso, recorder = feds["dso"]["lec_cosim"], feds["recorder"]["lec_cosim"]
     assert dso["module"] == "federates.dso" and dso["grid_adapter"] == "lec_cosim.adapters.three_lec_grid:ThreeLecGrid"
     assert recorder["module"] == "federates.recorder"
-    assert recorder["record"] == "lec_cosim.results_mlec:MultiLecRecord" and recorder["query_exchanges"] is True
+    assert recorder["record"] == "lec_cosim.studies.three_lecs.results:MultiLecRecord" and recorder["query_exchanges"] is True
     assert recorder["federates"] == [n for n in feds if n != "recorder"]
     assert all(feds[n]["lec_cosim"]["stay_for_query"] for n in recorder["federates"])
     # what the record reads, by port: every column is an input port, and every LEC's record
@@ -120,7 +120,7 @@ def test_programs_use_only_ports_their_configs_have():
 
 def test_every_design_names_a_strategy_of_the_ems_program():
     from federates.mlec_ems import STRATEGIES
-    from lec_cosim.multi_lec_federation import DESIGNS
+    from lec_cosim.studies.three_lecs.wiring import DESIGNS
 
     assert set(DESIGNS) == set(FRAMEWORKS)
     assert {d.ems for d in DESIGNS.values()} == set(STRATEGIES)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from harness import SCENARIOS, TestFederate, federate_under_test, offset
 
-from lec_cosim.community_battery_federation import subscriptions
 from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.community_battery.wiring import subscriptions
 
 # Four 15-minute steps: (load, pv, battery, soc, pcc_p, pcc_vm); prices 40 then export at spot.
 STEPS = [

@@ -1,4 +1,4 @@
-"""Tables and plots of LEM runs (lec_cosim.report_lem) on synthetic run directories of the contract."""
+"""Tables and plots of LEM runs (lec_cosim.studies.local_market.report) on synthetic run directories of the contract."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lec_cosim import report_lem as rl
+from lec_cosim.studies.local_market import report as rl
 
 START = pd.Timestamp("2016-05-26 00:00:00+01:00")
 HOURS = 24

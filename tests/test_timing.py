@@ -21,8 +21,15 @@ import pytest
 from harness import TestFederate, enter_all, write_scenario
 
 from lec_cosim.federation import broker_command, federate_command, federate_config, free_broker_port
-from lec_cosim.lem_federation import DISPATCH_OFFSET_S, DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, DSO_OFFSET_S, groups
 from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.local_market.wiring import (
+    DISPATCH_OFFSET_S,
+    DSO_COUNTS,
+    DSO_DAY_COUNTS,
+    DSO_DOUBLES,
+    DSO_OFFSET_S,
+    groups,
+)
 from lec_cosim.timing import SLOT_COLUMNS, TimingLog, read_timing
 
 VECTORS = ("load_kw", "load_kvar", "pv_kw", "chp_kw", "net_kw")

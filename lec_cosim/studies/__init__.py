@@ -1,7 +1,10 @@
-"""The studies lec-cosim runs, one module each, found by a scenario's ``kind:``.
+"""The studies lec-cosim runs, one folder each (``lec_cosim/studies/<kind>/``), found by a scenario's ``kind:``.
 
-A study module says everything the command line, the reports and the compiler need to know of it,
-so that none of those names a study:
+A study's folder holds its schema (``schema.py``: its pydantic model and reader), its wiring (``wiring.py``:
+which federate kinds, how connected, as :class:`lec_cosim.wiring.FederatePlan`), its results contract
+(``results.py``: the record the generic recorder keeps, its tables and KPIs) and its report (``report*.py``).
+Its ``__init__`` says everything the command line, the reports and the compiler need to know of it, so
+that none of those names a study:
 
 - ``KIND``, ``TITLE``, ``DESCRIPTION`` (the HTML report's section), ``plan(scenario)`` (its
   federates, :class:`lec_cosim.wiring.FederatePlan`), ``describe(scenario)`` (what ``validate``
@@ -24,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 KINDS = ("community_battery", "local_market", "three_lecs")
-"""Every study, in the order the reports show them (each is ``lec_cosim.studies.<kind>``)."""
+"""Every study, in the order the reports show them (each is the package ``lec_cosim.studies.<kind>``)."""
 
 
 def study(kind: str) -> ModuleType:

@@ -2,7 +2,7 @@
 
 Federates (``federates/mlec_*.py``; the DSO and the recorder are the generic components
 ``federates/dso.py`` and ``federates/recorder.py`` running :class:`lec_cosim.adapters.three_lec_grid.ThreeLecGrid`
-and :class:`lec_cosim.results_mlec.MultiLecRecord`)::
+and :class:`lec_cosim.studies.three_lecs.results.MultiLecRecord`)::
 
     lec_ems_1..N  one LEC_EMS per LEC: plans its batteries for the rest of the day every hour
     pool_operator_1..N
@@ -131,7 +131,7 @@ EMS_SETTINGS = {"plan_offset_s": EMS_PLAN_OFFSET_S, "clear_offset_s": EMS_CLEAR_
 HOUSEHOLDS_SETTINGS = {"bid_offset_s": HEMS_BID_OFFSET_S, "step_offset_s": HOUSEHOLDS_OFFSET_S}
 """The times of the households' slots: the HEMS bids (p2p) within the hour, the steps within a grid step."""
 GRID_ADAPTER = "lec_cosim.adapters.three_lec_grid:ThreeLecGrid"
-RECORD = "lec_cosim.results_mlec:MultiLecRecord"
+RECORD = "lec_cosim.studies.three_lecs.results:MultiLecRecord"
 RECORD_COLUMNS = {"members": list(HOUSEHOLD_VECTORS), "grid": list(GRID_DOUBLES + GRID_COUNTS),
                   "lecs": list(GRID_VECTORS)}
 """The recorder's input ports by table: members' vectors, the grid's indicators, the per-LEC vectors."""
@@ -155,7 +155,7 @@ class FrameworkDesign:
     members_bid: bool
     """Each HEMS plans its home battery and bids in its LEC's market, which its LEC_EMS runs."""
     tables: tuple[str, ...] = ()
-    """The framework's own results tables (:class:`lec_cosim.results_mlec.MultiLecRecord`)."""
+    """The framework's own results tables (:class:`lec_cosim.studies.three_lecs.results.MultiLecRecord`)."""
     ems_offsets_s: tuple[float, ...] = ()
     """When in each hour its LEC_EMSs act (the interface's schedule)."""
 

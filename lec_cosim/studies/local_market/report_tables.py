@@ -1,6 +1,6 @@
 """Tables II and III of Lezama et al. for local-market runs: the frames, their cells and markdown.
 
-Separate from the figures (:mod:`lec_cosim.report_lem_figures`): the tables need no matplotlib and
+Separate from the figures (:mod:`lec_cosim.studies.local_market.report_figures`): the tables need no matplotlib and
 are what the HTML report (:mod:`lec_cosim.report_html`) and ``lec-cosim compare`` show as text. The
 paper's values live here too (:data:`PAPER_TABLE_III`, :func:`load_paper_values`), since only the
 tables compare with them.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lec_cosim.report_lem_runs import _read_lem_summary, case_label, run_labels
+from lec_cosim.studies.local_market.report_runs import _read_lem_summary, case_label, run_labels
 
 PAPER_TABLE_III: dict[str, dict[str, float]] = {
     "Base 1": {"violated_buses_reduced": 14, "losses_kwh": 48.36},

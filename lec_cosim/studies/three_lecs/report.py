@@ -1,6 +1,6 @@
 """Comparison of three-LEC runs (frameworks decentralised, distributed, p2p): one table and one figure over several runs.
 
-Reads run directories (contract in :mod:`lec_cosim.results_mlec`) and writes nothing into them:
+Reads run directories (contract in :mod:`lec_cosim.studies.three_lecs.results`) and writes nothing into them:
 ``summary.json`` for the table; ``settlement.csv`` (per hour and LEC), ``grid.csv`` (per grid
 step) and, for the voltage band, ``scenario.json`` for the figure. A missing file or column raises
 a one-line :class:`ValueError` naming the run directory and the file.
@@ -200,7 +200,7 @@ def plot_mlec_runs(runs, output_png) -> None:
     ValueError
         A run that is not a three-LEC run, or a missing file or column (one line naming both).
     """
-    from lec_cosim.report_lem import read_run_csv
+    from lec_cosim.studies.local_market.report import read_run_csv
 
     if not runs:
         raise ValueError("no run directories given")

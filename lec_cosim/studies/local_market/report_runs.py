@@ -1,7 +1,7 @@
 """The local-market runs a LEM report reads: their summary and CSVs, and the paper's case labels.
 
-Separate from the tables (:mod:`lec_cosim.report_lem_tables`) and the figures
-(:mod:`lec_cosim.report_lem_figures`) because both read the same run directories and name the runs
+Separate from the tables (:mod:`lec_cosim.studies.local_market.report_tables`) and the figures
+(:mod:`lec_cosim.studies.local_market.report_figures`) because both read the same run directories and name the runs
 the same way; what is read and how a missing file or column is reported (a one-line
 :class:`ValueError` naming the run directory and file) is decided here once.
 

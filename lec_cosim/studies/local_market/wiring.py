@@ -9,7 +9,7 @@ Federates::
     dso                 three-phase power flow of the IEEE European LV feeder at every grid step
                         (the generic federates/dso.py running lec_cosim.adapters.ieee_feeder)
     recorder            writes the results contract (the generic federates/recorder.py running
-                        lec_cosim.results_lem.LocalMarketRecord)
+                        lec_cosim.studies.local_market.results.LocalMarketRecord)
 
 Orders and results travel as HELICS **messages**; everything physical is a **value**. The time
 pattern within each hour T (seconds) cannot deadlock, whatever the number of bidders, because
@@ -147,6 +147,6 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
 
 SETTINGS = {
     "dso": {"grid_adapter": "lec_cosim.adapters.ieee_feeder:IeeeFeederGrid"},
-    "recorder": {"record": "lec_cosim.results_lem:LocalMarketRecord"},
+    "recorder": {"record": "lec_cosim.studies.local_market.results:LocalMarketRecord"},
 }
 """What the generic components run in this study: the three-phase IEEE feeder and the local market's record."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lec_cosim.results import read_run
+from lec_cosim.studies.community_battery.results import read_run
 
 KPI_COLUMNS = [
     ("import_mwh", "import MWh", "{:.3f}"),
@@ -37,7 +37,7 @@ def compare_frame(runs: list[str | Path]) -> pd.DataFrame:
 
 def is_community_battery_run(run_dir: str | Path) -> bool:
     """True when ``run_dir/summary.json`` is a community-battery run (the results contract of
-    :mod:`lec_cosim.results`: an EMS objective and the PCC energies).
+    :mod:`lec_cosim.studies.community_battery.results`: an EMS objective and the PCC energies).
 
     A directory without a readable ``summary.json`` is not one (False, no error).
     """

@@ -117,6 +117,6 @@ def _with_ev(scenario: Scenario, plans: list[FederatePlan], pubs: dict[str, list
 
 SETTINGS = {
     "dso": {"grid_adapter": "lec_cosim.adapters.community_grid:CommunityGrid"},
-    "recorder": {"record": "lec_cosim.results:CommunityBatteryRecord"},
+    "recorder": {"record": "lec_cosim.studies.community_battery.results:CommunityBatteryRecord"},
 }
 """What the generic components run in this study: its grid and its record."""

@@ -17,7 +17,7 @@ FIGURE_CAPTION = ("Top: LEM clearing price with the retail and feed-in tariffs (
 
 
 def plan(scenario):
-    from lec_cosim.lem_federation import plan
+    from lec_cosim.studies.local_market.wiring import plan
 
     return plan(scenario)
 
@@ -38,19 +38,19 @@ def recognise(summary: dict) -> bool:
 
 
 def compare(runs, paper=None) -> str:
-    from lec_cosim.report_lem import lem_compare_tables
+    from lec_cosim.studies.local_market.report import lem_compare_tables
 
     return lem_compare_tables(runs, paper=paper)
 
 
 def plot(runs, output) -> None:
-    from lec_cosim.report_lem import plot_lem_runs
+    from lec_cosim.studies.local_market.report import plot_lem_runs
 
     plot_lem_runs(runs, output)
 
 
 def tables(runs, paper=None) -> list[tuple]:
-    from lec_cosim.report_lem import (
+    from lec_cosim.studies.local_market.report import (
         TABLE_II_ROWS,
         TABLE_III_ROWS,
         lem_compare_frames,
@@ -67,7 +67,7 @@ def tables(runs, paper=None) -> list[tuple]:
 
 
 def run_labels(summaries: list[dict], runs) -> list[str]:
-    from lec_cosim.report_lem import run_labels
+    from lec_cosim.studies.local_market.report import run_labels
 
     return run_labels(summaries)
 
@@ -75,21 +75,35 @@ def run_labels(summaries: list[dict], runs) -> list[str]:
 def check_training(scenario, source) -> None:
     """``lec-cosim train-bidders`` learns the CHP producers' bids: only with the LEM on; its data checked
     (not the learnt bids: they are what it is about to write)."""
-    from lec_cosim.checks import check_lem_data
     from lec_cosim.scenario import ScenarioError
 
     if not scenario.market.enabled:
         raise ScenarioError(f"{source}: market.enabled: train-bidders needs the LEM on")
-    check_lem_data(scenario, bids=False)
+    _check_market_data(scenario, bids=False)
 
 
 def check_data(scenario) -> None:
-    from lec_cosim.checks import check_feeder, check_lem_data
+    from lec_cosim.checks import check_feeder
 
     check_feeder(scenario)
-    check_lem_data(scenario)
+    _check_market_data(scenario)
 
 
 def run_name(scenario) -> str:
     """Its results folder's default name (``results/<run_name>``)."""
     return scenario.name
+
+
+def _check_market_data(scenario, *, bids: bool = True) -> None:
+    """The participants' data, and with ``bids`` the learnt bids of the ACO strategy."""
+    from lec_cosim.models.lem_community import BidsFileError, community_from_scenario, read_learned_bids
+    from lec_cosim.scenario import ScenarioError
+
+    try:
+        community = community_from_scenario(scenario)
+        if bids and scenario.market.enabled and scenario.market.chp_strategy == "aco":
+            read_learned_bids(scenario.market.learned_bids_file, community, scenario.market.tariff_scheme)
+    except BidsFileError as exc:
+        raise ScenarioError(f"{scenario.source_file}: market.learned_bids_file: {exc}") from None
+    except (ValueError, KeyError, OSError) as exc:
+        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None

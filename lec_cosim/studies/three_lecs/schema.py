@@ -33,7 +33,7 @@ from lec_cosim.schema.ieee_feeder import (
     PVSizingConfig,
     _ieee_feeder_and_pv,
 )
-from lec_cosim.schema.local_market import LemScenario
+from lec_cosim.studies.local_market.schema import LemScenario
 
 FRAMEWORKS = ("decentralised", "distributed", "p2p")
 """The frameworks of a multi-LEC scenario (the ``Literal`` of ``MultiLecScenario.framework``)."""

@@ -43,7 +43,7 @@ import pandas as pd
 from lec_cosim.files import write_text_atomic
 from lec_cosim.models.bidding import NOT_CLEARED_PENALTY
 from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.results import versions
+from lec_cosim.studies.community_battery.results import versions
 
 ORDER_COLUMNS = ["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"]
 SETTLEMENT_COLUMNS = ["lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid_export_kwh", "chp_kwh",

@@ -1,6 +1,6 @@
 """Figs. 3 and 4 of Lezama et al. for local-market runs: LEM prices, energy per period, both in one figure.
 
-Separate from the tables (:mod:`lec_cosim.report_lem_tables`): everything here draws with
+Separate from the tables (:mod:`lec_cosim.studies.local_market.report_tables`): everything here draws with
 matplotlib (imported only when a figure is drawn, with the ``Agg`` backend) and reads the runs'
 ``clearing.csv`` and ``energy.csv``, which the tables never need.
 """
@@ -19,7 +19,7 @@ from lec_cosim.models.bidding import (
     SCHEMES,
     retail_tariff_eur_per_kwh,
 )
-from lec_cosim.report_lem_runs import (
+from lec_cosim.studies.local_market.report_runs import (
     CLEARING_COLUMNS,
     ENERGY_COLUMNS,
     _read_lem_summary,

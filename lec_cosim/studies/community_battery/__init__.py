@@ -14,7 +14,7 @@ FIGURE_CAPTION = ("PCC active power (into the LEC) and PCC voltage of each run, 
 
 
 def plan(scenario):
-    from lec_cosim.community_battery_federation import plan
+    from lec_cosim.studies.community_battery.wiring import plan
 
     return plan(scenario)
 
@@ -36,19 +36,19 @@ def recognise(summary: dict) -> bool:
 
 
 def compare(runs, paper=None) -> str:
-    from lec_cosim.report import compare_table
+    from lec_cosim.studies.community_battery.report import compare_table
 
     return compare_table(runs)
 
 
 def plot(runs, output) -> None:
-    from lec_cosim.report import plot_runs
+    from lec_cosim.studies.community_battery.report import plot_runs
 
     plot_runs(runs, output)
 
 
 def tables(runs, paper=None) -> list[tuple]:
-    from lec_cosim.report import compare_cells
+    from lec_cosim.studies.community_battery.report import compare_cells
 
     header, rows = compare_cells(list(runs))
     return [("kpi-community-battery", "KPIs per run (from summary.json)", header, rows)]
@@ -64,9 +64,25 @@ def run_labels(summaries: list[dict], runs) -> list[str]:
 
 
 def check_data(scenario) -> None:
-    from lec_cosim.checks import check_community_data
+    from lec_cosim.models.household import HouseholdFleet
+    from lec_cosim.models.prices import PriceFeed
+    from lec_cosim.models.timeseries import DataError
+    from lec_cosim.scenario import ScenarioError
 
-    check_community_data(scenario)
+    try:
+        HouseholdFleet.from_scenario(scenario).power(scenario.start, scenario.grid_step_s,
+                                                     int(scenario.end_s // scenario.grid_step_s))
+        prices = PriceFeed.from_scenario(scenario).prices(scenario.start, scenario.market_step_s,
+                                                          int(scenario.end_s // scenario.market_step_s))
+    except DataError as exc:
+        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+    if scenario.grid.import_limit_mw is not None:  # the only constraint that can leave the EMS without a plan
+        from lec_cosim.models.ems import DayAheadPlanner, ImportLimitInfeasible
+
+        try:
+            DayAheadPlanner(scenario).plan_horizon(prices)
+        except ImportLimitInfeasible as exc:
+            raise ScenarioError(f"{scenario.source_file}: {exc.field}: {exc}") from None
 
 
 def run_name(scenario) -> str:

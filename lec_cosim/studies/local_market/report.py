@@ -27,12 +27,12 @@ not with the count over all buses of the full feeder nor with bus-steps.
 The parts live in modules by concept; every name they define (private ones included) is
 importable from here too:
 
-* :mod:`lec_cosim.report_lem_runs`: reading the runs (``summary.json`` and the CSVs) and their
+* :mod:`lec_cosim.studies.local_market.report_runs`: reading the runs (``summary.json`` and the CSVs) and their
   case labels (:func:`read_run_csv`, :func:`is_lem_run`, :func:`case_label`, :func:`run_labels`).
-* :mod:`lec_cosim.report_lem_tables`: the paper's values and the Table II and III analogues
+* :mod:`lec_cosim.studies.local_market.report_tables`: the paper's values and the Table II and III analogues
   (:func:`load_paper_values`, :func:`lem_compare_frames`, :func:`lem_table_cells`,
   :func:`lem_compare_tables`).
-* :mod:`lec_cosim.report_lem_figures`: the Fig. 3 and 4 analogues (:func:`plot_lem_prices`,
+* :mod:`lec_cosim.studies.local_market.report_figures`: the Fig. 3 and 4 analogues (:func:`plot_lem_prices`,
   :func:`plot_lem_energy`, :func:`plot_lem_runs`).
 """
 
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lec_cosim.report_lem_figures import (  # noqa: F401
+from lec_cosim.studies.local_market.report_figures import (  # noqa: F401
     _draw_energy,
     _draw_prices,
     _hour_label,
@@ -53,7 +53,7 @@ from lec_cosim.report_lem_figures import (  # noqa: F401
     plot_lem_prices,
     plot_lem_runs,
 )
-from lec_cosim.report_lem_runs import (  # noqa: F401
+from lec_cosim.studies.local_market.report_runs import (  # noqa: F401
     CASE_LABELS,
     CLEARING_COLUMNS,
     ENERGY_COLUMNS,
@@ -65,7 +65,7 @@ from lec_cosim.report_lem_runs import (  # noqa: F401
     read_run_csv,
     run_labels,
 )
-from lec_cosim.report_lem_tables import (  # noqa: F401
+from lec_cosim.studies.local_market.report_tables import (  # noqa: F401
     _GROUPS,
     _MONEY,
     PAPER_TABLE_III,
@@ -86,7 +86,7 @@ from lec_cosim.report_lem_tables import (  # noqa: F401
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m lec_cosim.report_lem RUN_DIR ... [--paper FILE] [--plot PNG]``."""
+    """``python -m lec_cosim.studies.local_market.report RUN_DIR ... [--paper FILE] [--plot PNG]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

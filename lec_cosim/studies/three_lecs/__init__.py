@@ -17,7 +17,7 @@ FIGURE_CAPTION = ("Top: what each LEC paid over the run. Middle: the LECs' hourl
 
 
 def plan(scenario):
-    from lec_cosim.multi_lec_federation import plan
+    from lec_cosim.studies.three_lecs.wiring import plan
 
     return plan(scenario)
 
@@ -43,34 +43,40 @@ def recognise(summary: dict) -> bool:
 
 
 def compare(runs, paper=None) -> str:
-    from lec_cosim.report_mlec import mlec_compare_table
+    from lec_cosim.studies.three_lecs.report import mlec_compare_table
 
     return mlec_compare_table(runs)
 
 
 def plot(runs, output) -> None:
-    from lec_cosim.report_mlec import plot_mlec_runs
+    from lec_cosim.studies.three_lecs.report import plot_mlec_runs
 
     plot_mlec_runs(runs, output)
 
 
 def tables(runs, paper=None) -> list[tuple]:
-    from lec_cosim.report_mlec import mlec_compare_cells
+    from lec_cosim.studies.three_lecs.report import mlec_compare_cells
 
     header, rows = mlec_compare_cells(list(runs))
     return [("kpi-three-lecs", "KPIs per run (from summary.json)", header, rows)]
 
 
 def run_labels(summaries: list[dict], runs) -> list[str]:
-    from lec_cosim.report_mlec import distinct_run_labels
+    from lec_cosim.studies.three_lecs.report import distinct_run_labels
 
     return distinct_run_labels(summaries)
 
 
 def check_data(scenario) -> None:
-    from lec_cosim.checks import check_three_lec_data
+    from lec_cosim.checks import check_feeder
+    from lec_cosim.models.multi_lec_ems import members_from_scenario
+    from lec_cosim.scenario import ScenarioError
 
-    check_three_lec_data(scenario)
+    check_feeder(scenario)
+    try:
+        members_from_scenario(scenario)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
 
 
 def run_name(scenario) -> str:
