@@ -7,6 +7,7 @@ Run by ``make docs`` (as a mkdocs hook, before every build; also ``python docs/g
   (type, default, bounds, description), nested sections included;
 - ``reference/interface.md``: ``reference/interface.template.md`` with each ``<!-- interface: ARGS -->``
   block filled with ``lec-cosim interface ARGS --format markdown``;
+- ``reference/components.md``: every federate kind of ``lec_cosim/components`` with its settings and ports;
 - ``reference/layout.md``: the folders, and every module of ``lec_cosim/`` and ``federates/`` with the first
   sentence of its docstring;
 - copies of the READMEs that live beside what they describe: ``deployment/brokers.md``
@@ -32,6 +33,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 
 GENERATED = ("reference/cli.md", "reference/scenario-schema.md", "reference/interface.md", "reference/layout.md",
+             "reference/components.md",
              "deployment/brokers.md", "reference/data-sources.md", "reference/ieee-feeder-data.md")
 """Every file this script writes, relative to docs/."""
 
@@ -255,8 +257,10 @@ def _section(kind: str, model, path: str, heading: str) -> list[str]:
 def schema_page() -> str:
     import lec_cosim.scenario as scenario
 
-    lines = [_notice("the pydantic models of lec_cosim/schema/ and lec_cosim/studies/*/schema.py") + "# Scenario schema", "",
-             "Every field a scenario file may give, as `lec_cosim/schema/` and each study's `schema.py` validate it: its type, its default "
+    lines = [_notice("the pydantic models of lec_cosim/schema/ and lec_cosim/studies/*/schema.py")
+             + "# Scenario schema", "",
+             "Every field a scenario file may give, as `lec_cosim/schema/` and each study's `schema.py` validate it: "
+             "its type, its default "
              "(`required`: the file must give it), its bounds and what it means. A section with every field "
              "defaulted may be left out. Unknown fields are errors, and so are values of the wrong type (a boolean "
              "or a quoted number where a number belongs), `inf`/`nan` and values past their bounds; checks across "
@@ -295,6 +299,70 @@ def interface_page() -> str:
 
     text = INTERFACE_BLOCK.sub(fill, template)
     return _notice(f"docs/{INTERFACE_TEMPLATE} and lec-cosim interface") + text
+
+
+# ------------------------------------------------------------------------------------------ components
+
+COMPONENTS_INTRO = """# Federate kinds
+
+Every federate of every study is one of these kinds, declared once in `lec_cosim/components/<kind>.py` beside
+its program `federates/<kind>.py`: its settings (a pydantic model: the compiler validates each federate's
+settings against it, and the program again when it starts) and its ports, with HELICS type and unit. A
+study's wiring connects declared ports and gives each federate its period and phase offset (see the
+[published interface](interface.md) for the schedules); the compiler refuses a port its kind does not declare,
+one of another type or unit, and a needed port left unconnected. A port named with `{...}` is a family, one
+port per member, LEC or group. The [tutorial](../tutorials/add-a-federate-kind.md) adds a kind.
+
+Every kind also takes the settings all federates share: `stay_for_query` (answer the recorder's `exchanges`
+query after its last slot) and, for the tests' fault injection, `inject_fault_at_s`, `inject_hang_at_s` and
+`inject_exit_at_s`.
+"""
+
+ADAPTER_EXAMPLES = (  # (adapter, settings that shape its ports)
+    ("lec_cosim.adapters.community_grid:CommunityGrid", {"extra_loads_mw": ["ev_p_mw"]}),
+    ("lec_cosim.adapters.ieee_feeder:IeeeFeederGrid", {"block_steps": 1}),
+    ("lec_cosim.adapters.three_lec_grid:ThreeLecGrid", {"extra_loads_kw": ["ev_home_kw"]}),
+)
+
+
+def _ports_table(ports) -> list[str]:
+    lines = ["| side | port | type | unit | meaning |", "|---|---|---|---|---|"]
+    lines += [f"| {p.side} | `{p.name}` | {p.type} | {p.unit or ''} | {_cell(p.doc)}"
+              f"{' (optional)' if p.optional else ''} |" for p in ports]
+    return lines
+
+
+def components_page() -> str:
+    from lec_cosim.components import KINDS, Settings, declaration, declared_ports
+
+    lines = [_notice("the declarations of lec_cosim/components/") + COMPONENTS_INTRO]
+    shared = set(Settings.model_fields)
+    for kind in KINDS:
+        module = declaration(f"federates.{kind}")
+        doc = " ".join((module.__doc__ or "").split("\n\n")[0].split())
+        doc = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", doc).replace("``", "`")  # reST roles to Markdown code
+        lines += ["", f"## `{kind}`", "", doc, "",
+                  f"Program `federates/{kind}.py`, declaration `lec_cosim/components/{kind}.py`.", ""]
+        own = {name: field for name, field in module.Settings.model_fields.items() if name not in shared}
+        if own:
+            lines += ["| setting | type | default | meaning |", "|---|---|---|---|"]
+            for name, field in own.items():
+                default = "required" if field.is_required() else f"`{json.dumps(field.default, default=str)}`"
+                lines.append(f"| `{name}` | `{_cell(_type_name(field.annotation))}` | {default} | "
+                             f"{_cell((field.description or '').replace('``', '`'))} |")
+            lines.append("")
+        if kind == "dso":
+            for adapter, settings in ADAPTER_EXAMPLES:
+                lines += [f"Ports with the adapter `{adapter}` (settings `{json.dumps(settings)}`):", ""]
+                lines += _ports_table(declared_ports("federates.dso", {"grid_adapter": adapter, **settings})) + [""]
+        else:
+            lines += _ports_table(declared_ports(f"federates.{kind}"))
+    return "\n".join(lines) + "\n"
+
+
+def _type_name(annotation) -> str:
+    return re.sub(r"\b(typing|pathlib|lec_cosim\.[\w.]+)\.", "", str(getattr(annotation, "__name__", None)
+                                                                   if isinstance(annotation, type) else annotation))
 
 
 # --------------------------------------------------------------------------------------------- layout
@@ -343,7 +411,8 @@ def copy_page(source: str) -> str:
 def pages() -> dict[str, str]:
     """Every generated page's text by its path under docs/."""
     texts = {"reference/cli.md": cli_page(), "reference/scenario-schema.md": schema_page(),
-             "reference/interface.md": interface_page(), "reference/layout.md": layout_page()}
+             "reference/interface.md": interface_page(), "reference/layout.md": layout_page(),
+             "reference/components.md": components_page()}
     texts.update({target: copy_page(source) for target, source in COPIES.items()})
     assert set(texts) == set(GENERATED)
     return texts

@@ -21,6 +21,7 @@ from typing import Callable
 import helics as h
 
 from federates.topology import ExchangeLog, answer_queries, stop_answering
+from lec_cosim.components import read_settings
 from lec_cosim.launch import DEBUG_ENVIRONMENT, FINISHED
 from lec_cosim.models.errors import InfeasibleInput
 from lec_cosim.scenario import Scenario, load_scenario
@@ -210,6 +211,8 @@ class Federate(ValueInterface):
                       for i in range(h.helicsFederateGetEndpointCount(self.fed)))
         }
         self.settings = settings
+        self.options = read_settings(settings.get("module", ""), settings)
+        """Its settings, typed: its kind's ``Settings`` (``lec_cosim/components/<kind>.py``) validated them."""
         self.ports: dict[str, dict[str, dict]] = settings.get("ports", {})
         self.slot_s: float | None = None  # the slot being worked on (named in an error)
         # Every federate keeps the log of the messages it sent; with ``stay_for_query`` it answers
@@ -302,8 +305,8 @@ class Federate(ValueInterface):
         waiting_s = acting_s = 0.0
         n_slots = 0
         # fault injection for tests (tests/test_fault_injection.py): fail at the first slot from this time
-        fail_at_s = self.settings.get("inject_fault_at_s")
-        hang_at_s, quit_at_s = self.settings.get("inject_hang_at_s"), self.settings.get("inject_exit_at_s")
+        fail_at_s = self.options.inject_fault_at_s
+        hang_at_s, quit_at_s = self.options.inject_hang_at_s, self.options.inject_exit_at_s
         failed = True
         try:
             for k, (wanted, action) in enumerate(slots):
@@ -341,7 +344,7 @@ class Federate(ValueInterface):
         # Where the wall time went, in the federate's log: the first thing to look at when a run is slow.
         print(f"{self.name}: {n_slots} slots, {acting_s:.1f} s working, {waiting_s:.1f} s waiting for grants, "
               f"{time.perf_counter() - entered:.1f} s stepping, {time.process_time():.1f} s CPU in all", flush=True)
-        if self.settings.get("stay_for_query"):
+        if self.options.stay_for_query:
             self.stay_for_query()
 
     def stay_for_query(self, timeout_s: float = 60.0) -> None:

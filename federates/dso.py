@@ -13,7 +13,7 @@ from lec_cosim.adapters import load_object
 
 
 def build(fed: Federate):
-    adapter = load_object(fed.settings["grid_adapter"])(fed.scenario, fed.settings)
+    adapter = load_object(fed.options.grid_adapter)(fed.scenario, fed.settings)
     inputs = fed.inputs()
     outputs = set(fed.ports.get("out", {}))
 
@@ -21,7 +21,7 @@ def build(fed: Federate):
         published = adapter.step(k, t, inputs)
         unknown, missing = set(published) - outputs, outputs - set(published)
         if unknown or missing:  # a port left out would leave its subscribers reading a stale or default value
-            raise RuntimeError(f"grid adapter {fed.settings['grid_adapter']} returned "
+            raise RuntimeError(f"grid adapter {fed.options.grid_adapter} returned "
                                + (f"{sorted(unknown)}, which are not output ports of this DSO" if unknown else
                                   f"nothing for its output ports {sorted(missing)}"))
         for port, value in published.items():

@@ -23,16 +23,16 @@ from lec_cosim.models.ev_charging import (
 
 
 def build(fed: Federate):
-    s, ev = fed.scenario, fed.settings["ev"]
-    sessions = draw_sessions(MobilityStatistics.from_folder(ev["mobility_dir"]), ev["count"], s.start, s.end_s,
-                             ev["seed"], ev["consumption_kwh_per_km"], ev["battery_kwh"])
-    fleet = EVFleet(sessions, ev["charger_kw"], fed.period_s, ev["mode"])
-    prices = PriceForecast(fed.settings["market_step_s"])
-    if "tariff_eur_per_mwh" in fed.settings:  # known for the whole horizon in advance
-        prices.add_day(0.0, fed.settings["tariff_eur_per_mwh"])
-    smart, follows_market = ev["mode"] == "smart", "price" in fed.ports.get("in", {})
-    homes = fed.settings.get("homes")
-    home_of = [i * homes // ev["count"] for i in range(ev["count"])] if homes else []
+    s, ev = fed.scenario, fed.options.ev
+    sessions = draw_sessions(MobilityStatistics.from_folder(ev.mobility_dir), ev.count, s.start, s.end_s,
+                             ev.seed, ev.consumption_kwh_per_km, ev.battery_kwh)
+    fleet = EVFleet(sessions, ev.charger_kw, fed.period_s, ev.mode)
+    prices = PriceForecast(fed.options.market_step_s)
+    if fed.options.tariff_eur_per_mwh is not None:  # known for the whole horizon in advance
+        prices.add_day(0.0, fed.options.tariff_eur_per_mwh)
+    smart, follows_market = ev.mode == "smart", "price" in fed.ports.get("in", {})
+    homes = fed.options.homes
+    home_of = [i * homes // ev.count for i in range(ev.count)] if homes else []
 
     def step(k: int, t: float) -> None:
         if follows_market and fed.port_updated("price"):

@@ -22,7 +22,7 @@ from lec_cosim.models.auction import Order, clear_double_auction
 
 
 def build(fed: Federate):
-    solver = fed.settings["solver"]
+    solver = fed.options.solver
     inbox = fed.endpoint("orders")
     targets = fed.ports.get("targets", {})
     bidders = targets.get("results")  # participant -> its endpoint: where its orders come from, its result goes

@@ -27,7 +27,7 @@ from lec_cosim.models.lem_community import (
 def build(fed: Federate):
     s = fed.scenario
     community = community_from_scenario(s)
-    members = list(fed.settings["participants"])
+    members = list(fed.options.participants)
     idx = [community.names.index(m) for m in members]
     kinds = community.kinds[idx]
     chp_cap = community.chp_kw[idx]
@@ -42,10 +42,10 @@ def build(fed: Federate):
                 if s.market.chp_strategy == "aco"
                 else truthful_bids(community))
     steps_per_period = community.steps_per_period
-    settings = fed.settings
-    block = int(settings.get("block_steps", 1))  # grid steps per publication
-    physical_vectors, settlement_vectors = list(settings["physical_vectors"]), list(settings["settlement_vectors"])
-    order_offset_s, dispatch_offset_s = float(settings["order_offset_s"]), float(settings["dispatch_offset_s"])
+    options = fed.options
+    block = options.block_steps  # grid steps per publication
+    physical_vectors, settlement_vectors = list(options.physical_vectors), list(options.settlement_vectors)
+    order_offset_s, dispatch_offset_s = options.order_offset_s, options.dispatch_offset_s
     endpoint = {name: fed.endpoint(name) for name in members}  # each player's own
     market = fed.target("orders") if lem else None
     period_s = s.market_step_s

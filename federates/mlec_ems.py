@@ -45,19 +45,19 @@ class LecEms:
     def __init__(self, fed: Federate):
         self.fed = fed
         s = self.scenario = fed.scenario
-        self.lec = fed.settings["lec"]
-        self.on_platform = bool(fed.settings["on_platform"])
+        self.lec = fed.options.lec
+        self.on_platform = fed.options.on_platform
         self.members = members = members_from_scenario(s)
         self.names = members.lec_names
         self.me = self.names.index(self.lec)
         # who plans the home batteries: the LEC_EMS (pooled with the community battery) or each HEMS
-        self.batteries = pooled_batteries(members, home_batteries=not fed.settings["members_bid"])
+        self.batteries = pooled_batteries(members, home_batteries=not fed.options.members_bid)
         self.soc_kwh = 0.5 * self.batteries.energy_kwh
         self.retail, self.feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
         self.hours = n_hours(members)
         table = members.table
         self.my_households = list(table.loc[(table["lec"] == self.lec) & (table["kind"] == "household"), "member"])
-        self.plan_offset_s, self.settle_offset_s = fed.settings["plan_offset_s"], fed.settings["settle_offset_s"]
+        self.plan_offset_s, self.settle_offset_s = fed.options.plan_offset_s, fed.options.settle_offset_s
         self.import_limit = self.export_limit = self.record = None
 
     def slots(self):
@@ -134,7 +134,7 @@ class Negotiate(LecEms):
 
     def __init__(self, fed: Federate):
         super().__init__(fed)
-        self.admm_slot_s = fed.settings["admm_slot_s"]
+        self.admm_slot_s = fed.options.admm_slot_s
         self.agent = None
         self.residuals = []
 
@@ -222,8 +222,8 @@ class RunMarket(LecEms):
 
     def __init__(self, fed: Federate):
         super().__init__(fed)
-        self.clear_offset_s = fed.settings["clear_offset_s"]
-        self.pool = POOLS[fed.settings["pool"]]
+        self.clear_offset_s = fed.options.clear_offset_s
+        self.pool = POOLS[fed.options.pool]
         self.caps = {}
         self.previous_import = {}
 
@@ -289,7 +289,7 @@ STRATEGIES = {"plan_alone": PlanAlone, "negotiate": Negotiate, "run_market": Run
 
 
 def build(fed: Federate):
-    return SimpleNamespace(slots=STRATEGIES[fed.settings["ems"]](fed).slots())
+    return SimpleNamespace(slots=STRATEGIES[fed.options.ems](fed).slots())
 
 
 if __name__ == "__main__":

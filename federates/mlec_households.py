@@ -38,8 +38,8 @@ def build(fed: Federate):
     members = members_from_scenario(s)
     table = members.table
     names = members.lec_names
-    members_bid = bool(fed.settings["members_bid"])  # each HEMS plans its home battery and bids (p2p)
-    pool_operator = bool(fed.settings["pool_operator"])  # the LEC's pool operator clears its pool (p2p)
+    members_bid = fed.options.members_bid  # each HEMS plans its home battery and bids (p2p)
+    pool_operator = fed.options.pool_operator  # the LEC's pool operator clears its pool (p2p)
     pooled = pooled_batteries(members, home_batteries=not members_bid)
     batteries = HomeBatteries(members)
     retail, feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
@@ -91,10 +91,10 @@ def build(fed: Federate):
         for hour in range(n_hours(members)):
             start = hour * 3600.0
             if members_bid:
-                yield start + fed.settings["bid_offset_s"], lambda _, h=hour: bid(h)
+                yield start + fed.options.bid_offset_s, lambda _, h=hour: bid(h)
             for j in range(per_hour):
                 n = hour * per_hour + j
-                yield start + j * s.grid_step_s + fed.settings["step_offset_s"], lambda _, n=n: step(n)
+                yield start + j * s.grid_step_s + fed.options.step_offset_s, lambda _, n=n: step(n)
 
     return SimpleNamespace(slots=slots())
 

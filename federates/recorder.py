@@ -21,7 +21,7 @@ STARTED = time.perf_counter()
 
 def build(fed: Federate):
     s = fed.scenario
-    record = load_object(fed.settings["record"])(s, fed.settings)
+    record = load_object(fed.options.record)(s, fed.settings)
     inputs = fed.inputs()
     steps = fed.step_times()
     progress = Progress(s.start, len(steps))
@@ -30,13 +30,13 @@ def build(fed: Federate):
     def step(k: int, t: float) -> None:
         record.add(k, t, inputs)
         progress.step(k, t)
-        if fed.settings.get("query_exchanges") and k == len(steps) - 1:
-            others = [name for name in fed.settings["federates"] if name != fed.name]
+        if fed.options.query_exchanges and k == len(steps) - 1:
+            others = [name for name in fed.options.federates if name != fed.name]
             replies.update({fed.name: fed.exchange_log.as_dict(), **query_exchanges(fed.fed, others)})
 
     def finish() -> None:
         record.write(fed.output_dir, wall_time_s=time.perf_counter() - STARTED,
-                     replies=replies if fed.settings.get("query_exchanges") else None)
+                     replies=replies if fed.options.query_exchanges else None)
         print(f"results written to {fed.output_dir}", flush=True)
 
     step.finish = finish

@@ -24,10 +24,16 @@ from lec_cosim.wiring import federate_config as _config
 
 
 def plan(scenario) -> list[FederatePlan]:
-    """The federates of the scenario's federation, in start order (its study's plan)."""
+    """The federates of the scenario's federation, in start order (its study's plan), each held to its kind's
+    declaration (:func:`lec_cosim.components.check_plan`: settings, ports, types): what the configs, the runner
+    and the interface listing are written from."""
+    from lec_cosim.components import check_plan
     from lec_cosim.studies import study_of
 
-    return study_of(scenario).plan(scenario)
+    plans = study_of(scenario).plan(scenario)
+    for federate in plans:
+        check_plan(federate)
+    return plans
 
 
 def federate_config(scenario, name: str, port: int, run_dir: Path) -> dict:

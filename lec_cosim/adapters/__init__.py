@@ -10,6 +10,26 @@ Both are named in the federate's config as ``"package.module:Name"``.
 """
 
 
+MEANINGS = {
+    "vm_min_pu": "lowest bus voltage of the step", "vm_max_pu": "highest bus voltage of the step",
+    "p_loss_kw": "active losses", "q_loss_kvar": "reactive losses", "losses_mw": "active losses",
+    "losses_mvar": "reactive losses", "trafo_p_kw": "the transformer's active power",
+    "trafo_loading_percent": "the transformer's loading", "max_line_loading_percent": "the highest line loading",
+    "dn_impact": "the DN-impact index of the step (voltage, angle and loading violations)",
+    "bus_violations": "buses outside the voltage band", "bus_violations_reduced": "the same on the reduced model",
+    "angle_violations": "buses past the voltage-angle limit", "line_overloads": "lines above their loading limit",
+    "violated_buses_so_far": "distinct buses outside the band since the start",
+    "violated_buses_so_far_reduced": "the same on the reduced model",
+    "pcc_p_mw": "active power into the LEC at its point of common coupling", "pcc_q_mvar": "reactive power there",
+    "pcc_vm_pu": "voltage at the point of common coupling", "lv_vm_pu": "voltage of the LV busbar",
+    "lec_vm_min_pu": "each LEC's lowest bus voltage", "lec_vm_max_pu": "each LEC's highest bus voltage",
+    "lec_net_import_kw": "each LEC's net import",
+    "import_limit_kw": "the DSO's import limit per LEC (inf without the loop)",
+    "export_limit_kw": "the DSO's export limit per LEC (inf without the loop)",
+}
+"""What a grid adapter's output port carries (its declared ports' meaning)."""
+
+
 def join_kpis(own: dict, extra: dict) -> dict:
     """A study's KPIs and those of the components it added (records' ``kpi_extensions``); a component never
     replaces one of the study's."""

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from lec_cosim.models.grid import LECGrid
-
 OUTPUTS = ("pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_percent", "losses_mw", "losses_mvar",
            "vm_min_pu", "vm_max_pu", "bus_violations", "line_overloads")
 """Its output ports: named as the fields of the grid's result."""
+
+
+INPUTS = {"load_p_mw": "MW", "load_q_mvar": "MVAR", "pv_p_mw": "MW", "battery_p_mw": "MW"}
+"""What it reads of the households (active power + into the grid only for the battery's discharge)."""
+_UNITS = {"pcc_p_mw": "MW", "pcc_q_mvar": "MVAR", "losses_mw": "MW", "losses_mvar": "MVAR", "pcc_vm_pu": "pu",
+          "lv_vm_pu": "pu", "vm_min_pu": "pu", "vm_max_pu": "pu", "trafo_loading_percent": "%"}
 
 
 class CommunityGrid:
     """The households' load, PV and battery, and any loads a study adds (input ports named in the settings'
     ``extra_loads_mw``, active power at unity power factor on the LV busbar: EV chargers, heat pumps)."""
 
+    @staticmethod
+    def ports(settings: dict) -> tuple:
+        from lec_cosim.adapters import MEANINGS
+        from lec_cosim.components import Port
+
+        return (*(Port(name, "in", "double", unit, meaning) for (name, unit), meaning in zip(INPUTS.items(), (
+                    "the households' active load", "their reactive load", "their PV generation",
+                    "the community battery's power (+ discharges)"))),
+                *(Port(name, "in", "double", "MW", "a load a study adds (extra_loads_mw)")
+                  for name in settings.get("extra_loads_mw", [])),
+                *(Port(name, "out", "integer" if name in ("bus_violations", "line_overloads") else "double",
+                       _UNITS.get(name), MEANINGS[name]) for name in OUTPUTS))
+
     def __init__(self, scenario, settings: dict):
+        from lec_cosim.models.grid import LECGrid  # here: the compiler reads ports() without pandapower
+
         self.grid = LECGrid(scenario.grid)
         self.extra_loads: list[str] = list(settings.get("extra_loads_mw", []))
 

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from lec_cosim.components import Port
+from lec_cosim.components import Settings as _Settings
 from lec_cosim.schema.base import FilePath, _Strict
 from lec_cosim.wiring import FederatePlan, Signal
 
@@ -35,6 +37,27 @@ class EVChargingConfig(_Strict):
         "folder of the trip statistics (data/ev: DepartureDestinationTrip_Worker.csv and DistanceDurationTrip.csv "
         "from emobpy, after Mobilität in Deutschland 2017)"))
     seed: int = Field(1, ge=0, description="seed of the sessions drawn (one stream per EV)")
+
+
+class Settings(_Settings):
+    """Its federate's config: the scenario's ``ev`` section and where its prices come from."""
+
+    ev: EVChargingConfig
+    market_step_s: int = Field(gt=0)
+    tariff_eur_per_mwh: list[float] | None = None
+    """Smart mode on a tariff known in advance: one price per market step of the horizon."""
+    homes: int | None = Field(None, gt=0)
+    """Publish each of this many homes' EV power (``ev_home_kw``; EV ``i`` charges at home
+    ``i * homes // count``)."""
+
+
+PORTS = (
+    Port("price", "in", "vector", "EUR/MWh", "smart mode: the day-ahead prices it follows", optional=True),
+    Port("ev_p_mw", "out", "double", "MW", "the fleet's average charging power over the step"),
+    Port("ev_unmet_kwh", "out", "double", "kWh", "energy still missing at the departures so far"),
+    Port("ev_sessions_ended", "out", "integer", None, "charging sessions ended so far"),
+    Port("ev_home_kw", "out", "vector", "kW", "with homes: each home's EV power", optional=True),
+)
 
 
 def resolve(config: EVChargingConfig, base, source) -> EVChargingConfig:

@@ -1,0 +1,23 @@
+"""The community's households with PV and the community battery (models :mod:`lec_cosim.models.household`,
+:mod:`lec_cosim.models.battery`)."""
+
+from __future__ import annotations
+
+from lec_cosim.components import Port
+from lec_cosim.components import Settings as _Settings
+
+PROGRAM = "federates.household"
+
+
+class Settings(_Settings):
+    """No settings of its own: profiles and battery come from the scenario."""
+
+
+PORTS = (
+    Port("setpoint_mw", "in", "double", "MW", "the LEC_EMS's battery set-point"),
+    Port("load_p_mw", "out", "double", "MW", "the households' active load"),
+    Port("load_q_mvar", "out", "double", "MVAR", "their reactive load"),
+    Port("pv_p_mw", "out", "double", "MW", "their PV generation"),
+    Port("battery_p_mw", "out", "double", "MW", "the battery's power as it could follow the set-point (+ discharges)"),
+    Port("soc_mwh", "out", "double", "MWh", "the battery's state of charge after the step"),
+)

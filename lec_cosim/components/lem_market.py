@@ -1,0 +1,25 @@
+"""The pool operator: clears a pool of orders each market period (model :mod:`lec_cosim.models.auction`);
+the local market's, and the three-LEC p2p study's LEC markets with ``p2p.market: pool_operator``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from lec_cosim.components import Port
+from lec_cosim.components import Settings as _Settings
+
+PROGRAM = "federates.lem_market"
+
+
+class Settings(_Settings):
+    solver: Literal["merit_order", "lp"]
+    """How it clears: the merit order, or the LP (the same optimum; the LP is the check)."""
+
+
+PORTS = (
+    Port("orders", "endpoint", "message", None, "where the members' orders arrive"),
+    Port("results", "target", "message", None, "each member's endpoint, for its result (price, bought, sold)"),
+    Port("book", "target", "message", None, "the recorder's endpoint, for the cleared book", optional=True),
+    Port("price_eur_per_kwh", "out", "double", "EUR/kWh", "the clearing price of the period"),
+    Port("volume_kwh", "out", "double", "kWh", "the energy traded in the period"),
+)

@@ -1,0 +1,38 @@
+"""A group of local-market players (households, prosumers, CHP producers) in one federate (model
+:mod:`lec_cosim.models.lem_community`): each bids every market period and settles, and the group publishes
+its members' powers per grid step."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from lec_cosim.components import Port
+from lec_cosim.components import Settings as _Settings
+
+PROGRAM = "federates.lem_participants"
+PHYSICAL = ("load_kw", "load_kvar", "pv_kw", "chp_kw", "net_kw")
+SETTLEMENT = ("lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid_export_kwh", "chp_kwh", "cost_eur",
+              "income_eur")
+
+
+class Settings(_Settings):
+    participants: list[str] = Field(min_length=1)
+    """The players of this group, in the order of its vectors."""
+    block_steps: int = Field(1, ge=1)
+    """Grid steps per publication of its power vectors (one value per player and step, step-major)."""
+    order_offset_s: float
+    dispatch_offset_s: float
+    physical_vectors: list[str]
+    settlement_vectors: list[str]
+
+
+_UNITS = {"_kw": "kW", "_kvar": "kvar", "_kwh": "kWh", "_eur": "EUR"}
+PORTS = (
+    Port("{player}", "endpoint", "message", None, "each player's own endpoint: its market results arrive here"),
+    Port("orders", "target", "message", None, "the pool operator's endpoint (absent without the market)",
+         optional=True),
+    *(Port(v, "out", "vector", next(u for s, u in _UNITS.items() if v.endswith(s)),
+           "per player (and grid step of the block): " + v.replace("_", " ")) for v in PHYSICAL),
+    *(Port(v, "out", "vector", next(u for s, u in _UNITS.items() if v.endswith(s)),
+           "per player, the period's settlement: " + v.replace("_", " ")) for v in SETTLEMENT),
+)

@@ -1,0 +1,21 @@
+"""The market operator: day-ahead prices from the scenario's price file (model :mod:`lec_cosim.models.prices`)."""
+
+from __future__ import annotations
+
+from lec_cosim.components import Port
+from lec_cosim.components import Settings as _Settings
+
+PROGRAM = "federates.market"
+
+
+class Settings(_Settings):
+    """No settings of its own: its prices and steps come from the scenario."""
+
+
+PORTS = (
+    Port("day_ahead_price", "out", "vector", "EUR/MWh",
+         "the next day's import prices, one per market step, every 24 h"),
+    Port("day_ahead_export_price", "out", "vector", "EUR/MWh", "the next day's export prices, the same way"),
+    Port("price", "out", "double", "EUR/MWh", "the import price of the current market step"),
+    Port("export_price", "out", "double", "EUR/MWh", "the export price of the current market step"),
+)

@@ -1,0 +1,31 @@
+"""The members of the three LECs: households with PV and home batteries and the community batteries, with
+their HEMSs in p2p (models :mod:`lec_cosim.models.multi_lec`, :mod:`lec_cosim.models.p2p`)."""
+
+from __future__ import annotations
+
+from lec_cosim.components import Port
+from lec_cosim.components import Settings as _Settings
+
+PROGRAM = "federates.mlec_households"
+VECTORS = {"load_kw": "kW", "load_kvar": "kvar", "pv_kw": "kW", "curtailed_kw": "kW", "battery_kw": "kW",
+           "soc_kwh": "kWh", "net_kw": "kW"}
+
+
+class Settings(_Settings):
+    members_bid: bool
+    """Each HEMS plans its home battery and bids to its LEC's market (p2p)."""
+    pool_operator: bool
+    """Bids go to the LEC's pool operator (``p2p.market: pool_operator``), not its LEC_EMS."""
+    bid_offset_s: float
+    step_offset_s: float
+
+
+PORTS = (
+    Port("{lec}.pooled_charge_kw", "in", "double", "kW", "each LEC_EMS's pooled charging power"),
+    Port("{lec}.curtail_kw", "in", "double", "kW", "each LEC_EMS's curtailment"),
+    Port("{member}", "endpoint", "message", None, "each household's own endpoint (p2p): caps and results arrive"),
+    Port("market", "target", "message", None, "p2p: each LEC's market endpoint (its LEC_EMS)", optional=True),
+    Port("pool", "target", "message", None, "p2p with pool operators: each LEC's pool operator", optional=True),
+    *(Port(v, "out", "vector", unit, "per member, this grid step: " + v.replace("_", " "))
+      for v, unit in VECTORS.items()),
+)
