@@ -130,12 +130,13 @@ def test_a_port_its_kind_needs_left_unconnected_is_refused():
 def test_unknown_or_mistyped_settings_are_refused_by_the_compiler_and_the_program():
     market = _a_plan("ieee_eu_lv_lem_plain", "market")
     assert market.settings["solver"] == "merit_order"
-    with pytest.raises(ValueError, match="federates.lem_market config: solver: Input should be 'merit_order' or 'lp'"):
+    with pytest.raises(ValueError, match="federates.lem_market config: solver: Input should be 'merit_order', 'glpk' or "
+                                         "'highs'"):
         check_plan(dataclasses.replace(market, settings={**market.settings, "solver": "simplex"}))
     with pytest.raises(ValueError, match="federates.lem_market config: solvr: Extra inputs are not permitted"):
-        check_plan(dataclasses.replace(market, settings={**market.settings, "solvr": "lp"}))
-    section = {"scenario": "s.json", "output_dir": ".", "module": "federates.lem_market", "solver": "lp"}
-    assert read_settings("federates.lem_market", section).solver == "lp"
+        check_plan(dataclasses.replace(market, settings={**market.settings, "solvr": "glpk"}))
+    section = {"scenario": "s.json", "output_dir": ".", "module": "federates.lem_market", "solver": "highs"}
+    assert read_settings("federates.lem_market", section).solver == "highs"
     with pytest.raises(ValueError, match="stay_for_query: Input should be a valid boolean"):
         read_settings("federates.lem_market", {**section, "stay_for_query": "yes"})
     with pytest.raises(KeyError, match="is no federate program of lec-cosim"):

@@ -12,8 +12,8 @@ PROGRAM = "federates.lem_market"
 
 
 class Settings(_Settings):
-    solver: Literal["merit_order", "lp"]
-    """How it clears: the merit order, or the LP (the same optimum; the LP is the check)."""
+    solver: Literal["merit_order", "glpk", "highs"]
+    """How it clears: the merit order, or the LP with GLPK or HiGHS (the same optimum; the LP is the check)."""
 
 
 PORTS = (
