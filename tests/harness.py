@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,9 @@ class TestFederate(ValueInterface):
                  publications=(), subscriptions=(), endpoints=(), core_name: str | None = None):
         """``core_name``: a core of its own. Without one, HELICS gives a second federate of this
         process the first one's core, whatever broker address its config names."""
+        if STRANDED:  # a later federate could join a stranded core and wait for ever
+            raise RuntimeError("an earlier test's federate under test failed and left this process's HELICS "
+                               "federates stranded; see that test's error")
         config = {
             "name": name,
             **({"coreName": core_name} if core_name else {}),
@@ -53,16 +57,25 @@ class TestFederate(ValueInterface):
         }
         self.offset = offset
         self.fed = h.helicsCreateCombinationFederateFromConfig(json.dumps(config))
+        LIVE.append(self.fed)
         self.pubs = {k: h.helicsFederateGetPublication(self.fed, k) for k, _ in publications}
         self.subs = {k: h.helicsFederateGetInputByTarget(self.fed, k) for k, _ in subscriptions}
         self.endpoints = {e: h.helicsFederateGetEndpoint(self.fed, e) for e in endpoints}
 
+    def close(self) -> None:
+        if self.fed in LIVE:
+            LIVE.remove(self.fed)
+        super().close()
+
     def enter(self) -> None:
-        h.helicsFederateEnterExecutingMode(self.fed)
+        h.helicsFederateEnterExecutingModeAsync(self.fed)
+        wait_for(self.fed)
+        h.helicsFederateEnterExecutingModeComplete(self.fed)
 
     def advance(self, t: float) -> float:
         """Request step start ``t`` (plus this federate's offset); returns the granted time."""
-        return self.request_slot(t + self.offset)
+        self.request(t)
+        return self.granted()
 
     def request(self, t: float) -> None:
         """Start an asynchronous request for step ``t``; finish it with :meth:`granted`.
@@ -77,6 +90,7 @@ class TestFederate(ValueInterface):
     def granted(self) -> float:
         if self._pending:
             self._pending = False
+            wait_for(self.fed)
             return h.helicsFederateRequestTimeComplete(self.fed)
         return 0.0
 
@@ -88,6 +102,40 @@ class TestFederate(ValueInterface):
             granted = self.advance(t)
         assert abs(granted - (t + self.offset if t + self.offset > 0 else 0.0)) < 1e-9, granted
         return granted
+
+
+LIVE: list = []
+"""The HELICS federates of the test federates not closed yet."""
+STRANDED: list = []
+"""Test federates left waiting for a federate under test that failed: HELICS would wait for them at exit."""
+FAILED: dict[str, str] = {}
+"""The federate under test that exited with an error, and its log (see :func:`fail_fast_if_it_fails`)."""
+
+
+def fail_fast_if_it_fails(federate: subprocess.Popen, broker: subprocess.Popen, log: Path | None = None) -> None:
+    """When the federate under test exits with an error (a bad config, a crash at start), make the test's own
+    federates, waiting for it in HELICS, raise with its log (:func:`wait_for`) at once: blocked in a HELICS
+    call they would wait for ever, and pytest's timeout signal cannot interrupt C code."""
+    FAILED.clear()
+
+    def watch() -> None:
+        code = federate.wait()
+        if code != 0:
+            text = log.read_text() if log is not None and log.is_file() else ""
+            FAILED["error"] = f"the federate under test exited with {code}: {text.strip()[-2000:]}"
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def wait_for(fed, poll_s: float = 0.001) -> None:
+    """Until the federate's asynchronous HELICS call (enter executing mode, a time request) completes; raises
+    once the federate under test has failed."""
+    while not h.helicsFederateIsAsyncOperationCompleted(fed):
+        if FAILED:
+            STRANDED.extend(LIVE)  # HELICS cannot end them now: every call on them blocks (see tests/conftest.py)
+            LIVE.clear()
+            raise RuntimeError(FAILED["error"])
+        time.sleep(poll_s)
 
 
 @contextmanager
@@ -109,6 +157,7 @@ def federate_under_test(name: str, scenario, run_dir: Path, n_test_federates: in
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = (run_dir / f"{name}.log").open("w")
     federate = subprocess.Popen(federate_command(name, config), stdout=log, stderr=subprocess.STDOUT)
+    fail_fast_if_it_fails(federate, broker, run_dir / f"{name}.log")
     try:
         yield port
         code = federate.wait(timeout=60)
@@ -179,6 +228,7 @@ def enter_all(*feds: TestFederate) -> None:
     for fed in feds:
         h.helicsFederateEnterExecutingModeAsync(fed.fed)
     for fed in feds:
+        wait_for(fed.fed)
         h.helicsFederateEnterExecutingModeComplete(fed.fed)
 
 

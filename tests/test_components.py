@@ -161,3 +161,12 @@ def test_the_dso_declares_its_adapters_ports():
     feeder = {(p.side, p.name): p for p in declared_ports(
         "federates.dso", {"grid_adapter": "lec_cosim.adapters.ieee_feeder:IeeeFeederGrid", "block_steps": 4})}
     assert feeder[("out", "vm_min_pu")].type == "vector" and feeder[("in", "{group}/load_kw")].unit == "kW"
+
+
+def test_each_kind_is_a_declaration_beside_its_program():
+    assert len(KINDS) >= 11
+    for kind in KINDS:
+        module = declaration(f"federates.{kind}")
+        assert module.PROGRAM == f"federates.{kind}"
+        assert (ROOT / "federates" / f"{kind}.py").is_file()
+        assert hasattr(module, "PORTS") or hasattr(module, "ports")

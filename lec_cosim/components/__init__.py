@@ -20,6 +20,7 @@ from these declarations.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import re
 from dataclasses import dataclass
 from types import ModuleType
@@ -27,9 +28,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-KINDS = ("market", "lec_ems", "household", "dso", "recorder", "lem_market", "lem_participants", "mlec_ems",
-         "mlec_households", "mlec_platform", "ev_charging")
-"""Every federate kind (``lec_cosim.components.<kind>``, program ``federates.<kind>``)."""
+KINDS = tuple(sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")))
+"""Every federate kind: each module of this package (``lec_cosim.components.<kind>``, program
+``federates.<kind>``); a new kind is a new module here, no list to edit."""
 
 SIDES = ("out", "in", "endpoint", "target")
 
