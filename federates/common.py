@@ -187,6 +187,9 @@ class Federate(ValueInterface):
         config_path = Path(config_path)
         self.config = json.loads(config_path.read_text())
         settings = self.config.get("lec_cosim", {})
+        self.options = read_settings(settings.get("module", ""), settings)
+        """Its settings, typed: its kind's ``Settings`` (``lec_cosim/components/<kind>.py``) validated them (before
+        it joins the federation: a bad config never holds the others back)."""
         self.scenario: Scenario = load_scenario(settings["scenario"])
         self.output_dir = Path(settings.get("output_dir", "."))
         self.name = self.config["name"]
@@ -211,8 +214,6 @@ class Federate(ValueInterface):
                       for i in range(h.helicsFederateGetEndpointCount(self.fed)))
         }
         self.settings = settings
-        self.options = read_settings(settings.get("module", ""), settings)
-        """Its settings, typed: its kind's ``Settings`` (``lec_cosim/components/<kind>.py``) validated them."""
         self.ports: dict[str, dict[str, dict]] = settings.get("ports", {})
         self.slot_s: float | None = None  # the slot being worked on (named in an error)
         # Every federate keeps the log of the messages it sent; with ``stay_for_query`` it answers

@@ -38,7 +38,7 @@ class TestFederate(ValueInterface):
                  publications=(), subscriptions=(), endpoints=(), core_name: str | None = None):
         """``core_name``: a core of its own. Without one, HELICS gives a second federate of this
         process the first one's core, whatever broker address its config names."""
-        if STRANDED:  # a later federate could join a stranded core and wait for ever
+        if STRANDED and not core_name:  # it could join a stranded core and wait for ever
             raise RuntimeError("an earlier test's federate under test failed and left this process's HELICS "
                                "federates stranded; see that test's error")
         config = {
@@ -112,25 +112,49 @@ FAILED: dict[str, str] = {}
 """The federate under test that exited with an error, and its log (see :func:`fail_fast_if_it_fails`)."""
 
 
-def fail_fast_if_it_fails(federate: subprocess.Popen, broker: subprocess.Popen, log: Path | None = None) -> None:
+def fail_fast_if_it_fails(federate: subprocess.Popen, log: Path | None = None) -> "Watch":
     """When the federate under test exits with an error (a bad config, a crash at start), make the test's own
     federates, waiting for it in HELICS, raise with its log (:func:`wait_for`) at once: blocked in a HELICS
     call they would wait for ever, and pytest's timeout signal cannot interrupt C code."""
-    FAILED.clear()
-
-    def watch() -> None:
-        code = federate.wait()
-        if code != 0:
-            text = log.read_text() if log is not None and log.is_file() else ""
-            FAILED["error"] = f"the federate under test exited with {code}: {text.strip()[-2000:]}"
-
-    threading.Thread(target=watch, daemon=True).start()
+    return Watch(federate, log)
 
 
-def wait_for(fed, poll_s: float = 0.001) -> None:
-    """Until the federate's asynchronous HELICS call (enter executing mode, a time request) completes; raises
-    once the federate under test has failed."""
+class Watch:
+    """The watch over one federate under test (see :func:`fail_fast_if_it_fails`); :meth:`stop` it before the test
+    kills the federate itself, so that its exit is not taken for a failure (nor one of an earlier test's)."""
+
+    current: "Watch | None" = None
+
+    def __init__(self, federate: subprocess.Popen, log: Path | None):
+        FAILED.clear()
+        Watch.current = self
+        self.stopped = False
+
+        def watch() -> None:
+            code = federate.wait()
+            if code != 0 and not self.stopped and Watch.current is self:
+                text = log.read_text() if log is not None and log.is_file() else ""
+                FAILED["error"] = f"the federate under test exited with {code}: {text.strip()[-2000:]}"
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopped = True
+        if Watch.current is self:
+            Watch.current = None
+            FAILED.clear()
+
+
+def wait_for(fed, poll_s: float = 0.001, timeout_s: float = 300.0) -> None:
+    """Until the federate's asynchronous HELICS call (enter executing mode, a time request) completes or the
+    federate is in error (its ``...Complete`` call then raises HELICS's error); raises once the federate under
+    test has failed, or after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
     while not h.helicsFederateIsAsyncOperationCompleted(fed):
+        if h.helicsFederateGetState(fed) == h.HelicsFederateState.ERROR:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no HELICS grant in {timeout_s:g} s")
         if FAILED:
             STRANDED.extend(LIVE)  # HELICS cannot end them now: every call on them blocks (see tests/conftest.py)
             LIVE.clear()
@@ -157,13 +181,14 @@ def federate_under_test(name: str, scenario, run_dir: Path, n_test_federates: in
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = (run_dir / f"{name}.log").open("w")
     federate = subprocess.Popen(federate_command(name, config), stdout=log, stderr=subprocess.STDOUT)
-    fail_fast_if_it_fails(federate, broker, run_dir / f"{name}.log")
+    watch = fail_fast_if_it_fails(federate, run_dir / f"{name}.log")
     try:
         yield port
         code = federate.wait(timeout=60)
         assert code == 0, (run_dir / f"{name}.log").read_text()
         broker.wait(timeout=30)
     finally:
+        watch.stop()
         for process in (federate, broker):
             if process.poll() is None:
                 process.kill()

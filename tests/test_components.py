@@ -88,8 +88,11 @@ def test_each_program_spells_only_ports_its_kind_declares(kind):
 
 
 def test_each_programs_settings_are_its_kinds():
-    """Every ``fed.options.<name>`` a program reads is a field of its kind's Settings."""
+    """Every ``fed.options.<name>`` a program reads is a field of its kind's Settings, and it reads its settings
+    only so (the DSO and the recorder hand theirs to their adapter or record, whose settings their kind's are)."""
     for kind in KINDS:
+        if kind not in ("dso", "recorder"):
+            assert "fed.settings" not in (ROOT / "federates" / f"{kind}.py").read_text(), kind
         fields = set(declaration(f"federates.{kind}").Settings.model_fields)
         tree = ast.parse((ROOT / "federates" / f"{kind}.py").read_text())
         read = {node.attr for node in ast.walk(tree)

@@ -13,7 +13,7 @@ import subprocess
 from contextlib import contextmanager
 
 import pytest
-from harness import TestFederate, arrive_all, fail_fast_if_it_fails, enter_all, write_scenario
+from harness import TestFederate, arrive_all, enter_all, fail_fast_if_it_fails, write_scenario
 
 from lec_cosim.federation import (
     broker_command,
@@ -92,13 +92,14 @@ def component_under_test(federate: FederatePlan, scenario, run_dir, n_test_feder
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = (run_dir / f"{federate.name}.log").open("w")
     process = subprocess.Popen(federate_command(federate.name, config), stdout=log, stderr=subprocess.STDOUT)
-    fail_fast_if_it_fails(process, broker, run_dir / f"{federate.name}.log")
+    watch = fail_fast_if_it_fails(process, run_dir / f"{federate.name}.log")
     try:
         yield port
         code = process.wait(timeout=60)
         assert code == 0, (run_dir / f"{federate.name}.log").read_text()
         broker.wait(timeout=30)
     finally:
+        watch.stop()
         for p in (process, broker):
             if p.poll() is None:
                 p.kill()

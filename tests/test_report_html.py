@@ -127,7 +127,7 @@ def table_cells(table: Node) -> tuple[list[str], list[list[str]]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Expected cells, formatted from summary.json here and independently of lec_cosim.studies.community_battery.report*
+# Expected cells, formatted from summary.json here and independently of the studies' report modules
 # ---------------------------------------------------------------------------------------------
 def fixed(value, digits: int) -> str:
     """``value`` with ``digits`` decimals, "n/a" when missing, and never "-0.00"."""

@@ -74,7 +74,7 @@ class IeeeFeederGrid:
         self.hh_cols, self.pv_cols, self.chp_cols = (
             [column[n] for n in grid_names] for grid_names in (grid.household_names, grid.prosumer_names,
                                                                grid.chp_names))
-        self.ports = {v: [f"{group}/{v}" for group in group_members] for v in INJECTIONS}
+        self.input_ports = {v: [f"{group}/{v}" for group in group_members] for v in INJECTIONS}
         self.reduced_buses = set(int(b) for b in grid.lv_buses[grid.bus_in_reduced])
         self.violated: set[int] = set()
         self.extremes = GridExtremes(grid)
@@ -84,7 +84,7 @@ class IeeeFeederGrid:
 
     def gather(self, inputs, vector: str) -> np.ndarray:
         """(block, participants): each group publishes its members' values step by step."""
-        values = np.hstack([np.reshape(inputs.read(port), (self.block, -1)) for port in self.ports[vector]])
+        values = np.hstack([np.reshape(inputs.read(port), (self.block, -1)) for port in self.input_ports[vector]])
         if values.shape[1] != len(self.names):
             raise RuntimeError(f"{vector}: {values.shape[1]} values per step for {len(self.names)} participants")
         return values

@@ -105,7 +105,10 @@ def read_settings(program: str, section: dict) -> BaseModel:
 def check_plan(plan) -> None:
     """Hold a federate's plan (:class:`lec_cosim.wiring.FederatePlan`) to its kind's declaration: its settings
     validate, every port it connects is declared with the same type (and unit, where both give one), and
-    every port its kind needs is connected. Raises ValueError naming the federate and the port."""
+    every port its kind needs is connected. Raises ValueError naming the federate and the port.
+
+    Not checked: units where the plan's signal gives none (most vector signals carry their unit in their
+    name only), and whether a family (``{lec}.curtail_kw``) has a port for every member."""
     where = f"federate {plan.name} ({plan.module})"
     read_settings(plan.module, {"scenario": "", "output_dir": "", "module": plan.module, **plan.settings})
     declared = declared_ports(plan.module, plan.settings)

@@ -43,7 +43,7 @@ class Settings(_Settings):
     """Its federate's config: the scenario's ``ev`` section and where its prices come from."""
 
     ev: EVChargingConfig
-    market_step_s: int = Field(gt=0)
+    market_step_s: float = Field(gt=0)
     tariff_eur_per_mwh: list[float] | None = None
     """Smart mode on a tariff known in advance: one price per market step of the horizon."""
     homes: int | None = Field(None, gt=0)

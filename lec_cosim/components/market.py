@@ -14,7 +14,7 @@ class Settings(_Settings):
 
 PORTS = (
     Port("day_ahead_price", "out", "vector", "EUR/MWh",
-         "the next day's import prices, one per market step, every 24 h"),
+         "the next day's import prices, one per market step, every 24 h (in the scenario's currency)"),
     Port("day_ahead_export_price", "out", "vector", "EUR/MWh", "the next day's export prices, the same way"),
     Port("price", "out", "double", "EUR/MWh", "the import price of the current market step"),
     Port("export_price", "out", "double", "EUR/MWh", "the export price of the current market step"),

@@ -1,7 +1,7 @@
 """Each bus's lowest and highest voltage and each line's and transformer's peak loading over a run.
 
-The DSOs of the IEEE-feeder federations (``federates/lem_dso.py``, ``lec_cosim/adapters/three_lec_grid.py``)
-feed every grid step's :class:`lec_cosim.models.lem_grid.LemGridResult` to a :class:`GridExtremes` and
+The DSOs of the IEEE-feeder federations (their grid adapters ``lec_cosim/adapters/ieee_feeder.py`` and
+``three_lec_grid.py``) feed every grid step's :class:`lec_cosim.models.lem_grid.LemGridResult` to a :class:`GridExtremes` and
 write its two tables into the run folder; ``lec-cosim report`` draws them on the feeder map
 (:mod:`lec_cosim.feeder_map`). Light on purpose (numpy and pandas only): the report reads the tables
 without importing the power-flow stack.
