@@ -334,7 +334,7 @@ def _ports_table(ports) -> list[str]:
 
 
 def components_page() -> str:
-    from lec_cosim.components import KINDS, Settings, declaration, declared_ports
+    from lec_cosim.components import KINDS, Settings, declaration, declared_ports, settings_model
 
     lines = [_notice("the declarations of lec_cosim/components/") + COMPONENTS_INTRO]
     shared = set(Settings.model_fields)
@@ -344,7 +344,8 @@ def components_page() -> str:
         doc = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", doc).replace("``", "`")  # reST roles to Markdown code
         lines += ["", f"## `{kind}`", "", doc, "",
                   f"Program `federates/{kind}.py`, declaration `lec_cosim/components/{kind}.py`.", ""]
-        own = {name: field for name, field in module.Settings.model_fields.items() if name not in shared}
+        own = {name: field for name, field in settings_model(f"federates.{kind}").model_fields.items()
+               if name not in shared}
         if own:
             lines += ["| setting | type | default | meaning |", "|---|---|---|---|"]
             for name, field in own.items():

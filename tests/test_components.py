@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from harness import SCENARIOS
 
-from lec_cosim.components import KINDS, Port, check_plan, declaration, declared_ports, read_settings
+from lec_cosim.components import (
+    KINDS,
+    Port,
+    check_plan,
+    declaration,
+    declared_ports,
+    read_settings,
+    settings_model,
+)
 from lec_cosim.federation import plan
 from lec_cosim.scenario import load_scenario
 from lec_cosim.wiring import Signal
@@ -93,7 +101,7 @@ def test_each_programs_settings_are_its_kinds():
     for kind in KINDS:
         if kind not in ("dso", "recorder"):
             assert "fed.settings" not in (ROOT / "federates" / f"{kind}.py").read_text(), kind
-        fields = set(declaration(f"federates.{kind}").Settings.model_fields)
+        fields = set(settings_model(f"federates.{kind}").model_fields)
         tree = ast.parse((ROOT / "federates" / f"{kind}.py").read_text())
         read = {node.attr for node in ast.walk(tree)
                 if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)

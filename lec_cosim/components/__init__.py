@@ -5,7 +5,8 @@ its declaration (``lec_cosim/components/<kind>.py``, the same name as its progra
 
 - ``PROGRAM``: the program's module;
 - ``Settings``: a pydantic model of what its config may hold besides its ports (unknown or mistyped
-  settings are errors, in the compiler and again when the program starts);
+  settings are errors, in the compiler and again when the program starts); a kind without settings of its
+  own (its model reads the scenario) leaves it out and takes :class:`Settings`;
 - ``PORTS`` (or ``ports(settings)`` where they depend on the settings, as the DSO's depend on its
   grid adapter): what it publishes (``out``), reads (``in``), receives at (``endpoint``) and sends to
   (``target``), each with its HELICS type and unit. A name with ``{...}`` is a family (one port per
@@ -86,6 +87,11 @@ def declaration(program: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{kind}")
 
 
+def settings_model(program: str) -> type[BaseModel]:
+    """The ``Settings`` of a kind, or the shared :class:`Settings` for a kind with none of its own."""
+    return getattr(declaration(program), "Settings", Settings)
+
+
 def declared_ports(program: str, settings: dict | None = None) -> tuple[Port, ...]:
     kind = declaration(program)
     return tuple(kind.ports(settings or {})) if hasattr(kind, "ports") else tuple(kind.PORTS)
@@ -95,7 +101,7 @@ def read_settings(program: str, section: dict) -> BaseModel:
     """A federate's ``lec_cosim`` config section, validated by its kind's ``Settings`` (ValueError naming
     the program and the field when it does not hold)."""
     try:
-        return declaration(program).Settings.model_validate(section)
+        return settings_model(program).model_validate(section)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(settings)"

@@ -4,15 +4,8 @@
 from __future__ import annotations
 
 from lec_cosim.components import Port
-from lec_cosim.components import Settings as _Settings
 
 PROGRAM = "federates.household"
-
-
-class Settings(_Settings):
-    """No settings of its own: profiles and battery come from the scenario."""
-
-
 PORTS = (
     Port("setpoint_mw", "in", "double", "MW", "the LEC_EMS's battery set-point"),
     Port("load_p_mw", "out", "double", "MW", "the households' active load"),

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from lec_cosim.components import Port
-from lec_cosim.components import Settings as _Settings
 
 PROGRAM = "federates.lec_ems"
-
-
-class Settings(_Settings):
-    """No settings of its own: its objective, solver and battery come from the scenario."""
-
-
 PORTS = (
     Port("day_ahead_price", "in", "vector", "EUR/MWh",
          "the next day's import prices, in the scenario's currency (it plans on their arrival)"),

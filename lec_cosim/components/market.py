@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from lec_cosim.components import Port
-from lec_cosim.components import Settings as _Settings
 
 PROGRAM = "federates.market"
-
-
-class Settings(_Settings):
-    """No settings of its own: its prices and steps come from the scenario."""
-
-
 PORTS = (
     Port("day_ahead_price", "out", "vector", "EUR/MWh",
          "the next day's import prices, one per market step, every 24 h (in the scenario's currency)"),
