@@ -190,8 +190,8 @@ class Federate(ValueInterface):
         self.options = read_settings(settings.get("module", ""), settings)
         """Its settings, typed: its kind's ``Settings`` (``lec_cosim/components/<kind>.py``) validated them (before
         it joins the federation: a bad config never holds the others back)."""
-        self.scenario: Scenario = load_scenario(settings["scenario"])
-        self.output_dir = Path(settings.get("output_dir", "."))
+        self.scenario: Scenario = load_scenario(self.options.scenario)
+        self.output_dir = Path(self.options.output_dir)
         self.name = self.config["name"]
         self.offset_s = float(self.config.get("offset", 0.0))
         self.period_s = float(self.config["period"])

@@ -1,10 +1,11 @@
 """Scenario files: one validated YAML file drives the whole federation.
 
 This module reads a file (strict YAML: no duplicated key, no impossible date; UTF-8 only) and hands it to the
-reader of its ``kind:`` (:data:`KINDS`); the schema itself, one pydantic model per study, lives in
-each study's folder (``lec_cosim/studies/<kind>/schema.py``, what they share in :mod:`lec_cosim.schema`) and its names are importable from here as they always were. All paths inside a
-scenario are relative to the scenario file. ``load_scenario`` resolves them, so the returned object can be
-serialised and handed to federates running in any directory.
+reader of its ``kind:`` (:data:`KINDS`); the schema itself, one pydantic model per study, lives in each
+study's folder (``lec_cosim/studies/<kind>/schema.py``, what they share in :mod:`lec_cosim.schema`), and its
+names are importable from here as they always were. All paths inside a scenario are relative to the scenario
+file. ``load_scenario`` resolves them, so the returned object can be serialised and handed to federates running
+in any directory.
 """
 
 from __future__ import annotations

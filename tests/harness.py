@@ -18,12 +18,13 @@ from lec_cosim.federation import (
     broker_command,
     core_init_string,
     federate_command,
-    federate_config,
     free_broker_port,
+    plan,
     release_broker_ports,
 )
 from lec_cosim.scenario import write_scenario_variant
 from lec_cosim.studies.community_battery.wiring import PHASE_OFFSET_S
+from lec_cosim.wiring import FederatePlan, federate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -109,19 +110,15 @@ LIVE: list = []
 STRANDED: list = []
 """Test federates left waiting for a federate under test that failed: HELICS would wait for them at exit."""
 FAILED: dict[str, str] = {}
-"""The federate under test that exited with an error, and its log (see :func:`fail_fast_if_it_fails`)."""
-
-
-def fail_fast_if_it_fails(federate: subprocess.Popen, log: Path | None = None) -> "Watch":
-    """When the federate under test exits with an error (a bad config, a crash at start), make the test's own
-    federates, waiting for it in HELICS, raise with its log (:func:`wait_for`) at once: blocked in a HELICS
-    call they would wait for ever, and pytest's timeout signal cannot interrupt C code."""
-    return Watch(federate, log)
+"""The federate under test that exited with an error, and its log (see :class:`Watch`)."""
 
 
 class Watch:
-    """The watch over one federate under test (see :func:`fail_fast_if_it_fails`); :meth:`stop` it before the test
-    kills the federate itself, so that its exit is not taken for a failure (nor one of an earlier test's)."""
+    """The watch over one federate under test: when it exits with an error (a bad config, a crash at start),
+    the test's own federates, waiting for it in HELICS, raise with its log (:func:`wait_for`) at once: blocked
+    in a HELICS call they would wait for ever, and pytest's timeout signal cannot interrupt C code. :meth:`stop`
+    it before the test kills the federate itself, so that its exit is not taken for a failure (nor one of an
+    earlier test's)."""
 
     current: "Watch | None" = None
 
@@ -162,37 +159,48 @@ def wait_for(fed, poll_s: float = 0.001, timeout_s: float = 300.0) -> None:
         time.sleep(poll_s)
 
 
-@contextmanager
 def federate_under_test(name: str, scenario, run_dir: Path, n_test_federates: int, settings: dict | None = None):
-    """Start a broker and the federate program ``name``; yields the broker port.
+    """Start a broker and the federate ``name`` of the scenario's federation; yields the broker port (see
+    :func:`plan_under_test`)."""
+    federate = next((f for f in plan(scenario) if f.name == name), None)
+    if federate is None:
+        raise KeyError(f"no federate {name!r} in scenario {scenario.name!r}")
+    return plan_under_test(federate, scenario, run_dir, n_test_federates, settings)
+
+
+@contextmanager
+def plan_under_test(federate: FederatePlan, scenario, run_dir: Path, n_test_federates: int,
+                    settings: dict | None = None):
+    """Start a broker and the federate of ``federate`` (a study's plan, or a test's own); yields the broker port.
 
     ``settings`` update the federate's own settings (``lec_cosim`` in its config); three-LEC
     federates are told not to stay for the recorder's query (there is no recorder).
     On exit, waits for the federate to finish and asserts it exited cleanly; kills leftovers.
     """
+    name = federate.name
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_broker_port()
     (run_dir / "scenario.json").write_text(scenario.to_json())
     config = run_dir / f"{name}.json"
-    content = federate_config(scenario, name, port, run_dir)
+    content = federate_config(federate, core_init_string(scenario.broker, port), run_dir)
     content["lec_cosim"].update({"stay_for_query": False, **(settings or {})})
     config.write_text(json.dumps(content))
     broker = subprocess.Popen(broker_command(port, 1 + n_test_federates),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = (run_dir / f"{name}.log").open("w")
-    federate = subprocess.Popen(federate_command(name, config), stdout=log, stderr=subprocess.STDOUT)
-    watch = fail_fast_if_it_fails(federate, run_dir / f"{name}.log")
+    process = subprocess.Popen(federate_command(name, config), stdout=log, stderr=subprocess.STDOUT)
+    watch = Watch(process, run_dir / f"{name}.log")
     try:
         yield port
-        code = federate.wait(timeout=60)
+        code = process.wait(timeout=60)
         assert code == 0, (run_dir / f"{name}.log").read_text()
         broker.wait(timeout=30)
     finally:
         watch.stop()
-        for process in (federate, broker):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        for p in (process, broker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         log.close()
         release_broker_ports(port)
 

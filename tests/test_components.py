@@ -43,8 +43,7 @@ def test_every_shipped_federation_keeps_to_its_kinds_declarations():
     kinds_seen = set()
     n = 0
     for label, scenario in every_federation():
-        for federate in plan(scenario):
-            check_plan(federate)  # raises naming the federate and port
+        for federate in plan(scenario):  # plan() holds each to its kind's declaration (raises naming the port)
             kinds_seen.add(federate.module.rpartition(".")[2])
             n += 1
     assert kinds_seen == set(KINDS)  # every declared kind is used by some shipped scenario
@@ -141,8 +140,8 @@ def test_a_port_its_kind_needs_left_unconnected_is_refused():
 def test_unknown_or_mistyped_settings_are_refused_by_the_compiler_and_the_program():
     market = _a_plan("ieee_eu_lv_lem_plain", "market")
     assert market.settings["solver"] == "merit_order"
-    with pytest.raises(ValueError, match="federates.lem_market config: solver: Input should be 'merit_order', 'glpk' or "
-                                         "'highs'"):
+    with pytest.raises(ValueError,
+                       match="federates.lem_market config: solver: Input should be 'merit_order', 'glpk' or 'highs'"):
         check_plan(dataclasses.replace(market, settings={**market.settings, "solver": "simplex"}))
     with pytest.raises(ValueError, match="federates.lem_market config: solvr: Extra inputs are not permitted"):
         check_plan(dataclasses.replace(market, settings={**market.settings, "solvr": "glpk"}))

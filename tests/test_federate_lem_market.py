@@ -7,21 +7,11 @@ federate must answer every bidder (orders stamped T + 1 ms, results read at T + 
 anyone waiting for a reply. The local market's plan wires it to its 61 players and the recorder.
 """
 
-import json
 import math
-import subprocess
-from contextlib import contextmanager
 
 import pytest
-from harness import TestFederate, arrive_all, enter_all, fail_fast_if_it_fails, write_scenario
+from harness import TestFederate, arrive_all, enter_all, plan_under_test, write_scenario
 
-from lec_cosim.federation import (
-    broker_command,
-    core_init_string,
-    federate_command,
-    free_broker_port,
-    release_broker_ports,
-)
 from lec_cosim.scenario import load_scenario
 from lec_cosim.studies.local_market.wiring import (
     DISPATCH_OFFSET_S,
@@ -79,35 +69,6 @@ def pool_plan(scenario, solver: str) -> FederatePlan:
         targets={"results": {name: bidder_endpoint(name) for name in BIDDERS}, "book": BOOK_TO})
 
 
-@contextmanager
-def component_under_test(federate: FederatePlan, scenario, run_dir, n_test_federates: int):
-    """Start a broker and the federate of ``federate`` (a plan of the test's own); yields the broker port."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    port = free_broker_port()
-    (run_dir / "scenario.json").write_text(scenario.to_json())
-    config = run_dir / f"{federate.name}.json"
-    content = federate_config(federate, core_init_string(scenario.broker, port), run_dir)
-    config.write_text(json.dumps(content))
-    broker = subprocess.Popen(broker_command(port, 1 + n_test_federates),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = (run_dir / f"{federate.name}.log").open("w")
-    process = subprocess.Popen(federate_command(federate.name, config), stdout=log, stderr=subprocess.STDOUT)
-    watch = fail_fast_if_it_fails(process, run_dir / f"{federate.name}.log")
-    try:
-        yield port
-        code = process.wait(timeout=60)
-        assert code == 0, (run_dir / f"{federate.name}.log").read_text()
-        broker.wait(timeout=30)
-    finally:
-        watch.stop()
-        for p in (process, broker):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        log.close()
-        release_broker_ports(port)
-
-
 def test_the_local_market_wires_the_pool_to_every_player_and_the_recorder(tmp_path):
     scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {"participants.federates": 3}))
     config = federate_config(next(f for f in plan(scenario) if f.name == "market"), "", tmp_path)
@@ -143,7 +104,7 @@ def test_market_clears_each_hour_and_answers_every_bidder(tmp_path, solver):
         "horizon_h": 4, "market.solver": solver, "market.chp_strategy": "truthful", "market.learned_bids_file": None})
     scenario = load_scenario(path)
     results, books, prices = {}, {}, {}
-    with component_under_test(pool_plan(scenario, solver), scenario, tmp_path / "run", N_FEDERATES + 1) as port:
+    with plan_under_test(pool_plan(scenario, solver), scenario, tmp_path / "run", N_FEDERATES + 1) as port:
         bidders = []
         for f in range(N_FEDERATES):
             names = BIDDERS[f * PER_FEDERATE:(f + 1) * PER_FEDERATE]

@@ -7,10 +7,9 @@ OUTPUTS = ("pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_per
 """Its output ports: named as the fields of the grid's result."""
 
 
-INPUTS = {"load_p_mw": "MW", "load_q_mvar": "MVAR", "pv_p_mw": "MW", "battery_p_mw": "MW"}
-"""What it reads of the households (active power + into the grid only for the battery's discharge)."""
-_UNITS = {"pcc_p_mw": "MW", "pcc_q_mvar": "MVAR", "losses_mw": "MW", "losses_mvar": "MVAR", "pcc_vm_pu": "pu",
-          "lv_vm_pu": "pu", "vm_min_pu": "pu", "vm_max_pu": "pu", "trafo_loading_percent": "%"}
+INPUTS = {"load_p_mw": "the households' active load", "load_q_mvar": "their reactive load",
+          "pv_p_mw": "their PV generation", "battery_p_mw": "the community battery's power (+ discharges)"}
+"""What it reads of the households."""
 
 
 class CommunityGrid:
@@ -20,15 +19,13 @@ class CommunityGrid:
     @staticmethod
     def ports(settings: dict) -> tuple:
         from lec_cosim.adapters import MEANINGS
-        from lec_cosim.components import Port
+        from lec_cosim.components import Port, unit_of
 
-        return (*(Port(name, "in", "double", unit, meaning) for (name, unit), meaning in zip(INPUTS.items(), (
-                    "the households' active load", "their reactive load", "their PV generation",
-                    "the community battery's power (+ discharges)"))),
+        return (*(Port(name, "in", "double", unit_of(name), meaning) for name, meaning in INPUTS.items()),
                 *(Port(name, "in", "double", "MW", "a load a study adds (extra_loads_mw)")
                   for name in settings.get("extra_loads_mw", [])),
                 *(Port(name, "out", "integer" if name in ("bus_violations", "line_overloads") else "double",
-                       _UNITS.get(name), MEANINGS[name]) for name in OUTPUTS))
+                       unit_of(name), MEANINGS[name]) for name in OUTPUTS))
 
     def __init__(self, scenario, settings: dict):
         from lec_cosim.models.grid import LECGrid  # here: the compiler reads ports() without pandapower

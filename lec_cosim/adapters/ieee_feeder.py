@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 DOUBLES = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "dn_impact", "trafo_p_kw")
 COUNTS = ("bus_violations", "bus_violations_reduced", "angle_violations", "line_overloads")
 DAY_COUNTS = ("violated_buses_so_far", "violated_buses_so_far_reduced")
@@ -34,23 +33,19 @@ INJECTIONS = ("load_kw", "load_kvar", "pv_kw", "chp_kw")
 """What it reads of each group."""
 
 
-_UNITS = {"_pu": "pu", "_kw": "kW", "_kvar": "kvar"}
-
-
 class IeeeFeederGrid:
     @staticmethod
     def ports(settings: dict) -> tuple:
         """Each group's vectors in (``<group>/<vector>``, kW or kvar per player and grid step of the block); the
         grid's values out, one per exchange (a vector of the block's grid steps with ``block_steps`` > 1)."""
         from lec_cosim.adapters import MEANINGS
-        from lec_cosim.components import Port
+        from lec_cosim.components import Port, unit_of
 
         block = int(settings.get("block_steps", 1)) > 1
-        unit = lambda name: next((u for s, u in _UNITS.items() if name.endswith(s)), None)  # noqa: E731
-        return (*(Port(f"{{group}}/{v}", "in", "vector", unit(v),
+        return (*(Port(f"{{group}}/{v}", "in", "vector", unit_of(v),
                        f"each group's players' {v.replace('_', ' ')}, per grid step") for v in INJECTIONS),
                 Port("{group}/net_kw", "in", "vector", "kW", "connected by the local-market wiring, not read"),
-                *(Port(v, "out", "vector" if block else "double", unit(v), MEANINGS[v]) for v in DOUBLES),
+                *(Port(v, "out", "vector" if block else "double", unit_of(v), MEANINGS[v]) for v in DOUBLES),
                 *(Port(v, "out", "vector" if block else "integer", None, MEANINGS[v])
                   for v in COUNTS + DAY_COUNTS))
 

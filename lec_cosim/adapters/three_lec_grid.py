@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 INDICATORS = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "trafo_p_kw", "max_line_loading_percent",
               "bus_violations", "line_overloads")
 """Output ports named as the fields of the grid's result (``LemGridResult``) they carry."""
@@ -39,19 +38,17 @@ class ThreeLecGrid:
         """The members' vectors and any home loads a study adds in; the grid's indicators, each LEC's values and
         the DSO loop's limits (infinite without it) out."""
         from lec_cosim.adapters import MEANINGS
-        from lec_cosim.components import Port
+        from lec_cosim.components import Port, unit_of
 
         counts = ("bus_violations", "line_overloads")
-        unit = {"_pu": "pu", "_kw": "kW", "_kvar": "kvar", "_kwh": "kWh", "_percent": "%"}
-        of = lambda name: next((u for s, u in unit.items() if name.endswith(s)), None)  # noqa: E731
         return (Port("net_kw", "in", "vector", "kW", "each member's net import"),
                 Port("load_kvar", "in", "vector", "kvar", "each member's reactive load"),
-                *(Port(v, "in", "vector", of(v), "connected by the three-LEC wiring, not read", optional=True)
+                *(Port(v, "in", "vector", unit_of(v), "connected by the three-LEC wiring, not read", optional=True)
                   for v in ("load_kw", "pv_kw", "curtailed_kw", "battery_kw", "soc_kwh")),
                 *(Port(name, "in", "vector", "kW", "a home load a study adds (extra_loads_kw), per household")
                   for name in settings.get("extra_loads_kw", [])),
-                *(Port(v, "out", "integer" if v in counts else "double", of(v), MEANINGS[v]) for v in INDICATORS),
-                *(Port(v, "out", "vector", of(v), MEANINGS[v]) for v in PER_LEC + LIMITS))
+                *(Port(v, "out", "integer" if v in counts else "double", unit_of(v), MEANINGS[v]) for v in INDICATORS),
+                *(Port(v, "out", "vector", unit_of(v), MEANINGS[v]) for v in PER_LEC + LIMITS))
 
     def __init__(self, scenario, settings: dict):
         # imported here: the compiler reads ports() without loading the grid engines

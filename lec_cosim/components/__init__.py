@@ -60,6 +60,16 @@ class Port:
         return re.fullmatch(pattern, name) is not None
 
 
+UNIT_SUFFIXES = {"_pu": "pu", "_kw": "kW", "_kvar": "kvar", "_kwh": "kWh", "_mw": "MW", "_mvar": "MVAR",
+                 "_mwh": "MWh", "_percent": "%", "_eur": "EUR"}
+"""The units our value names end in (pandapower's convention)."""
+
+
+def unit_of(name: str) -> str | None:
+    """The unit a value's name states (``p_loss_kw``: kW), or None (a count, an index)."""
+    return next((unit for suffix, unit in UNIT_SUFFIXES.items() if name.endswith(suffix)), None)
+
+
 class Settings(BaseModel):
     """What every federate's config holds besides its kind's own settings."""
 

@@ -62,9 +62,8 @@ PORTS = (
 
 def resolve(config: EVChargingConfig, base, source) -> EVChargingConfig:
     """The section with its folder taken from the scenario file's, and checked."""
-    from lec_cosim.schema.base import ScenarioError
-
     from lec_cosim.models.ev_charging import MobilityStatistics
+    from lec_cosim.schema.base import ScenarioError
 
     folder = (base / config.mobility_dir).resolve()
     for name in ("DepartureDestinationTrip_Worker.csv", "DistanceDurationTrip.csv"):

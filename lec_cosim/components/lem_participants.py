@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lec_cosim.components import Port
+from lec_cosim.components import Port, unit_of
 from lec_cosim.components import Settings as _Settings
 
 PROGRAM = "federates.lem_participants"
@@ -26,13 +26,12 @@ class Settings(_Settings):
     settlement_vectors: list[str]
 
 
-_UNITS = {"_kw": "kW", "_kvar": "kvar", "_kwh": "kWh", "_eur": "EUR"}
 PORTS = (
     Port("{player}", "endpoint", "message", None, "each player's own endpoint: its market results arrive here"),
     Port("orders", "target", "message", None, "the pool operator's endpoint (absent without the market)",
          optional=True),
-    *(Port(v, "out", "vector", next(u for s, u in _UNITS.items() if v.endswith(s)),
-           "per player (and grid step of the block): " + v.replace("_", " ")) for v in PHYSICAL),
-    *(Port(v, "out", "vector", next(u for s, u in _UNITS.items() if v.endswith(s)),
-           "per player, the period's settlement: " + v.replace("_", " ")) for v in SETTLEMENT),
+    *(Port(v, "out", "vector", unit_of(v), "per player (and grid step of the block): " + v.replace("_", " "))
+      for v in PHYSICAL),
+    *(Port(v, "out", "vector", unit_of(v), "per player, the period's settlement: " + v.replace("_", " "))
+      for v in SETTLEMENT),
 )

@@ -3,12 +3,11 @@ their HEMSs in p2p (models :mod:`lec_cosim.models.multi_lec`, :mod:`lec_cosim.mo
 
 from __future__ import annotations
 
-from lec_cosim.components import Port
+from lec_cosim.components import Port, unit_of
 from lec_cosim.components import Settings as _Settings
 
 PROGRAM = "federates.mlec_households"
-VECTORS = {"load_kw": "kW", "load_kvar": "kvar", "pv_kw": "kW", "curtailed_kw": "kW", "battery_kw": "kW",
-           "soc_kwh": "kWh", "net_kw": "kW"}
+VECTORS = ("load_kw", "load_kvar", "pv_kw", "curtailed_kw", "battery_kw", "soc_kwh", "net_kw")
 
 
 class Settings(_Settings):
@@ -26,6 +25,5 @@ PORTS = (
     Port("{member}", "endpoint", "message", None, "each household's own endpoint (p2p): caps and results arrive"),
     Port("market", "target", "message", None, "p2p: each LEC's market endpoint (its LEC_EMS)", optional=True),
     Port("pool", "target", "message", None, "p2p with pool operators: each LEC's pool operator", optional=True),
-    *(Port(v, "out", "vector", unit, "per member, this grid step: " + v.replace("_", " "))
-      for v, unit in VECTORS.items()),
+    *(Port(v, "out", "vector", unit_of(v), "per member, this grid step: " + v.replace("_", " ")) for v in VECTORS),
 )
