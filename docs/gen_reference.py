@@ -319,11 +319,35 @@ query after its last slot) and, for the tests' fault injection, `inject_fault_at
 `inject_exit_at_s`.
 """
 
-ADAPTER_EXAMPLES = (  # (adapter, settings that shape its ports)
-    ("lec_cosim.adapters.community_grid:CommunityGrid", {"extra_loads_mw": ["ev_p_mw"]}),
-    ("lec_cosim.adapters.ieee_feeder:IeeeFeederGrid", {"block_steps": 1}),
-    ("lec_cosim.adapters.three_lec_grid:ThreeLecGrid", {"extra_loads_kw": ["ev_home_kw"]}),
-)
+def _adapter_examples() -> list[tuple[str, dict]]:
+    """Each grid adapter with the DSO settings that give it the most ports in a shipped scenario's federation
+    (what shapes its ports: the loads a study adds, the groups it reads)."""
+    from lec_cosim.components import Settings, declared_ports
+    from lec_cosim.federation import plan
+    from lec_cosim.scenario import load_scenario
+
+    best: dict[str, dict] = {}
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        for federate in plan(load_scenario(path)):
+            if federate.module != "federates.dso":
+                continue
+            settings = {k: v for k, v in federate.settings.items() if k not in Settings.model_fields}
+            adapter = settings.pop("grid_adapter")
+            count = len(declared_ports("federates.dso", federate.settings))
+            if adapter not in best or count > best[adapter][0]:
+                best[adapter] = (count, settings)
+    return [(adapter, settings) for adapter, (_, settings) in sorted(best.items())]
+
+
+def _brief(settings: dict) -> str:
+    """The settings as JSON, a long list or map cut to its size (the groups of a feeder name every load)."""
+    def cut(value):
+        if isinstance(value, dict):
+            return f"<{len(value)} entries>" if len(value) > 3 else {k: cut(v) for k, v in value.items()}
+        if isinstance(value, list) and len(value) > 4:
+            return f"<{len(value)} items>"
+        return value
+    return json.dumps({key: cut(value) for key, value in settings.items()})
 
 
 def _ports_table(ports) -> list[str]:
@@ -354,8 +378,9 @@ def components_page() -> str:
                              f"{_cell((field.description or '').replace('``', '`'))} |")
             lines.append("")
         if kind == "dso":
-            for adapter, settings in ADAPTER_EXAMPLES:
-                lines += [f"Ports with the adapter `{adapter}` (settings `{json.dumps(settings)}`):", ""]
+            for adapter, settings in _adapter_examples():
+                lines += [f"Ports with the adapter `{adapter}` (settings `{_brief(settings)}`, from a shipped "
+                          "scenario):", ""]
                 lines += _ports_table(declared_ports("federates.dso", {"grid_adapter": adapter, **settings})) + [""]
         else:
             lines += _ports_table(declared_ports(f"federates.{kind}"))

@@ -164,10 +164,10 @@ def test_a_family_matches_its_members_only():
 def test_the_dso_declares_its_adapters_ports():
     """The same DSO kind, three grids: its ports are the adapter's, with the types the grid gives."""
     community = declared_ports("federates.dso", {"grid_adapter": "lec_cosim.adapters.community_grid:CommunityGrid",
-                                                 "extra_loads_mw": ["ev_p_mw"]})
+                                                 "extra_loads_mw": ["added_p_mw"]})
     by_name = {(p.side, p.name): p for p in community}
     assert by_name[("out", "pcc_p_mw")].unit == "MW" and by_name[("out", "bus_violations")].type == "integer"
-    assert by_name[("in", "ev_p_mw")].unit == "MW"
+    assert by_name[("in", "added_p_mw")].unit == "MW"
     feeder = {(p.side, p.name): p for p in declared_ports(
         "federates.dso", {"grid_adapter": "lec_cosim.adapters.ieee_feeder:IeeeFeederGrid", "block_steps": 4})}
     assert feeder[("out", "vm_min_pu")].type == "vector" and feeder[("in", "{group}/load_kw")].unit == "kW"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 
@@ -230,10 +231,12 @@ def test_the_three_lec_feeder_carries_the_evs_and_the_lecs_plan_without_them(thr
 
 
 @pytest.mark.parametrize("base,changes,needles", [
-    ("trondelag_arbitrage_ev", {"ev.count": 121}, ["ev.count: 121 EVs for 120 households"]),
-    ("trondelag_arbitrage_ev", {"grid.import_limit_mw": 0.5}, [": ev: ", "import limit"]),
-    ("ieee_eu_lv_three_lecs_ev", {"dso.limits": True}, [": ev: ", "leave dso.limits off"]),
-    ("ieee_eu_lv_three_lecs_ev", {"ev.count": 56}, ["ev.count: at most 55"]),
+    ("trondelag_arbitrage_ev", {"ev.count": 121}, ["ev.count: 121 EVs for 120 homes; at most one EV per home"]),
+    ("trondelag_arbitrage_ev", {"grid.import_limit_mw": 0.5},
+     [": ev: the LEC_EMS plans the import limit (grid.import_limit_mw)", "leave out one of the two"]),
+    ("ieee_eu_lv_three_lecs_ev", {"dso.limits": True},
+     [": ev: the DSO sets its limits for the next hour (dso.limits)", "leave out one of the two"]),
+    ("ieee_eu_lv_three_lecs_ev", {"ev.count": 56}, ["ev.count: 56 EVs for 55 homes"]),
 ])
 def test_ev_scenarios_that_cannot_run_as_meant_are_one_line(tmp_path, base, changes, needles):
     path = write_scenario(tmp_path, base, changes)
@@ -259,3 +262,17 @@ def test_broken_trip_statistics_are_one_line_naming_the_file(tmp_path, file, edi
     done = subprocess.run(CLI + ["validate", str(path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"ev.mobility_dir: {folder / file}: " in done.stderr and reason in done.stderr, done.stderr
+
+
+OWN_MODULES = {"lec_cosim/models/ev_charging.py", "lec_cosim/components/ev_charging.py", "federates/ev_charging.py"}
+
+
+def test_no_module_but_its_own_and_its_schema_entry_names_the_ev_component():
+    """A device at the homes plugs into the studies through lec_cosim.home_devices: outside its model, kind
+    and program, only its schema entry (lec_cosim/schema/homes.py) may name it. A study, grid adapter, DSO
+    or recorder that spells an EV port, setting or section fails here."""
+    names = re.compile(r"\bev_[a-z_]+|EVCharging|\.ev\b|\bev\b")
+    naming = {str(path.relative_to(ROOT)) for folder in ("lec_cosim", "federates")
+              for path in (ROOT / folder).rglob("*.py") if names.search(path.read_text())}
+    assert naming - OWN_MODULES == {"lec_cosim/schema/homes.py"}
+    assert OWN_MODULES <= naming  # the pattern finds the component where it is

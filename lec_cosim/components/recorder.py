@@ -23,9 +23,11 @@ class Settings(_Settings):
     grid_counts: list[str] = []
     columns: dict[str, list[str]] = {}
     tables: list[str] = []
-    extensions: dict[str, list[str]] = {}
-    kpi_extensions: list[str] = []
-    """KPI functions (``"module:function"``) of components a study added (EV charging)."""
+    added_columns: list[str] = []
+    """Input ports of the devices a study added at its homes (``lec_cosim.home_devices``), one column each."""
+    added_kpis: list[str] = []
+    """Their KPI functions, ``"module:function"``: each called with the recorded table and the scenario, its
+    KPIs join the summary's."""
 
 
 PORTS = (

@@ -13,6 +13,9 @@ from lec_cosim.schema.base import (
     _Strict,
 )
 
+FEEDER_HOUSEHOLDS = 55
+"""The IEEE European LV feeder's households (its loads LOAD1 to LOAD55)."""
+
 
 class LemResolution(_Strict):
     """Step of the market and of the grid in minutes. The LEM is hourly (the paper's day-ahead pool)."""

@@ -135,8 +135,8 @@ def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: f
                   extra_kpis: dict | None = None) -> dict:
     """Write the contract files for a run; returns the summary.
 
-    Columns of ``signals`` beyond :data:`SIGNAL_COLUMNS` (the values of components a study adds, such as EV
-    charging) go to ``signals.csv`` after them; ``extra_kpis`` (those components' KPIs) join the KPIs.
+    Columns of ``signals`` beyond :data:`SIGNAL_COLUMNS` (the values of devices a study adds at its homes,
+    such as EV chargers) go to ``signals.csv`` after them; ``extra_kpis`` (those components' KPIs) join the KPIs.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -187,15 +187,15 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
 class CommunityBatteryRecord:
     """The community battery's record for the recorder component: every input port, every grid step.
 
-    Columns are the recorder's input ports (the plan names them as ``SIGNAL_COLUMNS`` does). A component
-    added to the study brings its KPIs as ``kpi_extensions`` in the recorder's settings: ``"module:function"``,
-    each called with the recorded signals and the scenario, returning KPIs (units in their names) that join
+    Columns are the recorder's input ports (the plan names them as ``SIGNAL_COLUMNS`` does). Devices added
+    at the homes bring their KPIs as ``added_kpis`` in the recorder's settings: ``"module:function"``, each
+    called with the recorded signals and the scenario, returning KPIs (units in their names) that join
     ``summary.json``'s.
     """
 
     def __init__(self, scenario, settings: dict):
         self.scenario = scenario
-        self.kpi_extensions: list[str] = list(settings.get("kpi_extensions", []))
+        self.added_kpis: list[str] = list(settings.get("added_kpis", []))
         self.times: list[str] = []
         self.columns: dict[str, list] = {}
 
@@ -206,5 +206,5 @@ class CommunityBatteryRecord:
 
     def write(self, output_dir: Path, wall_time_s: float, replies=None) -> dict:
         signals = pd.DataFrame({"time": self.times, **self.columns})
-        extra = extension_kpis(self.kpi_extensions, signals, self.scenario)
+        extra = extension_kpis(self.added_kpis, signals, self.scenario)
         return write_results(signals, self.scenario, output_dir, wall_time_s=wall_time_s, extra_kpis=extra)

@@ -8,8 +8,6 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from lec_cosim.components.ev_charging import EVChargingConfig
-from lec_cosim.components.ev_charging import resolve as resolve_ev
 from lec_cosim.schema.base import (
     NAME_MAX_LENGTH,
     NAME_PATTERN,
@@ -27,6 +25,7 @@ from lec_cosim.schema.base import (
     _validate,
     _VoltageBand,
 )
+from lec_cosim.schema.homes import HomeDevices
 
 
 class Resolution(_Strict):
@@ -150,7 +149,7 @@ class EMSConfig(_Strict):
     )
 
 
-class Scenario(_ScenarioBase):
+class Scenario(_ScenarioBase, HomeDevices):
     """A community battery behind the LEC's transformer, planned against day-ahead prices."""
 
     kind: Literal["community_battery"] = Field(description="the study: a community battery (see KINDS)")
@@ -166,7 +165,6 @@ class Scenario(_ScenarioBase):
     grid: GridConfig
     market: MarketConfig
     ems: EMSConfig
-    ev: Optional[EVChargingConfig] = Field(None, description="home EV charging in the community (none: no EVs)")
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
@@ -202,6 +200,15 @@ class Scenario(_ScenarioBase):
     def ems_step_s(self) -> int:
         return self.resolution.ems_min * 60
 
+    @property
+    def home_count(self) -> int:
+        return self.households.count
+
+    @property
+    def load_forecasts(self) -> list[tuple[str, str]]:
+        limit = self.grid.import_limit_mw is not None
+        return [("grid.import_limit_mw", "the LEC_EMS plans the import limit")] * limit
+
 
 def read(data: dict, source: Path) -> Scenario:
     scenario = _validate(Scenario, data, source)
@@ -220,15 +227,8 @@ def read(data: dict, source: Path) -> Scenario:
             update={"price_file": (base / scenario.market.price_file).resolve()}
         ),
         **_source_and_outputs(scenario, source),
+        **scenario.resolved_home_devices(base, source),
     }
-    if scenario.ev is not None:
-        if scenario.ev.count > scenario.households.count:
-            raise ScenarioError(f"{source}: ev.count: {scenario.ev.count} EVs for {scenario.households.count} "
-                                "households; at most one EV per household")
-        if scenario.grid.import_limit_mw is not None:
-            raise ScenarioError(f"{source}: ev: the LEC_EMS plans the import limit (grid.import_limit_mw) without "
-                                "the EVs, which it does not see; leave out one of the two")
-        updates["ev"] = resolve_ev(scenario.ev, base, source)
     scenario = scenario.model_copy(update=updates)
     for field, path in (
         ("households.load_profile_file", scenario.households.load_profile_file),

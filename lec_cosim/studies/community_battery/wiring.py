@@ -4,12 +4,15 @@ Time is in seconds from the scenario start. Within one step the data flow is ord
 phase offsets, so that each federate is granted its time only after its inputs for that instant
 were published (HELICS delivers a value stamped t to federates granted a time later than t):
 
-    market (+0 ms) -> LEC_EMS (+1 ms) -> households (+2 ms) [-> EV charging (+2.5 ms)] -> DSO (+3 ms)
+    market (+0 ms) -> LEC_EMS (+1 ms) -> households (+2 ms) [-> devices at the homes (+2.5 ms)] -> DSO (+3 ms)
     -> recorder (+4 ms)
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from lec_cosim.home_devices import HomeSite, attach
 from lec_cosim.scenario import Scenario
 from lec_cosim.wiring import FederatePlan, Signal
 
@@ -89,30 +92,18 @@ def plan(scenario: Scenario) -> list[FederatePlan]:
     plans = [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name],
                           settings=SETTINGS.get(name, {}))
              for name, module in FEDERATE_MODULES.items()]
-    return plans if scenario.ev is None else _with_ev(scenario, plans, pubs)
-
-
-EV_OFFSET_S = 0.0025
-"""After the households (their profiles are the step's), before the DSO that adds its load."""
-
-
-def _with_ev(scenario: Scenario, plans: list[FederatePlan], pubs: dict[str, list[Signal]]) -> list[FederatePlan]:
-    """The federation with home EV charging: its federate, its power into the DSO's load and to the recorder
-    with its counters, its KPIs through the recorder's extensions."""
-    from dataclasses import replace
-
-    from lec_cosim.components import ev_charging
-
     day_ahead = next(s for s in pubs["market"] if s.port == "day_ahead_price")
-    ev = ev_charging.plan(scenario.ev, scenario.grid_step_s, EV_OFFSET_S, scenario.lec_name, scenario.market_step_s,
-                          price=day_ahead)
-    power = next(s for s in ev.publications if s.port == "ev_p_mw")
-    added = {"dso": ([power], {"extra_loads_mw": ["ev_p_mw"]}),
-             "recorder": (ev.publications, {"kpi_extensions": [ev_charging.KPIS]})}
-    plans = [replace(p, subscriptions=p.subscriptions + added[p.name][0], settings={**p.settings, **added[p.name][1]})
-             if p.name in added else p for p in plans]
-    dso = next(i for i, p in enumerate(plans) if p.name == "dso")
-    return plans[:dso] + [ev] + plans[dso:]  # start order: ..., households, EVs, DSO, recorder
+    site = HomeSite(scenario.lec_name, scenario.grid_step_s, HOME_DEVICES_OFFSET_S, scenario.market_step_s,
+                    scenario.home_count, per_home=False, price=day_ahead)
+    attached = attach(scenario.home_devices, plans, site)
+    return [replace(p, subscriptions=p.subscriptions + attached.recorded,
+                    settings={**p.settings, **attached.recorder_settings}) if p.name == "recorder" else p
+            for p in attached.plans]
+
+
+HOME_DEVICES_OFFSET_S = 0.0025
+"""Devices at the homes (:mod:`lec_cosim.home_devices`) step after the households (their profiles are the
+step's), before the DSO that adds their load; they follow the day-ahead prices."""
 
 
 SETTINGS = {

@@ -78,10 +78,9 @@ class MultiLecRecord:
         self.lec_rows: list[dict] = []
         self.ems_records: dict[tuple[int, str], dict] = {}
         self.platform_records: dict[int, dict] = {}
-        extensions = settings.get("extensions", {})
-        self.extra_columns: list[str] = list(extensions.get("columns", []))
-        """Input ports of components a study adds (EV charging), recorded per step into ``components.csv``."""
-        self.kpi_extensions: list[str] = list(extensions.get("kpis", []))
+        self.extra_columns: list[str] = list(settings.get("added_columns", []))
+        """Input ports of devices a study adds at its homes, recorded per step into ``components.csv``."""
+        self.kpi_extensions: list[str] = list(settings.get("added_kpis", []))
         """``"module:function"``: each called with that table and the scenario, its KPIs join the summary's."""
         self.extra_rows: dict[str, list] = defaultdict(list)
 

@@ -8,8 +8,6 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from lec_cosim.components.ev_charging import EVChargingConfig
-from lec_cosim.components.ev_charging import resolve as resolve_ev
 from lec_cosim.schema.base import (
     _EUR_PER_KWH,
     NAME_MAX_LENGTH,
@@ -27,7 +25,9 @@ from lec_cosim.schema.base import (
     _validate,
     _VoltageBand,
 )
+from lec_cosim.schema.homes import HomeDevices
 from lec_cosim.schema.ieee_feeder import (
+    FEEDER_HOUSEHOLDS,
     FeederConfig,
     LemResolution,
     PVSizingConfig,
@@ -108,7 +108,7 @@ class DsoConfig(_VoltageBand):
         return self
 
 
-class MultiLecScenario(_ScenarioBase):
+class MultiLecScenario(_ScenarioBase, HomeDevices):
     """Three (or N) LECs on the IEEE European LV feeder under one of three frameworks (Rana et al. 2022)."""
 
     kind: Literal["three_lecs"] = Field(description="the study: several LECs under one framework (see KINDS)")
@@ -126,8 +126,6 @@ class MultiLecScenario(_ScenarioBase):
     negotiation: NegotiationConfig = NegotiationConfig()
     p2p: P2PConfig = P2PConfig()
     dso: DsoConfig = DsoConfig()
-    ev: Optional[EVChargingConfig] = Field(None, description=(
-        "home EV charging at the feeder's households (none: no EVs); smart mode follows the retail tariff"))
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
@@ -137,9 +135,6 @@ class MultiLecScenario(_ScenarioBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> "MultiLecScenario":
-        if self.ev is not None and self.dso.limits:
-            raise ValueError("ev: the DSO's limits forecast the next hour without the EVs; with EV charging leave "
-                             "dso.limits off")
         res = self.resolution
         if 60 % res.grid_min:
             raise ValueError("resolution.grid_min: must divide an hour (the PV data are 15-min, loads 1-min)")
@@ -154,6 +149,14 @@ class MultiLecScenario(_ScenarioBase):
         return [f"lec{k + 1}" for k in range(self.lecs.count)]
 
     @property
+    def home_count(self) -> int:
+        return FEEDER_HOUSEHOLDS
+
+    @property
+    def load_forecasts(self) -> list[tuple[str, str]]:
+        return [("dso.limits", "the DSO sets its limits for the next hour")] * self.dso.limits
+
+    @property
     def platform_lecs(self) -> list[str]:
         """LECs on the market platform (decentralised and p2p)."""
         return self.lec_names if self.lecs.on_platform is None else list(self.lecs.on_platform)
@@ -166,10 +169,6 @@ def read(data: dict, source: Path) -> MultiLecScenario:
         raise ScenarioError(f"{source}: lecs.on_platform: unknown LEC {unknown[0]!r}; the LECs are "
                             f"{', '.join(scenario.lec_names)}")
     feeder, pv = _ieee_feeder_and_pv(scenario, scenario.pv, "pv.profile_file", source)
-    updates = {"feeder": feeder, "pv": pv, **_source_and_outputs(scenario, source)}
-    if scenario.ev is not None:
-        if scenario.ev.count > 55:
-            raise ScenarioError(f"{source}: ev.count: at most 55, one EV per household of the feeder, not "
-                                f"{scenario.ev.count}")
-        updates["ev"] = resolve_ev(scenario.ev, source.parent, source)
+    updates = {"feeder": feeder, "pv": pv, **_source_and_outputs(scenario, source),
+               **scenario.resolved_home_devices(source.parent, source)}
     return scenario.model_copy(update=updates)

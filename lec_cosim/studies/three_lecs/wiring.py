@@ -56,9 +56,15 @@ federation.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from lec_cosim.home_devices import HomeSite, attach
+from lec_cosim.models.tariffs import retail_tariff_eur_per_kwh
 from lec_cosim.scenario import MultiLecScenario
+from lec_cosim.schema.ieee_feeder import FEEDER_HOUSEHOLDS
 from lec_cosim.wiring import FederatePlan, Signal
 
 EMS_PLAN_OFFSET_S = 0.001
@@ -122,7 +128,7 @@ def _of(owner: str, signals: list[Signal]) -> list[Signal]:
     return [dataclasses.replace(s, port=f"{owner}.{s.port}") for s in signals]
 
 
-HOUSEHOLDS = tuple(f"LOAD{k}" for k in range(1, 56))
+HOUSEHOLDS = tuple(f"LOAD{k}" for k in range(1, FEEDER_HOUSEHOLDS + 1))
 """The feeder's 55 households in IEEE order (the members with an endpoint in p2p); no data needed."""
 
 EMS_SETTINGS = {"plan_offset_s": EMS_PLAN_OFFSET_S, "clear_offset_s": EMS_CLEAR_OFFSET_S,
@@ -283,42 +289,26 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     recorder_subs = household_pubs + grid_pubs + all_ems
     if on_platform:
         recorder_subs += _of("platform", [platform_record])
-    extensions = {}
-    if scenario.ev is not None:
-        plans, ev_signals, extensions = _with_ev(scenario, plans)
-        recorder_subs += ev_signals
+    attached = attach(scenario.home_devices, plans, home_site(scenario))
+    plans, recorder_subs = attached.plans, recorder_subs + attached.recorded
     plans = [dataclasses.replace(p, settings={**p.settings, "stay_for_query": True}) for p in plans]
     plans.append(FederatePlan("recorder", "federates.recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
                               [], recorder_subs, [],
                               {"record": RECORD, "columns": RECORD_COLUMNS, "tables": list(design.tables),
-                               "query_exchanges": True, **extensions,
+                               "query_exchanges": True, **attached.recorder_settings,
                                "federates": [p.name for p in plans]}))
     return plans
 
 
-EV_OFFSET_S = 0.0065
-"""After the households (+6 ms), before the DSO (+7 ms) that adds the EVs' power at their homes."""
+HOME_DEVICES_OFFSET_S = 0.0065
+"""Devices at the homes (:mod:`lec_cosim.home_devices`) step after the households (+6 ms), before the DSO
+(+7 ms) that adds their power at their homes."""
 
 
-def _with_ev(scenario: MultiLecScenario, plans: list[FederatePlan]):
-    """Home EV charging: its federate (smart mode follows the members' retail tariff, known in advance), each
-    home's EV power into the DSO, its totals to the recorder with its KPIs. Returns the plans, the signals
-    the recorder reads and the recorder's extension settings."""
-    import math
-
-    import numpy as np
-
-    from lec_cosim.components import ev_charging
-    from lec_cosim.models.tariffs import retail_tariff_eur_per_kwh
-
-    hours = np.arange(math.ceil(scenario.horizon_h) + 24)  # known for every hour, also past the horizon
+def home_site(scenario: MultiLecScenario) -> HomeSite:
+    """The feeder's households take devices; the grid takes each home's load, and the homes know the members'
+    retail tariff in advance (for every hour, also past the horizon)."""
+    hours = np.arange(math.ceil(scenario.horizon_h) + 24)
     tariff = 1000.0 * np.asarray(retail_tariff_eur_per_kwh(hours, scenario.tariff.scheme), dtype=float)
-    ev = ev_charging.plan(scenario.ev, scenario.grid_step_s, EV_OFFSET_S, "mlec", scenario.market_step_s,
-                          tariff_eur_per_mwh=tariff.tolist(), homes=len(HOUSEHOLDS))
-    home_kw = next(s for s in ev.publications if s.port == "ev_home_kw")
-    plans = [dataclasses.replace(p, subscriptions=p.subscriptions + [home_kw],
-                                 settings={**p.settings, "extra_loads_kw": ["ev_home_kw"]})
-             if p.name == "dso" else p for p in plans]
-    totals = [s for s in ev.publications if s.port != "ev_home_kw"]
-    return (plans[:-1] + [ev, plans[-1]], totals,
-            {"extensions": {"columns": [s.port for s in totals], "kpis": [ev_charging.KPIS]}})
+    return HomeSite("mlec", scenario.grid_step_s, HOME_DEVICES_OFFSET_S, scenario.market_step_s, len(HOUSEHOLDS),
+                    per_home=True, tariff_eur_per_mwh=tuple(tariff.tolist()))
