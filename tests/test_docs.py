@@ -178,17 +178,3 @@ def test_the_scenario_files_tutorial_s_example_is_a_valid_scenario(tmp_path):
     shipped = load_scenario(ROOT / "scenarios" / "trondelag_arbitrage.yaml")
     loaded = load_scenario(path)
     assert loaded.model_dump(exclude={"description"}) == shipped.model_dump(exclude={"description"})
-
-
-def test_the_federate_kind_tutorial_shows_the_code_the_tests_run():
-    """Every Python block of the tutorial names its file in its first line and is, character for character,
-    a part of that file: the tutorial cannot drift from the component it walks through (the model, the
-    kind's declaration, the program and its schema entry)."""
-    page = (DOCS / "tutorials" / "add-a-federate-kind.md").read_text()
-    blocks = re.findall(r"```python\n# (\S+)\n(.*?)\n```", page, flags=re.S)
-    assert len(blocks) >= 6
-    files = {path for path, _ in blocks}
-    parts = ("lec_cosim/models/", "lec_cosim/components/", "federates/", "lec_cosim/schema/homes.py")
-    assert all(any(path.startswith(part) for path in files) for part in parts), files  # model, kind, program, entry
-    for path, code in blocks:
-        assert code in (ROOT / path).read_text(), f"{path}: the tutorial's block is not in the file any more"

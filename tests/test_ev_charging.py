@@ -276,3 +276,17 @@ def test_no_module_but_its_own_and_its_schema_entry_names_the_ev_component():
               for path in (ROOT / folder).rglob("*.py") if names.search(path.read_text())}
     assert naming - OWN_MODULES == {"lec_cosim/schema/homes.py"}
     assert OWN_MODULES <= naming  # the pattern finds the component where it is
+
+
+def test_the_federate_kind_tutorial_shows_the_code_the_tests_run():
+    """Every Python block of the tutorial names its file in its first line and is, character for character,
+    a part of that file: the tutorial cannot drift from the component it walks through (the model, the
+    kind's declaration, the program and its schema entry)."""
+    page = (ROOT / "docs" / "tutorials" / "add-a-federate-kind.md").read_text()
+    blocks = re.findall(r"```python\n# (\S+)\n(.*?)\n```", page, flags=re.S)
+    assert len(blocks) >= 6
+    files = {path for path, _ in blocks}
+    parts = ("lec_cosim/models/", "lec_cosim/components/", "federates/", "lec_cosim/schema/homes.py")
+    assert all(any(path.startswith(part) for path in files) for part in parts), files  # model, kind, program, entry
+    for path, code in blocks:
+        assert code in (ROOT / path).read_text(), f"{path}: the tutorial's block is not in the file any more"
