@@ -326,7 +326,7 @@ def _adapter_examples() -> list[tuple[str, dict]]:
     from lec_cosim.federation import plan
     from lec_cosim.scenario import load_scenario
 
-    best: dict[str, dict] = {}
+    best: dict[str, tuple[int, dict]] = {}
     for path in sorted((ROOT / "scenarios").glob("*.yaml")):
         for federate in plan(load_scenario(path)):
             if federate.module != "federates.dso":

@@ -31,7 +31,7 @@ MEANINGS = {
 
 
 def join_kpis(own: dict, extra: dict) -> dict:
-    """A study's KPIs and those of the components it added (records' ``kpi_extensions``); a component never
+    """A study's KPIs and those of the components it added (the recorder's ``added_kpis``); a component never
     replaces one of the study's."""
     clash = set(own) & set(extra)
     if clash:

@@ -14,7 +14,8 @@ INPUTS = {"load_p_mw": "the households' active load", "load_q_mvar": "their reac
 
 class CommunityGrid:
     """The households' load, PV and battery, and any loads a study adds (input ports named in the settings'
-    ``extra_loads_mw``, active power at unity power factor on the LV busbar: EV chargers, heat pumps)."""
+    ``extra_loads_mw``, active power at unity power factor on the LV busbar: the devices at the homes,
+    ``lec_cosim.home_devices``)."""
 
     @staticmethod
     def ports(settings: dict) -> tuple:

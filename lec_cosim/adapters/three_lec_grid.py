@@ -71,7 +71,8 @@ class ThreeLecGrid:
         self.hour_results = []
         self.extremes = GridExtremes(self.grid.lem_grid)
         self.extra_loads: list[str] = list(settings.get("extra_loads_kw", []))
-        """Input ports of loads a study adds at the homes (EV chargers): vectors, kW, one value per household."""
+        """Input ports of loads a study adds at the homes (``lec_cosim.home_devices``): vectors, kW, one value
+        per household."""
 
     def step(self, k: int, t_s: float, inputs) -> dict:
         net = np.array(inputs.read("net_kw"))

@@ -296,7 +296,7 @@ class PriceForecast:
 
 def ev_kpis(signals, scenario) -> dict:
     """The EV KPIs of a run, from its recorded ``ev_p_mw``, ``price`` (if the study has spot prices), ``ev_unmet_kwh`` and
-    ``ev_sessions_ended`` (for the recorder's ``kpi_extensions``): the energy charged within the horizon, what
+    ``ev_sessions_ended`` (the recorder's ``added_kpis``): the energy charged within the horizon, what
     it cost at the spot price (the scenario's currency, like ``energy_cost``, which counts the households
     and the battery only), the fleet's peak, the energy missing at departures and the sessions ended."""
     step_h = scenario.grid_step_s / 3600.0

@@ -27,9 +27,15 @@ class HomeDevices(_Strict):
         "home EV charging at the households (none: no EVs); smart mode follows the prices the study gives its "
         "homes (the day-ahead prices of the community battery, the retail tariff of the three LECs)"))
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs):
+        super().__pydantic_init_subclass__(**kwargs)
+        if "kind" in cls.model_fields and cls.home_count is HomeDevices.home_count:
+            raise TypeError(f"{cls.__name__}: a scenario with home devices says how many homes it has (home_count)")
+
     @property
     def home_count(self) -> int:
-        """How many homes the study has: at most one device of a kind each."""
+        """How many homes the study has: at most one device of a kind each (every study says)."""
         raise NotImplementedError
 
     @property

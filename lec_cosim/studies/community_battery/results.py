@@ -135,8 +135,8 @@ def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: f
                   extra_kpis: dict | None = None) -> dict:
     """Write the contract files for a run; returns the summary.
 
-    Columns of ``signals`` beyond :data:`SIGNAL_COLUMNS` (the values of devices a study adds at its homes,
-    such as EV chargers) go to ``signals.csv`` after them; ``extra_kpis`` (those components' KPIs) join the KPIs.
+    Columns of ``signals`` beyond :data:`SIGNAL_COLUMNS` (the values of the devices a study adds at its
+    homes) go to ``signals.csv`` after them; ``extra_kpis`` (those components' KPIs) join the KPIs.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -80,7 +80,7 @@ class MultiLecRecord:
         self.platform_records: dict[int, dict] = {}
         self.extra_columns: list[str] = list(settings.get("added_columns", []))
         """Input ports of devices a study adds at its homes, recorded per step into ``components.csv``."""
-        self.kpi_extensions: list[str] = list(settings.get("added_kpis", []))
+        self.added_kpis: list[str] = list(settings.get("added_kpis", []))
         """``"module:function"``: each called with that table and the scenario, its KPIs join the summary's."""
         self.extra_rows: dict[str, list] = defaultdict(list)
 
@@ -241,7 +241,7 @@ class MultiLecRecord:
             components = pd.DataFrame({"time": self._time(np.arange(len(self.extra_rows[self.extra_columns[0]]))),
                                        **self.extra_rows})
             tables["components.csv"] = components
-            extra_kpis = extension_kpis(self.kpi_extensions, components, s)
+            extra_kpis = extension_kpis(self.added_kpis, components, s)
         for name, frame in tables.items():
             _write_csv(frame, out / name)
         lines = [json.dumps(record) for _, record in sorted(self.ems_records.items())]
