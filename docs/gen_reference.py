@@ -312,7 +312,7 @@ study's wiring connects declared ports and gives each federate its period and ph
 [published interface](interface.md) for the schedules); the compiler refuses a port its kind does not declare,
 one of another type, one of another unit where the study's signal gives a unit, and a needed port left
 unconnected. A port named with `{...}` is a family, one port per member, LEC or group (not checked for
-completeness). The [tutorial](../tutorials/add-a-federate-kind.md) adds a kind.
+completeness).
 
 Every kind also takes the settings all federates share: `stay_for_query` (answer the recorder's `exchanges`
 query after its last slot) and, for the tests' fault injection, `inject_fault_at_s`, `inject_hang_at_s` and

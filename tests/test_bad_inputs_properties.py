@@ -43,10 +43,24 @@ from lec_cosim.scenario import (
     write_scenario_variant,
 )
 
-KINDS = {"battery": (Scenario, "trondelag_arbitrage_ev.yaml"), "lem": (LemScenario, "ieee_eu_lv_lem_plain.yaml"),
-         "mlec": (MultiLecScenario, "ieee_eu_lv_three_lecs_ev.yaml")}
-"""The base scenario of each kind: one with every optional section (EV charging) present, so that the
-mutations reach every field the schema has."""
+
+
+def _fullest(default: str) -> str:
+    """The shipped scenario of ``default``'s kind and horizon with the most top-level sections (``default``
+    on a tie): one with every optional section a shipped scenario gives (devices at the homes, say), so that
+    the mutations reach every field the schema has."""
+    def read(path: Path) -> dict:
+        return yaml.safe_load(path.read_text())
+    first = read(SCENARIOS / default)
+    alike = [p for p in sorted(SCENARIOS.glob("*.yaml"))
+             if read(p).get("kind") == first["kind"] and read(p).get("horizon_h") == first.get("horizon_h")]
+    return max(alike, key=lambda p: (len(read(p)), p.name == default)).name
+
+
+KINDS = {"battery": (Scenario, _fullest("trondelag_arbitrage.yaml")),
+         "lem": (LemScenario, _fullest("ieee_eu_lv_lem_plain.yaml")),
+         "mlec": (MultiLecScenario, _fullest("ieee_eu_lv_three_lecs.yaml"))}
+"""The base scenario of each kind (see :func:`_fullest`)."""
 
 FAST = settings(derandomize=True, deadline=None, database=None, max_examples=150,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from lec_cosim.components.ev_charging import EVChargingConfig
 from lec_cosim.home_devices import HomeDevice
@@ -59,6 +59,14 @@ class HomeDevices(_Strict):
                 raise ValueError(f"{name}: {planner} ({field}) on a forecast without the {device.noun}s, which "
                                  "it does not see; leave out one of the two")
         return self
+
+    @model_serializer(mode="wrap")
+    def _devices_given_last(self, handler):
+        """The scenario as written: a device section only when given, after the study's own sections (a
+        scenario without devices reads as it did before devices existed)."""
+        data = handler(self)
+        devices = {name: data.pop(name) for name in HomeDevices.model_fields if name in data}
+        return {**data, **{name: value for name, value in devices.items() if value is not None}}
 
     def resolved_home_devices(self, base: Path, source: Path) -> dict[str, HomeDevice]:
         """Each device's section with its files taken relative to ``base``, and checked."""
