@@ -44,11 +44,10 @@ from lec_cosim.scenario import (
 )
 
 
-
 def _fullest(default: str) -> str:
     """The shipped scenario of ``default``'s kind and horizon with the most top-level sections (``default``
-    on a tie): one with every optional section a shipped scenario gives (devices at the homes, say), so that
-    the mutations reach every field the schema has."""
+    on a tie): the one that gives the most of the optional sections (devices at the homes, say), so that the
+    mutations reach as many of the schema's fields as a shipped scenario can."""
     def read(path: Path) -> dict:
         return yaml.safe_load(path.read_text())
     first = read(SCENARIOS / default)

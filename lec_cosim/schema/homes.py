@@ -63,7 +63,8 @@ class HomeDevices(_Strict):
     @model_serializer(mode="wrap")
     def _devices_given_last(self, handler):
         """The scenario as written: a device section only when given, after the study's own sections (a
-        scenario without devices reads as it did before devices existed)."""
+        scenario without devices reads as it did before devices existed). Lossless because every device
+        section defaults to none; a study's scenario defines no serializer of its own (it would replace this)."""
         data = handler(self)
         devices = {name: data.pop(name) for name in HomeDevices.model_fields if name in data}
         return {**data, **{name: value for name, value in devices.items() if value is not None}}
