@@ -55,7 +55,8 @@ class HomeDevices(_Strict):
             if device.count > self.home_count:
                 raise ValueError(f"{name}.count: {device.count} {device.noun}s for {self.home_count} homes; at most "
                                  f"one {device.noun} per home")
-            for field, planner in self.load_forecasts:
+            if self.load_forecasts:
+                field, planner = self.load_forecasts[0]
                 raise ValueError(f"{name}: {planner} ({field}) on a forecast without the {device.noun}s, which "
                                  "it does not see; leave out one of the two")
         return self

@@ -206,8 +206,9 @@ class Scenario(_ScenarioBase, HomeDevices):
 
     @property
     def load_forecasts(self) -> list[tuple[str, str]]:
-        limit = self.grid.import_limit_mw is not None
-        return [("grid.import_limit_mw", "the LEC_EMS plans the import limit")] * limit
+        if self.grid.import_limit_mw is None:
+            return []
+        return [("grid.import_limit_mw", "the LEC_EMS plans the import limit")]
 
 
 def read(data: dict, source: Path) -> Scenario:

@@ -154,7 +154,7 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
 
     @property
     def load_forecasts(self) -> list[tuple[str, str]]:
-        return [("dso.limits", "the DSO sets its limits for the next hour")] * self.dso.limits
+        return [("dso.limits", "the DSO sets its limits for the next hour")] if self.dso.limits else []
 
     @property
     def platform_lecs(self) -> list[str]:

@@ -310,5 +310,5 @@ def home_site(scenario: MultiLecScenario) -> HomeSite:
     retail tariff in advance (for every hour, also past the horizon)."""
     hours = np.arange(math.ceil(scenario.horizon_h) + 24)
     tariff = 1000.0 * np.asarray(retail_tariff_eur_per_kwh(hours, scenario.tariff.scheme), dtype=float)
-    return HomeSite("mlec", scenario.grid_step_s, HOME_DEVICES_OFFSET_S, scenario.market_step_s, len(HOUSEHOLDS),
-                    per_home=True, tariff_eur_per_mwh=tuple(tariff.tolist()))
+    return HomeSite("mlec", scenario.grid_step_s, HOME_DEVICES_OFFSET_S, scenario.market_step_s,
+                    scenario.home_count, per_home=True, tariff_eur_per_mwh=tuple(tariff.tolist()))
