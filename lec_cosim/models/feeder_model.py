@@ -1,0 +1,188 @@
+"""The project's grid model of a feeder, whatever its source: :class:`Feeder` and what every source shares.
+
+A :class:`Feeder` is a pandapower net the project's power-flow backends solve and the feeder's loads as
+connection points (where households go). The sources that make one are in
+:mod:`lec_cosim.models.feeder_source` and :mod:`lec_cosim.models.opendss_feeder`; what a source cannot express
+is refused with :class:`FeederSourceError`, one line naming the file and the element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+PHASES = ("a", "b", "c")
+
+UNSUPPORTED_TABLES = ("gen", "trafo3w", "impedance", "ward", "xward", "shunt", "dcline", "motor", "svc", "tcsc",
+                      "ssc", "vsc", "storage", "measurement")
+"""pandapower tables the project's grid model has no counterpart for (a non-empty one is refused)."""
+
+
+MAG0_PRACTICALLY_INFINITE_PERCENT = 1.0e6
+"""A transformer's ``mag0_percent`` from which its zero-sequence core path counts as absent (the IEEE feeder: 1e9)."""
+
+
+class FeederSourceError(ValueError):
+    """A feeder the project cannot take as it is; the message is one line naming the file and the element."""
+
+
+@dataclass
+class Feeder:
+    """A feeder from any source, as the project's grid model: a pandapower net and its connection points.
+
+    Attributes
+    ----------
+    name : str
+        What the feeder is (``"IEEE European LV test feeder"``, the SimBench code, the file's stem).
+    source : str
+        Where it came from: ``"ieee_eu_lv: DIR"``, ``"simbench: CODE"``, ``"pandapower: FILE"``, ``"opendss: FILE"``.
+    net : pandapowerNet
+        The grid. Balanced loads and generators are ``load``/``sgen``; single-phase ones
+        ``asymmetric_load``/``asymmetric_sgen`` (wye, constant power).
+    connections : pandas.DataFrame
+        One row per load of the feeder (where a household can be connected), index = the load's name; columns
+        ``bus`` (pandapower index), ``phases`` (``"abc"`` for a balanced three-phase connection, else ``"a"``,
+        ``"b"`` or ``"c"``), ``table`` (``"load"`` or ``"asymmetric_load"``) and ``row`` (its index there).
+    load_p_kw, load_q_kvar : pandas.DataFrame or None
+        The source's profiles of its loads (time index, columns = connection names), kW and kvar; None where
+        the source has none (a pandapower or OpenDSS snapshot).
+    sgen_p_kw : pandas.DataFrame or None
+        The source's generation profiles (columns = ``sgen`` names), kW.
+    """
+
+    name: str
+    source: str
+    net: object
+    connections: pd.DataFrame
+    load_p_kw: pd.DataFrame | None = None
+    load_q_kvar: pd.DataFrame | None = None
+    sgen_p_kw: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        """Whether every load and generator is balanced: a balanced (positive-sequence) flow describes it."""
+        return not (len(self.net.asymmetric_load) or len(self.net.asymmetric_sgen))
+
+    @property
+    def connection_names(self) -> list[str]:
+        return list(self.connections.index)
+
+
+# --- the pieces every source shares ----------------------------------------------------------------------------
+def element_name(net, table: str, row) -> str:
+    name = net[table].at[row, "name"] if "name" in net[table].columns else None
+    return f"{table} {row}" + (f" ({name})" if isinstance(name, str) and name else "")
+
+
+def check_expressible(net, where: str) -> None:
+    """Refuse, naming ``where`` and the first element, what the project's grid model cannot express.
+
+    Raises
+    ------
+    FeederSourceError
+    """
+    for table in UNSUPPORTED_TABLES:
+        if table in net and len(net[table]):
+            first = element_name(net, table, net[table].index[0])
+            raise FeederSourceError(f"{where}: {first}: a {table} element has no counterpart in the project's grid "
+                                    "model (lines, two-winding transformers, loads and static generators at constant "
+                                    "power)")
+    if len(net.ext_grid) != 1:
+        raise FeederSourceError(f"{where}: ext_grid: the grid model has exactly one source, found {len(net.ext_grid)}")
+    for table in ("load", "asymmetric_load"):
+        for column in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent",
+                       "const_z_percent", "const_i_percent"):
+            if column in net[table].columns:
+                bad = net[table].index[net[table][column].fillna(0).abs().gt(0)]
+                if len(bad):
+                    raise FeederSourceError(f"{where}: {element_name(net, table, bad[0])}: {column} > 0: the grid "
+                                            "model's loads are constant power (the households set them every step)")
+    for table in ("asymmetric_load", "asymmetric_sgen"):
+        if len(net[table]):
+            bad = net[table].index[~net[table]["type"].fillna("wye").eq("wye")]
+            if len(bad):
+                raise FeederSourceError(f"{where}: {element_name(net, table, bad[0])}: a delta connection; the grid "
+                                        "model connects loads phase to neutral (wye)")
+    if len(net.trafo):
+        tr = net.trafo
+        moved = tr.index[(tr["tap_pos"].fillna(0) != tr["tap_neutral"].fillna(0))
+                         & tr["tap_step_percent"].fillna(0).ne(0)] if "tap_pos" in tr.columns else []
+        if len(moved):
+            raise FeederSourceError(f"{where}: {element_name(net, 'trafo', moved[0])}: an off-neutral tap position; "
+                                    "the grid model's transformers are at their rated ratio")
+        if "parallel" in tr.columns and tr["parallel"].ne(1).any():
+            raise FeederSourceError(f"{where}: {element_name(net, 'trafo', tr.index[tr['parallel'].ne(1)][0])}: "
+                                    "parallel units; give each as its own transformer")
+
+
+def resolve_switches(net, where: str) -> list[str]:
+    """Apply the net's switches to its topology and drop them: the grid model has none.
+
+    A closed line or transformer switch changes nothing; an open one takes its branch out of service (the
+    charging current of a cable open at one end is neglected: at LV it is below 1e-3 of a household's
+    current). Buses joined by a closed bus-bus switch are fused into one; an open bus-bus switch joins nothing.
+    """
+    import pandapower.toolbox as tb
+
+    notes = []
+    sw = net.switch
+    if not len(sw):
+        return notes
+    for kind, table in (("l", "line"), ("t", "trafo")):
+        opened = sw[(sw["et"] == kind) & ~sw["closed"].astype(bool)]
+        if len(opened):
+            net[table].loc[opened["element"].unique(), "in_service"] = False
+            notes.append(f"{len(opened['element'].unique())} {table}(s) out of service behind open switches")
+    bus_switches = sw[(sw["et"] == "b") & sw["closed"].astype(bool)]
+    for bus, other in zip(bus_switches["bus"], bus_switches["element"]):
+        if bus != other and bus in net.bus.index and other in net.bus.index:
+            tb.fuse_buses(net, bus, {other})
+    if len(bus_switches):
+        notes.append(f"{len(bus_switches)} closed bus-bus switch(es): their buses fused")
+    if set(sw["et"]) - {"l", "t", "b"}:
+        bad = sw.index[~sw["et"].isin(["l", "t", "b"])][0]
+        raise FeederSourceError(f"{where}: switch {bad}: element type {sw.at[bad, 'et']!r} is not a line, "
+                                "transformer or bus")
+    net.switch = net.switch.iloc[0:0]
+    return notes
+
+
+def unsupplied_buses(net) -> list:
+    """The buses no in-service branch connects to the source."""
+    import pandapower.topology as top
+
+    graph = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
+    supplied = set(top.connected_component(graph, int(net.ext_grid["bus"].iloc[0])))
+    return [b for b in net.bus.index if b not in supplied]
+
+
+def drop_out_of_service(net) -> list[str]:
+    """Remove out-of-service elements and the buses no energised branch reaches from the source, with what is
+    connected there (the backends take every element they are given as energised); say what went."""
+    import pandapower.toolbox as tb
+
+    tb.drop_out_of_service_elements(net)
+    unsupplied = unsupplied_buses(net)
+    if not unsupplied:
+        return []
+    loads = int(net.load["bus"].isin(unsupplied).sum() + net.asymmetric_load["bus"].isin(unsupplied).sum())
+    tb.drop_buses(net, unsupplied)
+    return [f"{len(unsupplied)} bus(es) not supplied (open switches, out-of-service branches) left out, with "
+            f"{loads} load(s) on them"]
+
+
+def connections_of(net) -> pd.DataFrame:
+    rows = []
+    for row, load in net.load.iterrows():
+        rows.append((str(load["name"]), int(load["bus"]), "abc", "load", row))
+    for row, load in net.asymmetric_load.iterrows():
+        on = [ph for ph in PHASES if abs(load[f"p_{ph}_mw"]) > 0 or abs(load[f"q_{ph}_mvar"]) > 0]
+        rows.append((str(load["name"]), int(load["bus"]), "".join(on) if on else "abc", "asymmetric_load", row))
+    table = pd.DataFrame(rows, columns=["name", "bus", "phases", "table", "row"]).set_index("name")
+    duplicated = table.index[table.index.duplicated()]
+    if len(duplicated):
+        raise FeederSourceError(f"load {duplicated[0]!r}: two loads of the feeder have this name; households are "
+                                "mapped to loads by name")
+    return table

@@ -1,0 +1,230 @@
+"""Where a feeder comes from: the IEEE European LV test feeder, a SimBench grid, a pandapower net or an OpenDSS model.
+
+Every source gives the same thing, a :class:`Feeder`: a pandapower net the project's power-flow backends
+solve (:mod:`lec_cosim.models.pgm_backend`, pandapower itself, :mod:`lec_cosim.models.opendss_backend`),
+the feeder's loads as **connection points** (where households go: bus, phases, row in the net's load
+table) and, where the source has them, their profiles. Nothing here knows a study or HELICS.
+
+Sources (:func:`load_feeder` dispatches on the first word of the scenario's ``feeder.source``):
+
+* ``ieee_eu_lv`` (:func:`ieee_eu_lv_feeder`): the IEEE European LV test feeder from its CSV folder
+  (:mod:`lec_cosim.models.feeder_net`), 55 single-phase loads, 1-minute profiles of one day.
+* ``simbench`` (:func:`simbench_feeder`): any grid of the SimBench data set by its code, through the
+  ``simbench`` package, with its year of 15-minute load and generation profiles (absolute values).
+* ``pandapower`` (:func:`pandapower_feeder`): a pandapower net saved as JSON, balanced (``load``,
+  ``sgen``) or three-phase (``asymmetric_load``, ``asymmetric_sgen`` and zero-sequence line data).
+* ``opendss`` (:func:`lec_cosim.models.opendss_feeder.opendss_feeder`): an OpenDSS model read with
+  dss-python.
+
+What a source cannot express in the project's grid model (an element kind, a control, a setting) is
+refused with :class:`FeederSourceError`: one line naming the file (or the SimBench code) and the element,
+never dropped. Each source is checked against its own engine on a snapshot of its own data
+(:func:`pandapower_deviation_pu`, :func:`~lec_cosim.models.opendss_feeder.opendss_deviation_pu`,
+``tests/test_feeder_sources.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lec_cosim.models.feeder_model import (
+    MAG0_PRACTICALLY_INFINITE_PERCENT,
+    PHASES,
+    Feeder,
+    FeederSourceError,
+    check_expressible,
+    connections_of,
+    drop_out_of_service,
+    element_name,
+    resolve_switches,
+)
+from lec_cosim.models.opendss_feeder import opendss_feeder
+
+
+# --- the sources ----------------------------------------------------------------------------------------------
+def ieee_eu_lv_feeder(data_dir: Path | str | None = None) -> Feeder:
+    """The IEEE European LV test feeder (:func:`lec_cosim.models.feeder_net.build_ieee_eulv`): 55 single-phase
+    households, their 1-minute profiles of one day (kW; Q at their power factor 0.95)."""
+    from lec_cosim.models.feeder_net import DEFAULT_DATA_DIR, build_ieee_eulv
+
+    data_dir = Path(DEFAULT_DATA_DIR if data_dir is None else data_dir)
+    model = build_ieee_eulv(data_dir, minute=1)
+    connections = connections_of(model.net)
+    q = model.profiles_kw * np.tan(np.arccos(model.load_power_factor))
+    return Feeder(name="IEEE European LV test feeder", source=f"ieee_eu_lv: {data_dir}", net=model.net,
+                  connections=connections, load_p_kw=model.profiles_kw, load_q_kvar=q)
+
+
+def pandapower_feeder(path: Path | str) -> Feeder:
+    """A pandapower net from its JSON file (``pandapower.to_json``), checked and with its switches applied.
+
+    Raises
+    ------
+    FeederSourceError
+        The file is missing or not a pandapower net, or it holds what the grid model cannot express.
+    """
+    import pandapower as pp
+
+    path = Path(path)
+    if not path.is_file():
+        raise FeederSourceError(f"{path}: file not found")
+    try:
+        net = pp.from_json(str(path))
+    except Exception as error:  # pandapower raises many kinds for a file that is not its JSON
+        raise FeederSourceError(f"{path}: not a pandapower net ({type(error).__name__}: "
+                                f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    notes = resolve_switches(net, str(path))
+    check_expressible(net, str(path))
+    notes += drop_out_of_service(net)
+    if not (len(net.load) or len(net.asymmetric_load)):
+        raise FeederSourceError(f"{path}: load: the net has no loads, so no household can be connected")
+    if len(net.asymmetric_load) or len(net.asymmetric_sgen):
+        missing = [c for c in ("r0_ohm_per_km", "x0_ohm_per_km") if c not in net.line.columns
+                   or net.line[c].isna().any()]
+        if missing:
+            column = missing[0]
+            bad = net.line.index[net.line[column].isna()][0] if column in net.line.columns else net.line.index[0]
+            raise FeederSourceError(f"{path}: {element_name(net, 'line', bad)}: no {column}: single-phase loads need "
+                                    "the lines' zero-sequence data for a three-phase flow")
+        tr = net.trafo
+        if len(tr) and "mag0_percent" in tr.columns:
+            finite = tr.index[tr["mag0_percent"].fillna(np.inf) < MAG0_PRACTICALLY_INFINITE_PERCENT]
+            if len(finite):
+                raise FeederSourceError(
+                    f"{path}: {element_name(net, 'trafo', finite[0])}: a zero-sequence magnetising impedance of "
+                    f"{tr.at[finite[0], 'mag0_percent']:g} % (split by si0_hv_partial): the grid model's three-phase "
+                    "transformers have none (OpenDSS's model: the leakage impedance only); set mag0_percent to 1e9 "
+                    "if that is your transformer")
+        notes.append("the ext_grid is an ideal source in every sequence (give a source impedance as a line)")
+    return Feeder(name=path.stem, source=f"pandapower: {path}", net=net, connections=connections_of(net), notes=notes)
+
+
+def simbench_codes(lv_only: bool = True) -> list[str]:
+    """The SimBench codes the ``simbench`` package knows (LV grids of one voltage level if ``lv_only``)."""
+    import simbench as sb
+
+    codes = sb.collect_all_simbench_codes()
+    return [c for c in codes if c.split("-")[1] == "LV"] if lv_only else list(codes)
+
+
+@functools.lru_cache(maxsize=4)
+def _simbench_net_cached(code: str):
+    import simbench as sb
+
+    try:
+        return sb.get_simbench_net(code)
+    except Exception as error:  # the package raises ValueError/KeyError for an unknown code
+        raise FeederSourceError(f"simbench {code}: not a SimBench code ({type(error).__name__}: "
+                                f"{str(error).splitlines()[0] if str(error) else ''})") from None
+
+
+def simbench_net(code: str):
+    """The SimBench grid as the ``simbench`` package gives it (a copy: reading the data set takes seconds, so a
+    process reads each code once)."""
+    return copy.deepcopy(_simbench_net_cached(code))
+
+
+def simbench_feeder(code: str) -> Feeder:
+    """A SimBench grid (``simbench.get_simbench_net``) with its year of 15-minute profiles (absolute values).
+
+    The loads are SimBench's three-phase connection points (balanced, at their own power factor); the
+    generators (``sgen``: PV, wind, ...) keep their profiles. The switches are applied (closed ones change
+    nothing; SimBench's LV grids have only closed ones) and the profiles are indexed by their timestamps.
+
+    Raises
+    ------
+    FeederSourceError
+        An unknown code, or a grid with what the project's grid model cannot express (e.g. the storage units
+        or several sources of the larger multi-level grids).
+    """
+    import simbench as sb
+
+    where = f"simbench {code}"
+    net = simbench_net(code)
+    profiles = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+    # SimBench's time labels follow German summer time (01:45 jumps to 03:00 on 27 March 2016, 02:00-02:45 come
+    # twice on 30 October): its rows are played back by position, row k at k x 15 min after 1 January 00:00, the
+    # project's clock (local standard time all year; data/README.md)
+    first = pd.to_datetime(net.profiles["load"]["time"].iloc[0], format="%d.%m.%Y %H:%M")
+    times = pd.date_range(first, periods=len(net.profiles["load"]), freq="15min")
+    for table in ("storage",):  # SimBench gives storage without profiles in some grids; refuse, never drop
+        if len(net[table]):
+            raise FeederSourceError(f"{where}: {element_name(net, table, net[table].index[0])}: storage units of the "
+                                    "grid are not expressible (give batteries to households instead)")
+    notes = resolve_switches(net, where)
+    check_expressible(net, where)
+    notes += drop_out_of_service(net)
+    index = pd.DatetimeIndex(times, name="time")
+
+    def table(element: str, column: str, names) -> pd.DataFrame:
+        values = profiles[(element, column)]
+        values = values.loc[:, [c for c in net[element].index]]
+        return pd.DataFrame(values.to_numpy() * 1000.0, index=index[:len(values)], columns=list(names))
+
+    load_names = [str(n) for n in net.load["name"]]
+    p = table("load", "p_mw", load_names)
+    q = table("load", "q_mvar", load_names)
+    sgen = table("sgen", "p_mw", [str(n) for n in net.sgen["name"]]) if len(net.sgen) else None
+    return Feeder(name=code, source=f"simbench: {code}", net=net, connections=connections_of(net), load_p_kw=p,
+                  load_q_kvar=q, sgen_p_kw=sgen, notes=notes)
+
+
+def pandapower_deviation_pu(original, feeder: Feeder, time=None) -> float:
+    """Largest voltage difference, pu, between pandapower's own power flow of a source's net and the project's
+    (power-grid-model) flow of the feeder made from it: the check of a SimBench or pandapower source.
+
+    ``original`` is the net as its source gives it (switches, out-of-service elements and all). At ``time``
+    both nets take the feeder's profiles (loads and generators by name); otherwise the powers the nets hold.
+    pandapower runs ``runpp`` (balanced) or ``runpp_3ph``; the comparison covers every bus of the feeder.
+    """
+    import pandapower as pp
+
+    from lec_cosim.models.pgm_backend import PgmPowerFlow
+
+    net = feeder.net
+    if time is not None:
+        for table, profile, column in (("load", feeder.load_p_kw, "p_mw"), ("load", feeder.load_q_kvar, "q_mvar"),
+                                       ("sgen", feeder.sgen_p_kw, "p_mw")):
+            if profile is None or not len(net[table]):
+                continue
+            values = profile.loc[time] / 1000.0
+            for target in (original, net):
+                rows = target[table]["name"].astype(str).map(values)
+                target[table].loc[rows.notna(), column] = rows[rows.notna()].to_numpy(dtype=float)
+    balanced = feeder.balanced
+    if balanced:
+        pp.runpp(original, tolerance_mva=1e-10, calculate_voltage_angles=True, numba=False)
+        theirs = original.res_bus[["vm_pu"]]
+    else:
+        pp.runpp_3ph(original, tolerance_mva=1e-10)
+        theirs = original.res_bus_3ph[[f"vm_{ph}_pu" for ph in PHASES]]
+    flow = PgmPowerFlow(net, symmetric=balanced).solve()
+    ours = pd.DataFrame(flow.vm_pu, index=net.bus.index)
+    return float(np.max(np.abs(ours.to_numpy() - theirs.loc[net.bus.index].to_numpy())))
+
+
+def load_feeder(source: str, base: Path | None = None) -> Feeder:
+    """The feeder a scenario's ``feeder.source`` names: ``"ieee_eu_lv[: DIR]"``, ``"simbench: CODE"``,
+    ``"pandapower: FILE"`` or ``"opendss: FILE"`` (files relative to ``base``)."""
+    kind, _, value = (part.strip() for part in source.partition(":"))
+    base = Path(base) if base is not None else Path.cwd()
+
+    def file(text: str) -> Path:
+        path = Path(text)
+        return path if path.is_absolute() else (base / path).resolve()
+
+    if kind == "ieee_eu_lv":
+        return ieee_eu_lv_feeder(file(value) if value else None)
+    if kind == "simbench":
+        return simbench_feeder(value)
+    if kind == "pandapower":
+        return pandapower_feeder(file(value))
+    if kind == "opendss":
+        return opendss_feeder(file(value))
+    raise FeederSourceError(f"feeder.source: {kind!r} is not a source; one of ieee_eu_lv, simbench, pandapower, "
+                            "opendss")
