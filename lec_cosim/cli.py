@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lec_cosim.checks import check_broker, check_data
 from lec_cosim.files import write_text_atomic
+from lec_cosim.models.feeder_model import FeederSourceError
 from lec_cosim.runs import EXIT_INPUT_ERROR, EXIT_RUN_ERROR, OutputError, Terminated
 from lec_cosim.scenario import (
     FRAMEWORKS,
@@ -305,6 +306,18 @@ def _cmd_train_bidders(args) -> int:
 
 
 
+def _cmd_feeder(args) -> int:
+    from lec_cosim.models.feeder_source import describe_feeder, load_feeder, own_engine_deviation_pu
+
+    feeder = load_feeder(args.source)
+    for line in describe_feeder(feeder):
+        print(line)
+    if args.check:
+        deviation, against = own_engine_deviation_pu(args.source, time=args.time)
+        print(f"  check: largest voltage difference {deviation:.1e} pu against {against}")
+    return 0
+
+
 def _sub_brokers_option(p) -> None:
     p.add_argument("--sub-brokers", type=int, default=0, metavar="K",
                    help="a root broker and K sub-brokers, the federates dealt to them in turn "
@@ -400,6 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", help="JSON/YAML of published values to show beside local-market runs")
     p.set_defaults(func=_cmd_report)
 
+    p = sub.add_parser("feeder", help="read a feeder source (ieee_eu_lv, simbench: CODE, pandapower: FILE, opendss: "
+                                      "FILE) and say what it holds; --check solves it against its own engine")
+    p.add_argument("source", help="e.g. 'simbench: 1-LV-semiurb4--0-sw' or 'opendss: Master.dss'")
+    p.add_argument("--check", action="store_true", help="also solve a snapshot with the project's power flow and "
+                                                       "with the source's own engine, and print the difference")
+    p.add_argument("--time", help="SimBench: the snapshot's time (default: the year's peak load)")
+    p.set_defaults(func=_cmd_feeder)
+
     p = sub.add_parser("train-bidders", help="learn the CHPs' bids of a local-market scenario with ACO")
     p.add_argument("scenario")
     p.add_argument("--output", help="bids JSON (default: the scenario's market.learned_bids_file)")
@@ -416,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ScenarioError, FileNotFoundError) as exc:
+    except (ScenarioError, FileNotFoundError, FeederSourceError) as exc:
         if args.debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)

@@ -18,8 +18,9 @@ CLI = [sys.executable, "-m", "lec_cosim.cli"]
 CASES = {
     "trondelag_arbitrage": ("grid.solver", {}),
     # 12 h: the morning PV ramp and noon (where the DSO's limits bind and feed back into the plans) and the
-    # evening load; pandapower's three-phase flow (~60 ms) makes the other half a day the slowest part of make test
-    "ieee_eu_lv_lem_plain": ("grid.solver", {"resolution.grid_min": 30, "horizon_h": 12}),
+    # evening load; hourly grid steps: pandapower's three-phase flow (~60 ms, and the DSO's indicators around it)
+    # at 30-minute steps made this the slowest test of make test
+    "ieee_eu_lv_lem_plain": ("grid.solver", {"resolution.grid_min": 60, "horizon_h": 12}),
     "ieee_eu_lv_three_lecs": ("dso.solver", {"dso.limits": True, "resolution.grid_min": 60, "horizon_h": 12}),
 }
 

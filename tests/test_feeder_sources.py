@@ -10,6 +10,9 @@ pandapower. What a source cannot express is refused with one line naming the fil
 
 import copy
 import math
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pandapower as pp
@@ -20,6 +23,7 @@ from lec_cosim.models.feeder_source import (
     FeederSourceError,
     ieee_eu_lv_feeder,
     load_feeder,
+    own_engine_deviation_pu,
     pandapower_deviation_pu,
     pandapower_feeder,
     simbench_feeder,
@@ -28,6 +32,7 @@ from lec_cosim.models.feeder_source import (
 from lec_cosim.models.opendss_feeder import opendss_deviation_pu, opendss_feeder
 from lec_cosim.models.pgm_backend import PgmPowerFlow
 
+CLI = [sys.executable, "-m", "lec_cosim.cli"]
 IEEE_DSS = ROOT / "data" / "ieee_eulv" / "opendss" / "Master.dss"
 SIMBENCH_CODE = "1-LV-semiurb4--0-sw"  # 44 buses, 41 loads, PV: small enough to read in seconds
 
@@ -170,3 +175,30 @@ def test_an_unknown_simbench_code_or_source_is_one_line():
         simbench_feeder("1-LV-nowhere--0-sw")
     with pytest.raises(FeederSourceError, match=r"^feeder.source: 'cim' is not a source"):
         load_feeder("cim: grid.xml")
+
+
+def test_the_feeder_command_describes_a_source_and_checks_it_against_its_own_engine(tmp_path):
+    master = write_dss(tmp_path, "New Load.H4 bus1=n1 phases=3 kV=0.4 kW=6 kvar=2")
+    done = subprocess.run(CLI + ["feeder", f"opendss: {master}", "--check"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"small (opendss: {master})"
+    assert "connection points 2: 1 on phase a, 1 three-phase" in done.stdout
+    found = re.search(r"check: largest voltage difference (\S+) pu against OpenDSS's own solution", done.stdout)
+    assert found and float(found.group(1)) < 1e-6, done.stdout
+
+
+def test_a_bad_feeder_file_is_one_line_and_exit_2(tmp_path):
+    master = write_dss(tmp_path, "New Capacitor.C1 bus1=n1 kvar=10")
+    done = subprocess.run(CLI + ["feeder", f"opendss: {master}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"error: {master}: Capacitor.c1: a Capacitor is not expressible in the project's grid " \
+                          "model (it takes Vsource, Line, Transformer, Load and Generator; EnergyMeter and Monitor " \
+                          "are ignored)\n"
+
+
+def test_the_ieee_feeder_solves_as_the_ieee_published_it():
+    """The ``ieee_eu_lv`` source against its own engine: the IEEE's OpenDSS solution at the evening peak."""
+    deviation, against = own_engine_deviation_pu("ieee_eu_lv")
+    assert deviation < 1e-5 and "minute 566" in against  # measured 7.1e-6 (the reference prints 6 digits)

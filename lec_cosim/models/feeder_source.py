@@ -8,7 +8,8 @@ table) and, where the source has them, their profiles. Nothing here knows a stud
 Sources (:func:`load_feeder` dispatches on the first word of the scenario's ``feeder.source``):
 
 * ``ieee_eu_lv`` (:func:`ieee_eu_lv_feeder`): the IEEE European LV test feeder from its CSV folder
-  (:mod:`lec_cosim.models.feeder_net`), 55 single-phase loads, 1-minute profiles of one day.
+  (:mod:`lec_cosim.models.feeder_net`), 55 single-phase loads, 1-minute profiles of one day (on
+  2000-01-01: the IEEE gives no date).
 * ``simbench`` (:func:`simbench_feeder`): any grid of the SimBench data set by its code, through the
   ``simbench`` package, with its year of 15-minute load and generation profiles (absolute values).
 * ``pandapower`` (:func:`pandapower_feeder`): a pandapower net saved as JSON, balanced (``load``,
@@ -55,9 +56,13 @@ def ieee_eu_lv_feeder(data_dir: Path | str | None = None) -> Feeder:
     data_dir = Path(DEFAULT_DATA_DIR if data_dir is None else data_dir)
     model = build_ieee_eulv(data_dir, minute=1)
     connections = connections_of(model.net)
-    q = model.profiles_kw * np.tan(np.arccos(model.load_power_factor))
+    # minute k of the IEEE profiles is the end of its minute (the IEEE CSV labels them 00:01 ... 24:00), as an
+    # OpenDSS load shape places its point k at k intervals: the OpenDSS source of the same feeder reads alike
+    p = model.profiles_kw.set_axis(pd.date_range("2000-01-01 00:01", periods=len(model.profiles_kw), freq="1min",
+                                                 name="time"))
+    q = p * np.tan(np.arccos(model.load_power_factor))
     return Feeder(name="IEEE European LV test feeder", source=f"ieee_eu_lv: {data_dir}", net=model.net,
-                  connections=connections, load_p_kw=model.profiles_kw, load_q_kvar=q)
+                  connections=connections, load_p_kw=p, load_q_kvar=q)
 
 
 def pandapower_feeder(path: Path | str) -> Feeder:
@@ -116,11 +121,13 @@ def simbench_codes(lv_only: bool = True) -> list[str]:
 def _simbench_net_cached(code: str):
     import simbench as sb
 
-    try:
-        return sb.get_simbench_net(code)
-    except Exception as error:  # the package raises ValueError/KeyError for an unknown code
-        raise FeederSourceError(f"simbench {code}: not a SimBench code ({type(error).__name__}: "
-                                f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    codes = sb.collect_all_simbench_codes()
+    if code not in codes:
+        lv = [c for c in codes if c.split("-")[1] == "LV"]
+        raise FeederSourceError(f"simbench {code}: not a SimBench code; the {len(lv)} LV grids are "
+                                f"{', '.join(lv[:6])}, ... (simbench.collect_all_simbench_codes() lists all "
+                                f"{len(codes)})")
+    return sb.get_simbench_net(code)
 
 
 def simbench_net(code: str):
@@ -206,6 +213,79 @@ def pandapower_deviation_pu(original, feeder: Feeder, time=None) -> float:
     flow = PgmPowerFlow(net, symmetric=balanced).solve()
     ours = pd.DataFrame(flow.vm_pu, index=net.bus.index)
     return float(np.max(np.abs(ours.to_numpy() - theirs.loc[net.bus.index].to_numpy())))
+
+
+IEEE_REFERENCE_SNAPSHOTS = {1: "0001_offpeak", 566: "0566_onpeak", 1440: "1440_end"}
+"""Minutes of the day at which the IEEE published OpenDSS's solution of its feeder (``reference_solution_opendss/``)."""
+
+
+def ieee_reference_deviation_pu(data_dir: Path | str | None = None, minute: int = 566) -> float:
+    """Largest voltage difference, pu, between the project's flow (power-grid-model) of the IEEE feeder with its
+    loads at ``minute`` and the IEEE's published OpenDSS solution of that minute (1, 566 or 1440): the check of the
+    ``ieee_eu_lv`` source against its own engine."""
+    from lec_cosim.models.feeder_net import DEFAULT_DATA_DIR, build_ieee_eulv
+    from lec_cosim.models.pgm_backend import PgmPowerFlow
+
+    data_dir = Path(DEFAULT_DATA_DIR if data_dir is None else data_dir)
+    if minute not in IEEE_REFERENCE_SNAPSHOTS:
+        raise FeederSourceError(f"minute {minute}: the IEEE published its solution at minutes "
+                                f"{sorted(IEEE_REFERENCE_SNAPSHOTS)} only")
+    tag = IEEE_REFERENCE_SNAPSHOTS[minute]
+    path = data_dir / "reference_solution_opendss" / f"snapshot_minute{tag}_bus_voltages.csv"
+    if not path.is_file():
+        raise FeederSourceError(f"{path}: file not found (the IEEE's reference solution)")
+    ref = pd.read_csv(path)
+    base_v = ref["BasekV"].to_numpy() * 1000.0 / np.sqrt(3.0)
+    theirs = np.c_[ref["Magnitude1"], ref["Magnitude2"], ref["Magnitude3"]] / base_v[:, None]
+    names = ["SourceBus" if b == "SOURCEBUS" else str(int(b)) for b in ref["Bus"]]
+    model = build_ieee_eulv(data_dir, minute=minute)
+    flow = PgmPowerFlow(model.net, symmetric=False).solve()
+    ours = pd.DataFrame(flow.vm_pu, index=model.net.bus["name"].astype(str).to_numpy())
+    return float(np.max(np.abs(ours.loc[names].to_numpy() - theirs)))
+
+
+def own_engine_deviation_pu(source: str, base: Path | None = None, time=None) -> tuple[float, str]:
+    """The check of a feeder source against its own engine: ``(largest voltage difference in pu, what was
+    compared)``. OpenDSS models against OpenDSS's solution; SimBench grids and pandapower nets against
+    pandapower's flow (SimBench at ``time``, default the quarter-hour of the year's peak load); the IEEE
+    feeder against the IEEE's published OpenDSS solution at minute 566 (its evening peak)."""
+    import pandapower as pp
+
+    from lec_cosim.models.opendss_feeder import opendss_deviation_pu
+
+    kind, _, value = (part.strip() for part in source.partition(":"))
+    feeder = load_feeder(source, base)
+    if kind == "opendss":
+        return opendss_deviation_pu(feeder.source.partition(": ")[2]), "OpenDSS's own solution of the model"
+    if kind == "simbench":
+        when = feeder.load_p_kw.sum(axis=1).idxmax() if time is None else pd.Timestamp(time)
+        return (pandapower_deviation_pu(simbench_net(value), feeder, when),
+                f"pandapower's power flow of the SimBench grid at {when:%Y-%m-%d %H:%M}")
+    if kind == "pandapower":
+        path = feeder.source.partition(": ")[2]
+        return pandapower_deviation_pu(pp.from_json(path), feeder), "pandapower's power flow of the net"
+    data_dir = feeder.source.partition(": ")[2]
+    return (ieee_reference_deviation_pu(data_dir, 566),
+            "the IEEE's published OpenDSS solution at minute 566 (the evening peak)")
+
+
+def describe_feeder(feeder: Feeder) -> list[str]:
+    """What a feeder holds, a line per fact (``lec-cosim feeder``)."""
+    net, c = feeder.net, feeder.connections
+    phases = c["phases"].value_counts()
+    lines = [f"{feeder.name} ({feeder.source})",
+             f"  buses {len(net.bus)}, lines {len(net.line)}, transformers {len(net.trafo)}, "
+             f"{'balanced' if feeder.balanced else 'three-phase (unbalanced)'}",
+             "  connection points " + f"{len(c)}: " + ", ".join(
+                 f"{n} {'three-phase' if p == 'abc' else 'on phase ' + p}" for p, n in sorted(phases.items())),
+             f"  generators {len(net.sgen) + len(net.asymmetric_sgen)}"]
+    for label, table in (("load profiles", feeder.load_p_kw), ("generation profiles", feeder.sgen_p_kw)):
+        if table is not None and len(table) > 1:
+            step = (table.index[1] - table.index[0]).total_seconds() / 60.0
+            lines.append(f"  {label}: {table.shape[1]} columns, {len(table)} steps of {step:g} min, "
+                         f"{table.index[0]:%Y-%m-%d %H:%M} to {table.index[-1]:%Y-%m-%d %H:%M} (kW)")
+    lines += [f"  note: {note}" for note in feeder.notes]
+    return lines
 
 
 def load_feeder(source: str, base: Path | None = None) -> Feeder:

@@ -35,7 +35,8 @@ What is read, and how
 
 The model's yearly (else daily) load shapes, where every load has one with ``useactual`` off, give the
 loads' profiles (``Feeder.load_p_kw``: base kW x multiplier, Q at the load's power factor); the time axis
-is the shape's interval from midnight of an arbitrary day (2000-01-01), as OpenDSS has no calendar.
+is the shape's interval from midnight of an arbitrary day (2000-01-01; OpenDSS has no calendar), point k at k
+intervals past midnight, as OpenDSS places it.
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ def opendss_feeder(master: Path | str) -> Feeder:
         raise FeederSourceError(f"{where}: Load: the model has no loads, so no household can be connected")
     connections = connections_of(net)
     load_p, load_q = _load_profiles(circuit, connections)
-    return Feeder(name=master.stem if master.stem.lower() != "master" else master.parent.name,
+    return Feeder(name=circuit.Name,
                   source=f"opendss: {master}", net=net, connections=connections, load_p_kw=load_p, load_q_kvar=load_q)
 
 
@@ -334,7 +335,9 @@ def _load_profiles(circuit, connections: pd.DataFrame):
         step_h = h
         series[shape] = np.asarray(shapes.Pmult, dtype=float)
     n = min(len(v) for v in series.values())
-    index = pd.date_range("2000-01-01", periods=n, freq=pd.Timedelta(hours=step_h), name="time")
+    # OpenDSS places point k of an interval shape at k intervals (the first at one interval past midnight)
+    index = pd.date_range(pd.Timestamp("2000-01-01") + pd.Timedelta(hours=step_h), periods=n,
+                          freq=pd.Timedelta(hours=step_h), name="time")
     names = [n for n in connections.index if n in wanted]
     p = pd.DataFrame({name: series[wanted[name][0]][:n] * wanted[name][1] for name in names}, index=index)
     q = pd.DataFrame({name: series[wanted[name][0]][:n] * wanted[name][2] for name in names}, index=index)
