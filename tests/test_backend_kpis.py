@@ -1,6 +1,6 @@
-"""Whole federations with pandapower and with power-grid-model as the power-flow backend: the same KPIs.
+"""Whole federations with pandapower, power-grid-model and OpenDSS as the power-flow backend: the same KPIs.
 
-One scenario of each kind, each run twice through ``lec-cosim run`` (both backends at once): the
+One scenario of each kind, each run three times through ``lec-cosim run`` (the backends at once): the
 community battery (balanced flow, transformer with iron losses), the local market (three-phase
 flow observed by the DSO) and three LECs with the DSO's limits on (the power flow feeds back into
 the EMSs' plans). ``benchmarks/backend_agreement.py`` runs every shipped scenario the same way.
@@ -15,6 +15,7 @@ import pytest
 from harness import write_scenario
 
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
+BACKENDS = ("pandapower", "power-grid-model", "opendss")
 CASES = {
     "trondelag_arbitrage": ("grid.solver", {}),
     # 12 h: the morning PV ramp and noon (where the DSO's limits bind and feed back into the plans) and the
@@ -38,7 +39,7 @@ def numbers(tree: dict, prefix: str = ""):
 def test_kpis_agree_between_backends(tmp_path, name):
     key, changes = CASES[name]
     procs = {}
-    for backend in ("pandapower", "power-grid-model"):
+    for backend in BACKENDS:
         folder = tmp_path / backend
         folder.mkdir()
         path = write_scenario(folder, name, {key: backend, **changes})
@@ -51,11 +52,13 @@ def test_kpis_agree_between_backends(tmp_path, name):
         assert proc.returncode == 0, output
         summary = json.loads((tmp_path / f"out_{backend}" / "summary.json").read_text())
         kpis[backend] = dict(numbers(summary["kpis"]))
-    reference, fast = kpis["pandapower"], kpis["power-grid-model"]
-    assert set(reference) == set(fast) and len(reference) > 5
-    for kpi, value in reference.items():
-        other = fast[kpi]
-        if math.isnan(value):
-            assert math.isnan(other), kpi
-            continue
-        assert other == pytest.approx(value, rel=1e-4, abs=1e-9), kpi
+    reference = kpis["pandapower"]
+    assert len(reference) > 5
+    for backend in BACKENDS[1:]:
+        other = kpis[backend]
+        assert set(other) == set(reference), backend
+        for kpi, value in reference.items():
+            if math.isnan(value):
+                assert math.isnan(other[kpi]), (backend, kpi)
+                continue
+            assert other[kpi] == pytest.approx(value, rel=1e-4, abs=1e-9), (backend, kpi)

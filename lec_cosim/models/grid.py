@@ -45,7 +45,7 @@ from pandapower.pypower.idx_bus import BASE_KV
 from pandapower.pypower.makeSbus import makeSbus
 
 from lec_cosim.models.errors import InfeasibleInput
-from lec_cosim.models.pgm_backend import PgmPowerFlow, PowerGridError
+from lec_cosim.models.pgm_backend import PgmPowerFlow, PowerFlowNotConverged, PowerGridError
 
 try:  # C++ Newton-Raphson; pandapower's runpp(lightsim2grid=True) uses these classes
     from lightsim2grid.algorithm import NRSing_KLU as _NRSolver
@@ -132,8 +132,14 @@ class LECGrid:
         self.solver = getattr(grid_config, "solver", "pandapower")
         self._fast = False
         self._pgm = None
-        if self.solver == "power-grid-model":
-            self._pgm = PgmPowerFlow(net, symmetric=True)
+        if self.solver in ("power-grid-model", "opendss"):
+            # both take the pandapower tables and answer the same arrays (lec_cosim.models.pgm_backend)
+            if self.solver == "opendss":
+                from lec_cosim.models.opendss_backend import OpenDssPowerFlow
+
+                self._pgm = OpenDssPowerFlow(net, symmetric=True)
+            else:
+                self._pgm = PgmPowerFlow(net, symmetric=True)
             tr = net.trafo.loc[self.trafo]
             self._trafo_ir_ka = (float(tr["sn_mva"]) / (_SQRT3 * float(tr["vn_hv_kv"])),
                                  float(tr["sn_mva"]) / (_SQRT3 * float(tr["vn_lv_kv"])))
@@ -205,14 +211,14 @@ class LECGrid:
         )
 
     def _solve_pgm(self, load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw) -> GridResult:
-        """One step with power-grid-model (``net``'s result tables are not written)."""
+        """One step with power-grid-model or OpenDSS (``net``'s result tables are not written)."""
         powers = {"load": (np.array([load_p_mw]), np.array([load_q_mvar])), "sgen": (np.array([pv_p_mw]), np.zeros(1)),
                   "storage": (np.array([battery_p_mw]), np.zeros(1))}
         self._set_injections(load_p_mw, load_q_mvar, pv_p_mw, battery_p_mw)
         try:
             flow = self._pgm.solve(powers)
-        except PowerGridError as exc:
-            raise PowerFlowError(f"power flow did not converge (power-grid-model: {exc})") from None
+        except (PowerGridError, PowerFlowNotConverged) as exc:
+            raise PowerFlowError(f"power flow did not converge ({self.solver}: {exc})") from None
         line_i = float(flow.line_i_ka[0, 0])
         # pandapower's loading: the larger side current over that side's rated current
         trafo_loading = 100.0 * max(flow.trafo_i_hv_ka[0, 0] / self._trafo_ir_ka[0],

@@ -140,7 +140,7 @@ class MultiLecGrid:
         IEEE data folder.
     feeder : IEEEEuropeanLV, optional
         A built feeder to reuse (its net is copied, not changed); default: built from ``data_dir``.
-    solver : {"power-grid-model", "pandapower"}
+    solver : {"power-grid-model", "pandapower", "opendss"}
         Three-phase power-flow backend of the wrapped :class:`LemGrid`.
 
     Attributes

@@ -73,8 +73,9 @@ from lec_cosim.models.pgm_backend import (
     pandapower_results,
 )
 
-SOLVERS = ("power-grid-model", "pandapower")
-"""Power-flow backends of :class:`LemGrid`; the first is the default (see :mod:`lec_cosim.models.pgm_backend`)."""
+SOLVERS = ("power-grid-model", "pandapower", "opendss")
+"""Power-flow backends of :class:`LemGrid`; the first is the default (see :mod:`lec_cosim.models.pgm_backend` and
+:mod:`lec_cosim.models.opendss_backend`)."""
 
 _SQRT3 = math.sqrt(3.0)
 
@@ -107,10 +108,10 @@ class LemGrid:
     violation_model : {"full", "reduced"}
         Counts entering ``dn_impact``: of the full feeder (906 buses, 905 line sections) or of the
         110-bus reduced model. Both are always reported.
-    solver : {"power-grid-model", "pandapower"}
-        Three-phase power-flow backend: power-grid-model (~3 ms per flow here) or pandapower's
-        ``runpp_3ph`` (~0.1-0.3 s without numba). Both model the same network and agree within
-        ~1e-7 pu (``tests/test_pgm_backend.py``).
+    solver : {"power-grid-model", "pandapower", "opendss"}
+        Three-phase power-flow backend: power-grid-model (~3 ms per flow here), pandapower's
+        ``runpp_3ph`` (~0.1-0.3 s without numba) or OpenDSS through dss-python. All model the same
+        network and agree within ~1e-7 pu (``tests/test_pgm_backend.py``, ``tests/test_opendss_backend.py``).
 
     Attributes
     ----------
@@ -359,16 +360,21 @@ class LemGrid:
     # --- power flow ----------------------------------------------------------------------------
     def _solve_state(self, init: str | None = None, currents: bool = True) -> _GridState:
         powers = self._phase_powers()
-        if self.solver == "power-grid-model":
-            # the powers go straight to power-grid-model: writing them into pandas costs more than the flow
+        if self.solver in ("power-grid-model", "opendss"):
+            # the powers go straight to the engine: writing them into pandas costs more than the flow
             if self._pgm is None or not self._pgm.describes(self.net):
                 self._write(powers)
-                self._pgm = PgmPowerFlow(self.net, symmetric=False)
+                if self.solver == "opendss":
+                    from lec_cosim.models.opendss_backend import OpenDssPowerFlow
+
+                    self._pgm = OpenDssPowerFlow(self.net, symmetric=False)
+                else:
+                    self._pgm = PgmPowerFlow(self.net, symmetric=False)
             self._solved = False
             try:
                 flow = self._pgm.solve(powers)
-            except PowerGridError as exc:
-                raise PowerFlowNotConverged(f"three-phase power flow (power-grid-model): {exc}") from None
+            except (PowerGridError, PowerFlowNotConverged) as exc:
+                raise PowerFlowNotConverged(f"three-phase power flow ({self.solver}): {exc}") from None
             self._solved = True
             return self._state(flow, currents)
         import pandapower as pp

@@ -101,9 +101,9 @@ class TransformerConfig(_Strict):
 
 
 class GridConfig(_VoltageBand):
-    solver: Literal["pandapower", "power-grid-model"] = Field(
+    solver: Literal["pandapower", "power-grid-model", "opendss"] = Field(
         "pandapower", description="balanced power-flow backend: pandapower (with its lightsim2grid Newton-Raphson, "
-        "~0.07 ms a step here) or power-grid-model (~0.3 ms; the same results to ~1e-9 pu)")
+        "~0.07 ms a step here), power-grid-model (~0.3 ms; the same results to ~1e-9 pu) or OpenDSS (dss-python)")
     ext_grid_vm_pu: float = Field(1.0, gt=0.5, lt=1.5)
     vm_min_pu: float = Field(0.9, gt=0, description="voltage band; EN 50160: 0.9-1.1 pu")
     vm_max_pu: float = Field(1.1, gt=0)

@@ -92,8 +92,9 @@ class LemGridConfig(_VoltageBand):
     dn_impact_counts: Literal["reduced", "full"] = Field(
         "reduced", description="violation counts in the DN impact: the paper's 110-bus reduced model or all 906 buses"
     )
-    solver: Literal["power-grid-model", "pandapower"] = Field(
-        "power-grid-model", description="three-phase power-flow backend (the results agree within ~1e-7 pu)")
+    solver: Literal["power-grid-model", "pandapower", "opendss"] = Field(
+        "power-grid-model", description="three-phase power-flow backend: power-grid-model, pandapower or OpenDSS "
+        "(dss-python); the results agree within ~1e-7 pu")
 
 
 class LemScenario(_ScenarioBase):

@@ -96,8 +96,9 @@ class DsoConfig(_VoltageBand):
     margin_pu: float = Field(0.005, ge=0, description="kept inside the band by the limits")
     limit_penalty_eur_per_kwh: float = Field(0.5, gt=0, description="EMS cost of a kWh beyond a DSO limit "
                                              "(soft limits: a plan stays feasible)")
-    solver: Literal["power-grid-model", "pandapower"] = Field(
-        "power-grid-model", description="three-phase power-flow backend (the results agree within ~1e-7 pu)")
+    solver: Literal["power-grid-model", "pandapower", "opendss"] = Field(
+        "power-grid-model", description="three-phase power-flow backend: power-grid-model, pandapower or OpenDSS "
+        "(dss-python); the results agree within ~1e-7 pu")
 
     @model_validator(mode="after")
     def _margin_inside_band(self) -> "DsoConfig":
