@@ -46,7 +46,7 @@ case('soc_above_one.yaml', sub(base2, 'soc_initial: 0.5', 'soc_initial: 1.5'), '
 case('voltage_band_inverted.yaml', sub(base2, '  ext_grid_vm_pu: 1.0', '  ext_grid_vm_pu: 1.0\n  vm_min_pu: 1.1\n  vm_max_pu: 0.9'), 'grid', 'vm_min_pu must be below vm_max_pu')
 case('unknown_framework.yaml', sub(base2, 'framework: decentralised', 'framework: centralised'), 'framework:', "Input should be 'decentralised', not the text 'centralised'")
 case('unknown_solver.yaml', sub(base2, 'solver: glpk', 'solver: cplex'), 'ems.solver', "'glpk' or 'highs'")
-case('unknown_grid_solver.yaml', sub(base2, 'solver: pandapower', 'solver: matpower'), 'grid.solver', "Input should be 'pandapower' or 'power-grid-model', not the text 'matpower'")
+case('unknown_grid_solver.yaml', sub(base2, 'solver: pandapower', 'solver: matpower'), 'grid.solver', "Input should be 'pandapower', 'power-grid-model' or 'opendss', not the text 'matpower'")
 case('unknown_field.yaml', sub(base2, 'horizon_h: 24', 'horizon_h: 24\nhorizon_days: 1'), 'horizon_days', 'Extra inputs are not permitted')
 case('kind_missing.yaml', sub(base2, 'kind: community_battery\n', ''), 'kind: missing', 'add `kind: community_battery`')
 case('lem_kind_missing.yaml', sub(lem, 'kind: local_market\n', ''), 'kind: missing', 'add `kind: local_market`')
