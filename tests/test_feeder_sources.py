@@ -133,6 +133,8 @@ Calcvoltagebases
      "length=0.05 units=km", "Line.l3", "not balanced"),
     ("Transformer.T1.Taps=[1.0 1.025]", "Transformer.t1", "tap 1.025"),
     ("New Load.H5 bus1=nowhere.2 phases=1 kV=0.23 kW=1", "bus nowhere", "not connected to the source"),
+    ("Transformer.T1.%noloadloss=0.1\nTransformer.T1.%imag=0.5", "Transformer.t1", "a magnetising branch"),
+    ("New Load.H6 bus1=n1.1.2.3.4 phases=3 kV=0.4 kW=2", "Load.h6", "phase(s) at n1.1.2.3.4"),
 ])
 def test_what_an_opendss_model_cannot_express_is_one_line_naming_the_file_and_element(tmp_path, extra, element, reason):
     master = write_dss(tmp_path, extra)
@@ -202,3 +204,82 @@ def test_the_ieee_feeder_solves_as_the_ieee_published_it():
     """The ``ieee_eu_lv`` source against its own engine: the IEEE's OpenDSS solution at the evening peak."""
     deviation, against = own_engine_deviation_pu("ieee_eu_lv")
     assert deviation < 1e-5 and "minute 566" in against  # measured 7.1e-6 (the reference prints 6 digits)
+
+
+def test_no_circuit_is_one_line(tmp_path):
+    master = tmp_path / "Master.dss"
+    master.write_text("clear\n")
+    with pytest.raises(FeederSourceError, match=r"Master.dss: defines no circuit"):
+        opendss_feeder(master)
+
+
+def test_disabled_elements_and_load_shapes_with_qmult_and_generators(tmp_path):
+    """A disabled capacitor is no part of the circuit; shapes give Q by their Qmult and the generators' profiles."""
+    master = write_dss(tmp_path, "New Capacitor.C2 bus1=n1 kvar=10 enabled=no\n"
+                                 "New Loadshape.s npts=4 minterval=15 mult=(0.5 1 0.25 0) qmult=(0 0 1 1)\n"
+                                 "Load.H1.yearly=s\n"
+                                 "New Generator.PV1 bus1=n1 phases=3 kV=0.4 kW=4 pf=1 model=1 yearly=s")
+    feeder = opendss_feeder(master)
+    assert len(feeder.net.sgen) == 1
+    np.testing.assert_allclose(feeder.load_p_kw["h1"], [1.5, 3.0, 0.75, 0.0])
+    kvar = 3.0 * math.tan(math.acos(0.95))
+    np.testing.assert_allclose(feeder.load_q_kvar["h1"], [0.0, 0.0, kvar, kvar])
+    np.testing.assert_allclose(feeder.sgen_p_kw["pv1"], [2.0, 4.0, 1.0, 0.0])
+    assert str(feeder.load_p_kw.index[0]) == "2000-01-01 00:15:00"
+    assert opendss_deviation_pu(master) < 1e-6
+
+
+def small_net(switches=()):
+    net = pp.create_empty_network()
+    b0, b1, b2, b3 = (pp.create_bus(net, vn) for vn in (20.0, 0.4, 0.4, 0.4))
+    pp.create_ext_grid(net, b0)
+    pp.create_transformer_from_parameters(net, b0, b1, sn_mva=0.25, vn_hv_kv=20.0, vn_lv_kv=0.4, vk_percent=6.0,
+                                          vkr_percent=1.2, pfe_kw=0.0, i0_percent=0.0, shift_degree=150.0,
+                                          vector_group="Dyn")
+    pp.create_line(net, b1, b2, 0.1, "NAYY 4x150 SE")
+    for a, b, z in switches:
+        pp.create_switch(net, a, b, "b", closed=True, z_ohm=z)
+    pp.create_load(net, b3 if switches else b2, p_mw=0.02, q_mvar=0.005)
+    pp.create_load(net, b2, p_mw=0.01)
+    return net
+
+
+def test_chained_bus_switches_fuse_their_buses_and_unnamed_loads_get_names(tmp_path):
+    net = small_net([(2, 3, 0.0), (3, 3, 0.0)])
+    net.switch.loc[1, ["bus", "element"]] = [3, 2]  # a chain b2 = b3 named from both ends
+    path = tmp_path / "net.json"
+    pp.to_json(net, str(path))
+    feeder = pandapower_feeder(path)
+    assert list(feeder.connections.index) == ["load 0", "load 1"]
+    assert feeder.connections.at["load 0", "bus"] == feeder.connections.at["load 1", "bus"]  # b3 fused into b2
+    assert pandapower_deviation_pu(pp.from_json(str(path)), feeder) < 1e-8
+
+
+def test_a_transformer_no_backend_models_is_refused_naming_the_file(tmp_path):
+    net = small_net()
+    net.trafo = net.trafo.iloc[0:0]
+    pp.create_transformer(net, 0, 1, "0.25 MVA 20/0.4 kV")  # pandapower's standard type: Yzn5
+    path = tmp_path / "net.json"
+    pp.to_json(net, str(path))
+    with pytest.raises(FeederSourceError, match=r"net.json: trafo: vector group 'Yzn5'"):
+        pandapower_feeder(path)
+
+
+def test_a_switch_with_an_impedance_is_refused(tmp_path):
+    path = tmp_path / "net.json"
+    pp.to_json(small_net([(2, 3, 0.01)]), str(path))
+    with pytest.raises(FeederSourceError, match=r"net.json: switch 0: a closed switch with an impedance"):
+        pandapower_feeder(path)
+
+
+def test_the_check_of_a_net_without_a_transformer_and_a_time_for_a_source_without_a_year(tmp_path):
+    net = small_net()
+    net.trafo = net.trafo.iloc[0:0]
+    net.ext_grid["bus"] = 1
+    path = tmp_path / "net.json"
+    pp.to_json(net, str(path))
+    deviation, _ = own_engine_deviation_pu(f"pandapower: {path}")
+    assert deviation < 1e-8
+    done = subprocess.run(CLI + ["feeder", "ieee_eu_lv", "--check", "--time", "2016-05-26T12:00"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "only a SimBench source" in done.stderr

@@ -15,7 +15,7 @@ import pandas as pd
 PHASES = ("a", "b", "c")
 
 UNSUPPORTED_TABLES = ("gen", "trafo3w", "impedance", "ward", "xward", "shunt", "dcline", "motor", "svc", "tcsc",
-                      "ssc", "vsc", "storage", "measurement")
+                      "ssc", "vsc", "storage")
 """pandapower tables the project's grid model has no counterpart for (a non-empty one is refused)."""
 
 
@@ -136,9 +136,33 @@ def resolve_switches(net, where: str) -> list[str]:
             net[table].loc[opened["element"].unique(), "in_service"] = False
             notes.append(f"{len(opened['element'].unique())} {table}(s) out of service behind open switches")
     bus_switches = sw[(sw["et"] == "b") & sw["closed"].astype(bool)]
-    for bus, other in zip(bus_switches["bus"], bus_switches["element"]):
-        if bus != other and bus in net.bus.index and other in net.bus.index:
-            tb.fuse_buses(net, bus, {other})
+    if "z_ohm" in sw.columns:
+        resistive = sw.index[sw["closed"].astype(bool) & sw["z_ohm"].fillna(0).gt(0)]
+        if len(resistive):
+            z_ohm = sw.at[resistive[0], "z_ohm"]
+            raise FeederSourceError(f"{where}: switch {resistive[0]}: a closed switch with an impedance (z_ohm "
+                                    f"{z_ohm:g}); the grid model's switches are ideal: give the impedance as a line")
+    # buses joined through any chain of closed bus-bus switches form one group, fused once (fusing pair by pair
+    # would lose a bus whose switch names a bus already fused away)
+    parent = {int(b): int(b) for b in net.bus.index}
+
+    def root(bus: int) -> int:
+        while parent[bus] != bus:
+            parent[bus] = parent[parent[bus]]
+            bus = parent[bus]
+        return bus
+
+    for bus, other in zip(bus_switches["bus"].astype(int), bus_switches["element"].astype(int)):
+        if bus in parent and other in parent:
+            a, b = root(bus), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[int, set] = {}
+    for bus in parent:
+        groups.setdefault(root(bus), set()).add(bus)
+    for keep, members in groups.items():
+        if len(members) > 1:
+            tb.fuse_buses(net, keep, members - {keep})
     if len(bus_switches):
         notes.append(f"{len(bus_switches)} closed bus-bus switch(es): their buses fused")
     if set(sw["et"]) - {"l", "t", "b"}:
@@ -173,16 +197,22 @@ def drop_out_of_service(net) -> list[str]:
             f"{loads} load(s) on them"]
 
 
-def connections_of(net) -> pd.DataFrame:
+def connections_of(net, where: str = "feeder") -> pd.DataFrame:
+    """The loads of ``net`` as connection points (see :class:`Feeder`); an unnamed load is ``load <row>``."""
+
+    def name(table: str, row, value) -> str:
+        return str(value) if isinstance(value, str) and value.strip() else f"{table} {row}"
+
     rows = []
     for row, load in net.load.iterrows():
-        rows.append((str(load["name"]), int(load["bus"]), "abc", "load", row))
+        rows.append((name("load", row, load["name"]), int(load["bus"]), "abc", "load", row))
     for row, load in net.asymmetric_load.iterrows():
         on = [ph for ph in PHASES if abs(load[f"p_{ph}_mw"]) > 0 or abs(load[f"q_{ph}_mvar"]) > 0]
-        rows.append((str(load["name"]), int(load["bus"]), "".join(on) if on else "abc", "asymmetric_load", row))
+        rows.append((name("asymmetric_load", row, load["name"]), int(load["bus"]), "".join(on) if on else "abc",
+                     "asymmetric_load", row))
     table = pd.DataFrame(rows, columns=["name", "bus", "phases", "table", "row"]).set_index("name")
     duplicated = table.index[table.index.duplicated()]
     if len(duplicated):
-        raise FeederSourceError(f"load {duplicated[0]!r}: two loads of the feeder have this name; households are "
-                                "mapped to loads by name")
+        raise FeederSourceError(f"{where}: load {duplicated[0]!r}: two loads of the feeder have this name; households "
+                                "are mapped to loads by name")
     return table

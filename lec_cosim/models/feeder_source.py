@@ -5,7 +5,8 @@ solve (:mod:`lec_cosim.models.pgm_backend`, pandapower itself, :mod:`lec_cosim.m
 the feeder's loads as **connection points** (where households go: bus, phases, row in the net's load
 table) and, where the source has them, their profiles. Nothing here knows a study or HELICS.
 
-Sources (:func:`load_feeder` dispatches on the first word of the scenario's ``feeder.source``):
+Sources (:func:`load_feeder` dispatches on the first word of a source's ``"kind: value"``, as ``lec-cosim feeder``
+takes it; the studies do not take a source yet):
 
 * ``ieee_eu_lv`` (:func:`ieee_eu_lv_feeder`): the IEEE European LV test feeder from its CSV folder
   (:mod:`lec_cosim.models.feeder_net`), 55 single-phase loads, 1-minute profiles of one day (on
@@ -48,6 +49,17 @@ from lec_cosim.models.opendss_feeder import opendss_feeder
 
 
 # --- the sources ----------------------------------------------------------------------------------------------
+def solvable(feeder: Feeder, where: str) -> None:
+    """Refuse, naming ``where``, a feeder the project's power-flow backend cannot build (a vector group, a
+    setting it does not model): better at reading than at the first step of a run."""
+    from lec_cosim.models.pgm_backend import PgmPowerFlow, UnsupportedNetwork
+
+    try:
+        PgmPowerFlow(feeder.net, symmetric=feeder.balanced)
+    except UnsupportedNetwork as error:
+        raise FeederSourceError(f"{where}: {error}") from None
+
+
 def ieee_eu_lv_feeder(data_dir: Path | str | None = None) -> Feeder:
     """The IEEE European LV test feeder (:func:`lec_cosim.models.feeder_net.build_ieee_eulv`): 55 single-phase
     households, their 1-minute profiles of one day (kW; Q at their power factor 0.95)."""
@@ -106,7 +118,10 @@ def pandapower_feeder(path: Path | str) -> Feeder:
                     "transformers have none (OpenDSS's model: the leakage impedance only); set mag0_percent to 1e9 "
                     "if that is your transformer")
         notes.append("the ext_grid is an ideal source in every sequence (give a source impedance as a line)")
-    return Feeder(name=path.stem, source=f"pandapower: {path}", net=net, connections=connections_of(net), notes=notes)
+    feeder = Feeder(name=path.stem, source=f"pandapower: {path}", net=net, connections=connections_of(net, str(path)),
+                    notes=notes)
+    solvable(feeder, str(path))
+    return feeder
 
 
 def simbench_codes(lv_only: bool = True) -> list[str]:
@@ -141,7 +156,8 @@ def simbench_feeder(code: str) -> Feeder:
 
     The loads are SimBench's three-phase connection points (balanced, at their own power factor); the
     generators (``sgen``: PV, wind, ...) keep their profiles. The switches are applied (closed ones change
-    nothing; SimBench's LV grids have only closed ones) and the profiles are indexed by their timestamps.
+    nothing; SimBench's LV grids have only closed ones) and the profiles are played back by position (row k at
+    k x 15 min after 2016-01-01 00:00; SimBench's own labels follow summer time).
 
     Raises
     ------
@@ -177,8 +193,10 @@ def simbench_feeder(code: str) -> Feeder:
     p = table("load", "p_mw", load_names)
     q = table("load", "q_mvar", load_names)
     sgen = table("sgen", "p_mw", [str(n) for n in net.sgen["name"]]) if len(net.sgen) else None
-    return Feeder(name=code, source=f"simbench: {code}", net=net, connections=connections_of(net), load_p_kw=p,
-                  load_q_kvar=q, sgen_p_kw=sgen, notes=notes)
+    feeder = Feeder(name=code, source=f"simbench: {code}", net=net, connections=connections_of(net, where),
+                    load_p_kw=p, load_q_kvar=q, sgen_p_kw=sgen, notes=notes)
+    solvable(feeder, where)
+    return feeder
 
 
 def pandapower_deviation_pu(original, feeder: Feeder, time=None) -> float:
@@ -249,6 +267,21 @@ def own_engine_deviation_pu(source: str, base: Path | None = None, time=None) ->
     compared)``. OpenDSS models against OpenDSS's solution; SimBench grids and pandapower nets against
     pandapower's flow (SimBench at ``time``, default the quarter-hour of the year's peak load); the IEEE
     feeder against the IEEE's published OpenDSS solution at minute 566 (its evening peak)."""
+    from pandapower.powerflow import LoadflowNotConverged
+
+    from lec_cosim.models.pgm_backend import PowerGridError, UnsupportedNetwork
+
+    kind = source.partition(":")[0].strip()
+    if time is not None and kind != "simbench":
+        raise FeederSourceError(f"--time {time}: only a SimBench source has a year to choose a snapshot from")
+    try:
+        return _own_engine_deviation_pu(source, base, time)
+    except (UnsupportedNetwork, PowerGridError, LoadflowNotConverged) as error:
+        raise FeederSourceError(f"{source}: the check's power flow failed: {type(error).__name__}: "
+                                f"{' '.join(str(error).split())}") from None
+
+
+def _own_engine_deviation_pu(source: str, base: Path | None, time) -> tuple[float, str]:
     import pandapower as pp
 
     from lec_cosim.models.opendss_feeder import opendss_deviation_pu
@@ -258,7 +291,17 @@ def own_engine_deviation_pu(source: str, base: Path | None = None, time=None) ->
     if kind == "opendss":
         return opendss_deviation_pu(feeder.source.partition(": ")[2]), "OpenDSS's own solution of the model"
     if kind == "simbench":
-        when = feeder.load_p_kw.sum(axis=1).idxmax() if time is None else pd.Timestamp(time)
+        if time is None:
+            when = feeder.load_p_kw.sum(axis=1).idxmax()
+        else:
+            try:
+                when = pd.Timestamp(time)
+            except ValueError:
+                when = None
+            if when is None or when not in feeder.load_p_kw.index:
+                first, last = feeder.load_p_kw.index[[0, -1]]
+                raise FeederSourceError(f"--time {time}: not a quarter-hour of the SimBench profiles "
+                                        f"({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}, every 15 min)")
         return (pandapower_deviation_pu(simbench_net(value), feeder, when),
                 f"pandapower's power flow of the SimBench grid at {when:%Y-%m-%d %H:%M}")
     if kind == "pandapower":
@@ -289,7 +332,7 @@ def describe_feeder(feeder: Feeder) -> list[str]:
 
 
 def load_feeder(source: str, base: Path | None = None) -> Feeder:
-    """The feeder a scenario's ``feeder.source`` names: ``"ieee_eu_lv[: DIR]"``, ``"simbench: CODE"``,
+    """The feeder a source names: ``"ieee_eu_lv[: DIR]"``, ``"simbench: CODE"``,
     ``"pandapower: FILE"`` or ``"opendss: FILE"`` (files relative to ``base``)."""
     kind, _, value = (part.strip() for part in source.partition(":"))
     base = Path(base) if base is not None else Path.cwd()

@@ -21,9 +21,10 @@ What is read, and how
   sequence form.
 * **Transformer** (two windings, three-phase, higher voltage on winding 1): vector group from the
   connections and ``LeadLag`` (OpenDSS's delta-wye shifts by 30 degrees: ``Dyn1``/``Dyn11``),
-  ``%R`` of both windings and ``XHL`` as the short-circuit impedance, ``%noloadloss``/``%imag`` as the
-  magnetising branch; zero sequence as OpenDSS: the same leakage impedance, no zero-sequence core path.
-  Taps off 1.0 and neutral impedances are refused.
+  ``%R`` of both windings and ``XHL`` as the short-circuit impedance; zero sequence as OpenDSS: the same
+  leakage impedance, no zero-sequence core path. Taps off 1.0, neutral impedances and a magnetising branch
+  (``%noloadloss``, ``%imag``: OpenDSS places it at winding 1's terminal, pandapower in the middle of the
+  leakage impedance, 1e-4 to 1e-3 pu apart) are refused.
 * **Load** (constant P/Q, OpenDSS ``model=1``): three-phase wye -> a balanced ``load``; single-phase from a
   phase to ground (``bus.k`` or ``bus.k.0``) -> an ``asymmetric_load`` on that phase. Delta, phase-to-phase
   and other load models are refused (the households set every load's P and Q at each step; a voltage-
@@ -34,7 +35,9 @@ What is read, and how
   naming the file and the element.
 
 The model's yearly (else daily) load shapes, where every load has one with ``useactual`` off, give the
-loads' profiles (``Feeder.load_p_kw``: base kW x multiplier, Q at the load's power factor); the time axis
+loads' profiles (``Feeder.load_p_kw``: base kW x Pmult; Q: base kvar x Qmult, or x Pmult where the shape has
+no Qmult), the generators' shapes their profiles (``Feeder.sgen_p_kw``); shapes on some elements but not on
+others, or shapes the grid model cannot play, are refused. The time axis
 is the shape's interval from midnight of an arbitrary day (2000-01-01; OpenDSS has no calendar), point k at k
 intervals past midnight, as OpenDSS places it.
 """
@@ -71,16 +74,28 @@ def _context(master: Path):
     if not master.is_file():
         raise FeederSourceError(f"{master}: file not found")
     dss = DSS.NewContext()
-    dss.AllowChangeDir = False  # the process's working folder is not OpenDSS's to change
+    # no window, editor or change of the process's working folder: a model's `Show` or `Plot` lines do nothing
+    # here (its `Solve` and `Export` lines still run, at every read)
+    dss.AllowChangeDir = False
     dss.AllowForms = False
+    dss.AllowEditor = False
     try:
         dss.Text.Command = "clear"
         dss.Text.Command = f'redirect "{master}"'
     except DSSException as error:
-        raise FeederSourceError(f"{master}: OpenDSS cannot compile it: {str(error).splitlines()[0]}") from None
-    if dss.ActiveCircuit is None or not dss.ActiveCircuit.Name:
+        raise FeederSourceError(f"{master}: OpenDSS cannot compile it: {_first_line(error)}") from None
+    try:
+        named = bool(dss.ActiveCircuit.Name)
+    except DSSException:
+        named = False
+    if not named:
         raise FeederSourceError(f"{master}: defines no circuit (New Circuit.<name>)")
     return dss
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _nodes(bus_spec: str) -> tuple[str, list[int]]:
@@ -127,6 +142,9 @@ def opendss_feeder(master: Path | str) -> Feeder:
     for full in circuit.AllElementNames:
         kind = full.split(".", 1)[0].lower()
         if kind in SUPPORTED or kind in IGNORED:
+            continue
+        circuit.SetActiveElement(full)
+        if not circuit.ActiveCktElement.Enabled:  # not part of the circuit OpenDSS solves
             continue
         raise FeederSourceError(f"{where}: {full}: a {full.split('.', 1)[0]} is not expressible in the project's grid "
                                 "model (it takes Vsource, Line, Transformer, Load and Generator; EnergyMeter and "
@@ -225,10 +243,11 @@ def opendss_feeder(master: Path | str) -> Feeder:
                                 f"{len(isolated) - 1} more bus(es)); OpenDSS leaves such buses out of its solution")
     if not (len(net.load) or len(net.asymmetric_load)):
         raise FeederSourceError(f"{where}: Load: the model has no loads, so no household can be connected")
-    connections = connections_of(net)
-    load_p, load_q = _load_profiles(circuit, connections)
-    return Feeder(name=circuit.Name,
-                  source=f"opendss: {master}", net=net, connections=connections, load_p_kw=load_p, load_q_kvar=load_q)
+    connections = connections_of(net, where)
+    load_p, load_q = _shape_profiles(circuit, circuit.Loads, where, "Load")
+    sgen_p, _ = _shape_profiles(circuit, circuit.Generators, where, "Generator")
+    return Feeder(name=circuit.Name, source=f"opendss: {master}", net=net, connections=connections,
+                  load_p_kw=load_p, load_q_kvar=load_q, sgen_p_kw=sgen_p)
 
 
 def _transformer(net, trafos, element, name: str, where: str, bus_of: dict) -> None:
@@ -269,6 +288,12 @@ def _transformer(net, trafos, element, name: str, where: str, bus_of: dict) -> N
     vkr = hv["r"] + lv["r"]
     vk = math.hypot(float(trafos.Xhl), vkr)
     noload, imag = float(_property(element, "%noloadloss")), float(_property(element, "%imag"))
+    if noload > 0 or imag > 0:
+        # OpenDSS puts the magnetising branch at winding 1's terminal, pandapower (and so the grid model) in the
+        # middle of the leakage impedance: 1e-4 to 1e-3 pu apart at usual values, beyond the check's bound
+        raise FeederSourceError(f"{where}: {name}: a magnetising branch (%noloadloss {noload:g}, %imag {imag:g}) "
+                                "is not expressible: the grid model places it differently from OpenDSS; set both "
+                                "to 0 to read the transformer without it")
     sn_mva = hv["kva"] / 1000.0
     pp.create_transformer_from_parameters(
         net, hv_bus=bus_of[hv["bus"]], lv_bus=bus_of[lv["bus"]], sn_mva=sn_mva, vn_hv_kv=hv["kv"], vn_lv_kv=lv["kv"],
@@ -296,7 +321,7 @@ def _injections(net, circuit, where: str, bus_of: dict) -> None:
                 p_mw, q_mvar = float(collection.kW) / 1000.0, float(collection.kvar) / 1000.0
                 if kind == "Generator":
                     q_mvar = float(collection.kvar) / 1000.0
-                if phases == 3 and not delta and (not nodes or nodes[:3] == [1, 2, 3]):
+                if phases == 3 and not delta and (not nodes or (nodes[:3] == [1, 2, 3] and nodes[3:] in ([], [0]))):
                     create = pp.create_load if kind == "Load" else pp.create_sgen
                     create(net, bus_of[bus], p_mw=p_mw, q_mvar=q_mvar, name=collection.Name)
                 elif phases == 1 and not delta and nodes and nodes[0] in (1, 2, 3) and nodes[1:] in ([], [0]):
@@ -312,35 +337,41 @@ def _injections(net, circuit, where: str, bus_of: dict) -> None:
             index = collection.Next
 
 
-def _load_profiles(circuit, connections: pd.DataFrame):
-    """Each load's yearly (else daily) shape as kW and kvar, where every load has one; else (None, None)."""
-    loads, shapes = circuit.Loads, circuit.LoadShapes
+def _shape_profiles(circuit, collection, where: str, kind: str):
+    """Each enabled element's yearly (else daily) shape as kW and kvar (Pmult x kW, Qmult x kvar where the shape
+    has a Qmult, else Pmult x kvar), where every element of the collection has one; else (None, None)."""
+    shapes = circuit.LoadShapes
     wanted = {}
-    index = loads.First
+    index = collection.First
     while index:
         if circuit.ActiveCktElement.Enabled:
-            shape = loads.Yearly or loads.daily
+            shape = collection.Yearly or collection.daily
             if not shape:
+                if wanted:
+                    raise FeederSourceError(f"{where}: {kind}.{collection.Name}: no load shape while others have one; "
+                                            "give every one a shape, or none")
                 return None, None
-            wanted[loads.Name] = (shape.lower(), float(loads.kW), float(loads.kvar))
-        index = loads.Next
+            wanted[collection.Name] = (shape.lower(), float(collection.kW), float(collection.kvar))
+        index = collection.Next
+    if not wanted:
+        return None, None
     series, step_h = {}, None
     for shape in {s for s, _, _ in wanted.values()}:
         shapes.Name = shape
-        if shapes.UseActual or shapes.Npts < 2:
-            return None, None
         h = float(shapes.HrInterval) if shapes.HrInterval > 0 else float(shapes.MinInterval) / 60.0
-        if h <= 0 or (step_h is not None and abs(h - step_h) > 1e-12):
-            return None, None
+        if shapes.UseActual or shapes.Npts < 2 or h <= 0 or (step_h is not None and abs(h - step_h) > 1e-12):
+            raise FeederSourceError(f"{where}: LoadShape.{shape}: not a profile the grid model can play "
+                                    "(it needs multipliers, useactual=no, at one fixed interval shared by all shapes)")
         step_h = h
-        series[shape] = np.asarray(shapes.Pmult, dtype=float)
-    n = min(len(v) for v in series.values())
+        pmult = np.asarray(shapes.Pmult, dtype=float)
+        qmult = np.asarray(shapes.Qmult, dtype=float)
+        series[shape] = (pmult, qmult if len(qmult) == len(pmult) else pmult)
+    n = min(len(p) for p, _ in series.values())
     # OpenDSS places point k of an interval shape at k intervals (the first at one interval past midnight)
     index = pd.date_range(pd.Timestamp("2000-01-01") + pd.Timedelta(hours=step_h), periods=n,
                           freq=pd.Timedelta(hours=step_h), name="time")
-    names = [n for n in connections.index if n in wanted]
-    p = pd.DataFrame({name: series[wanted[name][0]][:n] * wanted[name][1] for name in names}, index=index)
-    q = pd.DataFrame({name: series[wanted[name][0]][:n] * wanted[name][2] for name in names}, index=index)
+    p = pd.DataFrame({name: series[s][0][:n] * kw for name, (s, kw, _) in wanted.items()}, index=index)
+    q = pd.DataFrame({name: series[s][1][:n] * kvar for name, (s, _, kvar) in wanted.items()}, index=index)
     return p, q
 
 

@@ -448,11 +448,16 @@ class PgmPowerFlow:
         return [self._arrays({c: values[b] for c, values in out.items()}) for b in range(len(powers))]
 
     def _arrays(self, out) -> PowerFlowArrays:
-        node, line, trafo = out[ComponentType.node], out[ComponentType.line], out[ComponentType.transformer]
+        # a net without transformers (or lines) has no output of that component: an empty table, as pandapower's
+        empty = np.zeros(0, dtype=[(name, float) for name in ("p_from", "q_from", "p_to", "q_to", "i_from", "i_to")])
+        node = out[ComponentType.node]
+        line, trafo = out.get(ComponentType.line, empty), out.get(ComponentType.transformer, empty)
+
+        phases = 1 if self.symmetric else 3
 
         def k(values):
             values = np.asarray(values, dtype=float)
-            return values.reshape(len(values), -1)
+            return values.reshape(len(values), -1) if len(values) else values.reshape(0, phases)
 
         return PowerFlowArrays(
             vm_pu=k(node["u_pu"]), va_degree=np.rad2deg(k(node["u_angle"])),
