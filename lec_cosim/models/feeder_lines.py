@@ -50,7 +50,37 @@ def read_line_ratings(path: Path | str = LINE_RATINGS_FILE) -> pd.DataFrame:
     return table
 
 
-def _reduced_line_ids(from_bus: np.ndarray, to_bus: np.ndarray, reduced_of: dict[int, int]) -> np.ndarray:
+def reduced_model_buses(from_bus: np.ndarray, to_bus: np.ndarray, head: int, loaded: set) -> list[int]:
+    """The buses of a radial feeder's reduced model, ascending: the head, the ``loaded`` buses and the
+    junctions (three or more branches) left once load-free spurs are pruned (the rule and its reasons:
+    :mod:`lec_cosim.models.lem_participants`, which gives the IEEE feeder's 110 buses by it).
+
+    Raises
+    ------
+    ValueError
+        If the lines do not form a tree.
+    """
+    adj: dict[int, set] = {}
+    for a, b in zip(np.asarray(from_bus, dtype=int).tolist(), np.asarray(to_bus, dtype=int).tolist()):
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    if len(from_bus) != len(adj) - 1:
+        raise ValueError("expected a radial feeder (a tree)")
+    keep = set(loaded) | {head}
+    leaves = [b for b, n in adj.items() if len(n) == 1 and b not in keep]
+    while leaves:  # prune load-free spurs
+        nxt = []
+        for leaf in leaves:
+            for nb in adj.pop(leaf):
+                adj[nb].discard(leaf)
+                if len(adj[nb]) == 1 and nb not in keep:
+                    nxt.append(nb)
+        leaves = nxt
+    return sorted(keep | {b for b, n in adj.items() if len(n) >= 3})
+
+
+def _reduced_line_ids(from_bus: np.ndarray, to_bus: np.ndarray, reduced_of: dict[int, int],
+                      head: int = HEAD_BUS) -> np.ndarray:
     """Reduced-model line of every feeder line section, -1 for sections on load-free spurs.
 
     A reduced line is the chain of sections between two kept buses; it is identified by the reduced
@@ -62,8 +92,8 @@ def _reduced_line_ids(from_bus: np.ndarray, to_bus: np.ndarray, reduced_of: dict
         adj.setdefault(a, []).append((b, i))
         adj.setdefault(b, []).append((a, i))
     parent_line: dict[int, int] = {}
-    order = [HEAD_BUS]
-    seen = {HEAD_BUS}
+    order = [head]
+    seen = {head}
     for bus in order:  # breadth-first from the feeder head
         for nb, i in adj.get(bus, []):
             if nb not in seen:

@@ -49,6 +49,8 @@ class Feeder:
         the source has none (a pandapower or OpenDSS snapshot).
     sgen_p_kw : pandas.DataFrame or None
         The source's generation profiles (columns = ``sgen`` names), kW.
+    notes : list of str
+        What reading the source applied (switches, buses left out, assumptions).
     """
 
     name: str
@@ -59,6 +61,8 @@ class Feeder:
     load_q_kvar: pd.DataFrame | None = None
     sgen_p_kw: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    source_lines: tuple = ()
+    """Rows of ``net.line`` that model the source's impedance, not the feeder's cables."""
 
     @property
     def balanced(self) -> bool:
@@ -216,3 +220,38 @@ def connections_of(net, where: str = "feeder") -> pd.DataFrame:
         raise FeederSourceError(f"{where}: load {duplicated[0]!r}: two loads of the feeder have this name; households "
                                 "are mapped to loads by name")
     return table
+
+
+def three_phase_ready(feeder: Feeder):
+    """A copy of the feeder's net a three-phase power flow takes.
+
+    A balanced feeder (SimBench's, a balanced pandapower net) may lack zero-sequence data; its households are
+    balanced connections, so no zero-sequence current flows and any zero-sequence impedance gives the same
+    result: the lines get their positive-sequence values, the transformers their leakage impedance and no
+    zero-sequence core path (OpenDSS's model). A feeder with single-phase connections must give its own.
+    """
+    import copy
+
+    net = copy.deepcopy(feeder.net)
+    line = net.line
+    missing = [c for c in ("r0_ohm_per_km", "x0_ohm_per_km", "c0_nf_per_km")
+               if c not in line.columns or line[c].isna().any()]
+    trafo_missing = [c for c in ("vk0_percent", "vkr0_percent", "mag0_percent", "mag0_rx", "si0_hv_partial")
+                     if len(net.trafo) and (c not in net.trafo.columns or net.trafo[c].isna().any())]
+    if (missing or trafo_missing) and not feeder.balanced:
+        raise FeederSourceError(f"{feeder.source}: {(missing or trafo_missing)[0]} missing: a feeder with single-phase "
+                                "connections needs its zero-sequence data")
+    for column, positive in (("r0_ohm_per_km", "r_ohm_per_km"), ("x0_ohm_per_km", "x_ohm_per_km"),
+                             ("c0_nf_per_km", "c_nf_per_km")):
+        if column in missing:
+            line[column] = line[column].fillna(line[positive]) if column in line.columns else line[positive]
+    if "g0_us_per_km" not in line.columns or line["g0_us_per_km"].isna().any():
+        line["g0_us_per_km"] = line.get("g0_us_per_km", pd.Series(0.0, index=line.index)).fillna(0.0)
+    tr = net.trafo
+    for column, value in (("vk0_percent", tr["vk_percent"]), ("vkr0_percent", tr["vkr_percent"]),
+                          ("mag0_percent", MAG0_PRACTICALLY_INFINITE_PERCENT * 1000.0), ("mag0_rx", 0.0),
+                          ("si0_hv_partial", 0.9)):
+        if column in trafo_missing:
+            tr[column] = tr[column].fillna(value) if column in tr.columns else value
+    return net
+

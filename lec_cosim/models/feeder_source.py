@@ -63,7 +63,7 @@ def solvable(feeder: Feeder, where: str) -> None:
 def ieee_eu_lv_feeder(data_dir: Path | str | None = None) -> Feeder:
     """The IEEE European LV test feeder (:func:`lec_cosim.models.feeder_net.build_ieee_eulv`): 55 single-phase
     households, their 1-minute profiles of one day (kW; Q at their power factor 0.95)."""
-    from lec_cosim.models.feeder_net import DEFAULT_DATA_DIR, build_ieee_eulv
+    from lec_cosim.models.feeder_net import DEFAULT_DATA_DIR, SOURCE_IMPEDANCE_LINE_NAME, build_ieee_eulv
 
     data_dir = Path(DEFAULT_DATA_DIR if data_dir is None else data_dir)
     model = build_ieee_eulv(data_dir, minute=1)
@@ -73,8 +73,9 @@ def ieee_eu_lv_feeder(data_dir: Path | str | None = None) -> Feeder:
     p = model.profiles_kw.set_axis(pd.date_range("2000-01-01 00:01", periods=len(model.profiles_kw), freq="1min",
                                                  name="time"))
     q = p * np.tan(np.arccos(model.load_power_factor))
+    source_lines = tuple(model.net.line.index[model.net.line["name"] == SOURCE_IMPEDANCE_LINE_NAME])
     return Feeder(name="IEEE European LV test feeder", source=f"ieee_eu_lv: {data_dir}", net=model.net,
-                  connections=connections, load_p_kw=p, load_q_kvar=q)
+                  connections=connections, load_p_kw=p, load_q_kvar=q, source_lines=source_lines)
 
 
 def pandapower_feeder(path: Path | str) -> Feeder:

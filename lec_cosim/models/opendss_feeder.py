@@ -17,8 +17,9 @@ What is read, and how
 * **Line** (three-phase, Kron-reduced): the 3x3 phase impedance and capacitance matrices of the line (from
   its line code, its geometry or its own R1/X1/R0/X0) turned into sequence data, which is exact when the
   matrices are balanced (equal diagonals, equal off-diagonals: sequence data, or a transposed line);
-  ``NormAmps`` becomes ``max_i_ka``. An untransposed line (unequal entries) is refused: its coupling has no
-  sequence form.
+  ``NormAmps`` becomes ``max_i_ka`` (OpenDSS gives 400 A where the model rates nothing: the feeder's notes
+  count such lines) and the line code is kept (column ``linecode``). An untransposed line (unequal entries)
+  is refused: its coupling has no sequence form.
 * **Transformer** (two windings, three-phase, higher voltage on winding 1): vector group from the
   connections and ``LeadLag`` (OpenDSS's delta-wye shifts by 30 degrees: ``Dyn1``/``Dyn11``),
   ``%R`` of both windings and ``XHL`` as the short-circuit impedance; zero sequence as OpenDSS: the same
@@ -63,6 +64,8 @@ TRAFO_MAG0_PERCENT = 1.0e9
 """Zero-sequence magnetising impedance, % of the short-circuit impedance: practically infinite, as OpenDSS's
 transformer has no zero-sequence core path (see :mod:`lec_cosim.models.feeder_net`)."""
 IDEAL_S_SC_MVA = 1.0e8
+OPENDSS_DEFAULT_NORMAMPS = 400.0
+"""What OpenDSS rates a line whose model gives no ``NormAmps``."""
 BALANCE_TOLERANCE = 1e-6
 """Relative spread allowed among a line matrix's diagonal (and off-diagonal) entries for it to count as balanced."""
 
@@ -186,9 +189,9 @@ def opendss_feeder(master: Path | str) -> Feeder:
                        r0x0_min=0.1, x0x_min=1.0)
     r1, x1 = _vector(_property(element, "Z1"))[:2]
     r0, x0 = _vector(_property(element, "Z0"))[:2]
-    pp.create_line_from_parameters(net, emf, bus_of[source_bus], length_km=1.0, r_ohm_per_km=r1, x_ohm_per_km=x1,
-                                   c_nf_per_km=0.0, r0_ohm_per_km=r0, x0_ohm_per_km=x0, c0_nf_per_km=0.0,
-                                   max_i_ka=np.nan, name=f"Vsource.{sources.Name} impedance")
+    source_line = pp.create_line_from_parameters(
+        net, emf, bus_of[source_bus], length_km=1.0, r_ohm_per_km=r1, x_ohm_per_km=x1, c_nf_per_km=0.0,
+        r0_ohm_per_km=r0, x0_ohm_per_km=x0, c0_nf_per_km=0.0, max_i_ka=np.nan, name=f"Vsource.{sources.Name} impedance")
 
     # lines
     lines = circuit.Lines
@@ -213,7 +216,7 @@ def opendss_feeder(master: Path | str) -> Feeder:
             x1, x0 = _sequence(np.asarray(lines.Xmatrix, dtype=float), "reactance", f"{where}: {name}")
             c1, c0 = _sequence(np.asarray(lines.Cmatrix, dtype=float), "capacitance", f"{where}: {name}")
             rows.append((bus_of[b1], bus_of[b2], float(lines.Length) * km, r1 / km, x1 / km, c1 / km, r0 / km,
-                         x0 / km, c0 / km, float(lines.NormAmps) / 1000.0, lines.Name))
+                         x0 / km, c0 / km, float(lines.NormAmps) / 1000.0, lines.Name, lines.LineCode or None))
         index = lines.Next
     if rows:
         columns = list(zip(*rows))
@@ -221,9 +224,12 @@ def opendss_feeder(master: Path | str) -> Feeder:
             net, from_buses=list(columns[0]), to_buses=list(columns[1]), length_km=list(columns[2]),
             r_ohm_per_km=list(columns[3]), x_ohm_per_km=list(columns[4]), c_nf_per_km=list(columns[5]),
             r0_ohm_per_km=list(columns[6]), x0_ohm_per_km=list(columns[7]), c0_nf_per_km=list(columns[8]),
-            max_i_ka=list(columns[9]), name=list(columns[10]))
+            max_i_ka=list(columns[9]), name=list(columns[10]), linecode=list(columns[11]))
     net.line["g_us_per_km"] = net.line["g_us_per_km"].fillna(0.0)
     net.line["g0_us_per_km"] = net.line["g0_us_per_km"].fillna(0.0)
+    default_rated = int((net.line["max_i_ka"] == OPENDSS_DEFAULT_NORMAMPS / 1000.0).sum())
+    notes = [f"{default_rated} line(s) rated {OPENDSS_DEFAULT_NORMAMPS:g} A, OpenDSS's default NormAmps: give "
+             "their ratings if they are not"] if default_rated else []
 
     # transformers
     trafos = circuit.Transformers
@@ -247,7 +253,7 @@ def opendss_feeder(master: Path | str) -> Feeder:
     load_p, load_q = _shape_profiles(circuit, circuit.Loads, where, "Load")
     sgen_p, _ = _shape_profiles(circuit, circuit.Generators, where, "Generator")
     return Feeder(name=circuit.Name, source=f"opendss: {master}", net=net, connections=connections,
-                  load_p_kw=load_p, load_q_kvar=load_q, sgen_p_kw=sgen_p)
+                  load_p_kw=load_p, load_q_kvar=load_q, sgen_p_kw=sgen_p, source_lines=(source_line,), notes=notes)
 
 
 def _transformer(net, trafos, element, name: str, where: str, bus_of: dict) -> None:

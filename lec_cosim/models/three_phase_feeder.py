@@ -40,7 +40,9 @@ from lec_cosim.models.feeder_lines import (
     LINE_RATINGS_FILE,
     _reduced_line_ids,
     read_line_ratings,
+    reduced_model_buses,
 )
+from lec_cosim.models.feeder_model import Feeder, FeederSourceError, three_phase_ready
 from lec_cosim.models.grid_indicators import (
     MAX_LOADING_PERCENT,
     VA_MAX_DEVIATION_DEGREE,
@@ -138,8 +140,6 @@ class LemGrid:
         violation_model: str = "full",
         solver: str = SOLVERS[0],
     ):
-        import pandapower as pp
-
         if not 0 < vm_min_pu < vm_max_pu:
             raise ValueError("need 0 < vm_min_pu < vm_max_pu")
         if not (max_loading_percent > 0 and va_max_deviation_degree > 0 and step_h > 0):
@@ -156,8 +156,79 @@ class LemGrid:
         self.step_h = float(step_h)
         self.violation_model = violation_model
 
-        feeder = build_ieee_eulv(data_dir, minute=None) if feeder is None else feeder
-        table = participants(data_dir=data_dir) if table is None else table
+        if isinstance(feeder, Feeder):
+            net, feeder_lines = self._place_on_feeder(feeder, table)
+        else:
+            feeder = build_ieee_eulv(data_dir, minute=None) if feeder is None else feeder
+            table = participants(data_dir=data_dir) if table is None else table
+            net, feeder_lines = self._place_on_ieee_feeder(feeder, table, data_dir, line_ratings)
+        self._line_idx = net.line.index[feeder_lines].to_numpy()
+        self.line_names = tuple(net.line.loc[feeder_lines, "name"])
+        self._line_max_i_ka = net.line.loc[feeder_lines, "max_i_ka"].to_numpy(dtype=float)
+        from_bus = net.line.loc[feeder_lines, "from_bus"].to_numpy(dtype=int)
+        to_bus = net.line.loc[feeder_lines, "to_bus"].to_numpy(dtype=int)
+        self._line_from_bus = from_bus
+        self.line_from_bus, self.line_to_bus = from_bus, to_bus
+        """pandapower buses of each feeder line's ends (order :attr:`line_names`)."""
+        length = net.line.loc[feeder_lines, "length_km"].to_numpy(dtype=float)
+        r1, r0, x1, x0 = (net.line.loc[feeder_lines, c].to_numpy(dtype=float) * length
+                          for c in ("r_ohm_per_km", "r0_ohm_per_km", "x_ohm_per_km", "x0_ohm_per_km"))
+        # phase-frame loss weights: loss = w_phase * sum_p |I_p|^2 + w_sum * |sum_p I_p|^2
+        self._line_r = (r1, (r0 - r1) / 3.0)
+        self._line_x = (x1, (x0 - x1) / 3.0)
+
+        # transformers: one per feeder copy, all alike
+        if len(net.trafo) != self.n_feeders:
+            raise ValueError("expected one transformer per feeder")
+        self.trafo_names = tuple(net.trafo["name"])
+        tr = net.trafo.iloc[0]
+        self._trafo_hv_bus = int(tr["hv_bus"])
+        self._trafo_lv_bus = net.trafo["lv_bus"].to_numpy(dtype=int)
+        sn = float(tr["sn_mva"])
+        self._trafo_ir_lv_ka = sn / (_SQRT3 * float(tr["vn_lv_kv"]))
+        self._trafo_ir_hv_ka = sn / (_SQRT3 * float(tr["vn_hv_kv"]))
+        zbase_lv = float(tr["vn_lv_kv"]) ** 2 / sn
+        vk, vkr = float(tr["vk_percent"]) / 100.0, float(tr["vkr_percent"]) / 100.0
+        self._trafo_r_ohm = vkr * zbase_lv
+        self._trafo_x_ohm = math.sqrt(vk * vk - vkr * vkr) * zbase_lv
+        if not (math.isclose(float(tr["vk0_percent"]), float(tr["vk_percent"]))
+                and math.isclose(float(tr["vkr0_percent"]), float(tr["vkr_percent"]))):
+            raise ValueError("the transformer loss model assumes zero-sequence = leakage impedance")
+
+        # LV buses, reduced model
+        self.lv_buses = np.array(sorted(b for b in net.bus.index if net.bus.at[b, "vn_kv"] < 1.0), dtype=int)
+        self._bus_vn_kv = net.bus["vn_kv"]
+        if isinstance(feeder, Feeder):
+            self._reduced_generic(feeder, from_bus, to_bus)
+        else:
+            self._reduced_ieee(data_dir, from_bus, to_bus)
+
+        n_hh, n_pv, n_chp = len(self.household_names), len(self.prosumer_names), len(self.chp_names)
+        self._load_p = np.zeros(n_hh)
+        self._load_q = np.zeros(n_hh)
+        self._pv_p = np.zeros(n_pv)
+        self._chp_p = np.zeros(n_chp)
+        self._solved = False
+        self._position = {names: {n: i for i, n in enumerate(names)}
+                          for names in (self.household_names, self.prosumer_names, self.chp_names)}
+        self._bus_row = pd.Index(net.bus.index)
+        self._lv_rows = self._bus_row.get_indexer(self.lv_buses)
+        self._head_rows = self._bus_row.get_indexer(self._trafo_lv_bus)  # per transformer
+        self._lv_head_rows = self._head_rows[self._lv_feeder]  # per LV bus: its feeder's head
+        self._trafo_hv_row = self._bus_row.get_indexer([self._trafo_hv_bus])[0]
+        self._from_rows = self._bus_row.get_indexer(self._line_from_bus)
+        self._line_rows = net.line.index.get_indexer(self._line_idx)
+        self._vn_phase_kv = net.bus["vn_kv"].to_numpy(dtype=float) / _SQRT3
+        self._pgm: PgmPowerFlow | None = None  # built at the first solve: callers may still add elements
+        # result labels, built once (an object Index of 905 names costs more than a power flow)
+        self._result_bus_index = pd.Index(self.lv_buses, name="bus")
+        self._result_line_index = pd.Index(self.line_names, name="line")
+        self._result_phase_index = pd.Index(list(PHASES))
+
+    def _place_on_ieee_feeder(self, feeder, table, data_dir, line_ratings):
+        """The IEEE feeder (and its copies): households on its loads, PV and CHPs added, ratings by line code."""
+        import pandapower as pp
+
         feeder_col = table["feeder"].to_numpy(dtype=int) if "feeder" in table.columns else np.ones(len(table), int)
         self.n_feeders = int(feeder_col.max())
         net = replicate_feeder_net(feeder.net, self.n_feeders)
@@ -181,6 +252,7 @@ class LemGrid:
         self.household_names = tuple(households["participant"])
         self._load_row = rows
         self._load_phase = phase_idx.astype(int)
+        self._load_weights = self._pv_weights = None  # every household on one phase: _load_phase, _pv_phase
         for ph in PHASES:
             al[f"p_{ph}_mw"] = 0.0
             al[f"q_{ph}_mvar"] = 0.0
@@ -209,44 +281,97 @@ class LemGrid:
         if unknown:
             raise ValueError(f"no rating for line codes {sorted(unknown)}")
         net.line.loc[feeder_lines, "max_i_ka"] = ratings.loc[codes, "max_i_ka"].to_numpy(dtype=float)
-        self._line_idx = net.line.index[feeder_lines].to_numpy()
-        self.line_names = tuple(net.line.loc[feeder_lines, "name"])
-        self._line_max_i_ka = net.line.loc[feeder_lines, "max_i_ka"].to_numpy(dtype=float)
-        from_bus = net.line.loc[feeder_lines, "from_bus"].to_numpy(dtype=int)
-        to_bus = net.line.loc[feeder_lines, "to_bus"].to_numpy(dtype=int)
-        self._line_from_bus = from_bus
-        self.line_from_bus, self.line_to_bus = from_bus, to_bus
-        """pandapower buses of each feeder line's ends (order :attr:`line_names`)."""
-        length = net.line.loc[feeder_lines, "length_km"].to_numpy(dtype=float)
-        r1, r0, x1, x0 = (net.line.loc[feeder_lines, c].to_numpy(dtype=float) * length
-                          for c in ("r_ohm_per_km", "r0_ohm_per_km", "x_ohm_per_km", "x0_ohm_per_km"))
-        # phase-frame loss weights: loss = w_phase * sum_p |I_p|^2 + w_sum * |sum_p I_p|^2
-        self._line_r = (r1, (r0 - r1) / 3.0)
-        self._line_x = (x1, (x0 - x1) / 3.0)
+        return net, feeder_lines
 
-        # transformers: one per feeder copy, all alike
-        if len(net.trafo) != self.n_feeders:
-            raise ValueError("expected one transformer per feeder")
-        self.trafo_names = tuple(net.trafo["name"])
-        tr = net.trafo.iloc[0]
-        self._trafo_hv_bus = int(tr["hv_bus"])
-        self._trafo_lv_bus = net.trafo["lv_bus"].to_numpy(dtype=int)
+    def _place_on_feeder(self, feeder: Feeder, table):
+        """Any feeder (:class:`~lec_cosim.models.feeder_model.Feeder`, from any source): the households replace the
+        feeder's own loads and generators (one wye load each at its bus, on its phases: ``a``, ``b``, ``c``, or
+        ``abc`` for a balanced connection, the power split evenly), PV on the household's phases, CHPs balanced;
+        the line ratings are the source's (``max_i_ka``; the IEEE feeder's by line code)."""
+        import pandapower as pp
+
+        if table is None:
+            raise ValueError("a participants table is needed on a feeder other than the IEEE feeder's default")
+        if "feeder" in table.columns and table["feeder"].ne(1).any():
+            raise ValueError("feeder copies are built from the IEEE feeder; a Feeder from a source has one copy")
+        self.n_feeders = 1
+        net = three_phase_ready(feeder)
+        self.net = net
+        for name in ("load", "asymmetric_load", "sgen", "asymmetric_sgen"):
+            net[name] = net[name].iloc[0:0]
+
+        def weights(phases) -> np.ndarray:
+            out = np.zeros((len(phases), 3))
+            for i, text in enumerate(phases):
+                on = [PHASES.index(ph) for ph in str(text)] if set(str(text)) <= set(PHASES) and text else []
+                if not on:
+                    raise ValueError(f"phase {text!r}: not a, b, c or a combination of them")
+                out[i, on] = 1.0 / len(on)
+            return out
+
+        households = table[table["kind"].isin(["consumer", "prosumer"])]
+        self.household_names = tuple(households["participant"])
+        rows = [pp.create_asymmetric_load(net, int(bus), name=str(name), type="wye")
+                for name, bus in zip(households["participant"], households["bus"])]
+        self._load_row = net.asymmetric_load.index.get_indexer(rows)
+        self._load_weights = weights(households["phase"])
+        self._load_phase = None
+        prosumers = households[households["kind"] == "prosumer"]
+        self.prosumer_names = tuple(prosumers["participant"])
+        self._pv_weights = weights(prosumers["phase"])
+        self._pv_phase = None
+        pv_rows = [pp.create_asymmetric_sgen(net, int(bus), name=f"PV {name}", type="wye")
+                   for name, bus in zip(prosumers["participant"], prosumers["bus"])]
+        chps = table[table["kind"] == "chp"]
+        self.chp_names = tuple(chps["participant"])
+        self.chp_bus = {name: int(bus) for name, bus in zip(chps["participant"], chps["bus"])}
+        chp_rows = [pp.create_asymmetric_sgen(net, int(bus), name=str(name), type="wye")
+                    for name, bus in zip(chps["participant"], chps["bus"])]
+        self._pv_pos = net.asymmetric_sgen.index.get_indexer(pv_rows)
+        self._chp_pos = net.asymmetric_sgen.index.get_indexer(chp_rows)
+        unknown = sorted(set(table["bus"].astype(int)) - set(net.bus.index))
+        if unknown:
+            raise ValueError(f"participants at buses the feeder does not have: {unknown[:5]}")
+
+        # the feeder's lines behind its transformer(s): the source's impedance and MV lines are not the feeder's
+        lv = net.bus["vn_kv"] < 1.0
+        feeder_lines = (~net.line.index.isin(feeder.source_lines) & net.line["from_bus"].map(lv).to_numpy()
+                        & net.line["to_bus"].map(lv).to_numpy())
+        if "ieee_linecode" in net.line.columns:
+            ratings = read_line_ratings(LINE_RATINGS_FILE)
+            codes = net.line.loc[feeder_lines, "ieee_linecode"]
+            net.line.loc[feeder_lines, "max_i_ka"] = ratings.loc[codes, "max_i_ka"].to_numpy(dtype=float)
+        rating = net.line.loc[feeder_lines, "max_i_ka"].to_numpy(dtype=float)
+        if not (np.isfinite(rating) & (rating > 0)).all():
+            bad = net.line.index[feeder_lines][~(np.isfinite(rating) & (rating > 0))][0]
+            raise FeederSourceError(f"{feeder.source}: line {net.line.at[bad, 'name']}: no rating (max_i_ka); the "
+                                    "DSO counts overloads against it")
+        return net, feeder_lines
+
+    def _reduced_generic(self, feeder: Feeder, from_bus, to_bus) -> None:
+        """The reduced model of any radial feeder by the IEEE feeder's rule (head, household buses, junctions after
+        pruning load-free spurs); a meshed feeder has none: its reduced counts are the full ones."""
+        if len(self._trafo_lv_bus) != 1:
+            raise ValueError("expected one transformer")
+        head = int(self._trafo_lv_bus[0])
+        loaded = {int(b) for b in self.net.asymmetric_load["bus"]}
+        self._lv_feeder = np.zeros(len(self.lv_buses), dtype=int)
+        try:
+            buses = reduced_model_buses(from_bus, to_bus, head, loaded)
+        except ValueError:  # meshed: no reduction
+            self.reduced_model = "none (a meshed feeder): the reduced counts are the full ones"
+            self.bus_in_reduced = np.ones(len(self.lv_buses), dtype=bool)
+            self.line_reduced_id = np.arange(len(from_bus))
+            return
+        self.reduced_model = f"{len(buses)} buses: the head, the households' buses and the junctions between them"
+        reduced_of = {b: r for r, b in enumerate(buses, start=1)}
+        self.bus_in_reduced = np.isin(self.lv_buses, buses)
+        self.line_reduced_id = _reduced_line_ids(from_bus, to_bus, reduced_of, head=head)
+
+    def _reduced_ieee(self, data_dir, from_bus, to_bus) -> None:
+        """The paper's 110-bus reduced model of the IEEE feeder, on every copy."""
         if not np.array_equal(self._trafo_lv_bus, copy_bus(HEAD_BUS, np.arange(1, self.n_feeders + 1))):
             raise ValueError("expected each feeder's transformer LV side at its bus 1")
-        sn = float(tr["sn_mva"])
-        self._trafo_ir_lv_ka = sn / (_SQRT3 * float(tr["vn_lv_kv"]))
-        self._trafo_ir_hv_ka = sn / (_SQRT3 * float(tr["vn_hv_kv"]))
-        zbase_lv = float(tr["vn_lv_kv"]) ** 2 / sn
-        vk, vkr = float(tr["vk_percent"]) / 100.0, float(tr["vkr_percent"]) / 100.0
-        self._trafo_r_ohm = vkr * zbase_lv
-        self._trafo_x_ohm = math.sqrt(vk * vk - vkr * vkr) * zbase_lv
-        if not (math.isclose(float(tr["vk0_percent"]), float(tr["vk_percent"]))
-                and math.isclose(float(tr["vkr0_percent"]), float(tr["vkr_percent"]))):
-            raise ValueError("the transformer loss model assumes zero-sequence = leakage impedance")
-
-        # LV buses, reduced model
-        self.lv_buses = np.array(sorted(b for b in net.bus.index if net.bus.at[b, "vn_kv"] < 1.0), dtype=int)
-        self._bus_vn_kv = net.bus["vn_kv"]
         reduced = reduced_bus_numbering(data_dir)
         reduced_of = {int(b): int(r) for r, b in reduced.items()}
         self.bus_in_reduced = np.isin(ieee_bus(self.lv_buses), list(reduced_of))
@@ -259,28 +384,8 @@ class LemGrid:
         reduced_id = _reduced_line_ids(from_bus[first], to_bus[first], reduced_of)
         self.line_reduced_id = np.concatenate([np.where(reduced_id >= 0, reduced_id + FEEDER_BUS_STRIDE * c, -1)
                                                for c in range(self.n_feeders)])
-
-        n_hh, n_pv, n_chp = len(self.household_names), len(self.prosumer_names), len(self.chp_names)
-        self._load_p = np.zeros(n_hh)
-        self._load_q = np.zeros(n_hh)
-        self._pv_p = np.zeros(n_pv)
-        self._chp_p = np.zeros(n_chp)
-        self._solved = False
-        self._position = {names: {n: i for i, n in enumerate(names)}
-                          for names in (self.household_names, self.prosumer_names, self.chp_names)}
-        self._bus_row = pd.Index(net.bus.index)
-        self._lv_rows = self._bus_row.get_indexer(self.lv_buses)
-        self._head_rows = self._bus_row.get_indexer(self._trafo_lv_bus)  # per transformer
-        self._lv_head_rows = self._head_rows[feeder_of_bus(self.lv_buses) - 1]  # per LV bus: its feeder's head
-        self._trafo_hv_row = self._bus_row.get_indexer([self._trafo_hv_bus])[0]
-        self._from_rows = self._bus_row.get_indexer(self._line_from_bus)
-        self._line_rows = net.line.index.get_indexer(self._line_idx)
-        self._vn_phase_kv = net.bus["vn_kv"].to_numpy(dtype=float) / _SQRT3
-        self._pgm: PgmPowerFlow | None = None  # built at the first solve: callers may still add elements
-        # result labels, built once (an object Index of 905 names costs more than a power flow)
-        self._result_bus_index = pd.Index(self.lv_buses, name="bus")
-        self._result_line_index = pd.Index(self.line_names, name="line")
-        self._result_phase_index = pd.Index(list(PHASES))
+        self._lv_feeder = feeder_of_bus(self.lv_buses) - 1
+        self.reduced_model = "the paper's 110 buses"
 
     # --- injections ----------------------------------------------------------------------------
     def _assign(self, values, names: tuple, what: str, nonnegative: bool) -> np.ndarray:
@@ -342,10 +447,15 @@ class LemGrid:
         """Per-phase P and Q (MW, Mvar; rows of the net's tables) of ``asymmetric_load``/``asymmetric_sgen``."""
         n = len(self.net.asymmetric_load)
         load_p, load_q = np.zeros((n, 3)), np.zeros((n, 3))
-        load_p[self._load_row, self._load_phase] = self._load_p / 1000.0
-        load_q[self._load_row, self._load_phase] = self._load_q / 1000.0
         sgen_p = np.zeros((len(self.net.asymmetric_sgen), 3))
-        sgen_p[self._pv_pos, self._pv_phase] = self._pv_p / 1000.0
+        if self._load_weights is None:  # one phase each (the IEEE feeder)
+            load_p[self._load_row, self._load_phase] = self._load_p / 1000.0
+            load_q[self._load_row, self._load_phase] = self._load_q / 1000.0
+            sgen_p[self._pv_pos, self._pv_phase] = self._pv_p / 1000.0
+        else:  # any feeder: a household's power split over its phases
+            load_p[self._load_row] = (self._load_p / 1000.0)[:, None] * self._load_weights
+            load_q[self._load_row] = (self._load_q / 1000.0)[:, None] * self._load_weights
+            sgen_p[self._pv_pos] = (self._pv_p / 1000.0)[:, None] * self._pv_weights
         sgen_p[self._chp_pos, :] = (self._chp_p / 3.0 / 1000.0)[:, None]
         return {"asymmetric_load": (load_p, load_q), "asymmetric_sgen": (sgen_p, np.zeros_like(sgen_p))}
 
