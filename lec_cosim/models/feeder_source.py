@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +134,25 @@ def simbench_codes(lv_only: bool = True) -> list[str]:
     return [c for c in codes if c.split("-")[1] == "LV"] if lv_only else list(codes)
 
 
+def simbench_cache_dir() -> Path:
+    """Where SimBench grids read once are kept (``$LEC_COSIM_CACHE`` or ``~/.cache/lec-cosim``, a folder per
+    simbench and pandapower version): the package parses its whole data set for every grid, 5-8 s here."""
+    from importlib.metadata import version  # not the packages themselves: importing simbench takes seconds
+
+    root = Path(os.environ.get("LEC_COSIM_CACHE") or Path.home() / ".cache" / "lec-cosim")
+    return root / f"simbench-{version('simbench')}-pandapower-{version('pandapower')}"
+
+
 @functools.lru_cache(maxsize=4)
 def _simbench_net_cached(code: str):
+    import pickle
+
+    cached = simbench_cache_dir() / f"{code}.pickle"
+    if cached.is_file():
+        try:
+            return pickle.loads(cached.read_bytes())  # written below by this function only
+        except Exception:  # a damaged file: read the data set again
+            pass
     import simbench as sb
 
     codes = sb.collect_all_simbench_codes()
@@ -143,13 +161,22 @@ def _simbench_net_cached(code: str):
         raise FeederSourceError(f"simbench {code}: not a SimBench code; the {len(lv)} LV grids are "
                                 f"{', '.join(lv[:6])}, ... (simbench.collect_all_simbench_codes() lists all "
                                 f"{len(codes)})")
-    return sb.get_simbench_net(code)
+    net = sb.get_simbench_net(code)
+    read = (net, sb.get_absolute_values(net, profiles_instead_of_study_cases=True))
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f".{cached.name}.{os.getpid()}")
+        partial.write_bytes(pickle.dumps(read))
+        partial.replace(cached)  # whole or not at all, also with two processes at once
+    except OSError:  # no cache where it cannot be written: only slower
+        pass
+    return read
 
 
 def simbench_net(code: str):
-    """The SimBench grid as the ``simbench`` package gives it (a copy: reading the data set takes seconds, so a
-    process reads each code once)."""
-    return copy.deepcopy(_simbench_net_cached(code))
+    """The SimBench grid as the ``simbench`` package gives it (a copy: reading the data set takes seconds, so it
+    is read once and kept: :func:`simbench_cache_dir`)."""
+    return copy.deepcopy(_simbench_net_cached(code)[0])
 
 
 def simbench_feeder(code: str) -> Feeder:
@@ -166,11 +193,9 @@ def simbench_feeder(code: str) -> Feeder:
         An unknown code, or a grid with what the project's grid model cannot express (e.g. the storage units
         or several sources of the larger multi-level grids).
     """
-    import simbench as sb
-
     where = f"simbench {code}"
     net = simbench_net(code)
-    profiles = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+    profiles = _simbench_net_cached(code)[1]  # simbench.get_absolute_values of the grid: not changed below
     # SimBench's time labels follow German summer time (01:45 jumps to 03:00 on 27 March 2016, 02:00-02:45 come
     # twice on 30 October): its rows are played back by position, row k at k x 15 min after 1 January 00:00, the
     # project's clock (local standard time all year; data/README.md)
