@@ -69,9 +69,9 @@ def ieee_eu_lv_feeder(data_dir: Path | str | None = None) -> Feeder:
     data_dir = Path(DEFAULT_DATA_DIR if data_dir is None else data_dir)
     model = build_ieee_eulv(data_dir, minute=1)
     connections = connections_of(model.net)
-    # minute k of the IEEE profiles is the end of its minute (the IEEE CSV labels them 00:01 ... 24:00), as an
-    # OpenDSS load shape places its point k at k intervals: the OpenDSS source of the same feeder reads alike
-    p = model.profiles_kw.set_axis(pd.date_range("2000-01-01 00:01", periods=len(model.profiles_kw), freq="1min",
+    # minute k of the IEEE profiles holds over the k-th minute of the day (the IEEE CSV labels it by its end,
+    # 00:01 ... 24:00): labelled by the minute's start, as the project's profiles are (and the OpenDSS source's)
+    p = model.profiles_kw.set_axis(pd.date_range("2000-01-01 00:00", periods=len(model.profiles_kw), freq="1min",
                                                  name="time"))
     q = p * np.tan(np.arccos(model.load_power_factor))
     source_lines = tuple(model.net.line.index[model.net.line["name"] == SOURCE_IMPEDANCE_LINE_NAME])

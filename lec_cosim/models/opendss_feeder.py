@@ -38,9 +38,10 @@ What is read, and how
 The model's yearly (else daily) load shapes, where every load has one with ``useactual`` off, give the
 loads' profiles (``Feeder.load_p_kw``: base kW x Pmult; Q: base kvar x Qmult, or x Pmult where the shape has
 no Qmult), the generators' shapes their profiles (``Feeder.sgen_p_kw``); shapes on some elements but not on
-others, or shapes the grid model cannot play, are refused. The time axis
-is the shape's interval from midnight of an arbitrary day (2000-01-01; OpenDSS has no calendar), point k at k
-intervals past midnight, as OpenDSS places it.
+others, or shapes the grid model cannot play, are refused. The time axis is the shape's interval from midnight
+of an arbitrary day (2000-01-01; OpenDSS has no calendar), each label the *start* of the interval its value
+holds over, as every profile of the project: OpenDSS uses point k at k intervals past midnight, the end of the
+k-th interval, so point k is labelled k - 1 intervals past midnight.
 """
 
 from __future__ import annotations
@@ -373,9 +374,9 @@ def _shape_profiles(circuit, collection, where: str, kind: str):
         qmult = np.asarray(shapes.Qmult, dtype=float)
         series[shape] = (pmult, qmult if len(qmult) == len(pmult) else pmult)
     n = min(len(p) for p, _ in series.values())
-    # OpenDSS places point k of an interval shape at k intervals (the first at one interval past midnight)
-    index = pd.date_range(pd.Timestamp("2000-01-01") + pd.Timedelta(hours=step_h), periods=n,
-                          freq=pd.Timedelta(hours=step_h), name="time")
+    # OpenDSS uses point k at k intervals past midnight, the end of the k-th interval: labelled by the interval's
+    # start, as the project's profiles are
+    index = pd.date_range(pd.Timestamp("2000-01-01"), periods=n, freq=pd.Timedelta(hours=step_h), name="time")
     p = pd.DataFrame({name: series[s][0][:n] * kw for name, (s, kw, _) in wanted.items()}, index=index)
     q = pd.DataFrame({name: series[s][1][:n] * kvar for name, (s, _, kvar) in wanted.items()}, index=index)
     return p, q
