@@ -13,6 +13,8 @@ from lec_cosim.scenario import ScenarioError
 def check_feeder(scenario) -> None:
     from lec_cosim.models.ieee_eulv import read_feeder_tables
 
+    if getattr(scenario.feeder, "source", None) is not None:  # read and checked with the scenario
+        return
     try:
         read_feeder_tables(scenario.feeder.data_dir)
     except (ValueError, KeyError, OSError) as exc:  # FeederDataError, and what pandas says of a broken table

@@ -81,8 +81,13 @@ def feeder_map(run_dir: str | Path) -> FeederMap | None:
     bus_table, line_table = tables
     try:
         scenario = json.loads((run_dir / "scenario.json").read_text())
-        data_dir = scenario["feeder"]["data_dir"]
+        data_dir = scenario["feeder"].get("data_dir")
+        if data_dir is None and scenario["feeder"].get("source"):
+            raise NoCoordinates(f"{scenario['feeder']['source']}: no map (it is drawn from the IEEE feeder's bus "
+                                "coordinates; the extremes are in bus_voltage_extremes.csv and line_loading_peaks.csv)")
     except (OSError, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, NoCoordinates):
+            raise
         raise ValueError(f"{run_dir / 'scenario.json'}: no feeder.data_dir to draw the map from ({exc})") from None
     coords = read_coordinates(data_dir)
     buses = bus_table.groupby("bus").agg(vm_min_pu=("vm_min_pu", "min"), vm_max_pu=("vm_max_pu", "max"),

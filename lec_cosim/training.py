@@ -21,11 +21,12 @@ from lec_cosim.models.lem_community import Community, community_from_scenario, w
 
 def dn_penalty_model(scenario, community: Community):
     """The linearised DN-impact model of the scenario's day (hourly, the market's resolution)."""
+    from lec_cosim.models.feeder_source import feeder_of
     from lec_cosim.models.lem_grid import HourlyInjections, LemGrid, LinearDnImpactModel
 
     g = scenario.grid
-    grid = LemGrid(table=community.table, data_dir=scenario.feeder.data_dir, vm_min_pu=g.vm_min_pu,
-                   vm_max_pu=g.vm_max_pu, max_loading_percent=g.max_loading_percent,
+    grid = LemGrid(feeder_of(scenario), table=community.table, data_dir=scenario.feeder.data_dir,
+                   vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu, max_loading_percent=g.max_loading_percent,
                    va_max_deviation_degree=g.va_max_deviation_degree, violation_model=g.dn_impact_counts,
                    step_h=1.0, solver=g.solver)
     return LinearDnImpactModel.build(grid, HourlyInjections.from_community(community))

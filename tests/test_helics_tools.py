@@ -58,8 +58,9 @@ MARKET_KEYS = ("market/day_ahead_price_eur_per_mwh", "market/day_ahead_export_pr
 @pytest.mark.timeout(200)
 def test_helics_player_replaces_the_market_with_a_recorded_price_series(tmp_path):
     """Record the market's publications with helics_recorder, then run again with helics_player
-    playing them instead of the market federate: the same EMS plan, the same grid, the same KPIs."""
-    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 24})
+    playing them instead of the market federate: the same EMS plan, the same grid, the same KPIs. Six hours: the
+    day-ahead prices arrive at once, every hour of the plan follows them."""
+    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 6})
     recorded, played = tmp_path / "recorded", tmp_path / "played"
     record = [arg for key in MARKET_KEYS for arg in ("--record", key)]
     done = subprocess.run(CLI + ["run", str(path), "--out", str(recorded), "--quiet", *record],

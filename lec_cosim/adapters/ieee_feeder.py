@@ -51,6 +51,7 @@ class IeeeFeederGrid:
 
     def __init__(self, scenario, settings: dict):
         # imported here: the compiler reads ports() without loading the grid engines
+        from lec_cosim.models.feeder_source import feeder_of
         from lec_cosim.models.grid_extremes import GridExtremes
         from lec_cosim.models.lem_community import community_from_scenario
         from lec_cosim.models.lem_grid import LemGrid
@@ -59,7 +60,8 @@ class IeeeFeederGrid:
         community = community_from_scenario(s)
         g = s.grid
         self.grid = grid = LemGrid(
-            table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu,
+            feeder_of(s), table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu,
+            vm_max_pu=g.vm_max_pu,
             max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
             violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver)
         group_members: dict[str, list[str]] = settings["groups"]

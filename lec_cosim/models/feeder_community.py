@@ -16,6 +16,9 @@ market operator, DSO, recorder) runs on it unchanged. No HELICS here.
   (:func:`~lec_cosim.models.feeder_households.assign_devices`), with the shipped SimBench PV shapes PV1..PV8
   in turn and one common kWp sized, as on the IEEE feeder, so that the aggregate hourly PV peak of the sizing
   day is ``pv_peak_kw``.
+* **Names**: a household's player name is its name with every run of characters other than letters, digits,
+  ``_`` and ``-`` replaced by ``_`` (``LV4.101 Load 1`` -> ``LV4_101_Load_1``): it names an endpoint and
+  columns.
 * **CHPs**: ``chp_count`` balanced units of ``chp_capacity_kw`` at the buses of households spread along the
   feeder (:func:`~lec_cosim.models.feeder_households.spread`), named ``CHP1`` ...
 """
@@ -23,6 +26,7 @@ market operator, DSO, recorder) runs on it unchanged. No HELICS here.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +34,7 @@ import pandas as pd
 
 from lec_cosim.models.feeder_households import assign_devices, household_loads, place_households, spread
 from lec_cosim.models.feeder_model import Feeder
-from lec_cosim.models.lem_community import Community
+from lec_cosim.models.community import Community
 from lec_cosim.models.lem_participants import PV_PROFILES, pv_day_profiles, pv_profiles
 from lec_cosim.models.timeseries import DataError, step_means
 
@@ -116,7 +120,14 @@ def build_feeder_community(
             per_min = np.repeat(pv[pv_shape[h]].to_numpy(dtype=float), 15)[:minutes]
             pv_kw[i] = per_min.reshape(n_steps, grid_min).mean(axis=1) * kwp
 
-    rows = [{"participant": h, "kind": "prosumer" if h in pv_shape else "consumer", "bus": int(row.bus),
+    # a player's name is its endpoint's and its columns': letters, digits, '_' and '-' only
+    names = {h: re.sub(r"[^A-Za-z0-9_-]+", "_", str(h)).strip("_") or "household" for h in households.index}
+    if len(set(names.values())) < len(names):
+        clash = pd.Series(list(names)).groupby(pd.Series(list(names.values()))).agg(list)
+        pair = next(v for v in clash if len(v) > 1)
+        raise ValueError(f"households {pair[0]!r} and {pair[1]!r} get the same player name "
+                         f"{names[pair[0]]!r}; rename one")
+    rows = [{"participant": names[h], "kind": "prosumer" if h in pv_shape else "consumer", "bus": int(row.bus),
              "phase": row.phases, "pv_kwp": kwp if h in pv_shape else 0.0, "chp_kw": 0.0, "reduced_bus": -1}
             for h, row in households.iterrows()]
     chp_sites = spread(feeder, households, int(chp_count)) if chp_count else []

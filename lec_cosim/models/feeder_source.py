@@ -377,3 +377,11 @@ def load_feeder(source: str, base: Path | None = None) -> Feeder:
         return opendss_feeder(file(value))
     raise FeederSourceError(f"feeder.source: {kind!r} is not a source; one of ieee_eu_lv, simbench, pandapower, "
                             "opendss")
+
+
+def feeder_of(scenario) -> Feeder | None:
+    """The feeder a scenario's ``feeder.source`` names, or None for the IEEE feeder of its ``feeder.data_dir``
+    (the grid models build that one themselves, with its copies)."""
+    source = getattr(scenario.feeder, "source", None)
+    return None if source is None else load_feeder(source)
+

@@ -41,13 +41,45 @@ class LemExchangeResolution(LemResolution):
         "the time requests go), or at every grid step (for federates added to react within the hour)")
 
 
+class HouseholdsConfig(_Strict):
+    mapping_file: Optional[FilePath] = Field(
+        None, description="CSV household,connection: the households and the feeder load each takes (default: one "
+        "household per load of the feeder, named as it)")
+    load_file: Optional[FilePath] = Field(
+        None, description="the households' own loads: CSV of a time column (local time) and one column of kW per "
+        "household (default: the feeder source's profiles)")
+    pv_share: float = Field(0.76, ge=0, le=1, description="share of the households with PV (the IEEE feeder's "
+                            "42 of 55), spread over the phases and along the feeder")
+    power_factor: float = Field(0.95, gt=0, le=1, description="of the loads of a load_file (lagging)")
+
+
 class LemFeederConfig(FeederConfig):
+    data_dir: Optional[FilePath] = Field(
+        None, description="folder of the IEEE European LV test feeder data (csv/, load profiles): the paper's "
+        "feeder and players; or give source")
+    source: Optional[str] = Field(
+        None, description="any other feeder: 'simbench: CODE', 'pandapower: FILE' or 'opendss: FILE' (see "
+        "`lec-cosim feeder`); the households sit on its loads (households), CHPs at spread sites")
+    households: Optional[HouseholdsConfig] = Field(None, description="with source: the households on its loads")
     copies: int = Field(1, ge=1, le=40, description="identical copies of the feeder, each with its own 800 kVA "
                         "transformer, under the one 11 kV source: 55 x copies households and 6 x copies CHPs in "
                         "one market (scale studies); copy c's participants are named F<c>_LOADk, F<c>_CHPi")
 
+    @model_validator(mode="after")
+    def _one_feeder(self) -> "LemFeederConfig":
+        if (self.data_dir is None) == (self.source is None):
+            raise ValueError("give data_dir (the IEEE European LV feeder) or source (any other feeder), one of them")
+        if self.source is not None and self.copies != 1:
+            raise ValueError("copies: copies are of the IEEE feeder; a source feeder has one")
+        if self.source is None and self.households is not None:
+            raise ValueError("households: they place households on a source's loads; the IEEE feeder's are the "
+                             "paper's")
+        return self
+
 
 class CHPConfig(_Strict):
+    count: int = Field(6, ge=0, le=100, description="CHP units; on a source feeder at spread households' buses "
+                       "(the IEEE feeder has the paper's 6)")
     capacity_kw: float = Field(10.0, gt=0)
     b_eur_per_kwh: float = Field(0.20, gt=0, description="cost coefficient b of the marginal cost 2*b*sqrt(G/MW)")
     _b = field_validator("b_eur_per_kwh")(_EUR_PER_KWH)
@@ -139,6 +171,9 @@ class LemScenario(_ScenarioBase):
             raise ValueError("horizon_h: must be a whole number of market periods")
         if round(self.horizon_h * 60 / res.market_min) < 1:
             raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one market period")
+        if self.feeder.source is None and self.participants.chp.count != 6:
+            raise ValueError("participants.chp.count: the IEEE feeder has the paper's 6 CHPs (give feeder.source for "
+                             "another community)")
         if self.market.chp_strategy == "aco" and self.market.learned_bids_file is None:
             raise ValueError("market.learned_bids_file: needed for chp_strategy aco (write it with train-bidders)")
         return self
@@ -177,9 +212,38 @@ def _lem_days_within_pv_data(scenario: LemScenario, pv_file: Path, source: Path)
                 f"to participants.pv.peak_kw on it; give participants.pv.sizing_day (e.g. 2016-05-26)")
 
 
+def _source_feeder_and_pv(scenario: LemScenario, source: Path):
+    """The feeder of a scenario with ``feeder.source``, its files resolved and the source read (refused with one
+    line naming the scenario and the field), and the PV settings."""
+    from lec_cosim.models.feeder_model import FeederSourceError
+    from lec_cosim.models.feeder_source import load_feeder
+
+    base = source.parent
+    f = scenario.feeder
+    kind, _, value = (part.strip() for part in f.source.partition(":"))
+    resolved = f"{kind}: {(base / value).resolve()}" if kind in ("pandapower", "opendss") else f.source
+    households = f.households or HouseholdsConfig()
+    households = households.model_copy(update={
+        name: (base / getattr(households, name)).resolve() for name in ("mapping_file", "load_file")
+        if getattr(households, name) is not None})
+    try:
+        load_feeder(resolved)
+    except FeederSourceError as error:
+        raise ScenarioError(f"{source}: feeder.source: {error}") from None
+    pv = scenario.participants.pv
+    pv = pv.model_copy(update={"profile_file": (base / pv.profile_file).resolve()})
+    if not pv.profile_file.is_file():
+        raise ScenarioError(f"{source}: participants.pv.profile_file: file not found: {pv.profile_file}")
+    return f.model_copy(update={"source": resolved, "households": households}), pv
+
+
 def read(data: dict, source: Path) -> LemScenario:
     scenario = _validate(LemScenario, data, source)
-    feeder, pv = _ieee_feeder_and_pv(scenario, scenario.participants.pv, "participants.pv.profile_file", source)
+    if scenario.feeder.source is not None:
+        feeder, pv = _source_feeder_and_pv(scenario, source)
+    else:
+        feeder, pv = _ieee_feeder_and_pv(scenario, scenario.participants.pv, "participants.pv.profile_file",
+                                         source)
     _lem_days_within_pv_data(scenario, pv.profile_file, source)
     market = scenario.market
     if market.learned_bids_file is not None:

@@ -69,6 +69,10 @@ def participant_endpoint(name: str) -> str:
 
 def all_participants(scenario: LemScenario) -> list[str]:
     """The players in their fixed order (LOAD1..LOAD55, CHP1..CHP6, then the same for each feeder copy)."""
+    if scenario.feeder.source is not None:  # the community on the source's feeder names its players
+        from lec_cosim.models.lem_community import community_from_scenario
+
+        return community_from_scenario(scenario).names
     one = [f"LOAD{k}" for k in range(1, 56)] + [f"CHP{k}" for k in range(1, 7)]
     return [copy_name(name, c) for c in range(1, scenario.feeder.copies + 1) for name in one]
 

@@ -1,0 +1,75 @@
+"""The local market on a SimBench grid (``feeder.source``), through ``lec-cosim run``: a real federation whose
+energies balance and equal the community's, whose DSO sees the grid the model solves, and whose bad feeder input
+is one line, exit 2."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from harness import write_scenario
+
+from lec_cosim.models.feeder_source import load_feeder
+from lec_cosim.models.lem_community import community_from_scenario
+from lec_cosim.models.three_phase_feeder import LemGrid
+from lec_cosim.scenario import load_scenario
+
+CLI = [sys.executable, "-m", "lec_cosim.cli"]
+SCENARIO = "simbench_lv_semiurb4_lem_year"
+CHANGES = {"start": "2016-05-26T00:00:00", "horizon_h": 6, "resolution.grid_min": 60}  # the morning PV ramp
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("simbench_lem")
+    path = write_scenario(tmp, SCENARIO, CHANGES)
+    done = subprocess.run(CLI + ["run", str(path), "--out", str(tmp / "out"), "--quiet"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return load_scenario(path), tmp / "out"
+
+
+def test_the_energies_balance_and_are_the_communitys(run):
+    scenario, out = run
+    kpis = json.loads((out / "summary.json").read_text())["kpis"]
+    community = community_from_scenario(scenario)
+    assert kpis["load_kwh"] == pytest.approx(community.load_kw.sum(), rel=1e-9)  # hourly steps: kW = kWh
+    assert kpis["pv_kwh"] == pytest.approx(community.pv_kw.sum(), rel=1e-9)
+    supply = kpis["pv_kwh"] + kpis["chp_kwh"] + kpis["grid_import_kwh"]
+    assert kpis["load_kwh"] + kpis["grid_export_kwh"] == pytest.approx(supply, rel=1e-9)
+    assert kpis["lem_volume_kwh"] > 0 and kpis["pv_kwh"] > 0
+    assert len(community.names) == 41 + 6 and community.names[0] == "LV4_101_Load_1"
+
+
+def test_the_dso_saw_the_grid_the_model_solves(run):
+    """The recorded voltages of each hour are the generic LemGrid's, solved again from the community's powers and
+    the CHPs' recorded output."""
+    scenario, out = run
+    community = community_from_scenario(scenario)
+    grid = LemGrid(load_feeder(scenario.feeder.source), community.table, solver=scenario.grid.solver,
+                   violation_model=scenario.grid.dn_impact_counts)
+    table = pd.read_csv(out / "grid.csv")
+    settled = pd.read_csv(out / "settlement.csv")
+    chp = settled.pivot(index="time", columns="participant", values="chp_kwh")  # hourly: kWh = mean kW
+    homes = community.table["kind"].to_numpy() != "chp"
+    for k in range(len(table)):
+        grid.set_injections(load_kw=community.load_kw[homes, k], load_kvar=community.load_kvar[homes, k],
+                            pv_kw=community.pv_kw[community.table["kind"].to_numpy() == "prosumer", k],
+                            chp_kw=chp.iloc[k][list(grid.chp_names)].to_numpy(dtype=float))
+        result = grid.solve()
+        assert table.filter(like="vm_min").iloc[k, 0] == pytest.approx(result.vm_min_pu, abs=1e-9)
+        assert table.filter(like="vm_max").iloc[k, 0] == pytest.approx(result.vm_max_pu, abs=1e-9)
+
+
+@pytest.mark.parametrize("changes,field,reason", [
+    ({"feeder.source": "pandapower: nowhere.json"}, "feeder.source", "nowhere.json: file not found"),
+    ({"feeder.source": "simbench: 1-LV-nowhere--0-sw"}, "feeder.source", "not a SimBench code"),
+    ({"feeder.data_dir": "../data/ieee_eulv"}, "feeder", "give data_dir (the IEEE European LV feeder) or source"),
+    ({"feeder.households.pv_share": 1.5}, "feeder.households.pv_share", "less than or equal to 1"),
+])
+def test_a_bad_feeder_is_one_line_and_exit_2(tmp_path, changes, field, reason):
+    path = write_scenario(tmp_path, SCENARIO, {**CHANGES, **changes})
+    done = subprocess.run(CLI + ["validate", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"error: {path}: {field}") and reason in done.stderr, done.stderr
