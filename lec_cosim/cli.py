@@ -194,6 +194,7 @@ def _cmd_runner(args) -> int:
 
     scenario = _load(args)
     _check_sub_brokers(args, scenario)
+    check_data(scenario)  # what run would refuse, the runner file refuses too: helics run would fail later
     check_broker(scenario)
     _check_record(args, scenario)
     _check_player(args, scenario)

@@ -62,14 +62,50 @@ def test_the_dso_saw_the_grid_the_model_solves(run):
         assert table.filter(like="vm_max").iloc[k, 0] == pytest.approx(result.vm_max_pu, abs=1e-9)
 
 
-@pytest.mark.parametrize("changes,field,reason", [
+def unrated_net(path):
+    """A small pandapower feeder whose second cable has no rating."""
+    import pandapower as pp
+
+    net = pp.create_empty_network()
+    buses = [pp.create_bus(net, vn) for vn in (20.0, 0.4, 0.4, 0.4)]
+    pp.create_ext_grid(net, buses[0])
+    pp.create_transformer_from_parameters(net, buses[0], buses[1], sn_mva=0.25, vn_hv_kv=20.0, vn_lv_kv=0.4,
+                                          vk_percent=6.0, vkr_percent=1.2, pfe_kw=0.0, i0_percent=0.0,
+                                          shift_degree=150.0, vector_group="Dyn")
+    for a, b, rating in ((1, 2, 0.27), (2, 3, float("nan"))):
+        pp.create_line_from_parameters(net, buses[a], buses[b], 0.1, 0.2, 0.08, 0.0, rating, name=f"cable {b}")
+    for bus in (2, 3):
+        pp.create_load(net, buses[bus], p_mw=0.005, name=f"house {bus}")
+    pp.to_json(net, str(path))
+
+
+BAD = [
     ({"feeder.source": "pandapower: nowhere.json"}, "feeder.source", "nowhere.json: file not found"),
     ({"feeder.source": "simbench: 1-LV-nowhere--0-sw"}, "feeder.source", "not a SimBench code"),
     ({"feeder.data_dir": "../data/ieee_eulv"}, "feeder", "give data_dir (the IEEE European LV feeder) or source"),
     ({"feeder.households.pv_share": 1.5}, "feeder.households.pv_share", "less than or equal to 1"),
-])
-def test_a_bad_feeder_is_one_line_and_exit_2(tmp_path, changes, field, reason):
+    ({"grid.solver": "pandapower"}, "grid.solver", "not set up for a feeder.source"),
+    ({"feeder.source": "pandapower: {tmp}/unrated.json", "feeder.households.load_file": "{tmp}/houses.csv",
+      "participants.chp.count": 1, "participants.pv.peak_kw": 5}, "feeder.source", "line cable 3: no rating"),
+    ({"feeder.households.load_file": "{tmp}/meters.csv"}, "data", "meters.csv: column 'LV4.101 Load 1' missing"),
+    ({"feeder.households.mapping_file": "{tmp}/nowhere.csv"}, "feeder.households.mapping_file", "file not found"),
+    ({"participants.chp.count": 50}, "data", "count 50 is not between 0 and the 41 households"),
+]
+# every case through validate; through run and runner, what only the community (6) or the DSO's grid (5) finds
+CASES = [("validate", *case) for case in BAD] + [(command, *BAD[i]) for command in ("run", "runner") for i in (5, 6)]
+
+
+@pytest.mark.parametrize("command,changes,field,reason", CASES)
+def test_a_bad_feeder_is_one_line_and_exit_2(tmp_path, command, changes, field, reason):
+    """Before any process starts, whichever command: also what only the community or the DSO's grid finds."""
+    unrated_net(tmp_path / "unrated.json")
+    (tmp_path / "meters.csv").write_text("time,somebody\n2016-05-26T00:00,1\n2016-05-26T00:15,1\n")
+    times = pd.date_range("2016-05-26", periods=4 * 24, freq="15min").strftime("%Y-%m-%dT%H:%M")
+    pd.DataFrame({"time": times, "house 2": 0.5, "house 3": 0.7}).to_csv(tmp_path / "houses.csv", index=False)
+    changes = {key: value.format(tmp=tmp_path) if isinstance(value, str) else value for key, value in changes.items()}
     path = write_scenario(tmp_path, SCENARIO, {**CHANGES, **changes})
-    done = subprocess.run(CLI + ["validate", str(path)], capture_output=True, text=True, timeout=120)
+    extra = {"validate": [], "run": ["--out", str(tmp_path / "out")], "runner": ["-o", str(tmp_path / "r.json")]}
+    done = subprocess.run(CLI + [command, str(path), *extra[command]], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"error: {path}: {field}") and reason in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r.json").exists()

@@ -245,13 +245,17 @@ def small_net(switches=()):
 
 
 def test_chained_bus_switches_fuse_their_buses_and_unnamed_loads_get_names(tmp_path):
-    net = small_net([(2, 3, 0.0), (3, 3, 0.0)])
-    net.switch.loc[1, ["bus", "element"]] = [3, 2]  # a chain b2 = b3 named from both ends
+    """b2 = b3 = b4 by two switches, the second naming b3, which fusing the first pair removes: all three are one
+    bus (fusing pair by pair lost b4 and its load)."""
+    net = small_net([(2, 3, 0.0)])
+    b4 = pp.create_bus(net, 0.4)
+    pp.create_switch(net, 3, b4, "b", closed=True)
+    pp.create_load(net, b4, p_mw=0.005, name=None)
     path = tmp_path / "net.json"
     pp.to_json(net, str(path))
     feeder = pandapower_feeder(path)
-    assert list(feeder.connections.index) == ["load 0", "load 1"]
-    assert feeder.connections.at["load 0", "bus"] == feeder.connections.at["load 1", "bus"]  # b3 fused into b2
+    assert list(feeder.connections.index) == ["load 0", "load 1", "load 2"]
+    assert feeder.connections["bus"].nunique() == 1 and not feeder.notes[1:]  # one bus; nothing left out
     assert pandapower_deviation_pu(pp.from_json(str(path)), feeder) < 1e-8
 
 

@@ -8,10 +8,11 @@ market operator, DSO, recorder) runs on it unchanged. No HELICS here.
 * **Households**: one per connection point of the feeder, or as a mapping file places them
   (:func:`lec_cosim.models.feeder_households.place_households`).
 * **Loads**: the households' profiles from the feeder source (SimBench's year) or from the user's
-  smart-meter CSV, averaged over each grid step on the simulation clock. Profiles that cover one day only
-  (the IEEE day, an OpenDSS model's daily shapes, whose dates are arbitrary) repeat that day every day, as the
-  IEEE feeder's community does. An optional factor brings the aggregate hourly load peak of the horizon to
-  ``load_peak_kw``. Q from the source's profiles, or the power factor for a CSV.
+  smart-meter CSV, averaged over each grid step on the simulation clock. An undated day (the IEEE day, an
+  OpenDSS model's daily shapes: on :data:`~lec_cosim.models.feeder_model.UNDATED_DAY`) repeats every day, as
+  the IEEE feeder's community does; dated profiles must cover the horizon. An optional factor brings the
+  aggregate hourly load peak of the whole profile to ``load_peak_kw``. Q from the source's profiles, or the
+  power factor for a CSV.
 * **PV**: ``pv_share`` of the households, spread over the phases and along the feeder
   (:func:`~lec_cosim.models.feeder_households.assign_devices`), with the shipped SimBench PV shapes PV1..PV8
   in turn and one common kWp sized, as on the IEEE feeder, so that the aggregate hourly PV peak of the sizing
@@ -32,23 +33,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lec_cosim.models.feeder_households import assign_devices, household_loads, place_households, spread
-from lec_cosim.models.feeder_model import Feeder
 from lec_cosim.models.community import Community
+from lec_cosim.models.feeder_households import (
+    assign_devices,
+    household_loads,
+    place_households,
+    spread,
+)
+from lec_cosim.models.feeder_model import UNDATED_DAY, Feeder
 from lec_cosim.models.lem_participants import PV_PROFILES, pv_day_profiles, pv_profiles
 from lec_cosim.models.timeseries import DataError, step_means
 
 
 def _on_horizon(profile: pd.DataFrame, start: dt.datetime, grid_min: int, n_steps: int, what: str) -> np.ndarray:
-    """(columns, n_steps) step means of a profile table on the horizon; a one-day table repeats daily."""
+    """(columns, n_steps) step means of a profile table on the horizon; an undated day repeats daily."""
     step = profile.index[1] - profile.index[0]
     span = step * len(profile)
-    if span == pd.Timedelta(days=1):
+    if span == pd.Timedelta(days=1) and profile.index[0].normalize() == UNDATED_DAY:
         # one day of arbitrary date: the day again and again from midnight of the start
         day_steps = 1440 // grid_min
         shifted = profile.set_axis(profile.index - profile.index[0].normalize() + pd.Timestamp(start.date()))
-        one_day = np.stack([step_means(shifted[c], pd.Timestamp(start.date()), grid_min * 60.0, day_steps)
-                            for c in profile.columns])
+        try:
+            one_day = np.stack([step_means(shifted[c], pd.Timestamp(start.date()), grid_min * 60.0, day_steps)
+                                for c in profile.columns])
+        except DataError as error:
+            raise DataError(f"{what}: {error}") from None
         return np.tile(one_day, -(-n_steps // day_steps))[:, :n_steps] if n_steps else one_day[:, :0]
     try:
         return np.stack([step_means(profile[c], start, grid_min * 60.0, n_steps) for c in profile.columns])
@@ -107,7 +116,9 @@ def build_feeder_community(
     load_kvar = _on_horizon(q, start, grid_min, n_steps, where)
     scale = 1.0
     if load_peak_kw is not None:
-        per_hour = load_kw.sum(axis=0).reshape(-1, 60 // grid_min).mean(axis=1)
+        # the aggregate hourly peak of the whole profile, not of the horizon: a day's loads are the same in a
+        # one-day and in a year's run
+        per_hour = p.sum(axis=1).resample("60min").mean()
         scale = float(load_peak_kw) / float(per_hour.max())
         load_kw, load_kvar = load_kw * scale, load_kvar * scale
 
@@ -122,6 +133,10 @@ def build_feeder_community(
 
     # a player's name is its endpoint's and its columns': letters, digits, '_' and '-' only
     names = {h: re.sub(r"[^A-Za-z0-9_-]+", "_", str(h)).strip("_") or "household" for h in households.index}
+    chp_names = {f"CHP{i}" for i in range(1, int(chp_count) + 1)}
+    taken = sorted(h for h, name in names.items() if name in chp_names)
+    if taken:
+        raise ValueError(f"household {taken[0]!r}: its player name {names[taken[0]]!r} is a CHP's; rename it")
     if len(set(names.values())) < len(names):
         clash = pd.Series(list(names)).groupby(pd.Series(list(names.values()))).agg(list)
         pair = next(v for v in clash if len(v) > 1)

@@ -19,6 +19,8 @@ UNSUPPORTED_TABLES = ("gen", "trafo3w", "impedance", "ward", "xward", "shunt", "
 """pandapower tables the project's grid model has no counterpart for (a non-empty one is refused)."""
 
 
+UNDATED_DAY = pd.Timestamp("2000-01-01")
+"""The day profiles without a date of their own are put on (the IEEE day, OpenDSS load shapes)."""
 MAG0_PRACTICALLY_INFINITE_PERCENT = 1.0e6
 """A transformer's ``mag0_percent`` from which its zero-sequence core path counts as absent (the IEEE feeder: 1e9)."""
 

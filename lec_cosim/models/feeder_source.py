@@ -6,7 +6,7 @@ the feeder's loads as **connection points** (where households go: bus, phases, r
 table) and, where the source has them, their profiles. Nothing here knows a study or HELICS.
 
 Sources (:func:`load_feeder` dispatches on the first word of a source's ``"kind: value"``, as ``lec-cosim feeder``
-takes it; the studies do not take a source yet):
+and a local-market scenario's ``feeder.source`` take it):
 
 * ``ieee_eu_lv`` (:func:`ieee_eu_lv_feeder`): the IEEE European LV test feeder from its CSV folder
   (:mod:`lec_cosim.models.feeder_net`), 55 single-phase loads, 1-minute profiles of one day (on
@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -140,13 +141,20 @@ def simbench_cache_dir() -> Path:
     from importlib.metadata import version  # not the packages themselves: importing simbench takes seconds
 
     root = Path(os.environ.get("LEC_COSIM_CACHE") or Path.home() / ".cache" / "lec-cosim")
-    return root / f"simbench-{version('simbench')}-pandapower-{version('pandapower')}"
+    packages = "-".join(f"{name}-{version(name)}" for name in ("simbench", "pandapower", "pandas", "numpy"))
+    return root / f"{SIMBENCH_CACHE_FORMAT}-{packages}"
+
+
+SIMBENCH_CACHE_FORMAT = "simbench-v1"
+"""Changes when what is kept changes: a new folder, the old ones left unread."""
 
 
 @functools.lru_cache(maxsize=4)
 def _simbench_net_cached(code: str):
     import pickle
 
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", code) or ".." in code:  # a code names a file of the cache below
+        raise FeederSourceError(f"simbench {code}: not a SimBench code (letters, digits, '-', '_' and '.' only)")
     cached = simbench_cache_dir() / f"{code}.pickle"
     if cached.is_file():
         try:
@@ -163,13 +171,15 @@ def _simbench_net_cached(code: str):
                                 f"{len(codes)})")
     net = sb.get_simbench_net(code)
     read = (net, sb.get_absolute_values(net, profiles_instead_of_study_cases=True))
+    partial = cached.with_name(f".{cached.name}.{os.getpid()}")
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f".{cached.name}.{os.getpid()}")
         partial.write_bytes(pickle.dumps(read))
         partial.replace(cached)  # whole or not at all, also with two processes at once
-    except OSError:  # no cache where it cannot be written: only slower
+    except (OSError, pickle.PicklingError):  # no cache where it cannot be written: only slower
         pass
+    finally:
+        partial.unlink(missing_ok=True)
     return read
 
 
@@ -297,8 +307,7 @@ def own_engine_deviation_pu(source: str, base: Path | None = None, time=None) ->
 
     from lec_cosim.models.pgm_backend import PowerGridError, UnsupportedNetwork
 
-    kind = source.partition(":")[0].strip()
-    if time is not None and kind != "simbench":
+    if time is not None and source.partition(":")[0].strip() != "simbench":
         raise FeederSourceError(f"--time {time}: only a SimBench source has a year to choose a snapshot from")
     try:
         return _own_engine_deviation_pu(source, base, time)

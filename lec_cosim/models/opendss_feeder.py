@@ -348,18 +348,19 @@ def _shape_profiles(circuit, collection, where: str, kind: str):
     """Each enabled element's yearly (else daily) shape as kW and kvar (Pmult x kW, Qmult x kvar where the shape
     has a Qmult, else Pmult x kvar), where every element of the collection has one; else (None, None)."""
     shapes = circuit.LoadShapes
-    wanted = {}
+    wanted, without = {}, []
     index = collection.First
     while index:
         if circuit.ActiveCktElement.Enabled:
             shape = collection.Yearly or collection.daily
-            if not shape:
-                if wanted:
-                    raise FeederSourceError(f"{where}: {kind}.{collection.Name}: no load shape while others have one; "
-                                            "give every one a shape, or none")
-                return None, None
-            wanted[collection.Name] = (shape.lower(), float(collection.kW), float(collection.kvar))
+            if shape:
+                wanted[collection.Name] = (shape.lower(), float(collection.kW), float(collection.kvar))
+            else:
+                without.append(collection.Name)
         index = collection.Next
+    if wanted and without:
+        raise FeederSourceError(f"{where}: {kind}.{without[0]}: no load shape while others have one; give every "
+                                "one a shape, or none")
     if not wanted:
         return None, None
     series, step_h = {}, None
@@ -373,7 +374,11 @@ def _shape_profiles(circuit, collection, where: str, kind: str):
         pmult = np.asarray(shapes.Pmult, dtype=float)
         qmult = np.asarray(shapes.Qmult, dtype=float)
         series[shape] = (pmult, qmult if len(qmult) == len(pmult) else pmult)
-    n = min(len(p) for p, _ in series.values())
+    lengths = {len(p) for p, _ in series.values()}
+    if len(lengths) > 1:
+        raise FeederSourceError(f"{where}: LoadShape: shapes of {sorted(lengths)} points; the grid model plays "
+                                "shapes of one length")
+    n = lengths.pop()
     # OpenDSS uses point k at k intervals past midnight, the end of the k-th interval: labelled by the interval's
     # start, as the project's profiles are
     index = pd.date_range(pd.Timestamp("2000-01-01"), periods=n, freq=pd.Timedelta(hours=step_h), name="time")

@@ -83,13 +83,16 @@ _SQRT3 = math.sqrt(3.0)
 
 
 class LemGrid:
-    """The IEEE European LV feeder with the LEM's households, PV and CHP units on it.
+    """A feeder with the LEM's households, PV and CHP units on it: the IEEE European LV feeder (the paper's
+    players, feeder copies, its 110-bus reduced model) or a feeder from any source.
 
     Parameters
     ----------
-    feeder : IEEEEuropeanLV, optional
-        The feeder (:func:`~lec_cosim.models.ieee_eulv.build_ieee_eulv`); its net is copied, not changed.
-        Default: built from ``data_dir``.
+    feeder : IEEEEuropeanLV or Feeder, optional
+        The IEEE feeder (:func:`~lec_cosim.models.ieee_eulv.build_ieee_eulv`; default: built from ``data_dir``),
+        or a :class:`~lec_cosim.models.feeder_model.Feeder` from any source (:meth:`_place_on_feeder`: the
+        households replace its loads and generators, ratings are its own, the reduced model follows the IEEE
+        feeder's rule). Its net is copied, not changed.
     table : pandas.DataFrame, optional
         Participants (:func:`~lec_cosim.models.lem_participants.participants`): columns
         ``participant, kind, bus, phase``. Households must be the feeder's ``LOAD1`` .. ``LOAD55`` on
@@ -341,6 +344,12 @@ class LemGrid:
             ratings = read_line_ratings(LINE_RATINGS_FILE)
             codes = net.line.loc[feeder_lines, "ieee_linecode"]
             net.line.loc[feeder_lines, "max_i_ka"] = ratings.loc[codes, "max_i_ka"].to_numpy(dtype=float)
+        for column in ("parallel", "df"):  # the indicators take one cable per line, at its full rating
+            if column in net.line.columns and net.line.loc[feeder_lines, column].ne(1).any():
+                bad = net.line.index[feeder_lines & net.line[column].ne(1).to_numpy()][0]
+                raise FeederSourceError(f"{feeder.source}: line {net.line.at[bad, 'name']}: {column} "
+                                        f"{net.line.at[bad, column]:g}; give parallel cables and derating in the "
+                                        "line's own data (impedance, max_i_ka)")
         rating = net.line.loc[feeder_lines, "max_i_ka"].to_numpy(dtype=float)
         if not (np.isfinite(rating) & (rating > 0)).all():
             bad = net.line.index[feeder_lines][~(np.isfinite(rating) & (rating > 0))][0]

@@ -87,6 +87,33 @@ def check_data(scenario) -> None:
 
     check_feeder(scenario)
     _check_market_data(scenario)
+    if scenario.feeder.source is not None:
+        _check_source_grid(scenario)
+
+
+def _check_source_grid(scenario) -> None:
+    """The DSO's grid on a ``feeder.source`` built and solved once with the community's first step, as the DSO
+    will: what the grid model refuses (no rating, transformers, zero-sequence data) is one line before any
+    process starts, not a federate's crash."""
+    from lec_cosim.models.feeder_source import feeder_of
+    from lec_cosim.models.lem_grid import LemGrid
+    from lec_cosim.scenario import ScenarioError
+    from lec_cosim.studies.local_market.wiring import source_community
+
+    community = source_community(scenario)
+    g = scenario.grid
+    try:
+        grid = LemGrid(feeder_of(scenario), community.table, vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu,
+                       max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
+                       violation_model=g.dn_impact_counts, step_h=scenario.grid_step_s / 3600.0, solver=g.solver)
+        kinds = community.table["kind"].to_numpy()
+        grid.set_injections(load_kw=community.load_kw[kinds != "chp", 0],
+                            load_kvar=community.load_kvar[kinds != "chp", 0],
+                            pv_kw=community.pv_kw[kinds == "prosumer", 0])
+        grid.solve()
+    except Exception as exc:  # any refusal or failure of the grid model: the DSO would fail the same way
+        raise ScenarioError(f"{scenario.source_file}: feeder.source: the grid model cannot take it: "
+                            f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
 
 def run_name(scenario) -> str:
@@ -96,7 +123,11 @@ def run_name(scenario) -> str:
 
 def _check_market_data(scenario, *, bids: bool = True) -> None:
     """The participants' data, and with ``bids`` the learnt bids of the ACO strategy."""
-    from lec_cosim.models.lem_community import BidsFileError, community_from_scenario, read_learned_bids
+    from lec_cosim.models.lem_community import (
+        BidsFileError,
+        community_from_scenario,
+        read_learned_bids,
+    )
     from lec_cosim.scenario import ScenarioError
 
     try:

@@ -74,6 +74,8 @@ class LemFeederConfig(FeederConfig):
         if self.source is None and self.households is not None:
             raise ValueError("households: they place households on a source's loads; the IEEE feeder's are the "
                              "paper's")
+        if self.source is not None and "load_peak_kw" not in self.model_fields_set:
+            self.__dict__["load_peak_kw"] = None  # a source's loads as they are, unless a peak is asked for
         return self
 
 
@@ -171,6 +173,9 @@ class LemScenario(_ScenarioBase):
             raise ValueError("horizon_h: must be a whole number of market periods")
         if round(self.horizon_h * 60 / res.market_min) < 1:
             raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one market period")
+        if self.feeder.source is not None and self.grid.solver == "pandapower":
+            raise ValueError("grid.solver: pandapower's three-phase flow is not set up for a feeder.source (its "
+                             "source and transformer data); use power-grid-model or opendss")
         if self.feeder.source is None and self.participants.chp.count != 6:
             raise ValueError("participants.chp.count: the IEEE feeder has the paper's 6 CHPs (give feeder.source for "
                              "another community)")
@@ -221,15 +226,20 @@ def _source_feeder_and_pv(scenario: LemScenario, source: Path):
     base = source.parent
     f = scenario.feeder
     kind, _, value = (part.strip() for part in f.source.partition(":"))
-    resolved = f"{kind}: {(base / value).resolve()}" if kind in ("pandapower", "opendss") else f.source
+    resolved = (f"{kind}: {(base / value).resolve()}" if kind in ("pandapower", "opendss", "ieee_eu_lv") and value
+                else f.source)
     households = f.households or HouseholdsConfig()
     households = households.model_copy(update={
         name: (base / getattr(households, name)).resolve() for name in ("mapping_file", "load_file")
         if getattr(households, name) is not None})
+    for name in ("mapping_file", "load_file"):
+        path = getattr(households, name)
+        if path is not None and not path.is_file():
+            raise ScenarioError(f"{source}: feeder.households.{name}: file not found: {path}")
     try:
         load_feeder(resolved)
-    except FeederSourceError as error:
-        raise ScenarioError(f"{source}: feeder.source: {error}") from None
+    except (FeederSourceError, ValueError, OSError) as error:  # the IEEE tables' own errors are ValueErrors
+        raise ScenarioError(f"{source}: feeder.source: {' '.join(str(error).split())}") from None
     pv = scenario.participants.pv
     pv = pv.model_copy(update={"profile_file": (base / pv.profile_file).resolve()})
     if not pv.profile_file.is_file():

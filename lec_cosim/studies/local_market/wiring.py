@@ -67,12 +67,21 @@ def participant_endpoint(name: str) -> str:
     return f"lem/{name}"
 
 
+def source_community(scenario):
+    """The community on a ``feeder.source``; what its data cannot give is one line naming the scenario."""
+    from lec_cosim.models.lem_community import community_from_scenario
+    from lec_cosim.scenario import ScenarioError
+
+    try:
+        return community_from_scenario(scenario)
+    except (ValueError, KeyError, OSError) as exc:  # FeederSourceError and DataError are ValueErrors
+        raise ScenarioError(f"{scenario.source_file}: data: {' '.join(str(exc).split())}") from None
+
+
 def all_participants(scenario: LemScenario) -> list[str]:
     """The players in their fixed order (LOAD1..LOAD55, CHP1..CHP6, then the same for each feeder copy)."""
     if scenario.feeder.source is not None:  # the community on the source's feeder names its players
-        from lec_cosim.models.lem_community import community_from_scenario
-
-        return community_from_scenario(scenario).names
+        return source_community(scenario).names
     one = [f"LOAD{k}" for k in range(1, 56)] + [f"CHP{k}" for k in range(1, 7)]
     return [copy_name(name, c) for c in range(1, scenario.feeder.copies + 1) for name in one]
 
