@@ -48,7 +48,7 @@ compose-demo: $(STAMP)
 	$(BIN)/lec-cosim compose scenarios/trondelag_arbitrage.yaml -o broker_config/compose_demo \
 	  --compose-file docker-compose.yml --force
 
-# Each benchmark is one command (see README, "Speed and scale"); all of them take about 20 minutes.
+# Each benchmark is one command (see README, "Speed and scale"); all of them take about 27 minutes.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/federation_vs_pandapower.py
 	$(BIN)/python benchmarks/federation_vs_monolithic.py --days 366
@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/backend_agreement.py
 	$(BIN)/python benchmarks/year_run.py
 	$(BIN)/python benchmarks/parallel_runs.py
+	$(BIN)/python benchmarks/feeder_year.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache site
