@@ -17,7 +17,7 @@ from lec_cosim.models.opendss_feeder import opendss_feeder
 from lec_cosim.models.three_phase_feeder import LemGrid
 
 CODES = {code.upper(): code for code in read_line_ratings().index}
-SIMBENCH_CODE = "1-LV-rural1--0-sw"  # 15 buses, 13 households: the smallest
+SIMBENCH_CODE = "1-LV-semiurb4--0-sw"  # 44 buses, 41 households: the grid the other tests read too
 
 
 def states(grid, seed=3, n=3):
@@ -108,5 +108,5 @@ def test_a_feeder_without_line_ratings_is_refused_naming_the_line(simbench):
     households = place_households(feeder)
     table = households.reset_index().rename(columns={"household": "participant"}).assign(
         kind="consumer", phase=lambda t: t["phases"])
-    with pytest.raises(FeederSourceError, match=r"simbench: 1-LV-rural1--0-sw: line .*: no rating \(max_i_ka\)"):
+    with pytest.raises(FeederSourceError, match=r"simbench: 1-LV-semiurb4--0-sw: line .*: no rating \(max_i_ka\)"):
         LemGrid(feeder, table[["participant", "kind", "bus", "phase"]])

@@ -96,8 +96,11 @@ CASES = [("validate", *case) for case in BAD] + [(command, *BAD[i]) for command 
 
 
 @pytest.mark.parametrize("command,changes,field,reason", CASES)
-def test_a_bad_feeder_is_one_line_and_exit_2(tmp_path, command, changes, field, reason):
-    """Before any process starts, whichever command: also what only the community or the DSO's grid finds."""
+def test_a_bad_feeder_is_one_line_and_exit_2(tmp_path, capsys, command, changes, field, reason):
+    """Before any process starts, whichever command: also what only the community or the DSO's grid finds. The
+    command line in this process (``main``, as ``tests/test_bad_inputs.py``): a process per case cost seconds."""
+    from lec_cosim.cli import main
+
     unrated_net(tmp_path / "unrated.json")
     (tmp_path / "meters.csv").write_text("time,somebody\n2016-05-26T00:00,1\n2016-05-26T00:15,1\n")
     times = pd.date_range("2016-05-26", periods=4 * 24, freq="15min").strftime("%Y-%m-%dT%H:%M")
@@ -105,7 +108,8 @@ def test_a_bad_feeder_is_one_line_and_exit_2(tmp_path, command, changes, field, 
     changes = {key: value.format(tmp=tmp_path) if isinstance(value, str) else value for key, value in changes.items()}
     path = write_scenario(tmp_path, SCENARIO, {**CHANGES, **changes})
     extra = {"validate": [], "run": ["--out", str(tmp_path / "out")], "runner": ["-o", str(tmp_path / "r.json")]}
-    done = subprocess.run(CLI + [command, str(path), *extra[command]], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith(f"error: {path}: {field}") and reason in done.stderr, done.stderr
+    code = main([command, str(path), *extra[command]])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"error: {path}: {field}") and reason in err, err
     assert not (tmp_path / "out").exists() and not (tmp_path / "r.json").exists()

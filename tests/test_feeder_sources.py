@@ -179,10 +179,12 @@ def test_an_unknown_simbench_code_or_source_is_one_line():
         load_feeder("cim: grid.xml")
 
 
-def test_the_feeder_command_describes_a_source_and_checks_it_against_its_own_engine(tmp_path):
+def test_the_feeder_command_describes_a_source_and_checks_it_against_its_own_engine(tmp_path, capsys):
+    from lec_cosim.cli import main
+
     master = write_dss(tmp_path, "New Load.H4 bus1=n1 phases=3 kV=0.4 kW=6 kvar=2")
-    done = subprocess.run(CLI + ["feeder", f"opendss: {master}", "--check"], capture_output=True, text=True,
-                          timeout=120)
+    code = main(["feeder", f"opendss: {master}", "--check"])
+    done = subprocess.CompletedProcess([], code, *capsys.readouterr())
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == f"small (opendss: {master})"
@@ -192,6 +194,7 @@ def test_the_feeder_command_describes_a_source_and_checks_it_against_its_own_eng
 
 
 def test_a_bad_feeder_file_is_one_line_and_exit_2(tmp_path):
+    """In a process of its own: the command's exit code as a shell sees it."""
     master = write_dss(tmp_path, "New Capacitor.C1 bus1=n1 kvar=10")
     done = subprocess.run(CLI + ["feeder", f"opendss: {master}"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
@@ -276,7 +279,9 @@ def test_a_switch_with_an_impedance_is_refused(tmp_path):
         pandapower_feeder(path)
 
 
-def test_the_check_of_a_net_without_a_transformer_and_a_time_for_a_source_without_a_year(tmp_path):
+def test_the_check_of_a_net_without_a_transformer_and_a_time_for_a_source_without_a_year(tmp_path, capsys):
+    from lec_cosim.cli import main
+
     net = small_net()
     net.trafo = net.trafo.iloc[0:0]
     net.ext_grid["bus"] = 1
@@ -284,6 +289,6 @@ def test_the_check_of_a_net_without_a_transformer_and_a_time_for_a_source_withou
     pp.to_json(net, str(path))
     deviation, _ = own_engine_deviation_pu(f"pandapower: {path}")
     assert deviation < 1e-8
-    done = subprocess.run(CLI + ["feeder", "ieee_eu_lv", "--check", "--time", "2016-05-26T12:00"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "only a SimBench source" in done.stderr
+    code = main(["feeder", "ieee_eu_lv", "--check", "--time", "2016-05-26T12:00"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "only a SimBench source" in err
