@@ -101,6 +101,7 @@ from dss import DSS, DSSException
 
 from lec_cosim.models.pgm_backend import (
     _WINDINGS,
+    NetPowerFlow,
     PowerFlowArrays,
     PowerFlowNotConverged,
     UnsupportedNetwork,
@@ -167,7 +168,7 @@ def _winding_plan(group: str, shift_degree: float, symmetric: bool) -> dict:
     }
 
 
-class OpenDssPowerFlow:
+class OpenDssPowerFlow(NetPowerFlow):
     """A pandapower network solved by OpenDSS; build once, :meth:`solve` many times.
 
     The interface of :class:`~lec_cosim.models.pgm_backend.PgmPowerFlow`: topology, impedances and
@@ -194,6 +195,8 @@ class OpenDssPowerFlow:
     UnsupportedNetwork
         For elements or settings outside the list in the module docstring.
     """
+
+    backend = "OpenDSS"
 
     def __init__(self, net, *, symmetric: bool, tolerance_pu: float = 1e-10, max_iterations: int = 100):
         self.net = net
@@ -414,49 +417,16 @@ class OpenDssPowerFlow:
         self._line_ends = ends("line.l", len(self.net.line))
         self._trafo_ends = ends("transformer.t", len(self.net.trafo), self._trafo_lv_perm, "reactor.m")
 
-    @staticmethod
-    def _element_counts(net) -> tuple:
-        return tuple(len(net[t]) for t in ("bus", "ext_grid", "line", "trafo", "load", "sgen", "storage",
-                                           "asymmetric_load", "asymmetric_sgen"))
-
-    def describes(self, net) -> bool:
-        """Whether this model was built from ``net`` with its present elements (powers may differ)."""
-        return net is self.net and self._element_counts(net) == self._sizes
-
     # --- checks ------------------------------------------------------------------------------
     def _check_supported(self, net) -> None:
-        for table in ("gen", "trafo3w", "impedance", "ward", "xward", "shunt", "switch", "dcline", "motor", "svc",
-                      "tcsc", "ssc", "vsc"):
-            if table in net and len(net[table]):
-                raise UnsupportedNetwork(f"{table}: not modelled by the OpenDSS backend")
-        if len(net.ext_grid) != 1:
-            raise UnsupportedNetwork("ext_grid: exactly one is supported")
+        self._check_common(net)
         if not bool(net.ext_grid["in_service"].iloc[0]):
             raise UnsupportedNetwork("ext_grid: out of service")
         if not net.bus["in_service"].all():
             raise UnsupportedNetwork("bus: out-of-service buses")
-        if self.symmetric and (len(net.asymmetric_load) or len(net.asymmetric_sgen)):
-            raise UnsupportedNetwork("asymmetric_load/asymmetric_sgen need the three-phase flow")
-        for table in ("asymmetric_load", "asymmetric_sgen"):
-            if len(net[table]) and not net[table]["type"].fillna("wye").eq("wye").all():
-                raise UnsupportedNetwork(f"{table}: only wye connection is supported")
-        for column in ("const_z_p_percent", "const_i_p_percent", "const_z_percent", "const_i_percent",
-                       "const_z_q_percent", "const_i_q_percent"):
-            if column in net.load.columns and net.load[column].fillna(0).abs().gt(0).any():
-                raise UnsupportedNetwork(f"load: only constant-power loads are supported ({column})")
         for column in ("g_us_per_km", "g0_us_per_km"):
             if column in net.line.columns and net.line[column].fillna(0).abs().gt(0).any():
                 raise UnsupportedNetwork(f"line: a shunt conductance ({column})")
-        if len(net.trafo):
-            tap_pos = net.trafo["tap_pos"] if "tap_pos" in net.trafo.columns else None
-            tap_neutral = net.trafo["tap_neutral"] if "tap_neutral" in net.trafo.columns else None
-            if tap_pos is not None and tap_neutral is not None:
-                moved = (tap_pos.fillna(0) != tap_neutral.fillna(0)) & net.trafo.get(
-                    "tap_step_percent", tap_pos * 0).fillna(0).ne(0)
-                if moved.any():
-                    raise UnsupportedNetwork("trafo: an off-neutral tap position")
-        if "parallel" in net.trafo.columns and net.trafo["parallel"].ne(1).any():
-            raise UnsupportedNetwork("trafo: parallel units")
 
     # --- one solve ---------------------------------------------------------------------------
     def _write_injections(self, powers: dict | None = None) -> None:

@@ -49,8 +49,8 @@ from power_grid_model.errors import PowerGridError
 
 from lec_cosim.models.errors import InfeasibleInput
 
-__all__ = ["PgmPowerFlow", "PowerFlowArrays", "PowerFlowNotConverged", "PowerGridError", "UnsupportedNetwork",
-           "pandapower_results"]
+__all__ = ["NetPowerFlow", "PgmPowerFlow", "PowerFlowArrays", "PowerFlowNotConverged", "PowerGridError",
+           "UnsupportedNetwork", "pandapower_results"]
 
 _SK_IDEAL_VA = 1.0e15
 _WINDINGS = {  # pandapower vector group -> (winding_from (hv), winding_to (lv)) of power-grid-model
@@ -147,7 +147,54 @@ def _filled(values: np.ndarray, default: float) -> np.ndarray:
     return np.where(np.isnan(values), default, values)
 
 
-class PgmPowerFlow:
+class NetPowerFlow:
+    """What the backends that solve a pandapower net share (:class:`PgmPowerFlow`,
+    :class:`~lec_cosim.models.opendss_backend.OpenDssPowerFlow`): whether a model still describes its net, and
+    the elements and settings neither models (:class:`UnsupportedNetwork`, naming the backend)."""
+
+    backend = "?"
+    net = None
+    symmetric = True
+    _sizes: tuple = ()
+
+    @staticmethod
+    def _element_counts(net) -> tuple:
+        return tuple(len(net[t]) for t in ("bus", "ext_grid", "line", "trafo", "load", "sgen", "storage",
+                                           "asymmetric_load", "asymmetric_sgen"))
+
+    def describes(self, net) -> bool:
+        """Whether this model was built from ``net`` with its present elements (powers may differ)."""
+        return net is self.net and self._element_counts(net) == self._sizes
+
+    def _check_common(self, net) -> None:
+        for table in ("gen", "trafo3w", "impedance", "ward", "xward", "shunt", "switch", "dcline", "motor", "svc",
+                      "tcsc", "ssc", "vsc"):
+            if table in net and len(net[table]):
+                raise UnsupportedNetwork(f"{table}: not modelled by the {self.backend} backend")
+        if len(net.ext_grid) != 1:
+            raise UnsupportedNetwork("ext_grid: exactly one is supported")
+        if self.symmetric and (len(net.asymmetric_load) or len(net.asymmetric_sgen)):
+            raise UnsupportedNetwork("asymmetric_load/asymmetric_sgen need the three-phase flow")
+        for table in ("asymmetric_load", "asymmetric_sgen"):
+            if len(net[table]) and not net[table]["type"].fillna("wye").eq("wye").all():
+                raise UnsupportedNetwork(f"{table}: only wye connection is supported")
+        for column in ("const_z_p_percent", "const_i_p_percent", "const_z_percent", "const_i_percent",
+                       "const_z_q_percent", "const_i_q_percent"):
+            if column in net.load.columns and net.load[column].fillna(0).abs().gt(0).any():
+                raise UnsupportedNetwork(f"load: only constant-power loads are supported ({column})")
+        if len(net.trafo):
+            tap_pos = net.trafo["tap_pos"] if "tap_pos" in net.trafo.columns else None
+            tap_neutral = net.trafo["tap_neutral"] if "tap_neutral" in net.trafo.columns else None
+            if tap_pos is not None and tap_neutral is not None:
+                moved = (tap_pos.fillna(0) != tap_neutral.fillna(0)) & net.trafo.get(
+                    "tap_step_percent", tap_pos * 0).fillna(0).ne(0)
+                if moved.any():
+                    raise UnsupportedNetwork("trafo: an off-neutral tap position")
+        if "parallel" in net.trafo.columns and net.trafo["parallel"].ne(1).any():
+            raise UnsupportedNetwork("trafo: parallel units")
+
+
+class PgmPowerFlow(NetPowerFlow):
     """A pandapower network solved by power-grid-model; build once, :meth:`solve` many times.
 
     The network's topology, impedances and ratings are read once; the powers of ``load``, ``sgen``,
@@ -174,6 +221,8 @@ class PgmPowerFlow:
     UnsupportedNetwork
         For elements or settings outside the list in the module docstring.
     """
+
+    backend = "power-grid-model"
 
     def __init__(self, net, *, symmetric: bool, tolerance_pu: float = 1e-10, max_iterations: int = 30,
                  method: str = "iterative_current"):
@@ -335,42 +384,8 @@ class PgmPowerFlow:
         self._sizes = self._element_counts(net)
         self._outputs = [ComponentType.node, ComponentType.line, ComponentType.transformer]
 
-    @staticmethod
-    def _element_counts(net) -> tuple:
-        return tuple(len(net[t]) for t in ("bus", "ext_grid", "line", "trafo", "load", "sgen", "storage",
-                                           "asymmetric_load", "asymmetric_sgen"))
-
-    def describes(self, net) -> bool:
-        """Whether this model was built from ``net`` with its present elements (powers may differ)."""
-        return net is self.net and self._element_counts(net) == self._sizes
-
-    # --- checks ------------------------------------------------------------------------------
     def _check_supported(self, net) -> None:
-        for table in ("gen", "trafo3w", "impedance", "ward", "xward", "shunt", "switch", "dcline", "motor", "svc",
-                      "tcsc", "ssc", "vsc"):
-            if table in net and len(net[table]):
-                raise UnsupportedNetwork(f"{table}: not modelled by the power-grid-model backend")
-        if len(net.ext_grid) != 1:
-            raise UnsupportedNetwork("ext_grid: exactly one is supported")
-        if self.symmetric and (len(net.asymmetric_load) or len(net.asymmetric_sgen)):
-            raise UnsupportedNetwork("asymmetric_load/asymmetric_sgen need the three-phase flow")
-        for table in ("asymmetric_load", "asymmetric_sgen"):
-            if len(net[table]) and not net[table]["type"].fillna("wye").eq("wye").all():
-                raise UnsupportedNetwork(f"{table}: only wye connection is supported")
-        for table in ("load",):
-            for column in ("const_z_p_percent", "const_i_p_percent", "const_z_percent", "const_i_percent"):
-                if column in net[table].columns and net[table][column].fillna(0).abs().gt(0).any():
-                    raise UnsupportedNetwork(f"{table}: only constant-power loads are supported ({column})")
-        if len(net.trafo):
-            tap_pos = net.trafo["tap_pos"] if "tap_pos" in net.trafo.columns else None
-            tap_neutral = net.trafo["tap_neutral"] if "tap_neutral" in net.trafo.columns else None
-            if tap_pos is not None and tap_neutral is not None:
-                moved = (tap_pos.fillna(0) != tap_neutral.fillna(0)) & net.trafo.get(
-                    "tap_step_percent", tap_pos * 0).fillna(0).ne(0)
-                if moved.any():
-                    raise UnsupportedNetwork("trafo: an off-neutral tap position")
-        if "parallel" in net.trafo.columns and net.trafo["parallel"].ne(1).any():
-            raise UnsupportedNetwork("trafo: parallel units")
+        self._check_common(net)
 
     # --- one solve ---------------------------------------------------------------------------
     def _write_injections(self, powers: dict | None = None) -> None:
