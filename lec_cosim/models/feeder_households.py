@@ -138,9 +138,16 @@ def spread(feeder: Feeder, households: pd.DataFrame, count: int) -> list[str]:
     if count == 0:
         return []
     distance = path_length_km(feeder)
-    table = pd.DataFrame({"name": households.index, "order": np.arange(len(households)),
-                          "group": households["phases"].to_numpy(),
-                          "dist": [distance.get(int(b), np.inf) for b in households["bus"]]})
+    chosen = spread_choice(households["phases"].to_numpy(),
+                           [distance.get(int(b), np.inf) for b in households["bus"]], count)
+    return [households.index[i] for i in chosen]
+
+
+def spread_choice(groups, distances, count: int) -> list[int]:
+    """The rule of :func:`spread` on plain arrays: positions (ascending) of ``count`` of the items, each item
+    in ``groups[i]`` at path length ``distances[i]``; ties in distance go by position."""
+    table = pd.DataFrame({"order": np.arange(len(groups)), "group": np.asarray(groups),
+                          "dist": np.asarray(distances, dtype=float)})
     sizes = table["group"].value_counts().sort_index()
     quota = sizes * count / sizes.sum()
     per_group = np.floor(quota).astype(int)
@@ -154,7 +161,7 @@ def spread(feeder: Feeder, households: pd.DataFrame, count: int) -> list[str]:
         members = table[table["group"] == group].sort_values(["dist", "order"]).reset_index(drop=True)
         n = len(members)
         chosen.extend(members.loc[[int(math.floor((j + 0.5) * n / c)) for j in range(c)], "order"])
-    return [households.index[i] for i in sorted(chosen)]
+    return sorted(int(i) for i in chosen)
 
 
 def assign_devices(feeder: Feeder, households: pd.DataFrame, *, pv: dict | None = None,

@@ -246,24 +246,15 @@ def consumer_loads(n_consumers: int = N_CONSUMERS, data_dir: Path | str = DEFAUL
     list of str
         Load names (``LOADk``) in load-number order.
     """
+    from lec_cosim.models.feeder_households import spread_choice  # the rule, for any feeder
+
     _, loads = _feeder(str(data_dir))
     dist = path_length_m(data_dir)
-    table = pd.DataFrame({"name": loads["Name"], "k": loads["Name"].str.extract(r"(\d+)$", expand=False).astype(int),
-                          "phase": loads["phases"].str.lower(),
-                          "dist": [dist[int(b)] for b in loads["Bus"]]})
-    counts = table["phase"].value_counts().sort_index()
-    quota = counts * n_consumers / counts.sum()
-    per_phase = np.floor(quota).astype(int)
-    remainder = (quota - per_phase).sort_values(ascending=False, kind="stable")
-    for ph in remainder.index[: n_consumers - int(per_phase.sum())]:
-        per_phase[ph] += 1
-    chosen = []
-    for ph, c in per_phase.items():
-        group = table[table["phase"] == ph].sort_values(["dist", "k"]).reset_index(drop=True)
-        n = len(group)
-        positions = [int(np.floor((j + 0.5) * n / c)) for j in range(c)]
-        chosen.extend(group.loc[positions, "k"])
-    return [f"LOAD{k}" for k in sorted(chosen)]
+    k = loads["Name"].str.extract(r"(\d+)$", expand=False).astype(int).to_numpy()
+    by_number = np.argsort(k, kind="stable")  # ties in distance go by load number
+    chosen = spread_choice(loads["phases"].str.lower().to_numpy()[by_number],
+                           [dist[int(b)] for b in loads["Bus"].to_numpy()[by_number]], n_consumers)
+    return [f"LOAD{k[by_number][i]}" for i in chosen]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -86,21 +86,19 @@ def check_data(scenario) -> None:
     from lec_cosim.checks import check_feeder
 
     check_feeder(scenario)
-    _check_market_data(scenario)
+    community = _check_market_data(scenario)
     if scenario.feeder.source is not None:
-        _check_source_grid(scenario)
+        _check_source_grid(scenario, community)
 
 
-def _check_source_grid(scenario) -> None:
+def _check_source_grid(scenario, community) -> None:
     """The DSO's grid on a ``feeder.source`` built and solved once with the community's first step, as the DSO
     will: what the grid model refuses (no rating, transformers, zero-sequence data) is one line before any
     process starts, not a federate's crash."""
     from lec_cosim.models.feeder_source import feeder_of
     from lec_cosim.models.lem_grid import LemGrid
     from lec_cosim.scenario import ScenarioError
-    from lec_cosim.studies.local_market.wiring import source_community
 
-    community = source_community(scenario)
     g = scenario.grid
     try:
         grid = LemGrid(feeder_of(scenario), community.table, vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu,
@@ -121,8 +119,8 @@ def run_name(scenario) -> str:
     return scenario.name
 
 
-def _check_market_data(scenario, *, bids: bool = True) -> None:
-    """The participants' data, and with ``bids`` the learnt bids of the ACO strategy."""
+def _check_market_data(scenario, *, bids: bool = True):
+    """The participants' data, and with ``bids`` the learnt bids of the ACO strategy; returns the community."""
     from lec_cosim.models.lem_community import (
         BidsFileError,
         community_from_scenario,
@@ -138,3 +136,4 @@ def _check_market_data(scenario, *, bids: bool = True) -> None:
         raise ScenarioError(f"{scenario.source_file}: market.learned_bids_file: {exc}") from None
     except (ValueError, KeyError, OSError) as exc:
         raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+    return community
