@@ -52,18 +52,20 @@ class ThreeLecGrid:
 
     def __init__(self, scenario, settings: dict):
         # imported here: the compiler reads ports() without loading the grid engines
+        from lec_cosim.models.feeder_source import feeder_of
         from lec_cosim.models.grid_extremes import GridExtremes
         from lec_cosim.models.multi_lec_ems import members_from_scenario, steps_per_hour
         from lec_cosim.models.multi_lec_grid import MultiLecGrid, OperatingEnvelope
 
         s = scenario
-        self.members = members = members_from_scenario(s)
+        feeder = feeder_of(s)  # None: the IEEE feeder of feeder.data_dir
+        self.members = members = members_from_scenario(s, feeder)
         kinds = members.table["kind"].to_numpy()
         self.n_members = len(kinds)
         self.households, self.batteries = kinds == "household", kinds == "community_battery"
         self.grid = MultiLecGrid(members, vm_min_pu=s.dso.vm_min_pu, vm_max_pu=s.dso.vm_max_pu,
                                  max_loading_percent=s.dso.max_loading_percent, step_h=members.dt_h,
-                                 data_dir=s.feeder.data_dir, solver=s.dso.solver)
+                                 data_dir=s.feeder.data_dir, feeder=feeder, solver=s.dso.solver)
         self.envelope = OperatingEnvelope.build(self.grid, margin_pu=s.dso.margin_pu) if s.dso.limits else None
         self.per_hour = steps_per_hour(members)
         self.n_steps = round(s.end_s / s.grid_step_s)

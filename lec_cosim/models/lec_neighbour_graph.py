@@ -43,7 +43,7 @@ from pathlib import Path
 import pandas as pd
 
 from lec_cosim.models.ieee_eulv import DEFAULT_DATA_DIR
-from lec_cosim.models.lec_split import _path, _path_length_m, _tree, lec_parts
+from lec_cosim.models.lec_split import _as_tree, _path, _path_length_m, lec_parts
 
 NEIGHBOUR_MAX_DISTANCE_M = 50.0
 """Longest shared-trunk path (m) between the parts of two LECs that still makes them neighbours."""
@@ -69,8 +69,8 @@ def lec_distances(split: pd.DataFrame, max_distance_m: float = NEIGHBOUR_MAX_DIS
         for LECs in line with each other one of the end buses), ``crosses`` (LECs whose parts the
         joining path passes through, comma-separated) and ``neighbours`` (bool).
     """
-    tree = _tree(str(data_dir))
-    parts = lec_parts(split, data_dir)
+    tree = _as_tree(data_dir)
+    parts = lec_parts(split, tree)
     names = list(parts)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -85,7 +85,7 @@ def lec_distances(split: pd.DataFrame, max_distance_m: float = NEIGHBOUR_MAX_DIS
             joining = path[last_a: first_b + 1]
             crosses = [c for c in names if c not in (a, b) and any(x in parts[c] for x in joining)]
             distance = _path_length_m(tree, joining)
-            via = min(joining, key=lambda x: (tree.dist_m[x], x))
+            via = min(joining, key=lambda x: (tree.dist_m[x], tree.rank[x]))
             rows.append({"lec_a": a, "lec_b": b, "from_bus": joining[0], "to_bus": joining[-1],
                          "distance_m": distance, "via_bus": via, "crosses": ",".join(crosses),
                          "neighbours": (not crosses) and distance <= max_distance_m})

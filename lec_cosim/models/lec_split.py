@@ -124,32 +124,104 @@ class _Tree:
     dist_m: dict
     load_bus: dict  # load name -> bus
     loads_at: dict  # bus -> tuple of load names
+    load_phase: dict  # load name -> "a", "b", "c" or "abc"
+    rank: dict  # bus -> its place in the feeder's order (ties and LEC numbering)
+    load_rank: dict  # load name -> its place among the loads (ties)
 
 
-@lru_cache(maxsize=4)
-def _tree(data_dir: str) -> _Tree:
-    adj, loads = _feeder(data_dir)
-    parent = {HEAD_BUS: None}
+def _rooted(adj: dict, head: int, loads: list[tuple[str, int, str]], rank: dict, load_rank: dict,
+            dist_m: dict | None = None) -> _Tree:
+    """The tree of a radial feeder given as adjacency ``{bus: {neighbour: length_m}}``, rooted at ``head``."""
+    parent = {head: None}
     children: dict[int, list[int]] = {b: [] for b in adj}
-    order = [HEAD_BUS]
-    stack = [HEAD_BUS]
+    order = [head]
+    stack = [head]
     while stack:
         bus = stack.pop()
-        for nb in sorted(adj[bus], reverse=True):
+        for nb in sorted(adj[bus], key=rank.__getitem__, reverse=True):
             if nb not in parent:
                 parent[nb] = bus
                 children[bus].append(nb)
                 stack.append(nb)
                 order.append(nb)
-    children = {b: tuple(sorted(c)) for b, c in children.items()}
+    children = {b: tuple(sorted(c, key=rank.__getitem__)) for b, c in children.items()}
     length = {b: adj[b][p] for b, p in parent.items() if p is not None}
-    load_bus = {str(n): int(b) for n, b in zip(loads["Name"], loads["Bus"])}
+    if dist_m is None:
+        dist_m = {head: 0.0}
+        for bus in order[1:]:
+            dist_m[bus] = dist_m[parent[bus]] + length[bus]
+    load_bus = {name: int(bus) for name, bus, _ in loads}
     loads_at: dict[int, list[str]] = {}
     for name, bus in load_bus.items():
         loads_at.setdefault(bus, []).append(name)
-    return _Tree(parent=parent, children=children, order=tuple(order), length_m=length,
-                 dist_m=path_length_m(data_dir), load_bus=load_bus,
-                 loads_at={b: tuple(v) for b, v in loads_at.items()})
+    return _Tree(parent=parent, children=children, order=tuple(order), length_m=length, dist_m=dist_m,
+                 load_bus=load_bus, loads_at={b: tuple(v) for b, v in loads_at.items()},
+                 load_phase={name: phase for name, _, phase in loads}, rank=rank, load_rank=load_rank)
+
+
+@lru_cache(maxsize=4)
+def _tree(data_dir: str) -> _Tree:
+    """The IEEE feeder rooted at bus 1. Its numbering is topological: buses rank by number, loads by ``LOADk``'s k."""
+    adj, loads = _feeder(data_dir)
+    rows = [(str(n), int(b), str(p).lower()) for n, b, p in zip(loads["Name"], loads["Bus"], loads["phases"])]
+    return _rooted(adj, HEAD_BUS, rows, rank={b: b for b in adj},
+                   load_rank={name: _load_number(name) for name, _, _ in rows}, dist_m=path_length_m(data_dir))
+
+
+def feeder_tree(feeder, households: pd.DataFrame) -> _Tree:
+    """A radial feeder from any source, rooted at its transformer's LV bus, with ``households`` as its loads.
+
+    Parameters
+    ----------
+    feeder : lec_cosim.models.feeder_model.Feeder
+    households : pandas.DataFrame
+        Index: household names (their order ranks them); columns ``bus`` (pandapower index) and ``phases``.
+
+    Buses rank in the order a depth-first walk from the head meets them (children in pandapower order),
+    so LECs are numbered from the head outwards, as on the IEEE feeder. The tree holds the LV lines in
+    service below the one transformer; the split needs a radial feeder and refuses a meshed one.
+    """
+    net = feeder.net
+    if len(net.trafo) != 1:
+        raise ValueError(f"{feeder.source}: the split into LECs needs one transformer, the feeder has "
+                         f"{len(net.trafo)}")
+    head = int(net.trafo["lv_bus"].iloc[0])
+    lines = net.line[net.line["in_service"].astype(bool)]
+    adj: dict[int, dict[int, float]] = {}
+    for a, b, km in zip(lines["from_bus"].astype(int), lines["to_bus"].astype(int), lines["length_km"].astype(float)):
+        adj.setdefault(a, {})[b] = 1000.0 * km
+        adj.setdefault(b, {})[a] = 1000.0 * km
+    adj.setdefault(head, {})
+    seen, stack = {head}, [head]
+    while stack:
+        for nb in adj[stack.pop()]:
+            if nb not in seen:
+                seen.add(nb)
+                stack.append(nb)
+    edges = sum(len(adj[b]) for b in seen) // 2
+    if edges != len(seen) - 1:
+        raise ValueError(f"{feeder.source}: the split into LECs follows a radial feeder; this one is meshed "
+                         f"({edges} lines between {len(seen)} buses)")
+    outside = [h for h, bus in zip(households.index, households["bus"]) if int(bus) not in seen]
+    if outside:
+        raise ValueError(f"{feeder.source}: household {outside[0]!r} is not on the LV feeder below the transformer")
+    adj = {b: adj[b] for b in seen}
+    walk, stack, met = {}, [head], set()
+    while stack:  # depth first, children in pandapower order
+        bus = stack.pop()
+        if bus in met:
+            continue
+        met.add(bus)
+        walk[bus] = len(walk)
+        stack.extend(sorted((nb for nb in adj[bus] if nb not in met), reverse=True))
+    rows = [(str(h), int(bus), str(phase)) for h, bus, phase in zip(households.index, households["bus"],
+                                                                    households["phases"])]
+    return _rooted(adj, head, rows, rank=walk, load_rank={name: i for i, (name, _, _) in enumerate(rows)})
+
+
+def _as_tree(where) -> _Tree:
+    """A tree as given, or the IEEE feeder's of a data folder."""
+    return where if isinstance(where, _Tree) else _tree(str(where))
 
 
 def _ancestors(tree: _Tree, bus: int) -> list[int]:
@@ -195,7 +267,7 @@ def _main_junction(tree: _Tree, root: int, roots: set):
         loaded = sorted((count[c] for c in tree.children[bus] if c in inside and count[c] > 0), reverse=True)
         if len(loaded) < 2:
             continue
-        key = (-loaded[1], tree.dist_m[bus], bus)
+        key = (-loaded[1], tree.dist_m[bus], tree.rank[bus])
         if best_key is None or key < best_key:
             best, best_key = bus, key
     if best is None:
@@ -210,8 +282,9 @@ def split_into_lecs(n_lecs: int = N_LECS, data_dir: Path | str = DEFAULT_DATA_DI
     ----------
     n_lecs : int
         Number of LECs, at least 1.
-    data_dir : path-like
-        IEEE European LV data folder.
+    data_dir : path-like or tree
+        IEEE European LV data folder, or the tree of any radial feeder with its households
+        (:func:`feeder_tree`).
 
     Returns
     -------
@@ -224,35 +297,35 @@ def split_into_lecs(n_lecs: int = N_LECS, data_dir: Path | str = DEFAULT_DATA_DI
     n_lecs = int(n_lecs)
     if n_lecs < 1:
         raise ValueError("n_lecs must be at least 1")
-    tree = _tree(str(data_dir))
-    roots = [HEAD_BUS]
+    tree = _as_tree(data_dir)
+    roots = [tree.order[0]]
     while len(roots) < n_lecs:
         households = {r: sum(len(tree.loads_at.get(b, ())) for b in _region(tree, r, set(roots))) for r in roots}
         # largest part first (ties: nearer the head, then lower bus) that has a junction to split at
-        for part in sorted(roots, key=lambda r: (-households[r], tree.dist_m[r], r)):
+        for part in sorted(roots, key=lambda r: (-households[r], tree.dist_m[r], tree.rank[r])):
             junction, below = _main_junction(tree, part, set(roots))
             if junction is not None:
                 break
         else:
             raise ValueError(f"the feeder cannot be split into {n_lecs} LECs along its branches")
-        branches = sorted(below, key=lambda c: (-below[c], c))
+        branches = sorted(below, key=lambda c: (-below[c], tree.rank[c]))
         upstream = households[part] - sum(below.values())
         room = len(branches) if upstream > 0 else len(branches) - 1
         roots.extend(branches[: min(room, n_lecs - len(roots))])
-    roots.sort()  # IEEE numbering is topological: the head's part is lec1
+    roots.sort(key=tree.rank.__getitem__)  # the head's part is lec1
     name_of = {r: f"lec{i}" for i, r in enumerate(roots, start=1)}
     root_set = set(roots)
     owner = {}
     for r in roots:
         for bus in _region(tree, r, root_set):
             owner[bus] = r
-    _, loads = _feeder(str(data_dir))
-    buses = loads["Bus"].astype(int).to_numpy()
+    names = list(tree.load_bus)
+    buses = [tree.load_bus[n] for n in names]
     return pd.DataFrame({
-        "load": loads["Name"].to_numpy(),
+        "load": names,
         "lec": [name_of[owner[b]] for b in buses],
         "bus": buses,
-        "phase": loads["phases"].str.lower().to_numpy(),
+        "phase": [tree.load_phase[n] for n in names],
         "path_length_m": [tree.dist_m[b] for b in buses],
         "lec_root_bus": [owner[b] for b in buses],
     })
@@ -275,7 +348,7 @@ def lec_parts(split: pd.DataFrame, data_dir: Path | str = DEFAULT_DATA_DIR) -> d
     dict
         ``{lec: frozenset of IEEE buses}``, in :func:`lec_names` order.
     """
-    tree = _tree(str(data_dir))
+    tree = _as_tree(data_dir)
     parts = {}
     for lec in lec_names(split):
         buses = [int(b) for b in split.loc[split["lec"] == lec, "bus"]]

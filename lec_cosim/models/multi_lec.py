@@ -115,22 +115,22 @@ BATTERY_EFFICIENCY = 0.95
 # ---------------------------------------------------------------------------------------------
 # Members and their assets
 # ---------------------------------------------------------------------------------------------
-def _home_battery_loads(split: pd.DataFrame, prosumers: set) -> set:
+def _home_battery_loads(tree: _Tree, split: pd.DataFrame, prosumers: set) -> set:
     """Every second prosumer of each LEC along the feeder (positions 1, 3, ... by path length)."""
     chosen = set()
     for _, group in split[split["load"].isin(prosumers)].groupby("lec"):
-        ordered = group.assign(k=group["load"].map(_load_number)).sort_values(["path_length_m", "k"])
+        ordered = group.assign(k=group["load"].map(tree.load_rank)).sort_values(["path_length_m", "k"])
         chosen.update(ordered["load"].iloc[1::2])
     return chosen
 
 
 def _community_battery_bus(tree: _Tree, part: frozenset, buses: list[int]) -> int:
     """Junction of the LEC's part with the least total path length to its households (ties: lower bus)."""
-    candidates = [b for b in part if sum(1 for c in tree.children[b] if c in part) >= 2] or sorted(part)
+    candidates = [b for b in part if sum(1 for c in tree.children[b] if c in part) >= 2] or list(part)
     best, best_key = None, None
-    for cand in sorted(candidates):
+    for cand in sorted(candidates, key=tree.rank.__getitem__):
         total = sum(_path_length_m(tree, _path(tree, cand, b)) for b in buses)
-        key = (round(total, 9), cand)
+        key = (round(total, 9), tree.rank[cand])
         if best_key is None or key < best_key:
             best, best_key = cand, key
     return best
@@ -333,7 +333,6 @@ def multi_lec_members(
         raise ValueError("horizon_h must be a whole number of hours, at most 24")
     tree = _tree(str(data_dir))
     split = split_into_lecs(n_lecs, data_dir)
-    names = lec_names(split)
     parts = lec_parts(split, data_dir)
     neighbours = lec_neighbours(split, max_distance_m, data_dir)
     reduced = reduced_bus_of(data_dir)
@@ -344,54 +343,144 @@ def multi_lec_members(
     prosumers = [n for n in split["load"] if n not in consumers]
     pv_profile = prosumer_pv_profile(prosumers)
     kwp = pv_kwp_per_prosumer(pv_sizing_day, pv_peak_kw, 60, data_dir, pv_file)
-    batteries = _home_battery_loads(split, set(prosumers))
+    batteries = _home_battery_loads(tree, split, set(prosumers))
 
     scale = load_scale_for_peak(load_peak_kw, data_dir)
     one_min = _load_day_kw(data_dir) * scale
     minutes = n_steps * grid_min
     pv = pv_day_profiles(day, pv_file)
 
-    rows, load_rows, pv_rows = [], [], []
+    tan_phi = {name: math.tan(math.acos(value)) for name, value in pf.items()}
+    homes = {}
     for row in split.itertuples(index=False):
         has_pv = row.load in pv_profile
+        load = one_min[row.load].to_numpy()[:minutes].reshape(n_steps, grid_min).mean(axis=1)
+        if has_pv:
+            per_min = np.repeat(pv[pv_profile[row.load]].to_numpy(dtype=float), 15)[:minutes]
+            pv_kw = per_min.reshape(n_steps, grid_min).mean(axis=1) * kwp
+        else:
+            pv_kw = np.zeros(n_steps)
+        homes[row.load] = {"reduced_bus": reduced[int(row.bus)], "pv_kwp": kwp if has_pv else 0.0,
+                           "pv_profile": pv_profile.get(row.load, ""),
+                           "load_profile": f"profile_{_load_number(row.load)}", "load_kw": load,
+                           "load_kvar": load * tan_phi[row.load], "pv_kw": pv_kw,
+                           "mean_kw": float(one_min[row.load].to_numpy().sum() / 1440.0)}
+    return _place_assets(tree, split, parts, neighbours, homes, batteries, reduced.__getitem__, n_steps=n_steps,
+                         grid_min=grid_min, start=pd.Timestamp(day).normalize(), load_scale=scale,
+                         home_battery_kwh=home_battery_kwh, home_battery_kw=home_battery_kw,
+                         community_battery_hours=community_battery_hours, battery_efficiency=battery_efficiency)
+
+
+def _place_assets(tree: _Tree, split: pd.DataFrame, parts: dict, neighbours: list, homes: dict, batteries: set,
+                  reduced_bus, *, n_steps: int, grid_min: int, start: pd.Timestamp, load_scale: float,
+                  home_battery_kwh: float, home_battery_kw: float, community_battery_hours: float,
+                  battery_efficiency: float) -> MultiLecMembers:
+    """The members table, the LEC table and the profiles of a split whose households are known.
+
+    ``homes`` holds per household (split order) its ``reduced_bus, pv_kwp, pv_profile, load_profile``, its
+    step profiles ``load_kw, load_kvar, pv_kw`` and ``mean_kw`` (the mean load the community battery is sized
+    on); ``batteries`` the households with a home battery; ``reduced_bus(bus)`` a community battery's bus in
+    the reduced numbering.
+    """
+    rows, load_rows, kvar_rows, pv_rows = [], [], [], []
+    for row in split.itertuples(index=False):
+        home = homes[row.load]
         has_bat = row.load in batteries
         rows.append({"member": row.load, "lec": row.lec, "kind": "household", "bus": int(row.bus),
-                     "reduced_bus": reduced[int(row.bus)], "phase": row.phase, "pv_kwp": kwp if has_pv else 0.0,
-                     "pv_profile": pv_profile.get(row.load, ""), "load_profile": f"profile_{_load_number(row.load)}",
+                     "reduced_bus": home["reduced_bus"], "phase": row.phase, "pv_kwp": home["pv_kwp"],
+                     "pv_profile": home["pv_profile"], "load_profile": home["load_profile"],
                      "battery_kwh": float(home_battery_kwh) if has_bat else 0.0,
                      "battery_kw": float(home_battery_kw) if has_bat else 0.0,
                      "battery_efficiency": float(battery_efficiency) if has_bat else 0.0})
-        load_rows.append(one_min[row.load].to_numpy()[:minutes].reshape(n_steps, grid_min).mean(axis=1))
-        if has_pv:
-            per_min = np.repeat(pv[pv_profile[row.load]].to_numpy(dtype=float), 15)[:minutes]
-            pv_rows.append(per_min.reshape(n_steps, grid_min).mean(axis=1) * kwp)
-        else:
-            pv_rows.append(np.zeros(n_steps))
+        load_rows.append(home["load_kw"])
+        kvar_rows.append(home["load_kvar"])
+        pv_rows.append(home["pv_kw"])
     lec_rows = []
-    for name in names:
+    for name in lec_names(split):
         members = split[split["lec"] == name]
-        mean_kw = float(one_min[list(members["load"])].to_numpy().sum() / 1440.0)
+        mean_kw = float(sum(homes[m]["mean_kw"] for m in members["load"]))
         energy = float(round(community_battery_hours * mean_kw))
         bus = _community_battery_bus(tree, parts[name], [int(b) for b in members["bus"]])
         rows.append({"member": f"{name}_battery", "lec": name, "kind": "community_battery", "bus": bus,
-                     "reduced_bus": reduced[bus], "phase": "abc", "pv_kwp": 0.0, "pv_profile": "",
+                     "reduced_bus": reduced_bus(bus), "phase": "abc", "pv_kwp": 0.0, "pv_profile": "",
                      "load_profile": "", "battery_kwh": energy, "battery_kw": energy / community_battery_hours,
                      "battery_efficiency": float(battery_efficiency)})
-        load_rows.append(np.zeros(n_steps))
-        pv_rows.append(np.zeros(n_steps))
-        homes = [r for r in rows if r["lec"] == name and r["kind"] == "household"]
+        for out in (load_rows, kvar_rows, pv_rows):
+            out.append(np.zeros(n_steps))
+        mine = [r for r in rows if r["lec"] == name and r["kind"] == "household"]
         phases = members["phase"].value_counts()
         lec_rows.append({
             "lec": name, "root_bus": int(members["lec_root_bus"].iloc[0]), "households": len(members),
-            "prosumers": sum(r["pv_kwp"] > 0 for r in homes),
-            "home_batteries": sum(r["battery_kwh"] > 0 for r in homes),
+            "prosumers": sum(r["pv_kwp"] > 0 for r in mine),
+            "home_batteries": sum(r["battery_kwh"] > 0 for r in mine),
             "phase_a": int(phases.get("a", 0)), "phase_b": int(phases.get("b", 0)), "phase_c": int(phases.get("c", 0)),
-            "pv_kwp": sum(r["pv_kwp"] for r in homes), "home_battery_kwh": sum(r["battery_kwh"] for r in homes),
-            "home_battery_kw": sum(r["battery_kw"] for r in homes), "community_battery_bus": bus,
+            "pv_kwp": sum(r["pv_kwp"] for r in mine), "home_battery_kwh": sum(r["battery_kwh"] for r in mine),
+            "home_battery_kw": sum(r["battery_kw"] for r in mine), "community_battery_bus": bus,
             "community_battery_kwh": energy, "community_battery_kw": energy / community_battery_hours})
-    table = pd.DataFrame(rows)
-    load_kw = np.vstack(load_rows)
-    tan_phi = np.array([math.tan(math.acos(pf[m])) if m in pf else 0.0 for m in table["member"]])
-    return MultiLecMembers(table=table, lecs=pd.DataFrame(lec_rows), neighbours=neighbours, grid_min=int(grid_min),
-                           start=pd.Timestamp(day).normalize(), load_kw=load_kw, load_kvar=load_kw * tan_phi[:, None],
-                           pv_kw=np.vstack(pv_rows), load_scale=scale)
+    return MultiLecMembers(table=pd.DataFrame(rows), lecs=pd.DataFrame(lec_rows), neighbours=neighbours,
+                           grid_min=int(grid_min), start=start, load_kw=np.vstack(load_rows),
+                           load_kvar=np.vstack(kvar_rows), pv_kw=np.vstack(pv_rows), load_scale=load_scale)
+
+
+def multi_lec_members_on_feeder(
+    feeder,
+    start,
+    pv_file: Path | str,
+    *,
+    grid_min: int = 15,
+    horizon_h: float = 24.0,
+    mapping: Path | str | None = None,
+    load_profiles: Path | str | None = None,
+    load_peak_kw: float | None = None,
+    power_factor: float = 0.95,
+    pv_share: float = 0.76,
+    pv_peak_kw: float = PAPER_PV_PEAK_KW,
+    pv_sizing_day: str | None = DEFAULT_PV_DAY,
+    n_lecs: int = N_LECS,
+    home_battery_kwh: float = HOME_BATTERY_KWH,
+    home_battery_kw: float = HOME_BATTERY_KW,
+    community_battery_hours: float = COMMUNITY_BATTERY_HOURS,
+    battery_efficiency: float = BATTERY_EFFICIENCY,
+    max_distance_m: float = NEIGHBOUR_MAX_DISTANCE_M,
+) -> MultiLecMembers:
+    """The members of the LECs on a feeder from any source (:class:`~lec_cosim.models.feeder_model.Feeder`).
+
+    The households, their loads and their PV are the local market's on that feeder
+    (:func:`lec_cosim.models.feeder_community.build_feeder_community`: placement, loads from the source or a
+    CSV, ``pv_share`` of the households with PV spread over the feeder, one common kWp). The split, the
+    neighbour graph, the home batteries (every second prosumer of each LEC along the feeder) and the
+    community batteries (two hours of the LEC's mean load, at its load centre) follow the IEEE feeder's
+    rules (module docstring) on the feeder's tree (:func:`lec_cosim.models.lec_split.feeder_tree`). What
+    differs: the mean load is that of the horizon (the source's profiles are dated, not one typical day),
+    buses are pandapower indices, and there is no reduced numbering (``reduced_bus`` -1) nor profile names.
+    """
+    from lec_cosim.models.feeder_community import build_feeder_community
+    from lec_cosim.models.lec_split import feeder_tree
+
+    if not 0 < horizon_h <= 24:
+        raise ValueError("horizon_h must be a whole number of hours, at most 24")
+    community = build_feeder_community(
+        feeder, start, pv_file, grid_min=grid_min, horizon_h=horizon_h, mapping=mapping,
+        load_profiles=load_profiles, load_peak_kw=load_peak_kw, power_factor=power_factor, pv_share=pv_share,
+        pv_peak_kw=pv_peak_kw, pv_sizing_day=pv_sizing_day, chp_count=0)
+    table = community.table
+    households = pd.DataFrame({"bus": table["bus"].to_numpy(dtype=int), "phases": table["phase"].to_numpy()},
+                              index=pd.Index(table["participant"], name="household"))
+    tree = feeder_tree(feeder, households)
+    split = split_into_lecs(n_lecs, tree)
+    parts = lec_parts(split, tree)
+    neighbours = lec_neighbours(split, max_distance_m, tree)
+    row_of = {name: i for i, name in enumerate(table["participant"])}
+    homes = {}
+    for name in split["load"]:
+        i = row_of[name]
+        homes[name] = {"reduced_bus": -1, "pv_kwp": float(table.at[i, "pv_kwp"]), "pv_profile": "",
+                       "load_profile": "", "load_kw": community.load_kw[i], "load_kvar": community.load_kvar[i],
+                       "pv_kw": community.pv_kw[i], "mean_kw": float(community.load_kw[i].mean())}
+    prosumers = {name for name in split["load"] if homes[name]["pv_kwp"] > 0}
+    batteries = _home_battery_loads(tree, split, prosumers)
+    n_steps = community.load_kw.shape[1]
+    return _place_assets(tree, split, parts, neighbours, homes, batteries, lambda bus: -1, n_steps=n_steps,
+                         grid_min=grid_min, start=pd.Timestamp(start), load_scale=community.load_scale,
+                         home_battery_kwh=home_battery_kwh, home_battery_kw=home_battery_kw,
+                         community_battery_hours=community_battery_hours, battery_efficiency=battery_efficiency)

@@ -26,19 +26,31 @@ import numpy as np
 
 from lec_cosim.models.bidding import retail_tariff_eur_per_kwh
 from lec_cosim.models.exchange import ExchangeProblem
-from lec_cosim.models.multi_lec import MultiLecMembers, multi_lec_members
+from lec_cosim.models.feeder_source import feeder_of
+from lec_cosim.models.multi_lec import (
+    MultiLecMembers,
+    multi_lec_members,
+    multi_lec_members_on_feeder,
+)
 
-def members_from_scenario(scenario) -> MultiLecMembers:
-    """The LECs' members and profiles of a three-LEC scenario (:func:`multi_lec_members`)."""
+
+def members_from_scenario(scenario, feeder=None) -> MultiLecMembers:
+    """The LECs' members and profiles of a three-LEC scenario: on the IEEE feeder (:func:`multi_lec_members`)
+    or on its ``feeder.source`` (:func:`multi_lec_members_on_feeder`; ``feeder``: that source already read)."""
     lecs = scenario.lecs
-    return multi_lec_members(
-        scenario.start.date().isoformat(), scenario.resolution.grid_min,
-        load_peak_kw=scenario.feeder.load_peak_kw, pv_peak_kw=scenario.pv.peak_kw, n_lecs=lecs.count,
-        horizon_h=scenario.horizon_h, home_battery_kwh=lecs.home_battery_kwh, home_battery_kw=lecs.home_battery_kw,
-        community_battery_hours=lecs.community_battery_hours, battery_efficiency=lecs.battery_efficiency,
-        max_distance_m=lecs.neighbour_max_distance_m, data_dir=scenario.feeder.data_dir,
-        pv_file=scenario.pv.profile_file,
-    )
+    assets = dict(n_lecs=lecs.count, home_battery_kwh=lecs.home_battery_kwh, home_battery_kw=lecs.home_battery_kw,
+                  community_battery_hours=lecs.community_battery_hours, battery_efficiency=lecs.battery_efficiency,
+                  max_distance_m=lecs.neighbour_max_distance_m, horizon_h=scenario.horizon_h,
+                  load_peak_kw=scenario.feeder.load_peak_kw, pv_peak_kw=scenario.pv.peak_kw)
+    feeder = feeder if feeder is not None else feeder_of(scenario)
+    if feeder is not None:
+        households = scenario.feeder.households
+        return multi_lec_members_on_feeder(
+            feeder, scenario.start, scenario.pv.profile_file, grid_min=scenario.resolution.grid_min,
+            mapping=households.mapping_file, load_profiles=households.load_file, power_factor=households.power_factor,
+            pv_share=households.pv_share, **assets)
+    return multi_lec_members(scenario.start.date().isoformat(), scenario.resolution.grid_min,
+                             data_dir=scenario.feeder.data_dir, pv_file=scenario.pv.profile_file, **assets)
 
 
 def steps_per_hour(members: MultiLecMembers) -> int:

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lec_cosim.models.feeder_model import Feeder
 from lec_cosim.models.grid_indicators import (
     MAX_LOADING_PERCENT,
     VM_MAX_PU,
@@ -138,8 +139,10 @@ class MultiLecGrid:
         Step length, hours (LemGrid's loss energies).
     data_dir : path-like
         IEEE data folder.
-    feeder : IEEEEuropeanLV, optional
-        A built feeder to reuse (its net is copied, not changed); default: built from ``data_dir``.
+    feeder : IEEEEuropeanLV or Feeder, optional
+        A built IEEE feeder to reuse (its net is copied, not changed; default: built from ``data_dir``), or a
+        feeder from any source (:class:`~lec_cosim.models.feeder_model.Feeder`) the members were placed on
+        (:func:`~lec_cosim.models.multi_lec.multi_lec_members_on_feeder`: their buses are its pandapower buses).
     solver : {"power-grid-model", "pandapower", "opendss"}
         Three-phase power-flow backend of the wrapped :class:`LemGrid`.
 
@@ -170,7 +173,7 @@ class MultiLecGrid:
         max_loading_percent: float = MAX_LOADING_PERCENT,
         step_h: float = 0.25,
         data_dir: Path | str = DEFAULT_DATA_DIR,
-        feeder: IEEEEuropeanLV | None = None,
+        feeder: IEEEEuropeanLV | Feeder | None = None,
         solver: str = "power-grid-model",
     ):
         import pandapower as pp
@@ -205,8 +208,10 @@ class MultiLecGrid:
         points = []
         for k, name in enumerate(self.lec_names):
             mine = hh[hh["lec"] == name]
-            rows = [bus_row[int(b)] for b in mine["bus"]] + [bus_row[int(self.battery_bus[k])]] * 3
-            cols = [phase_col[p] for p in mine["phase"]] + [0, 1, 2]
+            rows, cols = [], []
+            for bus, phase in [*zip(mine["bus"], mine["phase"]), (self.battery_bus[k], "abc")]:
+                rows += [bus_row[int(bus)]] * len(phase)  # a balanced connection: all three phases
+                cols += [phase_col[p] for p in phase]
             points.append((np.array(rows), np.array(cols)))
         self._lec_points = points
         self.lec_household_count = np.bincount(self.household_lec, minlength=len(self.lec_names))

@@ -25,12 +25,8 @@ from lec_cosim.schema.base import (
     _validate,
     _VoltageBand,
 )
-from lec_cosim.schema.ieee_feeder import (
-    FeederConfig,
-    LemResolution,
-    PVSizingConfig,
-    _ieee_feeder_and_pv,
-)
+from lec_cosim.schema.feeder_source import SourceFeederConfig, feeder_and_pv
+from lec_cosim.schema.ieee_feeder import LemResolution, PVSizingConfig
 
 
 class LemExchangeResolution(LemResolution):
@@ -41,41 +37,15 @@ class LemExchangeResolution(LemResolution):
         "the time requests go), or at every grid step (for federates added to react within the hour)")
 
 
-class HouseholdsConfig(_Strict):
-    mapping_file: Optional[FilePath] = Field(
-        None, description="CSV household,connection: the households and the feeder load each takes (default: one "
-        "household per load of the feeder, named as it)")
-    load_file: Optional[FilePath] = Field(
-        None, description="the households' own loads: CSV of a time column (local time) and one column of kW per "
-        "household (default: the feeder source's profiles)")
-    pv_share: float = Field(0.76, ge=0, le=1, description="share of the households with PV (the IEEE feeder's "
-                            "42 of 55), spread over the phases and along the feeder")
-    power_factor: float = Field(0.95, gt=0, le=1, description="of the loads of a load_file (lagging)")
-
-
-class LemFeederConfig(FeederConfig):
-    data_dir: Optional[FilePath] = Field(
-        None, description="folder of the IEEE European LV test feeder data (csv/, load profiles): the paper's "
-        "feeder and players; or give source")
-    source: Optional[str] = Field(
-        None, description="any other feeder: 'simbench: CODE', 'pandapower: FILE' or 'opendss: FILE' (see "
-        "`lec-cosim feeder`); the households sit on its loads (households), CHPs at spread sites")
-    households: Optional[HouseholdsConfig] = Field(None, description="with source: the households on its loads")
+class LemFeederConfig(SourceFeederConfig):
     copies: int = Field(1, ge=1, le=40, description="identical copies of the feeder, each with its own 800 kVA "
                         "transformer, under the one 11 kV source: 55 x copies households and 6 x copies CHPs in "
                         "one market (scale studies); copy c's participants are named F<c>_LOADk, F<c>_CHPi")
 
     @model_validator(mode="after")
-    def _one_feeder(self) -> "LemFeederConfig":
-        if (self.data_dir is None) == (self.source is None):
-            raise ValueError("give data_dir (the IEEE European LV feeder) or source (any other feeder), one of them")
+    def _copies_of_ieee(self) -> "LemFeederConfig":
         if self.source is not None and self.copies != 1:
             raise ValueError("copies: copies are of the IEEE feeder; a source feeder has one")
-        if self.source is None and self.households is not None:
-            raise ValueError("households: they place households on a source's loads; the IEEE feeder's are the "
-                             "paper's")
-        if self.source is not None and "load_peak_kw" not in self.model_fields_set:
-            self.__dict__["load_peak_kw"] = None  # a source's loads as they are, unless a peak is asked for
         return self
 
 
@@ -217,43 +187,9 @@ def _lem_days_within_pv_data(scenario: LemScenario, pv_file: Path, source: Path)
                 f"to participants.pv.peak_kw on it; give participants.pv.sizing_day (e.g. 2016-05-26)")
 
 
-def _source_feeder_and_pv(scenario: LemScenario, source: Path):
-    """The feeder of a scenario with ``feeder.source``, its files resolved and the source read (refused with one
-    line naming the scenario and the field), and the PV settings."""
-    from lec_cosim.models.feeder_model import FeederSourceError
-    from lec_cosim.models.feeder_source import load_feeder
-
-    base = source.parent
-    f = scenario.feeder
-    kind, _, value = (part.strip() for part in f.source.partition(":"))
-    resolved = (f"{kind}: {(base / value).resolve()}" if kind in ("pandapower", "opendss", "ieee_eu_lv") and value
-                else f.source)
-    households = f.households or HouseholdsConfig()
-    households = households.model_copy(update={
-        name: (base / getattr(households, name)).resolve() for name in ("mapping_file", "load_file")
-        if getattr(households, name) is not None})
-    for name in ("mapping_file", "load_file"):
-        path = getattr(households, name)
-        if path is not None and not path.is_file():
-            raise ScenarioError(f"{source}: feeder.households.{name}: file not found: {path}")
-    try:
-        load_feeder(resolved)
-    except (FeederSourceError, ValueError, OSError) as error:  # the IEEE tables' own errors are ValueErrors
-        raise ScenarioError(f"{source}: feeder.source: {' '.join(str(error).split())}") from None
-    pv = scenario.participants.pv
-    pv = pv.model_copy(update={"profile_file": (base / pv.profile_file).resolve()})
-    if not pv.profile_file.is_file():
-        raise ScenarioError(f"{source}: participants.pv.profile_file: file not found: {pv.profile_file}")
-    return f.model_copy(update={"source": resolved, "households": households}), pv
-
-
 def read(data: dict, source: Path) -> LemScenario:
     scenario = _validate(LemScenario, data, source)
-    if scenario.feeder.source is not None:
-        feeder, pv = _source_feeder_and_pv(scenario, source)
-    else:
-        feeder, pv = _ieee_feeder_and_pv(scenario, scenario.participants.pv, "participants.pv.profile_file",
-                                         source)
+    feeder, pv, _ = feeder_and_pv(scenario, scenario.participants.pv, "participants.pv.profile_file", source)
     _lem_days_within_pv_data(scenario, pv.profile_file, source)
     market = scenario.market
     if market.learned_bids_file is not None:

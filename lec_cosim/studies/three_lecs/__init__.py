@@ -1,5 +1,5 @@
-"""Three LECs on the IEEE European LV feeder under one of three frameworks: decentralised, distributed
-(neighbours negotiate) and p2p inside each LEC (Rana et al., Sec. III-B)."""
+"""Three LECs on the IEEE European LV feeder, or on any feeder source, under one of three frameworks:
+decentralised, distributed (neighbours negotiate) and p2p inside each LEC (Rana et al., Sec. III-B)."""
 
 from __future__ import annotations
 
@@ -69,14 +69,39 @@ def run_labels(summaries: list[dict], runs) -> list[str]:
 
 def check_data(scenario) -> None:
     from lec_cosim.checks import check_feeder
+    from lec_cosim.models.feeder_model import FeederSourceError
+    from lec_cosim.models.feeder_source import feeder_of
     from lec_cosim.models.multi_lec_ems import members_from_scenario
     from lec_cosim.scenario import ScenarioError
 
     check_feeder(scenario)
     try:
-        members_from_scenario(scenario)
+        feeder = feeder_of(scenario)
+    except (FeederSourceError, ValueError, OSError) as exc:
+        raise ScenarioError(f"{scenario.source_file}: feeder.source: {' '.join(str(exc).split())}") from None
+    try:
+        members = members_from_scenario(scenario, feeder)
     except (ValueError, KeyError, OSError) as exc:
-        raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+        raise ScenarioError(f"{scenario.source_file}: data: {' '.join(str(exc).split())}") from None
+    if feeder is not None:
+        _check_source_grid(scenario, members, feeder)
+
+
+def _check_source_grid(scenario, members, feeder) -> None:
+    """The DSO's grid on a ``feeder.source`` built and solved once with the members' first step, as the DSO
+    will: what the grid model refuses is one line before any process starts, not a federate's crash."""
+    from lec_cosim.models.multi_lec_feeder import MultiLecGrid
+    from lec_cosim.scenario import ScenarioError
+
+    d = scenario.dso
+    try:
+        grid = MultiLecGrid(members, vm_min_pu=d.vm_min_pu, vm_max_pu=d.vm_max_pu,
+                            max_loading_percent=d.max_loading_percent, step_h=members.dt_h, feeder=feeder,
+                            solver=d.solver)
+        grid.solve_step(0)
+    except Exception as exc:  # any refusal or failure of the grid model: the DSO would fail the same way
+        raise ScenarioError(f"{scenario.source_file}: feeder.source: the grid model cannot take it: "
+                            f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
 
 def run_name(scenario) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from lec_cosim.schema.base import (
     _EUR_PER_KWH,
@@ -25,13 +25,12 @@ from lec_cosim.schema.base import (
     _validate,
     _VoltageBand,
 )
+from lec_cosim.schema.feeder_source import SourceFeederConfig, feeder_and_pv
 from lec_cosim.schema.homes import HomeDevices
 from lec_cosim.schema.ieee_feeder import (
     FEEDER_HOUSEHOLDS,
-    FeederConfig,
     LemResolution,
     PVSizingConfig,
-    _ieee_feeder_and_pv,
 )
 from lec_cosim.studies.local_market.schema import LemScenario
 
@@ -40,7 +39,7 @@ FRAMEWORKS = ("decentralised", "distributed", "p2p")
 
 
 class LecsConfig(_Strict):
-    count: int = Field(3, ge=2, le=5, description="LECs the 55 households are split into along the feeder's branches")
+    count: int = Field(3, ge=2, le=5, description="LECs the households are split into along the feeder's branches")
     home_battery_kwh: float = Field(10.0, ge=0)
     home_battery_kw: float = Field(5.0, ge=0)
     community_battery_hours: float = Field(2.0, ge=0, description="community battery energy in hours of its LEC's "
@@ -116,10 +115,11 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
     name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
     description: str = ""
     framework: Literal["decentralised", "distributed", "p2p"]
-    start: CalendarTime = Field(description="day of the PV data (2016); the IEEE loads are one typical day")
+    start: CalendarTime = Field(description="day of the PV data (2016); the IEEE loads are one typical day, a "
+                                "source's dated loads are those of this day")
     horizon_h: float = Field(24.0, gt=0, le=24)
     resolution: LemResolution = LemResolution()
-    feeder: FeederConfig
+    feeder: SourceFeederConfig
     pv: PVSizingConfig
     lecs: LecsConfig = LecsConfig()
     tariff: TariffConfig = TariffConfig()
@@ -131,6 +131,7 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
     source_file: Optional[FilePath] = Field(None, exclude=True)
+    _source_households: Optional[int] = PrivateAttr(None)
 
     _midnight = field_validator("start")(LemScenario._midnight.__func__)
 
@@ -143,6 +144,9 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
             raise ValueError("horizon_h: must be a whole number of hours")
         if round(self.horizon_h) < 1:
             raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one hour")
+        if self.feeder.source is not None and self.dso.solver == "pandapower":
+            raise ValueError("dso.solver: pandapower's three-phase flow is not set up for a feeder.source (its "
+                             "source and transformer data); use power-grid-model or opendss")
         return self
 
     @property
@@ -151,7 +155,11 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
 
     @property
     def home_count(self) -> int:
-        return FEEDER_HOUSEHOLDS
+        """The feeder's households: the IEEE feeder's 55, or those placed on a source (counted when read)."""
+        if self.feeder.source is None:
+            return FEEDER_HOUSEHOLDS
+        # a source's households are counted when it is read (read below); until then there is no bound
+        return self._source_households if self._source_households is not None else 10**9
 
     @property
     def load_forecasts(self) -> list[tuple[str, str]]:
@@ -169,7 +177,15 @@ def read(data: dict, source: Path) -> MultiLecScenario:
     if unknown:
         raise ScenarioError(f"{source}: lecs.on_platform: unknown LEC {unknown[0]!r}; the LECs are "
                             f"{', '.join(scenario.lec_names)}")
-    feeder, pv = _ieee_feeder_and_pv(scenario, scenario.pv, "pv.profile_file", source)
+    feeder, pv, households = feeder_and_pv(scenario, scenario.pv, "pv.profile_file", source)
+    if households is not None:
+        scenario._source_households = households
+        try:
+            scenario._devices_fit_the_homes()  # now that the homes are known
+        except ValueError as error:
+            raise ScenarioError(f"{source}: {error}") from None
     updates = {"feeder": feeder, "pv": pv, **_source_and_outputs(scenario, source),
                **scenario.resolved_home_devices(source.parent, source)}
-    return scenario.model_copy(update=updates)
+    read = scenario.model_copy(update=updates)
+    read._source_households = households
+    return read

@@ -203,15 +203,29 @@ LEC_EMS records the book's price and volume."""
 
 
 def lec_households(scenario: MultiLecScenario) -> dict[str, list[str]]:
-    """Each LEC's households (IEEE order), from the feeder split the members are made of.
+    """Each LEC's households (the feeder's order), from the feeder split the members are made of.
 
-    Only a plan with pool operators needs it (each answers its own LEC's members); imported here, so
-    that every other plan stays free of the feeder's data and of pandas.
+    Only a plan whose members bid needs it (their endpoints; each pool operator answers its own LEC's
+    members); imported here, so that every other plan stays free of the feeder's data and of pandas.
     """
-    from lec_cosim.models.lec_split import split_into_lecs
+    if scenario.feeder.source is None:
+        from lec_cosim.models.lec_split import split_into_lecs
 
-    split = split_into_lecs(scenario.lecs.count, scenario.feeder.data_dir)
-    return {lec: list(split.loc[split["lec"] == lec, "load"]) for lec in scenario.lec_names}
+        split = split_into_lecs(scenario.lecs.count, scenario.feeder.data_dir)
+        return {lec: list(split.loc[split["lec"] == lec, "load"]) for lec in scenario.lec_names}
+    from lec_cosim.models.multi_lec_ems import members_from_scenario
+
+    table = members_from_scenario(scenario).table
+    homes = table[table["kind"] == "household"]
+    return {lec: list(homes.loc[homes["lec"] == lec, "member"]) for lec in scenario.lec_names}
+
+
+def household_names(scenario: MultiLecScenario) -> tuple[str, ...]:
+    """The feeder's households in its order: the IEEE feeder's ``LOAD1`` .. ``LOAD55`` without reading data, a
+    source's as placed on it."""
+    if scenario.feeder.source is None:
+        return HOUSEHOLDS
+    return tuple(home for homes in lec_households(scenario).values() for home in homes)
 
 
 def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
@@ -230,6 +244,7 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     pools = POOL_DESIGNS[scenario.p2p.market]
     pool_operators = design.members_bid and pools.pool_operator
     lecs = scenario.lec_names
+    homes = household_names(scenario) if design.members_bid else ()
     on_platform = [lec for lec in lecs if lec in scenario.platform_lecs] if design.platform else []
     grid_pubs = ([Signal(f"mlec/grid/{v}", port=v) for v in GRID_DOUBLES]
                  + [Signal(f"mlec/grid/{v}", "integer", port=v) for v in GRID_COUNTS]
@@ -248,7 +263,7 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         if design.negotiates:
             targets["lecs"] = {other: ems_endpoint(other) for other in lecs if other != lec}
         if design.members_bid:
-            targets["members"] = {m: member_endpoint(m) for m in HOUSEHOLDS}
+            targets["members"] = {m: member_endpoint(m) for m in homes}
         plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", design.ems_period_s, 0.0, pubs,
                                   list(limits) if scenario.dso.limits else [], list(ports.values()),
                                   {"lec": lec, "on_platform": lec in on_platform, "ems": design.ems,
@@ -265,15 +280,15 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                                   endpoint_ports={"platform": PLATFORM_ENDPOINT},
                                   targets={"lecs": {lec: ems_endpoint(lec) for lec in on_platform}}))
     if pool_operators:
-        for lec, homes in lec_households(scenario).items():
+        for lec, members in lec_households(scenario).items():
             plans.append(FederatePlan(
                 pool_operator_name(lec), "federates.lem_market", scenario.market_step_s, POOL_OPERATOR_OFFSET_S,
                 [Signal(f"mlec/{lec}/pool/{v}", port=v) for v in POOL_OPERATOR_VALUES], [],
                 [pool_operator_endpoint(lec)], {"solver": POOL_OPERATOR_SOLVER},
                 endpoint_ports={"orders": pool_operator_endpoint(lec)},
-                targets={"results": {m: member_endpoint(m) for m in homes}, "book": market_endpoint(lec)}))
+                targets={"results": {m: member_endpoint(m) for m in members}, "book": market_endpoint(lec)}))
     setpoints = [s for s in all_ems if not s.port.endswith(".record")]
-    hems_ports = {m: member_endpoint(m) for m in HOUSEHOLDS} if design.members_bid else {}
+    hems_ports = {m: member_endpoint(m) for m in homes}
     hems_targets = {"market": {lec: market_endpoint(lec) for lec in lecs}} if hems_ports else {}
     if pool_operators:
         hems_targets["pool"] = {lec: pool_operator_endpoint(lec) for lec in lecs}
