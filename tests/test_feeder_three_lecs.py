@@ -1,0 +1,154 @@
+"""The three-LEC study on a feeder from any source: the split into LECs by topology, the members and their
+batteries, the grid the DSO solves (three backends), and bad input. The federations themselves run on the
+SimBench grid in ``tests/test_end_to_end_mlec.py``."""
+
+import copy
+import datetime as dt
+
+import numpy as np
+import pandapower as pp
+import pandas as pd
+import pytest
+from harness import ROOT, write_scenario
+
+from lec_cosim.models.feeder_households import place_households
+from lec_cosim.models.feeder_model import Feeder
+from lec_cosim.models.feeder_source import ieee_eu_lv_feeder, load_feeder
+from lec_cosim.models.lec_split import feeder_tree, lec_parts, split_into_lecs
+from lec_cosim.models.multi_lec import multi_lec_members_on_feeder
+from lec_cosim.models.multi_lec_feeder import MultiLecGrid
+
+SCENARIO = "simbench_lv_urban6_three_lecs"
+SIMBENCH = "simbench: 1-LV-urban6--0-sw"
+PV_FILE = ROOT / "data" / "pv" / "simbench_PV_profiles_2016_15min.csv"
+DAY = dt.datetime(2016, 5, 26)
+
+
+@pytest.fixture(scope="module")
+def feeder():
+    return load_feeder(SIMBENCH)
+
+
+@pytest.fixture(scope="module")
+def members(feeder):
+    return multi_lec_members_on_feeder(feeder, DAY, PV_FILE, pv_peak_kw=194.0)
+
+
+def test_the_ieee_feeder_read_as_a_source_splits_as_the_ieee_feeder():
+    """The generic tree (depth-first ranks, pandapower buses) gives the IEEE feeder's own split for 2 to 5 LECs:
+    the same households in the same LECs, numbered alike."""
+    feeder = ieee_eu_lv_feeder()
+    tree = feeder_tree(feeder, place_households(feeder))
+    for n in (2, 3, 4, 5):
+        ours, theirs = split_into_lecs(n, tree), split_into_lecs(n)
+        assert dict(zip(ours["load"], ours["lec"])) == dict(zip(theirs["load"], theirs["lec"])), n
+    counts = split_into_lecs(3, tree)["lec"].value_counts().sort_index()
+    assert list(counts) == [19, 13, 23]
+
+
+def test_the_simbench_grid_splits_into_connected_disjoint_lecs(feeder, members):
+    split = members.table[members.table["kind"] == "household"]
+    assert list(split["lec"].value_counts().sort_index()) == [45, 28, 38]
+    households = place_households(feeder)
+    tree = feeder_tree(feeder, households.set_axis(households.index.str.replace(r"[^A-Za-z0-9_-]+", "_",
+                                                                                regex=True)))
+    parts = lec_parts(split.rename(columns={"member": "load"}), tree)
+    names = list(parts)
+    assert all(not (parts[a] & parts[b]) for i, a in enumerate(names) for b in names[i + 1:])
+    for lec, buses in parts.items():
+        # a connected piece: every bus but the part's top has its parent inside the part
+        tops = [b for b in buses if tree.parent[b] not in buses]
+        assert len(tops) == 1, lec
+        assert set(split.loc[split["lec"] == lec, "bus"]) <= buses
+    # the neighbour graph follows the feeder: lec2 and lec3 meet only through lec1
+    assert members.neighbours == [("lec1", "lec2"), ("lec1", "lec3")]
+
+
+def test_the_members_are_the_sources_households_with_the_ieee_rules_for_batteries(feeder, members):
+    table = members.table
+    homes = table[table["kind"] == "household"]
+    assert len(homes) == len(feeder.connections) == 111
+    # the day's load is the source's own for the day (15-minute profiles, no scaling)
+    day = feeder.load_p_kw.loc["2016-05-26"]
+    assert members.load_kw.sum() / 4 == pytest.approx(day.to_numpy().sum() / 4, rel=1e-12)
+    # PV on 76 % of the households with one common kWp
+    pv = homes[homes["pv_kwp"] > 0]
+    assert len(pv) == round(0.76 * 111) and pv["pv_kwp"].nunique() == 1
+    for lec in members.lec_names:
+        mine = homes[homes["lec"] == lec]
+        prosumers = mine[mine["pv_kwp"] > 0]
+        # every second prosumer along the feeder has a home battery
+        assert (mine["battery_kwh"] > 0).sum() == len(prosumers) // 2
+        assert set(mine.loc[mine["battery_kwh"] > 0, "member"]) <= set(prosumers["member"])
+        # the community battery stores two hours of the LEC's mean load (whole kWh)
+        rows = table["lec"].to_numpy() == lec
+        mean_kw = members.load_kw[rows].sum(axis=0).mean()
+        battery = table[(table["kind"] == "community_battery") & (table["lec"] == lec)].iloc[0]
+        assert battery["battery_kwh"] == round(2 * mean_kw) and battery["battery_kw"] == battery["battery_kwh"] / 2
+
+
+def test_the_three_backends_solve_the_lecs_grid_alike(feeder, members):
+    """power-grid-model and OpenDSS on the three-phase model, and pandapower's own balanced power flow on the
+    SimBench net with the same (balanced) powers: the same voltages within 1e-6 pu."""
+    battery_kw = np.array([6.0, -4.0, 3.0])
+    results = {}
+    for solver in ("power-grid-model", "opendss"):
+        grid = MultiLecGrid(members, feeder=feeder, solver=solver)
+        results[solver] = grid.solve_step(50, community_battery_kw=battery_kw)
+    a, b = results["power-grid-model"], results["opendss"]
+    np.testing.assert_allclose(a.grid.vm_pu.to_numpy(), b.grid.vm_pu.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(a.lec_net_import_kw, b.lec_net_import_kw, atol=1e-9)
+    assert a.p_loss_kw == pytest.approx(b.p_loss_kw, abs=1e-3)
+
+    net = copy.deepcopy(feeder.net)
+    net.load = net.load.iloc[0:0]
+    net.sgen = net.sgen.iloc[0:0]
+    for bus, p_kw, q_kvar in zip(grid.members.table["bus"][grid._household_rows], a.household_net_kw,
+                                 a.household_kvar):
+        pp.create_load(net, int(bus), p_mw=p_kw / 1000.0, q_mvar=q_kvar / 1000.0)
+    for bus, p_kw in zip(grid.battery_bus, battery_kw):
+        pp.create_load(net, int(bus), p_mw=-p_kw / 1000.0)
+    pp.runpp(net, tolerance_mva=1e-10)
+    lv = a.grid.vm_pu.index
+    for phase in a.grid.vm_pu.columns:
+        np.testing.assert_allclose(a.grid.vm_pu[phase].to_numpy(), net.res_bus.loc[lv, "vm_pu"].to_numpy(), atol=1e-6)
+    assert a.trafo_p_kw == pytest.approx(1000 * net.res_trafo["p_hv_mw"].iloc[0], abs=1e-2)
+
+
+def test_a_meshed_feeder_is_refused_by_the_split():
+    net = pp.create_empty_network()
+    buses = [pp.create_bus(net, vn) for vn in (20.0, 0.4, 0.4, 0.4)]
+    pp.create_ext_grid(net, buses[0])
+    pp.create_transformer(net, buses[0], buses[1], "0.25 MVA 20/0.4 kV")
+    for a, b in ((1, 2), (2, 3), (3, 1)):
+        pp.create_line(net, buses[a], buses[b], 0.1, "NAYY 4x150 SE")
+    connections = pd.DataFrame({"bus": [2, 3], "phases": "abc", "table": "load", "row": [0, 1]},
+                               index=["house 2", "house 3"])
+    meshed = Feeder(name="ring", source="pandapower: ring.json", net=net, connections=connections)
+    with pytest.raises(ValueError, match="pandapower: ring.json: the split into LECs follows a radial feeder; this "
+                       r"one is meshed \(3 lines between 3 buses\)"):
+        feeder_tree(meshed, place_households(meshed))
+
+
+BAD = [
+    ({"dso.solver": "pandapower"}, "dso.solver", "not set up for a feeder.source"),
+    ({"feeder.households.mapping_file": "{tmp}/mapping.csv"}, "feeder.households.mapping_file",
+     "mapping.csv: row 3: connection 'LV6.nowhere' is not a connection point of the feeder"),
+    ({"ev": {"count": 200, "mode": "smart", "mobility_dir": str(ROOT / "data" / "ev")}}, "ev.count", "200 EVs for 111 homes"),
+    ({"lecs.count": 5, "feeder.households.mapping_file": "{tmp}/two.csv"}, "data",
+     "the feeder cannot be split into 5 LECs along its branches"),
+]
+
+
+@pytest.mark.parametrize("changes,field,reason", BAD)
+def test_bad_three_lec_input_on_a_source_is_one_line_and_exit_2(tmp_path, capsys, changes, field, reason):
+    from lec_cosim.cli import main
+
+    (tmp_path / "mapping.csv").write_text("household,connection\nhome 1,LV6.201 Load 16\nhome 2,LV6.nowhere\n")
+    (tmp_path / "two.csv").write_text("household,connection\nhome 1,LV6.201 Load 16\nhome 2,LV6.201 Load 24\n")
+    changes = {key: value.format(tmp=tmp_path) if isinstance(value, str) else value for key, value in changes.items()}
+    path = write_scenario(tmp_path, SCENARIO, changes)
+    code = main(["validate", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"error: {path}: {field}") and reason in err, err
