@@ -74,14 +74,16 @@ def simbench():
     return simbench_feeder(SIMBENCH_CODE)
 
 
-def test_a_simbench_grid_solves_as_pandapower_solves_it_with_the_households_powers(simbench):
+@pytest.mark.parametrize("solver", ["power-grid-model", "opendss"])
+def test_a_simbench_grid_solves_as_pandapower_solves_it_with_the_households_powers(simbench, solver):
     """Balanced households (SimBench's connection points) with PV on half of them: the three-phase grid (with the
-    placeholder zero-sequence data a balanced feeder gets) gives pandapower's balanced voltages and loadings."""
+    placeholder zero-sequence data a balanced feeder gets) gives pandapower's balanced voltages and loadings, with
+    either three-phase backend: the three backends agree on the local market's SimBench grid."""
     households = place_households(simbench)
     devices = assign_devices(simbench, households, pv={"share": 0.5, "kwp": 6.0})
     table = devices.reset_index().rename(columns={"household": "participant"})
     table = table.assign(kind=np.where(table["pv_kwp"] > 0, "prosumer", "consumer"), phase=table["phases"])
-    grid = LemGrid(simbench, table[["participant", "kind", "bus", "phase"]])
+    grid = LemGrid(simbench, table[["participant", "kind", "bus", "phase"]], solver=solver)
     assert grid.reduced_model.endswith("junctions between them")
     original = simbench_net(SIMBENCH_CODE)
     original.sgen = original.sgen.iloc[0:0]
