@@ -178,11 +178,16 @@ def write_scenario_variant(base: str | Path, changes: dict, directory: str | Pat
         node[leaf] = value
 
     def absolute(node) -> None:
-        """Every data path (a ``*_file`` or ``*_dir`` field, at any depth) made absolute."""
+        """Every data path (a ``*_file`` or ``*_dir`` field, at any depth, and the file of a feeder ``source``)
+        made absolute."""
         if isinstance(node, dict):
             for key, value in node.items():
                 if isinstance(key, str) and key.endswith(("_file", "_dir")) and isinstance(value, str) and value:
                     node[key] = str((base.parent / value).resolve())
+                elif key == "source" and isinstance(value, str):
+                    from lec_cosim.models.feeder_source import resolve_source
+
+                    node[key] = resolve_source(value, base.parent)
                 else:
                     absolute(value)
 

@@ -13,4 +13,10 @@ PORTS = (
     Port("pv_p_mw", "out", "double", "MW", "their PV generation"),
     Port("battery_p_mw", "out", "double", "MW", "the battery's power as it could follow the set-point (+ discharges)"),
     Port("soc_mwh", "out", "double", "MWh", "the battery's state of charge after the step"),
+    Port("connection_load_p_mw", "out", "vector", None, "on a feeder source: the households' active load at each "
+         "connection point of the feeder, MW", optional=True),
+    Port("connection_load_q_mvar", "out", "vector", None, "on a feeder source: their reactive load there, MVAR",
+         optional=True),
+    Port("connection_pv_p_mw", "out", "vector", None, "on a feeder source: their PV generation there, MW",
+         optional=True),
 )

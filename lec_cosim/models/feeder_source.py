@@ -388,6 +388,16 @@ def load_feeder(source: str, base: Path | None = None) -> Feeder:
                             "opendss")
 
 
+def resolve_source(source: str, base: Path) -> str:
+    """``source`` with its file or folder (``pandapower``, ``opendss``, ``ieee_eu_lv``) made absolute from ``base``,
+    as :func:`load_feeder` would read it there: a scenario written out (``scenario.json``) reads the same feeder from
+    any directory. Other sources (``simbench: CODE``, an unknown kind) unchanged."""
+    kind, _, value = (part.strip() for part in source.partition(":"))
+    if kind in ("pandapower", "opendss", "ieee_eu_lv") and value:
+        return f"{kind}: {(Path(base) / value).resolve()}"
+    return source
+
+
 def feeder_of(scenario) -> Feeder | None:
     """The feeder a scenario's ``feeder.source`` names, or None for the IEEE feeder of its ``feeder.data_dir``
     (the grid models build that one themselves, with its copies)."""

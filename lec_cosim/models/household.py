@@ -43,22 +43,18 @@ class HouseholdFleet:
     power_factor: float
     sources: Optional[dict] = None
     """The profile file of ``load_mw`` and of ``pv_mw``, named when a step lies outside them."""
+    unit_load_mw: Optional[pd.DataFrame] = None
+    """One household of each load profile, MW, on the profile file's time axis (see :meth:`profile_loads`)."""
+    years: Optional[range] = None
+    """The calendar years ``load_mw`` and ``pv_mw`` cover."""
 
     @classmethod
     def from_scenario(cls, scenario) -> "HouseholdFleet":
         hh = scenario.households
-        first_year = scenario.start.year
-        last = scenario.start + dt.timedelta(hours=scenario.horizon_h)
-        years = range(first_year, last.year + 1)
-        profiles = read_profile_columns(hh.load_profile_file, [f"{name}_pload" for name in hh.load_profiles],
-                                        HOUSEHOLD_LOAD_RANGE)
-        source_year = profiles.index[0].year
-        in_year = profiles[profiles.index.year == source_year]
-        interval_h = (profiles.index[1] - profiles.index[0]).total_seconds() / 3600
-        # kWh per unit profile over its year -> MW per household so it sums to the annual use.
-        per_household_mw = hh.annual_consumption_kwh / (in_year.sum() * interval_h) / 1000.0
+        years = _years(scenario)
         counts = np.bincount(np.arange(hh.count) % len(hh.load_profiles), minlength=len(hh.load_profiles))
-        aggregate = (profiles * per_household_mw.to_numpy() * counts).sum(axis=1)
+        unit = _one_household_of_each_profile(hh)
+        aggregate = (unit * counts).sum(axis=1)
         load = on_calendar(aggregate.rename("load_mw"), years)
         if hh.pv is not None and hh.pv.kwp_per_household > 0:
             pv_profile = read_profile_columns(hh.pv.profile_file, [hh.pv.profile], PV_RANGE)[hh.pv.profile]
@@ -67,7 +63,16 @@ class HouseholdFleet:
         else:
             pv = pd.Series(0.0, index=load.index, name="pv_mw")
         return cls(load_mw=load, pv_mw=pv, power_factor=hh.power_factor,
-                   sources={"load_mw": str(hh.load_profile_file), "pv_mw": str(hh.pv.profile_file) if hh.pv else None})
+                   sources={"load_mw": str(hh.load_profile_file), "pv_mw": str(hh.pv.profile_file) if hh.pv else None},
+                   unit_load_mw=unit, years=years)
+
+    def profile_loads(self) -> pd.DataFrame:
+        """One household of each of the scenario's load profiles, MW, on the simulation calendar (columns
+        ``<profile>_pload``, in the order of ``households.load_profiles``): household ``i`` plays profile
+        ``i mod len(load_profiles)``, so ``load_mw`` is these columns weighted by their counts (the community
+        battery on a feeder source puts them on the feeder's buses). A fleet made by :meth:`from_scenario` only."""
+        unit = self.unit_load_mw
+        return pd.DataFrame({column: on_calendar(unit[column], self.years) for column in unit.columns})
 
     def power(self, start: dt.datetime, step_s: float, n_steps: int) -> pd.DataFrame:
         """Mean load P and Q and PV P over each of ``n_steps`` steps from ``start``.
@@ -89,3 +94,22 @@ class HouseholdFleet:
             if source is None:
                 raise
             raise DataError(f"{source}: {exc}") from None
+
+
+def _years(scenario) -> range:
+    """The calendar years the scenario's horizon touches."""
+    last = scenario.start + dt.timedelta(hours=scenario.horizon_h)
+    return range(scenario.start.year, last.year + 1)
+
+
+def _one_household_of_each_profile(hh) -> pd.DataFrame:
+    """Each load profile scaled to one household's ``annual_consumption_kwh`` over the profile year, MW, on the
+    profile file's own time axis."""
+    profiles = read_profile_columns(hh.load_profile_file, [f"{name}_pload" for name in hh.load_profiles],
+                                    HOUSEHOLD_LOAD_RANGE)
+    source_year = profiles.index[0].year
+    in_year = profiles[profiles.index.year == source_year]
+    interval_h = (profiles.index[1] - profiles.index[0]).total_seconds() / 3600
+    # kWh per unit profile over its year -> MW per household so it sums to the annual use.
+    per_household_mw = hh.annual_consumption_kwh / (in_year.sum() * interval_h) / 1000.0
+    return profiles * per_household_mw.to_numpy()

@@ -20,14 +20,19 @@ def plan(scenario):
 
 
 def describe(scenario) -> str:
-    return (f"{scenario.horizon_h:g} h from {scenario.start.isoformat()}, objective {scenario.ems.objective}, "
+    text = (f"{scenario.horizon_h:g} h from {scenario.start.isoformat()}, objective {scenario.ems.objective}, "
             f"solver {scenario.ems.solver}")
+    return text if scenario.grid.source is None else f"{text}, grid {scenario.grid.source}"
 
 
 def done(kpis: dict, summary: dict) -> str:
-    return (f"import {kpis['import_mwh']:.3f} MWh, export {kpis['export_mwh']:.3f} MWh, cost "
+    line = (f"import {kpis['import_mwh']:.3f} MWh, export {kpis['export_mwh']:.3f} MWh, cost "
             f"{kpis['energy_cost']:.2f} {summary['currency']}, PCC voltage {kpis['vm_min_pu']:.4f}-"
             f"{kpis['vm_max_pu']:.4f} pu")
+    if "grid_vm_min_pu" in kpis:  # on a feeder source: its extremes
+        line += (f", feeder voltage {kpis['grid_vm_min_pu']:.4f}-{kpis['grid_vm_max_pu']:.4f} pu, line loading up "
+                 f"to {kpis['max_line_loading_percent']:.1f} %")
+    return line
 
 
 def recognise(summary: dict) -> bool:
@@ -56,7 +61,8 @@ def tables(runs, paper=None) -> list[tuple]:
 
 ROW_HEADERS = 2
 """Its KPI table names a row by two cells: the run and its objective."""
-NO_FEEDER_MAP = "the community-battery grid is a balanced two-bus model without coordinates"
+NO_FEEDER_MAP = ("the community-battery grid is a balanced model whose DSO records the grid's extremes, not each "
+                 "bus's voltage")
 
 
 def run_labels(summaries: list[dict], runs) -> list[str]:
@@ -70,12 +76,14 @@ def check_data(scenario) -> None:
     from lec_cosim.scenario import ScenarioError
 
     try:
-        HouseholdFleet.from_scenario(scenario).power(scenario.start, scenario.grid_step_s,
-                                                     int(scenario.end_s // scenario.grid_step_s))
+        fleet = HouseholdFleet.from_scenario(scenario)
+        fleet.power(scenario.start, scenario.grid_step_s, int(scenario.end_s // scenario.grid_step_s))
         prices = PriceFeed.from_scenario(scenario).prices(scenario.start, scenario.market_step_s,
                                                           int(scenario.end_s // scenario.market_step_s))
     except DataError as exc:
         raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+    if scenario.grid.source is not None:
+        _check_feeder_grid(scenario, fleet)
     if scenario.grid.import_limit_mw is not None:  # the only constraint that can leave the EMS without a plan
         from lec_cosim.models.ems import DayAheadPlanner, ImportLimitInfeasible
 
@@ -83,6 +91,30 @@ def check_data(scenario) -> None:
             DayAheadPlanner(scenario).plan_horizon(prices)
         except ImportLimitInfeasible as exc:
             raise ScenarioError(f"{scenario.source_file}: {exc.field}: {exc}") from None
+
+
+def _check_feeder_grid(scenario, fleet) -> None:
+    """The grid on ``grid.source``: the source read, the community placed on it and its first step solved, as the
+    DSO will; what it cannot take is one line naming the field before any process starts, not a federate's crash."""
+    from lec_cosim.models.battery_feeder import FeederLECGrid, community_of, point_powers
+    from lec_cosim.models.feeder_model import FeederSourceError
+    from lec_cosim.models.timeseries import DataError
+    from lec_cosim.scenario import ScenarioError
+
+    where = scenario.source_file
+    try:
+        community = community_of(scenario)
+    except FeederSourceError as exc:
+        raise ScenarioError(f"{where}: {getattr(exc, 'field', 'grid.source')}: {' '.join(str(exc).split())}") from None
+    try:
+        powers = point_powers(scenario, community, scenario.grid_step_s, 1, fleet)
+        grid = FeederLECGrid(community, scenario.grid)
+        grid.solve(powers["load_p_mw"][0], powers["load_q_mvar"][0], powers["pv_p_mw"][0], 0.0)
+    except DataError as exc:
+        raise ScenarioError(f"{where}: data: {exc}") from None
+    except Exception as exc:  # any refusal or failure of the grid model: the DSO would fail the same way
+        raise ScenarioError(f"{where}: grid.source: the grid model cannot take it: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from None
 
 
 def run_name(scenario) -> str:

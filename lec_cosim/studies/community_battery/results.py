@@ -8,7 +8,9 @@
 - ``ems.csv``: one row per EMS step: ``time, price, export_price, load_mw, pv_mw, charge_mw,
   discharge_mw, soc_mwh, import_mw``; powers are means over the step, ``soc_mwh`` is at its end,
   ``import_mw < 0`` is export, and ``import_mw = load_mw - pv_mw + charge_mw - discharge_mw``.
-- ``summary.json``: scenario, framework, objective, battery, KPIs, wall time and versions.
+- ``summary.json``: scenario, framework, objective, battery, KPIs, wall time and versions; on a feeder source
+  (``grid.source``) also ``grid_source`` and the feeder's extremes (:func:`feeder_kpis`), and ``signals.csv`` a
+  ``max_line_loading_percent`` column after the others.
 
 ``energy_cost`` prices each EMS step's import at the spot price and credits its export at the
 export price, exactly as the ``min_cost`` objective does.
@@ -109,6 +111,19 @@ def kpis(signals: pd.DataFrame, ems: pd.DataFrame, grid_step_s: int, ems_step_s:
     }
 
 
+def feeder_kpis(signals: pd.DataFrame, scenario) -> dict:
+    """On a feeder source (``grid.source``): the feeder's extremes over the run, every bus, line and transformer
+    (the built-in grid's results have none of these: its PCC and LV busbar are its buses)."""
+    if scenario.grid.source is None:
+        return {}
+    return {
+        "grid_vm_min_pu": float(signals.vm_min_pu.min()),
+        "grid_vm_max_pu": float(signals.vm_max_pu.max()),
+        "max_line_loading_percent": float(signals.max_line_loading_percent.max()),
+        "max_trafo_loading_percent": float(signals.trafo_loading_percent.max()),
+    }
+
+
 def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -162,11 +177,14 @@ def write_results(signals: pd.DataFrame, scenario, out_dir: Path, wall_time_s: f
         "battery": {"capacity_mwh": b.capacity_mwh, "power_mw": b.power_mw, "efficiency": b.efficiency,
                     "soc_min": b.soc_min, "soc_max": b.soc_max},
         "import_limit_mw": scenario.grid.import_limit_mw,
-        "kpis": join_kpis(kpis(signals, ems, scenario.grid_step_s, scenario.ems_step_s, scenario.grid.import_limit_mw),
+        "kpis": join_kpis({**kpis(signals, ems, scenario.grid_step_s, scenario.ems_step_s,
+                                  scenario.grid.import_limit_mw), **feeder_kpis(signals, scenario)},
                           extra_kpis or {}),
         "wall_time_s": wall_time_s,
         "versions": versions(scenario.ems.solver),
     }
+    if scenario.grid.source is not None:
+        summary["grid_source"] = scenario.grid.source
     # summary.json last: its presence marks a complete result directory.
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary

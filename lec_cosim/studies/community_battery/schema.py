@@ -104,7 +104,8 @@ class GridConfig(_VoltageBand):
     solver: Literal["pandapower", "power-grid-model", "opendss"] = Field(
         "pandapower", description="balanced power-flow backend: pandapower (with its lightsim2grid Newton-Raphson, "
         "~0.07 ms a step here), power-grid-model (~0.3 ms; the same results to ~1e-9 pu) or OpenDSS (dss-python)")
-    ext_grid_vm_pu: float = Field(1.0, gt=0.5, lt=1.5)
+    ext_grid_vm_pu: Optional[float] = Field(1.0, gt=0.5, lt=1.5, description=(
+        "the external grid's voltage set point; with source, unless given, the net's own"))
     vm_min_pu: float = Field(0.9, gt=0, description="voltage band; EN 50160: 0.9-1.1 pu")
     vm_max_pu: float = Field(1.1, gt=0)
     max_loading_percent: float = Field(100.0, gt=0, description="line and transformer rating")
@@ -112,14 +113,41 @@ class GridConfig(_VoltageBand):
         "limit on the LEC's net import at the LV busbar (load - PV + battery; the transformer's and the MV "
         "line's losses not included): the EMS keeps its plan at or below it (a hard LP constraint; a scenario "
         "the battery cannot keep below it is refused)"))
-    mv_line: LineConfig
-    transformer: TransformerConfig
-
+    mv_line: Optional[LineConfig] = Field(None, description="the built-in grid's MV line (required without source)")
+    transformer: Optional[TransformerConfig] = Field(
+        None, description="the built-in grid's MV/LV transformer (required without source)")
+    source: Optional[str] = Field(None, exclude_if=lambda value: value is None, description=(
+        "the grid from a feeder source instead of mv_line and transformer: 'pandapower: FILE' (a net saved with "
+        "pandapower.to_json), 'simbench: CODE' or 'opendss: FILE' (see `lec-cosim feeder`), balanced; the "
+        "households spread over its loads, the PCC at its external grid"))
+    battery_bus: Optional[str] = Field(None, exclude_if=lambda value: value is None, description=(
+        "with source: the battery's bus, by its name in the net or as 'bus <index>' (default: the LV side of the "
+        "transformer at the external grid)"))
 
     @model_validator(mode="after")
     def _band(self) -> "GridConfig":
         if self.vm_min_pu >= self.vm_max_pu:
             raise ValueError("vm_min_pu must be below vm_max_pu")
+        return self
+
+    @model_validator(mode="after")
+    def _one_grid(self) -> "GridConfig":
+        if self.source is None:
+            for name in ("mv_line", "transformer"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"{name}: required for the built-in grid (or give source, a feeder's net)")
+            if self.battery_bus is not None:
+                raise ValueError("battery_bus: names a bus of a source's net; the built-in grid has its battery on "
+                                 "the LV busbar")
+            if self.ext_grid_vm_pu is None:
+                raise ValueError("ext_grid_vm_pu: the built-in grid needs a set point")
+            return self
+        for name in ("mv_line", "transformer"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: the net of source has its own lines and transformer (add an MV line to "
+                                 "the net to model one)")
+        if "ext_grid_vm_pu" not in self.model_fields_set:
+            self.__dict__["ext_grid_vm_pu"] = None  # the net's own set point, unless one is asked for
         return self
 
 
@@ -230,6 +258,14 @@ def read(data: dict, source: Path) -> Scenario:
         **_source_and_outputs(scenario, source),
         **scenario.resolved_home_devices(base, source),
     }
+    if scenario.grid.source is not None:
+        from lec_cosim.models.feeder_source import resolve_source
+
+        resolved = resolve_source(scenario.grid.source, base)
+        kind, _, value = (part.strip() for part in resolved.partition(":"))
+        if kind in ("pandapower", "opendss") and not Path(value).is_file():
+            raise ScenarioError(f"{source}: grid.source: file not found: {value}")
+        updates["grid"] = scenario.grid.model_copy(update={"source": resolved})
     scenario = scenario.model_copy(update=updates)
     for field, path in (
         ("households.load_profile_file", scenario.households.load_profile_file),

@@ -29,7 +29,7 @@ FEDERATE_MODULES = {
 def signals(scenario: Scenario) -> dict[str, list[Signal]]:
     """Publications of each federate; the interface of the federation."""
     lec = scenario.lec_name
-    return {
+    pubs = {
         "market": [
             Signal("market/day_ahead_price_eur_per_mwh", "vector", port="day_ahead_price"),
             Signal("market/day_ahead_export_price_eur_per_mwh", "vector", port="day_ahead_export_price"),
@@ -62,17 +62,31 @@ def signals(scenario: Scenario) -> dict[str, list[Signal]]:
         ],
         "recorder": [],
     }
+    if scenario.grid.source is not None:  # on a feeder: the households by connection point, the lines' loading
+        pubs["households"] += [Signal(f"{lec}/{name}", "vector", port=port)
+                               for name, port in FEEDER_VECTORS.items()]
+        pubs["dso"].append(Signal(f"{lec}/grid/max_line_loading_percent", port="max_line_loading_percent"))
+    return pubs
+
+
+FEEDER_VECTORS = {"households/connection_p_mw": "connection_load_p_mw",
+                  "households/connection_q_mvar": "connection_load_q_mvar", "pv/connection_p_mw": "connection_pv_p_mw"}
+"""On a feeder source: the vectors the households publish (key after the LEC's name -> port), one value per connection
+point of the feeder, in its order (:mod:`lec_cosim.models.battery_feeder`); the DSO reads them, nothing records
+them (the recorder keeps the aggregates)."""
 
 
 def subscriptions(scenario: Scenario) -> dict[str, list[Signal]]:
     pubs = signals(scenario)
     market_now = [s for s in pubs["market"] if s.type != "vector"]
+    households = [s for s in pubs["households"] if s.type != "vector"]
+    by_point = [s for s in pubs["households"] if s.type == "vector"]
     return {
         "market": [],
         "lec_ems": [s for s in pubs["market"] if s.type == "vector"],
         "households": [pubs["lec_ems"][0]],
-        "dso": pubs["households"][:4],
-        "recorder": market_now + pubs["lec_ems"] + pubs["households"] + pubs["dso"],
+        "dso": by_point + households[3:4] if by_point else households[:4],
+        "recorder": market_now + pubs["lec_ems"] + households + pubs["dso"],
     }
 
 
@@ -89,8 +103,9 @@ def periods_s(scenario: Scenario) -> dict[str, int]:
 def plan(scenario: Scenario) -> list[FederatePlan]:
     """Every federate of the federation with its interface, in start order."""
     pubs, subs, periods = signals(scenario), subscriptions(scenario), periods_s(scenario)
+    settings = SETTINGS if scenario.grid.source is None else {**SETTINGS, "dso": FEEDER_DSO_SETTINGS}
     plans = [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name],
-                          settings=SETTINGS.get(name, {}))
+                          settings=settings.get(name, {}))
              for name, module in FEDERATE_MODULES.items()]
     day_ahead = next(s for s in pubs["market"] if s.port == "day_ahead_price")
     site = HomeSite(scenario.lec_name, scenario.grid_step_s, HOME_DEVICES_OFFSET_S, scenario.market_step_s,
@@ -111,3 +126,6 @@ SETTINGS = {
     "recorder": {"record": "lec_cosim.studies.community_battery.results:CommunityBatteryRecord"},
 }
 """What the generic components run in this study: its grid and its record."""
+
+FEEDER_DSO_SETTINGS = {"grid_adapter": "lec_cosim.adapters.community_grid:FeederCommunityGrid"}
+"""On a feeder source (``grid.source``), the DSO solves the feeder with the households on its buses."""
