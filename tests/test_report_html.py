@@ -161,8 +161,8 @@ def lem_rows(summary: dict) -> tuple[list[list[str]], list[list[str]]]:
                                       ("total", "total"))
                 for key, mlabel in (("cost_eur", "cost"), ("income_eur", "income"), ("profit_eur", "profit"))]
     table_ii += [["fitness (-)", fixed(k.get("fitness"), 4)], ["LEM volume (kWh)", fixed(k["lem_volume_kwh"], 2)]]
-    counts = [("violated_buses_reduced", "buses outside the band, reduced 110-bus model (-)"),
-              ("violated_buses", "buses outside the band, all 906 buses (-)"),
+    counts = [("violated_buses_reduced", "buses outside the band, reduced model (-)"),
+              ("violated_buses", "buses outside the band, all buses (-)"),
               ("bus_violations_reduced", "bus violations x grid steps, reduced model (-)"),
               ("bus_violations", "bus violations x grid steps, all buses (-)"),
               ("angle_violations", "angle violations (-)"),

@@ -190,8 +190,8 @@ def test_tables_ours_in_right_places(runs):
         assert t2.loc["fitness (-)", col] == (f"{kp['fitness']:.4f}" if "fitness" in kp else "n/a")
         assert t3.loc["bus violations x grid steps, all buses (-)", col] == str(30 + k)
         assert t3.loc["bus violations x grid steps, reduced model (-)", col] == str(10 + k)
-        assert t3.loc["buses outside the band, all 906 buses (-)", col] == str(50 + k)
-        assert t3.loc["buses outside the band, reduced 110-bus model (-)", col] == str(20 + k)
+        assert t3.loc["buses outside the band, all buses (-)", col] == str(50 + k)
+        assert t3.loc["buses outside the band, reduced model (-)", col] == str(20 + k)
         assert t3.loc["angle violations (-)", col] == str(k)
         assert t3.loc["line overloads x grid steps (-)", col] == str(2 * k)
         assert t3.loc["losses (kWh)", col] == f"{40 + k + 0.123:.2f}"
@@ -223,16 +223,27 @@ def test_builtin_paper_table_iii(runs):
     assert not any("paper" in c for c in t2.columns)
     assert list(t3.columns) == ["Base 1 (ours)", "Base 1 (paper)", "Base 2 (ours)", "Base 2 (paper)",
                                 "Case 1 (ours)", "Case 1 (paper)", "Case 2 (ours)", "Case 2 (paper)"]
-    reduced, losses = "buses outside the band, reduced 110-bus model (-)", "losses (kWh)"
+    reduced, losses = "buses outside the band, reduced model (-)", "losses (kWh)"
     expected = {"Base 1": ("14", "48.36"), "Base 2": ("14", "48.36"), "Case 1": ("0", "10.57"),
                 "Case 2": ("5", "30.71")}
     for label, (violations, loss) in expected.items():
         assert t3.loc[reduced, f"{label} (paper)"] == violations
         assert t3.loc[losses, f"{label} (paper)"] == loss
-        for row in ("buses outside the band, all 906 buses (-)", "angle violations (-)", "losses (kvarh)", "V min (pu)"):
+        for row in ("buses outside the band, all buses (-)", "angle violations (-)", "losses (kvarh)", "V min (pu)"):
             assert t3.loc[row, f"{label} (paper)"] == "n/a"
     # Ours stays next to it.
     assert t3.loc[losses, "Case 1 (ours)"] == "43.12"
+
+
+def test_a_run_on_another_feeder_gets_no_paper_column(runs):
+    """The paper's cases are on the IEEE feeder: a Case 1 run on a feeder.source is compared with nothing built in,
+    only with values given for its scenario by name."""
+    on_source = runs["lem_plain"]
+    (on_source / "scenario.json").write_text(json.dumps({"feeder": {"source": "simbench: 1-LV-semiurb4--0-sw"}}))
+    _, t3 = parse_tables(rl.lem_compare_tables([on_source]))
+    assert list(t3.columns) == ["Case 1 (ours)"]
+    _, t3 = parse_tables(rl.lem_compare_tables([on_source], paper={"lem_plain": {"losses_kwh": 1.5}}))
+    assert t3.loc["losses (kWh)", "Case 1 (paper)"] == "1.50"
 
 
 def test_paper_values_dict_nested_dotted_and_override(runs):
@@ -252,7 +263,7 @@ def test_paper_values_dict_nested_dotted_and_override(runs):
     assert t2.loc["LEM volume (kWh)", "Base 2 (paper)"] == "0.00"
     # The given losses override the built-in 10.57; the built-in violations stay.
     assert t3.loc["losses (kWh)", "Case 1 (paper)"] == "11.00"
-    assert t3.loc["buses outside the band, reduced 110-bus model (-)", "Case 1 (paper)"] == "0"
+    assert t3.loc["buses outside the band, reduced model (-)", "Case 1 (paper)"] == "0"
     assert t3.loc["losses (kWh)", "Case 2 (paper)"] == "30.71"
 
 

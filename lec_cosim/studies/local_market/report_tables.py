@@ -50,8 +50,8 @@ TABLE_II_ROWS: list[tuple[str, str, str]] = [
 """(metric key, row label, format) of the Table II analogue."""
 
 TABLE_III_ROWS: list[tuple[str, str, str]] = [
-    ("violated_buses_reduced", "buses outside the band, reduced 110-bus model (-)", "{:d}"),
-    ("violated_buses", "buses outside the band, all 906 buses (-)", "{:d}"),
+    ("violated_buses_reduced", "buses outside the band, reduced model (-)", "{:d}"),
+    ("violated_buses", "buses outside the band, all buses (-)", "{:d}"),
     ("bus_violations_reduced", "bus violations x grid steps, reduced model (-)", "{:d}"),
     ("bus_violations", "bus violations x grid steps, all buses (-)", "{:d}"),
     ("angle_violations", "angle violations (-)", "{:d}"),
@@ -62,7 +62,8 @@ TABLE_III_ROWS: list[tuple[str, str, str]] = [
     ("vm_min_pu", "V min (pu)", "{:.4f}"),
     ("vm_max_pu", "V max (pu)", "{:.4f}"),
 ]
-"""(metric key, row label, format) of the Table III analogue."""
+"""(metric key, row label, format) of the Table III analogue. The reduced model is the paper's 110 buses on the IEEE
+feeder (906 in all), the same rule's buses on any other feeder."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,10 +149,20 @@ def _format(value, fmt: str) -> str:
     return text
 
 
-def _paper_for(paper: Mapping, summary: Mapping, label: str) -> dict | None:
-    # The paper's cases are one day: a run of another horizon matches paper values by scenario name only.
-    one_day = summary.get("horizon_h", 24) == 24
-    for key in ((case_label(summary), label) if one_day else ()) + (summary.get("scenario"),):
+def _on_the_papers_feeder(run_dir: str | Path) -> bool:
+    """The run's players sit on the IEEE feeder (``feeder.data_dir``), not on a ``feeder.source``."""
+    try:
+        scenario = json.loads((Path(run_dir) / "scenario.json").read_text())
+    except (OSError, ValueError):
+        return True  # a run folder without its scenario: as before sources existed
+    return not (scenario.get("feeder") or {}).get("source")
+
+
+def _paper_for(paper: Mapping, summary: Mapping, label: str, papers_feeder: bool = True) -> dict | None:
+    # The paper's cases are one day on the IEEE feeder: a run of another horizon or on another feeder matches
+    # paper values by scenario name only.
+    by_case = summary.get("horizon_h", 24) == 24 and papers_feeder
+    for key in ((case_label(summary), label) if by_case else ()) + (summary.get("scenario"),):
         if key is not None and key in paper:
             return paper[key]
     return None
@@ -173,10 +184,10 @@ def lem_compare_frames(run_dirs: Sequence[str | Path], paper: Mapping | str | Pa
     for rows in (TABLE_II_ROWS, TABLE_III_ROWS):
         keys = [key for key, _, _ in rows]
         columns = {}
-        for summary, label in zip(summaries, labels):
+        for run, summary, label in zip(run_dirs, summaries, labels):
             kpis = summary.get("kpis", {})
             columns[(label, "ours")] = [_kpi(kpis, key) for key in keys]
-            ref = _paper_for(values, summary, label) or {}
+            ref = _paper_for(values, summary, label, _on_the_papers_feeder(run)) or {}
             if any(not _is_missing(ref.get(key)) for key in keys):
                 columns[(label, "paper")] = [ref.get(key) for key in keys]
         frame = pd.DataFrame(columns, index=keys, dtype=float)
