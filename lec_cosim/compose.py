@@ -142,12 +142,21 @@ def service_addresses(subnet: str, names: list[str]) -> tuple[str, dict[str, str
 
 
 def _map_paths(node, field: str, place):
-    """``node`` with every path-valued field replaced by ``place(field, path)``, nested models included."""
+    """``node`` with every path-valued field replaced by ``place(field, path)``, nested models included, and a
+    feeder source's file or folder (a ``source`` field such as ``feeder.source``) likewise."""
     if isinstance(node, BaseModel):
         updates = {}
         for name in type(node).model_fields:
             value = getattr(node, name)
-            mapped = _map_paths(value, f"{field}.{name}" if field else name, place)
+            where = f"{field}.{name}" if field else name
+            if name == "source" and isinstance(value, str):
+                from lec_cosim.models.feeder_source import with_source_data
+
+                mapped = with_source_data(value, lambda path: place(where, path))
+                if mapped != value:
+                    updates[name] = mapped
+                continue
+            mapped = _map_paths(value, where, place)
             if mapped is not value:
                 updates[name] = mapped
         return node.model_copy(update=updates) if updates else node

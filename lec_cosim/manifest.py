@@ -34,12 +34,21 @@ def file_sha256(path: Path) -> str:
 
 
 def _paths(node, prefix: str = ""):
-    """(field, path) of every path-valued field of a scenario, nested models included."""
+    """(field, path) of every path-valued field of a scenario, nested models included, and of the files a feeder
+    source reads (a ``source`` field such as ``feeder.source``: a pandapower net, an OpenDSS model's folder)."""
     if isinstance(node, BaseModel):
         for name in type(node).model_fields:
             if name == "source_file":
                 continue
-            yield from _paths(getattr(node, name), f"{prefix}{name}.")
+            value = getattr(node, name)
+            if name == "source" and isinstance(value, str):
+                from lec_cosim.models.feeder_source import source_data
+
+                data = source_data(value)
+                if data is not None:
+                    yield f"{prefix}{name}", data[0]
+                continue
+            yield from _paths(value, f"{prefix}{name}.")
     elif isinstance(node, Path):
         yield prefix.rstrip("."), node
 

@@ -332,3 +332,19 @@ def test_the_services_run_the_federation_each_on_its_own_address(tmp_path):
     assert (broker_alias, BROKER_PORT) in sockets.seen["broker"]
     for name, seen in sockets.seen.items():
         assert seen and {address for address, _ in seen} == {alias[addresses[name]]}, (name, seen)
+
+
+def test_a_feeder_sources_model_is_copied_for_the_containers(tmp_path):
+    """A user's OpenDSS model outside the project: its folder goes into the project's inputs (the master file and
+    what it redirects to) and the containers' scenario reads it there; no host path is left in what they read."""
+    model = tmp_path / "my model"
+    shutil.copytree(ROOT / "data" / "examples" / "own_feeder", model)
+    path = write_scenario(tmp_path, "own_feeder_lem", {"feeder.source": f"opendss: {model / 'Master.dss'}"})
+    out = tmp_path / "compose"
+    write_compose(load_scenario(path), out)
+    scenario = json.loads((out / "federation" / "scenario.json").read_text())
+    assert scenario["feeder"]["source"] == f"opendss: {CONTAINER_INPUTS}/feeder.source/my model/Master.dss"
+    copied = out / "inputs" / "feeder.source" / "my model"
+    assert sorted(p.name for p in copied.iterdir()) == sorted(p.name for p in model.iterdir())
+    assert (copied / "Master.dss").read_bytes() == (model / "Master.dss").read_bytes()
+    assert str(tmp_path) not in (out / "federation" / "scenario.json").read_text()

@@ -47,3 +47,25 @@ def test_two_runs_write_identical_results_and_a_manifest(tmp_path, name):
         assert "learning.seed" in manifests[0]["seed_drives"]
     else:
         assert manifests[0]["seed"] is None and manifests[0]["seed_drives"].startswith("nothing")
+
+
+def test_the_manifest_hashes_the_files_a_feeder_source_reads(tmp_path):
+    """An OpenDSS model is its master file and the files it redirects to: the manifest holds every file of its
+    folder, so a changed line code shows in the manifest; a SimBench grid is the package's (its version)."""
+    import shutil
+
+    from harness import ROOT
+
+    from lec_cosim.manifest import data_hashes, file_sha256, manifest
+    from lec_cosim.scenario import load_scenario
+
+    model = tmp_path / "model"
+    shutil.copytree(ROOT / "data" / "examples" / "own_feeder", model)
+    path = write_scenario(tmp_path, "own_feeder_lem", {"feeder.source": f"opendss: {model / 'Master.dss'}",
+                                                        "feeder.households.mapping_file": str(model / "households.csv"),
+                                                        "feeder.households.load_file": str(model / "smart_meters_kw.csv")})
+    hashes = data_hashes(load_scenario(path))["feeder.source"]
+    assert set(hashes) == {p.name for p in model.iterdir() if p.is_file()} and "Master.dss" in hashes
+    assert hashes["Master.dss"] == file_sha256(model / "Master.dss")
+    simbench = manifest(load_scenario(write_scenario(tmp_path, "simbench_lv_urban6_three_lecs", {})))
+    assert "feeder.source" not in simbench["data_sha256"] and simbench["versions"]["simbench"] != "not installed"

@@ -398,6 +398,32 @@ def resolve_source(source: str, base: Path) -> str:
     return source
 
 
+SOURCE_FILE_KINDS = {"pandapower": "file", "opendss": "folder", "ieee_eu_lv": "folder"}
+"""Sources that read the user's files, and what of them the feeder depends on: a pandapower net is one file; an
+OpenDSS model is its master file and what it redirects to (its folder); the IEEE feeder is its data folder."""
+
+
+def source_data(source: str) -> tuple[Path, str] | None:
+    """The files a source reads, as ``(path, "file" | "folder")`` (an OpenDSS master file's folder), or None for a
+    source without files of the user's (``simbench``: the package's data set, whose version the manifest holds)."""
+    kind, _, value = (part.strip() for part in source.partition(":"))
+    if kind not in SOURCE_FILE_KINDS or not value:
+        return None
+    path = Path(value)
+    return (path.parent, "folder") if kind == "opendss" else (path, SOURCE_FILE_KINDS[kind])
+
+
+def with_source_data(source: str, place) -> str:
+    """``source`` with its file or folder replaced by ``place(path)`` (an OpenDSS master keeps its name in the
+    placed folder): a compose project's containers read the same model from where it is copied."""
+    data = source_data(source)
+    if data is None:
+        return source
+    kind = source.partition(":")[0].strip()
+    placed = Path(place(data[0]))
+    return f"{kind}: {placed / Path(source.partition(':')[2].strip()).name if kind == 'opendss' else placed}"
+
+
 def feeder_of(scenario) -> Feeder | None:
     """The feeder a scenario's ``feeder.source`` names, or None for the IEEE feeder of its ``feeder.data_dir``
     (the grid models build that one themselves, with its copies)."""
