@@ -54,13 +54,11 @@ def _source_feeder_and_pv(scenario, pv, pv_field: str, source: Path):
     """The feeder of a scenario with ``feeder.source``, its files resolved and the source read (refused with one
     line naming the scenario and the field), and the PV settings."""
     from lec_cosim.models.feeder_model import FeederSourceError
-    from lec_cosim.models.feeder_source import load_feeder
+    from lec_cosim.models.feeder_source import load_feeder, resolve_source
 
     base = source.parent
     f = scenario.feeder
-    kind, _, value = (part.strip() for part in f.source.partition(":"))
-    resolved = (f"{kind}: {(base / value).resolve()}" if kind in ("pandapower", "opendss", "ieee_eu_lv") and value
-                else f.source)
+    resolved = resolve_source(f.source, base)
     households = f.households or HouseholdsConfig()
     households = households.model_copy(update={
         name: (base / getattr(households, name)).resolve() for name in ("mapping_file", "load_file")
