@@ -100,6 +100,11 @@ class TransformerConfig(_Strict):
         return self
 
 
+SOURCE_KINDS = ("pandapower", "simbench", "opendss", "ieee_eu_lv")
+"""The feeder sources ``grid.source`` names (:func:`lec_cosim.models.feeder_source.load_feeder`); the IEEE feeder's
+single-phase households are refused later, with the reason."""
+
+
 class GridConfig(_VoltageBand):
     solver: Literal["pandapower", "power-grid-model", "opendss"] = Field(
         "pandapower", description="balanced power-flow backend: pandapower (with its lightsim2grid Newton-Raphson, "
@@ -129,6 +134,15 @@ class GridConfig(_VoltageBand):
         if self.vm_min_pu >= self.vm_max_pu:
             raise ValueError("vm_min_pu must be below vm_max_pu")
         return self
+
+    @field_validator("source")
+    @classmethod
+    def _source_kind(cls, value):
+        kind, _, rest = (part.strip() for part in (value or "").partition(":"))
+        if value is not None and (kind not in SOURCE_KINDS or (kind != "ieee_eu_lv" and not rest)):
+            raise ValueError(f"{value!r} is not a feeder source: give 'pandapower: FILE', 'simbench: CODE' or "
+                             "'opendss: FILE'")
+        return value
 
     @model_validator(mode="after")
     def _one_grid(self) -> "GridConfig":
