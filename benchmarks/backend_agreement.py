@@ -24,7 +24,7 @@ import yaml
 from host import machine
 from lem_common import ROOT, kpi_difference, run_measured, temporary_dir
 
-from lec_cosim.scenario import ScenarioError, load_scenario, write_scenario_variant
+from lec_cosim.scenario import write_scenario_variant
 
 TOLERANCE = 1e-4
 BACKENDS = ("pandapower", "power-grid-model", "opendss")
@@ -108,10 +108,8 @@ def main() -> None:
         for backend in BACKENDS:
             variant = write_scenario_variant(path, {solver_key(data): backend, "horizon_h": horizon},
                                     work / "scenarios" / backend, f"{data['name']}")
-            try:
-                load_scenario(variant)
-            except ScenarioError:  # pandapower's three-phase flow on a feeder.source: refused, not run
-                continue
+            if backend == "pandapower" and "source" in data.get("feeder", {}):
+                continue  # pandapower's three-phase flow is not set up for a feeder.source: validate refuses it
             runs[backend] = run_measured(variant, work / backend / data["name"])
         reference = next(iter(runs))  # pandapower's, or the first backend that takes the scenario
         diff = max(kpi_difference(runs[reference].kpis, runs[b].kpis) for b in runs)

@@ -42,9 +42,11 @@ def _load(args):
     if framework is not None or dso_limits is not None:  # the overridden scenario validated again, as a whole
         from lec_cosim.schema.base import _validate
 
-        source = scenario.source_file
+        source, counted = scenario.source_file, scenario.__pydantic_private__
         scenario = _validate(type(scenario), scenario.model_dump(), args.scenario).model_copy(
             update={"source_file": source})
+        # what the study counted when it read the file (a feeder source's households): the overrides change no data
+        scenario.__pydantic_private__ = dict(counted or {})
     return scenario
 
 

@@ -5,8 +5,10 @@ hour keeps the four runs at about half a minute each). Checked on the results ev
 energy balances, money, the DSO loop, the negotiation against the centralised optimum, and the
 shape of each federation as read from the running federation by HELICS queries. The same checks hold
 on a SimBench grid (``scenarios/simbench_lv_urban6_three_lecs.yaml``: 111 households in LECs split by
-its topology), run under the two frameworks whose federations depend on the feeder: distributed (the
-neighbour graph) and p2p (one endpoint per household).
+its topology), run under the framework whose federation depends most on the feeder: distributed (the
+neighbour graph, and the negotiated plans against the centralised optimum). The p2p federation's member
+endpoints on that grid are checked on its plan (``tests/test_feeder_three_lecs.py``): a run costs as much
+as two of the IEEE feeder's.
 """
 
 from __future__ import annotations
@@ -89,12 +91,7 @@ def simbench_distributed(tmp_path_factory, simbench_path):
     return _run(tmp_path_factory, simbench_path, "distributed")
 
 
-@pytest.fixture(scope="module")
-def simbench_p2p(tmp_path_factory, simbench_path):
-    return _run(tmp_path_factory, simbench_path, "p2p")
-
-
-@pytest.fixture(params=["decentralised", "distributed", "p2p", "simbench_distributed", "simbench_p2p"])
+@pytest.fixture(params=["decentralised", "distributed", "p2p", "simbench_distributed"])
 def run(request):
     return request.getfixturevalue(request.param)
 
@@ -102,12 +99,6 @@ def run(request):
 @pytest.fixture(params=["distributed", "simbench_distributed"])
 def negotiated(request):
     """A distributed run on the IEEE feeder or on the SimBench grid."""
-    return request.getfixturevalue(request.param)
-
-
-@pytest.fixture(params=["p2p", "simbench_p2p"])
-def p2p_run(request):
-    """A p2p run on the IEEE feeder or on the SimBench grid."""
     return request.getfixturevalue(request.param)
 
 
@@ -229,13 +220,13 @@ def test_negotiated_plans_equal_the_centralised_optimum_every_hour(negotiated):
 # --- p2p: the LEC markets ---------------------------------------------------------------------------
 
 
-def test_p2p_pools_balance_and_price_between_feed_in_and_retail(p2p_run):
-    t = read(p2p_run, "p2p_trades.csv")
+def test_p2p_pools_balance_and_price_between_feed_in_and_retail(p2p):
+    t = read(p2p, "p2p_trades.csv")
     pools = t.groupby(["hour", "lec"])
     np.testing.assert_allclose(pools["bought_kwh"].sum(), pools["sold_kwh"].sum(), atol=1e-9)
     traded = t[t["bought_kwh"] > 0]
     assert len(traded) > 0, "no member traded inside its LEC all day"
-    scenario = load_scenario(p2p_run / "scenario.json")
+    scenario = load_scenario(p2p / "scenario.json")
     retail, _ = hourly_tariffs(members_from_scenario(scenario), "bihourly", 0.045)
     assert (traded["price_eur_per_kwh"] >= 0.045 - 1e-12).all()
     assert (traded["price_eur_per_kwh"] <= retail[traded["hour"]] + 1e-12).all()
@@ -244,8 +235,8 @@ def test_p2p_pools_balance_and_price_between_feed_in_and_retail(p2p_run):
                                - t["grid_export_kwh"], atol=1e-9)
 
 
-def test_p2p_fairness_fee_falls_on_the_previous_hours_largest_importer(p2p_run):
-    t = read(p2p_run, "p2p_trades.csv")
+def test_p2p_fairness_fee_falls_on_the_previous_hours_largest_importer(p2p):
+    t = read(p2p, "p2p_trades.csv")
     for (hour, lec), rows in t[t["hour"] > 0].groupby(["hour", "lec"]):
         before = t[(t["hour"] == hour - 1) & (t["lec"] == lec)]
         largest = before.loc[before["grid_import_kwh"].idxmax()]
@@ -322,9 +313,9 @@ def test_distributed_has_no_supervisor_and_emss_talk_to_neighbours_only(negotiat
     assert all(m["count"] == total for m in g["messages"])
 
 
-def test_p2p_households_trade_through_their_own_lec_market(p2p_run):
-    g = graph(p2p_run)
-    scenario = load_scenario(p2p_run / "scenario.json")
+def test_p2p_households_trade_through_their_own_lec_market(p2p):
+    g = graph(p2p)
+    scenario = load_scenario(p2p / "scenario.json")
     table = members_from_scenario(scenario).table
     lec_of = table[table["kind"] == "household"].set_index("member")["lec"]
     member_messages = [m for m in g["federates"]["households"]["messages"]]
@@ -337,5 +328,5 @@ def test_p2p_households_trade_through_their_own_lec_market(p2p_run):
         to_members = {m["destination"] for m in sent if m["destination"].startswith("mlec/member/")}
         assert to_members == {f"mlec/member/{name}" for name in lec_of[lec_of == f"lec{k}"].index}
         assert {m["destination"] for m in sent} - to_members == {"mlec/platform"}
-    assert message_links(p2p_run) >= {("platform", e) for e in EMS}
-    assert not any(a in EMS and b in EMS for a, b in message_links(p2p_run))
+    assert message_links(p2p) >= {("platform", e) for e in EMS}
+    assert not any(a in EMS and b in EMS for a, b in message_links(p2p))

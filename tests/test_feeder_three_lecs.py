@@ -134,7 +134,8 @@ BAD = [
     ({"dso.solver": "pandapower"}, "dso.solver", "not set up for a feeder.source"),
     ({"feeder.households.mapping_file": "{tmp}/mapping.csv"}, "feeder.households.mapping_file",
      "mapping.csv: row 3: connection 'LV6.nowhere' is not a connection point of the feeder"),
-    ({"ev": {"count": 200, "mode": "smart", "mobility_dir": str(ROOT / "data" / "ev")}}, "ev.count", "200 EVs for 111 homes"),
+    ({"ev": {"count": 200, "mode": "smart", "mobility_dir": str(ROOT / "data" / "ev")}}, "ev.count",
+     "200 EVs for 111 homes"),
     ({"lecs.count": 5, "feeder.households.mapping_file": "{tmp}/two.csv"}, "data",
      "the feeder cannot be split into 5 LECs along its branches"),
 ]
@@ -147,8 +148,59 @@ def test_bad_three_lec_input_on_a_source_is_one_line_and_exit_2(tmp_path, capsys
     (tmp_path / "mapping.csv").write_text("household,connection\nhome 1,LV6.201 Load 16\nhome 2,LV6.nowhere\n")
     (tmp_path / "two.csv").write_text("household,connection\nhome 1,LV6.201 Load 16\nhome 2,LV6.201 Load 24\n")
     changes = {key: value.format(tmp=tmp_path) if isinstance(value, str) else value for key, value in changes.items()}
+    options = [part for key in list(changes) if key.startswith("--") for part in (key, changes.pop(key))]
     path = write_scenario(tmp_path, SCENARIO, changes)
-    code = main(["validate", str(path)])
+    code = main(["validate", str(path), *options])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1, err
     assert err.startswith(f"error: {path}: {field}") and reason in err, err
+
+
+def test_the_source_households_hold_through_the_command_lines_overrides(tmp_path):
+    """The homes a device may take are the households counted when the file was read, also once --framework
+    has made the scenario anew: the EV federate is planned for the 111 homes."""
+    import json
+
+    from lec_cosim.cli import main
+
+    ev = {"count": 20, "mode": "smart", "mobility_dir": str(ROOT / "data" / "ev")}
+    path = write_scenario(tmp_path, SCENARIO, {"ev": ev})
+    assert main(["runner", str(path), "--framework", "distributed", "-o", str(tmp_path / "r" / "runner.json")]) == 0
+    config = json.loads((tmp_path / "r" / "configs" / "ev_charging.json").read_text())
+    assert config["lec_cosim"]["homes"] == 111
+
+
+@pytest.mark.parametrize("name,fields", [("ieee_eu_lv_three_lecs", ["data_dir", "load_peak_kw"]),
+                                         ("ieee_eu_lv_lem_plain", ["data_dir", "load_peak_kw", "copies"])])
+def test_a_scenario_on_the_ieee_feeder_is_written_as_before_sources_existed(name, fields):
+    """A feeder section without a source writes no source fields: scenario.json and its hash in the manifest stay
+    those of the runs before feeder sources."""
+    from lec_cosim.scenario import load_scenario
+
+    assert list(load_scenario(ROOT / "scenarios" / f"{name}.yaml").model_dump(mode="json")["feeder"]) == fields
+
+
+@pytest.mark.parametrize("pool", ["ems", "pool_operator"])
+def test_p2p_on_a_source_gives_every_household_its_endpoint_and_its_own_lecs_market(tmp_path, pool):
+    """The p2p federation on the SimBench grid, as planned: each of the 111 households has a member endpoint
+    named safely (``LV6.201 Load 16`` -> ``mlec/member/LV6_201_Load_16``) that every LEC_EMS can answer (as on
+    the IEEE feeder: it answers those who bid in its market), and each pool operator exactly its own LEC's
+    households."""
+    import re
+
+    from lec_cosim.scenario import load_scenario
+    from lec_cosim.studies.three_lecs.wiring import plan
+
+    scenario = load_scenario(write_scenario(tmp_path, SCENARIO, {"framework": "p2p", "p2p.market": pool}))
+    plans = {p.name: p for p in plan(scenario)}
+    homes = plans["households"].endpoint_ports
+    assert len(homes) == 111 and all(re.fullmatch(r"mlec/member/[A-Za-z0-9_-]+", e) for e in homes.values())
+    assert "LV6_201_Load_16" in homes
+    table = multi_lec_members_on_feeder(load_feeder(SIMBENCH), DAY, PV_FILE, pv_peak_kw=194.0).table
+    lec_of = table[table["kind"] == "household"].set_index("member")["lec"]
+    assert set(homes) == set(lec_of.index)
+    for lec in ("lec1", "lec2", "lec3"):
+        assert plans[f"lec_ems_{lec[3:]}"].targets["members"] == homes
+        if pool == "pool_operator":
+            assert set(plans[f"pool_operator_{lec[3:]}"].targets["results"]) == set(lec_of[lec_of == lec].index)
+    assert plans["households"].targets["market"] == {lec: f"mlec/{lec}/market" for lec in ("lec1", "lec2", "lec3")}

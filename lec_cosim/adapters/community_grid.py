@@ -10,7 +10,7 @@ OUTPUTS = ("pcc_p_mw", "pcc_q_mvar", "pcc_vm_pu", "lv_vm_pu", "trafo_loading_per
 
 
 INPUTS = {"load_p_mw": "the households' active load", "load_q_mvar": "their reactive load",
-          "pv_p_mw": "their PV generation", "battery_p_mw": "the community battery's power (+ discharges)"}
+          "pv_p_mw": "their PV generation", "battery_p_mw": "the community battery's power (+ charges)"}
 """What it reads of the households."""
 
 

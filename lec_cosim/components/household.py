@@ -11,7 +11,7 @@ PORTS = (
     Port("load_p_mw", "out", "double", "MW", "the households' active load"),
     Port("load_q_mvar", "out", "double", "MVAR", "their reactive load"),
     Port("pv_p_mw", "out", "double", "MW", "their PV generation"),
-    Port("battery_p_mw", "out", "double", "MW", "the battery's power as it could follow the set-point (+ discharges)"),
+    Port("battery_p_mw", "out", "double", "MW", "the battery's power as it could follow the set-point (+ charges)"),
     Port("soc_mwh", "out", "double", "MWh", "the battery's state of charge after the step"),
     Port("connection_load_p_mw", "out", "vector", None, "on a feeder source: the households' active load at each "
          "connection point of the feeder, MW", optional=True),

@@ -354,7 +354,8 @@ def lec_parts(split: pd.DataFrame, data_dir: Path | str = DEFAULT_DATA_DIR) -> d
         buses = [int(b) for b in split.loc[split["lec"] == lec, "bus"]]
         paths = [_ancestors(tree, b) for b in buses]
         common = set(paths[0]).intersection(*map(set, paths[1:]))
-        top = max(common, key=lambda b: tree.dist_m[b])  # lowest common upstream bus
+        # lowest common upstream bus; a zero-length line (a switch) ties a bus with its parent: the deeper one wins
+        top = max(common, key=lambda b: (tree.dist_m[b], tree.rank[b]))
         part = set()
         for path in paths:
             for bus in path:

@@ -30,13 +30,15 @@ class HouseholdsConfig(_Strict):
 
 
 class SourceFeederConfig(FeederConfig):
+    # absent from a written scenario when not given: the IEEE feeder's scenario.json reads as before sources existed
     data_dir: Optional[FilePath] = Field(
-        None, description="folder of the IEEE European LV test feeder data (csv/, load profiles): the paper's "
-        "feeder and households; or give source")
+        None, exclude_if=lambda value: value is None, description="folder of the IEEE European LV test feeder data "
+        "(csv/, load profiles): the paper's feeder and households; or give source")
     source: Optional[str] = Field(
-        None, description="any other feeder: 'simbench: CODE', 'pandapower: FILE' or 'opendss: FILE' (see "
-        "`lec-cosim feeder`); the households sit on its loads (households)")
-    households: Optional[HouseholdsConfig] = Field(None, description="with source: the households on its loads")
+        None, exclude_if=lambda value: value is None, description="any other feeder: 'simbench: CODE', 'pandapower: "
+        "FILE' or 'opendss: FILE' (see `lec-cosim feeder`); the households sit on its loads (households)")
+    households: Optional[HouseholdsConfig] = Field(None, exclude_if=lambda value: value is None,
+                                                   description="with source: the households on its loads")
 
     @model_validator(mode="after")
     def _one_feeder(self) -> "SourceFeederConfig":

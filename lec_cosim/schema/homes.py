@@ -34,8 +34,9 @@ class HomeDevices(_Strict):
             raise TypeError(f"{cls.__name__}: a scenario with home devices says how many homes it has (home_count)")
 
     @property
-    def home_count(self) -> int:
-        """How many homes the study has: at most one device of a kind each (every study says)."""
+    def home_count(self) -> int | None:
+        """How many homes the study has: at most one device of a kind each (every study says; None while they are
+        not known, as a feeder source's households until its study reads the source and checks again)."""
         raise NotImplementedError
 
     @property
@@ -52,7 +53,7 @@ class HomeDevices(_Strict):
     @model_validator(mode="after")
     def _devices_fit_the_homes(self):
         for name, device in self.home_devices.items():
-            if device.count > self.home_count:
+            if self.home_count is not None and device.count > self.home_count:
                 raise ValueError(f"{name}.count: {device.count} {device.noun}s for {self.home_count} homes; at most "
                                  f"one {device.noun} per home")
             if self.load_forecasts:

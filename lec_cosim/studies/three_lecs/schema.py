@@ -154,12 +154,10 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
         return [f"lec{k + 1}" for k in range(self.lecs.count)]
 
     @property
-    def home_count(self) -> int:
-        """The feeder's households: the IEEE feeder's 55, or those placed on a source (counted when read)."""
-        if self.feeder.source is None:
-            return FEEDER_HOUSEHOLDS
-        # a source's households are counted when it is read (read below); until then there is no bound
-        return self._source_households if self._source_households is not None else 10**9
+    def home_count(self) -> int | None:
+        """The feeder's households: the IEEE feeder's 55, or those placed on a source (counted when the scenario
+        is read: :func:`read`; None before)."""
+        return FEEDER_HOUSEHOLDS if self.feeder.source is None else self._source_households
 
     @property
     def load_forecasts(self) -> list[tuple[str, str]]:

@@ -220,12 +220,13 @@ def lec_households(scenario: MultiLecScenario) -> dict[str, list[str]]:
     return {lec: list(homes.loc[homes["lec"] == lec, "member"]) for lec in scenario.lec_names}
 
 
-def household_names(scenario: MultiLecScenario) -> tuple[str, ...]:
-    """The feeder's households in its order: the IEEE feeder's ``LOAD1`` .. ``LOAD55`` without reading data, a
-    source's as placed on it."""
+def household_names(scenario: MultiLecScenario, by_lec: dict[str, list[str]] | None = None) -> tuple[str, ...]:
+    """The feeder's households: the IEEE feeder's ``LOAD1`` .. ``LOAD55`` without reading data, a source's LEC by
+    LEC (``by_lec``: :func:`lec_households`, if already at hand)."""
     if scenario.feeder.source is None:
         return HOUSEHOLDS
-    return tuple(home for homes in lec_households(scenario).values() for home in homes)
+    by_lec = lec_households(scenario) if by_lec is None else by_lec
+    return tuple(home for homes in by_lec.values() for home in homes)
 
 
 def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
@@ -244,7 +245,9 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     pools = POOL_DESIGNS[scenario.p2p.market]
     pool_operators = design.members_bid and pools.pool_operator
     lecs = scenario.lec_names
-    homes = household_names(scenario) if design.members_bid else ()
+    # a source's households are read once (its members); the IEEE feeder's only for pool operators
+    by_lec = lec_households(scenario) if pool_operators or (design.members_bid and scenario.feeder.source) else {}
+    homes = household_names(scenario, by_lec) if design.members_bid else ()
     on_platform = [lec for lec in lecs if lec in scenario.platform_lecs] if design.platform else []
     grid_pubs = ([Signal(f"mlec/grid/{v}", port=v) for v in GRID_DOUBLES]
                  + [Signal(f"mlec/grid/{v}", "integer", port=v) for v in GRID_COUNTS]
@@ -280,7 +283,7 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                                   endpoint_ports={"platform": PLATFORM_ENDPOINT},
                                   targets={"lecs": {lec: ems_endpoint(lec) for lec in on_platform}}))
     if pool_operators:
-        for lec, members in lec_households(scenario).items():
+        for lec, members in by_lec.items():
             plans.append(FederatePlan(
                 pool_operator_name(lec), "federates.lem_market", scenario.market_step_s, POOL_OPERATOR_OFFSET_S,
                 [Signal(f"mlec/{lec}/pool/{v}", port=v) for v in POOL_OPERATOR_VALUES], [],
@@ -325,5 +328,8 @@ def home_site(scenario: MultiLecScenario) -> HomeSite:
     retail tariff in advance (for every hour, also past the horizon)."""
     hours = np.arange(math.ceil(scenario.horizon_h) + 24)
     tariff = 1000.0 * np.asarray(retail_tariff_eur_per_kwh(hours, scenario.tariff.scheme), dtype=float)
+    if scenario.home_count is None:
+        raise ValueError("the households of the feeder source are not counted: load the scenario with "
+                         "lec_cosim.scenario.load_scenario")
     return HomeSite("mlec", scenario.grid_step_s, HOME_DEVICES_OFFSET_S, scenario.market_step_s,
                     scenario.home_count, per_home=True, tariff_eur_per_mwh=tuple(tariff.tolist()))
