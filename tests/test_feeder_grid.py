@@ -112,3 +112,24 @@ def test_a_feeder_without_line_ratings_is_refused_naming_the_line(simbench):
         kind="consumer", phase=lambda t: t["phases"])
     with pytest.raises(FeederSourceError, match=r"simbench: 1-LV-semiurb4--0-sw: line .*: no rating \(max_i_ka\)"):
         LemGrid(feeder, table[["participant", "kind", "bus", "phase"]])
+
+
+def test_the_tutorials_feeder_solves_alike_with_both_three_phase_backends():
+    """The tutorial's OpenDSS model (single-phase and three-phase houses, a Dyn11 transformer): power-grid-model and
+    OpenDSS give the same voltages, loadings and losses with the households' powers, light and heavy. pandapower's
+    three-phase flow is not set up for a source; OpenDSS's own solution of the model is the tutorial's check."""
+    feeder = opendss_feeder(ROOT / "data" / "examples" / "own_feeder" / "Master.dss")
+    households = place_households(feeder, ROOT / "data" / "examples" / "own_feeder" / "households.csv")
+    devices = assign_devices(feeder, households, pv={"share": 0.5, "kwp": 6.0})
+    table = devices.reset_index().rename(columns={"household": "participant"})
+    table = table.assign(kind=np.where(table["pv_kwp"] > 0, "prosumer", "consumer"), phase=table["phases"])
+    grids = [LemGrid(feeder, table[["participant", "kind", "bus", "phase"]], solver=solver)
+             for solver in ("power-grid-model", "opendss")]
+    assert {len(set(table["phase"]))} == {4}  # a, b, c and abc houses
+    for state in states(grids[0], seed=5, n=2):
+        ours, theirs = (g.set_injections(load_kw=state["load_kw"], load_kvar=state["load_kvar"],
+                                         pv_kw=state["pv_kw"]) or g.solve() for g in grids)
+        np.testing.assert_allclose(ours.vm_pu.to_numpy(), theirs.vm_pu.to_numpy(), atol=1e-6)
+        np.testing.assert_allclose(ours.line_loading_percent.to_numpy(), theirs.line_loading_percent.to_numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        assert ours.p_loss_kw == pytest.approx(theirs.p_loss_kw, rel=1e-5)
