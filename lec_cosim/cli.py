@@ -310,7 +310,12 @@ def _cmd_train_bidders(args) -> int:
 
 
 def _cmd_feeder(args) -> int:
-    from lec_cosim.models.feeder_source import describe_feeder, load_feeder, own_engine_deviation_pu
+    from lec_cosim.models.feeder_source import (
+        CHECK_TOLERANCE_PU,
+        describe_feeder,
+        load_feeder,
+        own_engine_deviation_pu,
+    )
 
     feeder = load_feeder(args.source)
     for line in describe_feeder(feeder):
@@ -318,6 +323,10 @@ def _cmd_feeder(args) -> int:
     if args.check:
         deviation, against = own_engine_deviation_pu(args.source, time=args.time)
         print(f"  check: largest voltage difference {deviation:.1e} pu against {against}")
+        if not deviation <= CHECK_TOLERANCE_PU:  # the grid model is not the source's grid: say so, exit 1
+            print(f"error: {args.source}: check: the grid model differs from {against} by {deviation:.1e} pu, "
+                  f"more than {CHECK_TOLERANCE_PU:g} pu", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -420,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "FILE) and say what it holds; --check solves it against its own engine")
     p.add_argument("source", help="e.g. 'simbench: 1-LV-semiurb4--0-sw' or 'opendss: Master.dss'")
     p.add_argument("--check", action="store_true", help="also solve a snapshot with the project's power flow and "
-                                                       "with the source's own engine, and print the difference")
+                                                       "with the source's own engine, and print the difference "
+                                                       "(exit 1 if above 1e-4 pu)")
     p.add_argument("--time", help="SimBench: the snapshot's time (default: the year's peak load)")
     p.set_defaults(func=_cmd_feeder)
 

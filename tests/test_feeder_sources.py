@@ -292,3 +292,63 @@ def test_the_check_of_a_net_without_a_transformer_and_a_time_for_a_source_withou
     code = main(["feeder", "ieee_eu_lv", "--check", "--time", "2016-05-26T12:00"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "only a SimBench source" in err
+
+
+def cable_open_at_one_end():
+    """An MV ring of long cables kept radial by an open switch at one end of its last cable, and a cable open at
+    both ends: pandapower keeps the first energised from its other end (its charging current flows)."""
+    net = pp.create_empty_network()
+    b0, b1, b2, b3, b4 = (pp.create_bus(net, 20.0) for _ in range(5))
+    pp.create_ext_grid(net, b0)
+    cable = "NA2XS2Y 1x240 RM/25 12/20 kV"  # 0.3 uF/km: an MV cable's charging current
+    pp.create_line(net, b0, b1, 4.0, cable, name="to b1")
+    pp.create_line(net, b1, b2, 4.0, cable, name="to b2")
+    ring = pp.create_line(net, b2, b0, 6.0, cable, name="ring")
+    spare = pp.create_line(net, b1, b3, 3.0, cable, name="spare")
+    pp.create_line(net, b2, b4, 1.0, cable, name="to b4")
+    pp.create_switch(net, b0, ring, "l", closed=False)
+    pp.create_switch(net, b1, spare, "l", closed=False)
+    pp.create_switch(net, b3, spare, "l", closed=False)
+    for bus in (b1, b2, b4):
+        pp.create_load(net, bus, p_mw=0.4, q_mvar=0.1, name=f"load {bus}")
+    return net
+
+
+def test_a_line_open_at_one_end_stays_energised_from_the_other(tmp_path):
+    """As pandapower models it: the ring's cable open at the source end gets an open-end bus of its own and stays
+    in service, so its charging current still shifts the voltages (dropping it would be ~1e-3 pu off, as on
+    SimBench's MV grids); a cable open at both ends is out of service (and left out of the feeder). The check
+    then agrees to 1e-8 pu and the feeder command passes."""
+    from lec_cosim.cli import main
+
+    net = cable_open_at_one_end()
+    path = tmp_path / "ring.json"
+    pp.to_json(net, str(path))
+    feeder = load_feeder(f"pandapower: {path}")
+    lines = feeder.net.line.set_index("name")
+    assert bool(lines.at["ring", "in_service"]) and "spare" not in lines.index  # dropped with the buses it fed
+    open_end = int(lines.at["ring", "to_bus"])
+    assert open_end not in net.bus.index and feeder.net.bus.at[open_end, "name"] == "open end of line ring"
+    assert any("1 line(s) open at one end" in note for note in feeder.notes)
+    assert any("1 line(s) out of service behind open switches at both ends" in note for note in feeder.notes)
+    assert pandapower_deviation_pu(cable_open_at_one_end(), feeder) < 1e-8
+    dropped = copy.deepcopy(feeder)
+    dropped.net.line.loc[dropped.net.line["name"] == "ring", "in_service"] = False
+    assert pandapower_deviation_pu(cable_open_at_one_end(), dropped) > 1e-4  # what neglecting it cost
+    assert main(["feeder", f"pandapower: {path}", "--check"]) == 0
+
+
+def test_a_check_above_the_tolerance_exits_1_naming_the_difference(tmp_path, capsys, monkeypatch):
+    """The command's verdict on a difference above 1e-4 pu (no shipped source has one, so the check's figure is
+    set here): the figure printed, one line on stderr, exit 1."""
+    import lec_cosim.models.feeder_source as fs
+    from lec_cosim.cli import main
+
+    path = tmp_path / "ring.json"
+    pp.to_json(cable_open_at_one_end(), str(path))
+    monkeypatch.setattr(fs, "own_engine_deviation_pu", lambda source, time=None: (2.5e-4, "pandapower's power flow"))
+    assert main(["feeder", f"pandapower: {path}", "--check"]) == 1
+    out, err = capsys.readouterr()
+    assert "check: largest voltage difference 2.5e-04 pu" in out
+    assert err == (f"error: pandapower: {path}: check: the grid model differs from pandapower's power flow by "
+                   "2.5e-04 pu, more than 0.0001 pu\n")

@@ -126,21 +126,39 @@ def check_expressible(net, where: str) -> None:
 def resolve_switches(net, where: str) -> list[str]:
     """Apply the net's switches to its topology and drop them: the grid model has none.
 
-    A closed line or transformer switch changes nothing; an open one takes its branch out of service (the
-    charging current of a cable open at one end is neglected: at LV it is below 1e-3 of a household's
-    current). Buses joined by a closed bus-bus switch are fused into one; an open bus-bus switch joins nothing.
+    A closed line or transformer switch changes nothing. A line open at one end stays energised from the other,
+    as pandapower models it: its open end moves to a bus of its own, so its charging current still flows (an MV
+    cable's shifts voltages by up to 1e-3 pu; SimBench's MV grids have such open points). A line open at both
+    ends, and a transformer behind an open switch, go out of service. Buses joined by a closed bus-bus switch are
+    fused into one; an open bus-bus switch joins nothing.
     """
+    import pandapower as pp
     import pandapower.toolbox as tb
 
     notes = []
     sw = net.switch
     if not len(sw):
         return notes
-    for kind, table in (("l", "line"), ("t", "trafo")):
-        opened = sw[(sw["et"] == kind) & ~sw["closed"].astype(bool)]
-        if len(opened):
-            net[table].loc[opened["element"].unique(), "in_service"] = False
-            notes.append(f"{len(opened['element'].unique())} {table}(s) out of service behind open switches")
+    opened = sw[(sw["et"] == "l") & ~sw["closed"].astype(bool)]
+    ends = opened.groupby("element")["bus"].apply(lambda buses: set(buses.astype(int)))
+    dead = [line for line, buses in ends.items() if len(buses) > 1]
+    net.line.loc[dead, "in_service"] = False
+    for line, buses in ends.items():
+        if line in dead:
+            continue
+        (bus,) = buses
+        side = "from_bus" if int(net.line.at[line, "from_bus"]) == bus else "to_bus"
+        net.line.at[line, side] = pp.create_bus(net, float(net.bus.at[bus, "vn_kv"]),
+                                                name=f"open end of line {net.line.at[line, 'name']}")
+    if len(ends) - len(dead):
+        notes.append(f"{len(ends) - len(dead)} line(s) open at one end behind open switches: energised from the "
+                     "other end, each open end a bus of its own")
+    if dead:
+        notes.append(f"{len(dead)} line(s) out of service behind open switches at both ends")
+    opened = sw[(sw["et"] == "t") & ~sw["closed"].astype(bool)]
+    if len(opened):
+        net.trafo.loc[opened["element"].unique(), "in_service"] = False
+        notes.append(f"{len(opened['element'].unique())} trafo(s) out of service behind open switches")
     bus_switches = sw[(sw["et"] == "b") & sw["closed"].astype(bool)]
     if "z_ohm" in sw.columns:
         resistive = sw.index[sw["closed"].astype(bool) & sw["z_ohm"].fillna(0).gt(0)]
