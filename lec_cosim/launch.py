@@ -95,6 +95,13 @@ def _last_error(log: Path) -> str:
     return error
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _is_origin(process: Process) -> bool:
     """Whether a failed federate's error is its own, not one HELICS relayed from another.
 
@@ -241,13 +248,18 @@ def run_federation(
             if failed:
                 # Blame the federate whose own error started it (it may still be exiting),
                 # not a peer that HELICS stopped with a relayed error.
+                # A process a signal ended (SIGKILL, a segfault) wrote no error line to wait for: it is the
+                # origin unless another federate's own error is already there.
                 culprit = None
+                killed = next((p for p in failed if p.popen.returncode < 0), None)
                 deadline = time.perf_counter() + 3.0
                 while culprit is None and time.perf_counter() < deadline:
-                    culprit = next((p for p in processes if _is_origin(p)), None)
+                    culprit = next((p for p in processes if _is_origin(p)), None) or killed
                     time.sleep(0.05)
                 culprit = culprit or failed[0]
                 error = _last_error(culprit.log)
+                if culprit.popen.returncode is not None and culprit.popen.returncode < 0 and not _is_origin(culprit):
+                    error = f"killed by {_signal_name(-culprit.popen.returncode)} ({error})"
                 raise FederationError(f"federate {culprit.name} failed: {error} (log: {culprit.log})",
                                       culprit.name, error)
             quit_early = next((p for p in members if p.popen.poll() == 0 and not _finished(p)), None)

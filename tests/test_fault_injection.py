@@ -100,7 +100,7 @@ def test_a_killed_federate_ends_the_run(tmp_path, federate):
     assert len(victim) == 1
     os.kill(victim[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=30)  # bounded: the launcher sees the exit at once
-    assert proc.returncode == 1 and f"federate {federate} failed" in err
+    assert proc.returncode == 1 and f"federate {federate} failed: killed by SIGKILL" in err, err
     reason = (out.with_name("out.incomplete") / "INCOMPLETE.txt").read_text()
     assert "did not complete" in reason
     assert f"(log: {out.with_name('out.incomplete') / 'logs' / federate}.log)" in reason  # where the log now is
