@@ -38,7 +38,7 @@ import pandapower as pp
 import pandas as pd
 
 from lec_cosim.models.feeder_model import Feeder, FeederSourceError, element_name
-from lec_cosim.models.grid import _RUNPP_OPTIONS, PowerFlowError
+from lec_cosim.models.grid import _RUNPP_OPTIONS, GridResult, PowerFlowError
 from lec_cosim.models.pgm_backend import PowerFlowNotConverged, PowerGridError, pandapower_results
 
 _SQRT3 = math.sqrt(3.0)
@@ -193,22 +193,14 @@ def point_powers(scenario, community: FeederCommunity, step_s: float, n_steps: i
 
 
 @dataclass(frozen=True)
-class FeederGridResult:
-    """One step on the feeder: the fields of :class:`lec_cosim.models.grid.GridResult` and the highest line
-    loading (PCC flows into the LEC)."""
+class FeederGridResult(GridResult):
+    """One step on the feeder: a :class:`lec_cosim.models.grid.GridResult` whose ``line_loading_percent`` is the
+    highest loading of the net's lines (the built-in grid's one line), published as ``max_line_loading_percent``
+    (PCC flows into the LEC)."""
 
-    pcc_p_mw: float
-    pcc_q_mvar: float
-    pcc_vm_pu: float
-    lv_vm_pu: float
-    trafo_loading_percent: float
-    max_line_loading_percent: float
-    losses_mw: float
-    losses_mvar: float
-    vm_min_pu: float
-    vm_max_pu: float
-    bus_violations: int
-    line_overloads: int
+    @property
+    def max_line_loading_percent(self) -> float:
+        return self.line_loading_percent
 
 
 class FeederLECGrid:
@@ -325,7 +317,7 @@ class FeederLECGrid:
             pcc_p_mw=pcc[0], pcc_q_mvar=pcc[1], pcc_vm_pu=float(vm[self._source_pos]),
             lv_vm_pu=float(vm[self._head_pos]),
             trafo_loading_percent=float(trafo_loading.max()) if len(trafo_loading) else 0.0,
-            max_line_loading_percent=float(line_loading.max()) if len(line_loading) else 0.0,
+            line_loading_percent=float(line_loading.max()) if len(line_loading) else 0.0,
             losses_mw=float(flow.line_pl_mw.sum() + flow.trafo_pl_mw.sum()),
             losses_mvar=float(flow.line_ql_mvar.sum() + flow.trafo_ql_mvar.sum()),
             vm_min_pu=float(vm.min()), vm_max_pu=float(vm.max()),
