@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -280,3 +281,15 @@ def offset(name: str) -> float:
 def write_scenario(directory: Path, base: str, changes: dict) -> Path:
     """A copy of a shipped scenario with ``changes`` (dotted keys) applied, saved in ``directory``."""
     return write_scenario_variant(SCENARIOS / f"{base}.yaml", changes, directory)
+
+
+def run_scenario(directory: Path, base: str, changes: dict, timeout_s: float = 300.0):
+    """``lec-cosim run`` (a process of its own, as a user runs it) of a shipped scenario with ``changes``, into
+    ``directory/out``; returns the scenario as loaded and the results folder."""
+    from lec_cosim.scenario import load_scenario
+
+    path = write_scenario(directory, base, changes)
+    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(directory / "out"),
+                           "--quiet"], capture_output=True, text=True, timeout=timeout_s)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return load_scenario(path), directory / "out"

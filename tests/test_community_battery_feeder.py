@@ -6,22 +6,19 @@ import hashlib
 import json
 import math
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 import pandas as pd
 import pytest
-from harness import ROOT, write_scenario
+from harness import ROOT, run_scenario, write_scenario
 
 from lec_cosim.models.battery_feeder import FeederLECGrid, community_of, households_on_points
 from lec_cosim.models.feeder_source import load_feeder
 from lec_cosim.models.household import HouseholdFleet
 from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
 SCENARIO = "kerber_dorfnetz_self_consumption"
 NET = ROOT / "data" / "kerber" / "kerber_dorfnetz.json"
 CHANGES = {"start": "2019-05-26T12:00:00", "horizon_h": 9}  # the battery takes the PV surplus and returns it at dusk
@@ -29,12 +26,7 @@ CHANGES = {"start": "2019-05-26T12:00:00", "horizon_h": 9}  # the battery takes 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("kerber")
-    path = write_scenario(tmp, SCENARIO, CHANGES)
-    done = subprocess.run(CLI + ["run", str(path), "--out", str(tmp / "out"), "--quiet"], capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return load_scenario(path), tmp / "out"
+    return run_scenario(tmp_path_factory.mktemp("kerber"), SCENARIO, CHANGES)
 
 
 def test_the_pcc_is_the_households_pv_and_battery_plus_the_losses(run):

@@ -3,31 +3,22 @@ energies balance and equal the community's, whose DSO sees the grid the model so
 is one line, exit 2."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
-from harness import write_scenario
+from harness import run_scenario, write_scenario
 
 from lec_cosim.models.feeder_source import load_feeder
 from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.models.three_phase_feeder import LemGrid
-from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
 SCENARIO = "simbench_lv_semiurb4_lem_year"
 CHANGES = {"start": "2016-05-26T00:00:00", "horizon_h": 6, "resolution.grid_min": 60}  # the morning PV ramp
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("simbench_lem")
-    path = write_scenario(tmp, SCENARIO, CHANGES)
-    done = subprocess.run(CLI + ["run", str(path), "--out", str(tmp / "out"), "--quiet"], capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return load_scenario(path), tmp / "out"
+    return run_scenario(tmp_path_factory.mktemp("simbench_lem"), SCENARIO, CHANGES)
 
 
 def test_the_energies_balance_and_are_the_communitys(run):
