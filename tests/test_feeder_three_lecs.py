@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from harness import ROOT, write_scenario
 
+from lec_cosim.models.feeder_community import build_feeder_community
 from lec_cosim.models.feeder_households import place_households
 from lec_cosim.models.feeder_model import Feeder
 from lec_cosim.models.feeder_source import ieee_eu_lv_feeder, load_feeder
@@ -29,9 +30,15 @@ def feeder():
     return load_feeder(SIMBENCH)
 
 
+def members_on(feeder):
+    """The shipped scenario's members: its households (no CHPs) with 194 kW of PV sized on 26 May, one day."""
+    community = build_feeder_community(feeder, DAY, PV_FILE, pv_peak_kw=194.0, pv_sizing_day="2016-05-26", chp_count=0)
+    return multi_lec_members_on_feeder(feeder, community, DAY)
+
+
 @pytest.fixture(scope="module")
 def members(feeder):
-    return multi_lec_members_on_feeder(feeder, DAY, PV_FILE, pv_peak_kw=194.0)
+    return members_on(feeder)
 
 
 def test_the_ieee_feeder_read_as_a_source_splits_as_the_ieee_feeder():
@@ -196,7 +203,7 @@ def test_p2p_on_a_source_gives_every_household_its_endpoint_and_its_own_lecs_mar
     homes = plans["households"].endpoint_ports
     assert len(homes) == 111 and all(re.fullmatch(r"mlec/member/[A-Za-z0-9_-]+", e) for e in homes.values())
     assert "LV6_201_Load_16" in homes
-    table = multi_lec_members_on_feeder(load_feeder(SIMBENCH), DAY, PV_FILE, pv_peak_kw=194.0).table
+    table = members_on(load_feeder(SIMBENCH)).table
     lec_of = table[table["kind"] == "household"].set_index("member")["lec"]
     assert set(homes) == set(lec_of.index)
     for lec in ("lec1", "lec2", "lec3"):

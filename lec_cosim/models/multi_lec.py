@@ -424,18 +424,9 @@ def _place_assets(tree: _Tree, split: pd.DataFrame, parts: dict, neighbours: lis
 
 def multi_lec_members_on_feeder(
     feeder,
+    community,
     start,
-    pv_file: Path | str,
     *,
-    grid_min: int = 15,
-    horizon_h: float = 24.0,
-    mapping: Path | str | None = None,
-    load_profiles: Path | str | None = None,
-    load_peak_kw: float | None = None,
-    power_factor: float = 0.95,
-    pv_share: float = 0.76,
-    pv_peak_kw: float = PAPER_PV_PEAK_KW,
-    pv_sizing_day: str | None = DEFAULT_PV_DAY,
     n_lecs: int = N_LECS,
     home_battery_kwh: float = HOME_BATTERY_KWH,
     home_battery_kw: float = HOME_BATTERY_KW,
@@ -445,24 +436,22 @@ def multi_lec_members_on_feeder(
 ) -> MultiLecMembers:
     """The members of the LECs on a feeder from any source (:class:`~lec_cosim.models.feeder_model.Feeder`).
 
-    The households, their loads and their PV are the local market's on that feeder
-    (:func:`lec_cosim.models.feeder_community.build_feeder_community`: placement, loads from the source or a
-    CSV, ``pv_share`` of the households with PV spread over the feeder, one common kWp). The split, the
-    neighbour graph, the home batteries (every second prosumer of each LEC along the feeder) and the
-    community batteries (two hours of the LEC's mean load, at its load centre) follow the IEEE feeder's
-    rules (module docstring) on the feeder's tree (:func:`lec_cosim.models.lec_split.feeder_tree`). What
-    differs: the mean load is that of the horizon (the source's profiles are dated, not one typical day),
-    buses are pandapower indices, and there is no reduced numbering (``reduced_bus`` -1) nor profile names.
+    The households, their loads and their PV are ``community``'s: the local market's households on that feeder,
+    without CHPs (:func:`lec_cosim.models.feeder_community.build_feeder_community`: placement, loads from the
+    source or a CSV, PV on a share of the households spread over the feeder, one common kWp), over a horizon of
+    at most a day from ``start``. The split, the neighbour graph, the home batteries (every second prosumer of
+    each LEC along the feeder) and the community batteries (two hours of the LEC's mean load, at its load
+    centre) follow the IEEE feeder's rules (module docstring) on the feeder's tree
+    (:func:`lec_cosim.models.lec_split.feeder_tree`). What differs: the mean load is that of the horizon (the
+    source's profiles are dated, not one typical day), buses are pandapower indices, and there is no reduced
+    numbering (``reduced_bus`` -1) nor profile names.
     """
-    from lec_cosim.models.feeder_community import build_feeder_community
     from lec_cosim.models.lec_split import feeder_tree
 
-    if not 0 < horizon_h <= 24:
+    if community.load_kw.shape[1] * community.grid_min > 24 * 60:
         raise ValueError("horizon_h must be a whole number of hours, at most 24")
-    community = build_feeder_community(
-        feeder, start, pv_file, grid_min=grid_min, horizon_h=horizon_h, mapping=mapping,
-        load_profiles=load_profiles, load_peak_kw=load_peak_kw, power_factor=power_factor, pv_share=pv_share,
-        pv_peak_kw=pv_peak_kw, pv_sizing_day=pv_sizing_day, chp_count=0)
+    if (community.table["kind"] == "chp").any():
+        raise ValueError("the LECs' members are households: build their community without CHPs")
     table = community.table
     households = pd.DataFrame({"bus": table["bus"].to_numpy(dtype=int), "phases": table["phase"].to_numpy()},
                               index=pd.Index(table["participant"], name="household"))
@@ -481,6 +470,6 @@ def multi_lec_members_on_feeder(
     batteries = _home_battery_loads(tree, split, prosumers)
     n_steps = community.load_kw.shape[1]
     return _place_assets(tree, split, parts, neighbours, homes, batteries, lambda bus: -1, n_steps=n_steps,
-                         grid_min=grid_min, start=pd.Timestamp(start), load_scale=community.load_scale,
+                         grid_min=community.grid_min, start=pd.Timestamp(start), load_scale=community.load_scale,
                          home_battery_kwh=home_battery_kwh, home_battery_kw=home_battery_kw,
                          community_battery_hours=community_battery_hours, battery_efficiency=battery_efficiency)

@@ -26,7 +26,9 @@ import numpy as np
 
 from lec_cosim.models.bidding import retail_tariff_eur_per_kwh
 from lec_cosim.models.exchange import ExchangeProblem
+from lec_cosim.models.feeder_community import build_feeder_community
 from lec_cosim.models.feeder_source import feeder_of
+from lec_cosim.models.lem_participants import DEFAULT_PV_DAY
 from lec_cosim.models.multi_lec import (
     MultiLecMembers,
     multi_lec_members,
@@ -40,17 +42,20 @@ def members_from_scenario(scenario, feeder=None) -> MultiLecMembers:
     lecs = scenario.lecs
     assets = dict(n_lecs=lecs.count, home_battery_kwh=lecs.home_battery_kwh, home_battery_kw=lecs.home_battery_kw,
                   community_battery_hours=lecs.community_battery_hours, battery_efficiency=lecs.battery_efficiency,
-                  max_distance_m=lecs.neighbour_max_distance_m, horizon_h=scenario.horizon_h,
-                  load_peak_kw=scenario.feeder.load_peak_kw, pv_peak_kw=scenario.pv.peak_kw)
+                  max_distance_m=lecs.neighbour_max_distance_m)
     feeder = feeder if feeder is not None else feeder_of(scenario)
     if feeder is not None:
         households = scenario.feeder.households
-        return multi_lec_members_on_feeder(
+        community = build_feeder_community(
             feeder, scenario.start, scenario.pv.profile_file, grid_min=scenario.resolution.grid_min,
-            mapping=households.mapping_file, load_profiles=households.load_file, power_factor=households.power_factor,
-            pv_share=households.pv_share, **assets)
+            horizon_h=scenario.horizon_h, mapping=households.mapping_file, load_profiles=households.load_file,
+            load_peak_kw=scenario.feeder.load_peak_kw, power_factor=households.power_factor,
+            pv_share=households.pv_share, pv_peak_kw=scenario.pv.peak_kw, pv_sizing_day=DEFAULT_PV_DAY, chp_count=0)
+        return multi_lec_members_on_feeder(feeder, community, scenario.start, **assets)
     return multi_lec_members(scenario.start.date().isoformat(), scenario.resolution.grid_min,
-                             data_dir=scenario.feeder.data_dir, pv_file=scenario.pv.profile_file, **assets)
+                             data_dir=scenario.feeder.data_dir, pv_file=scenario.pv.profile_file,
+                             horizon_h=scenario.horizon_h, load_peak_kw=scenario.feeder.load_peak_kw,
+                             pv_peak_kw=scenario.pv.peak_kw, **assets)
 
 
 def steps_per_hour(members: MultiLecMembers) -> int:
