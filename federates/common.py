@@ -369,6 +369,45 @@ class Federate(ValueInterface):
             waited += QUERY_POLL_S
 
 
+def run_federate(config_path: str | Path, build: Callable[[Federate], Callable[[int, float], None]], *,
+                 debug: bool = False) -> str | None:
+    """Run one federate: create it from its config, ``build(fed)`` its step, run it to its end and close it.
+
+    Returns None when it finished, or its error as one line (already printed as ``error: ...`` and reported to
+    the federation as a global error, so that every federate stops). It never exits the process: a process
+    runs one federate through :func:`main`; :mod:`lec_cosim.inproc` runs several, as threads of one process.
+    """
+    fed = None
+    try:
+        fed = Federate(config_path)
+        step = build(fed)
+        fed.run(step)
+        finish = getattr(step, "finish", None)
+        if finish is not None:
+            finish()
+        fed.close()
+        # the launcher takes an exit without this line for a federate that quit before its end
+        print(f"{FINISHED} {fed.name}", flush=True)
+        return None
+    except Exception as exc:  # one line for the user, the whole federation stops
+        name = fed.name if fed is not None else Path(config_path).stem
+        # the launcher tells the user to change the scenario (exit code 2) on an "input:" error
+        kind = f"input: {exc.field}" if isinstance(exc, InfeasibleInput) else type(exc).__name__
+        message = f"{name}: {kind}: {exc}".replace("\n", " ")
+        if fed is not None and fed.slot_s is not None and not isinstance(exc, FederationStopped):
+            at = fed.scenario.start + dt.timedelta(seconds=round(fed.slot_s))
+            message += f" [simulated time {at:%Y-%m-%d %H:%M}]"
+        if debug or os.environ.get(DEBUG_ENVIRONMENT) == "1":
+            traceback.print_exc()
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        if fed is not None:
+            try:
+                h.helicsFederateGlobalError(fed.fed, 1, message)
+            except Exception:
+                pass
+        return message
+
+
 def main(build: Callable[[Federate], Callable[[int, float], None]], description: str) -> None:
     """Entry point of a federate program: ``build(fed)`` returns the per-step function.
 
@@ -380,31 +419,5 @@ def main(build: Callable[[Federate], Callable[[int, float], None]], description:
     parser.add_argument("--config", required=True, help="generated HELICS JSON config")
     parser.add_argument("--debug", action="store_true", help="print tracebacks")
     args = parser.parse_args()
-    fed = None
-    try:
-        fed = Federate(args.config)
-        step = build(fed)
-        fed.run(step)
-        finish = getattr(step, "finish", None)
-        if finish is not None:
-            finish()
-        fed.close()
-        # the launcher takes an exit without this line for a federate that quit before its end
-        print(f"{FINISHED} {fed.name}", flush=True)
-    except Exception as exc:  # one line for the user, the whole federation stops
-        name = fed.name if fed is not None else Path(args.config).stem
-        # the launcher tells the user to change the scenario (exit code 2) on an "input:" error
-        kind = f"input: {exc.field}" if isinstance(exc, InfeasibleInput) else type(exc).__name__
-        message = f"{name}: {kind}: {exc}".replace("\n", " ")
-        if fed is not None and fed.slot_s is not None and not isinstance(exc, FederationStopped):
-            at = fed.scenario.start + dt.timedelta(seconds=round(fed.slot_s))
-            message += f" [simulated time {at:%Y-%m-%d %H:%M}]"
-        if args.debug or os.environ.get(DEBUG_ENVIRONMENT) == "1":
-            traceback.print_exc()
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        if fed is not None:
-            try:
-                h.helicsFederateGlobalError(fed.fed, 1, message)
-            except Exception:
-                pass
+    if run_federate(args.config, build, debug=args.debug) is not None:
         sys.exit(1)

@@ -134,7 +134,7 @@ def federate_names(scenario) -> list[str]:
 
 
 def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None, sub_brokers: int = 0,
-                     manifest: bool = True) -> dict:
+                     manifest: bool = True, inproc_broker: str | None = None) -> dict:
     """Write ``scenario.json``, ``configs/*.json`` and ``runner.json`` into ``run_dir``.
 
     Parameters
@@ -148,11 +148,26 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
         federate's core pointed at its sub-broker. At most one per federate.
     manifest
         Write ``manifest.json`` (hashes every data file; off where no run follows).
+    inproc_broker
+        The name of an in-process broker (:mod:`lec_cosim.inproc`): every federate's core is HELICS's
+        ``inproc`` core of that broker, no port is reserved and no ``runner.json`` is written (the
+        federation lives in one process; helics-cli cannot start it).
 
-    Returns the runner description (as written to ``runner.json``).
+    Returns the runner description (as written to ``runner.json``; with ``inproc_broker`` only returned).
     """
     run_dir = Path(run_dir).resolve()
     federates = plan(scenario)
+    if inproc_broker is not None:
+        (run_dir / "configs").mkdir(parents=True, exist_ok=True)
+        (run_dir / "scenario.json").write_text(scenario.to_json())
+        for federate in federates:
+            config = _config(federate, f"--federates=1 --broker={inproc_broker}", run_dir, core_type="inproc")
+            (run_dir / "configs" / f"{federate.name}.json").write_text(json.dumps(config, indent=2))
+        if manifest:
+            write_manifest(run_dir, scenario)
+        return {"name": scenario.name, "broker": inproc_broker,
+                "federates": [{"name": f.name, "config": str(run_dir / "configs" / f"{f.name}.json")}
+                              for f in federates]}
     names = [f.name for f in federates]
     groups = deal_federates(names, sub_brokers) if sub_brokers else []
     spans = [broker_port_span(len(names) if not groups else 0)] + [broker_port_span(len(g)) for g in groups]

@@ -71,11 +71,14 @@ class FederatePlan:
         return self.acts_at if self.acts_at is not None else ((self.period_s, self.offset_s),)
 
 
-def federate_config(federate: FederatePlan, core_init_string: str, run_dir: Path) -> dict:
-    """HELICS JSON config of one federate; our own settings live under ``lec_cosim``."""
+def federate_config(federate: FederatePlan, core_init_string: str, run_dir: Path, core_type: str = "zmq") -> dict:
+    """HELICS JSON config of one federate; our own settings live under ``lec_cosim``.
+
+    ``core_type`` is ``zmq`` for a federate in a process of its own, ``inproc`` for one of the threads of an
+    in-process federation (:mod:`lec_cosim.inproc`)."""
     return {
         "name": federate.name,
-        "coreType": "zmq",
+        "coreType": core_type,
         "coreInitString": core_init_string,
         "period": federate.period_s,
         "offset": federate.offset_s,

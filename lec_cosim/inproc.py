@@ -1,0 +1,225 @@
+"""A federation in one process: the same federate programs as threads on HELICS's in-process core.
+
+A normal run (:mod:`lec_cosim.launch`) starts a ``helics_broker`` and one process per federate, talking
+ZMQ over TCP: robust (a stuck federate can be killed), but each start costs seconds of imports and model
+building. Here the broker is an ``inproc`` broker of this process and each federate program (its
+``build`` and :func:`federates.common.run_federate`, unchanged) runs in a thread of its own. What stays
+identical to a normal run: the configs (but for ``coreType`` and ``coreInitString``), every federate's
+time requests, values and messages, and so the results (byte-identical CSVs; ``tests/test_inproc.py``).
+What differs:
+
+- the federates share one Python interpreter: no parallelism between them (they act in turn at their
+  phase offsets anyway, so a step costs about the same), and models may keep what they built (the
+  feeder, the community) for the next federation of the same scenario;
+- a federate stuck inside a model (not in HELICS) cannot be killed: :meth:`InprocFederation.stop` ends
+  the federation with a global error, which frees every federate waiting in HELICS, but a thread busy in
+  a model finishes its work first. Use process runs for models that may hang;
+- each federate's output goes to ``logs/<federate>.log`` as in a normal run, through a stream that sends
+  each thread's writes to its own file (:class:`ThreadStreams`);
+- the recorder's ``wall_time_s`` counts from when this process imported it.
+
+The caller may join federates of its own to the same broker (``outside``): a learning environment's
+proxy (:mod:`lec_cosim.env`) is such a federate, created in the caller's thread from its generated config.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import helics as h
+
+from lec_cosim.launch import FederationError
+
+START_TIMEOUT_S = 60.0
+"""A federation whose federates have not all entered executing mode by then is ended (a start-up hang)."""
+_COUNTER = itertools.count(1)
+
+
+class ThreadStreams:
+    """``sys.stdout`` / ``sys.stderr`` that send the writes of registered threads to their own files.
+
+    Installed once per process (:meth:`install`); writes of any other thread go to the stream it replaced.
+    """
+
+    def __init__(self, original):
+        self.original = original
+        self.files: dict[int, object] = {}
+
+    def write(self, text: str) -> int:
+        target = self.files.get(threading.get_ident(), self.original)
+        return target.write(text)
+
+    def flush(self) -> None:
+        self.files.get(threading.get_ident(), self.original).flush()
+
+    def __getattr__(self, name):  # encoding, isatty, fileno ...: the original stream's
+        return getattr(self.original, name)
+
+    _lock = threading.Lock()
+
+    @classmethod
+    def install(cls) -> tuple["ThreadStreams", "ThreadStreams"]:
+        with cls._lock:
+            if not isinstance(sys.stdout, ThreadStreams):
+                sys.stdout = cls(sys.stdout)
+            if not isinstance(sys.stderr, ThreadStreams):
+                sys.stderr = cls(sys.stderr)
+        return sys.stdout, sys.stderr
+
+
+class InprocFederation:
+    """The federation of ``scenario`` written into ``run_dir`` and run as threads of this process.
+
+    ``outside`` names federates of the plan the caller runs itself (it creates them from
+    ``configs/<name>.json`` once :meth:`start` returned). Use as a context manager, or call :meth:`start`,
+    :meth:`wait` and :meth:`close`.
+    """
+
+    def __init__(self, scenario, run_dir: str | Path, *, outside: tuple[str, ...] = (), debug: bool = False,
+                 start_timeout_s: float = START_TIMEOUT_S):
+        from lec_cosim.federation import write_federation
+
+        self.run_dir = Path(run_dir).resolve()
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise FileExistsError(f"{self.run_dir}: an in-process federation runs into a new or empty folder")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.name = f"lec_cosim_inproc_{os.getpid()}_{next(_COUNTER)}"
+        runner = write_federation(scenario, self.run_dir, manifest=False, inproc_broker=self.name)
+        self.configs = {entry["name"]: Path(entry["config"]) for entry in runner["federates"]}
+        unknown = set(outside) - set(self.configs)
+        if unknown:
+            raise KeyError(f"no federate {', '.join(sorted(unknown))} in the federation of {scenario.name}")
+        self.outside = tuple(outside)
+        self.debug = debug
+        self.start_timeout_s = start_timeout_s
+        self.errors: dict[str, str] = {}
+        """Federate -> its error line, in the order they failed (the first is the origin)."""
+        self.finished: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        self._broker = None
+        self._done = threading.Event()
+
+    def config(self, name: str) -> Path:
+        return self.configs[name]
+
+    def __enter__(self) -> "InprocFederation":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Create the broker and start a thread per federate (but those ``outside``)."""
+        self._broker = h.helicsCreateBroker("inproc", self.name, f"-f{len(self.configs)} --name={self.name}")
+        out, err = ThreadStreams.install()
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        for name, config in self.configs.items():
+            if name in self.outside:
+                continue
+            thread = threading.Thread(target=self._member, args=(name, config, out, err), name=f"federate {name}",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        threading.Thread(target=self._start_deadline, name=f"{self.name} start-up", daemon=True).start()
+
+    def _member(self, name: str, config: Path, out: ThreadStreams, err: ThreadStreams) -> None:
+        from federates.common import run_federate
+
+        ident = threading.get_ident()
+        with open(self.run_dir / "logs" / f"{name}.log", "w", encoding="utf-8") as log:
+            out.files[ident] = err.files[ident] = log
+            try:
+                module = json.loads(config.read_text())["lec_cosim"]["module"]
+                error = run_federate(config, importlib.import_module(module).build, debug=self.debug)
+            except BaseException as exc:  # SystemExit deep in a model: the thread would end without a word
+                error = f"{name}: {type(exc).__name__}: {exc} (the federate ended before its end)"
+                self.stop(error)
+            finally:
+                del out.files[ident], err.files[ident]
+        if error is None:
+            self.finished.add(name)
+        else:
+            self.errors.setdefault(name, error)
+
+    def _start_deadline(self) -> None:
+        """End the federation if it has not started stepping within ``start_timeout_s`` (a hang seen 1 in 5
+        start-ups of HELICS 3.6.1's inproc core, cause unknown)."""
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline and not self._done.is_set():
+            if self._stepping():
+                return
+            time.sleep(0.05)
+        if not self._done.is_set() and not self._stepping():
+            self.stop(f"the federation did not start within {self.start_timeout_s:g} s")
+
+    def _stepping(self) -> bool:
+        timing = self.run_dir / "timing"
+        return all((timing / f"{name}.csv").exists() for name in self.configs if name not in self.outside)
+
+    def stop(self, reason: str) -> None:
+        """End the federation now: a global error that every federate's next HELICS call sees."""
+        if self._broker is not None and not self._done.is_set():
+            try:
+                # bytes: helics 3.6.1's wrapper hands the str to C unconverted (TypeError: ctype 'char *')
+                h.helicsBrokerGlobalError(self._broker, 1, reason.encode())
+            except h.HelicsException:
+                pass
+
+    def failure(self) -> FederationError | None:
+        """The first federate's error, as the launcher would report it; None while none failed."""
+        if not self.errors:
+            return None
+        name, error = next(iter(self.errors.items()))
+        return FederationError(f"federate {name} failed: {error} (log: {self.run_dir / 'logs' / name}.log)",
+                               name, error)
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Wait for every thread; raise :class:`FederationError` on the first error or after ``timeout_s``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for thread in self._threads:
+            while thread.is_alive():
+                thread.join(0.1)
+                if self.errors:
+                    self.stop(next(iter(self.errors.values())))
+                if deadline is not None and time.monotonic() > deadline:
+                    self.stop(f"the federation did not finish within {timeout_s:g} s")
+                    self._join(5.0)
+                    raise FederationError(f"federation did not finish within {timeout_s:g} s")
+        failure = self.failure()
+        if failure is not None:
+            raise failure
+
+    def _join(self, timeout_s: float) -> None:
+        end = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(end - time.monotonic(), 0.0))
+
+    def close(self) -> None:
+        """End what still runs (a global error), wait for the threads a little, and free the broker."""
+        if any(t.is_alive() for t in self._threads):
+            self.stop("the federation was closed before its end")
+            self._join(10.0)
+        self._done.set()
+        if self._broker is not None:
+            h.helicsBrokerWaitForDisconnect(self._broker, 2000)
+            h.helicsBrokerFree(self._broker)
+            self._broker = None
+
+
+def run_inproc(scenario, run_dir: str | Path, *, timeout_s: float | None = None, debug: bool = False) -> float:
+    """Run ``scenario``'s whole federation in this process into ``run_dir``; the wall seconds.
+
+    Raises :class:`~lec_cosim.launch.FederationError` naming the federate that failed first.
+    """
+    started = time.perf_counter()
+    with InprocFederation(scenario, run_dir, debug=debug) as federation:
+        federation.wait(timeout_s)
+    return time.perf_counter() - started
