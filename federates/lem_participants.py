@@ -5,7 +5,8 @@ hour (+ settings ``order_offset_s``) it sends its orders to the target ``orders`
 ``dispatch_offset_s`` it reads its result, settles the hour and, at every grid step, publishes the
 group's injections (settings ``physical_vectors``) and settlement (``settlement_vectors``) on the
 output ports of those names, ``block_steps`` grid steps per publication. Without a LEM (the base
-cases) it only settles with the grid.
+cases) it only settles with the grid. A CHP named in settings ``agent_players`` offers what an agent
+decided (input port ``{player}.action``: price, quantity) instead of its strategy's bid.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lec_cosim.models.lem_community import (
     settle_period,
     truthful_bids,
 )
+from lec_cosim.models.lem_orders import agent_chp_orders
 
 
 def build(fed: Federate):
@@ -51,13 +53,20 @@ def build(fed: Federate):
     period_s = s.market_step_s
     n_periods = community.n_periods
     chp_kw_now = np.zeros(len(members))
+    played = set(options.agent_players)  # their offers come from the agent proxy
 
     def send_orders(period: int) -> None:
         hour = period % 24
         for j, name in enumerate(members):
-            bid = bids[name][period] if kinds[j] == "chp" else None
-            orders = period_orders(kinds[j], name, load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour,
-                                   scheme, bid, b)
+            if name in played:
+                if not fed.port_updated(f"{name}.action"):
+                    raise RuntimeError(f"{name}: no offer from its agent for hour {period}")
+                price, quantity = fed.read_port(f"{name}.action")
+                orders = agent_chp_orders(name, chp_cap[j], price, quantity, b_eur_per_kwh=b)
+            else:
+                bid = bids[name][period] if kinds[j] == "chp" else None
+                orders = period_orders(kinds[j], name, load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour,
+                                       scheme, bid, b)
             fed.send(endpoint[name], market, {
                 "period": period, "participant": name,
                 "orders": [{"side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh, "quantity_kwh": o.quantity_kwh}

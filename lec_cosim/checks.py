@@ -21,12 +21,19 @@ def check_feeder(scenario) -> None:
         raise ScenarioError(f"{scenario.source_file}: feeder.data_dir: {exc}") from None
 
 
-def check_data(scenario) -> None:
+def check_data(scenario, *, agents_played: bool = False) -> None:
     """Load every data series once, so that data errors surface before any process starts (what each
-    study loads: ``lec_cosim.studies.<kind>.check_data``)."""
+    study loads: ``lec_cosim.studies.<kind>.check_data``).
+
+    A scenario that hands roles to an agent (``agents:``) runs only in a learning environment
+    (:mod:`lec_cosim.env`, which passes ``agents_played``): nobody would decide for them in a normal run."""
     from lec_cosim.studies import study_of
 
     study_of(scenario).check_data(scenario)
+    agents = getattr(scenario, "agents", None)
+    if agents and not agents_played:
+        raise ScenarioError(f"{scenario.source_file}: agents: {', '.join(agents)} are decided by an external agent: "
+                            "play this scenario through lec_cosim.env (LecEnv, LecParallelEnv), or remove agents")
 
 
 def check_broker(scenario) -> None:

@@ -161,7 +161,13 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
         (run_dir / "configs").mkdir(parents=True, exist_ok=True)
         (run_dir / "scenario.json").write_text(scenario.to_json())
         for federate in federates:
-            config = _config(federate, f"--federates=1 --broker={inproc_broker}", run_dir, core_type="inproc")
+            # HELICS's own console lines would land unattributed in the caller's output; each federate's error
+            # reaches its log through run_federate
+            config = _config(federate, f"--federates=1 --broker={inproc_broker} --consoleloglevel=no_print", run_dir,
+                             core_type="inproc")
+            # a core of its own: without a name HELICS may hand it a core of this process that is still there
+            # (the last episode's, on its way out), whose broker is gone (start-up hangs, seen 1 in 3)
+            config.update(coreName=f"{inproc_broker}_{federate.name}", loglevel="no_print")
             (run_dir / "configs" / f"{federate.name}.json").write_text(json.dumps(config, indent=2))
         if manifest:
             write_manifest(run_dir, scenario)

@@ -118,7 +118,8 @@ class InprocFederation:
 
     def start(self) -> None:
         """Create the broker and start a thread per federate (but those ``outside``)."""
-        self._broker = h.helicsCreateBroker("inproc", self.name, f"-f{len(self.configs)} --name={self.name}")
+        self._broker = h.helicsCreateBroker("inproc", self.name, f"-f{len(self.configs)} --name={self.name} "
+                                           "--consoleloglevel=no_print")
         out, err = ThreadStreams.install()
         (self.run_dir / "logs").mkdir(exist_ok=True)
         for name, config in self.configs.items():

@@ -52,7 +52,8 @@ def _fullest(default: str) -> str:
         return yaml.safe_load(path.read_text())
     first = read(SCENARIOS / default)
     alike = [p for p in sorted(SCENARIOS.glob("*.yaml"))
-             if read(p).get("kind") == first["kind"] and read(p).get("horizon_h") == first.get("horizon_h")]
+             if read(p).get("kind") == first["kind"] and read(p).get("horizon_h") == first.get("horizon_h")
+             and "agents" not in read(p)]  # a scenario with agents runs only in a learning environment
     return max(alike, key=lambda p: (len(read(p)), p.name == default)).name
 
 

@@ -24,10 +24,15 @@ class Settings(_Settings):
     dispatch_offset_s: float
     physical_vectors: list[str]
     settlement_vectors: list[str]
+    agent_players: list[str] = []
+    """CHPs whose offer an agent decides: each reads it at its input port ``{player}.action`` (price EUR/kWh,
+    quantity kWh) every period, instead of bidding by its strategy."""
 
 
 PORTS = (
     Port("{player}", "endpoint", "message", None, "each player's own endpoint: its market results arrive here"),
+    Port("{player}.action", "in", "vector", None, "an agent's offer for the player (agent_players): price EUR/kWh, "
+         "quantity kWh"),
     Port("orders", "target", "message", None, "the pool operator's endpoint (absent without the market)",
          optional=True),
     *(Port(v, "out", "vector", unit_of(v), "per player (and grid step of the block): " + v.replace("_", " "))

@@ -65,8 +65,31 @@ def chp_orders(
     Raises ``ValueError`` if the price is below the CHP's floor :func:`chp_bid_floor_eur_per_kwh`.
     """
     capacity = _kwh(capacity_kw, "capacity_kw")
+    return [Order(name, "sell", _checked_price(name, capacity, price_eur_per_kwh, b_eur_per_kwh), capacity)]
+
+
+def agent_chp_orders(name: str, capacity_kw: float, price_eur_per_kwh: float, quantity_kwh: float, *,
+                     b_eur_per_kwh: float = CHP_B_EUR_PER_KWH) -> list[Order]:
+    """Orders of a CHP whose offer an agent decides: ``quantity_kwh`` (up to its capacity for the hour) at the
+    price, or no order for a quantity of 0.
+
+    The price may not be below the floor at full output (:func:`chp_bid_floor_eur_per_kwh`), the highest floor of
+    any output (the marginal cost grows with the output), so every accepted kWh earns at least what it costs.
+    Raises ``ValueError`` for an offer outside these bounds (an agent's actions are bounded by them).
+    """
+    capacity = _kwh(capacity_kw, "capacity_kw")
+    quantity = float(quantity_kwh)
+    if not -1e-9 <= quantity <= capacity + 1e-9:
+        raise ValueError(f"CHP {name!r}: offer of {quantity!r} kWh outside 0 to its capacity {capacity:g} kWh")
+    if quantity <= 1e-9:
+        return []
+    return [Order(name, "sell", _checked_price(name, capacity, price_eur_per_kwh, b_eur_per_kwh),
+                  min(quantity, capacity))]
+
+
+def _checked_price(name: str, capacity: float, price_eur_per_kwh: float, b_eur_per_kwh: float) -> float:
     floor = chp_bid_floor_eur_per_kwh(capacity, b_eur_per_kwh)
     price = float(price_eur_per_kwh)
     if not price >= floor - 1e-12:
         raise ValueError(f"CHP {name!r}: offer {price!r} EUR/kWh below its opportunity cost {floor:.6g}")
-    return [Order(name, "sell", price, capacity)]
+    return price

@@ -136,4 +136,22 @@ def _check_market_data(scenario, *, bids: bool = True):
         raise ScenarioError(f"{scenario.source_file}: market.learned_bids_file: {exc}") from None
     except (ValueError, KeyError, OSError) as exc:
         raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
+    chps = {name for name, kind in zip(community.names, community.kinds) if kind == "chp"}
+    unknown = [name for name in scenario.agents if name not in chps]
+    if unknown:
+        raise ScenarioError(f"{scenario.source_file}: agents: {', '.join(unknown)}: no CHP producer of this community")
     return community
+
+
+def agent_roles(scenario):
+    """The roles of ``agents:`` as a learning environment sees them (:mod:`lec_cosim.env`)."""
+    from lec_cosim.studies.local_market.agents import LocalMarketRoles
+
+    return LocalMarketRoles(scenario)
+
+
+def scenario_for_day(scenario, day):
+    """The scenario played from another day, with the same community (a learning environment's episode)."""
+    from lec_cosim.studies.local_market.agents import scenario_for_day
+
+    return scenario_for_day(scenario, day)

@@ -121,6 +121,9 @@ class LemScenario(_ScenarioBase):
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
+    agents: list[str] = Field(
+        [], exclude_if=lambda value: not value, description="CHP producers, by name, whose bids "
+        "an external agent decides (lec_cosim.env): each bids what the agent proxy federate publishes for it")
     source_file: Optional[FilePath] = Field(None, exclude=True)
 
     @field_validator("start")
@@ -151,6 +154,17 @@ class LemScenario(_ScenarioBase):
                              "another community)")
         if self.market.chp_strategy == "aco" and self.market.learned_bids_file is None:
             raise ValueError("market.learned_bids_file: needed for chp_strategy aco (write it with train-bidders)")
+        if len(set(self.agents)) != len(self.agents):
+            raise ValueError("agents: a player is named twice")
+        if self.agents and not self.market.enabled:
+            raise ValueError("agents: the agents bid in the LEM; it needs market.enabled: true")
+        if self.agents and self.feeder.source is None:  # the IEEE feeder's CHPs; a source's are checked with its data
+            from lec_cosim.models.feeder_copies import copy_name
+
+            chps = {copy_name(f"CHP{k}", c) for c in range(1, self.feeder.copies + 1) for k in range(1, 7)}
+            unknown = [name for name in self.agents if name not in chps]
+            if unknown:
+                raise ValueError(f"agents: {', '.join(unknown)}: no CHP producer of the IEEE feeder (CHP1 to CHP6)")
         return self
 
 

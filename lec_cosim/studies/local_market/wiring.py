@@ -30,6 +30,11 @@ T + 4 ms the DSO solves them one by one and publishes one vector per indicator (
 step), and the recorder reads them at T + 5 ms. The grid is still solved at every grid step; only
 the time requests of the grid steps inside an hour go, as nothing here reacts within an hour.
 
+With ``agents:`` an agent proxy (federates/agent.py, or a learning environment, lec_cosim.env) takes
+the named CHPs' decisions: at T + 0.5 ms it publishes each one's offer (price, quantity), which its
+participant group reads at T + 1 ms instead of the CHP's strategy; at its next slot (T + 1 h + 0.5 ms)
+it reads what the hour gave (price, volume, the CHP's settlement, the DSO's values).
+
 A bidder that sends nothing simply is not in the book. The market never counts replies, so a
 federation of 61 single-participant federates works like one of three groups.
 """
@@ -43,6 +48,8 @@ from lec_cosim.models.lem_community import participant_groups
 from lec_cosim.scenario import LemScenario
 from lec_cosim.wiring import FederatePlan, Signal
 
+AGENT_OFFSET_S = 0.0005
+"""The agent proxy decides first in each hour (only with ``agents:``)."""
 ORDER_OFFSET_S = 0.001
 MARKET_OFFSET_S = 0.002
 DISPATCH_OFFSET_S = 0.003
@@ -114,15 +121,18 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
     members_of = groups(scenario)
     plans = []
     group_pubs = {}
+    agents = list(scenario.agents)
     for name, members in members_of.items():
         pubs = [Signal(f"lem/{name}/{v}", "vector", port=v) for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS]
         group_pubs[name] = pubs
+        played = [m for m in members if m in agents]
         plans.append(FederatePlan(
-            name, "federates.lem_participants", SLOT_PERIOD_S, 0.0, pubs, [],
+            name, "federates.lem_participants", SLOT_PERIOD_S, 0.0, pubs,
+            [Signal(agent_action_key(m), "vector", port=f"{m}.action") for m in played],
             [participant_endpoint(m) for m in members],
             {"participants": members, **blocks, "order_offset_s": ORDER_OFFSET_S,
              "dispatch_offset_s": DISPATCH_OFFSET_S, "physical_vectors": list(PARTICIPANT_VECTORS),
-             "settlement_vectors": list(SETTLEMENT_VECTORS)},
+             "settlement_vectors": list(SETTLEMENT_VECTORS), **({"agent_players": played} if played else {})},
             endpoint_ports={m: participant_endpoint(m) for m in members},
             targets={"orders": MARKET_ENDPOINT} if market else {},
             acts_at=((scenario.market_step_s, ORDER_OFFSET_S),) * market + ((grid_s, DISPATCH_OFFSET_S),)))
@@ -151,11 +161,41 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
     recorder_subs = [s for name, pubs in group_pubs.items() for s in read_as(name, pubs)] + read_as("grid", dso_pubs)
     if market:
         recorder_subs += read_as("market", market_pubs)
+    if agents:
+        plans.insert(0, agent_plan(scenario, members_of, group_pubs, market_pubs, dso_pubs, read_as))
     plans.append(FederatePlan("recorder", "federates.recorder", grid_s, RECORDER_OFFSET_S, [], recorder_subs,
                               [RECORDER_ENDPOINT],
                               {**SETTINGS["recorder"], **group_settings, "grid_counts": list(DSO_COUNTS + DSO_DAY_COUNTS)},
                               endpoint_ports={"book": RECORDER_ENDPOINT}))
     return plans
+
+
+def agent_action_key(player: str) -> str:
+    return f"lem/agent/{player}/action"
+
+
+AGENT_OBSERVES = ("lem_sold_kwh", "chp_kwh", "cost_eur", "income_eur")
+"""What an agent reads of its own player's settlement (its group's vectors, at the player's index)."""
+
+
+def agent_plan(scenario: LemScenario, members_of, group_pubs, market_pubs, dso_pubs, read_as) -> FederatePlan:
+    """The agent proxy of the players in ``agents:``: an action port per player; it reads the market's values,
+    the settlement vectors of the groups its players are in and every DSO value."""
+    agents = list(scenario.agents)
+    known = {m for members in members_of.values() for m in members}
+    unknown = [a for a in agents if a not in known]
+    if unknown:
+        raise ValueError(f"agents: {', '.join(unknown)}: no player of this community")
+    where = {m: (group, members.index(m)) for group, members in members_of.items() for m in members if m in agents}
+    groups_read = sorted({group for group, _ in where.values()}, key=list(members_of).index)
+    observed = read_as("market", market_pubs) + read_as("grid", dso_pubs) + [
+        s for group in groups_read for s in read_as(group, group_pubs[group])
+        if s.key.rsplit("/", 1)[1] in AGENT_OBSERVES]
+    return FederatePlan(
+        "agent", "federates.agent", scenario.market_step_s, AGENT_OFFSET_S,
+        [Signal(agent_action_key(a), "vector", port=f"{a}.action") for a in agents], observed, [],
+        {"roles": agents, "role_group": {a: where[a][0] for a in agents},
+         "role_index": {a: where[a][1] for a in agents}, "decision_period_s": float(scenario.market_step_s)})
 
 
 SETTINGS = {

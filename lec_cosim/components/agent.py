@@ -1,0 +1,35 @@
+"""The agent proxy: takes the decisions of the roles a scenario hands to an external agent (``agents:``).
+
+A study's wiring gives it, per role, an output port ``{role}.action`` (a vector: the study's action fields,
+in their units) that the role's own federate reads instead of deciding, and the input ports of what the
+role observes. Its slot is the first of every decision period (+0.5 ms), so a decision is there before the
+role acts on it. In a learning environment (:mod:`lec_cosim.env`) the environment itself is this federate;
+as a program (``federates/agent.py``, in a normal run) it stops the run with an input error.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from lec_cosim.components import Port
+from lec_cosim.components import Settings as _Settings
+
+PROGRAM = "federates.agent"
+
+
+class Settings(_Settings):
+    roles: list[str] = Field(min_length=1)
+    """The roles it decides for, in the order of the environment's agents."""
+    role_group: dict[str, str] = {}
+    """Whose vectors hold a role's own values (its participant group, for the local market)."""
+    role_index: dict[str, int] = {}
+    """A role's index in its group's vectors."""
+    decision_period_s: float = Field(gt=0)
+    """Seconds between two decisions of a role (the market period)."""
+
+
+PORTS = (
+    Port("{role}.action", "out", "vector", None, "a role's decision for the period (its study's action fields)"),
+    Port("{observed*}", "in", "any", None, "what the roles observe (prices, their own settlement, the DSO's "
+         "values), as the study's wiring connects them"),
+)

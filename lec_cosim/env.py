@@ -1,0 +1,378 @@
+"""Learning environments on a running federation: Gymnasium for one agent, PettingZoo for several.
+
+A scenario hands roles to an external agent (``agents:``, e.g. CHP producers of the local market); its
+federation then has an agent proxy federate (``lec_cosim/components/agent.py``) where the role's own
+decision would be. Here the environment *is* that proxy: :meth:`LecEnv.step` publishes the agent's
+decision at the proxy's slot and requests its next slot from HELICS, which the broker grants once the
+rest of the federation has played the period (the market cleared, the participants settled, the DSO's
+three-phase power flows solved, the recorder recorded). Observations and rewards are what the proxy's
+input ports then hold; their fields and units are the study's (``agent_roles(scenario)``, e.g.
+:mod:`lec_cosim.studies.local_market.agents`) and are listed by :func:`describe_spaces`.
+
+The federation runs in this process (:mod:`lec_cosim.inproc`): the same federate programs as a normal
+run, as threads on HELICS's inproc core, one federation per episode. An episode plays the scenario's
+horizon from a day that :meth:`reset` chooses among ``days`` (seeded), with the same community. An episode
+whose actions are those of a normal run gives that run's results exactly (``tests/test_env_api.py``).
+
+The environment never blocks for ever: a step that the federation has not granted within
+``step_timeout_s`` ends the federation, and a federate that fails ends it at once; either way the step
+raises :class:`lec_cosim.launch.FederationError` naming the federate and its error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import gymnasium
+import helics as h
+import numpy as np
+from gymnasium import spaces
+
+from lec_cosim.launch import FederationError
+from lec_cosim.scenario import Scenario, ScenarioError, load_scenario
+
+STEP_TIMEOUT_S = 60.0
+PROXY = "agent"
+
+
+def _scenario(scenario) -> Scenario:
+    """A scenario, or its file read and validated."""
+    return load_scenario(scenario) if isinstance(scenario, (str, Path)) else scenario
+
+
+def _study(scenario):
+    from lec_cosim.studies import study_of
+
+    study = study_of(scenario)
+    if not hasattr(study, "agent_roles"):
+        raise ScenarioError(f"{scenario.source_file}: agents: the {scenario.kind} study has no roles an agent can take")
+    if not scenario.agents:
+        raise ScenarioError(f"{scenario.source_file}: agents: name the roles an agent decides (none given)")
+    return study
+
+
+class _Deadline:
+    """One watchdog thread for the whole environment: ends the federation when a step takes too long."""
+
+    def __init__(self):
+        self._until: float | None = None
+        self._federation = None
+        self._why = ""
+        self._wake = threading.Event()
+        self._closed = False
+        threading.Thread(target=self._watch, name="lec_cosim env deadline", daemon=True).start()
+
+    def arm(self, federation, seconds: float, why: str) -> None:
+        self._federation, self._until, self._why = federation, time.monotonic() + seconds, why
+        self._wake.set()
+
+    def disarm(self) -> None:
+        self._until = None
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def _watch(self) -> None:
+        while not self._closed:
+            until = self._until
+            if until is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            if time.monotonic() >= until:
+                self._until = None
+                if self._federation is not None:
+                    self._federation.stop(self._why)
+            time.sleep(0.01)
+
+
+class AgentFederation:
+    """One episode: the scenario's federation in this process, with the agent proxy in the caller's thread."""
+
+    def __init__(self, scenario, run_dir: Path, deadline: _Deadline, step_timeout_s: float, debug: bool = False,
+                 prepare=None):
+        from federates.common import Federate
+        from lec_cosim.inproc import InprocFederation
+
+        self.scenario, self.run_dir = scenario, Path(run_dir)
+        self.deadline, self.step_timeout_s = deadline, step_timeout_s
+        self.federation = InprocFederation(scenario, run_dir, outside=(PROXY,), debug=debug)
+        if prepare is not None:  # tests: change the written federation (arm a fault) before it starts
+            prepare(self.run_dir)
+        self.federation.start()
+        self.proxy = None
+        try:
+            self.proxy = Federate(self.federation.config(PROXY))
+            self.period_s = self.proxy.period_s
+            self._call(h.helicsFederateEnterExecutingMode, self.proxy.fed, what="start")
+            self.period = 0
+            self._call(self.proxy.request_slot, self.proxy.offset_s, what="its first period")
+        except BaseException:
+            self.close()
+            raise
+
+    def _call(self, function, *args, what: str):
+        self.deadline.arm(self.federation, self.step_timeout_s,
+                          f"the federation did not play {what} within {self.step_timeout_s:g} s")
+        try:
+            return function(*args)
+        except h.HelicsException as exc:
+            failure = self._failure()
+            raise failure or FederationError(f"the federation stopped: {exc}") from None
+        finally:
+            self.deadline.disarm()
+
+    def _failure(self) -> FederationError | None:
+        end = time.monotonic() + 3.0  # the federate that failed first is still writing its error
+        while not self.federation.errors and time.monotonic() < end:
+            time.sleep(0.02)
+        failure = self.federation.failure()
+        if failure is None:
+            return None
+        return failure
+
+    def act(self, role: str, action) -> None:
+        self.proxy.publish_port(f"{role}.action", [float(v) for v in action])
+
+    def advance(self) -> None:
+        """Play the current period: request the proxy's next slot (granted once everyone has played it)."""
+        self.period += 1
+        self._call(self.proxy.request_slot, self.period * self.period_s + self.proxy.offset_s,
+                   what=f"period {self.period - 1}")
+
+    def finish(self) -> None:
+        """After the last period: let the federation end and write its results."""
+        self.proxy.close()
+        self.proxy = None
+        self.federation.wait(timeout_s=self.step_timeout_s)
+        self.federation.close()
+
+    def close(self) -> None:
+        if self.proxy is not None:
+            try:
+                h.helicsFederateGlobalError(self.proxy.fed, 1, "the environment ended the episode")
+                self.proxy.close()
+            except h.HelicsException:
+                pass
+            self.proxy = None
+        self.federation.close()
+
+
+class _Play:
+    """What both environments share: the roles, their spaces, the episodes."""
+
+    def __init__(self, scenario, *, days=None, dn_penalty_eur: float = 0.0, work_dir=None,
+                 step_timeout_s: float = STEP_TIMEOUT_S, keep_episodes: int = 1, debug: bool = False, prepare=None):
+        from lec_cosim.checks import check_data
+
+        self.scenario = _scenario(scenario)
+        self.study = _study(self.scenario)
+        check_data(self.scenario, agents_played=True)  # a data error is one line here, not a federate's crash
+        self.roles = self.study.agent_roles(self.scenario)
+        self.days = [self.scenario.start.date()] if days is None else [
+            d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in days]
+        if not self.days:
+            raise ValueError("days: give at least one day to play")
+        self.dn_penalty_eur = float(dn_penalty_eur)
+        self._own_dir = work_dir is None
+        self.work_dir = Path(tempfile.mkdtemp(prefix="lec_cosim_env_") if work_dir is None else work_dir)
+        self.step_timeout_s, self.keep_episodes, self.debug = step_timeout_s, keep_episodes, debug
+        self.prepare = prepare
+        self.deadline = _Deadline()
+        self.episode: AgentFederation | None = None
+        self.episodes = 0
+        self.rng = np.random.default_rng()
+        self.day: dt.date | None = None
+        self.first = True
+
+    def action_space(self, role: str) -> spaces.Box:
+        low, high = self.roles.action_bounds(role)
+        return spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+
+    def observation_space(self, role: str) -> spaces.Box:
+        low, high = self.roles.observation_bounds(role)
+        return spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+
+    def start(self, seed, options) -> None:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        options = options or {}
+        day = options.get("day")
+        self.day = (dt.date.fromisoformat(str(day)) if day is not None
+                    else self.days[int(self.rng.integers(len(self.days)))])
+        self.end_episode()
+        self.episodes += 1
+        run_dir = self.work_dir / f"episode_{self.episodes:06d}"
+        old = self.work_dir / f"episode_{self.episodes - self.keep_episodes:06d}"
+        if self.keep_episodes and old.is_dir():  # a folder of ours, from this environment
+            shutil.rmtree(old, ignore_errors=True)
+        scenario = self.study.scenario_for_day(self.scenario, self.day)
+        self.episode = AgentFederation(scenario, run_dir, self.deadline, self.step_timeout_s, self.debug,
+                                       self.prepare)
+        self.first = True
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The current (or last) episode's run folder: its results once the episode is over."""
+        return self.episode.run_dir if self.episode is not None else self._last_dir
+
+    _last_dir: Path | None = None
+
+    def observe(self, role: str) -> np.ndarray:
+        period = self.episode.period
+        values = self.roles.observe(self.episode.proxy, role, period, self.first)
+        return values.astype(np.float32)
+
+    def play(self, actions: dict) -> tuple[dict, dict, bool]:
+        """Publish every role's action, play the period; rewards by role and whether the episode is over."""
+        if self.episode is None or self.episode.proxy is None:
+            raise RuntimeError("reset() the environment before step()")
+        for role in self.roles.roles:
+            low, high = self.roles.action_bounds(role)
+            action = np.clip(np.asarray(actions[role], dtype=float).reshape(-1), low, high)
+            self.episode.act(role, action)
+        try:
+            self.episode.advance()
+        except FederationError:
+            self.end_episode()
+            raise
+        self.first = False
+        impact = self.roles.dn_impact(self.episode.proxy)
+        rewards = {role: self.roles.money_eur(self.episode.proxy, role) - self.dn_penalty_eur * impact
+                   for role in self.roles.roles}
+        info = {"dn_impact": impact, "period": self.episode.period - 1, "day": self.day.isoformat()}
+        done = self.episode.period >= self.roles.periods
+        return rewards, info, done
+
+    def finish_episode(self) -> Path:
+        episode = self.episode
+        episode.finish()
+        self._last_dir = episode.run_dir
+        self.episode = None
+        return episode.run_dir
+
+    def end_episode(self) -> None:
+        if self.episode is not None:
+            self._last_dir = self.episode.run_dir
+            self.episode.close()
+            self.episode = None
+
+    def close(self) -> None:
+        self.end_episode()
+        self.deadline.close()
+        if self._own_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+class LecEnv(gymnasium.Env):
+    """A Gymnasium environment for one role of a scenario's ``agents:`` (the first, or ``role``).
+
+    The other roles of ``agents:`` (if any) play ``others``: a function ``(role, observation) -> action``
+    (default: their offer at the lower bound of every action field but the last, the whole quantity, i.e.
+    truthful bidding for the local market's CHPs).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, scenario, role: str | None = None, *, others=None, **options):
+        self.play = _Play(scenario, **options)
+        self.role = role or self.play.roles.roles[0]
+        if self.role not in self.play.roles.roles:
+            raise ValueError(f"role {self.role!r} is not one of agents: {self.play.roles.roles}")
+        self.others = others or _truthful(self.play)
+        self.action_space = self.play.action_space(self.role)
+        self.observation_space = self.play.observation_space(self.role)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.play.start(seed, options)
+        return self.play.observe(self.role), {"day": self.play.day.isoformat()}
+
+    def step(self, action):
+        actions = {role: self.others(role, self.play.observe(role)) for role in self.play.roles.roles
+                   if role != self.role}
+        actions[self.role] = action
+        rewards, info, done = self.play.play(actions)
+        observation = self.play.observe(self.role)
+        if done:
+            info["run_dir"] = str(self.play.finish_episode())
+        return observation, float(rewards[self.role]), done, False, info
+
+    def close(self):
+        self.play.close()
+
+
+def _truthful(play: _Play):
+    def act(role, observation):
+        low, high = play.roles.action_bounds(role)
+        return np.concatenate([low[:-1], high[-1:]])
+    return act
+
+
+try:
+    from pettingzoo import ParallelEnv
+except ImportError:  # pragma: no cover - pettingzoo is a dependency; this keeps Gymnasium usable without it
+    ParallelEnv = object
+
+
+class LecParallelEnv(ParallelEnv):
+    """A PettingZoo ``ParallelEnv``: every role of a scenario's ``agents:`` is an agent, all decide each period."""
+
+    metadata = {"name": "lec_cosim_v0", "render_modes": []}
+
+    def __init__(self, scenario, **options):
+        self.play = _Play(scenario, **options)
+        self.possible_agents = list(self.play.roles.roles)
+        self.agents: list[str] = []
+        self._action_spaces = {role: self.play.action_space(role) for role in self.possible_agents}
+        self._observation_spaces = {role: self.play.observation_space(role) for role in self.possible_agents}
+
+    def observation_space(self, agent):
+        return self._observation_spaces[agent]
+
+    def action_space(self, agent):
+        return self._action_spaces[agent]
+
+    def reset(self, seed=None, options=None):
+        self.play.start(seed, options)
+        self.agents = list(self.possible_agents)
+        day = self.play.day.isoformat()
+        return ({role: self.play.observe(role) for role in self.agents}, {role: {"day": day} for role in self.agents})
+
+    def step(self, actions):
+        rewards, info, done = self.play.play(actions)
+        observations = {role: self.play.observe(role) for role in self.agents}
+        if done:
+            info["run_dir"] = str(self.play.finish_episode())
+        agents = list(self.agents)
+        if done:
+            self.agents = []
+        return (observations, {r: float(rewards[r]) for r in agents}, {r: done for r in agents},
+                {r: False for r in agents}, {r: dict(info) for r in agents})
+
+    def close(self):
+        self.play.close()
+
+
+def describe_spaces(scenario) -> str:
+    """The roles' action and observation fields with their units and bounds, and the reward (Markdown)."""
+    scenario = _scenario(scenario)
+    roles = _study(scenario).agent_roles(scenario)
+    lines = []
+    for role in roles.roles:
+        low, high = roles.action_bounds(role)
+        lines.append(f"### {role}\n\n| action | unit | from | to | meaning |\n|---|---|---|---|---|")
+        lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
+                  for (name, unit, doc), lo, hi in zip(roles.action_fields, low, high)]
+        low, high = roles.observation_bounds(role)
+        lines.append("\n| observation | unit | from | to | meaning |\n|---|---|---|---|---|")
+        lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
+                  for (name, unit, doc), lo, hi in zip(roles.observation_fields, low, high)]
+        lines.append(f"\nReward: {roles.reward}.\n")
+    return "\n".join(lines)

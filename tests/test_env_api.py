@@ -1,0 +1,154 @@
+"""The learning environments (lec_cosim.env) on a real federation: the Gymnasium and PettingZoo API checks,
+an episode whose actions are a normal run's giving that run's results exactly, reproducible seeds, and a
+federate failing mid-episode ending the step with its error.
+
+Every episode here is a real HELICS federation (inproc core, the study's federate programs as threads:
+three-phase power flows of the IEEE European LV feeder, the pool's clearing, the settlement).
+"""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from harness import write_scenario
+from pettingzoo.test import parallel_api_test
+
+from lec_cosim.env import LecEnv, LecParallelEnv, describe_spaces
+from lec_cosim.launch import FederationError
+from lec_cosim.models.lem_community import community_from_scenario, read_learned_bids
+from lec_cosim.runs import execute
+from lec_cosim.scenario import ScenarioError, load_scenario
+
+HOURS = 4
+CHPS = [f"CHP{k}" for k in range(1, 7)]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("env")
+
+
+@pytest.fixture(scope="module")
+def two_chps(folder):
+    """Case 1 for a few hours with two of its CHPs handed to agents (the others keep their ACO bids)."""
+    return load_scenario(write_scenario(folder / "two", "ieee_eu_lv_lem_plain",
+                                        {"horizon_h": HOURS, "agents": ["CHP2", "CHP5"]}))
+
+
+def test_gymnasium_check_env(two_chps, tmp_path):
+    env = LecEnv(two_chps, work_dir=tmp_path)
+    try:
+        check_env(env, skip_render_check=True)
+        assert env.action_space.shape == (2,) and env.observation_space.shape == (8,)
+        low, high = env.action_space.low, env.action_space.high
+        assert low[1] == 0 and high[1] == pytest.approx(10.0)  # 0 to the CHP's 10 kWh an hour
+        assert low[0] == pytest.approx(0.045)  # the opportunity cost of a 10 kW CHP: the feed-in tariff
+        assert high[0] == pytest.approx(0.158)  # the plain retail tariff
+    finally:
+        env.close()
+
+
+def test_pettingzoo_parallel_api_test(two_chps, tmp_path):
+    env = LecParallelEnv(two_chps, work_dir=tmp_path)
+    try:
+        parallel_api_test(env, num_cycles=2 * HOURS)
+        assert env.possible_agents == ["CHP2", "CHP5"]
+    finally:
+        env.close()
+
+
+def test_an_episode_of_a_normal_runs_actions_gives_its_results(folder, tmp_path):
+    """All six CHPs as agents offering their ACO bids at full capacity: the federation with the agent proxy
+    gives the normal run's (ACO strategy) results, byte for byte, and the rewards are the CHPs' money."""
+    normal = load_scenario(write_scenario(folder / "normal", "ieee_eu_lv_lem_plain", {"horizon_h": HOURS}))
+    played = load_scenario(write_scenario(folder / "six", "ieee_eu_lv_lem_plain",
+                                          {"horizon_h": HOURS, "agents": CHPS}))
+    execute(normal, tmp_path / "normal")
+    bids = read_learned_bids(normal.market.learned_bids_file, community_from_scenario(normal), "plain")
+    env = LecParallelEnv(played, work_dir=tmp_path / "env")
+    try:
+        observations, infos = env.reset(seed=0)
+        assert infos["CHP1"]["day"] == "2016-05-26"
+        money = dict.fromkeys(CHPS, 0.0)
+        for hour in range(HOURS):
+            actions = {chp: np.array([bids[chp][hour], 10.0]) for chp in CHPS}
+            observations, rewards, terminations, truncations, infos = env.step(actions)
+            for chp in CHPS:
+                money[chp] += rewards[chp]
+            # what the CHP saw of the hour just played: the price it cleared at, its sale
+            assert observations["CHP1"][3] == pytest.approx(observations["CHP2"][3])
+        assert all(terminations.values()) and not env.agents
+        run_dir = tmp_path / "env" / "episode_000001"
+        assert infos["CHP1"]["run_dir"] == str(run_dir)
+    finally:
+        env.close()
+    csvs = sorted(p.name for p in (tmp_path / "normal").glob("*.csv"))
+    assert "settlement.csv" in csvs and "grid.csv" in csvs
+    for name in csvs:
+        assert (run_dir / name).read_bytes() == (tmp_path / "normal" / name).read_bytes(), name
+    ours = json.loads((run_dir / "summary.json").read_text())["kpis"]
+    theirs = json.loads((tmp_path / "normal" / "summary.json").read_text())["kpis"]
+    assert ours == theirs
+    producers = theirs["producers"]
+    assert sum(money.values()) == pytest.approx(producers["profit_eur"], abs=1e-9)
+
+
+def test_seeds_choose_the_same_days_and_give_the_same_episode(two_chps, tmp_path):
+    days = ["2016-05-26", "2016-06-21", "2016-07-14"]
+
+    def episode(seed):
+        env = LecEnv(two_chps, work_dir=tmp_path / f"run{len(list(tmp_path.iterdir()))}", days=days)
+        try:
+            observation, info = env.reset(seed=seed)
+            rng = np.random.default_rng(seed)
+            trace = [observation]
+            for _ in range(HOURS):
+                action = env.action_space.low + rng.random(2) * (env.action_space.high - env.action_space.low)
+                observation, reward, terminated, truncated, _ = env.step(action)
+                trace += [observation, np.array([reward])]
+            assert terminated
+            return info["day"], np.concatenate(trace)
+        finally:
+            env.close()
+
+    day_a, trace_a = episode(7)
+    day_b, trace_b = episode(7)
+    assert day_a == day_b and day_a in days
+    np.testing.assert_array_equal(trace_a, trace_b)
+    assert trace_a[8:16].any()  # the episode really played: prices and sales after the first hour
+
+
+def test_a_federate_failing_mid_episode_ends_the_step_with_its_error(two_chps, tmp_path):
+    def arm(run_dir):
+        config = run_dir / "configs" / "dso.json"
+        data = json.loads(config.read_text())
+        data["lec_cosim"]["inject_fault_at_s"] = 2 * 3600.0
+        config.write_text(json.dumps(data))
+
+    before = set(threading.enumerate())
+    env = LecEnv(two_chps, work_dir=tmp_path, prepare=arm)
+    try:
+        env.reset(seed=0)
+        env.step(env.action_space.low)
+        env.step(env.action_space.low)
+        with pytest.raises(FederationError) as failed:
+            env.step(env.action_space.low)
+        assert failed.value.federate == "dso"
+        assert "injected fault at 7200" in str(failed.value)
+        env.reset(seed=0)  # the environment plays on with a fresh federation
+    finally:
+        env.close()
+    left = [t for t in threading.enumerate() if t not in before and t.name.startswith("federate ")]
+    assert not left, left
+
+
+def test_a_scenario_with_agents_runs_only_in_an_environment(two_chps):
+    from lec_cosim.checks import check_data
+
+    with pytest.raises(ScenarioError, match="agents: CHP2, CHP5 are decided by an external agent"):
+        check_data(two_chps)
+    text = describe_spaces(two_chps)
+    assert "| price_eur_per_kwh | EUR/kWh | 0.045 | 0.158 |" in text
+    assert "| last_dn_impact | 1 |" in text
