@@ -57,22 +57,31 @@ def _study(scenario):
 
 
 class _Deadline:
-    """One watchdog thread for the whole environment: ends the federation when a step takes too long."""
+    """One watchdog thread for the whole environment: ends the federation when a step takes too long.
+
+    Each :meth:`arm` starts a new generation; the watchdog fires only for the generation it saw armed, so a
+    step that ends right at its deadline can never stop the next step's (or episode's) federation."""
 
     def __init__(self):
-        self._until: float | None = None
-        self._federation = None
-        self._why = ""
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._armed: tuple[int, float, object, str] | None = None
+        self.fired: str | None = None
+        """The reason of the last deadline that fired, for the step that raises."""
         self._wake = threading.Event()
         self._closed = False
         threading.Thread(target=self._watch, name="lec_cosim env deadline", daemon=True).start()
 
     def arm(self, federation, seconds: float, why: str) -> None:
-        self._federation, self._until, self._why = federation, time.monotonic() + seconds, why
+        with self._lock:
+            self._generation += 1
+            self._armed = (self._generation, time.monotonic() + seconds, federation, why)
+            self.fired = None
         self._wake.set()
 
     def disarm(self) -> None:
-        self._until = None
+        with self._lock:
+            self._armed = None
 
     def close(self) -> None:
         self._closed = True
@@ -80,16 +89,24 @@ class _Deadline:
 
     def _watch(self) -> None:
         while not self._closed:
-            until = self._until
-            if until is None:
+            with self._lock:
+                armed = self._armed
+            if armed is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            if time.monotonic() >= until:
-                self._until = None
-                if self._federation is not None:
-                    self._federation.stop(self._why)
-            time.sleep(0.01)
+            generation, until, federation, why = armed
+            remaining = until - time.monotonic()
+            if remaining > 0:
+                self._wake.wait(min(remaining, 1.0))
+                self._wake.clear()
+                continue
+            with self._lock:
+                if self._armed is None or self._armed[0] != generation:
+                    continue
+                self._armed = None
+                self.fired = why
+            federation.stop(why)
 
 
 class AgentFederation:
@@ -123,8 +140,9 @@ class AgentFederation:
         try:
             return function(*args)
         except h.HelicsException as exc:
-            failure = self._failure()
-            raise failure or FederationError(f"the federation stopped: {exc}") from None
+            if self.deadline.fired is not None:  # nobody failed: the federation was too slow (or hangs)
+                raise FederationError(self.deadline.fired, stalled=True) from None
+            raise self._failure() or FederationError(f"the federation stopped: {exc}") from None
         finally:
             self.deadline.disarm()
 
@@ -132,10 +150,7 @@ class AgentFederation:
         end = time.monotonic() + 3.0  # the federate that failed first is still writing its error
         while not self.federation.errors and time.monotonic() < end:
             time.sleep(0.02)
-        failure = self.federation.failure()
-        if failure is None:
-            return None
-        return failure
+        return self.federation.failure()
 
     def act(self, role: str, action) -> None:
         self.proxy.publish_port(f"{role}.action", [float(v) for v in action])
@@ -143,8 +158,10 @@ class AgentFederation:
     def advance(self) -> None:
         """Play the current period: request the proxy's next slot (granted once everyone has played it)."""
         self.period += 1
-        self._call(self.proxy.request_slot, self.period * self.period_s + self.proxy.offset_s,
-                   what=f"period {self.period - 1}")
+        wanted = self.period * self.period_s + self.proxy.offset_s
+        granted = self._call(self.proxy.request_slot, wanted, what=f"period {self.period - 1}")
+        if abs(granted - wanted) > 1e-6:  # HELICS's end of time: the federation ended under us
+            raise self._failure() or FederationError(f"the agent proxy was granted {granted} s, not {wanted} s")
 
     def finish(self) -> None:
         """After the last period: let the federation end and write its results."""
@@ -157,6 +174,9 @@ class AgentFederation:
         if self.proxy is not None:
             try:
                 h.helicsFederateGlobalError(self.proxy.fed, 1, "the environment ended the episode")
+            except h.HelicsException:
+                pass
+            try:
                 self.proxy.close()
             except h.HelicsException:
                 pass
@@ -235,11 +255,14 @@ class _Play:
             raise RuntimeError("reset() the environment before step()")
         for role in self.roles.roles:
             low, high = self.roles.action_bounds(role)
-            action = np.clip(np.asarray(actions[role], dtype=float).reshape(-1), low, high)
-            self.episode.act(role, action)
+            action = np.asarray(actions[role], dtype=float).reshape(-1)
+            if action.shape != low.shape or not np.all(np.isfinite(action)):
+                raise ValueError(f"{role}: an action is {len(low)} finite numbers "
+                                 f"({', '.join(f[0] for f in self.roles.action_fields)}), not {actions[role]!r}")
+            self.episode.act(role, np.clip(action, low, high))
         try:
             self.episode.advance()
-        except FederationError:
+        except BaseException:  # a federate's failure, a deadline, Ctrl-C: this episode is over
             self.end_episode()
             raise
         self.first = False
@@ -284,6 +307,7 @@ class LecEnv(gymnasium.Env):
         self.play = _Play(scenario, **options)
         self.role = role or self.play.roles.roles[0]
         if self.role not in self.play.roles.roles:
+            self.play.close()
             raise ValueError(f"role {self.role!r} is not one of agents: {self.play.roles.roles}")
         self.others = others or _truthful(self.play)
         self.action_space = self.play.action_space(self.role)

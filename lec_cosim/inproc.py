@@ -4,7 +4,8 @@ A normal run (:mod:`lec_cosim.launch`) starts a ``helics_broker`` and one proces
 ZMQ over TCP: robust (a stuck federate can be killed), but each start costs seconds of imports and model
 building. Here the broker is an ``inproc`` broker of this process and each federate program (its
 ``build`` and :func:`federates.common.run_federate`, unchanged) runs in a thread of its own. What stays
-identical to a normal run: the configs (but for ``coreType`` and ``coreInitString``), every federate's
+identical to a normal run: the configs (but for the core: ``coreType``, ``coreInitString``, ``coreName``, and
+HELICS's ``loglevel``), every federate's
 time requests, values and messages, and so the results (byte-identical CSVs; ``tests/test_inproc.py``).
 What differs:
 
@@ -100,7 +101,8 @@ class InprocFederation:
         self.debug = debug
         self.start_timeout_s = start_timeout_s
         self.errors: dict[str, str] = {}
-        """Federate -> its error line, in the order they failed (the first is the origin)."""
+        """Federate -> its error line, in the order they failed (see :meth:`failure` for the origin)."""
+        self._lock = threading.Lock()  # errors, stop and close: the member threads, a watchdog and the caller
         self.finished: set[str] = set()
         self._threads: list[threading.Thread] = []
         self._broker = None
@@ -118,6 +120,8 @@ class InprocFederation:
 
     def start(self) -> None:
         """Create the broker and start a thread per federate (but those ``outside``)."""
+        for config in self.configs.values():  # imported here, once: not by several threads at a time
+            importlib.import_module(json.loads(config.read_text())["lec_cosim"]["module"])
         self._broker = h.helicsCreateBroker("inproc", self.name, f"-f{len(self.configs)} --name={self.name} "
                                            "--consoleloglevel=no_print")
         out, err = ThreadStreams.install()
@@ -144,15 +148,20 @@ class InprocFederation:
                 error = f"{name}: {type(exc).__name__}: {exc} (the federate ended before its end)"
                 self.stop(error)
             finally:
-                del out.files[ident], err.files[ident]
+                out.files.pop(ident, None)
+                err.files.pop(ident, None)
         if error is None:
             self.finished.add(name)
         else:
-            self.errors.setdefault(name, error)
+            with self._lock:
+                self.errors.setdefault(name, error)
+            # a federate that failed before it joined sent no global error: the others would wait for it
+            self.stop(error)
 
     def _start_deadline(self) -> None:
-        """End the federation if it has not started stepping within ``start_timeout_s`` (a hang seen 1 in 5
-        start-ups of HELICS 3.6.1's inproc core, cause unknown)."""
+        """End the federation if it has not started stepping within ``start_timeout_s`` (model building
+        included). Start-up hung 1 in 3 before each core had a name of its own (``write_federation``); this is
+        the guard should any other start-up hang remain."""
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline and not self._done.is_set():
             if self._stepping():
@@ -167,7 +176,9 @@ class InprocFederation:
 
     def stop(self, reason: str) -> None:
         """End the federation now: a global error that every federate's next HELICS call sees."""
-        if self._broker is not None and not self._done.is_set():
+        with self._lock:
+            if self._broker is None or self._done.is_set():
+                return
             try:
                 # bytes: helics 3.6.1's wrapper hands the str to C unconverted (TypeError: ctype 'char *')
                 h.helicsBrokerGlobalError(self._broker, 1, reason.encode())
@@ -175,10 +186,17 @@ class InprocFederation:
                 pass
 
     def failure(self) -> FederationError | None:
-        """The first federate's error, as the launcher would report it; None while none failed."""
-        if not self.errors:
+        """The error of the federate that started it, as the launcher would report it; None while none failed.
+
+        A federate that HELICS stopped because another failed reports a ``HelicsException`` or
+        ``FederationStopped`` line, possibly before the origin's: like the launcher (``launch._is_origin``),
+        those are blamed only when there is nothing else."""
+        with self._lock:
+            errors = list(self.errors.items())
+        if not errors:
             return None
-        name, error = next(iter(self.errors.items()))
+        relayed = ("HelicsException", "FederationStopped")
+        name, error = next(((n, e) for n, e in errors if not any(r in e for r in relayed)), errors[0])
         return FederationError(f"federate {name} failed: {error} (log: {self.run_dir / 'logs' / name}.log)",
                                name, error)
 
@@ -189,7 +207,7 @@ class InprocFederation:
             while thread.is_alive():
                 thread.join(0.1)
                 if self.errors:
-                    self.stop(next(iter(self.errors.values())))
+                    self.stop("a federate failed")
                 if deadline is not None and time.monotonic() > deadline:
                     self.stop(f"the federation did not finish within {timeout_s:g} s")
                     self._join(5.0)
@@ -208,11 +226,12 @@ class InprocFederation:
         if any(t.is_alive() for t in self._threads):
             self.stop("the federation was closed before its end")
             self._join(10.0)
-        self._done.set()
-        if self._broker is not None:
-            h.helicsBrokerWaitForDisconnect(self._broker, 2000)
-            h.helicsBrokerFree(self._broker)
-            self._broker = None
+        with self._lock:
+            self._done.set()
+            broker, self._broker = self._broker, None
+        if broker is not None:
+            h.helicsBrokerWaitForDisconnect(broker, 2000)
+            h.helicsBrokerFree(broker)
 
 
 def run_inproc(scenario, run_dir: str | Path, *, timeout_s: float | None = None, debug: bool = False) -> float:

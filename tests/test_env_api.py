@@ -10,6 +10,7 @@ import json
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 from gymnasium.utils.env_checker import check_env
 from harness import write_scenario
@@ -72,13 +73,14 @@ def test_an_episode_of_a_normal_runs_actions_gives_its_results(folder, tmp_path)
         observations, infos = env.reset(seed=0)
         assert infos["CHP1"]["day"] == "2016-05-26"
         money = dict.fromkeys(CHPS, 0.0)
+        seen, paid = [], []
         for hour in range(HOURS):
             actions = {chp: np.array([bids[chp][hour], 10.0]) for chp in CHPS}
             observations, rewards, terminations, truncations, infos = env.step(actions)
             for chp in CHPS:
                 money[chp] += rewards[chp]
-            # what the CHP saw of the hour just played: the price it cleared at, its sale
-            assert observations["CHP1"][3] == pytest.approx(observations["CHP2"][3])
+            seen.append({chp: observations[chp] for chp in CHPS})
+            paid.append(dict(rewards))
         assert all(terminations.values()) and not env.agents
         run_dir = tmp_path / "env" / "episode_000001"
         assert infos["CHP1"]["run_dir"] == str(run_dir)
@@ -93,6 +95,19 @@ def test_an_episode_of_a_normal_runs_actions_gives_its_results(folder, tmp_path)
     assert ours == theirs
     producers = theirs["producers"]
     assert sum(money.values()) == pytest.approx(producers["profit_eur"], abs=1e-9)
+    # what each CHP saw after hour k is hour k's row of the normal run's results, its reward that hour's money
+    clearing = pd.read_csv(tmp_path / "normal" / "clearing.csv")
+    settlement = pd.read_csv(tmp_path / "normal" / "settlement.csv").set_index(["time", "participant"])
+    for hour in range(HOURS):
+        time = clearing["time"][hour]
+        for chp in CHPS:
+            price, cleared, volume, sold = seen[hour][chp][3:7]
+            assert cleared == 1 and price == pytest.approx(clearing["price"][hour], rel=1e-6)
+            assert volume == pytest.approx(clearing["volume_kwh"][hour], rel=1e-6)
+            row = settlement.loc[(time, chp)]
+            assert sold == pytest.approx(row["lem_sold_kwh"], abs=1e-5)
+            assert paid[hour][chp] == pytest.approx(row["income_eur"] - row["cost_eur"], abs=1e-9)
+    assert any(paid[hour][chp] > 0 for hour in range(HOURS) for chp in CHPS)
 
 
 def test_seeds_choose_the_same_days_and_give_the_same_episode(two_chps, tmp_path):
@@ -117,7 +132,8 @@ def test_seeds_choose_the_same_days_and_give_the_same_episode(two_chps, tmp_path
     day_b, trace_b = episode(7)
     assert day_a == day_b and day_a in days
     np.testing.assert_array_equal(trace_a, trace_b)
-    assert trace_a[8:16].any()  # the episode really played: prices and sales after the first hour
+    second = trace_a[8:16]  # the observation after the first hour: its price, volume and DN impact are known
+    assert second[3] > 0 and second[4] == 1 and second[5] > 0 and second[7] > 0
 
 
 def test_a_federate_failing_mid_episode_ends_the_step_with_its_error(two_chps, tmp_path):

@@ -158,6 +158,9 @@ class LemScenario(_ScenarioBase):
             raise ValueError("agents: a player is named twice")
         if self.agents and not self.market.enabled:
             raise ValueError("agents: the agents bid in the LEM; it needs market.enabled: true")
+        if self.agents and (res.market_min != 60 or res.exchange != "period"):
+            # an agent decides hourly offers and sees the hour's grid steps together (one vector per value)
+            raise ValueError("agents: agents need resolution.market_min 60 and resolution.exchange period")
         if self.agents and self.feeder.source is None:  # the IEEE feeder's CHPs; a source's are checked with its data
             from lec_cosim.models.feeder_copies import copy_name
 
