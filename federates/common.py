@@ -296,6 +296,8 @@ class Federate(ValueInterface):
         slots = getattr(step, "slots", None)
         if slots is None:
             slots = [(t + self.offset_s, (lambda k, t=t: step(k, t))) for t in self.step_times()]
+        if self.options.episode_control:
+            return self.run_episodes(list(slots), getattr(step, "reset", None))
         ready = time.time()
         self.timing.ready()
         h.helicsFederateEnterExecutingMode(self.fed)
@@ -347,6 +349,73 @@ class Federate(ValueInterface):
               f"{time.perf_counter() - entered:.1f} s stepping, {time.process_time():.1f} s CPU in all", flush=True)
         if self.options.stay_for_query:
             self.stay_for_query()
+
+    def run_episodes(self, slots: list, reset: Callable[[], None] | None) -> None:
+        """Play the episodes of a long-lived learning environment (:mod:`lec_cosim.env`) with these slots.
+
+        The federation's time runs on from episode to episode; nothing is rebuilt. An episode plays a window of
+        the scenario's slots: those from ``day_s`` (a day's start, seconds from the scenario's start) for
+        ``length_s``, slot time t played at federation time ``start_s + t - day_s``. The agent proxy announces
+        each episode on the input port ``episode`` (JSON ``{"episode", "start_s", "day_s", "length_s"}``, or
+        ``{"stop": true}``) at the start of an hour, before anyone acts in it; a federate reads it at every
+        slot, so an episode cut short ends at once: the first slot of the new window is the very slot it was
+        granted. ``reset()`` (the step's, if it has one: the DSO's record of violated buses, say) rewinds
+        its state at each episode's first slot. After its window, a federate asks for the time of the next
+        day's first slot and waits there for the next episode (or the stop).
+        """
+        import bisect
+
+        times = [t for t, _ in slots]
+        first_of_day = times[0] % 86400.0  # every day's first slot is at this time of day (slots repeat daily)
+        fail_at_s = self.options.inject_fault_at_s
+        self.timing.ready()
+        h.helicsFederateEnterExecutingMode(self.fed)
+        timing = self.timing
+        timing.start(ready_unix_s=time.time(), entered_perf_s=time.perf_counter(), period_s=self.period_s,
+                     offset_s=self.offset_s, slots_planned=None)
+        failed = True
+        start_s = day_s = length_s = None
+        i = len(times)
+        wanted = first_of_day
+        try:
+            while True:
+                asked = time.perf_counter()
+                granted = self.request_slot(wanted)
+                started = time.perf_counter()
+                if abs(granted - wanted) > 1e-6:
+                    raise FederationStopped(f"granted {granted:g} s for the {wanted:g} s slot: the federation ended")
+                if self.port_updated("episode"):
+                    control = self.read_port("episode")
+                    if control.get("stop"):
+                        break
+                    start_s, day_s, length_s = (float(control[k]) for k in ("start_s", "day_s", "length_s"))
+                    i = bisect.bisect_left(times, day_s - 1e-9)
+                    if i == len(times) or abs(start_s + times[i] - day_s - granted) > 1e-6:
+                        raise RuntimeError(f"episode {control.get('episode')} from {day_s:g} s announced at "
+                                           f"{start_s:g} s, but this federate's first slot of it is not at "
+                                           f"{granted:g} s")
+                    if reset is not None:
+                        reset()
+                elif start_s is None or not (i < len(times) and times[i] < day_s + length_s):
+                    raise RuntimeError(f"no episode announced at {granted:g} s (port episode)")
+                self.slot_s = times[i]
+                if fail_at_s is not None and times[i] >= fail_at_s:  # fault injection, as in run()
+                    raise RuntimeError(f"injected fault at {times[i]:g} s")
+                sent, published = self.messages_sent, self.values_published
+                try:
+                    slots[i][1](i)
+                finally:
+                    done = time.perf_counter()
+                    timing.add(i, times[i], started, started - asked, done - started, self.messages_sent - sent,
+                               self.values_published - published)
+                i += 1
+                if i < len(times) and times[i] < day_s + length_s:
+                    wanted = start_s + times[i] - day_s
+                else:  # the window is played: the next episode starts at the next day's first slot at the earliest
+                    wanted = start_s + length_s + first_of_day
+            failed = False
+        finally:
+            timing.close(failed=failed, stepping_s=None)
 
     def stay_for_query(self, timeout_s: float = 60.0) -> None:
         """After the last slot: answer the query ``exchanges`` until someone has asked it once.

@@ -29,6 +29,8 @@ def build(fed: Federate):
 
     if hasattr(adapter, "finish"):
         step.finish = adapter.finish
+    if hasattr(adapter, "reset"):  # a learning environment's next episode (Federate.run_episodes)
+        step.reset = adapter.reset
     return step
 
 

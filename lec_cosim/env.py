@@ -10,9 +10,15 @@ input ports then hold; their fields and units are the study's (``agent_roles(sce
 :mod:`lec_cosim.studies.local_market.agents`) and are listed by :func:`describe_spaces`.
 
 The federation runs in this process (:mod:`lec_cosim.inproc`): the same federate programs as a normal
-run, as threads on HELICS's inproc core, one federation per episode. An episode plays the scenario's
-horizon from a day that :meth:`reset` chooses among ``days`` (seeded), with the same community. An episode
-whose actions are those of a normal run gives that run's results exactly (``tests/test_env_api.py``).
+run, as threads on HELICS's inproc core. An episode plays the scenario's horizon from a day that
+:meth:`reset` chooses among ``days`` (seeded), with the same community. With ``federation="long_lived"``
+(the default) one federation plays every episode: it spans all ``days``, is built once, and its time runs
+on; ``reset()`` publishes an episode control that every federate reads at its next slot
+(``Federate.run_episodes``), so a reset costs well under a millisecond. Its recorder is left out (no
+results files). With ``federation="per_episode"`` each episode is a new federation (seconds to start)
+that writes a normal run's results; an episode whose actions are those of a normal run gives that run's
+results exactly, and long-lived episodes give exactly the observations and rewards of per-episode ones
+(``tests/test_env_api.py``).
 
 The environment never blocks for ever: a step that the federation has not granted within
 ``step_timeout_s`` ends the federation, and a federate that fails ends it at once; either way the step
@@ -110,29 +116,40 @@ class _Deadline:
 
 
 class AgentFederation:
-    """One episode: the scenario's federation in this process, with the agent proxy in the caller's thread."""
+    """A federation in this process with the agent proxy in the caller's thread: one episode's, or with
+    ``long_lived`` one for every episode (the episode control on, the recorder left out)."""
 
     def __init__(self, scenario, run_dir: Path, deadline: _Deadline, step_timeout_s: float, debug: bool = False,
-                 prepare=None):
+                 prepare=None, long_lived: bool = False):
         from federates.common import Federate
         from lec_cosim.inproc import InprocFederation
+        from lec_cosim.wiring import with_episode_control
 
-        self.scenario, self.run_dir = scenario, Path(run_dir)
+        self.scenario, self.run_dir, self.long_lived = scenario, Path(run_dir), long_lived
         self.deadline, self.step_timeout_s = deadline, step_timeout_s
-        self.federation = InprocFederation(scenario, run_dir, outside=(PROXY,), debug=debug)
+        transform = (lambda plans: with_episode_control(plans, PROXY, without=("recorder",))) if long_lived else None
+        self.federation = InprocFederation(scenario, run_dir, outside=(PROXY,), debug=debug, transform=transform)
         if prepare is not None:  # tests: change the written federation (arm a fault) before it starts
             prepare(self.run_dir)
         self.federation.start()
         self.proxy = None
+        self.episodes = 0
         try:
             self.proxy = Federate(self.federation.config(PROXY))
             self.period_s = self.proxy.period_s
             self._call(h.helicsFederateEnterExecutingMode, self.proxy.fed, what="start")
-            self.period = 0
-            self._call(self.proxy.request_slot, self.proxy.offset_s, what="its first period")
+            self.start_s, self.period = 0.0, 0
+            self.now_s = self._call(self.proxy.request_slot, self.proxy.offset_s, what="its first period")
         except BaseException:
             self.close()
             raise
+
+    def begin(self, day_s: float, length_s: float) -> None:
+        """Start an episode playing the scenario from ``day_s`` for ``length_s`` (long-lived: now, in this hour)."""
+        self.episodes += 1
+        self.start_s, self.period = self.now_s - self.proxy.offset_s, 0
+        self.proxy.publish_port("episode_control", {"episode": self.episodes, "start_s": self.start_s,
+                                                    "day_s": day_s, "length_s": length_s})
 
     def _call(self, function, *args, what: str):
         self.deadline.arm(self.federation, self.step_timeout_s,
@@ -158,19 +175,25 @@ class AgentFederation:
     def advance(self) -> None:
         """Play the current period: request the proxy's next slot (granted once everyone has played it)."""
         self.period += 1
-        wanted = self.period * self.period_s + self.proxy.offset_s
+        wanted = self.start_s + self.period * self.period_s + self.proxy.offset_s
         granted = self._call(self.proxy.request_slot, wanted, what=f"period {self.period - 1}")
         if abs(granted - wanted) > 1e-6:  # HELICS's end of time: the federation ended under us
             raise self._failure() or FederationError(f"the agent proxy was granted {granted} s, not {wanted} s")
+        self.now_s = granted
 
     def finish(self) -> None:
-        """After the last period: let the federation end and write its results."""
+        """Let the federation end (a long-lived one told to stop) and, for one episode's, write its results."""
+        if self.long_lived:
+            self.proxy.publish_port("episode_control", {"stop": True})
         self.proxy.close()
         self.proxy = None
-        self.federation.wait(timeout_s=self.step_timeout_s)
-        self.federation.close()
+        try:
+            self.federation.wait(timeout_s=self.step_timeout_s)
+        finally:
+            self.federation.close()
 
     def close(self) -> None:
+        """End the federation now, wherever it is (a global error)."""
         if self.proxy is not None:
             try:
                 h.helicsFederateGlobalError(self.proxy.fed, 1, "the environment ended the episode")
@@ -188,17 +211,25 @@ class _Play:
     """What both environments share: the roles, their spaces, the episodes."""
 
     def __init__(self, scenario, *, days=None, dn_penalty_eur: float = 0.0, work_dir=None,
-                 step_timeout_s: float = STEP_TIMEOUT_S, keep_episodes: int = 1, debug: bool = False, prepare=None):
+                 step_timeout_s: float = STEP_TIMEOUT_S, keep_episodes: int = 1, debug: bool = False, prepare=None,
+                 federation: str = "long_lived"):
         from lec_cosim.checks import check_data
 
+        if federation not in ("long_lived", "per_episode"):
+            raise ValueError(f"federation: 'long_lived' or 'per_episode', not {federation!r}")
+        self.long_lived = federation == "long_lived"
         self.scenario = _scenario(scenario)
         self.study = _study(self.scenario)
-        check_data(self.scenario, agents_played=True)  # a data error is one line here, not a federate's crash
         self.roles = self.study.agent_roles(self.scenario)
         self.days = [self.scenario.start.date()] if days is None else [
             d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in days]
         if not self.days:
             raise ValueError("days: give at least one day to play")
+        self.first_day = min(self.days)
+        # every day's data at once: a data error is one line here, not a federate's crash in some episode
+        self.span = self.study.scenario_for_days(self.scenario, self.first_day,
+                                                 (max(self.days) - self.first_day).days + 1)
+        check_data(self.span, agents_played=True)
         self.dn_penalty_eur = float(dn_penalty_eur)
         self._own_dir = work_dir is None
         self.work_dir = Path(tempfile.mkdtemp(prefix="lec_cosim_env_") if work_dir is None else work_dir)
@@ -210,6 +241,7 @@ class _Play:
         self.rng = np.random.default_rng()
         self.day: dt.date | None = None
         self.first = True
+        self._federations = 0
 
     def action_space(self, role: str) -> spaces.Box:
         low, high = self.roles.action_bounds(role)
@@ -226,8 +258,17 @@ class _Play:
         day = options.get("day")
         self.day = (dt.date.fromisoformat(str(day)) if day is not None
                     else self.days[int(self.rng.integers(len(self.days)))])
-        self.end_episode()
         self.episodes += 1
+        self.first = True
+        if self.long_lived:
+            if self.episode is None:  # the first episode, or the federation failed: (re)build it
+                self._federations += 1
+                self.episode = AgentFederation(self.span, self.work_dir / f"federation_{self._federations:03d}",
+                                               self.deadline, self.step_timeout_s, self.debug, self.prepare,
+                                               long_lived=True)
+            self.episode.begin((self.day - self.first_day).days * 86400.0, self.scenario.end_s)
+            return
+        self.end_episode()
         run_dir = self.work_dir / f"episode_{self.episodes:06d}"
         old = self.work_dir / f"episode_{self.episodes - self.keep_episodes:06d}"
         if self.keep_episodes and old.is_dir():  # a folder of ours, from this environment
@@ -235,7 +276,6 @@ class _Play:
         scenario = self.study.scenario_for_day(self.scenario, self.day)
         self.episode = AgentFederation(scenario, run_dir, self.deadline, self.step_timeout_s, self.debug,
                                        self.prepare)
-        self.first = True
 
     @property
     def run_dir(self) -> Path | None:
@@ -273,20 +313,30 @@ class _Play:
         done = self.episode.period >= self.roles.periods
         return rewards, info, done
 
-    def finish_episode(self) -> Path:
+    def finish_episode(self) -> Path | None:
+        """After an episode's last period: one episode's federation ends and writes its results (their folder);
+        a long-lived one waits for the next episode (None)."""
+        if self.long_lived:
+            return None
         episode = self.episode
+        self.episode = None
         episode.finish()
         self._last_dir = episode.run_dir
-        self.episode = None
         return episode.run_dir
 
     def end_episode(self) -> None:
         if self.episode is not None:
             self._last_dir = self.episode.run_dir
-            self.episode.close()
-            self.episode = None
+            episode, self.episode = self.episode, None
+            episode.close()
 
     def close(self) -> None:
+        if self.long_lived and self.episode is not None and self.episode.proxy is not None:
+            episode, self.episode = self.episode, None
+            try:
+                episode.finish()  # told to stop, the federates end their runs cleanly
+            except FederationError:
+                episode.close()
         self.end_episode()
         self.deadline.close()
         if self._own_dir:
@@ -324,8 +374,8 @@ class LecEnv(gymnasium.Env):
         actions[self.role] = action
         rewards, info, done = self.play.play(actions)
         observation = self.play.observe(self.role)
-        if done:
-            info["run_dir"] = str(self.play.finish_episode())
+        if done and (run_dir := self.play.finish_episode()) is not None:
+            info["run_dir"] = str(run_dir)
         return observation, float(rewards[self.role]), done, False, info
 
     def close(self):
@@ -372,8 +422,8 @@ class LecParallelEnv(ParallelEnv):
     def step(self, actions):
         rewards, info, done = self.play.play(actions)
         observations = {role: self.play.observe(role) for role in self.agents}
-        if done:
-            info["run_dir"] = str(self.play.finish_episode())
+        if done and (run_dir := self.play.finish_episode()) is not None:
+            info["run_dir"] = str(run_dir)
         agents = list(self.agents)
         if done:
             self.agents = []

@@ -134,7 +134,7 @@ def federate_names(scenario) -> list[str]:
 
 
 def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None, sub_brokers: int = 0,
-                     manifest: bool = True, inproc_broker: str | None = None) -> dict:
+                     manifest: bool = True, inproc_broker: str | None = None, transform=None) -> dict:
     """Write ``scenario.json``, ``configs/*.json`` and ``runner.json`` into ``run_dir``.
 
     Parameters
@@ -152,12 +152,16 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
         The name of an in-process broker (:mod:`lec_cosim.inproc`): every federate's core is HELICS's
         ``inproc`` core of that broker, no port is reserved and no ``runner.json`` is written (the
         federation lives in one process; helics-cli cannot start it).
+    transform
+        With ``inproc_broker``: a function of the plans returning those to write (a long-lived learning
+        environment's episode control, :func:`lec_cosim.wiring.with_episode_control`).
 
     Returns the runner description (as written to ``runner.json``; with ``inproc_broker`` only returned).
     """
     run_dir = Path(run_dir).resolve()
     federates = plan(scenario)
     if inproc_broker is not None:
+        federates = transform(federates) if transform is not None else federates
         (run_dir / "configs").mkdir(parents=True, exist_ok=True)
         (run_dir / "scenario.json").write_text(scenario.to_json())
         for federate in federates:

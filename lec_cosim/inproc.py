@@ -79,12 +79,13 @@ class InprocFederation:
     """The federation of ``scenario`` written into ``run_dir`` and run as threads of this process.
 
     ``outside`` names federates of the plan the caller runs itself (it creates them from
-    ``configs/<name>.json`` once :meth:`start` returned). Use as a context manager, or call :meth:`start`,
+    ``configs/<name>.json`` once :meth:`start` returned); ``transform`` may change the plans before they are
+    written (:func:`lec_cosim.federation.write_federation`). Use as a context manager, or call :meth:`start`,
     :meth:`wait` and :meth:`close`.
     """
 
     def __init__(self, scenario, run_dir: str | Path, *, outside: tuple[str, ...] = (), debug: bool = False,
-                 start_timeout_s: float = START_TIMEOUT_S):
+                 start_timeout_s: float = START_TIMEOUT_S, transform=None):
         from lec_cosim.federation import write_federation
 
         self.run_dir = Path(run_dir).resolve()
@@ -92,7 +93,7 @@ class InprocFederation:
             raise FileExistsError(f"{self.run_dir}: an in-process federation runs into a new or empty folder")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.name = f"lec_cosim_inproc_{os.getpid()}_{next(_COUNTER)}"
-        runner = write_federation(scenario, self.run_dir, manifest=False, inproc_broker=self.name)
+        runner = write_federation(scenario, self.run_dir, manifest=False, inproc_broker=self.name, transform=transform)
         self.configs = {entry["name"]: Path(entry["config"]) for entry in runner["federates"]}
         unknown = set(outside) - set(self.configs)
         if unknown:

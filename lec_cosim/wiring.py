@@ -115,3 +115,30 @@ def _ports(federate: FederatePlan) -> dict:
     if federate.targets:
         ports["targets"] = dict(federate.targets)
     return ports
+
+
+EPISODE_KEY = "lec_cosim/episode"
+
+
+def with_episode_control(plans: list[FederatePlan], publisher: str,
+                         without: tuple[str, ...] = ()) -> list[FederatePlan]:
+    """The plans of a long-lived learning environment's federation (:mod:`lec_cosim.env`): ``publisher`` (its
+    agent proxy) publishes the episode control, every other federate reads it at its port ``episode`` and plays
+    episodes (settings ``episode_control``); the federates ``without`` are left out, with any target that
+    sends to their endpoints (the recorder: episodes keep no results files)."""
+    from dataclasses import replace
+
+    gone = {e for p in plans if p.name in without for e in p.endpoints}
+    out = []
+    for p in plans:
+        if p.name in without:
+            continue
+        targets = {port: t for port, t in p.targets.items()
+                   if not (t in gone if isinstance(t, str) else set(t.values()) & gone)}
+        if p.name == publisher:
+            out.append(replace(p, publications=[*p.publications, Signal(EPISODE_KEY, "string", port="episode_control")],
+                               targets=targets))
+        else:
+            out.append(replace(p, subscriptions=[*p.subscriptions, Signal(EPISODE_KEY, "string", port="episode")],
+                               targets=targets, settings={**p.settings, "episode_control": True}))
+    return out

@@ -68,7 +68,7 @@ def test_an_episode_of_a_normal_runs_actions_gives_its_results(folder, tmp_path)
                                           {"horizon_h": HOURS, "agents": CHPS}))
     execute(normal, tmp_path / "normal")
     bids = read_learned_bids(normal.market.learned_bids_file, community_from_scenario(normal), "plain")
-    env = LecParallelEnv(played, work_dir=tmp_path / "env")
+    env = LecParallelEnv(played, work_dir=tmp_path / "env", federation="per_episode")  # one with results files
     try:
         observations, infos = env.reset(seed=0)
         assert infos["CHP1"]["day"] == "2016-05-26"
@@ -168,3 +168,39 @@ def test_a_scenario_with_agents_runs_only_in_an_environment(two_chps):
     text = describe_spaces(two_chps)
     assert "| price_eur_per_kwh | EUR/kWh | 0.045 | 0.158 |" in text
     assert "| last_dn_impact | 1 |" in text
+
+
+def test_a_long_lived_federation_plays_each_episode_as_a_fresh_one(folder, tmp_path):
+    """Episodes of one long-lived federation (the default: time runs on, nothing is rebuilt, the models rewound)
+    give the observations and rewards of a new federation per episode, also after an episode cut short."""
+    played = load_scenario(write_scenario(folder / "pair", "ieee_eu_lv_lem_plain",
+                                          {"horizon_h": HOURS, "agents": ["CHP1", "CHP4"]}))
+    days = ["2016-05-26", "2016-05-27"]
+    rng = np.random.default_rng(3)
+    plans = {day: [{chp: rng.uniform([0.045, 0.0], [0.158, 10.0]) for chp in ("CHP1", "CHP4")}
+                   for _ in range(HOURS)] for day in days}
+
+    def play(env, day, hours=HOURS):
+        observations, _ = env.reset(options={"day": day})
+        trace = [np.concatenate(list(observations.values()))]
+        for hour in range(hours):
+            observations, rewards, terminations, _, infos = env.step(plans[day][hour])
+            trace += [np.concatenate(list(observations.values())), np.array(list(rewards.values()))]
+        assert all(terminations.values()) == (hours == HOURS)
+        return np.concatenate(trace)
+
+    long_lived = LecParallelEnv(played, days=days, work_dir=tmp_path / "long")
+    try:
+        play(long_lived, "2016-05-26", hours=2)  # cut short: the next episode starts in the next hour
+        second = play(long_lived, "2016-05-27")
+        third = play(long_lived, "2016-05-26")
+        assert long_lived.play.episode.episodes == 3 and long_lived.play._federations == 1
+    finally:
+        long_lived.close()
+    fresh = LecParallelEnv(played, days=days, work_dir=tmp_path / "fresh", federation="per_episode")
+    try:
+        np.testing.assert_array_equal(second, play(fresh, "2016-05-27"))
+        np.testing.assert_array_equal(third, play(fresh, "2016-05-26"))
+    finally:
+        fresh.close()
+    assert not np.array_equal(second, third)  # the two days differ (PV, and so prices)

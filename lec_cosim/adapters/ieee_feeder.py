@@ -79,6 +79,13 @@ class IeeeFeederGrid:
         self.last_slot = int(round(s.end_s / (s.grid_step_s * self.block))) - 1
         self.output_dir = Path(settings.get("output_dir", "."))
 
+    def reset(self) -> None:
+        """A new episode (a learning environment's): no bus violated so far, no extremes yet."""
+        from lec_cosim.models.grid_extremes import GridExtremes
+
+        self.violated.clear()
+        self.extremes = GridExtremes(self.grid)
+
     def gather(self, inputs, vector: str) -> np.ndarray:
         """(block, participants): each group publishes its members' values step by step."""
         values = np.hstack([np.reshape(inputs.read(port), (self.block, -1)) for port in self.input_ports[vector]])

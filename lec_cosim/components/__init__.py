@@ -81,6 +81,9 @@ class Settings(BaseModel):
     ports: dict = {}
     stay_for_query: bool = False
     """Answer the recorder's ``exchanges`` query after the last slot (see ``Federate.stay_for_query``)."""
+    episode_control: bool = False
+    """Play episodes of a learning environment (:mod:`lec_cosim.env`): windows of the scenario's slots, each
+    announced on the input port ``episode`` (see ``Federate.run``)."""
     inject_fault_at_s: float | None = None
     inject_hang_at_s: float | None = None
     inject_exit_at_s: float | None = None
@@ -102,9 +105,15 @@ def settings_model(program: str) -> type[BaseModel]:
     return getattr(declaration(program), "Settings", Settings)
 
 
+EPISODE = Port("episode", "in", "string", None, "a long-lived learning environment's episode control (JSON: "
+               "episode, start_s, day_s, length_s, or stop), read at every slot", optional=True)
+"""The port every kind has for a learning environment's episodes (``Federate.run``, :mod:`lec_cosim.env`)."""
+
+
 def declared_ports(program: str, settings: dict | None = None) -> tuple[Port, ...]:
     kind = declaration(program)
-    return tuple(kind.ports(settings or {})) if hasattr(kind, "ports") else tuple(kind.PORTS)
+    own = tuple(kind.ports(settings or {})) if hasattr(kind, "ports") else tuple(kind.PORTS)
+    return own + (EPISODE,) if not any(p.side == "in" and p.name == EPISODE.name for p in own) else own
 
 
 def read_settings(program: str, section: dict) -> BaseModel:

@@ -30,6 +30,8 @@ class Settings(_Settings):
 
 PORTS = (
     Port("{role}.action", "out", "vector", None, "a role's decision for the period (its study's action fields)"),
+    Port("episode_control", "out", "string", None, "a long-lived environment's episode control, read by every "
+         "other federate at its port episode", optional=True),
     Port("{observed*}", "in", "any", None, "what the roles observe (prices, their own settlement, the DSO's "
          "values), as the study's wiring connects them"),
 )

@@ -155,3 +155,10 @@ def scenario_for_day(scenario, day):
     from lec_cosim.studies.local_market.agents import scenario_for_day
 
     return scenario_for_day(scenario, day)
+
+
+def scenario_for_days(scenario, first, days):
+    """The scenario spanning ``days`` days' episodes from ``first`` (a long-lived learning environment's)."""
+    from lec_cosim.studies.local_market.agents import scenario_for_days
+
+    return scenario_for_days(scenario, first, days)

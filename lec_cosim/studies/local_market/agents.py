@@ -102,3 +102,9 @@ def scenario_for_day(scenario, day: dt.date):
     participants = scenario.participants.model_copy(update={"pv": pv.model_copy(update={"sizing_day": sizing})})
     start = dt.datetime.combine(day, dt.time(0))
     return scenario.model_copy(update={"start": start, "participants": participants})
+
+
+def scenario_for_days(scenario, first: dt.date, days: int):
+    """The scenario played from ``first`` over ``days`` days' episodes: its horizon from each of those days (a
+    long-lived learning environment's federation, whose episodes are windows of it)."""
+    return scenario_for_day(scenario, first).model_copy(update={"horizon_h": (days - 1) * 24 + scenario.horizon_h})
