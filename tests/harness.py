@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -281,6 +282,78 @@ def offset(name: str) -> float:
 def write_scenario(directory: Path, base: str, changes: dict) -> Path:
     """A copy of a shipped scenario with ``changes`` (dotted keys) applied, saved in ``directory``."""
     return write_scenario_variant(SCENARIOS / f"{base}.yaml", changes, directory)
+
+
+SHARED_RUNS = {
+    # name: (shipped scenario, changes, extra arguments of lec-cosim run)
+    "trondelag_arbitrage": ("trondelag_arbitrage", {}, []),
+    "trondelag_self_consumption": ("trondelag_self_consumption", {}, []),
+    "lem_hourly_12h": ("ieee_eu_lv_lem_plain", {"resolution.grid_min": 60, "horizon_h": 12}, []),
+    "three_lecs_decentralised": ("ieee_eu_lv_three_lecs", {"resolution.grid_min": 60},
+                                 ["--framework", "decentralised"]),
+    "three_lecs_dso_limits": ("ieee_eu_lv_three_lecs", {"resolution.grid_min": 60},
+                              ["--framework", "decentralised", "--dso-limits"]),
+    "three_lecs_p2p": ("ieee_eu_lv_three_lecs", {"resolution.grid_min": 60}, ["--framework", "p2p"]),
+}
+"""Runs that tests of several files read: each is made once per test session, by whichever test process
+needs it first (see :func:`shared_runs`). A federation costs seconds of CPU to start, whatever its horizon."""
+
+
+def shared_runs(tmp_path_factory, *names: str, timeout_s: float = 400.0) -> dict[str, tuple[Path, Path]]:
+    """The runs :data:`SHARED_RUNS` names, through ``lec-cosim run`` (a process of its own, as a user runs it);
+    name -> (scenario file, results folder named ``name``). Read them, never write into them: other tests read
+    them too.
+
+    They are made once per session and kept in a folder the session's test processes (pytest-xdist workers)
+    share: a process that finds one missing makes it, holding its lock (flock), and the other waits for it.
+    The missing ones of one call run at the same time. A run that failed fails every test that asks for it."""
+    import fcntl
+    import hashlib
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared_runs"
+    root.mkdir(exist_ok=True)
+    folders = {}
+    for name in names:
+        spec = json.dumps(SHARED_RUNS[name], sort_keys=True)
+        folders[name] = root / f"{name}-{hashlib.sha256(spec.encode()).hexdigest()[:10]}"
+    locks = []
+    try:
+        for name in sorted(names, key=lambda n: folders[n].name):  # one order for every process: no deadlock
+            handle = open(folders[name].with_suffix(".lock"), "a")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            locks.append(handle)
+        started = {}
+        for name in names:
+            folder = folders[name]
+            failed = folder / "failed.txt"
+            if failed.is_file():
+                raise AssertionError(f"shared run {name}: {failed.read_text()}")
+            if (folder / name / "summary.json").is_file():
+                continue
+            shutil.rmtree(folder, ignore_errors=True)  # a process that died while making it
+            folder.mkdir()
+            shipped, changes, extra = SHARED_RUNS[name]
+            path = write_scenario(folder, shipped, changes)
+            started[name] = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out",
+                                              str(folder / name), "--quiet", *extra],
+                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name, proc in started.items():
+            output = proc.communicate(timeout=timeout_s)[0]
+            if proc.returncode != 0:
+                (folders[name] / "failed.txt").write_text(f"exit code {proc.returncode}: {output}")
+        for name in started:
+            failed = folders[name] / "failed.txt"
+            assert not failed.is_file(), f"shared run {name}: {failed.read_text()}"
+    finally:
+        for handle in locks:
+            handle.close()  # releases its lock
+    return {name: (next(folders[name].glob("*.yaml")), folders[name] / name) for name in names}
+
+
+def shared_run(tmp_path_factory, name: str) -> tuple[Path, Path]:
+    """One of :func:`shared_runs`: (scenario file, results folder)."""
+    return shared_runs(tmp_path_factory, name)[name]
 
 
 def run_scenario(directory: Path, base: str, changes: dict, timeout_s: float = 300.0):

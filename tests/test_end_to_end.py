@@ -12,7 +12,7 @@ import pandas as pd
 import pandapower as pp
 import pytest
 
-from harness import SCENARIOS
+from harness import SCENARIOS, shared_runs
 from lec_cosim.models.ems import schedule_battery
 from lec_cosim.models.household import HouseholdFleet
 from lec_cosim.models.prices import PriceFeed
@@ -24,17 +24,10 @@ NAMES = ("trondelag_arbitrage", "trondelag_self_consumption")
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Run both scenarios at once; returns {name: results directory}."""
-    base = tmp_path_factory.mktemp("e2e")
-    procs = {
-        name: subprocess.Popen(CLI + ["run", str(SCENARIOS / f"{name}.yaml"), "--out", str(base / name)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for name in NAMES
-    }
-    outputs = {name: p.communicate(timeout=300)[0] for name, p in procs.items()}
-    for name, p in procs.items():
-        assert p.returncode == 0, outputs[name]
-    return {name: base / name for name in NAMES}
+    """Both shipped scenarios, unchanged, through the CLI at once (runs other test files read too: see
+    ``harness.shared_runs``); returns {name: results directory}."""
+    made = shared_runs(tmp_path_factory, *NAMES)
+    return {name: made[name][1] for name in NAMES}
 
 
 def load(run_dir):

@@ -1,8 +1,9 @@
 """``lec-cosim report``: one self-contained HTML page over real runs of every kind.
 
-The module makes real runs once, through the CLI, with short horizons and all at the same time:
-two community-battery runs (arbitrage and self-consumption, 6 h), one local-market run (6 h), one
-three-LEC run (4 h), and one run cut short by ``--timeout`` (a real ``X.incomplete``). The page of
+The module reads real runs made through the CLI that other test files read too (``harness.shared_runs``):
+two community-battery runs (arbitrage and self-consumption, the shipped day), one local-market run (12 h,
+hourly grid steps: not the paper's day, so no paper column), one three-LEC run (the shipped day, hourly grid
+steps); and makes one run cut short by ``--timeout`` (a real ``X.incomplete``). The page of
 the four complete runs, given in mixed order, is then checked as text (every KPI cell against
 ``summary.json``, figures as decodable PNGs, nothing fetched from anywhere, provenance) and as
 Chromium renders it (headless, a screenshot that must show tables and figures). Every run also has
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from harness import write_scenario
+from harness import shared_runs, write_scenario
 from PIL import Image
 
 import lec_cosim
@@ -39,12 +40,10 @@ WINDOW = (1280, 2400)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MPL_BLUE, MPL_ORANGE = (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)  # matplotlib's C0 and C1, the first two runs
 
+SHARED = {"arbitrage": "trondelag_arbitrage", "self_consumption": "trondelag_self_consumption",
+          "lem": "lem_hourly_12h", "three_lecs": "three_lecs_decentralised"}  # key -> harness.SHARED_RUNS name
 RUNS = {
     # key: (shipped scenario, changes, extra CLI arguments)
-    "arbitrage": ("trondelag_arbitrage", {"horizon_h": 6}, []),
-    "self_consumption": ("trondelag_self_consumption", {"horizon_h": 6}, []),
-    "lem": ("ieee_eu_lv_lem_plain", {"horizon_h": 6}, []),
-    "three_lecs": ("ieee_eu_lv_three_lecs", {"horizon_h": 4}, []),
     # A whole day cannot finish in half a second (the broker alone takes longer to start).
     "interrupted": ("trondelag_arbitrage", {"name": "interrupted", "horizon_h": 24}, ["--timeout", "0.5"]),
 }
@@ -208,8 +207,9 @@ def mlec_rows(summary: dict) -> list[list[str]]:
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """The runs of :data:`RUNS`, made at the same time; key -> run directory (the interrupted one's
-    ``.incomplete``)."""
+    """The shared runs of :data:`SHARED` and the runs of :data:`RUNS`; key -> run directory (the interrupted
+    one's ``.incomplete``)."""
+    shared = shared_runs(tmp_path_factory, *SHARED.values())
     root = tmp_path_factory.mktemp("report_runs")
     started = {}
     for key, (base, changes, extra) in RUNS.items():
@@ -220,7 +220,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for key, (proc, out, err) in done.items():
         expected = 1 if key == "interrupted" else 0
         assert proc.returncode == expected, (key, proc.returncode, out, err)
-    dirs = {key: root / key for key in RUNS}
+    dirs = {key: shared[name][1] for key, name in SHARED.items()}
     dirs["interrupted"] = root / "interrupted.incomplete"
     assert (dirs["interrupted"] / "INCOMPLETE.txt").is_file() and not (dirs["interrupted"] / "summary.json").exists()
     return dirs
@@ -264,8 +264,10 @@ def test_runs_are_grouped_by_kind_in_sections(report, runs):
                                                       "Three LECs (1 run)"]
     # The contents list links every section, and names its runs in the order given.
     links = [(a.attrs["href"], li.text()) for li in page.root.find("nav").find_all("li") for a in li.find_all("a")]
-    assert links == [("#community-battery", "Community battery: arbitrage, self_consumption"),
-                     ("#local-market", "Local electricity market: lem"), ("#three-lecs", "Three LECs: three_lecs")]
+    name = {key: run.name for key, run in runs.items()}  # a run's label: its folder's name
+    assert links == [("#community-battery", f"Community battery: {name['arbitrage']}, {name['self_consumption']}"),
+                     ("#local-market", f"Local electricity market: {name['lem']}"),
+                     ("#three-lecs", f"Three LECs: {name['three_lecs']}")]
 
 
 def test_every_kpi_cell_is_the_summary_value_as_formatted(report, runs):
@@ -375,7 +377,8 @@ def test_every_run_has_a_timing_table_of_its_timing_csvs(report, runs):
     # values: the local market's DSO publishes its 12 indicators once per hour (a vector of the hour's steps)
     _, rows = table_cells(tables[f"timing-{ANCHORS['lem']}"])
     dso = next(r for r in rows if r[0] == "dso")
-    assert dso[1] == "6" and dso[5] == str(6 * 12)
+    hours = json.loads((runs["lem"] / "scenario.json").read_text())["horizon_h"]
+    assert dso[1] == f"{hours:g}" and dso[5] == str(round(hours) * 12)
 
 
 def test_every_run_has_a_timeline_and_ieee_runs_a_feeder_map(report, runs):
