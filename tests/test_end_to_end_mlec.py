@@ -8,7 +8,8 @@ on a SimBench grid (``scenarios/simbench_lv_urban6_three_lecs.yaml``: 111 househ
 its topology), run under the framework whose federation depends most on the feeder: distributed (the
 neighbour graph, and the negotiated plans against the centralised optimum). The p2p federation's member
 endpoints on that grid are checked on its plan (``tests/test_feeder_three_lecs.py``): a run costs as much
-as two of the IEEE feeder's.
+as two of the IEEE feeder's. The decentralised (with and without the DSO loop) and p2p runs are shared with
+other test files (``harness.shared_runs``: the same scenario file, the framework given on the command line).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from harness import SHARED_RUNS, shared_run
 
 from lec_cosim.cli import main as cli
 from lec_cosim.models.exchange import solve_centralised
@@ -61,9 +63,17 @@ def _run(tmp_path_factory, scenario_path, framework, *extra) -> Path:
     return out
 
 
+def _shared(tmp_path_factory, name: str) -> Path:
+    """A run other test files read too: the shipped scenario at hourly grid steps, as :func:`scenario_file`
+    writes it, with ``--framework`` (and ``--dso-limits``) on the command line, as :func:`_run` gives them."""
+    shipped, changes, extra = SHARED_RUNS[name]
+    assert (shipped, changes, extra[0]) == (SHIPPED.stem, {"resolution.grid_min": 60}, "--framework"), name
+    return shared_run(tmp_path_factory, name)[1]
+
+
 @pytest.fixture(scope="module")
-def decentralised(tmp_path_factory, scenario_path):
-    return _run(tmp_path_factory, scenario_path, "decentralised")
+def decentralised(tmp_path_factory):
+    return _shared(tmp_path_factory, "three_lecs_decentralised")
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +82,13 @@ def distributed(tmp_path_factory, scenario_path):
 
 
 @pytest.fixture(scope="module")
-def p2p(tmp_path_factory, scenario_path):
-    return _run(tmp_path_factory, scenario_path, "p2p")
+def p2p(tmp_path_factory):
+    return _shared(tmp_path_factory, "three_lecs_p2p")
 
 
 @pytest.fixture(scope="module")
-def decentralised_with_dso(tmp_path_factory, scenario_path):
-    return _run(tmp_path_factory, scenario_path, "decentralised", "--dso-limits")
+def decentralised_with_dso(tmp_path_factory):
+    return _shared(tmp_path_factory, "three_lecs_dso_limits")
 
 
 @pytest.fixture(scope="module")

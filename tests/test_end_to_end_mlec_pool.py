@@ -4,7 +4,9 @@ With ``p2p.market: pool_operator`` (``scenarios/ieee_eu_lv_three_lecs_pool.yaml`
 LEC runs ``federates/lem_market.py``, the local market's own component, unchanged: the members send
 it their orders, it answers each of them and sends the LEC_EMS the book, which the LEC_EMS settles
 instead of clearing the pool itself (``p2p.market: ems``, the default). Real broker, real federates,
-the shipped scenario over the first 8 hours with hourly grid steps (about 15 s a run, mostly start-up).
+the shipped day with hourly grid steps (about 15 s a run, mostly start-up). The run with the LEC_EMSs'
+own pools is the shipped three-LEC scenario run with ``--framework p2p``, which other test files read too
+(``harness.shared_runs``): the pool scenario is that scenario but for its pool operators.
 
 What differs and why: nothing in the results. Both clear the same book by the same rule, the
 uniform-price double auction of :func:`lec_cosim.models.auction.clear_double_auction` on its
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from harness import SHARED_RUNS, shared_run
 
 from lec_cosim.models.auction import Order, clear_double_auction
 from lec_cosim.models.lec_pool import (
@@ -40,7 +43,7 @@ from lec_cosim.wiring import federate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "scenarios" / "ieee_eu_lv_three_lecs_pool.yaml"
-HOURS = 8
+HOURS = 24
 LECS = ["lec1", "lec2", "lec3"]
 OPERATORS = ["pool_operator_1", "pool_operator_2", "pool_operator_3"]
 EMS = ["lec_ems_1", "lec_ems_2", "lec_ems_3"]
@@ -60,21 +63,25 @@ def scenario_file(directory: Path, market: str) -> Path:
 
 @pytest.fixture(scope="module")
 def both_runs(tmp_path_factory) -> dict[str, Path]:
-    """The pool cleared by the pool operators and by the LEC_EMSs, run at once (two processes)."""
+    """The pool cleared by the pool operators and by the LEC_EMSs (the shared p2p run), run at once."""
     import subprocess
     import sys
 
-    started = {}
-    for market in ("pool_operator", "ems"):
-        directory = tmp_path_factory.mktemp(market)
-        out = directory / "run"
-        started[market] = (out, subprocess.Popen(
-            [sys.executable, "-m", "lec_cosim.cli", "run", str(scenario_file(directory, market)), "--out", str(out),
-             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for market, (out, proc) in started.items():
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, (market, err)
-    return {market: out for market, (out, _) in started.items()}
+    directory = tmp_path_factory.mktemp("pool_operator")
+    out = directory / "run"
+    path = scenario_file(directory, "pool_operator")
+    proc = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ems_path, ems_out = shared_run(tmp_path_factory, "three_lecs_p2p")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, ("pool_operator", err)
+    # the same scenario but for the pool operators: the shared run is the pool scenario clearing in the LEC_EMSs
+    ems = load_scenario(ems_path).model_copy(update={"framework": "p2p"})
+    assert ems.p2p.market == "ems" and SHARED_RUNS["three_lecs_p2p"][2] == ["--framework", "p2p"]
+    mine = load_scenario(scenario_file(directory, "ems"))
+    assert (ems.model_dump(exclude={"name", "description"}) == mine.model_dump(exclude={"name", "description"})), \
+        "the shared p2p run is not the pool scenario with p2p.market: ems"
+    return {"pool_operator": out, "ems": ems_out}
 
 
 @pytest.fixture(scope="module")
