@@ -204,3 +204,35 @@ def test_a_long_lived_federation_plays_each_episode_as_a_fresh_one(folder, tmp_p
     finally:
         fresh.close()
     assert not np.array_equal(second, third)  # the two days differ (PV, and so prices)
+
+
+def test_a_cross_entropy_learner_beats_truthful_bidding_on_a_held_out_day(folder):
+    """A small numpy learner (the cross-entropy method over the six CHPs' hourly offer price, one policy for all)
+    trained on one day, through the same environment a user has, earns the CHPs more than truthful bidding on
+    another day."""
+    played = load_scenario(write_scenario(folder / "cem", "ieee_eu_lv_lem_plain",
+                                          {"horizon_h": HOURS, "agents": CHPS}))
+    env = LecParallelEnv(played, days=["2016-05-26", "2016-05-27"])
+    low, high = env.action_space("CHP1").low.astype(float), env.action_space("CHP1").high.astype(float)
+
+    def profit(day, prices):
+        env.reset(options={"day": day})
+        total = 0.0
+        for hour in range(HOURS):
+            _, rewards, *_ = env.step({chp: np.array([prices[hour], high[1]]) for chp in CHPS})
+            total += sum(rewards.values())
+        return total
+
+    try:
+        rng = np.random.default_rng(0)
+        mean, std = np.full(HOURS, (low[0] + high[0]) / 2), np.full(HOURS, (high[0] - low[0]) / 2)
+        for _ in range(4):
+            candidates = np.clip(mean + std * rng.standard_normal((8, HOURS)), low[0], high[0])
+            scores = [profit("2016-05-26", prices) for prices in candidates]
+            elite = candidates[np.argsort(scores)[-3:]]
+            mean, std = elite.mean(axis=0), elite.std(axis=0) + 1e-3
+        learned, truthful = profit("2016-05-27", mean), profit("2016-05-27", np.full(HOURS, low[0]))
+    finally:
+        env.close()
+    assert truthful > 0  # truthful bidding never loses money: every accepted kWh earns its marginal cost
+    assert learned > 1.5 * truthful, (learned, truthful)
