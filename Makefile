@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/aco_training.py
 	$(BIN)/python benchmarks/backend_agreement.py
 	$(BIN)/python benchmarks/year_run.py
+	$(BIN)/python benchmarks/env_throughput.py
 	$(BIN)/python benchmarks/parallel_runs.py
 	$(BIN)/python benchmarks/feeder_year.py
 
