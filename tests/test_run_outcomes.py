@@ -9,15 +9,18 @@ no federate or broker process is left, even when ``lec-cosim run`` is killed wit
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from harness import (
     no_process_mentions,
     parent_pid,
     processes_mentioning,
+    shared_run,
     small_disk,
     wait_until,
     write_scenario,
@@ -29,29 +32,34 @@ FEDERATES = {"market", "lec_ems", "households", "dso", "recorder", "broker"}
 
 
 @pytest.fixture
-def finished(tmp_path):
-    """A scenario and a complete earlier run of it in ``out``."""
-    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 24})
+def finished(tmp_path, tmp_path_factory):
+    """A scenario and a complete earlier run of it in ``out``: a copy of the shipped day's run that other test
+    files read too (``harness.shared_runs``; its runner.json and configs name the shared run's folder)."""
+    path, made = shared_run(tmp_path_factory, "trondelag_arbitrage")
     out = tmp_path / "out"
-    done = subprocess.run(CLI + ["run", str(path), "--out", str(out), "--quiet"], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
+    shutil.copytree(made, out)
     return path, out
 
 
-@pytest.mark.timeout(200)
-def test_a_complete_run_replaces_the_old_one_only_with_force(finished):
-    path, out = finished
-    summary = (out / "summary.json").read_text()
-    assert not out.with_name("out.partial").exists() and not out.with_name("out.incomplete").exists()
+def moved_into_place(out: Path) -> None:
+    """A complete run is in ``out`` alone, and its runner.json names ``out`` (``helics run --path`` works)."""
+    assert not out.with_name(f"{out.name}.partial").exists() and not out.with_name(f"{out.name}.incomplete").exists()
     runner = json.loads((out / "runner.json").read_text())
-    assert ".partial" not in json.dumps(runner) and str(out) in json.dumps(runner)  # helics run --path works
+    assert ".partial" not in json.dumps(runner) and str(out) in json.dumps(runner)
+
+
+@pytest.mark.timeout(200)
+def test_a_complete_run_replaces_the_old_one_only_with_force(finished, tmp_path_factory):
+    path, out = finished
+    moved_into_place(shared_run(tmp_path_factory, "trondelag_arbitrage")[1])  # the run copied into out
+    summary = (out / "summary.json").read_text()
     refused = subprocess.run(CLI + ["run", str(path), "--out", str(out)], capture_output=True, text=True)
     assert refused.returncode == 2 and "--force" in refused.stderr
     assert (out / "summary.json").read_text() == summary
     again = subprocess.run(CLI + ["run", str(path), "--out", str(out), "--quiet", "--force"], capture_output=True,
                            text=True, timeout=120)
     assert again.returncode == 0, again.stderr
+    moved_into_place(out)  # the new run, where the old one was
     assert json.loads((out / "summary.json").read_text())["kpis"] == json.loads(summary)["kpis"]
 
 
@@ -85,21 +93,6 @@ def start_year_run(tmp_path):
 
 
 @pytest.mark.timeout(200)
-def test_killing_the_cli_ends_the_federation_and_keeps_its_logs(tmp_path):
-    out, proc = start_year_run(tmp_path)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 128 + signal.SIGTERM and "interrupted (SIGTERM)" in err  # 143, as a shell reports it
-    assert err.count("\n") == 1
-    incomplete = tmp_path / "year.incomplete"
-    assert "interrupted (SIGTERM)" in (incomplete / "INCOMPLETE.txt").read_text()
-    assert {p.stem for p in (incomplete / "logs").glob("*.log")} == FEDERATES
-    assert not out.exists() and not (tmp_path / "year.partial").exists()
-    assert no_process_mentions(str(tmp_path / "year.partial"))
-    assert not (tmp_path / ".year.lock").exists()
-
-
-@pytest.mark.timeout(200)
 def test_sigkill_of_the_cli_takes_the_federation_with_it(tmp_path):
     out, proc = start_year_run(tmp_path)
     staging = tmp_path / "year.partial"
@@ -130,7 +123,10 @@ def test_sigkill_of_the_cli_takes_the_federation_with_it(tmp_path):
 
 
 @pytest.mark.timeout(200)
-def test_a_second_run_on_the_same_out_is_refused_and_the_first_goes_on(tmp_path):
+def test_a_second_run_on_the_same_out_is_refused_and_killing_the_first_keeps_its_logs(tmp_path):
+    """One year run for both (each started a year run of its own before): a second run on its --out is refused
+    and the first goes on; SIGTERM of the first ``lec-cosim run`` then ends its federation, keeps its logs and
+    frees the folder for the next run."""
     out, first = start_year_run(tmp_path)
     path = tmp_path / "trondelag_arbitrage_year.yaml"
     second = subprocess.run(CLI + ["run", str(path), "--out", str(out), "--quiet"], capture_output=True, text=True,
@@ -142,8 +138,14 @@ def test_a_second_run_on_the_same_out_is_refused_and_the_first_goes_on(tmp_path)
     assert (staging / "runner.json").is_file() and (staging / "INCOMPLETE.txt").is_file()
     # the first run, interrupted now, still ends as itself and then frees the folder for the next run
     first.send_signal(signal.SIGTERM)
-    first.communicate(timeout=30)
-    assert first.returncode == 143 and (tmp_path / "year.incomplete" / "logs").is_dir()
+    _, err = first.communicate(timeout=30)
+    assert first.returncode == 128 + signal.SIGTERM and "interrupted (SIGTERM)" in err  # 143, as a shell reports it
+    assert err.count("\n") == 1
+    incomplete = tmp_path / "year.incomplete"
+    assert "interrupted (SIGTERM)" in (incomplete / "INCOMPLETE.txt").read_text()
+    assert {p.stem for p in (incomplete / "logs").glob("*.log")} == FEDERATES
+    assert not out.exists() and not staging.exists()
+    assert no_process_mentions(str(staging))
     assert not (tmp_path / ".year.lock").exists()
 
 
@@ -182,15 +184,38 @@ def test_out_naming_a_file_is_an_input_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken", "trondelag_arbitrage.yaml"]
 
 
+@pytest.fixture(scope="module")
+def read_by_head(tmp_path_factory):
+    """``lec-cosim run ... | head -1`` into a folder named with blanks, a quote and non-ASCII letters (one run for
+    the two tests below): its scenario, its folder, and what the run left as it ended (exit code, stderr,
+    whether it is complete and not incomplete)."""
+    tmp = tmp_path_factory.mktemp("outcomes")
+    path = write_scenario(tmp, "trondelag_arbitrage", {"horizon_h": 3})
+    out = tmp / "résultats d'été ü"
+    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first_line = proc.stdout.readline()
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read()
+    code = proc.wait(timeout=120)
+    complete = (out / "summary.json").is_file() and not out.with_name(f"{out.name}.incomplete").exists()
+    return path, out, first_line, code, err, complete
+
+
+def test_a_reader_that_goes_away_does_not_fail_the_run(read_by_head):
+    """``lec-cosim run ... | head -1``: the progress and result lines find no reader; the run completes all the same."""
+    _, _, first_line, code, err, complete = read_by_head
+    assert first_line.startswith("running")
+    assert code == 0 and err == "", err
+    assert complete
+
+
 @pytest.mark.timeout(200)
-def test_a_finished_run_in_a_folder_with_any_name_runs_again_under_stock_helics(tmp_path):
+def test_a_finished_run_in_a_folder_with_any_name_runs_again_under_stock_helics(read_by_head, tmp_path):
     """Blanks, a quote and non-ASCII letters: JSON escapes them and a shell quotes them, so the finished run's
     files must still name the final folder (they named OUT.partial, and ``helics run --path`` failed)."""
-    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
-    out = tmp_path / "résultats d'été ü"
-    done = subprocess.run(CLI + ["run", str(path), "--out", str(out), "--quiet"], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
+    _, out, _, code, err, _ = read_by_head
+    assert code == 0, err
     runner = json.loads((out / "runner.json").read_text())
     assert ".partial" not in json.dumps(runner, ensure_ascii=False)
     for entry in runner["federates"][1:]:
@@ -236,19 +261,6 @@ def test_a_read_only_results_folder_is_one_line_and_exit_code_2(tmp_path):
                               timeout=60)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
         assert "Read-only file system" in done.stderr and "--out" in done.stderr and "Traceback" not in done.stderr
-
-
-def test_a_reader_that_goes_away_does_not_fail_the_run(tmp_path):
-    """``lec-cosim run ... | head -1``: the progress and result lines find no reader; the run completes all the same."""
-    path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
-    out = tmp_path / "out"
-    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().startswith("running")
-    proc.stdout.close()  # as head does after its line
-    err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 0 and err == "", err
-    assert (out / "summary.json").is_file() and not out.with_name("out.incomplete").exists()
 
 
 def test_refused_results_folders_are_one_line_and_nothing_is_written(tmp_path, monkeypatch):
