@@ -2,30 +2,23 @@
 ``lec_cosim.load`` reads a run back; errors are exceptions naming what went wrong."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
-from harness import no_process_mentions, write_scenario
+from harness import no_process_mentions, shared_run, write_scenario
 
 import lec_cosim
 from lec_cosim.runs import RunFailed
 from lec_cosim.scenario import ScenarioError, load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
-
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """A 3 h run through the API, and the same scenario through the CLI."""
-    tmp = tmp_path_factory.mktemp("api")
-    path = write_scenario(tmp, "trondelag_arbitrage", {"horizon_h": 3})
-    result = lec_cosim.run(path, out=tmp / "api")
-    done = subprocess.run(CLI + ["run", str(path), "--out", str(tmp / "cli"), "--quiet"], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return path, result, tmp / "cli"
+    """The shipped day through the API, and the same scenario file through the CLI: the run other test files
+    read too (``harness.shared_runs``; a federation costs its start-up, whatever its horizon)."""
+    path, cli = shared_run(tmp_path_factory, "trondelag_arbitrage")
+    result = lec_cosim.run(path, out=tmp_path_factory.mktemp("api") / "api")
+    return path, result, cli
 
 
 def without_wall_time(kpis: dict) -> dict:
@@ -39,7 +32,8 @@ def test_run_returns_the_summary_and_the_tables(made):
     assert result.kpis is result.summary["kpis"]
     assert set(result.tables) == {p.stem for p in result.path.glob("*.csv")} and "pcc" in result.tables
     pcc = result.tables["pcc"]
-    assert isinstance(pcc, pd.DataFrame) and len(pcc) == 3 * 4  # 15-minute grid steps
+    hours = load_scenario(path).horizon_h
+    assert isinstance(pcc, pd.DataFrame) and len(pcc) == hours * 4 == 96  # 15-minute grid steps
     assert pcc.equals(pd.read_csv(result.path / "pcc.csv"))
     assert result.scenario["name"] == load_scenario(path).name
     with pytest.raises(KeyError, match="no table 'nope'"):

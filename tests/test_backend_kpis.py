@@ -1,9 +1,11 @@
 """Whole federations with pandapower, power-grid-model and OpenDSS as the power-flow backend: the same KPIs.
 
-One scenario of each kind, each run three times through ``lec-cosim run`` (the backends at once): the
-community battery (balanced flow, transformer with iron losses), the local market (three-phase
-flow observed by the DSO) and three LECs with the DSO's limits on (the power flow feeds back into
-the EMSs' plans). ``benchmarks/backend_agreement.py`` runs every shipped scenario the same way.
+One scenario of each kind, run with each backend through ``lec-cosim run``: the community battery (balanced
+flow, transformer with iron losses), the local market (three-phase flow observed by the DSO) and three LECs
+with the DSO's limits on (the power flow feeds back into the EMSs' plans). The run with the scenario's own
+backend is a run other test files read too (``harness.shared_runs``); the other two backends run here, at
+once, on the same scenario and command line. ``benchmarks/backend_agreement.py`` runs every shipped scenario
+the same way.
 """
 
 import json
@@ -12,17 +14,19 @@ import subprocess
 import sys
 
 import pytest
-from harness import write_scenario
+from harness import SHARED_RUNS, shared_run, write_scenario
+
+from lec_cosim.scenario import load_scenario
 
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
 BACKENDS = ("pandapower", "power-grid-model", "opendss")
-CASES = {
-    "trondelag_arbitrage": ("grid.solver", {}),
-    # 12 h: the morning PV ramp and noon (where the DSO's limits bind and feed back into the plans) and the
-    # evening load; hourly grid steps: pandapower's three-phase flow (~60 ms, and the DSO's indicators around it)
-    # at 30-minute steps made this the slowest test of make test
-    "ieee_eu_lv_lem_plain": ("grid.solver", {"resolution.grid_min": 60, "horizon_h": 12}),
-    "ieee_eu_lv_three_lecs": ("dso.solver", {"dso.limits": True, "resolution.grid_min": 60, "horizon_h": 12}),
+CASES = {  # scenario: its solver's key, and the shared run of it (harness.SHARED_RUNS)
+    "trondelag_arbitrage": ("grid.solver", "trondelag_arbitrage"),
+    # hourly grid steps: pandapower's three-phase flow (~60 ms, and the DSO's indicators around it) at 30-minute
+    # steps made this the slowest test of make test. The local market over 12 h: the morning PV ramp and noon.
+    "ieee_eu_lv_lem_plain": ("grid.solver", "lem_hourly_12h"),
+    # the shipped day with the DSO's limits (--dso-limits): they bind at noon and feed back into the plans
+    "ieee_eu_lv_three_lecs": ("dso.solver", "three_lecs_dso_limits"),
 }
 
 
@@ -36,25 +40,34 @@ def numbers(tree: dict, prefix: str = ""):
 
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("name", list(CASES))
-def test_kpis_agree_between_backends(tmp_path, name):
-    key, changes = CASES[name]
+def test_kpis_agree_between_backends(tmp_path, tmp_path_factory, name):
+    key, shared = CASES[name]
+    base, changes, extra = SHARED_RUNS[shared]
+    assert base == name and key not in changes
+    path, made = shared_run(tmp_path_factory, shared)
+    section, field = key.split(".")
+    own = getattr(getattr(load_scenario(path), section), field)  # the scenario's backend: the shared run's
     procs = {}
     for backend in BACKENDS:
+        if backend == own:
+            continue
         folder = tmp_path / backend
         folder.mkdir()
-        path = write_scenario(folder, name, {key: backend, **changes})
-        procs[backend] = subprocess.Popen(CLI + ["run", str(path), "--out", str(tmp_path / f"out_{backend}"),
-                                                 "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                          text=True)
-    kpis = {}
+        variant = write_scenario(folder, name, {key: backend, **changes})
+        procs[backend] = subprocess.Popen(CLI + ["run", str(variant), "--out", str(tmp_path / f"out_{backend}"),
+                                                 "--quiet", *extra], stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True)
+    assert len(procs) == len(BACKENDS) - 1, own
+    kpis = {own: dict(numbers(json.loads((made / "summary.json").read_text())["kpis"]))}
     for backend, proc in procs.items():
         output = proc.communicate(timeout=380)[0]
         assert proc.returncode == 0, output
         summary = json.loads((tmp_path / f"out_{backend}" / "summary.json").read_text())
+        assert getattr(getattr(load_scenario(tmp_path / f"out_{backend}" / "scenario.json"), section), field) == backend
         kpis[backend] = dict(numbers(summary["kpis"]))
-    reference = kpis["pandapower"]
+    reference = kpis[own]
     assert len(reference) > 5
-    for backend in BACKENDS[1:]:
+    for backend in procs:
         other = kpis[backend]
         assert set(other) == set(reference), backend
         for kpi, value in reference.items():

@@ -5,10 +5,11 @@ import subprocess
 import sys
 
 import pytest
-from harness import write_scenario
+from harness import SHARED_RUNS, shared_run, write_scenario
 
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
-CASES = {"trondelag_arbitrage": {"horizon_h": 12}, "ieee_eu_lv_lem_plain": {"resolution.grid_min": 60}}
+# scenario -> the run of it other test files read too (harness.SHARED_RUNS): the first run of the two
+CASES = {"trondelag_arbitrage": "trondelag_arbitrage", "ieee_eu_lv_lem_plain": "lem_hourly_12h"}
 
 
 def kpis_without_wall_time(tree: dict) -> dict:
@@ -17,15 +18,16 @@ def kpis_without_wall_time(tree: dict) -> dict:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", list(CASES))
-def test_two_runs_write_identical_results_and_a_manifest(tmp_path, name):
-    path = write_scenario(tmp_path, name, CASES[name])
-    outs = [tmp_path / f"run{i}" for i in (1, 2)]
-    procs = [subprocess.Popen(CLI + ["run", str(path), "--out", str(out), "--quiet"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for out in outs]
-    for proc in procs:
-        output = proc.communicate(timeout=250)[0]
-        assert proc.returncode == 0, output
-    first, second = outs
+def test_two_runs_write_identical_results_and_a_manifest(tmp_path, tmp_path_factory, name):
+    """The shared run of the scenario, and a second run of the same file made here."""
+    base, _, extra = SHARED_RUNS[CASES[name]]
+    assert base == name
+    path, first = shared_run(tmp_path_factory, CASES[name])
+    second = tmp_path / "run2"
+    done = subprocess.run(CLI + ["run", str(path), "--out", str(second), "--quiet", *extra], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=250)
+    assert done.returncode == 0, done.stdout
+    outs = [first, second]
     csvs = sorted(p.name for p in first.glob("*.csv"))
     assert len(csvs) >= 3 and csvs == sorted(p.name for p in second.glob("*.csv"))
     for csv in csvs:
