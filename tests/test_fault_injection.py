@@ -158,16 +158,17 @@ def test_a_stopped_federate_is_named_within_the_stall_time(tmp_path, federate, s
     assert no_process_mentions(str(staging), str(incomplete))  # the stopped process was killed too
 
 
-@pytest.mark.timeout(120)
-def test_two_watchdogs_in_one_process_each_watch_their_own_federation(tmp_path):
-    """Two runs at once in one process (as an API user may start them): HELICS gives a second federate of a
-    process the first one's core unless it names its own, and then the second watchdog watched the first run."""
+@pytest.fixture(scope="module")
+def two_watchdogs(tmp_path_factory):
+    """Two runs at once in one process, each with its watchdog: a healthy one, and one whose households hang in
+    their 09:00 step; the next two tests read how they ended."""
     import threading
 
     from lec_cosim.launch import FederationError, run_federation
 
+    tmp_path = tmp_path_factory.mktemp("watchdogs")
     healthy = armed(tmp_path / "a", "trondelag_arbitrage", {"horizon_h": 24}, "dso", "inject_fault_at_s", 1e9)
-    hung = armed(tmp_path / "b", "trondelag_arbitrage", {"horizon_h": 24}, "households", "inject_hang_at_s", 5 * 3600.0)
+    hung = armed(tmp_path / "b", "trondelag_arbitrage", {"horizon_h": 24}, "households", "inject_hang_at_s", 9 * 3600.0)
     outcome = {}
 
     def run(name, run_dir):
@@ -181,28 +182,39 @@ def test_two_watchdogs_in_one_process_each_watch_their_own_federation(tmp_path):
         thread.start()
     for thread in threads:
         thread.join(100)
-    assert isinstance(outcome["healthy"], float), outcome["healthy"]
-    assert json.loads((healthy / "summary.json").read_text())["kpis"]
-    assert isinstance(outcome["hung"], FederationError) and outcome["hung"].stalled, outcome["hung"]
-    assert outcome["hung"].federate == "households" and "2019-05-26 05:00" in str(outcome["hung"])
-    assert no_process_mentions(str(healthy), str(hung))
+    return healthy, hung, outcome, no_process_mentions(str(healthy), str(hung))
 
 
 @pytest.mark.timeout(120)
-def test_a_federate_stuck_in_a_step_is_named_as_still_working(tmp_path):
-    """A deadlocked solver: the process answers HELICS (its core has its own thread) but never asks for
-    its next time. The watchdog finds it by its granted time and the time it has not requested."""
-    from lec_cosim.launch import FederationError, run_federation
+def test_two_watchdogs_in_one_process_each_watch_their_own_federation(two_watchdogs):
+    """Two runs at once in one process (as an API user may start them): HELICS gives a second federate of a
+    process the first one's core unless it names its own, and then the second watchdog watched the first run."""
+    from lec_cosim.launch import FederationError
 
-    run_dir = armed(tmp_path, "trondelag_arbitrage", {"horizon_h": 24}, "households", "inject_hang_at_s", 9 * 3600.0)
-    with pytest.raises(FederationError) as failure:
-        run_federation(run_dir, timeout_s=90, stall_timeout_s=STALL_S)
-    message = str(failure.value)
-    assert failure.value.stalled and failure.value.federate == "households", message
+    healthy, hung, outcome, all_gone = two_watchdogs
+    assert isinstance(outcome["healthy"], float), outcome["healthy"]
+    assert json.loads((healthy / "summary.json").read_text())["kpis"]
+    assert isinstance(outcome["hung"], FederationError) and outcome["hung"].stalled, outcome["hung"]
+    assert outcome["hung"].federate == "households" and "2019-05-26 09:00" in str(outcome["hung"])
+    assert all_gone
+
+
+@pytest.mark.timeout(120)
+def test_a_federate_stuck_in_a_step_is_named_as_still_working(two_watchdogs):
+    """A deadlocked solver: the process answers HELICS (its core has its own thread) but never asks for
+    its next time. The watchdog finds it by its granted time and the time it has not requested. (The hung run
+    of the test above: one run for both.)"""
+    from lec_cosim.launch import FederationError
+
+    _, hung, outcome, all_gone = two_watchdogs
+    failure = outcome["hung"]
+    assert isinstance(failure, FederationError), failure
+    message = str(failure)
+    assert failure.stalled and failure.federate == "households", message
     # its slot: 09:00 plus its phase offset (2 ms), and why
     assert "holds it at simulated time 2019-05-26 09:00 (32400 s)" in message
     assert "has not asked for its next one: it is still working on that step" in message
-    assert no_process_mentions(str(run_dir))
+    assert all_gone  # no process of either run left (the hung one's included)
 
 
 @pytest.mark.timeout(120)
