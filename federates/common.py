@@ -33,6 +33,20 @@ STAY_PAST_END_S = 86400.0
 QUERY_POLL_S = 0.05
 
 
+def free(handle) -> None:
+    """Free a HELICS federate or broker once: through its Python wrapper's finalizer, which then never frees it
+    again. (``helicsFederateFree`` and the finalizer would both free it: harmless at a process's exit, a
+    segmentation fault when the garbage collector runs the second free while another federation of the process
+    is starting, as in-process federations do.)"""
+    finalizer = getattr(handle, "_finalizer", None)
+    if finalizer is not None:
+        finalizer()
+    elif isinstance(handle, h.HelicsBroker):
+        h.helicsBrokerFree(handle)
+    else:
+        h.helicsFederateFree(handle)
+
+
 class ValueInterface:
     """Publish and read values by key; needs ``fed``, ``pubs`` and ``subs`` set by the subclass."""
 
@@ -112,7 +126,7 @@ class ValueInterface:
 
     def close(self) -> None:
         h.helicsFederateDisconnect(self.fed)
-        h.helicsFederateFree(self.fed)
+        free(self.fed)
         if self.answering:
             stop_answering(self.fed)
 
@@ -357,16 +371,17 @@ class Federate(ValueInterface):
         the scenario's slots: those from ``day_s`` (a day's start, seconds from the scenario's start) for
         ``length_s``, slot time t played at federation time ``start_s + t - day_s``. The agent proxy announces
         each episode on the input port ``episode`` (JSON ``{"episode", "start_s", "day_s", "length_s"}``, or
-        ``{"stop": true}``) at the start of an hour, before anyone acts in it; a federate reads it at every
-        slot, so an episode cut short ends at once: the first slot of the new window is the very slot it was
-        granted. ``reset()`` (the step's, if it has one: the DSO's record of violated buses, say) rewinds
-        its state at each episode's first slot. After its window, a federate asks for the time of the next
-        day's first slot and waits there for the next episode (or the stop).
+        ``{"stop": true}``), published before ``start_s``, which is a multiple of the decision period
+        (settings ``episode_period_s``). A federate reads it at every slot, so an episode cut short ends at
+        once; until the new window's first slot it does nothing. ``reset()`` (the step's, if it has one: the
+        DSO's record of violated buses, the battery's state of charge) rewinds its state when an episode is
+        announced. Between episodes a federate waits at its first slot time of every decision period.
         """
         import bisect
 
         times = [t for t, _ in slots]
         first_of_day = times[0] % 86400.0  # every day's first slot is at this time of day (slots repeat daily)
+        period_s = float(self.options.episode_period_s)
         fail_at_s = self.options.inject_fault_at_s
         self.timing.ready()
         h.helicsFederateEnterExecutingMode(self.fed)
@@ -374,8 +389,8 @@ class Federate(ValueInterface):
         timing.start(ready_unix_s=time.time(), entered_perf_s=time.perf_counter(), period_s=self.period_s,
                      offset_s=self.offset_s, slots_planned=None)
         failed = True
-        start_s = day_s = length_s = None
-        i = len(times)
+        start_s = day_s = length_s = i = None
+        playing = False
         wanted = first_of_day
         try:
             while True:
@@ -390,14 +405,19 @@ class Federate(ValueInterface):
                         break
                     start_s, day_s, length_s = (float(control[k]) for k in ("start_s", "day_s", "length_s"))
                     i = bisect.bisect_left(times, day_s - 1e-9)
-                    if i == len(times) or abs(start_s + times[i] - day_s - granted) > 1e-6:
-                        raise RuntimeError(f"episode {control.get('episode')} from {day_s:g} s announced at "
-                                           f"{start_s:g} s, but this federate's first slot of it is not at "
-                                           f"{granted:g} s")
+                    first = start_s + (times[i] - day_s if i < len(times) else 0.0)
+                    if i == len(times) or granted > first + 1e-6:
+                        raise RuntimeError(f"episode {control.get('episode')} from {day_s:g} s announced for "
+                                           f"{start_s:g} s, too late for this federate (at {granted:g} s)")
                     if reset is not None:
                         reset()
-                elif start_s is None or not (i < len(times) and times[i] < day_s + length_s):
-                    raise RuntimeError(f"no episode announced at {granted:g} s (port episode)")
+                    playing = True
+                    if granted < first - 1e-6:  # the episode starts at the next decision period
+                        wanted = first
+                        continue
+                if not playing:  # between episodes: look again at the next decision period
+                    wanted = granted + period_s
+                    continue
                 self.slot_s = times[i]
                 if fail_at_s is not None and times[i] >= fail_at_s:  # fault injection, as in run()
                     raise RuntimeError(f"injected fault at {times[i]:g} s")
@@ -411,7 +431,8 @@ class Federate(ValueInterface):
                 i += 1
                 if i < len(times) and times[i] < day_s + length_s:
                     wanted = start_s + times[i] - day_s
-                else:  # the window is played: the next episode starts at the next day's first slot at the earliest
+                else:  # the window is played: wait for the next episode
+                    playing = False
                     wanted = start_s + length_s + first_of_day
             failed = False
         finally:

@@ -145,11 +145,16 @@ class AgentFederation:
             raise
 
     def begin(self, day_s: float, length_s: float) -> None:
-        """Start an episode playing the scenario from ``day_s`` for ``length_s`` (long-lived: now, in this hour)."""
+        """Start an episode playing the scenario from ``day_s`` for ``length_s`` (long-lived): announced now, it
+        starts at the next decision period (no federate has acted in it yet), where the proxy then waits."""
         self.episodes += 1
-        self.start_s, self.period = self.now_s - self.proxy.offset_s, 0
+        self.start_s, self.period = self.now_s - self.proxy.offset_s + self.period_s, 0
         self.proxy.publish_port("episode_control", {"episode": self.episodes, "start_s": self.start_s,
                                                     "day_s": day_s, "length_s": length_s})
+        wanted = self.start_s + self.proxy.offset_s
+        self.now_s = self._call(self.proxy.request_slot, wanted, what=f"the start of episode {self.episodes}")
+        if abs(self.now_s - wanted) > 1e-6:
+            raise self._failure() or FederationError(f"the agent proxy was granted {self.now_s} s, not {wanted} s")
 
     def _call(self, function, *args, what: str):
         self.deadline.arm(self.federation, self.step_timeout_s,

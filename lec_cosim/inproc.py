@@ -231,8 +231,10 @@ class InprocFederation:
             self._done.set()
             broker, self._broker = self._broker, None
         if broker is not None:
+            from federates.common import free
+
             h.helicsBrokerWaitForDisconnect(broker, 2000)
-            h.helicsBrokerFree(broker)
+            free(broker)
 
 
 def run_inproc(scenario, run_dir: str | Path, *, timeout_s: float | None = None, debug: bool = False) -> float:

@@ -129,6 +129,7 @@ def with_episode_control(plans: list[FederatePlan], publisher: str,
     from dataclasses import replace
 
     gone = {e for p in plans if p.name in without for e in p.endpoints}
+    proxy = next(p for p in plans if p.name == publisher)
     out = []
     for p in plans:
         if p.name in without:
@@ -140,5 +141,6 @@ def with_episode_control(plans: list[FederatePlan], publisher: str,
                                targets=targets))
         else:
             out.append(replace(p, subscriptions=[*p.subscriptions, Signal(EPISODE_KEY, "string", port="episode")],
-                               targets=targets, settings={**p.settings, "episode_control": True}))
+                               targets=targets, settings={**p.settings, "episode_control": True,
+                                                          "episode_period_s": float(proxy.period_s)}))
     return out

@@ -83,7 +83,9 @@ class Settings(BaseModel):
     """Answer the recorder's ``exchanges`` query after the last slot (see ``Federate.stay_for_query``)."""
     episode_control: bool = False
     """Play episodes of a learning environment (:mod:`lec_cosim.env`): windows of the scenario's slots, each
-    announced on the input port ``episode`` (see ``Federate.run``)."""
+    announced on the input port ``episode`` (see ``Federate.run_episodes``)."""
+    episode_period_s: float | None = None
+    """With ``episode_control``: episodes start at multiples of this (the agent proxy's decision period)."""
     inject_fault_at_s: float | None = None
     inject_hang_at_s: float | None = None
     inject_exit_at_s: float | None = None
