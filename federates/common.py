@@ -406,6 +406,9 @@ class Federate(ValueInterface):
                     start_s, day_s, length_s = (float(control[k]) for k in ("start_s", "day_s", "length_s"))
                     i = bisect.bisect_left(times, day_s - 1e-9)
                     first = start_s + (times[i] - day_s if i < len(times) else 0.0)
+                    if day_s + length_s > self.scenario.end_s + 1e-6:
+                        raise RuntimeError(f"episode {control.get('episode')} from {day_s:g} s for {length_s:g} s "
+                                           f"runs past the scenario's end ({self.scenario.end_s:g} s)")
                     if i == len(times) or granted > first + 1e-6:
                         raise RuntimeError(f"episode {control.get('episode')} from {day_s:g} s announced for "
                                            f"{start_s:g} s, too late for this federate (at {granted:g} s)")

@@ -43,6 +43,10 @@ from lec_cosim.launch import FederationError
 from lec_cosim.scenario import Scenario, ScenarioError, load_scenario
 
 STEP_TIMEOUT_S = 60.0
+MAX_FEDERATION_TIME_S = 1e8
+"""A long-lived federation is rebuilt once its time passes this (about 28,000 hourly steps; a few seconds per
+rebuild): requests are made 100 ns before a slot, and far out float64 seconds lose that resolution (measured:
+wrong grants from about 1e9 s with a 1 ms period)."""
 PROXY = "agent"
 
 
@@ -263,10 +267,14 @@ class _Play:
         day = options.get("day")
         self.day = (dt.date.fromisoformat(str(day)) if day is not None
                     else self.days[int(self.rng.integers(len(self.days)))])
+        if self.day not in self.days:  # a long-lived federation holds the data of these days only
+            raise ValueError(f"day {self.day}: not one of the environment's days ({', '.join(map(str, self.days))})")
         self.episodes += 1
         self.first = True
         if self.long_lived:
-            if self.episode is None:  # the first episode, or the federation failed: (re)build it
+            if self.episode is not None and self.episode.now_s > MAX_FEDERATION_TIME_S:
+                self.end_episode()
+            if self.episode is None:  # the first episode, after a failure, or time run far: (re)build it
                 self._federations += 1
                 self.episode = AgentFederation(self.span, self.work_dir / f"federation_{self._federations:03d}",
                                                self.deadline, self.step_timeout_s, self.debug, self.prepare,
@@ -294,10 +302,13 @@ class _Play:
         values = self.roles.observe(self.episode.proxy, role, period, self.first)
         return values.astype(np.float32)
 
+    def check_playing(self) -> None:
+        if self.episode is None or self.episode.proxy is None or self.episode.period >= self.roles.periods:
+            raise RuntimeError("the episode is over (or never began): reset() the environment before step()")
+
     def play(self, actions: dict) -> tuple[dict, dict, bool]:
         """Publish every role's action, play the period; rewards by role and whether the episode is over."""
-        if self.episode is None or self.episode.proxy is None:
-            raise RuntimeError("reset() the environment before step()")
+        self.check_playing()
         for role in self.roles.roles:
             low, high = self.roles.action_bounds(role)
             action = np.asarray(actions[role], dtype=float).reshape(-1)
@@ -314,7 +325,8 @@ class _Play:
         impact = self.roles.dn_impact(self.episode.proxy)
         rewards = {role: self.roles.money_eur(self.episode.proxy, role) - self.dn_penalty_eur * impact
                    for role in self.roles.roles}
-        info = {"dn_impact": impact, "period": self.episode.period - 1, "day": self.day.isoformat()}
+        info = {"dn_impact": impact, "period": self.episode.period - 1, "day": self.day.isoformat(),
+                **self.roles.info(self.episode.proxy)}
         done = self.episode.period >= self.roles.periods
         return rewards, info, done
 
@@ -336,16 +348,19 @@ class _Play:
             episode.close()
 
     def close(self) -> None:
-        if self.long_lived and self.episode is not None and self.episode.proxy is not None:
-            episode, self.episode = self.episode, None
-            try:
-                episode.finish()  # told to stop, the federates end their runs cleanly
-            except FederationError:
-                episode.close()
-        self.end_episode()
-        self.deadline.close()
-        if self._own_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+        try:
+            if self.long_lived and self.episode is not None and self.episode.proxy is not None:
+                episode, self.episode = self.episode, None
+                try:
+                    episode.finish()  # told to stop, the federates end their runs cleanly
+                except BaseException:
+                    episode.close()
+                    raise
+            self.end_episode()
+        finally:
+            self.deadline.close()
+            if self._own_dir:
+                shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 class LecEnv(gymnasium.Env):
@@ -374,6 +389,7 @@ class LecEnv(gymnasium.Env):
         return self.play.observe(self.role), {"day": self.play.day.isoformat()}
 
     def step(self, action):
+        self.play.check_playing()
         actions = {role: self.others(role, self.play.observe(role)) for role in self.play.roles.roles
                    if role != self.role}
         actions[self.role] = action

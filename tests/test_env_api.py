@@ -172,35 +172,45 @@ def test_a_scenario_with_agents_runs_only_in_an_environment(two_chps):
 
 def test_a_long_lived_federation_plays_each_episode_as_a_fresh_one(folder, tmp_path):
     """Episodes of one long-lived federation (the default: time runs on, nothing is rebuilt, the models rewound)
-    give the observations and rewards of a new federation per episode, also after an episode cut short."""
+    give the observations, rewards and DSO counts of a new federation per episode, also after an episode cut
+    short. Fourteen hours, so that the midday PV drives buses out of band and the DSO's count of distinct
+    violated buses so far (which its reset must rewind) is not zero."""
+    hours = 14
     played = load_scenario(write_scenario(folder / "pair", "ieee_eu_lv_lem_plain",
-                                          {"horizon_h": HOURS, "agents": ["CHP1", "CHP4"]}))
+                                          {"horizon_h": hours, "agents": ["CHP1", "CHP4"]}))
     days = ["2016-05-26", "2016-05-27"]
     rng = np.random.default_rng(3)
     plans = {day: [{chp: rng.uniform([0.045, 0.0], [0.158, 10.0]) for chp in ("CHP1", "CHP4")}
-                   for _ in range(HOURS)] for day in days}
+                   for _ in range(hours)] for day in days}
 
-    def play(env, day, hours=HOURS):
+    def play(env, day, steps=hours):
         observations, _ = env.reset(options={"day": day})
         trace = [np.concatenate(list(observations.values()))]
-        for hour in range(hours):
+        for hour in range(steps):
             observations, rewards, terminations, _, infos = env.step(plans[day][hour])
-            trace += [np.concatenate(list(observations.values())), np.array(list(rewards.values()))]
-        assert all(terminations.values()) == (hours == HOURS)
-        return np.concatenate(trace)
+            trace += [np.concatenate(list(observations.values())), np.array(list(rewards.values())),
+                      np.array([infos["CHP1"]["violated_buses_so_far"]])]
+        assert all(terminations.values()) == (steps == hours)
+        return np.concatenate(trace), infos["CHP1"]["violated_buses_so_far"]
 
     long_lived = LecParallelEnv(played, days=days, work_dir=tmp_path / "long")
     try:
-        play(long_lived, "2016-05-26", hours=2)  # cut short: the next episode starts in the next hour
-        second = play(long_lived, "2016-05-27")
-        third = play(long_lived, "2016-05-26")
-        assert long_lived.play.episode.episodes == 3 and long_lived.play._federations == 1
+        play(long_lived, "2016-05-27")  # a whole episode: its violated buses must not count in the next
+        play(long_lived, "2016-05-26", steps=2)  # cut short
+        second, violated = play(long_lived, "2016-05-27")
+        third, _ = play(long_lived, "2016-05-26")
+        assert long_lived.play.episode.episodes == 4 and long_lived.play._federations == 1
+        with pytest.raises(RuntimeError, match="episode is over"):
+            long_lived.step(plans["2016-05-26"][0])
+        with pytest.raises(ValueError, match="not one of the environment's days"):
+            long_lived.reset(options={"day": "2016-06-01"})
     finally:
         long_lived.close()
+    assert violated > 0
     fresh = LecParallelEnv(played, days=days, work_dir=tmp_path / "fresh", federation="per_episode")
     try:
-        np.testing.assert_array_equal(second, play(fresh, "2016-05-27"))
-        np.testing.assert_array_equal(third, play(fresh, "2016-05-26"))
+        np.testing.assert_array_equal(second, play(fresh, "2016-05-27")[0])
+        np.testing.assert_array_equal(third, play(fresh, "2016-05-26")[0])
     finally:
         fresh.close()
     assert not np.array_equal(second, third)  # the two days differ (PV, and so prices)

@@ -85,6 +85,7 @@ class IeeeFeederGrid:
 
         self.violated.clear()
         self.extremes = GridExtremes(self.grid)
+        self.last_slot = -1  # episodes write no extremes tables: an episode's window is not the run
 
     def gather(self, inputs, vector: str) -> np.ndarray:
         """(block, participants): each group publishes its members' values step by step."""

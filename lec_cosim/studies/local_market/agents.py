@@ -86,6 +86,10 @@ class LocalMarketRoles:
         """The role's income minus cost in the hour just settled."""
         return self._own(proxy, role, "income_eur") - self._own(proxy, role, "cost_eur")
 
+    def info(self, proxy) -> dict:
+        """What the step's ``info`` adds: the DSO's count of distinct buses out of band so far in the episode."""
+        return {"violated_buses_so_far": int(np.max(proxy.read_port("grid/violated_buses_so_far")))}
+
     def dn_impact(self, proxy) -> float:
         return float(np.sum(proxy.read_port("grid/dn_impact")))
 
