@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from harness import SHARED_RUNS, shared_run, write_scenario
+from harness import SCENARIOS, SHARED_RUNS, shared_run, write_scenario
 
 from lec_cosim.scenario import load_scenario
 
@@ -44,9 +44,8 @@ def test_kpis_agree_between_backends(tmp_path, tmp_path_factory, name):
     key, shared = CASES[name]
     base, changes, extra = SHARED_RUNS[shared]
     assert base == name and key not in changes
-    path, made = shared_run(tmp_path_factory, shared)
     section, field = key.split(".")
-    own = getattr(getattr(load_scenario(path), section), field)  # the scenario's backend: the shared run's
+    own = getattr(getattr(load_scenario(SCENARIOS / f"{name}.yaml"), section), field)  # the shared run's backend
     procs = {}
     for backend in BACKENDS:
         if backend == own:
@@ -58,6 +57,8 @@ def test_kpis_agree_between_backends(tmp_path, tmp_path_factory, name):
                                                  "--quiet", *extra], stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, text=True)
     assert len(procs) == len(BACKENDS) - 1, own
+    path, made = shared_run(tmp_path_factory, shared)
+    assert getattr(getattr(load_scenario(path), section), field) == own
     kpis = {own: dict(numbers(json.loads((made / "summary.json").read_text())["kpis"]))}
     for backend, proc in procs.items():
         output = proc.communicate(timeout=380)[0]

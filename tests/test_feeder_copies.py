@@ -111,28 +111,30 @@ def test_community_of_copies_repeats_the_players_and_their_bids():
 
 
 @pytest.mark.timeout(300)
-def test_a_market_of_two_feeders_clears_like_one_at_twice_the_volume(tmp_path):
+def test_a_market_of_two_feeders_clears_like_one_at_twice_the_volume(tmp_path, tmp_path_factory):
     """Two identical feeders in one LEM: every order twice, so the same price at twice the volume, each
-    copy's players settle like the originals, and the grid carries twice the power through one source."""
+    copy's players settle like the originals, and the grid carries twice the power through one source.
+    The one feeder: the local market's run other test files read too (12 h at hourly grid steps)."""
     import json
     import subprocess
     import sys
 
-    from harness import write_scenario
+    from harness import SHARED_RUNS, shared_run, write_scenario
 
+    from lec_cosim.scenario import load_scenario
+
+    base, changes, extra = SHARED_RUNS["lem_hourly_12h"]
+    assert base == "ieee_eu_lv_lem_plain" and not extra
+    (tmp_path / "in2").mkdir()
+    path = write_scenario(tmp_path / "in2", base, {**changes, "name": "copies2", "feeder.copies": 2})
+    proc = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(tmp_path / "out2"),
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    one_path, one_feeder = shared_run(tmp_path_factory, "lem_hourly_12h")
+    assert load_scenario(one_path).feeder.copies == 1
+    output = proc.communicate(timeout=250)[0]
+    assert proc.returncode == 0, output
     runs = {}
-    procs = {}
-    for copies in (1, 2):
-        (tmp_path / f"in{copies}").mkdir()
-        path = write_scenario(tmp_path / f"in{copies}", "ieee_eu_lv_lem_plain",
-                              {"name": f"copies{copies}", "feeder.copies": copies, "resolution.grid_min": 60})
-        procs[copies] = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out",
-                                          str(tmp_path / f"out{copies}"), "--quiet"],
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for copies, proc in procs.items():
-        output = proc.communicate(timeout=250)[0]
-        assert proc.returncode == 0, output
-        out = tmp_path / f"out{copies}"
+    for copies, out in ((1, one_feeder), (2, tmp_path / "out2")):
         runs[copies] = {name: pd.read_csv(out / f"{name}.csv") for name in ("clearing", "settlement", "grid")}
         runs[copies]["summary"] = json.loads((out / "summary.json").read_text())["kpis"]
     one, two = runs[1], runs[2]
