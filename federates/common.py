@@ -371,7 +371,7 @@ class Federate(ValueInterface):
         the scenario's slots: those from ``day_s`` (a day's start, seconds from the scenario's start) for
         ``length_s``, slot time t played at federation time ``start_s + t - day_s``. The agent proxy announces
         each episode on the input port ``episode`` (JSON ``{"episode", "start_s", "day_s", "length_s"}``, or
-        ``{"stop": true}``), published before ``start_s``, which is a multiple of the decision period
+        ``{"stop": true}``), published before ``start_s``, which is a multiple of the federation's longest period
         (settings ``episode_period_s``). A federate reads it at every slot, so an episode cut short ends at
         once; until the new window's first slot it does nothing. ``reset()`` (the step's, if it has one: the
         DSO's record of violated buses, the battery's state of charge) rewinds its state when an episode is

@@ -40,6 +40,10 @@ def build(fed: Federate):
         for key, values in by_point.items():
             fed.publish(key, values[k])
 
+    def reset() -> None:  # a learning environment's next episode: the battery as the scenario starts it
+        battery.soc_mwh = b.soc_initial * b.capacity_mwh
+
+    step.reset = reset
     return step
 
 

@@ -28,6 +28,7 @@ raises :class:`lec_cosim.launch.FederationError` naming the federate and its err
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 import tempfile
 import threading
@@ -152,7 +153,8 @@ class AgentFederation:
         """Start an episode playing the scenario from ``day_s`` for ``length_s`` (long-lived): announced now, it
         starts at the next decision period (no federate has acted in it yet), where the proxy then waits."""
         self.episodes += 1
-        self.start_s, self.period = self.now_s - self.proxy.offset_s + self.period_s, 0
+        align = self.proxy.options.episode_period_s  # a multiple of every federate's period
+        self.start_s, self.period = (math.floor((self.now_s - self.proxy.offset_s) / align + 1e-9) + 1) * align, 0
         self.proxy.publish_port("episode_control", {"episode": self.episodes, "start_s": self.start_s,
                                                     "day_s": day_s, "length_s": length_s})
         wanted = self.start_s + self.proxy.offset_s
@@ -178,8 +180,14 @@ class AgentFederation:
             time.sleep(0.02)
         return self.federation.failure()
 
-    def act(self, role: str, action) -> None:
-        self.proxy.publish_port(f"{role}.action", [float(v) for v in action])
+    def act(self, role: str, action, outputs: dict) -> None:
+        """Publish a role's action (one number on a double port, else a vector) and its other outputs."""
+        port = f"{role}.action"
+        values = [float(v) for v in action]
+        one = self.proxy.ports["out"][port]["type"] == "double"
+        self.proxy.publish_port(port, values[0] if one else values)
+        for name, value in outputs.items():
+            self.proxy.publish_port(f"{role}.{name}", value)
 
     def advance(self) -> None:
         """Play the current period: request the proxy's next slot (granted once everyone has played it)."""
@@ -315,7 +323,10 @@ class _Play:
             if action.shape != low.shape or not np.all(np.isfinite(action)):
                 raise ValueError(f"{role}: an action is {len(low)} finite numbers "
                                  f"({', '.join(f[0] for f in self.roles.action_fields)}), not {actions[role]!r}")
-            self.episode.act(role, np.clip(action, low, high))
+            outputs = self.roles.outputs(role) if hasattr(self.roles, "outputs") else {}
+            self.episode.act(role, np.clip(action, low, high), outputs)
+        if hasattr(self.roles, "before_step"):
+            self.roles.before_step(self.episode.proxy)
         try:
             self.episode.advance()
         except BaseException:  # a federate's failure, a deadline, Ctrl-C: this episode is over

@@ -129,7 +129,8 @@ def with_episode_control(plans: list[FederatePlan], publisher: str,
     from dataclasses import replace
 
     gone = {e for p in plans if p.name in without for e in p.endpoints}
-    proxy = next(p for p in plans if p.name == publisher)
+    # episodes start where every federate can be granted: at multiples of the longest period (the others divide it)
+    align_s = max(float(p.period_s) for p in plans if p.name not in without)
     out = []
     for p in plans:
         if p.name in without:
@@ -138,9 +139,9 @@ def with_episode_control(plans: list[FederatePlan], publisher: str,
                    if not (t in gone if isinstance(t, str) else set(t.values()) & gone)}
         if p.name == publisher:
             out.append(replace(p, publications=[*p.publications, Signal(EPISODE_KEY, "string", port="episode_control")],
-                               targets=targets))
+                               targets=targets, settings={**p.settings, "episode_period_s": align_s}))
         else:
             out.append(replace(p, subscriptions=[*p.subscriptions, Signal(EPISODE_KEY, "string", port="episode")],
                                targets=targets, settings={**p.settings, "episode_control": True,
-                                                          "episode_period_s": float(proxy.period_s)}))
+                                                          "episode_period_s": align_s}))
     return out

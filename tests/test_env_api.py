@@ -246,3 +246,67 @@ def test_a_cross_entropy_learner_beats_truthful_bidding_on_a_held_out_day(folder
         env.close()
     assert truthful > 0  # truthful bidding never loses money: every accepted kWh earns its marginal cost
     assert learned > 1.5 * truthful, (learned, truthful)
+
+
+# --- the community battery's LEC_EMS as a role: the second study -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def battery(folder):
+    """Six hours of the arbitrage scenario at 15-min EMS steps, the LEC_EMS handed to an agent."""
+    return load_scenario(write_scenario(folder / "battery", "trondelag_arbitrage",
+                                        {"horizon_h": 6, "resolution.ems_min": 15, "agents": ["lec_ems"]}))
+
+
+def test_the_battery_environments_pass_the_api_checks(battery, tmp_path):
+    env = LecEnv(battery, work_dir=tmp_path / "gym")
+    try:
+        check_env(env, skip_render_check=True)
+        assert env.action_space.low[0] == -0.6 and env.action_space.high[0] == 0.6  # the battery's 0.6 MW
+    finally:
+        env.close()
+    env = LecParallelEnv(battery, work_dir=tmp_path / "zoo")
+    try:
+        parallel_api_test(env, num_cycles=30)
+        assert env.possible_agents == ["lec_ems"]
+    finally:
+        env.close()
+
+
+def test_the_lps_set_points_played_by_an_agent_give_the_lps_run(folder, battery, tmp_path):
+    """The LEC_EMS's LP as a normal run; its set-points played through the environment give the same battery,
+    grid and energy cost (the rewards sum to minus the LP's cost), and long-lived episodes (one after another cut
+    short on another day, the battery's state of charge rewound) give the same again."""
+    normal = load_scenario(write_scenario(folder / "lp", "trondelag_arbitrage",
+                                          {"horizon_h": 6, "resolution.ems_min": 15}))
+    execute(normal, tmp_path / "lp")
+    lp = pd.read_csv(tmp_path / "lp" / "signals.csv")
+    cost = json.loads((tmp_path / "lp" / "summary.json").read_text())["kpis"]["energy_cost"]
+    assert len(lp) == 24 and lp["setpoint_mw"].abs().max() > 0.1
+
+    def play(env, day="2019-05-26", steps=24):
+        observation, _ = env.reset(options={"day": day})
+        trace, total = [observation], 0.0
+        for k in range(steps):
+            observation, reward, terminated, _, info = env.step(np.array([lp["setpoint_mw"][k]]))
+            trace.append(np.append(observation, reward))
+            total += reward
+        return np.concatenate(trace), total, info
+
+    env = LecEnv(battery, federation="per_episode", work_dir=tmp_path / "per_episode")
+    try:
+        fresh, total, info = play(env)
+    finally:
+        env.close()
+    assert total == pytest.approx(-cost, abs=1e-9)
+    ours = pd.read_csv(f"{info['run_dir']}/signals.csv")
+    for column in lp.columns.drop("planned_soc_mwh"):  # an agent plans nothing: NaN
+        assert ours[column].equals(lp[column]), column
+    assert ours["planned_soc_mwh"].isna().all()
+    env = LecEnv(battery, days=["2019-05-26", "2019-05-27"], work_dir=tmp_path / "long_lived")
+    try:
+        play(env, "2019-05-27", steps=5)  # cut short, the battery half discharged
+        long_lived, _, _ = play(env)
+    finally:
+        env.close()
+    np.testing.assert_array_equal(long_lived, fresh)

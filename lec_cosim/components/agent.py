@@ -29,7 +29,10 @@ class Settings(_Settings):
 
 
 PORTS = (
-    Port("{role}.action", "out", "vector", None, "a role's decision for the period (its study's action fields)"),
+    Port("{role}.action", "out", "any", None, "a role's decision for the period (its study's action fields: a "
+         "vector, or a double for one field)"),
+    Port("{role}.{value}", "out", "any", None, "what the role's own federate publishes besides its decision (NaN: "
+         "an agent does not say)", optional=True),
     Port("episode_control", "out", "string", None, "a long-lived environment's episode control, read by every "
          "other federate at its port episode", optional=True),
     Port("{observed*}", "in", "any", None, "what the roles observe (prices, their own settlement, the DSO's "

@@ -120,3 +120,22 @@ def _check_feeder_grid(scenario, fleet) -> None:
 def run_name(scenario) -> str:
     """Its results folder's default name (``results/<run_name>``)."""
     return scenario.name
+
+
+def agent_roles(scenario):
+    """The roles of ``agents:`` as a learning environment sees them (:mod:`lec_cosim.env`)."""
+    from lec_cosim.studies.community_battery.agents import CommunityBatteryRoles
+
+    return CommunityBatteryRoles(scenario)
+
+
+def scenario_for_day(scenario, day):
+    from lec_cosim.studies.community_battery.agents import scenario_for_day
+
+    return scenario_for_day(scenario, day)
+
+
+def scenario_for_days(scenario, first, days):
+    from lec_cosim.studies.community_battery.agents import scenario_for_days
+
+    return scenario_for_days(scenario, first, days)

@@ -106,6 +106,7 @@ def plan(scenario: Scenario) -> list[FederatePlan]:
     settings = SETTINGS if scenario.grid.source is None else {**SETTINGS, "dso": FEEDER_DSO_SETTINGS}
     plans = [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name],
                           settings=settings.get(name, {}))
+             if not (name == "lec_ems" and scenario.agents) else agent_plan(scenario, pubs)
              for name, module in FEDERATE_MODULES.items()]
     day_ahead = next(s for s in pubs["market"] if s.port == "day_ahead_price")
     site = HomeSite(scenario.lec_name, scenario.grid_step_s, HOME_DEVICES_OFFSET_S, scenario.market_step_s,
@@ -114,6 +115,20 @@ def plan(scenario: Scenario) -> list[FederatePlan]:
     return [replace(p, subscriptions=p.subscriptions + attached.recorded,
                     settings={**p.settings, **attached.recorder_settings}) if p.name == "recorder" else p
             for p in attached.plans]
+
+
+def agent_plan(scenario: Scenario, pubs: dict[str, list[Signal]]) -> FederatePlan:
+    """With ``agents: [lec_ems]``: the agent proxy in the LEC_EMS's place (its slot, its period), publishing the
+    battery's set-point on the LEC_EMS's key (NaN for the planned state of charge: there is no plan); it reads
+    the market's current prices, the households' and the battery's powers and state of charge, the PCC's power.
+    """
+    setpoint, planned = pubs["lec_ems"]
+    observed = ([replace(s, port=f"market/{s.port}") for s in pubs["market"] if s.type != "vector"]
+                + [replace(s, port=f"households/{s.port}") for s in pubs["households"] if s.type != "vector"]
+                + [replace(s, port=f"dso/{s.port}") for s in pubs["dso"] if s.port == "pcc_p_mw"])
+    return FederatePlan("agent", "federates.agent", scenario.ems_step_s, PHASE_OFFSET_S["lec_ems"],
+                        [replace(setpoint, port="lec_ems.action"), replace(planned, port="lec_ems.planned_soc_mwh")],
+                        observed, settings={"roles": ["lec_ems"], "decision_period_s": float(scenario.ems_step_s)})
 
 
 HOME_DEVICES_OFFSET_S = 0.0025

@@ -1,0 +1,101 @@
+"""The community battery's role an agent can take (``agents: [lec_ems]``): the battery's set-point.
+
+What the agent sees and decides, for :mod:`lec_cosim.env`. In the LEC_EMS's place (its slot, +1 ms after the
+market) it decides the battery's set-point for the coming grid step, knowing the step's prices (the market
+has just published them) and what the last step gave (the households' load and PV, the battery's state of
+charge). Its reward is the community's energy money in that step, as the study's ``energy_cost`` counts it:
+the import at the spot price, the export credited at the export price. The LP the LEC_EMS solves knows the
+whole day's prices and profiles; the agent does not (no forecast is observed): the regret against the LP is
+what a learner gives up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+
+ACTION_FIELDS = (
+    ("setpoint_mw", "MW", "the battery's power for the step (+ charges, - discharges), within its rating; the "
+     "battery's own controller keeps the state of charge in its window"),
+)
+OBSERVATION_FIELDS = (
+    ("hour_sin", "1", "sin(2 pi h / 24) of the time of day h of the step being decided"),
+    ("hour_cos", "1", "cos(2 pi h / 24) of that time"),
+    ("price_eur_per_mwh", "EUR/MWh", "the step's import (spot) price"),
+    ("export_price_eur_per_mwh", "EUR/MWh", "the step's export price"),
+    ("soc_mwh", "MWh", "the battery's state of charge"),
+    ("last_load_mw", "MW", "the households' load in the last step"),
+    ("last_pv_mw", "MW", "their PV output in the last step"),
+)
+REWARD = ("minus the community's energy cost of the step (EUR): import at the spot price, export credited at the "
+          "export price, as the study's energy_cost; minus dn_penalty_eur times nothing (this study has no DN "
+          "impact)")
+
+
+class CommunityBatteryRoles:
+    """The LEC_EMS role of a community-battery scenario with ``agents: [lec_ems]``, read through the agent
+    proxy's input ports (``proxy``: its :class:`federates.common.Federate`)."""
+
+    action_fields = ACTION_FIELDS
+    observation_fields = OBSERVATION_FIELDS
+    reward = REWARD
+
+    def __init__(self, scenario):
+        self.scenario = scenario
+        self.roles = list(scenario.agents)
+        b = scenario.battery
+        self.power_mw, self.capacity_mwh = float(b.power_mw), float(b.capacity_mwh)
+        self.soc_initial_mwh = float(b.soc_initial * b.capacity_mwh)
+        self.step_h = scenario.ems_step_s / 3600.0
+        self.periods = int(round(scenario.end_s / scenario.ems_step_s))
+        self._prices = (0.0, 0.0)  # the step being played: its prices, for its reward
+
+    def action_bounds(self, role: str) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([-self.power_mw]), np.array([self.power_mw])
+
+    def observation_bounds(self, role: str) -> tuple[np.ndarray, np.ndarray]:
+        low = np.array([-1.0, -1.0, -np.inf, -np.inf, 0.0, 0.0, 0.0])
+        high = np.array([1.0, 1.0, np.inf, np.inf, self.capacity_mwh, np.inf, np.inf])
+        return low, high
+
+    def outputs(self, role: str) -> dict:
+        """What the LEC_EMS publishes besides its set-point: its planned state of charge (an agent has no plan)."""
+        return {"planned_soc_mwh": math.nan}
+
+    def observe(self, proxy, role: str, period: int, first: bool) -> np.ndarray:
+        hours = (period * self.step_h) % 24
+        angle = 2 * math.pi * hours / 24
+        prices = (proxy.read_port("market/price"), proxy.read_port("market/export_price"))
+        if first:
+            soc, load, pv = self.soc_initial_mwh, 0.0, 0.0
+        else:
+            soc, load, pv = (proxy.read_port(f"households/{p}") for p in ("soc_mwh", "load_p_mw", "pv_p_mw"))
+        return np.array([math.sin(angle), math.cos(angle), *prices, soc, load, pv])
+
+    def before_step(self, proxy) -> None:
+        """The prices of the step about to be played (the market publishes the next step's before the reward)."""
+        self._prices = (proxy.read_port("market/price"), proxy.read_port("market/export_price"))
+
+    def money_eur(self, proxy, role: str) -> float:
+        net = sum(proxy.read_port(f"households/{p}") * sign
+                  for p, sign in (("load_p_mw", 1), ("pv_p_mw", -1), ("battery_p_mw", 1)))
+        price, export_price = self._prices
+        return -(price * max(net, 0.0) - export_price * max(-net, 0.0)) * self.step_h
+
+    def dn_impact(self, proxy) -> float:
+        return 0.0
+
+    def info(self, proxy) -> dict:
+        return {"pcc_p_mw": float(proxy.read_port("dso/pcc_p_mw"))}
+
+
+def scenario_for_day(scenario, day: dt.date):
+    """The scenario played from ``day`` for its horizon (the same households, battery and grid)."""
+    return scenario.model_copy(update={"start": dt.datetime.combine(day, scenario.start.time())})
+
+
+def scenario_for_days(scenario, first: dt.date, days: int):
+    """The scenario spanning ``days`` days' episodes from ``first`` (a long-lived learning environment's)."""
+    return scenario_for_day(scenario, first).model_copy(update={"horizon_h": (days - 1) * 24 + scenario.horizon_h})
