@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import ROOT, SCENARIOS, write_scenario
+from harness import ROOT, SCENARIOS, SHARED_RUNS, shared_run, write_scenario
 from lec_cosim.compose import (
     BROKER_PORT,
     CONTAINER_BROKER,
@@ -282,13 +282,15 @@ def kpis_match(ours: dict, theirs: dict) -> bool:
         for a, b in ((ours[k], theirs[k]) for k in ours))
 
 
-def test_the_services_run_the_federation_each_on_its_own_address(tmp_path):
+def test_the_services_run_the_federation_each_on_its_own_address(tmp_path, tmp_path_factory):
     # A user's scenario outside the project, with one data file of its own: copied into inputs/.
     prices = tmp_path / "my_prices.csv"
     shutil.copyfile(ROOT / "data" / "prices" / "NO1_dayahead_2019_hourly_EUR_per_MWh.csv", prices)
-    scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 4, "market.price_file": str(prices)})
-    direct = subprocess.Popen(CLI + ["run", str(scenario), "--out", str(tmp_path / "direct"), "--quiet"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"market.price_file": str(prices)})
+    # the same scenario run directly: the shipped day's run other test files read too (its prices the same file)
+    assert SHARED_RUNS["trondelag_arbitrage"] == ("trondelag_arbitrage", {}, [])
+    direct_scenario, direct = shared_run(tmp_path_factory, "trondelag_arbitrage")
+    assert Path(load_scenario(direct_scenario).market.price_file).read_bytes() == prices.read_bytes()
     out = tmp_path / "compose"
     result = cli("compose", scenario, "-o", out)
     assert result.returncode == 0, result.stderr
@@ -323,10 +325,8 @@ def test_the_services_run_the_federation_each_on_its_own_address(tmp_path):
     finally:
         sockets.stop.set()
         sockets.join()
-    assert direct.wait(timeout=180) == 0, direct.communicate()[0]
-
     ours = json.loads((out / "results" / "summary.json").read_text())["kpis"]
-    theirs = json.loads((tmp_path / "direct" / "summary.json").read_text())["kpis"]
+    theirs = json.loads((direct / "summary.json").read_text())["kpis"]
     assert kpis_match(ours, theirs), (ours, theirs)
     broker_alias = alias[addresses["broker"]]
     assert (broker_alias, BROKER_PORT) in sockets.seen["broker"]
