@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from harness import ROOT, write_scenario
+from harness import ROOT, SHARED_RUNS, shared_run, write_scenario
 
 from lec_cosim.models.ev_charging import (
     EVFleet,
@@ -22,6 +22,7 @@ from lec_cosim.models.ev_charging import (
     day_type,
     draw_sessions,
 )
+from lec_cosim.scenario import load_scenario
 
 STATS = MobilityStatistics.from_folder(ROOT / "data" / "ev")
 CLI = [sys.executable, "-m", "lec_cosim.cli"]
@@ -139,16 +140,19 @@ def _run_all(commands: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def ev_runs(tmp_path_factory):
-    """The shipped EV scenario (smart), the same uncontrolled, and no EVs, run at once (12 h from midnight)."""
+    """The shipped EV scenario (smart) and the same uncontrolled, run at once, and no EVs: the shipped day of
+    trondelag_arbitrage (the EV scenario's but for its EVs), a run other test files read too."""
     tmp = tmp_path_factory.mktemp("ev")
-    paths = {"smart": write_scenario(tmp, "trondelag_arbitrage_ev", {"horizon_h": 12}),
-             "uncontrolled": write_scenario(tmp / "u", "trondelag_arbitrage_ev",
-                                            {"horizon_h": 12, "ev.mode": "uncontrolled"}),
-             "none": write_scenario(tmp / "n", "trondelag_arbitrage", {"horizon_h": 12})}
+    paths = {"smart": write_scenario(tmp, "trondelag_arbitrage_ev", {}),
+             "uncontrolled": write_scenario(tmp / "u", "trondelag_arbitrage_ev", {"ev.mode": "uncontrolled"})}
     done = _run_all({name: ["run", path, "--out", tmp / f"out_{name}"] for name, path in paths.items()})
     for name, (out, err, code) in done.items():
         assert code == 0, (name, err)
-    return {name: tmp / f"out_{name}" for name in paths}
+    none_path, none = shared_run(tmp_path_factory, "trondelag_arbitrage")
+    assert SHARED_RUNS["trondelag_arbitrage"] == ("trondelag_arbitrage", {}, [])
+    assert load_scenario(paths["smart"]).model_dump(exclude={"name", "description", "ev"}) == \
+        load_scenario(none_path).model_dump(exclude={"name", "description", "ev"})
+    return {**{name: tmp / f"out_{name}" for name in paths}, "none": none}
 
 
 def _replay(run) -> np.ndarray:
