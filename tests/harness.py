@@ -338,10 +338,18 @@ def shared_runs(tmp_path_factory, *names: str, timeout_s: float = 400.0) -> dict
             started[name] = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out",
                                               str(folder / name), "--quiet", *extra],
                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for name, proc in started.items():
-            output = proc.communicate(timeout=timeout_s)[0]
-            if proc.returncode != 0:
-                (folders[name] / "failed.txt").write_text(f"exit code {proc.returncode}: {output}")
+        try:
+            for name, proc in started.items():
+                output = proc.communicate(timeout=timeout_s)[0]
+                if proc.returncode != 0:
+                    (folders[name] / "failed.txt").write_text(f"exit code {proc.returncode}: {output}")
+        except BaseException as exc:  # a timeout (ours or the test's): no run is left making a shared folder
+            for name, proc in started.items():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                    (folders[name] / "failed.txt").write_text(f"not finished: {exc!r}")
+            raise
         for name in started:
             failed = folders[name] / "failed.txt"
             assert not failed.is_file(), f"shared run {name}: {failed.read_text()}"
