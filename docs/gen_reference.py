@@ -8,6 +8,8 @@ Run by ``make docs`` (as a mkdocs hook, before every build; also ``python docs/g
 - ``reference/interface.md``: ``reference/interface.template.md`` with each ``<!-- interface: ARGS -->``
   block filled with ``lec-cosim interface ARGS --format markdown``;
 - ``reference/components.md``: every federate kind of ``lec_cosim/components`` with its settings and ports;
+- ``reference/agents.md``: the roles an agent can take in each shipped scenario with ``agents:``, their action and
+  observation fields with units and bounds, and the reward (``lec_cosim.env.describe_spaces``);
 - ``reference/layout.md``: the folders, and every module of ``lec_cosim/`` and ``federates/`` with the first
   sentence of its docstring;
 - copies of the READMEs that live beside what they describe: ``deployment/brokers.md``
@@ -33,7 +35,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 
 GENERATED = ("reference/cli.md", "reference/scenario-schema.md", "reference/interface.md", "reference/layout.md",
-             "reference/components.md",
+             "reference/components.md", "reference/agents.md",
              "deployment/brokers.md", "reference/data-sources.md", "reference/ieee-feeder-data.md")
 """Every file this script writes, relative to docs/."""
 
@@ -428,6 +430,24 @@ def layout_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+def agents_page() -> str:
+    """Each shipped scenario with ``agents:``: its roles' spaces and reward, as the environments declare them."""
+    import yaml
+
+    from lec_cosim.env import describe_spaces
+
+    lines = [_notice("lec_cosim/env.py (describe_spaces) and the studies' agents.py") + "# Agent roles", "",
+             "What an agent decides and sees in each shipped scenario that hands roles to one (`agents:`), as "
+             "`lec_cosim.env.LecEnv` and `LecParallelEnv` declare their spaces. The "
+             "[learning agents tutorial](../tutorials/learning-agents.md) shows how to play them.", ""]
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        if "agents" not in yaml.safe_load(path.read_text()):
+            continue
+        text = describe_spaces(path).replace("### ", "### Role ")
+        lines += [f"## `scenarios/{path.name}`", "", text, ""]
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------ all
 
 
@@ -439,7 +459,7 @@ def pages() -> dict[str, str]:
     """Every generated page's text by its path under docs/."""
     texts = {"reference/cli.md": cli_page(), "reference/scenario-schema.md": schema_page(),
              "reference/interface.md": interface_page(), "reference/layout.md": layout_page(),
-             "reference/components.md": components_page()}
+             "reference/components.md": components_page(), "reference/agents.md": agents_page()}
     texts.update({target: copy_page(source) for target, source in COPIES.items()})
     assert set(texts) == set(GENERATED)
     return texts

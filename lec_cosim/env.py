@@ -467,18 +467,20 @@ class LecParallelEnv(ParallelEnv):
 
 
 def describe_spaces(scenario) -> str:
-    """The roles' action and observation fields with their units and bounds, and the reward (Markdown)."""
+    """The roles' action and observation fields with their units and bounds, and the reward (Markdown); roles
+    with the same spaces share one section."""
     scenario = _scenario(scenario)
     roles = _study(scenario).agent_roles(scenario)
-    lines = []
+    sections: dict[str, list[str]] = {}
     for role in roles.roles:
         low, high = roles.action_bounds(role)
-        lines.append(f"### {role}\n\n| action | unit | from | to | meaning |\n|---|---|---|---|---|")
+        lines = ["| action | unit | from | to | meaning |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
                   for (name, unit, doc), lo, hi in zip(roles.action_fields, low, high)]
         low, high = roles.observation_bounds(role)
-        lines.append("\n| observation | unit | from | to | meaning |\n|---|---|---|---|---|")
+        lines += ["", "| observation | unit | from | to | meaning |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
                   for (name, unit, doc), lo, hi in zip(roles.observation_fields, low, high)]
         lines.append(f"\nReward: {roles.reward}.\n")
-    return "\n".join(lines)
+        sections.setdefault("\n".join(lines), []).append(role)
+    return "\n".join(f"### {', '.join(names)}\n\n{text}" for text, names in sections.items())

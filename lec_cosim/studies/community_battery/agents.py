@@ -30,8 +30,7 @@ OBSERVATION_FIELDS = (
     ("last_pv_mw", "MW", "their PV output in the last step"),
 )
 REWARD = ("minus the community's energy cost of the step (EUR): import at the spot price, export credited at the "
-          "export price, as the study's energy_cost; minus dn_penalty_eur times nothing (this study has no DN "
-          "impact)")
+          "export price, as the study's energy_cost (this study has no DN impact: dn_penalty_eur does not apply)")
 
 
 class CommunityBatteryRoles:
