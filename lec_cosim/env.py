@@ -339,6 +339,10 @@ class _Play:
         info = {"dn_impact": impact, "period": self.episode.period - 1, "day": self.day.isoformat(),
                 **self.roles.info(self.episode.proxy)}
         done = self.episode.period >= self.roles.periods
+        if done and hasattr(self.roles, "terminal_eur"):  # what the role's state at the end is worth (its study's)
+            terminal = {role: self.roles.terminal_eur(self.episode.proxy, role) for role in self.roles.roles}
+            rewards = {role: rewards[role] + terminal[role] for role in rewards}
+            info["terminal_eur"] = terminal
         return rewards, info, done
 
     def finish_episode(self) -> Path | None:

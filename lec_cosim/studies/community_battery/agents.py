@@ -30,7 +30,10 @@ OBSERVATION_FIELDS = (
     ("last_pv_mw", "MW", "their PV output in the last step"),
 )
 REWARD = ("minus the community's energy cost of the step (EUR): import at the spot price, export credited at the "
-          "export price, as the study's energy_cost (this study has no DN impact: dn_penalty_eur does not apply)")
+          "export price, as the study's energy_cost; at the episode's last step also the battery's change of state "
+          "of charge over the episode valued at the episode's mean import price (the LEC_EMS's LP must end the day "
+          "where it began, so a battery drained by the end would otherwise look like free energy). This study has no "
+          "DN impact: dn_penalty_eur does not apply")
 
 
 class CommunityBatteryRoles:
@@ -50,6 +53,7 @@ class CommunityBatteryRoles:
         self.step_h = scenario.ems_step_s / 3600.0
         self.periods = int(round(scenario.end_s / scenario.ems_step_s))
         self._prices = (0.0, 0.0)  # the step being played: its prices, for its reward
+        self._episode_prices: list[float] = []
 
     def action_bounds(self, role: str) -> tuple[np.ndarray, np.ndarray]:
         return np.array([-self.power_mw]), np.array([self.power_mw])
@@ -69,6 +73,7 @@ class CommunityBatteryRoles:
         prices = (proxy.read_port("market/price"), proxy.read_port("market/export_price"))
         if first:
             soc, load, pv = self.soc_initial_mwh, 0.0, 0.0
+            self._episode_prices = []
         else:
             soc, load, pv = (proxy.read_port(f"households/{p}") for p in ("soc_mwh", "load_p_mw", "pv_p_mw"))
         return np.array([math.sin(angle), math.cos(angle), *prices, soc, load, pv])
@@ -76,6 +81,12 @@ class CommunityBatteryRoles:
     def before_step(self, proxy) -> None:
         """The prices of the step about to be played (the market publishes the next step's before the reward)."""
         self._prices = (proxy.read_port("market/price"), proxy.read_port("market/export_price"))
+        self._episode_prices.append(self._prices[0])
+
+    def terminal_eur(self, proxy, role: str) -> float:
+        """At the episode's end: the state of charge gained (or lost) since its start, at its mean import price."""
+        soc = proxy.read_port("households/soc_mwh")
+        return (soc - self.soc_initial_mwh) * float(np.mean(self._episode_prices))
 
     def money_eur(self, proxy, role: str) -> float:
         net = sum(proxy.read_port(f"households/{p}") * sign
