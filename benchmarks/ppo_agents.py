@@ -46,7 +46,7 @@ class Scaled(gymnasium.ActionWrapper):
 
     def __init__(self, env):
         super().__init__(env)
-        self.low, self.high = env.action_space.low.astype(float), env.action_space.high.astype(float)
+        self.low, self.high = env.action_bounds  # float64: the Box's float32 bounds would shift a truthful offer
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, shape=env.action_space.shape, dtype=np.float32)
 
     def action(self, action):
@@ -65,9 +65,8 @@ class Joint(gymnasium.Env):
         lows = [parallel.observation_space(a).low for a in agents]
         highs = [parallel.observation_space(a).high for a in agents]
         self.observation_space = gymnasium.spaces.Box(np.concatenate(lows), np.concatenate(highs), dtype=np.float32)
-        self.action_space = gymnasium.spaces.Box(
-            np.concatenate([parallel.action_space(a).low for a in agents]),
-            np.concatenate([parallel.action_space(a).high for a in agents]), dtype=np.float32)
+        self.action_bounds = tuple(np.concatenate([parallel.action_bounds[a][side] for a in agents]) for side in (0, 1))
+        self.action_space = gymnasium.spaces.Box(*(b.astype(np.float32) for b in self.action_bounds), dtype=np.float32)
         self.last_info = {}
 
     def _joined(self, observations):
@@ -157,6 +156,7 @@ def main() -> None:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     torch.set_num_threads(1)  # the federation's threads need the other core
     print(machine())
@@ -172,16 +172,19 @@ def main() -> None:
         def reset(self, *, seed=None, options=None):
             return self.env.reset(seed=seed, options=options or {"day": train[int(rng.integers(len(train)))]})
 
-    model = PPO("MlpPolicy", TrainDays(env), seed=args.seed, verbose=0, n_steps=960 if args.kind == "battery" else 480,
+    # observations (prices in EUR/MWh beside states of charge in MWh) and rewards normalised by running statistics
+    normalised = VecNormalize(DummyVecEnv([lambda: TrainDays(env)]), norm_obs=True, norm_reward=True, gamma=0.99)
+    model = PPO("MlpPolicy", normalised, seed=args.seed, verbose=0, n_steps=960 if args.kind == "battery" else 480,
                 batch_size=96 if args.kind == "battery" else 48, learning_rate=3e-4, gamma=0.99)
     model.learn(total_timesteps=args.steps)
+    normalised.training = False
     train_s = time.perf_counter() - started
     returns = np.array(env.get_episode_rewards())
     lengths = np.cumsum(env.get_episode_lengths())
     inner = env.env  # the Scaled wrapper
 
     def ppo(observation):
-        return model.predict(observation, deterministic=True)[0]
+        return model.predict(normalised.normalize_obs(observation), deterministic=True)[0]
 
     rows = {}
     for day in held_out:

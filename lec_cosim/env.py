@@ -396,6 +396,9 @@ class LecEnv(gymnasium.Env):
             raise ValueError(f"role {self.role!r} is not one of agents: {self.play.roles.roles}")
         self.others = others or _truthful(self.play)
         self.action_space = self.play.action_space(self.role)
+        self.action_bounds = self.play.roles.action_bounds(self.role)
+        """The action's bounds as float64 (the Box's are float32: 0.045 becomes 0.04500000178, which is enough
+        to break a tie in the pool's merit order)."""
         self.observation_space = self.play.observation_space(self.role)
 
     def reset(self, *, seed=None, options=None):
@@ -441,6 +444,8 @@ class LecParallelEnv(ParallelEnv):
         self.possible_agents = list(self.play.roles.roles)
         self.agents: list[str] = []
         self._action_spaces = {role: self.play.action_space(role) for role in self.possible_agents}
+        self.action_bounds = {role: self.play.roles.action_bounds(role) for role in self.possible_agents}
+        """Each agent's action bounds as float64 (see :attr:`LecEnv.action_bounds`)."""
         self._observation_spaces = {role: self.play.observation_space(role) for role in self.possible_agents}
 
     def observation_space(self, agent):

@@ -223,7 +223,7 @@ def test_a_cross_entropy_learner_beats_truthful_bidding_on_a_held_out_day(folder
     played = load_scenario(write_scenario(folder / "cem", "ieee_eu_lv_lem_plain",
                                           {"horizon_h": HOURS, "agents": CHPS}))
     env = LecParallelEnv(played, days=["2016-05-26", "2016-05-27"])
-    low, high = env.action_space("CHP1").low.astype(float), env.action_space("CHP1").high.astype(float)
+    low, high = env.action_bounds["CHP1"]  # float64: the truthful bid exactly
 
     def profit(day, prices):
         env.reset(options={"day": day})
