@@ -1,7 +1,7 @@
 """PPO agents trained through the learning environments, compared with the study's own decision-makers.
 
     .venv/bin/pip install '.[rl]'       # stable-baselines3 (and torch: a CPU build is enough)
-    .venv/bin/python benchmarks/ppo_agents.py battery --steps 20000
+    .venv/bin/python benchmarks/ppo_agents.py battery --steps 100000
     .venv/bin/python benchmarks/ppo_agents.py chp --steps 20000
 
 ``battery``: the community battery's LEC_EMS (``scenarios/trondelag_battery_agent.yaml``, a set-point every
@@ -104,7 +104,8 @@ def play(env, day: str, policy) -> dict:
         observation, reward, done, _, info = env.step(policy(observation))
         money += reward
         impact += info.get("dn_impact", 0.0)
-    return {"money_eur": money, "dn_impact": impact}
+    terminal = sum(info.get("terminal_eur", {}).values())  # the battery's end state, valued: not money spent
+    return {"money_eur": money - terminal, "terminal_eur": terminal, "dn_impact": impact}
 
 
 def fixed(env, physical: np.ndarray):
@@ -132,7 +133,7 @@ def lp_costs(held_out: list[str]) -> dict[str, float]:
     return costs
 
 
-def aco_policy(env, day: str):
+def aco_policy(env):
     """Case 1's ACO bids (per hour of the day) at full capacity, in the wrapper's [-1, 1]."""
     bids = json.loads((ROOT / "scenarios" / "learned" / "ieee_eu_lv_lem_plain_bids.json").read_text())
     prices = bids["bids_eur_per_kwh"]
@@ -194,20 +195,21 @@ def main() -> None:
         else:
             truthful = np.column_stack([inner.low[0::2], inner.high[1::2]]).ravel()  # the floor, full capacity
             row["truthful"] = play(inner, day, fixed(inner, truthful))
-            row["aco"] = play(inner, day, aco_policy(inner, day))
+            row["aco"] = play(inner, day, aco_policy(inner))
         rows[day] = row
-    if args.kind == "battery":
-        for day, cost in lp_costs(held_out).items():
-            rows[day]["lp"] = {"money_eur": -cost, "dn_impact": 0.0}
     env.close()
+    if args.kind == "battery":  # after the environment's federation is gone: the LP's runs alone on the machine
+        for day, cost in lp_costs(held_out).items():
+            rows[day]["lp"] = {"money_eur": -cost, "terminal_eur": 0.0, "dn_impact": 0.0}
     wall_s = time.perf_counter() - started
     print(f"PPO, {args.steps} env steps: {train_s:.0f} s training ({args.steps / train_s:.0f} steps/s), "
           f"{wall_s:.0f} s in all")
     names = list(next(iter(rows.values())))
     print("| held-out day | " + " | ".join(f"{n} EUR" for n in names) + " |")
     print("|---|" + "---|" * len(names))
-    for day, row in rows.items():
-        print(f"| {day} | " + " | ".join(f"{row[n]['money_eur']:.2f}" for n in names) + " |")
+    for day, row in rows.items():  # money spent or earned; in brackets the value of the battery's end state
+        print(f"| {day} | " + " | ".join(f"{row[n]['money_eur']:.2f}" + (
+            f" ({row[n]['terminal_eur']:+.2f})" if row[n].get("terminal_eur") else "") for n in names) + " |")
     if args.kind == "chp":
         print("DN impact: " + ", ".join(f"{n} {np.mean([r[n]['dn_impact'] for r in rows.values()]):.1f}"
                                           for n in names))

@@ -375,7 +375,7 @@ class Federate(ValueInterface):
         (settings ``episode_period_s``). A federate reads it at every slot, so an episode cut short ends at
         once; until the new window's first slot it does nothing. ``reset()`` (the step's, if it has one: the
         DSO's record of violated buses, the battery's state of charge) rewinds its state when an episode is
-        announced. Between episodes a federate waits at its first slot time of every decision period.
+        announced. Between episodes a federate waits at its first slot time of every ``episode_period_s``.
         """
         import bisect
 
@@ -415,10 +415,10 @@ class Federate(ValueInterface):
                     if reset is not None:
                         reset()
                     playing = True
-                    if granted < first - 1e-6:  # the episode starts at the next decision period
+                    if granted < first - 1e-6:  # the episode starts at the next episode_period_s
                         wanted = first
                         continue
-                if not playing:  # between episodes: look again at the next decision period
+                if not playing:  # between episodes: look again one episode_period_s on
                     wanted = granted + period_s
                     continue
                 self.slot_s = times[i]

@@ -151,7 +151,8 @@ class AgentFederation:
 
     def begin(self, day_s: float, length_s: float) -> None:
         """Start an episode playing the scenario from ``day_s`` for ``length_s`` (long-lived): announced now, it
-        starts at the next decision period (no federate has acted in it yet), where the proxy then waits."""
+        starts at the next multiple of every federate's period (``episode_period_s``: no federate has acted in it
+        yet), where the proxy then waits."""
         self.episodes += 1
         align = self.proxy.options.episode_period_s  # a multiple of every federate's period
         self.start_s, self.period = (math.floor((self.now_s - self.proxy.offset_s) / align + 1e-9) + 1) * align, 0

@@ -12,6 +12,7 @@ last step (never MAXTIME), and sets ``terminate_on_error`` so that one failure e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,8 +130,8 @@ def with_episode_control(plans: list[FederatePlan], publisher: str,
     from dataclasses import replace
 
     gone = {e for p in plans if p.name in without for e in p.endpoints}
-    # episodes start where every federate can be granted: at multiples of the longest period (the others divide it)
-    align_s = max(float(p.period_s) for p in plans if p.name not in without)
+    # episodes start where every federate can be granted: at multiples of all periods (in whole microseconds)
+    align_s = math.lcm(*(round(float(p.period_s) * 1e6) for p in plans if p.name not in without)) / 1e6
     out = []
     for p in plans:
         if p.name in without:

@@ -310,3 +310,39 @@ def test_the_lps_set_points_played_by_an_agent_give_the_lps_run(folder, battery,
     finally:
         env.close()
     np.testing.assert_array_equal(long_lived, fresh)
+
+
+def test_episodes_start_where_every_federate_can_be_granted():
+    """Episodes start at multiples of every federate's period (their least common multiple), not only of the
+    longest: with 45-min grid steps under an hourly market that is every 3 h."""
+    from lec_cosim.wiring import FederatePlan, with_episode_control
+
+    plans = [FederatePlan("agent", "federates.agent", 2700.0, 0.001),
+             FederatePlan("market", "federates.market", 3600.0, 0.0),
+             FederatePlan("participants", "federates.lem_participants", 0.001, 0.0),
+             FederatePlan("recorder", "federates.recorder", 2700.0, 0.004)]
+    out = with_episode_control(plans, "agent", without=("recorder",))
+    assert [p.name for p in out] == ["agent", "market", "participants"]
+    assert {p.settings["episode_period_s"] for p in out} == {10800.0}
+    assert all(p.settings.get("episode_control") for p in out[1:]) and "episode_control" not in out[0].settings
+
+
+def test_the_battery_s_end_state_is_valued_through_its_efficiency(battery):
+    """The last reward's value of the state of charge: a gain can deliver only its one-way share, a loss costs
+    more to put back (so no end state is worth more than the LP, which must end where it began, could reach)."""
+    from lec_cosim.studies.community_battery.agents import CommunityBatteryRoles
+
+    class Ports:  # the proxy's input ports as the roles read them: values, no HELICS
+        def __init__(self, soc):
+            self.soc = soc
+
+        def read_port(self, port):
+            return {"households/soc_mwh": self.soc, "market/price": 40.0, "market/export_price": 40.0}[port]
+
+    roles = CommunityBatteryRoles(battery)
+    roles.observe(Ports(0.6), "lec_ems", 0, first=True)
+    roles.before_step(Ports(0.6))
+    one_way = 0.95 ** 0.5
+    assert roles.terminal_eur(Ports(0.6), "lec_ems") == 0.0
+    assert roles.terminal_eur(Ports(0.8), "lec_ems") == pytest.approx(0.2 * 40.0 * one_way)
+    assert roles.terminal_eur(Ports(0.4), "lec_ems") == pytest.approx(-0.2 * 40.0 / one_way)

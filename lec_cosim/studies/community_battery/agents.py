@@ -31,9 +31,10 @@ OBSERVATION_FIELDS = (
 )
 REWARD = ("minus the community's energy cost of the step (EUR): import at the spot price, export credited at the "
           "export price, as the study's energy_cost; at the episode's last step also the battery's change of state "
-          "of charge over the episode valued at the episode's mean import price (the LEC_EMS's LP must end the day "
-          "where it began, so a battery drained by the end would otherwise look like free energy). This study has no "
-          "DN impact: dn_penalty_eur does not apply")
+          "of charge over the episode at the episode's mean import price, a gain times the one-way efficiency, a "
+          "loss divided by it (info terminal_eur; the LEC_EMS's LP must end the day where it began, so a battery "
+          "drained by the end would otherwise look like free energy). This study has no DN impact: dn_penalty_eur "
+          "does not apply")
 
 
 class CommunityBatteryRoles:
@@ -49,6 +50,7 @@ class CommunityBatteryRoles:
         self.roles = list(scenario.agents)
         b = scenario.battery
         self.power_mw, self.capacity_mwh = float(b.power_mw), float(b.capacity_mwh)
+        self.efficiency = float(b.efficiency)  # round trip
         self.soc_initial_mwh = float(b.soc_initial * b.capacity_mwh)
         self.step_h = scenario.ems_step_s / 3600.0
         self.periods = int(round(scenario.end_s / scenario.ems_step_s))
@@ -68,7 +70,8 @@ class CommunityBatteryRoles:
         return {"planned_soc_mwh": math.nan}
 
     def observe(self, proxy, role: str, period: int, first: bool) -> np.ndarray:
-        hours = (period * self.step_h) % 24
+        start = self.scenario.start
+        hours = (start.hour + start.minute / 60 + period * self.step_h) % 24
         angle = 2 * math.pi * hours / 24
         prices = (proxy.read_port("market/price"), proxy.read_port("market/export_price"))
         if first:
@@ -84,9 +87,14 @@ class CommunityBatteryRoles:
         self._episode_prices.append(self._prices[0])
 
     def terminal_eur(self, proxy, role: str) -> float:
-        """At the episode's end: the state of charge gained (or lost) since its start, at its mean import price."""
-        soc = proxy.read_port("households/soc_mwh")
-        return (soc - self.soc_initial_mwh) * float(np.mean(self._episode_prices))
+        """At the episode's end: the state of charge gained (or lost) since its start, at its mean import price
+        and through the battery's one-way efficiency: energy gained can deliver only its share, energy lost
+        costs more to put back. So ending anywhere but the start is never worth more than what the LP (which
+        must end there) could also have done."""
+        change = proxy.read_port("households/soc_mwh") - self.soc_initial_mwh
+        one_way = math.sqrt(self.efficiency)
+        price = float(np.mean(self._episode_prices))
+        return change * price * one_way if change > 0 else change * price / one_way
 
     def money_eur(self, proxy, role: str) -> float:
         net = sum(proxy.read_port(f"households/{p}") * sign
