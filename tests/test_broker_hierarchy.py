@@ -10,7 +10,7 @@ from pathlib import Path
 import helics as h
 import pytest
 
-from harness import TestFederate, write_scenario
+from harness import SHARED_RUNS, TestFederate, shared_run, write_scenario
 from lec_cosim.federation import (
     broker_port_span,
     free_broker_port,
@@ -109,15 +109,17 @@ def _kpis_match(ours: dict, theirs: dict) -> bool:
                for a, b in ((ours[k], theirs[k]) for k in ours))
 
 
-def test_a_run_through_two_sub_brokers_gives_the_single_brokers_results(tmp_path):
-    scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
-    outs = {k: tmp_path / f"sub_brokers_{k}" for k in (0, 2)}
-    runs = {k: subprocess.Popen(CLI + ["run", str(scenario), "--out", str(out), "--quiet", "--sub-brokers", str(k)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for k, out in outs.items()}
-    outputs = {k: run.communicate(timeout=120)[0] for k, run in runs.items()}
-    for k, run in runs.items():
-        assert run.returncode == 0, outputs[k]
+def test_a_run_through_two_sub_brokers_gives_the_single_brokers_results(tmp_path, tmp_path_factory):
+    """The shipped day through two sub-brokers against its run through the single broker: the run other test
+    files read too (``harness.shared_runs``; no ``--sub-brokers`` is 0 of them)."""
+    scenario, single_run = shared_run(tmp_path_factory, "trondelag_arbitrage")
+    assert SHARED_RUNS["trondelag_arbitrage"] == ("trondelag_arbitrage", {}, [])
+    outs = {0: single_run, 2: tmp_path / "sub_brokers_2"}
+    run = subprocess.run(CLI + ["run", str(scenario), "--out", str(outs[2]), "--quiet", "--sub-brokers", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout
+    assert [e["name"] for e in json.loads((outs[0] / "runner.json").read_text())["federates"]] == \
+        ["broker", "market", "lec_ems", "households", "dso", "recorder"]  # one broker, no sub-broker
 
     runner = json.loads((outs[2] / "runner.json").read_text())
     assert [e["name"] for e in runner["federates"]] == ["broker", "sub_broker_1", "sub_broker_2", "market",
