@@ -1,6 +1,7 @@
 """Participant federate: a group of LEM players (households and CHPs) of the IEEE European LV feeder.
 
-Each player has its own endpoint (the endpoint port of the player's name). At the start of each
+Each player has its own endpoint (the endpoint port of the player's name), or all share the group's
+(the endpoint port ``group``: one order message and one result for all). At the start of each
 hour (+ settings ``order_offset_s``) it sends its orders to the target ``orders``; at
 ``dispatch_offset_s`` it reads its result, settles the hour and, at every grid step, publishes the
 group's injections (settings ``physical_vectors``) and settlement (``settlement_vectors``) on the
@@ -48,7 +49,8 @@ def build(fed: Federate):
     block = options.block_steps  # grid steps per publication
     physical_vectors, settlement_vectors = list(options.physical_vectors), list(options.settlement_vectors)
     order_offset_s, dispatch_offset_s = options.order_offset_s, options.dispatch_offset_s
-    endpoint = {name: fed.endpoint(name) for name in members}  # each player's own
+    shared = fed.endpoint("group") if "group" in fed.ports.get("endpoints", {}) else None
+    endpoint = {} if shared else {name: fed.endpoint(name) for name in members}  # each player's own
     market = fed.target("orders") if lem else None
     period_s = s.market_step_s
     n_periods = community.n_periods
@@ -57,6 +59,7 @@ def build(fed: Federate):
 
     def send_orders(period: int) -> None:
         hour = period % 24
+        book = {}
         for j, name in enumerate(members):
             if name in played:
                 if not fed.port_updated(f"{name}.action"):
@@ -67,21 +70,34 @@ def build(fed: Federate):
                 bid = bids[name][period] if kinds[j] == "chp" else None
                 orders = period_orders(kinds[j], name, load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour,
                                        scheme, bid, b)
-            fed.send(endpoint[name], market, {
-                "period": period, "participant": name,
-                "orders": [{"side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh, "quantity_kwh": o.quantity_kwh}
-                           for o in orders]})
+            book[name] = [{"side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh, "quantity_kwh": o.quantity_kwh}
+                          for o in orders]
+            if not shared:
+                fed.send(endpoint[name], market, {"period": period, "participant": name, "orders": book[name]})
+        if shared:
+            fed.send(shared, market, {"period": period, "participants": book})
+
+    def result_of(period: int, port: str, what: str) -> dict:
+        messages = fed.receive(port)
+        if len(messages) != 1 or messages[0][1].get("period") != period:
+            raise RuntimeError(f"{what}: expected one market result for hour {period}, got {len(messages)}")
+        return messages[0][1]
 
     def settle(period: int) -> None:
         hour = period % 24
         rows = []
+        results = None
+        if lem and shared:
+            answer = result_of(period, shared, fed.name)
+            results = {name: {"price_eur_per_kwh": answer["price_eur_per_kwh"], **mine}
+                       for name, mine in answer["results"].items()}
+            missing = [name for name in members if name not in results]
+            if missing:
+                raise RuntimeError(f"{fed.name}: no market result for {', '.join(missing)} in hour {period}")
         for j, name in enumerate(members):
             price, bought, sold = None, 0.0, 0.0
             if lem:
-                messages = fed.receive(endpoint[name])
-                if len(messages) != 1 or messages[0][1].get("period") != period:
-                    raise RuntimeError(f"{name}: expected one market result for hour {period}, got {len(messages)}")
-                result = messages[0][1]
+                result = results[name] if shared else result_of(period, endpoint[name], name)
                 price = result["price_eur_per_kwh"]
                 bought = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "buy")
                 sold = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "sell")

@@ -162,3 +162,50 @@ def test_market_clears_each_hour_and_answers_every_bidder(tmp_path, solver):
     _, reply = results[0, BUYERS[0]][0]
     assert reply["allocation_kwh"] == pytest.approx(dict(zip(SELLERS, [20 / 60, 20 / 60, 10 / 60, 10 / 60])))
     assert sum(e for _, _, e in books[0][0][1]["allocation_kwh"]) == pytest.approx(60.0)
+
+
+@pytest.mark.timeout(120)
+def test_players_sharing_an_endpoint_get_one_answer_and_the_same_book(tmp_path):
+    """Half the bidders share one endpoint and send one message (in reverse order); the rest one each. The shared
+    endpoint gets one answer with each of its players' results, the book is in participant-name order whatever
+    the messages, and with ``bidder_allocation`` off the answers carry no allocation (the book still does)."""
+    shared, alone = BIDDERS[::2], BIDDERS[1::2]  # buyers and sellers on both sides
+    group = "bidders/group"
+    path = write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {
+        "horizon_h": 1, "market.chp_strategy": "truthful", "market.learned_bids_file": None})
+    scenario = load_scenario(path)
+    pool = pool_plan(scenario, "merit_order")
+    pool.targets["results"] = {name: group if name in shared else bidder_endpoint(name) for name in BIDDERS}
+    with plan_under_test(pool, scenario, tmp_path / "run", 2, settings={"bidder_allocation": False}) as port:
+        together = TestFederate("together", port, period=SLOT_PERIOD_S, offset=ORDER_OFFSET_S, endpoints=[group])
+        apart = TestFederate("apart", port, period=SLOT_PERIOD_S, offset=ORDER_OFFSET_S,
+                             endpoints=[bidder_endpoint(n) for n in alone] + [BOOK_TO])
+        enter_all(together, apart)
+        arrive_all([together, apart], 0.0)
+        orders = book(0)
+        together.send(group, POOL, {"period": 0, "participants": {n: orders[n] for n in reversed(shared)}})
+        for name in alone:
+            apart.send(bidder_endpoint(name), POOL, {"period": 0, "participant": name, "orders": orders[name]})
+        arrive_all([together, apart], 0.002)
+        answers = together.receive(group)
+        single = {name: apart.receive(bidder_endpoint(name)) for name in alone}
+        books = apart.receive(BOOK_TO)
+        together.close()
+        apart.close()
+
+    price, accepted = EXPECTED[0]
+    assert len(answers) == 1
+    source, answer = answers[0]
+    assert source == POOL and answer["period"] == 0 and answer["price_eur_per_kwh"] == pytest.approx(price, abs=1e-12)
+    assert sorted(answer["results"]) == sorted(shared)
+    for name, result in answer["results"].items():
+        assert set(result) == {"orders"}  # no allocation for the bidders
+        assert sum(o["accepted_kwh"] for o in result["orders"]) == pytest.approx(accepted.get(name, 0.0), abs=1e-9)
+    for name, messages in single.items():
+        assert len(messages) == 1 and set(messages[0][1]) == {"period", "price_eur_per_kwh", "orders"}
+        assert sum(o["accepted_kwh"] for o in messages[0][1]["orders"]) == pytest.approx(accepted.get(name, 0.0),
+                                                                                          abs=1e-9)
+    record = books[0][1]
+    traders = [o["participant"] for o in record["orders"]]
+    assert traders == sorted(traders) and len(traders) == sum(len(o) for o in orders.values())
+    assert sum(e for _, _, e in record["allocation_kwh"]) == pytest.approx(60.0)

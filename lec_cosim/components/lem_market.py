@@ -14,6 +14,9 @@ PROGRAM = "federates.lem_market"
 class Settings(_Settings):
     solver: Literal["merit_order", "glpk", "highs"]
     """How it clears: the merit order, or the LP with GLPK or HiGHS (the same optimum; the LP is the check)."""
+    bidder_allocation: bool = True
+    """Whether each bidder's result carries its bilateral allocation x_ij (kWh by counterpart). The book sent to
+    ``book`` always does; a study whose bidders do not read it saves the largest part of the messages."""
 
 
 PORTS = (

@@ -30,7 +30,10 @@ class Settings(_Settings):
 
 
 PORTS = (
-    Port("{player}", "endpoint", "message", None, "each player's own endpoint: its market results arrive here"),
+    Port("{player}", "endpoint", "message", None, "each player's own endpoint: its market results arrive here",
+         optional=True),
+    Port("group", "endpoint", "message", None, "the endpoint all players share instead (one order message and one "
+         "result for all)", optional=True),
     Port("{player}.action", "in", "vector", None, "an agent's offer for the player (agent_players): price EUR/kWh, "
          "quantity kWh"),
     Port("orders", "target", "message", None, "the pool operator's endpoint (absent without the market)",

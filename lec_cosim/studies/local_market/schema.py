@@ -68,6 +68,10 @@ class ParticipantsConfig(_Strict):
     chp: CHPConfig = CHPConfig()
     federates: int = Field(1, ge=1, le=61,
                            description="participant federates; the 61 players are dealt to them in turn")
+    messages: Literal["per_player", "per_group"] = Field(
+        "per_player", description="how orders and market results travel: one message per player from its own "
+        "endpoint (per_player), or one per participant federate for all its players (per_group: the same book, "
+        "clearing and results with two messages an hour per group instead of two per player)")
 
 
 class LemMarketConfig(_Strict):

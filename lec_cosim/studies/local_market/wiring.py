@@ -16,9 +16,10 @@ pattern within each hour T (seconds) cannot deadlock, whatever the number of bid
 no federate ever waits for a reply: every federate requests fixed times, and HELICS delivers a
 message stamped t to a federate granted a time later than t::
 
-    T + 1 ms   participants  send one order message per participant to ``lem/market``
-    T + 2 ms   market        clears the hour with every order that arrived; sends each
-                             participant its result and the recorder the whole book
+    T + 1 ms   participants  send one order message per participant to ``lem/market`` (with
+                             ``participants.messages: per_group`` one per group, for all its players)
+    T + 2 ms   market        clears the hour with every order that arrived; answers each order
+                             message with its players' results and sends the recorder the whole book
     T + 3 ms   participants  read their results, settle the hour, publish injections
                (and at the other grid steps t of the hour: t + 3 ms, injections only)
     t + 4 ms   dso           power flow with the injections of step t
@@ -74,6 +75,11 @@ def participant_endpoint(name: str) -> str:
     return f"lem/{name}"
 
 
+def group_endpoint(group: str) -> str:
+    """The endpoint a participant federate's players share with ``participants.messages: per_group``."""
+    return f"lem/{group}"
+
+
 def source_community(scenario):
     """The community on a ``feeder.source``; what its data cannot give is one line naming the scenario."""
     from lec_cosim.models.lem_community import community_from_scenario
@@ -122,27 +128,33 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
     plans = []
     group_pubs = {}
     agents = list(scenario.agents)
+    per_group = scenario.participants.messages == "per_group"
+    answer_at = {}  # player -> the endpoint its orders come from and its result goes to
     for name, members in members_of.items():
         pubs = [Signal(f"lem/{name}/{v}", "vector", port=v) for v in PARTICIPANT_VECTORS + SETTLEMENT_VECTORS]
         group_pubs[name] = pubs
         played = [m for m in members if m in agents]
+        ports = ({"group": group_endpoint(name)} if per_group
+                 else {m: participant_endpoint(m) for m in members})
+        answer_at.update({m: ports["group"] if per_group else ports[m] for m in members})
         plans.append(FederatePlan(
             name, "federates.lem_participants", SLOT_PERIOD_S, 0.0, pubs,
             [Signal(agent_action_key(m), "vector", port=f"{m}.action") for m in played],
-            [participant_endpoint(m) for m in members],
+            list(ports.values()),
             {"participants": members, **blocks, "order_offset_s": ORDER_OFFSET_S,
              "dispatch_offset_s": DISPATCH_OFFSET_S, "physical_vectors": list(PARTICIPANT_VECTORS),
              "settlement_vectors": list(SETTLEMENT_VECTORS), **({"agent_players": played} if played else {})},
-            endpoint_ports={m: participant_endpoint(m) for m in members},
+            endpoint_ports=ports,
             targets={"orders": MARKET_ENDPOINT} if market else {},
             acts_at=((scenario.market_step_s, ORDER_OFFSET_S),) * market + ((grid_s, DISPATCH_OFFSET_S),)))
     market_pubs = [Signal(f"lem/market/{v}", port=v) for v in MARKET_DOUBLES]
     if market:
-        everyone = {m: participant_endpoint(m) for members in members_of.values() for m in members}
         plans.append(FederatePlan(
             "market", "federates.lem_market", scenario.market_step_s, MARKET_OFFSET_S, market_pubs, [],
-            [MARKET_ENDPOINT], {"solver": scenario.market.solver}, endpoint_ports={"orders": MARKET_ENDPOINT},
-            targets={"results": everyone, "book": RECORDER_ENDPOINT}))
+            # the participants read their accepted quantities; the allocation reaches the results through the book
+            [MARKET_ENDPOINT], {"solver": scenario.market.solver, "bidder_allocation": False},
+            endpoint_ports={"orders": MARKET_ENDPOINT},
+            targets={"results": answer_at, "book": RECORDER_ENDPOINT}))
 
     def read_as(prefix: str, signals: list[Signal]) -> list[Signal]:
         """The same values under the reader's port names: ``prefix/<the publisher's port>``."""
