@@ -133,7 +133,9 @@ class AgentFederation:
         self.scenario, self.run_dir, self.long_lived = scenario, Path(run_dir), long_lived
         self.deadline, self.step_timeout_s = deadline, step_timeout_s
         transform = (lambda plans: with_episode_control(plans, PROXY, without=("recorder",))) if long_lived else None
-        self.federation = InprocFederation(scenario, run_dir, outside=(PROXY,), debug=debug, transform=transform)
+        # one core for all: the federates of an env act in turn, and a grant through one core's thread is quicker
+        self.federation = InprocFederation(scenario, run_dir, outside=(PROXY,), debug=debug, transform=transform,
+                                           shared_core=True)
         if prepare is not None:  # tests: change the written federation (arm a fault) before it starts
             prepare(self.run_dir)
         self.federation.start()

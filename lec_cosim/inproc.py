@@ -2,8 +2,9 @@
 
 A normal run (:mod:`lec_cosim.launch`) starts a ``helics_broker`` and one process per federate, talking
 ZMQ over TCP: robust (a stuck federate can be killed), but each start costs seconds of imports and model
-building. Here the broker is an ``inproc`` broker of this process and each federate program (its
-``build`` and :func:`federates.common.run_federate`, unchanged) runs in a thread of its own. What stays
+building. Here the broker is an ``inproc`` broker of this process (each federate on an ``inproc`` core
+of its own, or with ``shared_core`` all on one) and each federate program (its ``build`` and
+:func:`federates.common.run_federate`, unchanged) runs in a thread of its own. What stays
 identical to a normal run: the configs (but for the core: ``coreType``, ``coreInitString``, ``coreName``, and
 HELICS's ``loglevel``), every federate's
 time requests, values and messages, and so the results (byte-identical CSVs; ``tests/test_inproc.py``).
@@ -80,12 +81,12 @@ class InprocFederation:
 
     ``outside`` names federates of the plan the caller runs itself (it creates them from
     ``configs/<name>.json`` once :meth:`start` returned); ``transform`` may change the plans before they are
-    written (:func:`lec_cosim.federation.write_federation`). Use as a context manager, or call :meth:`start`,
+    written and ``shared_core`` puts all federates on one core (:func:`lec_cosim.federation.write_federation`). Use as a context manager, or call :meth:`start`,
     :meth:`wait` and :meth:`close`.
     """
 
     def __init__(self, scenario, run_dir: str | Path, *, outside: tuple[str, ...] = (), debug: bool = False,
-                 start_timeout_s: float = START_TIMEOUT_S, transform=None):
+                 start_timeout_s: float = START_TIMEOUT_S, transform=None, shared_core: bool = False):
         from lec_cosim.federation import write_federation
 
         self.run_dir = Path(run_dir).resolve()
@@ -93,7 +94,8 @@ class InprocFederation:
             raise FileExistsError(f"{self.run_dir}: an in-process federation runs into a new or empty folder")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.name = f"lec_cosim_inproc_{os.getpid()}_{next(_COUNTER)}"
-        runner = write_federation(scenario, self.run_dir, manifest=False, inproc_broker=self.name, transform=transform)
+        runner = write_federation(scenario, self.run_dir, manifest=False, inproc_broker=self.name, transform=transform,
+                                  shared_core=shared_core)
         self.configs = {entry["name"]: Path(entry["config"]) for entry in runner["federates"]}
         unknown = set(outside) - set(self.configs)
         if unknown:
