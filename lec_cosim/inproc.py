@@ -81,8 +81,8 @@ class InprocFederation:
 
     ``outside`` names federates of the plan the caller runs itself (it creates them from
     ``configs/<name>.json`` once :meth:`start` returned); ``transform`` may change the plans before they are
-    written and ``shared_core`` puts all federates on one core (:func:`lec_cosim.federation.write_federation`). Use as a context manager, or call :meth:`start`,
-    :meth:`wait` and :meth:`close`.
+    written and ``shared_core`` puts all federates on one core (:func:`lec_cosim.federation.write_federation`).
+    Use as a context manager, or call :meth:`start`, :meth:`wait` and :meth:`close`.
     """
 
     def __init__(self, scenario, run_dir: str | Path, *, outside: tuple[str, ...] = (), debug: bool = False,
