@@ -88,11 +88,30 @@ class Joint(gymnasium.Env):
         self.env.close()
 
 
-def make_env(kind: str, on_days: list[str]):
-    from lec_cosim.env import LecEnv, LecParallelEnv
+class TrainDays(gymnasium.Wrapper):
+    """Training episodes draw their day from the training days only (a stream of their own per environment)."""
 
-    path = ROOT / "scenarios" / SCENARIO[kind]
-    return Scaled(LecEnv(path, days=on_days) if kind == "battery" else Joint(LecParallelEnv(path, days=on_days)))
+    def __init__(self, env, train: list[str], seed: int):
+        super().__init__(env)
+        self.train, self.rng = train, np.random.default_rng(seed)
+        self.low, self.high = env.low, env.high
+
+    def reset(self, *, seed=None, options=None):
+        day = self.train[int(self.rng.integers(len(self.train)))]
+        return self.env.reset(seed=seed, options=options or {"day": day})
+
+
+def make_env(kind: str, on_days: list[str], grid_min: int | None = None):
+    import tempfile
+
+    from lec_cosim.env import LecEnv, LecParallelEnv
+    from lec_cosim.scenario import write_scenario_variant
+
+    scenario = ROOT / "scenarios" / SCENARIO[kind]
+    if grid_min is not None:  # the same study at another grid step (the market stays hourly)
+        scenario = write_scenario_variant(scenario, {"resolution.grid_min": grid_min}, Path(tempfile.mkdtemp()))
+    return Scaled(LecEnv(scenario, days=on_days) if kind == "battery"
+                  else Joint(LecParallelEnv(scenario, days=on_days)))
 
 
 def play(env, day: str, policy) -> dict:
@@ -153,36 +172,49 @@ def main() -> None:
     parser.add_argument("kind", choices=("battery", "chp"))
     parser.add_argument("--steps", type=int, default=20000, help="PPO's env steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--envs", type=int, default=1, help="environments side by side, each in a process of its "
+                        "own (stable-baselines3's SubprocVecEnv); 1: in this process")
+    parser.add_argument("--grid-min", type=int, choices=(15, 30, 60), default=None,
+                        help="the study's grid step instead of the scenario's (the market stays hourly)")
     args = parser.parse_args()
     import torch
     from stable_baselines3 import PPO
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
 
     torch.set_num_threads(1)  # the federation's threads need the other core
     print(machine())
     train = days(*TRAIN[args.kind])
     held_out = HELD_OUT[args.kind]
-    env = Monitor(make_env(args.kind, train + held_out))
     started = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
+    # one builder per environment, each drawing its training days from a stream of its own
+    builders = [lambda k=k: TrainDays(make_env(args.kind, train + held_out, args.grid_min), train, args.seed + k)
+                for k in range(args.envs)]
+    vector = SubprocVecEnv(builders, start_method="spawn") if args.envs > 1 else DummyVecEnv(builders)
+    monitored = VecMonitor(vector)  # each finished episode's return and length, from every environment
+    returns, lengths = [], []
 
-    class TrainDays(gymnasium.Wrapper):
-        """Training episodes draw their day from the training days only."""
-
-        def reset(self, *, seed=None, options=None):
-            return self.env.reset(seed=seed, options=options or {"day": train[int(rng.integers(len(train)))]})
+    class Record(BaseCallback):
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    returns.append(info["episode"]["r"])
+                    lengths.append(info["episode"]["l"])
+            return True
 
     # observations (prices in EUR/MWh beside states of charge in MWh) and rewards normalised by running statistics
-    normalised = VecNormalize(DummyVecEnv([lambda: TrainDays(env)]), norm_obs=True, norm_reward=True, gamma=0.99)
-    model = PPO("MlpPolicy", normalised, seed=args.seed, verbose=0, n_steps=960 if args.kind == "battery" else 480,
+    normalised = VecNormalize(monitored, norm_obs=True, norm_reward=True, gamma=0.99)
+    # the rollout per update stays 480 (960) steps whatever the number of environments
+    model = PPO("MlpPolicy", normalised, seed=args.seed, verbose=0,
+                n_steps=(960 if args.kind == "battery" else 480) // args.envs,
                 batch_size=96 if args.kind == "battery" else 48, learning_rate=3e-4, gamma=0.99)
-    model.learn(total_timesteps=args.steps)
+    model.learn(total_timesteps=args.steps, callback=Record())
     normalised.training = False
+    normalised.close()  # the training environments' federations end here
     train_s = time.perf_counter() - started
-    returns = np.array(env.get_episode_rewards())
-    lengths = np.cumsum(env.get_episode_lengths())
-    inner = env.env  # the Scaled wrapper
+    returns = np.array(returns)
+    lengths = np.cumsum(lengths)
+    inner = make_env(args.kind, held_out, args.grid_min)  # a fresh environment in this process, for the held-out days
 
     def ppo(observation):
         return model.predict(normalised.normalize_obs(observation), deterministic=True)[0]
@@ -197,7 +229,7 @@ def main() -> None:
             row["truthful"] = play(inner, day, fixed(inner, truthful))
             row["aco"] = play(inner, day, aco_policy(inner))
         rows[day] = row
-    env.close()
+    inner.close()
     if args.kind == "battery":  # after the environment's federation is gone: the LP's runs alone on the machine
         for day, cost in lp_costs(held_out).items():
             rows[day]["lp"] = {"money_eur": -cost, "terminal_eur": 0.0, "dn_impact": 0.0}
