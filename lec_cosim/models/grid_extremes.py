@@ -69,13 +69,13 @@ class GridExtremes:
 
     def add(self, result) -> None:
         """Take one grid step's power flow into the extremes."""
-        vm = result.vm_pu.to_numpy()  # column-major: phase by phase is ~20 x faster than .min(axis=1)
+        vm = result.vm_pu_values  # phase by phase: ~20 x faster than .min(axis=1) on a column-major frame
         low = np.minimum(np.minimum(vm[:, 0], vm[:, 1]), vm[:, 2])
         high = np.maximum(np.maximum(vm[:, 0], vm[:, 1]), vm[:, 2])
         np.minimum(self.vm_min_pu, low, out=self.vm_min_pu)
         np.maximum(self.vm_max_pu, high, out=self.vm_max_pu)
         self.bus_steps_out_of_band += (low < self.vm_min_limit_pu) | (high > self.vm_max_limit_pu)
-        lines = result.line_loading_percent.to_numpy()
+        lines = result.line_loading_values
         np.maximum(self.line_loading_max_percent, lines, out=self.line_loading_max_percent)
         self.line_steps_overloaded += lines > self.max_loading_percent
         trafos = np.asarray(result.trafo_loadings_percent, dtype=float)

@@ -40,6 +40,7 @@ Indicators of one state (:class:`LemGridResult`)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -110,9 +111,12 @@ class LemGridResult:
         :func:`dn_impact` of the step.
     vm_pu, va_deviation_degree : pandas.DataFrame
         Per LV bus (index 1..906) and phase (columns ``a, b, c``): voltage magnitude, pu, and angle
-        minus the same phase's angle at bus 1, degrees.
+        minus the same phase's angle at bus 1, degrees. Built when first read from ``vm_pu_values`` and
+        ``va_deviation_values`` (the same numbers as arrays, bus by phase): a step that only needs the
+        indicators and the arrays (the DSO) does not pay for the frames.
     line_loading_percent : pandas.Series
-        Highest phase current of every feeder line in % of its rating (index: line name).
+        Highest phase current of every feeder line in % of its rating (index: line name); built when first
+        read from ``line_loading_values``.
     violated_buses : tuple of int
         IEEE numbers of the LV buses counted in ``bus_violations``.
     trafo_loadings_percent : numpy.ndarray
@@ -137,15 +141,31 @@ class LemGridResult:
     step_h: float
     violation_model: str
     dn_impact: float
-    vm_pu: pd.DataFrame = field(repr=False)
-    va_deviation_degree: pd.DataFrame = field(repr=False)
-    line_loading_percent: pd.Series = field(repr=False)
+    vm_pu_values: np.ndarray = field(repr=False)
+    va_deviation_values: np.ndarray = field(repr=False)
+    line_loading_values: np.ndarray = field(repr=False)
+    bus_index: pd.Index = field(repr=False)
+    phase_index: pd.Index = field(repr=False)
+    line_index: pd.Index = field(repr=False)
     violated_buses: tuple = field(default=(), repr=False)
     trafo_loadings_percent: np.ndarray = field(default=None, repr=False)
 
+    @cached_property
+    def vm_pu(self) -> pd.DataFrame:
+        return pd.DataFrame(self.vm_pu_values, index=self.bus_index, columns=self.phase_index)
+
+    @cached_property
+    def va_deviation_degree(self) -> pd.DataFrame:
+        return pd.DataFrame(self.va_deviation_values, index=self.bus_index, columns=self.phase_index)
+
+    @cached_property
+    def line_loading_percent(self) -> pd.Series:
+        return pd.Series(self.line_loading_values, index=self.line_index)
+
     def scalars(self) -> dict:
         """The scalar indicators as a dict (no per-bus or per-line tables)."""
-        skip = {"vm_pu", "va_deviation_degree", "line_loading_percent", "violated_buses", "trafo_loadings_percent"}
+        skip = {"vm_pu_values", "va_deviation_values", "line_loading_values", "bus_index", "phase_index",
+                "line_index", "violated_buses", "trafo_loadings_percent"}
         return {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in skip}
 
 

@@ -591,9 +591,8 @@ class LemGrid:
             p_loss_kw=s.p_loss_kw, q_loss_kvar=s.q_loss_kvar, trafo_p_kw=s.trafo_p_kw,
             trafo_q_kvar=s.trafo_q_kvar, step_h=self.step_h, violation_model=self.violation_model,
             dn_impact=float(impact),
-            vm_pu=pd.DataFrame(s.vm, index=buses, columns=self._result_phase_index),
-            va_deviation_degree=pd.DataFrame(s.va_dev, index=buses, columns=self._result_phase_index),
-            line_loading_percent=pd.Series(line_load, index=self._result_line_index),
+            vm_pu_values=s.vm, va_deviation_values=s.va_dev, line_loading_values=line_load, bus_index=buses,
+            phase_index=self._result_phase_index, line_index=self._result_line_index,
             violated_buses=tuple(int(b) for b in self.lv_buses[bus_viol]),
             trafo_loadings_percent=trafo_loads,
         )
