@@ -28,6 +28,9 @@ from lec_cosim.scenario import Scenario, load_scenario
 from lec_cosim.timing import TimingLog
 
 REQUEST_MARGIN_S = 1e-7
+INJECTED_HANGS_END = threading.Event()
+"""Fault injection: an injected hang (``inject_hang_at_s``) waits for this, which nothing sets in a run; a
+test of an in-process federation sets it to let the hung thread go once it has seen what the hang does."""
 STAY_PAST_END_S = 86400.0
 """How far past the horizon a federate that stays for the recorder's query asks to be."""
 QUERY_POLL_S = 0.05
@@ -341,7 +344,7 @@ class Federate(ValueInterface):
                 if fail_at_s is not None and granted >= fail_at_s:
                     raise RuntimeError(f"injected fault at {granted:g} s")
                 if hang_at_s is not None and granted >= hang_at_s:  # a solver that never returns
-                    threading.Event().wait()
+                    INJECTED_HANGS_END.wait()
                 if quit_at_s is not None and granted >= quit_at_s:  # sys.exit(0) deep in a model
                     raise SystemExit(0)
                 self.slot_s = wanted
@@ -382,7 +385,7 @@ class Federate(ValueInterface):
         times = [t for t, _ in slots]
         first_of_day = times[0] % 86400.0  # every day's first slot is at this time of day (slots repeat daily)
         period_s = float(self.options.episode_period_s)
-        fail_at_s = self.options.inject_fault_at_s
+        fail_at_s, hang_at_s = self.options.inject_fault_at_s, self.options.inject_hang_at_s  # in the episode's day
         self.timing.ready()
         h.helicsFederateEnterExecutingMode(self.fed)
         timing = self.timing
@@ -424,6 +427,9 @@ class Federate(ValueInterface):
                 self.slot_s = times[i]
                 if fail_at_s is not None and times[i] >= fail_at_s:  # fault injection, as in run()
                     raise RuntimeError(f"injected fault at {times[i]:g} s")
+                if hang_at_s is not None and times[i] >= hang_at_s:
+                    INJECTED_HANGS_END.wait()
+                    raise RuntimeError(f"injected hang at {times[i]:g} s, let go")
                 sent, published = self.messages_sent, self.values_published
                 try:
                     slots[i][1](i)

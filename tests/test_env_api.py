@@ -16,6 +16,7 @@ from gymnasium.utils.env_checker import check_env
 from harness import write_scenario
 from pettingzoo.test import parallel_api_test
 
+from federates.common import INJECTED_HANGS_END
 from lec_cosim.env import LecEnv, LecParallelEnv, describe_spaces
 from lec_cosim.launch import FederationError
 from lec_cosim.models.lem_community import community_from_scenario, read_learned_bids
@@ -156,6 +157,41 @@ def test_a_federate_failing_mid_episode_ends_the_step_with_its_error(two_chps, t
         env.reset(seed=0)  # the environment plays on with a fresh federation
     finally:
         env.close()
+    left = [t for t in threading.enumerate() if t not in before and t.name.startswith("federate ")]
+    assert not left, left
+
+
+def test_a_federate_that_hangs_ends_the_step_at_its_deadline(two_chps, tmp_path):
+    """The DSO hangs inside its step (as a solver that never returns): the step ends after step_timeout_s with
+    the deadline's error, not never; once the hung thread is let go the environment plays on."""
+    def arm(run_dir):
+        config = run_dir / "configs" / "dso.json"
+        data = json.loads(config.read_text())
+        data["lec_cosim"]["inject_hang_at_s"] = 3600.0
+        config.write_text(json.dumps(data))
+
+    before = set(threading.enumerate())
+    env = LecEnv(two_chps, work_dir=tmp_path, prepare=arm, step_timeout_s=5.0)  # the start too must fit in it
+    try:
+        env.reset(seed=0)
+        env.step(env.action_space.low)  # hour 0: the DSO plays it
+        # a thread busy in a model cannot be killed: let it go once the deadline has ended the federation, while
+        # the environment waits a little for its threads (else that wait would be all of its 10 s)
+        release = threading.Timer(6.5, INJECTED_HANGS_END.set)
+        release.start()
+        with pytest.raises(FederationError) as stalled:
+            env.step(env.action_space.low)  # hour 1: the DSO does not come back
+        assert stalled.value.stalled and "did not play period 1 within 5 s" in str(stalled.value)
+        release.join()
+    finally:
+        INJECTED_HANGS_END.set()
+        try:
+            env.close()
+            for thread in threading.enumerate():
+                if thread not in before and thread.name.startswith("federate "):
+                    thread.join(10.0)  # let go, it finds its federation ended and leaves
+        finally:
+            INJECTED_HANGS_END.clear()
     left = [t for t in threading.enumerate() if t not in before and t.name.startswith("federate ")]
     assert not left, left
 
