@@ -230,7 +230,7 @@ class _Play:
 
     def __init__(self, scenario, *, days=None, dn_penalty_eur: float = 0.0, work_dir=None,
                  step_timeout_s: float = STEP_TIMEOUT_S, keep_episodes: int = 1, debug: bool = False, prepare=None,
-                 federation: str = "long_lived"):
+                 federation: str = "long_lived", role_options: dict | None = None):
         from lec_cosim.checks import check_data
 
         if federation not in ("long_lived", "per_episode"):
@@ -238,7 +238,7 @@ class _Play:
         self.long_lived = federation == "long_lived"
         self.scenario = _scenario(scenario)
         self.study = _study(self.scenario)
-        self.roles = self.study.agent_roles(self.scenario)
+        self.roles = self.study.agent_roles(self.scenario, **(role_options or {}))  # the study's own options
         self.days = [self.scenario.start.date()] if days is None else [
             d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in days]
         if not self.days:
@@ -280,6 +280,8 @@ class _Play:
             raise ValueError(f"day {self.day}: not one of the environment's days ({', '.join(map(str, self.days))})")
         self.episodes += 1
         self.first = True
+        if hasattr(self.roles, "begin"):  # roles whose start depends on the day (the EVs' sessions)
+            self.roles.begin(self.day)
         if self.long_lived:
             if self.episode is not None and self.episode.now_s > MAX_FEDERATION_TIME_S:
                 self.end_episode()
@@ -323,7 +325,8 @@ class _Play:
             action = np.asarray(actions[role], dtype=float).reshape(-1)
             if action.shape != low.shape or not np.all(np.isfinite(action)):
                 raise ValueError(f"{role}: an action is {len(low)} finite numbers "
-                                 f"({', '.join(f[0] for f in self.roles.action_fields)}), not {actions[role]!r}")
+                                 f"({', '.join(f[0] for f in _fields(self.roles, role, 'action'))}), "
+                                 f"not {actions[role]!r}")
             outputs = self.roles.outputs(role) if hasattr(self.roles, "outputs") else {}
             self.episode.act(role, np.clip(action, low, high), outputs)
         if hasattr(self.roles, "before_step"):
@@ -383,8 +386,9 @@ class LecEnv(gymnasium.Env):
     """A Gymnasium environment for one role of a scenario's ``agents:`` (the first, or ``role``).
 
     The other roles of ``agents:`` (if any) play ``others``: a function ``(role, observation) -> action``
-    (default: their offer at the lower bound of every action field but the last, the whole quantity, i.e.
-    truthful bidding for the local market's CHPs).
+    (default: the study's default action for the role where it has one, the battery idle or the EVs charging at
+    full power; else the lower bound of every action field but the last, the whole quantity, i.e. truthful
+    bidding for the local market's CHPs).
     """
 
     metadata = {"render_modes": []}
@@ -424,9 +428,18 @@ class LecEnv(gymnasium.Env):
 
 def _truthful(play: _Play):
     def act(role, observation):
+        if hasattr(play.roles, "default_action"):  # the study's own default for the role
+            return play.roles.default_action(role, observation)
         low, high = play.roles.action_bounds(role)
         return np.concatenate([low[:-1], high[-1:]])
     return act
+
+
+def _fields(roles, role: str, kind: str):
+    """A role's ``action`` or ``observation`` fields, or its ``reward`` text: its own where the study's roles
+    differ (``action_fields_of(role)``), else the study's one set."""
+    of = getattr(roles, f"{kind}_fields_of" if kind != "reward" else "reward_of", None)
+    return of(role) if of is not None else getattr(roles, f"{kind}_fields" if kind != "reward" else "reward")
 
 
 try:
@@ -486,11 +499,11 @@ def describe_spaces(scenario) -> str:
         low, high = roles.action_bounds(role)
         lines = ["| action | unit | from | to | meaning |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
-                  for (name, unit, doc), lo, hi in zip(roles.action_fields, low, high)]
+                  for (name, unit, doc), lo, hi in zip(_fields(roles, role, "action"), low, high)]
         low, high = roles.observation_bounds(role)
         lines += ["", "| observation | unit | from | to | meaning |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
-                  for (name, unit, doc), lo, hi in zip(roles.observation_fields, low, high)]
-        lines.append(f"\nReward: {roles.reward}.\n")
+                  for (name, unit, doc), lo, hi in zip(_fields(roles, role, "observation"), low, high)]
+        lines.append(f"\nReward: {_fields(roles, role, 'reward')}.\n")
         sections.setdefault("\n".join(lines), []).append(role)
     return "\n".join(f"### {', '.join(names)}\n\n{text}" for text, names in sections.items())

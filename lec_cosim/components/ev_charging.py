@@ -4,7 +4,8 @@ The model is :mod:`lec_cosim.models.ev_charging`, the program ``federates/ev_cha
 the homes (:mod:`lec_cosim.home_devices`): a study with homes wires it in with
 :func:`lec_cosim.home_devices.attach`, which connects its load (``ev_p_mw``, or each home's ``ev_home_kw``)
 to the DSO's grid and its values to the recorder with its KPIs (:func:`lec_cosim.models.ev_charging.ev_kpis`);
-in smart mode it follows the prices the study gives its homes.
+in smart mode it follows the prices the study gives its homes. A study that hands the charging decisions to an
+agent (``agents: [ev_charging]``) rewires it with :func:`decided_by_agent`.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ class Settings(_Settings):
     homes: int | None = Field(None, gt=0)
     """Publish each of this many homes' EV power (``ev_home_kw``; EV ``i`` charges at home
     ``i * homes // count``)."""
+    agent_decides: bool = False
+    """An agent decides each EV's power for every step (read at the port ``action``, in place of the mode); it
+    publishes what the agent knows of the next step (the ``outlook`` ports)."""
 
 
 PORTS = (
@@ -97,6 +101,16 @@ PORTS = (
     Port("ev_unmet_kwh", "out", "double", "kWh", "energy still missing at the departures so far"),
     Port("ev_sessions_ended", "out", "integer", None, "charging sessions ended so far"),
     Port("ev_home_kw", "out", "vector", "kW", "with homes: each home's EV power", optional=True),
+    Port("action", "in", "vector", "kW", "with agent_decides: each EV's average power over the step (by EV number), "
+         "as an agent decided it; clipped to what the EV can take", optional=True),
+    Port("plugged_in", "out", "vector", None, "with agent_decides: per EV, 1 if plugged in during any of the next "
+         "step, else 0", optional=True),
+    Port("energy_needed_kwh", "out", "vector", "kWh", "with agent_decides: per EV, what its session still needs at "
+         "the next step's start (0 if away)", optional=True),
+    Port("hours_to_departure", "out", "vector", "h", "with agent_decides: per EV, hours from the next step's start "
+         "to its departure (0 if away)", optional=True),
+    Port("max_charge_kwh", "out", "vector", "kWh", "with agent_decides: per EV, the most it can charge in the next "
+         "step (the charger for the time plugged in, at most its need)", optional=True),
 )
 
 
@@ -108,3 +122,25 @@ def signals(prefix: str, per_home: bool = False) -> list[Signal]:
             Signal(f"{prefix}/ev/sessions_ended", "integer", port="ev_sessions_ended"),
             *([Signal(f"{prefix}/ev/home_kw", "vector", port="ev_home_kw")] if per_home else [])]
 
+
+
+OUTLOOK_UNITS = {"plugged_in": None, "energy_needed_kwh": "kWh", "hours_to_departure": "h", "max_charge_kwh": "kWh"}
+"""The unit of each outlook port (:data:`lec_cosim.models.ev_charging.OUTLOOK_FIELDS`)."""
+
+
+def outlook_signals(prefix: str) -> list[Signal]:
+    """What the federate publishes for an agent: per EV, what it will know of the next step."""
+    from lec_cosim.models.ev_charging import OUTLOOK_FIELDS
+
+    return [Signal(f"{prefix}/ev/next_{name}", "vector", OUTLOOK_UNITS[name], port=name) for name in OUTLOOK_FIELDS]
+
+
+def decided_by_agent(federate: FederatePlan, prefix: str, action: Signal) -> FederatePlan:
+    """The EV federate's plan with an agent deciding its EVs' power: it reads ``action`` (the agent proxy's
+    vector, kW by EV number) at its port ``action`` and publishes the outlook of the next step."""
+    import dataclasses
+
+    return dataclasses.replace(
+        federate, publications=federate.publications + outlook_signals(prefix),
+        subscriptions=federate.subscriptions + [dataclasses.replace(action, port="action")],
+        settings={**federate.settings, "agent_decides": True})

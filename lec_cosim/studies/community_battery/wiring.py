@@ -6,13 +6,18 @@ were published (HELICS delivers a value stamped t to federates granted a time la
 
     market (+0 ms) -> LEC_EMS (+1 ms) -> households (+2 ms) [-> devices at the homes (+2.5 ms)] -> DSO (+3 ms)
     -> recorder (+4 ms)
+
+With ``agents:`` an agent proxy (a learning environment, :mod:`lec_cosim.env`) decides at +1 ms: in the
+LEC_EMS's place for ``lec_ems``, beside it for ``ev_charging`` alone (before the EVs at +2.5 ms).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from lec_cosim.components.ev_charging import decided_by_agent
 from lec_cosim.home_devices import HomeSite, attach
+from lec_cosim.models.ev_charging import OUTLOOK_FIELDS
 from lec_cosim.scenario import Scenario
 from lec_cosim.wiring import FederatePlan, Signal
 
@@ -106,29 +111,46 @@ def plan(scenario: Scenario) -> list[FederatePlan]:
     settings = SETTINGS if scenario.grid.source is None else {**SETTINGS, "dso": FEEDER_DSO_SETTINGS}
     plans = [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name],
                           settings=settings.get(name, {}))
-             if not (name == "lec_ems" and scenario.agents) else agent_plan(scenario, pubs)
              for name, module in FEDERATE_MODULES.items()]
     day_ahead = next(s for s in pubs["market"] if s.port == "day_ahead_price")
     site = HomeSite(scenario.lec_name, scenario.grid_step_s, HOME_DEVICES_OFFSET_S, scenario.market_step_s,
                     scenario.home_count, per_home=False, price=day_ahead)
     attached = attach(scenario.home_devices, plans, site)
-    return [replace(p, subscriptions=p.subscriptions + attached.recorded,
-                    settings={**p.settings, **attached.recorder_settings}) if p.name == "recorder" else p
-            for p in attached.plans]
+    plans = [replace(p, subscriptions=p.subscriptions + attached.recorded,
+                     settings={**p.settings, **attached.recorder_settings}) if p.name == "recorder" else p
+             for p in attached.plans]
+    return with_agent(scenario, plans, pubs) if scenario.agents else plans
 
 
-def agent_plan(scenario: Scenario, pubs: dict[str, list[Signal]]) -> FederatePlan:
-    """With ``agents: [lec_ems]``: the agent proxy in the LEC_EMS's place (its slot, its period), publishing the
-    battery's set-point on the LEC_EMS's key (NaN for the planned state of charge: there is no plan); it reads
-    the market's current prices, the households' and the battery's powers and state of charge, the PCC's power.
-    """
-    setpoint, planned = pubs["lec_ems"]
-    observed = ([replace(s, port=f"market/{s.port}") for s in pubs["market"] if s.type != "vector"]
-                + [replace(s, port=f"households/{s.port}") for s in pubs["households"] if s.type != "vector"]
-                + [replace(s, port=f"dso/{s.port}") for s in pubs["dso"] if s.port == "pcc_p_mw"])
-    return FederatePlan("agent", "federates.agent", scenario.ems_step_s, PHASE_OFFSET_S["lec_ems"],
-                        [replace(setpoint, port="lec_ems.action"), replace(planned, port="lec_ems.planned_soc_mwh")],
-                        observed, settings={"roles": ["lec_ems"], "decision_period_s": float(scenario.ems_step_s)})
+def with_agent(scenario: Scenario, plans: list[FederatePlan], pubs: dict[str, list[Signal]]) -> list[FederatePlan]:
+    """The federation with ``agents:``: the agent proxy in the LEC_EMS's place (``lec_ems``: its slot, its period,
+    the battery's set-point published on the LEC_EMS's key, NaN for the planned state of charge: there is no
+    plan), or before it at the same slot (``ev_charging`` alone, the LEC_EMS's LP planning as usual); with
+    ``ev_charging`` the EV federate reads each EV's power from the proxy (:func:`decided_by_agent`)."""
+    roles = list(scenario.agents)
+    lec = scenario.lec_name
+    ev = next((p for p in plans if p.name == "ev_charging"), None)
+    out, observed = [], [replace(s, port=f"market/{s.port}") for s in pubs["market"] if s.type != "vector"]
+    if "lec_ems" in roles:
+        setpoint, planned = pubs["lec_ems"]
+        out += [replace(setpoint, port="lec_ems.action"), replace(planned, port="lec_ems.planned_soc_mwh")]
+        observed += [replace(s, port=f"households/{s.port}") for s in pubs["households"] if s.type != "vector"]
+    observed += [replace(s, port=f"dso/{s.port}") for s in pubs["dso"] if s.port == "pcc_p_mw"]
+    if "ev_charging" in roles:
+        action = Signal(f"{lec}/agent/ev_charging/charging_kw", "vector", "kW", port="ev_charging.action")
+        out.append(action)
+        observed += [replace(s, port=f"market/{s.port}") for s in pubs["market"] if s.port == "day_ahead_price"]
+        plans = [decided_by_agent(p, lec, action) if p.name == "ev_charging" else p for p in plans]
+        ev = next(p for p in plans if p.name == "ev_charging")
+    if ev is not None:  # the EVs' load (and with ev_charging, what the EV federate tells the agent)
+        watched = ("ev_p_mw", "ev_unmet_kwh", *(OUTLOOK_FIELDS if "ev_charging" in roles else ()))
+        observed += [replace(s, port=f"ev/{s.port}") for s in ev.publications if s.port in watched]
+    proxy = FederatePlan("agent", "federates.agent", scenario.grid_step_s, PHASE_OFFSET_S["lec_ems"], out, observed,
+                         settings={"roles": roles, "decision_period_s": float(scenario.grid_step_s)})
+    at = next(i for i, p in enumerate(plans) if p.name == "lec_ems")
+    if "lec_ems" in roles:
+        return plans[:at] + [proxy] + plans[at + 1:]
+    return plans[:at] + [proxy] + plans[at:]
 
 
 HOME_DEVICES_OFFSET_S = 0.0025
