@@ -498,12 +498,52 @@ def describe_spaces(scenario) -> str:
     for role in roles.roles:
         low, high = roles.action_bounds(role)
         lines = ["| action | unit | from | to | meaning |", "|---|---|---|---|---|"]
-        lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
-                  for (name, unit, doc), lo, hi in zip(_fields(roles, role, "action"), low, high)]
+        lines += _rows(_fields(roles, role, "action"), low, high)
         low, high = roles.observation_bounds(role)
         lines += ["", "| observation | unit | from | to | meaning |", "|---|---|---|---|---|"]
-        lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
-                  for (name, unit, doc), lo, hi in zip(_fields(roles, role, "observation"), low, high)]
+        lines += _rows(_fields(roles, role, "observation"), low, high)
         lines.append(f"\nReward: {_fields(roles, role, 'reward')}.\n")
         sections.setdefault("\n".join(lines), []).append(role)
     return "\n".join(f"### {', '.join(names)}\n\n{text}" for text, names in sections.items())
+
+
+def _rows(fields, low, high) -> list[str]:
+    """Table rows of fields; a run of fields numbered in order that differ only by their number (one per EV:
+    ``ev0_kw``, ``ev1_kw``, ...) is one row, ``ev0_kw … ev39_kw``, its meaning with the number as ``i``."""
+    import re
+
+    runs: list[dict] = []
+    for (name, unit, doc), lo, hi in zip(fields, low, high):
+        number = re.search(r"\d+", name)
+        same = {"bounds": (unit, f"{lo:.4g}", f"{hi:.4g}"),
+                "template": name[:number.start()] + "#" + name[number.end():] if number else name}
+        n = int(number.group()) if number else None
+        run = runs[-1] if runs else None
+        if n is not None and run is not None and all(run[k] == v for k, v in same.items()) and run["n"] == n - 1:
+            differ = _numbered_alike(run["last_doc"], doc, n - 1)
+            if differ and run["differ"] in (None, differ):
+                run.update(n=n, last=name, last_doc=doc, differ=differ)
+                continue
+        runs.append({**same, "n": n, "first": name, "last": name, "doc": doc, "last_doc": doc, "differ": None})
+    rows = []
+    for run in runs:
+        name, doc = run["first"], run["doc"]
+        if run["differ"]:
+            name = f"{run['first']} … {run['last']}"
+            parts = re.split(r"(\d+)", doc)
+            doc = "".join("i" if k in run["differ"] else part for k, part in enumerate(parts))
+        rows.append(f"| {name} | {' | '.join(run['bounds'])} | {doc} |")
+    return rows
+
+
+def _numbered_alike(doc: str, next_doc: str, n: int) -> tuple[int, ...] | None:
+    """Where two meanings differ if only by the number ``n`` in the first, ``n + 1`` in the second (the positions
+    among their parts split at numbers), else None."""
+    import re
+
+    parts, next_parts = re.split(r"(\d+)", doc), re.split(r"(\d+)", next_doc)
+    if len(parts) != len(next_parts):
+        return None
+    differ = tuple(k for k, (a, b) in enumerate(zip(parts, next_parts)) if a != b)
+    alike = all(parts[k] == str(n) and next_parts[k] == str(n + 1) for k in differ)
+    return differ if differ and alike else None

@@ -23,8 +23,8 @@ day before), and charges now only if now is among the cheapest steps; on equal p
 A session already under way when the simulation starts has charged, before it, what uncontrolled charging
 would have: nothing controlled it before the federation began.
 
-``decided`` (an external agent, :mod:`lec_cosim.studies.community_battery.agents`) gives each EV's average
-power for the step (kW): the fleet keeps the physics, charging only while plugged in, at most ``charger_kw``
+**Decided** (``EVFleet.step``'s ``decided_kw``, from a learning agent: the EV component's role) each EV's
+average power for the step (kW) replaces the mode: the fleet keeps the physics, charging only while plugged in, at most ``charger_kw``
 for that time and never past what the session still needs (a decision beyond is clipped, not refused). The
 decision that reproduces a mode's step is that step's ``power_kw_by_ev``; :meth:`EVFleet.outlook` is what an
 agent knows of the step it decides.

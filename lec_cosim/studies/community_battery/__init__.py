@@ -124,7 +124,7 @@ def run_name(scenario) -> str:
 
 def agent_roles(scenario, **options):
     """The roles of ``agents:`` as a learning environment sees them (:mod:`lec_cosim.env`); ``options``: the
-    environment's ``role_options`` (``ev_unmet_penalty_eur_per_kwh``)."""
+    environment's ``role_options``, a role's own options by its name."""
     from lec_cosim.studies.community_battery.agents import CommunityBatteryRoles
 
     return CommunityBatteryRoles(scenario, **options)

@@ -210,10 +210,11 @@ class Scenario(_ScenarioBase, HomeDevices):
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
-    agents: list[Literal["lec_ems", "ev_charging"]] = Field(
+    agents: list[str] = Field(
         [], exclude_if=lambda value: not value, description="roles an external agent decides (lec_cosim.env): "
-        "lec_ems, the community battery's set-point at every EMS step, in place of the LEC_EMS's LP; "
-        "ev_charging, each EV's charging power at every grid step, in place of ev.mode")
+        "lec_ems, the community battery's set-point at every EMS step, in place of the LEC_EMS's LP; a device "
+        "kind's role at the homes (the EVs' charging power at every grid step, in place of their mode: see the "
+        "EV section's agent role)")
     source_file: Optional[FilePath] = Field(None, exclude=True)
 
     @field_validator("start")
@@ -240,16 +241,16 @@ class Scenario(_ScenarioBase, HomeDevices):
             raise ValueError("horizon_h: must be a whole number of market steps")
         if round(horizon_min / max(res.ems_min, res.market_min)) < 1:
             raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one EMS and market step")
+        offered = ["lec_ems", *(d.agent_role for d in self.home_devices.values() if d.agent_role is not None)]
+        for role in self.agents:
+            if role not in offered:
+                raise ValueError(f"agents: {role!r} is not a role of this scenario (its roles: {', '.join(offered)}; "
+                                 "a device's role comes with its section)")
         if len(set(self.agents)) != len(self.agents):
             raise ValueError("agents: a role named twice")
         if "lec_ems" in self.agents and res.ems_min != res.grid_min:
             # the agent proxy sees the households' and the grid's values of its own steps only
             raise ValueError("agents: lec_ems decides every grid step: give resolution.ems_min equal to grid_min")
-        if "ev_charging" in self.agents and self.ev is None:
-            raise ValueError("agents: ev_charging decides the charging of the homes' EVs: give an ev section")
-        unobserved = sorted(set(self.home_devices) - {"ev"})  # an agent sees the EVs' load, no other device's
-        if self.agents and unobserved:
-            raise ValueError(f"agents: not with {', '.join(unobserved)} at the homes (their loads are not observed)")
         return self
 
     @property

@@ -8,16 +8,14 @@ were published (HELICS delivers a value stamped t to federates granted a time la
     -> recorder (+4 ms)
 
 With ``agents:`` an agent proxy (a learning environment, :mod:`lec_cosim.env`) decides at +1 ms: in the
-LEC_EMS's place for ``lec_ems``, beside it for ``ev_charging`` alone (before the EVs at +2.5 ms).
+LEC_EMS's place for ``lec_ems``, beside it for a device's role alone (before the devices at +2.5 ms).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from lec_cosim.components.ev_charging import decided_by_agent
 from lec_cosim.home_devices import HomeSite, attach
-from lec_cosim.models.ev_charging import OUTLOOK_FIELDS
 from lec_cosim.scenario import Scenario
 from lec_cosim.wiring import FederatePlan, Signal
 
@@ -119,39 +117,37 @@ def plan(scenario: Scenario) -> list[FederatePlan]:
     plans = [replace(p, subscriptions=p.subscriptions + attached.recorded,
                      settings={**p.settings, **attached.recorder_settings}) if p.name == "recorder" else p
              for p in attached.plans]
-    return with_agent(scenario, plans, pubs) if scenario.agents else plans
+    return with_agent(scenario, plans, pubs, attached.devices, site) if scenario.agents else plans
 
 
-def with_agent(scenario: Scenario, plans: list[FederatePlan], pubs: dict[str, list[Signal]]) -> list[FederatePlan]:
-    """The federation with ``agents:``: the agent proxy in the LEC_EMS's place (``lec_ems``: its slot, its period,
-    the battery's set-point published on the LEC_EMS's key, NaN for the planned state of charge: there is no
-    plan), or before it at the same slot (``ev_charging`` alone, the LEC_EMS's LP planning as usual); with
-    ``ev_charging`` the EV federate reads each EV's power from the proxy (:func:`decided_by_agent`)."""
+def with_agent(scenario: Scenario, plans: list[FederatePlan], pubs: dict[str, list[Signal]], devices: dict,
+               site: HomeSite) -> list[FederatePlan]:
+    """The federation with ``agents:``: the agent proxy, every grid step at the LEC_EMS's slot. With ``lec_ems`` it
+    takes the LEC_EMS's place, publishing the battery's set-point on the LEC_EMS's key (NaN for the planned state
+    of charge: there is no plan), and reads the households' and the battery's values; else it comes before the
+    LEC_EMS, whose LP plans as usual. A device's role (``devices``: the attached device plans) is handed over by
+    its kind (:meth:`lec_cosim.home_devices.HomeDevice.decided_by_agent`). It reads the market's current prices,
+    the PCC's power and every device's load (port ``{device}/load``)."""
     roles = list(scenario.agents)
-    lec = scenario.lec_name
-    ev = next((p for p in plans if p.name == "ev_charging"), None)
     out, observed = [], [replace(s, port=f"market/{s.port}") for s in pubs["market"] if s.type != "vector"]
     if "lec_ems" in roles:
         setpoint, planned = pubs["lec_ems"]
         out += [replace(setpoint, port="lec_ems.action"), replace(planned, port="lec_ems.planned_soc_mwh")]
         observed += [replace(s, port=f"households/{s.port}") for s in pubs["households"] if s.type != "vector"]
     observed += [replace(s, port=f"dso/{s.port}") for s in pubs["dso"] if s.port == "pcc_p_mw"]
-    if "ev_charging" in roles:
-        action = Signal(f"{lec}/agent/ev_charging/charging_kw", "vector", "kW", port="ev_charging.action")
-        out.append(action)
-        observed += [replace(s, port=f"market/{s.port}") for s in pubs["market"] if s.port == "day_ahead_price"]
-        plans = [decided_by_agent(p, lec, action) if p.name == "ev_charging" else p for p in plans]
-        ev = next(p for p in plans if p.name == "ev_charging")
-    if ev is not None:  # the EVs' load (and with ev_charging, what the EV federate tells the agent)
-        watched = ("ev_p_mw", "ev_unmet_kwh", *(OUTLOOK_FIELDS if "ev_charging" in roles else ()))
-        observed += [replace(s, port=f"ev/{s.port}") for s in ev.publications if s.port in watched]
+    for name, device_plan in devices.items():
+        device = scenario.home_devices[name]
+        load = next(s for s in device_plan.federate.publications if s.port == device_plan.load)
+        observed.append(replace(load, port=f"{name}/load"))
+        if device.agent_role in roles:
+            handover = device.decided_by_agent(name, site, device_plan.federate)
+            plans = [handover.federate if p.name == device_plan.federate.name else p for p in plans]
+            out.append(handover.action)
+            observed += handover.observed
     proxy = FederatePlan("agent", "federates.agent", scenario.grid_step_s, PHASE_OFFSET_S["lec_ems"], out, observed,
                          settings={"roles": roles, "decision_period_s": float(scenario.grid_step_s)})
     at = next(i for i, p in enumerate(plans) if p.name == "lec_ems")
-    if "lec_ems" in roles:
-        return plans[:at] + [proxy] + plans[at + 1:]
-    return plans[:at] + [proxy] + plans[at:]
-
+    return plans[:at] + [proxy] + plans[at + ("lec_ems" in roles):]
 
 HOME_DEVICES_OFFSET_S = 0.0025
 """Devices at the homes (:mod:`lec_cosim.home_devices`) step after the households (their profiles are the
