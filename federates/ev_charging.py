@@ -26,7 +26,7 @@ def build(fed: Federate):
     smart, follows_market = ev.mode == "smart", "price" in fed.ports.get("in", {})
     homes = options.homes
     home_of = [i * homes // ev.count for i in range(ev.count)] if homes else []
-    run = {}
+    run, drawn = {}, {}  # drawn: the sessions of each day played (a learning environment plays days again)
 
     def begin(day_s: float, length_s: float) -> None:
         """The fleet and the prices known of a run from ``day_s`` (seconds from the scenario's start) for
@@ -35,7 +35,7 @@ def build(fed: Federate):
         if options.tariff_eur_per_mwh is not None:  # known for the whole horizon in advance
             prices.add_day(0.0, options.tariff_eur_per_mwh[int(round(day_s / options.market_step_s)):])
         run.update(day_s=day_s, prices=prices,
-                   fleet=fleet_of(ev, s.start + dt.timedelta(seconds=day_s), length_s, fed.period_s, stats))
+                   fleet=fleet_of(ev, s.start + dt.timedelta(seconds=day_s), length_s, fed.period_s, stats, drawn))
 
     begin(0.0, s.end_s)
 

@@ -204,6 +204,29 @@ def test_a_long_lived_federation_replays_a_day_as_a_fresh_one(long_lived, smart_
     assert not np.array_equal(other[EV_PART], smart_replayed["seen"][0][EV_PART])
 
 
+def test_episodes_under_a_day_see_the_same_in_both_federations(folder, tmp_path):
+    """Six-hour episodes: the market of a long-lived federation publishes whole days of prices, a run's its six
+    hours; the agent knows the same prices in both (and the same EVs, rewards and end)."""
+    short = load_scenario(write_scenario(folder / "short", "trondelag_arbitrage_ev",
+                                         {"horizon_h": 6, "agents": ["ev_charging"]}))
+    actions = list(np.random.default_rng(2).uniform(0, 7.2, (24, EVS)))
+    fresh = LecEnv(short, federation="per_episode", work_dir=tmp_path / "fresh")
+    try:
+        seen, rewards, _, info = play(fresh, actions)
+    finally:
+        fresh.close()
+    long_lived = LecEnv(short, days=[DAY, NEXT_DAY], work_dir=tmp_path / "long")
+    try:
+        play(long_lived, actions, day=NEXT_DAY)
+        seen_again, rewards_again, _, info_again = play(long_lived, actions)
+    finally:
+        long_lived.close()
+    np.testing.assert_array_equal(np.array(seen_again), np.array(seen))
+    np.testing.assert_array_equal(rewards_again, rewards)
+    assert info_again["terminal_eur"] == info["terminal_eur"]
+    assert np.all(seen[0][2 + 6:2 + PRICES_AHEAD] == seen[0][2 + 5])  # past 06:00 no price known: the last one
+
+
 def test_evs_left_uncharged_pay_the_penalty(long_lived, ev_agent, tmp_path):
     """No EV charged: every kWh a session needed is missing when its EV leaves, at the role's penalty; the
     environment's role_options set another penalty."""
@@ -247,3 +270,11 @@ def test_the_ev_role_needs_evs_and_an_environment(folder, ev_agent):
         load_scenario(write_scenario(folder / "no_evs", "trondelag_arbitrage", {"agents": ["ev_charging"]}))
     with pytest.raises(ScenarioError, match="lec_ems decides every grid step"):
         load_scenario(write_scenario(folder / "hourly", "trondelag_arbitrage_ev", {"agents": ["lec_ems"]}))
+    # the LEC_EMS alone with EVs at the homes: it sees their load of the last step (no federation starts here)
+    battery = load_scenario(write_scenario(folder / "battery_evs", "trondelag_arbitrage_ev",
+                                           {"agents": ["lec_ems"], "resolution.ems_min": 15}))
+    env = LecEnv(battery, work_dir=folder / "battery_evs" / "env")
+    try:
+        assert env.observation_space.shape == (8,) and env.action_space.shape == (1,)
+    finally:
+        env.close()

@@ -122,7 +122,8 @@ class Settings(_Settings):
     ``i * homes // count``)."""
     agent_decides: bool = False
     """An agent decides each EV's power for every step (read at the port ``action``, in place of the mode); it
-    publishes what the agent knows of the next step (the ``outlook`` ports)."""
+    publishes what the agent knows of the next step (ports ``plugged_in``, ``energy_needed_kwh``,
+    ``hours_to_departure``, ``max_charge_kwh``)."""
 
 
 PORTS = (
@@ -193,6 +194,7 @@ class EVChargingRole:
         self.ahead = int(round(86400 / self.market_step_s))  # a day of market steps, the current one first
         self.unmet_penalty_eur_per_kwh = float(unmet_penalty_eur_per_kwh)
         self.stats = MobilityStatistics.from_folder(ev.mobility_dir)
+        self._drawn: dict = {}  # the sessions of each day played
         self.action_fields = tuple((f"ev{i}_kw", "kW", f"EV {i}'s average charging power over the step; the EV "
                                     "takes it only while plugged in, at most what its session still needs")
                                    for i in range(self.count))
@@ -229,7 +231,8 @@ class EVChargingRole:
         from lec_cosim.models.ev_charging import PriceForecast, fleet_of
 
         start = dt.datetime.combine(day, self.start.time())
-        self.first_outlook = fleet_of(self.ev, start, self.horizon_s, self.step_s, self.stats).outlook(0.0)
+        self.first_outlook = fleet_of(self.ev, start, self.horizon_s, self.step_s, self.stats,
+                                      self._drawn).outlook(0.0)
         self.prices = PriceForecast(self.market_step_s)
         self._steps = 0  # played in the episode
         self._unmet_kwh = 0.0
@@ -256,9 +259,11 @@ class EVChargingRole:
         return {}
 
     def _learn_prices(self, proxy, t_s: float) -> None:
-        """The day-ahead prices as the EV federate learns them: a day's vector when it arrives."""
+        """The day-ahead prices as the EV federate learns them: a day's vector when it arrives, within the episode
+        (a long-lived environment's market publishes whole days, a run's ends its vector at the horizon)."""
         if proxy.port_updated(f"{self.name}/price"):
-            self.prices.add_day(t_s, proxy.read_port(f"{self.name}/price"))
+            within = math.ceil((self.horizon_s - t_s) / self.market_step_s - 1e-9)
+            self.prices.add_day(t_s, proxy.read_port(f"{self.name}/price")[:max(within, 0)])
 
     def observe(self, proxy, period: int, first: bool) -> np.ndarray:
         t = period * self.step_s  # from the episode's start

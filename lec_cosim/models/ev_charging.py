@@ -23,11 +23,11 @@ day before), and charges now only if now is among the cheapest steps; on equal p
 A session already under way when the simulation starts has charged, before it, what uncontrolled charging
 would have: nothing controlled it before the federation began.
 
-**Decided** (``EVFleet.step``'s ``decided_kw``, from a learning agent: the EV component's role) each EV's
-average power for the step (kW) replaces the mode: the fleet keeps the physics, charging only while plugged in, at most ``charger_kw``
-for that time and never past what the session still needs (a decision beyond is clipped, not refused). The
-decision that reproduces a mode's step is that step's ``power_kw_by_ev``; :meth:`EVFleet.outlook` is what an
-agent knows of the step it decides.
+**Decided** (``EVFleet.step``'s ``decided_kw``, from a learning agent: the EV component's role), each EV's
+average power for the step (kW) replaces the mode: the fleet keeps the physics, charging only while plugged
+in, at most ``charger_kw`` for that time and never past what the session still needs (a decision beyond is
+clipped, not refused). The decision that reproduces a mode's step is that step's ``power_kw_by_ev``;
+:meth:`EVFleet.outlook` is what an agent knows of the step it decides.
 
 Energy a session still needs when its EV leaves is **unmet**; sessions still plugged in at the end of the
 horizon are open, neither met nor unmet. Unmet energy is not carried into the next session, and a day whose
@@ -179,15 +179,19 @@ def draw_sessions(stats: MobilityStatistics, n_evs: int, start: dt.datetime, hor
     return sessions
 
 
-def fleet_of(ev, start: dt.datetime, horizon_s: float, step_s: float,
-             stats: MobilityStatistics | None = None) -> EVFleet:
+def fleet_of(ev, start: dt.datetime, horizon_s: float, step_s: float, stats: MobilityStatistics | None = None,
+             drawn: dict | None = None) -> EVFleet:
     """The fleet of a scenario's ``ev`` section (:class:`lec_cosim.components.ev_charging.EVChargingConfig`) for a
     run from ``start`` for ``horizon_s``: its sessions drawn as that run draws them. The sessions depend on the
     start day (each EV's stream begins the evening before it), so a learning environment's episode of day D
-    builds the fleet of a run from D, not a window of a longer run's."""
-    stats = stats if stats is not None else MobilityStatistics.from_folder(ev.mobility_dir)
-    sessions = draw_sessions(stats, ev.count, start, horizon_s, ev.seed, ev.consumption_kwh_per_km, ev.battery_kwh)
-    return EVFleet(sessions, ev.charger_kw, step_s, ev.mode, count=ev.count)
+    builds the fleet of a run from D, not a window of a longer run's. ``drawn``: sessions drawn before, by start
+    and horizon, kept there (a long-lived environment plays the same days again; a draw takes milliseconds)."""
+    drawn = {} if drawn is None else drawn
+    if (start, horizon_s) not in drawn:
+        stats = stats if stats is not None else MobilityStatistics.from_folder(ev.mobility_dir)
+        drawn[start, horizon_s] = draw_sessions(stats, ev.count, start, horizon_s, ev.seed, ev.consumption_kwh_per_km,
+                                                ev.battery_kwh)
+    return EVFleet(drawn[start, horizon_s], ev.charger_kw, step_s, ev.mode, count=ev.count)
 
 
 OUTLOOK_FIELDS = ("plugged_in", "energy_needed_kwh", "hours_to_departure", "max_charge_kwh")
