@@ -232,7 +232,7 @@ class _Play:
 
     def __init__(self, scenario, *, days=None, dn_penalty_eur: float = 0.0, work_dir=None,
                  step_timeout_s: float = STEP_TIMEOUT_S, keep_episodes: int = 1, debug: bool = False, prepare=None,
-                 federation: str = "long_lived"):
+                 federation: str = "long_lived", role_options: dict | None = None):
         from lec_cosim.checks import check_data
 
         if federation not in ("long_lived", "per_episode"):
@@ -240,7 +240,7 @@ class _Play:
         self.long_lived = federation == "long_lived"
         self.scenario = _scenario(scenario)
         self.study = _study(self.scenario)
-        self.roles = self.study.agent_roles(self.scenario)
+        self.roles = self.study.agent_roles(self.scenario, **(role_options or {}))  # the study's own options
         self.days = [self.scenario.start.date()] if days is None else [
             d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in days]
         if not self.days:
@@ -282,6 +282,8 @@ class _Play:
             raise ValueError(f"day {self.day}: not one of the environment's days ({', '.join(map(str, self.days))})")
         self.episodes += 1
         self.first = True
+        if hasattr(self.roles, "begin"):  # roles whose start depends on the day (the EVs' sessions)
+            self.roles.begin(self.day)
         if self.long_lived:
             if self.episode is not None and self.episode.now_s > MAX_FEDERATION_TIME_S:
                 self.end_episode()
@@ -325,7 +327,8 @@ class _Play:
             action = np.asarray(actions[role], dtype=float).reshape(-1)
             if action.shape != low.shape or not np.all(np.isfinite(action)):
                 raise ValueError(f"{role}: an action is {len(low)} finite numbers "
-                                 f"({', '.join(f[0] for f in self.roles.action_fields)}), not {actions[role]!r}")
+                                 f"({', '.join(f[0] for f in _fields(self.roles, role, 'action'))}), "
+                                 f"not {actions[role]!r}")
             outputs = self.roles.outputs(role) if hasattr(self.roles, "outputs") else {}
             self.episode.act(role, np.clip(action, low, high), outputs)
         if hasattr(self.roles, "before_step"):
@@ -385,8 +388,9 @@ class LecEnv(gymnasium.Env):
     """A Gymnasium environment for one role of a scenario's ``agents:`` (the first, or ``role``).
 
     The other roles of ``agents:`` (if any) play ``others``: a function ``(role, observation) -> action``
-    (default: their offer at the lower bound of every action field but the last, the whole quantity, i.e.
-    truthful bidding for the local market's CHPs).
+    (default: the study's default action for the role where it has one, the battery idle or the EVs charging at
+    full power; else the lower bound of every action field but the last, the whole quantity, i.e. truthful
+    bidding for the local market's CHPs).
     """
 
     metadata = {"render_modes": []}
@@ -426,9 +430,18 @@ class LecEnv(gymnasium.Env):
 
 def _truthful(play: _Play):
     def act(role, observation):
+        if hasattr(play.roles, "default_action"):  # the study's own default for the role
+            return play.roles.default_action(role, observation)
         low, high = play.roles.action_bounds(role)
         return np.concatenate([low[:-1], high[-1:]])
     return act
+
+
+def _fields(roles, role: str, kind: str):
+    """A role's ``action`` or ``observation`` fields, or its ``reward`` text: its own where the study's roles
+    differ (``action_fields_of(role)``), else the study's one set."""
+    of = getattr(roles, f"{kind}_fields_of" if kind != "reward" else "reward_of", None)
+    return of(role) if of is not None else getattr(roles, f"{kind}_fields" if kind != "reward" else "reward")
 
 
 try:
@@ -487,12 +500,52 @@ def describe_spaces(scenario) -> str:
     for role in roles.roles:
         low, high = roles.action_bounds(role)
         lines = ["| action | unit | from | to | meaning |", "|---|---|---|---|---|"]
-        lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
-                  for (name, unit, doc), lo, hi in zip(roles.action_fields, low, high)]
+        lines += _rows(_fields(roles, role, "action"), low, high)
         low, high = roles.observation_bounds(role)
         lines += ["", "| observation | unit | from | to | meaning |", "|---|---|---|---|---|"]
-        lines += [f"| {name} | {unit} | {lo:.4g} | {hi:.4g} | {doc} |"
-                  for (name, unit, doc), lo, hi in zip(roles.observation_fields, low, high)]
-        lines.append(f"\nReward: {roles.reward}.\n")
+        lines += _rows(_fields(roles, role, "observation"), low, high)
+        lines.append(f"\nReward: {_fields(roles, role, 'reward')}.\n")
         sections.setdefault("\n".join(lines), []).append(role)
     return "\n".join(f"### {', '.join(names)}\n\n{text}" for text, names in sections.items())
+
+
+def _rows(fields, low, high) -> list[str]:
+    """Table rows of fields; a run of fields numbered in order that differ only by their number (one per EV:
+    ``ev0_kw``, ``ev1_kw``, ...) is one row, ``ev0_kw … ev39_kw``, its meaning with the number as ``i``."""
+    import re
+
+    runs: list[dict] = []
+    for (name, unit, doc), lo, hi in zip(fields, low, high):
+        number = re.search(r"\d+", name)
+        same = {"bounds": (unit, f"{lo:.4g}", f"{hi:.4g}"),
+                "template": name[:number.start()] + "#" + name[number.end():] if number else name}
+        n = int(number.group()) if number else None
+        run = runs[-1] if runs else None
+        if n is not None and run is not None and all(run[k] == v for k, v in same.items()) and run["n"] == n - 1:
+            differ = _numbered_alike(run["last_doc"], doc, n - 1)
+            if differ and run["differ"] in (None, differ):
+                run.update(n=n, last=name, last_doc=doc, differ=differ)
+                continue
+        runs.append({**same, "n": n, "first": name, "last": name, "doc": doc, "last_doc": doc, "differ": None})
+    rows = []
+    for run in runs:
+        name, doc = run["first"], run["doc"]
+        if run["differ"]:
+            name = f"{run['first']} … {run['last']}"
+            parts = re.split(r"(\d+)", doc)
+            doc = "".join("i" if k in run["differ"] else part for k, part in enumerate(parts))
+        rows.append(f"| {name} | {' | '.join(run['bounds'])} | {doc} |")
+    return rows
+
+
+def _numbered_alike(doc: str, next_doc: str, n: int) -> tuple[int, ...] | None:
+    """Where two meanings differ if only by the number ``n`` in the first, ``n + 1`` in the second (the positions
+    among their parts split at numbers), else None."""
+    import re
+
+    parts, next_parts = re.split(r"(\d+)", doc), re.split(r"(\d+)", next_doc)
+    if len(parts) != len(next_parts):
+        return None
+    differ = tuple(k for k, (a, b) in enumerate(zip(parts, next_parts)) if a != b)
+    alike = all(parts[k] == str(n) and next_parts[k] == str(n + 1) for k in differ)
+    return differ if differ and alike else None

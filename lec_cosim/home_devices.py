@@ -8,6 +8,11 @@ plans its own federate (:meth:`HomeDevice.plan`). A study with homes says where 
 home's load or the total, the prices its homes see) and calls :func:`attach`, which starts each device's
 federate before the DSO, adds its load to the DSO's grid adapter and its values and KPIs to the recorder.
 Neither the studies nor the grid adapters, the DSO or the recorder name a device kind.
+
+A device kind may offer a role a learning agent takes (:attr:`HomeDevice.agent_role`, named in a study's
+``agents:``): it hands its decisions over (:meth:`HomeDevice.decided_by_agent`: its federate reads the agent
+proxy's action, the proxy reads what the role observes) and says what the agent sees, decides and earns
+(:meth:`HomeDevice.role`, the object :mod:`lec_cosim.env` plays).
 """
 
 from __future__ import annotations
@@ -64,10 +69,24 @@ class DevicePlan:
     :func:`lec_cosim.adapters.extension_kpis`)."""
 
 
+@dataclass(frozen=True)
+class Handover:
+    """A device's decisions handed to an agent (:meth:`HomeDevice.decided_by_agent`)."""
+
+    federate: FederatePlan
+    """Its federate, reading the agent's decisions."""
+    action: Signal
+    """What the agent proxy publishes for it (port ``{role}.action``)."""
+    observed: list[Signal]
+    """What the agent proxy reads for the role, besides the device's load (ports ``{section}/...``)."""
+
+
 class HomeDevice(_Strict):
     """A device kind's scenario section. ``noun`` names one device in messages (``"EV"``)."""
 
     noun: ClassVar[str] = "device"
+    agent_role: ClassVar[str | None] = None
+    """The role of ``agents:`` a learning agent can take of this kind's devices, if any."""
     count: int = Field(gt=0, le=100_000, description="devices in the community, at most one per home")
 
     def resolved(self, name: str, base: Path, source: Path) -> HomeDevice:
@@ -78,6 +97,16 @@ class HomeDevice(_Strict):
     def plan(self, name: str, site: HomeSite) -> DevicePlan:
         raise NotImplementedError(f"{type(self).__name__} plans no federate")
 
+    def decided_by_agent(self, name: str, site: HomeSite, federate: FederatePlan) -> Handover:
+        """Its federate (``federate``, as :meth:`plan` planned it) with an agent deciding (:attr:`agent_role`)."""
+        raise NotImplementedError(f"{type(self).__name__}: no agent can decide for it")
+
+    def role(self, name: str, scenario, **options):
+        """Its role as a learning environment plays it (see
+        :class:`lec_cosim.studies.community_battery.agents.CommunityBatteryRoles` for the methods); the agent proxy
+        reads its load at the port ``{name}/load`` and the rest at :meth:`decided_by_agent`'s ports."""
+        raise NotImplementedError(f"{type(self).__name__}: no agent can decide for it")
+
 
 @dataclass(frozen=True)
 class Attached:
@@ -86,6 +115,8 @@ class Attached:
     plans: list[FederatePlan]
     recorded: list[Signal]
     recorder_settings: dict
+    devices: dict[str, DevicePlan] = dataclasses.field(default_factory=dict)
+    """Each device's plan, by section name."""
 
 
 def attach(devices: dict[str, HomeDevice], plans: list[FederatePlan], site: HomeSite,
@@ -95,9 +126,9 @@ def attach(devices: dict[str, HomeDevice], plans: list[FederatePlan], site: Home
     (``added_columns``, ``added_kpis``). Without devices, ``plans`` unchanged and nothing to record."""
     if not devices:
         return Attached(plans, [], {})
-    federates, loads, recorded, kpis = [], [], [], []
+    federates, loads, recorded, kpis, planned = [], [], [], [], {}
     for name, device in devices.items():
-        device_plan = device.plan(name, site)
+        device_plan = planned[name] = device.plan(name, site)
         published = {s.port: s for s in device_plan.federate.publications}
         federates.append(device_plan.federate)
         loads.append(published[device_plan.load])
@@ -108,4 +139,4 @@ def attach(devices: dict[str, HomeDevice], plans: list[FederatePlan], site: Home
     grid = dataclasses.replace(grid, subscriptions=grid.subscriptions + loads,
                                settings={**grid.settings, site.load_setting: [s.port for s in loads]})
     return Attached(plans[:at] + federates + [grid] + plans[at + 1:], recorded,
-                    {"added_columns": [s.port for s in recorded], "added_kpis": kpis})
+                    {"added_columns": [s.port for s in recorded], "added_kpis": kpis}, planned)

@@ -53,8 +53,8 @@ def test_shipped_scenarios_load(path):
     assert s.households.pv.profile_file == (DATA / "pv" / "simbench_PV_profiles_2016_15min.csv").resolve()
     assert s.market.price_file == (DATA / "prices" / "NO1_dayahead_2019_hourly_EUR_per_MWh.csv").resolve()
     assert s.battery.capacity_mwh == 1.2 and s.battery.power_mw == 0.6 and s.battery.efficiency == 0.95
-    # the agent decides every grid step (agents need ems_min == grid_min); the LP plans hourly
-    assert s.grid_step_s == 900 and s.ems_step_s == (900 if s.agents else 3600) and s.market_step_s == 3600
+    # an agent in the LEC_EMS's place decides every grid step (lec_ems needs ems_min == grid_min); the LP plans hourly
+    assert s.grid_step_s == 900 and s.ems_step_s == (900 if "lec_ems" in s.agents else 3600) and s.market_step_s == 3600
     assert s.start.tzinfo is None
 
 

@@ -3,8 +3,10 @@
 A study's wiring gives it, per role, an output port ``{role}.action`` (the study's action fields in their
 units: a vector, or a double for one field) that the role's own federate reads instead of deciding, and the
 input ports of what the role observes. Its slot in every decision period comes before the role acts on it
-(the local market's CHPs: +0.5 ms, before their orders; the battery's LEC_EMS: its own slot, +1 ms). In a learning environment (:mod:`lec_cosim.env`) the environment itself is this federate;
-as a program (``federates/agent.py``, in a normal run) it stops the run with an input error.
+(the local market's CHPs: +0.5 ms, before their orders; the battery's LEC_EMS: its own slot, +1 ms; a device at
+the homes, the EVs' charging: the LEC_EMS's slot, before the devices at +2.5 ms). In a learning environment
+(:mod:`lec_cosim.env`) the environment itself is this federate; as a program (``federates/agent.py``, in a
+normal run) it stops the run with an input error.
 """
 
 from __future__ import annotations

@@ -23,6 +23,12 @@ day before), and charges now only if now is among the cheapest steps; on equal p
 A session already under way when the simulation starts has charged, before it, what uncontrolled charging
 would have: nothing controlled it before the federation began.
 
+**Decided** (``EVFleet.step``'s ``decided_kw``, from a learning agent: the EV component's role), each EV's
+average power for the step (kW) replaces the mode: the fleet keeps the physics, charging only while plugged
+in, at most ``charger_kw`` for that time and never past what the session still needs (a decision beyond is
+clipped, not refused). The decision that reproduces a mode's step is that step's ``power_kw_by_ev``;
+:meth:`EVFleet.outlook` is what an agent knows of the step it decides.
+
 Energy a session still needs when its EV leaves is **unmet**; sessions still plugged in at the end of the
 horizon are open, neither met nor unmet. Unmet energy is not carried into the next session, and a day whose
 trip ends after the next morning's departure (a night away) has no session. ``delivered_kwh`` of a session
@@ -173,6 +179,25 @@ def draw_sessions(stats: MobilityStatistics, n_evs: int, start: dt.datetime, hor
     return sessions
 
 
+def fleet_of(ev, start: dt.datetime, horizon_s: float, step_s: float, stats: MobilityStatistics | None = None,
+             drawn: dict | None = None) -> EVFleet:
+    """The fleet of a scenario's ``ev`` section (:class:`lec_cosim.components.ev_charging.EVChargingConfig`) for a
+    run from ``start`` for ``horizon_s``: its sessions drawn as that run draws them. The sessions depend on the
+    start day (each EV's stream begins the evening before it), so a learning environment's episode of day D
+    builds the fleet of a run from D, not a window of a longer run's. ``drawn``: sessions drawn before, by start
+    and horizon, kept there (a long-lived environment plays the same days again; a draw takes milliseconds)."""
+    drawn = {} if drawn is None else drawn
+    if (start, horizon_s) not in drawn:
+        stats = stats if stats is not None else MobilityStatistics.from_folder(ev.mobility_dir)
+        drawn[start, horizon_s] = draw_sessions(stats, ev.count, start, horizon_s, ev.seed, ev.consumption_kwh_per_km,
+                                                ev.battery_kwh)
+    return EVFleet(drawn[start, horizon_s], ev.charger_kw, step_s, ev.mode, count=ev.count)
+
+
+OUTLOOK_FIELDS = ("plugged_in", "energy_needed_kwh", "hours_to_departure", "max_charge_kwh")
+"""What :meth:`EVFleet.outlook` gives per EV, in this order."""
+
+
 @dataclass
 class _State:
     session: Session
@@ -188,6 +213,9 @@ class EVFleet:
     charger_kw: float
     step_s: float
     mode: str = "uncontrolled"
+    count: int = 0
+    """EVs in the community (vectors by EV number have at least this many values, one per EV with a session
+    if more)."""
     states: list[_State] = field(init=False)
     unmet_kwh: float = field(init=False, default=0.0)
     sessions_ended: int = field(init=False, default=0)
@@ -209,13 +237,16 @@ class EVFleet:
         """Hours of the step starting at ``t0`` that the session is plugged in."""
         return max(0.0, min(t0 + self.step_s, s.departure_s) - max(t0, s.arrival_s)) / 3600.0
 
-    def step(self, t_s: float, price_at=None) -> float:
+    def step(self, t_s: float, price_at=None, decided_kw=None) -> float:
         """Charge during the step starting at ``t_s``; returns the fleet's average power over it in kW.
 
-        ``price_at(t)`` (smart mode): the price known now for the step starting at ``t``.
+        ``price_at(t)`` (smart mode): the price known now for the step starting at ``t``. ``decided_kw`` (by EV
+        number): each EV's average power over the step as an agent decided it, in place of the mode; clipped to
+        0 .. ``charger_kw`` for the time plugged in and to the session's need.
         """
         energy = 0.0
         self.power_kw_by_ev[:] = 0.0
+        step_h = self.step_s / 3600.0
         for state in self.states:
             s = state.session
             if state.ended or s.arrival_s >= t_s + self.step_s:
@@ -224,7 +255,9 @@ class EVFleet:
             hours = self._plugged_h(s, t_s)
             if need > 1e-12 and hours > 0:
                 now = min(need, self.charger_kw * hours)
-                if self.mode == "smart":
+                if decided_kw is not None:  # a step's average power: its energy is power x step, within the above
+                    now = min(now, max(0.0, float(decided_kw[s.ev])) * step_h)
+                elif self.mode == "smart":
                     now = self._smart_now(s, t_s, need, price_at)
                 state.delivered_kwh += now
                 energy += now
@@ -250,6 +283,22 @@ class EVFleet:
             if left <= 1e-12:
                 return 0.0
         return 0.0
+
+    def outlook(self, t_s: float) -> np.ndarray:
+        """What each EV's charger knows of the step starting at ``t_s`` (before it is charged), one row per EV by
+        number, columns :data:`OUTLOOK_FIELDS`: 1 if its session is plugged in during any of the step (it may
+        arrive or leave within it), else 0; the energy the session still needs (kWh); hours from the step's start
+        to its departure; the most it can charge in the step (kWh: ``charger_kw`` for the time plugged in, at most
+        its need). An EV not plugged in during the step has a row of zeros."""
+        rows = np.zeros((max(self.count, len(self.power_kw_by_ev)), len(OUTLOOK_FIELDS)))
+        for state in self.states:
+            s = state.session
+            if state.ended or s.arrival_s >= t_s + self.step_s or s.departure_s <= t_s:
+                continue
+            need = max(0.0, s.energy_kwh - state.delivered_kwh)
+            rows[s.ev] = (1.0, need, (s.departure_s - t_s) / 3600.0,
+                          min(need, self.charger_kw * self._plugged_h(s, t_s)))
+        return rows
 
     def session_table(self) -> list[dict]:
         """Every session with what it needed, got and missed (``unmet_kwh`` None while still plugged in)."""

@@ -122,11 +122,12 @@ def run_name(scenario) -> str:
     return scenario.name
 
 
-def agent_roles(scenario):
-    """The roles of ``agents:`` as a learning environment sees them (:mod:`lec_cosim.env`)."""
+def agent_roles(scenario, **options):
+    """The roles of ``agents:`` as a learning environment sees them (:mod:`lec_cosim.env`); ``options``: the
+    environment's ``role_options``, a role's own options by its name."""
     from lec_cosim.studies.community_battery.agents import CommunityBatteryRoles
 
-    return CommunityBatteryRoles(scenario)
+    return CommunityBatteryRoles(scenario, **options)
 
 
 def scenario_for_day(scenario, day):

@@ -210,9 +210,11 @@ class Scenario(_ScenarioBase, HomeDevices):
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
-    agents: list[Literal["lec_ems"]] = Field(
+    agents: list[str] = Field(
         [], exclude_if=lambda value: not value, description="roles an external agent decides (lec_cosim.env): "
-        "lec_ems, the community battery's set-point at every EMS step, in place of the LEC_EMS's LP")
+        "lec_ems, the community battery's set-point at every EMS step, in place of the LEC_EMS's LP; a device "
+        "kind's role at the homes (the EVs' charging power at every grid step, in place of their mode: see the "
+        "EV section's agent role)")
     source_file: Optional[FilePath] = Field(None, exclude=True)
 
     @field_validator("start")
@@ -239,11 +241,16 @@ class Scenario(_ScenarioBase, HomeDevices):
             raise ValueError("horizon_h: must be a whole number of market steps")
         if round(horizon_min / max(res.ems_min, res.market_min)) < 1:
             raise ValueError(f"horizon_h: {self.horizon_h:g} h is shorter than one EMS and market step")
-        if self.agents and res.ems_min != res.grid_min:
+        offered = ["lec_ems", *(d.agent_role for d in self.home_devices.values() if d.agent_role is not None)]
+        for role in self.agents:
+            if role not in offered:
+                raise ValueError(f"agents: {role!r} is not a role of this scenario (its roles: {', '.join(offered)}; "
+                                 "a device's role comes with its section)")
+        if len(set(self.agents)) != len(self.agents):
+            raise ValueError("agents: a role named twice")
+        if "lec_ems" in self.agents and res.ems_min != res.grid_min:
             # the agent proxy sees the households' and the grid's values of its own steps only
-            raise ValueError("agents: an agent decides every grid step: give resolution.ems_min equal to grid_min")
-        if self.agents and self.home_devices:
-            raise ValueError("agents: not with devices at the homes (their loads are not observed)")
+            raise ValueError("agents: lec_ems decides every grid step: give resolution.ems_min equal to grid_min")
         return self
 
     @property

@@ -6,6 +6,9 @@ were published (HELICS delivers a value stamped t to federates granted a time la
 
     market (+0 ms) -> LEC_EMS (+1 ms) -> households (+2 ms) [-> devices at the homes (+2.5 ms)] -> DSO (+3 ms)
     -> recorder (+4 ms)
+
+With ``agents:`` an agent proxy (a learning environment, :mod:`lec_cosim.env`) decides at +1 ms: in the
+LEC_EMS's place for ``lec_ems``, beside it for a device's role alone (before the devices at +2.5 ms).
 """
 
 from __future__ import annotations
@@ -106,30 +109,45 @@ def plan(scenario: Scenario) -> list[FederatePlan]:
     settings = SETTINGS if scenario.grid.source is None else {**SETTINGS, "dso": FEEDER_DSO_SETTINGS}
     plans = [FederatePlan(name, module, periods[name], PHASE_OFFSET_S[name], pubs[name], subs[name],
                           settings=settings.get(name, {}))
-             if not (name == "lec_ems" and scenario.agents) else agent_plan(scenario, pubs)
              for name, module in FEDERATE_MODULES.items()]
     day_ahead = next(s for s in pubs["market"] if s.port == "day_ahead_price")
     site = HomeSite(scenario.lec_name, scenario.grid_step_s, HOME_DEVICES_OFFSET_S, scenario.market_step_s,
                     scenario.home_count, per_home=False, price=day_ahead)
     attached = attach(scenario.home_devices, plans, site)
-    return [replace(p, subscriptions=p.subscriptions + attached.recorded,
-                    settings={**p.settings, **attached.recorder_settings}) if p.name == "recorder" else p
-            for p in attached.plans]
+    plans = [replace(p, subscriptions=p.subscriptions + attached.recorded,
+                     settings={**p.settings, **attached.recorder_settings}) if p.name == "recorder" else p
+             for p in attached.plans]
+    return with_agent(scenario, plans, pubs, attached.devices, site) if scenario.agents else plans
 
 
-def agent_plan(scenario: Scenario, pubs: dict[str, list[Signal]]) -> FederatePlan:
-    """With ``agents: [lec_ems]``: the agent proxy in the LEC_EMS's place (its slot, its period), publishing the
-    battery's set-point on the LEC_EMS's key (NaN for the planned state of charge: there is no plan); it reads
-    the market's current prices, the households' and the battery's powers and state of charge, the PCC's power.
-    """
-    setpoint, planned = pubs["lec_ems"]
-    observed = ([replace(s, port=f"market/{s.port}") for s in pubs["market"] if s.type != "vector"]
-                + [replace(s, port=f"households/{s.port}") for s in pubs["households"] if s.type != "vector"]
-                + [replace(s, port=f"dso/{s.port}") for s in pubs["dso"] if s.port == "pcc_p_mw"])
-    return FederatePlan("agent", "federates.agent", scenario.ems_step_s, PHASE_OFFSET_S["lec_ems"],
-                        [replace(setpoint, port="lec_ems.action"), replace(planned, port="lec_ems.planned_soc_mwh")],
-                        observed, settings={"roles": ["lec_ems"], "decision_period_s": float(scenario.ems_step_s)})
-
+def with_agent(scenario: Scenario, plans: list[FederatePlan], pubs: dict[str, list[Signal]], devices: dict,
+               site: HomeSite) -> list[FederatePlan]:
+    """The federation with ``agents:``: the agent proxy, every grid step at the LEC_EMS's slot. With ``lec_ems`` it
+    takes the LEC_EMS's place, publishing the battery's set-point on the LEC_EMS's key (NaN for the planned state
+    of charge: there is no plan), and reads the households' and the battery's values; else it comes before the
+    LEC_EMS, whose LP plans as usual. A device's role (``devices``: the attached device plans) is handed over by
+    its kind (:meth:`lec_cosim.home_devices.HomeDevice.decided_by_agent`). It reads the market's current prices,
+    the PCC's power and every device's load (port ``{device}/load``)."""
+    roles = list(scenario.agents)
+    out, observed = [], [replace(s, port=f"market/{s.port}") for s in pubs["market"] if s.type != "vector"]
+    if "lec_ems" in roles:
+        setpoint, planned = pubs["lec_ems"]
+        out += [replace(setpoint, port="lec_ems.action"), replace(planned, port="lec_ems.planned_soc_mwh")]
+        observed += [replace(s, port=f"households/{s.port}") for s in pubs["households"] if s.type != "vector"]
+    observed += [replace(s, port=f"dso/{s.port}") for s in pubs["dso"] if s.port == "pcc_p_mw"]
+    for name, device_plan in devices.items():
+        device = scenario.home_devices[name]
+        load = next(s for s in device_plan.federate.publications if s.port == device_plan.load)
+        observed.append(replace(load, port=f"{name}/load"))
+        if device.agent_role in roles:
+            handover = device.decided_by_agent(name, site, device_plan.federate)
+            plans = [handover.federate if p.name == device_plan.federate.name else p for p in plans]
+            out.append(handover.action)
+            observed += handover.observed
+    proxy = FederatePlan("agent", "federates.agent", scenario.grid_step_s, PHASE_OFFSET_S["lec_ems"], out, observed,
+                         settings={"roles": roles, "decision_period_s": float(scenario.grid_step_s)})
+    at = next(i for i, p in enumerate(plans) if p.name == "lec_ems")
+    return plans[:at] + [proxy] + plans[at + ("lec_ems" in roles):]
 
 HOME_DEVICES_OFFSET_S = 0.0025
 """Devices at the homes (:mod:`lec_cosim.home_devices`) step after the households (their profiles are the
