@@ -227,6 +227,29 @@ class AgentFederation:
         self.federation.close()
 
 
+class _Reads:
+    """The agent proxy as the roles see it between two of its time requests: each input port read from HELICS
+    once (nothing can change before the next request), so that six roles reading their group's vectors cost
+    one read each; whether a port was updated is what it was at that first look, for every role alike."""
+
+    def __init__(self, proxy):
+        self._proxy, self._values, self._updated = proxy, {}, {}
+
+    def port_updated(self, port: str) -> bool:
+        if port not in self._updated:
+            self._updated[port] = self._proxy.port_updated(port)
+        return self._updated[port]
+
+    def read_port(self, port: str):
+        if port not in self._values:
+            self.port_updated(port)
+            self._values[port] = self._proxy.read_port(port)
+        return self._values[port]
+
+    def __getattr__(self, name):  # options, ports, ...: the proxy's
+        return getattr(self._proxy, name)
+
+
 class _Play:
     """What both environments share: the roles, their spaces, the episodes."""
 
@@ -282,6 +305,7 @@ class _Play:
             raise ValueError(f"day {self.day}: not one of the environment's days ({', '.join(map(str, self.days))})")
         self.episodes += 1
         self.first = True
+        self._reads_at = None  # nothing read in an earlier episode is this one's
         if hasattr(self.roles, "begin"):  # roles whose start depends on the day (the EVs' sessions)
             self.roles.begin(self.day)
         if self.long_lived:
@@ -309,11 +333,20 @@ class _Play:
         return self.episode.run_dir if self.episode is not None else self._last_dir
 
     _last_dir: Path | None = None
+    _reads_at: tuple | None = None
 
     def observe(self, role: str) -> np.ndarray:
         period = self.episode.period
-        values = self.roles.observe(self.episode.proxy, role, period, self.first)
+        values = self.roles.observe(self._reads(), role, period, self.first)
         return values.astype(np.float32)
+
+    def _reads(self) -> _Reads:
+        """The proxy's reads at its present time (a new :class:`_Reads` once it has moved on)."""
+        episode = self.episode
+        now = (self.episodes, episode.now_s)
+        if self._reads_at != now:
+            self._reads_at, self._read_view = now, _Reads(episode.proxy)
+        return self._read_view
 
     def check_playing(self) -> None:
         if self.episode is None or self.episode.proxy is None or self.episode.period >= self.roles.periods:
@@ -332,21 +365,22 @@ class _Play:
             outputs = self.roles.outputs(role) if hasattr(self.roles, "outputs") else {}
             self.episode.act(role, np.clip(action, low, high), outputs)
         if hasattr(self.roles, "before_step"):
-            self.roles.before_step(self.episode.proxy)
+            self.roles.before_step(self._reads())
         try:
             self.episode.advance()
         except BaseException:  # a federate's failure, a deadline, Ctrl-C: this episode is over
             self.end_episode()
             raise
         self.first = False
-        impact = self.roles.dn_impact(self.episode.proxy)
-        rewards = {role: self.roles.money_eur(self.episode.proxy, role) - self.dn_penalty_eur * impact
+        proxy = self._reads()
+        impact = self.roles.dn_impact(proxy)
+        rewards = {role: self.roles.money_eur(proxy, role) - self.dn_penalty_eur * impact
                    for role in self.roles.roles}
         info = {"dn_impact": impact, "period": self.episode.period - 1, "day": self.day.isoformat(),
-                **self.roles.info(self.episode.proxy)}
+                **self.roles.info(proxy)}
         done = self.episode.period >= self.roles.periods
         if done and hasattr(self.roles, "terminal_eur"):  # what the role's state at the end is worth (its study's)
-            terminal = {role: self.roles.terminal_eur(self.episode.proxy, role) for role in self.roles.roles}
+            terminal = {role: self.roles.terminal_eur(proxy, role) for role in self.roles.roles}
             rewards = {role: rewards[role] + terminal[role] for role in rewards}
             info["terminal_eur"] = terminal
         return rewards, info, done
