@@ -68,7 +68,9 @@ class ValueInterface:
 
     def publish(self, key: str, value) -> None:
         pub = self.pubs[key]
-        if isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
+        if getattr(value, "ndim", None) == 1:  # a numpy vector: its doubles as they are, without a float() each
+            h.helicsPublicationPublishVector(pub, value.astype(float, copy=False).tolist())
+        elif isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
             h.helicsPublicationPublishVector(pub, [float(v) for v in value])
         else:
             h.helicsPublicationPublishDouble(pub, float(value))
