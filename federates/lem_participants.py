@@ -6,8 +6,9 @@ hour (+ settings ``order_offset_s``) it sends its orders to the target ``orders`
 ``dispatch_offset_s`` it reads its result, settles the hour and, at every grid step, publishes the
 group's injections (settings ``physical_vectors``) and settlement (``settlement_vectors``) on the
 output ports of those names, ``block_steps`` grid steps per publication. Without a LEM (the base
-cases) it only settles with the grid. A CHP named in settings ``agent_players`` offers what an agent
-decided (input port ``{player}.action``: price, quantity) instead of its strategy's bid.
+cases) it only settles with the grid. A player named in settings ``agent_players`` bids what an agent
+decided (input port ``{player}.action``) instead of its rule or strategy: a CHP its offer (price, quantity),
+a household its bid or offer for its net position of the hour (price, the share of the position).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from lec_cosim.models.lem_community import (
     settle_period,
     truthful_bids,
 )
-from lec_cosim.models.lem_orders import agent_chp_orders
+from lec_cosim.models.lem_orders import agent_chp_orders, agent_household_orders
 
 
 def build(fed: Federate):
@@ -64,8 +65,9 @@ def build(fed: Federate):
             if name in played:
                 if not fed.port_updated(f"{name}.action"):
                     raise RuntimeError(f"{name}: no offer from its agent for hour {period}")
-                price, quantity = fed.read_port(f"{name}.action")
-                orders = agent_chp_orders(name, chp_cap[j], price, quantity, b_eur_per_kwh=b)
+                price, amount = fed.read_port(f"{name}.action")  # a CHP's quantity (kWh), a household's share
+                orders = (agent_chp_orders(name, chp_cap[j], price, amount, b_eur_per_kwh=b) if kinds[j] == "chp"
+                          else agent_household_orders(name, load_kwh[j, period], pv_kwh[j, period], price, amount))
             else:
                 bid = bids[name][period] if kinds[j] == "chp" else None
                 orders = period_orders(kinds[j], name, load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour,

@@ -25,8 +25,9 @@ class Settings(_Settings):
     physical_vectors: list[str]
     settlement_vectors: list[str]
     agent_players: list[str] = []
-    """CHPs whose offer an agent decides: each reads it at its input port ``{player}.action`` (price EUR/kWh,
-    quantity kWh) every period, instead of bidding by its strategy."""
+    """Players whose bid an agent decides: each reads it at its input port ``{player}.action`` every period,
+    instead of bidding by its strategy (a CHP: price EUR/kWh, quantity kWh) or rule (a household: price EUR/kWh
+    and the share of its net position of the period it bids, 0 to 1)."""
 
 
 PORTS = (
@@ -34,8 +35,8 @@ PORTS = (
          optional=True),
     Port("group", "endpoint", "message", None, "the endpoint all players share instead (one order message and one "
          "result for all)", optional=True),
-    Port("{player}.action", "in", "vector", None, "an agent's offer for the player (agent_players): price EUR/kWh, "
-         "quantity kWh"),
+    Port("{player}.action", "in", "vector", None, "an agent's bid for the player (agent_players): price EUR/kWh, "
+         "then a CHP's quantity kWh or a household's share of its net position"),
     Port("orders", "target", "message", None, "the pool operator's endpoint (absent without the market)",
          optional=True),
     *(Port(v, "out", "vector", unit_of(v), "per player (and grid step of the block): " + v.replace("_", " "))

@@ -87,6 +87,28 @@ def agent_chp_orders(name: str, capacity_kw: float, price_eur_per_kwh: float, qu
                   min(quantity, capacity))]
 
 
+def agent_household_orders(name: str, load_kwh: float, pv_kwh: float, price_eur_per_kwh: float,
+                           share: float) -> list[Order]:
+    """Orders of a household (consumer or PV prosumer) whose bid an agent decides: its net position in the hour
+    sets the side (a deficit is bought, a surplus sold, as :func:`prosumer_orders`) and the most it can bid; the
+    agent decides the price and the ``share`` of the position it bids (0 to 1, clipped). No order for a balanced
+    hour or a share of 0.
+
+    The household's own rule bids its whole deficit at retail and offers its whole surplus at the feed-in
+    tariff: those prices with a share of 1 give exactly :func:`prosumer_orders` (and :func:`consumer_orders`
+    for a household without PV).
+    """
+    net = _kwh(load_kwh, "load_kwh") - _kwh(pv_kwh, "pv_kwh")
+    price, share = float(price_eur_per_kwh), float(share)
+    if not math.isfinite(price) or not math.isfinite(share):
+        raise ValueError(f"household {name!r}: a bid of a share {share!r} at {price!r} EUR/kWh is not finite")
+    share = min(max(share, 0.0), 1.0)
+    if net == 0 or share == 0:
+        return []
+    quantity = share * abs(net)  # a share of 1 is the position itself, to the last digit
+    return [Order(name, "buy" if net > 0 else "sell", price, quantity)]
+
+
 def _checked_price(name: str, capacity: float, price_eur_per_kwh: float, b_eur_per_kwh: float) -> float:
     floor = chp_bid_floor_eur_per_kwh(capacity, b_eur_per_kwh)
     price = float(price_eur_per_kwh)

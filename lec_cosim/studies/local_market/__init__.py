@@ -136,10 +136,9 @@ def _check_market_data(scenario, *, bids: bool = True):
         raise ScenarioError(f"{scenario.source_file}: market.learned_bids_file: {exc}") from None
     except (ValueError, KeyError, OSError) as exc:
         raise ScenarioError(f"{scenario.source_file}: data: {exc}") from None
-    chps = {name for name, kind in zip(community.names, community.kinds) if kind == "chp"}
-    unknown = [name for name in scenario.agents if name not in chps]
+    unknown = [name for name in scenario.agents if name not in community.names]
     if unknown:
-        raise ScenarioError(f"{scenario.source_file}: agents: {', '.join(unknown)}: no CHP producer of this community")
+        raise ScenarioError(f"{scenario.source_file}: agents: {', '.join(unknown)}: no player of this community")
     return community
 
 

@@ -126,8 +126,8 @@ class LemScenario(_ScenarioBase):
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
     agents: list[str] = Field(
-        [], exclude_if=lambda value: not value, description="CHP producers, by name, whose bids "
-        "an external agent decides (lec_cosim.env): each bids what the agent proxy federate publishes for it")
+        [], exclude_if=lambda value: not value, description="players, by name (CHP producers, households), whose "
+        "bids an external agent decides (lec_cosim.env): each bids what the agent proxy federate publishes for it")
     source_file: Optional[FilePath] = Field(None, exclude=True)
 
     @field_validator("start")
@@ -165,13 +165,15 @@ class LemScenario(_ScenarioBase):
         if self.agents and (res.market_min != 60 or res.exchange != "period"):
             # an agent decides hourly offers and sees the hour's grid steps together (one vector per value)
             raise ValueError("agents: agents need resolution.market_min 60 and resolution.exchange period")
-        if self.agents and self.feeder.source is None:  # the IEEE feeder's CHPs; a source's are checked with its data
+        if self.agents and self.feeder.source is None:  # the IEEE feeder's players (a source's: with its data)
             from lec_cosim.models.feeder_copies import copy_name
 
-            chps = {copy_name(f"CHP{k}", c) for c in range(1, self.feeder.copies + 1) for k in range(1, 7)}
-            unknown = [name for name in self.agents if name not in chps]
+            players = {copy_name(name, c) for c in range(1, self.feeder.copies + 1)
+                       for name in [f"LOAD{k}" for k in range(1, 56)] + [f"CHP{k}" for k in range(1, 7)]}
+            unknown = [name for name in self.agents if name not in players]
             if unknown:
-                raise ValueError(f"agents: {', '.join(unknown)}: no CHP producer of the IEEE feeder (CHP1 to CHP6)")
+                raise ValueError(f"agents: {', '.join(unknown)}: no player of the IEEE feeder (households LOAD1 to "
+                                 "LOAD55, CHP producers CHP1 to CHP6)")
         return self
 
 

@@ -32,8 +32,8 @@ step), and the recorder reads them at T + 5 ms. The grid is still solved at ever
 the time requests of the grid steps inside an hour go, as nothing here reacts within an hour.
 
 With ``agents:`` an agent proxy (federates/agent.py, or a learning environment, lec_cosim.env) takes
-the named CHPs' decisions: at T + 0.5 ms it publishes each one's offer (price, quantity), which its
-participant group reads at T + 1 ms instead of the CHP's strategy; at its next slot (T + 1 h + 0.5 ms)
+the named players' decisions: at T + 0.5 ms it publishes each one's bid (price, quantity), which its
+participant group reads at T + 1 ms instead of the player's rule or strategy; at its next slot (T + 1 h + 0.5 ms)
 it reads what the hour gave (price, volume, the CHP's settlement, the DSO's values).
 
 A bidder that sends nothing simply is not in the book. The market never counts replies, so a
@@ -186,7 +186,7 @@ def agent_action_key(player: str) -> str:
     return f"lem/agent/{player}/action"
 
 
-AGENT_OBSERVES = ("lem_sold_kwh", "chp_kwh", "cost_eur", "income_eur")
+AGENT_OBSERVES = ("lem_bought_kwh", "lem_sold_kwh", "chp_kwh", "cost_eur", "income_eur")
 """What an agent reads of its own player's settlement (its group's vectors, at the player's index)."""
 
 
