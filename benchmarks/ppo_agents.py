@@ -212,6 +212,8 @@ def main() -> None:
     normalised.training = False
     normalised.close()  # the training environments' federations end here
     train_s = time.perf_counter() - started
+    print(f"trained: {args.steps} env steps in {train_s:.0f} s ({args.steps / train_s:.0f} steps/s, PPO included)",
+          flush=True)
     returns = np.array(returns)
     lengths = np.cumsum(lengths)
     inner = make_env(args.kind, held_out, args.grid_min)  # a fresh environment in this process, for the held-out days
