@@ -22,9 +22,10 @@ demo: $(STAMP)
 # Two test processes (pytest-xdist), a test file each at a time (module fixtures stay in one process): most
 # tests wait on federations starting up, so one process left a core idle (1,065 tests: 12 min 53 s in one
 # process, 10 min 11 s in two, on 2 cores, 2026-12-06). Runs share the machine safely: broker ports are
-# reserved across processes (lec_cosim/ports.py) and every test has its own folder.
+# reserved across processes (lec_cosim/ports.py) and every test has its own folder. The 25 slowest tests are
+# listed at the end: where to look when the suite nears its 12-minute budget.
 test: $(STAMP) chromium docs
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25 tests
 
 # The documentation site (mkdocs.yml, pages in docs/) into site/, warnings as errors. The reference pages
 # (CLI, scenario schema, published interface) are generated first by docs/gen_reference.py (a mkdocs hook).
