@@ -11,6 +11,7 @@ it writes ``ev_sessions.csv`` (one row per session).
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ def build(fed: Federate):
         prices = PriceForecast(options.market_step_s)
         if options.tariff_eur_per_mwh is not None:  # known for the whole horizon in advance
             prices.add_day(0.0, options.tariff_eur_per_mwh[int(round(day_s / options.market_step_s)):])
-        run.update(day_s=day_s, prices=prices,
+        run.update(day_s=day_s, length_s=length_s, prices=prices,
                    fleet=fleet_of(ev, s.start + dt.timedelta(seconds=day_s), length_s, fed.period_s, stats, drawn))
 
     begin(0.0, s.end_s)
@@ -42,7 +43,10 @@ def build(fed: Federate):
     def step(k: int, t: float) -> None:
         fleet, prices, t = run["fleet"], run["prices"], t - run["day_s"]  # t: from the run's start
         if follows_market and fed.port_updated("price"):
-            prices.add_day(t, fed.read_port("price"))
+            # no further than the run (a long-lived learning federation's market publishes whole days past an
+            # episode's end; a run's ends at its horizon, where this cuts nothing)
+            within = math.ceil((run["length_s"] - t) / options.market_step_s - 1e-9)
+            prices.add_day(t, fed.read_port("price")[:max(within, 0)])
         decided = np.asarray(fed.read_port("action")) if options.agent_decides else None
         fed.publish_port("ev_p_mw", fleet.step(t, prices if smart else None, decided) / 1000.0)
         fed.publish_port("ev_unmet_kwh", fleet.unmet_kwh)

@@ -66,14 +66,16 @@ def normal_run(folder, name, mode):
 
 
 def play(env, actions, day=DAY):
-    """One episode with these actions (one per step); the observations (the first from reset) and rewards."""
+    """One episode with these actions (one per step); the observations (the first from reset) and rewards, and the
+    last step's info with every step's power at the PCC (``pcc_p_mw_so_far``)."""
     observation, _ = env.reset(options={"day": day})
-    seen, rewards = [observation], []
+    seen, rewards, pcc = [observation], [], []
     for action in actions:
         observation, reward, terminated, _, info = env.step(action)
         seen.append(observation)
         rewards.append(reward)
-    return seen, rewards, terminated, info
+        pcc.append(info["pcc_p_mw"])
+    return seen, rewards, terminated, {**info, "pcc_p_mw_so_far": pcc}
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +226,32 @@ def test_episodes_under_a_day_see_the_same_in_both_federations(folder, tmp_path)
     np.testing.assert_array_equal(np.array(seen_again), np.array(seen))
     np.testing.assert_array_equal(rewards_again, rewards)
     assert info_again["terminal_eur"] == info["terminal_eur"]
+    # the grid too: the LEC_EMS plans its battery up to the episode's end in both, not over the rest of the day
+    np.testing.assert_array_equal(info_again["pcc_p_mw_so_far"], info["pcc_p_mw_so_far"])
     assert np.all(seen[0][2 + 6:2 + PRICES_AHEAD] == seen[0][2 + 5])  # past 06:00 no price known: the last one
+
+
+def test_the_lec_ems_agent_sees_the_same_smart_evs_in_both_federations(folder, tmp_path):
+    """30-hour episodes of the LEC_EMS's role with smart EVs beside it: on the second day the EVs follow the prices
+    of the episode's six hours only, in a long-lived federation (whose market publishes the whole day) as in a run
+    of 30 hours, so the agent sees the same EV load."""
+    short = load_scenario(write_scenario(folder / "short_ems", "trondelag_arbitrage_ev",
+                                         {"horizon_h": 30, "resolution.ems_min": 15, "agents": ["lec_ems"]}))
+    actions = list(np.random.default_rng(3).uniform(-0.6, 0.6, (120, 1)))
+    fresh = LecEnv(short, federation="per_episode", work_dir=tmp_path / "fresh")
+    try:
+        seen, rewards, _, _ = play(fresh, actions)
+    finally:
+        fresh.close()
+    long_lived = LecEnv(short, days=[DAY, NEXT_DAY], work_dir=tmp_path / "long")
+    try:
+        play(long_lived, actions, day=NEXT_DAY)
+        seen_again, rewards_again, _, _ = play(long_lived, actions)
+    finally:
+        long_lived.close()
+    np.testing.assert_array_equal(np.array(seen_again), np.array(seen))
+    np.testing.assert_array_equal(rewards_again, rewards)
+    assert max(abs(o[-1]) for o in seen) > 0  # the EVs' load was there to be seen
 
 
 def test_evs_left_uncharged_pay_the_penalty(long_lived, ev_agent, tmp_path):
