@@ -9,11 +9,12 @@ environment is long-lived (one federation, episodes on three days) and in-proces
 environments side by side in two processes, as a vectorised trainer does (stable-baselines3's
 SubprocVecEnv), and counts their steps together.
 
-Side by side in the same run, the anchors: the same day as a normal run (``lec-cosim run``, a broker and a
+Side by side in the same run, the anchors: Case 1's day (a message per player, the shipped scenario's
+setting; the agents' scenario sends one per group) as a normal run (``lec-cosim run``, a broker and a
 process per federate), in-process (lec_cosim.inproc, no agent), and its models in one Python loop, no
-HELICS (benchmarks/lem_common.run_monolithic; per hour: a two-day loop minus a one-day loop, so that its
-set-up does not count). Prints absolute times and ratios; the issue's targets are 200 steps/s on 2 cores
-and a reset under 50 ms.
+HELICS, writing the same results files (benchmarks/lem_common.run_monolithic; per hour: a two-day loop
+minus a one-day loop, so that its set-up does not count). Prints absolute times and ratios; the issue's
+targets are 200 steps/s on 2 cores and a reset under 50 ms.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def play(path: str, work_dir: str, episodes: int, seed: int, start, results) -> 
         t0 = time.perf_counter()
         env.reset(seed=seed)
         first_reset_s = time.perf_counter() - t0
-        start.wait()
+        start.wait(timeout=300)  # a sibling that died before it would leave this one waiting for ever
         began = time.perf_counter()
         resets, per_step, steps = [], [], 0
         for episode in range(episodes):
@@ -75,6 +76,7 @@ def measure(path: Path, tmp: Path, envs: int, episodes: int) -> dict:
     workers = [context.Process(target=play, args=(str(path), str(tmp / f"env{e}"), episodes, 100 * e, start,
                                                   results)) for e in range(envs)]
     for w in workers:
+        w.daemon = True  # a worker left behind by a failure does not hold the benchmark at exit
         w.start()
     got = [results.get(timeout=600) for _ in workers]
     for w in workers:

@@ -102,6 +102,8 @@ class TrainDays(gymnasium.Wrapper):
 
 
 def make_env(kind: str, on_days: list[str], grid_min: int | None = None):
+    import atexit
+    import shutil
     import tempfile
 
     from lec_cosim.env import LecEnv, LecParallelEnv
@@ -109,7 +111,9 @@ def make_env(kind: str, on_days: list[str], grid_min: int | None = None):
 
     scenario = ROOT / "scenarios" / SCENARIO[kind]
     if grid_min is not None:  # the same study at another grid step (the market stays hourly)
-        scenario = write_scenario_variant(scenario, {"resolution.grid_min": grid_min}, Path(tempfile.mkdtemp()))
+        folder = Path(tempfile.mkdtemp(prefix="lec_cosim_ppo_"))
+        atexit.register(shutil.rmtree, folder, True)
+        scenario = write_scenario_variant(scenario, {"resolution.grid_min": grid_min}, folder)
     return Scaled(LecEnv(scenario, days=on_days) if kind == "battery"
                   else Joint(LecParallelEnv(scenario, days=on_days)))
 
@@ -175,8 +179,13 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=1, help="environments side by side, each in a process of its "
                         "own (stable-baselines3's SubprocVecEnv); 1: in this process")
     parser.add_argument("--grid-min", type=int, choices=(15, 30, 60), default=None,
-                        help="the study's grid step instead of the scenario's (the market stays hourly)")
+                        help="chp: the study's grid step instead of the scenario's (the market stays hourly)")
     args = parser.parse_args()
+    rollout = 960 if args.kind == "battery" else 480
+    if args.grid_min is not None and args.kind == "battery":
+        parser.error("--grid-min: the battery's agent decides at every grid step (its EMS step): chp only")
+    if rollout % args.envs:
+        parser.error(f"--envs: must divide the rollout of {rollout} steps per update")
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -192,21 +201,20 @@ def main() -> None:
                 for k in range(args.envs)]
     vector = SubprocVecEnv(builders, start_method="spawn") if args.envs > 1 else DummyVecEnv(builders)
     monitored = VecMonitor(vector)  # each finished episode's return and length, from every environment
-    returns, lengths = [], []
+    returns, ends = [], []
 
     class Record(BaseCallback):
         def _on_step(self) -> bool:
             for info in self.locals["infos"]:
-                if "episode" in info:
+                if "episode" in info:  # its return, and the env steps taken by then (all environments')
                     returns.append(info["episode"]["r"])
-                    lengths.append(info["episode"]["l"])
+                    ends.append(self.num_timesteps)
             return True
 
     # observations (prices in EUR/MWh beside states of charge in MWh) and rewards normalised by running statistics
     normalised = VecNormalize(monitored, norm_obs=True, norm_reward=True, gamma=0.99)
     # the rollout per update stays 480 (960) steps whatever the number of environments
-    model = PPO("MlpPolicy", normalised, seed=args.seed, verbose=0,
-                n_steps=(960 if args.kind == "battery" else 480) // args.envs,
+    model = PPO("MlpPolicy", normalised, seed=args.seed, verbose=0, n_steps=rollout // args.envs,
                 batch_size=96 if args.kind == "battery" else 48, learning_rate=3e-4, gamma=0.99)
     model.learn(total_timesteps=args.steps, callback=Record())
     normalised.training = False
@@ -215,7 +223,7 @@ def main() -> None:
     print(f"trained: {args.steps} env steps in {train_s:.0f} s ({args.steps / train_s:.0f} steps/s, PPO included)",
           flush=True)
     returns = np.array(returns)
-    lengths = np.cumsum(lengths)
+    lengths = np.array(ends)
     inner = make_env(args.kind, held_out, args.grid_min)  # a fresh environment in this process, for the held-out days
 
     def ppo(observation):

@@ -347,6 +347,7 @@ class Federate(ValueInterface):
                     raise RuntimeError(f"injected fault at {granted:g} s")
                 if hang_at_s is not None and granted >= hang_at_s:  # a solver that never returns
                     INJECTED_HANGS_END.wait()
+                    raise RuntimeError(f"injected hang at {granted:g} s, let go")
                 if quit_at_s is not None and granted >= quit_at_s:  # sys.exit(0) deep in a model
                     raise SystemExit(0)
                 self.slot_s = wanted

@@ -47,6 +47,8 @@ def build(fed: Federate):
             # episode's end; a run's ends at its horizon, where this cuts nothing)
             within = math.ceil((run["length_s"] - t) / options.market_step_s - 1e-9)
             prices.add_day(t, fed.read_port("price")[:max(within, 0)])
+        if options.agent_decides and not fed.port_updated("action"):  # never the last step's action again
+            raise RuntimeError(f"no charging decision from the agent for the step at {t:g} s")
         decided = np.asarray(fed.read_port("action")) if options.agent_decides else None
         fed.publish_port("ev_p_mw", fleet.step(t, prices if smart else None, decided) / 1000.0)
         fed.publish_port("ev_unmet_kwh", fleet.unmet_kwh)

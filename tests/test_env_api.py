@@ -163,7 +163,7 @@ def test_a_federate_failing_mid_episode_ends_the_step_with_its_error(two_chps, t
 
 def test_a_federate_that_hangs_ends_the_step_at_its_deadline(two_chps, tmp_path):
     """The DSO hangs inside its step (as a solver that never returns): the step ends after step_timeout_s with
-    the deadline's error, not never; once the hung thread is let go the environment plays on."""
+    the deadline's error, not never; once let go, the hung thread leaves."""
     def arm(run_dir):
         config = run_dir / "configs" / "dso.json"
         data = json.loads(config.read_text())
@@ -172,18 +172,19 @@ def test_a_federate_that_hangs_ends_the_step_at_its_deadline(two_chps, tmp_path)
 
     before = set(threading.enumerate())
     env = LecEnv(two_chps, work_dir=tmp_path, prepare=arm, step_timeout_s=5.0)  # the start too must fit in it
+    release = threading.Timer(6.5, INJECTED_HANGS_END.set)
     try:
         env.reset(seed=0)
         env.step(env.action_space.low)  # hour 0: the DSO plays it
         # a thread busy in a model cannot be killed: let it go once the deadline has ended the federation, while
         # the environment waits a little for its threads (else that wait would be all of its 10 s)
-        release = threading.Timer(6.5, INJECTED_HANGS_END.set)
         release.start()
         with pytest.raises(FederationError) as stalled:
             env.step(env.action_space.low)  # hour 1: the DSO does not come back
         assert stalled.value.stalled and "did not play period 1 within 5 s" in str(stalled.value)
         release.join()
     finally:
+        release.cancel()
         INJECTED_HANGS_END.set()
         try:
             env.close()

@@ -132,7 +132,9 @@ class CommunityBatteryRoles:
         if unknown:
             raise ValueError(f"role_options: {', '.join(unknown)}: not one of agents: {self.roles}")
         devices = {device.agent_role: (name, device) for name, device in scenario.home_devices.items()}
-        self.role = {role: LecEmsRole(scenario, **options.get(role, {})) if role == "lec_ems" else
+        if options.get("lec_ems"):
+            raise ValueError(f"role_options: lec_ems: the LEC_EMS's role takes no options ({options['lec_ems']})")
+        self.role = {role: LecEmsRole(scenario) if role == "lec_ems" else
                      devices[role][1].role(devices[role][0], scenario, **options.get(role, {}))
                      for role in self.roles}
         self.periods = int(round(scenario.end_s / scenario.grid_step_s))  # lec_ems: its EMS step is the grid's

@@ -142,10 +142,13 @@ def _check_market_data(scenario, *, bids: bool = True):
     return community
 
 
-def agent_roles(scenario):
-    """The roles of ``agents:`` as a learning environment sees them (:mod:`lec_cosim.env`)."""
+def agent_roles(scenario, **options):
+    """The roles of ``agents:`` as a learning environment sees them (:mod:`lec_cosim.env`). The local market's
+    roles take no options (a learning environment's ``role_options``)."""
     from lec_cosim.studies.local_market.agents import LocalMarketRoles
 
+    if options:
+        raise ValueError(f"role_options: {', '.join(sorted(options))}: the local market's roles take no options")
     return LocalMarketRoles(scenario)
 
 

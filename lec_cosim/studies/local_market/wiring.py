@@ -115,7 +115,8 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
 
     The federates spell no key and no endpoint: each reads them from its config by port name. A
     participant group publishes its vectors on ports named as the vectors, receives at one endpoint
-    port per player (the player's name) and sends its orders to ``orders``; the market takes orders
+    port per player (the player's name), or with ``participants.messages: per_group`` at one for all
+    (``group``), and sends its orders to ``orders``; the market takes orders
     at ``orders``, answers each player at its member of ``results`` and sends the book to ``book``;
     the DSO and the recorder read a group's vector ``v`` at ``<group>/v``, the recorder the DSO's
     values at ``grid/v``, the market's at ``market/v`` and the book at its endpoint port ``book``.
