@@ -18,9 +18,9 @@ from pettingzoo.test import parallel_api_test
 
 from federates.common import INJECTED_HANGS_END
 from lec_cosim.env import LecEnv, LecParallelEnv, describe_spaces
+from lec_cosim.inproc import run_inproc
 from lec_cosim.launch import FederationError
 from lec_cosim.models.lem_community import community_from_scenario, read_learned_bids
-from lec_cosim.runs import execute
 from lec_cosim.scenario import ScenarioError, load_scenario
 
 HOURS = 4
@@ -67,7 +67,7 @@ def test_an_episode_of_a_normal_runs_actions_gives_its_results(folder, tmp_path)
     normal = load_scenario(write_scenario(folder / "normal", "ieee_eu_lv_lem_plain", {"horizon_h": HOURS}))
     played = load_scenario(write_scenario(folder / "six", "ieee_eu_lv_lem_plain",
                                           {"horizon_h": HOURS, "agents": CHPS}))
-    execute(normal, tmp_path / "normal")
+    run_inproc(normal, tmp_path / "normal")  # as a process run (tests/test_inproc.py), faster
     bids = read_learned_bids(normal.market.learned_bids_file, community_from_scenario(normal), "plain")
     env = LecParallelEnv(played, work_dir=tmp_path / "env", federation="per_episode")  # one with results files
     try:
@@ -316,7 +316,7 @@ def test_the_lps_set_points_played_by_an_agent_give_the_lps_run(folder, battery,
     short on another day, the battery's state of charge rewound) give the same again."""
     normal = load_scenario(write_scenario(folder / "lp", "trondelag_arbitrage",
                                           {"horizon_h": 6, "resolution.ems_min": 15}))
-    execute(normal, tmp_path / "lp")
+    run_inproc(normal, tmp_path / "lp")
     lp = pd.read_csv(tmp_path / "lp" / "signals.csv")
     cost = json.loads((tmp_path / "lp" / "summary.json").read_text())["kpis"]["energy_cost"]
     assert len(lp) == 24 and lp["setpoint_mw"].abs().max() > 0.1

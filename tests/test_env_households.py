@@ -14,9 +14,9 @@ from gymnasium.utils.env_checker import check_env
 from harness import write_scenario
 
 from lec_cosim.env import LecEnv, LecParallelEnv
+from lec_cosim.inproc import run_inproc
 from lec_cosim.models.lem_community import community_from_scenario, read_learned_bids
 from lec_cosim.models.tariffs import FEED_IN_EUR_PER_KWH, retail_tariff_eur_per_kwh
-from lec_cosim.runs import execute
 from lec_cosim.scenario import ScenarioError, load_scenario
 
 HOURS = 10  # PV from about 5 h: prosumers sell in the last hours
@@ -42,7 +42,7 @@ def rule(community, name: str, hour: int) -> np.ndarray:
 
 def test_households_playing_their_rule_give_the_normal_run(scenarios, tmp_path):
     normal, played = scenarios
-    execute(normal, tmp_path / "normal")
+    run_inproc(normal, tmp_path / "normal")  # as a process run (tests/test_inproc.py), faster
     community = community_from_scenario(normal)
     bids = read_learned_bids(normal.market.learned_bids_file, community, "plain")
     env = LecParallelEnv(played, work_dir=tmp_path / "env", federation="per_episode")
