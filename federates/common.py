@@ -37,15 +37,19 @@ QUERY_POLL_S = 0.05
 
 
 def free(handle) -> None:
-    """Free a HELICS federate or broker once: through its Python wrapper's finalizer, which then never frees it
-    again. (``helicsFederateFree`` and the finalizer would both free it: harmless at a process's exit, a
-    segmentation fault when the garbage collector runs the second free while another federation of the process
-    is starting, as in-process federations do.)"""
+    """Free a HELICS federate, broker, federate info or query once: through its Python wrapper's finalizer, which
+    then never frees it again. (``helicsFederateFree`` and the finalizer would both free it: harmless at a
+    process's exit, a segmentation fault when the garbage collector runs the second free while another federation
+    of the process is starting, as in-process federations do.)"""
     finalizer = getattr(handle, "_finalizer", None)
     if finalizer is not None:
         finalizer()
     elif isinstance(handle, h.HelicsBroker):
         h.helicsBrokerFree(handle)
+    elif isinstance(handle, h.HelicsFederateInfo):
+        h.helicsFederateInfoFree(handle)
+    elif isinstance(handle, h.HelicsQuery):
+        h.helicsQueryFree(handle)
     else:
         h.helicsFederateFree(handle)
 

@@ -43,6 +43,15 @@ import helics as h
 
 from lec_cosim.scenario import STALL_TIMEOUT_S
 
+
+def free(handle) -> None:
+    """Free a HELICS handle once (:func:`federates.common.free`; imported here: that module imports the launcher,
+    which imports this one)."""
+    from federates.common import free as free_once
+
+    free_once(handle)
+
+
 STARTUP_ALLOWANCE_S = 60.0
 """Start-up (building models, joining) may take this long without progress, whatever the stall time."""
 FINISH_ALLOWANCE_S = 600.0
@@ -169,7 +178,7 @@ class Watchdog:
         try:
             return h.helicsCreateValueFederate(f"lec_cosim_watchdog_{uuid.uuid4().hex[:12]}", info)
         finally:
-            h.helicsFederateInfoFree(info)
+            free(info)
 
     def _timing_states(self) -> dict[str, dict | None]:
         """Each federate program's timing state file (None: none yet, its model is being built)."""
@@ -255,7 +264,7 @@ class Watchdog:
                 h.helicsFederateDisconnect(fed)
             except Exception:
                 pass
-            h.helicsFederateFree(fed)
+            free(fed)  # once, through the wrapper (its finalizer would free it again)
 
     def _join_with_retries(self):
         for _ in range(JOIN_ATTEMPTS):  # each gives up in about 2 s: the broker may be gone (a run just ended)
@@ -264,7 +273,7 @@ class Watchdog:
                 self.error = None
                 if self._stop.is_set():  # joined as the run ended: leave at once
                     h.helicsFederateDisconnect(fed)
-                    h.helicsFederateFree(fed)
+                    free(fed)
                     return None
                 return fed
             except Exception as exc:  # the launcher sees a failed broker itself; a busy one gets another try
@@ -282,7 +291,7 @@ class Watchdog:
                 for name in [n for n, q in queries.items() if h.helicsQueryIsCompleted(q)]:
                     query = queries.pop(name)
                     self._answered(name, h.helicsQueryExecuteComplete(query))
-                    h.helicsQueryFree(query)
+                    free(query)
                 now = time.monotonic()
                 for name, state in self.times.items():
                     if name not in queries:
@@ -298,7 +307,7 @@ class Watchdog:
                     return
         finally:
             for query in queries.values():
-                h.helicsQueryFree(query)
+                free(query)
 
     def _watch_files(self) -> None:
         """Without queries (a broker hierarchy): the federates' timing state files, and their processes' states.
