@@ -78,6 +78,23 @@ def play(env, actions, day=DAY):
     return seen, rewards, terminated, {**info, "pcc_p_mw_so_far": pcc}
 
 
+def in_both_federations(scenario, actions, tmp_path):
+    """The episode of ``DAY`` with these actions in a new federation, and in a long-lived one after an episode of
+    ``NEXT_DAY``: what :func:`play` gives of each."""
+    fresh = LecEnv(scenario, federation="per_episode", work_dir=tmp_path / "fresh")
+    try:
+        first = play(fresh, actions)
+    finally:
+        fresh.close()
+    long_lived = LecEnv(scenario, days=[DAY, NEXT_DAY], work_dir=tmp_path / "long")
+    try:
+        play(long_lived, actions, day=NEXT_DAY)
+        again = play(long_lived, actions)
+    finally:
+        long_lived.close()
+    return first, again
+
+
 @pytest.fixture(scope="module")
 def smart_replayed(folder, ev_agent):
     """A normal run of the day in smart mode, and its decisions played through a per-episode environment."""
@@ -212,17 +229,7 @@ def test_episodes_under_a_day_see_the_same_in_both_federations(folder, tmp_path)
     short = load_scenario(write_scenario(folder / "short", "trondelag_arbitrage_ev",
                                          {"horizon_h": 6, "agents": ["ev_charging"]}))
     actions = list(np.random.default_rng(2).uniform(0, 7.2, (24, EVS)))
-    fresh = LecEnv(short, federation="per_episode", work_dir=tmp_path / "fresh")
-    try:
-        seen, rewards, _, info = play(fresh, actions)
-    finally:
-        fresh.close()
-    long_lived = LecEnv(short, days=[DAY, NEXT_DAY], work_dir=tmp_path / "long")
-    try:
-        play(long_lived, actions, day=NEXT_DAY)
-        seen_again, rewards_again, _, info_again = play(long_lived, actions)
-    finally:
-        long_lived.close()
+    (seen, rewards, _, info), (seen_again, rewards_again, _, info_again) = in_both_federations(short, actions, tmp_path)
     np.testing.assert_array_equal(np.array(seen_again), np.array(seen))
     np.testing.assert_array_equal(rewards_again, rewards)
     assert info_again["terminal_eur"] == info["terminal_eur"]
@@ -238,17 +245,7 @@ def test_the_lec_ems_agent_sees_the_same_smart_evs_in_both_federations(folder, t
     short = load_scenario(write_scenario(folder / "short_ems", "trondelag_arbitrage_ev",
                                          {"horizon_h": 30, "resolution.ems_min": 15, "agents": ["lec_ems"]}))
     actions = list(np.random.default_rng(3).uniform(-0.6, 0.6, (120, 1)))
-    fresh = LecEnv(short, federation="per_episode", work_dir=tmp_path / "fresh")
-    try:
-        seen, rewards, _, _ = play(fresh, actions)
-    finally:
-        fresh.close()
-    long_lived = LecEnv(short, days=[DAY, NEXT_DAY], work_dir=tmp_path / "long")
-    try:
-        play(long_lived, actions, day=NEXT_DAY)
-        seen_again, rewards_again, _, _ = play(long_lived, actions)
-    finally:
-        long_lived.close()
+    (seen, rewards, _, _), (seen_again, rewards_again, _, _) = in_both_federations(short, actions, tmp_path)
     np.testing.assert_array_equal(np.array(seen_again), np.array(seen))
     np.testing.assert_array_equal(rewards_again, rewards)
     assert max(abs(o[-1]) for o in seen) > 0  # the EVs' load was there to be seen
