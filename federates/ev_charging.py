@@ -11,7 +11,6 @@ it writes ``ev_sessions.csv`` (one row per session).
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 import numpy as np
 import pandas as pd
@@ -43,10 +42,7 @@ def build(fed: Federate):
     def step(k: int, t: float) -> None:
         fleet, prices, t = run["fleet"], run["prices"], t - run["day_s"]  # t: from the run's start
         if follows_market and fed.port_updated("price"):
-            # no further than the run (a long-lived learning federation's market publishes whole days past an
-            # episode's end; a run's ends at its horizon, where this cuts nothing)
-            within = math.ceil((run["length_s"] - t) / options.market_step_s - 1e-9)
-            prices.add_day(t, fed.read_port("price")[:max(within, 0)])
+            prices.add_day(t, fed.read_port("price"), until_s=run["length_s"])  # no further than the run
         if options.agent_decides and not fed.port_updated("action"):  # never the last step's action again
             raise RuntimeError(f"no charging decision from the agent for the step at {t:g} s")
         decided = np.asarray(fed.read_port("action")) if options.agent_decides else None

@@ -262,8 +262,7 @@ class EVChargingRole:
         """The day-ahead prices as the EV federate learns them: a day's vector when it arrives, within the episode
         (a long-lived environment's market publishes whole days, a run's ends its vector at the horizon)."""
         if proxy.port_updated(f"{self.name}/price"):
-            within = math.ceil((self.horizon_s - t_s) / self.market_step_s - 1e-9)
-            self.prices.add_day(t_s, proxy.read_port(f"{self.name}/price")[:max(within, 0)])
+            self.prices.add_day(t_s, proxy.read_port(f"{self.name}/price"), until_s=self.horizon_s)
 
     def observe(self, proxy, period: int, first: bool) -> np.ndarray:
         t = period * self.step_s  # from the episode's start

@@ -321,9 +321,14 @@ class PriceForecast:
         self.by_time_of_day: dict[int, list[int]] = {}
         """Known steps by their time of day, in order."""
 
-    def add_day(self, t_s: float, prices) -> None:
+    def add_day(self, t_s: float, prices, until_s: float | None = None) -> None:
+        """The prices of the market steps from ``t_s`` on; with ``until_s`` (a run's end), none from there on: a
+        long-lived learning federation's market publishes whole days past an episode's end, a run's market ends
+        its vector at the horizon, where this cuts nothing."""
         import bisect
 
+        if until_s is not None:
+            prices = prices[:max(math.ceil((until_s - t_s) / self.market_step_s - 1e-9), 0)]
         first = int(round(t_s / self.market_step_s))
         for k, price in enumerate(prices):
             if first + k not in self.known:
