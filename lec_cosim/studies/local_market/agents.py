@@ -79,8 +79,8 @@ class LocalMarketRoles:
         self.periods = int(round(scenario.end_s / scenario.market_step_s))
         self.period_h = scenario.market_step_s / 3600.0
         self._column = {name: community.names.index(name) for name in self.households}
-        self._net_kwh = {}  # day -> (households, periods): load minus PV of each household agent, kWh
         self._day = scenario.start.date()
+        self._net_kwh = {self._day: self._net_of(community)}  # day -> (households, periods): load minus PV, kWh
         self._period = 0
 
     # --- what each kind of role decides and sees
@@ -117,10 +117,13 @@ class LocalMarketRoles:
         if self._day not in self._net_kwh:
             from lec_cosim.models.lem_community import community_from_scenario
 
-            community = community_from_scenario(scenario_for_day(self.scenario, self._day))
-            columns = [self._column[name] for name in self.households]
-            self._net_kwh[self._day] = community.load_kwh[columns] - community.pv_kwh[columns]
+            self._net_kwh[self._day] = self._net_of(community_from_scenario(scenario_for_day(self.scenario, self._day)))
         return float(self._net_kwh[self._day][self.households.index(role), period])
+
+    def _net_of(self, community) -> np.ndarray:
+        """The household agents' load minus PV in every period of ``community`` (rows in ``households`` order)."""
+        columns = [self._column[name] for name in self.households]
+        return community.load_kwh[columns] - community.pv_kwh[columns]
 
     def default_action(self, role: str, observation) -> np.ndarray:
         """The role's own rule or strategy: a CHP bids its opportunity cost for its capacity; a household bids its
