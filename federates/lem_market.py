@@ -7,11 +7,11 @@ quantity_kwh}, ...]}``, sent by the participant's endpoint, the member ``name`` 
 ``results``; or, from an endpoint several participants share, ``{"period": k, "participants": {name:
 [orders], ...}}``), clears the book, answers each message: a participant's result (price, accepted
 quantities, and unless settings ``bidder_allocation`` is false its bilateral allocation x_ij), or for a
-shared endpoint ``{"period", "price_eur_per_kwh",
-"results": {name: {"orders", "allocation_kwh"}}}``; sends the whole book to its target ``book`` (if it has
-one) and publishes the price (NaN when nothing cleared) and the volume on its output ports
-``price_eur_per_kwh`` and ``volume_kwh`` (those it has). Settings: ``solver``, the auction's solver.
-It never waits for anyone: a bidder that sent nothing is simply not in the book.
+shared endpoint ``{"period", "price_eur_per_kwh", "results": {name: {"orders", "allocation_kwh"}}}``;
+sends the whole book to its target ``book`` (if it has one) and publishes the price (NaN when nothing
+cleared) and the volume on its output ports ``price_eur_per_kwh`` and ``volume_kwh`` (those it has).
+Settings: ``solver``, the auction's solver. It never waits for anyone: a bidder that sent nothing is
+simply not in the book.
 """
 
 from __future__ import annotations
