@@ -121,6 +121,20 @@ class ValueInterface:
             messages.append((h.helicsMessageGetSource(message), json.loads(h.helicsMessageGetString(message))))
         return messages
 
+    def discard_messages(self, before_s: float) -> int:
+        """Drop every pending message, all sent before ``before_s``: what an episode cut short left undelivered
+        (``run_episodes``). A message sent at or after ``before_s`` (the next episode's) is an error."""
+        dropped = 0
+        for name, ep in self.endpoints.items():
+            while h.helicsEndpointHasMessage(ep):
+                message = h.helicsEndpointGetMessage(ep)
+                sent_s = h.helicsMessageGetTime(message)
+                if sent_s >= before_s - REQUEST_MARGIN_S:
+                    raise RuntimeError(f"{name}: a message of {sent_s:g} s, in the episode from {before_s:g} s, "
+                                       "pending at the episode's announcement")
+                dropped += 1
+        return dropped
+
     def request_slot(self, wanted_s: float) -> float:
         """Request the grant slot at ``wanted_s`` (step start plus phase offset); returns the grant.
 
@@ -383,9 +397,10 @@ class Federate(ValueInterface):
         each episode on the input port ``episode`` (JSON ``{"episode", "start_s", "day_s", "length_s"}``, or
         ``{"stop": true}``), published before ``start_s``, which is a multiple of the federation's longest period
         (settings ``episode_period_s``). A federate reads it at every slot, so an episode cut short ends at
-        once; until the new window's first slot it does nothing. ``reset()`` (the step's, if it has one: the
-        DSO's record of violated buses, the battery's state of charge) rewinds its state when an episode is
-        announced. Between episodes a federate waits at its first slot time of every ``episode_period_s``.
+        once; until the new window's first slot it does nothing. When an episode is announced it drops the messages
+        an episode cut short left pending, and ``reset()`` (the step's, if it has one: the DSO's record of
+        violated buses, the battery's state of charge) rewinds its state. Between episodes a federate waits at its
+        first slot time of every ``episode_period_s``.
         """
         import bisect
 
@@ -422,6 +437,7 @@ class Federate(ValueInterface):
                     if i == len(times) or granted > first + 1e-6:
                         raise RuntimeError(f"episode {control.get('episode')} from {day_s:g} s announced for "
                                            f"{start_s:g} s, too late for this federate (at {granted:g} s)")
+                    self.discard_messages(before_s=start_s)  # an episode cut short leaves its messages
                     if reset is not None:
                         reset()
                     playing = True

@@ -60,6 +60,11 @@ class LecEms:
         self.plan_offset_s, self.settle_offset_s = fed.options.plan_offset_s, fed.options.settle_offset_s
         self.import_limit = self.export_limit = self.record = None
 
+    def reset(self) -> None:
+        """A learning environment's next episode (``Federate.run_episodes``): the day's start again."""
+        self.soc_kwh = 0.5 * self.batteries.energy_kwh
+        self.import_limit = self.export_limit = self.record = None
+
     def slots(self):
         for hour in range(self.hours):
             start = hour * 3600.0
@@ -226,6 +231,11 @@ class RunMarket(LecEms):
         self.pool = POOLS[fed.options.pool]
         self.caps = {}
         self.previous_import = {}
+        self.publish_caps = "member_caps" in fed.ports["out"]  # an agent proxy decides for some members
+
+    def reset(self) -> None:
+        super().reset()
+        self.caps, self.previous_import = {}, {}
 
     def hour_slots(self, hour: int, start: float):
         yield start + self.plan_offset_s, lambda _: self.send_caps(hour)
@@ -242,10 +252,13 @@ class RunMarket(LecEms):
             lec_limit = math.inf
         self.caps = member_caps_and_fees(self.previous_import, self.my_households, lec_import_limit_kw=lec_limit,
                                          fairness_fee_eur_per_kwh=p2p.fairness_fee_eur_per_kwh)
-        for member, (cap, fee) in self.caps.items():
-            self.fed.send(self.fed.endpoint("market"), self.fed.target("members", member), {
-                "hour": hour, "import_cap_kw": cap, "import_fee_eur_per_kwh": fee,
-                "over_cap_fee_eur_per_kwh": p2p.over_cap_fee_eur_per_kwh})
+        messages = {member: {"hour": hour, "import_cap_kw": cap, "import_fee_eur_per_kwh": fee,
+                             "over_cap_fee_eur_per_kwh": p2p.over_cap_fee_eur_per_kwh}
+                    for member, (cap, fee) in self.caps.items()}
+        for member, message in messages.items():
+            self.fed.send(self.fed.endpoint("market"), self.fed.target("members", member), message)
+        if self.publish_caps:
+            self.fed.publish_port("member_caps", messages)
 
     def clear_pool(self, hour: int) -> None:
         fed, lec, homes, p2p = self.fed, self.lec, self.my_households, self.scenario.p2p
@@ -289,7 +302,8 @@ STRATEGIES = {"plan_alone": PlanAlone, "negotiate": Negotiate, "run_market": Run
 
 
 def build(fed: Federate):
-    return SimpleNamespace(slots=STRATEGIES[fed.options.ems](fed).slots())
+    strategy = STRATEGIES[fed.options.ems](fed)
+    return SimpleNamespace(slots=strategy.slots(), reset=strategy.reset)
 
 
 if __name__ == "__main__":

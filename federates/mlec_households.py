@@ -10,6 +10,11 @@ reads the caps and fee its LEC sent, plans the rest of the day for its own cost
 operator (the config's ``pool_operator``) that message is the member's plan for its LEC_EMS, and the
 order goes to the LEC's pool operator (target ``pool``) in the operator's format
 (``lec_cosim.models.lec_pool.pool_order_message``).
+
+A household whose home battery an agent decides (the config's ``agent_members``: a scenario's ``agents:``, played
+through :mod:`lec_cosim.env`) takes the hour's set-point from its port ``<member>.action`` (the agent proxy's, at
+H + 1.5 ms), clipped to what its battery can run for the hour, and bids the hour's net position it gives. For
+the later hours it tells its LEC_EMS what its HEMS would plan from there (the agent decides only the hour).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ def build(fed: Federate):
     load_h, pv_h = hourly_mean(members, members.load_kw), hourly_mean(members, members.pv_kw)
     households = [j for j, kind in enumerate(table["kind"]) if kind == "household"]
     own_plan_kw = np.zeros(len(table))
+    agent_members = set(fed.options.agent_members)
 
     def lec_values(value: str) -> np.ndarray:
         return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
@@ -64,12 +70,19 @@ def build(fed: Federate):
                              import_cap_kw=cap["import_cap_kw"],
                              over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
                              import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])
-            own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
+            plan_kw = plan.net_kw.tolist()
+            if member in agent_members:
+                if not fed.port_updated(f"{member}.action"):
+                    raise RuntimeError(f"{member}: no set-point from its agent for hour {hour}")
+                own_plan_kw[j] = batteries.hour_setpoint(j, fed.read_port(f"{member}.action"))
+                plan_kw[0] = float(load_h[j, hour] - pv_h[j, hour] + own_plan_kw[j])
+            else:
+                own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
             fed.send(fed.endpoint(member), fed.target("market", lec), {
-                "hour": hour, "member": member, "net_kwh": float(plan.net_kw[0]), "plan_kw": plan.net_kw.tolist()})
+                "hour": hour, "member": member, "net_kwh": plan_kw[0], "plan_kw": plan_kw})
             if pool_operator:
                 fed.send(fed.endpoint(member), fed.target("pool", lec), pool_order_message(
-                    member, float(plan.net_kw[0]), period=hour, import_price_eur_per_kwh=retail[hour],
+                    member, plan_kw[0], period=hour, import_price_eur_per_kwh=retail[hour],
                     export_price_eur_per_kwh=feed_in[hour]))
 
     def step(n: int) -> None:
@@ -96,7 +109,11 @@ def build(fed: Federate):
                 n = hour * per_hour + j
                 yield start + j * s.grid_step_s + fed.options.step_offset_s, lambda _, n=n: step(n)
 
-    return SimpleNamespace(slots=slots())
+    def reset() -> None:  # a learning environment's next episode (Federate.run_episodes)
+        batteries.reset()
+        own_plan_kw[:] = 0.0
+
+    return SimpleNamespace(slots=slots(), reset=reset)
 
 
 if __name__ == "__main__":

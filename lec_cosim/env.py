@@ -270,9 +270,13 @@ class _Play:
             raise ValueError("days: give at least one day to play")
         self.first_day = min(self.days)
         # every day's data at once: a data error is one line here, not a federate's crash in some episode
-        self.span = self.study.scenario_for_days(self.scenario, self.first_day,
-                                                 (max(self.days) - self.first_day).days + 1)
-        check_data(self.span, agents_played=True)
+        n_days = (max(self.days) - self.first_day).days + 1
+        if self.long_lived or n_days <= getattr(self.study, "FEDERATION_DAYS", n_days):
+            self.span = self.study.scenario_for_days(self.scenario, self.first_day, n_days)
+            check_data(self.span, agents_played=True)
+        else:  # a study whose federations play fewer days (three LECs: one): each episode's own
+            for day in sorted(set(self.days)):
+                check_data(self.study.scenario_for_day(self.scenario, day), agents_played=True)
         self.dn_penalty_eur = float(dn_penalty_eur)
         self._own_dir = work_dir is None
         self.work_dir = Path(tempfile.mkdtemp(prefix="lec_cosim_env_") if work_dir is None else work_dir)

@@ -76,6 +76,13 @@ class ThreeLecGrid:
         """Input ports of loads a study adds at the homes (``lec_cosim.home_devices``): vectors, kW, one value
         per household."""
 
+    def reset(self) -> None:
+        """A learning environment's next episode (``Federate.run_episodes``): the feeder's extremes anew."""
+        from lec_cosim.models.grid_extremes import GridExtremes
+
+        self.hour_results.clear()
+        self.extremes = GridExtremes(self.grid.lem_grid)
+
     def step(self, k: int, t_s: float, inputs) -> dict:
         net = np.array(inputs.read("net_kw"))
         kvar = np.array(inputs.read("load_kvar"))

@@ -44,4 +44,6 @@ PORTS = (
     Port("pooled_charge_kw", "out", "double", "kW", "the pooled batteries' charging power for the hour"),
     Port("curtail_kw", "out", "double", "kW", "PV its LEC curtails in the hour"),
     Port("record", "out", "string", None, "its hour (JSON): plan, offers, trades, cost, for the recorder"),
+    Port("member_caps", "out", "string", None, "run_market, for the agent proxy: each member's import cap and fees "
+         "of the hour (JSON, as sent to the members)", optional=True),
 )

@@ -17,12 +17,16 @@ class Settings(_Settings):
     """Bids go to the LEC's pool operator (``p2p.market: pool_operator``), not its LEC_EMS."""
     bid_offset_s: float
     step_offset_s: float
+    agent_members: list[str] = []
+    """p2p: households whose home battery's set-point an agent decides (a scenario's ``agents:``)."""
 
 
 PORTS = (
     Port("{lec}.pooled_charge_kw", "in", "double", "kW", "each LEC_EMS's pooled charging power"),
     Port("{lec}.curtail_kw", "in", "double", "kW", "each LEC_EMS's curtailment"),
     Port("{member}", "endpoint", "message", None, "each household's own endpoint (p2p): caps and results arrive"),
+    Port("{member}.action", "in", "double", "kW", "an agent's set-point of the member's home battery for the hour "
+         "(charge positive; agent_members)", optional=True),
     Port("market", "target", "message", None, "p2p: each LEC's market endpoint (its LEC_EMS)", optional=True),
     Port("pool", "target", "message", None, "p2p with pool operators: each LEC's pool operator", optional=True),
     *(Port(v, "out", "vector", unit_of(v), "per member, this grid step: " + v.replace("_", " ")) for v in VECTORS),

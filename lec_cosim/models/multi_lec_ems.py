@@ -222,8 +222,21 @@ class HomeBatteries:
         self.energy_kwh = table["battery_kwh"].to_numpy(dtype=float)
         self.power_kw = table["battery_kw"].to_numpy(dtype=float)
         self.leg = np.sqrt(np.where(self.energy_kwh > 0, table["battery_efficiency"].to_numpy(dtype=float), 1.0))
+        self.soc_fraction = soc_fraction
         self.soc_kwh = soc_fraction * self.energy_kwh
         self.dt_h = members.dt_h
+
+    def reset(self) -> None:
+        """Every battery back at its initial state of charge (a learning environment's next episode)."""
+        self.soc_kwh = self.soc_fraction * self.energy_kwh
+
+    def hour_setpoint(self, j: int, charge_kw: float, hours: float = 1.0) -> float:
+        """Member ``j``'s set-point (charge positive) clipped to what its battery can hold for ``hours`` from its
+        state of charge now: within its power, and neither over full nor below empty at the end."""
+        power, leg = self.power_kw[j], self.leg[j]
+        room_kw = (self.energy_kwh[j] - self.soc_kwh[j]) / (leg * hours)
+        stored_kw = self.soc_kwh[j] * leg / hours
+        return float(min(max(charge_kw, -power, -stored_kw), power, room_kw))
 
     def apply(self, charge_kw) -> np.ndarray:
         """Run one step at the set-points (charge positive), clipped to power and energy; returns what ran, kW."""

@@ -11,6 +11,9 @@ OVERRIDES = ("framework", "dso_limits")
 VALUE_PLAYERS: tuple[str, ...] = ()
 ROW_HEADERS = 1
 NO_FEEDER_MAP: str | None = None  # its DSO writes the feeder's extremes: the report draws the map
+FEDERATION_DAYS = 1
+"""A federation plays one day at most (``horizon_h`` up to 24): a learning environment's long-lived federation
+plays its episodes on one day; several days are played one federation per episode."""
 FIGURE_CAPTION = ("Top: what each LEC paid over the run. Middle: the LECs' hourly grid import (up), export "
                   "(down) and exchanges between LECs. Bottom: the feeder's lowest and highest bus voltage per "
                   "grid step, with the DSO's band.")
@@ -107,3 +110,22 @@ def _check_source_grid(scenario, members, feeder) -> None:
 def run_name(scenario) -> str:
     """Its results folder's default name: one scenario runs under every framework, with and without limits."""
     return f"{scenario.name}_{scenario.framework}{'_dso' if scenario.dso.limits else ''}"
+
+
+def agent_roles(scenario, **options):
+    """The roles of ``agents:`` as a learning environment sees them (:mod:`lec_cosim.env`): p2p HEMSs."""
+    from lec_cosim.studies.three_lecs.agents import HemsRoles
+
+    return HemsRoles(scenario, **options)
+
+
+def scenario_for_day(scenario, day):
+    from lec_cosim.studies.three_lecs.agents import scenario_for_day
+
+    return scenario_for_day(scenario, day)
+
+
+def scenario_for_days(scenario, first, days):
+    from lec_cosim.studies.three_lecs.agents import scenario_for_days
+
+    return scenario_for_days(scenario, first, days)

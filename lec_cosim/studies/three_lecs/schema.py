@@ -130,6 +130,9 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
+    agents: list[str] = Field(
+        [], exclude_if=lambda value: not value, description="p2p: households, by name, whose home battery an "
+        "external agent decides every hour (lec_cosim.env); their HEMS bids what the agent's set-point gives")
     source_file: Optional[FilePath] = Field(None, exclude=True)
     _source_households: Optional[int] = PrivateAttr(None)
 
@@ -147,6 +150,16 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
         if self.feeder.source is not None and self.dso.solver == "pandapower":
             raise ValueError("dso.solver: pandapower's three-phase flow is not set up for a feeder.source (its "
                              "source and transformer data); use power-grid-model or opendss")
+        if len(set(self.agents)) != len(self.agents):
+            raise ValueError("agents: a household is named twice")
+        if self.agents and self.framework != "p2p":
+            raise ValueError(f"agents: only p2p has roles an agent can take (its HEMSs plan their home batteries), "
+                             f"not {self.framework}")
+        if self.agents and self.feeder.source is None:  # a source's households are known with its data
+            unknown = [name for name in self.agents if name not in {f"LOAD{k}" for k in range(1, FEEDER_HOUSEHOLDS + 1)}]
+            if unknown:
+                raise ValueError(f"agents: {', '.join(unknown)}: no household of the IEEE feeder (LOAD1 to "
+                                 f"LOAD{FEEDER_HOUSEHOLDS})")
         return self
 
     @property

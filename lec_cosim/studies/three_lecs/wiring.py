@@ -31,6 +31,7 @@ times, and HELICS delivers a message or value stamped t to a federate granted a 
 
     H + 1 ms          lec_ems   plan (decentralised), send caps (p2p); distributed: ADMM
                                 iteration i at H + 1 ms + i us (send at slot i, read at i + 1)
+    H + 1.5 ms        agent     (p2p with agents:) the agent proxy publishes its households' set-points
     H + 2 ms          households (p2p) read caps, plan their homes, send orders (and with a pool
                                 operator their plans to the LEC_EMS, their orders to the operator)
     H + 2.5 ms        pool_operator (p2p, pool_operator) clear the orders, answer the members,
@@ -68,6 +69,9 @@ from lec_cosim.schema.ieee_feeder import FEEDER_HOUSEHOLDS
 from lec_cosim.wiring import FederatePlan, Signal
 
 EMS_PLAN_OFFSET_S = 0.001
+AGENT_OFFSET_S = 0.0015
+"""p2p with ``agents:``: the agent proxy decides its households' home batteries after their LEC_EMSs sent the
+hour's caps (+1 ms), before the HEMSs bid (+2 ms)."""
 HEMS_BID_OFFSET_S = 0.002
 POOL_OPERATOR_OFFSET_S = 0.0025
 """p2p with a pool operator: after the members' orders (H + 2 ms), before the LEC_EMS reads the book (H + 3 ms)."""
@@ -121,6 +125,16 @@ def ems_signals(lec: str) -> list[Signal]:
     """What an LEC_EMS publishes, by its own port names (its set-points and its record)."""
     return ([Signal(f"mlec/{lec}/ems/{v}", port=v) for v in EMS_VALUES]
             + [Signal(f"mlec/{lec}/ems/record", "string", port="record")])
+
+
+def member_caps_signal(lec: str) -> Signal:
+    """p2p with agents: the caps and fees an LEC_EMS sent its members for the hour, for the agent proxy."""
+    return Signal(f"mlec/{lec}/ems/member_caps", "string", port="member_caps")
+
+
+def _of_each(owners: list[str], signal_of) -> list[Signal]:
+    """Each owner's one signal (``signal_of(owner)``) as a subscriber of several names them."""
+    return [s for owner in owners for s in _of(owner, [signal_of(owner)])]
 
 
 def _of(owner: str, signals: list[Signal]) -> list[Signal]:
@@ -246,7 +260,8 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     pool_operators = design.members_bid and pools.pool_operator
     lecs = scenario.lec_names
     # a source's households are read once (its members); the IEEE feeder's only for pool operators
-    by_lec = lec_households(scenario) if pool_operators or (design.members_bid and scenario.feeder.source) else {}
+    by_lec = (lec_households(scenario) if pool_operators or scenario.agents
+              or (design.members_bid and scenario.feeder.source) else {})
     homes = household_names(scenario, by_lec) if design.members_bid else ()
     on_platform = [lec for lec in lecs if lec in scenario.platform_lecs] if design.platform else []
     grid_pubs = ([Signal(f"mlec/grid/{v}", port=v) for v in GRID_DOUBLES]
@@ -256,9 +271,13 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     household_pubs = [Signal(f"mlec/households/{v}", "vector", port=v) for v in HOUSEHOLD_VECTORS]
     plans = []
     all_ems = []
+    agents = list(scenario.agents)  # p2p only (the scenario's check)
+    agent_lecs = [lec for lec in lecs if set(by_lec.get(lec, ())) & set(agents)]
     for lec in lecs:
         pubs = ems_signals(lec)
         all_ems += _of(lec, pubs)
+        if lec in agent_lecs:  # the caps of its agents' hour, for the agent proxy (not the recorder's)
+            pubs = pubs + [member_caps_signal(lec)]
         ports = {"ems": ems_endpoint(lec), **({"market": market_endpoint(lec)} if design.members_bid else {})}
         targets = {}
         if lec in on_platform:
@@ -295,10 +314,19 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     hems_targets = {"market": {lec: market_endpoint(lec) for lec in lecs}} if hems_ports else {}
     if pool_operators:
         hems_targets["pool"] = {lec: pool_operator_endpoint(lec) for lec in lecs}
+    actions = [Signal(f"mlec/agent/{m}/battery_kw", port=f"{m}.action") for m in agents]
+    if agents:
+        observed = ([dataclasses.replace(s, port=f"households.{s.port}") for s in household_pubs
+                     if s.port == "soc_kwh"]
+                    + [s for s in all_ems if s.port in {f"{lec}.record" for lec in agent_lecs}]
+                    + _of_each(agent_lecs, member_caps_signal))
+        plans.append(FederatePlan("agent", "federates.agent", scenario.market_step_s, AGENT_OFFSET_S, actions,
+                                  observed, settings={"roles": agents,
+                                                      "decision_period_s": float(scenario.market_step_s)}))
     plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs,
-                              setpoints, list(hems_ports.values()),
+                              setpoints + actions, list(hems_ports.values()),
                               {"members_bid": design.members_bid, "pool_operator": pool_operators,
-                               **HOUSEHOLDS_SETTINGS},
+                               **({"agent_members": agents} if agents else {}), **HOUSEHOLDS_SETTINGS},
                               endpoint_ports=hems_ports, targets=hems_targets,
                               acts_at=((scenario.market_step_s, HEMS_BID_OFFSET_S),) * design.members_bid
                               + ((scenario.grid_step_s, HOUSEHOLDS_OFFSET_S),)))
@@ -309,12 +337,14 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         recorder_subs += _of("platform", [platform_record])
     attached = attach(scenario.home_devices, plans, home_site(scenario))
     plans, recorder_subs = attached.plans, recorder_subs + attached.recorded
-    plans = [dataclasses.replace(p, settings={**p.settings, "stay_for_query": True}) for p in plans]
+    # the agent proxy (a learning environment's thread) has no endpoints and is not asked for exchanges
+    plans = [p if p.name == "agent" else dataclasses.replace(p, settings={**p.settings, "stay_for_query": True})
+             for p in plans]
     plans.append(FederatePlan("recorder", "federates.recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
                               [], recorder_subs, [],
                               {"record": RECORD, "columns": RECORD_COLUMNS, "tables": list(design.tables),
                                "query_exchanges": True, **attached.recorder_settings,
-                               "federates": [p.name for p in plans]}))
+                               "federates": [p.name for p in plans if p.name != "agent"]}))
     return plans
 
 
