@@ -35,6 +35,7 @@ from lec_cosim.models.multi_lec_ems import (
     pooled_batteries,
     steps_per_hour,
 )
+from lec_cosim.models.home_plan import reachable_soc_final_kwh
 from lec_cosim.models.p2p import plan_home
 
 
@@ -52,6 +53,7 @@ def build(fed: Federate):
     households = [j for j, kind in enumerate(table["kind"]) if kind == "household"]
     own_plan_kw = np.zeros(len(table))
     agent_members = set(fed.options.agent_members)
+    efficiency = [table.at[j, "battery_efficiency"] or 1.0 for j in range(len(table))]
 
     def lec_values(value: str) -> np.ndarray:
         return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
@@ -65,8 +67,11 @@ def build(fed: Federate):
             cap = caps[0][1]
             plan = plan_home(load_h[j, hour:], pv_h[j, hour:], dt_h=1.0, import_price_eur_per_kwh=retail[hour:],
                              export_price_eur_per_kwh=feed_in[hour:], battery_kwh=batteries.energy_kwh[j],
-                             battery_kw=batteries.power_kw[j], battery_efficiency=table.at[j, "battery_efficiency"] or 1.0,
-                             soc_kwh=batteries.soc_kwh[j], soc_final_kwh=0.5 * batteries.energy_kwh[j],
+                             battery_kw=batteries.power_kw[j], battery_efficiency=efficiency[j],
+                             soc_kwh=batteries.soc_kwh[j], soc_final_kwh=reachable_soc_final_kwh(
+                                 0.5 * batteries.energy_kwh[j], soc_kwh=batteries.soc_kwh[j],
+                                 battery_kw=batteries.power_kw[j], battery_efficiency=efficiency[j], dt_h=1.0,
+                                 steps=len(retail) - hour),
                              import_cap_kw=cap["import_cap_kw"],
                              over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
                              import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])

@@ -160,3 +160,29 @@ def test_what_an_agent_cannot_take(folder, hems_agents):
         LecEnv(no_battery)
     with pytest.raises(ScenarioError, match="a three-LEC federation plays one day"):
         LecEnv(hems_agents, days=["2016-05-26", "2016-05-27"])
+
+
+def test_a_drained_battery_and_the_pool_operator(hems_agents):
+    """Agents that discharge all day leave their batteries empty: the households' HEMSs still plan the later hours
+    (towards what the battery can reach), the episode's end values the lost charge, and the LECs' pool operators
+    settle exactly what the LEC_EMSs' own pools do."""
+    pool = hems_agents.model_copy(update={"p2p": hems_agents.p2p.model_copy(update={"market": "pool_operator"})})
+    earned = {}
+    for market, scenario in (("ems", hems_agents), ("pool_operator", pool)):
+        env = LecParallelEnv(scenario)
+        try:
+            env.reset()
+            rewards, info = [], {}
+            while env.agents:
+                _, reward, _, _, info = env.step({role: np.array([-5.0]) for role in env.agents})
+                rewards.append(reward)
+            earned[market] = rewards, info["LOAD3"]["terminal_eur"]
+        finally:
+            env.close()
+    (ems, terminal), (pool_operator, _) = earned["ems"], earned["pool_operator"]
+    as_array = lambda rewards: np.array([[r[role] for role in AGENTS] for r in rewards])  # noqa: E731
+    np.testing.assert_allclose(as_array(ems), as_array(pool_operator), rtol=0, atol=1e-12)
+    one_way = np.sqrt(0.95)
+    for role in AGENTS:  # emptied from 5 kWh: the loss at the day's mean bi-hourly tariff, divided by one leg
+        mean_retail = (13 * 0.1924 + 11 * 0.1023) / 24
+        assert terminal[role] == pytest.approx(-5.0 * mean_retail / one_way)

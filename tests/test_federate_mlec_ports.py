@@ -105,7 +105,12 @@ def test_the_dso_and_the_recorder_are_the_generic_components(framework):
 def test_programs_use_only_ports_their_configs_have():
     """Every literal port name a program passes to read_port, publish_port, endpoint or target exists."""
     feds = {fw: configs(fw) for fw in FRAMEWORKS}
-    for program, federate in (("federates/mlec_ems.py", "lec_ems_1"), ("federates/mlec_platform.py", "platform")):
+    agents = load_scenario(SCENARIOS / "ieee_eu_lv_three_lecs_hems_agents.yaml")  # p2p with the agent proxy
+    pool = agents.model_copy(update={"p2p": agents.p2p.model_copy(update={"market": "pool_operator"})})
+    for name, scenario in (("agents", agents), ("pool_operators", pool)):
+        feds[name] = {p.name: federate_config(p, "", ROOT) for p in plan(scenario)}
+    for program, federate in (("federates/mlec_ems.py", "lec_ems_1"), ("federates/mlec_platform.py", "platform"),
+                              ("federates/mlec_households.py", "households")):
         source = (ROOT / program).read_text()
         used = set(re.findall(r'(?:read_port|publish_port|endpoint|target)\("([^"]+)"', source))
         assert used, program

@@ -75,6 +75,14 @@ def _nonnegative(value: float, name: str, *, allow_inf: bool = False) -> float:
     return number
 
 
+def reachable_soc_final_kwh(soc_final_kwh: float, *, soc_kwh: float, battery_kw: float, battery_efficiency: float,
+                            dt_h: float, steps: int) -> float:
+    """The final state of charge a plan of ``steps`` steps can be held to: ``soc_final_kwh``, or the most the battery
+    can reach from ``soc_kwh`` at full power if that is less (a battery an agent left emptier than its own plan
+    would have)."""
+    return min(float(soc_final_kwh), soc_kwh + math.sqrt(battery_efficiency) * battery_kw * dt_h * steps)
+
+
 def _check_battery(battery_kwh, battery_kw, battery_efficiency, soc_kwh, soc_final_kwh, dt_h, n):
     """Validate the battery and the state-of-charge targets; returns them as floats."""
     capacity = _nonnegative(battery_kwh, "battery_kwh")

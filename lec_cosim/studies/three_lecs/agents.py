@@ -114,14 +114,17 @@ class HemsRoles:
     def default_action(self, role: str, observation) -> np.ndarray:
         """Its HEMS's own decision for the hour (the first hour of its LP's plan of the rest of the day), from what
         the role last observed (the float64 values, not the observation's float32)."""
-        from lec_cosim.models.home_plan import plan_home
+        from lec_cosim.models.home_plan import plan_home, reachable_soc_final_kwh
 
         j, (hour, soc, cap, fee, over_fee) = self.row[role], self._seen[role]
+        final = reachable_soc_final_kwh(0.5 * self.energy_kwh[role], soc_kwh=soc, battery_kw=self.power_kw[role],
+                                        battery_efficiency=self.efficiency[role], dt_h=1.0,
+                                        steps=self.periods - hour)
         plan = plan_home(self.load_h[j, hour:], self.pv_h[j, hour:], dt_h=1.0,
                          import_price_eur_per_kwh=self.retail[hour:], export_price_eur_per_kwh=self.feed_in[hour:],
                          battery_kwh=self.energy_kwh[role], battery_kw=self.power_kw[role],
                          battery_efficiency=self.efficiency[role], soc_kwh=soc,
-                         soc_final_kwh=0.5 * self.energy_kwh[role], import_cap_kw=cap,
+                         soc_final_kwh=final, import_cap_kw=cap,
                          over_cap_fee_eur_per_kwh=over_fee, import_fee_eur_per_kwh=fee)
         return np.array([plan.charge_kw[0] - plan.discharge_kw[0]])
 
