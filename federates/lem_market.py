@@ -58,10 +58,12 @@ def build(fed: Federate):
         book = [{"participant": o.participant, "side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh,
                  "quantity_kwh": o.quantity_kwh, "accepted_kwh": float(a)}
                 for o, a in zip(orders, result.accepted_kwh)]
-        alloc = result.allocation
-        sellers, buyers = [str(x) for x in alloc.index], [str(x) for x in alloc.columns]
-        kwh = alloc.to_numpy(dtype=float)  # one array: .loc per participant costs more than the clearing
-        pairs = np.argwhere(kwh > 0)
+        pairs = ()
+        if with_allocation or book_to is not None:  # else nobody reads who traded with whom (the frame costs)
+            alloc = result.allocation
+            sellers, buyers = [str(x) for x in alloc.index], [str(x) for x in alloc.columns]
+            kwh = alloc.to_numpy(dtype=float)  # one array: .loc per participant costs more than the clearing
+            pairs = np.argwhere(kwh > 0)
         mine: dict[str, list] = {}
         for entry in book:
             mine.setdefault(entry["participant"], []).append(entry)

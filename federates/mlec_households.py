@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from federates.common import Federate, main
+from lec_cosim.models.home_plan import reachable_soc_final_kwh
 from lec_cosim.models.lec_pool import pool_order_message
 from lec_cosim.models.multi_lec_ems import (
     HomeBatteries,
@@ -35,7 +36,6 @@ from lec_cosim.models.multi_lec_ems import (
     pooled_batteries,
     steps_per_hour,
 )
-from lec_cosim.models.home_plan import reachable_soc_final_kwh
 from lec_cosim.models.p2p import plan_home
 
 

@@ -91,7 +91,8 @@ def test_the_hemss_own_decisions_give_the_p2p_run(replayed, p2p_run):
     replay = json.loads((run_dir / "summary.json").read_text())["kpis"]
     normal = json.loads((p2p_run / "summary.json").read_text())["kpis"]
     assert set(replay) == set(normal)
-    numbers = [(key, value) for key, value in normal.items() if isinstance(value, (int, float)) and key != "wall_time_s"]
+    numbers = [(key, value) for key, value in normal.items()
+               if isinstance(value, (int, float)) and key != "wall_time_s"]
     numbers += [(f"{lec}.{key}", value) for lec, kpis in normal["lecs"].items() for key, value in kpis.items()]
     assert len(numbers) > 20 and any(key == "messages" for key, _ in numbers)
     for key, value in numbers:

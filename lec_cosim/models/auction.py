@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -94,6 +95,10 @@ class Order:
     quantity_kwh: float
 
     def __post_init__(self):
+        price, quantity = self.price_eur_per_kwh, self.quantity_kwh
+        if (type(price) is float and type(quantity) is float and math.isfinite(price) and math.isfinite(quantity)
+                and quantity >= 0 and self.side in SIDES and type(self.participant) is str and self.participant):
+            return  # already valid as given (the federates' orders): the checks below would change nothing
         if not isinstance(self.participant, str) or not self.participant:
             raise ValueError(f"participant must be a non-empty string, got {self.participant!r}")
         if self.side not in SIDES:
@@ -144,11 +149,21 @@ class ClearingResult:
     price_eur_per_kwh: float | None
     volume_kwh: float
     accepted_kwh: np.ndarray
-    allocation: pd.DataFrame
+    _trades: tuple = field(repr=False)
+    """Sellers, buyers, their sold and bought kWh and the volume: the allocation's parts (built when read)."""
     welfare_eur: float
     price_interval_eur_per_kwh: tuple[float, float] | None = None
     dual_eur_per_kwh: float | None = None
     solver: str = field(default="merit_order")
+
+    @cached_property
+    def allocation(self) -> pd.DataFrame:
+        """The bilateral allocation x_ij (kWh), built when first read: a federate that answers its bidders
+        without it (the local market's) does not pay for the frame."""
+        sellers, buyers, g, d, volume = self._trades
+        x = np.outer(g, d) / volume if volume > 0 else np.zeros((len(sellers), len(buyers)))
+        return pd.DataFrame(x, index=pd.Index(sellers, name="seller", dtype=object),
+                            columns=pd.Index(buyers, name="buyer", dtype=object))
 
     def accepted_by_participant(self, orders: Iterable[Order]) -> pd.DataFrame:
         """Accepted kWh summed per participant: columns ``bought_kwh`` and ``sold_kwh``."""
@@ -391,17 +406,13 @@ def _result(orders, accepted, interval, dual, solver):
         (bought if order.side == "buy" else sold)[order.participant] += float(kwh)
     g = np.array([sold[s] for s in sellers], dtype=float)
     d = np.array([bought[b] for b in buyers], dtype=float)
-    x = np.outer(g, d) / volume if volume > 0 else np.zeros((len(sellers), len(buyers)))
-    allocation = pd.DataFrame(
-        x, index=pd.Index(sellers, name="seller", dtype=object), columns=pd.Index(buyers, name="buyer", dtype=object)
-    )
     welfare = float(np.sum(np.where(is_buy, price, -price) * accepted)) if len(orders) else 0.0
     traded = volume > 0 and interval is not None
     return ClearingResult(
         price_eur_per_kwh=0.5 * (interval[0] + interval[1]) if traded else None,
         volume_kwh=volume if traded else 0.0,
         accepted_kwh=accepted,
-        allocation=allocation,
+        _trades=(sellers, buyers, g, d, volume),
         welfare_eur=welfare if traded else 0.0,
         price_interval_eur_per_kwh=interval if traded else None,
         dual_eur_per_kwh=dual,

@@ -40,6 +40,12 @@ def retail_tariff_eur_per_kwh(hour, scheme: str = "plain"):
     float or numpy.ndarray
         A float for a scalar hour, an array otherwise.
     """
+    if type(hour) is int:  # one hour, the common case (every order and settlement): no arrays
+        if scheme == "plain":
+            return PLAIN_EUR_PER_KWH
+        if scheme == "bihourly":
+            peak = PEAK_START_HOUR <= hour % 24 < PEAK_END_HOUR
+            return BIHOURLY_PEAK_EUR_PER_KWH if peak else BIHOURLY_OFF_PEAK_EUR_PER_KWH
     if scheme not in SCHEMES:
         raise ValueError(f"unknown tariff scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
     h = np.mod(np.asarray(hour), 24)

@@ -156,7 +156,8 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
             raise ValueError(f"agents: only p2p has roles an agent can take (its HEMSs plan their home batteries), "
                              f"not {self.framework}")
         if self.agents and self.feeder.source is None:  # a source's households are known with its data
-            unknown = [name for name in self.agents if name not in {f"LOAD{k}" for k in range(1, FEEDER_HOUSEHOLDS + 1)}]
+            households = {f"LOAD{k}" for k in range(1, FEEDER_HOUSEHOLDS + 1)}
+            unknown = [name for name in self.agents if name not in households]
             if unknown:
                 raise ValueError(f"agents: {', '.join(unknown)}: no household of the IEEE feeder (LOAD1 to "
                                  f"LOAD{FEEDER_HOUSEHOLDS})")
