@@ -167,9 +167,10 @@ def test_a_drained_battery_and_the_pool_operator(hems_agents):
     """Agents that discharge all day leave their batteries empty: the households' HEMSs still plan the later hours
     (towards what the battery can reach), the episode's end values the lost charge, and the LECs' pool operators
     settle exactly what the LEC_EMSs' own pools do."""
-    pool = hems_agents.model_copy(update={"p2p": hems_agents.p2p.model_copy(update={"market": "pool_operator"})})
+    morning = hems_agents.model_copy(update={"horizon_h": 12.0})  # 00:00 to 12:00: nine off-peak hours, three peak
+    pool = morning.model_copy(update={"p2p": morning.p2p.model_copy(update={"market": "pool_operator"})})
     earned = {}
-    for market, scenario in (("ems", hems_agents), ("pool_operator", pool)):
+    for market, scenario in (("ems", morning), ("pool_operator", pool)):
         env = LecParallelEnv(scenario)
         try:
             env.reset()
@@ -184,6 +185,6 @@ def test_a_drained_battery_and_the_pool_operator(hems_agents):
     as_array = lambda rewards: np.array([[r[role] for role in AGENTS] for r in rewards])  # noqa: E731
     np.testing.assert_allclose(as_array(ems), as_array(pool_operator), rtol=0, atol=1e-12)
     one_way = np.sqrt(0.95)
-    for role in AGENTS:  # emptied from 5 kWh: the loss at the day's mean bi-hourly tariff, divided by one leg
-        mean_retail = (13 * 0.1924 + 11 * 0.1023) / 24
+    for role in AGENTS:  # emptied from 5 kWh: the loss at the episode's mean bi-hourly tariff, divided by one leg
+        mean_retail = (3 * 0.1924 + 9 * 0.1023) / 12
         assert terminal[role] == pytest.approx(-5.0 * mean_retail / one_way)
