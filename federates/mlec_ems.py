@@ -59,11 +59,18 @@ class LecEms:
         self.my_households = list(table.loc[(table["lec"] == self.lec) & (table["kind"] == "household"), "member"])
         self.plan_offset_s, self.settle_offset_s = fed.options.plan_offset_s, fed.options.settle_offset_s
         self.import_limit = self.export_limit = self.record = None
+        self.stale_limits = False
 
     def reset(self) -> None:
-        """A learning environment's next episode (``Federate.run_episodes``): the day's start again."""
+        """A learning environment's next episode (``Federate.run_episodes``): the day's start again. The DSO's
+        last limits of the episode before stay in the inputs: read now, they count only once the DSO has
+        published again (a run's first hour has none)."""
         self.soc_kwh = 0.5 * self.batteries.energy_kwh
         self.import_limit = self.export_limit = self.record = None
+        if self.scenario.dso.limits:
+            self.fed.read_port("import_limit_kw")
+            self.fed.read_port("export_limit_kw")
+            self.stale_limits = True
 
     def slots(self):
         for hour in range(self.hours):
@@ -76,6 +83,9 @@ class LecEms:
 
     def read_limits(self) -> None:
         if self.scenario.dso.limits:
+            if self.stale_limits and not self.fed.port_updated("import_limit_kw"):
+                return  # the episode's DSO has not published yet: what the inputs hold is the last episode's
+            self.stale_limits = False
             imports = self.fed.read_port("import_limit_kw")
             exports = self.fed.read_port("export_limit_kw")
             if len(imports) == len(self.names):  # nothing before the DSO's first step

@@ -14,7 +14,8 @@ order goes to the LEC's pool operator (target ``pool``) in the operator's format
 A household whose home battery an agent decides (the config's ``agent_members``: a scenario's ``agents:``, played
 through :mod:`lec_cosim.env`) takes the hour's set-point from its port ``<member>.action`` (the agent proxy's, at
 H + 1.5 ms), clipped to what its battery can run for the hour, and bids the hour's net position it gives. For
-the later hours it tells its LEC_EMS what its HEMS would plan from there (the agent decides only the hour).
+the later hours it tells its LEC_EMS what its HEMS would plan from the state of charge the hour leaves (the
+agent decides only the hour; a set-point equal to the HEMS's own keeps the HEMS's plan as it is).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from lec_cosim.models.multi_lec_ems import (
 )
 from lec_cosim.models.p2p import plan_home
 
+AGENT_SAME_KW = 1e-9
+"""An agent's set-point this close to its HEMS's own decision is that decision: the HEMS's plan stands as it is."""
+
 
 def build(fed: Federate):
     s = fed.scenario
@@ -58,6 +62,17 @@ def build(fed: Federate):
     def lec_values(value: str) -> np.ndarray:
         return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
 
+    def home_plan(j: int, first_hour: int, soc_kwh: float, cap: dict):
+        """Member ``j``'s HEMS plan from ``first_hour`` to the run's end from ``soc_kwh``, under its LEC's caps."""
+        return plan_home(load_h[j, first_hour:], pv_h[j, first_hour:], dt_h=1.0,
+                         import_price_eur_per_kwh=retail[first_hour:], export_price_eur_per_kwh=feed_in[first_hour:],
+                         battery_kwh=batteries.energy_kwh[j], battery_kw=batteries.power_kw[j],
+                         battery_efficiency=efficiency[j], soc_kwh=soc_kwh, soc_final_kwh=reachable_soc_final_kwh(
+                             0.5 * batteries.energy_kwh[j], soc_kwh=soc_kwh, battery_kw=batteries.power_kw[j],
+                             battery_efficiency=efficiency[j], dt_h=1.0, steps=len(retail) - first_hour),
+                         import_cap_kw=cap["import_cap_kw"], over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
+                         import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])
+
     def bid(hour: int) -> None:
         for j in households:
             member, lec = table.at[j, "member"], table.at[j, "lec"]
@@ -65,24 +80,18 @@ def build(fed: Federate):
             if len(caps) != 1 or caps[0][1]["hour"] != hour:
                 raise RuntimeError(f"{member}: expected one cap message from {lec} for hour {hour}, got {len(caps)}")
             cap = caps[0][1]
-            plan = plan_home(load_h[j, hour:], pv_h[j, hour:], dt_h=1.0, import_price_eur_per_kwh=retail[hour:],
-                             export_price_eur_per_kwh=feed_in[hour:], battery_kwh=batteries.energy_kwh[j],
-                             battery_kw=batteries.power_kw[j], battery_efficiency=efficiency[j],
-                             soc_kwh=batteries.soc_kwh[j], soc_final_kwh=reachable_soc_final_kwh(
-                                 0.5 * batteries.energy_kwh[j], soc_kwh=batteries.soc_kwh[j],
-                                 battery_kw=batteries.power_kw[j], battery_efficiency=efficiency[j], dt_h=1.0,
-                                 steps=len(retail) - hour),
-                             import_cap_kw=cap["import_cap_kw"],
-                             over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
-                             import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])
+            plan = home_plan(j, hour, batteries.soc_kwh[j], cap)
+            own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
             plan_kw = plan.net_kw.tolist()
             if member in agent_members:
                 if not fed.port_updated(f"{member}.action"):
                     raise RuntimeError(f"{member}: no set-point from its agent for hour {hour}")
-                own_plan_kw[j] = batteries.hour_setpoint(j, fed.read_port(f"{member}.action"))
-                plan_kw[0] = float(load_h[j, hour] - pv_h[j, hour] + own_plan_kw[j])
-            else:
-                own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
+                decided = batteries.hour_setpoint(j, fed.read_port(f"{member}.action"))
+                if abs(decided - own_plan_kw[j]) > AGENT_SAME_KW:  # the later hours: its HEMS's plan from there
+                    later = (home_plan(j, hour + 1, batteries.soc_after_kwh(j, decided), cap).net_kw.tolist()
+                             if hour + 1 < len(retail) else [])
+                    own_plan_kw[j] = decided
+                    plan_kw = [float(load_h[j, hour] - pv_h[j, hour] + decided), *later]
             fed.send(fed.endpoint(member), fed.target("market", lec), {
                 "hour": hour, "member": member, "net_kwh": plan_kw[0], "plan_kw": plan_kw})
             if pool_operator:

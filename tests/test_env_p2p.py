@@ -1,6 +1,6 @@
 """A household's HEMS of the p2p framework as a learning-agent role (``agents: [LOAD3, ...]``) on a real federation:
 the API checks, the HEMSs' own decisions played as actions giving the normal p2p run's KPIs and bills, a long-lived
-federation's episodes equal to a fresh federation's, an agent's set-point run by the battery within what it can
+federation's episodes (after one cut short, with the DSO's limits) equal to a fresh federation's, an agent's set-point run by the battery within what it can
 hold and billed as the LEC_EMS settles it, and the refusals.
 
 Every episode is a real HELICS federation of the three LECs (inproc core, the federate programs as threads: the
@@ -84,10 +84,13 @@ def test_the_spaces_are_those_of_a_hems(hems_agents):
 
 
 def test_the_hemss_own_decisions_give_the_p2p_run(replayed, p2p_run):
-    """Played as actions, the HEMSs' own set-points give the normal p2p run: its KPIs to 1e-9 and every member's
-    bill; the agents' rewards sum to minus their bills (their batteries end where they began)."""
+    """Played as actions, the HEMSs' own set-points give the normal p2p run: its results tables byte for byte,
+    its KPIs to 1e-9 and every member's bill; the agents' rewards sum to minus their bills (their batteries end
+    where they began)."""
     _, rewards, infos, run_dir = replayed
     assert len(rewards) == HOURS
+    for table in ("members.csv", "p2p_trades.csv", "lecs.csv", "grid.csv", "settlement.csv"):
+        assert (run_dir / table).read_bytes() == (p2p_run / table).read_bytes(), table
     replay = json.loads((run_dir / "summary.json").read_text())["kpis"]
     normal = json.loads((p2p_run / "summary.json").read_text())["kpis"]
     assert set(replay) == set(normal)
@@ -111,21 +114,42 @@ def test_the_hemss_own_decisions_give_the_p2p_run(replayed, p2p_run):
         assert sum(r[role] for r in rewards) == pytest.approx(-(own["cost_eur"] + own["fee_eur"]).sum(), abs=1e-9)
 
 
-def test_a_long_lived_federation_plays_fresh_episodes(hems_agents, replayed):
-    """Two episodes of one long-lived federation: each sees and earns exactly what one episode's own federation
-    did (the batteries, caps and plans reset in every federate), and the second resets fast."""
-    seen, rewards, _, _ = replayed
-    env = LecParallelEnv(hems_agents)
+def test_an_episode_cut_short_and_the_dsos_limits(hems_agents, folder):
+    """With the DSO's limits, over 14 hours (they bind around noon): a long-lived federation's two episodes after
+    one cut short each see and earn exactly what a fresh federation's does (the batteries, caps, plans and limits
+    reset in every federate, the cut episode's caps dropped). The first hour has no limit (the DSO has not
+    solved yet), not the last episode's; the caps and fees the LEC_EMSs sent are the observed ones. And the
+    long-lived federation writes no results files."""
+    limited = hems_agents.model_copy(update={"horizon_h": 14.0,
+                                             "dso": hems_agents.dso.model_copy(update={"limits": True})})
+    fresh = LecParallelEnv(limited, federation="per_episode", work_dir=folder / "limits_fresh")
     try:
-        for _ in range(2):
-            again, earned, _ = play_own_decisions(env)
-            assert len(again) == len(seen)
-            for a, b in zip(again, seen):
-                for role in AGENTS:
-                    np.testing.assert_array_equal(a[role], b[role])
-            assert earned == rewards
+        seen, rewards, _ = play_own_decisions(fresh)
+        trades = pd.read_csv(fresh.play.run_dir / "p2p_trades.csv")
+    finally:
+        fresh.close()
+    caps = np.array([[step[role][7] for role in AGENTS] for step in seen[:-1]])
+    assert np.all(caps[0] == 100.0) and np.any(caps[1:] < 100.0)  # limits from the second hour on, binding
+    mine = trades[trades["member"].isin(AGENTS)].sort_values(["hour", "member"])
+    sent = np.minimum(mine.pivot(index="hour", columns="member", values="import_cap_kw")[AGENTS].to_numpy(), 100.0)
+    np.testing.assert_allclose(caps, sent, rtol=1e-6)  # float32 observations of what the LEC_EMSs sent
+    work = folder / "limits_long_lived"
+    env = LecParallelEnv(limited, work_dir=work)
+    try:
+        observations, _ = env.reset()
+        for _ in range(3):  # cut short in the fourth hour, its caps sent and not yet bid on
+            observations, *_ = env.step({role: env.play.roles.default_action(role, observations[role])
+                                         for role in env.agents})
+        episodes = [play_own_decisions(env) for _ in range(2)]
     finally:
         env.close()
+    for again, earned, _ in episodes:
+        assert len(again) == len(seen) == 15
+        for a, b in zip(again, seen):
+            for role in AGENTS:
+                np.testing.assert_array_equal(a[role], b[role])
+        assert earned == rewards
+    assert not list(work.rglob("*.csv")) or all(p.parent.name == "timing" for p in work.rglob("*.csv"))
 
 
 def test_an_agents_setpoint_is_run_and_billed(hems_agents, folder):

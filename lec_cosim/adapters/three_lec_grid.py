@@ -72,6 +72,7 @@ class ThreeLecGrid:
         self.output_dir = Path(settings.get("output_dir", "."))
         self.hour_results = []
         self.extremes = GridExtremes(self.grid.lem_grid)
+        self.write_extremes = True
         self.extra_loads: list[str] = list(settings.get("extra_loads_kw", []))
         """Input ports of loads a study adds at the homes (``lec_cosim.home_devices``): vectors, kW, one value
         per household."""
@@ -82,6 +83,7 @@ class ThreeLecGrid:
 
         self.hour_results.clear()
         self.extremes = GridExtremes(self.grid.lem_grid)
+        self.write_extremes = False  # an environment's episodes keep no results files
 
     def step(self, k: int, t_s: float, inputs) -> dict:
         net = np.array(inputs.read("net_kw"))
@@ -102,7 +104,7 @@ class ThreeLecGrid:
             self.hour_results.clear()
         self.hour_results.append(result)
         published.update(zip(LIMITS, self.limits(k)))
-        if k == self.n_steps - 1:
+        if k == self.n_steps - 1 and self.write_extremes:
             self.extremes.write(self.output_dir)
         return published
 

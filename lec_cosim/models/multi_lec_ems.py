@@ -238,6 +238,12 @@ class HomeBatteries:
         stored_kw = self.soc_kwh[j] * leg / hours
         return float(min(max(charge_kw, -power, -stored_kw), power, room_kw))
 
+    def soc_after_kwh(self, j: int, charge_kw: float, hours: float = 1.0) -> float:
+        """Member ``j``'s state of charge after ``hours`` at a set-point it can hold (:meth:`hour_setpoint`)."""
+        leg = self.leg[j]
+        stored = charge_kw * leg if charge_kw > 0 else charge_kw / leg
+        return float(min(max(self.soc_kwh[j] + stored * hours, 0.0), self.energy_kwh[j]))
+
     def apply(self, charge_kw) -> np.ndarray:
         """Run one step at the set-points (charge positive), clipped to power and energy; returns what ran, kW."""
         wanted = np.clip(np.asarray(charge_kw, dtype=float), -self.power_kw, self.power_kw)

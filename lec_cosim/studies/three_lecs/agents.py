@@ -7,10 +7,10 @@ LEC_EMS has sent the hour's import caps and fees (+1 ms), before the HEMSs bid i
 **A household's HEMS.** In its HEMS's place it decides the home battery's set-point for the hour. The household
 then bids its hour's net position (load - PV + the set-point, clipped to what the battery can run for the hour)
 in its LEC's pool, as its HEMS would; for the later hours its LEC_EMS is told what the HEMS would plan from
-there. It sees what the HEMS knows of the hour: the time, the tariffs, its battery's state of charge, its own
-load and PV of the hour (the HEMS plans on its profiles) and the cap and fees its LEC_EMS sent. Its reward is
-the household's bill of the hour as its LEC_EMS settled it: the pool's bill plus the fairness and over-cap fees.
-The HEMS's LP plans the rest of the day; the agent sees only the hour.
+the state of charge the hour leaves. It sees what the HEMS knows of the hour: the time, the tariffs, its
+battery's state of charge, its own load and PV of the hour (the HEMS plans on its profiles) and the cap and
+fees its LEC_EMS sent. Its reward is the household's bill of the hour as its LEC_EMS settled it: the pool's bill
+plus the fairness and over-cap fees. The HEMS's LP plans the rest of the day; the agent sees only the hour.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class HemsRoles:
         self.periods = n_hours(members)
         self._seen: dict[str, tuple] = {}  # a role's hour as observed (float64): its HEMS's own decision needs it
         self._episode_prices: list[float] = []
+        self._played: int | None = None  # the hour being played (its LEC_EMS's record is the reward's)
 
     def action_bounds(self, role: str) -> tuple[np.ndarray, np.ndarray]:
         return np.array([-self.power_kw[role]]), np.array([self.power_kw[role]])
@@ -129,12 +130,14 @@ class HemsRoles:
         return np.array([plan.charge_kw[0] - plan.discharge_kw[0]])
 
     def before_step(self, proxy) -> None:
-        """The retail tariff of the hour about to be played (for the terminal value)."""
-        hour = next(iter(self._seen.values()))[0]
-        self._episode_prices.append(float(self.retail[hour]))
+        """The hour about to be played (its record is the reward's) and its retail tariff (the terminal value's)."""
+        self._played = next(iter(self._seen.values()))[0]
+        self._episode_prices.append(float(self.retail[self._played]))
 
     def _trade(self, proxy, role: str) -> dict:
         record = proxy.read_port(f"{self.lec[role]}.record")
+        if record["hour"] != self._played:
+            raise RuntimeError(f"{role}: {self.lec[role]}'s record of hour {record['hour']} after hour {self._played}")
         return next(t for t in record["trades"] if t["member"] == role)
 
     def money_eur(self, proxy, role: str) -> float:
