@@ -1,7 +1,8 @@
 """A household's HEMS of the p2p framework as a learning-agent role (``agents: [LOAD3, ...]``) on a real federation:
-the API checks, the HEMSs' own decisions played as actions giving the normal p2p run's KPIs and bills, a long-lived
-federation's episodes (after one cut short, with the DSO's limits) equal to a fresh federation's, an agent's set-point run by the battery within what it can
-hold and billed as the LEC_EMS settles it, and the refusals.
+the API checks, the HEMSs' own decisions played as actions giving the normal p2p run byte for byte, a long-lived
+federation's episodes (after one cut short, with the DSO's limits) equal to a fresh federation's, an agent's
+set-point run by the battery within what it can hold and billed as the LEC_EMS settles it, a drained battery
+and the pool operators, and the refusals.
 
 Every episode is a real HELICS federation of the three LECs (inproc core, the federate programs as threads: the
 LEC_EMSs' LPs and pools, the platform, the HEMSs' LPs, the three-phase power flow, the recorder), at hourly grid
