@@ -1,5 +1,6 @@
 """Home EV charging: the fleet model by hand, the sessions against their statistics, and the federate in the
-community-battery federation (real broker and processes) against the model replayed in one loop."""
+community-battery federation (a real HELICS federation, in-process: the federate programs as threads) against the
+model replayed in one loop; the federation without EVs is ``lec-cosim run``'s (processes), shared with other files."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 from harness import ROOT, SHARED_RUNS, shared_run, write_scenario
 
+from lec_cosim.inproc import run_inproc
 from lec_cosim.models.ev_charging import (
     EVFleet,
     MobilityStatistics,
@@ -132,10 +134,13 @@ def test_sessions_are_reproducible_and_follow_their_statistics():
     assert lower < km < upper, (lower, km, upper)
 
 
-def _run_all(commands: dict) -> dict:
-    started = {name: subprocess.Popen(CLI + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True) for name, args in commands.items()}
-    return {name: proc.communicate(timeout=300) + (proc.returncode,) for name, proc in started.items()}
+def _run_inproc(paths: dict, folder) -> dict:
+    """Each scenario's federation in this process (``lec_cosim.inproc``: the federate programs and configs of
+    ``lec-cosim run`` as threads on HELICS's in-process core, results byte-identical to it, ``tests/test_inproc.py``):
+    these runs are read for their results. Results folder ``out_<name>`` by name."""
+    for name, path in paths.items():
+        run_inproc(load_scenario(path), folder / f"out_{name}")
+    return {name: folder / f"out_{name}" for name in paths}
 
 
 @pytest.fixture(scope="module")
@@ -145,14 +150,12 @@ def ev_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ev")
     paths = {"smart": write_scenario(tmp, "trondelag_arbitrage_ev", {}),
              "uncontrolled": write_scenario(tmp / "u", "trondelag_arbitrage_ev", {"ev.mode": "uncontrolled"})}
-    done = _run_all({name: ["run", path, "--out", tmp / f"out_{name}"] for name, path in paths.items()})
-    for name, (out, err, code) in done.items():
-        assert code == 0, (name, err)
+    runs = _run_inproc(paths, tmp)
     none_path, none = shared_run(tmp_path_factory, "trondelag_arbitrage")
     assert SHARED_RUNS["trondelag_arbitrage"] == ("trondelag_arbitrage", {}, [])
     assert load_scenario(paths["smart"]).model_dump(exclude={"name", "description", "ev"}) == \
         load_scenario(none_path).model_dump(exclude={"name", "description", "ev"})
-    return {**{name: tmp / f"out_{name}" for name in paths}, "none": none}
+    return {**runs, "none": none}
 
 
 def _replay(run) -> np.ndarray:
@@ -208,10 +211,7 @@ def three_lec_runs(tmp_path_factory):
     changes = {"horizon_h": 12, "resolution.grid_min": 60}
     paths = {"ev": write_scenario(tmp, "ieee_eu_lv_three_lecs_ev", changes),
              "none": write_scenario(tmp / "n", "ieee_eu_lv_three_lecs", changes)}
-    done = _run_all({name: ["run", path, "--out", tmp / f"out_{name}"] for name, path in paths.items()})
-    for name, (out, err, code) in done.items():
-        assert code == 0, (name, err)
-    return {name: tmp / f"out_{name}" for name in paths}
+    return _run_inproc(paths, tmp)
 
 
 def test_the_three_lec_feeder_carries_the_evs_and_the_lecs_plan_without_them(three_lec_runs):
