@@ -9,14 +9,13 @@ one day: the first day must come out identical.
 
 import datetime as dt
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from harness import SCENARIOS, write_scenario
 
+from lec_cosim.inproc import run_inproc
 from lec_cosim.models.bidding import FEED_IN_EUR_PER_KWH, retail_tariff_eur_per_kwh
 from lec_cosim.models.ieee_eulv import DEFAULT_DATA_DIR
 from lec_cosim.models.lem_community import (
@@ -27,10 +26,14 @@ from lec_cosim.models.lem_community import (
     settle_period,
     truthful_bids,
 )
-from lec_cosim.models.lem_participants import PV_PROFILE_FILE, participants, pv_day_profiles, pv_profiles
+from lec_cosim.models.lem_participants import (
+    PV_PROFILE_FILE,
+    participants,
+    pv_day_profiles,
+    pv_profiles,
+)
 from lec_cosim.scenario import ScenarioError, load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
 DAY1, DAY2, DAY3 = "2016-05-26", "2016-05-27", "2016-05-28"
 BIDS = SCENARIOS / "learned" / "ieee_eu_lv_lem_plain_bids.json"
 
@@ -174,21 +177,18 @@ def test_horizon_past_the_pv_data_and_sunless_sizing_day_are_one_line_errors(tmp
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The plain LEM case at a 60-min grid over one day and over two days, run side by side."""
+    """The plain LEM case at a 60-min grid over one day and over two days, each federation in this process
+    (``lec_cosim.inproc``: the programs and configs of ``lec-cosim run`` as threads, its results byte for byte,
+    ``tests/test_inproc.py``): read for their results, they need no process per federate."""
     base = tmp_path_factory.mktemp("lem_multiday")
     runs = {}
-    procs = {}
     for days in (1, 2):
         directory = base / f"scenario_{days}"
         directory.mkdir()
         path = write_scenario(directory, "ieee_eu_lv_lem_plain", {"horizon_h": 24 * days,
                                                                    "resolution.grid_min": 60})
         runs[days] = (path, base / f"run_{days}")
-        procs[days] = subprocess.Popen(CLI + ["run", str(path), "--out", str(runs[days][1]), "--quiet"],
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    outputs = {days: p.communicate(timeout=300)[0] for days, p in procs.items()}
-    for days, p in procs.items():
-        assert p.returncode == 0, outputs[days]
+        run_inproc(load_scenario(path), runs[days][1])
     return runs
 
 
