@@ -64,13 +64,14 @@ def _run(tmp_path_factory, scenario_path, framework) -> Path:
     are read for their results and the federation's shape, and the ADMM's thousands of messages cost a third of
     the wall time without a process per federate (a SimBench day: 6 s against 20 s, 2026-12-06)."""
     out = tmp_path_factory.mktemp(framework) / "run"
-    run_inproc(load_scenario(scenario_path).model_copy(update={"framework": framework}), out)
+    run_inproc(load_scenario(scenario_path).model_copy(update={"framework": framework}), out, timeout_s=300)
     return out
 
 
 def _shared(tmp_path_factory, name: str) -> Path:
     """A run other test files read too: the shipped scenario at hourly grid steps, as :func:`scenario_file`
-    writes it, with ``--framework`` (and ``--dso-limits``) on the command line, as :func:`_run` gives them."""
+    writes it, run by ``lec-cosim run`` with ``--framework`` (and ``--dso-limits``) on the command line (the
+    framework :func:`_run` sets in the scenario)."""
     shipped, changes, extra = SHARED_RUNS[name]
     assert (shipped, changes, extra[0]) == (SHIPPED.stem, {"resolution.grid_min": 60}, "--framework"), name
     return shared_run(tmp_path_factory, name)[1]

@@ -139,7 +139,7 @@ def _run_inproc(paths: dict, folder) -> dict:
     ``lec-cosim run`` as threads on HELICS's in-process core, results byte-identical to it, ``tests/test_inproc.py``):
     these runs are read for their results. Results folder ``out_<name>`` by name."""
     for name, path in paths.items():
-        run_inproc(load_scenario(path), folder / f"out_{name}")
+        run_inproc(load_scenario(path), folder / f"out_{name}", timeout_s=300)
     return {name: folder / f"out_{name}" for name in paths}
 
 

@@ -188,7 +188,7 @@ def runs(tmp_path_factory):
         path = write_scenario(directory, "ieee_eu_lv_lem_plain", {"horizon_h": 24 * days,
                                                                    "resolution.grid_min": 60})
         runs[days] = (path, base / f"run_{days}")
-        run_inproc(load_scenario(path), runs[days][1])
+        run_inproc(load_scenario(path), runs[days][1], timeout_s=300)
     return runs
 
 
