@@ -80,7 +80,12 @@ def reachable_soc_final_kwh(soc_final_kwh: float, *, soc_kwh: float, battery_kw:
     """The final state of charge a plan of ``steps`` steps can be held to: ``soc_final_kwh``, or the most the battery
     can reach from ``soc_kwh`` at full power if that is less (a battery an agent left emptier than its own plan
     would have)."""
-    return min(float(soc_final_kwh), soc_kwh + math.sqrt(battery_efficiency) * battery_kw * dt_h * steps)
+    return min(float(soc_final_kwh), _most_reachable_kwh(soc_kwh, battery_kw, battery_efficiency, dt_h, steps))
+
+
+def _most_reachable_kwh(soc_kwh: float, battery_kw: float, battery_efficiency: float, dt_h: float, steps: int):
+    """The state of charge ``steps`` steps at full charging power lead to from ``soc_kwh`` (no capacity bound)."""
+    return soc_kwh + math.sqrt(battery_efficiency) * battery_kw * dt_h * steps
 
 
 def _check_battery(battery_kwh, battery_kw, battery_efficiency, soc_kwh, soc_final_kwh, dt_h, n):
@@ -95,7 +100,7 @@ def _check_battery(battery_kwh, battery_kw, battery_efficiency, soc_kwh, soc_fin
     tol = _REL_TOL * max(1.0, capacity)
     if soc > capacity + tol or final > capacity + tol:
         raise ValueError(f"soc_kwh ({soc}) and soc_final_kwh ({final}) must not exceed battery_kwh ({capacity})")
-    reachable = soc + math.sqrt(eta) * power * dt_h * n
+    reachable = _most_reachable_kwh(soc, power, eta, dt_h, n)
     if final > reachable + tol:
         raise ValueError(
             f"soc_final_kwh ({final}) cannot be reached from soc_kwh ({soc}) in {n} steps of {dt_h} h "

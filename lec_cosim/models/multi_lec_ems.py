@@ -233,23 +233,27 @@ class HomeBatteries:
     def hour_setpoint(self, j: int, charge_kw: float, hours: float = 1.0) -> float:
         """Member ``j``'s set-point (charge positive) clipped to what its battery can hold for ``hours`` from its
         state of charge now: within its power, and neither over full nor below empty at the end."""
-        power, leg = self.power_kw[j], self.leg[j]
-        room_kw = (self.energy_kwh[j] - self.soc_kwh[j]) / (leg * hours)
-        stored_kw = self.soc_kwh[j] * leg / hours
-        return float(min(max(charge_kw, -power, -stored_kw), power, room_kw))
+        room_kw, stored_kw = self._limits_kw(hours)
+        power = self.power_kw[j]
+        return float(min(max(charge_kw, -power, -stored_kw[j]), power, room_kw[j]))
 
     def soc_after_kwh(self, j: int, charge_kw: float, hours: float = 1.0) -> float:
         """Member ``j``'s state of charge after ``hours`` at a set-point it can hold (:meth:`hour_setpoint`)."""
-        leg = self.leg[j]
-        stored = charge_kw * leg if charge_kw > 0 else charge_kw / leg
-        return float(min(max(self.soc_kwh[j] + stored * hours, 0.0), self.energy_kwh[j]))
+        return float(min(max(self.soc_kwh[j] + self._stored_kwh(charge_kw, hours)[j], 0.0), self.energy_kwh[j]))
+
+    def _limits_kw(self, hours: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per member, the most its battery can charge and discharge for ``hours`` from its state of charge now, kW."""
+        return (self.energy_kwh - self.soc_kwh) / (self.leg * hours), self.soc_kwh * self.leg / hours
+
+    def _stored_kwh(self, charge_kw, hours: float) -> np.ndarray:
+        """Per member, the energy its battery gains (loses: negative) running ``charge_kw`` for ``hours``, kWh."""
+        return np.where(charge_kw > 0, charge_kw * self.leg, charge_kw / self.leg) * hours
 
     def apply(self, charge_kw) -> np.ndarray:
         """Run one step at the set-points (charge positive), clipped to power and energy; returns what ran, kW."""
         wanted = np.clip(np.asarray(charge_kw, dtype=float), -self.power_kw, self.power_kw)
-        room_kw = (self.energy_kwh - self.soc_kwh) / (self.leg * self.dt_h)
-        stored_kw = self.soc_kwh * self.leg / self.dt_h
+        room_kw, stored_kw = self._limits_kw(self.dt_h)
         done = np.where(wanted > 0, np.minimum(wanted, room_kw), np.maximum(wanted, -stored_kw))
-        self.soc_kwh = self.soc_kwh + np.where(done > 0, done * self.leg, done / self.leg) * self.dt_h
+        self.soc_kwh = self.soc_kwh + self._stored_kwh(done, self.dt_h)
         self.soc_kwh = np.clip(self.soc_kwh, 0.0, self.energy_kwh)
         return done
