@@ -65,3 +65,11 @@ class Battery:
             self.soc_mwh += p / self.one_way_efficiency * duration_h
         self.soc_mwh = min(max(self.soc_mwh, self.soc_min_mwh), self.soc_max_mwh)
         return p
+
+
+def stored_energy_value_eur(change, price, round_trip_efficiency: float) -> float:
+    """What a change of a battery's stored energy is worth at ``price`` (EUR per unit of ``change``'s energy): a
+    gain can deliver only its one-way share of it, a loss costs more than itself to put back. So a battery that
+    ends anywhere but where it began is never worth more than ending there (a learning episode's end)."""
+    one_way = math.sqrt(round_trip_efficiency)
+    return change * price * one_way if change > 0 else change * price / one_way

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from lec_cosim.models.battery import stored_energy_value_eur
+
 ACTION_FIELDS = (
     ("setpoint_mw", "MW", "the battery's power for the step (+ charges, - discharges), within its rating; the "
      "battery's own controller keeps the state of charge in its window"),
@@ -109,9 +111,7 @@ class LecEmsRole:
         costs more to put back. So ending anywhere but the start is never worth more than what the LP (which
         must end there) could also have done."""
         change = proxy.read_port("households/soc_mwh") - self.soc_initial_mwh
-        one_way = math.sqrt(self.efficiency)
-        price = float(np.mean(self._episode_prices))
-        return change * price * one_way if change > 0 else change * price / one_way
+        return stored_energy_value_eur(change, float(np.mean(self._episode_prices)), self.efficiency)
 
     def money_eur(self, proxy) -> float:
         net = sum(proxy.read_port(f"households/{p}") * sign

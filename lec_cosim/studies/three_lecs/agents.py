@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from lec_cosim.models.battery import stored_energy_value_eur
 from lec_cosim.scenario import ScenarioError
 
 NO_CAP_KW = 100.0
@@ -148,9 +149,7 @@ class HemsRoles:
         """The state of charge gained (or lost) over the episode at its mean retail tariff, through the battery's
         one-way efficiency (as the community battery's LEC_EMS role values it)."""
         change = float(proxy.read_port("households.soc_kwh")[self.row[role]]) - 0.5 * self.energy_kwh[role]
-        one_way = math.sqrt(self.efficiency[role])
-        price = float(np.mean(self._episode_prices))
-        return change * price * one_way if change > 0 else change * price / one_way
+        return stored_energy_value_eur(change, float(np.mean(self._episode_prices)), self.efficiency[role])
 
     def dn_impact(self, proxy) -> float:
         return 0.0
