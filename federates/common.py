@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 import helics as h
+import numpy as np
+from helics.capi import HelicsException, ffi, lib
 
 from federates.topology import ExchangeLog, answer_queries, stop_answering
 from lec_cosim.components import read_settings
@@ -34,6 +36,47 @@ test of an in-process federation sets it to let the hung thread go once it has s
 STAY_PAST_END_S = 86400.0
 """How far past the horizon a federate that stays for the recorder's query asks to be."""
 QUERY_POLL_S = 0.05
+
+_ERROR = ffi.typeof("HelicsError *")
+_DOUBLES = ffi.typeof("double[]")
+_INT = ffi.typeof("int *")
+
+
+def _raise_on(err) -> None:
+    if err.error_code != 0:
+        raise HelicsException(f"[{err.error_code}] {ffi.string(err.message).decode()}")
+
+
+# Values are read and published through HELICS's C functions directly, as helics-python's own wrappers do but
+# without their per-call costs that dominated a step of a small federation: the vector getter builds a list of
+# its whole 1024-slot spare buffer before slicing it, and each wrapper looks its C function up and initialises a
+# new error record. A zeroed record is an initialised one (error_code 0, no message). Same doubles, same order.
+def _publish_vector(pub, values) -> None:
+    err = ffi.new(_ERROR)
+    lib.helicsPublicationPublishVector(pub.handle, ffi.from_buffer(_DOUBLES, values), len(values), err)
+    _raise_on(err)
+
+
+def _publish_double(pub, value: float) -> None:
+    err = ffi.new(_ERROR)
+    lib.helicsPublicationPublishDouble(pub.handle, value, err)
+    _raise_on(err)
+
+
+def _input_vector(ipt) -> list[float]:
+    err = ffi.new(_ERROR)
+    room = lib.helicsInputGetVectorSize(ipt.handle)
+    data, size = ffi.new(_DOUBLES, room + 1), ffi.new(_INT)
+    lib.helicsInputGetVector(ipt.handle, data, room + 1, size, err)
+    _raise_on(err)
+    return ffi.unpack(data, size[0])
+
+
+def _input_double(ipt) -> float:
+    err = ffi.new(_ERROR)
+    value = lib.helicsInputGetDouble(ipt.handle, err)
+    _raise_on(err)
+    return value
 
 
 def free(handle) -> None:
@@ -73,11 +116,11 @@ class ValueInterface:
     def publish(self, key: str, value) -> None:
         pub = self.pubs[key]
         if getattr(value, "ndim", None) == 1:  # a numpy vector: its doubles as they are, without a float() each
-            h.helicsPublicationPublishVector(pub, value.astype(float, copy=False).tolist())
+            _publish_vector(pub, np.ascontiguousarray(value, dtype=float))
         elif isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
-            h.helicsPublicationPublishVector(pub, [float(v) for v in value])
+            _publish_vector(pub, np.array([float(v) for v in value], dtype=float))
         else:
-            h.helicsPublicationPublishDouble(pub, float(value))
+            _publish_double(pub, float(value))
         self.values_published += 1
 
     def publish_json(self, key: str, payload) -> None:
@@ -97,10 +140,10 @@ class ValueInterface:
         return h.helicsInputGetInteger(self.subs[key])
 
     def value(self, key: str) -> float:
-        return h.helicsInputGetDouble(self.subs[key])
+        return _input_double(self.subs[key])
 
     def vector(self, key: str) -> list[float]:
-        return list(h.helicsInputGetVector(self.subs[key]))
+        return _input_vector(self.subs[key])
 
     def updated(self, key: str) -> bool:
         return h.helicsInputIsUpdated(self.subs[key])

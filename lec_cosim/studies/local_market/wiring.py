@@ -187,13 +187,17 @@ def agent_action_key(player: str) -> str:
     return f"lem/agent/{player}/action"
 
 
-AGENT_OBSERVES = ("lem_bought_kwh", "lem_sold_kwh", "chp_kwh", "cost_eur", "income_eur")
+AGENT_OBSERVES = ("lem_bought_kwh", "lem_sold_kwh", "cost_eur", "income_eur")
 """What an agent reads of its own player's settlement (its group's vectors, at the player's index)."""
+AGENT_OBSERVES_GRID = ("dn_impact", "violated_buses_so_far")
+"""What an agent reads of the DSO's values (lec_cosim/studies/local_market/agents.py). The proxy subscribes to
+these only: HELICS sends a value only to its subscribers, and the DSO's others would cost an env step a
+message each for nobody."""
 
 
 def agent_plan(scenario: LemScenario, members_of, group_pubs, market_pubs, dso_pubs, read_as) -> FederatePlan:
     """The agent proxy of the players in ``agents:``: an action port per player; it reads the market's values,
-    the settlement vectors of the groups its players are in and every DSO value."""
+    the settlement values and DSO values its roles read (``AGENT_OBSERVES``, ``AGENT_OBSERVES_GRID``)."""
     agents = list(scenario.agents)
     known = {m for members in members_of.values() for m in members}
     unknown = [a for a in agents if a not in known]
@@ -201,7 +205,8 @@ def agent_plan(scenario: LemScenario, members_of, group_pubs, market_pubs, dso_p
         raise ValueError(f"agents: {', '.join(unknown)}: no player of this community")
     where = {m: (group, members.index(m)) for group, members in members_of.items() for m in members if m in agents}
     groups_read = sorted({group for group, _ in where.values()}, key=list(members_of).index)
-    observed = read_as("market", market_pubs) + read_as("grid", dso_pubs) + [
+    observed = read_as("market", market_pubs) + [
+        s for s in read_as("grid", dso_pubs) if s.key.rsplit("/", 1)[1] in AGENT_OBSERVES_GRID] + [
         s for group in groups_read for s in read_as(group, group_pubs[group])
         if s.key.rsplit("/", 1)[1] in AGENT_OBSERVES]
     return FederatePlan(
