@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import sys
@@ -30,6 +31,13 @@ from lec_cosim.scenario import Scenario, load_scenario
 from lec_cosim.timing import TimingLog
 
 REQUEST_MARGIN_S = 1e-7
+_GRANTS = itertools.count(1)
+
+
+def grants_so_far() -> int:
+    """Time requests this process's federates have made so far, all together (counting this call as one): what
+    bounds an in-process federation's use of HELICS's global time coordinator (lec_cosim.inproc)."""
+    return next(_GRANTS)
 INJECTED_HANGS_END = threading.Event()
 """Fault injection: an injected hang (``inject_hang_at_s``) waits for this, which nothing sets in a run; a
 test of an in-process federation sets it to let the hung thread go once it has seen what the hang does."""
@@ -188,6 +196,7 @@ class ValueInterface:
         """
         if wanted_s <= 0:
             return 0.0
+        next(_GRANTS)
         return h.helicsFederateRequestTime(self.fed, wanted_s - REQUEST_MARGIN_S)
 
     def close(self) -> None:

@@ -125,7 +125,7 @@ class AgentFederation:
     ``long_lived`` one for every episode (the episode control on, the recorder left out)."""
 
     def __init__(self, scenario, run_dir: Path, deadline: _Deadline, step_timeout_s: float, debug: bool = False,
-                 prepare=None, long_lived: bool = False):
+                 prepare=None, long_lived: bool = False, global_time: bool = False):
         from federates.common import Federate
         from lec_cosim.inproc import InprocFederation
         from lec_cosim.wiring import with_episode_control
@@ -135,7 +135,8 @@ class AgentFederation:
         transform = (lambda plans: with_episode_control(plans, PROXY, without=("recorder",))) if long_lived else None
         # one core for all: the federates of an env act in turn, and a grant through one core's thread is quicker
         self.federation = InprocFederation(scenario, run_dir, outside=(PROXY,), debug=debug, transform=transform,
-                                           shared_core=True)
+                                           shared_core=True, global_time=global_time)
+        self.global_time = global_time
         if prepare is not None:  # tests: change the written federation (arm a fault) before it starts
             prepare(self.run_dir)
         self.federation.start()
@@ -285,6 +286,13 @@ class _Play:
         self.deadline = _Deadline()
         self.episode: AgentFederation | None = None
         self.episodes = 0
+        # A long-lived federation coordinates time globally (lec_cosim.inproc: far fewer thread wake-ups a step)
+        # and is rebuilt before it makes GLOBAL_TIME_GRANTS grants, at an episode's start; episodes of more than
+        # a quarter of that budget (long horizons) run on distributed coordination instead. The count is the
+        # process's (grants_so_far): other federations of this process only make it rebuild sooner.
+        self.global_time = self.long_lived
+        self._grants_at_build = self._grants_at_begin = 0
+        self._episode_grants = 0
         self.rng = np.random.default_rng()
         self.day: dt.date | None = None
         self.first = True
@@ -313,13 +321,17 @@ class _Play:
         if hasattr(self.roles, "begin"):  # roles whose start depends on the day (the EVs' sessions)
             self.roles.begin(self.day)
         if self.long_lived:
-            if self.episode is not None and self.episode.now_s > MAX_FEDERATION_TIME_S:
+            from federates.common import grants_so_far
+
+            if self.episode is not None and (self.episode.now_s > MAX_FEDERATION_TIME_S or self._grants_run_out()):
                 self.end_episode()
-            if self.episode is None:  # the first episode, after a failure, or time run far: (re)build it
+            if self.episode is None:  # the first episode, after a failure, or time or grants run out: (re)build it
                 self._federations += 1
                 self.episode = AgentFederation(self.span, self.work_dir / f"federation_{self._federations:03d}",
                                                self.deadline, self.step_timeout_s, self.debug, self.prepare,
-                                               long_lived=True)
+                                               long_lived=True, global_time=self.global_time)
+                self._grants_at_build = self._grants_at_begin = grants_so_far()
+            self._grants_at_begin = grants_so_far()
             self.episode.begin((self.day - self.first_day).days * 86400.0, self.scenario.end_s)
             return
         self.end_episode()
@@ -399,6 +411,19 @@ class _Play:
         episode.finish()
         self._last_dir = episode.run_dir
         return episode.run_dir
+
+    def _grants_run_out(self) -> bool:
+        """Whether the long-lived federation, coordinating time globally, might pass GLOBAL_TIME_GRANTS in the
+        next episode (twice the largest episode yet; the federation's first counts what its build granted)."""
+        from federates.common import grants_so_far
+        from lec_cosim.inproc import GLOBAL_TIME_GRANTS
+
+        now = grants_so_far()
+        self._episode_grants = max(self._episode_grants, now - self._grants_at_begin)
+        if self.global_time and self._episode_grants > GLOBAL_TIME_GRANTS / 4:
+            self.global_time = False  # episodes this long: the next federation coordinates time among its cores
+            return True
+        return self.episode.global_time and now - self._grants_at_build + 2 * self._episode_grants > GLOBAL_TIME_GRANTS
 
     def end_episode(self) -> None:
         if self.episode is not None:

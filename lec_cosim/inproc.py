@@ -19,8 +19,9 @@ What differs:
 - each federate's output goes to ``logs/<federate>.log`` as in a normal run, through a stream that sends
   each thread's writes to its own file (:class:`ThreadStreams`);
 - the recorder's ``wall_time_s`` counts from when this process imported it;
-- the broker coordinates time globally (``--globaltime``: one clock grants every federate), not among the cores:
-  the same grants with far fewer thread wake-ups (see :meth:`InprocFederation.start`).
+- with ``global_time`` the broker coordinates time globally (``--globaltime``: one clock grants every
+  federate), not among the cores: the same grants with far fewer thread wake-ups, for a bounded number of
+  grants (see :meth:`InprocFederation.start`).
 
 The caller may join federates of its own to the same broker (``outside``): a learning environment's
 proxy (:mod:`lec_cosim.env`) is such a federate, created in the caller's thread from its generated config.
@@ -42,6 +43,10 @@ import helics as h
 from lec_cosim.launch import FederationError
 
 START_TIMEOUT_S = 60.0
+GLOBAL_TIME_GRANTS = 12_000
+"""The most grants a ``global_time`` federation may make, all its federates together: HELICS 3.6.1's global
+time coordinator stopped granting after about 32,700 in a learning environment (its sequence counter
+overflows, GMLC-TDC/HELICS#2795)."""
 """A federation whose federates have not all entered executing mode by then is ended (a start-up hang)."""
 _COUNTER = itertools.count(1)
 
@@ -84,11 +89,14 @@ class InprocFederation:
     ``outside`` names federates of the plan the caller runs itself (it creates them from
     ``configs/<name>.json`` once :meth:`start` returned); ``transform`` may change the plans before they are
     written and ``shared_core`` puts all federates on one core (:func:`lec_cosim.federation.write_federation`).
-    Use as a context manager, or call :meth:`start`, :meth:`wait` and :meth:`close`.
+    ``global_time``: the broker coordinates time globally, for a federation of at most
+    :data:`GLOBAL_TIME_GRANTS` grants (see :meth:`start`). Use as a context manager, or call :meth:`start`,
+    :meth:`wait` and :meth:`close`.
     """
 
     def __init__(self, scenario, run_dir: str | Path, *, outside: tuple[str, ...] = (), debug: bool = False,
-                 start_timeout_s: float = START_TIMEOUT_S, transform=None, shared_core: bool = False):
+                 start_timeout_s: float = START_TIMEOUT_S, transform=None, shared_core: bool = False,
+                 global_time: bool = False):
         from lec_cosim.federation import write_federation
 
         self.run_dir = Path(run_dir).resolve()
@@ -96,6 +104,7 @@ class InprocFederation:
             raise FileExistsError(f"{self.run_dir}: an in-process federation runs into a new or empty folder")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.name = f"lec_cosim_inproc_{os.getpid()}_{next(_COUNTER)}"
+        self.global_time = global_time
         runner = write_federation(scenario, self.run_dir, manifest=False, inproc_broker=self.name, transform=transform,
                                   shared_core=shared_core)
         self.configs = {entry["name"]: Path(entry["config"]) for entry in runner["federates"]}
@@ -128,15 +137,19 @@ class InprocFederation:
         for config in self.configs.values():  # imported here, once: not by several threads at a time
             importlib.import_module(json.loads(config.read_text())["lec_cosim"]["module"])
         # --globaltime: the broker grants every federate's time from one clock instead of the cores trading time
-        # requests among the federates. In one process that traffic was the cost: a learning environment's step
-        # took ~1,160 thread wake-ups (futex calls, a third of its CPU in the kernel) with the distributed
-        # coordination and ~200 with the global one, and two environments side by side went from 169 to 203-266
-        # steps/s (benchmarks/env_throughput.py). Grants, values and messages are the same: six runs of every
-        # kind gave byte-identical results. As for the hierarchy's root (federation.root_broker_command), it
-        # suits uninterruptible federates only, which ours are. Over ZMQ between processes it is no gain: each
-        # grant then waits on the broker's round trips (a week's run went from 13 s to over 2 min).
-        self._broker = h.helicsCreateBroker("inproc", self.name, f"-f{len(self.configs)} --name={self.name} "
-                                           "--consoleloglevel=no_print --globaltime")
+        # requests among the federates. In one process that traffic was the cost of a learning environment's
+        # step: ~1,160 thread wake-ups (futex calls, a third of its CPU in the kernel) with the distributed
+        # coordination, ~200 with the global one; two environments side by side went from 156-181 to 203-266
+        # steps/s (benchmarks/env_throughput.py). Grants, values and messages are the same (six runs of every
+        # kind gave byte-identical results). But HELICS 3.6.1's global coordinator stops granting once its
+        # sequence counter overflows (GMLC-TDC/HELICS#2795, fixed by #2825 after that release): an environment
+        # hung after about 32,700 grants. So only a caller that keeps a federation under GLOBAL_TIME_GRANTS
+        # grants asks for it (lec_cosim.env rebuilds its long-lived federation in time). Over ZMQ between
+        # processes it is no gain anyway: each grant then waits on the broker's round trips (a week's run went
+        # from 13 s to over 2 min).
+        options = f"-f{len(self.configs)} --name={self.name} --consoleloglevel=no_print"
+        self._broker = h.helicsCreateBroker("inproc", self.name, options + (" --globaltime" if self.global_time
+                                                                            else ""))
         out, err = ThreadStreams.install()
         (self.run_dir / "logs").mkdir(exist_ok=True)
         for name, config in self.configs.items():
