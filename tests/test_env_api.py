@@ -207,7 +207,7 @@ def test_a_scenario_with_agents_runs_only_in_an_environment(two_chps):
     assert "| last_dn_impact | 1 |" in text
 
 
-def test_a_long_lived_federation_plays_each_episode_as_a_fresh_one(folder, tmp_path):
+def test_a_long_lived_federation_plays_each_episode_as_a_fresh_one(folder, tmp_path, monkeypatch):
     """Episodes of one long-lived federation (the default: time runs on, nothing is rebuilt, the models rewound)
     give the observations, rewards and DSO counts of a new federation per episode, also after an episode cut
     short. Fourteen hours, so that the midday PV drives buses out of band and the DSO's count of distinct
@@ -251,6 +251,23 @@ def test_a_long_lived_federation_plays_each_episode_as_a_fresh_one(folder, tmp_p
     finally:
         fresh.close()
     assert not np.array_equal(second, third)  # the two days differ (PV, and so prices)
+
+    # HELICS 3.6.1's global time coordinator, which a long-lived federation uses, stops granting after some
+    # 32,000 grants: the environment rebuilds its federation at an episode's start before a budget of grants
+    # (lec_cosim.inproc.GLOBAL_TIME_GRANTS) runs out, and runs episodes of more than a quarter of the budget on
+    # distributed coordination. An episode here takes about 80 grants: a budget of 400 rebuilds the federation
+    # for the fifth episode, one of 200 turns global time off. The episodes stay those of a fresh federation.
+    for budget, global_time in ((400, True), (200, False)):
+        monkeypatch.setattr("lec_cosim.inproc.GLOBAL_TIME_GRANTS", budget)
+        rebuilt = LecParallelEnv(played, days=days, work_dir=tmp_path / f"budget{budget}")
+        try:
+            traces = [play(rebuilt, day)[0] for day in ("2016-05-27", "2016-05-26") * 3]
+            assert rebuilt.play._federations >= 2 and rebuilt.play.global_time == global_time, budget
+            assert rebuilt.play.episode.federation.global_time == global_time
+        finally:
+            rebuilt.close()
+        for trace, expected in zip(traces, (second, third) * 3):
+            np.testing.assert_array_equal(trace, expected)
 
 
 def test_a_cross_entropy_learner_beats_truthful_bidding_on_a_held_out_day(folder):
