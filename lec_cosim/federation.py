@@ -91,6 +91,9 @@ def root_broker_command(port: int, n_federates: int, sub_brokers: int, broker: B
     not there when that federate was granted H + 5 ms (the three-LEC platform's answers; one
     sub-broker per federate, or values only, were fine). The root's global clock delivers it,
     but never grants an interruptible federate waiting for an update: ours are uninterruptible.
+    Known limit: HELICS 3.6.1's global coordinator stops granting after some 32,700 grants (its sequence
+    counter overflows, GMLC-TDC/HELICS#2795; seen in a learning environment, see lec_cosim.inproc), so a long
+    run through sub-brokers (a year) would stall there (not tried yet); a day is far below that.
     """
     return broker_command(port, n_federates, broker) + [f"--subbrokers={sub_brokers}", "--globaltime"]
 
