@@ -189,7 +189,8 @@ def mlec_rows(summary: dict) -> list[list[str]]:
     rows += [["self-sufficiency, all LECs (%)", value(100 * k["self_sufficiency"], 1)]]
     rows += [[f"self-sufficiency {lec} (%)", value(100 * k["lecs"][lec]["self_sufficiency"], 1)] for lec in lecs]
     for label, key, digits in [
-        ("exchanged between LECs (kWh)", "exchanged_kwh", 2), ("PV curtailed (kWh)", "curtailed_kwh", 2),
+        ("exchanged between LECs (kWh)", "exchanged_kwh", 2), ("negotiation tolerance (kW)", "negotiation_tol_kw", 4),
+        ("PV curtailed (kWh)", "curtailed_kwh", 2),
         ("grid import (kWh)", "grid_import_kwh", 1), ("grid export (kWh)", "grid_export_kwh", 1),
         ("transformer peak (kW)", "trafo_peak_kw", 1), ("lowest voltage (pu)", "vm_min_pu", 4),
         ("highest voltage (pu)", "vm_max_pu", 4), ("bus violations (bus-steps)", "bus_violations", 2),
@@ -198,7 +199,7 @@ def mlec_rows(summary: dict) -> list[list[str]]:
         ("messages exchanged", "messages", 2), ("negotiation iterations (total)", "iterations_total", 2),
         ("negotiation iterations (largest hour)", "iterations_max", 2), ("wall time (s)", "wall_time_s", 1),
     ]:
-        rows.append([label, value(k[key], digits)])
+        rows.append([label, value(k.get(key), digits)])  # a negotiation's tolerance: distributed runs only
     return rows
 
 

@@ -87,7 +87,8 @@ def mlec_compare_cells(runs) -> tuple[list[str], list[list[str]]]:
     """The comparison table of three-LEC runs as formatted text: one column per run, one row per KPI.
 
     Rows: total cost and cost per member, cost per LEC and per member of each LEC,
-    self-sufficiency (community and per LEC), energy exchanged between LECs, PV curtailed,
+    self-sufficiency (community and per LEC), energy exchanged between LECs (and the negotiation's
+    tolerance, which determines it), PV curtailed,
     transformer peak, voltage range, bus violations (bus-steps outside the band, and steps with
     any), line overloads (line-steps), losses, messages exchanged, negotiation iterations (total
     and largest per hour), wall time.
@@ -125,6 +126,9 @@ def mlec_compare_cells(runs) -> tuple[list[str], list[list[str]]]:
         rows.append(row(f"self-sufficiency {lec} (%)", lambda k, lec=lec: 100 * k["lecs"][lec]["self_sufficiency"], 1))
     rows += [
         row("exchanged between LECs (kWh)", lambda k: k["exchanged_kwh"]),
+        # what determines the negotiated exchange: with a small wheeling cost the total cost hardly depends on
+        # it, so the ADMM's stopping tolerance decides how close to the optimum's volume it lands
+        row("negotiation tolerance (kW)", lambda k: k.get("negotiation_tol_kw"), 4),
         row("PV curtailed (kWh)", lambda k: k["curtailed_kwh"]),
         row("grid import (kWh)", lambda k: k["grid_import_kwh"], 1),
         row("grid export (kWh)", lambda k: k["grid_export_kwh"], 1),

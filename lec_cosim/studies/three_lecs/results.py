@@ -325,7 +325,8 @@ def kpis(scenario, settlement, grid, members, negotiation, p2p, graph, dt_h, wal
         "wall_time_s": float(wall_time_s),
     }
     if negotiation is not None and len(negotiation):
-        result.update({"iterations_total": int(negotiation["iterations"].sum()),
+        result.update({"negotiation_tol_kw": float(scenario.negotiation.tol_kw),
+                       "iterations_total": int(negotiation["iterations"].sum()),
                        "iterations_max": int(negotiation["iterations"].max()),
                        "negotiation_converged": bool(negotiation["converged"].all())})
     if p2p is not None and len(p2p):
