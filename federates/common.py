@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import itertools
 import json
 import os
 import sys
@@ -31,13 +30,14 @@ from lec_cosim.scenario import Scenario, load_scenario
 from lec_cosim.timing import TimingLog
 
 REQUEST_MARGIN_S = 1e-7
-_GRANTS = itertools.count(1)
+_GRANTS = [0]
+_GRANTS_LOCK = threading.Lock()
 
 
 def grants_so_far() -> int:
-    """Time requests this process's federates have made so far, all together (counting this call as one): what
-    bounds an in-process federation's use of HELICS's global time coordinator (lec_cosim.inproc)."""
-    return next(_GRANTS)
+    """Time requests this process's federates have made so far, all together: what bounds an in-process
+    federation's use of HELICS's global time coordinator (lec_cosim.inproc)."""
+    return _GRANTS[0]
 INJECTED_HANGS_END = threading.Event()
 """Fault injection: an injected hang (``inject_hang_at_s``) waits for this, which nothing sets in a run; a
 test of an in-process federation sets it to let the hung thread go once it has seen what the hang does."""
@@ -77,6 +77,8 @@ def _input_vector(ipt) -> list[float]:
     data, size = ffi.new(_DOUBLES, room + 1), ffi.new(_INT)
     lib.helicsInputGetVector(ipt.handle, data, room + 1, size, err)
     _raise_on(err)
+    if size[0] > room:  # more than HELICS said it holds: the vector may be cut short
+        raise HelicsException(f"[-4] a vector input of {room} values gave {size[0]} or more")
     return ffi.unpack(data, size[0])
 
 
@@ -196,7 +198,8 @@ class ValueInterface:
         """
         if wanted_s <= 0:
             return 0.0
-        next(_GRANTS)
+        with _GRANTS_LOCK:
+            _GRANTS[0] += 1
         return h.helicsFederateRequestTime(self.fed, wanted_s - REQUEST_MARGIN_S)
 
     def close(self) -> None:

@@ -1,8 +1,7 @@
 """LEC_EMS federate: one local energy community's energy-management system, in any of the three frameworks.
 
-Every hour it plans its batteries for the rest of the day (``lec_cosim.models.multi_lec_ems``) from
-their state of charge as the households measured it (the end of the hour before; the initial one in the
-first hour) within the DSO's latest limits and publishes the hour's set-points; how it plans is its strategy
+Every hour it plans its batteries for the rest of the day (``lec_cosim.models.multi_lec_ems``)
+within the DSO's latest limits and publishes the hour's set-points; how it plans is its strategy
 (the config's ``ems``, chosen by the plan for the framework):
 
 * ``plan_alone`` (decentralised): plans alone and sends its hourly position to the market platform;
@@ -62,23 +61,12 @@ class LecEms:
         self.import_limit = self.export_limit = self.record = None
         self.stale_limits = False
 
-    def read_soc(self, hour: int) -> None:
-        """Its batteries' state of charge from the households' last measurement (each grid step's end): what
-        they ran, which is not what it planned once a battery clips a set-point. None arrives before the
-        households' first step (a run's or an episode's first hour): the initial state then."""
-        if self.fed.port_updated("households.soc_kwh"):
-            measured = self.batteries.soc_kwh(self.members, self.fed.read_port("households.soc_kwh"))
-            self.soc_kwh[self.me] = measured[self.me]
-        elif hour > 0:
-            raise RuntimeError(f"{self.lec}: no state of charge from the households before hour {hour}")
-
     def reset(self) -> None:
         """A learning environment's next episode (``Federate.run_episodes``): the day's start again. The DSO's
         last limits of the episode before stay in the inputs: read now, they count only once the DSO has
         published again (a run's first hour has none)."""
         self.soc_kwh = 0.5 * self.batteries.energy_kwh
         self.import_limit = self.export_limit = self.record = None
-        self.fed.read_port("households.soc_kwh")  # the last episode's: the new one starts from the initial state
         if self.scenario.dso.limits:
             self.fed.read_port("import_limit_kw")
             self.fed.read_port("export_limit_kw")
@@ -125,6 +113,9 @@ class LecEms:
             "import_limit_kw": None if self.import_limit is None else float(self.import_limit[me]),
             "export_limit_kw": None if self.export_limit is None else float(self.export_limit[me]),
         }
+        # The households run the set-point exactly within the batteries' limits, which the plan
+        # respects; so the planned energy is the batteries' energy at the next hour's start.
+        self.soc_kwh[me] = float(plan["soc_kwh"][0])
 
     def send_position(self, hour: int) -> None:
         if self.on_platform:
@@ -149,7 +140,6 @@ class PlanAlone(LecEms):
 
     def plan_alone(self, hour: int) -> None:
         self.read_limits()
-        self.read_soc(hour)
         self.publish_hour(hour, solve_centralised(self.problem(hour, with_edges=False)).of_lec(self.me))
         self.send_position(hour)
 
@@ -172,7 +162,6 @@ class Negotiate(LecEms):
 
     def start_negotiation(self, hour: int) -> None:
         self.read_limits()
-        self.read_soc(hour)
         neg = self.scenario.negotiation
         self.agent = LecAgent(self.problem(hour, with_edges=True), self.me, rho_eur_per_kwh2=neg.rho_eur_per_kwh2,
                               tol_kw=neg.tol_kw, max_iterations=neg.max_iterations)
@@ -265,7 +254,6 @@ class RunMarket(LecEms):
     def send_caps(self, hour: int) -> None:
         p2p = self.scenario.p2p
         self.read_limits()
-        self.read_soc(hour)
         if self.import_limit is not None:
             lec_limit = float(self.import_limit[self.me])
         elif p2p.member_import_cap_kw is not None:

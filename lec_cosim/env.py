@@ -51,6 +51,16 @@ wrong grants from about 1e9 s with a 1 ms period)."""
 PROXY = "agent"
 
 
+def _grants_per_episode(scenario, length_s: float) -> int:
+    """The grants an episode of ``length_s`` takes, all federates together, from their declared schedules
+    (lec-cosim interface), with two for each schedule's wait between episodes (the recorder, which a long-lived
+    federation leaves out, counted too)."""
+    from lec_cosim.interface import federation_interface
+
+    return int(sum(math.ceil(length_s / period) + 2 for federate in federation_interface(scenario)["federates"]
+                   for period, _ in federate["schedule_s"]))
+
+
 def _scenario(scenario) -> Scenario:
     """A scenario, or its file read and validated."""
     return load_scenario(scenario) if isinstance(scenario, (str, Path)) else scenario
@@ -258,6 +268,7 @@ class _Play:
                  step_timeout_s: float = STEP_TIMEOUT_S, keep_episodes: int = 1, debug: bool = False, prepare=None,
                  federation: str = "long_lived", role_options: dict | None = None):
         from lec_cosim.checks import check_data
+        from lec_cosim.inproc import GLOBAL_TIME_GRANTS
 
         if federation not in ("long_lived", "per_episode"):
             raise ValueError(f"federation: 'long_lived' or 'per_episode', not {federation!r}")
@@ -287,12 +298,14 @@ class _Play:
         self.episode: AgentFederation | None = None
         self.episodes = 0
         # A long-lived federation coordinates time globally (lec_cosim.inproc: far fewer thread wake-ups a step)
-        # and is rebuilt before it makes GLOBAL_TIME_GRANTS grants, at an episode's start; episodes of more than
-        # a quarter of that budget (long horizons) run on distributed coordination instead. The count is the
-        # process's (grants_so_far): other federations of this process only make it rebuild sooner.
-        self.global_time = self.long_lived
+        # and is rebuilt, at an episode's start, before it makes GLOBAL_TIME_GRANTS grants. Episodes of more than
+        # a quarter of that budget (long horizons: from the federates' declared schedules, or as measured) run on
+        # distributed coordination instead, and so does every federation after one that stalled. The count is
+        # the process's (grants_so_far): other environments in this process make it rebuild sooner, or even
+        # give up global time (speed only).
+        self._episode_grants = _grants_per_episode(self.span, self.scenario.end_s) if self.long_lived else 0
+        self.global_time = self.long_lived and self._episode_grants <= GLOBAL_TIME_GRANTS / 4
         self._grants_at_build = self._grants_at_begin = 0
-        self._episode_grants = 0
         self.rng = np.random.default_rng()
         self.day: dt.date | None = None
         self.first = True
@@ -330,9 +343,14 @@ class _Play:
                 self.episode = AgentFederation(self.span, self.work_dir / f"federation_{self._federations:03d}",
                                                self.deadline, self.step_timeout_s, self.debug, self.prepare,
                                                long_lived=True, global_time=self.global_time)
-                self._grants_at_build = self._grants_at_begin = grants_so_far()
+                self._grants_at_build = grants_so_far()
             self._grants_at_begin = grants_so_far()
-            self.episode.begin((self.day - self.first_day).days * 86400.0, self.scenario.end_s)
+            try:
+                self.episode.begin((self.day - self.first_day).days * 86400.0, self.scenario.end_s)
+            except BaseException as exc:  # the federation is lost: the next reset builds another
+                self._stalled(exc)
+                self.end_episode()
+                raise
             return
         self.end_episode()
         run_dir = self.work_dir / f"episode_{self.episodes:06d}"
@@ -384,7 +402,8 @@ class _Play:
             self.roles.before_step(self._reads())
         try:
             self.episode.advance()
-        except BaseException:  # a federate's failure, a deadline, Ctrl-C: this episode is over
+        except BaseException as exc:  # a federate's failure, a deadline, Ctrl-C: this episode is over
+            self._stalled(exc)
             self.end_episode()
             raise
         self.first = False
@@ -414,7 +433,7 @@ class _Play:
 
     def _grants_run_out(self) -> bool:
         """Whether the long-lived federation, coordinating time globally, might pass GLOBAL_TIME_GRANTS in the
-        next episode (twice the largest episode yet; the federation's first counts what its build granted)."""
+        next episode (twice the largest episode yet, measured or estimated, from what it has granted so far)."""
         from federates.common import grants_so_far
         from lec_cosim.inproc import GLOBAL_TIME_GRANTS
 
@@ -424,6 +443,12 @@ class _Play:
             self.global_time = False  # episodes this long: the next federation coordinates time among its cores
             return True
         return self.episode.global_time and now - self._grants_at_build + 2 * self._episode_grants > GLOBAL_TIME_GRANTS
+
+    def _stalled(self, exc: BaseException) -> None:
+        """A federation on global time that stalled (HELICS's coordinator may have stopped granting): the next
+        ones coordinate time among their cores."""
+        if self.episode is not None and self.episode.global_time and getattr(exc, "stalled", False):
+            self.global_time = False
 
     def end_episode(self) -> None:
         if self.episode is not None:

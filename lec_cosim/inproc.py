@@ -43,11 +43,11 @@ import helics as h
 from lec_cosim.launch import FederationError
 
 START_TIMEOUT_S = 60.0
+"""A federation whose federates have not all entered executing mode by then is ended (a start-up hang)."""
 GLOBAL_TIME_GRANTS = 12_000
 """The most grants a ``global_time`` federation may make, all its federates together: HELICS 3.6.1's global
 time coordinator stopped granting after about 32,700 in a learning environment (its sequence counter
 overflows, GMLC-TDC/HELICS#2795)."""
-"""A federation whose federates have not all entered executing mode by then is ended (a start-up hang)."""
 _COUNTER = itertools.count(1)
 
 
@@ -139,8 +139,8 @@ class InprocFederation:
         # --globaltime: the broker grants every federate's time from one clock instead of the cores trading time
         # requests among the federates. In one process that traffic was the cost of a learning environment's
         # step: ~1,160 thread wake-ups (futex calls, a third of its CPU in the kernel) with the distributed
-        # coordination, ~200 with the global one; two environments side by side went from 156-181 to 203-266
-        # steps/s (benchmarks/env_throughput.py). Grants, values and messages are the same (six runs of every
+        # coordination, ~200 with the global one; two environments side by side went from 156-181 to 202-266
+        # steps/s (benchmarks/env_throughput.py, several runs on a noisy 2-core machine). Grants, values and messages are the same (six runs of every
         # kind gave byte-identical results). But HELICS 3.6.1's global coordinator stops granting once its
         # sequence counter overflows (GMLC-TDC/HELICS#2795, fixed by #2825 after that release): an environment
         # hung after about 32,700 grants. So only a caller that keeps a federation under GLOBAL_TIME_GRANTS

@@ -270,7 +270,7 @@ def test_dso_limits_reach_the_ems_plans_in_the_next_hour(decentralised_with_dso,
     lecs = read(decentralised_with_dso, "lecs.csv")
     assert np.isfinite(lecs["import_limit_kw"]).all() and (lecs["export_limit_kw"] >= 0).all()
     assert not np.isfinite(read(decentralised, "lecs.csv")["import_limit_kw"]).any()
-    records = records_of(decentralised_with_dso)
+    records = [json.loads(line) for line in (decentralised_with_dso / "ems_records.jsonl").read_text().splitlines()]
     per_hour = lecs.groupby(["step", "lec"])["export_limit_kw"].first()
     for r in records:
         if r["hour"] == 0:
@@ -282,59 +282,6 @@ def test_dso_limits_reach_the_ems_plans_in_the_next_hour(decentralised_with_dso,
     with_loop, without = summary(decentralised_with_dso)["kpis"], summary(decentralised)["kpis"]
     assert with_loop["losses_kwh"] > 0 and without["losses_kwh"] > 0
     assert with_loop["bus_violations"] <= without["bus_violations"]
-
-
-def records_of(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "ems_records.jsonl").read_text().splitlines()]
-
-
-def measured_soc_kwh(run_dir: Path) -> dict[tuple[str, int], float]:
-    """Each LEC's pooled batteries' state of charge at the end of each hour, as the households measured it
-    (members.csv, the hour's last grid step): those its LEC_EMS plans (home batteries too, but in p2p)."""
-    scenario = load_scenario(run_dir / "scenario.json")
-    members = members_from_scenario(scenario)
-    pooled = pooled_batteries(members, home_batteries=scenario.framework != "p2p").pooled
-    m = read(run_dir, "members.csv")
-    m = m[m["member"].isin(set(members.table["member"][pooled]))]
-    per_hour = int(round(3600 / scenario.grid_step_s))
-    ends = m[m["step"] % per_hour == per_hour - 1]
-    return {(lec, step // per_hour): soc for (lec, step), soc in ends.groupby(["lec", "step"])["soc_kwh"].sum().items()}
-
-
-def check_plans_start_from_the_measured_state_of_charge(run_dir: Path) -> list[float]:
-    """Every LEC_EMS's hour starts from what the households measured at the end of the hour before (the
-    initial half-full batteries in the first); returns how far each hour's end was from its plan, kWh."""
-    measured = measured_soc_kwh(run_dir)
-    gaps = []
-    for r in records_of(run_dir):
-        if r["hour"] > 0:  # members.csv has 1e-9 kWh
-            assert r["soc_start_kwh"] == pytest.approx(measured[(r["lec"], r["hour"] - 1)], abs=1e-7)
-        gaps.append(abs(measured[(r["lec"], r["hour"])] - r["planned_soc_kwh"]))
-    return gaps
-
-
-def test_ems_plans_start_from_the_state_of_charge_the_households_measured(run):
-    """Where no battery clips a set-point, the measurement is the plan (the shipped day)."""
-    assert max(check_plans_start_from_the_measured_state_of_charge(run)) < 1e-6
-
-
-def test_a_battery_that_clips_its_set_point_moves_the_next_plan(tmp_path, scenario_path):
-    """Home batteries of 2 kWh / 5 kW (0.4 hours) beside community batteries of two hours: the LEC_EMS splits its
-    pooled set-point in proportion to power, so the home batteries run full or empty first and the households
-    clip their share; the pool then holds less (more) than planned, and the next hour's plan starts from there
-    (measured: up to 5.8 kWh from the plan, 2026-12-06)."""
-    data = yaml.safe_load(scenario_path.read_text())
-    data["lecs"]["home_battery_kwh"] = 2
-    data["horizon_h"] = 12
-    variant = tmp_path / "small_home_batteries.yaml"
-    variant.write_text(yaml.safe_dump(data))
-    out = tmp_path / "run"
-    run_inproc(load_scenario(variant), out, timeout_s=300)
-    gaps = check_plans_start_from_the_measured_state_of_charge(out)
-    assert max(gaps) > 0.5
-    m = read(out, "members.csv")
-    homes = m[(m["kind"] == "household") & m["member"].isin(set(m.loc[m["soc_kwh"] > 0, "member"]))]
-    assert ((homes["soc_kwh"] < 1e-9) | (homes["soc_kwh"] > 2 - 1e-9)).any()  # a home battery ran empty or full
 
 
 # --- the topology, as read from the running federation -------------------------------------------
@@ -376,9 +323,8 @@ def test_distributed_has_no_supervisor_and_emss_talk_to_neighbours_only(negotiat
     expected = {(f"lec_ems_{a[3:]}", f"lec_ems_{b[3:]}") for a, b in neighbours}
     expected |= {(b, a) for a, b in expected}
     assert message_links(negotiated) == expected
-    # Nobody else sends anything to a LEC_EMS: no messages, and no values (without the DSO loop) but the
-    # households' measured state of charge.
-    assert {a for a, b in value_links(negotiated) if b in EMS} == {"households"}
+    # Nobody else sends anything to a LEC_EMS: no messages, and no values (without the DSO loop).
+    assert not any(b in EMS for _, b in value_links(negotiated))
     assert all(a in EMS for a, b in message_links(negotiated) if b in EMS)
     # Every proposal went to a neighbour as often as the negotiation iterated.
     total = read(negotiated, "negotiation.csv")["iterations"].sum()

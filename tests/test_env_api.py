@@ -182,6 +182,8 @@ def test_a_federate_that_hangs_ends_the_step_at_its_deadline(two_chps, tmp_path)
         with pytest.raises(FederationError) as stalled:
             env.step(env.action_space.low)  # hour 1: the DSO does not come back
         assert stalled.value.stalled and "did not play period 1 within 5 s" in str(stalled.value)
+        # a federation on global time that stalls may be HELICS's coordinator: the next coordinate among cores
+        assert env.play.global_time is False and env.play.episode is None
         release.join()
     finally:
         release.cancel()
@@ -255,14 +257,15 @@ def test_a_long_lived_federation_plays_each_episode_as_a_fresh_one(folder, tmp_p
     # HELICS 3.6.1's global time coordinator, which a long-lived federation uses, stops granting after some
     # 32,000 grants: the environment rebuilds its federation at an episode's start before a budget of grants
     # (lec_cosim.inproc.GLOBAL_TIME_GRANTS) runs out, and runs episodes of more than a quarter of the budget on
-    # distributed coordination. An episode here takes about 80 grants: a budget of 400 rebuilds the federation
-    # for the fifth episode, one of 200 turns global time off. The episodes stay those of a fresh federation.
-    for budget, global_time in ((400, True), (200, False)):
+    # distributed coordination. An episode here takes about 80 grants, 96 by the federates' schedules: a budget
+    # of 400 rebuilds the federation for the fourth episode (after three, 3 x 80 + 2 x 96 > 400), one of 200
+    # keeps it on distributed coordination from the start. The episodes stay those of a fresh federation.
+    for budget, global_time, federations in ((400, True, 2), (200, False, 1)):
         monkeypatch.setattr("lec_cosim.inproc.GLOBAL_TIME_GRANTS", budget)
         rebuilt = LecParallelEnv(played, days=days, work_dir=tmp_path / f"budget{budget}")
         try:
             traces = [play(rebuilt, day)[0] for day in ("2016-05-27", "2016-05-26") * 3]
-            assert rebuilt.play._federations >= 2 and rebuilt.play.global_time == global_time, budget
+            assert rebuilt.play._federations == federations and rebuilt.play.global_time == global_time, budget
             assert rebuilt.play.episode.federation.global_time == global_time
         finally:
             rebuilt.close()

@@ -33,37 +33,27 @@ from lec_cosim.studies.three_lecs.wiring import (
 )
 
 
-SOC = "mlec/households/soc_kwh"
-
-
-def run_decentralised_ems(tmp_path, changes: dict, measure=None):
+def run_decentralised_ems(tmp_path, changes: dict):
     """lec1's LEC_EMS (decentralised) over the horizon of the scenario variant ``changes``.
 
-    Test federates play the platform (answering every position), the households (measuring lec1's pooled
-    batteries at each hour's end: ``measure(hour, planned_soc_kwh)``, by default what the LEC_EMS planned, as
-    when no battery clips) and an observer of the set-points and records. Returns the scenario, the platform's
-    answers and, per hour, the position received, the set-points (pooled charge, curtailment), the record and
-    the state of charge measured at its end.
+    Test federates play the platform (answering every position) and an observer of the
+    set-points and records. Returns the scenario, the platform's answers and, per hour, the
+    position received, the set-points (pooled charge, curtailment) and the record.
     """
     scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_three_lecs", changes))
-    members = members_from_scenario(scenario)
-    community_battery = list(members.table["member"]).index("lec1_battery")
     hours = int(scenario.horizon_h)
-    positions, answers_sent, setpoints, records, measured = {}, {}, {}, {}, {}
-    with federate_under_test("lec_ems_1", scenario, tmp_path / "run", 3) as port:
+    positions, answers_sent, setpoints, records = {}, {}, {}, {}
+    with federate_under_test("lec_ems_1", scenario, tmp_path / "run", 2) as port:
         platform = TestFederate("platform", port, period=3600.0, offset=PLATFORM_OFFSET_S,
                                 endpoints=[PLATFORM_ENDPOINT])
-        households = TestFederate("households", port, period=3600.0, offset=HOUSEHOLDS_OFFSET_S,
-                                  publications=[(SOC, "vector")], subscriptions=[("mlec/lec1/ems/record", "string")])
         observer = TestFederate("observer", port, period=3600.0, offset=RECORDER_OFFSET_S,
                                 subscriptions=[("mlec/lec1/ems/pooled_charge_kw", "double"),
                                                ("mlec/lec1/ems/curtail_kw", "double"),
                                                ("mlec/lec1/ems/record", "string")])
-        enter_all(platform, households, observer)
+        enter_all(platform, observer)
         for hour in range(hours):
             start = hour * 3600.0
             observer.request(start)
-            households.request(start)
             platform.arrive(start)
             [(source, position)] = platform.receive(PLATFORM_ENDPOINT)
             assert source == ems_endpoint("lec1") and position["hour"] == hour
@@ -71,28 +61,20 @@ def run_decentralised_ems(tmp_path, changes: dict, measure=None):
             answers_sent[hour] = {"hour": hour, "lec": "lec1", "bought_kwh": 1.5, "sold_kwh": 0.0, "payment_eur": 0.15}
             platform.send(PLATFORM_ENDPOINT, ems_endpoint("lec1"), answers_sent[hour])
             platform.request(start + 3600.0)  # a test federate idle between requests would hold the EMS back
-            households.arrive(start)
-            planned = households.json_value("mlec/lec1/ems/record")["planned_soc_kwh"]
-            measured[hour] = planned if measure is None else measure(hour, planned)
-            soc = np.zeros(len(members.table))  # all of lec1's pooled energy in its community battery: its sum
-            soc[community_battery] = measured[hour]
-            households.publish(SOC, soc)
             observer.arrive(start)
             setpoints[hour] = (observer.value("mlec/lec1/ems/pooled_charge_kw"), observer.value("mlec/lec1/ems/curtail_kw"))
             records[hour] = observer.json_value("mlec/lec1/ems/record")
         observer.close()
-        households.close()
         platform.granted()
         platform.close()
-    return scenario, answers_sent, positions, setpoints, records, measured
+    return scenario, answers_sent, positions, setpoints, records
 
 
-def check_against_in_process_plans(scenario, answers_sent, positions, setpoints, records, measured):
-    """Every hour's set-points, position and record are the first hour of lec1's rest-of-day plan from the state
-    of charge measured at the end of the hour before."""
+def check_against_in_process_plans(scenario, answers_sent, positions, setpoints, records):
+    """Every hour's set-points, position and record are the first hour of lec1's rest-of-day plan."""
     members = members_from_scenario(scenario)
     batteries = pooled_batteries(members, home_batteries=True)
-    soc = 0.5 * batteries.energy_kwh  # the day starts at 50 %; then where the households measured it
+    soc = 0.5 * batteries.energy_kwh  # the day starts at 50 %; then where the last hour's plan ended
     for hour in range(int(scenario.horizon_h)):
         plan = solve_centralised(rest_of_day_problem(members, scenario, first_hour=hour, soc_kwh=soc,
                                                      batteries=batteries, with_edges=False, only_lec=0))
@@ -104,7 +86,7 @@ def check_against_in_process_plans(scenario, answers_sent, positions, setpoints,
         assert r["planned_soc_kwh"] == pytest.approx(plan.soc_kwh[0, 0], abs=1e-6)
         assert r["platform"] == answers_sent[hour]
         soc = soc.copy()
-        soc[0] = measured[hour]
+        soc[0] = plan.soc_kwh[0, 0]
     # No DSO loop in this scenario: the EMS planned without limits.
     assert records[0]["import_limit_kw"] is None
 
@@ -112,21 +94,6 @@ def check_against_in_process_plans(scenario, answers_sent, positions, setpoints,
 @pytest.mark.timeout(180)
 def test_ems_plans_the_rest_of_the_day_every_hour_and_settles_on_the_platform(tmp_path):
     check_against_in_process_plans(*run_decentralised_ems(tmp_path, {"horizon_h": 3}))
-
-
-@pytest.mark.timeout(180)
-def test_ems_plans_from_the_measured_state_of_charge_not_its_own_plan(tmp_path):
-    """The households measure lec1's pooled batteries 7 kWh below the plan at the end of hour 0 (a battery
-    clipped its set-point) and 3 kWh above at the end of hour 1: the next hour's plan starts from there."""
-    shift = {0: -7.0, 1: 3.0}
-    observed = run_decentralised_ems(tmp_path, {"horizon_h": 3}, measure=lambda hour, planned: planned + shift.get(
-        hour, 0.0))
-    records, measured = observed[4], observed[5]
-    for hour in (1, 2):
-        assert records[hour]["soc_start_kwh"] == pytest.approx(records[hour - 1]["planned_soc_kwh"] + shift[hour - 1],
-                                                               abs=1e-9)
-        assert records[hour]["soc_start_kwh"] == pytest.approx(measured[hour - 1], abs=1e-12)
-    check_against_in_process_plans(*observed)
 
 
 @pytest.mark.timeout(180)
@@ -143,7 +110,7 @@ def test_ems_charges_off_peak_for_the_first_peak_hour(tmp_path):
     at 9. (Which off-peak hours charge is the tie-break's choice: it evens the imports out.)
     """
     observed = run_decentralised_ems(tmp_path, {"horizon_h": 10, "start": "2016-01-15T00:00:00"})
-    scenario, _, positions, setpoints, records, _ = observed
+    scenario, _, positions, setpoints, records = observed
     members = members_from_scenario(scenario)
     retail, _ = hourly_tariffs(members, scenario.tariff.scheme, scenario.tariff.feed_in_eur_per_kwh)
     assert retail == pytest.approx([0.1023] * 9 + [0.1924])
@@ -180,8 +147,7 @@ def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
               1: {m: 0.5 for m in homes}}
     caps, results, records, positions = {}, {}, {}, {}
     with federate_under_test("lec_ems_2", scenario, tmp_path / "run", 3) as port:
-        hems = TestFederate("hems", port, period=MS_PERIOD_S, offset=0.0, publications=[(SOC, "vector")],
-                            subscriptions=[("mlec/lec2/ems/record", "string")],
+        hems = TestFederate("hems", port, period=MS_PERIOD_S, offset=0.0,
                             endpoints=[member_endpoint(m) for m in homes])
         platform = TestFederate("platform", port, period=3600.0, offset=PLATFORM_OFFSET_S,
                                 endpoints=[PLATFORM_ENDPOINT])
@@ -209,9 +175,6 @@ def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
             hems.arrive(start + HOUSEHOLDS_OFFSET_S)
             for m in homes:
                 [(_, results[hour, m])] = hems.receive(member_endpoint(m))
-            soc = np.zeros(len(table))  # the community battery as planned (the members' are their HEMS's)
-            soc[list(table["member"]).index("lec2_battery")] = hems.json_value("mlec/lec2/ems/record")["planned_soc_kwh"]
-            hems.publish(SOC, soc)
             observer.arrive(start)
             records[hour] = observer.json_value("mlec/lec2/ems/record")
         observer.close()

@@ -51,9 +51,7 @@ def test_every_port_a_program_uses_is_in_its_config_and_every_target_is_an_endpo
     # the ports the programs name, by framework
     ems = feds["lec_ems_2"]["lec_cosim"]
     assert set(ems["ports"]["out"]) == {"pooled_charge_kw", "curtail_kw", "record"}
-    assert set(ems["ports"]["in"]) == {"households.soc_kwh", "import_limit_kw", "export_limit_kw"}
-    assert ems["ports"]["in"]["households.soc_kwh"]["key"] == feds["households"]["lec_cosim"]["ports"]["out"][
-        "soc_kwh"]["key"]  # it plans from what the households measured
+    assert set(ems["ports"]["in"]) == {"import_limit_kw", "export_limit_kw"}
     assert {"plan_offset_s", "clear_offset_s", "settle_offset_s", "admm_slot_s"} <= set(ems)
     # the framework's design, the one place the frameworks differ: the strategy and who bids
     strategy = {"decentralised": "plan_alone", "distributed": "negotiate", "p2p": "run_market"}[framework]

@@ -33,8 +33,6 @@ class Settings(_Settings):
 
 
 PORTS = (
-    Port("households.soc_kwh", "in", "vector", "kWh", "every member's battery's state of charge as the households "
-         "measured it (the end of each grid step): it plans its own LEC's pooled batteries from it"),
     Port("import_limit_kw", "in", "vector", "kW", "the DSO's import limit per LEC (with dso.limits)", optional=True),
     Port("export_limit_kw", "in", "vector", "kW", "the DSO's export limit per LEC (with dso.limits)", optional=True),
     Port("ems", "endpoint", "message", None, "where the platform's answers and neighbours' proposals arrive",

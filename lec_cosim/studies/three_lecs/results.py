@@ -321,7 +321,7 @@ def kpis(scenario, settlement, grid, members, negotiation, p2p, graph, dt_h, wal
         "planned_limit_excess_kwh": float(settlement["planned_limit_excess_kwh"].sum()),
         "messages": int(sum(m["count"] for m in messages)),
         "message_links": len(messages),
-        "iterations_total": None, "iterations_max": None, "negotiation_converged": None,
+        "negotiation_tol_kw": None, "iterations_total": None, "iterations_max": None, "negotiation_converged": None,
         "wall_time_s": float(wall_time_s),
     }
     if negotiation is not None and len(negotiation):

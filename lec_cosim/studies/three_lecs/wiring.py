@@ -269,8 +269,6 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                  + [Signal(f"mlec/grid/{v}", "vector", port=v) for v in GRID_VECTORS])
     limits = [s for s in grid_pubs if s.port in ("import_limit_kw", "export_limit_kw")]
     household_pubs = [Signal(f"mlec/households/{v}", "vector", port=v) for v in HOUSEHOLD_VECTORS]
-    # every LEC_EMS plans from the batteries' state of charge the households measured
-    measured_soc = [dataclasses.replace(s, port=f"households.{s.port}") for s in household_pubs if s.port == "soc_kwh"]
     plans = []
     all_ems = []
     agents = list(scenario.agents)  # p2p only (the scenario's check)
@@ -289,7 +287,7 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         if design.members_bid:
             targets["members"] = {m: member_endpoint(m) for m in homes}
         plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", design.ems_period_s, 0.0, pubs,
-                                  measured_soc + (list(limits) if scenario.dso.limits else []), list(ports.values()),
+                                  list(limits) if scenario.dso.limits else [], list(ports.values()),
                                   {"lec": lec, "on_platform": lec in on_platform, "ems": design.ems,
                                    "members_bid": design.members_bid,
                                    **({"pool": pools.ems_pool} if design.members_bid else {}), **EMS_SETTINGS},
@@ -318,7 +316,8 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         hems_targets["pool"] = {lec: pool_operator_endpoint(lec) for lec in lecs}
     actions = [Signal(f"mlec/agent/{m}/battery_kw", port=f"{m}.action") for m in agents]
     if agents:
-        observed = (measured_soc
+        observed = ([dataclasses.replace(s, port=f"households.{s.port}") for s in household_pubs
+                     if s.port == "soc_kwh"]
                     + [s for s in all_ems if s.port in {f"{lec}.record" for lec in agent_lecs}]
                     + _of_each(agent_lecs, member_caps_signal))
         plans.append(FederatePlan("agent", "federates.agent", scenario.market_step_s, AGENT_OFFSET_S, actions,
