@@ -114,7 +114,8 @@ class LecEms:
             "export_limit_kw": None if self.export_limit is None else float(self.export_limit[me]),
         }
         # The households run the set-point exactly within the batteries' limits, which the plan
-        # respects; so the planned energy is the batteries' energy at the next hour's start.
+        # respects; so the planned energy is the batteries' energy at the next hour's start, unless a
+        # battery clips its share of the pooled set-point (docs/design/frameworks.md: measured, not used).
         self.soc_kwh[me] = float(plan["soc_kwh"][0])
 
     def send_position(self, hour: int) -> None:

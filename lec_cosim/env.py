@@ -54,7 +54,8 @@ PROXY = "agent"
 def _grants_per_episode(scenario, length_s: float) -> int:
     """The grants an episode of ``length_s`` takes, all federates together, from their declared schedules
     (lec-cosim interface), with two for each schedule's wait between episodes (the recorder, which a long-lived
-    federation leaves out, counted too)."""
+    federation leaves out, counted too). Slots a federate does not declare (a negotiation's ADMM iterations) are
+    not counted: no environment runs one today; the measured count would catch them after an episode."""
     from lec_cosim.interface import federation_interface
 
     return int(sum(math.ceil(length_s / period) + 2 for federate in federation_interface(scenario)["federates"]

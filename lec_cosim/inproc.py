@@ -139,11 +139,11 @@ class InprocFederation:
         # --globaltime: the broker grants every federate's time from one clock instead of the cores trading time
         # requests among the federates. In one process that traffic was the cost of a learning environment's
         # step: ~1,160 thread wake-ups (futex calls, a third of its CPU in the kernel) with the distributed
-        # coordination, ~200 with the global one; two environments side by side went from 156-181 to 202-266
-        # steps/s (benchmarks/env_throughput.py, several runs on a noisy 2-core machine). Grants, values and messages are the same (six runs of every
-        # kind gave byte-identical results). But HELICS 3.6.1's global coordinator stops granting once its
-        # sequence counter overflows (GMLC-TDC/HELICS#2795, fixed by #2825 after that release): an environment
-        # hung after about 32,700 grants. So only a caller that keeps a federation under GLOBAL_TIME_GRANTS
+        # coordination, ~200 with the global one; two environments side by side went from 156-181 to 202-232
+        # steps/s (benchmarks/env_throughput.py, runs on a noisy 2-core machine). Grants, values and messages
+        # are the same (six runs of every kind gave byte-identical results). But HELICS 3.6.1's global
+        # coordinator stops granting once its sequence counter overflows (GMLC-TDC/HELICS#2795, fixed by #2825
+        # after that release): an environment hung after about 32,700 grants. So only a caller that keeps a federation under GLOBAL_TIME_GRANTS
         # grants asks for it (lec_cosim.env rebuilds its long-lived federation in time). Over ZMQ between
         # processes it is no gain anyway: each grant then waits on the broker's round trips (a week's run went
         # from 13 s to over 2 min).
