@@ -143,10 +143,10 @@ class InprocFederation:
         # steps/s (benchmarks/env_throughput.py, runs on a noisy 2-core machine). Grants, values and messages
         # are the same (six runs of every kind gave byte-identical results). But HELICS 3.6.1's global
         # coordinator stops granting once its sequence counter overflows (GMLC-TDC/HELICS#2795, fixed by #2825
-        # after that release): an environment hung after about 32,700 grants. So only a caller that keeps a federation under GLOBAL_TIME_GRANTS
-        # grants asks for it (lec_cosim.env rebuilds its long-lived federation in time). Over ZMQ between
-        # processes it is no gain anyway: each grant then waits on the broker's round trips (a week's run went
-        # from 13 s to over 2 min).
+        # after that release): an environment hung after about 32,700 grants. So only a caller that keeps a
+        # federation under GLOBAL_TIME_GRANTS grants asks for it (lec_cosim.env rebuilds its long-lived
+        # federation in time). Over ZMQ between processes it is no gain anyway: each grant then waits on the
+        # broker's round trips (a week's run went from 13 s to over 2 min).
         options = f"-f{len(self.configs)} --name={self.name} --consoleloglevel=no_print"
         self._broker = h.helicsCreateBroker("inproc", self.name, options + (" --globaltime" if self.global_time
                                                                             else ""))
