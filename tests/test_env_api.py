@@ -260,16 +260,17 @@ def test_a_long_lived_federation_plays_each_episode_as_a_fresh_one(folder, tmp_p
     # distributed coordination. An episode here takes about 80 grants, 96 by the federates' schedules: a budget
     # of 400 rebuilds the federation for the fourth episode (after three, 3 x 80 + 2 x 96 > 400), one of 200
     # keeps it on distributed coordination from the start. The episodes stay those of a fresh federation.
-    for budget, global_time, federations in ((400, True, 2), (200, False, 1)):
+    for budget, global_time, federations, rounds in ((400, True, 2, 3), (200, False, 1, 1)):
         monkeypatch.setattr("lec_cosim.inproc.GLOBAL_TIME_GRANTS", budget)
         rebuilt = LecParallelEnv(played, days=days, work_dir=tmp_path / f"budget{budget}")
         try:
-            traces = [play(rebuilt, day)[0] for day in ("2016-05-27", "2016-05-26") * 3]
+            traces = [play(rebuilt, day)[0] for day in ("2016-05-27", "2016-05-26") * rounds]
             assert rebuilt.play._federations == federations and rebuilt.play.global_time == global_time, budget
             assert rebuilt.play.episode.federation.global_time == global_time
         finally:
             rebuilt.close()
-        for trace, expected in zip(traces, (second, third) * 3):
+        assert len(traces) == 2 * rounds
+        for trace, expected in zip(traces, (second, third) * rounds):
             np.testing.assert_array_equal(trace, expected)
 
 
