@@ -147,7 +147,6 @@ class AgentFederation:
         # one core for all: the federates of an env act in turn, and a grant through one core's thread is quicker
         self.federation = InprocFederation(scenario, run_dir, outside=(PROXY,), debug=debug, transform=transform,
                                            shared_core=True, global_time=global_time)
-        self.global_time = global_time
         if prepare is not None:  # tests: change the written federation (arm a fault) before it starts
             prepare(self.run_dir)
         self.federation.start()
@@ -443,12 +442,13 @@ class _Play:
         if self.global_time and self._episode_grants > GLOBAL_TIME_GRANTS / 4:
             self.global_time = False  # episodes this long: the next federation coordinates time among its cores
             return True
-        return self.episode.global_time and now - self._grants_at_build + 2 * self._episode_grants > GLOBAL_TIME_GRANTS
+        budget_left = GLOBAL_TIME_GRANTS - (now - self._grants_at_build)
+        return self.episode.federation.global_time and 2 * self._episode_grants > budget_left
 
     def _stalled(self, exc: BaseException) -> None:
         """A federation on global time that stalled (HELICS's coordinator may have stopped granting): the next
         ones coordinate time among their cores."""
-        if self.episode is not None and self.episode.global_time and getattr(exc, "stalled", False):
+        if self.episode is not None and self.episode.federation.global_time and getattr(exc, "stalled", False):
             self.global_time = False
 
     def end_episode(self) -> None:
