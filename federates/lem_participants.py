@@ -22,10 +22,10 @@ from lec_cosim.models.lem_community import (
     community_from_scenario,
     period_orders,
     read_learned_bids,
-    settle_period,
+    settle_members,
     truthful_bids,
 )
-from lec_cosim.models.lem_orders import agent_chp_orders, agent_household_orders
+from lec_cosim.models.lem_orders import agent_chp_orders, agent_household_orders, household_orders
 
 
 def build(fed: Federate):
@@ -58,11 +58,19 @@ def build(fed: Federate):
     chp_kw_now = np.zeros(len(members))
     played = set(options.agent_players)  # their offers come from the agent proxy
 
+    # the households that follow their rule bid all at once (lem_orders.household_orders)
+    ruled = [j for j, name in enumerate(members) if kinds[j] != "chp" and name not in played]
+    ruled_names, ruled_kinds = [members[j] for j in ruled], kinds[ruled]
+
     def send_orders(period: int) -> None:
         hour = period % 24
         book = {}
+        by_rule = dict(zip(ruled_names, household_orders(ruled_names, ruled_kinds, load_kwh[ruled, period],
+                                                         pv_kwh[ruled, period], hour, scheme)))
         for j, name in enumerate(members):
-            if name in played:
+            if name in by_rule:
+                orders = by_rule[name]
+            elif name in played:
                 if not fed.port_updated(f"{name}.action"):
                     raise RuntimeError(f"{name}: no offer from its agent for hour {period}")
                 price, amount = fed.read_port(f"{name}.action")  # a CHP's quantity (kWh), a household's share
@@ -86,8 +94,6 @@ def build(fed: Federate):
         return messages[0][1]
 
     def settle(period: int) -> None:
-        hour = period % 24
-        rows = []
         results = None
         if lem and shared:
             answer = result_of(period, shared, fed.name)
@@ -96,21 +102,20 @@ def build(fed: Federate):
             missing = [name for name in members if name not in results]
             if missing:
                 raise RuntimeError(f"{fed.name}: no market result for {', '.join(missing)} in hour {period}")
+        bought, sold = np.zeros(len(members)), np.zeros(len(members))
+        price = None
         for j, name in enumerate(members):
-            price, bought, sold = None, 0.0, 0.0
             if lem:
                 result = results[name] if shared else result_of(period, endpoint[name], name)
-                price = result["price_eur_per_kwh"]
-                bought = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "buy")
-                sold = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "sell")
-            st = settle_period(kinds[j], load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour=hour,
-                               scheme=scheme, lem_enabled=lem, price_eur_per_kwh=price, bought_kwh=bought,
-                               sold_kwh=sold, b_eur_per_kwh=b)
-            rows.append([getattr(st, v) for v in settlement_vectors])
-            chp_kw_now[j] = st.chp_kwh / (period_s / 3600.0)
-        table = np.array(rows)
-        for col, v in enumerate(settlement_vectors):
-            fed.publish_port(v, table[:, col])
+                price = result["price_eur_per_kwh"]  # the same for all: a uniform-price pool
+                bought[j] = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "buy")
+                sold[j] = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "sell")
+        st = settle_members(kinds, load_kwh[:, period], pv_kwh[:, period], chp_cap, hour=period % 24, scheme=scheme,
+                            lem_enabled=lem, price_eur_per_kwh=price, bought_kwh=bought, sold_kwh=sold,
+                            b_eur_per_kwh=b)
+        chp_kw_now[:] = st["chp_kwh"] / (period_s / 3600.0)
+        for v in settlement_vectors:
+            fed.publish_port(v, st[v])
 
     def dispatch(step: int) -> None:
         if step % steps_per_period == 0:

@@ -377,3 +377,35 @@ def test_lem_day_validation():
         LemDay([[-1.0]], [[1.0]], [[1.0]], [10.0])
     with pytest.raises(ValueError, match="bids"):
         day_profit(tiny_day(), np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("scheme, hour", [("plain", 4), ("bihourly", 10), ("bihourly", 23)])
+def test_households_bid_at_once_as_each_would_alone(scheme, hour):
+    """``household_orders`` (what the participants' federate bids with): for every household the orders of
+    ``consumer_orders`` / ``prosumer_orders`` to the last digit: short, long and balanced prosumers, consumers with
+    and without load."""
+
+    from lec_cosim.models.lem_orders import household_orders
+
+    rng = np.random.default_rng(7)
+    n = 30
+    kinds = rng.choice(["consumer", "prosumer"], n)
+    load = rng.choice([0.0, 0.35, 1.1, 2.7], n)
+    pv = rng.choice([0.0, 0.35, 1.1, 4.2], n)
+    names = [f"LOAD{j}" for j in range(n)]
+    many = household_orders(names, kinds, load, pv, hour, scheme)
+    assert len(many) == n
+    for j in range(n):
+        alone = (consumer_orders(names[j], load[j], hour, scheme) if kinds[j] == "consumer"
+                 else prosumer_orders(names[j], load[j], pv[j], hour, scheme))
+        assert many[j] == alone, (j, kinds[j], load[j], pv[j])
+        for a, b in zip(many[j], alone):
+            assert (a.price_eur_per_kwh, a.quantity_kwh) == (b.price_eur_per_kwh, b.quantity_kwh)
+    assert sum(len(o) for o in many) > n // 2  # the case is not empty
+    with pytest.raises(ValueError, match="pv_kwh"):
+        household_orders(["a"], ["prosumer"], [1.0], [-0.5], hour, scheme)
+    with pytest.raises(ValueError, match="load_kwh"):
+        household_orders(["a"], ["consumer"], [float("nan")], [0.0], hour, scheme)
+    with pytest.raises(ValueError, match="household kind"):
+        household_orders(["a"], ["chp"], [1.0], [0.0], hour, scheme)
+    assert household_orders(["a"], ["consumer"], [1.0], [float("nan")], hour, scheme)[0][0].quantity_kwh == 1.0

@@ -189,3 +189,37 @@ def test_one_cleared_hour_settles_every_kind_by_hand(hour, retail):
     pool_paid = sum(st.lem_bought_kwh for st in settled.values()) * cleared.price_eur_per_kwh
     pool_earned = sum(st.lem_sold_kwh for st in settled.values()) * cleared.price_eur_per_kwh
     assert pool_paid == pytest.approx(pool_earned, abs=1e-12)
+
+
+# --- many participants at once -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lem, price", [(True, 0.1), (True, None), (False, None)])
+@pytest.mark.parametrize("scheme, hour", [("plain", 5), ("bihourly", 12)])
+def test_settling_many_at_once_gives_each_ones_numbers_to_the_bit(lem, price, scheme, hour):
+    """``settle_members`` is what the participants' federate settles with: every field of every participant equal
+    to ``settle_period``'s for that participant alone, bit for bit and sign of zero included (a balanced prosumer's
+    surplus is -0.0 in Python's ``max``), over consumers, prosumers short and long, balanced ones and CHPs."""
+    import numpy as np
+
+    from lec_cosim.models.lem_community import PeriodSettlement, settle_members
+
+    rng = np.random.default_rng(3)
+    n = 40
+    kinds = rng.choice(["consumer", "prosumer", "chp"], n)
+    load = rng.choice([0.0, 0.7, 1.3, 2.25], n) * (kinds != "chp")
+    pv = np.where(kinds == "prosumer", rng.choice([0.0, 0.7, 1.3, 3.1], n), 0.0)
+    balanced = np.flatnonzero((kinds == "prosumer") & (load > 0))[:3]
+    pv[balanced] = load[balanced]
+    chp = np.where(kinds == "chp", rng.choice([5.0, 10.0], n), 0.0)
+    bought = np.where(lem, rng.uniform(0, 1, n) * np.maximum(load - pv, 0), 0.0)
+    sold = np.where(lem, rng.uniform(0, 1, n) * np.maximum(pv - load, 0) + (kinds == "chp") * chp * 0.5, 0.0)
+    many = settle_members(kinds, load, pv, chp, hour=hour, scheme=scheme, lem_enabled=lem, price_eur_per_kwh=price,
+                          bought_kwh=bought, sold_kwh=sold)
+    assert set(many) == set(PeriodSettlement.__dataclass_fields__)
+    for j in range(n):
+        one = settle_period(kinds[j], load[j], pv[j], chp[j], hour=hour, scheme=scheme, lem_enabled=lem,
+                            price_eur_per_kwh=price, bought_kwh=bought[j], sold_kwh=sold[j])
+        for field, values in many.items():
+            expected = float(getattr(one, field))
+            assert values[j] == expected and np.signbit(values[j]) == np.signbit(expected), (j, kinds[j], field)

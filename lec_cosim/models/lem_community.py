@@ -325,3 +325,42 @@ def settle_period(kind: str, load_kwh: float, pv_kwh: float, chp_kw: float, *, h
     return PeriodSettlement(bought_kwh, sold_kwh, grid_import, grid_export, 0.0,
                             price * bought_kwh + retail * grid_import,
                             price * sold_kwh + FEED_IN_EUR_PER_KWH * grid_export)
+
+
+def _python_max(a, b):
+    """``max(a, b)`` of Python element by element: ``a`` unless ``b`` is greater. (``np.maximum`` returns +0.0
+    for (-0.0, 0.0) where Python returns -0.0: a results file would then differ in a sign of zero.)"""
+    return np.where(b > a, b, a)
+
+
+def settle_members(kinds, load_kwh, pv_kwh, chp_kw, *, hour: int, scheme: str, lem_enabled: bool,
+                   price_eur_per_kwh: float | None, bought_kwh, sold_kwh,
+                   b_eur_per_kwh: float = 0.20) -> dict[str, np.ndarray]:
+    """:func:`settle_period` for many participants of one hour at once: one array per field of
+    :class:`PeriodSettlement`, the participants' numbers to the last bit (the same operations on each, in numpy).
+
+    Parameters
+    ----------
+    kinds, load_kwh, pv_kwh, chp_kw, bought_kwh, sold_kwh : array_like
+        One value per participant (``kinds`` of ``consumer``, ``prosumer``, ``chp``; as in :func:`settle_period`,
+        any kind but ``chp`` settles as a household).
+    """
+    kinds = np.asarray(kinds)
+    load, pv = np.asarray(load_kwh, dtype=float), np.asarray(pv_kwh, dtype=float)
+    bought, sold = np.asarray(bought_kwh, dtype=float), np.asarray(sold_kwh, dtype=float)
+    retail = retail_tariff_eur_per_kwh(hour, scheme)
+    price = 0.0 if price_eur_per_kwh is None else float(price_eur_per_kwh)
+    net = load - pv
+    need, surplus = _python_max(net, 0.0), _python_max(-net, 0.0)
+    out = {"lem_bought_kwh": bought.copy(), "lem_sold_kwh": sold.copy(),
+           "grid_import_kwh": _python_max(need - bought, 0.0), "grid_export_kwh": _python_max(surplus - sold, 0.0),
+           "chp_kwh": np.zeros(len(kinds))}
+    out["cost_eur"] = price * bought + retail * out["grid_import_kwh"]
+    out["income_eur"] = price * sold + FEED_IN_EUR_PER_KWH * out["grid_export_kwh"]
+    for j in np.flatnonzero(kinds == "chp"):  # few, and their cost is a function of its own
+        st = settle_period("chp", load[j], pv[j], chp_kw[j], hour=hour, scheme=scheme, lem_enabled=lem_enabled,
+                           price_eur_per_kwh=price_eur_per_kwh, bought_kwh=bought[j], sold_kwh=sold[j],
+                           b_eur_per_kwh=b_eur_per_kwh)
+        for field, values in out.items():
+            values[j] = getattr(st, field)
+    return out

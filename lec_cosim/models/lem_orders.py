@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from lec_cosim.models.auction import Order
 from lec_cosim.models.chp_cost import CHP_B_EUR_PER_KWH, chp_bid_floor_eur_per_kwh
 from lec_cosim.models.tariffs import FEED_IN_EUR_PER_KWH, retail_tariff_eur_per_kwh
@@ -51,6 +53,35 @@ def prosumer_orders(name: str, load_kwh: float, pv_kwh: float, hour: int, scheme
     if net < 0:
         return [Order(name, "sell", FEED_IN_EUR_PER_KWH, -net)]
     return []
+
+
+def household_orders(names, kinds, load_kwh, pv_kwh, hour: int, scheme: str = "plain") -> list[list[Order]]:
+    """:func:`consumer_orders` and :func:`prosumer_orders` of many households for one hour at once, the same orders
+    to the last digit: one list per household, in the order of ``names``.
+
+    Parameters
+    ----------
+    names, kinds : sequence of str
+        The households and their kinds (``consumer`` or ``prosumer``).
+    load_kwh, pv_kwh : array_like
+        Their load and PV of the hour, kWh, finite and >= 0 (a consumer's PV is not read).
+    """
+    kinds = np.asarray(kinds)
+    unknown = sorted(set(kinds.tolist()) - {"consumer", "prosumer"})
+    if unknown:
+        raise ValueError(f"not a household kind: {unknown}")
+    load, pv = np.asarray(load_kwh, dtype=float), np.asarray(pv_kwh, dtype=float)
+    everyone = np.ones(len(kinds), dtype=bool)
+    for what, values, read in (("load_kwh", load, everyone), ("pv_kwh", pv, kinds == "prosumer")):
+        bad = read & ~(np.isfinite(values) & (values >= 0))
+        if bad.any():
+            _kwh(values[np.argmax(bad)], what)  # raises, as for one household
+    retail = retail_tariff_eur_per_kwh(hour, scheme)
+    orders = []
+    for name, net in zip(names, np.where(kinds == "consumer", load, load - pv).tolist()):
+        orders.append([Order(name, "buy", retail, net)] if net > 0 else
+                      [Order(name, "sell", FEED_IN_EUR_PER_KWH, -net)] if net < 0 else [])
+    return orders
 
 
 def chp_orders(
