@@ -11,7 +11,10 @@ within the DSO's latest limits and publishes the hour's set-points; how it plans
   LEC's pool, plans the community battery around their plans and sends the LEC's position to the
   platform. Who clears the pool is its pool strategy (the config's ``pool``): ``clear_orders``, the
   LEC_EMS itself, or ``settle_book``, the LEC's pool operator (the local market's component
-  ``federates/lem_market.py``), whose book arrives at the ``market`` endpoint with the members' plans.
+  ``federates/lem_market.py``), whose book arrives at the ``market`` endpoint with the members' plans;
+  or ``clear_continuous``: the LEC_EMS matches its members' orders in a continuous double auction
+  (price-time priority, each trade at the resting order's price) in an arrival order drawn from the
+  scenario's ``p2p.arrival_seed``, the hour and the LEC, and records the pool of the same orders beside it.
 
 At H + 5 ms it publishes the hour's record (plan, trades, negotiation) for the recorder.
 """
@@ -25,8 +28,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from federates.common import Federate, main
+from lec_cosim.models.continuous_auction import arrival_order
 from lec_cosim.models.exchange import LecAgent, ProposalMessage, solve_centralised
-from lec_cosim.models.lec_pool import PoolResult, pool_from_book
+from lec_cosim.models.lec_pool import PoolResult, clear_lec_continuous, pool_from_book
 from lec_cosim.models.multi_lec_ems import (
     hourly_tariffs,
     members_from_scenario,
@@ -176,7 +180,8 @@ class Negotiate(LecEms):
 
     def iterate(self, hour: int) -> None:
         agent, names = self.agent, self.names
-        heard = [ProposalMessage.from_json(json.dumps(payload)) for _, payload in self.fed.receive(self.fed.endpoint("ems"))]
+        heard = [ProposalMessage.from_json(json.dumps(payload))
+                 for _, payload in self.fed.receive(self.fed.endpoint("ems"))]
         agent.receive(heard)
         k = agent.state.iteration
         for e, n, _ in agent.neighbours:
@@ -199,7 +204,7 @@ class Negotiate(LecEms):
 
 
 def clear_orders(lec: str, hour: int, net_kwh: dict[str, float], others: list, *, import_price: float,
-                 export_price: float) -> PoolResult:
+                 export_price: float, **_) -> PoolResult:
     """The LEC_EMS clears its members' orders itself (``p2p.market: ems``): nothing else may arrive."""
     if others:
         raise RuntimeError(f"{lec} market: hour {hour}: {len(others)} message(s) from others than its members")
@@ -209,7 +214,7 @@ def clear_orders(lec: str, hour: int, net_kwh: dict[str, float], others: list, *
 
 
 def settle_book(lec: str, hour: int, net_kwh: dict[str, float], others: list, *, import_price: float,
-                export_price: float) -> PoolResult:
+                export_price: float, **_) -> PoolResult:
     """The LEC's pool operator cleared the members' orders (``p2p.market: pool_operator``): settle its book.
 
     The one other message must be the book of this hour, holding exactly the orders the members planned.
@@ -227,8 +232,24 @@ def settle_book(lec: str, hour: int, net_kwh: dict[str, float], others: list, *,
     return pool_from_book(book, import_price_eur_per_kwh=import_price, export_price_eur_per_kwh=export_price)
 
 
-POOLS = {"clear_orders": clear_orders, "settle_book": settle_book}
-"""Who clears the LEC's pool, by the name the config gives (``pool``)."""
+def clear_continuous(lec: str, hour: int, net_kwh: dict[str, float], others: list, *, import_price: float,
+                     export_price: float, arrival_seed: int, lec_index: int) -> PoolResult:
+    """The LEC_EMS matches its members' orders in a continuous double auction (``p2p.market: continuous``).
+
+    The orders (one per member with a non-zero net, in the LEC's member order) reach the book in the order
+    :func:`lec_cosim.models.continuous_auction.arrival_order` draws from the seed, the hour and the LEC's index.
+    """
+    if others:
+        raise RuntimeError(f"{lec} market: hour {hour}: {len(others)} message(s) from others than its members")
+    orders = member_orders(net_kwh, import_price_eur_per_kwh=import_price, export_price_eur_per_kwh=export_price)
+    return clear_lec_continuous(orders, import_price_eur_per_kwh=import_price, export_price_eur_per_kwh=export_price,
+                                arrival=arrival_order(len(orders), seed=arrival_seed, period=hour, stream=lec_index))
+
+
+POOLS = {"clear_orders": clear_orders, "settle_book": settle_book, "clear_continuous": clear_continuous}
+"""Who clears the LEC's pool, and how, by the name the config gives (``pool``). Each gets the LEC, the hour,
+its members' nets, the other messages of the hour, the tariffs, the scenario's arrival seed and the LEC's index
+(the last two only the continuous auction reads)."""
 
 
 class RunMarket(LecEms):
@@ -285,11 +306,13 @@ class RunMarket(LecEms):
         if missing or any(o["hour"] != hour for o in orders.values()):
             raise RuntimeError(f"{lec} market: hour {hour}: no order from {sorted(missing)}")
         net_kwh = {m: orders[m]["net_kwh"] for m in homes}
-        pool = self.pool(lec, hour, net_kwh, others, import_price=retail, export_price=feed_in)
+        pool = self.pool(lec, hour, net_kwh, others, import_price=retail, export_price=feed_in,
+                         arrival_seed=p2p.arrival_seed, lec_index=self.me)
         trades = []
         for m in homes:
             cap, fee = self.caps[m]
-            result = {"hour": hour, "member": m, "net_kwh": net_kwh[m], "price_eur_per_kwh": pool.price_eur_per_kwh,
+            result = {"hour": hour, "member": m, "net_kwh": net_kwh[m],
+                      "price_eur_per_kwh": pool.member_price_eur_per_kwh(m),
                       **{k: getattr(pool, k).get(m, 0.0) for k in
                          ("bought_kwh", "sold_kwh", "grid_import_kwh", "grid_export_kwh", "cost_eur")},
                       "import_cap_kw": cap, "import_fee_eur_per_kwh": fee}
@@ -302,9 +325,10 @@ class RunMarket(LecEms):
         plans = np.sum([orders[m]["plan_kw"] for m in homes], axis=0)
         net = np.zeros((len(self.names), len(plans)))
         net[self.me] = plans
-        self.publish_hour(hour, solve_centralised(self.problem(hour, with_edges=False, net_demand_kw=net)).of_lec(self.me))
+        plan = solve_centralised(self.problem(hour, with_edges=False, net_demand_kw=net)).of_lec(self.me)
+        self.publish_hour(hour, plan)
         self.record.update({"pool_price_eur_per_kwh": pool.price_eur_per_kwh, "pool_volume_kwh": pool.volume_kwh,
-                            "trades": trades})
+                            "trades": trades, **pool.market_record()})
         self.send_position(hour)
 
 

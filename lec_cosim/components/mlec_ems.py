@@ -22,8 +22,9 @@ class Settings(_Settings):
     """Offers its residual to the inter-LEC platform each hour."""
     members_bid: bool
     """The HEMSs plan their home batteries and bid (p2p); otherwise it pools them with the community battery."""
-    pool: Literal["clear_orders", "settle_book"] = "clear_orders"
-    """run_market: clear the members' orders itself, or settle the book its LEC's pool operator cleared."""
+    pool: Literal["clear_orders", "settle_book", "clear_continuous"] = "clear_orders"
+    """run_market: clear the members' orders itself, settle the book its LEC's pool operator cleared, or match
+    them itself in a continuous double auction (the arrival order from the scenario's ``p2p.arrival_seed``)."""
     plan_offset_s: float
     settle_offset_s: float
     admm_slot_s: float | None = None

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lec_cosim.models.auction import ClearingResult, Order, clear_double_auction
+from lec_cosim.models.continuous_auction import ContinuousResult, clear_continuous
 
 
 def _price(value, name: str) -> float:
@@ -139,6 +140,52 @@ class PoolResult:
     cost_eur: dict[str, float]
     lec_net_kwh: float
 
+    def member_price_eur_per_kwh(self, member: str) -> float | None:
+        """The price a member traded at: the pool's uniform price, the same for every member."""
+        return self.price_eur_per_kwh
+
+    def market_record(self) -> dict:
+        """What the LEC_EMS adds to its hour's record besides the pool's price and volume: nothing for the pool."""
+        return {}
+
+
+@dataclass(frozen=True, eq=False)
+class ContinuousPoolResult(PoolResult):
+    """The LEC's P2P market of one period cleared as a continuous double auction (:func:`clear_lec_continuous`).
+
+    The fields of :class:`PoolResult` mean the same, but for the prices: every trade is at its own price,
+    ``price_eur_per_kwh`` is the volume-weighted mean trade price (``None`` when nothing trades), each
+    member's bill is what it paid for its trades - what it received for them + its grid import and export
+    at the tariffs.
+
+    Attributes
+    ----------
+    book : ContinuousResult
+        The auction: trades, arrival order, per-member kWh and money.
+    pool : PoolResult
+        The counterfactual: the uniform-price pool of the same orders (:func:`clear_lec_pool`).
+    pool_welfare_eur : float
+        The pool's welfare, EUR (sum of bid price x accepted - offer price x accepted).
+    arrival_members : tuple of str
+        The members whose orders reached the book, in the order they arrived.
+    """
+
+    book: ContinuousResult
+    pool: PoolResult
+    pool_welfare_eur: float
+    arrival_members: tuple[str, ...]
+
+    def member_price_eur_per_kwh(self, member: str) -> float | None:
+        """The volume-weighted mean price of the member's trades, ``None`` when it traded nothing."""
+        return self.book.mean_price_eur_per_kwh(member)
+
+    def market_record(self) -> dict:
+        """The auction's trades and its comparison with the pool of the same orders, for the LEC_EMS's record."""
+        return {"market": "continuous", "cda_arrival": list(self.arrival_members),
+                "cda_trades": [t.as_dict() for t in self.book.trades], "cda_welfare_eur": self.book.welfare_eur,
+                "pool_counterfactual": {"price_eur_per_kwh": self.pool.price_eur_per_kwh,
+                                        "volume_kwh": self.pool.volume_kwh, "welfare_eur": self.pool_welfare_eur}}
+
 
 def clear_lec_pool(
     orders: Sequence[Order],
@@ -220,6 +267,47 @@ def settle_pool(
         cost_eur=cost,
         lec_net_kwh=float(sum(grid_import.values()) - sum(grid_export.values())),
     )
+
+
+def clear_lec_continuous(
+    orders: Sequence[Order],
+    *,
+    import_price_eur_per_kwh: float,
+    export_price_eur_per_kwh: float,
+    arrival: Sequence[int] | None = None,
+) -> ContinuousPoolResult:
+    """The LEC's P2P market of one period as a continuous double auction, with the pool of the same orders.
+
+    The members' orders reach the book in ``arrival`` order (indices into ``orders``:
+    :func:`lec_cosim.models.continuous_auction.arrival_order`; default the list's order) and trade
+    by price-time priority at the resting order's price
+    (:func:`lec_cosim.models.continuous_auction.clear_continuous`); what does not trade the LEC buys or
+    sells upstream for the member at the import and export prices, as in the pool. The uniform-price
+    pool of the same orders (:func:`clear_lec_pool`) is cleared too, as the counterfactual.
+
+    Returns
+    -------
+    ContinuousPoolResult
+        Each member's bill: what it paid for its trades - what it received + import price x grid import
+        - export price x grid export. The trades' money sums to zero within the LEC.
+    """
+    orders = list(orders)
+    p_imp = _price(import_price_eur_per_kwh, "import_price_eur_per_kwh")
+    p_exp = _price(export_price_eur_per_kwh, "export_price_eur_per_kwh")
+    book = clear_continuous(orders, arrival=arrival)
+    bought, sold, grid_import, grid_export = _split_accepted(orders, book.accepted_kwh)
+    cost = {m: book.paid_eur[m] - book.received_eur[m] + p_imp * grid_import[m] - p_exp * grid_export[m]
+            for m in bought}
+    uniform = clear_double_auction(orders, solver="merit_order")
+    pool = settle_pool(orders, uniform.accepted_kwh, price_eur_per_kwh=uniform.price_eur_per_kwh,
+                       volume_kwh=uniform.volume_kwh, import_price_eur_per_kwh=p_imp, export_price_eur_per_kwh=p_exp)
+    mean_price = book.price_stats()["mean_eur_per_kwh"]
+    return ContinuousPoolResult(
+        price_eur_per_kwh=mean_price, volume_kwh=book.volume_kwh, bought_kwh=bought, sold_kwh=sold,
+        grid_import_kwh=grid_import, grid_export_kwh=grid_export, cost_eur=cost,
+        lec_net_kwh=float(sum(grid_import.values()) - sum(grid_export.values())),
+        book=book, pool=pool, pool_welfare_eur=uniform.welfare_eur,
+        arrival_members=tuple(orders[i].participant for i in book.arrival))
 
 
 def pool_order_message(

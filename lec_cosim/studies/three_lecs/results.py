@@ -22,7 +22,20 @@ Files written into the run directory by the recorder (``federates/recorder.py`` 
   ``negotiation_residuals.csv``: per hour, iteration, LEC and neighbour.
 - ``p2p_trades.csv`` (p2p): per hour and member: ``hour, lec, member, net_kwh, bought_kwh,
   sold_kwh, grid_import_kwh, grid_export_kwh, price_eur_per_kwh, import_cap_kw,
-  import_fee_eur_per_kwh, fee_eur, cost_eur``.
+  import_fee_eur_per_kwh, fee_eur, cost_eur``. ``price_eur_per_kwh`` is the pool's uniform price,
+  or with ``p2p.market: continuous`` the volume-weighted mean price of the member's trades of the
+  hour (empty when it traded nothing); either way ``cost_eur`` = price x (bought - sold) + the grid
+  import and export at the tariffs.
+- ``p2p_cda_trades.csv`` (p2p, ``p2p.market: continuous``): one row per trade of each LEC's
+  continuous double auction: ``hour, lec, sequence, buyer, seller, quantity_kwh,
+  price_eur_per_kwh, maker_side`` (the trade's price is the resting order's, of side ``maker_side``).
+- ``p2p_cda_vs_pool.csv`` (the same): per hour and LEC, the auction against the uniform-price pool of
+  the same orders, cleared as a counterfactual: ``hour, lec, orders, trades, cda_volume_kwh,
+  pool_volume_kwh, cda_welfare_eur, pool_welfare_eur, pool_price_eur_per_kwh,
+  cda_price_mean_eur_per_kwh, cda_price_min_eur_per_kwh, cda_price_max_eur_per_kwh,
+  cda_price_std_eur_per_kwh`` (mean and std weighted by kWh).
+- ``p2p_cda_members.csv`` (the same): per member over the run: ``lec, member, bought_kwh, sold_kwh,
+  paid_eur, received_eur, buy_price_mean_eur_per_kwh, sell_price_mean_eur_per_kwh`` (volume-weighted).
 - ``ems_records.jsonl``: every LEC_EMS's record of every hour as it published it (one JSON object
   per line: the state of charge it planned from, its set-points, the DSO limits it planned with,
   its trades and, in distributed, its negotiation).
@@ -72,7 +85,9 @@ class MultiLecRecord:
         self.members = members if members is not None else members_from_scenario(scenario)
         self.columns: dict[str, list[str]] = settings.get("columns", {})
         self.tables: list[str] = settings.get("tables", [])
-        """The framework's own tables: ``negotiation`` (and its residuals), ``p2p_trades``."""
+        """The framework's own tables: ``negotiation`` (and its residuals), ``p2p_trades``, and the market
+        mechanism's: ``cda_trades`` (the continuous double auction's trades, its comparison with the pool, its
+        members' prices)."""
         self.member_rows: dict[str, list] = defaultdict(list)
         self.grid_rows: list[dict] = []
         self.lec_rows: list[dict] = []
@@ -219,6 +234,48 @@ class MultiLecRecord:
                    "price_eur_per_kwh", "import_cap_kw", "import_fee_eur_per_kwh", "fee_eur", "cost_eur"]
         return pd.DataFrame(rows, columns=columns)
 
+    def cda_tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The continuous double auction's trades, per hour and LEC against the pool of the same orders, and per
+        member (:mod:`lec_cosim.models.continuous_auction`; the module docstring for the columns)."""
+        from lec_cosim.models.continuous_auction import price_stats
+
+        trades, hours = [], []
+        for (hour, lec), record in sorted(self.ems_records.items()):
+            if record.get("market") != "continuous":
+                continue
+            mine = [{"hour": hour, "lec": lec, **t} for t in record["cda_trades"]]
+            trades += mine
+            stats = price_stats([t["price_eur_per_kwh"] for t in mine], [t["quantity_kwh"] for t in mine])
+            pool = record["pool_counterfactual"]
+            hours.append({"hour": hour, "lec": lec, "orders": len(record["cda_arrival"]), "trades": stats["trades"],
+                          "cda_volume_kwh": float(sum(t["quantity_kwh"] for t in mine)),
+                          "pool_volume_kwh": pool["volume_kwh"], "cda_welfare_eur": record["cda_welfare_eur"],
+                          "pool_welfare_eur": pool["welfare_eur"], "pool_price_eur_per_kwh": pool["price_eur_per_kwh"],
+                          **{f"cda_price_{k}": stats[f"{k}"] for k in
+                             ("mean_eur_per_kwh", "min_eur_per_kwh", "max_eur_per_kwh", "std_eur_per_kwh")}})
+        trades = pd.DataFrame(trades, columns=["hour", "lec", "sequence", "buyer", "seller", "quantity_kwh",
+                                               "price_eur_per_kwh", "maker_side"])
+        hours = pd.DataFrame(hours, columns=["hour", "lec", "orders", "trades", "cda_volume_kwh", "pool_volume_kwh",
+                                             "cda_welfare_eur", "pool_welfare_eur", "pool_price_eur_per_kwh",
+                                             "cda_price_mean_eur_per_kwh", "cda_price_min_eur_per_kwh",
+                                             "cda_price_max_eur_per_kwh", "cda_price_std_eur_per_kwh"])
+        table = self.members.table
+        homes = table[table["kind"] == "household"]
+        money = trades["quantity_kwh"] * trades["price_eur_per_kwh"]
+        bought = trades["quantity_kwh"].groupby(trades["buyer"]).sum()
+        sold = trades["quantity_kwh"].groupby(trades["seller"]).sum()
+        paid, received = money.groupby(trades["buyer"]).sum(), money.groupby(trades["seller"]).sum()
+        members = pd.DataFrame({"lec": homes["lec"].to_numpy(), "member": homes["member"].to_numpy()})
+        for column, series in (("bought_kwh", bought), ("sold_kwh", sold), ("paid_eur", paid),
+                               ("received_eur", received)):
+            members[column] = members["member"].map(series).fillna(0.0).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            members["buy_price_mean_eur_per_kwh"] = (members["paid_eur"] / members["bought_kwh"]).where(
+                members["bought_kwh"] > 0)
+            members["sell_price_mean_eur_per_kwh"] = (members["received_eur"] / members["sold_kwh"]).where(
+                members["sold_kwh"] > 0)
+        return trades, hours, members
+
     # -- the contract ----------------------------------------------------------------------
 
     def write(self, out: Path, *, replies: dict, wall_time_s: float) -> dict:
@@ -229,13 +286,16 @@ class MultiLecRecord:
         settlement = self.settlement_table(exchanges)
         tables = {"members.csv": members, "grid.csv": grid, "lecs.csv": lecs, "settlement.csv": settlement,
                   "exchanges.csv": exchanges}
-        negotiation = residuals = None
+        negotiation = residuals = cda = None
         if "negotiation" in self.tables:
             negotiation, residuals = self.negotiation_tables()
             tables["negotiation.csv"] = negotiation
             tables["negotiation_residuals.csv"] = residuals
         if "p2p_trades" in self.tables:
             tables["p2p_trades.csv"] = self.p2p_table()
+        if "cda_trades" in self.tables:
+            cda = self.cda_tables()
+            tables.update(zip(("p2p_cda_trades.csv", "p2p_cda_vs_pool.csv", "p2p_cda_members.csv"), cda))
         extra_kpis = {}
         if self.extra_columns:
             components = pd.DataFrame({"time": self._time(np.arange(len(self.extra_rows[self.extra_columns[0]]))),
@@ -252,7 +312,8 @@ class MultiLecRecord:
             "kind": s.kind, "scenario": s.name, "framework": s.framework, "dso_limits": s.dso.limits,
             "horizon_h": s.horizon_h, "grid_step_min": s.resolution.grid_min,
             "kpis": join_kpis(kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
-                                 self.members.dt_h, wall_time_s), extra_kpis),
+                                 self.members.dt_h, wall_time_s, cda=cda),
+                              extra_kpis),
         }
         tmp = out / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2))
@@ -281,7 +342,7 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def kpis(scenario, settlement, grid, members, negotiation, p2p, graph, dt_h, wall_time_s) -> dict:
+def kpis(scenario, settlement, grid, members, negotiation, p2p, graph, dt_h, wall_time_s, cda=None) -> dict:
     per_lec = {}
     for lec, rows in settlement.groupby("lec", sort=True):
         load = float(rows["load_kwh"].sum())
@@ -331,4 +392,36 @@ def kpis(scenario, settlement, grid, members, negotiation, p2p, graph, dt_h, wal
                        "negotiation_converged": bool(negotiation["converged"].all())})
     if p2p is not None and len(p2p):
         result.update({"p2p_volume_kwh": float(p2p["bought_kwh"].sum()), "p2p_fees_eur": float(p2p["fee_eur"].sum())})
+    if cda is not None:
+        result.update(cda_kpis(*cda))
     return result
+
+
+def cda_kpis(trades: pd.DataFrame, hours: pd.DataFrame, members: pd.DataFrame) -> dict:
+    """The continuous double auction against the pool of the same orders (both cleared every hour), and the
+    spread of the prices members got: trade prices weighted by kWh, and the members' own mean prices."""
+    from lec_cosim.models.continuous_auction import price_stats
+
+    stats = price_stats(trades["price_eur_per_kwh"].to_numpy(), trades["quantity_kwh"].to_numpy())
+    pool_welfare = float(hours["pool_welfare_eur"].sum())
+    priced = hours["pool_price_eur_per_kwh"].notna() & (hours["pool_volume_kwh"] > 0)
+    pool_volume = hours.loc[priced, "pool_volume_kwh"]
+    member_prices = pd.concat([members["buy_price_mean_eur_per_kwh"], members["sell_price_mean_eur_per_kwh"]]).dropna()
+    return {
+        "p2p_cda_trades": stats["trades"],
+        "p2p_cda_volume_kwh": float(trades["quantity_kwh"].sum()),
+        "p2p_pool_counterfactual_volume_kwh": float(hours["pool_volume_kwh"].sum()),
+        "p2p_cda_welfare_eur": float(hours["cda_welfare_eur"].sum()),
+        "p2p_pool_counterfactual_welfare_eur": pool_welfare,
+        # welfare of the auction as a share of the pool's, the largest welfare the same orders allow
+        "p2p_cda_efficiency_ratio": float(hours["cda_welfare_eur"].sum()) / pool_welfare if pool_welfare > 0 else None,
+        "p2p_cda_price_mean_eur_per_kwh": stats["mean_eur_per_kwh"],
+        "p2p_cda_price_std_eur_per_kwh": stats["std_eur_per_kwh"],
+        "p2p_cda_price_min_eur_per_kwh": stats["min_eur_per_kwh"],
+        "p2p_cda_price_max_eur_per_kwh": stats["max_eur_per_kwh"],
+        "p2p_pool_counterfactual_price_mean_eur_per_kwh": (
+            float(np.average(hours.loc[priced, "pool_price_eur_per_kwh"], weights=pool_volume))
+            if pool_volume.sum() > 0 else None),
+        "p2p_cda_member_price_min_eur_per_kwh": float(member_prices.min()) if len(member_prices) else None,
+        "p2p_cda_member_price_max_eur_per_kwh": float(member_prices.max()) if len(member_prices) else None,
+    }

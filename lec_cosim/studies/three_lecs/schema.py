@@ -79,11 +79,16 @@ class P2PConfig(_Strict):
     _fees = field_validator("fairness_fee_eur_per_kwh", "over_cap_fee_eur_per_kwh")(_EUR_PER_KWH)
     member_import_cap_kw: Optional[float] = Field(None, gt=0, description="import cap of every member without a "
                                                   "DSO limit (null: none)")
-    market: Literal["ems", "pool_operator"] = Field(
-        "ems", description="who clears each LEC's pool: its LEC_EMS (ems), or one pool-operator federate per LEC "
-        "running the local market's component federates/lem_market.py (pool_operator), to which the members send "
-        "their orders and which answers them and sends the LEC_EMS the book; both clear the same uniform-price "
-        "double auction, so the results agree")
+    market: Literal["ems", "pool_operator", "continuous"] = Field(
+        "ems", description="each LEC's P2P market: the hourly uniform-price pool cleared by its LEC_EMS (ems), or "
+        "by one pool-operator federate per LEC running the local market's component federates/lem_market.py "
+        "(pool_operator), to which the members send their orders and which answers them and sends the LEC_EMS the "
+        "book (both clear the same pool, so the results agree); or a continuous double auction run by the LEC_EMS "
+        "(continuous): the members' orders reach an order book one by one in a random arrival order and trade by "
+        "price-time priority, each trade at the resting order's price (lec_cosim.models.continuous_auction)")
+    arrival_seed: int = Field(
+        0, ge=0, description="market continuous: seed of the orders' arrival order, drawn anew for every hour and LEC "
+        "from (seed, hour, LEC index); the same seed gives the same run")
 
 
 class DsoConfig(_VoltageBand):

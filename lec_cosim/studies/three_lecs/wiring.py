@@ -201,13 +201,17 @@ class PoolDesign:
     pool_operator: bool
     """One pool-operator federate per LEC, the local market's ``federates/lem_market.py``, clears the members'
     orders: the HEMS send it their orders (target ``pool``), it answers them and sends the LEC_EMS the book."""
+    tables: tuple[str, ...] = ()
+    """The mechanism's own results tables (:class:`lec_cosim.studies.three_lecs.results.MultiLecRecord`)."""
 
 
 POOL_DESIGNS = {
     "ems": PoolDesign("clear_orders", pool_operator=False),
     "pool_operator": PoolDesign("settle_book", pool_operator=True),
+    "continuous": PoolDesign("clear_continuous", pool_operator=False, tables=("cda_trades",)),
 }
-"""Every way of clearing the LECs' pools, by the scenario's ``p2p.market``."""
+"""Every LEC market mechanism, by the scenario's ``p2p.market``: the uniform-price pool (cleared by the LEC_EMS or
+by a pool operator) or the continuous double auction (run by the LEC_EMS)."""
 POOL_OPERATOR_SOLVER = "merit_order"
 """The pool operator's auction path: the one the LEC_EMS's own pool uses
 (:func:`lec_cosim.models.lec_pool.clear_lec_pool`)."""
@@ -342,7 +346,8 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
              for p in plans]
     plans.append(FederatePlan("recorder", "federates.recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
                               [], recorder_subs, [],
-                              {"record": RECORD, "columns": RECORD_COLUMNS, "tables": list(design.tables),
+                              {"record": RECORD, "columns": RECORD_COLUMNS,
+                               "tables": list(design.tables) + list(pools.tables if design.members_bid else ()),
                                "query_exchanges": True, **attached.recorder_settings,
                                "federates": [p.name for p in plans if p.name != "agent"]}))
     return plans
