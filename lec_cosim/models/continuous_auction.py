@@ -49,13 +49,16 @@ Welfare
 -------
 The welfare of a set of trades is sum over trades of (buyer's bid price - seller's offer price) x
 kWh: the gain of trade at the orders' limit prices. It does not depend on the trade prices, which
-only split it between buyer and seller. When every bid is priced at or above every offer (the
-LEC's orders: needs bid at the import price, surpluses offered at the export price) every
-incoming order crosses every resting order of the other side, the CDA trades min(total demand,
-total supply), the uniform-price pool's volume, and its welfare equals the pool's; only the prices
-differ. With overlapping prices the two differ: an early pair that barely crosses can take the
-quantity a better-matched later pair would have traded, so the CDA may trade more or less than the
-pool, and never more welfare (the pool maximises it).
+only split it between buyer and seller. When every bid is priced at or above every offer, every
+incoming order crosses every resting order of the other side and the CDA trades min(total demand,
+total supply), the uniform-price pool's volume; but with several price levels on the short side's
+opposite it may not pick the pool's best-priced orders, so its welfare can be lower. When in
+addition each side has one price, as the LEC's members' orders (every need bid at the import
+price, every surplus offered at the export price), the welfare is (bid - offer price) x volume
+for both: the CDA's volume and welfare are the pool's and only the prices differ. With
+overlapping prices an early pair that barely crosses can take the quantity a better-matched later
+pair would have traded, so the CDA may trade more or less than the pool, and never more welfare
+(the pool maximises it).
 
 No HELICS here: plain Python and NumPy.
 """
