@@ -32,6 +32,17 @@ and the LEC_EMS settles the book the operator returns (:func:`pool_from_book`). 
 book by the same rule (:func:`lec_cosim.models.auction.clear_double_auction`, merit order), and both
 settle it here (:func:`settle_pool`), so the two give the same pool.
 
+The continuous double auction instead of the pool
+-------------------------------------------------
+With ``p2p.market: continuous`` the LEC_EMS matches the same orders in a continuous double auction
+(:func:`clear_lec_continuous`, rule in :mod:`lec_cosim.models.continuous_auction`): they reach an
+order book one by one and trade by price-time priority, each trade at the resting order's price,
+so a member's bill is at its own trades' prices (:class:`ContinuousPoolResult`); the uniform-price
+pool of the same orders is cleared beside it every hour as the counterfactual. With the members'
+orders (one price a side) both trade the same volume with the same welfare; the prices differ, and
+so does who is left to the grid when one side is short: the pool shares the short side pro rata
+among the long side's members, the auction gives it to the orders that meet it first.
+
 The market period is one hour, so kW and kWh per period are the same numbers in the pool and on
 the platform. No HELICS here: plain Python, NumPy and SciPy.
 """

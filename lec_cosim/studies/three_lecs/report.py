@@ -1,4 +1,5 @@
-"""Comparison of three-LEC runs (frameworks decentralised, distributed, p2p): one table and one figure over several runs.
+"""Comparison of three-LEC runs (frameworks decentralised, distributed, p2p): one table and one figure over several
+runs.
 
 Reads run directories (contract in :mod:`lec_cosim.studies.three_lecs.results`) and writes nothing into them:
 ``summary.json`` for the table; ``settlement.csv`` (per hour and LEC), ``grid.csv`` (per grid
@@ -91,7 +92,10 @@ def mlec_compare_cells(runs) -> tuple[list[str], list[list[str]]]:
     tolerance, which determines it), PV curtailed,
     transformer peak, voltage range, bus violations (bus-steps outside the band, and steps with
     any), line overloads (line-steps), losses, messages exchanged, negotiation iterations (total
-    and largest per hour), wall time.
+    and largest per hour), wall time. When a run's LECs traded in a continuous double auction
+    (``p2p.market: continuous``), also: the P2P volume, the auction's volume and welfare against the
+    uniform-price pool of the same orders, its number of trades and its trade prices (volume-weighted
+    mean and std, min, max) against the pool's volume-weighted mean price.
 
     Parameters
     ----------
@@ -144,6 +148,23 @@ def mlec_compare_cells(runs) -> tuple[list[str], list[list[str]]]:
         row("negotiation iterations (largest hour)", lambda k: k["iterations_max"]),
         row("wall time (s)", lambda k: k["wall_time_s"], 1),
     ]
+    if any("p2p_cda_volume_kwh" in s["kpis"] for s in summaries):
+        # runs whose LECs traded in a continuous double auction: against the pool of the same orders, and the
+        # spread of the prices members got (rows only then, so other comparisons keep their table)
+        rows[-1:-1] = [
+            row("P2P traded inside the LECs (kWh)", lambda k: k.get("p2p_volume_kwh")),
+            row("CDA traded (kWh)", lambda k: k.get("p2p_cda_volume_kwh")),
+            row("pool of the same orders traded (kWh)", lambda k: k.get("p2p_pool_counterfactual_volume_kwh")),
+            row("CDA welfare (EUR)", lambda k: k.get("p2p_cda_welfare_eur"), 3),
+            row("pool of the same orders welfare (EUR)", lambda k: k.get("p2p_pool_counterfactual_welfare_eur"), 3),
+            row("CDA trades", lambda k: k.get("p2p_cda_trades")),
+            row("CDA trade price mean (EUR/kWh)", lambda k: k.get("p2p_cda_price_mean_eur_per_kwh"), 4),
+            row("CDA trade price std (EUR/kWh)", lambda k: k.get("p2p_cda_price_std_eur_per_kwh"), 4),
+            row("CDA trade price min (EUR/kWh)", lambda k: k.get("p2p_cda_price_min_eur_per_kwh"), 4),
+            row("CDA trade price max (EUR/kWh)", lambda k: k.get("p2p_cda_price_max_eur_per_kwh"), 4),
+            row("pool price, volume-weighted mean (EUR/kWh)",
+                lambda k: k.get("p2p_pool_counterfactual_price_mean_eur_per_kwh"), 4),
+        ]
     return header, rows
 
 
@@ -153,7 +174,8 @@ def mlec_compare_table(runs) -> str:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
 
     def line(cells):
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        padded = (c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "| " + " | ".join(padded) + " |"
 
     rule = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
     return "\n".join([line(header), rule] + [line(r) for r in rows])

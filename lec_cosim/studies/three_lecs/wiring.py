@@ -36,7 +36,9 @@ times, and HELICS delivers a message or value stamped t to a federate granted a 
                                 operator their plans to the LEC_EMS, their orders to the operator)
     H + 2.5 ms        pool_operator (p2p, pool_operator) clear the orders, answer the members,
                                 send the LEC_EMS the book
-    H + 3 ms          lec_ems   (p2p) clear the LEC pool (with a pool operator: settle its book),
+    H + 3 ms          lec_ems   (p2p) clear the LEC pool (with a pool operator: settle its book;
+                                with ``p2p.market: continuous``: match the orders in its continuous
+                                double auction, the pool of the same orders cleared beside it),
                                 answer the members, plan the community battery; publish the
                                 hour's set-points; send the position
     H + 4 ms          platform  clear the LECs' positions, answer them
