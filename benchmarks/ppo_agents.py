@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import time
 from pathlib import Path
 
@@ -101,7 +102,8 @@ class TrainDays(gymnasium.Wrapper):
         return self.env.reset(seed=seed, options=options or {"day": day})
 
 
-def make_env(kind: str, on_days: list[str], grid_min: int | None = None):
+def make_env(kind: str, on_days: list[str], grid_min: int | None = None, cpu: int | None = None):
+    """The study's environment; ``cpu``: its process pinned to that CPU (a subprocess environment's own core)."""
     import atexit
     import shutil
     import tempfile
@@ -114,8 +116,8 @@ def make_env(kind: str, on_days: list[str], grid_min: int | None = None):
         folder = Path(tempfile.mkdtemp(prefix="lec_cosim_ppo_"))
         atexit.register(shutil.rmtree, folder, True)
         scenario = write_scenario_variant(scenario, {"resolution.grid_min": grid_min}, folder)
-    return Scaled(LecEnv(scenario, days=on_days) if kind == "battery"
-                  else Joint(LecParallelEnv(scenario, days=on_days)))
+    return Scaled(LecEnv(scenario, days=on_days, cpu=cpu) if kind == "battery"
+                  else Joint(LecParallelEnv(scenario, days=on_days, cpu=cpu)))
 
 
 def play(env, day: str, policy) -> dict:
@@ -189,15 +191,23 @@ def main() -> None:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
+    from stable_baselines3.common.vec_env import (
+        DummyVecEnv,
+        SubprocVecEnv,
+        VecMonitor,
+        VecNormalize,
+    )
 
     torch.set_num_threads(1)  # the federation's threads need the other core
     print(machine())
     train = days(*TRAIN[args.kind])
     held_out = HELD_OUT[args.kind]
     started = time.perf_counter()
-    # one builder per environment, each drawing its training days from a stream of its own
-    builders = [lambda k=k: TrainDays(make_env(args.kind, train + held_out, args.grid_min), train, args.seed + k)
+    # one builder per environment, each drawing its training days from a stream of its own; with several, each
+    # environment's subprocess on a CPU of its own (lec_cosim.env.pin_process_to_cpu)
+    cpus = sorted(os.sched_getaffinity(0))
+    builders = [lambda k=k: TrainDays(make_env(args.kind, train + held_out, args.grid_min,
+                                               cpus[k % len(cpus)] if args.envs > 1 else None), train, args.seed + k)
                 for k in range(args.envs)]
     vector = SubprocVecEnv(builders, start_method="spawn") if args.envs > 1 else DummyVecEnv(builders)
     monitored = VecMonitor(vector)  # each finished episode's return and length, from every environment

@@ -62,6 +62,30 @@ def _grants_per_episode(scenario, length_s: float) -> int:
                    for period, _ in federate["schedule_s"]))
 
 
+def pin_process_to_cpu(cpu: int) -> None:
+    """Run every thread of this process, and every thread it starts later, on one CPU (Linux).
+
+    An environment's federation is a chain of threads that hand the period over to each other (the proxy, the
+    participants, the market, the DSO, HELICS's core); with one environment per core, as a vectorised trainer's
+    subprocesses run them, a hand-over on the same core wakes a thread whose data is still in that core's cache,
+    where an unpinned one wakes it on whichever core is free, often the other environment's. Measured with two
+    environments on 2 cores (``benchmarks/env_throughput.py``): see docs/speed.md. The whole process is pinned:
+    in a process that also trains (one environment, no subprocesses) the learner would share the one CPU too.
+    """
+    import os
+
+    if not hasattr(os, "sched_setaffinity"):
+        raise ValueError("cpu: pinning a process to a CPU needs Linux (os.sched_setaffinity)")
+    allowed = os.sched_getaffinity(0)
+    if isinstance(cpu, bool) or not isinstance(cpu, int) or cpu not in allowed:
+        raise ValueError(f"cpu: {cpu!r} is not one of this process's CPUs {sorted(allowed)}")
+    for task in os.listdir("/proc/self/task"):  # the threads already running (a thread's mask is its own)
+        try:
+            os.sched_setaffinity(int(task), {cpu})
+        except ProcessLookupError:  # ended meanwhile
+            pass
+
+
 def _scenario(scenario) -> Scenario:
     """A scenario, or its file read and validated."""
     return load_scenario(scenario) if isinstance(scenario, (str, Path)) else scenario
@@ -266,13 +290,15 @@ class _Play:
 
     def __init__(self, scenario, *, days=None, dn_penalty_eur: float = 0.0, work_dir=None,
                  step_timeout_s: float = STEP_TIMEOUT_S, keep_episodes: int = 1, debug: bool = False, prepare=None,
-                 federation: str = "long_lived", role_options: dict | None = None):
+                 federation: str = "long_lived", role_options: dict | None = None, cpu: int | None = None):
         from lec_cosim.checks import check_data
         from lec_cosim.inproc import GLOBAL_TIME_GRANTS
 
         if federation not in ("long_lived", "per_episode"):
             raise ValueError(f"federation: 'long_lived' or 'per_episode', not {federation!r}")
         self.long_lived = federation == "long_lived"
+        if cpu is not None:  # before any federation: its threads inherit the creating thread's CPUs
+            pin_process_to_cpu(cpu)
         self.scenario = _scenario(scenario)
         self.study = _study(self.scenario)
         self.roles = self.study.agent_roles(self.scenario, **(role_options or {}))  # the study's own options

@@ -137,6 +137,55 @@ def test_seeds_choose_the_same_days_and_give_the_same_episode(two_chps, tmp_path
     assert second[3] > 0 and second[4] == 1 and second[5] > 0 and second[7] > 0
 
 
+PINNED_EPISODE = """
+import json, os, sys
+import numpy as np
+from lec_cosim.env import LecEnv
+path, work_dir, cpu, hours = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+env = LecEnv(path, work_dir=work_dir, cpu=cpu)
+observation, _ = env.reset(seed=7)
+rng = np.random.default_rng(7)
+trace = [observation.tolist()]
+for _ in range(hours):
+    action = env.action_space.low + rng.random(2) * (env.action_space.high - env.action_space.low)
+    observation, reward, terminated, _, _ = env.step(action)
+    trace += [observation.tolist(), [reward]]
+cpus = sorted({c for task in os.listdir("/proc/self/task") for c in os.sched_getaffinity(int(task))})
+threads = len(os.listdir("/proc/self/task"))
+env.close()
+print(json.dumps({"cpus": cpus, "threads": threads, "trace": trace}))
+"""
+
+
+def test_a_pinned_environment_runs_its_federation_on_its_cpu_with_the_same_episode(two_chps, tmp_path):
+    """``cpu=`` pins the environment's process, the federation's threads included (they start after the pinning),
+    to one CPU; the episode is the unpinned one's to the last bit. In a subprocess: pinning is process-wide."""
+    import os
+    import subprocess
+    import sys
+
+    cpu = max(os.sched_getaffinity(0))
+    done = subprocess.run([sys.executable, "-c", PINNED_EPISODE, str(two_chps.source_file), str(tmp_path / "pinned"),
+                           str(cpu), str(HOURS)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pinned = json.loads(done.stdout.strip().splitlines()[-1])
+    assert pinned["cpus"] == [cpu] and pinned["threads"] >= 5  # the proxy, three federates, HELICS's own
+    env = LecEnv(two_chps, work_dir=tmp_path / "free")
+    try:
+        observation, _ = env.reset(seed=7)
+        rng = np.random.default_rng(7)
+        trace = [observation.tolist()]
+        for _ in range(HOURS):
+            action = env.action_space.low + rng.random(2) * (env.action_space.high - env.action_space.low)
+            observation, reward, _, _, _ = env.step(action)
+            trace += [observation.tolist(), [reward]]
+    finally:
+        env.close()
+    assert pinned["trace"] == json.loads(json.dumps(trace))
+    with pytest.raises(ValueError, match="not one of this process's CPUs"):
+        LecEnv(two_chps, work_dir=tmp_path / "bad", cpu=max(os.sched_getaffinity(0)) + 1)
+
+
 def test_a_federate_failing_mid_episode_ends_the_step_with_its_error(two_chps, tmp_path):
     def arm(run_dir):
         config = run_dir / "configs" / "dso.json"
