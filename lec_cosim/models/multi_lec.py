@@ -392,6 +392,8 @@ def multi_lec_members(
         raise ValueError("horizon_h must be a whole number of hours, at most 24")
     tree = _tree(str(data_dir))
     split = split_into_lecs(n_lecs, data_dir)
+    compositions = _lec_compositions(lec_names(split), each, home_battery_kwh=home_battery_kwh,
+                                     home_battery_kw=home_battery_kw, community_battery_hours=community_battery_hours)
     parts = lec_parts(split, data_dir)
     neighbours = lec_neighbours(split, max_distance_m, data_dir)
     reduced = reduced_bus_of(data_dir)
@@ -424,8 +426,6 @@ def multi_lec_members(
                            "load_profile": f"profile_{_load_number(row.load)}", "load_kw": load,
                            "load_kvar": load * tan_phi[row.load], "pv_kw": pv_kw,
                            "mean_kw": float(one_min[row.load].to_numpy().sum() / 1440.0)}
-    compositions = _lec_compositions(lec_names(split), each, home_battery_kwh=home_battery_kwh,
-                                     home_battery_kw=home_battery_kw, community_battery_hours=community_battery_hours)
     _scale_homes(split, homes, each)
     return _place_assets(tree, split, parts, neighbours, homes, batteries, reduced.__getitem__, n_steps=n_steps,
                          grid_min=grid_min, start=pd.Timestamp(day).normalize(), load_scale=scale,
