@@ -57,7 +57,8 @@ def kpis(run: Path) -> dict:
 
 @pytest.mark.parametrize("framework", ["distributed", "decentralised"])
 def test_every_lec_hour_settles_its_metered_energy(request, framework):
-    check_every_lec_hour_settles_its_metered_energy(request.getfixturevalue(framework))
+    # the CSV keeps 10 significant digits: the tens of kWh these LECs exchange in an hour are written to 5e-9 kWh
+    check_every_lec_hour_settles_its_metered_energy(request.getfixturevalue(framework), balance_atol_kwh=1e-7)
 
 
 def test_negotiated_plans_equal_the_centralised_optimum_every_hour(distributed):
