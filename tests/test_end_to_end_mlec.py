@@ -24,14 +24,15 @@ import pandas as pd
 import pytest
 import yaml
 from harness import SHARED_RUNS, shared_run
+from mlec_checks import (
+    check_every_lec_hour_settles_its_metered_energy,
+    check_negotiated_plans_equal_the_centralised_optimum,
+)
 
 from lec_cosim.inproc import run_inproc
-from lec_cosim.models.exchange import solve_centralised
 from lec_cosim.models.multi_lec_ems import (
     hourly_tariffs,
     members_from_scenario,
-    pooled_batteries,
-    rest_of_day_problem,
 )
 from lec_cosim.scenario import load_scenario
 
@@ -149,26 +150,7 @@ def test_transformer_carries_the_members_net_power_plus_losses(run):
 
 
 def test_every_lec_hour_settles_its_metered_energy(run):
-    s = read(run, "settlement.csv")
-    m = read(run, "members.csv")
-    metered = m.assign(hour=m["step"]).groupby(["hour", "lec"])["net_kw"].sum()  # hourly steps: kW = kWh
-    np.testing.assert_allclose(s.set_index(["hour", "lec"])["net_kwh"].sort_index(), metered.sort_index(), atol=1e-6)
-    balance = s["net_kwh"] - s["exchange_in_kwh"] + s["exchange_out_kwh"]
-    np.testing.assert_allclose(balance, s["grid_import_kwh"] - s["grid_export_kwh"], atol=1e-9)
-    assert ((s["grid_import_kwh"] == 0) | (s["grid_export_kwh"] == 0)).all()
-    scenario = load_scenario(run / "scenario.json")
-    retail, feed_in = hourly_tariffs(members_from_scenario(scenario), "bihourly", 0.045)
-    expected = (retail[s["hour"]] * s["grid_import_kwh"] - feed_in[s["hour"]] * s["grid_export_kwh"]
-                + s["exchange_payment_eur"] + s["wheeling_eur"])
-    np.testing.assert_allclose(s["cost_eur"], expected, atol=1e-9)
-    # Payments between LECs only move money among them.
-    assert s.groupby("hour")["exchange_payment_eur"].sum().abs().max() < 1e-9
-    k = summary(run)["kpis"]
-    assert k["total_cost_eur"] == pytest.approx(s["cost_eur"].sum())
-    for lec in LECS:
-        rows = s[s["lec"] == lec]
-        outside = rows["grid_import_kwh"].sum() + rows["exchange_in_kwh"].sum()
-        assert k["lecs"][lec]["self_sufficiency"] == pytest.approx(1 - outside / rows["load_kwh"].sum())
+    check_every_lec_hour_settles_its_metered_energy(run)
 
 
 def test_the_frameworks_cost_about_the_same_day_and_the_batteries_pay(decentralised, distributed, p2p):
@@ -205,32 +187,7 @@ def test_negotiation_converges_every_hour_and_reports_its_residuals(negotiated):
 
 
 def test_negotiated_plans_equal_the_centralised_optimum_every_hour(negotiated):
-    """Every hour, the LEC_EMSs' negotiated decisions equal one QP over all three LECs' data.
-
-    The centralised problem of hour h is built by the same model function the federates use, from
-    the batteries' energy each LEC_EMS reported at the start of the hour.
-    """
-    scenario = load_scenario(negotiated / "scenario.json")
-    members = members_from_scenario(scenario)
-    batteries = pooled_batteries(members, home_batteries=True)
-    records = {}
-    for line in (negotiated / "ems_records.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        records[(record["hour"], record["lec"])] = record
-    exchanges = read(negotiated, "exchanges.csv")
-    for hour in range(24):
-        soc = [records[(hour, lec)]["soc_start_kwh"] for lec in LECS]
-        central = solve_centralised(rest_of_day_problem(members, scenario, first_hour=hour, soc_kwh=soc,
-                                                        batteries=batteries))
-        for i, lec in enumerate(LECS):
-            r = records[(hour, lec)]
-            assert r["pooled_charge_kw"] == pytest.approx(central.charge_kw[i, 0] - central.discharge_kw[i, 0],
-                                                          abs=0.05), (hour, lec)
-            assert r["planned_import_kw"] == pytest.approx(central.import_kw[i, 0], abs=0.05), (hour, lec)
-        for e, (a, b) in enumerate(members.neighbours):
-            sent = exchanges[(exchanges["hour"] == hour) & (exchanges["lec"] == a) & (exchanges["counterpart"] == b)]
-            agreed = float(sent["sold_kwh"].iloc[0] - sent["bought_kwh"].iloc[0])
-            assert agreed == pytest.approx(central.exchange_kw[e, 0], abs=0.02), (hour, a, b)
+    check_negotiated_plans_equal_the_centralised_optimum(negotiated)
 
 
 # --- p2p: the LEC markets ---------------------------------------------------------------------------

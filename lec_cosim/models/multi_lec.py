@@ -38,6 +38,16 @@ Members and their assets (:func:`multi_lec_members`)
   in the reduced numbering of :mod:`~lec_cosim.models.lem_participants`.
 * Round-trip efficiency 0.95 for all batteries (as the project's Trondelag scenarios).
 
+LECs that differ (``each``)
+---------------------------
+By default every LEC has the same kind of members. ``each`` maps an LEC's name to what sets it apart
+(:data:`LEC_COMPOSITION_FIELDS`; a field left out takes the common value): ``pv_scale`` multiplies its
+prosumers' kWp and PV (0: no PV; which households are prosumers does not change), ``load_scale`` its
+households' load, kW and kvar (its community battery is sized on the scaled mean load),
+``home_battery_kwh`` / ``home_battery_kw`` size its home batteries (0: none; they stay on the same
+households, every second prosumer as placed from the unscaled PV) and ``community_battery_hours`` its
+community battery (0: none). Nothing of another LEC changes.
+
 Profiles
 --------
 These are as :func:`lec_cosim.models.lem_community.build_community` builds them for the LEM. Loads:
@@ -110,6 +120,8 @@ COMMUNITY_BATTERY_HOURS = 2.0
 """A community battery stores this many hours of its LEC's mean load; its power is that mean load."""
 BATTERY_EFFICIENCY = 0.95
 """Round-trip efficiency of every battery (as the project's Trondelag scenarios)."""
+LEC_COMPOSITION_FIELDS = ("pv_scale", "load_scale", "home_battery_kwh", "home_battery_kw", "community_battery_hours")
+"""What ``each`` may set for one LEC (module docstring, "LECs that differ")."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,6 +163,49 @@ def load_scale_for_peak(load_peak_kw: float | None, data_dir: Path | str = DEFAU
         return 1.0
     total = _load_day_kw(data_dir).sum(axis=1).to_numpy()
     return float(load_peak_kw) / float(total.reshape(24, 60).mean(axis=1).max())
+
+
+def _lec_compositions(names: list[str], each: dict | None, *, home_battery_kwh: float, home_battery_kw: float,
+                      community_battery_hours: float) -> dict[str, dict]:
+    """Every LEC's ``pv_scale, load_scale, home_battery_kwh, home_battery_kw, community_battery_hours``: the
+    common values, replaced by those ``each`` gives for an LEC."""
+    each = each or {}
+    unknown = sorted(set(each) - set(names))
+    if unknown:
+        raise ValueError(f"each: unknown LEC {unknown[0]!r}; the LECs are {', '.join(names)}")
+    common = {"pv_scale": 1.0, "load_scale": 1.0, "home_battery_kwh": float(home_battery_kwh),
+              "home_battery_kw": float(home_battery_kw), "community_battery_hours": float(community_battery_hours)}
+    out = {}
+    for name in names:
+        given = each.get(name, {})
+        wrong = sorted(set(given) - set(LEC_COMPOSITION_FIELDS))
+        if wrong:
+            raise ValueError(f"each.{name}: unknown field {wrong[0]!r}; the fields are "
+                             f"{', '.join(LEC_COMPOSITION_FIELDS)}")
+        mine = {**common, **{key: float(value) for key, value in given.items() if value is not None}}
+        negative = [key for key, value in mine.items() if value < 0]
+        if negative:
+            raise ValueError(f"each.{name}.{negative[0]}: must not be negative")
+        out[name] = mine
+    return out
+
+
+def _scale_homes(split: pd.DataFrame, homes: dict, each: dict | None) -> None:
+    """Scale, in place, the PV and load of the households of every LEC ``each`` names (module docstring)."""
+    for row in split.itertuples(index=False):
+        if row.lec not in (each or {}):
+            continue  # left exactly as built: the default scenario's numbers to the bit
+        home, given = homes[row.load], each[row.lec]
+        pv_scale = given.get("pv_scale")
+        if pv_scale is not None:
+            home["pv_kwp"] = home["pv_kwp"] * pv_scale if pv_scale > 0 else 0.0
+            home["pv_kw"] = home["pv_kw"] * pv_scale if pv_scale > 0 else np.zeros_like(home["pv_kw"])
+            if home["pv_kwp"] == 0:
+                home["pv_profile"] = ""
+        load_scale = given.get("load_scale")
+        if load_scale is not None:
+            for key in ("load_kw", "load_kvar", "mean_kw"):
+                home[key] = home[key] * load_scale
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,6 +349,7 @@ def multi_lec_members(
     max_distance_m: float = NEIGHBOUR_MAX_DISTANCE_M,
     data_dir: Path | str = DEFAULT_DATA_DIR,
     pv_file: Path | str = PV_PROFILE_FILE,
+    each: dict[str, dict] | None = None,
 ) -> MultiLecMembers:
     """The members of the LECs with their assets and per-step profiles (rules in the module docstring).
 
@@ -321,6 +377,9 @@ def multi_lec_members(
         Round-trip efficiency of every battery.
     max_distance_m : float
         Neighbour distance of :func:`lec_neighbours`.
+    each : dict, optional
+        LEC name -> what differs in that LEC (module docstring, "LECs that differ"): ``pv_scale``,
+        ``load_scale``, ``home_battery_kwh``, ``home_battery_kw``, ``community_battery_hours``.
 
     Returns
     -------
@@ -333,6 +392,8 @@ def multi_lec_members(
         raise ValueError("horizon_h must be a whole number of hours, at most 24")
     tree = _tree(str(data_dir))
     split = split_into_lecs(n_lecs, data_dir)
+    compositions = _lec_compositions(lec_names(split), each, home_battery_kwh=home_battery_kwh,
+                                     home_battery_kw=home_battery_kw, community_battery_hours=community_battery_hours)
     parts = lec_parts(split, data_dir)
     neighbours = lec_neighbours(split, max_distance_m, data_dir)
     reduced = reduced_bus_of(data_dir)
@@ -365,27 +426,28 @@ def multi_lec_members(
                            "load_profile": f"profile_{_load_number(row.load)}", "load_kw": load,
                            "load_kvar": load * tan_phi[row.load], "pv_kw": pv_kw,
                            "mean_kw": float(one_min[row.load].to_numpy().sum() / 1440.0)}
+    _scale_homes(split, homes, each)
     return _place_assets(tree, split, parts, neighbours, homes, batteries, reduced.__getitem__, n_steps=n_steps,
                          grid_min=grid_min, start=pd.Timestamp(day).normalize(), load_scale=scale,
-                         home_battery_kwh=home_battery_kwh, home_battery_kw=home_battery_kw,
-                         community_battery_hours=community_battery_hours, battery_efficiency=battery_efficiency)
+                         compositions=compositions, battery_efficiency=battery_efficiency)
 
 
 def _place_assets(tree: _Tree, split: pd.DataFrame, parts: dict, neighbours: list, homes: dict, batteries: set,
                   reduced_bus, *, n_steps: int, grid_min: int, start: pd.Timestamp, load_scale: float,
-                  home_battery_kwh: float, home_battery_kw: float, community_battery_hours: float,
-                  battery_efficiency: float) -> MultiLecMembers:
+                  compositions: dict[str, dict], battery_efficiency: float) -> MultiLecMembers:
     """The members table, the LEC table and the profiles of a split whose households are known.
 
     ``homes`` holds per household (split order) its ``reduced_bus, pv_kwp, pv_profile, load_profile``, its
     step profiles ``load_kw, load_kvar, pv_kw`` and ``mean_kw`` (the mean load the community battery is sized
     on); ``batteries`` the households with a home battery; ``reduced_bus(bus)`` a community battery's bus in
-    the reduced numbering.
+    the reduced numbering; ``compositions`` per LEC its battery sizes (:func:`_lec_compositions`).
     """
     rows, load_rows, kvar_rows, pv_rows = [], [], [], []
     for row in split.itertuples(index=False):
         home = homes[row.load]
-        has_bat = row.load in batteries
+        home_battery_kwh = compositions[row.lec]["home_battery_kwh"]
+        home_battery_kw = compositions[row.lec]["home_battery_kw"]
+        has_bat = row.load in batteries  # a size 0 is no battery: the LEC table counts none
         rows.append({"member": row.load, "lec": row.lec, "kind": "household", "bus": int(row.bus),
                      "reduced_bus": home["reduced_bus"], "phase": row.phase, "pv_kwp": home["pv_kwp"],
                      "pv_profile": home["pv_profile"], "load_profile": home["load_profile"],
@@ -399,11 +461,13 @@ def _place_assets(tree: _Tree, split: pd.DataFrame, parts: dict, neighbours: lis
     for name in lec_names(split):
         members = split[split["lec"] == name]
         mean_kw = float(sum(homes[m]["mean_kw"] for m in members["load"]))
+        community_battery_hours = compositions[name]["community_battery_hours"]
         energy = float(round(community_battery_hours * mean_kw))
+        power = energy / community_battery_hours if community_battery_hours > 0 else 0.0
         bus = _community_battery_bus(tree, parts[name], [int(b) for b in members["bus"]])
         rows.append({"member": f"{name}_battery", "lec": name, "kind": "community_battery", "bus": bus,
                      "reduced_bus": reduced_bus(bus), "phase": "abc", "pv_kwp": 0.0, "pv_profile": "",
-                     "load_profile": "", "battery_kwh": energy, "battery_kw": energy / community_battery_hours,
+                     "load_profile": "", "battery_kwh": energy, "battery_kw": power,
                      "battery_efficiency": float(battery_efficiency)})
         for out in (load_rows, kvar_rows, pv_rows):
             out.append(np.zeros(n_steps))
@@ -416,7 +480,7 @@ def _place_assets(tree: _Tree, split: pd.DataFrame, parts: dict, neighbours: lis
             "phase_a": int(phases.get("a", 0)), "phase_b": int(phases.get("b", 0)), "phase_c": int(phases.get("c", 0)),
             "pv_kwp": sum(r["pv_kwp"] for r in mine), "home_battery_kwh": sum(r["battery_kwh"] for r in mine),
             "home_battery_kw": sum(r["battery_kw"] for r in mine), "community_battery_bus": bus,
-            "community_battery_kwh": energy, "community_battery_kw": energy / community_battery_hours})
+            "community_battery_kwh": energy, "community_battery_kw": power})
     return MultiLecMembers(table=pd.DataFrame(rows), lecs=pd.DataFrame(lec_rows), neighbours=neighbours,
                            grid_min=int(grid_min), start=start, load_kw=np.vstack(load_rows),
                            load_kvar=np.vstack(kvar_rows), pv_kw=np.vstack(pv_rows), load_scale=load_scale)
@@ -433,6 +497,7 @@ def multi_lec_members_on_feeder(
     community_battery_hours: float = COMMUNITY_BATTERY_HOURS,
     battery_efficiency: float = BATTERY_EFFICIENCY,
     max_distance_m: float = NEIGHBOUR_MAX_DISTANCE_M,
+    each: dict[str, dict] | None = None,
 ) -> MultiLecMembers:
     """The members of the LECs on a feeder from any source (:class:`~lec_cosim.models.feeder_model.Feeder`).
 
@@ -444,7 +509,7 @@ def multi_lec_members_on_feeder(
     centre) follow the IEEE feeder's rules (module docstring) on the feeder's tree
     (:func:`lec_cosim.models.lec_split.feeder_tree`). What differs: the mean load is that of the horizon (the
     source's profiles are dated, not one typical day), buses are pandapower indices, and there is no reduced
-    numbering (``reduced_bus`` -1) nor profile names.
+    numbering (``reduced_bus`` -1) nor profile names. ``each``: LECs that differ, as in :func:`multi_lec_members`.
     """
     from lec_cosim.models.lec_split import feeder_tree
 
@@ -467,9 +532,11 @@ def multi_lec_members_on_feeder(
                        "load_profile": "", "load_kw": community.load_kw[i], "load_kvar": community.load_kvar[i],
                        "pv_kw": community.pv_kw[i], "mean_kw": float(community.load_kw[i].mean())}
     prosumers = {name for name in split["load"] if homes[name]["pv_kwp"] > 0}
-    batteries = _home_battery_loads(tree, split, prosumers)
+    batteries = _home_battery_loads(tree, split, prosumers)  # placed before any LEC's PV is scaled
+    compositions = _lec_compositions(lec_names(split), each, home_battery_kwh=home_battery_kwh,
+                                     home_battery_kw=home_battery_kw, community_battery_hours=community_battery_hours)
+    _scale_homes(split, homes, each)
     n_steps = community.load_kw.shape[1]
     return _place_assets(tree, split, parts, neighbours, homes, batteries, lambda bus: -1, n_steps=n_steps,
                          grid_min=community.grid_min, start=pd.Timestamp(start), load_scale=community.load_scale,
-                         home_battery_kwh=home_battery_kwh, home_battery_kw=home_battery_kw,
-                         community_battery_hours=community_battery_hours, battery_efficiency=battery_efficiency)
+                         compositions=compositions, battery_efficiency=battery_efficiency)

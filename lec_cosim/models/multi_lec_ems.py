@@ -10,8 +10,9 @@ the deviations within the hour. (Planned at 15 minutes, one day's local QP of th
 
 Batteries. In the decentralised and distributed frameworks the LEC_EMS manages its members' home
 batteries (by set-points to their HEMS) and its community battery as one pooled battery; every
-battery of the scenario has the same energy-to-power ratio (two hours), so a pooled set-point split
-in proportion to each battery's power keeps all of them at the same state of charge. In the P2P
+battery of an LEC has the same energy-to-power ratio (two hours by default; the scenario checks it for
+an LEC whose batteries ``lecs.each`` sizes), so a pooled set-point split in proportion to each
+battery's power keeps all of them at the same state of charge. In the P2P
 framework the HEMS manage their home batteries themselves and the LEC_EMS only its community battery.
 
 Sign convention: a battery's power is positive when it charges (load convention, like net demand).
@@ -40,9 +41,11 @@ def members_from_scenario(scenario, feeder=None) -> MultiLecMembers:
     """The LECs' members and profiles of a three-LEC scenario: on the IEEE feeder (:func:`multi_lec_members`)
     or on its ``feeder.source`` (:func:`multi_lec_members_on_feeder`; ``feeder``: that source already read)."""
     lecs = scenario.lecs
+    # lecs.each: only what the scenario file sets, so an LEC it leaves out is built as before, to the bit
+    each = {name: lec.model_dump(exclude_unset=True, exclude_none=True) for name, lec in lecs.each.items()}
     assets = dict(n_lecs=lecs.count, home_battery_kwh=lecs.home_battery_kwh, home_battery_kw=lecs.home_battery_kw,
                   community_battery_hours=lecs.community_battery_hours, battery_efficiency=lecs.battery_efficiency,
-                  max_distance_m=lecs.neighbour_max_distance_m)
+                  max_distance_m=lecs.neighbour_max_distance_m, each=each or None)
     feeder = feeder if feeder is not None else feeder_of(scenario)
     if feeder is not None:
         households = scenario.feeder.households

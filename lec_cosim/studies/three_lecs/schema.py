@@ -38,6 +38,25 @@ FRAMEWORKS = ("decentralised", "distributed", "p2p")
 """The frameworks of a multi-LEC scenario (the ``Literal`` of ``MultiLecScenario.framework``)."""
 
 
+class LecComposition(_Strict):
+    """What sets one LEC apart from the others (``lecs.each.<lec>``): every field left out is the common value."""
+
+    pv_scale: float = Field(1.0, ge=0, le=5, description="factor on the kWp of this LEC's prosumers (the common kWp "
+                            "that pv.peak_kw sizes); 0: no PV in this LEC. Which households are prosumers stays "
+                            "the same")
+    load_scale: float = Field(1.0, gt=0, le=5, description="factor on this LEC's households' load (kW and kvar), "
+                              "on top of the common factor of feeder.load_peak_kw; the LEC's community battery is "
+                              "sized on the scaled load")
+    home_battery_kwh: Optional[float] = Field(None, ge=0, description="energy of each home battery of this LEC, kWh "
+                                              "(0: none; default lecs.home_battery_kwh). The same households have "
+                                              "them: every second prosumer along the feeder")
+    home_battery_kw: Optional[float] = Field(None, ge=0, description="power of each home battery of this LEC, kW "
+                                             "(0: none; default lecs.home_battery_kw)")
+    community_battery_hours: Optional[float] = Field(None, ge=0, description="energy of this LEC's community "
+                                                     "battery in hours of its mean load, h (0: none; default "
+                                                     "lecs.community_battery_hours)")
+
+
 class LecsConfig(_Strict):
     count: int = Field(3, ge=2, le=5, description="LECs the households are split into along the feeder's branches")
     home_battery_kwh: float = Field(10.0, ge=0)
@@ -50,7 +69,50 @@ class LecsConfig(_Strict):
     on_platform: Optional[list[str]] = Field(
         None, description="decentralised and p2p: LECs that join the market platform (default all); the others "
         "trade with the grid only")
+    each: dict[str, LecComposition] = Field(
+        {}, exclude_if=lambda value: not value, description="per LEC (by name: lec1, lec2, ...), what differs "
+        "from the common values above: PV and load scale, home and community battery sizes (default: nothing, "
+        "every LEC alike)")
     _unique_lecs = field_validator("on_platform")(_unique)
+
+    @model_validator(mode="after")
+    def _each_names_an_lec(self) -> "LecsConfig":
+        names = [f"lec{k + 1}" for k in range(self.count)]
+        for name, lec in self.each.items():
+            if name not in names:
+                raise ValueError(f"each: unknown LEC {name!r}; the LECs are {', '.join(names)}")
+            kwh, kw = self.home_battery(name)
+            if (kwh > 0) != (kw > 0):
+                raise ValueError(f"each.{name}: a home battery of {kwh:g} kWh and {kw:g} kW: give both or set both "
+                                 f"to 0 (none)")
+            hours = self.community_battery_hours_of(name)
+            touched = any(getattr(lec, key) is not None
+                          for key in ("home_battery_kwh", "home_battery_kw", "community_battery_hours"))
+            if touched and kw > 0 and hours > 0 and abs(kwh / kw - hours) > 1e-9:
+                # The LEC_EMS pools its batteries and splits a set-point by power (models.multi_lec_ems): they
+                # stay at one state of charge only if each stores the same hours of its power.
+                raise ValueError(f"each.{name}: home batteries of {kwh:g} kWh / {kw:g} kW store {kwh / kw:g} h, the "
+                                 f"community battery {hours:g} h: the LEC_EMS pools them, so they must store the "
+                                 f"same hours")
+        return self
+
+    def composition(self, lec: str) -> LecComposition:
+        """What is particular to ``lec`` (the common values where ``each`` says nothing)."""
+        return self.each.get(lec, _COMMON)
+
+    def home_battery(self, lec: str) -> tuple[float, float]:
+        """Energy (kWh) and power (kW) of each home battery of ``lec``."""
+        mine = self.composition(lec)
+        return (self.home_battery_kwh if mine.home_battery_kwh is None else mine.home_battery_kwh,
+                self.home_battery_kw if mine.home_battery_kw is None else mine.home_battery_kw)
+
+    def community_battery_hours_of(self, lec: str) -> float:
+        mine = self.composition(lec)
+        return self.community_battery_hours if mine.community_battery_hours is None else mine.community_battery_hours
+
+
+_COMMON = LecComposition()
+"""An LEC that ``lecs.each`` leaves out: every value the common one."""
 
 
 class TariffConfig(_Strict):
