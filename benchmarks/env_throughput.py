@@ -7,8 +7,9 @@ LecParallelEnv, random offers): the market clears, the participants settle, the 
 three-phase power flows of the IEEE European LV feeder (four at 15-min grid steps, one at hourly). The
 environment is long-lived (one federation, episodes on three days) and in-process. ``--envs 2`` runs two
 environments side by side in two processes, as a vectorised trainer does (stable-baselines3's
-SubprocVecEnv), and counts their steps together. Every configuration runs twice, side by side: each environment's
-process free to use any CPU, and pinned to a CPU of its own (``LecParallelEnv(..., cpu=e)``).
+SubprocVecEnv), and counts their steps together. Every configuration runs twice, side by side: each
+environment's process free to use any CPU, and pinned to a CPU of its own (``LecParallelEnv(..., cpu=...)``,
+environment e on the e-th CPU this process may use; Linux only).
 
 Side by side in the same run, the anchors: Case 1's day (a message per player, the shipped scenario's
 setting; the agents' scenario sends one per group) as a normal run (``lec-cosim run``, a broker and a
@@ -80,7 +81,9 @@ def measure(path: Path, tmp: Path, envs: int, episodes: int, pinned: bool) -> di
     steps/s of all together."""
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(envs), context.Queue()
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []  # pinning: Linux only
+    if pinned and not cpus:
+        raise SystemExit("pinned environments need Linux (os.sched_getaffinity)")
     workers = [context.Process(target=play, args=(str(path), str(tmp / f"env{e}"), episodes, 100 * e, start,
                                                   results, cpus[e % len(cpus)] if pinned else None))
                for e in range(envs)]

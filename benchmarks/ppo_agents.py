@@ -205,10 +205,10 @@ def main() -> None:
     started = time.perf_counter()
     # one builder per environment, each drawing its training days from a stream of its own; with several, each
     # environment's subprocess on a CPU of its own (lec_cosim.env.pin_process_to_cpu)
-    cpus = sorted(os.sched_getaffinity(0))
-    builders = [lambda k=k: TrainDays(make_env(args.kind, train + held_out, args.grid_min,
-                                               cpus[k % len(cpus)] if args.envs > 1 else None), train, args.seed + k)
-                for k in range(args.envs)]
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []  # pinning: Linux only
+    pin = [cpus[k % len(cpus)] if args.envs > 1 and cpus else None for k in range(args.envs)]
+    builders = [lambda k=k: TrainDays(make_env(args.kind, train + held_out, args.grid_min, pin[k]), train,
+                                      args.seed + k) for k in range(args.envs)]
     vector = SubprocVecEnv(builders, start_method="spawn") if args.envs > 1 else DummyVecEnv(builders)
     monitored = VecMonitor(vector)  # each finished episode's return and length, from every environment
     returns, ends = [], []

@@ -77,8 +77,9 @@ def pin_process_to_cpu(cpu: int) -> None:
     if not hasattr(os, "sched_setaffinity"):
         raise ValueError("cpu: pinning a process to a CPU needs Linux (os.sched_setaffinity)")
     allowed = os.sched_getaffinity(0)
-    if isinstance(cpu, bool) or not isinstance(cpu, int) or cpu not in allowed:
+    if isinstance(cpu, bool) or not isinstance(cpu, (int, np.integer)) or int(cpu) not in allowed:
         raise ValueError(f"cpu: {cpu!r} is not one of this process's CPUs {sorted(allowed)}")
+    cpu = int(cpu)
     for task in os.listdir("/proc/self/task"):  # the threads already running (a thread's mask is its own)
         try:
             os.sched_setaffinity(int(task), {cpu})

@@ -78,14 +78,22 @@ def versions() -> dict[str, str]:
 def manifest(scenario, command: list[str] | None = None) -> dict:
     """The manifest of a run of ``scenario`` started by ``command`` (default: this process's command line)."""
     learning = getattr(scenario, "learning", None)
+    p2p = getattr(scenario, "p2p", None)
+    if learning is not None:
+        seed, drives = learning.seed, ("the ACO training of the CHPs' bids (learning.seed); a run itself draws "
+                                       "nothing at random")
+    elif p2p is not None and p2p.market == "continuous" and getattr(scenario, "framework", None) == "p2p":
+        seed, drives = p2p.arrival_seed, ("the order in which the members' orders reach each LEC's continuous double "
+                                          "auction, every hour (p2p.arrival_seed)")
+    else:
+        seed, drives = None, "nothing: no model of this run draws at random"
     return {
         "scenario": scenario.name,
         "scenario_sha256": hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode()).hexdigest(),
         "source_file": str(scenario.source_file) if scenario.source_file else None,
         "data_sha256": data_hashes(scenario),
-        "seed": getattr(learning, "seed", None),
-        "seed_drives": ("the ACO training of the CHPs' bids (learning.seed); a run itself draws nothing at random"
-                        if learning is not None else "nothing: no model of this run draws at random"),
+        "seed": seed,
+        "seed_drives": drives,
         "versions": versions(),
         "command": list(sys.argv if command is None else command),
         "platform": platform.platform(),

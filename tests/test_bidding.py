@@ -409,3 +409,5 @@ def test_households_bid_at_once_as_each_would_alone(scheme, hour):
     with pytest.raises(ValueError, match="household kind"):
         household_orders(["a"], ["chp"], [1.0], [0.0], hour, scheme)
     assert household_orders(["a"], ["consumer"], [1.0], [float("nan")], hour, scheme)[0][0].quantity_kwh == 1.0
+    with pytest.raises(ValueError, match="pv_kwh must be a finite number >= 0, got -0.5$"):  # the first bad one
+        household_orders(["a", "b"], ["prosumer", "consumer"], [1.0, float("nan")], [-0.5, 0.0], hour, scheme)

@@ -268,3 +268,15 @@ def test_the_lec_s_money_balances_every_hour_whatever_the_arrival():
         for m, x in net.items():  # each member's net split between its trades and the grid
             assert x == pytest.approx(cda.bought_kwh.get(m, 0) - cda.sold_kwh.get(m, 0)
                                       + cda.grid_import_kwh.get(m, 0) - cda.grid_export_kwh.get(m, 0), abs=1e-12)
+
+
+def test_price_statistics_leave_out_rounding_level_trades():
+    """A 1e-12 kWh trade (a member's net a rounding off zero) sets no price: the count, the extremes and the mean
+    are those of the real trades."""
+    from lec_cosim.models.continuous_auction import MIN_TRADE_KWH, price_stats
+
+    stats = price_stats([0.01, 0.05, 0.20], [1e-12, 1.0, 3.0])
+    assert stats["trades"] == 2 and stats["min_eur_per_kwh"] == 0.05 and stats["max_eur_per_kwh"] == 0.20
+    assert stats["mean_eur_per_kwh"] == pytest.approx((0.05 + 3 * 0.20) / 4, abs=1e-15)
+    assert price_stats([0.3], [MIN_TRADE_KWH / 2])["mean_eur_per_kwh"] is None
+    assert price_stats([0.3], [MIN_TRADE_KWH])["trades"] == 1

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from lec_cosim.inproc import run_inproc
-from lec_cosim.models.continuous_auction import arrival_order
+from lec_cosim.models.continuous_auction import MIN_TRADE_KWH, arrival_order
 from lec_cosim.models.multi_lec_ems import hourly_tariffs, members_from_scenario
 from lec_cosim.scenario import load_scenario, write_scenario_variant
 from lec_cosim.studies.three_lecs.wiring import plan
@@ -109,12 +109,16 @@ def test_the_auction_trades_the_pool_s_volume_and_welfare_every_hour(run):
     np.testing.assert_allclose(h["cda_volume_kwh"], h["pool_volume_kwh"], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(h["cda_welfare_eur"], h["pool_welfare_eur"], rtol=1e-12, atol=1e-12)
     assert h["cda_volume_kwh"].sum() > 5
-    traded = h[h["trades"] > 0]
+    traded = h[h["trades"] > 0]  # trades of at least MIN_TRADE_KWH: rounding-level ones set no price
     assert (traded["cda_price_min_eur_per_kwh"] <= traded["cda_price_mean_eur_per_kwh"] + 1e-15).all()
     assert (traded["cda_price_mean_eur_per_kwh"] <= traded["cda_price_max_eur_per_kwh"] + 1e-15).all()
+    assert h.loc[h["trades"] == 0, "cda_price_mean_eur_per_kwh"].isna().all()
     trades = read(run, "p2p_cda_trades.csv")
-    np.testing.assert_allclose(trades.groupby(["hour", "lec"])["quantity_kwh"].sum(),
-                               traded.set_index(["hour", "lec"])["cda_volume_kwh"], atol=1e-12)
+    volume = trades.groupby(["hour", "lec"])["quantity_kwh"].sum()
+    every = h.set_index(["hour", "lec"])
+    np.testing.assert_allclose(volume, every.loc[volume.index, "cda_volume_kwh"], atol=1e-12)
+    real = trades[trades["quantity_kwh"] >= MIN_TRADE_KWH].groupby(["hour", "lec"]).size()
+    np.testing.assert_array_equal(real, every.loc[real.index, "trades"])
 
 
 def test_the_arrival_order_is_the_seed_s_draw_for_the_hour_and_the_lec(run):
@@ -131,7 +135,8 @@ def test_the_arrival_order_is_the_seed_s_draw_for_the_hour_and_the_lec(run):
 def test_the_summary_reports_the_auction_against_the_pool_and_its_price_spread(run):
     k = json.loads((run / "summary.json").read_text())["kpis"]
     trades, h = read(run, "p2p_cda_trades.csv"), read(run, "p2p_cda_vs_pool.csv")
-    assert k["p2p_cda_trades"] == len(trades)
+    assert k["p2p_cda_trades"] == (trades["quantity_kwh"] >= MIN_TRADE_KWH).sum() > 0
+    trades = trades[trades["quantity_kwh"] >= MIN_TRADE_KWH]  # the price statistics leave rounding out
     assert k["p2p_cda_volume_kwh"] == pytest.approx(k["p2p_pool_counterfactual_volume_kwh"], rel=1e-12)
     assert k["p2p_cda_volume_kwh"] == pytest.approx(k["p2p_volume_kwh"], rel=1e-12)
     assert k["p2p_cda_welfare_eur"] == pytest.approx(h["pool_welfare_eur"].sum(), rel=1e-9)  # CSV: 10 digits

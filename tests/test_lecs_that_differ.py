@@ -155,6 +155,15 @@ def test_a_bad_override_is_one_line_naming_file_and_field_and_exit_2(tmp_path, c
     assert err.startswith(f"error: {path}: {field}: ") and reason in err, err
 
 
+def test_an_override_of_other_fields_leaves_the_common_battery_pair_alone(tmp_path):
+    """The give-both rule judges the home battery an override sizes: with no home batteries in common
+    (``home_battery_kwh: 0``) an LEC that only scales its PV is valid, and has none."""
+    path = write_scenario(tmp_path, "ieee_eu_lv_three_lecs",
+                          {"lecs.home_battery_kwh": 0, "lecs.each": {"lec1": {"pv_scale": 2}}})
+    lecs = load_scenario(path).lecs
+    assert lecs.home_battery("lec1") == (0.0, 5.0)
+
+
 def test_on_a_source_feeder_the_overrides_change_only_their_lec():
     """The feeder-source variant (SimBench urban6, 111 households) applies ``each`` by the same rules."""
     import datetime as dt

@@ -71,3 +71,23 @@ def test_the_manifest_hashes_the_files_a_feeder_source_reads(tmp_path):
     assert hashes["Master.dss"] == file_sha256(model / "Master.dss")
     simbench = manifest(load_scenario(write_scenario(tmp_path, "simbench_lv_urban6_three_lecs", {})))
     assert "feeder.source" not in simbench["data_sha256"] and simbench["versions"]["simbench"] != "not installed"
+
+
+def test_the_manifest_names_the_continuous_auction_s_seed():
+    """A continuous double auction draws each hour's arrival order from p2p.arrival_seed: its manifest says so; the
+    pool of the same day draws nothing, and the seed only counts where the p2p framework runs the auction."""
+    from harness import ROOT
+
+    from lec_cosim.manifest import manifest
+    from lec_cosim.scenario import load_scenario
+
+    cda = load_scenario(ROOT / "scenarios" / "ieee_eu_lv_three_lecs_cda.yaml")
+    drawn = manifest(cda, command=["test"])
+    assert drawn["seed"] == cda.p2p.arrival_seed == 0 and "p2p.arrival_seed" in drawn["seed_drives"]
+    other = cda.model_copy(update={"p2p": cda.p2p.model_copy(update={"arrival_seed": 11})})
+    assert manifest(other, command=["test"])["seed"] == 11
+    for name in ("ieee_eu_lv_three_lecs.yaml", "ieee_eu_lv_three_lecs_pool.yaml"):
+        plain = manifest(load_scenario(ROOT / "scenarios" / name), command=["test"])
+        assert plain["seed"] is None and plain["seed_drives"].startswith("nothing")
+    decentralised = cda.model_copy(update={"framework": "decentralised"})
+    assert manifest(decentralised, command=["test"])["seed"] is None

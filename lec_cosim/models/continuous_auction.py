@@ -156,10 +156,19 @@ class ContinuousResult:
         return price_stats([t.price_eur_per_kwh for t in self.trades], [t.quantity_kwh for t in self.trades])
 
 
+MIN_TRADE_KWH = 1e-9
+"""Trades smaller than this are rounding, not trade: a member's net of an hour can be 1e-12 kWh off zero and still
+post an order. They stay in the book and the tables (volume and welfare count them, as the pool does), but the
+price statistics leave them out: one such trade would set the day's lowest or highest price."""
+
+
 def price_stats(prices: Sequence[float], kwh: Sequence[float]) -> dict:
     """Volume-weighted ``mean_eur_per_kwh`` and ``std_eur_per_kwh`` (population), ``min_eur_per_kwh``,
-    ``max_eur_per_kwh`` of trade prices, and the number of ``trades``; the prices ``None`` without a trade."""
+    ``max_eur_per_kwh`` of trade prices, and the number of ``trades``, all over the trades of at least
+    :data:`MIN_TRADE_KWH`; the prices ``None`` without such a trade."""
     p, q = np.asarray(prices, dtype=float), np.asarray(kwh, dtype=float)
+    real = q >= MIN_TRADE_KWH
+    p, q = p[real], q[real]
     if len(p) == 0 or q.sum() <= 0:
         return {"trades": int(len(p)), "mean_eur_per_kwh": None, "std_eur_per_kwh": None, "min_eur_per_kwh": None,
                 "max_eur_per_kwh": None}

@@ -71,11 +71,13 @@ def household_orders(names, kinds, load_kwh, pv_kwh, hour: int, scheme: str = "p
     if unknown:
         raise ValueError(f"not a household kind: {unknown}")
     load, pv = np.asarray(load_kwh, dtype=float), np.asarray(pv_kwh, dtype=float)
-    everyone = np.ones(len(kinds), dtype=bool)
-    for what, values, read in (("load_kwh", load, everyone), ("pv_kwh", pv, kinds == "prosumer")):
-        bad = read & ~(np.isfinite(values) & (values >= 0))
-        if bad.any():
-            _kwh(values[np.argmax(bad)], what)  # raises, as for one household
+    prosumer = kinds == "prosumer"
+    bad_load = ~(np.isfinite(load) & (load >= 0))
+    bad_pv = prosumer & ~(np.isfinite(pv) & (pv >= 0))
+    if bad_load.any() or bad_pv.any():  # the first bad household's error, as one at a time would raise it
+        j = int(np.argmax(bad_load | bad_pv))
+        _kwh(float(load[j]), "load_kwh")
+        _kwh(float(pv[j]), "pv_kwh")
     retail = retail_tariff_eur_per_kwh(hour, scheme)
     orders = []
     for name, net in zip(names, np.where(kinds == "consumer", load, load - pv).tolist()):

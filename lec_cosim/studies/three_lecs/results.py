@@ -237,7 +237,7 @@ class MultiLecRecord:
     def cda_tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The continuous double auction's trades, per hour and LEC against the pool of the same orders, and per
         member (:mod:`lec_cosim.models.continuous_auction`; the module docstring for the columns)."""
-        from lec_cosim.models.continuous_auction import price_stats
+        from lec_cosim.models.continuous_auction import MIN_TRADE_KWH, price_stats
 
         trades, hours = [], []
         for (hour, lec), record in sorted(self.ems_records.items()):
@@ -269,11 +269,11 @@ class MultiLecRecord:
         for column, series in (("bought_kwh", bought), ("sold_kwh", sold), ("paid_eur", paid),
                                ("received_eur", received)):
             members[column] = members["member"].map(series).fillna(0.0).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):  # no mean price for a member whose trades are rounding
             members["buy_price_mean_eur_per_kwh"] = (members["paid_eur"] / members["bought_kwh"]).where(
-                members["bought_kwh"] > 0)
+                members["bought_kwh"] >= MIN_TRADE_KWH)
             members["sell_price_mean_eur_per_kwh"] = (members["received_eur"] / members["sold_kwh"]).where(
-                members["sold_kwh"] > 0)
+                members["sold_kwh"] >= MIN_TRADE_KWH)
         return trades, hours, members
 
     # -- the contract ----------------------------------------------------------------------

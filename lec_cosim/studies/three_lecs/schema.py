@@ -82,7 +82,8 @@ class LecsConfig(_Strict):
             if name not in names:
                 raise ValueError(f"each: unknown LEC {name!r}; the LECs are {', '.join(names)}")
             kwh, kw = self.home_battery(name)
-            if (kwh > 0) != (kw > 0):
+            sized = lec.home_battery_kwh is not None or lec.home_battery_kw is not None  # else the common pair's
+            if sized and (kwh > 0) != (kw > 0):
                 raise ValueError(f"each.{name}: a home battery of {kwh:g} kWh and {kw:g} kW: give both or set both "
                                  f"to 0 (none)")
             hours = self.community_battery_hours_of(name)
@@ -149,7 +150,8 @@ class P2PConfig(_Strict):
         "(continuous): the members' orders reach an order book one by one in a random arrival order and trade by "
         "price-time priority, each trade at the resting order's price (lec_cosim.models.continuous_auction)")
     arrival_seed: int = Field(
-        0, ge=0, description="market continuous: seed of the orders' arrival order, drawn anew for every hour and LEC "
+        0, ge=0, exclude_if=lambda value: value == 0,  # a run without it writes the scenario it always wrote
+        description="market continuous: seed of the orders' arrival order, drawn anew for every hour and LEC "
         "from (seed, hour, LEC index); the same seed gives the same run")
 
 
