@@ -33,7 +33,8 @@ Files written into the run directory by the recorder (``federates/recorder.py`` 
   the same orders, cleared as a counterfactual: ``hour, lec, orders, trades, cda_volume_kwh,
   pool_volume_kwh, cda_welfare_eur, pool_welfare_eur, pool_price_eur_per_kwh,
   cda_price_mean_eur_per_kwh, cda_price_min_eur_per_kwh, cda_price_max_eur_per_kwh,
-  cda_price_std_eur_per_kwh`` (mean and std weighted by kWh).
+  cda_price_std_eur_per_kwh`` (mean and std weighted by kWh; ``trades`` and the prices count only trades of at
+  least ``continuous_auction.MIN_TRADE_KWH``, the rest being rounding).
 - ``p2p_cda_members.csv`` (the same): per member over the run: ``lec, member, bought_kwh, sold_kwh,
   paid_eur, received_eur, buy_price_mean_eur_per_kwh, sell_price_mean_eur_per_kwh`` (volume-weighted).
 - ``ems_records.jsonl``: every LEC_EMS's record of every hour as it published it (one JSON object
