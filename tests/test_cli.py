@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from harness import SCENARIOS, no_process_mentions, write_scenario
+from harness import SCENARIOS, no_process_mentions
 
 from lec_cosim.federation import (
     broker_port_span,
