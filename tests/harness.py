@@ -364,13 +364,16 @@ def shared_run(tmp_path_factory, name: str) -> tuple[Path, Path]:
     return shared_runs(tmp_path_factory, name)[name]
 
 
-def run_scenario(directory: Path, base: str, changes: dict, timeout_s: float = 300.0):
-    """``lec-cosim run`` (a process of its own, as a user runs it) of a shipped scenario with ``changes``, into
-    ``directory/out``; returns the scenario as loaded and the results folder."""
+def run_in_process(directory: Path, base: str, changes: dict, timeout_s: float = 300.0):
+    """The federation of a shipped scenario with ``changes``, run into ``directory/out`` in this process
+    (:func:`lec_cosim.inproc.run_inproc`: the same federate programs and configs as ``lec-cosim run``, as threads
+    on HELICS's in-process core; results byte-identical to a process run, ``tests/test_inproc.py``), for tests that
+    read a run's results, not its processes: a process per federate costs seconds of imports each. Returns the
+    scenario as loaded and the results folder."""
+    from lec_cosim.inproc import run_inproc
     from lec_cosim.scenario import load_scenario
 
     path = write_scenario(directory, base, changes)
-    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(directory / "out"),
-                           "--quiet"], capture_output=True, text=True, timeout=timeout_s)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return load_scenario(path), directory / "out"
+    scenario = load_scenario(path)
+    run_inproc(scenario, directory / "out", timeout_s=timeout_s)
+    return scenario, directory / "out"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from harness import SCENARIOS, no_process_mentions, write_scenario
+from harness import SCENARIOS, no_process_mentions
 
 from lec_cosim.federation import (
     broker_port_span,
@@ -160,11 +160,12 @@ def test_port_blocks_of_parallel_processes_never_overlap():
 
 
 def test_an_import_limit_binds_the_plan_and_the_summary_tells_where_the_import_went_above(tmp_path):
+    """The plan and the summary, not the command line: the federation in this process (``harness.run_in_process``,
+    the federate programs and configs of ``lec-cosim run`` as threads on HELICS's in-process core)."""
     import pandas as pd
+    from harness import run_in_process
 
-    path = write_scenario(tmp_path, "trondelag_arbitrage", {"grid.import_limit_mw": 0.3})
-    result = cli("run", str(path), "--out", str(tmp_path / "out"), "--quiet")
-    assert result.returncode == 0, result.stderr
+    run_in_process(tmp_path, "trondelag_arbitrage", {"grid.import_limit_mw": 0.3})
     ems = pd.read_csv(tmp_path / "out" / "ems.csv")
     signals = pd.read_csv(tmp_path / "out" / "signals.csv")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

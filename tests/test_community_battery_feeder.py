@@ -1,4 +1,5 @@
-"""The community battery on a pandapower net (``grid.source``), through ``lec-cosim run``: a real federation whose
+"""The community battery on a pandapower net (``grid.source``): a real federation (its federate programs as threads on
+HELICS's in-process core, ``harness.run_in_process``; results byte-identical to ``lec-cosim run``) whose
 PCC power is the households', PV's and battery's plus the net's losses, whose voltages are those of an independent
 pandapower ``runpp`` of Kerber's village grid, and whose bad grid inputs are one line, exit 2, nothing written."""
 
@@ -12,7 +13,7 @@ import pandapower as pp
 import pandapower.networks as pn
 import pandas as pd
 import pytest
-from harness import ROOT, run_scenario, write_scenario
+from harness import ROOT, run_in_process, write_scenario
 
 from lec_cosim.models.battery_feeder import FeederLECGrid, community_of, households_on_points
 from lec_cosim.models.feeder_source import load_feeder
@@ -26,7 +27,7 @@ CHANGES = {"start": "2019-05-26T12:00:00", "horizon_h": 9}  # the battery takes 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return run_scenario(tmp_path_factory.mktemp("kerber"), SCENARIO, CHANGES)
+    return run_in_process(tmp_path_factory.mktemp("kerber"), SCENARIO, CHANGES)
 
 
 def test_the_pcc_is_the_households_pv_and_battery_plus_the_losses(run):

@@ -201,11 +201,17 @@ def test_bad_input_is_one_line_and_leaves_nothing_half_written(tmp_path):
         assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         assert all(phrase in lines[0] for phrase in phrases), lines[0]
 
-    refused(cli("compose", bad, "-o", out), str(bad), "battery.efficiency")
-    refused(cli("compose", DEFAULT_SCENARIO, "-o", out, "--subnet", "10.9.0.0/30"), "subnet",
-            "the federation needs 6")
-    refused(cli("compose", DEFAULT_SCENARIO, "-o", out, "--subnet", "8.8.8.0/24"), "not a private network")
-    refused(cli("compose", DEFAULT_SCENARIO, "-o", ROOT), "holds the lec-cosim project")
+    # four refusals at once (each command costs its process's imports), checked one by one
+    refusals = [(("compose", bad, "-o", out), (str(bad), "battery.efficiency")),
+                (("compose", DEFAULT_SCENARIO, "-o", out, "--subnet", "10.9.0.0/30"), ("subnet",
+                                                                                      "the federation needs 6")),
+                (("compose", DEFAULT_SCENARIO, "-o", out, "--subnet", "8.8.8.0/24"), ("not a private network",)),
+                (("compose", DEFAULT_SCENARIO, "-o", ROOT), ("holds the lec-cosim project",))]
+    started = [subprocess.Popen(CLI + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for args, _ in refusals]
+    outputs = [proc.communicate(timeout=120) for proc in started]
+    for proc, output, (_, phrases) in zip(started, outputs, refusals):
+        refused(subprocess.CompletedProcess(proc.args, proc.returncode, *output), *phrases)
     assert sorted(tmp_path.iterdir()) == [bad]  # nor DIR, nor DIR.partial
 
     assert cli("compose", DEFAULT_SCENARIO, "-o", out).returncode == 0

@@ -1,4 +1,7 @@
-"""The LEM case (Case 1) and its base case through the CLI, as a user runs them.
+"""The LEM case (Case 1) and its base case, the shipped scenarios as they are: real federations in this process
+(``lec_cosim.inproc``: the federate programs and configs of ``lec-cosim run`` as threads on HELICS's in-process
+core, results byte-identical to a process run, ``tests/test_inproc.py``; ``lec-cosim run`` of the local market with a
+process per federate: ``harness.SHARED_RUNS``, ``tests/test_parallel_runs.py``, ``tests/test_fault_injection.py``).
 
 Asserts what must hold whatever the bids: the pool balances every hour, prices lie between the
 feed-in and the retail tariff, money sums to zero between buyers, sellers and the grid, the
@@ -6,31 +9,26 @@ physical injections follow the trades, and the DSO's power balance closes.
 """
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from harness import SCENARIOS
+
+from lec_cosim.inproc import run_inproc
 from lec_cosim.models.bidding import FEED_IN_EUR_PER_KWH, chp_production_cost_eur, retail_tariff_eur_per_kwh
 from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
 NAMES = ("ieee_eu_lv_lem_plain", "ieee_eu_lv_base_plain")
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e_lem")
-    procs = {name: subprocess.Popen(CLI + ["run", str(SCENARIOS / f"{name}.yaml"), "--out", str(base / name),
-                                           "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for name in NAMES}
-    outputs = {name: p.communicate(timeout=400)[0] for name, p in procs.items()}
-    for name, p in procs.items():
-        assert p.returncode == 0, outputs[name]
+    for name in NAMES:
+        run_inproc(load_scenario(SCENARIOS / f"{name}.yaml"), base / name, timeout_s=400)
     return {name: base / name for name in NAMES}
 
 

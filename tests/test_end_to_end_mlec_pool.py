@@ -3,10 +3,12 @@
 With ``p2p.market: pool_operator`` (``scenarios/ieee_eu_lv_three_lecs_pool.yaml``) one federate per
 LEC runs ``federates/lem_market.py``, the local market's own component, unchanged: the members send
 it their orders, it answers each of them and sends the LEC_EMS the book, which the LEC_EMS settles
-instead of clearing the pool itself (``p2p.market: ems``, the default). Real broker, real federates,
-the shipped day with hourly grid steps (about 15 s a run, mostly start-up). The run with the LEC_EMSs'
-own pools is the shipped three-LEC scenario run with ``--framework p2p``, which other test files read too
-(``harness.shared_runs``): the pool scenario is that scenario but for its pool operators.
+instead of clearing the pool itself (``p2p.market: ems``, the default). Real HELICS federates, the
+shipped day with hourly grid steps: the pool operators' run in this process (``lec_cosim.inproc``: the same
+federate programs and configs as threads on HELICS's in-process core, results byte-identical to ``lec-cosim
+run``; a process per federate made it about 15 s, mostly start-up). The run with the LEC_EMSs' own pools is the
+shipped three-LEC scenario run with ``--framework p2p``, which other test files read too (``harness.shared_runs``):
+the pool scenario is that scenario but for its pool operators.
 
 What differs and why: nothing in the results. Both clear the same book by the same rule, the
 uniform-price double auction of :func:`lec_cosim.models.auction.clear_double_auction` on its
@@ -63,18 +65,19 @@ def scenario_file(directory: Path, market: str) -> Path:
 
 @pytest.fixture(scope="module")
 def both_runs(tmp_path_factory) -> dict[str, Path]:
-    """The pool cleared by the pool operators and by the LEC_EMSs (the shared p2p run), run at once."""
-    import subprocess
-    import sys
+    """The pool cleared by the pool operators (in this process) and by the LEC_EMSs (the shared p2p run, made at
+    the same time if no other test has made it yet)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lec_cosim.inproc import run_inproc
 
     directory = tmp_path_factory.mktemp("pool_operator")
     out = directory / "run"
     path = scenario_file(directory, "pool_operator")
-    proc = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(out), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ems_path, ems_out = shared_run(tmp_path_factory, "three_lecs_p2p")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, ("pool_operator", err)
+    with ThreadPoolExecutor(1) as pool:
+        shared = pool.submit(shared_run, tmp_path_factory, "three_lecs_p2p")
+        run_inproc(load_scenario(path), out, timeout_s=300)
+        ems_path, ems_out = shared.result()
     # the same scenario but for the pool operators: the shared run is the pool scenario clearing in the LEC_EMSs
     ems = load_scenario(ems_path).model_copy(update={"framework": "p2p"})
     assert ems.p2p.market == "ems" and SHARED_RUNS["three_lecs_p2p"][2] == ["--framework", "p2p"]

@@ -114,25 +114,26 @@ def test_community_of_copies_repeats_the_players_and_their_bids():
 def test_a_market_of_two_feeders_clears_like_one_at_twice_the_volume(tmp_path, tmp_path_factory):
     """Two identical feeders in one LEM: every order twice, so the same price at twice the volume, each
     copy's players settle like the originals, and the grid carries twice the power through one source.
-    The one feeder: the local market's run other test files read too (12 h at hourly grid steps)."""
+    The one feeder: the local market's run other test files read too (12 h at hourly grid steps); the two feeders
+    run in this process (``lec_cosim.inproc``: the federate programs and configs of ``lec-cosim run`` as threads on
+    HELICS's in-process core, results byte-identical to a process run)."""
     import json
-    import subprocess
-    import sys
+    from concurrent.futures import ThreadPoolExecutor
 
     from harness import SHARED_RUNS, shared_run, write_scenario
 
+    from lec_cosim.inproc import run_inproc
     from lec_cosim.scenario import load_scenario
 
     base, changes, extra = SHARED_RUNS["lem_hourly_12h"]
     assert base == "ieee_eu_lv_lem_plain" and not extra
     (tmp_path / "in2").mkdir()
     path = write_scenario(tmp_path / "in2", base, {**changes, "name": "copies2", "feeder.copies": 2})
-    proc = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(tmp_path / "out2"),
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    one_path, one_feeder = shared_run(tmp_path_factory, "lem_hourly_12h")
+    with ThreadPoolExecutor(1) as pool:
+        shared = pool.submit(shared_run, tmp_path_factory, "lem_hourly_12h")  # if not made yet: a process, meanwhile
+        run_inproc(load_scenario(path), tmp_path / "out2", timeout_s=250)
+        one_path, one_feeder = shared.result()
     assert load_scenario(one_path).feeder.copies == 1
-    output = proc.communicate(timeout=250)[0]
-    assert proc.returncode == 0, output
     runs = {}
     for copies, out in ((1, one_feeder), (2, tmp_path / "out2")):
         runs[copies] = {name: pd.read_csv(out / f"{name}.csv") for name in ("clearing", "settlement", "grid")}
@@ -157,18 +158,13 @@ def test_a_market_of_two_feeders_clears_like_one_at_twice_the_volume(tmp_path, t
 
 @pytest.mark.timeout(300)
 def test_the_shipped_thousand_household_scenario_runs(tmp_path):
-    """scenarios/ieee_eu_lv_1045_households.yaml, its first two hours: 1,045 households and 114 CHPs trade."""
+    """scenarios/ieee_eu_lv_1045_households.yaml, its first two hours: 1,045 households and 114 CHPs trade (the
+    federation in this process: ``harness.run_in_process``)."""
     import json
-    import subprocess
-    import sys
 
-    from harness import write_scenario
+    from harness import run_in_process
 
-    path = write_scenario(tmp_path, "ieee_eu_lv_1045_households", {"horizon_h": 2})
-    out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, timeout=280)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _, out = run_in_process(tmp_path, "ieee_eu_lv_1045_households", {"horizon_h": 2}, timeout_s=280)
     players = pd.read_csv(out / "participants.csv")
     assert len(players) == 19 * 61 and (players["kind"] != "chp").sum() == 1045
     assert len(pd.read_csv(out / "grid.csv")) == 8 and len(pd.read_csv(out / "clearing.csv")) == 2

@@ -1,4 +1,5 @@
-"""The local market on a SimBench grid (``feeder.source``), through ``lec-cosim run``: a real federation whose
+"""The local market on a SimBench grid (``feeder.source``): a real federation (its federate programs as threads on
+HELICS's in-process core, ``harness.run_in_process``; results byte-identical to ``lec-cosim run``) whose
 energies balance and equal the community's, whose DSO sees the grid the model solves, and whose bad feeder input
 is one line, exit 2."""
 
@@ -6,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from harness import run_scenario, write_scenario
+from harness import run_in_process, write_scenario
 
 from lec_cosim.models.feeder_source import load_feeder
 from lec_cosim.models.lem_community import community_from_scenario
@@ -18,7 +19,7 @@ CHANGES = {"start": "2016-05-26T00:00:00", "horizon_h": 6, "resolution.grid_min"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return run_scenario(tmp_path_factory.mktemp("simbench_lem"), SCENARIO, CHANGES)
+    return run_in_process(tmp_path_factory.mktemp("simbench_lem"), SCENARIO, CHANGES)
 
 
 def test_the_energies_balance_and_are_the_communitys(run):

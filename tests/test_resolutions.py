@@ -1,28 +1,25 @@
-"""Period mixes we ship: 1-minute grid steps under a 15-minute EMS and an hourly market, with HiGHS."""
+"""Period mixes we ship: 1-minute grid steps under a 15-minute EMS and an hourly market, with HiGHS.
+
+The federation runs in this process (``harness.run_in_process``: the federate programs and configs of ``lec-cosim
+run`` as threads on HELICS's in-process core, the same grants and results).
+"""
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from harness import write_scenario
+from harness import run_in_process
 from lec_cosim.models.household import HouseholdFleet
-from lec_cosim.scenario import load_scenario
 
 
 def test_one_minute_grid_fifteen_minute_ems_hourly_market(tmp_path):
-    path = write_scenario(tmp_path, "trondelag_arbitrage", {
+    scenario, out = run_in_process(tmp_path, "trondelag_arbitrage", {
         "name": "minute_steps", "horizon_h": 3, "start": "2019-05-26T12:00:00",
         "resolution": {"market_min": 60, "ems_min": 15, "grid_min": 1}, "ems.solver": "highs",
     })
-    out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(out), "--quiet"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
     ems, pcc, grid = (pd.read_csv(out / f) for f in ("ems.csv", "pcc.csv", "signals.csv"))
     assert len(pcc) == 180 and len(ems) == 12 and summary["ems_step_h"] == 0.25
@@ -30,7 +27,6 @@ def test_one_minute_grid_fifteen_minute_ems_hourly_market(tmp_path):
     # Hourly prices hold over the four EMS steps of each hour (real NO1 prices, 12:00-14:00).
     np.testing.assert_allclose(ems.price, np.repeat([28.46, 26.98, 26.96], 4))
     # Households play the 15-minute profile back minute by minute, holding each value.
-    scenario = load_scenario(path)
     quarter = HouseholdFleet.from_scenario(scenario).power(scenario.start, 900, 12)
     np.testing.assert_allclose(grid.load_p_mw.to_numpy().reshape(12, 15), np.repeat(quarter.load_p_mw.to_numpy()[:, None], 15, 1), atol=1e-12)
     # The set-point changes only at EMS steps; the battery's SoC integrates it minute by minute.
