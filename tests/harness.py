@@ -377,3 +377,18 @@ def run_in_process(directory: Path, base: str, changes: dict, timeout_s: float =
     scenario = load_scenario(path)
     run_inproc(scenario, directory / "out", timeout_s=timeout_s)
     return scenario, directory / "out"
+
+
+def seeded_episode(env, hours: int) -> list:
+    """A learning environment's episode from ``reset(seed=7)`` with actions drawn from seed 7 within its action
+    space: the observations and rewards, as lists (JSON-ready: a pinned environment's subprocess prints them)."""
+    import numpy as np
+
+    observation, _ = env.reset(seed=7)
+    rng = np.random.default_rng(7)
+    trace = [observation.tolist()]
+    for _ in range(hours):
+        action = env.action_space.low + rng.random(2) * (env.action_space.high - env.action_space.low)
+        observation, reward, _, _, _ = env.step(action)
+        trace += [observation.tolist(), [reward]]
+    return trace

@@ -8,12 +8,13 @@ three-phase power flows of the IEEE European LV feeder, the pool's clearing, the
 
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from gymnasium.utils.env_checker import check_env
-from harness import write_scenario
+from harness import seeded_episode, write_scenario
 from pettingzoo.test import parallel_api_test
 
 from federates.common import INJECTED_HANGS_END
@@ -139,17 +140,12 @@ def test_seeds_choose_the_same_days_and_give_the_same_episode(two_chps, tmp_path
 
 PINNED_EPISODE = """
 import json, os, sys
-import numpy as np
+tests, path, work_dir, cpu, hours = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+sys.path.insert(0, tests)
+from harness import seeded_episode
 from lec_cosim.env import LecEnv
-path, work_dir, cpu, hours = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 env = LecEnv(path, work_dir=work_dir, cpu=cpu)
-observation, _ = env.reset(seed=7)
-rng = np.random.default_rng(7)
-trace = [observation.tolist()]
-for _ in range(hours):
-    action = env.action_space.low + rng.random(2) * (env.action_space.high - env.action_space.low)
-    observation, reward, terminated, _, _ = env.step(action)
-    trace += [observation.tolist(), [reward]]
+trace = seeded_episode(env, hours)
 cpus = sorted({c for task in os.listdir("/proc/self/task") for c in os.sched_getaffinity(int(task))})
 threads = len(os.listdir("/proc/self/task"))
 env.close()
@@ -165,20 +161,14 @@ def test_a_pinned_environment_runs_its_federation_on_its_cpu_with_the_same_episo
     import sys
 
     cpu = max(os.sched_getaffinity(0))
-    done = subprocess.run([sys.executable, "-c", PINNED_EPISODE, str(two_chps.source_file), str(tmp_path / "pinned"),
-                           str(cpu), str(HOURS)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", PINNED_EPISODE, str(Path(__file__).parent), str(two_chps.source_file),
+                           str(tmp_path / "pinned"), str(cpu), str(HOURS)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     pinned = json.loads(done.stdout.strip().splitlines()[-1])
     assert pinned["cpus"] == [cpu] and pinned["threads"] >= 5  # the proxy, three federates, HELICS's own
     env = LecEnv(two_chps, work_dir=tmp_path / "free")
     try:
-        observation, _ = env.reset(seed=7)
-        rng = np.random.default_rng(7)
-        trace = [observation.tolist()]
-        for _ in range(HOURS):
-            action = env.action_space.low + rng.random(2) * (env.action_space.high - env.action_space.low)
-            observation, reward, _, _, _ = env.step(action)
-            trace += [observation.tolist(), [reward]]
+        trace = seeded_episode(env, HOURS)
     finally:
         env.close()
     assert pinned["trace"] == json.loads(json.dumps(trace))
