@@ -1,12 +1,13 @@
 """LEC_EMS federate: one local energy community's energy-management system, in any of the three frameworks.
 
-Every hour it plans its batteries for the rest of the day (``lec_cosim.models.multi_lec_ems``)
+Every hour it plans its batteries ahead (``ems.lookahead_h``, ``lec_cosim.models.multi_lec_ems``)
 within the DSO's latest limits and publishes the hour's set-points; how it plans is its strategy
 (the config's ``ems``, chosen by the plan for the framework):
 
 * ``plan_alone`` (decentralised): plans alone and sends its hourly position to the market platform;
 * ``negotiate`` (distributed): negotiates exchanges with its neighbours by ADMM (``LecAgent``), one
-  iteration per microsecond slot, and stops when the residuals it hears of say all agents stop;
+  iteration per microsecond slot, and stops when the residuals it hears of say all agents stop; with
+  ``negotiation.warm_start`` each hour starts from the last hour's agreement;
 * ``run_market`` (p2p): sends its members their import caps and fees, clears their orders in the
   LEC's pool, plans the community battery around their plans and sends the LEC's position to the
   platform. Who clears the pool is its pool strategy (the config's ``pool``): ``clear_orders``, the
@@ -158,6 +159,10 @@ class Negotiate(LecEms):
         self.agent = None
         self.residuals = []
 
+    def reset(self) -> None:
+        super().reset()
+        self.agent = None  # an episode's first negotiation starts cold, as the run's did
+
     def hour_slots(self, hour: int, start: float):
         yield start + self.plan_offset_s, lambda _: self.start_negotiation(hour)
         k = 0
@@ -168,8 +173,10 @@ class Negotiate(LecEms):
     def start_negotiation(self, hour: int) -> None:
         self.read_limits()
         neg = self.scenario.negotiation
+        # warm start: the last hour's agreement, its window moved on by the hour (every agent does the same)
+        warm = self.agent.carried_over() if neg.warm_start and self.agent is not None else None
         self.agent = LecAgent(self.problem(hour, with_edges=True), self.me, rho_eur_per_kwh2=neg.rho_eur_per_kwh2,
-                              tol_kw=neg.tol_kw, max_iterations=neg.max_iterations)
+                              tol_kw=neg.tol_kw, max_iterations=neg.max_iterations, warm_start=warm)
         self.residuals = []
         self.propose()
 
@@ -321,7 +328,7 @@ class RunMarket(LecEms):
             trades.append(result)
             fed.send(fed.endpoint("market"), fed.target("members", m), result)
         self.previous_import = {t["member"]: t["grid_import_kwh"] for t in trades}
-        # The community battery around the members' own plans for the rest of the day.
+        # The community battery around the members' own plans over the window.
         plans = np.sum([orders[m]["plan_kw"] for m in homes], axis=0)
         net = np.zeros((len(self.names), len(plans)))
         net[self.me] = plans

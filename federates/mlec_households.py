@@ -5,8 +5,8 @@ and each battery at its set-point, and publishes the members' powers (households
 community batteries). The set-points: in decentralised and distributed, each LEC_EMS's pooled
 set-point split over the home and community batteries it manages; in p2p, the community battery's
 set-point from the LEC_EMS, and for every home battery its own HEMS plan: at H + 2 ms each HEMS
-reads the caps and fee its LEC sent, plans the rest of the day for its own cost
-(``lec_cosim.models.p2p.plan_home``) and sends its LEC's market its order for the hour. With a pool
+reads the caps and fee its LEC sent, plans ahead for its own cost (``lec_cosim.models.p2p.plan_home``,
+over the LEC_EMS's window) and sends its LEC's market its order for the hour. With a pool
 operator (the config's ``pool_operator``) that message is the member's plan for its LEC_EMS, and the
 order goes to the LEC's pool operator (target ``pool``) in the operator's format
 (``lec_cosim.models.lec_pool.pool_order_message``).
@@ -34,6 +34,7 @@ from lec_cosim.models.multi_lec_ems import (
     hourly_tariffs,
     members_from_scenario,
     n_hours,
+    planning_window,
     pooled_batteries,
     steps_per_hour,
 )
@@ -63,13 +64,15 @@ def build(fed: Federate):
         return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
 
     def home_plan(j: int, first_hour: int, soc_kwh: float, cap: dict):
-        """Member ``j``'s HEMS plan from ``first_hour`` to the run's end from ``soc_kwh``, under its LEC's caps."""
-        return plan_home(load_h[j, first_hour:], pv_h[j, first_hour:], dt_h=1.0,
-                         import_price_eur_per_kwh=retail[first_hour:], export_price_eur_per_kwh=feed_in[first_hour:],
+        """Member ``j``'s HEMS plan over its window from ``first_hour`` (``planning_window``) from ``soc_kwh``, under
+        its LEC's caps."""
+        w = planning_window(members, s, first_hour)
+        return plan_home(load_h[j, w], pv_h[j, w], dt_h=1.0,
+                         import_price_eur_per_kwh=retail[w], export_price_eur_per_kwh=feed_in[w],
                          battery_kwh=batteries.energy_kwh[j], battery_kw=batteries.power_kw[j],
                          battery_efficiency=efficiency[j], soc_kwh=soc_kwh, soc_final_kwh=reachable_soc_final_kwh(
                              0.5 * batteries.energy_kwh[j], soc_kwh=soc_kwh, battery_kw=batteries.power_kw[j],
-                             battery_efficiency=efficiency[j], dt_h=1.0, steps=len(retail) - first_hour),
+                             battery_efficiency=efficiency[j], dt_h=1.0, steps=w.stop - w.start),
                          import_cap_kw=cap["import_cap_kw"], over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
                          import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])
 
@@ -89,7 +92,7 @@ def build(fed: Federate):
                 decided = batteries.hour_setpoint(j, fed.read_port(f"{member}.action"))
                 if abs(decided - own_plan_kw[j]) > AGENT_SAME_KW:  # the later hours: its HEMS's plan from there
                     later = (home_plan(j, hour + 1, batteries.soc_after_kwh(j, decided), cap).net_kw.tolist()
-                             if hour + 1 < len(retail) else [])
+                             if hour + 1 < len(retail) else [])[:len(plan_kw) - 1]  # within the hour's window
                     own_plan_kw[j] = decided
                     plan_kw = [float(load_h[j, hour] - pv_h[j, hour] + decided), *later]
             fed.send(fed.endpoint(member), fed.target("market", lec), {

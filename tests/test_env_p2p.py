@@ -184,7 +184,7 @@ def test_what_an_agent_cannot_take(folder, hems_agents):
     no_battery = hems_agents.model_copy(update={"agents": ["LOAD1"]})
     with pytest.raises(ScenarioError, match="agents: LOAD1 has no home battery to decide"):
         LecEnv(no_battery)
-    with pytest.raises(ScenarioError, match="a three-LEC federation plays one day"):
+    with pytest.raises(ScenarioError, match="a three-LEC learning environment.s federation plays its episodes on one day"):
         LecEnv(hems_agents, days=["2016-05-26", "2016-05-27"])
 
 

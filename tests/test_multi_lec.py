@@ -317,5 +317,20 @@ def test_horizon_and_validation():
     assert winter.lec_pv_kw.sum() < full.lec_pv_kw.sum()
     with pytest.raises(ValueError):
         ml.multi_lec_members(grid_min=7)
-    with pytest.raises(ValueError):
-        ml.multi_lec_members(horizon_h=25)
+    with pytest.raises(ValueError, match="ends at 2017-01-01"):
+        ml.multi_lec_members(day="2016-12-31", horizon_h=25)  # past the PV data
+    with pytest.raises(ValueError, match="whole number of hours"):
+        ml.multi_lec_members(horizon_h=24.5)
+
+
+def test_a_horizon_of_several_days_repeats_the_load_day_and_follows_the_pv_calendar():
+    """Three days from 26 May: each day's load is the IEEE day again; each day's PV is that calendar day's, the same
+    as a one-day horizon of that day."""
+    three = ml.multi_lec_members(horizon_h=72)
+    assert three.n_steps == 288
+    for k, day in enumerate(["2016-05-26", "2016-05-27", "2016-05-28"]):
+        one = ml.multi_lec_members(day=day)
+        days = slice(96 * k, 96 * (k + 1))
+        np.testing.assert_array_equal(three.load_kw[:, days], one.load_kw)
+        np.testing.assert_array_equal(three.pv_kw[:, days], one.pv_kw)
+    assert not np.array_equal(three.pv_kw[:, :96], three.pv_kw[:, 96:192])  # the PV days differ

@@ -215,6 +215,7 @@ class LecAgent:
         tol_kw: float = DEFAULT_TOL_KW,
         dual_tol_eur_per_kwh: float | None = None,
         max_iterations: int = DEFAULT_MAX_ITERATIONS,
+        warm_start: tuple[dict, dict] | None = None,
     ):
         if not 0 <= lec < problem.n_lecs:
             raise ValueError(f"lec must be in 0..{problem.n_lecs - 1}, got {lec}")
@@ -233,9 +234,10 @@ class LecAgent:
         self.stop_delay = problem.stop_delay(lec)
 
         t = problem.n_steps
+        targets, duals = warm_start if warm_start is not None else ({}, {})
         self.state = AgentState(
-            targets_kw={n: np.zeros(t) for _, n, _ in self.neighbours},
-            duals_eur_per_kwh={n: np.zeros(t) for _, n, _ in self.neighbours},
+            targets_kw={n: _fitted(targets.get(n), t) for _, n, _ in self.neighbours},
+            duals_eur_per_kwh={n: _fitted(duals.get(n), t) for _, n, _ in self.neighbours},
             proposals_kw={n: np.zeros(t) for _, n, _ in self.neighbours},
         )
         self._build()
@@ -357,6 +359,15 @@ class LecAgent:
             "local_price_eur_per_kwh": duals[c.balance_rows] / self.problem.dt_h,
         }
 
+    def carried_over(self, hours: int = 1) -> tuple[dict, dict]:
+        """The agreed exchanges and duals of this negotiation ``hours`` later: the warm start of the next one
+        (``warm_start``), its window moved on by ``hours`` steps; the new steps at the end repeat the last value
+        (:func:`_fitted`). Both ends of an edge carry the same duals and opposite targets over, so they start the
+        next negotiation agreed, as ADMM requires."""
+        s = self.state
+        return ({n: np.asarray(z, dtype=float)[hours:] for n, z in s.targets_kw.items()},
+                {n: np.asarray(y, dtype=float)[hours:] for n, y in s.duals_eur_per_kwh.items()})
+
     # -- ADMM protocol ---------------------------------------------------------------------
 
     def propose(self) -> list:
@@ -426,6 +437,15 @@ class LecAgent:
         # Older reports can no longer be needed by anyone.
         for key in [key for key in s.residual_reports if key[1] < k + 1 - self.stop_delay]:
             del s.residual_reports[key]
+
+
+def _fitted(values, steps: int) -> np.ndarray:
+    """``values`` cut or extended to ``steps`` (the extension repeats the last value); zeros without values: a cold
+    start."""
+    if values is None or len(values) == 0:
+        return np.zeros(steps)
+    values = np.asarray(values, dtype=float)[:steps]
+    return np.concatenate([values, np.full(steps - len(values), values[-1])])
 
 
 def default_dual_tol_eur_per_kwh(problem: ExchangeProblem, tol_kw: float) -> float:

@@ -105,8 +105,8 @@ from lec_cosim.models.lem_participants import (
     _feeder,
     consumer_loads,
     prosumer_pv_profile,
-    pv_day_profiles,
     pv_kwp_per_prosumer,
+    pv_profiles,
     reduced_bus_of,
 )
 
@@ -210,7 +210,7 @@ def _scale_homes(split: pd.DataFrame, homes: dict, each: dict | None) -> None:
 
 @dataclass(frozen=True, eq=False)
 class MultiLecMembers:
-    """The members of the LECs, their assets and their profiles over one day.
+    """The members of the LECs, their assets and their profiles over the horizon (a day to a year).
 
     Attributes
     ----------
@@ -368,7 +368,8 @@ def multi_lec_members(
     n_lecs : int
         Number of LECs (:func:`split_into_lecs`).
     horizon_h : float
-        Hours from midnight, whole hours, at most 24.
+        Hours from midnight, whole hours: up to the end of the PV data (a year of 2016). The IEEE day repeats every
+        day (one typical day, no seasons); the PV follows the calendar day by day.
     home_battery_kwh, home_battery_kw : float
         Size of each home battery.
     community_battery_hours : float
@@ -388,8 +389,8 @@ def multi_lec_members(
     if 60 % grid_min:
         raise ValueError("grid_min must divide 60")
     n_steps = round(horizon_h * 60 / grid_min)
-    if n_steps * grid_min != horizon_h * 60 or not 0 < horizon_h <= 24 or n_steps % (60 // grid_min):
-        raise ValueError("horizon_h must be a whole number of hours, at most 24")
+    if n_steps * grid_min != horizon_h * 60 or not 0 < horizon_h or n_steps % (60 // grid_min):
+        raise ValueError("horizon_h must be a positive whole number of hours")
     tree = _tree(str(data_dir))
     split = split_into_lecs(n_lecs, data_dir)
     compositions = _lec_compositions(lec_names(split), each, home_battery_kwh=home_battery_kwh,
@@ -409,13 +410,14 @@ def multi_lec_members(
     scale = load_scale_for_peak(load_peak_kw, data_dir)
     one_min = _load_day_kw(data_dir) * scale
     minutes = n_steps * grid_min
-    pv = pv_day_profiles(day, pv_file)
+    pv = pv_profiles(day, math.ceil(horizon_h), pv_file)  # consecutive days of the calendar
+    days = -(-minutes // 1440)  # the IEEE day repeated over the horizon (the last day maybe in part)
 
     tan_phi = {name: math.tan(math.acos(value)) for name, value in pf.items()}
     homes = {}
     for row in split.itertuples(index=False):
         has_pv = row.load in pv_profile
-        load = one_min[row.load].to_numpy()[:minutes].reshape(n_steps, grid_min).mean(axis=1)
+        load = np.tile(one_min[row.load].to_numpy(), days)[:minutes].reshape(n_steps, grid_min).mean(axis=1)
         if has_pv:
             per_min = np.repeat(pv[pv_profile[row.load]].to_numpy(dtype=float), 15)[:minutes]
             pv_kw = per_min.reshape(n_steps, grid_min).mean(axis=1) * kwp
@@ -503,8 +505,8 @@ def multi_lec_members_on_feeder(
 
     The households, their loads and their PV are ``community``'s: the local market's households on that feeder,
     without CHPs (:func:`lec_cosim.models.feeder_community.build_feeder_community`: placement, loads from the
-    source or a CSV, PV on a share of the households spread over the feeder, one common kWp), over a horizon of
-    at most a day from ``start``. The split, the neighbour graph, the home batteries (every second prosumer of
+    source or a CSV, PV on a share of the households spread over the feeder, one common kWp), over the horizon
+    from ``start``. The split, the neighbour graph, the home batteries (every second prosumer of
     each LEC along the feeder) and the community batteries (two hours of the LEC's mean load, at its load
     centre) follow the IEEE feeder's rules (module docstring) on the feeder's tree
     (:func:`lec_cosim.models.lec_split.feeder_tree`). What differs: the mean load is that of the horizon (the
@@ -513,8 +515,6 @@ def multi_lec_members_on_feeder(
     """
     from lec_cosim.models.lec_split import feeder_tree
 
-    if community.load_kw.shape[1] * community.grid_min > 24 * 60:
-        raise ValueError("horizon_h must be a whole number of hours, at most 24")
     if (community.table["kind"] == "chp").any():
         raise ValueError("the LECs' members are households: build their community without CHPs")
     table = community.table

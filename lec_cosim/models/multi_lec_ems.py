@@ -1,9 +1,10 @@
 """What a LEC_EMS of the three-LEC scenario plans with: tariffs, its batteries, its exchange problem.
 
 Plain Python shared by the federates of the three frameworks (and by tests that solve the same
-problems in one process). A LEC_EMS plans the rest of the day at every market period (a rolling
-horizon): from the present hour to the end of the horizon, from the batteries' present energy,
-ending where the day started, within the DSO's latest limits. It plans in hours, the market's
+problems in one process). A LEC_EMS plans ahead at every market period (a rolling horizon): from
+the present hour over ``ems.lookahead_h`` hours (24 by default; cut at the run's end, so a one-day
+run plans the rest of its day), from the batteries' present energy, ending where the run started,
+within the DSO's latest limits. It plans in hours, the market's
 period: its set-points hold for the hour, and the grid, which runs in 15-minute steps, carries
 the deviations within the hour. (Planned at 15 minutes, one day's local QP of the ADMM took about
 120 ms instead of 4 ms, and a day's negotiation 34 s instead of about 1 s.)
@@ -83,6 +84,12 @@ def hourly_tariffs(members: MultiLecMembers, scheme: str, feed_in_eur_per_kwh: f
     return retail, np.full(len(hours), float(feed_in_eur_per_kwh))
 
 
+def planning_window(members: MultiLecMembers, scenario, first_hour: int) -> slice:
+    """The hours an EMS or HEMS plans at ``first_hour``: ``ems.lookahead_h`` hours ahead (a rolling horizon), cut at
+    the run's end. With the default 24 h a one-day run plans the rest of its day, as it always did."""
+    return slice(first_hour, min(first_hour + scenario.ems.lookahead_h, n_hours(members)))
+
+
 @dataclass(frozen=True)
 class PooledBatteries:
     """The batteries one LEC_EMS plans as one, per LEC (arrays of shape (N,)), and how to split them.
@@ -138,7 +145,7 @@ def rest_of_day_problem(
     with_edges: bool = True,
     only_lec: int | None = None,
 ) -> ExchangeProblem:
-    """The exchange problem a LEC_EMS solves at ``first_hour``: hours ``first_hour`` .. end of the horizon.
+    """The exchange problem a LEC_EMS solves at ``first_hour``: the hours of its :func:`planning_window`.
 
     Parameters
     ----------
@@ -148,9 +155,11 @@ def rest_of_day_problem(
     first_hour : int
         Hour the plan starts at (its steps are hours).
     soc_kwh : array_like, shape (N,)
-        Energy of each LEC's pooled battery now; the plan ends at the day's initial 50 %.
+        Energy of each LEC's pooled battery now; the plan ends at the run's initial 50 % (at the window's end: what
+        the next windows start from is then what the run started from, and no plan empties the batteries just
+        because its window ends).
     batteries : PooledBatteries
-    net_demand_kw : array_like, shape (N, H - first_hour), optional
+    net_demand_kw : array_like, shape (N, window), optional
         Hourly mean. Default: members' load minus PV (no home battery). The P2P LEC_EMS passes its
         members' own plans.
     import_limit_kw, export_limit_kw : array_like, shape (N,), optional
@@ -163,8 +172,9 @@ def rest_of_day_problem(
         Fill only this LEC's data; the others' rows are zeros. What one agent knows: a federate
         builds its problem this way, so nothing of another LEC leaks into it.
     """
-    n, t = len(members.lec_names), n_hours(members)
-    rest = slice(first_hour, t)
+    n = len(members.lec_names)
+    rest = planning_window(members, scenario, first_hour)
+    t = rest.stop - rest.start
     if net_demand_kw is None:
         net_demand_kw = hourly_mean(members, members.net_demand_kw)[:, rest]
     net = np.array(net_demand_kw, dtype=float)
@@ -187,8 +197,8 @@ def rest_of_day_problem(
         edges=edges, edge_capacity_kw=neg.edge_capacity_kw, wheeling_eur_per_kwh2=neg.wheeling_eur_per_kwh2,
         battery_capacity_kwh=energy, battery_power_kw=batteries.power_kw, battery_efficiency=batteries.efficiency,
         soc_initial=np.clip(soc, 0.0, 1.0), soc_final=0.5,
-        grid_import_limit_kw=np.repeat(imports[:, None], t - first_hour, axis=1),
-        grid_export_limit_kw=np.repeat(exports[:, None], t - first_hour, axis=1),
+        grid_import_limit_kw=np.repeat(imports[:, None], t, axis=1),
+        grid_export_limit_kw=np.repeat(exports[:, None], t, axis=1),
         limit_penalty_eur_per_kwh=scenario.dso.limit_penalty_eur_per_kwh,
         curtailable_kw=curtailable, lec_names=tuple(members.lec_names),
     )

@@ -12,8 +12,8 @@ VALUE_PLAYERS: tuple[str, ...] = ()
 ROW_HEADERS = 1
 NO_FEEDER_MAP: str | None = None  # its DSO writes the feeder's extremes: the report draws the map
 FEDERATION_DAYS = 1
-"""A federation plays one day at most (``horizon_h`` up to 24): a learning environment's long-lived federation
-plays its episodes on one day; several days are played one federation per episode."""
+"""A learning environment's long-lived federation plays its episodes on one day (a run plays any horizon up to a
+year); several days are played one federation per episode."""
 FIGURE_CAPTION = ("Top: what each LEC paid over the run. Middle: the LECs' hourly grid import (up), export "
                   "(down) and exchanges between LECs. Bottom: the feeder's lowest and highest bus voltage per "
                   "grid step, with the DSO's band.")

@@ -10,7 +10,8 @@ in its LEC's pool, as its HEMS would; for the later hours its LEC_EMS is told wh
 the state of charge the hour leaves. It sees what the HEMS knows of the hour: the time, the tariffs, its
 battery's state of charge, its own load and PV of the hour (the HEMS plans on its profiles) and the cap and
 fees its LEC_EMS sent. Its reward is the household's bill of the hour as its LEC_EMS settled it: the pool's bill
-plus the fairness and over-cap fees. The HEMS's LP plans the rest of the day; the agent sees only the hour.
+plus the fairness and over-cap fees. The HEMS's LP plans its window ahead (``ems.lookahead_h``); the agent sees
+only the hour.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class HemsRoles:
             raise ValueError(f"role_options: {', '.join(sorted(options))}: the HEMS roles take no options")
         self.scenario = scenario
         self.roles = list(scenario.agents)
-        members = members_from_scenario(scenario)
+        self.members = members = members_from_scenario(scenario)
         table = members.table
         row = {member: j for j, member in enumerate(table["member"])}
         households = set(table.loc[table["kind"] == "household", "member"])
@@ -114,16 +115,17 @@ class HemsRoles:
                          self.load_h[j, period], self.pv_h[j, period], min(cap, NO_CAP_KW), fee, over_fee])
 
     def default_action(self, role: str, observation) -> np.ndarray:
-        """Its HEMS's own decision for the hour (the first hour of its LP's plan of the rest of the day), from what
+        """Its HEMS's own decision for the hour (the first hour of its LP's plan of its window), from what
         the role last observed (the float64 values, not the observation's float32)."""
         from lec_cosim.models.home_plan import plan_home, reachable_soc_final_kwh
+        from lec_cosim.models.multi_lec_ems import planning_window
 
         j, (hour, soc, cap, fee, over_fee) = self.row[role], self._seen[role]
+        w = planning_window(self.members, self.scenario, hour)
         final = reachable_soc_final_kwh(0.5 * self.energy_kwh[role], soc_kwh=soc, battery_kw=self.power_kw[role],
-                                        battery_efficiency=self.efficiency[role], dt_h=1.0,
-                                        steps=self.periods - hour)
-        plan = plan_home(self.load_h[j, hour:], self.pv_h[j, hour:], dt_h=1.0,
-                         import_price_eur_per_kwh=self.retail[hour:], export_price_eur_per_kwh=self.feed_in[hour:],
+                                        battery_efficiency=self.efficiency[role], dt_h=1.0, steps=w.stop - w.start)
+        plan = plan_home(self.load_h[j, w], self.pv_h[j, w], dt_h=1.0,
+                         import_price_eur_per_kwh=self.retail[w], export_price_eur_per_kwh=self.feed_in[w],
                          battery_kwh=self.energy_kwh[role], battery_kw=self.power_kw[role],
                          battery_efficiency=self.efficiency[role], soc_kwh=soc,
                          soc_final_kwh=final, import_cap_kw=cap,
@@ -164,9 +166,8 @@ def scenario_for_day(scenario, day: dt.date):
 
 
 def scenario_for_days(scenario, first: dt.date, days: int):
-    """A federation spans one day: its EMSs plan the rest of the run's day (``horizon_h`` at most 24)."""
+    """A learning environment's federation spans one day: its episodes restart the day (``reset``), not a later one."""
     if days > 1:
-        raise ScenarioError(f"{scenario.source_file}: a three-LEC federation plays one day (horizon_h up to 24): a "
-                            "long-lived environment plays its episodes on one day; give federation='per_episode' to "
-                            "play several")
+        raise ScenarioError(f"{scenario.source_file}: a three-LEC learning environment's federation plays its "
+                            "episodes on one day; give federation='per_episode' to play several")
     return scenario_for_day(scenario, first)

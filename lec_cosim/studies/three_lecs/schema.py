@@ -127,12 +127,23 @@ class PlatformConfig(_Strict):
     _fee = field_validator("wheeling_fee_eur_per_kwh")(_EUR_PER_KWH)
 
 
+class EmsConfig(_Strict):
+    lookahead_h: int = Field(
+        24, ge=1, le=168, description="hours every EMS and HEMS plans ahead at each market period (a rolling "
+        "horizon, ending at the initial state of charge); cut at the run's end, so a one-day run plans the rest "
+        "of its day")
+
+
 class NegotiationConfig(_Strict):
     wheeling_eur_per_kwh2: float = Field(1e-3, gt=0, description="quadratic cost of an exchange between neighbours")
     edge_capacity_kw: float = Field(100.0, gt=0)
     rho_eur_per_kwh2: Optional[float] = Field(None, gt=0, description="ADMM penalty; default 3 x wheeling")
     tol_kw: float = Field(0.01, gt=0, description="primal residual tolerance")
     max_iterations: int = Field(300, ge=1, le=900, description="iteration cap per market period")
+    warm_start: bool = Field(
+        False, exclude_if=lambda value: not value,  # a run without it writes the scenario it always wrote
+        description="each hour's negotiation starts from the exchanges and prices the last hour agreed (its "
+        "window moved on by an hour) instead of from zero: fewer iterations, the same optimum within tol_kw")
 
 
 class P2PConfig(_Strict):
@@ -186,13 +197,16 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
     framework: Literal["decentralised", "distributed", "p2p"]
     start: CalendarTime = Field(description="day of the PV data (2016); the IEEE loads are one typical day, a "
                                 "source's dated loads are those of this day")
-    horizon_h: float = Field(24.0, gt=0, le=24)
+    horizon_h: float = Field(24.0, gt=0, description="hours from start: up to a year, as far as the PV data "
+                             "(and a feeder source's loads) reach")
     resolution: LemResolution = LemResolution()
     feeder: SourceFeederConfig
     pv: PVSizingConfig
     lecs: LecsConfig = LecsConfig()
     tariff: TariffConfig = TariffConfig()
     platform: PlatformConfig = PlatformConfig()
+    ems: EmsConfig = Field(EmsConfig(), exclude_if=lambda value: value == EmsConfig())  # a run without it writes
+    # the scenario it always wrote
     negotiation: NegotiationConfig = NegotiationConfig()
     p2p: P2PConfig = P2PConfig()
     dso: DsoConfig = DsoConfig()
