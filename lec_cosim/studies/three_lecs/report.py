@@ -232,6 +232,9 @@ def plot_mlec_runs(runs, output_png) -> None:
         raise ValueError("no run directories given")
     summaries = _mlec_summaries(runs)
     labels = distinct_run_labels(summaries)
+    if max(float(summary.get("horizon_h", 24)) for summary in summaries) > CALENDAR_PLOT_AFTER_H:
+        plot_mlec_calendar(runs, labels, output_png)
+        return
     settlements = [read_run_csv(run, "settlement.csv", SETTLEMENT_COLUMNS, rows=True) for run in runs]
     grids = [read_run_csv(run, "grid.csv", GRID_COLUMNS, rows=True) for run in runs]
     bands = {band for band in map(_voltage_band, runs) if band is not None}
@@ -288,6 +291,64 @@ def plot_mlec_runs(runs, output_png) -> None:
         _hour_ticks(ax, x_max)
     for ax in (ax_cost, ax_grid, ax_v):
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(output_png, dpi=120)
+    plt.close(fig)
+
+
+CALENDAR_PLOT_AFTER_H = 7 * 24
+"""Runs longer than a week are drawn by calendar period (:func:`plot_mlec_calendar`): hour by hour they are a blur."""
+
+
+def plot_mlec_calendar(runs, labels: list[str], output_png) -> None:
+    """Four panels over long three-LEC runs, one bar per run and period (month; day for runs within two months):
+    the LECs' cost, their self-sufficiency, the feeder's bus violations and line overloads, and the energy
+    exchanged between LECs (``months.csv`` / ``days.csv`` and ``grid_months.csv`` / ``grid_days.csv``)."""
+    from lec_cosim.studies.local_market.report import read_run_csv
+
+    months = [read_run_csv(run, "months.csv", ["month", "lec", "cost_eur"], rows=True) for run in runs]
+    by_month = max(len(frame["month"].unique()) for frame in months) >= 2
+    period, label = ("months", "month") if by_month else ("days", "date")
+    columns = [label, "lec", "load_kwh", "grid_import_kwh", "exchange_in_kwh", "exchange_out_kwh", "cost_eur"]
+    lecs_tables = [read_run_csv(run, f"{period}.csv", columns, rows=True) for run in runs]
+    grid_tables = [read_run_csv(run, f"grid_{period}.csv", [label, "bus_violations", "line_overloads"], rows=True)
+                   for run in runs]
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(4, 1, figsize=(11, 12), sharex=True)
+    ax_cost, ax_self, ax_viol, ax_x = axes
+    periods = sorted({p for frame in lecs_tables for p in frame[label].astype(str)})
+    x = np.arange(len(periods))
+    width = 0.8 / len(runs)
+    for i, (run_label, lecs, grid) in enumerate(zip(labels, lecs_tables, grid_tables)):
+        colour, offset = f"C{i % 10}", (i - (len(runs) - 1) / 2) * width
+        per = lecs.assign(**{label: lecs[label].astype(str)}).groupby(label)[
+            ["load_kwh", "grid_import_kwh", "exchange_in_kwh", "exchange_out_kwh", "cost_eur"]].sum().reindex(periods)
+        self_sufficiency = 1.0 - (per["grid_import_kwh"] + per["exchange_in_kwh"]) / per["load_kwh"]
+        g = grid.assign(**{label: grid[label].astype(str)}).set_index(label).reindex(periods)
+        ax_cost.bar(x + offset, per["cost_eur"].to_numpy(), width, color=colour, label=run_label)
+        ax_self.bar(x + offset, 100 * self_sufficiency.to_numpy(), width, color=colour, label=run_label)
+        ax_viol.bar(x + offset, g["bus_violations"].to_numpy(), width, color=colour, label=f"{run_label}: bus")
+        ax_viol.bar(x + offset, g["line_overloads"].to_numpy(), width, bottom=g["bus_violations"].to_numpy(),
+                    color=colour, alpha=0.45, label=f"{run_label}: line")
+        ax_x.bar(x + offset, per["exchange_out_kwh"].to_numpy(), width, color=colour, label=run_label)
+    ax_cost.set_ylabel("cost (EUR)")
+    ax_cost.set_title(f"all LECs: cost per {label}", fontsize=10)
+    ax_self.set_ylabel("self-sufficiency (%)")
+    ax_self.set_title("all LECs: 1 - (grid import + bought from other LECs) / load", fontsize=10)
+    ax_viol.set_ylabel("violations (count)")
+    ax_viol.set_title("feeder: bus-voltage violations (solid) and line overloads (light), element-steps",
+                      fontsize=10)
+    ax_x.set_ylabel("energy (kWh)")
+    ax_x.set_title("energy exchanged between LECs (platform or negotiation)", fontsize=10)
+    ax_x.set_xticks(x, periods, rotation=45 if len(periods) > 12 else 0, ha="right" if len(periods) > 12 else "center")
+    for ax in axes:
+        ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(output_png, dpi=120)

@@ -15,6 +15,11 @@ Files written into the run directory by the recorder (``federates/recorder.py`` 
   exchange_payment_eur, wheeling_eur, cost_eur, planned_limit_excess_kwh``. The LEC's metered
   energy of the hour (``net_kwh``, its members' powers summed) less what it bought from other LECs
   plus what it sold them is settled with the grid at the retail and feed-in tariffs.
+- ``days.csv`` / ``months.csv``: per calendar day (``date``) or month (``month``, ``YYYY-MM``) and LEC:
+  ``load_kwh, pv_kwh, grid_import_kwh, grid_export_kwh, exchange_in_kwh, exchange_out_kwh, cost_eur,
+  self_sufficiency`` (sums of ``settlement.csv``; self-sufficiency as the KPI: 1 - (grid import + exchange in) / load).
+- ``grid_days.csv`` / ``grid_months.csv``: per day or month: ``bus_violations, steps_with_bus_violations,
+  line_overloads, losses_kwh, vm_min_pu, vm_max_pu, trafo_peak_import_kw, trafo_peak_export_kw``.
 - ``exchanges.csv``: per hour, LEC and counterpart (``platform`` or a neighbour LEC):
   ``hour, lec, counterpart, bought_kwh, sold_kwh, price_eur_per_kwh, payment_eur, wheeling_eur``.
 - ``negotiation.csv`` (distributed): per hour: ``hour, iterations, converged,
@@ -190,15 +195,20 @@ class MultiLecRecord:
 
         net_kwh, load_kwh, pv_kwh = hourly_lec(net), hourly_lec(load), hourly_lec(pv)
         households = m.table[m.table["kind"] == "household"].groupby("lec").size()
+        # each hour's and LEC's trades by their row positions: one pass, not a filter per hour (a year has 8,784)
+        at = exchanges.groupby(["hour", "lec"]).indices if len(exchanges) else {}
+        traded = {k: exchanges[k].to_numpy(dtype=float) for k in ("bought_kwh", "sold_kwh", "payment_eur",
+                                                                   "wheeling_eur")}
+        none = np.array([], dtype=int)
         rows = []
         for i, lec in enumerate(m.lec_names):
             for hour in range(n_hours):
-                x = exchanges[(exchanges["hour"] == hour) & (exchanges["lec"] == lec)]
-                bought, sold = float(x["bought_kwh"].sum()), float(x["sold_kwh"].sum())
+                x = at.get((hour, lec), none)
+                bought, sold = float(traded["bought_kwh"][x].sum()), float(traded["sold_kwh"][x].sum())
                 balance = net_kwh[i, hour] - bought + sold
                 grid_import, grid_export = max(0.0, balance), max(0.0, -balance)
                 grid_cost = retail[hour] * grid_import - feed_in[hour] * grid_export
-                payment, wheeling = float(x["payment_eur"].sum()), float(x["wheeling_eur"].sum())
+                payment, wheeling = float(traded["payment_eur"][x].sum()), float(traded["wheeling_eur"][x].sum())
                 record = self.ems_records.get((hour, lec), {})
                 rows.append({
                     "hour": hour, "lec": lec, "households": int(households[lec]), "load_kwh": load_kwh[i, hour],
@@ -292,6 +302,7 @@ class MultiLecRecord:
             negotiation, residuals = self.negotiation_tables()
             tables["negotiation.csv"] = negotiation
             tables["negotiation_residuals.csv"] = residuals
+        tables.update(calendar_tables(settlement, grid, self.members.start, self.members.dt_h))
         if "p2p_trades" in self.tables:
             tables["p2p_trades.csv"] = self.p2p_table()
         if "cda_trades" in self.tables:
@@ -320,6 +331,37 @@ class MultiLecRecord:
         tmp.write_text(json.dumps(summary, indent=2))
         tmp.replace(out / "summary.json")
         return summary
+
+
+def calendar_tables(settlement: pd.DataFrame, grid: pd.DataFrame, start, dt_h: float) -> dict[str, pd.DataFrame]:
+    """The run by calendar day and month: ``days.csv`` / ``months.csv`` per period and LEC (energies, cost,
+    self-sufficiency as the KPIs define it), ``grid_days.csv`` / ``grid_months.csv`` per period (violations,
+    overloads, losses, voltage extremes, transformer peaks)."""
+    start = pd.Timestamp(start)
+    hours = start + pd.to_timedelta(settlement["hour"].to_numpy(), unit="h")
+    steps = pd.to_datetime(grid["time"])
+    energies = ["load_kwh", "pv_kwh", "grid_import_kwh", "grid_export_kwh", "exchange_in_kwh", "exchange_out_kwh",
+                "cost_eur"]
+    out = {}
+    for name, fmt in (("days", "%Y-%m-%d"), ("months", "%Y-%m")):
+        label = "date" if name == "days" else "month"
+        lecs = settlement[["lec", *energies]].assign(**{label: hours.strftime(fmt)}).groupby(
+            [label, "lec"], sort=True)[energies].sum().reset_index()
+        outside = lecs["grid_import_kwh"] + lecs["exchange_in_kwh"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lecs["self_sufficiency"] = (1.0 - outside / lecs["load_kwh"]).where(lecs["load_kwh"] > 0)
+        out[f"{name}.csv"] = lecs
+        g = grid.assign(**{label: steps.dt.strftime(fmt)}).groupby(label, sort=True)
+        out[f"grid_{name}.csv"] = pd.DataFrame({
+            "bus_violations": g["bus_violations"].sum(),
+            "steps_with_bus_violations": g["bus_violations"].apply(lambda v: int((v > 0).sum())),
+            "line_overloads": g["line_overloads"].sum(),
+            "losses_kwh": g["p_loss_kw"].sum() * dt_h,
+            "vm_min_pu": g["vm_min_pu"].min(), "vm_max_pu": g["vm_max_pu"].max(),
+            "trafo_peak_import_kw": g["trafo_p_kw"].max().clip(lower=0.0),
+            "trafo_peak_export_kw": (-g["trafo_p_kw"].min()).clip(lower=0.0),
+        }).reset_index()
+    return out
 
 
 def federation_graph(replies: dict) -> dict:
