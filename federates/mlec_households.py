@@ -25,12 +25,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from federates.common import Federate, main
+from lec_cosim.models.forecast import forecasts_from_scenario
 from lec_cosim.models.home_plan import reachable_soc_final_kwh
 from lec_cosim.models.lec_pool import pool_order_message
 from lec_cosim.models.multi_lec_ems import (
     HomeBatteries,
     curtailment_split,
-    hourly_mean,
     hourly_tariffs,
     members_from_scenario,
     n_hours,
@@ -53,7 +53,8 @@ def build(fed: Federate):
     pooled = pooled_batteries(members, home_batteries=not members_bid)
     batteries = HomeBatteries(members)
     retail, feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
-    load_h, pv_h = hourly_mean(members, members.load_kw), hourly_mean(members, members.pv_kw)
+    # what each HEMS plans its home on: its true profile, or the scenario's forecast of it (ems.forecast)
+    forecasts = forecasts_from_scenario(s, members, lecs=names) if members_bid else None
     households = [j for j, kind in enumerate(table["kind"]) if kind == "household"]
     own_plan_kw = np.zeros(len(table))
     agent_members = set(fed.options.agent_members)
@@ -62,9 +63,12 @@ def build(fed: Federate):
     def lec_values(value: str) -> np.ndarray:
         return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
 
-    def home_plan(j: int, first_hour: int, soc_kwh: float, cap: dict):
-        """Member ``j``'s HEMS plan from ``first_hour`` to the run's end from ``soc_kwh``, under its LEC's caps."""
-        return plan_home(load_h[j, first_hour:], pv_h[j, first_hour:], dt_h=1.0,
+    def home_plan(j: int, hour: int, first_hour: int, soc_kwh: float, cap: dict):
+        """Member ``j``'s HEMS plan from ``first_hour`` to the run's end from ``soc_kwh``, under its LEC's caps, on
+        the forecast it made at ``hour``."""
+        load, pv = forecasts.member(j, hour, len(retail) - hour)
+        skip = first_hour - hour
+        return plan_home(load[skip:], pv[skip:], dt_h=1.0,
                          import_price_eur_per_kwh=retail[first_hour:], export_price_eur_per_kwh=feed_in[first_hour:],
                          battery_kwh=batteries.energy_kwh[j], battery_kw=batteries.power_kw[j],
                          battery_efficiency=efficiency[j], soc_kwh=soc_kwh, soc_final_kwh=reachable_soc_final_kwh(
@@ -80,7 +84,7 @@ def build(fed: Federate):
             if len(caps) != 1 or caps[0][1]["hour"] != hour:
                 raise RuntimeError(f"{member}: expected one cap message from {lec} for hour {hour}, got {len(caps)}")
             cap = caps[0][1]
-            plan = home_plan(j, hour, batteries.soc_kwh[j], cap)
+            plan = home_plan(j, hour, hour, batteries.soc_kwh[j], cap)
             own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
             plan_kw = plan.net_kw.tolist()
             if member in agent_members:
@@ -88,10 +92,11 @@ def build(fed: Federate):
                     raise RuntimeError(f"{member}: no set-point from its agent for hour {hour}")
                 decided = batteries.hour_setpoint(j, fed.read_port(f"{member}.action"))
                 if abs(decided - own_plan_kw[j]) > AGENT_SAME_KW:  # the later hours: its HEMS's plan from there
-                    later = (home_plan(j, hour + 1, batteries.soc_after_kwh(j, decided), cap).net_kw.tolist()
+                    later = (home_plan(j, hour, hour + 1, batteries.soc_after_kwh(j, decided), cap).net_kw.tolist()
                              if hour + 1 < len(retail) else [])
                     own_plan_kw[j] = decided
-                    plan_kw = [float(load_h[j, hour] - pv_h[j, hour] + decided), *later]
+                    load, pv = forecasts.member(j, hour, len(retail) - hour)
+                    plan_kw = [float(load[0] - pv[0] + decided), *later]
             fed.send(fed.endpoint(member), fed.target("market", lec), {
                 "hour": hour, "member": member, "net_kwh": plan_kw[0], "plan_kw": plan_kw})
             if pool_operator:
