@@ -45,9 +45,11 @@ _QP_ITERATION_LIMIT = 200_000
 # The active-set solver still cycles at some points (measured with HiGHS 1.16: a three-LEC EMS's local problem
 # planned on a persistence forecast, from one state of charge (0.6456) and not from 0.6 or 0.7, hit the iteration
 # limit at objective scales 1e2 to 2e3 and under every regularisation, presolve and seed tried, and solved at 1e4
-# in 0.03 s). A problem that hits the limit is solved once more at these multiples of the scale before it fails;
-# every other problem is solved as before, to the bit.
-_RETRY_SCALE_FACTORS = (10.0, 0.1)
+# in 0.03 s; an ADMM agent's local problem on that forecast ended in "Solve error" at 1e3, 3e3 and 1e4 and solved
+# at 1e5 and 1e1). A problem that hits the
+# limit or ends in that error is solved once more at these multiples of the scale before it fails; every other
+# problem is solved as before, to the bit.
+_RETRY_SCALE_FACTORS = (10.0, 100.0, 0.1, 0.01)
 
 
 class InfeasibleExchange(RuntimeError):
@@ -162,7 +164,7 @@ def _run(highs: highspy.Highs, what: str):
     """Solve; return column values and row duals."""
     highs.run()
     status = highs.getModelStatus()
-    if status == highspy.HighsModelStatus.kIterationLimit:
+    if status in (highspy.HighsModelStatus.kIterationLimit, highspy.HighsModelStatus.kSolveError):
         retried = _run_rescaled(highs)
         if retried is not None:
             return retried
