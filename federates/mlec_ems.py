@@ -16,6 +16,9 @@ within the DSO's latest limits and publishes the hour's set-points; how it plans
   (price-time priority, each trade at the resting order's price) in an arrival order drawn from the
   scenario's ``p2p.arrival_seed``, the hour and the LEC, and records the pool of the same orders beside it.
 
+It plans on its LEC's households' true profiles or, with the scenario's ``ems.forecast``, on the forecast made at
+the hour from what is metered before it (``lec_cosim.models.forecast``; then its record holds the forecast).
+
 At H + 5 ms it publishes the hour's record (plan, trades, negotiation) for the recorder.
 """
 

@@ -6,7 +6,8 @@ community batteries). The set-points: in decentralised and distributed, each LEC
 set-point split over the home and community batteries it manages; in p2p, the community battery's
 set-point from the LEC_EMS, and for every home battery its own HEMS plan: at H + 2 ms each HEMS
 reads the caps and fee its LEC sent, plans the rest of the day for its own cost
-(``lec_cosim.models.p2p.plan_home``) and sends its LEC's market its order for the hour. With a pool
+(``lec_cosim.models.p2p.plan_home``; on its home's true profile, or with ``ems.forecast`` on the forecast of it,
+``lec_cosim.models.forecast``) and sends its LEC's market its order for the hour. With a pool
 operator (the config's ``pool_operator``) that message is the member's plan for its LEC_EMS, and the
 order goes to the LEC's pool operator (target ``pool``) in the operator's format
 (``lec_cosim.models.lec_pool.pool_order_message``).
