@@ -17,6 +17,9 @@ within the DSO's latest limits and publishes the hour's set-points; how it plans
   (price-time priority, each trade at the resting order's price) in an arrival order drawn from the
   scenario's ``p2p.arrival_seed``, the hour and the LEC, and records the pool of the same orders beside it.
 
+It plans on its LEC's households' true profiles or, with the scenario's ``ems.forecast``, on the forecast made at
+the hour from what is metered before it (``lec_cosim.models.forecast``; then its record holds the forecast).
+
 At H + 5 ms it publishes the hour's record (plan, trades, negotiation) for the recorder.
 """
 
@@ -31,11 +34,13 @@ import numpy as np
 from federates.common import Federate, main
 from lec_cosim.models.continuous_auction import arrival_order
 from lec_cosim.models.exchange import LecAgent, ProposalMessage, solve_centralised
+from lec_cosim.models.forecast import forecasts_from_scenario
 from lec_cosim.models.lec_pool import PoolResult, clear_lec_continuous, pool_from_book
 from lec_cosim.models.multi_lec_ems import (
     hourly_tariffs,
     members_from_scenario,
     n_hours,
+    planning_window,
     pooled_batteries,
     rest_of_day_problem,
 )
@@ -65,6 +70,9 @@ class LecEms:
         self.plan_offset_s, self.settle_offset_s = fed.options.plan_offset_s, fed.options.settle_offset_s
         self.import_limit = self.export_limit = self.record = None
         self.stale_limits = False
+        # what it plans on: its LEC's households' true profiles, or the scenario's forecast of them (ems.forecast)
+        self.forecasts = forecasts_from_scenario(s, members, lecs=[self.lec])
+        self.forecast_record = {}
 
     def reset(self) -> None:
         """A learning environment's next episode (``Federate.run_episodes``): the day's start again. The DSO's
@@ -97,8 +105,22 @@ class LecEms:
                 self.import_limit, self.export_limit = np.array(imports), np.array(exports)
 
     def problem(self, hour: int, *, with_edges: bool, net_demand_kw=None):
+        """Its exchange problem of ``hour``: on the forecast of its LEC's net demand (unless ``net_demand_kw``, the
+        p2p members' plans) and PV over its planning window (``ems.lookahead_h``)."""
+        w = planning_window(self.members, self.scenario, hour)
+        window = w.stop - w.start
+        net, pv = self.forecasts.lec(self.me, hour, window)
+        rows = np.zeros((len(self.names), window))
+        if net_demand_kw is None:
+            net_demand_kw = rows.copy()
+            net_demand_kw[self.me] = net
+        curtailable = rows
+        curtailable[self.me] = pv
+        if self.forecasts.strategy != "perfect":  # recorded for the forecast's errors (results: forecast_errors.csv)
+            self.forecast_record = {"forecast_load_kw": self.forecasts.lec_load(self.me, hour, window).tolist(),
+                                    "forecast_pv_kw": pv.tolist()}
         return rest_of_day_problem(self.members, self.scenario, first_hour=hour, soc_kwh=self.soc_kwh,
-                                   batteries=self.batteries, net_demand_kw=net_demand_kw,
+                                   batteries=self.batteries, net_demand_kw=net_demand_kw, curtailable_kw=curtailable,
                                    import_limit_kw=self.import_limit, export_limit_kw=self.export_limit,
                                    with_edges=with_edges, only_lec=self.me)
 
@@ -117,6 +139,7 @@ class LecEms:
             "limit_excess_kw": float(plan["limit_excess_kw"][0]),
             "import_limit_kw": None if self.import_limit is None else float(self.import_limit[me]),
             "export_limit_kw": None if self.export_limit is None else float(self.export_limit[me]),
+            **self.forecast_record,
         }
         # The households run the set-point exactly within the batteries' limits, which the plan
         # respects; so the planned energy is the batteries' energy at the next hour's start, unless a

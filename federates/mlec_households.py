@@ -5,8 +5,9 @@ and each battery at its set-point, and publishes the members' powers (households
 community batteries). The set-points: in decentralised and distributed, each LEC_EMS's pooled
 set-point split over the home and community batteries it manages; in p2p, the community battery's
 set-point from the LEC_EMS, and for every home battery its own HEMS plan: at H + 2 ms each HEMS
-reads the caps and fee its LEC sent, plans ahead for its own cost (``lec_cosim.models.p2p.plan_home``,
-over the LEC_EMS's window) and sends its LEC's market its order for the hour. With a pool
+reads the caps and fee its LEC sent, plans ahead for its own cost (``lec_cosim.models.p2p.plan_home``, over
+the LEC_EMS's window, on its home's true profile or with ``ems.forecast`` on the forecast of it,
+``lec_cosim.models.forecast``) and sends its LEC's market its order for the hour. With a pool
 operator (the config's ``pool_operator``) that message is the member's plan for its LEC_EMS, and the
 order goes to the LEC's pool operator (target ``pool``) in the operator's format
 (``lec_cosim.models.lec_pool.pool_order_message``).
@@ -25,12 +26,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from federates.common import Federate, main
+from lec_cosim.models.forecast import forecasts_from_scenario
 from lec_cosim.models.home_plan import reachable_soc_final_kwh
 from lec_cosim.models.lec_pool import pool_order_message
 from lec_cosim.models.multi_lec_ems import (
     HomeBatteries,
     curtailment_split,
-    hourly_mean,
     hourly_tariffs,
     members_from_scenario,
     n_hours,
@@ -54,7 +55,8 @@ def build(fed: Federate):
     pooled = pooled_batteries(members, home_batteries=not members_bid)
     batteries = HomeBatteries(members)
     retail, feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
-    load_h, pv_h = hourly_mean(members, members.load_kw), hourly_mean(members, members.pv_kw)
+    # what each HEMS plans its home on: its true profile, or the scenario's forecast of it (ems.forecast)
+    forecasts = forecasts_from_scenario(s, members, lecs=names) if members_bid else None
     households = [j for j, kind in enumerate(table["kind"]) if kind == "household"]
     own_plan_kw = np.zeros(len(table))
     agent_members = set(fed.options.agent_members)
@@ -63,16 +65,19 @@ def build(fed: Federate):
     def lec_values(value: str) -> np.ndarray:
         return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
 
-    def home_plan(j: int, first_hour: int, soc_kwh: float, cap: dict):
-        """Member ``j``'s HEMS plan over its window from ``first_hour`` (``planning_window``) from ``soc_kwh``, under
-        its LEC's caps."""
-        w = planning_window(members, s, first_hour)
-        return plan_home(load_h[j, w], pv_h[j, w], dt_h=1.0,
-                         import_price_eur_per_kwh=retail[w], export_price_eur_per_kwh=feed_in[w],
+    def home_plan(j: int, hour: int, first_hour: int, soc_kwh: float, cap: dict):
+        """Member ``j``'s HEMS plan from ``first_hour`` to the end of the window of ``hour`` (``planning_window``) from
+        ``soc_kwh``, under its LEC's caps, on the forecast it made at ``hour``."""
+        w = planning_window(members, s, hour)
+        load, pv = forecasts.member(j, hour, w.stop - hour)
+        skip = first_hour - hour
+        return plan_home(load[skip:], pv[skip:], dt_h=1.0,
+                         import_price_eur_per_kwh=retail[first_hour:w.stop],
+                         export_price_eur_per_kwh=feed_in[first_hour:w.stop],
                          battery_kwh=batteries.energy_kwh[j], battery_kw=batteries.power_kw[j],
                          battery_efficiency=efficiency[j], soc_kwh=soc_kwh, soc_final_kwh=reachable_soc_final_kwh(
                              0.5 * batteries.energy_kwh[j], soc_kwh=soc_kwh, battery_kw=batteries.power_kw[j],
-                             battery_efficiency=efficiency[j], dt_h=1.0, steps=w.stop - w.start),
+                             battery_efficiency=efficiency[j], dt_h=1.0, steps=w.stop - first_hour),
                          import_cap_kw=cap["import_cap_kw"], over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
                          import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])
 
@@ -83,7 +88,7 @@ def build(fed: Federate):
             if len(caps) != 1 or caps[0][1]["hour"] != hour:
                 raise RuntimeError(f"{member}: expected one cap message from {lec} for hour {hour}, got {len(caps)}")
             cap = caps[0][1]
-            plan = home_plan(j, hour, batteries.soc_kwh[j], cap)
+            plan = home_plan(j, hour, hour, batteries.soc_kwh[j], cap)
             own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
             plan_kw = plan.net_kw.tolist()
             if member in agent_members:
@@ -91,10 +96,11 @@ def build(fed: Federate):
                     raise RuntimeError(f"{member}: no set-point from its agent for hour {hour}")
                 decided = batteries.hour_setpoint(j, fed.read_port(f"{member}.action"))
                 if abs(decided - own_plan_kw[j]) > AGENT_SAME_KW:  # the later hours: its HEMS's plan from there
-                    later = (home_plan(j, hour + 1, batteries.soc_after_kwh(j, decided), cap).net_kw.tolist()
-                             if hour + 1 < len(retail) else [])[:len(plan_kw) - 1]  # within the hour's window
+                    later = (home_plan(j, hour, hour + 1, batteries.soc_after_kwh(j, decided), cap).net_kw.tolist()
+                             if len(plan_kw) > 1 else [])  # the rest of the hour's window
                     own_plan_kw[j] = decided
-                    plan_kw = [float(load_h[j, hour] - pv_h[j, hour] + decided), *later]
+                    load, pv = forecasts.member(j, hour, 1)
+                    plan_kw = [float(load[0] - pv[0] + decided), *later]
             fed.send(fed.endpoint(member), fed.target("market", lec), {
                 "hour": hour, "member": member, "net_kwh": plan_kw[0], "plan_kw": plan_kw})
             if pool_operator:

@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 
 from lec_cosim.models.exchange import solve_centralised
+from lec_cosim.models.forecast import forecasts_from_scenario
 from lec_cosim.models.multi_lec_ems import (
     hourly_tariffs,
     members_from_scenario,
+    planning_window,
     pooled_batteries,
     rest_of_day_problem,
 )
@@ -54,11 +56,13 @@ def check_negotiated_plans_equal_the_centralised_optimum(run: Path) -> None:
     """Every hour, the LEC_EMSs' negotiated decisions equal one QP over all the LECs' data.
 
     The centralised problem of hour h is built by the same model function the federates use, from
-    the batteries' energy each LEC_EMS reported at the start of the hour.
+    the batteries' energy each LEC_EMS reported at the start of the hour; when they planned on a forecast
+    (``ems.forecast``), on every LEC's forecast made at h: the optimum of the forecast problem.
     """
     scenario = load_scenario(run / "scenario.json")
     members = members_from_scenario(scenario)
     batteries = pooled_batteries(members, home_batteries=True)
+    forecasts = forecasts_from_scenario(scenario, members)
     records = {}
     for line in (run / "ems_records.jsonl").read_text().splitlines():
         record = json.loads(line)
@@ -69,8 +73,10 @@ def check_negotiated_plans_equal_the_centralised_optimum(run: Path) -> None:
     assert {hour for hour, _ in records} == set(range(hours))
     for hour in range(hours):
         soc = [records[(hour, lec)]["soc_start_kwh"] for lec in lecs]
+        window = planning_window(members, scenario, hour)
+        net, pv = forecasts.all_lecs(hour, window.stop - hour)
         central = solve_centralised(rest_of_day_problem(members, scenario, first_hour=hour, soc_kwh=soc,
-                                                        batteries=batteries))
+                                                        batteries=batteries, net_demand_kw=net, curtailable_kw=pv))
         for i, lec in enumerate(lecs):
             r = records[(hour, lec)]
             assert r["pooled_charge_kw"] == pytest.approx(central.charge_kw[i, 0] - central.discharge_kw[i, 0],

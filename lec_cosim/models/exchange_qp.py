@@ -42,6 +42,14 @@ _SOLVER_TOLERANCE = 1e-9
 # wheeling 3e-4 and tie-break 1e-6..1e-4 EUR/kWh^2); scaled by 1000 all 36 solve in <= 0.01 s.
 _OBJECTIVE_SCALE = 1e3
 _QP_ITERATION_LIMIT = 200_000
+# The active-set solver still cycles at some points (measured with HiGHS 1.16: a three-LEC EMS's local problem
+# planned on a persistence forecast, from one state of charge (0.6456) and not from 0.6 or 0.7, hit the iteration
+# limit at objective scales 1e2 to 2e3 and under every regularisation, presolve and seed tried, and solved at 1e4
+# in 0.03 s; an ADMM agent's local problem on that forecast ended in "Solve error" at 1e3, 3e3 and 1e4 and solved
+# at 1e5 and 1e1). A problem that hits the
+# limit or ends in that error is solved once more at these multiples of the scale before it fails; every other
+# problem is solved as before, to the bit.
+_RETRY_SCALE_FACTORS = (10.0, 100.0, 0.1, 0.01)
 
 
 class InfeasibleExchange(RuntimeError):
@@ -156,12 +164,46 @@ def _run(highs: highspy.Highs, what: str):
     """Solve; return column values and row duals."""
     highs.run()
     status = highs.getModelStatus()
+    if status in (highspy.HighsModelStatus.kIterationLimit, highspy.HighsModelStatus.kSolveError):
+        retried = _run_rescaled(highs)
+        if retried is not None:
+            return retried
     if status != highspy.HighsModelStatus.kOptimal:
         infeasible = status == highspy.HighsModelStatus.kInfeasible
         error = InfeasibleExchange if infeasible else SolverFailure
         raise error(f"{what} not solved to optimality ({highs.modelStatusToString(status)})")
     solution = highs.getSolution()
     return np.asarray(solution.col_value), np.asarray(solution.row_dual) / _OBJECTIVE_SCALE
+
+
+def _run_rescaled(highs: highspy.Highs):
+    """Solve again with the objective (costs and Hessian) at each of :data:`_RETRY_SCALE_FACTORS` times the scale;
+    the first optimum's column values and row duals, or None. The model's objective is restored either way (an
+    ADMM agent changes its costs at the usual scale between solves)."""
+    model = highs.getModel()
+    n = model.lp_.num_col_
+    index = np.arange(n, dtype=np.int32)
+    costs = np.array(model.lp_.col_cost_, dtype=float)
+    hessian = model.hessian_
+    start, rows = np.array(hessian.start_, dtype=np.int32), np.array(hessian.index_, dtype=np.int32)
+    values = np.array(hessian.value_, dtype=float)
+
+    def scaled(factor: float) -> None:
+        highs.changeColsCost(n, index, factor * costs)
+        if len(values):
+            highs.passHessian(hessian.dim_, len(values), hessian.format_, start, rows, factor * values)
+
+    try:
+        for factor in _RETRY_SCALE_FACTORS:
+            scaled(factor)
+            highs.run()
+            if highs.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                solution = highs.getSolution()
+                return (np.asarray(solution.col_value),
+                        np.asarray(solution.row_dual) / (_OBJECTIVE_SCALE * factor))
+        return None
+    finally:
+        scaled(1.0)
 
 
 @dataclass(frozen=True)

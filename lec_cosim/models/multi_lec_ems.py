@@ -140,6 +140,7 @@ def rest_of_day_problem(
     soc_kwh,
     batteries: PooledBatteries,
     net_demand_kw=None,
+    curtailable_kw=None,
     import_limit_kw=None,
     export_limit_kw=None,
     with_edges: bool = True,
@@ -161,7 +162,9 @@ def rest_of_day_problem(
     batteries : PooledBatteries
     net_demand_kw : array_like, shape (N, window), optional
         Hourly mean. Default: members' load minus PV (no home battery). The P2P LEC_EMS passes its
-        members' own plans.
+        members' own plans; an LEC_EMS that plans on a forecast (:mod:`lec_cosim.models.forecast`) its forecast.
+    curtailable_kw : array_like, shape (N, window), optional
+        PV the plan may curtail, hourly mean. Default: the members' PV; a forecast's PV when planned on one.
     import_limit_kw, export_limit_kw : array_like, shape (N,), optional
         The DSO's latest limits, applied to every remaining hour (soft, at the scenario's penalty):
         a limit is the largest import (export) the DSO's linearised power flow allows, about the
@@ -178,7 +181,9 @@ def rest_of_day_problem(
     if net_demand_kw is None:
         net_demand_kw = hourly_mean(members, members.net_demand_kw)[:, rest]
     net = np.array(net_demand_kw, dtype=float)
-    curtailable = hourly_mean(members, members.lec_pv_kw)[:, rest].copy()
+    if curtailable_kw is None:
+        curtailable_kw = hourly_mean(members, members.lec_pv_kw)[:, rest]
+    curtailable = np.array(curtailable_kw, dtype=float)
     retail, feed_in = hourly_tariffs(members, scenario.tariff.scheme, scenario.tariff.feed_in_eur_per_kwh)
     energy = batteries.energy_kwh
     soc = np.divide(np.asarray(soc_kwh, dtype=float), energy, out=np.full(n, 0.5), where=energy > 0)

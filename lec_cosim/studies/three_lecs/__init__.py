@@ -109,7 +109,9 @@ def _check_source_grid(scenario, members, feeder) -> None:
 
 def run_name(scenario) -> str:
     """Its results folder's default name: one scenario runs under every framework, with and without limits."""
-    return f"{scenario.name}_{scenario.framework}{'_dso' if scenario.dso.limits else ''}"
+    forecast = scenario.ems.forecast
+    return (f"{scenario.name}_{scenario.framework}{'_dso' if scenario.dso.limits else ''}"
+            f"{'' if forecast == 'perfect' else f'_{forecast}'}")
 
 
 def agent_roles(scenario, **options):

@@ -47,6 +47,8 @@ def is_mlec_run(run_dir) -> bool:
 def _fmt(value, digits: int) -> str:
     if value is None:
         return "-"
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -57,8 +59,23 @@ def _fmt(value, digits: int) -> str:
 
 
 def run_label(summary: dict) -> str:
-    """A three-LEC run's column label: its framework, with " + DSO limits" when the loop was on."""
-    return f"{summary['framework']}{' + DSO limits' if summary.get('dso_limits') else ''}"
+    """A three-LEC run's column label: its framework, with " + DSO limits" when the loop was on and its forecast
+    when its EMSs planned on one."""
+    forecast = summary.get("forecast", "perfect")
+    return (f"{summary['framework']}{' + DSO limits' if summary.get('dso_limits') else ''}"
+            f"{'' if forecast == 'perfect' else f', {forecast} forecast'}")
+
+
+def forecast_error_costs(summaries: list[dict]) -> list[float | None]:
+    """Per run, the cost of its forecast's errors: its total cost less that of the run among ``summaries`` that
+    planned with perfect foresight on the same scenario, framework, DSO loop and horizon (None: no such run, or
+    the run itself planned with perfect foresight)."""
+    def key(s):
+        return s.get("scenario"), s["framework"], bool(s.get("dso_limits")), s.get("horizon_h")
+
+    perfect = {key(s): s["kpis"]["total_cost_eur"] for s in summaries if s.get("forecast", "perfect") == "perfect"}
+    return [None if s.get("forecast", "perfect") == "perfect" or key(s) not in perfect
+            else s["kpis"]["total_cost_eur"] - perfect[key(s)] for s in summaries]
 
 
 def distinct_run_labels(summaries: list[dict]) -> list[str]:
@@ -148,6 +165,23 @@ def mlec_compare_cells(runs) -> tuple[list[str], list[list[str]]]:
         row("negotiation iterations (largest hour)", lambda k: k["iterations_max"]),
         row("wall time (s)", lambda k: k["wall_time_s"], 1),
     ]
+    if any(s.get("forecast", "perfect") != "perfect" for s in summaries):
+        # runs whose EMSs planned on a forecast: its errors, and what they cost against perfect foresight (rows only
+        # then, so other comparisons keep their table)
+        costs = dict(zip(map(id, summaries), forecast_error_costs(summaries)))
+
+        def error(signal, measure):
+            return lambda k: k.get("forecast_errors", {}).get(signal, {}).get(measure)
+
+        rows[-1:-1] = [
+            ["forecast"] + [s.get("forecast", "perfect") for s in summaries],
+            row("load forecast MAE (kW)", error("load", "mae_kw")),
+            row("load forecast RMSE (kW)", error("load", "rmse_kw")),
+            row("PV forecast MAE (kW)", error("pv", "mae_kw")),
+            row("PV forecast RMSE (kW)", error("pv", "rmse_kw")),
+            row("net demand forecast MAE, next hour (kW)", error("net", "mae_next_hour_kw")),
+            ["cost of forecast error (EUR)"] + [_fmt(costs[id(s)], 2) for s in summaries],
+        ]
     if any("p2p_cda_volume_kwh" in s["kpis"] for s in summaries):
         # runs whose LECs traded in a continuous double auction: against the pool of the same orders, and the
         # spread of the prices members got (rows only then, so other comparisons keep their table)

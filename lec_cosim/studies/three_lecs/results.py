@@ -42,12 +42,20 @@ Files written into the run directory by the recorder (``federates/recorder.py`` 
   least ``continuous_auction.MIN_TRADE_KWH``, the rest being rounding).
 - ``p2p_cda_members.csv`` (the same): per member over the run: ``lec, member, bought_kwh, sold_kwh,
   paid_eur, received_eur, buy_price_mean_eur_per_kwh, sell_price_mean_eur_per_kwh`` (volume-weighted).
+- ``forecast_errors.csv`` (only when the EMSs plan on a forecast, ``ems.forecast`` not ``perfect``): per LEC
+  (and ``all``: the LECs' sums), signal (``load``, ``pv``: the PV before curtailment, ``net``: load - PV) and
+  lead (``next_hour``: the hour the plan acts on; ``window``: every hour of every planning window):
+  ``lec, signal, lead, forecasts, mae_kw, rmse_kw, bias_kw`` (bias: forecast minus actual, mean), over every
+  hour's forecast of the LEC_EMS (its records' ``forecast_load_kw``, ``forecast_pv_kw``: hourly means over the
+  window from the hour) against the members' metered hourly means.
 - ``ems_records.jsonl``: every LEC_EMS's record of every hour as it published it (one JSON object
   per line: the state of charge it planned from, its set-points, the DSO limits it planned with,
   its trades and, in distributed, its negotiation).
 - ``federation_graph.json``: each federate's answer to the ``exchanges`` query (endpoints,
   messages sent, publications, subscriptions), the message graph and the value graph.
-- ``summary.json``: scenario, framework, whether the DSO loop was on, and the KPIs.
+- ``summary.json``: scenario, framework, whether the DSO loop was on, and the KPIs; with a forecast also
+  ``forecast`` (its name) and the KPIs ``forecast_errors`` (per signal, over all LECs: ``mae_kw, rmse_kw,
+  bias_kw, mae_next_hour_kw, rmse_next_hour_kw``).
 """
 
 from __future__ import annotations
@@ -245,6 +253,47 @@ class MultiLecRecord:
                    "price_eur_per_kwh", "import_cap_kw", "import_fee_eur_per_kwh", "fee_eur", "cost_eur"]
         return pd.DataFrame(rows, columns=columns)
 
+    def forecast_errors_table(self) -> pd.DataFrame | None:
+        """The errors of the LEC_EMSs' forecasts (module docstring); None when they planned on the true profiles."""
+        if not any("forecast_load_kw" in r for r in self.ems_records.values()):
+            return None
+        m = self.members
+        per_hour = steps_per_hour(m)
+        names = m.lec_names
+
+        def hourly_lec(key, plus=None):
+            values = np.vstack(self.member_rows[key]).T
+            if plus is not None:
+                values = values + np.vstack(self.member_rows[plus]).T
+            lec = m.lec_sum(values)
+            return lec.reshape(len(names), lec.shape[1] // per_hour, per_hour).mean(axis=2)
+
+        load, pv = hourly_lec("load_kw"), hourly_lec("pv_kw", plus="curtailed_kw")  # PV before curtailment
+        actual = {"load": load, "pv": pv, "net": load - pv}
+        errors = []  # (lec, signal, lead, error kW)
+        n_hours = load.shape[1]
+        for (hour, lec), record in sorted(self.ems_records.items()):
+            i = names.index(lec)
+            forecast = {"load": np.asarray(record["forecast_load_kw"]), "pv": np.asarray(record["forecast_pv_kw"])}
+            forecast["net"] = forecast["load"] - forecast["pv"]
+            window = min(len(forecast["load"]), n_hours - hour)
+            for signal, values in forecast.items():
+                for k in range(window):
+                    errors.append((lec, signal, k, hour, values[k] - actual[signal][i, hour + k]))
+        frame = pd.DataFrame(errors, columns=["lec", "signal", "k", "hour", "error_kw"])
+        community = frame.groupby(["signal", "k", "hour"], as_index=False)["error_kw"].sum().assign(lec="all")
+        frame = pd.concat([frame, community], ignore_index=True)
+        rows = []
+        for lec in [*names, "all"]:
+            for signal in ("load", "pv", "net"):
+                mine = frame[(frame["lec"] == lec) & (frame["signal"] == signal)]
+                for lead, chosen in (("next_hour", mine[mine["k"] == 0]), ("window", mine)):
+                    e = chosen["error_kw"].to_numpy()
+                    rows.append({"lec": lec, "signal": signal, "lead": lead, "forecasts": len(e),
+                                 "mae_kw": float(np.abs(e).mean()), "rmse_kw": float(np.sqrt((e ** 2).mean())),
+                                 "bias_kw": float(e.mean())})
+        return pd.DataFrame(rows)
+
     def cda_tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The continuous double auction's trades, per hour and LEC against the pool of the same orders, and per
         member (:mod:`lec_cosim.models.continuous_auction`; the module docstring for the columns)."""
@@ -308,6 +357,9 @@ class MultiLecRecord:
         if "cda_trades" in self.tables:
             cda = self.cda_tables()
             tables.update(zip(("p2p_cda_trades.csv", "p2p_cda_vs_pool.csv", "p2p_cda_members.csv"), cda))
+        forecast_errors = self.forecast_errors_table()
+        if forecast_errors is not None:
+            tables["forecast_errors.csv"] = forecast_errors
         extra_kpis = {}
         if self.extra_columns:
             components = pd.DataFrame({"time": self._time(np.arange(len(self.extra_rows[self.extra_columns[0]]))),
@@ -323,8 +375,9 @@ class MultiLecRecord:
         summary = {
             "kind": s.kind, "scenario": s.name, "framework": s.framework, "dso_limits": s.dso.limits,
             "horizon_h": s.horizon_h, "grid_step_min": s.resolution.grid_min,
+            **({"forecast": s.ems.forecast} if forecast_errors is not None else {}),
             "kpis": join_kpis(kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
-                                 self.members.dt_h, wall_time_s, cda=cda),
+                                 self.members.dt_h, wall_time_s, cda=cda, forecast_errors=forecast_errors),
                               extra_kpis),
         }
         tmp = out / "summary.json.tmp"
@@ -385,7 +438,8 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def kpis(scenario, settlement, grid, members, negotiation, p2p, graph, dt_h, wall_time_s, cda=None) -> dict:
+def kpis(scenario, settlement, grid, members, negotiation, p2p, graph, dt_h, wall_time_s, cda=None,
+         forecast_errors=None) -> dict:
     per_lec = {}
     for lec, rows in settlement.groupby("lec", sort=True):
         load = float(rows["load_kwh"].sum())
@@ -437,7 +491,27 @@ def kpis(scenario, settlement, grid, members, negotiation, p2p, graph, dt_h, wal
         result.update({"p2p_volume_kwh": float(p2p["bought_kwh"].sum()), "p2p_fees_eur": float(p2p["fee_eur"].sum())})
     if cda is not None:
         result.update(cda_kpis(*cda))
+    if forecast_errors is not None:
+        result["forecast_errors"] = forecast_error_kpis(forecast_errors)
     return result
+
+
+def forecast_error_kpis(errors: pd.DataFrame) -> dict:
+    """Per signal, over every LEC's forecasts (not the community's sums): MAE, RMSE and bias of every hour of the
+    windows, and MAE and RMSE of the next hour, kW (``forecast_errors.csv``'s rows weighted by their counts)."""
+    out = {}
+    for signal in ("load", "pv", "net"):
+        mine = errors[(errors["lec"] != "all") & (errors["signal"] == signal)]
+        result = {}
+        for lead, suffix in (("window", ""), ("next_hour", "_next_hour")):
+            rows = mine[mine["lead"] == lead]
+            weights = rows["forecasts"].to_numpy(dtype=float)
+            result[f"mae{suffix}_kw"] = float(np.average(rows["mae_kw"], weights=weights))
+            result[f"rmse{suffix}_kw"] = float(np.sqrt(np.average(rows["rmse_kw"] ** 2, weights=weights)))
+            if lead == "window":
+                result["bias_kw"] = float(np.average(rows["bias_kw"], weights=weights))
+        out[signal] = result
+    return out
 
 
 def cda_kpis(trades: pd.DataFrame, hours: pd.DataFrame, members: pd.DataFrame) -> dict:

@@ -3,6 +3,7 @@ p2p markets and the DSO's limits."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -127,13 +128,6 @@ class PlatformConfig(_Strict):
     _fee = field_validator("wheeling_fee_eur_per_kwh")(_EUR_PER_KWH)
 
 
-class EmsConfig(_Strict):
-    lookahead_h: int = Field(
-        24, ge=1, le=168, description="hours every EMS and HEMS plans ahead at each market period (a rolling "
-        "horizon, ending at the initial state of charge); cut at the run's end, so a one-day run plans the rest "
-        "of its day")
-
-
 class NegotiationConfig(_Strict):
     wheeling_eur_per_kwh2: float = Field(1e-3, gt=0, description="quadratic cost of an exchange between neighbours")
     edge_capacity_kw: float = Field(100.0, gt=0)
@@ -189,6 +183,23 @@ class DsoConfig(_VoltageBand):
         return self
 
 
+class EmsConfig(_Strict):
+    """What the LEC_EMSs and the p2p HEMSs plan on (``lec_cosim.models.forecast``) and how far ahead."""
+
+    forecast: Literal["perfect", "persistence", "seasonal_naive", "learned"] = Field(
+        "perfect", description="the households' load and PV the EMSs and HEMSs plan on: the true profiles "
+        "(perfect), the last metered hour held (persistence), the same hour of the previous day or week "
+        "(seasonal_naive), or gradient boosting on calendar features and lagged values trained on the days before "
+        "the run's start (learned). The true profiles drive the grid whatever the forecast")
+    seasonal_period_h: Literal[24, 168] = Field(24, description="seasonal_naive: the period, a day or a week")
+    training_days: int = Field(28, ge=7, le=120, description="learned: days before the run's start it is trained "
+                               "on (its lags reach a week further back)")
+    lookahead_h: int = Field(
+        24, ge=1, le=168, description="hours every EMS and HEMS plans ahead at each market period (a rolling "
+        "horizon, ending at the initial state of charge); cut at the run's end, so a one-day run plans the rest "
+        "of its day")
+
+
 class MultiLecScenario(_ScenarioBase, HomeDevices):
     """Three (or N) LECs on the IEEE European LV feeder under one of three frameworks (Rana et al. 2022)."""
 
@@ -206,11 +217,13 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
     lecs: LecsConfig = LecsConfig()
     tariff: TariffConfig = TariffConfig()
     platform: PlatformConfig = PlatformConfig()
-    ems: EmsConfig = Field(EmsConfig(), exclude_if=lambda value: value == EmsConfig())  # a run without it writes
-    # the scenario it always wrote
     negotiation: NegotiationConfig = NegotiationConfig()
     p2p: P2PConfig = P2PConfig()
     dso: DsoConfig = DsoConfig()
+    ems: EmsConfig = Field(
+        EmsConfig(), exclude_if=lambda value: value == EmsConfig(),  # a run without it writes the scenario it wrote
+        description="what the LEC_EMSs and HEMSs plan on (perfect foresight by default, or a forecast) and how far "
+        "ahead")
     outputs: OutputsConfig = OutputsConfig()
     broker: BrokerConfig = BrokerConfig()
     federation: FederationConfig = FederationConfig()
@@ -234,6 +247,8 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
         if self.feeder.source is not None and self.dso.solver == "pandapower":
             raise ValueError("dso.solver: pandapower's three-phase flow is not set up for a feeder.source (its "
                              "source and transformer data); use power-grid-model or opendss")
+        if self.ems.forecast != "perfect":
+            self._forecast_has_history()
         if len(set(self.agents)) != len(self.agents):
             raise ValueError("agents: a household is named twice")
         if self.agents and self.framework != "p2p":
@@ -246,6 +261,22 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
                 raise ValueError(f"agents: {', '.join(unknown)}: no household of the IEEE feeder (LOAD1 to "
                                  f"LOAD{FEEDER_HOUSEHOLDS})")
         return self
+
+    def _forecast_has_history(self) -> None:
+        """A forecast needs metered days before the start: the IEEE feeder's PV data begin on 1 January 2016."""
+        from lec_cosim.models.forecast import history_hours
+        from lec_cosim.models.lem_participants import PV_PROFILE_YEAR
+
+        ems = self.ems
+        if self.feeder.source is not None:
+            raise ValueError(f"ems.forecast: {ems.forecast} needs the households' history before the start, which a "
+                             f"feeder.source does not give yet; use perfect")
+        days = -(-history_hours(ems.forecast, seasonal_period_h=ems.seasonal_period_h,
+                                training_days=ems.training_days) // 24)
+        first = self.start.date() - dt.timedelta(days=days)
+        if first.year != PV_PROFILE_YEAR:
+            raise ValueError(f"ems.forecast: {ems.forecast} needs {days} days of PV data before the start "
+                             f"({first.isoformat()}), but the PV data begin on {PV_PROFILE_YEAR}-01-01")
 
     @property
     def lec_names(self) -> list[str]:
