@@ -1,9 +1,10 @@
 """Wall time of the three-LEC federation over a long horizon (a year by default), under each framework.
 
-    .venv/bin/python benchmarks/three_lecs_year.py [--hours 8784] [--start 2016-01-01] \
-        [--frameworks decentralised distributed p2p] [--dso-limits] [--keep DIR]
+    .venv/bin/python benchmarks/three_lecs_year.py [--scenario scenarios/ieee_eu_lv_three_lecs.yaml] \
+        [--hours 8784] [--start 2016-01-01] [--frameworks decentralised distributed p2p] [--dso-limits] [--keep DIR]
 
-For each framework it runs ``scenarios/ieee_eu_lv_three_lecs.yaml`` with ``horizon_h`` and ``start`` changed
+For each framework it runs the scenario (by default ``scenarios/ieee_eu_lv_three_lecs.yaml``; any three-LEC
+scenario on the IEEE feeder, e.g. ``ieee_eu_lv_three_lecs_diverse.yaml``) with ``horizon_h`` and ``start`` changed
 (nothing else) exactly as a user does: ``lec-cosim run SCENARIO --framework F`` in a subprocess (a
 ``helics_broker`` and one process per federate). It prints, per framework, the federation's wall time (the
 command's, start-up and writing results included), the time per simulated day, and the run's headline KPIs
@@ -36,13 +37,13 @@ SCENARIO = ROOT / "scenarios" / "ieee_eu_lv_three_lecs.yaml"
 FRAMEWORKS = ("decentralised", "distributed", "p2p")
 
 
-def long_scenario(hours: int, start: str, work: Path) -> Path:
-    """The shipped three-LEC scenario with only ``horizon_h`` and ``start`` changed, its data paths made absolute."""
-    data = yaml.safe_load(SCENARIO.read_text())
-    data.update({"horizon_h": hours, "start": f"{start}T00:00:00", "name": "ieee_eu_lv_three_lecs_long"})
-    data["feeder"]["data_dir"] = str((SCENARIO.parent / data["feeder"]["data_dir"]).resolve())
-    data["pv"]["profile_file"] = str((SCENARIO.parent / data["pv"]["profile_file"]).resolve())
-    path = work / "ieee_eu_lv_three_lecs_long.yaml"
+def long_scenario(scenario: Path, hours: int, start: str, work: Path) -> Path:
+    """A three-LEC scenario with only ``horizon_h`` and ``start`` changed, its data paths made absolute."""
+    data = yaml.safe_load(scenario.read_text())
+    data.update({"horizon_h": hours, "start": f"{start}T00:00:00", "name": f"{data['name']}_long"})
+    data["feeder"]["data_dir"] = str((scenario.parent / data["feeder"]["data_dir"]).resolve())
+    data["pv"]["profile_file"] = str((scenario.parent / data["pv"]["profile_file"]).resolve())
+    path = work / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -78,6 +79,7 @@ def grid_alone_s(path: Path) -> tuple[float, int]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", type=Path, default=SCENARIO, help="a three-LEC scenario on the IEEE feeder")
     parser.add_argument("--hours", type=int, default=8784, help="horizon, h (default 8784: all of 2016)")
     parser.add_argument("--start", default="2016-01-01", help="first day (2016)")
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
@@ -88,9 +90,9 @@ def main(argv=None) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="three_lecs_year_"))
     keep = args.keep or work
-    path = long_scenario(args.hours, args.start, work)
+    path = long_scenario(args.scenario.resolve(), args.hours, args.start, work)
     days = args.hours / 24
-    print(f"three LECs, {args.hours} h ({days:g} days) from {args.start}, DSO limits "
+    print(f"{args.scenario.name}, {args.hours} h ({days:g} days) from {args.start}, DSO limits "
           f"{'on' if args.dso_limits else 'off'}; results in {keep}", flush=True)
     grid_s, steps = grid_alone_s(path)
     print(f"anchor: the DSO's power flows alone, {steps} steps: {grid_s:.1f} s ({1e3 * grid_s / steps:.2f} ms a step)",
