@@ -64,6 +64,11 @@ class LecEms:
         self.plan_offset_s, self.settle_offset_s = fed.options.plan_offset_s, fed.options.settle_offset_s
         self.import_limit = self.export_limit = self.record = None
         self.stale_limits = False
+        # dso.limits_per household: the LEC's limits are the sums of its households' (the DSO sums them); a p2p
+        # LEC_EMS also reads each household's import limit, its member's cap
+        self.member_limits = "household_import_limit_kw" in fed.ports.get("in", {})
+        self.household_names = list(table.loc[table["kind"] == "household", "member"])
+        self.member_import_limit: dict[str, float] | None = None
 
     def reset(self) -> None:
         """A learning environment's next episode (``Federate.run_episodes``): the day's start again. The DSO's
@@ -71,6 +76,7 @@ class LecEms:
         published again (a run's first hour has none)."""
         self.soc_kwh = 0.5 * self.batteries.energy_kwh
         self.import_limit = self.export_limit = self.record = None
+        self.member_import_limit = None
         if self.scenario.dso.limits:
             self.fed.read_port("import_limit_kw")
             self.fed.read_port("export_limit_kw")
@@ -94,6 +100,11 @@ class LecEms:
             exports = self.fed.read_port("export_limit_kw")
             if len(imports) == len(self.names):  # nothing before the DSO's first step
                 self.import_limit, self.export_limit = np.array(imports), np.array(exports)
+            if self.member_limits:
+                homes = self.fed.read_port("household_import_limit_kw")
+                if len(homes) == len(self.household_names):
+                    limit = dict(zip(self.household_names, map(float, homes)))
+                    self.member_import_limit = {m: limit[m] for m in self.my_households}
 
     def problem(self, hour: int, *, with_edges: bool, net_demand_kw=None):
         return rest_of_day_problem(self.members, self.scenario, first_hour=hour, soc_kwh=self.soc_kwh,
@@ -283,7 +294,8 @@ class RunMarket(LecEms):
         else:
             lec_limit = math.inf
         self.caps = member_caps_and_fees(self.previous_import, self.my_households, lec_import_limit_kw=lec_limit,
-                                         fairness_fee_eur_per_kwh=p2p.fairness_fee_eur_per_kwh)
+                                         fairness_fee_eur_per_kwh=p2p.fairness_fee_eur_per_kwh,
+                                         member_import_limits_kw=self.member_import_limit)
         messages = {member: {"hour": hour, "import_cap_kw": cap, "import_fee_eur_per_kwh": fee,
                              "over_cap_fee_eur_per_kwh": p2p.over_cap_fee_eur_per_kwh}
                     for member, (cap, fee) in self.caps.items()}

@@ -16,6 +16,11 @@ through :mod:`lec_cosim.env`) takes the hour's set-point from its port ``<member
 H + 1.5 ms), clipped to what its battery can run for the hour, and bids the hour's net position it gives. For
 the later hours it tells its LEC_EMS what its HEMS would plan from the state of charge the hour leaves (the
 agent decides only the hour; a set-point equal to the HEMS's own keeps the HEMS's plan as it is).
+
+With the DSO's limits per household (``dso.limits_per: household``: input ``household_export_limit_kw``) every
+household curtails its PV at each grid step so that its export stays within its latest export limit, as an
+inverter under a dynamic export limit does: its curtailment is the larger of its share of its LEC_EMS's and
+what its own limit needs. Load cannot be curtailed: an import above the import limit stays (the results report it).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ def build(fed: Federate):
     own_plan_kw = np.zeros(len(table))
     agent_members = set(fed.options.agent_members)
     efficiency = [table.at[j, "battery_efficiency"] or 1.0 for j in range(len(table))]
+    export_limited = "household_export_limit_kw" in fed.ports.get("in", {})
 
     def lec_values(value: str) -> np.ndarray:
         return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
@@ -106,12 +112,25 @@ def build(fed: Federate):
         charge = pooled.split(members, lec_values("pooled_charge_kw")) + own_plan_kw
         battery_kw = batteries.apply(charge)
         curtailed = curtailment_split(members, n, lec_values("curtail_kw"))
+        if export_limited:
+            curtailed = np.maximum(curtailed, limit_curtailment(n, battery_kw))
         pv = members.pv_kw[:, n] - curtailed
         values = {"load_kw": members.load_kw[:, n], "load_kvar": members.load_kvar[:, n], "pv_kw": pv,
                   "curtailed_kw": curtailed, "battery_kw": battery_kw, "soc_kwh": batteries.soc_kwh,
                   "net_kw": members.load_kw[:, n] - pv + battery_kw}
         for port in fed.ports["out"]:
             fed.publish_port(port, values[port])
+
+    def limit_curtailment(n: int, battery_kw: np.ndarray) -> np.ndarray:
+        """Per member, the PV to curtail at step ``n`` so that each household exports no more than its latest
+        export limit (none before the DSO's first one)."""
+        limits = np.asarray(fed.read_port("household_export_limit_kw"), dtype=float)
+        if len(limits) != len(households):
+            return np.zeros(len(table))
+        limit = np.full(len(table), np.inf)
+        limit[households] = limits
+        pv = members.pv_kw[:, n]
+        return np.clip(pv - members.load_kw[:, n] - battery_kw - limit, 0.0, pv)
 
     def slots():
         per_hour = steps_per_hour(members)

@@ -26,6 +26,8 @@ MEANINGS = {
     "lec_net_import_kw": "each LEC's net import",
     "import_limit_kw": "the DSO's import limit per LEC (inf without the loop)",
     "export_limit_kw": "the DSO's export limit per LEC (inf without the loop)",
+    "household_import_limit_kw": "the DSO's import limit per household (dso.limits_per household)",
+    "household_export_limit_kw": "the DSO's export limit per household (dso.limits_per household)",
 }
 """What a grid adapter's output port carries (its declared ports' meaning)."""
 

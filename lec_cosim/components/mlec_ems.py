@@ -36,6 +36,8 @@ class Settings(_Settings):
 PORTS = (
     Port("import_limit_kw", "in", "vector", "kW", "the DSO's import limit per LEC (with dso.limits)", optional=True),
     Port("export_limit_kw", "in", "vector", "kW", "the DSO's export limit per LEC (with dso.limits)", optional=True),
+    Port("household_import_limit_kw", "in", "vector", "kW", "run_market with dso.limits_per household: the DSO's "
+         "import limit per household, its members' caps", optional=True),
     Port("ems", "endpoint", "message", None, "where the platform's answers and neighbours' proposals arrive",
          optional=True),
     Port("market", "endpoint", "message", None, "run_market: where its members' bids arrive", optional=True),
