@@ -153,11 +153,10 @@ EVENING = {"resolution.grid_min": 60, "horizon_h": 21, "dso.limits": True, "dso.
 
 @pytest.fixture(scope="module")
 def evening_runs(tmp_path_factory):
-    """Decentralised with the equal rule, p2p with the proportional one, and decentralised with per-LEC limits."""
+    """Decentralised with the equal rule, p2p with the proportional one."""
     runs = {}
     for name, changes in (("decentralised_equal", {"framework": "decentralised", "dso.sharing": "equal"}),
-                          ("p2p_proportional", {"framework": "p2p", "dso.sharing": "proportional"}),
-                          ("decentralised_per_lec", {"framework": "decentralised", "dso.limits_per": "lec"})):
+                          ("p2p_proportional", {"framework": "p2p", "dso.sharing": "proportional"})):
         runs[name] = run_in_process(tmp_path_factory.mktemp(name), "ieee_eu_lv_three_lecs", {**EVENING, **changes})
     return runs
 
@@ -195,7 +194,7 @@ def test_the_households_curtail_their_pv_to_their_export_limits_and_the_balances
     scenario, run = evening_runs[name]
     members, limits, homes = _read(run, "members.csv"), _read(run, "household_limits.csv"), _read(run, "households.csv")
     np.testing.assert_allclose(members["net_kw"], members["load_kw"] - members["pv_kw"] + members["battery_kw"],
-                               atol=1e-9)
+                               atol=5e-9)  # three values of 10 significant digits
     home_rows = members[members["kind"] == "household"].reset_index(drop=True)
     over = limits["over_export_limit_kw"] > 1e-6
     assert (home_rows.loc[over, "pv_kw"] < 1e-6).all()
@@ -220,17 +219,23 @@ def test_p2p_members_get_their_own_import_limit_as_their_cap(evening_runs):
     assert later["import_cap_kw"].nunique() > 3  # its own, not an equal share of its LEC's
 
 
-def test_evening_overloads_fall_against_per_lec_limits_and_those_left_are_listed(evening_runs):
-    """Per-household thermal limits overload fewer line sections than per-LEC voltage limits; every overloaded
-    section-step of grid.csv is in line_overloads.csv, in the import direction in the evening, where the households
-    behind it imported above their limits: their load, which cannot be curtailed, beyond what the batteries held."""
-    per_lec = _read(evening_runs["decentralised_per_lec"][1], "grid.csv")["line_overloads"].sum()
+def test_the_overloads_that_remain_are_listed_with_why(evening_runs):
+    """Every overloaded section-step of grid.csv is in line_overloads.csv. In the evening they are import overloads
+    of the households behind the head cable, whose net import was above the sum of their limits (their load cannot
+    be curtailed): the LEC met the sum of its households' limits, but its batteries did not discharge behind the
+    cable on its phase. The file says how much less import behind it the rating needed and how much more the home
+    batteries behind could have given, and its cause is the comparison of the two."""
     for name in ("decentralised_equal", "p2p_proportional"):
         _, run = evening_runs[name]
         grid, rows = _read(run, "grid.csv"), _read(run, "line_overloads.csv")
-        assert grid["line_overloads"].sum() < per_lec, name
         listed = rows.groupby("step")["element"].nunique().reindex(grid["step"], fill_value=0)
         np.testing.assert_array_equal(listed.to_numpy(), grid["line_overloads"].to_numpy())
         evening = rows[rows["step"] >= 17]
-        assert (evening["direction"] == "import").all()
-        assert (evening["over_import_limit_kw"] > 0).all()
+        assert len(evening) > 0 and (evening["direction"] == "import").all(), name
+        assert (evening["net_import_kw"] > evening["import_limit_kw"]).all()
+        assert (evening["over_import_limit_kw"] > 0).all() and (evening["relief_needed_kw"] > 0).all()
+        too_small = evening["relief_needed_kw"] > evening["battery_room_kw"]
+        np.testing.assert_array_equal(evening["cause"] == "batteries behind too small", too_small)
+        kpis = json.loads((run / "summary.json").read_text())["kpis"]
+        assert kpis["overload_rows_import"] + kpis["overload_rows_export"] == len(rows)
+        assert kpis["overloaded_elements"] == rows["element"].nunique()

@@ -43,10 +43,13 @@ HOUSEHOLD_LIMITS = ("household_import_limit_kw", "household_export_limit_kw")
 OVERLOADS_FILE = "line_overloads.csv"
 OVERLOAD_COLUMNS = ["step", "element", "phase", "loading_percent", "direction", "households_behind",
                     "net_import_kw", "import_limit_kw", "over_import_limit_kw", "export_limit_kw",
-                    "over_export_limit_kw", "battery_discharge_kw"]
+                    "over_export_limit_kw", "battery_discharge_kw", "battery_room_kw", "relief_needed_kw", "cause"]
 """``line_overloads.csv``: per grid step and overloaded thermal row; the sums are over the households behind it
-(the limits those in force at the step, ``inf`` before the first), the battery discharge over their home batteries'
-(positive: discharging)."""
+(the limits those in force at the step, ``inf`` before the first): their home batteries' discharge (positive) and
+the discharge they could still add for the step (power and stored energy), and the change of the households' net
+power behind the row that would bring it to its rating (the envelope's linear model: less import for an import
+overload, less export for an export one). ``cause``: ``batteries behind too small`` when that change is more than
+the home batteries behind could still give (import) or take (export), else ``batteries behind not used``."""
 
 
 class ThreeLecGrid:
@@ -136,7 +139,9 @@ class ThreeLecGrid:
         self.hour_results.append(result)
         if self.per_household:
             charge = np.array(inputs.read("battery_kw"))  # members' batteries, charging positive
-            self.overloads += self.overload_rows(k, result, net[self.households], charge[self.households])
+            soc = np.array(inputs.read("soc_kwh"))
+            self.overloads += self.overload_rows(k, result, net[self.households], charge[self.households],
+                                                 soc[self.households])
             homes = self.household_limits(k)
             self.in_force = homes
             published.update(zip(HOUSEHOLD_LIMITS, homes))
@@ -156,7 +161,7 @@ class ThreeLecGrid:
             states += [self.grid.solve_step(n) for n in range(k + 1, k + 1 + self.per_hour)]
         return self.envelope.period_limits(states)
 
-    def overload_rows(self, k: int, result, household_net_kw, home_battery_charge_kw) -> list[dict]:
+    def overload_rows(self, k: int, result, household_net_kw, home_battery_charge_kw, home_soc_kwh) -> list[dict]:
         """The overloaded thermal rows of step ``k``: direction (the sign of its households' active flow), the
         households behind it and, summed over them, their net import, the limits in force and how far over."""
         env = self.envelope
@@ -166,20 +171,37 @@ class ThreeLecGrid:
         if not len(over):
             return []
         imports, exports = self.in_force
-        discharge = -np.asarray(home_battery_charge_kw, dtype=float)
+        charge = np.asarray(home_battery_charge_kw, dtype=float)
+        homes = self.members.table[self.households]
+        power = homes["battery_kw"].to_numpy(dtype=float)
+        energy = homes["battery_kwh"].to_numpy(dtype=float)
+        leg = np.sqrt(np.where(energy > 0, homes["battery_efficiency"].to_numpy(dtype=float), 1.0))
+        dt_h = self.members.dt_h
+        soc = np.asarray(home_soc_kwh, dtype=float)
+        # what each home battery could still add for the step: more discharge (import relief), more charge (export)
+        more_discharge = np.maximum(np.minimum(power, soc * leg / dt_h) + charge, 0.0)
+        more_charge = np.maximum(np.minimum(power, (energy - soc) / (leg * dt_h)) - charge, 0.0)
+        room = env.active_room(result)
         rows = []
         for r in over:
             mine = env.behind(r)
             net = household_net_kw[mine]
             flow = float(env.thermal[r, mine] @ net)
             element, phase = env.thermal_rows[r]
+            importing = flow >= 0
+            # the linear model's change of the households' net behind the row that brings it to its rating
+            relief = max(abs(flow) - room[r], 0.0) / float(env.thermal[r, mine].mean())
+            battery_room = float((more_discharge if importing else more_charge)[mine].sum())
             rows.append({"step": k, "element": element, "phase": phase, "loading_percent": float(loading[r]),
-                         "direction": "import" if flow >= 0 else "export", "households_behind": len(mine),
+                         "direction": "import" if importing else "export", "households_behind": len(mine),
                          "net_import_kw": float(net.sum()), "import_limit_kw": float(imports[mine].sum()),
                          "over_import_limit_kw": float(np.maximum(net - imports[mine], 0.0).sum()),
                          "export_limit_kw": float(exports[mine].sum()),
                          "over_export_limit_kw": float(np.maximum(-net - exports[mine], 0.0).sum()),
-                         "battery_discharge_kw": float(discharge[mine].sum())})
+                         "battery_discharge_kw": float(-charge[mine].sum()), "battery_room_kw": battery_room,
+                         "relief_needed_kw": relief,
+                         "cause": "batteries behind too small" if relief > battery_room else
+                         "batteries behind not used"})
         return rows
 
     def write_overloads(self) -> None:
