@@ -69,6 +69,9 @@ class LecEms:
         self.member_limits = "household_import_limit_kw" in fed.ports.get("in", {})
         self.household_names = list(table.loc[table["kind"] == "household", "member"])
         self.member_import_limit: dict[str, float] | None = None
+        self.day_limits = None
+        """dso.limits_per household: each LEC's import and export limits for every hour from the DSO's forecast,
+        shape (n_lecs, hours) each: the plan's later hours take them, its first the latest limits."""
 
     def reset(self) -> None:
         """A learning environment's next episode (``Federate.run_episodes``): the day's start again. The DSO's
@@ -100,6 +103,10 @@ class LecEms:
             exports = self.fed.read_port("export_limit_kw")
             if len(imports) == len(self.names):  # nothing before the DSO's first step
                 self.import_limit, self.export_limit = np.array(imports), np.array(exports)
+            if self.day_limits is None and "import_limit_day_kw" in self.fed.ports.get("in", {}):
+                day = [np.array(self.fed.read_port(f"{d}_limit_day_kw")) for d in ("import", "export")]
+                if len(day[0]) == len(self.names) * self.hours:
+                    self.day_limits = tuple(v.reshape(len(self.names), self.hours) for v in day)
             if self.member_limits:
                 homes = self.fed.read_port("household_import_limit_kw")
                 if len(homes) == len(self.household_names):
@@ -107,9 +114,14 @@ class LecEms:
                     self.member_import_limit = {m: limit[m] for m in self.my_households}
 
     def problem(self, hour: int, *, with_edges: bool, net_demand_kw=None):
+        imports, exports = self.import_limit, self.export_limit
+        if self.day_limits is not None and imports is not None:
+            # this hour: the latest limits (its forecast and the hour before measured); later: the day's forecast
+            imports, exports = (np.column_stack([now, day[:, hour + 1:]])
+                                for now, day in zip((imports, exports), self.day_limits))
         return rest_of_day_problem(self.members, self.scenario, first_hour=hour, soc_kwh=self.soc_kwh,
                                    batteries=self.batteries, net_demand_kw=net_demand_kw,
-                                   import_limit_kw=self.import_limit, export_limit_kw=self.export_limit,
+                                   import_limit_kw=imports, export_limit_kw=exports,
                                    with_edges=with_edges, only_lec=self.me)
 
     def publish_hour(self, hour: int, plan: dict) -> None:

@@ -136,16 +136,18 @@ def test_every_design_names_a_strategy_of_the_ems_program():
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_household_limits_add_their_ports_only_where_they_are_read(framework):
-    """With ``dso.limits_per: household`` the DSO publishes each household's limits after the per-LEC ones; the
-    households read the export limits, the recorder both, the LEC_EMSs the import limits only in p2p (their
-    members' caps); without it no federate has them (the default federation is the one it always was)."""
+    """With ``dso.limits_per: household`` the DSO publishes each household's limits and each LEC's for every hour
+    after the per-LEC ones; the households read their limits, the recorder everything, the LEC_EMSs the hourly ones
+    and, only in p2p (their members' caps), the households' import limits; without it no federate has them (the
+    default federation is the one it always was)."""
     from lec_cosim.adapters.three_lec_grid import HOUSEHOLD_LIMITS, INDICATORS, LIMITS, PER_LEC
 
     feds = configs(framework, limits=True, limits_per="household")
     ports = {name: f["lec_cosim"]["ports"] for name, f in feds.items()}
     assert list(ports["dso"]["out"]) == [*INDICATORS, *PER_LEC, *LIMITS, *HOUSEHOLD_LIMITS]
-    assert "household_export_limit_kw" in ports["households"]["in"]
+    assert set(HOUSEHOLD_LIMITS[:2]) <= set(ports["households"]["in"])
     assert set(HOUSEHOLD_LIMITS) <= set(ports["recorder"]["in"])
+    assert set(HOUSEHOLD_LIMITS[2:]) <= set(ports["lec_ems_1"]["in"])
     assert ("household_import_limit_kw" in ports["lec_ems_1"]["in"]) == (framework == "p2p")
     default = configs(framework, limits=True)
     assert not any(set(HOUSEHOLD_LIMITS) & set(f["lec_cosim"]["ports"].get(side, {}))

@@ -209,6 +209,26 @@ def test_the_households_curtail_their_pv_to_their_export_limits_and_the_balances
     assert kpis["import_over_household_limits_kwh"] == pytest.approx(over_import.sum() * 1.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("name", ["decentralised_equal", "p2p_proportional"])
+def test_a_home_battery_keeps_its_household_within_its_import_limit_as_far_as_it_can(evening_runs, name):
+    """A household with a home battery imports above its limit only with its battery discharging at full power or
+    (nearly) empty: what is left is load that cannot be curtailed. Households without one are over their limits in
+    the evening."""
+    from lec_cosim.models.multi_lec_ems import members_from_scenario
+
+    scenario, run = evening_runs[name]
+    table = members_from_scenario(scenario).table.set_index("member")
+    members, limits = _read(run, "members.csv"), _read(run, "household_limits.csv")
+    homes = members[members["kind"] == "household"].reset_index(drop=True)
+    power = homes["member"].map(table["battery_kw"]).to_numpy(dtype=float)
+    with_battery = power > 0
+    over = (limits["over_import_limit_kw"] > 1e-6).to_numpy()
+    flat_out = (homes["battery_kw"] <= -power + 1e-6) | (homes["soc_kwh"] <= 0.05 * homes["member"].map(
+        table["battery_kwh"]).to_numpy(dtype=float) + 1e-6)
+    assert (flat_out[over & with_battery]).all()
+    assert (over & ~with_battery & (limits["step"] >= 17).to_numpy()).any()
+
+
 def test_p2p_members_get_their_own_import_limit_as_their_cap(evening_runs):
     _, run = evening_runs["p2p_proportional"]
     trades, limits = _read(run, "p2p_trades.csv"), _read(run, "household_limits.csv")

@@ -15,7 +15,12 @@ With ``dso.limits_per: household`` the limits are each household's, from voltage
 loadings (:class:`~lec_cosim.models.household_envelope.HouseholdEnvelope`, shared on common branches by
 ``dso.sharing``), taken over the same states: it publishes them (``household_import_limit_kw``,
 ``household_export_limit_kw``, one value per household) and, as each LEC's limits, the sums of its households'.
-At its last step it also writes ``line_overloads.csv``: every overloaded thermal row (line section or
+Thermal limits change with the hour (the evening's load), unlike the voltage limits, which the LEC_EMSs apply to
+every remaining hour: so it also publishes each LEC's limits for every hour of the run from its forecast (the
+members' own load and PV, batteries idle; ``import_limit_day_kw``, ``export_limit_day_kw``: LEC by LEC, hour by
+hour), which the LEC_EMSs plan their later hours with; without them a plan discharged its batteries in the evening
+down to what it could not recharge by midnight within the night's limits. At its last step it also writes
+``line_overloads.csv``: every overloaded thermal row (line section or
 transformer side, and phase) of every grid step, its direction, the households behind it and how far they were
 over the limits in force (:meth:`ThreeLecGrid.overload_rows`).
 
@@ -38,8 +43,11 @@ PER_LEC = ("lec_vm_min_pu", "lec_vm_max_pu", "lec_net_import_kw")
 """Output ports named as the fields of the feeder's result (``MultiLecGridResult``), one value per LEC."""
 LIMITS = ("import_limit_kw", "export_limit_kw")
 """Output ports of the DSO loop, one value per LEC."""
-HOUSEHOLD_LIMITS = ("household_import_limit_kw", "household_export_limit_kw")
-"""Output ports of the DSO loop per household (``dso.limits_per: household``; settings ``household_limits``)."""
+HOUSEHOLD_LIMITS = ("household_import_limit_kw", "household_export_limit_kw", "import_limit_day_kw",
+                    "export_limit_day_kw")
+"""Output ports of the DSO loop per household (``dso.limits_per: household``; settings ``household_limits``):
+each household's limits, and each LEC's for every hour of the run from the forecast (``n_lecs x n_hours``, LEC by
+LEC)."""
 OVERLOADS_FILE = "line_overloads.csv"
 OVERLOAD_COLUMNS = ["step", "element", "phase", "loading_percent", "direction", "households_behind",
                     "net_import_kw", "import_limit_kw", "over_import_limit_kw", "export_limit_kw",
@@ -101,6 +109,11 @@ class ThreeLecGrid:
         self.overloads: list[dict] = []
         self.per_hour = steps_per_hour(members)
         self.n_steps = round(s.end_s / s.grid_step_s)
+        self.forecast = self.day_limits = None
+        if self.per_household:
+            # the members' own load and PV, batteries idle: the same whatever the run does, so solved once
+            self.forecast = [self.grid.solve_step(n) for n in range(self.n_steps)]
+            self.day_limits = self.day_forecast()
         self.output_dir = Path(settings.get("output_dir", "."))
         self.hour_results = []
         self.extremes = GridExtremes(self.grid.lem_grid)
@@ -146,6 +159,7 @@ class ThreeLecGrid:
             self.in_force = homes
             published.update(zip(HOUSEHOLD_LIMITS, homes))
             published.update(zip(LIMITS, (self.envelope.lec_sums(v, len(self.members.lec_names)) for v in homes)))
+            published.update(zip(HOUSEHOLD_LIMITS[2:], self.day_limits))
         else:
             published.update(zip(LIMITS, self.limits(k)))
         if k == self.n_steps - 1 and self.write_extremes:
@@ -157,9 +171,28 @@ class ThreeLecGrid:
     def household_limits(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Each household's import and export limits after step ``k``: as :meth:`limits`, per household."""
         states = list(self.hour_results)
+        hour = k // self.per_hour
         if k % self.per_hour == self.per_hour - 1 and k + 1 < self.n_steps:
-            states += [self.grid.solve_step(n) for n in range(k + 1, k + 1 + self.per_hour)]
-        return self.envelope.period_limits(states)
+            states += self.forecast[k + 1:k + 1 + self.per_hour]
+            hour += 1
+        return self.envelope.period_limits(states, self.needs(hour))
+
+    def needs(self, hour: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each household's largest own import and export over the hour's forecast steps (load minus PV, batteries
+        idle): the proportional rule's needs for every state of the hour, measured or forecast."""
+        nets = np.array([r.household_net_kw for r in self.forecast[hour * self.per_hour:(hour + 1) * self.per_hour]])
+        return nets.max(axis=0), (-nets).max(axis=0)
+
+    def day_forecast(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each LEC's import and export limits for every hour of the run from the forecast states: the sums of its
+        households' most restrictive limits over the hour's steps, flattened LEC by LEC (``n_lecs x n_hours``)."""
+        n_lecs, n_hours = len(self.members.lec_names), self.n_steps // self.per_hour
+        imports, exports = np.empty((n_lecs, n_hours)), np.empty((n_lecs, n_hours))
+        for h in range(n_hours):
+            homes = self.envelope.period_limits(self.forecast[h * self.per_hour:(h + 1) * self.per_hour],
+                                                self.needs(h))
+            imports[:, h], exports[:, h] = (self.envelope.lec_sums(v, n_lecs) for v in homes)
+        return imports.ravel(), exports.ravel()
 
     def overload_rows(self, k: int, result, household_net_kw, home_battery_charge_kw, home_soc_kwh) -> list[dict]:
         """The overloaded thermal rows of step ``k``: direction (the sign of its households' active flow), the

@@ -54,9 +54,13 @@ stopped by a row. The rules differ in the weights:
   dynamic operating limits for prosumers", IEEE Trans. Smart Grid 12(5), 2021; Liu, Ochoa et al.,
   "Using OPF-based operating envelopes to facilitate residential DER services", IEEE Trans. Smart Grid
   13(6), 2022), but per bottleneck, so a household behind a loose branch is not held to a tight one's limit.
-* ``"proportional"``: weight = the household's need at the state: its import ``max(x0_j, 0)`` for import
-  limits, its surplus ``max(-x0_j, 0)`` for export limits, at least :data:`NEED_FLOOR_KW` (so a household
-  that needs nothing now keeps a small share, and with no needs at all the rule is the equal one). Each
+* ``"proportional"``: weight = the household's need: its import ``max(x0_j, 0)`` for import limits, its
+  surplus ``max(-x0_j, 0)`` for export limits, at least :data:`NEED_FLOOR_KW` (so a household that needs
+  nothing now keeps a small share, and with no needs at all the rule is the equal one). ``x0`` is the state's
+  unless the caller gives the needs (the DSO gives each household's own load minus PV of the period's forecast,
+  its batteries idle: what a battery charges is not a need, and over a period's states the weights must be one
+  set, or the element-wise minimum of :meth:`HouseholdEnvelope.period_limits` takes each household's smallest
+  share of a different state's split and their sum falls far below the branch's capacity). Each
   bottleneck is shared in proportion to need: weighted max-min fairness (Bertsekas and Gallager, ibid.);
   the "network-weighted proportional" and "max-min" allocations compared by Zabihi et al., "Fair
   allocation of operating envelopes for distribution networks considering voltage unbalance",
@@ -240,8 +244,11 @@ class HouseholdEnvelope:
                    margin_pu=float(margin_pu), max_loading_percent=lem.max_loading_percent,
                    probe_kw=float(probe_kw), n_power_flows=1 + 2 * n, build_seconds=time.perf_counter() - start)
 
-    def limits(self, result: MultiLecGridResult) -> HouseholdLimits:
-        """Each household's import and export limit at a state (the module docstring's model and rule)."""
+    def limits(self, result: MultiLecGridResult, needs_kw=None) -> HouseholdLimits:
+        """Each household's import and export limit at a state (the module docstring's model and rule).
+
+        ``needs_kw``: the ``"proportional"`` rule's (import need, export need) per household, kW (default: the
+        state's net import and export)."""
         x0 = np.asarray(result.household_net_kw, dtype=float)
         if x0.shape != (len(self.household_names),):
             raise ValueError("the state has other households than the envelope")
@@ -257,7 +264,8 @@ class HouseholdEnvelope:
         if self.rule == "equal":
             w_imp = w_exp = np.ones(len(x0))
         else:
-            w_imp, w_exp = np.maximum(x0, NEED_FLOOR_KW), np.maximum(-x0, NEED_FLOOR_KW)
+            need_imp, need_exp = (x0, -x0) if needs_kw is None else needs_kw
+            w_imp, w_exp = np.maximum(need_imp, NEED_FLOOR_KW), np.maximum(need_exp, NEED_FLOOR_KW)
         return HouseholdLimits(import_kw=share_capacity(imp_rows, imp_cap, w_imp),
                                export_kw=share_capacity(exp_rows, exp_cap, w_exp),
                                import_rows=imp_rows, import_capacity=imp_cap, export_rows=exp_rows,
@@ -272,11 +280,15 @@ class HouseholdEnvelope:
         room = self.max_loading_percent ** 2 - quadrature
         return np.where(room > 0, np.sqrt(np.maximum(room, 0.0)), -1.0)
 
-    def period_limits(self, results) -> tuple[np.ndarray, np.ndarray]:
-        """The most restrictive :meth:`limits` over the states of a period (element-wise minimum)."""
+    def period_limits(self, results, needs_kw=None) -> tuple[np.ndarray, np.ndarray]:
+        """The most restrictive :meth:`limits` over the states of a period (element-wise minimum), every state's
+        shared by the same needs (default: each household's largest over the states)."""
         if not results:
             raise ValueError("need at least one result")
-        found = [self.limits(r) for r in results]
+        if needs_kw is None:
+            nets = np.array([r.household_net_kw for r in results])
+            needs_kw = (nets.max(axis=0), (-nets).max(axis=0))
+        found = [self.limits(r, needs_kw) for r in results]
         return (np.min([q.import_kw for q in found], axis=0), np.min([q.export_kw for q in found], axis=0))
 
     def lec_sums(self, household_kw, n_lecs: int) -> np.ndarray:

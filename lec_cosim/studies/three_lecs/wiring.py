@@ -97,7 +97,10 @@ GRID_COUNTS = ("bus_violations", "line_overloads")
 GRID_VECTORS = ("lec_vm_min_pu", "lec_vm_max_pu", "lec_net_import_kw", "import_limit_kw", "export_limit_kw")
 HOUSEHOLD_LIMIT_VECTORS = ("household_import_limit_kw", "household_export_limit_kw")
 """Per household, the DSO's limits with ``dso.limits_per: household``: the p2p LEC_EMSs read the import limits
-(their members' caps), the households the export limits (each curtails its PV to its own), the recorder both."""
+(their members' caps), the households both (each keeps to its own: home battery, then PV), the recorder both."""
+DAY_LIMIT_VECTORS = ("import_limit_day_kw", "export_limit_day_kw")
+"""With ``dso.limits_per: household``, each LEC's limits for every hour from the DSO's forecast: the LEC_EMSs plan
+their later hours with them."""
 
 
 def ems_name(lec: str) -> str:
@@ -280,7 +283,8 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
     per_household = scenario.dso.limits and scenario.dso.limits_per == "household"
     household_limits = ([Signal(f"mlec/grid/{v}", "vector", port=v) for v in HOUSEHOLD_LIMIT_VECTORS]
                         if per_household else [])
-    grid_pubs = grid_pubs + household_limits
+    day_limits = [Signal(f"mlec/grid/{v}", "vector", port=v) for v in DAY_LIMIT_VECTORS] if per_household else []
+    grid_pubs = grid_pubs + household_limits + day_limits
     household_caps = [s for s in household_limits if s.port == "household_import_limit_kw"] * design.members_bid
     household_pubs = [Signal(f"mlec/households/{v}", "vector", port=v) for v in HOUSEHOLD_VECTORS]
     plans = []
@@ -301,7 +305,7 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         if design.members_bid:
             targets["members"] = {m: member_endpoint(m) for m in homes}
         plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", design.ems_period_s, 0.0, pubs,
-                                  (list(limits) + household_caps) if scenario.dso.limits else [],
+                                  (list(limits) + day_limits + household_caps) if scenario.dso.limits else [],
                                   list(ports.values()),
                                   {"lec": lec, "on_platform": lec in on_platform, "ems": design.ems,
                                    "members_bid": design.members_bid,
@@ -338,9 +342,8 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         plans.append(FederatePlan("agent", "federates.agent", scenario.market_step_s, AGENT_OFFSET_S, actions,
                                   observed, settings={"roles": agents,
                                                       "decision_period_s": float(scenario.market_step_s)}))
-    export_limits = [s for s in household_limits if s.port == "household_export_limit_kw"]
     plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs,
-                              setpoints + actions + export_limits, list(hems_ports.values()),
+                              setpoints + actions + household_limits, list(hems_ports.values()),
                               {"members_bid": design.members_bid, "pool_operator": pool_operators,
                                **({"agent_members": agents} if agents else {}), **HOUSEHOLDS_SETTINGS},
                               endpoint_ports=hems_ports, targets=hems_targets,
