@@ -69,7 +69,7 @@ def build(fed: Federate):
     own_plan_kw = np.zeros(len(table))
     agent_members = set(fed.options.agent_members)
     efficiency = [table.at[j, "battery_efficiency"] or 1.0 for j in range(len(table))]
-    export_limited = "household_export_limit_kw" in fed.ports.get("in", {})
+    household_limited = "household_export_limit_kw" in fed.ports.get("in", {})
     home_batteries = np.array([table.at[j, "kind"] == "household" and batteries.power_kw[j] > 0
                                for j in range(len(table))])
 
@@ -118,11 +118,11 @@ def build(fed: Federate):
             for j in households:  # the pool's answers settle money only; the recorder has them from the LEC
                 fed.receive(fed.endpoint(table.at[j, "member"]))
         charge = pooled.split(members, lec_values("pooled_charge_kw")) + own_plan_kw
-        if export_limited:
+        if household_limited:
             charge = within_limits(n, charge)
         battery_kw = batteries.apply(charge)
         curtailed = curtailment_split(members, n, lec_values("curtail_kw"))
-        if export_limited:
+        if household_limited:
             curtailed = np.maximum(curtailed, limit_curtailment(n, battery_kw))
         pv = members.pv_kw[:, n] - curtailed
         values = {"load_kw": members.load_kw[:, n], "load_kvar": members.load_kvar[:, n], "pv_kw": pv,

@@ -57,7 +57,8 @@ OVERLOAD_COLUMNS = ["step", "element", "phase", "loading_percent", "direction", 
 the discharge they could still add for the step (power and stored energy), and the change of the households' net
 power behind the row that would bring it to its rating (the envelope's linear model: less import for an import
 overload, less export for an export one). ``cause``: ``batteries behind too small`` when that change is more than
-the home batteries behind could still give (import) or take (export), else ``batteries behind not used``."""
+the home batteries behind could still give (import) or take (export), else ``batteries behind not used`` (``no
+household behind``: a branch to a community battery alone)."""
 
 
 class ThreeLecGrid:
@@ -222,8 +223,9 @@ class ThreeLecGrid:
             flow = float(env.thermal[r, mine] @ net)
             element, phase = env.thermal_rows[r]
             importing = flow >= 0
-            # the linear model's change of the households' net behind the row that brings it to its rating
-            relief = max(abs(flow) - room[r], 0.0) / float(env.thermal[r, mine].mean())
+            # the linear model's change of the households' net behind the row that brings it to its rating (a row
+            # no household is behind carries a community battery alone: nothing of theirs can relieve it)
+            relief = max(abs(flow) - room[r], 0.0) / float(env.thermal[r, mine].mean()) if len(mine) else 0.0
             battery_room = float((more_discharge if importing else more_charge)[mine].sum())
             rows.append({"step": k, "element": element, "phase": phase, "loading_percent": float(loading[r]),
                          "direction": "import" if importing else "export", "households_behind": len(mine),
@@ -233,8 +235,8 @@ class ThreeLecGrid:
                          "over_export_limit_kw": float(np.maximum(-net - exports[mine], 0.0).sum()),
                          "battery_discharge_kw": float(-charge[mine].sum()), "battery_room_kw": battery_room,
                          "relief_needed_kw": relief,
-                         "cause": "batteries behind too small" if relief > battery_room else
-                         "batteries behind not used"})
+                         "cause": "no household behind" if not len(mine) else "batteries behind too small"
+                         if relief > battery_room else "batteries behind not used"})
         return rows
 
     def write_overloads(self) -> None:
