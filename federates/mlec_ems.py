@@ -73,6 +73,14 @@ class LecEms:
         # what it plans on: its LEC's households' true profiles, or the scenario's forecast of them (ems.forecast)
         self.forecasts = forecasts_from_scenario(s, members, lecs=[self.lec])
         self.forecast_record = {}
+        # dso.limits_per household: the LEC's limits are the sums of its households' (the DSO sums them); a p2p
+        # LEC_EMS also reads each household's import limit, its member's cap
+        self.member_limits = "household_import_limit_kw" in fed.ports.get("in", {})
+        self.household_names = list(table.loc[table["kind"] == "household", "member"])
+        self.member_import_limit: dict[str, float] | None = None
+        self.day_limits = None
+        """dso.limits_per household: each LEC's import and export limits for every hour from the DSO's forecast,
+        shape (n_lecs, hours) each: the plan's later hours take them, its first the latest limits."""
 
     def reset(self) -> None:
         """A learning environment's next episode (``Federate.run_episodes``): the day's start again. The DSO's
@@ -80,6 +88,7 @@ class LecEms:
         published again (a run's first hour has none)."""
         self.soc_kwh = 0.5 * self.batteries.energy_kwh
         self.import_limit = self.export_limit = self.record = None
+        self.member_import_limit = None
         if self.scenario.dso.limits:
             self.fed.read_port("import_limit_kw")
             self.fed.read_port("export_limit_kw")
@@ -103,6 +112,15 @@ class LecEms:
             exports = self.fed.read_port("export_limit_kw")
             if len(imports) == len(self.names):  # nothing before the DSO's first step
                 self.import_limit, self.export_limit = np.array(imports), np.array(exports)
+            if self.day_limits is None and "import_limit_day_kw" in self.fed.ports.get("in", {}):
+                day = [np.array(self.fed.read_port(f"{d}_limit_day_kw")) for d in ("import", "export")]
+                if len(day[0]) == len(self.names) * self.hours:
+                    self.day_limits = tuple(v.reshape(len(self.names), self.hours) for v in day)
+            if self.member_limits:
+                homes = self.fed.read_port("household_import_limit_kw")
+                if len(homes) == len(self.household_names):
+                    limit = dict(zip(self.household_names, map(float, homes)))
+                    self.member_import_limit = {m: limit[m] for m in self.my_households}
 
     def problem(self, hour: int, *, with_edges: bool, net_demand_kw=None):
         """Its exchange problem of ``hour``: on the forecast of its LEC's net demand (unless ``net_demand_kw``, the
@@ -119,9 +137,14 @@ class LecEms:
         if self.forecasts.strategy != "perfect":  # recorded for the forecast's errors (results: forecast_errors.csv)
             self.forecast_record = {"forecast_load_kw": self.forecasts.lec_load(self.me, hour, window).tolist(),
                                     "forecast_pv_kw": pv.tolist()}
+        imports, exports = self.import_limit, self.export_limit
+        if self.day_limits is not None and imports is not None:
+            # this hour: the latest limits (its forecast and the hour before measured); later: the DSO's forecast
+            imports, exports = (np.column_stack([now, day[:, hour + 1:w.stop]])
+                                for now, day in zip((imports, exports), self.day_limits))
         return rest_of_day_problem(self.members, self.scenario, first_hour=hour, soc_kwh=self.soc_kwh,
                                    batteries=self.batteries, net_demand_kw=net_demand_kw, curtailable_kw=curtailable,
-                                   import_limit_kw=self.import_limit, export_limit_kw=self.export_limit,
+                                   import_limit_kw=imports, export_limit_kw=exports,
                                    with_edges=with_edges, only_lec=self.me)
 
     def publish_hour(self, hour: int, plan: dict) -> None:
@@ -313,7 +336,8 @@ class RunMarket(LecEms):
         else:
             lec_limit = math.inf
         self.caps = member_caps_and_fees(self.previous_import, self.my_households, lec_import_limit_kw=lec_limit,
-                                         fairness_fee_eur_per_kwh=p2p.fairness_fee_eur_per_kwh)
+                                         fairness_fee_eur_per_kwh=p2p.fairness_fee_eur_per_kwh,
+                                         member_import_limits_kw=self.member_import_limit)
         messages = {member: {"hour": hour, "import_cap_kw": cap, "import_fee_eur_per_kwh": fee,
                              "over_cap_fee_eur_per_kwh": p2p.over_cap_fee_eur_per_kwh}
                     for member, (cap, fee) in self.caps.items()}

@@ -17,6 +17,17 @@ through :mod:`lec_cosim.env`) takes the hour's set-point from its port ``<member
 H + 1.5 ms), clipped to what its battery can run for the hour, and bids the hour's net position it gives. For
 the later hours it tells its LEC_EMS what its HEMS would plan from the state of charge the hour leaves (the
 agent decides only the hour; a set-point equal to the HEMS's own keeps the HEMS's plan as it is).
+
+With the DSO's limits per household (``dso.limits_per: household``: inputs ``household_import_limit_kw``,
+``household_export_limit_kw``) every household keeps to its latest limits at each grid step as far as its devices
+can, as a connection under a dynamic operating envelope must: its home battery's set-point (its LEC_EMS's share or
+its HEMS's plan) is moved into what keeps the household within them (charging no more than its import limit
+leaves, discharging enough to bring its import down to it, charging what its export limit does not let out), then
+its PV is curtailed to its export limit (the larger of its share of its LEC_EMS's curtailment and what its own
+limit needs). Load cannot be curtailed: an import above the import limit that the battery cannot cover stays (the
+results report it). A home battery moved off its LEC_EMS's pooled set-point leaves the LEC_EMS's planned state of
+charge behind; the battery itself never runs past full or empty (:class:`~lec_cosim.models.multi_lec_ems.
+HomeBatteries`).
 """
 
 from __future__ import annotations
@@ -61,6 +72,9 @@ def build(fed: Federate):
     own_plan_kw = np.zeros(len(table))
     agent_members = set(fed.options.agent_members)
     efficiency = [table.at[j, "battery_efficiency"] or 1.0 for j in range(len(table))]
+    household_limited = "household_export_limit_kw" in fed.ports.get("in", {})
+    home_batteries = np.array([table.at[j, "kind"] == "household" and batteries.power_kw[j] > 0
+                               for j in range(len(table))])
 
     def lec_values(value: str) -> np.ndarray:
         return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
@@ -113,14 +127,44 @@ def build(fed: Federate):
             for j in households:  # the pool's answers settle money only; the recorder has them from the LEC
                 fed.receive(fed.endpoint(table.at[j, "member"]))
         charge = pooled.split(members, lec_values("pooled_charge_kw")) + own_plan_kw
+        if household_limited:
+            charge = within_limits(n, charge)
         battery_kw = batteries.apply(charge)
         curtailed = curtailment_split(members, n, lec_values("curtail_kw"))
+        if household_limited:
+            curtailed = np.maximum(curtailed, limit_curtailment(n, battery_kw))
         pv = members.pv_kw[:, n] - curtailed
         values = {"load_kw": members.load_kw[:, n], "load_kvar": members.load_kvar[:, n], "pv_kw": pv,
                   "curtailed_kw": curtailed, "battery_kw": battery_kw, "soc_kwh": batteries.soc_kwh,
                   "net_kw": members.load_kw[:, n] - pv + battery_kw}
         for port in fed.ports["out"]:
             fed.publish_port(port, values[port])
+
+    def latest_limits() -> tuple[np.ndarray, np.ndarray]:
+        """Per member, its household's latest import and export limits (``inf``: none yet, or not a household)."""
+        found = []
+        for port in ("household_import_limit_kw", "household_export_limit_kw"):
+            values = np.asarray(fed.read_port(port), dtype=float)
+            limit = np.full(len(table), np.inf)
+            if len(values) == len(households):
+                limit[households] = values
+            found.append(limit)
+        return found[0], found[1]
+
+    def within_limits(n: int, charge_kw: np.ndarray) -> np.ndarray:
+        """Home batteries' set-points moved into what keeps their households within their limits at step ``n``."""
+        imports, exports = latest_limits()
+        own = members.load_kw[:, n] - members.pv_kw[:, n]
+        most, least = imports - own, -own - exports  # charge keeping import <= limit; charge keeping export <= limit
+        moved = np.clip(charge_kw, least, np.maximum(most, least))
+        return np.where(home_batteries, moved, charge_kw)
+
+    def limit_curtailment(n: int, battery_kw: np.ndarray) -> np.ndarray:
+        """Per member, the PV to curtail at step ``n`` so that each household exports no more than its latest
+        export limit (none before the DSO's first one)."""
+        limit = latest_limits()[1]
+        pv = members.pv_kw[:, n]
+        return np.clip(pv - members.load_kw[:, n] - battery_kw - limit, 0.0, pv)
 
     def slots():
         per_hour = steps_per_hour(members)

@@ -107,7 +107,10 @@ def test_programs_use_only_ports_their_configs_have():
     feds = {fw: configs(fw) for fw in FRAMEWORKS}
     agents = load_scenario(SCENARIOS / "ieee_eu_lv_three_lecs_hems_agents.yaml")  # p2p with the agent proxy
     pool = agents.model_copy(update={"p2p": agents.p2p.model_copy(update={"market": "pool_operator"})})
-    for name, scenario in (("agents", agents), ("pool_operators", pool)):
+    shipped = load_scenario(SCENARIOS / "ieee_eu_lv_three_lecs.yaml")
+    per_home = shipped.model_copy(update={"framework": "p2p", "dso": shipped.dso.model_copy(
+        update={"limits": True, "limits_per": "household"})})  # the p2p LEC_EMSs read each household's limit
+    for name, scenario in (("agents", agents), ("pool_operators", pool), ("household_limits", per_home)):
         feds[name] = {p.name: federate_config(p, "", ROOT) for p in plan(scenario)}
     for program, federate in (("federates/mlec_ems.py", "lec_ems_1"), ("federates/mlec_platform.py", "platform"),
                               ("federates/mlec_households.py", "households")):
@@ -129,3 +132,23 @@ def test_every_design_names_a_strategy_of_the_ems_program():
 
     assert set(DESIGNS) == set(FRAMEWORKS)
     assert {d.ems for d in DESIGNS.values()} == set(STRATEGIES)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_household_limits_add_their_ports_only_where_they_are_read(framework):
+    """With ``dso.limits_per: household`` the DSO publishes each household's limits and each LEC's for every hour
+    after the per-LEC ones; the households read their limits, the recorder everything, the LEC_EMSs the hourly ones
+    and, only in p2p (their members' caps), the households' import limits; without it no federate has them (the
+    default federation is the one it always was)."""
+    from lec_cosim.adapters.three_lec_grid import HOUSEHOLD_LIMITS, INDICATORS, LIMITS, PER_LEC
+
+    feds = configs(framework, limits=True, limits_per="household")
+    ports = {name: f["lec_cosim"]["ports"] for name, f in feds.items()}
+    assert list(ports["dso"]["out"]) == [*INDICATORS, *PER_LEC, *LIMITS, *HOUSEHOLD_LIMITS]
+    assert set(HOUSEHOLD_LIMITS[:2]) <= set(ports["households"]["in"])
+    assert set(HOUSEHOLD_LIMITS) <= set(ports["recorder"]["in"])
+    assert set(HOUSEHOLD_LIMITS[2:]) <= set(ports["lec_ems_1"]["in"])
+    assert ("household_import_limit_kw" in ports["lec_ems_1"]["in"]) == (framework == "p2p")
+    default = configs(framework, limits=True)
+    assert not any(set(HOUSEHOLD_LIMITS) & set(f["lec_cosim"]["ports"].get(side, {}))
+                   for f in default.values() for side in ("in", "out"))

@@ -26,6 +26,10 @@ MEANINGS = {
     "lec_net_import_kw": "each LEC's net import",
     "import_limit_kw": "the DSO's import limit per LEC (inf without the loop)",
     "export_limit_kw": "the DSO's export limit per LEC (inf without the loop)",
+    "household_import_limit_kw": "the DSO's import limit per household (dso.limits_per household)",
+    "household_export_limit_kw": "the DSO's export limit per household (dso.limits_per household)",
+    "import_limit_day_kw": "each LEC's import limit for every hour of the run, from the DSO's forecast (LEC by LEC)",
+    "export_limit_day_kw": "each LEC's export limit for every hour of the run, from the DSO's forecast (LEC by LEC)",
 }
 """What a grid adapter's output port carries (its declared ports' meaning)."""
 

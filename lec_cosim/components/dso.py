@@ -23,6 +23,8 @@ class Settings(_Settings):
     """Community grid: input ports of loads a study adds on the LV busbar (MW)."""
     extra_loads_kw: list[str] = []
     """Three-LEC grid: input ports of loads a study adds at the homes (kW per household)."""
+    household_limits: bool = False
+    """Three-LEC grid: publish each household's import and export limits (``dso.limits_per: household``)."""
 
 
 def ports(settings: dict) -> tuple[Port, ...]:

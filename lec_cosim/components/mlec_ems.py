@@ -36,6 +36,11 @@ class Settings(_Settings):
 PORTS = (
     Port("import_limit_kw", "in", "vector", "kW", "the DSO's import limit per LEC (with dso.limits)", optional=True),
     Port("export_limit_kw", "in", "vector", "kW", "the DSO's export limit per LEC (with dso.limits)", optional=True),
+    Port("import_limit_day_kw", "in", "vector", "kW", "with dso.limits_per household: each LEC's import limit for "
+         "every hour from the DSO's forecast (LEC by LEC), for the plan's later hours", optional=True),
+    Port("export_limit_day_kw", "in", "vector", "kW", "the same for export", optional=True),
+    Port("household_import_limit_kw", "in", "vector", "kW", "run_market with dso.limits_per household: the DSO's "
+         "import limit per household, its members' caps", optional=True),
     Port("ems", "endpoint", "message", None, "where the platform's answers and neighbours' proposals arrive",
          optional=True),
     Port("market", "endpoint", "message", None, "run_market: where its members' bids arrive", optional=True),

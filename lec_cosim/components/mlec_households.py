@@ -27,6 +27,10 @@ PORTS = (
     Port("{member}", "endpoint", "message", None, "each household's own endpoint (p2p): caps and results arrive"),
     Port("{member}.action", "in", "double", "kW", "an agent's set-point of the member's home battery for the hour "
          "(charge positive; agent_members)", optional=True),
+    Port("household_import_limit_kw", "in", "vector", "kW", "with dso.limits_per household: the DSO's import "
+         "limit per household, which each home battery keeps its household to as far as it can", optional=True),
+    Port("household_export_limit_kw", "in", "vector", "kW", "with dso.limits_per household: the DSO's export "
+         "limit per household, which each household's PV is curtailed to", optional=True),
     Port("market", "target", "message", None, "p2p: each LEC's market endpoint (its LEC_EMS)", optional=True),
     Port("pool", "target", "message", None, "p2p with pool operators: each LEC's pool operator", optional=True),
     *(Port(v, "out", "vector", unit_of(v), "per member, this grid step: " + v.replace("_", " ")) for v in VECTORS),

@@ -122,6 +122,11 @@ class LemGridResult:
     trafo_loadings_percent : numpy.ndarray
         Loading of each transformer (one per feeder copy, order :attr:`LemGrid.trafo_names`), %;
         ``trafo_loading_percent`` is their largest.
+    line_phase_loading_values : numpy.ndarray, shape (n_lines, 3), optional
+        Current of every feeder line's phases a, b, c in % of its rating (``line_loading_values`` is the
+        row maximum).
+    trafo_phase_loading_values : numpy.ndarray, shape (n_trafos, 6), optional
+        Each transformer's phase currents in % of its side's rated current: LV a, b, c, then HV a, b, c.
     """
 
     vm_min_pu: float
@@ -149,6 +154,8 @@ class LemGridResult:
     line_index: pd.Index = field(repr=False)
     violated_buses: tuple = field(default=(), repr=False)
     trafo_loadings_percent: np.ndarray = field(default=None, repr=False)
+    line_phase_loading_values: np.ndarray = field(default=None, repr=False)
+    trafo_phase_loading_values: np.ndarray = field(default=None, repr=False)
 
     @cached_property
     def vm_pu(self) -> pd.DataFrame:
@@ -165,7 +172,8 @@ class LemGridResult:
     def scalars(self) -> dict:
         """The scalar indicators as a dict (no per-bus or per-line tables)."""
         skip = {"vm_pu_values", "va_deviation_values", "line_loading_values", "bus_index", "phase_index",
-                "line_index", "violated_buses", "trafo_loadings_percent"}
+                "line_index", "violated_buses", "trafo_loadings_percent", "line_phase_loading_values",
+                "trafo_phase_loading_values"}
         return {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in skip}
 
 

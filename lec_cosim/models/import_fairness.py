@@ -20,6 +20,7 @@ def member_caps_and_fees(
     lec_import_limit_kw: float,
     fairness_fee_eur_per_kwh: float,
     cap_floor_kw: float = 0.0,
+    member_import_limits_kw: Mapping[str, float] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Import caps and fairness fees the LEC EMS sets for the next period.
 
@@ -27,6 +28,9 @@ def member_caps_and_fees(
 
     * **Caps.** The LEC's import limit is shared equally: every member's import cap is
       ``max(lec_import_limit_kw / len(members), cap_floor_kw)`` (``inf`` when the LEC has no limit).
+      With ``member_import_limits_kw`` (the DSO's limits per connection point, which it already shared
+      on the common branches: :mod:`lec_cosim.models.household_envelope`) each member's cap is its own
+      limit (at least ``cap_floor_kw``) instead.
       A member may import above its cap at the over-cap fee (:func:`plan_home`).
     * **Fairness fee.** The member(s) with the largest grid import in the previous period pay
       ``fairness_fee_eur_per_kwh`` on all their grid import in the next period; everyone else
@@ -51,6 +55,8 @@ def member_caps_and_fees(
         The fee, >= 0.
     cap_floor_kw : float
         No cap is below this, kW, >= 0.
+    member_import_limits_kw : mapping of str to float, optional
+        Each member's own import limit, kW, >= 0 (``inf``: none); every member must have one.
 
     Returns
     -------
@@ -68,7 +74,14 @@ def member_caps_and_fees(
     floor = _nonnegative(cap_floor_kw, "cap_floor_kw")
     previous = {m: _nonnegative(previous_import_kwh.get(m, 0.0), f"previous_import_kwh[{m!r}]") for m in members}
     cap = max(limit / len(members), floor)
+    caps = {m: cap for m in members}
+    if member_import_limits_kw is not None:
+        missing = sorted(set(members) - set(member_import_limits_kw))
+        if missing:
+            raise ValueError(f"member_import_limits_kw has no limit for {missing}")
+        caps = {m: max(_nonnegative(member_import_limits_kw[m], f"member_import_limits_kw[{m!r}]", allow_inf=True),
+                       floor) for m in members}
     largest = max(previous.values())
     tol = _REL_TOL * max(1.0, largest)
     payers = {m for m, kwh in previous.items() if largest > 0 and kwh >= largest - tol}
-    return {m: (cap, fee if m in payers else 0.0) for m in members}
+    return {m: (caps[m], fee if m in payers else 0.0) for m in members}

@@ -165,10 +165,11 @@ def rest_of_day_problem(
         members' own plans; an LEC_EMS that plans on a forecast (:mod:`lec_cosim.models.forecast`) its forecast.
     curtailable_kw : array_like, shape (N, window), optional
         PV the plan may curtail, hourly mean. Default: the members' PV; a forecast's PV when planned on one.
-    import_limit_kw, export_limit_kw : array_like, shape (N,), optional
+    import_limit_kw, export_limit_kw : array_like, shape (N,) or (N, window), optional
         The DSO's latest limits, applied to every remaining hour (soft, at the scenario's penalty):
         a limit is the largest import (export) the DSO's linearised power flow allows, about the
-        same whatever the hour, so it holds until the DSO updates it.
+        same whatever the hour, so it holds until the DSO updates it. Or one per remaining hour
+        (thermal limits per household change with the hour's load: the DSO's forecast for the later hours).
     with_edges : bool
         Include the neighbour graph (the distributed framework); otherwise every LEC plans alone.
     only_lec : int, optional
@@ -187,8 +188,12 @@ def rest_of_day_problem(
     retail, feed_in = hourly_tariffs(members, scenario.tariff.scheme, scenario.tariff.feed_in_eur_per_kwh)
     energy = batteries.energy_kwh
     soc = np.divide(np.asarray(soc_kwh, dtype=float), energy, out=np.full(n, 0.5), where=energy > 0)
-    imports = np.full(n, math.inf) if import_limit_kw is None else np.asarray(import_limit_kw, dtype=float)
-    exports = np.full(n, math.inf) if export_limit_kw is None else np.asarray(export_limit_kw, dtype=float)
+
+    def per_hour(limit) -> np.ndarray:
+        limit = np.full(n, math.inf) if limit is None else np.asarray(limit, dtype=float)
+        return limit if limit.ndim == 2 else np.repeat(limit[:, None], t, axis=1)
+
+    imports, exports = per_hour(import_limit_kw), per_hour(export_limit_kw)
     if only_lec is not None:
         keep = np.arange(n) == only_lec
         net[~keep] = 0.0
@@ -202,8 +207,7 @@ def rest_of_day_problem(
         edges=edges, edge_capacity_kw=neg.edge_capacity_kw, wheeling_eur_per_kwh2=neg.wheeling_eur_per_kwh2,
         battery_capacity_kwh=energy, battery_power_kw=batteries.power_kw, battery_efficiency=batteries.efficiency,
         soc_initial=np.clip(soc, 0.0, 1.0), soc_final=0.5,
-        grid_import_limit_kw=np.repeat(imports[:, None], t, axis=1),
-        grid_export_limit_kw=np.repeat(exports[:, None], t, axis=1),
+        grid_import_limit_kw=imports, grid_export_limit_kw=exports,
         limit_penalty_eur_per_kwh=scenario.dso.limit_penalty_eur_per_kwh,
         curtailable_kw=curtailable, lec_names=tuple(members.lec_names),
     )

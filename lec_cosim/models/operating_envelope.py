@@ -53,8 +53,9 @@ Assumptions and what the rule leaves out:
   peak scaling the head cable is the binding limit by far: 39 sections are overloaded (max 156 %) at
   19:00 and (112 %) at noon with the batteries idle, while the voltage limits are a few hundred kW
   away. The transformer (800 kVA) runs at <= 20 %, so including it would change nothing; a thermal
-  envelope for the shared head cable needs a rule for sharing it between the LECs, which this module
-  does not have.
+  envelope for the shared head cable needs a rule for sharing it, which this module does not have:
+  :mod:`lec_cosim.models.household_envelope` (``dso.limits_per: household``) limits every household
+  from voltages and loadings and shares the common branches by a rule.
 
 Measured on the scenario day
 ----------------------------

@@ -595,5 +595,10 @@ class LemGrid:
             phase_index=self._result_phase_index, line_index=self._result_line_index,
             violated_buses=tuple(int(b) for b in self.lv_buses[bus_viol]),
             trafo_loadings_percent=trafo_loads,
+            # per phase, for a thermal envelope (lec_cosim.models.household_envelope): the loading of each
+            # line-phase and transformer side-phase, not only each element's highest phase
+            line_phase_loading_values=100.0 * s.i_line_mag / self._line_max_i_ka[:, None],
+            trafo_phase_loading_values=100.0 * np.hstack([s.i_trafo_lv_mag / self._trafo_ir_lv_ka,
+                                                          s.i_trafo_hv_mag / self._trafo_ir_hv_ka]),
         )
 

@@ -59,11 +59,14 @@ def _fmt(value, digits: int) -> str:
 
 
 def run_label(summary: dict) -> str:
-    """A three-LEC run's column label: its framework, with " + DSO limits" when the loop was on and its forecast
-    when its EMSs planned on one."""
+    """A three-LEC run's column label: its framework, with " + DSO limits" when the loop was on (" per household"
+    and the sharing rule when the limits were per household) and its forecast when its EMSs planned on one."""
     forecast = summary.get("forecast", "perfect")
-    return (f"{summary['framework']}{' + DSO limits' if summary.get('dso_limits') else ''}"
-            f"{'' if forecast == 'perfect' else f', {forecast} forecast'}")
+    if summary.get("dso_limits_per") == "household":
+        label = f"{summary['framework']} + DSO limits per household ({summary.get('dso_sharing')})"
+    else:
+        label = f"{summary['framework']}{' + DSO limits' if summary.get('dso_limits') else ''}"
+    return label + ("" if forecast == "perfect" else f", {forecast} forecast")
 
 
 def forecast_error_costs(summaries: list[dict]) -> list[float | None]:
@@ -112,7 +115,10 @@ def mlec_compare_cells(runs) -> tuple[list[str], list[list[str]]]:
     and largest per hour), wall time. When a run's LECs traded in a continuous double auction
     (``p2p.market: continuous``), also: the P2P volume, the auction's volume and welfare against the
     uniform-price pool of the same orders, its number of trades and its trade prices (volume-weighted
-    mean and std, min, max) against the pool's volume-weighted mean price.
+    mean and std, min, max) against the pool's volume-weighted mean price. When a run had the DSO's limits
+    per household, also: the Jain index of the households' curtailment, the largest household's, the energy
+    above the household import limits and the households over them, and the overloaded rows (line or
+    transformer phases) by direction and in how many the households behind were over their import limits.
 
     Parameters
     ----------
@@ -181,6 +187,19 @@ def mlec_compare_cells(runs) -> tuple[list[str], list[list[str]]]:
             row("PV forecast RMSE (kW)", error("pv", "rmse_kw")),
             row("net demand forecast MAE, next hour (kW)", error("net", "mae_next_hour_kw")),
             ["cost of forecast error (EUR)"] + [_fmt(costs[id(s)], 2) for s in summaries],
+        ]
+    if any("curtailment_jain_index" in s["kpis"] for s in summaries):
+        # runs with the DSO's limits per household (rows only then, so other comparisons keep their table)
+        rows[-1:-1] = [
+            row("households curtailed", lambda k: k.get("households_curtailed")),
+            row("largest household curtailment (kWh)", lambda k: k.get("household_curtailed_kwh_max")),
+            row("curtailment Jain index", lambda k: k.get("curtailment_jain_index"), 3),
+            row("import over household limits (kWh)", lambda k: k.get("import_over_household_limits_kwh")),
+            row("households over their import limit", lambda k: k.get("households_over_import_limit")),
+            row("overloaded phase-steps, import", lambda k: k.get("overload_rows_import")),
+            row("overloaded phase-steps, export", lambda k: k.get("overload_rows_export")),
+            row("overloaded phase-steps, homes over import limits",
+                lambda k: k.get("overload_rows_over_import_limits")),
         ]
     if any("p2p_cda_volume_kwh" in s["kpis"] for s in summaries):
         # runs whose LECs traded in a continuous double auction: against the pool of the same orders, and the

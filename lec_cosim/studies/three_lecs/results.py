@@ -48,6 +48,14 @@ Files written into the run directory by the recorder (``federates/recorder.py`` 
   ``lec, signal, lead, forecasts, mae_kw, rmse_kw, bias_kw`` (bias: forecast minus actual, mean), over every
   hour's forecast of the LEC_EMS (its records' ``forecast_load_kw``, ``forecast_pv_kw``: hourly means over the
   window from the hour) against the members' metered hourly means.
+- ``household_limits.csv`` (``dso.limits_per: household``): per grid step and household: ``time, step, member,
+  lec, net_kw, curtailed_kw, import_limit_kw, export_limit_kw, over_import_limit_kw, over_export_limit_kw``: the
+  DSO's limits in force at the step (published at the step before; ``inf`` at the first) and how far the
+  household's net import (export) went above them.
+- ``households.csv`` (the same): per household over the run: ``lec, member, load_kwh, pv_kwh, curtailed_kwh,
+  curtailed_share, over_import_limit_kwh, over_export_limit_kwh, steps_over_import_limit``.
+- ``line_overloads.csv`` (the same; written by the DSO, :mod:`lec_cosim.adapters.three_lec_grid`): per grid step
+  and overloaded line or transformer phase, its direction and what the households behind it did.
 - ``ems_records.jsonl``: every LEC_EMS's record of every hour as it published it (one JSON object
   per line: the state of charge it planned from, its set-points, the DSO limits it planned with,
   its trades and, in distributed, its negotiation).
@@ -112,6 +120,8 @@ class MultiLecRecord:
         self.added_kpis: list[str] = list(settings.get("added_kpis", []))
         """``"module:function"``: each called with that table and the scenario, its KPIs join the summary's."""
         self.extra_rows: dict[str, list] = defaultdict(list)
+        self.household_limit_rows: dict[str, list] = defaultdict(list)
+        """``dso.limits_per: household``: the DSO's limits per household as published at each step."""
 
     def add(self, k: int, t_s: float, inputs) -> None:
         """Step ``k``: the records published since the last step, and the step's values (see the class)."""
@@ -122,6 +132,8 @@ class MultiLecRecord:
             self.add_platform_record(inputs.read("platform.record"))
         for port in self.extra_columns:
             self.extra_rows[port].append(inputs.read(port))
+        for port in self.columns.get("households", []):
+            self.household_limit_rows[port].append(np.asarray(inputs.read(port), dtype=float))
         self.add_step(k, {v: inputs.read(v) for v in self.columns["members"]},
                       {v: inputs.read(v) for v in self.columns["grid"]},
                       {v.removeprefix("lec_"): inputs.read(v) for v in self.columns["lecs"]})
@@ -336,6 +348,33 @@ class MultiLecRecord:
                 members["sold_kwh"] >= MIN_TRADE_KWH)
         return trades, hours, members
 
+    def household_limit_tables(self, members: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Per step and household, the limits in force and how far over; per household over the run."""
+        homes = members[members["kind"] == "household"].reset_index(drop=True)
+        n_homes = int((self.members.table["kind"] == "household").sum())
+        in_force = {}
+        for port, column in (("household_import_limit_kw", "import_limit_kw"),
+                             ("household_export_limit_kw", "export_limit_kw")):
+            published = [v if len(v) == n_homes else np.full(n_homes, np.inf) for v in self.household_limit_rows[port]]
+            # what the DSO published at step k is in force from step k + 1 (households and LEC_EMSs read it then)
+            in_force[column] = np.concatenate([np.full(n_homes, np.inf), *published[:-1]])
+        table = homes[["time", "step", "member", "lec", "net_kw", "curtailed_kw"]].copy()
+        table["import_limit_kw"], table["export_limit_kw"] = in_force["import_limit_kw"], in_force["export_limit_kw"]
+        table["over_import_limit_kw"] = np.maximum(table["net_kw"] - table["import_limit_kw"], 0.0)
+        table["over_export_limit_kw"] = np.maximum(-table["net_kw"] - table["export_limit_kw"], 0.0)
+        dt_h = self.members.dt_h
+        per_home = homes.groupby(["lec", "member"], sort=False).agg(
+            load_kwh=("load_kw", "sum"), pv_kwh=("pv_kw", "sum"), curtailed_kwh=("curtailed_kw", "sum"))
+        per_home[["load_kwh", "pv_kwh", "curtailed_kwh"]] *= dt_h
+        # PV before curtailment: pv_kw is what ran
+        per_home["pv_kwh"] += per_home["curtailed_kwh"]
+        over = table.groupby(["lec", "member"], sort=False)
+        per_home["curtailed_share"] = (per_home["curtailed_kwh"] / per_home["pv_kwh"]).where(per_home["pv_kwh"] > 0)
+        per_home["over_import_limit_kwh"] = over["over_import_limit_kw"].sum() * dt_h
+        per_home["over_export_limit_kwh"] = over["over_export_limit_kw"].sum() * dt_h
+        per_home["steps_over_import_limit"] = over["over_import_limit_kw"].apply(lambda v: int((v > 1e-9).sum()))
+        return table, per_home.reset_index()
+
     # -- the contract ----------------------------------------------------------------------
 
     def write(self, out: Path, *, replies: dict, wall_time_s: float) -> dict:
@@ -366,6 +405,10 @@ class MultiLecRecord:
                                        **self.extra_rows})
             tables["components.csv"] = components
             extra_kpis = extension_kpis(self.added_kpis, components, s)
+        household_kpis = {}
+        if self.household_limit_rows:
+            tables["household_limits.csv"], tables["households.csv"] = self.household_limit_tables(members)
+            household_kpis = household_limit_kpis(tables["households.csv"], out / "line_overloads.csv")
         for name, frame in tables.items():
             _write_csv(frame, out / name)
         lines = [json.dumps(record) for _, record in sorted(self.ems_records.items())]
@@ -374,10 +417,12 @@ class MultiLecRecord:
         (out / GRAPH_FILE).write_text(json.dumps(graph, indent=2))
         summary = {
             "kind": s.kind, "scenario": s.name, "framework": s.framework, "dso_limits": s.dso.limits,
+            **({"dso_limits_per": "household", "dso_sharing": s.dso.sharing} if household_kpis else {}),
             "horizon_h": s.horizon_h, "grid_step_min": s.resolution.grid_min,
             **({"forecast": s.ems.forecast} if forecast_errors is not None else {}),
             "kpis": join_kpis(kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
-                                 self.members.dt_h, wall_time_s, cda=cda, forecast_errors=forecast_errors),
+                                 self.members.dt_h, wall_time_s, cda=cda, forecast_errors=forecast_errors)
+                         | household_kpis,
                               extra_kpis),
         }
         tmp = out / "summary.json.tmp"
@@ -512,6 +557,35 @@ def forecast_error_kpis(errors: pd.DataFrame) -> dict:
                 result["bias_kw"] = float(np.average(rows["bias_kw"], weights=weights))
         out[signal] = result
     return out
+
+
+def household_limit_kpis(households: pd.DataFrame, overloads_csv: Path) -> dict:
+    """With the DSO's limits per household: curtailment per household and its fairness (Jain's index of the
+    curtailed kWh over the households with PV), energy above the limits (load cannot be curtailed), and the
+    thermal overloads that remain (the DSO's ``line_overloads.csv``, when it wrote one): in which direction,
+    how many line sections, and in how many of the row-steps the households behind were over their import
+    limits."""
+    from lec_cosim.models.household_envelope import jain_index
+
+    with_pv = households[households["pv_kwh"] > 0]
+    kpis = {
+        "curtailment_jain_index": jain_index(with_pv["curtailed_kwh"]),
+        "households_curtailed": int((households["curtailed_kwh"] > 1e-6).sum()),
+        "household_curtailed_kwh_max": float(households["curtailed_kwh"].max()),
+        "household_curtailed_share_max": float(with_pv["curtailed_share"].max()) if len(with_pv) else None,
+        "import_over_household_limits_kwh": float(households["over_import_limit_kwh"].sum()),
+        "export_over_household_limits_kwh": float(households["over_export_limit_kwh"].sum()),
+        "households_over_import_limit": int((households["over_import_limit_kwh"] > 1e-6).sum()),
+    }
+    if overloads_csv.exists():
+        rows = pd.read_csv(overloads_csv)
+        kpis.update({
+            "overload_rows_import": int((rows["direction"] == "import").sum()),
+            "overload_rows_export": int((rows["direction"] == "export").sum()),
+            "overloaded_elements": int(rows["element"].nunique()),
+            "overload_rows_over_import_limits": int((rows["over_import_limit_kw"] > 1e-6).sum()),
+        })
+    return kpis
 
 
 def cda_kpis(trades: pd.DataFrame, hours: pd.DataFrame, members: pd.DataFrame) -> dict:

@@ -173,6 +173,25 @@ class DsoConfig(_VoltageBand):
     solver: Literal["power-grid-model", "pandapower", "opendss"] = Field(
         "power-grid-model", description="three-phase power-flow backend: power-grid-model, pandapower or OpenDSS "
         "(dss-python); the results agree within ~1e-7 pu")
+    # both left out of a scenario that keeps the default, so a run without them writes the scenario it always wrote
+    limits_per: Literal["lec", "household"] = Field(
+        "lec", exclude_if=lambda value: value == "lec", description="with limits: per LEC from voltages only "
+        "(lec), or per household (its connection point) from voltages and line and transformer loadings "
+        "(household; lec_cosim.models.household_envelope): the LEC_EMSs plan within the sum of their households' "
+        "limits, each household curtails its PV to its export limit, the p2p HEMSs get their own import limit as "
+        "their cap")
+    sharing: Literal["equal", "proportional"] = Field(
+        "equal", exclude_if=lambda value: value == "equal", description="limits_per household: how a common "
+        "branch's capacity is shared between the households behind it: the same limit each (equal) or in "
+        "proportion to each household's need at the step (proportional); both by progressive filling")
+
+    @model_validator(mode="after")
+    def _per_household_needs_limits(self) -> "DsoConfig":
+        if self.limits_per == "household" and not self.limits:
+            raise ValueError("limits_per: household limits are the DSO loop's: set dso.limits: true as well")
+        if self.sharing != "equal" and self.limits_per != "household":
+            raise ValueError(f"sharing: {self.sharing} shares household limits: set dso.limits_per: household")
+        return self
 
     @model_validator(mode="after")
     def _margin_inside_band(self) -> "DsoConfig":

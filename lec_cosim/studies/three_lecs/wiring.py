@@ -95,6 +95,12 @@ EMS_VALUES = ("pooled_charge_kw", "curtail_kw")
 GRID_DOUBLES = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "trafo_p_kw", "max_line_loading_percent")
 GRID_COUNTS = ("bus_violations", "line_overloads")
 GRID_VECTORS = ("lec_vm_min_pu", "lec_vm_max_pu", "lec_net_import_kw", "import_limit_kw", "export_limit_kw")
+HOUSEHOLD_LIMIT_VECTORS = ("household_import_limit_kw", "household_export_limit_kw")
+"""Per household, the DSO's limits with ``dso.limits_per: household``: the p2p LEC_EMSs read the import limits
+(their members' caps), the households both (each keeps to its own: home battery, then PV), the recorder both."""
+DAY_LIMIT_VECTORS = ("import_limit_day_kw", "export_limit_day_kw")
+"""With ``dso.limits_per: household``, each LEC's limits for every hour from the DSO's forecast: the LEC_EMSs plan
+their later hours with them."""
 
 
 def ems_name(lec: str) -> str:
@@ -274,6 +280,12 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                  + [Signal(f"mlec/grid/{v}", "integer", port=v) for v in GRID_COUNTS]
                  + [Signal(f"mlec/grid/{v}", "vector", port=v) for v in GRID_VECTORS])
     limits = [s for s in grid_pubs if s.port in ("import_limit_kw", "export_limit_kw")]
+    per_household = scenario.dso.limits and scenario.dso.limits_per == "household"
+    household_limits = ([Signal(f"mlec/grid/{v}", "vector", port=v) for v in HOUSEHOLD_LIMIT_VECTORS]
+                        if per_household else [])
+    day_limits = [Signal(f"mlec/grid/{v}", "vector", port=v) for v in DAY_LIMIT_VECTORS] if per_household else []
+    grid_pubs = grid_pubs + household_limits + day_limits
+    household_caps = [s for s in household_limits if s.port == "household_import_limit_kw"] * design.members_bid
     household_pubs = [Signal(f"mlec/households/{v}", "vector", port=v) for v in HOUSEHOLD_VECTORS]
     plans = []
     all_ems = []
@@ -293,7 +305,8 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         if design.members_bid:
             targets["members"] = {m: member_endpoint(m) for m in homes}
         plans.append(FederatePlan(ems_name(lec), "federates.mlec_ems", design.ems_period_s, 0.0, pubs,
-                                  list(limits) if scenario.dso.limits else [], list(ports.values()),
+                                  (list(limits) + day_limits + household_caps) if scenario.dso.limits else [],
+                                  list(ports.values()),
                                   {"lec": lec, "on_platform": lec in on_platform, "ems": design.ems,
                                    "members_bid": design.members_bid,
                                    **({"pool": pools.ems_pool} if design.members_bid else {}), **EMS_SETTINGS},
@@ -330,14 +343,15 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
                                   observed, settings={"roles": agents,
                                                       "decision_period_s": float(scenario.market_step_s)}))
     plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs,
-                              setpoints + actions, list(hems_ports.values()),
+                              setpoints + actions + household_limits, list(hems_ports.values()),
                               {"members_bid": design.members_bid, "pool_operator": pool_operators,
                                **({"agent_members": agents} if agents else {}), **HOUSEHOLDS_SETTINGS},
                               endpoint_ports=hems_ports, targets=hems_targets,
                               acts_at=((scenario.market_step_s, HEMS_BID_OFFSET_S),) * design.members_bid
                               + ((scenario.grid_step_s, HOUSEHOLDS_OFFSET_S),)))
     plans.append(FederatePlan("dso", "federates.dso", scenario.grid_step_s, DSO_OFFSET_S, grid_pubs,
-                              household_pubs, settings={"grid_adapter": GRID_ADAPTER}))
+                              household_pubs, settings={"grid_adapter": GRID_ADAPTER,
+                                                        **({"household_limits": True} if per_household else {})}))
     recorder_subs = household_pubs + grid_pubs + all_ems
     if on_platform:
         recorder_subs += _of("platform", [platform_record])
@@ -348,7 +362,8 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
              for p in plans]
     plans.append(FederatePlan("recorder", "federates.recorder", scenario.grid_step_s, RECORDER_OFFSET_S,
                               [], recorder_subs, [],
-                              {"record": RECORD, "columns": RECORD_COLUMNS,
+                              {"record": RECORD, "columns": {**RECORD_COLUMNS, **(
+                                  {"households": list(HOUSEHOLD_LIMIT_VECTORS)} if per_household else {})},
                                "tables": list(design.tables) + list(pools.tables if design.members_bid else ()),
                                "query_exchanges": True, **attached.recorder_settings,
                                "federates": [p.name for p in plans if p.name != "agent"]}))
