@@ -2,7 +2,11 @@
 
 Every hour it plans its batteries for the rest of the day (``lec_cosim.models.multi_lec_ems``)
 within the DSO's latest limits and publishes the hour's set-points; how it plans is its strategy
-(the config's ``ems``, chosen by the plan for the framework):
+(the config's ``ems``, chosen by the plan for the framework). It plans from the energy in its pooled batteries
+as the households measured it at the hour's start (port ``pooled_soc_kwh``, published at H + 0 ms; read at its
+first slot of the hour, before it plans, in every strategy), not from where its last plan ended: the two part
+once a battery clips its share of a pooled set-point. The first hour of a run (or of a learning environment's
+episode) it plans from the known initial state. Its record keeps both and their difference.
 
 * ``plan_alone`` (decentralised): plans alone and sends its hourly position to the market platform;
 * ``negotiate`` (distributed): negotiates exchanges with its neighbours by ADMM (``LecAgent``), one
@@ -40,6 +44,12 @@ from lec_cosim.models.multi_lec_ems import (
 )
 from lec_cosim.models.p2p import clear_lec_pool, member_caps_and_fees, member_orders
 
+SOC_SAME_KWH = 1e-9
+"""A measured energy this close to the plan's is the plan's (it plans from the planned value, to the bit): the
+households add up their members' batteries, the plan has the pool as one, and the two differ by rounding alone
+where no battery clips (measured on the shipped day: at most 6e-14 kWh). Planned from the measurement, the
+shipped day's results moved by the same rounding (1e-14 kWh, 1e-9 % of a line's loading)."""
+
 
 class LecEms:
     """What every strategy shares: the LEC's batteries and tariffs, the DSO's limits, publishing the
@@ -57,6 +67,8 @@ class LecEms:
         # who plans the home batteries: the LEC_EMS (pooled with the community battery) or each HEMS
         self.batteries = pooled_batteries(members, home_batteries=not fed.options.members_bid)
         self.soc_kwh = 0.5 * self.batteries.energy_kwh
+        """What it plans the hour from, per LEC (only its own LEC's entry changes)."""
+        self.start_day()
         self.retail, self.feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
         self.hours = n_hours(members)
         table = members.table
@@ -65,11 +77,35 @@ class LecEms:
         self.import_limit = self.export_limit = self.record = None
         self.stale_limits = False
 
+    def start_day(self) -> None:
+        """The first hour of a run or an episode comes next: planned from the known initial state (half full)."""
+        self.soc_kwh = 0.5 * self.batteries.energy_kwh
+        self.first_hour = True
+        self.planned_soc_kwh = float(self.soc_kwh[self.me])
+        """Where its last plan had the pooled energy at the next hour's start (the initial state before the first):
+        what it planned from before it read the measurement (kept for the record)."""
+        self.measured_soc_kwh = math.nan
+
+    def read_soc(self, hour: int) -> None:
+        """The energy in its pooled batteries at the hour's start, as the households measured it (at H + 0 ms):
+        what it plans the hour from, but in the first hour (the known initial state, which the measurement
+        repeats) and where it is its plan's to :data:`SOC_SAME_KWH`."""
+        readings = self.fed.receive(self.fed.endpoint("meter"))
+        if len(readings) != 1 or readings[0][1].get("hour") != hour or readings[0][1].get("lec") != self.lec:
+            raise RuntimeError(f"{self.lec}: expected the households' one measurement of its batteries at hour "
+                               f"{hour}, got {[payload for _, payload in readings]}")
+        self.measured_soc_kwh = float(readings[0][1]["pooled_soc_kwh"])
+        if not self.first_hour:
+            off_plan = abs(self.measured_soc_kwh - self.planned_soc_kwh) > SOC_SAME_KWH
+            self.soc_kwh[self.me] = self.measured_soc_kwh if off_plan else self.planned_soc_kwh
+        self.first_hour = False
+
     def reset(self) -> None:
         """A learning environment's next episode (``Federate.run_episodes``): the day's start again. The DSO's
         last limits of the episode before stay in the inputs: read now, they count only once the DSO has
-        published again (a run's first hour has none)."""
-        self.soc_kwh = 0.5 * self.batteries.energy_kwh
+        published again (a run's first hour has none). The households measure the batteries again at the
+        episode's first hour, before it reads them."""
+        self.start_day()
         self.import_limit = self.export_limit = self.record = None
         if self.scenario.dso.limits:
             self.fed.read_port("import_limit_kw")
@@ -110,17 +146,17 @@ class LecEms:
         self.fed.publish_port("curtail_kw", curtail)
         self.record = {
             "hour": hour, "lec": self.lec, "framework": self.scenario.framework,
-            "soc_start_kwh": float(self.soc_kwh[me]),
+            "soc_start_kwh": float(self.soc_kwh[me]), "measured_soc_start_kwh": self.measured_soc_kwh,
+            "planned_soc_start_kwh": self.planned_soc_kwh,
+            "soc_start_gap_kwh": self.measured_soc_kwh - self.planned_soc_kwh,
             "pooled_charge_kw": charge, "curtail_kw": curtail, "planned_soc_kwh": float(plan["soc_kwh"][0]),
             "planned_import_kw": float(plan["import_kw"][0]), "planned_export_kw": float(plan["export_kw"][0]),
             "limit_excess_kw": float(plan["limit_excess_kw"][0]),
             "import_limit_kw": None if self.import_limit is None else float(self.import_limit[me]),
             "export_limit_kw": None if self.export_limit is None else float(self.export_limit[me]),
         }
-        # The households run the set-point exactly within the batteries' limits, which the plan
-        # respects; so the planned energy is the batteries' energy at the next hour's start, unless a
-        # battery clips its share of the pooled set-point (docs/design/frameworks.md: measured, not used).
-        self.soc_kwh[me] = float(plan["soc_kwh"][0])
+        # where the plan has the batteries at the next hour's start; the households measure where they are
+        self.planned_soc_kwh = float(plan["soc_kwh"][0])
 
     def send_position(self, hour: int) -> None:
         if self.on_platform:
@@ -145,6 +181,7 @@ class PlanAlone(LecEms):
 
     def plan_alone(self, hour: int) -> None:
         self.read_limits()
+        self.read_soc(hour)
         self.publish_hour(hour, solve_centralised(self.problem(hour, with_edges=False)).of_lec(self.me))
         self.send_position(hour)
 
@@ -167,6 +204,7 @@ class Negotiate(LecEms):
 
     def start_negotiation(self, hour: int) -> None:
         self.read_limits()
+        self.read_soc(hour)
         neg = self.scenario.negotiation
         self.agent = LecAgent(self.problem(hour, with_edges=True), self.me, rho_eur_per_kwh2=neg.rho_eur_per_kwh2,
                               tol_kw=neg.tol_kw, max_iterations=neg.max_iterations)
@@ -276,6 +314,7 @@ class RunMarket(LecEms):
     def send_caps(self, hour: int) -> None:
         p2p = self.scenario.p2p
         self.read_limits()
+        self.read_soc(hour)
         if self.import_limit is not None:
             lec_limit = float(self.import_limit[self.me])
         elif p2p.member_import_cap_kw is not None:

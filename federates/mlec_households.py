@@ -1,5 +1,11 @@
 """Households federate: every member's assets in one federate (grouped HEMS), for the three frameworks.
 
+At every hour's start (H + 0 ms, the config's ``measure_offset_s``) it publishes, per LEC, the energy in the
+batteries its LEC_EMS plans (``{lec}.pooled_soc_kwh``: home and community batteries in decentralised and
+distributed, the community battery in p2p) as the grid steps of the hour before left them: the LEC_EMS plans
+the hour from it at H + 1 ms. This is what the batteries hold, which is not what the LEC_EMS planned once a
+battery clips its share of a pooled set-point (it runs full or empty before the others of its pool).
+
 At every grid step (t + 6 ms) it runs each member's load and PV (less the PV its LEC_EMS curtails)
 and each battery at its set-point, and publishes the members' powers (households, then the
 community batteries). The set-points: in decentralised and distributed, each LEC_EMS's pooled
@@ -25,6 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from federates.common import Federate, main
+from lec_cosim.components.mlec_households import VECTORS
 from lec_cosim.models.home_plan import reachable_soc_final_kwh
 from lec_cosim.models.lec_pool import pool_order_message
 from lec_cosim.models.multi_lec_ems import (
@@ -99,6 +106,14 @@ def build(fed: Federate):
                     member, plan_kw[0], period=hour, import_price_eur_per_kwh=retail[hour],
                     export_price_eur_per_kwh=feed_in[hour]))
 
+    step_ports = [port for port in fed.ports["out"] if port in VECTORS]  # the members' vectors it publishes
+
+    def measure(hour: int) -> None:
+        """Each LEC's pooled energy now, to its LEC_EMS (the hour's start: what the last grid step left)."""
+        for lec, soc_kwh in zip(names, pooled.soc_kwh(members, batteries.soc_kwh)):
+            fed.send(fed.endpoint("meter"), fed.target("lec_ems", lec),
+                     {"hour": hour, "lec": lec, "pooled_soc_kwh": float(soc_kwh)})
+
     def step(n: int) -> None:
         if members_bid:
             for j in households:  # the pool's answers settle money only; the recorder has them from the LEC
@@ -110,13 +125,14 @@ def build(fed: Federate):
         values = {"load_kw": members.load_kw[:, n], "load_kvar": members.load_kvar[:, n], "pv_kw": pv,
                   "curtailed_kw": curtailed, "battery_kw": battery_kw, "soc_kwh": batteries.soc_kwh,
                   "net_kw": members.load_kw[:, n] - pv + battery_kw}
-        for port in fed.ports["out"]:
+        for port in step_ports:
             fed.publish_port(port, values[port])
 
     def slots():
         per_hour = steps_per_hour(members)
         for hour in range(n_hours(members)):
             start = hour * 3600.0
+            yield start + fed.options.measure_offset_s, lambda _, h=hour: measure(h)
             if members_bid:
                 yield start + fed.options.bid_offset_s, lambda _, h=hour: bid(h)
             for j in range(per_hour):
