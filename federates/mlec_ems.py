@@ -3,10 +3,11 @@
 Every hour it plans its batteries for the rest of the day (``lec_cosim.models.multi_lec_ems``)
 within the DSO's latest limits and publishes the hour's set-points; how it plans is its strategy
 (the config's ``ems``, chosen by the plan for the framework). It plans from the energy in its pooled batteries
-as the households measured it at the hour's start (port ``pooled_soc_kwh``, published at H + 0 ms; read at its
-first slot of the hour, before it plans, in every strategy), not from where its last plan ended: the two part
-once a battery clips its share of a pooled set-point. The first hour of a run (or of a learning environment's
-episode) it plans from the known initial state. Its record keeps both and their difference.
+as the households measured it at the hour's start (a message at its endpoint ``meter``, sent at H + 0 ms; read
+at its first slot of the hour, before it plans, in every strategy), not from where its last plan ended: the two
+part once a battery clips its share of a pooled set-point. The first hour of a run (or of a learning environment's
+episode) nothing is measured: it plans from the known initial state. Its record keeps both and their
+difference.
 
 * ``plan_alone`` (decentralised): plans alone and sends its hourly position to the market platform;
 * ``negotiate`` (distributed): negotiates exchanges with its neighbours by ADMM (``LecAgent``), one
@@ -47,7 +48,7 @@ from lec_cosim.models.p2p import clear_lec_pool, member_caps_and_fees, member_or
 SOC_SAME_KWH = 1e-9
 """A measured energy this close to the plan's is the plan's (it plans from the planned value, to the bit): the
 households add up their members' batteries, the plan has the pool as one, and the two differ by rounding alone
-where no battery clips (measured on the shipped day: at most 6e-14 kWh). Planned from the measurement, the
+where no battery clips (measured on the shipped day: at most 1e-13 kWh). Planned from the measurement, the
 shipped day's results moved by the same rounding (1e-14 kWh, 1e-9 % of a line's loading)."""
 
 
@@ -88,23 +89,26 @@ class LecEms:
 
     def read_soc(self, hour: int) -> None:
         """The energy in its pooled batteries at the hour's start, as the households measured it (at H + 0 ms):
-        what it plans the hour from, but in the first hour (the known initial state, which the measurement
-        repeats) and where it is its plan's to :data:`SOC_SAME_KWH`."""
+        what it plans the hour from, but where it is its plan's to :data:`SOC_SAME_KWH`. In the first hour of a
+        run or an episode nothing is measured (the households send nothing then): the known initial state."""
         readings = self.fed.receive(self.fed.endpoint("meter"))
-        if len(readings) != 1 or readings[0][1].get("hour") != hour or readings[0][1].get("lec") != self.lec:
-            raise RuntimeError(f"{self.lec}: expected the households' one measurement of its batteries at hour "
-                               f"{hour}, got {[payload for _, payload in readings]}")
+        expected = 0 if self.first_hour else 1
+        if len(readings) != expected or any(p.get("hour") != hour or p.get("lec") != self.lec for _, p in readings):
+            raise RuntimeError(f"{self.lec}: expected {expected} measurement(s) of its batteries from the households "
+                               f"at hour {hour}, got {[payload for _, payload in readings]}")
+        if self.first_hour:  # nothing measured yet: the known initial state
+            self.measured_soc_kwh = float(self.soc_kwh[self.me])
+            self.first_hour = False
+            return
         self.measured_soc_kwh = float(readings[0][1]["pooled_soc_kwh"])
-        if not self.first_hour:
-            off_plan = abs(self.measured_soc_kwh - self.planned_soc_kwh) > SOC_SAME_KWH
-            self.soc_kwh[self.me] = self.measured_soc_kwh if off_plan else self.planned_soc_kwh
-        self.first_hour = False
+        off_plan = abs(self.measured_soc_kwh - self.planned_soc_kwh) > SOC_SAME_KWH
+        self.soc_kwh[self.me] = self.measured_soc_kwh if off_plan else self.planned_soc_kwh
 
     def reset(self) -> None:
         """A learning environment's next episode (``Federate.run_episodes``): the day's start again. The DSO's
         last limits of the episode before stay in the inputs: read now, they count only once the DSO has
-        published again (a run's first hour has none). The households measure the batteries again at the
-        episode's first hour, before it reads them."""
+        published again (a run's first hour has none). The episode's first hour starts from the known initial
+        state, as the households' batteries do (they measure nothing then)."""
         self.start_day()
         self.import_limit = self.export_limit = self.record = None
         if self.scenario.dso.limits:

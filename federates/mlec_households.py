@@ -1,10 +1,13 @@
 """Households federate: every member's assets in one federate (grouped HEMS), for the three frameworks.
 
-At every hour's start (H + 0 ms, the config's ``measure_offset_s``) it publishes, per LEC, the energy in the
-batteries its LEC_EMS plans (``{lec}.pooled_soc_kwh``: home and community batteries in decentralised and
-distributed, the community battery in p2p) as the grid steps of the hour before left them: the LEC_EMS plans
-the hour from it at H + 1 ms. This is what the batteries hold, which is not what the LEC_EMS planned once a
-battery clips its share of a pooled set-point (it runs full or empty before the others of its pool).
+At every hour's start but the first of a run or an episode (H + 0 ms, the config's ``measure_offset_s``;
+the first starts from the known initial state) it sends each LEC_EMS (from its endpoint
+``meter`` to the target ``lec_ems``) the energy in the batteries that LEC_EMS plans (home and community batteries
+in decentralised and distributed, the community battery in p2p) as the grid steps of the hour before left them:
+the LEC_EMS plans the hour from it at H + 1 ms. (A message, not a value: a value would tie households and
+LEC_EMSs in a loop of HELICS time requests, ``docs/design/frameworks.md``.) This is what the batteries hold,
+which is not what the LEC_EMS planned once a battery clips its share of a pooled set-point (it runs full or
+empty before the others of its pool).
 
 At every grid step (t + 6 ms) it runs each member's load and PV (less the PV its LEC_EMS curtails)
 and each battery at its set-point, and publishes the members' powers (households, then the
@@ -108,8 +111,13 @@ def build(fed: Federate):
 
     step_ports = [port for port in fed.ports["out"] if port in VECTORS]  # the members' vectors it publishes
 
+    first_hour = [True]  # of a run or an episode: the LEC_EMSs know the initial state, nothing to measure
+
     def measure(hour: int) -> None:
         """Each LEC's pooled energy now, to its LEC_EMS (the hour's start: what the last grid step left)."""
+        if first_hour[0]:
+            first_hour[0] = False
+            return
         for lec, soc_kwh in zip(names, pooled.soc_kwh(members, batteries.soc_kwh)):
             fed.send(fed.endpoint("meter"), fed.target("lec_ems", lec),
                      {"hour": hour, "lec": lec, "pooled_soc_kwh": float(soc_kwh)})
@@ -142,6 +150,7 @@ def build(fed: Federate):
     def reset() -> None:  # a learning environment's next episode (Federate.run_episodes)
         batteries.reset()
         own_plan_kw[:] = 0.0
+        first_hour[0] = True
 
     return SimpleNamespace(slots=slots(), reset=reset)
 

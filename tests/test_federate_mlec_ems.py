@@ -43,7 +43,8 @@ def run_decentralised_ems(tmp_path, changes: dict, measure=None):
     of lec1's pooled batteries at each hour's start: ``measure(hour, planned_soc_kwh)`` of the plan's energy at
     that hour's start, by default that energy, as when no battery clips) and an observer of the set-points and
     records. Returns the scenario, the platform's answers and, per hour, the position received, the set-points
-    (pooled charge, curtailment), the record and the energy measured at its start.
+    (pooled charge, curtailment), the record and the energy measured at its start (the first hour's: the known
+    initial state, which nobody sends).
     """
     scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_three_lecs", changes))
     initial_kwh = 0.5 * pooled_batteries(members_from_scenario(scenario), home_batteries=True).energy_kwh[0]
@@ -63,10 +64,13 @@ def run_decentralised_ems(tmp_path, changes: dict, measure=None):
             start = hour * 3600.0
             observer.request(start)
             households.arrive(start)
-            planned = initial_kwh if hour == 0 else records[hour - 1]["planned_soc_kwh"]
-            measured[hour] = planned if measure is None or hour == 0 else measure(hour, planned)
-            households.send(HOUSEHOLDS_METER_ENDPOINT, meter_endpoint("lec1"),
-                            {"hour": hour, "lec": "lec1", "pooled_soc_kwh": measured[hour]})
+            if hour == 0:  # nothing measured in the first hour: the known initial state
+                measured[hour] = initial_kwh
+            else:
+                planned = records[hour - 1]["planned_soc_kwh"]
+                measured[hour] = planned if measure is None else measure(hour, planned)
+                households.send(HOUSEHOLDS_METER_ENDPOINT, meter_endpoint("lec1"),
+                                {"hour": hour, "lec": "lec1", "pooled_soc_kwh": measured[hour]})
             households.request(start + 3600.0)
             platform.arrive(start)
             [(source, position)] = platform.receive(PLATFORM_ENDPOINT)
@@ -76,7 +80,8 @@ def run_decentralised_ems(tmp_path, changes: dict, measure=None):
             platform.send(PLATFORM_ENDPOINT, ems_endpoint("lec1"), answers_sent[hour])
             platform.request(start + 3600.0)  # a test federate idle between requests would hold the EMS back
             observer.arrive(start)
-            setpoints[hour] = (observer.value("mlec/lec1/ems/pooled_charge_kw"), observer.value("mlec/lec1/ems/curtail_kw"))
+            setpoints[hour] = (observer.value("mlec/lec1/ems/pooled_charge_kw"),
+                               observer.value("mlec/lec1/ems/curtail_kw"))
             records[hour] = observer.json_value("mlec/lec1/ems/record")
         observer.close()
         households.granted()
@@ -201,8 +206,9 @@ def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
                 platform.request(start)
             hems.arrive(start + MEASURE_OFFSET_S)  # its community battery, 2 kWh off the plan at hour 1's start
             measured[hour] = 0.5 * battery_kwh if hour == 0 else records[0]["planned_soc_kwh"] - 2.0
-            hems.send(HOUSEHOLDS_METER_ENDPOINT, meter_endpoint("lec2"),
-                      {"hour": hour, "lec": "lec2", "pooled_soc_kwh": measured[hour]})
+            if hour > 0:  # the first hour: the known initial state, nothing measured
+                hems.send(HOUSEHOLDS_METER_ENDPOINT, meter_endpoint("lec2"),
+                          {"hour": hour, "lec": "lec2", "pooled_soc_kwh": measured[hour]})
             hems.arrive(start + HEMS_BID_OFFSET_S)
             for m in homes:
                 [(source, cap)] = hems.receive(member_endpoint(m))

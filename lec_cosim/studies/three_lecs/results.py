@@ -40,7 +40,8 @@ Files written into the run directory by the recorder (``federates/recorder.py`` 
 - ``ems_soc.csv``: per hour and LEC, the energy in the batteries its LEC_EMS plans (home and community
   batteries; in p2p the community battery) at the hour's start: ``hour, lec, planned_soc_start_kwh`` (where
   the LEC_EMS's plan of the hour before had it; the initial state in the first hour),
-  ``measured_soc_start_kwh`` (as the households measured it), ``soc_start_gap_kwh`` (measured - planned),
+  ``measured_soc_start_kwh`` (as the households measured it; the known initial state in the first hour),
+  ``soc_start_gap_kwh`` (measured - planned),
   ``soc_start_kwh`` (what the LEC_EMS planned the hour from: the measured energy, but the known initial state
   in the first hour and the planned one where the two agree to 1e-9 kWh), ``planned_soc_end_kwh`` (where
   its plan of the hour has it at the hour's end).

@@ -17,6 +17,7 @@ and :class:`lec_cosim.studies.three_lecs.results.MultiLecRecord`)::
 
 Who talks to whom (messages; values are physics, limits and records)::
 
+    all three      households -> lec_ems_k's meter endpoint (its batteries' measured energy, hourly)
     decentralised  lec_ems_k  <-> platform               positions and platform results
     distributed    lec_ems_k  <-> lec_ems_j (neighbours)  ADMM proposals
     p2p            household members <-> their lec_ems_k's market endpoint (caps, orders, results)
@@ -29,8 +30,8 @@ Who talks to whom (messages; values are physics, limits and records)::
 Time pattern within hour H (seconds). Nobody waits for a reply: every federate requests fixed
 times, and HELICS delivers a message or value stamped t to a federate granted a later time::
 
-    H + 0 ms          households publish each LEC's pooled batteries' energy as measured at the
-                                hour's start (what the grid steps of the hour before left)
+    H + 0 ms          households send each LEC_EMS its pooled batteries' energy as measured at
+                                the hour's start (what the grid steps of the hour before left)
     H + 1 ms          lec_ems   read it; plan (decentralised), send caps (p2p); distributed: ADMM
                                 iteration i at H + 1 ms + i us (send at slot i, read at i + 1)
     H + 1.5 ms        agent     (p2p with agents:) the agent proxy publishes its households' set-points
@@ -50,8 +51,10 @@ times, and HELICS delivers a message or value stamped t to a federate granted a 
     t + 8 ms          recorder  reads step t
 
 The measurement closes the loop households -> LEC_EMS -> households without a reply inside a step: the
-LEC_EMS reads at H + 1 ms what the households published at H + 0 ms, and the households run its set-points
-from H + 6 ms. (The first hour the LEC_EMS plans from the known initial state.)
+LEC_EMS reads at H + 1 ms what the households sent at H + 0 ms, and the households run its set-points
+from H + 6 ms (the first hour the LEC_EMS plans from the known initial state). It is a message, not a value:
+with values both ways the two federates would answer each other's HELICS time requests for as long as the
+DSO computes (``docs/design/frameworks.md``).
 
 ADMM iterations are sub-steps of the market period, not HELICS iterative time requests: with
 fixed slots no federate can wait for another that waits for it (the lesson of the local market),
@@ -77,7 +80,7 @@ from lec_cosim.schema.ieee_feeder import FEEDER_HOUSEHOLDS
 from lec_cosim.wiring import FederatePlan, Signal
 
 MEASURE_OFFSET_S = 0.0
-"""The households publish each LEC's measured pooled energy at the hour's start, before its LEC_EMS plans (+1 ms)."""
+"""The households send each LEC_EMS its measured pooled energy at the hour's start, before it plans (+1 ms)."""
 EMS_PLAN_OFFSET_S = 0.001
 AGENT_OFFSET_S = 0.0015
 """p2p with ``agents:``: the agent proxy decides its households' home batteries after their LEC_EMSs sent the
