@@ -67,8 +67,6 @@ class LecEms:
         self.me = self.names.index(self.lec)
         # who plans the home batteries: the LEC_EMS (pooled with the community battery) or each HEMS
         self.batteries = pooled_batteries(members, home_batteries=not fed.options.members_bid)
-        self.soc_kwh = 0.5 * self.batteries.energy_kwh
-        """What it plans the hour from, per LEC (only its own LEC's entry changes)."""
         self.start_day()
         self.retail, self.feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
         self.hours = n_hours(members)
@@ -81,6 +79,7 @@ class LecEms:
     def start_day(self) -> None:
         """The first hour of a run or an episode comes next: planned from the known initial state (half full)."""
         self.soc_kwh = 0.5 * self.batteries.energy_kwh
+        """What it plans the hour from, per LEC (only its own LEC's entry changes)."""
         self.first_hour = True
         self.planned_soc_kwh = float(self.soc_kwh[self.me])
         """Where its last plan had the pooled energy at the next hour's start (the initial state before the first):
