@@ -2,7 +2,12 @@
 
 Every hour it plans its batteries ahead (``ems.lookahead_h``, ``lec_cosim.models.multi_lec_ems``)
 within the DSO's latest limits and publishes the hour's set-points; how it plans is its strategy
-(the config's ``ems``, chosen by the plan for the framework):
+(the config's ``ems``, chosen by the plan for the framework). It plans from the energy in its pooled batteries
+as the households measured it at the hour's start (a message at its endpoint ``meter``, sent at H + 0 ms; read
+at its first slot of the hour, before it plans, in every strategy), not from where its last plan ended: the two
+part once a battery clips its share of a pooled set-point. The first hour of a run (or of a learning environment's
+episode) nothing is measured: it plans from the known initial state. Its record keeps both and their
+difference.
 
 * ``plan_alone`` (decentralised): plans alone and sends its hourly position to the market platform;
 * ``negotiate`` (distributed): negotiates exchanges with its neighbours by ADMM (``LecAgent``), one
@@ -46,6 +51,12 @@ from lec_cosim.models.multi_lec_ems import (
 )
 from lec_cosim.models.p2p import clear_lec_pool, member_caps_and_fees, member_orders
 
+SOC_SAME_KWH = 1e-9
+"""A measured energy this close to the plan's is the plan's (it plans from the planned value, to the bit): the
+households add up their members' batteries, the plan has the pool as one, and the two differ by rounding alone
+where no battery clips (measured on the shipped day: at most 1e-13 kWh). Planned from the measurement, the
+shipped day's results moved by the same rounding (1e-14 kWh, 1e-9 % of a line's loading)."""
+
 
 class LecEms:
     """What every strategy shares: the LEC's batteries and tariffs, the DSO's limits, publishing the
@@ -62,7 +73,7 @@ class LecEms:
         self.me = self.names.index(self.lec)
         # who plans the home batteries: the LEC_EMS (pooled with the community battery) or each HEMS
         self.batteries = pooled_batteries(members, home_batteries=not fed.options.members_bid)
-        self.soc_kwh = 0.5 * self.batteries.energy_kwh
+        self.start_day()
         self.retail, self.feed_in = hourly_tariffs(members, s.tariff.scheme, s.tariff.feed_in_eur_per_kwh)
         self.hours = n_hours(members)
         table = members.table
@@ -82,11 +93,39 @@ class LecEms:
         """dso.limits_per household: each LEC's import and export limits for every hour from the DSO's forecast,
         shape (n_lecs, hours) each: the plan's later hours take them, its first the latest limits."""
 
+    def start_day(self) -> None:
+        """The first hour of a run or an episode comes next: planned from the known initial state (half full)."""
+        self.soc_kwh = 0.5 * self.batteries.energy_kwh
+        """What it plans the hour from, per LEC (only its own LEC's entry changes)."""
+        self.first_hour = True
+        self.planned_soc_kwh = float(self.soc_kwh[self.me])
+        """Where its last plan had the pooled energy at the next hour's start (the initial state before the first):
+        what it planned from before it read the measurement (kept for the record)."""
+        self.measured_soc_kwh = math.nan
+
+    def read_soc(self, hour: int) -> None:
+        """The energy in its pooled batteries at the hour's start, as the households measured it (at H + 0 ms):
+        what it plans the hour from, but where it is its plan's to :data:`SOC_SAME_KWH`. In the first hour of a
+        run or an episode nothing is measured (the households send nothing then): the known initial state."""
+        readings = self.fed.receive(self.fed.endpoint("meter"))
+        expected = 0 if self.first_hour else 1
+        if len(readings) != expected or any(p.get("hour") != hour or p.get("lec") != self.lec for _, p in readings):
+            raise RuntimeError(f"{self.lec}: expected {expected} measurement(s) of its batteries from the households "
+                               f"at hour {hour}, got {[payload for _, payload in readings]}")
+        if self.first_hour:  # nothing measured yet: the known initial state
+            self.measured_soc_kwh = float(self.soc_kwh[self.me])
+            self.first_hour = False
+            return
+        self.measured_soc_kwh = float(readings[0][1]["pooled_soc_kwh"])
+        off_plan = abs(self.measured_soc_kwh - self.planned_soc_kwh) > SOC_SAME_KWH
+        self.soc_kwh[self.me] = self.measured_soc_kwh if off_plan else self.planned_soc_kwh
+
     def reset(self) -> None:
         """A learning environment's next episode (``Federate.run_episodes``): the day's start again. The DSO's
         last limits of the episode before stay in the inputs: read now, they count only once the DSO has
-        published again (a run's first hour has none)."""
-        self.soc_kwh = 0.5 * self.batteries.energy_kwh
+        published again (a run's first hour has none). The episode's first hour starts from the known initial
+        state, as the households' batteries do (they measure nothing then)."""
+        self.start_day()
         self.import_limit = self.export_limit = self.record = None
         self.member_import_limit = None
         if self.scenario.dso.limits:
@@ -156,7 +195,9 @@ class LecEms:
         self.fed.publish_port("curtail_kw", curtail)
         self.record = {
             "hour": hour, "lec": self.lec, "framework": self.scenario.framework,
-            "soc_start_kwh": float(self.soc_kwh[me]),
+            "soc_start_kwh": float(self.soc_kwh[me]), "measured_soc_start_kwh": self.measured_soc_kwh,
+            "planned_soc_start_kwh": self.planned_soc_kwh,
+            "soc_start_gap_kwh": self.measured_soc_kwh - self.planned_soc_kwh,
             "pooled_charge_kw": charge, "curtail_kw": curtail, "planned_soc_kwh": float(plan["soc_kwh"][0]),
             "planned_import_kw": float(plan["import_kw"][0]), "planned_export_kw": float(plan["export_kw"][0]),
             "limit_excess_kw": float(plan["limit_excess_kw"][0]),
@@ -164,10 +205,8 @@ class LecEms:
             "export_limit_kw": None if self.export_limit is None else float(self.export_limit[me]),
             **self.forecast_record,
         }
-        # The households run the set-point exactly within the batteries' limits, which the plan
-        # respects; so the planned energy is the batteries' energy at the next hour's start, unless a
-        # battery clips its share of the pooled set-point (docs/design/frameworks.md: measured, not used).
-        self.soc_kwh[me] = float(plan["soc_kwh"][0])
+        # where the plan has the batteries at the next hour's start; the households measure where they are
+        self.planned_soc_kwh = float(plan["soc_kwh"][0])
 
     def send_position(self, hour: int) -> None:
         if self.on_platform:
@@ -192,6 +231,7 @@ class PlanAlone(LecEms):
 
     def plan_alone(self, hour: int) -> None:
         self.read_limits()
+        self.read_soc(hour)
         self.publish_hour(hour, solve_centralised(self.problem(hour, with_edges=False)).of_lec(self.me))
         self.send_position(hour)
 
@@ -218,6 +258,7 @@ class Negotiate(LecEms):
 
     def start_negotiation(self, hour: int) -> None:
         self.read_limits()
+        self.read_soc(hour)
         neg = self.scenario.negotiation
         # warm start: the last hour's agreement, its window moved on by the hour (every agent does the same)
         warm = self.agent.carried_over() if neg.warm_start and self.agent is not None else None
@@ -329,6 +370,7 @@ class RunMarket(LecEms):
     def send_caps(self, hour: int) -> None:
         p2p = self.scenario.p2p
         self.read_limits()
+        self.read_soc(hour)
         if self.import_limit is not None:
             lec_limit = float(self.import_limit[self.me])
         elif p2p.member_import_cap_kw is not None:

@@ -1,5 +1,14 @@
 """Households federate: every member's assets in one federate (grouped HEMS), for the three frameworks.
 
+At every hour's start but the first of a run or an episode (H + 0 ms, the config's ``measure_offset_s``;
+the first starts from the known initial state) it sends each LEC_EMS (from its endpoint
+``meter`` to the target ``lec_ems``) the energy in the batteries that LEC_EMS plans (home and community batteries
+in decentralised and distributed, the community battery in p2p) as the grid steps of the hour before left them:
+the LEC_EMS plans the hour from it at H + 1 ms. (A message, not a value: a value would tie households and
+LEC_EMSs in a loop of HELICS time requests, ``docs/design/frameworks.md``.) This is what the batteries hold,
+which is not what the LEC_EMS planned once a battery clips its share of a pooled set-point (it runs full or
+empty before the others of its pool).
+
 At every grid step (t + 6 ms) it runs each member's load and PV (less the PV its LEC_EMS curtails)
 and each battery at its set-point, and publishes the members' powers (households, then the
 community batteries). The set-points: in decentralised and distributed, each LEC_EMS's pooled
@@ -37,6 +46,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from federates.common import Federate, main
+from lec_cosim.components.mlec_households import VECTORS
 from lec_cosim.models.forecast import forecasts_from_scenario
 from lec_cosim.models.home_plan import reachable_soc_final_kwh
 from lec_cosim.models.lec_pool import pool_order_message
@@ -122,6 +132,19 @@ def build(fed: Federate):
                     member, plan_kw[0], period=hour, import_price_eur_per_kwh=retail[hour],
                     export_price_eur_per_kwh=feed_in[hour]))
 
+    step_ports = [port for port in fed.ports["out"] if port in VECTORS]  # the members' vectors it publishes
+
+    first_hour = [True]  # of a run or an episode: the LEC_EMSs know the initial state, nothing to measure
+
+    def measure(hour: int) -> None:
+        """Each LEC's pooled energy now, to its LEC_EMS (the hour's start: what the last grid step left)."""
+        if first_hour[0]:
+            first_hour[0] = False
+            return
+        for lec, soc_kwh in zip(names, pooled.soc_kwh(members, batteries.soc_kwh)):
+            fed.send(fed.endpoint("meter"), fed.target("lec_ems", lec),
+                     {"hour": hour, "lec": lec, "pooled_soc_kwh": float(soc_kwh)})
+
     def step(n: int) -> None:
         if members_bid:
             for j in households:  # the pool's answers settle money only; the recorder has them from the LEC
@@ -137,7 +160,7 @@ def build(fed: Federate):
         values = {"load_kw": members.load_kw[:, n], "load_kvar": members.load_kvar[:, n], "pv_kw": pv,
                   "curtailed_kw": curtailed, "battery_kw": battery_kw, "soc_kwh": batteries.soc_kwh,
                   "net_kw": members.load_kw[:, n] - pv + battery_kw}
-        for port in fed.ports["out"]:
+        for port in step_ports:
             fed.publish_port(port, values[port])
 
     def latest_limits() -> tuple[np.ndarray, np.ndarray]:
@@ -170,6 +193,7 @@ def build(fed: Federate):
         per_hour = steps_per_hour(members)
         for hour in range(n_hours(members)):
             start = hour * 3600.0
+            yield start + fed.options.measure_offset_s, lambda _, h=hour: measure(h)
             if members_bid:
                 yield start + fed.options.bid_offset_s, lambda _, h=hour: bid(h)
             for j in range(per_hour):
@@ -179,6 +203,7 @@ def build(fed: Federate):
     def reset() -> None:  # a learning environment's next episode (Federate.run_episodes)
         batteries.reset()
         own_plan_kw[:] = 0.0
+        first_hour[0] = True
 
     return SimpleNamespace(slots=slots(), reset=reset)
 

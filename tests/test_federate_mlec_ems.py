@@ -22,7 +22,9 @@ from lec_cosim.scenario import load_scenario
 from lec_cosim.studies.three_lecs.wiring import (
     EMS_CLEAR_OFFSET_S,
     HEMS_BID_OFFSET_S,
+    HOUSEHOLDS_METER_ENDPOINT,
     HOUSEHOLDS_OFFSET_S,
+    MEASURE_OFFSET_S,
     MS_PERIOD_S,
     PLATFORM_ENDPOINT,
     PLATFORM_OFFSET_S,
@@ -30,30 +32,46 @@ from lec_cosim.studies.three_lecs.wiring import (
     ems_endpoint,
     market_endpoint,
     member_endpoint,
+    meter_endpoint,
 )
 
 
-def run_decentralised_ems(tmp_path, changes: dict):
+def run_decentralised_ems(tmp_path, changes: dict, measure=None):
     """lec1's LEC_EMS (decentralised) over the horizon of the scenario variant ``changes``.
 
-    Test federates play the platform (answering every position) and an observer of the
-    set-points and records. Returns the scenario, the platform's answers and, per hour, the
-    position received, the set-points (pooled charge, curtailment) and the record.
+    Test federates play the platform (answering every position), the households (sending the measured energy
+    of lec1's pooled batteries at each hour's start: ``measure(hour, planned_soc_kwh)`` of the plan's energy at
+    that hour's start, by default that energy, as when no battery clips) and an observer of the set-points and
+    records. Returns the scenario, the platform's answers and, per hour, the position received, the set-points
+    (pooled charge, curtailment), the record and the energy measured at its start (the first hour's: the known
+    initial state, which nobody sends).
     """
     scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_three_lecs", changes))
+    initial_kwh = 0.5 * pooled_batteries(members_from_scenario(scenario), home_batteries=True).energy_kwh[0]
     hours = int(scenario.horizon_h)
-    positions, answers_sent, setpoints, records = {}, {}, {}, {}
-    with federate_under_test("lec_ems_1", scenario, tmp_path / "run", 2) as port:
+    positions, answers_sent, setpoints, records, measured = {}, {}, {}, {}, {}
+    with federate_under_test("lec_ems_1", scenario, tmp_path / "run", 3) as port:
+        households = TestFederate("households", port, period=MS_PERIOD_S, offset=MEASURE_OFFSET_S,
+                                  endpoints=[HOUSEHOLDS_METER_ENDPOINT])
         platform = TestFederate("platform", port, period=3600.0, offset=PLATFORM_OFFSET_S,
                                 endpoints=[PLATFORM_ENDPOINT])
         observer = TestFederate("observer", port, period=3600.0, offset=RECORDER_OFFSET_S,
                                 subscriptions=[("mlec/lec1/ems/pooled_charge_kw", "double"),
                                                ("mlec/lec1/ems/curtail_kw", "double"),
                                                ("mlec/lec1/ems/record", "string")])
-        enter_all(platform, observer)
+        enter_all(households, platform, observer)
         for hour in range(hours):
             start = hour * 3600.0
             observer.request(start)
+            households.arrive(start)
+            if hour == 0:  # nothing measured in the first hour: the known initial state
+                measured[hour] = initial_kwh
+            else:
+                planned = records[hour - 1]["planned_soc_kwh"]
+                measured[hour] = planned if measure is None else measure(hour, planned)
+                households.send(HOUSEHOLDS_METER_ENDPOINT, meter_endpoint("lec1"),
+                                {"hour": hour, "lec": "lec1", "pooled_soc_kwh": measured[hour]})
+            households.request(start + 3600.0)
             platform.arrive(start)
             [(source, position)] = platform.receive(PLATFORM_ENDPOINT)
             assert source == ems_endpoint("lec1") and position["hour"] == hour
@@ -62,19 +80,23 @@ def run_decentralised_ems(tmp_path, changes: dict):
             platform.send(PLATFORM_ENDPOINT, ems_endpoint("lec1"), answers_sent[hour])
             platform.request(start + 3600.0)  # a test federate idle between requests would hold the EMS back
             observer.arrive(start)
-            setpoints[hour] = (observer.value("mlec/lec1/ems/pooled_charge_kw"), observer.value("mlec/lec1/ems/curtail_kw"))
+            setpoints[hour] = (observer.value("mlec/lec1/ems/pooled_charge_kw"),
+                               observer.value("mlec/lec1/ems/curtail_kw"))
             records[hour] = observer.json_value("mlec/lec1/ems/record")
         observer.close()
+        households.granted()
+        households.close()
         platform.granted()
         platform.close()
-    return scenario, answers_sent, positions, setpoints, records
+    return scenario, answers_sent, positions, setpoints, records, measured
 
 
-def check_against_in_process_plans(scenario, answers_sent, positions, setpoints, records):
-    """Every hour's set-points, position and record are the first hour of lec1's rest-of-day plan."""
+def check_against_in_process_plans(scenario, answers_sent, positions, setpoints, records, measured):
+    """Every hour's set-points, position and record are the first hour of lec1's rest-of-day plan from the energy
+    measured at the hour's start (the initial state in the first hour)."""
     members = members_from_scenario(scenario)
     batteries = pooled_batteries(members, home_batteries=True)
-    soc = 0.5 * batteries.energy_kwh  # the day starts at 50 %; then where the last hour's plan ended
+    soc = 0.5 * batteries.energy_kwh  # the day starts at 50 %; then where the households measured it
     for hour in range(int(scenario.horizon_h)):
         plan = solve_centralised(rest_of_day_problem(members, scenario, first_hour=hour, soc_kwh=soc,
                                                      batteries=batteries, with_edges=False, only_lec=0))
@@ -83,10 +105,14 @@ def check_against_in_process_plans(scenario, answers_sent, positions, setpoints,
         assert positions[hour] == pytest.approx(plan.import_kw[0, 0] - plan.export_kw[0, 0], abs=1e-6)
         r = records[hour]
         assert r["hour"] == hour and r["lec"] == "lec1" and r["soc_start_kwh"] == pytest.approx(soc[0], abs=1e-6)
+        assert r["measured_soc_start_kwh"] == measured[hour]
+        assert r["soc_start_gap_kwh"] == pytest.approx(r["measured_soc_start_kwh"] - r["planned_soc_start_kwh"],
+                                                       abs=1e-12)
         assert r["planned_soc_kwh"] == pytest.approx(plan.soc_kwh[0, 0], abs=1e-6)
         assert r["platform"] == answers_sent[hour]
         soc = soc.copy()
-        soc[0] = plan.soc_kwh[0, 0]
+        if hour + 1 in measured:
+            soc[0] = measured[hour + 1]
     # No DSO loop in this scenario: the EMS planned without limits.
     assert records[0]["import_limit_kw"] is None
 
@@ -94,6 +120,24 @@ def check_against_in_process_plans(scenario, answers_sent, positions, setpoints,
 @pytest.mark.timeout(180)
 def test_ems_plans_the_rest_of_the_day_every_hour_and_settles_on_the_platform(tmp_path):
     check_against_in_process_plans(*run_decentralised_ems(tmp_path, {"horizon_h": 3}))
+
+
+@pytest.mark.timeout(180)
+def test_ems_plans_from_the_measured_energy_not_its_own_plan(tmp_path):
+    """The households measure lec1's pooled batteries 7 kWh below the plan at hour 1's start (a battery clipped its
+    share of the pooled set-point) and 3 kWh above at hour 2's: each hour's plan starts from the measurement, and
+    the record keeps the plan's energy, the measured one and their difference."""
+    shift = {1: -7.0, 2: 3.0}
+    observed = run_decentralised_ems(tmp_path, {"horizon_h": 3},
+                                     measure=lambda hour, planned: planned + shift[hour])
+    records, measured = observed[4], observed[5]
+    assert records[0]["soc_start_kwh"] == 61.0 and records[0]["soc_start_gap_kwh"] == 0.0
+    for hour in (1, 2):
+        r = records[hour]
+        assert r["planned_soc_start_kwh"] == records[hour - 1]["planned_soc_kwh"]
+        assert r["soc_start_kwh"] == r["measured_soc_start_kwh"] == measured[hour]
+        assert r["soc_start_gap_kwh"] == pytest.approx(shift[hour], abs=1e-9)
+    check_against_in_process_plans(*observed)
 
 
 @pytest.mark.timeout(180)
@@ -110,7 +154,7 @@ def test_ems_charges_off_peak_for_the_first_peak_hour(tmp_path):
     at 9. (Which off-peak hours charge is the tie-break's choice: it evens the imports out.)
     """
     observed = run_decentralised_ems(tmp_path, {"horizon_h": 10, "start": "2016-01-15T00:00:00"})
-    scenario, _, positions, setpoints, records = observed
+    scenario, _, positions, setpoints, records, _ = observed
     members = members_from_scenario(scenario)
     retail, _ = hourly_tariffs(members, scenario.tariff.scheme, scenario.tariff.feed_in_eur_per_kwh)
     assert retail == pytest.approx([0.1023] * 9 + [0.1924])
@@ -145,10 +189,11 @@ def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
     assert len(homes) == 13
     orders = {0: {m: (-2.0 if i < 2 else (3.0 if i == 12 else 1.0)) for i, m in enumerate(homes)},
               1: {m: 0.5 for m in homes}}
-    caps, results, records, positions = {}, {}, {}, {}
+    battery_kwh = float(table.loc[table["member"] == "lec2_battery", "battery_kwh"].iloc[0])
+    caps, results, records, positions, measured = {}, {}, {}, {}, {}
     with federate_under_test("lec_ems_2", scenario, tmp_path / "run", 3) as port:
         hems = TestFederate("hems", port, period=MS_PERIOD_S, offset=0.0,
-                            endpoints=[member_endpoint(m) for m in homes])
+                            endpoints=[member_endpoint(m) for m in homes] + [HOUSEHOLDS_METER_ENDPOINT])
         platform = TestFederate("platform", port, period=3600.0, offset=PLATFORM_OFFSET_S,
                                 endpoints=[PLATFORM_ENDPOINT])
         observer = TestFederate("observer", port, period=3600.0, offset=RECORDER_OFFSET_S,
@@ -159,6 +204,11 @@ def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
             observer.request(start)
             if hour == 0:
                 platform.request(start)
+            hems.arrive(start + MEASURE_OFFSET_S)  # its community battery, 2 kWh off the plan at hour 1's start
+            measured[hour] = 0.5 * battery_kwh if hour == 0 else records[0]["planned_soc_kwh"] - 2.0
+            if hour > 0:  # the first hour: the known initial state, nothing measured
+                hems.send(HOUSEHOLDS_METER_ENDPOINT, meter_endpoint("lec2"),
+                          {"hour": hour, "lec": "lec2", "pooled_soc_kwh": measured[hour]})
             hems.arrive(start + HEMS_BID_OFFSET_S)
             for m in homes:
                 [(source, cap)] = hems.receive(member_endpoint(m))
@@ -199,6 +249,10 @@ def test_p2p_ems_runs_its_lec_market_with_caps_and_the_fairness_fee(tmp_path):
     assert results[1, homes[12]]["fee_eur"] == pytest.approx(0.02 * 0.5, abs=1e-12)  # all of its 0.5 kWh from the grid
     assert records[0]["pool_volume_kwh"] == pytest.approx(4.0) and len(records[0]["trades"]) == 13
     assert records[1]["platform"] == {"hour": 1, "lec": "lec2", "bought_kwh": 0.0}
+    # The community battery's plan starts from its energy as measured (hour 1: 2 kWh below the plan of hour 0).
+    assert records[0]["soc_start_kwh"] == records[0]["measured_soc_start_kwh"] == 0.5 * battery_kwh
+    assert records[1]["soc_start_kwh"] == records[1]["measured_soc_start_kwh"] == measured[1]
+    assert records[1]["soc_start_gap_kwh"] == pytest.approx(-2.0, abs=1e-9)
     # The LEC's position is its plan's import minus export in the hour, members and community battery.
     for hour in range(2):
         r = records[hour]

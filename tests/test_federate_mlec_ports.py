@@ -61,7 +61,7 @@ def test_every_port_a_program_uses_is_in_its_config_and_every_target_is_an_endpo
                                                        "p2p": ["p2p_trades"]}[framework]
     expected_targets = {"decentralised": {"platform"}, "distributed": {"lecs"}, "p2p": {"platform", "members"}}
     assert set(ems["ports"].get("targets", {})) == expected_targets[framework]
-    assert set(ems["ports"]["endpoints"]) == ({"ems", "market"} if framework == "p2p" else {"ems"})
+    assert set(ems["ports"]["endpoints"]) == ({"ems", "meter", "market"} if framework == "p2p" else {"ems", "meter"})
     if framework == "distributed":
         assert ems["ports"]["targets"]["lecs"] == {"lec1": "mlec/lec1/ems", "lec3": "mlec/lec3/ems"}
         assert "platform" not in feds
@@ -72,13 +72,18 @@ def test_every_port_a_program_uses_is_in_its_config_and_every_target_is_an_endpo
     households = feds["households"]["lec_cosim"]
     assert set(households["ports"]["in"]) == {f"{lec}.{v}" for lec in ("lec1", "lec2", "lec3")
                                              for v in ("pooled_charge_kw", "curtail_kw")}
+    # every framework: the households measure each LEC_EMS's batteries at H + 0 ms, to its meter endpoint
+    assert households["ports"]["endpoints"]["meter"] == "mlec/households/meter"
+    assert households["ports"]["targets"]["lec_ems"] == {lec: f"mlec/{lec}/meter" for lec in ("lec1", "lec2", "lec3")}
+    assert ems["ports"]["endpoints"]["meter"] == "mlec/lec2/meter"
+    assert households["measure_offset_s"] == 0.0 < ems["plan_offset_s"]
     if framework == "p2p":
-        assert len(households["ports"]["endpoints"]) == 55
+        assert len(households["ports"]["endpoints"]) == 55 + 1
         assert households["ports"]["endpoints"]["LOAD7"] == "mlec/member/LOAD7"
         assert households["ports"]["targets"]["market"]["lec2"] == "mlec/lec2/market"
         assert ems["ports"]["targets"]["members"]["LOAD7"] == "mlec/member/LOAD7"
     else:
-        assert "endpoints" not in households["ports"]
+        assert set(households["ports"]["endpoints"]) == {"meter"}
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -200,7 +200,8 @@ def test_p2p_on_a_source_gives_every_household_its_endpoint_and_its_own_lecs_mar
 
     scenario = load_scenario(write_scenario(tmp_path, SCENARIO, {"framework": "p2p", "p2p.market": pool}))
     plans = {p.name: p for p in plan(scenario)}
-    homes = plans["households"].endpoint_ports
+    homes = dict(plans["households"].endpoint_ports)
+    assert homes.pop("meter") == "mlec/households/meter"  # where it measures the LEC_EMSs' batteries from
     assert len(homes) == 111 and all(re.fullmatch(r"mlec/member/[A-Za-z0-9_-]+", e) for e in homes.values())
     assert "LV6_201_Load_16" in homes
     table = members_on(load_feeder(SIMBENCH)).table

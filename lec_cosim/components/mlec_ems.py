@@ -34,6 +34,9 @@ class Settings(_Settings):
 
 
 PORTS = (
+    Port("meter", "endpoint", "message", None, "where the households' measurement arrives at every hour's start: "
+         "the energy in its pooled batteries, which it plans the hour from (the run's first hour from the known "
+         "initial state)"),
     Port("import_limit_kw", "in", "vector", "kW", "the DSO's import limit per LEC (with dso.limits)", optional=True),
     Port("export_limit_kw", "in", "vector", "kW", "the DSO's export limit per LEC (with dso.limits)", optional=True),
     Port("import_limit_day_kw", "in", "vector", "kW", "with dso.limits_per household: each LEC's import limit for "

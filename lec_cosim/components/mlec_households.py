@@ -17,6 +17,9 @@ class Settings(_Settings):
     """Bids go to the LEC's pool operator (``p2p.market: pool_operator``), not its LEC_EMS."""
     bid_offset_s: float
     step_offset_s: float
+    measure_offset_s: float
+    """When in each hour it sends each LEC_EMS its measured pooled energy (target ``lec_ems``): before the LEC_EMS
+    plans the hour."""
     agent_members: list[str] = []
     """p2p: households whose home battery's set-point an agent decides (a scenario's ``agents:``)."""
 
@@ -34,4 +37,8 @@ PORTS = (
     Port("market", "target", "message", None, "p2p: each LEC's market endpoint (its LEC_EMS)", optional=True),
     Port("pool", "target", "message", None, "p2p with pool operators: each LEC's pool operator", optional=True),
     *(Port(v, "out", "vector", unit_of(v), "per member, this grid step: " + v.replace("_", " ")) for v in VECTORS),
+    Port("meter", "endpoint", "message", None, "where it sends each LEC_EMS its measurement from"),
+    Port("lec_ems", "target", "message", None, "each LEC_EMS's meter endpoint, by LEC: at every hour's start the "
+         "energy in the LEC's pooled batteries (those its LEC_EMS plans: home and community batteries, in p2p the "
+         "community battery only) as measured then (JSON: hour, lec, pooled_soc_kwh)"),
 )

@@ -102,18 +102,28 @@ class PooledBatteries:
         Round trip (the same for all batteries of a LEC).
     share : numpy.ndarray, shape (n_members,)
         Each member's part of its LEC's pooled set-point (power / pooled power; 0 if not pooled).
+    pooled : numpy.ndarray of bool, shape (n_members,)
+        The members whose battery is in its LEC's pool.
     """
 
     energy_kwh: np.ndarray
     power_kw: np.ndarray
     efficiency: np.ndarray
     share: np.ndarray
+    pooled: np.ndarray
 
     def split(self, members: MultiLecMembers, lec_charge_kw) -> np.ndarray:
         """Per-member set-points (n_members,) from one pooled set-point per LEC (N,), kW, charge positive."""
         lec_index = {name: i for i, name in enumerate(members.lec_names)}
         per_lec = np.asarray(lec_charge_kw, dtype=float)[[lec_index[name] for name in members.table["lec"]]]
         return per_lec * self.share
+
+    def soc_kwh(self, members: MultiLecMembers, member_soc_kwh) -> np.ndarray:
+        """Each LEC's pooled energy (N,) from every member's battery's energy (n_members,), kWh: what its LEC_EMS
+        plans from (its pooled batteries' only)."""
+        soc = np.where(self.pooled, np.asarray(member_soc_kwh, dtype=float), 0.0)
+        lec = members.table["lec"].to_numpy()
+        return np.array([soc[lec == name].sum() for name in members.lec_names])
 
 
 def pooled_batteries(members: MultiLecMembers, *, home_batteries: bool) -> PooledBatteries:
@@ -129,7 +139,7 @@ def pooled_batteries(members: MultiLecMembers, *, home_batteries: bool) -> Poole
     efficiency = np.array([table.loc[(lec == n) & pooled, "battery_efficiency"].max() for n in names])
     lec_power = dict(zip(names, power))
     share = np.array([k / lec_power[n] if lec_power[n] > 0 else 0.0 for k, n in zip(kw, lec)])
-    return PooledBatteries(energy, power, np.nan_to_num(efficiency, nan=1.0), share)
+    return PooledBatteries(energy, power, np.nan_to_num(efficiency, nan=1.0), share, pooled.to_numpy(dtype=bool))
 
 
 def rest_of_day_problem(

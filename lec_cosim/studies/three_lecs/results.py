@@ -56,6 +56,14 @@ Files written into the run directory by the recorder (``federates/recorder.py`` 
   curtailed_share, over_import_limit_kwh, over_export_limit_kwh, steps_over_import_limit``.
 - ``line_overloads.csv`` (the same; written by the DSO, :mod:`lec_cosim.adapters.three_lec_grid`): per grid step
   and overloaded line or transformer phase, its direction and what the households behind it did.
+- ``ems_soc.csv``: per hour and LEC, the energy in the batteries its LEC_EMS plans (home and community
+  batteries; in p2p the community battery) at the hour's start: ``hour, lec, planned_soc_start_kwh`` (where
+  the LEC_EMS's plan of the hour before had it; the initial state in the first hour),
+  ``measured_soc_start_kwh`` (as the households measured it; the known initial state in the first hour),
+  ``soc_start_gap_kwh`` (measured - planned),
+  ``soc_start_kwh`` (what the LEC_EMS planned the hour from: the measured energy, but the known initial state
+  in the first hour and the planned one where the two agree to 1e-9 kWh), ``planned_soc_end_kwh`` (where
+  its plan of the hour has it at the hour's end).
 - ``ems_records.jsonl``: every LEC_EMS's record of every hour as it published it (one JSON object
   per line: the state of charge it planned from, its set-points, the DSO limits it planned with,
   its trades and, in distributed, its negotiation).
@@ -239,6 +247,14 @@ class MultiLecRecord:
                     "planned_limit_excess_kwh": float(record.get("limit_excess_kw", 0.0))})
         return pd.DataFrame(rows)
 
+    def soc_table(self) -> pd.DataFrame:
+        """Per hour and LEC, the pooled batteries' energy at the hour's start as planned and as measured."""
+        columns = ["planned_soc_start_kwh", "measured_soc_start_kwh", "soc_start_gap_kwh", "soc_start_kwh"]
+        rows = [{"hour": hour, "lec": lec, **{c: record[c] for c in columns},
+                 "planned_soc_end_kwh": record["planned_soc_kwh"]}
+                for (hour, lec), record in sorted(self.ems_records.items())]
+        return pd.DataFrame(rows, columns=["hour", "lec", *columns, "planned_soc_end_kwh"])
+
     def negotiation_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         residuals = []
         for (hour, lec), record in sorted(self.ems_records.items()):
@@ -384,7 +400,7 @@ class MultiLecRecord:
         exchanges = self.exchanges_table()
         settlement = self.settlement_table(exchanges)
         tables = {"members.csv": members, "grid.csv": grid, "lecs.csv": lecs, "settlement.csv": settlement,
-                  "exchanges.csv": exchanges}
+                  "exchanges.csv": exchanges, "ems_soc.csv": self.soc_table()}
         negotiation = residuals = cda = None
         if "negotiation" in self.tables:
             negotiation, residuals = self.negotiation_tables()
@@ -463,8 +479,18 @@ def calendar_tables(settlement: pd.DataFrame, grid: pd.DataFrame, start, dt_h: f
 
 
 def federation_graph(replies: dict) -> dict:
-    """The message graph and the value graph of a run, from the federates' ``exchanges`` answers."""
+    """The message graph and the value graph of a run, from the federates' ``exchanges`` answers.
+
+    The households' hourly measurements to the LEC_EMSs (from their ``meter`` endpoint) are physics, sent as
+    messages only because a value would tie the two federates in a loop of HELICS time requests
+    (``docs/design/frameworks.md``): they are the graph's ``measurements``, not among its ``messages`` (what the
+    frameworks coordinate by, and the ``messages`` KPI counts)."""
     from federates.topology import message_graph
+    from lec_cosim.studies.three_lecs.wiring import HOUSEHOLDS_METER_ENDPOINT
+
+    def only(reply: dict, measurements: bool) -> dict:
+        sent = [m for m in reply["messages"] if (m["source"] == HOUSEHOLDS_METER_ENDPOINT) == measurements]
+        return {**reply, "messages": sent}
 
     publisher = {key: name for name, reply in replies.items() for key in reply["publications"]}
     values = defaultdict(set)
@@ -472,9 +498,12 @@ def federation_graph(replies: dict) -> dict:
         for key in reply["subscriptions"]:
             if key in publisher:
                 values[(publisher[key], name)].add(key)
+    coordination = {name: only(reply, False) for name, reply in replies.items()}
+    measured = {name: only(reply, True) for name, reply in replies.items()}
     return {
         "federates": replies,
-        "messages": [{"source": a, "destination": b, "count": n} for a, b, n in message_graph(replies)],
+        "messages": [{"source": a, "destination": b, "count": n} for a, b, n in message_graph(coordination)],
+        "measurements": [{"source": a, "destination": b, "count": n} for a, b, n in message_graph(measured)],
         "values": [{"source": a, "destination": b, "keys": sorted(keys)} for (a, b), keys in sorted(values.items())],
     }
 

@@ -17,6 +17,7 @@ and :class:`lec_cosim.studies.three_lecs.results.MultiLecRecord`)::
 
 Who talks to whom (messages; values are physics, limits and records)::
 
+    all three      households -> lec_ems_k's meter endpoint (its batteries' measured energy, hourly)
     decentralised  lec_ems_k  <-> platform               positions and platform results
     distributed    lec_ems_k  <-> lec_ems_j (neighbours)  ADMM proposals
     p2p            household members <-> their lec_ems_k's market endpoint (caps, orders, results)
@@ -29,7 +30,9 @@ Who talks to whom (messages; values are physics, limits and records)::
 Time pattern within hour H (seconds). Nobody waits for a reply: every federate requests fixed
 times, and HELICS delivers a message or value stamped t to a federate granted a later time::
 
-    H + 1 ms          lec_ems   plan (decentralised), send caps (p2p); distributed: ADMM
+    H + 0 ms          households send each LEC_EMS its pooled batteries' energy as measured at
+                                the hour's start (what the grid steps of the hour before left)
+    H + 1 ms          lec_ems   read it; plan (decentralised), send caps (p2p); distributed: ADMM
                                 iteration i at H + 1 ms + i us (send at slot i, read at i + 1)
     H + 1.5 ms        agent     (p2p with agents:) the agent proxy publishes its households' set-points
     H + 2 ms          households (p2p) read caps, plan their homes, send orders (and with a pool
@@ -46,6 +49,12 @@ times, and HELICS delivers a message or value stamped t to a federate granted a 
     t + 6 ms          households apply set-points at every grid step t, publish members' powers
     t + 7 ms          dso       power flow of step t (and limits)
     t + 8 ms          recorder  reads step t
+
+The measurement closes the loop households -> LEC_EMS -> households without a reply inside a step: the
+LEC_EMS reads at H + 1 ms what the households sent at H + 0 ms, and the households run its set-points
+from H + 6 ms (the first hour the LEC_EMS plans from the known initial state). It is a message, not a value:
+with values both ways the two federates would answer each other's HELICS time requests for as long as the
+DSO computes (``docs/design/frameworks.md``).
 
 ADMM iterations are sub-steps of the market period, not HELICS iterative time requests: with
 fixed slots no federate can wait for another that waits for it (the lesson of the local market),
@@ -70,6 +79,8 @@ from lec_cosim.scenario import MultiLecScenario
 from lec_cosim.schema.ieee_feeder import FEEDER_HOUSEHOLDS
 from lec_cosim.wiring import FederatePlan, Signal
 
+MEASURE_OFFSET_S = 0.0
+"""The households send each LEC_EMS its measured pooled energy at the hour's start, before it plans (+1 ms)."""
 EMS_PLAN_OFFSET_S = 0.001
 AGENT_OFFSET_S = 0.0015
 """p2p with ``agents:``: the agent proxy decides its households' home batteries after their LEC_EMSs sent the
@@ -88,6 +99,7 @@ ADMM_SLOT_S = 1e-6
 MS_PERIOD_S = 0.001
 
 PLATFORM_ENDPOINT = "mlec/platform"
+HOUSEHOLDS_METER_ENDPOINT = "mlec/households/meter"
 HOUSEHOLD_VECTORS = ("load_kw", "load_kvar", "pv_kw", "curtailed_kw", "battery_kw", "soc_kwh", "net_kw")
 """Per member (households, then community batteries), published by ``households`` at every grid step."""
 EMS_VALUES = ("pooled_charge_kw", "curtail_kw")
@@ -129,6 +141,12 @@ def pool_operator_endpoint(lec: str) -> str:
     return f"mlec/{lec}/pool"
 
 
+def meter_endpoint(lec: str) -> str:
+    """Where an LEC_EMS receives the energy in its pooled batteries as the households measure it at every hour's
+    start (it plans from it). Each LEC_EMS receives its own LEC's, nothing of the others'."""
+    return f"mlec/{lec}/meter"
+
+
 def ems_signals(lec: str) -> list[Signal]:
     """What an LEC_EMS publishes, by its own port names (its set-points and its record)."""
     return ([Signal(f"mlec/{lec}/ems/{v}", port=v) for v in EMS_VALUES]
@@ -156,8 +174,10 @@ HOUSEHOLDS = tuple(f"LOAD{k}" for k in range(1, FEEDER_HOUSEHOLDS + 1))
 EMS_SETTINGS = {"plan_offset_s": EMS_PLAN_OFFSET_S, "clear_offset_s": EMS_CLEAR_OFFSET_S,
                 "settle_offset_s": EMS_SETTLE_OFFSET_S, "admm_slot_s": ADMM_SLOT_S}
 """The times of an LEC_EMS's slots within the hour (seconds after its start), and the ADMM slot."""
-HOUSEHOLDS_SETTINGS = {"bid_offset_s": HEMS_BID_OFFSET_S, "step_offset_s": HOUSEHOLDS_OFFSET_S}
-"""The times of the households' slots: the HEMS bids (p2p) within the hour, the steps within a grid step."""
+HOUSEHOLDS_SETTINGS = {"measure_offset_s": MEASURE_OFFSET_S, "bid_offset_s": HEMS_BID_OFFSET_S,
+                       "step_offset_s": HOUSEHOLDS_OFFSET_S}
+"""The times of the households' slots: the measurement and the HEMS bids (p2p) within the hour, the steps within
+a grid step."""
 GRID_ADAPTER = "lec_cosim.adapters.three_lec_grid:ThreeLecGrid"
 RECORD = "lec_cosim.studies.three_lecs.results:MultiLecRecord"
 RECORD_COLUMNS = {"members": list(HOUSEHOLD_VECTORS), "grid": list(GRID_DOUBLES + GRID_COUNTS),
@@ -296,7 +316,8 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         all_ems += _of(lec, pubs)
         if lec in agent_lecs:  # the caps of its agents' hour, for the agent proxy (not the recorder's)
             pubs = pubs + [member_caps_signal(lec)]
-        ports = {"ems": ems_endpoint(lec), **({"market": market_endpoint(lec)} if design.members_bid else {})}
+        ports = {"ems": ems_endpoint(lec), "meter": meter_endpoint(lec),
+                 **({"market": market_endpoint(lec)} if design.members_bid else {})}
         targets = {}
         if lec in on_platform:
             targets["platform"] = PLATFORM_ENDPOINT
@@ -342,12 +363,16 @@ def plan(scenario: MultiLecScenario) -> list[FederatePlan]:
         plans.append(FederatePlan("agent", "federates.agent", scenario.market_step_s, AGENT_OFFSET_S, actions,
                                   observed, settings={"roles": agents,
                                                       "decision_period_s": float(scenario.market_step_s)}))
+    # the households measure every LEC's pooled batteries for its LEC_EMS (a message, not a value: see above)
+    hems_ports["meter"] = HOUSEHOLDS_METER_ENDPOINT
+    hems_targets["lec_ems"] = {lec: meter_endpoint(lec) for lec in lecs}
     plans.append(FederatePlan("households", "federates.mlec_households", MS_PERIOD_S, 0.0, household_pubs,
                               setpoints + actions + household_limits, list(hems_ports.values()),
                               {"members_bid": design.members_bid, "pool_operator": pool_operators,
                                **({"agent_members": agents} if agents else {}), **HOUSEHOLDS_SETTINGS},
                               endpoint_ports=hems_ports, targets=hems_targets,
-                              acts_at=((scenario.market_step_s, HEMS_BID_OFFSET_S),) * design.members_bid
+                              acts_at=((scenario.market_step_s, MEASURE_OFFSET_S),)
+                              + ((scenario.market_step_s, HEMS_BID_OFFSET_S),) * design.members_bid
                               + ((scenario.grid_step_s, HOUSEHOLDS_OFFSET_S),)))
     plans.append(FederatePlan("dso", "federates.dso", scenario.grid_step_s, DSO_OFFSET_S, grid_pubs,
                               household_pubs, settings={"grid_adapter": GRID_ADAPTER,
