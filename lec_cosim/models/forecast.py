@@ -1,7 +1,7 @@
 """Forecasts of the households' hourly load and PV that the three-LEC EMSs plan on (no HELICS).
 
-An EMS plans a window of hours ``[hour, hour + window)`` at ``hour`` (the rest of the day, or the lead engineer's
-rolling ``lookahead_h``). With perfect foresight it plans on the households' true profiles; with a forecast it
+An EMS plans a window of hours ``[hour, hour + window)`` at ``hour`` (``ems.lookahead_h`` ahead, cut at the run's
+end: ``multi_lec_ems.planning_window``). With perfect foresight it plans on the households' true profiles; with a forecast it
 plans on what a forecaster makes at ``hour`` from what is metered before it: the run's own hours before ``hour``
 and the days before the run's start. The households' true profiles still drive the grid, so a forecast's errors
 show up as deviations of the LECs' grid exchange from their plans, settled at the tariffs.

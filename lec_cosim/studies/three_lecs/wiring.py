@@ -4,7 +4,7 @@ Federates (``federates/mlec_*.py``; the DSO and the recorder are the generic com
 ``federates/dso.py`` and ``federates/recorder.py`` running :class:`lec_cosim.adapters.three_lec_grid.ThreeLecGrid`
 and :class:`lec_cosim.studies.three_lecs.results.MultiLecRecord`)::
 
-    lec_ems_1..N  one LEC_EMS per LEC: plans its batteries for the rest of the day every hour
+    lec_ems_1..N  one LEC_EMS per LEC: plans its batteries every hour over its window (ems.lookahead_h)
     pool_operator_1..N
                   p2p with ``p2p.market: pool_operator``: each LEC's pool operator, the local market's
                   component ``federates/lem_market.py`` (no copy): clears its members' orders
