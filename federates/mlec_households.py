@@ -163,9 +163,15 @@ def build(fed: Federate):
         for port in step_ports:
             fed.publish_port(port, values[port])
 
+    stale_limits = [False]  # after a learning environment's reset: the inputs hold the last episode's limits
+
     def latest_limits() -> tuple[np.ndarray, np.ndarray]:
         """Per member, its household's latest import and export limits (``inf``: none yet, or not a household)."""
         found = []
+        if stale_limits[0]:
+            if not fed.port_updated("household_import_limit_kw"):
+                return np.full(len(table), np.inf), np.full(len(table), np.inf)  # as a fresh federation's first step
+            stale_limits[0] = False
         for port in ("household_import_limit_kw", "household_export_limit_kw"):
             values = np.asarray(fed.read_port(port), dtype=float)
             limit = np.full(len(table), np.inf)
@@ -204,6 +210,10 @@ def build(fed: Federate):
         batteries.reset()
         own_plan_kw[:] = 0.0
         first_hour[0] = True
+        if "household_import_limit_kw" in fed.ports.get("in", {}):
+            for port in ("household_import_limit_kw", "household_export_limit_kw"):
+                fed.read_port(port)  # read now, they count only once the episode's DSO has published again
+            stale_limits[0] = True
 
     return SimpleNamespace(slots=slots(), reset=reset)
 

@@ -168,7 +168,8 @@ def rest_of_day_problem(
     soc_kwh : array_like, shape (N,)
         Energy of each LEC's pooled battery now; the plan ends at the run's initial 50 % (at the window's end: what
         the next windows start from is then what the run started from, and no plan empties the batteries just
-        because its window ends).
+        because its window ends), or as near to it as the window's hours at full power can bring a battery measured
+        far from its plan.
     batteries : PooledBatteries
     net_demand_kw : array_like, shape (N, window), optional
         Hourly mean. Default: members' load minus PV (no home battery). The P2P LEC_EMS passes its
@@ -211,12 +212,20 @@ def rest_of_day_problem(
     index = {name: i for i, name in enumerate(members.lec_names)}
     edges = tuple((index[a], index[b]) for a, b in members.neighbours) if with_edges else ()
     neg = scenario.negotiation
+    # The plan ends at the initial 50 %, or as near as the window's hours at full power reach from now: a battery
+    # measured far from its plan (a clipped set-point, a forecast's error) could not be back in one hour.
+    start = np.clip(soc, 0.0, 1.0)
+    leg = np.sqrt(batteries.efficiency)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        highest = np.where(energy > 0, start + leg * batteries.power_kw * t / energy, 1.0)
+        lowest = np.where(energy > 0, start - batteries.power_kw * t / (leg * energy), 0.0)
+    final = np.clip(0.5, lowest, highest)
     return ExchangeProblem(
         net_demand_kw=net, dt_h=1.0,
         import_price_eur_per_kwh=retail[rest], export_price_eur_per_kwh=feed_in[rest],
         edges=edges, edge_capacity_kw=neg.edge_capacity_kw, wheeling_eur_per_kwh2=neg.wheeling_eur_per_kwh2,
         battery_capacity_kwh=energy, battery_power_kw=batteries.power_kw, battery_efficiency=batteries.efficiency,
-        soc_initial=np.clip(soc, 0.0, 1.0), soc_final=0.5,
+        soc_initial=start, soc_final=final,
         grid_import_limit_kw=imports, grid_export_limit_kw=exports,
         limit_penalty_eur_per_kwh=scenario.dso.limit_penalty_eur_per_kwh,
         curtailable_kw=curtailable, lec_names=tuple(members.lec_names),

@@ -109,9 +109,11 @@ def _check_source_grid(scenario, members, feeder) -> None:
 
 def run_name(scenario) -> str:
     """Its results folder's default name: one scenario runs under every framework, with and without limits."""
+    dso = ""
+    if scenario.dso.limits:
+        dso = "_dso" if scenario.dso.limits_per == "lec" else f"_dso_household_{scenario.dso.sharing}"
     forecast = scenario.ems.forecast
-    return (f"{scenario.name}_{scenario.framework}{'_dso' if scenario.dso.limits else ''}"
-            f"{'' if forecast == 'perfect' else f'_{forecast}'}")
+    return f"{scenario.name}_{scenario.framework}{dso}{'' if forecast == 'perfect' else f'_{forecast}'}"
 
 
 def agent_roles(scenario, **options):

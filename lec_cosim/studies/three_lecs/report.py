@@ -74,7 +74,8 @@ def forecast_error_costs(summaries: list[dict]) -> list[float | None]:
     planned with perfect foresight on the same scenario, framework, DSO loop and horizon (None: no such run, or
     the run itself planned with perfect foresight)."""
     def key(s):
-        return s.get("scenario"), s["framework"], bool(s.get("dso_limits")), s.get("horizon_h")
+        return (s.get("scenario"), s["framework"], bool(s.get("dso_limits")), s.get("dso_limits_per"),
+                s.get("dso_sharing"), s.get("horizon_h"))
 
     perfect = {key(s): s["kpis"]["total_cost_eur"] for s in summaries if s.get("forecast", "perfect") == "perfect"}
     return [None if s.get("forecast", "perfect") == "perfect" or key(s) not in perfect
@@ -382,7 +383,7 @@ def plot_mlec_calendar(runs, labels: list[str], output_png) -> None:
         colour, offset = f"C{i % 10}", (i - (len(runs) - 1) / 2) * width
         per = lecs.assign(**{label: lecs[label].astype(str)}).groupby(label)[
             ["load_kwh", "grid_import_kwh", "exchange_in_kwh", "exchange_out_kwh", "cost_eur"]].sum().reindex(periods)
-        self_sufficiency = 1.0 - (per["grid_import_kwh"] + per["exchange_in_kwh"]) / per["load_kwh"]
+        self_sufficiency = 1.0 - per["grid_import_kwh"] / per["load_kwh"]  # the community's, as its KPI
         g = grid.assign(**{label: grid[label].astype(str)}).set_index(label).reindex(periods)
         ax_cost.bar(x + offset, per["cost_eur"].to_numpy(), width, color=colour, label=run_label)
         ax_self.bar(x + offset, 100 * self_sufficiency.to_numpy(), width, color=colour, label=run_label)
@@ -393,7 +394,7 @@ def plot_mlec_calendar(runs, labels: list[str], output_png) -> None:
     ax_cost.set_ylabel("cost (EUR)")
     ax_cost.set_title(f"all LECs: cost per {label}", fontsize=10)
     ax_self.set_ylabel("self-sufficiency (%)")
-    ax_self.set_title("all LECs: 1 - (grid import + bought from other LECs) / load", fontsize=10)
+    ax_self.set_title("all LECs together: 1 - grid import / load", fontsize=10)
     ax_viol.set_ylabel("violations (count)")
     ax_viol.set_title("feeder: bus-voltage violations (solid) and line overloads (light), element-steps",
                       fontsize=10)

@@ -219,6 +219,12 @@ class EmsConfig(_Strict):
         "of its day")
 
 
+MAX_HOUSEHOLD_LIMITS_H = 7 * 24
+"""The longest run with the DSO's limits per household: its grid adapter forecasts every step's state when it starts
+and publishes every hour's LEC limits each step (``lec_cosim.adapters.three_lec_grid``), which a year would make a
+quarter of an hour of start-up and gigabytes of values."""
+
+
 class MultiLecScenario(_ScenarioBase, HomeDevices):
     """Three (or N) LECs on the IEEE European LV feeder under one of three frameworks (Rana et al. 2022)."""
 
@@ -273,6 +279,13 @@ class MultiLecScenario(_ScenarioBase, HomeDevices):
         if self.agents and self.framework != "p2p":
             raise ValueError(f"agents: only p2p has roles an agent can take (its HEMSs plan their home batteries), "
                              f"not {self.framework}")
+        if self.agents and self.ems.forecast != "perfect":
+            raise ValueError(f"agents: an agent's role observes and defaults to its HEMS's plan on the true profiles; "
+                             f"with ems.forecast {self.ems.forecast} it would not be its HEMS's: use forecast perfect")
+        if self.dso.limits_per == "household" and self.horizon_h > MAX_HOUSEHOLD_LIMITS_H:
+            raise ValueError(f"dso.limits_per: household limits are forecast for the whole run when it starts (a power "
+                             f"flow per step): at most {MAX_HOUSEHOLD_LIMITS_H} h, not {self.horizon_h:g} h; use "
+                             "limits_per: lec for longer runs")
         if self.agents and self.feeder.source is None:  # a source's households are known with its data
             households = {f"LOAD{k}" for k in range(1, FEEDER_HOUSEHOLDS + 1)}
             unknown = [name for name in self.agents if name not in households]
