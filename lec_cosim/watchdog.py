@@ -27,6 +27,10 @@ executing mode or not), so a hierarchy is watched through the federates' timing 
 their processes' states instead (``pids``). A query to a stopped federate's core is never answered
 (no timeout for many seconds), so every query is asynchronous and one not answered within
 ``answer_s`` counts as "not answering"; it is left pending and not repeated.
+
+The watchdog process imports HELICS and nothing of the scenario's schema or of numpy and pandas (its
+launcher passes every parameter): a process run starts one, and those imports cost it about half a second
+of CPU.
 """
 
 from __future__ import annotations
@@ -42,8 +46,6 @@ from pathlib import Path
 from typing import Callable
 
 import helics as h
-
-from lec_cosim.scenario import STALL_TIMEOUT_S
 
 
 def free(handle) -> None:
@@ -116,7 +118,8 @@ class Watchdog:
         Process IDs of the federates and of the brokers: a stopped process is named as such, and a
         broker hierarchy (``queries=False``) is watched through the timing files and ``/proc``.
     stall_s
-        Wall seconds without any federate's granted time advancing that make a stall; start-up and the
+        Wall seconds without any federate's granted time advancing that make a stall (the launcher passes the
+        scenario's ``federation.stall_timeout_s``); start-up and the
         end of a run (every federate program done with its slots, results being written) get at least
         :data:`STARTUP_ALLOWANCE_S` and :data:`FINISH_ALLOWANCE_S`.
     poll_s, answer_s
@@ -131,7 +134,7 @@ class Watchdog:
     federates: list[str]
     run_dir: Path
     programs: list[str]
-    stall_s: float = STALL_TIMEOUT_S
+    stall_s: float
     key: str | None = None
     poll_s: float = 0.5
     answer_s: float = 2.0
@@ -375,7 +378,8 @@ class Watchdog:
                          "pass them on", stalled_s)
         if silent:
             name = min(silent, key=lambda n: self.times[n].granted_s if self.times[n].granted_s is not None else 0)
-            granted, reason = _granted(self.times[name]), "it does not answer HELICS queries: its process is stopped or frozen"
+            granted = _granted(self.times[name])
+            reason = "it does not answer HELICS queries: its process is stopped or frozen"
             if granted is None:  # silent before its first answer: its own last timing report (up to 2 s old)
                 granted = ((self._timing_states().get(name) or {}).get("state_slot_time_s"))
                 reason += " (the time is its last timing report's)"
