@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lec_cosim.watchdog import STALL_TIMEOUT_S, STALLED_EXIT_CODE, command, verdict
+from lec_cosim.schema.base import STALL_TIMEOUT_S
+from lec_cosim.watchdog import STALLED_EXIT_CODE, command, verdict
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEBUG_ENVIRONMENT = "LEC_COSIM_DEBUG"

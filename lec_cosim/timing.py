@@ -23,7 +23,8 @@ or stalls keeps its timing up to a few seconds before it was killed, and its JSO
 federate was doing: the one ``working`` while all others are ``waiting`` holds the federation up.
 
 The read side (:func:`read_timing`, :func:`hourly`, :func:`critical_federates`, :func:`totals`,
-:func:`plot_timeline`) is what ``lec-cosim report`` shows.
+:func:`plot_timeline`) is what ``lec-cosim report`` shows. Only it imports numpy and pandas: the write side
+runs in every federate and the watchdog (:mod:`lec_cosim.watchdog`) reads the state files, which need neither.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from lec_cosim.files import write_text_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TIMING_DIR = "timing"
 SLOT_COLUMNS = ("slot", "slot_time_s", "granted_at_s", "wait_s", "work_s", "messages_sent", "values_published")
@@ -215,6 +217,8 @@ def read_timing(run_dir: str | Path) -> RunTiming | None:
     ValueError
         A timing CSV without the columns of :data:`SLOT_COLUMNS` (one line naming the file).
     """
+    import pandas as pd
+
     folder = Path(run_dir) / TIMING_DIR
     csvs = sorted(folder.glob("*.csv")) if folder.is_dir() else []
     if not csvs:
@@ -253,6 +257,8 @@ def hourly(timing: RunTiming, bin_h: int = 1) -> pd.DataFrame:
         Columns ``hour`` (first hour of the bin, from the scenario start), ``federate``, ``work_s``,
         ``wait_s``, ``slots``; one row per federate and bin with slots in it.
     """
+    import numpy as np
+
     s = timing.slots
     hour = (np.floor(s["slot_time_s"].to_numpy(dtype=float) / 3600.0 / bin_h) * bin_h).astype(int)
     grouped = s.assign(hour=hour).groupby(["hour", "federate"], sort=True)
@@ -264,6 +270,8 @@ def critical_federates(per_hour: pd.DataFrame) -> pd.Series:
 
     See :data:`CRITICAL_DEFINITION`.
     """
+    import pandas as pd
+
     if per_hour.empty:
         return pd.Series(dtype=object, name="federate")
     ordered = per_hour.sort_values(["hour", "work_s", "federate"], ascending=[True, False, True])
@@ -282,6 +290,8 @@ def totals(timing: RunTiming) -> pd.DataFrame:
     (process start to its model built: the largest holds every federate's start-up up) and
     ``critical_hours`` (hours it was the critical federate of).
     """
+    import pandas as pd
+
     s = timing.slots
     sums = s.groupby("federate").agg(slots=("slot", "size"), work_s=("work_s", "sum"), wait_s=("wait_s", "sum"),
                                      messages_sent=("messages_sent", "sum"),
@@ -313,6 +323,7 @@ def plot_timeline(timing: RunTiming, output_png: str | Path, title: str | None =
         Hours per bar.
     """
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
