@@ -30,8 +30,8 @@ from lec_cosim.scenario import load_scenario, write_scenario_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "scenarios" / "ieee_eu_lv_three_lecs.yaml"
-HOURS = 30
-LOOKAHEAD = 12
+HOURS = 26
+LOOKAHEAD = 6
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +69,9 @@ def test_the_window_rolls_past_the_day_and_is_cut_at_the_run_end(scenario_path):
     members = members_from_scenario(scenario)
     assert members.n_steps == HOURS  # hourly grid steps
     assert planning_window(members, scenario, 0) == slice(0, LOOKAHEAD)
-    assert planning_window(members, scenario, 16) == slice(16, 16 + LOOKAHEAD)  # into the second day
+    assert planning_window(members, scenario, 19) == slice(19, 19 + LOOKAHEAD)  # into the second day
     assert planning_window(members, scenario, HOURS - 3) == slice(HOURS - 3, HOURS)
-    assert rest_of_day_problem(members, scenario, first_hour=16, soc_kwh=[0.0] * 3,
+    assert rest_of_day_problem(members, scenario, first_hour=19, soc_kwh=[0.0] * 3,
                                batteries=pooled_batteries(members, home_batteries=True)).n_steps == LOOKAHEAD
 
 
