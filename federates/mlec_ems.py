@@ -48,6 +48,7 @@ from lec_cosim.models.multi_lec_ems import (
     planning_window,
     pooled_batteries,
     rest_of_day_problem,
+    window_limits_kw,
 )
 from lec_cosim.models.p2p import clear_lec_pool, member_caps_and_fees, member_orders
 
@@ -179,8 +180,7 @@ class LecEms:
         imports, exports = self.import_limit, self.export_limit
         if self.day_limits is not None and imports is not None:
             # this hour: the latest limits (its forecast and the hour before measured); later: the DSO's forecast
-            imports, exports = (np.column_stack([now, day[:, hour + 1:w.stop]])
-                                for now, day in zip((imports, exports), self.day_limits))
+            imports, exports = (window_limits_kw(now, day, w) for now, day in zip((imports, exports), self.day_limits))
         return rest_of_day_problem(self.members, self.scenario, first_hour=hour, soc_kwh=self.soc_kwh,
                                    batteries=self.batteries, net_demand_kw=net_demand_kw, curtailable_kw=curtailable,
                                    import_limit_kw=imports, export_limit_kw=exports,

@@ -147,3 +147,19 @@ def test_the_calendar_figure_draws_every_run(runs, tmp_path):
     output = tmp_path / "calendar.png"
     plot_mlec_calendar(list(runs.values()), list(runs), output)
     assert output.stat().st_size > 20_000
+
+
+def test_the_limits_over_a_window_are_the_latest_then_the_dsos_hourly_forecast():
+    """``window_limits_kw``: the first hour takes the latest limits, the later hours of the window the DSO's forecast
+    of those hours, whether the window rolls on (hours 3-8 of 10) or is cut at the run's end (hours 7-9)."""
+    from lec_cosim.models.multi_lec_ems import window_limits_kw
+
+    hourly = np.arange(30, dtype=float).reshape(3, 10)  # LEC i, hour h: 10 i + h
+    latest = [-1.0, -2.0, -3.0]
+    rolling = window_limits_kw(latest, hourly, slice(3, 9))
+    assert rolling.shape == (3, 6)
+    np.testing.assert_array_equal(rolling[:, 0], latest)
+    np.testing.assert_array_equal(rolling[:, 1:], [[4, 5, 6, 7, 8], [14, 15, 16, 17, 18], [24, 25, 26, 27, 28]])
+    cut = window_limits_kw(latest, hourly, slice(7, 10))
+    np.testing.assert_array_equal(cut, [[-1, 8, 9], [-2, 18, 19], [-3, 28, 29]])
+    np.testing.assert_array_equal(window_limits_kw(latest, hourly, slice(9, 10)), [[-1], [-2], [-3]])

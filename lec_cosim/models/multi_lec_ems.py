@@ -90,6 +90,14 @@ def planning_window(members: MultiLecMembers, scenario, first_hour: int) -> slic
     return slice(first_hour, min(first_hour + scenario.ems.lookahead_h, n_hours(members)))
 
 
+def window_limits_kw(latest_kw, hourly_kw, window: slice) -> np.ndarray:
+    """Each LEC's limits over a planning ``window``, shape (N, window length): the ``latest_kw`` (N,) for its first
+    hour, the DSO's forecast ``hourly_kw`` (N, run's hours) for the later ones (the thermal limits per household
+    change with the hour's load)."""
+    latest = np.asarray(latest_kw, dtype=float)
+    return np.column_stack([latest, np.asarray(hourly_kw, dtype=float)[:, window.start + 1:window.stop]])
+
+
 @dataclass(frozen=True)
 class PooledBatteries:
     """The batteries one LEC_EMS plans as one, per LEC (arrays of shape (N,)), and how to split them.
