@@ -392,3 +392,21 @@ def seeded_episode(env, hours: int) -> list:
         observation, reward, _, _, _ = env.step(action)
         trace += [observation.tolist(), [reward]]
     return trace
+
+
+def check_refused_in_one_line(directory: Path, capsys, base: str, changes: dict, where: str, reason: str) -> None:
+    """A copy of a shipped scenario with ``changes`` is refused: loading raises ``ScenarioError``, and
+    ``lec-cosim validate`` prints one line to stderr, nothing to stdout, starting ``error: <file>: <where>`` and
+    holding ``reason``, and exits 2."""
+    import pytest
+
+    from lec_cosim.cli import main
+    from lec_cosim.scenario import ScenarioError, load_scenario
+
+    path = write_scenario(directory, base, changes)
+    with pytest.raises(ScenarioError):
+        load_scenario(path)
+    code = main(["validate", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"error: {path}: {where}") and reason in err, err

@@ -15,11 +15,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from harness import run_in_process, write_scenario
+from harness import check_refused_in_one_line, run_in_process
 from mlec_checks import check_every_lec_hour_settles_its_metered_energy
 
 from lec_cosim.models.household_envelope import HouseholdEnvelope, _loadings, jain_index, share_capacity
-from lec_cosim.scenario import ScenarioError, load_scenario
 
 EVENING_STEP = 76
 """19:00 at 15-minute steps: the head cable at 156 % with the batteries idle."""
@@ -136,15 +135,7 @@ def test_each_rules_limits_follow_its_weights_on_the_head_cable(feeder):
 ])
 def test_bad_household_limit_settings_are_one_line_naming_file_and_field_and_exit_2(tmp_path, capsys, changes,
                                                                                    field, reason):
-    from lec_cosim.cli import main
-
-    path = write_scenario(tmp_path, "ieee_eu_lv_three_lecs", changes)
-    with pytest.raises(ScenarioError):
-        load_scenario(path)
-    code = main(["validate", str(path)])
-    out, err = capsys.readouterr()
-    assert code == 2 and out == "" and err.count("\n") == 1, err
-    assert err.startswith(f"error: {path}: {field}") and reason in err, err
+    check_refused_in_one_line(tmp_path, capsys, "ieee_eu_lv_three_lecs", changes, field, reason)
 
 
 EVENING = {"resolution.grid_min": 60, "horizon_h": 21, "dso.limits": True, "dso.limits_per": "household"}
