@@ -11,7 +11,7 @@ command's, start-up and writing results included), the time per simulated day, a
 from its ``summary.json``.
 
 Side by side, in this process and the same run, the anchor: the DSO's three-phase power flows alone
-(:class:`lec_cosim.models.multi_lec_feeder.MultiLecGrid`, the DSO's own grid model and solver) over every grid
+(``lec_cosim.adapters.three_lec_grid.dso_grid``: the DSO's own grid model and solver) over every grid
 step of the horizon, with the members' load and PV (no batteries): what the grid computation costs without any
 federation, EMS or market. The ratio federation / grid alone says what everything else costs on top.
 
@@ -62,15 +62,13 @@ def run_framework(path: Path, framework: str, out: Path, dso_limits: bool, timeo
 
 def grid_alone_s(path: Path) -> tuple[float, int]:
     """The DSO's power flows alone over every grid step of the scenario's horizon (members' load and PV)."""
+    from lec_cosim.adapters.three_lec_grid import dso_grid
     from lec_cosim.models.multi_lec_ems import members_from_scenario
-    from lec_cosim.models.multi_lec_feeder import MultiLecGrid
     from lec_cosim.scenario import load_scenario
 
     scenario = load_scenario(path)
     members = members_from_scenario(scenario)
-    d = scenario.dso
-    grid = MultiLecGrid(members, vm_min_pu=d.vm_min_pu, vm_max_pu=d.vm_max_pu,
-                        max_loading_percent=d.max_loading_percent, step_h=members.dt_h, solver=d.solver)
+    grid = dso_grid(scenario, members)  # as the DSO's adapter builds it
     started = time.perf_counter()
     for step in range(members.n_steps):
         grid.solve_step(step)

@@ -61,6 +61,17 @@ the home batteries behind could still give (import) or take (export), else ``bat
 household behind``: a branch to a community battery alone)."""
 
 
+def dso_grid(scenario, members, feeder=None):
+    """The DSO's three-phase grid of a three-LEC scenario (its ``dso`` band, loading limit and solver) for its
+    ``members``: on the IEEE feeder of ``feeder.data_dir``, or on ``feeder`` (a ``feeder.source`` already read)."""
+    from lec_cosim.models.multi_lec_grid import MultiLecGrid
+
+    d = scenario.dso
+    return MultiLecGrid(members, vm_min_pu=d.vm_min_pu, vm_max_pu=d.vm_max_pu,
+                        max_loading_percent=d.max_loading_percent, step_h=members.dt_h,
+                        data_dir=scenario.feeder.data_dir, feeder=feeder, solver=d.solver)
+
+
 class ThreeLecGrid:
     @staticmethod
     def ports(settings: dict) -> tuple:
@@ -86,7 +97,7 @@ class ThreeLecGrid:
         from lec_cosim.models.feeder_source import feeder_of
         from lec_cosim.models.grid_extremes import GridExtremes
         from lec_cosim.models.multi_lec_ems import members_from_scenario, steps_per_hour
-        from lec_cosim.models.multi_lec_grid import MultiLecGrid, OperatingEnvelope
+        from lec_cosim.models.multi_lec_grid import OperatingEnvelope
 
         s = scenario
         feeder = feeder_of(s)  # None: the IEEE feeder of feeder.data_dir
@@ -94,9 +105,7 @@ class ThreeLecGrid:
         kinds = members.table["kind"].to_numpy()
         self.n_members = len(kinds)
         self.households, self.batteries = kinds == "household", kinds == "community_battery"
-        self.grid = MultiLecGrid(members, vm_min_pu=s.dso.vm_min_pu, vm_max_pu=s.dso.vm_max_pu,
-                                 max_loading_percent=s.dso.max_loading_percent, step_h=members.dt_h,
-                                 data_dir=s.feeder.data_dir, feeder=feeder, solver=s.dso.solver)
+        self.grid = dso_grid(s, members, feeder)
         self.per_household = s.dso.limits and s.dso.limits_per == "household"
         if self.per_household:
             from lec_cosim.models.household_envelope import HouseholdEnvelope

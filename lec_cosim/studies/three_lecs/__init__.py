@@ -93,15 +93,11 @@ def check_data(scenario) -> None:
 def _check_source_grid(scenario, members, feeder) -> None:
     """The DSO's grid on a ``feeder.source`` built and solved once with the members' first step, as the DSO
     will: what the grid model refuses is one line before any process starts, not a federate's crash."""
-    from lec_cosim.models.multi_lec_feeder import MultiLecGrid
+    from lec_cosim.adapters.three_lec_grid import dso_grid
     from lec_cosim.scenario import ScenarioError
 
-    d = scenario.dso
     try:
-        grid = MultiLecGrid(members, vm_min_pu=d.vm_min_pu, vm_max_pu=d.vm_max_pu,
-                            max_loading_percent=d.max_loading_percent, step_h=members.dt_h, feeder=feeder,
-                            solver=d.solver)
-        grid.solve_step(0)
+        dso_grid(scenario, members, feeder).solve_step(0)
     except Exception as exc:  # any refusal or failure of the grid model: the DSO would fail the same way
         raise ScenarioError(f"{scenario.source_file}: feeder.source: the grid model cannot take it: "
                             f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
