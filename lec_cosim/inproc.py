@@ -55,6 +55,7 @@ class ThreadStreams:
     """``sys.stdout`` / ``sys.stderr`` that send the writes of registered threads to their own files.
 
     Installed once per process (:meth:`install`); writes of any other thread go to the stream it replaced.
+    Installing also switches off Pyomo's output capture for the process (:func:`_no_pyomo_capture`).
     """
 
     def __init__(self, original):
@@ -75,12 +76,33 @@ class ThreadStreams:
 
     @classmethod
     def install(cls) -> tuple["ThreadStreams", "ThreadStreams"]:
+        _no_pyomo_capture()
         with cls._lock:
             if not isinstance(sys.stdout, ThreadStreams):
                 sys.stdout = cls(sys.stdout)
             if not isinstance(sys.stderr, ThreadStreams):
                 sys.stderr = cls(sys.stderr)
         return sys.stdout, sys.stderr
+
+
+def _no_pyomo_capture() -> None:
+    """Stop Pyomo from taking the process's ``sys.stdout``/``sys.stderr`` (and file descriptors 1 and 2) while it
+    solves.
+
+    Pyomo's HiGHS interface wraps each solve in ``capture_output(capture_fd=True)``: it replaces both streams
+    for the whole process and closes its replacement afterwards. With federates as threads, another federate
+    printing meanwhile wrote into that capture, or into it once closed: a market federate failed with
+    "I/O operation on closed file" (once in a test suite run; ``tests/test_inproc.py`` reproduces
+    the race). Pyomo's own switch, ``OVERRIDE_CAPTURE_OUTPUT``, turns the capture off. HiGHS solves silently
+    (``output_flag`` off, :mod:`lec_cosim.models.lp_solvers`), but its two-line banner, printed as an instance
+    is built, now reaches the process's standard output. Capturing only the file descriptors (Pyomo's
+    ``ENABLE_FD_CAPTURE``) would catch it but is no safer: two threads solving at once would each redirect
+    descriptor 1 and could restore it to the other's pipe.
+    """
+    import pyomo.common.tee as tee
+    from pyomo.common.enums import CaptureOutputMode
+
+    tee.OVERRIDE_CAPTURE_OUTPUT = CaptureOutputMode.DISABLE
 
 
 class InprocFederation:

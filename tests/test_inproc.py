@@ -6,6 +6,7 @@ federate that fails ends the in-process federation promptly with its error, leav
 """
 
 import json
+import sys
 import threading
 import time
 
@@ -64,3 +65,47 @@ def test_an_inproc_federation_needs_an_empty_folder(scenario, tmp_path):
     with pytest.raises(FileExistsError):
         InprocFederation(scenario, tmp_path)
     assert (tmp_path / "keep.txt").read_text() == "a user's file"
+
+
+def test_a_thread_printing_while_another_solves_with_highs_keeps_its_output(tmp_path):
+    """Pyomo's HiGHS interface swapped the process's sys.stdout during each solve and closed the swap afterwards:
+    a federate thread printing meanwhile wrote into another's capture, then failed on the closed file."""
+    import numpy as np
+
+    from lec_cosim.inproc import ThreadStreams
+    from lec_cosim.models.battery_lp import BatteryLP
+
+    out, _ = ThreadStreams.install()
+    done, errors, printed = threading.Event(), [], []
+
+    def printer():
+        with open(tmp_path / "printer.log", "w") as log:
+            out.files[threading.get_ident()] = log
+            try:
+                for i in range(2_000_000):  # bounded: stops with the solves or after 2,000,000 lines
+                    if done.is_set():
+                        break
+                    print(f"line {i}")
+                    printed.append(i)
+            except Exception as exc:  # noqa: BLE001 - the failure under test
+                errors.append(repr(exc))
+            finally:
+                out.files.pop(threading.get_ident(), None)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns often: the printer runs inside the solver's windows
+    thread = threading.Thread(target=printer)
+    thread.start()
+    try:
+        lp = BatteryLP(24, step_h=1.0, capacity_mwh=1.0, power_mw=0.5, efficiency=0.95, solver="highs")
+        for _ in range(50):
+            plan = lp.solve(np.full(24, 0.3), np.linspace(0, 0.5, 24), np.linspace(20, 60, 24), np.full(24, 10.0),
+                            soc_initial_mwh=0.5)
+    finally:
+        done.set()
+        thread.join()
+        sys.setswitchinterval(switch)
+    assert errors == []
+    lines = (tmp_path / "printer.log").read_text().splitlines()
+    assert len(lines) == len(printed) > 0 and lines[-1] == f"line {printed[-1]}"
+    assert plan.table.soc_mwh.iloc[-1] == pytest.approx(0.5, abs=1e-6)

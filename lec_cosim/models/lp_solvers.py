@@ -37,7 +37,9 @@ def _solver(name: str):
         executable = glpk_executable()
         return pyo.SolverFactory("glpk", executable=executable) if executable else pyo.SolverFactory("glpk")
     if name == "highs":
-        return pyo.SolverFactory("appsi_highs")
+        opt = pyo.SolverFactory("appsi_highs")
+        opt.highs_options["output_flag"] = False  # its log is never shown; see lec_cosim.inproc._no_pyomo_capture
+        return opt
     raise ValueError(f"unknown solver {name!r}; choose glpk or highs")
 
 
@@ -59,6 +61,7 @@ def _persistent_highs():
     from pyomo.contrib.appsi.solvers import Highs
 
     opt = Highs()
+    opt.highs_options["output_flag"] = False  # its log is never shown; see lec_cosim.inproc._no_pyomo_capture
     opt.config.load_solution = False
     cfg = opt.update_config
     cfg.check_for_new_or_removed_constraints = False
