@@ -263,7 +263,8 @@ class Negotiate(LecEms):
         # warm start: the last hour's agreement, its window moved on by the hour (every agent does the same)
         warm = self.agent.carried_over() if neg.warm_start and self.agent is not None else None
         self.agent = LecAgent(self.problem(hour, with_edges=True), self.me, rho_eur_per_kwh2=neg.rho_eur_per_kwh2,
-                              tol_kw=neg.tol_kw, max_iterations=neg.max_iterations, warm_start=warm)
+                              tol_kw=neg.tol_kw, max_iterations=neg.max_iterations, warm_start=warm,
+                              over_relaxation=neg.over_relaxation, adaptive_rho=neg.adaptive_rho)
         self.residuals = []
         self.propose()
 
@@ -289,7 +290,7 @@ class Negotiate(LecEms):
         wheeling = self.scenario.negotiation.wheeling_eur_per_kwh2
         exchanges = []
         for e, n, _ in agent.neighbours:
-            sent = float(agent.state.targets_kw[n][0])  # agreed kW from this LEC to n in the hour
+            sent = float(agent.state.agreed_kw[n][0])  # agreed kW from this LEC to n in the hour
             price = -float(agent.state.duals_eur_per_kwh[n][0])
             exchanges.append({"neighbour": names[n], "sent_kwh": sent, "price_eur_per_kwh": price,
                               "payment_eur": -price * sent, "wheeling_eur": 0.5 * wheeling * sent ** 2})

@@ -428,9 +428,14 @@ def test_negotiation_stopped_at_the_cap_after_one_iteration_by_hand():
     At the cap each LEC plans around the agreed 0 kW: A exports its 10 kW (-0.50 EUR), B imports
     its 6 kW (1.20 EUR); 0.70 EUR in all, above the optimum (A sends B 6 kW: -0.164 EUR). Kept as
     proposed, the two schedules would export 22.5 + 6.5 kW from a 4 kW surplus (-1.29 EUR).
+    That is plain ADMM; over-relaxed by alpha = 1.6 (the default), the dual moves alpha times as far
+    (price 0.06 EUR/kWh) and z = 1.6 * 0 - 0.6 * 0 stays 0, so the plans are the same.
     """
     problem = two_lecs(tie_break_eur_per_kwh2=1e-9)
-    negotiated = admm_negotiate(problem, max_iterations=1)
+    relaxed = admm_negotiate(problem, max_iterations=1)
+    assert relaxed.exchange_price_eur_per_kwh[0, 0] == pytest.approx(1.6 * 0.0375, abs=1e-5)
+    assert relaxed.schedule.cost_eur == pytest.approx([-0.50, 1.20], abs=1e-4)
+    negotiated = admm_negotiate(problem, max_iterations=1, over_relaxation=1.0, adaptive_rho=False)
     assert negotiated.iterations == 1 and not negotiated.converged
     assert negotiated.first_iteration_within_tol is None
     assert negotiated.primal_residual_kw == pytest.approx([25.0], abs=1e-3)
@@ -494,8 +499,8 @@ def test_agents_at_the_cap_schedule_what_they_agreed():
     schedules = [a.schedule() for a in agents]
     for a, plan in zip(agents, schedules):
         for n, sent in plan["exchange_to_kw"].items():
-            np.testing.assert_array_equal(sent, a.state.targets_kw[n])
-            np.testing.assert_allclose(sent, -agents[n].state.targets_kw[a.lec], atol=1e-12)
+            np.testing.assert_array_equal(sent, a.state.agreed_kw[n])
+            np.testing.assert_allclose(sent, -agents[n].state.agreed_kw[a.lec], atol=1e-12)
         assert np.max(np.abs(sent - a.state.proposals_kw[n])) > TOL_KW  # not the last proposal
     reference = admm_negotiate(problem, tol_kw=TOL_KW, max_iterations=3)
     for i, plan in enumerate(schedules):
@@ -658,6 +663,7 @@ def test_a_warm_started_negotiation_reaches_the_same_optimum_in_fewer_iterations
     # both ends of an edge carry over the same duals and opposite agreed exchanges, one step shorter
     np.testing.assert_array_equal(carried[A][1][B], carried[B][1][A])
     np.testing.assert_array_equal(carried[A][0][B], -carried[B][0][A])
+    assert carried[A][2][B] == carried[B][2][A] > 0  # and the same rho, however residual balancing moved it
     assert len(carried[A][0][B]) == day.n_steps - 1
     roll = {"net_demand_kw": np.roll(day.net_demand_kw, -1, axis=1),
             "import_price_eur_per_kwh": np.roll(day.import_price_eur_per_kwh, -1, axis=1),

@@ -17,6 +17,7 @@ import numpy as np
 
 from lec_cosim.models.admm_agent import (
     DEFAULT_MAX_ITERATIONS,
+    DEFAULT_OVER_RELAXATION,
     DEFAULT_TOL_KW,
     LecAgent,
     _check_admm_settings,
@@ -50,7 +51,8 @@ class NegotiationResult:
     primal_residual_kw : numpy.ndarray, shape (iterations,)
         Per iteration, the largest disagreement ``|x_ij + x_ji|`` over edges and steps, kW.
     dual_residual_eur_per_kwh : numpy.ndarray, shape (iterations,)
-        Per iteration, ``rho * max |z^k - z^(k-1)|`` over edges and steps.
+        Per iteration, the largest of the edges' dual residuals the agents report:
+        ``max(rho_e, rho) * max |z^k - z^(k-1)|``.
     converged : bool
         The agents stopped on the tolerance rule, not at the cap.
     first_iteration_within_tol : int or None
@@ -86,6 +88,8 @@ def admm_negotiate(
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     *,
     dual_tol_eur_per_kwh: float | None = None,
+    over_relaxation: float = DEFAULT_OVER_RELAXATION,
+    adaptive_rho: bool = True,
 ) -> NegotiationResult:
     """Negotiate the exchanges with one :class:`LecAgent` per LEC, in one process.
 
@@ -104,6 +108,8 @@ def admm_negotiate(
     dual_tol_eur_per_kwh : float, optional
         Tolerance on the dual residual ``rho * |z^k - z^(k-1)|``; by default
         :func:`default_dual_tol_eur_per_kwh`.
+    over_relaxation, adaptive_rho
+        As :class:`LecAgent`'s (1 and False: plain ADMM).
 
     Returns
     -------
@@ -115,7 +121,7 @@ def admm_negotiate(
     started = time.perf_counter()
     agents = [
         LecAgent(problem, i, rho_eur_per_kwh2=rho_eur_per_kwh2, tol_kw=tol_kw, dual_tol_eur_per_kwh=dual_tol,
-                 max_iterations=max_iterations)
+                 max_iterations=max_iterations, over_relaxation=over_relaxation, adaptive_rho=adaptive_rho)
         for i in range(problem.n_lecs)
     ]
     primal_history, dual_history = [], []
@@ -124,20 +130,22 @@ def admm_negotiate(
     while not all(a.state.finished for a in agents):
         active = [a for a in agents if not a.state.finished]
         before = {(a.lec, n): z.copy() for a in active for n, z in a.state.targets_kw.items()}
+        rho = {(a.lec, n): max(r, rho_eur_per_kwh2) for a in active for n, r in a.state.rho_eur_per_kwh2.items()}
         outbox = [m for a in active for m in a.propose()]
         messages_sent += len(outbox)
         for a in active:
             a.receive([m for m in outbox if m.receiver == a.lec])
-        # The federation-wide view, for the record only: the agents decide from their reports.
-        primal = change = 0.0
+        # The federation-wide view, for the record only: the agents decide from their reports (the same residuals).
+        primal = dual = 0.0
         for a in active:
             for _, n, _ in a.neighbours:
                 theirs = agents[n].state.proposals_kw[a.lec]
                 primal = max(primal, float(np.max(np.abs(a.state.proposals_kw[n] + theirs))))
-                change = max(change, float(np.max(np.abs(a.state.targets_kw[n] - before[(a.lec, n)]))))
+                change = float(np.max(np.abs(a.state.targets_kw[n] - before[(a.lec, n)])))
+                dual = max(dual, rho[(a.lec, n)] * change)
         primal_history.append(primal)
-        dual_history.append(rho_eur_per_kwh2 * change)
-        if first_within_tol is None and primal <= tol_kw and rho_eur_per_kwh2 * change <= dual_tol:
+        dual_history.append(dual)
+        if first_within_tol is None and primal <= tol_kw and dual <= dual_tol:
             first_within_tol = len(primal_history)
 
     schedules = [a.schedule() for a in agents]
@@ -150,7 +158,7 @@ def admm_negotiate(
     for e, (a, b) in enumerate(problem.edges):
         proposals[e, 0] = agents[a].state.proposals_kw[b]
         proposals[e, 1] = -agents[b].state.proposals_kw[a]  # b's proposal in the edge's orientation
-        consensus[e] = agents[a].state.targets_kw[b]
+        consensus[e] = agents[a].state.agreed_kw[b]
         price[e] = -agents[a].state.duals_eur_per_kwh[b]
         # The exchange as each end scheduled it: its last proposal, or the agreed value at the cap.
         own[(e, a)], own[(e, b)] = schedules[a]["exchange_to_kw"][b], -schedules[b]["exchange_to_kw"][a]

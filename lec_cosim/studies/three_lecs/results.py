@@ -436,7 +436,9 @@ class MultiLecRecord:
             **({"dso_limits_per": "household", "dso_sharing": s.dso.sharing} if household_kpis else {}),
             "horizon_h": s.horizon_h, "grid_step_min": s.resolution.grid_min,
             # the warm start is the default, which scenario.json leaves out: the run says which it negotiated with
-            **({"negotiation_warm_start": s.negotiation.warm_start} if s.framework == "distributed" else {}),
+            **({"negotiation_warm_start": s.negotiation.warm_start,
+                "negotiation_over_relaxation": s.negotiation.over_relaxation,
+                "negotiation_adaptive_rho": s.negotiation.adaptive_rho} if s.framework == "distributed" else {}),
             **({"forecast": s.ems.forecast} if forecast_errors is not None else {}),
             "kpis": join_kpis(kpis(s, settlement, grid, members, negotiation, tables.get("p2p_trades.csv"), graph,
                                  self.members.dt_h, wall_time_s, cda=cda, forecast_errors=forecast_errors)

@@ -139,6 +139,15 @@ class NegotiationConfig(_Strict):
         description="each hour's negotiation starts from the exchanges and prices the last hour agreed (its "
         "window moved on by an hour) instead of from zero: the shipped day needs 97 iterations instead of 1,082, "
         "for the same optimum within tol_kw; false: every hour starts cold")
+    over_relaxation: float = Field(
+        1.6, ge=1.0, lt=2.0, exclude_if=lambda value: value == 1.6,  # defaults are left out of scenario.json
+        description="ADMM over-relaxation alpha (Boyd et al. 2011, 3.4.3): each update takes the average of the "
+        "two proposals alpha times and the last agreement 1 - alpha times; 1: plain ADMM")
+    adaptive_rho: bool = Field(
+        True, exclude_if=lambda value: value,
+        description="residual balancing (Boyd et al. 2011, 3.4.1): each edge's rho doubles or halves in a "
+        "negotiation's first 50 iterations when one residual, in units of its tolerance, is ten times the other; "
+        "false: rho_eur_per_kwh2 throughout")
 
 
 class P2PConfig(_Strict):
