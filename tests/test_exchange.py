@@ -393,6 +393,23 @@ def test_local_step_follows_the_target_as_rho_grows():
     assert paid[B][0] == pytest.approx(10.0, abs=1e-2)
 
 
+def test_residual_balancing_moves_each_edges_rho_at_both_ends_alike():
+    """The first iteration of the hand-solved case (the cap test below): both LECs propose to receive 12.5 kW, a
+    primal residual of 25 kW (25,000 tolerances) against a dual residual of 0, so rho doubles at both ends, from
+    3 w = 0.003 to 0.006. An edge held at its capacity (4 kW, both proposals at the bound: primal residual 0) halves
+    its rho every iteration instead, down to 1/1000 of the configured rho, and the agreed exchange still stops
+    within the tolerance of the bound (the stopping rule measures the dual residual with the configured rho)."""
+    agents = [LecAgent(two_lecs(tie_break_eur_per_kwh2=1e-9), i, tol_kw=1e-4, max_iterations=1) for i in (A, B)]
+    wire = [m for a in agents for m in a.propose()]
+    for a in agents:
+        a.receive([m for m in wire if m.receiver == a.lec])
+    assert agents[A].state.rho_eur_per_kwh2[B] == agents[B].state.rho_eur_per_kwh2[A] == pytest.approx(0.006)
+    capped = admm_negotiate(two_lecs(edge_capacity_kw=4.0), tol_kw=1e-4)
+    assert capped.converged and capped.schedule.exchange_kw[0, 0] == pytest.approx(4.0, abs=1e-4)
+    plain = admm_negotiate(two_lecs(edge_capacity_kw=4.0), tol_kw=1e-4, over_relaxation=1.0, adaptive_rho=False)
+    assert plain.schedule.exchange_kw[0, 0] == pytest.approx(4.0, abs=1e-4)
+
+
 def test_stop_delay_and_components():
     line_of_four = ExchangeProblem(
         net_demand_kw=np.zeros((5, 1)), dt_h=1.0, import_price_eur_per_kwh=0.2, export_price_eur_per_kwh=0.05,
