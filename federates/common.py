@@ -47,6 +47,7 @@ QUERY_POLL_S = 0.05
 
 _ERROR = ffi.typeof("HelicsError *")
 _DOUBLES = ffi.typeof("double[]")
+_CHARS = ffi.typeof("char[]")
 _INT = ffi.typeof("int *")
 
 
@@ -80,6 +81,17 @@ def _input_vector(ipt) -> list[float]:
     if size[0] > room:  # more than HELICS said it holds: the vector may be cut short
         raise HelicsException(f"[-4] a vector input of {room} values gave {size[0]} or more")
     return ffi.unpack(data, size[0])
+
+
+def _input_string(ipt) -> str:
+    # helics-python's string getter asks cffi for a new array type "char[<size>]" for every size it meets, and cffi
+    # parses each new type with pycparser: ~10 ms a read, every hour of a year (the JSON values' sizes differ).
+    err = ffi.new(_ERROR)
+    room = lib.helicsInputGetStringSize(ipt.handle) + 1024  # the wrapper's spare room
+    text, size = ffi.new(_CHARS, room), ffi.new(_INT)
+    lib.helicsInputGetString(ipt.handle, text, room, size, err)
+    _raise_on(err)
+    return ffi.string(text, maxlen=size[0]).decode()
 
 
 def _input_double(ipt) -> float:
@@ -139,7 +151,7 @@ class ValueInterface:
 
     def json_value(self, key: str):
         """The last JSON string published on a subscribed key (None if nothing arrived yet)."""
-        text = h.helicsInputGetString(self.subs[key])
+        text = _input_string(self.subs[key])
         return json.loads(text) if text else None
 
     def publish_int(self, key: str, value: int) -> None:

@@ -85,6 +85,11 @@ def build(fed: Federate):
     household_limited = "household_export_limit_kw" in fed.ports.get("in", {})
     home_batteries = np.array([table.at[j, "kind"] == "household" and batteries.power_kw[j] > 0
                                for j in range(len(table))])
+    # each household's member, LEC and endpoint, looked up once: a pandas lookup and a port lookup per member and
+    # hour cost more than its order's message
+    member_of = {j: table.at[j, "member"] for j in households}
+    lec_of = {j: table.at[j, "lec"] for j in households}
+    endpoint_of = {j: fed.endpoint(member_of[j]) for j in households} if members_bid else {}
 
     def lec_values(value: str) -> np.ndarray:
         return np.array([fed.read_port(f"{lec}.{value}") for lec in names])
@@ -107,8 +112,8 @@ def build(fed: Federate):
 
     def bid(hour: int) -> None:
         for j in households:
-            member, lec = table.at[j, "member"], table.at[j, "lec"]
-            caps = fed.receive(fed.endpoint(member))
+            member, lec, endpoint = member_of[j], lec_of[j], endpoint_of[j]
+            caps = fed.receive(endpoint)
             if len(caps) != 1 or caps[0][1]["hour"] != hour:
                 raise RuntimeError(f"{member}: expected one cap message from {lec} for hour {hour}, got {len(caps)}")
             cap = caps[0][1]
@@ -125,10 +130,10 @@ def build(fed: Federate):
                     own_plan_kw[j] = decided
                     load, pv = forecasts.member(j, hour, 1)
                     plan_kw = [float(load[0] - pv[0] + decided), *later]
-            fed.send(fed.endpoint(member), fed.target("market", lec), {
+            fed.send(endpoint, fed.target("market", lec), {
                 "hour": hour, "member": member, "net_kwh": plan_kw[0], "plan_kw": plan_kw})
             if pool_operator:
-                fed.send(fed.endpoint(member), fed.target("pool", lec), pool_order_message(
+                fed.send(endpoint, fed.target("pool", lec), pool_order_message(
                     member, plan_kw[0], period=hour, import_price_eur_per_kwh=retail[hour],
                     export_price_eur_per_kwh=feed_in[hour]))
 
@@ -148,7 +153,7 @@ def build(fed: Federate):
     def step(n: int) -> None:
         if members_bid:
             for j in households:  # the pool's answers settle money only; the recorder has them from the LEC
-                fed.receive(fed.endpoint(table.at[j, "member"]))
+                fed.receive(endpoint_of[j])
         charge = pooled.split(members, lec_values("pooled_charge_kw")) + own_plan_kw
         if household_limited:
             charge = within_limits(n, charge)

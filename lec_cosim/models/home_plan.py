@@ -10,11 +10,17 @@ because it is the household's decision, run by the households' federate, not a m
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
+
+try:  # scipy's own HiGHS build: the one linprog(method="highs") runs, so the same plans to the bit (_HomeLpSolver)
+    from scipy.optimize._highspy import _core as _scipy_highs
+except ImportError:  # pragma: no cover - a scipy that keeps it elsewhere: linprog itself
+    _scipy_highs = None
 
 THROUGHPUT_PENALTY_EUR_PER_KWH = 1e-6
 """Cost per kWh charged or discharged in :func:`plan_home`: avoids needless cycling, not reported."""
@@ -109,9 +115,9 @@ def _check_battery(battery_kwh, battery_kw, battery_efficiency, soc_kwh, soc_fin
     return capacity, power, eta, min(soc, capacity), min(final, capacity)
 
 
-def _home_lp(net_load, dt_h, c_in, c_over, c_exp, cap, capacity, power, eta, soc, final):
-    """Solve the home LP; returns charge and discharge (kW). Columns: in, over, exp, ch, dis, soc."""
-    n = len(net_load)
+def _home_lp_matrix(n: int, dt_h: float, eta: float):
+    """The home LP's equality constraints over ``n`` steps as a CSC matrix (rows: balance, then storage; columns:
+    in, over, exp, ch, dis, soc), built exactly as :func:`_home_lp_linprog` hands them to ``linprog``."""
     eye = sp.identity(n, format="csr")
     zero = sp.csr_matrix((n, n))
     shift = sp.eye(n, k=-1, format="csr")  # soc_{t-1} of row t
@@ -120,27 +126,110 @@ def _home_lp(net_load, dt_h, c_in, c_over, c_exp, cap, capacity, power, eta, soc
     balance = sp.hstack([eye, eye, -eye, -eye, eye, zero])
     # storage: soc_t - soc_{t-1} - dt (sqrt(eta) ch_t - dis_t / sqrt(eta)) = 0 (soc_0 given)
     storage = sp.hstack([zero, zero, zero, -dt_h * root * eye, dt_h / root * eye, eye - shift])
-    b_storage = np.zeros(n)
-    b_storage[0] = soc
+    return sp.vstack([balance, storage], format="csr")
+
+
+def _home_lp_data(net_load, dt_h, c_in, c_over, c_exp, cap, capacity, power, soc, final):
+    """The home LP's costs, column bounds (inf: none) and right-hand sides."""
+    n = len(net_load)
     penalty = np.full(n, dt_h * THROUGHPUT_PENALTY_EUR_PER_KWH)
     cost = np.concatenate([c_in, c_over, c_exp, penalty, penalty, np.zeros(n)])
-    soc_bounds = [(0.0, capacity)] * (n - 1) + [(final, capacity)]
-    bounds = (
-        [(0.0, c if math.isfinite(c) else None) for c in cap]
-        + [(0.0, None)] * (2 * n)
-        + [(0.0, power)] * (2 * n)
-        + soc_bounds
-    )
-    res = linprog(
-        cost,
-        A_eq=sp.vstack([balance, storage], format="csr"),
-        b_eq=np.concatenate([net_load, b_storage]),
-        bounds=bounds,
-        method="highs",
-    )
+    lower = np.zeros(6 * n)
+    lower[-1] = final  # soc_T >= soc_final_kwh
+    upper = np.concatenate([cap, np.full(2 * n, np.inf), np.full(2 * n, power), np.full(n, capacity)])
+    rhs = np.concatenate([net_load, np.zeros(n)])
+    rhs[n] = soc  # the first storage row: soc_1 - dt (...) = soc_0
+    return cost, lower, upper, rhs
+
+
+def _home_lp_linprog(net_load, dt_h, c_in, c_over, c_exp, cap, capacity, power, eta, soc, final):
+    """The home LP through ``scipy.optimize.linprog(method="highs")``: the reference :class:`_HomeLpSolver` gives
+    the same plans as, and the fallback where scipy's own HiGHS module is not where it is expected. Returns the
+    LP's columns."""
+    cost, lower, upper, rhs = _home_lp_data(net_load, dt_h, c_in, c_over, c_exp, cap, capacity, power, soc, final)
+    bounds = [(lo, hi if math.isfinite(hi) else None) for lo, hi in zip(lower, upper)]
+    res = linprog(cost, A_eq=_home_lp_matrix(len(net_load), dt_h, eta), b_eq=rhs, bounds=bounds, method="highs")
     if res.status != 0:  # pragma: no cover - the LP is feasible and bounded after validation
         raise RuntimeError(f"home LP not solved: {res.message}")
-    x = res.x
+    return res.x
+
+
+class _HomeLpSolver:
+    """The home LP on scipy's own HiGHS build with ``linprog``'s options and model, without ``linprog``'s Python
+    around it (checking and converting its inputs, building the sparse matrices, setting options one by one: four
+    fifths of a 24-step home LP's time).
+
+    The constraint matrix depends only on the window length, the step and the efficiency, so it is built once per
+    such key; each solve passes the model with the hour's costs, bounds and right-hand sides to one HiGHS instance.
+    Passing the model anew drops the last basis: HiGHS presolves and solves from scratch, as ``linprog`` does, so
+    the plan is ``linprog``'s to the bit (tests/test_home_plan_solver.py). Keeping the basis (a warm start) halves
+    the solve again but lands on other vertices of degenerate optima and differs in the last bits elsewhere.
+    Not thread-safe: one per thread (:func:`_home_lp`).
+    """
+
+    _MAX_MODELS = 256  # window lengths x steps x efficiencies in one process: a handful in a run
+
+    def __init__(self):
+        self._highs = _scipy_highs._Highs()
+        options = _scipy_highs.HighsOptions()
+        # linprog(method="highs")'s options (scipy.optimize._linprog_highs), the others at HiGHS's defaults
+        options.presolve = "on"
+        options.highs_debug_level = 0
+        options.log_to_console = False
+        options.output_flag = False
+        options.simplex_strategy = 1  # dual simplex
+        self._highs.passOptions(options)
+        self._models = {}
+
+    def _model(self, n: int, dt_h: float, eta: float):
+        key = (n, dt_h, eta)
+        lp = self._models.get(key)
+        if lp is None:
+            if len(self._models) >= self._MAX_MODELS:
+                self._models.clear()
+            matrix = sp.csc_array(_home_lp_matrix(n, dt_h, eta))  # linprog's column-wise form of it
+            lp = _scipy_highs.HighsLp()
+            lp.num_col_, lp.num_row_ = matrix.shape[1], matrix.shape[0]
+            lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = matrix.shape[1], matrix.shape[0]
+            lp.a_matrix_.format_ = _scipy_highs.MatrixFormat.kColwise
+            lp.a_matrix_.start_ = matrix.indptr
+            lp.a_matrix_.index_ = matrix.indices
+            lp.a_matrix_.value_ = matrix.data
+            self._models[key] = lp
+        return lp
+
+    def solve(self, net_load, dt_h, c_in, c_over, c_exp, cap, capacity, power, eta, soc, final) -> np.ndarray:
+        """The LP's columns at its optimum."""
+        lp = self._model(len(net_load), dt_h, eta)
+        cost, lower, upper, rhs = _home_lp_data(net_load, dt_h, c_in, c_over, c_exp, cap, capacity, power, soc,
+                                                final)
+        lp.col_cost_ = cost
+        lp.col_lower_ = lower
+        lp.col_upper_ = np.where(np.isinf(upper), _scipy_highs.kHighsInf, upper)  # as linprog's _replace_inf
+        lp.row_lower_ = rhs
+        lp.row_upper_ = rhs
+        self._highs.passModel(lp)
+        self._highs.run()
+        status = self._highs.getModelStatus()
+        if status != _scipy_highs.HighsModelStatus.kOptimal:  # pragma: no cover - feasible and bounded
+            raise RuntimeError(f"home LP not solved: {self._highs.modelStatusToString(status)}")
+        return np.array(self._highs.getSolution().col_value)
+
+
+_SOLVERS = threading.local()  # one _HomeLpSolver per thread: in-process federations run federates as threads
+
+
+def _home_lp(net_load, dt_h, c_in, c_over, c_exp, cap, capacity, power, eta, soc, final):
+    """Solve the home LP; returns charge and discharge (kW). Columns: in, over, exp, ch, dis, soc."""
+    args = (net_load, dt_h, c_in, c_over, c_exp, cap, capacity, power, eta, soc, final)
+    if _scipy_highs is None:  # pragma: no cover - a scipy without its HiGHS module where 1.15-1.17 have it
+        x = _home_lp_linprog(*args)
+    else:
+        solver = getattr(_SOLVERS, "solver", None)
+        if solver is None:
+            solver = _SOLVERS.solver = _HomeLpSolver()
+        x = solver.solve(*args)
+    n = len(net_load)
     return np.clip(x[3 * n : 4 * n], 0.0, power) + 0.0, np.clip(x[4 * n : 5 * n], 0.0, power) + 0.0  # no -0.0
 
 
@@ -178,8 +267,9 @@ def plan_home(
              0 <= in_t <= import_cap,  over_t, exp_t >= 0,  0 <= ch_t, dis_t <= battery_kw
 
     Import above the cap (``over_t``) is allowed at the extra fee, so the LP is always feasible.
-    Solved with ``scipy.optimize.linprog(method="highs")``. The returned plan is rebuilt from the
-    LP's battery powers so that the energy balance and the SoC recursion hold to rounding:
+    Solved as ``scipy.optimize.linprog(method="highs")`` solves it, on its HiGHS, without its Python
+    around it (:class:`_HomeLpSolver`: the same plans to the bit, a fifth of the time). The returned
+    plan is rebuilt from the LP's battery powers so that the energy balance and the SoC recursion hold to rounding:
     import and export are the positive and negative parts of the net load, the over-cap part is
     what import exceeds the cap by (the cheapest split).
 
