@@ -55,7 +55,6 @@ class ThreadStreams:
     """``sys.stdout`` / ``sys.stderr`` that send the writes of registered threads to their own files.
 
     Installed once per process (:meth:`install`); writes of any other thread go to the stream it replaced.
-    Installing also switches off Pyomo's output capture for the process (:func:`_no_pyomo_capture`).
     """
 
     def __init__(self, original):
@@ -76,7 +75,6 @@ class ThreadStreams:
 
     @classmethod
     def install(cls) -> tuple["ThreadStreams", "ThreadStreams"]:
-        _no_pyomo_capture()
         with cls._lock:
             if not isinstance(sys.stdout, ThreadStreams):
                 sys.stdout = cls(sys.stdout)
@@ -85,9 +83,14 @@ class ThreadStreams:
         return sys.stdout, sys.stderr
 
 
-def _no_pyomo_capture() -> None:
+_CAPTURE_LOCK = threading.Lock()
+_CAPTURE_USERS = [0, None]  # federations running, Pyomo's setting before the first
+
+
+def pyomo_capture_off(off: bool) -> None:
     """Stop Pyomo from taking the process's ``sys.stdout``/``sys.stderr`` (and file descriptors 1 and 2) while it
-    solves.
+    solves, while in-process federations run: ``off=True`` as one starts, ``off=False`` as it closes; the last to
+    close restores Pyomo's setting, so a caller's own Pyomo solves afterwards behave as before.
 
     Pyomo's HiGHS interface wraps each solve in ``capture_output(capture_fd=True)``: it replaces both streams
     for the whole process and closes its replacement afterwards. With federates as threads, another federate
@@ -102,7 +105,16 @@ def _no_pyomo_capture() -> None:
     import pyomo.common.tee as tee
     from pyomo.common.enums import CaptureOutputMode
 
-    tee.OVERRIDE_CAPTURE_OUTPUT = CaptureOutputMode.DISABLE
+    with _CAPTURE_LOCK:
+        if off:
+            if _CAPTURE_USERS[0] == 0:
+                _CAPTURE_USERS[1] = tee.OVERRIDE_CAPTURE_OUTPUT
+                tee.OVERRIDE_CAPTURE_OUTPUT = CaptureOutputMode.DISABLE
+            _CAPTURE_USERS[0] += 1
+        elif _CAPTURE_USERS[0] > 0:
+            _CAPTURE_USERS[0] -= 1
+            if _CAPTURE_USERS[0] == 0:
+                tee.OVERRIDE_CAPTURE_OUTPUT = _CAPTURE_USERS[1]
 
 
 class InprocFederation:
@@ -173,6 +185,8 @@ class InprocFederation:
         self._broker = h.helicsCreateBroker("inproc", self.name, options + (" --globaltime" if self.global_time
                                                                             else ""))
         out, err = ThreadStreams.install()
+        pyomo_capture_off(True)  # until close(): federate threads share the process's streams
+        self._capture_off = True
         (self.run_dir / "logs").mkdir(exist_ok=True)
         for name, config in self.configs.items():
             if name in self.outside:
@@ -277,6 +291,9 @@ class InprocFederation:
         with self._lock:
             self._done.set()
             broker, self._broker = self._broker, None
+            restore, self._capture_off = getattr(self, "_capture_off", False), False
+        if restore:
+            pyomo_capture_off(False)
         if broker is not None:
             from federates.common import free
 

@@ -71,11 +71,14 @@ def test_a_thread_printing_while_another_solves_with_highs_keeps_its_output(tmp_
     """Pyomo's HiGHS interface swapped the process's sys.stdout during each solve and closed the swap afterwards:
     a federate thread printing meanwhile wrote into another's capture, then failed on the closed file."""
     import numpy as np
+    import pyomo.common.tee as tee
 
-    from lec_cosim.inproc import ThreadStreams
+    from lec_cosim.inproc import ThreadStreams, pyomo_capture_off
     from lec_cosim.models.battery_lp import BatteryLP
 
     out, _ = ThreadStreams.install()
+    before = tee.OVERRIDE_CAPTURE_OUTPUT
+    pyomo_capture_off(True)  # as an in-process federation does while it runs
     done, errors, printed = threading.Event(), [], []
 
     def printer():
@@ -105,6 +108,8 @@ def test_a_thread_printing_while_another_solves_with_highs_keeps_its_output(tmp_
         done.set()
         thread.join()
         sys.setswitchinterval(switch)
+        pyomo_capture_off(False)
+    assert tee.OVERRIDE_CAPTURE_OUTPUT == before  # restored for the process's own Pyomo solves
     assert errors == []
     lines = (tmp_path / "printer.log").read_text().splitlines()
     assert len(lines) == len(printed) > 0 and lines[-1] == f"line {printed[-1]}"

@@ -15,7 +15,7 @@ and a dual ``lambda_e[t]`` (EUR/kWh). One iteration k:
 1. **Local step.** Agent i solves its own QP: its grid and battery costs, half of every incident
    edge's wheeling cost and fee (each LEC pays half), plus for every neighbour n::
 
-       sum_t dt * (lambda_e[t] * x_in[t] + rho / 2 * (x_in[t] - z_in[t]) ** 2)
+       sum_t dt * (lambda_e[t] * x_in[t] + rho_e / 2 * (x_in[t] - z_in[t]) ** 2)
 
 2. **Message.** Agent i sends to each neighbour n one :class:`ProposalMessage`:
    ``exchange_kw = x_in`` (T values, kW from i to n) and the residual reports it knows of (for
@@ -23,14 +23,14 @@ and a dual ``lambda_e[t]`` (EUR/kWh). One iteration k:
 3. **Consensus and dual update**, computed by both ends from the same two proposals, so they stay
    identical without being sent (``alpha``: the over-relaxation, below; 1 is plain ADMM)::
 
-       z_in     = alpha * (x_in - x_ni) / 2 + (1 - alpha) * z_in     (the average of the two copies)
+       z_in     = alpha * (x_in - x_ni) / 2 + (1 - alpha) * z_in     (alpha 1: the average of the two copies)
        lambda_e = lambda_e + rho_e * alpha * (x_in + x_ni) / 2
 
    In the own-orientation convention both ends hold the same ``lambda_e``. ``-lambda_e`` is the
    price per kWh the receiving LEC pays the sending LEC (the bilateral price of the exchange).
 4. **Residuals** of edge e at iteration k, the maximum over the steps of: primal
    ``|x_in + x_ni|`` (kW, how far the two proposals disagree) and dual
-   ``rho * |z^k - z^(k-1)|`` (EUR/kWh, how much the agreed exchange still moves, as a price).
+   ``max(rho_e, rho) * |z^k - z^(k-1)|`` (EUR/kWh, how much the agreed exchange still moves, as a price).
    Both ends compute the same two numbers.
 
 Stopping without a supervisor: the residuals of edge e are known only to its two ends, so each
@@ -74,7 +74,8 @@ no message changes:
 
 Measured offline on warm-started hours of the shipped three-LEC scenario in 2016 (all agents in one loop,
 ``tol_kw`` 0.001, 2026-12-07): 48 hours from 2 September took 848 iterations plain, 586 over-relaxed
-(1.8), 547 balanced, 488 both with the stopping rule above (longest hour 180, 107, 58, 54 iterations); the
+(alpha 1.8), 600 balanced, 488 both (alpha 1.6; longest hour 180, 107, 60, 54 iterations), the last two with
+the stopping rule above; the
 year in the federation: see ``docs/studies/three-frameworks.md``.
 
 Units: powers in kW, energies in kWh, prices in EUR/kWh, ``wheeling_eur_per_kwh2`` and ``rho``
@@ -123,7 +124,7 @@ RHO_BALANCE = 10.0
 RHO_ADAPT_ITERATIONS = 50
 """Residual balancing adapts rho in a negotiation's first iterations only; rho is fixed from then on."""
 RHO_RANGE = 1e3
-"""An edge's rho stays within this factor of the negotiation's starting rho."""
+"""An edge's rho stays within this factor of the configured rho."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,8 @@ class AgentState:
     iteration : int
         Iterations completed (proposals sent and answers received).
     targets_kw : dict of int to numpy.ndarray
-        Consensus ``z`` with each neighbour (the average of the last two proposals).
+        Consensus ``z`` with each neighbour (over-relaxed: the average of the last two proposals ``alpha`` times, the
+        last ``z`` ``1 - alpha`` times; see ``agreed_kw`` for what is settled).
     duals_eur_per_kwh : dict of int to numpy.ndarray
         ADMM dual ``lambda`` of each edge (the same value at both ends).
     proposals_kw : dict of int to numpy.ndarray
@@ -293,7 +295,7 @@ class LecAgent:
             duals_eur_per_kwh={n: _fitted(duals.get(n), t) for _, n, _ in self.neighbours},
             proposals_kw={n: np.zeros(t) for _, n, _ in self.neighbours},
             agreed_kw={n: np.zeros(t) for _, n, _ in self.neighbours},
-            rho_eur_per_kwh2={n: float(rhos.get(n, self.rho_eur_per_kwh2)) for _, n, _ in self.neighbours},
+            rho_eur_per_kwh2={n: self._carried_rho(rhos.get(n)) for _, n, _ in self.neighbours},
         )
         self._build()
 
@@ -503,6 +505,17 @@ class LecAgent:
         for key in [key for key in s.residual_reports if key[1] < k + 1 - self.stop_delay]:
             del s.residual_reports[key]
 
+
+    def _carried_rho(self, rho) -> float:
+        """A warm start's rho for an edge: the configured one if none came, else the carried one within
+        ``RHO_RANGE`` of the configured one. (An edge held at its capacity last hour may carry a rho balanced far
+        down, which slows the next hour where the edge is free: raising it back was not measured, so not done.)"""
+        if rho is None:
+            return self.rho_eur_per_kwh2
+        rho = float(rho)
+        if not (math.isfinite(rho) and rho > 0):
+            raise ValueError(f"a warm start's rho must be positive, got {rho}")
+        return min(max(rho, self.rho_eur_per_kwh2 / RHO_RANGE), RHO_RANGE * self.rho_eur_per_kwh2)
 
     def _balanced(self, rho: float, primal_kw: float, dual_eur_per_kwh: float) -> float:
         """The edge's next rho by residual balancing (module docstring), each residual in units of its tolerance,

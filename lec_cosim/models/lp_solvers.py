@@ -38,7 +38,7 @@ def _solver(name: str):
         return pyo.SolverFactory("glpk", executable=executable) if executable else pyo.SolverFactory("glpk")
     if name == "highs":
         opt = pyo.SolverFactory("appsi_highs")
-        opt.highs_options["output_flag"] = False  # its log is never shown; see lec_cosim.inproc._no_pyomo_capture
+        opt.highs_options["output_flag"] = False  # its log is never shown; see lec_cosim.inproc.pyomo_capture_off
         return opt
     raise ValueError(f"unknown solver {name!r}; choose glpk or highs")
 
@@ -61,7 +61,7 @@ def _persistent_highs():
     from pyomo.contrib.appsi.solvers import Highs
 
     opt = Highs()
-    opt.highs_options["output_flag"] = False  # its log is never shown; see lec_cosim.inproc._no_pyomo_capture
+    opt.highs_options["output_flag"] = False  # its log is never shown; see lec_cosim.inproc.pyomo_capture_off
     opt.config.load_solution = False
     cfg = opt.update_config
     cfg.check_for_new_or_removed_constraints = False

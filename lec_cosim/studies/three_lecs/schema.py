@@ -137,7 +137,7 @@ class NegotiationConfig(_Strict):
     warm_start: bool = Field(
         True, exclude_if=lambda value: value,  # the default: a run without it writes the scenario it always wrote
         description="each hour's negotiation starts from the exchanges and prices the last hour agreed (its "
-        "window moved on by an hour) instead of from zero: the shipped day needs 97 iterations instead of 1,082, "
+        "window moved on by an hour) instead of from zero: the shipped day needs 70 iterations instead of 1,082, "
         "for the same optimum within tol_kw; false: every hour starts cold")
     over_relaxation: float = Field(
         1.6, ge=1.0, lt=2.0, exclude_if=lambda value: value == 1.6,  # defaults are left out of scenario.json
