@@ -604,6 +604,10 @@ def main(build: Callable[[Federate], Callable[[int, float], None]], description:
     printed as one line; the process exits with 1.
     """
     warnings.simplefilter("ignore")
+    # a federate process draws nothing: pandapower's plotting and pyplot load only if used (half a second of CPU)
+    from lec_cosim.deferred_imports import defer_plotting
+
+    defer_plotting()
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", required=True, help="generated HELICS JSON config")
     parser.add_argument("--debug", action="store_true", help="print tracebacks")

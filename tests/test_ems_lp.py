@@ -296,7 +296,8 @@ def test_invariants_and_objective_on_a_day(solver, objective):
     # The optimum beats doing nothing.
     net = load - pv
     idle_imp, idle_exp = np.maximum(net, 0), np.maximum(-net, 0)
-    idle = ((price * idle_imp - export_price * idle_exp) * dt).sum() if objective == "min_cost" else (idle_imp * dt).sum()
+    idle = (((price * idle_imp - export_price * idle_exp) * dt).sum() if objective == "min_cost"
+            else (idle_imp * dt).sum())
     assert s.objective < idle - 1e-3
 
 
@@ -388,3 +389,14 @@ def test_an_import_limit_no_battery_can_keep_is_infeasible(solver):
         schedule_battery([0.2, 0.8], [0, 0], [10, 10], [10, 10], step_h=1.0, capacity_mwh=1.0, power_mw=1.0,
                          efficiency=0.81, soc_initial_mwh=0.5, import_limit_mw=0.5, objective="min_import",
                          solver=solver)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_the_summary_s_solver_version_is_pyomo_s_read_without_pyomo(solver):
+    """The run summary's solver version (``solver_version``, read without importing Pyomo: the recorder has no
+    other use for it) is the version Pyomo's solver object reports."""
+    from lec_cosim.models.lp_solvers import _solver, _version_without_pyomo, solver_version
+
+    version = _solver(solver).version()
+    assert _version_without_pyomo(solver) == version
+    assert solver_version(solver) == ".".join(str(v) for v in version) and len(version) >= 3

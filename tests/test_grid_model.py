@@ -146,3 +146,28 @@ def test_violations_and_overloads_against_the_scenario_limits(config):
     assert light.bus_violations == 0 and light.line_overloads == 0
     # The shipped limits (EN 50160, 0.9-1.1 pu; 100 %) hold even for the heavy case.
     assert LECGrid(config).solve(0.5, 0.125, 0.0, 0.6).bus_violations == 0
+
+
+def test_a_federate_process_loads_pandapower_s_plotting_and_pyplot_only_when_used():
+    """``lec_cosim.deferred_imports`` (a federate process's start): the grid model imports pandapower without its
+    plotting package or pyplot, solves as ever, and both load in full at their first use."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from lec_cosim.deferred_imports import defer_plotting
+defer_plotting()
+from lec_cosim.models.grid import LECGrid
+from lec_cosim.scenario import load_scenario
+grid = LECGrid(load_scenario("scenarios/trondelag_arbitrage.yaml").grid)
+result = grid.solve(0.3, 0.05, 0.1, 0.0)
+print(result.pcc_p_mw > 0.19, "matplotlib.figure" in sys.modules, "pandapower.plotting.collections" in sys.modules)
+import pandapower.plotting
+import matplotlib.pyplot as plt
+print(callable(pandapower.plotting.simple_plot), callable(plt.figure), "matplotlib.figure" in sys.modules)
+"""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "False", "True", "True", "True"], done.stdout

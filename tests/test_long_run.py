@@ -2,31 +2,27 @@
 
 HELICS counts time in whole nanoseconds; a step start plus a millisecond phase offset in floating
 point once rounded past its slot on day 48 (households) and day 97 (recorder), which skipped a
-whole period. This run crosses both days.
+whole period. This run crosses both days. It runs in this process (``harness.run_in_process``: the same federate
+programs, configs and time requests on HELICS's in-process core, results byte-identical to ``lec-cosim run``,
+``tests/test_inproc.py``): what it checks is HELICS's grants and the federates' slots, not processes.
 """
 
 import datetime as dt
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from harness import run_in_process
 
-from harness import write_scenario
 from lec_cosim.models.ems import schedule_battery
 from lec_cosim.models.household import HouseholdFleet
 from lec_cosim.models.prices import PriceFeed
-from lec_cosim.scenario import load_scenario
 
 
 def test_hundred_days_at_fifteen_minutes(tmp_path):
-    path = write_scenario(tmp_path, "trondelag_arbitrage_year", {"name": "hundred_days", "horizon_h": 2400})
-    out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(out), "--quiet"],
-                            capture_output=True, text=True, timeout=500)
-    assert result.returncode == 0, result.stdout + result.stderr
+    scenario, out = run_in_process(tmp_path, "trondelag_arbitrage_year", {"name": "hundred_days", "horizon_h": 2400},
+                                   timeout_s=500)
     grid = pd.read_csv(out / "signals.csv")
     ems = pd.read_csv(out / "ems.csv")
     assert len(grid) == 9600 and len(ems) == 2400
@@ -38,7 +34,6 @@ def test_hundred_days_at_fifteen_minutes(tmp_path):
     # The battery followed its set-point wherever it was feasible: realised = planned SoC.
     np.testing.assert_allclose(grid.soc_mwh, grid.planned_soc_mwh.where(grid.index % 4 == 3, grid.soc_mwh), atol=1e-6)
     # The realised cost is the sum of the 100 day-ahead optima.
-    scenario = load_scenario(path)
     fleet, feed = HouseholdFleet.from_scenario(scenario), PriceFeed.from_scenario(scenario)
     optima = 0.0
     for day in range(100):

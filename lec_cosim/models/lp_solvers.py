@@ -9,10 +9,10 @@ takes its solver from here too, and the run summary records the solver's version
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 from pathlib import Path
-
-import pyomo.environ as pyo
 
 
 def glpk_executable() -> str | None:
@@ -33,6 +33,8 @@ def glpk_executable() -> str | None:
 
 
 def _solver(name: str):
+    import pyomo.environ as pyo  # here, not at the top: see solver_version
+
     if name == "glpk":
         executable = glpk_executable()
         return pyo.SolverFactory("glpk", executable=executable) if executable else pyo.SolverFactory("glpk")
@@ -44,12 +46,47 @@ def _solver(name: str):
 
 
 def solver_version(name: str) -> str:
-    """Version string of the solver, for the run summary."""
-    try:
-        version = _solver(name).version()
-    except Exception:  # a missing solver must not break the summary
-        return "unknown"
+    """Version string of the solver, for the run summary.
+
+    The recorder asks for it once, at the end of a run, and has no other use for Pyomo: importing Pyomo for it
+    cost each process run's recorder about half a second of CPU. So the version is read as Pyomo reads it (GLPK:
+    ``glpsol --version``, the first version number in its output; HiGHS: highspy's version attributes) without
+    Pyomo; only where that way finds nothing is Pyomo asked (the same string as before; tests/test_ems_lp.py).
+    """
+    version = _version_without_pyomo(name)
+    if version is None:
+        try:
+            version = _solver(name).version()
+        except Exception:  # a missing solver must not break the summary
+            return "unknown"
     return ".".join(str(v) for v in version) if isinstance(version, tuple) else str(version)
+
+
+def _version_without_pyomo(name: str) -> tuple | None:
+    """The version tuple Pyomo's ``SolverFactory(...).version()`` gives for the installed GLPK binary
+    (``GLPKSHELL._get_version``: ``glpsol --version``, a 4-tuple) or for highspy (``appsi_highs``: its major,
+    minor and patch attributes); None where it cannot tell."""
+    try:
+        if name == "glpk":
+            executable = glpk_executable()
+            if executable is None:
+                return None
+            output = subprocess.run([executable, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    timeout=2, universal_newlines=True).stdout
+            if re.search("[t,T]runk", output):  # Pyomo's _extract_version: a trunk build is newer than any
+                return None
+            found = re.search(r"[0-9]+(\.[0-9]+){1,3}", output)
+            if found is None:
+                return None
+            version = tuple(int(i) for i in found.group(0).split(".")[:4])
+            return version + (0,) * (4 - len(version))
+        if name == "highs":
+            import highspy
+
+            return (highspy.HIGHS_VERSION_MAJOR, highspy.HIGHS_VERSION_MINOR, highspy.HIGHS_VERSION_PATCH)
+    except Exception:
+        return None
+    return None
 
 
 def _persistent_highs():

@@ -116,11 +116,28 @@ def read_csv_rows(path: Path, **options) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     frame.index = pd.RangeIndex(2, 2 + len(frame))
-    blank = frame.isna() | frame.astype(str).apply(lambda column: column.str.strip() == "")
-    frame = frame[~blank.all(axis=1)]
+    frame = frame[~_blank_rows(frame)]
     if frame.empty:
         raise DataError(f"{path}: no data rows")
     return frame
+
+
+def _blank(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cell by cell: missing, or nothing but white space."""
+    return frame.isna() | frame.astype(str).apply(lambda column: column.str.strip() == "")
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """The rows whose every cell is blank (:func:`_blank`). Only rows whose first cell is blank can be: the other
+    cells are looked at in those alone (stripping every cell of a year of 15-minute profiles, 843,000 of them,
+    cost each federate that reads one about a third of a second of CPU)."""
+    if frame.shape[1] == 0:
+        return np.zeros(len(frame), dtype=bool)
+    candidates = _blank(frame.iloc[:, :1]).iloc[:, 0].to_numpy()
+    rows = np.zeros(len(frame), dtype=bool)
+    if candidates.any():
+        rows[candidates] = _blank(frame[candidates]).all(axis=1).to_numpy()
+    return rows
 
 
 CIVIL_TIME_ZONE = "Europe/Berlin"

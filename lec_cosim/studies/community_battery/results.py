@@ -135,7 +135,7 @@ def versions(solver: str) -> dict:
     import helics
 
     from lec_cosim import __version__
-    from lec_cosim.models.ems import solver_version
+    from lec_cosim.models.lp_solvers import solver_version  # without Pyomo (see there)
 
     return {
         "lec_cosim": __version__,
