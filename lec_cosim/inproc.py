@@ -155,6 +155,7 @@ class InprocFederation:
         self._threads: list[threading.Thread] = []
         self._broker = None
         self._done = threading.Event()
+        self._capture_off = False  # Pyomo's capture switched off by start(), on again by close()
 
     def config(self, name: str) -> Path:
         return self.configs[name]
@@ -291,7 +292,7 @@ class InprocFederation:
         with self._lock:
             self._done.set()
             broker, self._broker = self._broker, None
-            restore, self._capture_off = getattr(self, "_capture_off", False), False
+            restore, self._capture_off = self._capture_off, False
         if restore:
             pyomo_capture_off(False)
         if broker is not None:

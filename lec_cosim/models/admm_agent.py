@@ -515,6 +515,10 @@ class LecAgent:
         rho = float(rho)
         if not (math.isfinite(rho) and rho > 0):
             raise ValueError(f"a warm start's rho must be positive, got {rho}")
+        return self._in_range(rho)
+
+    def _in_range(self, rho: float) -> float:
+        """``rho`` within ``RHO_RANGE`` of the configured rho."""
         return min(max(rho, self.rho_eur_per_kwh2 / RHO_RANGE), RHO_RANGE * self.rho_eur_per_kwh2)
 
     def _balanced(self, rho: float, primal_kw: float, dual_eur_per_kwh: float) -> float:
@@ -522,9 +526,9 @@ class LecAgent:
         within ``RHO_RANGE`` of the configured rho."""
         primal, dual = primal_kw / self.tol_kw, dual_eur_per_kwh / self.dual_tol_eur_per_kwh
         if primal > RHO_BALANCE * dual:
-            return min(2.0 * rho, RHO_RANGE * self.rho_eur_per_kwh2)
+            return self._in_range(2.0 * rho)
         if dual > RHO_BALANCE * primal:
-            return max(0.5 * rho, self.rho_eur_per_kwh2 / RHO_RANGE)
+            return self._in_range(0.5 * rho)
         return rho
 
 
