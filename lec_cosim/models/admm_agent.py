@@ -100,12 +100,10 @@ import json
 import math
 from dataclasses import dataclass, field
 
-import highspy
 import numpy as np
 
 from lec_cosim.models.exchange_problem import ExchangeProblem
 from lec_cosim.models.exchange_qp import (
-    _OBJECTIVE_SCALE,
     _add_exchange,
     _add_lec,
     _QpBuilder,
@@ -311,7 +309,7 @@ class LecAgent:
             exchange = _add_exchange(qp, p.edge_capacity_kw[e], t, fee_cost)
             qp.add_coefficients(self._columns.balance_rows, exchange, -1.0)
             self._exchange_columns[n] = exchange
-        self._highs = qp.build()
+        self._qp = qp.model()
         self._own_hessian = qp.hessian()  # the tie-break terms; the exchange terms depend on rho
         self._hessian_rho = None
         self._values = None
@@ -325,15 +323,10 @@ class LecAgent:
             return
         p, dt = self.problem, self.problem.dt_h
         qp = _QpBuilder()
-        qp.n_cols = n_cols = self._highs.getNumCol()
+        qp.n_cols = len(self._qp.cost)
         for e, n, _ in self.neighbours:
             qp.add_curvature(self._exchange_columns[n], dt * (p.wheeling_eur_per_kwh2[e] + rho[n]))
-        q = (self._own_hessian + qp.hessian()).tocsc()
-        q.sort_indices()
-        self._highs.passHessian(
-            n_cols, q.nnz, highspy.HessianFormat.kTriangular.value,
-            q.indptr.astype(np.int32), q.indices.astype(np.int32), _OBJECTIVE_SCALE * q.data,
-        )
+        self._qp.set_hessian(self._own_hessian + qp.hessian())
         self._hessian_rho = key
 
     def local_step(self, neighbour_targets_kw: dict, duals_eur_per_kwh: dict, rho_eur_per_kwh2) -> dict:
@@ -368,9 +361,8 @@ class LecAgent:
             costs.append(dt * (np.asarray(duals_eur_per_kwh[n], dtype=float)
                                - rho[n] * np.asarray(neighbour_targets_kw[n], dtype=float)))
         if indices:
-            index = np.concatenate(indices).astype(np.int32)
-            self._highs.changeColsCost(len(index), index, _OBJECTIVE_SCALE * np.concatenate(costs))
-        self._values, self._duals = _run(self._highs, f"local QP of LEC {self.problem.lec_names[self.lec]}")
+            self._qp.set_costs(np.concatenate(indices), np.concatenate(costs))
+        self._values, self._duals = self._qp.solve(f"local QP of LEC {self.problem.lec_names[self.lec]}")
         self._agreed = None
         return {n: self._values[x] for n, x in self._exchange_columns.items()}
 

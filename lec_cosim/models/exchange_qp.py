@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from lec_cosim.models.exchange_problem import ExchangeProblem
+from lec_cosim.models.qp_model import QpArrays, QpModel
 
 # HiGHS' QP solver adds this times the identity to the (scaled) Hessian. Against 1e-10, its
 # default 1e-7 moved the three-LEC day's grid imports by 6e-5 kW, 1e-9 by 5e-7 kW.
@@ -112,52 +113,70 @@ class _QpBuilder:
         q.sum_duplicates()
         return q
 
-    def build(self) -> highspy.Highs:
+    def arrays(self) -> QpArrays:
+        """The assembled problem (objective unscaled)."""
         def joined(parts, dtype=float):
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
-        lp = highspy.HighsLp()
-        lp.num_col_ = self.n_cols
-        lp.num_row_ = self.n_rows
-        lp.col_cost_ = _OBJECTIVE_SCALE * joined(self.cost)
-        lp.col_lower_ = joined(self.col_lower)
-        lp.col_upper_ = joined(self.col_upper)
-        lp.row_lower_ = joined(self.row_lower)
-        lp.row_upper_ = joined(self.row_upper)
         a = sp.csc_matrix(
             (joined(self.a_entries[2]), (joined(self.a_entries[0], int), joined(self.a_entries[1], int))),
             shape=(self.n_rows, self.n_cols),
         )
         a.sum_duplicates()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.num_col_ = self.n_cols
-        lp.a_matrix_.num_row_ = self.n_rows
-        lp.a_matrix_.start_ = a.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = a.indices.astype(np.int32)
-        lp.a_matrix_.value_ = a.data
+        return QpArrays(joined(self.cost), joined(self.col_lower), joined(self.col_upper), a,
+                        joined(self.row_lower), joined(self.row_upper), self.hessian())
 
-        model = highspy.HighsModel()
-        model.lp_ = lp
-        if self.q_entries[0]:
-            q = self.hessian()
-            hessian = highspy.HighsHessian()
-            hessian.dim_ = self.n_cols
-            hessian.format_ = highspy.HessianFormat.kTriangular
-            hessian.start_ = q.indptr.astype(np.int32)
-            hessian.index_ = q.indices.astype(np.int32)
-            hessian.value_ = _OBJECTIVE_SCALE * q.data
-            model.hessian_ = hessian
+    def build(self) -> highspy.Highs:
+        """The problem as a HiGHS model."""
+        return _highs_model(self.arrays())
 
-        highs = highspy.Highs()
-        highs.setOptionValue("output_flag", False)
-        highs.setOptionValue("qp_regularization_value", _QP_REGULARISATION)
-        # A day's local QP takes a few hundred active-set iterations; a federate must not hang
-        # if HiGHS ever cycles.
-        highs.setOptionValue("qp_iteration_limit", _QP_ITERATION_LIMIT)
-        for option in ("primal_feasibility_tolerance", "dual_feasibility_tolerance", "optimality_tolerance"):
-            highs.setOptionValue(option, _SOLVER_TOLERANCE)
-        highs.passModel(model)
-        return highs
+    def model(self) -> QpModel:
+        """The problem as a :class:`~lec_cosim.models.qp_model.QpModel`: DAQP, warm-started, where it applies;
+        HiGHS otherwise."""
+        return QpModel(self.arrays(), _OBJECTIVE_SCALE, _highs_model, _run)
+
+
+def _highs_model(arrays: QpArrays) -> highspy.Highs:
+    """A HiGHS model of ``arrays`` with the objective scaled by :data:`_OBJECTIVE_SCALE` and our options."""
+    n_cols, n_rows = len(arrays.cost), len(arrays.row_lower)
+    lp = highspy.HighsLp()
+    lp.num_col_ = n_cols
+    lp.num_row_ = n_rows
+    lp.col_cost_ = _OBJECTIVE_SCALE * arrays.cost
+    lp.col_lower_ = arrays.col_lower
+    lp.col_upper_ = arrays.col_upper
+    lp.row_lower_ = arrays.row_lower
+    lp.row_upper_ = arrays.row_upper
+    a = arrays.a
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = n_cols
+    lp.a_matrix_.num_row_ = n_rows
+    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = a.indices.astype(np.int32)
+    lp.a_matrix_.value_ = a.data
+
+    model = highspy.HighsModel()
+    model.lp_ = lp
+    q = arrays.hessian
+    if q.nnz:
+        hessian = highspy.HighsHessian()
+        hessian.dim_ = n_cols
+        hessian.format_ = highspy.HessianFormat.kTriangular
+        hessian.start_ = q.indptr.astype(np.int32)
+        hessian.index_ = q.indices.astype(np.int32)
+        hessian.value_ = _OBJECTIVE_SCALE * q.data
+        model.hessian_ = hessian
+
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("qp_regularization_value", _QP_REGULARISATION)
+    # A day's local QP takes a few hundred active-set iterations; a federate must not hang
+    # if HiGHS ever cycles.
+    highs.setOptionValue("qp_iteration_limit", _QP_ITERATION_LIMIT)
+    for option in ("primal_feasibility_tolerance", "dual_feasibility_tolerance", "optimality_tolerance"):
+        highs.setOptionValue(option, _SOLVER_TOLERANCE)
+    highs.passModel(model)
+    return highs
 
 
 def _run(highs: highspy.Highs, what: str):
