@@ -38,7 +38,7 @@ import numpy as np
 
 from federates.common import Federate, main
 from lec_cosim.models.continuous_auction import arrival_order
-from lec_cosim.models.exchange import LecAgent, ProposalMessage, solve_centralised
+from lec_cosim.models.exchange import LecAgent, ProposalMessage, plan_lec_alone
 from lec_cosim.models.forecast import forecasts_from_scenario
 from lec_cosim.models.lec_pool import PoolResult, clear_lec_continuous, pool_from_book
 from lec_cosim.models.multi_lec_ems import (
@@ -232,7 +232,7 @@ class PlanAlone(LecEms):
     def plan_alone(self, hour: int) -> None:
         self.read_limits()
         self.read_soc(hour)
-        self.publish_hour(hour, solve_centralised(self.problem(hour, with_edges=False)).of_lec(self.me))
+        self.publish_hour(hour, plan_lec_alone(self.problem(hour, with_edges=False), self.me))
         self.send_position(hour)
 
 
@@ -422,7 +422,7 @@ class RunMarket(LecEms):
         plans = np.sum([orders[m]["plan_kw"] for m in homes], axis=0)
         net = np.zeros((len(self.names), len(plans)))
         net[self.me] = plans
-        plan = solve_centralised(self.problem(hour, with_edges=False, net_demand_kw=net)).of_lec(self.me)
+        plan = plan_lec_alone(self.problem(hour, with_edges=False, net_demand_kw=net), self.me)
         self.publish_hour(hour, plan)
         self.record.update({"pool_price_eur_per_kwh": pool.price_eur_per_kwh, "pool_volume_kwh": pool.volume_kwh,
                             "trades": trades, **pool.market_record()})

@@ -26,6 +26,7 @@ from lec_cosim.models.exchange import (
     balance_mismatch_kw,
     default_dual_tol_eur_per_kwh,
     default_rho_eur_per_kwh2,
+    plan_lec_alone,
     solve_centralised,
 )
 
@@ -693,3 +694,26 @@ def test_a_warm_started_negotiation_reaches_the_same_optimum_in_fewer_iterations
     for e, (a, b) in enumerate(next_window.edges):
         for agents in (cold, warm):
             np.testing.assert_allclose(agents[a].schedule()["exchange_to_kw"][b], central.exchange_kw[e], atol=0.05)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_lec_planned_alone_is_its_part_of_the_centralised_optimum(seed):
+    """Without edges the LECs are independent: each one's QP alone gives its part of the joint optimum (what a
+    decentralised or p2p LEC_EMS plans), with batteries, curtailment and soft DSO limits."""
+    rng = np.random.default_rng(seed)
+    t = 24
+    problem = ExchangeProblem(
+        net_demand_kw=rng.normal(5.0, 15.0, (3, t)), dt_h=1.0,
+        import_price_eur_per_kwh=rng.uniform(0.15, 0.30, t), export_price_eur_per_kwh=rng.uniform(0.02, 0.06, t),
+        battery_capacity_kwh=rng.uniform(20.0, 80.0, 3), battery_power_kw=rng.uniform(5.0, 20.0, 3),
+        battery_efficiency=0.95, soc_initial=rng.uniform(0.1, 0.9, 3), curtailable_kw=rng.uniform(0.0, 10.0, (3, t)),
+        grid_import_limit_kw=rng.uniform(10.0, 30.0, (3, t)), limit_penalty_eur_per_kwh=0.5,
+    )
+    central = solve_centralised(problem)
+    for lec in range(3):
+        alone, joint = plan_lec_alone(problem, lec), central.of_lec(lec)
+        assert set(alone) == set(joint)
+        for key in joint:
+            assert alone[key] == pytest.approx(joint[key], abs=1e-7), key
+    with pytest.raises(ValueError, match="edges"):
+        plan_lec_alone(two_lecs(), 0)

@@ -90,3 +90,28 @@ def solve_centralised(problem: ExchangeProblem) -> ExchangeResult:
         own_exchange_kw={(e, lec): exchange_kw[e] for e, edge in enumerate(problem.edges) for lec in edge},
         local_price=np.array([duals[c.balance_rows] for c in lecs]) / dt,
     )
+
+
+def plan_lec_alone(problem: ExchangeProblem, lec: int) -> dict:
+    """One LEC's optimal schedule when it exchanges with no one: its part of :func:`solve_centralised`'s optimum
+    (``.of_lec(lec)``, the same keys), from a QP of its own columns alone.
+
+    Without edges the LECs' problems are independent and the optimum is unique (the tie-break), so this is the
+    same schedule to the solver's tolerance, at a third of the QP for three LECs (what a decentralised or p2p
+    LEC_EMS plans every hour; measured on the three-LEC year's windows, 2026-12-07: see ``docs/speed.md``).
+
+    Raises
+    ------
+    ValueError
+        If the problem has edges (the LECs are then not independent).
+    InfeasibleExchange
+        If the LEC's problem has no feasible schedule.
+    """
+    if problem.n_edges:
+        raise ValueError("plan_lec_alone: the problem has edges; its LECs are not independent (solve_centralised)")
+    if not 0 <= lec < problem.n_lecs:
+        raise ValueError(f"lec must be in 0..{problem.n_lecs - 1}, got {lec}")
+    qp = _QpBuilder()
+    columns = _add_lec(qp, problem, lec)
+    values, _ = _run(qp.build(), f"plan of LEC {problem.lec_names[lec]}")
+    return columns.values(values)
