@@ -41,6 +41,7 @@ HomeBatteries`).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
@@ -97,27 +98,41 @@ def build(fed: Federate):
     def home_plan(j: int, hour: int, first_hour: int, soc_kwh: float, cap: dict):
         """Member ``j``'s HEMS plan from ``first_hour`` to the end of the window of ``hour`` (``planning_window``) from
         ``soc_kwh``, under its LEC's caps, on the forecast it made at ``hour``."""
+        return plan_home(**home_problem(j, hour, first_hour, soc_kwh, cap))
+
+    def home_problem(j: int, hour: int, first_hour: int, soc_kwh: float, cap: dict) -> dict:
+        """:func:`plan_home`'s arguments for :func:`home_plan` (the forecast is looked up here, in the federate's
+        thread: the forecaster caches)."""
         w = planning_window(members, s, hour)
         load, pv = forecasts.member(j, hour, w.stop - hour)
         skip = first_hour - hour
-        return plan_home(load[skip:], pv[skip:], dt_h=1.0,
-                         import_price_eur_per_kwh=retail[first_hour:w.stop],
-                         export_price_eur_per_kwh=feed_in[first_hour:w.stop],
-                         battery_kwh=batteries.energy_kwh[j], battery_kw=batteries.power_kw[j],
-                         battery_efficiency=efficiency[j], soc_kwh=soc_kwh, soc_final_kwh=reachable_soc_final_kwh(
-                             0.5 * batteries.energy_kwh[j], soc_kwh=soc_kwh, battery_kw=batteries.power_kw[j],
-                             battery_efficiency=efficiency[j], dt_h=1.0, steps=w.stop - first_hour),
-                         import_cap_kw=cap["import_cap_kw"], over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
-                         import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])
+        return dict(load_kw=load[skip:], pv_kw=pv[skip:], dt_h=1.0,
+                    import_price_eur_per_kwh=retail[first_hour:w.stop],
+                    export_price_eur_per_kwh=feed_in[first_hour:w.stop],
+                    battery_kwh=batteries.energy_kwh[j], battery_kw=batteries.power_kw[j],
+                    battery_efficiency=efficiency[j], soc_kwh=soc_kwh, soc_final_kwh=reachable_soc_final_kwh(
+                        0.5 * batteries.energy_kwh[j], soc_kwh=soc_kwh, battery_kw=batteries.power_kw[j],
+                        battery_efficiency=efficiency[j], dt_h=1.0, steps=w.stop - first_hour),
+                    import_cap_kw=cap["import_cap_kw"], over_cap_fee_eur_per_kwh=cap["over_cap_fee_eur_per_kwh"],
+                    import_fee_eur_per_kwh=cap["import_fee_eur_per_kwh"])
+
+    # The HEMSs' LPs of an hour are independent: two threads solve them (HiGHS releases the GIL while it solves;
+    # 28 home LPs 17 -> 12 ms on 2 idle cores, 2026-12-07). Their inputs are gathered and their orders sent in the
+    # federate's thread, in the households' order, as before: the same plans and messages.
+    planner = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hems") if members_bid else None
 
     def bid(hour: int) -> None:
+        caps = {}
         for j in households:
-            member, lec, endpoint = member_of[j], lec_of[j], endpoint_of[j]
-            caps = fed.receive(endpoint)
-            if len(caps) != 1 or caps[0][1]["hour"] != hour:
-                raise RuntimeError(f"{member}: expected one cap message from {lec} for hour {hour}, got {len(caps)}")
-            cap = caps[0][1]
-            plan = home_plan(j, hour, hour, batteries.soc_kwh[j], cap)
+            got = fed.receive(endpoint_of[j])
+            if len(got) != 1 or got[0][1]["hour"] != hour:
+                raise RuntimeError(f"{member_of[j]}: expected one cap message from {lec_of[j]} for hour {hour}, got "
+                                   f"{len(got)}")
+            caps[j] = got[0][1]
+        problems = [home_problem(j, hour, hour, batteries.soc_kwh[j], caps[j]) for j in households]
+        plans = dict(zip(households, planner.map(lambda problem: plan_home(**problem), problems)))
+        for j in households:
+            member, lec, endpoint, cap, plan = member_of[j], lec_of[j], endpoint_of[j], caps[j], plans[j]
             own_plan_kw[j] = plan.charge_kw[0] - plan.discharge_kw[0]
             plan_kw = plan.net_kw.tolist()
             if member in agent_members:
@@ -220,7 +235,11 @@ def build(fed: Federate):
                 fed.read_port(port)  # read now, they count only once the episode's DSO has published again
             stale_limits[0] = True
 
-    return SimpleNamespace(slots=slots(), reset=reset)
+    def finish() -> None:
+        if planner is not None:
+            planner.shutdown()
+
+    return SimpleNamespace(slots=slots(), reset=reset, finish=finish)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The quadratic programmes of the LEC exchange, assembled and solved with HiGHS.
+"""The quadratic programmes of the LEC exchange, assembled and solved (HiGHS; DAQP for the ADMM agents).
 
 One LEC's columns and rows (grid import and export, battery, curtailment, the DSO's limits), an
 exchange's columns, a small builder of HiGHS models and the solve call with its errors. Both the
@@ -6,13 +6,15 @@ centralised optimum (:func:`lec_cosim.models.exchange.solve_centralised`) and ev
 local step (:class:`lec_cosim.models.admm_agent.LecAgent`) are built from these pieces; they are
 separate because they are about the solver, not the exchange.
 
-Solver: HiGHS through ``highspy`` (Pyomo's ``appsi_highs`` rejects quadratic objectives). Each
-agent builds its HiGHS model once and between iterations changes only the linear costs of its
-exchange columns (and the Hessian only if rho changes). HiGHS 1.15 still restarts its active-set
-QP solver from scratch on every solve (measured: the same iteration counts with and without
-``setBasis`` of the previous optimum; its QP hot start is off by default in later HiGHS for being
-unreliable, ERGO-Code/HiGHS#2521 and #3089); a day's local QP takes about 200 active-set
-iterations, 3-5 ms.
+Solvers: HiGHS through ``highspy`` (Pyomo's ``appsi_highs`` rejects quadratic objectives) for the one-off
+problems (the centralised optimum, a LEC planned alone, the plan around agreed exchanges); an ADMM agent, which
+solves its local QP once per iteration with only the linear costs of its exchange columns changed (and the Hessian
+while rho adapts), holds a :class:`~lec_cosim.models.qp_model.QpModel` (``_QpBuilder.model``): DAQP's dual
+active-set solver warm-started from the last working set, HiGHS as the fallback. HiGHS restarts its active-set QP
+solver from scratch on every solve (measured with HiGHS 1.15 and 1.16: the same iteration counts with and without
+``setBasis`` of the previous optimum; its QP hot start is off by default in later HiGHS for being unreliable,
+ERGO-Code/HiGHS#2521 and #3089): a day's local QP takes about 200-340 active-set iterations, 2-5 ms, against 0.05 ms
+for DAQP warm.
 
 The problem is made strictly convex by a tiny quadratic tie-break on every grid and battery
 power (``tie_break_eur_per_kwh2``, default 1e-6): the optimum is then unique, so the centralised
