@@ -154,3 +154,38 @@ def test_an_infeasible_problem_raises_as_before():
     model = qp.model()
     with pytest.raises(InfeasibleExchange):
         model.solve("test")
+
+
+def test_a_hessian_of_another_pattern_is_reduced_anew_and_highs_gets_the_current_costs():
+    """After DAQP solved, new costs and a Hessian where both exchanges have no curvature at the first step (two flat
+    columns, one balance row to fix them: not reducible): HiGHS, built only now, solves with the current costs."""
+    qp, exchange = local_qp(problem(4))
+    model = qp.model()
+    model.solve("test")
+    assert model.solved_by == "daqp"
+    model.set_costs(exchange, np.full(len(exchange), -0.01))
+    hessian = model.hessian.tolil()
+    for column in (exchange[0], exchange[T]):
+        hessian[column, column] = 0.0
+    model.set_hessian(hessian.tocsc())
+    solved = model.solve("test")
+    assert model.solved_by == "highs"
+    arrays = qp_model.QpArrays(model.cost, *(getattr(model.arrays, f) for f in
+                                             ("col_lower", "col_upper", "a", "row_lower", "row_upper")), model.hessian)
+    assert_same_optimum(arrays, solved, highs_solution(arrays))
+
+
+def test_a_hessian_with_off_diagonal_terms_is_solved_by_highs():
+    """Only diagonal Hessians are reduced for DAQP: a coupling term between two exchanges goes to HiGHS, also when
+    it arrives after DAQP solved."""
+    qp, exchange = local_qp(problem(0))
+    model = qp.model()
+    model.solve("test")
+    hessian = model.hessian.tolil()
+    hessian[exchange[1], exchange[0]] = 1e-4  # lower triangle
+    model.set_hessian(hessian.tocsc())
+    solved = model.solve("test")
+    assert model.solved_by == "highs"
+    arrays = qp_model.QpArrays(model.cost, *(getattr(model.arrays, f) for f in
+                                             ("col_lower", "col_upper", "a", "row_lower", "row_upper")), model.hessian)
+    assert_kkt(arrays, *solved)

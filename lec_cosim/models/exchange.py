@@ -97,8 +97,10 @@ def plan_lec_alone(problem: ExchangeProblem, lec: int) -> dict:
     (``.of_lec(lec)``, the same keys), from a QP of its own columns alone.
 
     Without edges the LECs' problems are independent and the optimum is unique (the tie-break), so this is the
-    same schedule to the solver's tolerance, at a third of the QP for three LECs (what a decentralised or p2p
-    LEC_EMS plans every hour; measured on the three-LEC year's windows, 2026-12-07: see ``docs/speed.md``).
+    same schedule to the solver's tolerance, from a third of the QP for three LECs: what a decentralised or p2p
+    LEC_EMS plans every hour. Measured on the 72 windows of a June day of the three-LEC scenario (2026-12-07, HiGHS
+    both): 20 ms for the joint QP under load (10 ms quiet), 4.5 ms for the LEC's alone (under 3 ms quiet), 4e-11 kW
+    apart.
 
     Raises
     ------

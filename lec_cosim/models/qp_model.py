@@ -23,6 +23,7 @@ convention and units (``c + Qx - A'y`` is the columns' reduced cost), divided by
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -77,10 +78,14 @@ class _Reduction:
     sense: np.ndarray
 
 
+def _diagonal(hessian: sp.spmatrix) -> bool:
+    q = hessian.tocoo()
+    return not np.any((q.row != q.col) & (q.data != 0))
+
+
 def _reduction(arrays: QpArrays, diagonal: np.ndarray) -> _Reduction | None:
     """The elimination of the columns without curvature, or None where it does not apply (see module docstring)."""
-    q = arrays.hessian.tocoo()
-    if np.any(q.row != q.col):  # only diagonal Hessians are reduced (all of ours are)
+    if not _diagonal(arrays.hessian):  # only diagonal Hessians are reduced (all of ours are)
         return None
     flat = np.flatnonzero(diagonal == 0)
     keep = np.flatnonzero(diagonal != 0)
@@ -158,10 +163,11 @@ class QpModel:
                                     q.indptr.astype(np.int32), q.indices.astype(np.int32), self.scale * q.data)
         if self._daqp is not None:
             diagonal = self.hessian.diagonal()
-            if np.array_equal(diagonal == 0, self._reduced_for == 0):
-                self._daqp.update(H=np.diag(self.scale * diagonal[self._reduced.keep]))
-            else:
-                self._daqp = None  # another pattern: reduced anew at the next solve
+            if _diagonal(self.hessian) and np.array_equal(diagonal == 0, self._reduced_for == 0):
+                if self._daqp.update(H=np.diag(self.scale * diagonal[self._reduced.keep])) < 0:
+                    self._daqp = None  # DAQP refused it (e.g. not positive definite): reduced anew, else HiGHS
+            else:  # another pattern: reduced anew at the next solve (off-diagonal terms: HiGHS)
+                self._daqp = self._reduced_for = None
 
     # -- solving ----------------------------------------------------------------------------
     def solve(self, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -184,23 +190,27 @@ class QpModel:
         if self._daqp is None:
             diagonal = self.hessian.diagonal()
             if self._reduced_for is None or not np.array_equal(diagonal == 0, self._reduced_for == 0):
-                self._reduced = r = _reduction(self.arrays, diagonal)
+                self._reduced = r = _reduction(dataclasses.replace(self.arrays, hessian=self.hessian), diagonal)
                 self._reduced_for = diagonal
             if r is None:
                 return None
             model = daqp.Model()
-            model.setup(np.diag(self.scale * diagonal[r.keep]), self._reduced_cost(), r.a_reduced, r.upper, r.lower,
-                        r.sense)
+            status, _ = model.setup(np.diag(self.scale * diagonal[r.keep]), self._reduced_cost(), r.a_reduced,
+                                    r.upper, r.lower, r.sense)
+            if status < 0:  # e.g. dependent equality rows: HiGHS
+                return None
             settings = model.settings
             settings.update(primal_tol=PRIMAL_TOLERANCE, iter_limit=_ITERATION_LIMIT)
             model.settings = settings
             self._daqp = model
-        elif r is None:
+        elif self._daqp.update(f=self._reduced_cost()) < 0:  # pragma: no cover - costs alone never fail
+            self._daqp = None
             return None
-        else:
-            self._daqp.update(f=self._reduced_cost())
-        x_keep, _, flag, info = self._daqp.solve()
-        if flag != 1:
+        try:
+            x_keep, _, flag, info = self._daqp.solve()
+        except RuntimeError:  # pragma: no cover - a workspace DAQP could not set up: HiGHS
+            flag = 0
+        if flag != 1 or not np.all(np.isfinite(x_keep)):
             self._daqp = None  # its working set may be anything now: the next solve starts it cold
             return None
         self.iterations = int(info["iterations"])
