@@ -717,3 +717,20 @@ def test_a_lec_planned_alone_is_its_part_of_the_centralised_optimum(seed):
             assert alone[key] == pytest.approx(joint[key], abs=1e-7), key
     with pytest.raises(ValueError, match="edges"):
         plan_lec_alone(two_lecs(), 0)
+
+
+def test_a_window_highs_fails_on_is_planned_all_the_same():
+    """lec3's window of 2016-03-30 01:00 in the shipped scenario's decentralised year (its state of charge as its own
+    plans left it, perfect foresight): HiGHS 1.16's QP solver ends it in "Solve error" at every retry scale, and the
+    run stopped there. Planned alone, the LEC gets its part of the joint optimum (DAQP solves it)."""
+    data = json.loads((Path(__file__).parent / "solver_cases" / "lec3_2016-03-30T01.json").read_text())
+    data["edges"] = tuple(tuple(e) for e in data["edges"])
+    data["lec_names"] = tuple(data["lec_names"])
+    problem = ExchangeProblem(**{k: np.asarray(v) if isinstance(v, list) and k not in ("edges", "lec_names") else v
+                                 for k, v in data.items()})
+    alone, joint = plan_lec_alone(problem, 2), solve_centralised(problem)
+    for key, values in joint.of_lec(2).items():  # flat directions: only the tie-break fixes them
+        assert alone[key] == pytest.approx(values, abs=1e-4), key
+    assert (problem.import_price_eur_per_kwh[2] @ alone["import_kw"] - problem.export_price_eur_per_kwh[2]
+            @ alone["export_kw"]) == pytest.approx(joint.cost_eur[2], abs=1e-8)
+    assert alone["soc_kwh"][-1] == pytest.approx(0.5 * problem.battery_capacity_kwh[2], abs=1e-6)
