@@ -21,8 +21,8 @@ results exactly, and long-lived episodes give exactly the observations and rewar
 (``tests/test_env_api.py``).
 
 The environment never blocks for ever: a step that the federation has not granted within
-``step_timeout_s`` ends the federation, and a federate that fails ends it at once; either way the step
-raises :class:`lec_cosim.launch.FederationError` naming the federate and its error.
+``step_timeout_s`` (its start: at least ``START_TIMEOUT_S``) ends the federation, and a federate that fails ends it
+at once; either way the step raises :class:`lec_cosim.launch.FederationError` naming the federate and its error.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ from lec_cosim.launch import FederationError
 from lec_cosim.scenario import Scenario, ScenarioError, load_scenario
 
 STEP_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 60.0
+"""A federation's start (its federates' set-up, entering executing mode, the proxy's first period) has at least this
+long, whatever ``step_timeout_s``: a short step deadline must not fail a start on a busy machine."""
 MAX_FEDERATION_TIME_S = 1e8
 """A long-lived federation is rebuilt once its time passes this (about 28,000 hourly steps; a few seconds per
 rebuild): requests are made 100 ns before a slot, and far out float64 seconds lose that resolution (measured:
@@ -180,9 +183,11 @@ class AgentFederation:
         try:
             self.proxy = Federate(self.federation.config(PROXY))
             self.period_s = self.proxy.period_s
-            self._call(h.helicsFederateEnterExecutingMode, self.proxy.fed, what="start")
+            start_s = max(self.step_timeout_s, START_TIMEOUT_S)
+            self._call(h.helicsFederateEnterExecutingMode, self.proxy.fed, what="start", timeout_s=start_s)
             self.start_s, self.period = 0.0, 0
-            self.now_s = self._call(self.proxy.request_slot, self.proxy.offset_s, what="its first period")
+            self.now_s = self._call(self.proxy.request_slot, self.proxy.offset_s, what="its first period",
+                                    timeout_s=start_s)
         except BaseException:
             self.close()
             raise
@@ -201,9 +206,9 @@ class AgentFederation:
         if abs(self.now_s - wanted) > 1e-6:
             raise self._failure() or FederationError(f"the agent proxy was granted {self.now_s} s, not {wanted} s")
 
-    def _call(self, function, *args, what: str):
-        self.deadline.arm(self.federation, self.step_timeout_s,
-                          f"the federation did not play {what} within {self.step_timeout_s:g} s")
+    def _call(self, function, *args, what: str, timeout_s: float | None = None):
+        timeout_s = self.step_timeout_s if timeout_s is None else timeout_s
+        self.deadline.arm(self.federation, timeout_s, f"the federation did not play {what} within {timeout_s:g} s")
         try:
             return function(*args)
         except h.HelicsException as exc:

@@ -210,7 +210,7 @@ def test_a_federate_that_hangs_ends_the_step_at_its_deadline(two_chps, tmp_path)
         config.write_text(json.dumps(data))
 
     before = set(threading.enumerate())
-    env = LecEnv(two_chps, work_dir=tmp_path, prepare=arm, step_timeout_s=5.0)  # the start too must fit in it
+    env = LecEnv(two_chps, work_dir=tmp_path, prepare=arm, step_timeout_s=5.0)  # the start has START_TIMEOUT_S
     release = threading.Timer(6.5, INJECTED_HANGS_END.set)
     try:
         env.reset(seed=0)
