@@ -107,7 +107,7 @@ from lec_cosim.models.exchange_qp import (
     _add_exchange,
     _add_lec,
     _QpBuilder,
-    _run,
+    _solve_once,
 )
 from lec_cosim.models.exchange_result import _grid_cost_eur, _half_edge_cost_eur
 
@@ -379,7 +379,7 @@ class LecAgent:
         sent = np.sum([self.state.agreed_kw[n] for _, n, _ in self.neighbours], axis=0)
         qp = _QpBuilder()
         columns = _add_lec(qp, self.problem, self.lec, sent_kw=sent)
-        values, duals = _run(qp.build(), f"plan of LEC {self.problem.lec_names[self.lec]} with the exchanges "
+        values, duals = _solve_once(qp, f"plan of LEC {self.problem.lec_names[self.lec]} with the exchanges "
                                          f"agreed when the negotiation stopped at its cap of {self.max_iterations} "
                                          "iterations")
         self._agreed = (values, duals, columns)

@@ -44,6 +44,7 @@ from lec_cosim.models.exchange_qp import (  # noqa: F401
     _add_lec,
     _QpBuilder,
     _run,
+    _solve_once,
 )
 from lec_cosim.models.exchange_result import (  # noqa: F401
     ExchangeResult,
@@ -81,7 +82,7 @@ def solve_centralised(problem: ExchangeProblem) -> ExchangeResult:
         qp.add_coefficients(lecs[b].balance_rows, exchange, 1.0)  # b receives
         exchanges.append(exchange)
 
-    values, duals = _run(qp.build(), "centralised exchange QP")
+    values, duals = _solve_once(qp, "centralised exchange QP")
     exchange_kw = np.array([values[x] for x in exchanges]).reshape(problem.n_edges, t)
     return _result(
         problem,
@@ -115,12 +116,5 @@ def plan_lec_alone(problem: ExchangeProblem, lec: int) -> dict:
         raise ValueError(f"lec must be in 0..{problem.n_lecs - 1}, got {lec}")
     qp = _QpBuilder()
     columns = _add_lec(qp, problem, lec)
-    what = f"plan of LEC {problem.lec_names[lec]}"
-    try:
-        values, _ = _run(qp.build(), what)
-    except SolverFailure:
-        # HiGHS's active-set QP solver fails now and then where the problem is fine: "Solve error" on lec3's window
-        # of 2016-03-30 01:00 in the decentralised year (HiGHS 1.16, every retry scale; the joint QP of all three
-        # LECs solved). DAQP solves it (tests/solver_cases/); HiGHS again if DAQP does not.
-        values, _ = qp.model().solve(what)
+    values, _ = _solve_once(qp, f"plan of LEC {problem.lec_names[lec]}")
     return columns.values(values)

@@ -197,6 +197,21 @@ def _run(highs: highspy.Highs, what: str):
     return np.asarray(solution.col_value), np.asarray(solution.row_dual) / _OBJECTIVE_SCALE
 
 
+def _solve_once(qp: _QpBuilder, what: str):
+    """A problem solved once: HiGHS (column values and row duals as :func:`_run`), and DAQP where HiGHS fails.
+
+    HiGHS's active-set QP solver fails now and then where the problem is fine ("Solve error" at every retry scale,
+    HiGHS 1.16): on lec3's window of 2016-03-30 01:00 planned alone in the decentralised year, and on lec2's plan
+    around the exchanges agreed at the negotiation's cap at 2016-08-23 18:00 in the diverse scenario's distributed
+    year (each stopped its run). DAQP solves the first (``tests/solver_cases/``; the second was not kept);
+    :class:`~lec_cosim.models.qp_model.QpModel` tries HiGHS once more where DAQP cannot.
+    """
+    try:
+        return _run(qp.build(), what)
+    except SolverFailure:
+        return qp.model().solve(what)
+
+
 def _run_rescaled(highs: highspy.Highs):
     """Solve again with the objective (costs and Hessian) at each of :data:`_RETRY_SCALE_FACTORS` times the scale;
     the first optimum's column values and row duals, or None. The model's objective is restored either way (an
