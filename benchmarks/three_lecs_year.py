@@ -56,8 +56,13 @@ def run_framework(path: Path, framework: str, out: Path, dso_limits: bool, timeo
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"{framework}: lec-cosim run failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+        raise RunFailed(f"{framework}: lec-cosim run failed ({done.returncode}) after {wall:.1f} s: "
+                        f"{done.stderr.strip()[-2000:]}")
     return wall, json.loads((out / "summary.json").read_text())
+
+
+class RunFailed(RuntimeError):
+    """A framework's run failed: reported, and the next framework still runs."""
 
 
 def grid_alone_s(path: Path) -> tuple[float, int]:
@@ -97,12 +102,20 @@ def main(argv=None) -> None:
           flush=True)
     print(f"{'framework':14s} {'wall s':>8s} {'s/day':>6s} {'x grid':>7s} {'cost EUR':>10s} {'self-suff':>9s} "
           f"{'exchanged kWh':>13s} {'bus viol':>8s} {'line ovl':>8s} {'iterations':>10s}")
+    failed = []
     for framework in args.frameworks:
-        wall, summary = run_framework(path, framework, keep / framework, args.dso_limits, args.timeout)
+        try:
+            wall, summary = run_framework(path, framework, keep / framework, args.dso_limits, args.timeout)
+        except RunFailed as exc:  # the frameworks after it still run (a year each: too long to lose)
+            print(exc, flush=True)
+            failed.append(framework)
+            continue
         k = summary["kpis"]
         print(f"{framework:14s} {wall:8.1f} {wall / days:6.2f} {wall / grid_s:7.2f} {k['total_cost_eur']:10.2f} "
               f"{100 * k['self_sufficiency']:8.1f}% {k['exchanged_kwh']:13.1f} {k['bus_violations']:8d} "
               f"{k['line_overloads']:8d} {k['iterations_total'] or '-':>10}", flush=True)
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
