@@ -106,9 +106,7 @@ def test_daqp_reaches_highs_optimum_and_duals_warm_after_cost_and_rho_changes(se
         solved = model.solve("test")
         assert model.solved_by == "daqp"
         iterations.append(model.iterations)
-        arrays = qp_model.QpArrays(model.cost, *(getattr(model.arrays, f) for f in
-                                                 ("col_lower", "col_upper", "a", "row_lower", "row_upper")),
-                                   model.hessian)
+        arrays = model.current()
         try:
             reference = highs_solution(arrays)
         except SolverFailure:  # HiGHS fails on seed 5 ("Solve error", every k), DAQP solves it
@@ -141,8 +139,7 @@ def test_daqp_failing_falls_back_to_highs(monkeypatch):
     model.set_costs(exchange, np.full(len(exchange), 0.01))
     solved = model.solve("test")
     assert model.solved_by == "daqp"
-    arrays = qp_model.QpArrays(model.cost, *(getattr(model.arrays, f) for f in
-                                             ("col_lower", "col_upper", "a", "row_lower", "row_upper")), model.hessian)
+    arrays = model.current()
     assert_same_optimum(arrays, solved, highs_solution(arrays))
 
 
@@ -170,8 +167,7 @@ def test_a_hessian_of_another_pattern_is_reduced_anew_and_highs_gets_the_current
     model.set_hessian(hessian.tocsc())
     solved = model.solve("test")
     assert model.solved_by == "highs"
-    arrays = qp_model.QpArrays(model.cost, *(getattr(model.arrays, f) for f in
-                                             ("col_lower", "col_upper", "a", "row_lower", "row_upper")), model.hessian)
+    arrays = model.current()
     assert_same_optimum(arrays, solved, highs_solution(arrays))
 
 
@@ -186,6 +182,5 @@ def test_a_hessian_with_off_diagonal_terms_is_solved_by_highs():
     model.set_hessian(hessian.tocsc())
     solved = model.solve("test")
     assert model.solved_by == "highs"
-    arrays = qp_model.QpArrays(model.cost, *(getattr(model.arrays, f) for f in
-                                             ("col_lower", "col_upper", "a", "row_lower", "row_upper")), model.hessian)
+    arrays = model.current()
     assert_kkt(arrays, *solved)

@@ -68,6 +68,11 @@ class SolverFailure(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
+def _joined(parts: list, dtype=float) -> np.ndarray:
+    """The builder's pieces of one array, joined (empty without pieces)."""
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+
 class _QpBuilder:
     def __init__(self):
         self.cost, self.col_lower, self.col_upper = [], [], []
@@ -107,26 +112,20 @@ class _QpBuilder:
 
     def hessian(self) -> sp.csc_matrix:
         """Lower triangle of Q, column-wise (HiGHS' ``kTriangular``)."""
-        def joined(parts, dtype):
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
-        rows, cols = joined(self.q_entries[0], int), joined(self.q_entries[1], int)
-        q = sp.csc_matrix((joined(self.q_entries[2], float), (rows, cols)), shape=(self.n_cols, self.n_cols))
+        rows, cols = _joined(self.q_entries[0], int), _joined(self.q_entries[1], int)
+        q = sp.csc_matrix((_joined(self.q_entries[2]), (rows, cols)), shape=(self.n_cols, self.n_cols))
         q.sum_duplicates()
         return q
 
     def arrays(self) -> QpArrays:
         """The assembled problem (objective unscaled)."""
-        def joined(parts, dtype=float):
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
         a = sp.csc_matrix(
-            (joined(self.a_entries[2]), (joined(self.a_entries[0], int), joined(self.a_entries[1], int))),
+            (_joined(self.a_entries[2]), (_joined(self.a_entries[0], int), _joined(self.a_entries[1], int))),
             shape=(self.n_rows, self.n_cols),
         )
         a.sum_duplicates()
-        return QpArrays(joined(self.cost), joined(self.col_lower), joined(self.col_upper), a,
-                        joined(self.row_lower), joined(self.row_upper), self.hessian())
+        return QpArrays(_joined(self.cost), _joined(self.col_lower), _joined(self.col_upper), a,
+                        _joined(self.row_lower), _joined(self.row_upper), self.hessian())
 
     def build(self) -> highspy.Highs:
         """The problem as a HiGHS model."""

@@ -215,14 +215,12 @@ class MultiLecGrid:
             points.append((np.array(rows), np.array(cols)))
         self._lec_points = points
         self.lec_household_count = np.bincount(self.household_lec, minlength=len(self.lec_names))
-        # the households' positions in the grid's own orders (its households, its prosumers): its injections are
-        # then set as arrays, without a lookup by name per household and step (a third of a step's time)
+        # the households' positions in the grid's own orders (its households, its prosumers: every household, as
+        # made above): its injections are then set as arrays, without a lookup by name per household and step (a
+        # third of a step's time)
         position = {name: i for i, name in enumerate(self.household_names)}
-        grid_households, grid_prosumers = self.lem_grid.household_names, self.lem_grid.prosumer_names
-        self._grid_order = None
-        if sorted(grid_households) == sorted(self.household_names) == sorted(grid_prosumers):
-            self._grid_order = (np.array([position[n] for n in grid_households]),
-                                np.array([position[n] for n in grid_prosumers]))
+        self._grid_order = (np.array([position[n] for n in self.lem_grid.household_names]),
+                            np.array([position[n] for n in self.lem_grid.prosumer_names]))
 
     # --- convenience ---------------------------------------------------------------------------
     @property
@@ -303,14 +301,9 @@ class MultiLecGrid:
         battery = self._battery_vector(community_battery_kw)
         grid = self.lem_grid
         gen = np.maximum(-net_kw, 0.0)
-        if self._grid_order is not None:
-            households, prosumers = self._grid_order
-            grid.set_injections(load_kw=np.maximum(net_kw, 0.0)[households], load_kvar=kvar[households],
-                                pv_kw=gen[prosumers])
-        else:
-            grid.set_injections(load_kw=dict(zip(self.household_names, np.maximum(net_kw, 0.0))),
-                                load_kvar=dict(zip(self.household_names, kvar)),
-                                pv_kw=dict(zip(self.household_names, gen)))
+        households, prosumers = self._grid_order
+        grid.set_injections(load_kw=np.maximum(net_kw, 0.0)[households], load_kvar=kvar[households],
+                            pv_kw=gen[prosumers])
         loads = grid.net.load
         for row, kw in zip(self._battery_load, battery):  # .at per battery: .loc with a list costs ~0.5 ms a step
             loads.at[row, "p_mw"] = -kw / 1000.0

@@ -144,6 +144,14 @@ class QpModel:
         self.iterations = None
         """DAQP's iterations in the last problem it solved (None: HiGHS solved it)."""
 
+    def current(self) -> QpArrays:
+        """The problem as it stands: the costs and Hessian set since it was built."""
+        return dataclasses.replace(self.arrays, cost=self.cost, hessian=self.hessian)
+
+    def _same_flat_columns(self, diagonal: np.ndarray) -> bool:
+        """Whether the Hessian's columns without curvature are those the reduction was made for."""
+        return self._reduced_for is not None and np.array_equal(diagonal == 0, self._reduced_for == 0)
+
     # -- data -------------------------------------------------------------------------------
     def set_costs(self, index: np.ndarray, values: np.ndarray) -> None:
         """Linear costs (unscaled) of the columns ``index``."""
@@ -163,7 +171,7 @@ class QpModel:
                                     q.indptr.astype(np.int32), q.indices.astype(np.int32), self.scale * q.data)
         if self._daqp is not None:
             diagonal = self.hessian.diagonal()
-            if _diagonal(self.hessian) and np.array_equal(diagonal == 0, self._reduced_for == 0):
+            if _diagonal(self.hessian) and self._same_flat_columns(diagonal):
                 if self._daqp.update(H=np.diag(self.scale * diagonal[self._reduced.keep])) < 0:
                     self._daqp = None  # DAQP refused it (e.g. not positive definite): reduced anew, else HiGHS
             else:  # another pattern: reduced anew at the next solve (off-diagonal terms: HiGHS)
@@ -178,9 +186,7 @@ class QpModel:
             return solved
         self.solved_by, self.iterations = "highs", None
         if self._highs is None:
-            self._highs = self._make_highs(QpArrays(self.cost, self.arrays.col_lower, self.arrays.col_upper,
-                                                    self.arrays.a, self.arrays.row_lower, self.arrays.row_upper,
-                                                    self.hessian))
+            self._highs = self._make_highs(self.current())
         return self._run_highs(self._highs, what)
 
     def _solve_daqp(self):
@@ -189,8 +195,8 @@ class QpModel:
         r = self._reduced
         if self._daqp is None:
             diagonal = self.hessian.diagonal()
-            if self._reduced_for is None or not np.array_equal(diagonal == 0, self._reduced_for == 0):
-                self._reduced = r = _reduction(dataclasses.replace(self.arrays, hessian=self.hessian), diagonal)
+            if not self._same_flat_columns(diagonal):
+                self._reduced = r = _reduction(self.current(), diagonal)
                 self._reduced_for = diagonal
             if r is None:
                 return None
