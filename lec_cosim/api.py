@@ -116,7 +116,7 @@ def run(scenario, out: str | Path | None = None, *, force: bool = False, timeout
     """
     if not hasattr(scenario, "model_dump"):
         scenario = load_scenario(scenario)
-    check_broker(scenario)
+    check_broker(scenario, on_this_host=True)
     check_data(scenario)
     target = output_dir(default_out(scenario) if out is None else out)
     stall = scenario.federation.stall_timeout_s if stall_timeout_s == "scenario" else stall_timeout_s

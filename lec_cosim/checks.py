@@ -36,14 +36,29 @@ def check_data(scenario, *, agents_played: bool = False) -> None:
                             "play this scenario through lec_cosim.env (LecEnv, LecParallelEnv), or remove agents")
 
 
-def check_broker(scenario) -> None:
-    """The scenario's broker address is one of this host's (a compose project brings its own)."""
+def check_broker(scenario, *, on_this_host: bool | None = None) -> None:
+    """The scenario's broker, and its hosts (``broker.hosts``): each federate placed on one host, and, where the
+    whole federation runs here (``on_this_host``; default: when it has no hosts), every address one of this host's
+    (a compose project brings its own)."""
     import socket
 
-    address = scenario.broker.address
-    try:
-        with socket.socket() as probe:
-            probe.bind((address, 0))
-    except OSError as exc:
-        raise ScenarioError(f"{scenario.source_file}: broker.address: {address!r} is not an address of this host "
-                            f"({exc.strerror or exc}); the broker must listen on it") from None
+    hosts = scenario.broker.hosts
+    if hosts:
+        from lec_cosim.federation import federate_names, host_federates
+
+        try:
+            host_federates(federate_names(scenario), hosts)
+        except ValueError as exc:
+            raise ScenarioError(f"{scenario.source_file}: {exc}") from None
+    if on_this_host is False or (on_this_host is None and hosts):
+        return
+    for field, address in [("broker.address", scenario.broker.address),
+                           *(("broker.hosts", host.address) for host in hosts)]:
+        try:
+            with socket.socket() as probe:
+                probe.bind((address, 0))
+        except OSError as exc:
+            where = "; lec-cosim run starts every process here: write the hosts' parts with lec-cosim runner and " \
+                    "start each with lec-cosim launch on its host" if hosts else "; the broker must listen on it"
+            raise ScenarioError(f"{scenario.source_file}: {field}: {address!r} is not an address of this host "
+                                f"({exc.strerror or exc}){where}") from None

@@ -39,6 +39,24 @@ def _load(args):
         scenario = scenario.model_copy(update={"framework": framework})
     if dso_limits is not None:
         scenario = scenario.model_copy(update={"dso": scenario.dso.model_copy(update={"limits": dso_limits})})
+    hosts, broker_address = getattr(args, "hosts", None), getattr(args, "broker_address", None)
+    if hosts is not None or broker_address is not None:
+        from pydantic import ValidationError
+
+        from lec_cosim.schema.base import BrokerConfig
+
+        given = scenario.broker.model_dump(exclude_defaults=True)
+        if broker_address is not None:
+            given["address"] = broker_address
+        if hosts is not None:
+            given["hosts"] = [address.strip() for address in hosts.split(",") if address.strip()] or []
+        option = "--hosts" if hosts is not None else "--broker-address"
+        try:
+            broker = BrokerConfig.model_validate(given)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise ScenarioError(f"{args.scenario}: {option}: {error['msg'].removeprefix('Value error, ')}") from None
+        scenario = scenario.model_copy(update={"broker": broker})
     if framework is not None or dso_limits is not None:  # the overridden scenario validated again, as a whole
         from lec_cosim.schema.base import _validate
 
@@ -68,6 +86,10 @@ def _check_sub_brokers(args, scenario) -> None:
     if not 0 <= args.sub_brokers <= n:
         raise ScenarioError(f"{args.scenario}: --sub-brokers: must be from 0 to {n} (the federation's "
                             f"federates), not {args.sub_brokers}")
+    hosts = len(scenario.broker.hosts)
+    if hosts and args.sub_brokers not in (0, hosts):
+        raise ScenarioError(f"{args.scenario}: --sub-brokers: the federation's {hosts} hosts have a sub-broker each "
+                            f"(broker.hosts or --hosts), not {args.sub_brokers}")
 
 
 def _check_record(args, scenario) -> None:
@@ -202,12 +224,59 @@ def _cmd_runner(args) -> int:
     _check_player(args, scenario)
     target = Path(args.output).resolve()
     run_dir = target.parent
+    if scenario.broker.hosts and (args.record or args.play_market):
+        raise ScenarioError(f"{args.scenario}: --{'record' if args.record else 'play-market'}: the stock app joins a "
+                            "single broker, not a federation over hosts")
     write_federation(scenario, run_dir, sub_brokers=args.sub_brokers)
     _attach_recorder(args, scenario, run_dir)
     if target.name != "runner.json":
         (run_dir / "runner.json").replace(target)
     print(f"wrote {target} (configs in {run_dir / 'configs'}); results go to {run_dir}")
+    if scenario.broker.hosts:
+        from lec_cosim.federation import HOSTS_FOLDER
+
+        print(f"copy {run_dir} to the same path on every host and start each host's part there "
+              "(the root's first, in any order):")
+        for part in sorted((run_dir / HOSTS_FOLDER).glob("*.json"), key=lambda path: path.stat().st_mtime_ns):
+            print(f"  on {part.stem}: lec-cosim launch {run_dir} --host {part.stem}    (or helics run --path {part})")
+        return 0
     print(f"start it with: helics run --path {target}")
+    return 0
+
+
+def _cmd_launch(args) -> int:
+    from lec_cosim.federation import HOSTS_FOLDER
+    from lec_cosim.launch import FederationError, run_federation
+
+    run_dir = Path(args.run_dir).resolve()
+    part = run_dir / HOSTS_FOLDER / f"{args.host}.json"
+    if not part.is_file():
+        known = sorted(path.stem for path in (run_dir / HOSTS_FOLDER).glob("*.json"))
+        reason = f"hosts of this federation: {', '.join(known)}" if known else \
+            "no federation over hosts there (write one with lec-cosim runner and broker.hosts or --hosts)"
+        raise ScenarioError(f"{part}: --host: no part for {args.host} ({reason})")
+    stall_s = args.stall_timeout if args.stall_timeout is not None else STALL_TIMEOUT_S
+    if not (stall_s == 0 or MIN_STALL_TIMEOUT_S <= stall_s < float("inf")):
+        raise ScenarioError(f"{part}: --stall-timeout: must be 0 (no watchdog) or {MIN_STALL_TIMEOUT_S:g} seconds "
+                            f"or more, not {stall_s:g}")
+    names = [entry["name"] for entry in json.loads(part.read_text())["federates"]]
+    _say(f"starting {', '.join(names)} of {run_dir} on {args.host}")
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        wall = run_federation(run_dir, runner_file=part, timeout_s=args.timeout, stall_timeout_s=stall_s or None,
+                              debug=args.debug, on_progress=None if args.quiet else lambda line: _say(f"  {line}"))
+    except FederationError as exc:
+        print(f"error: {args.host}: {exc}", file=sys.stderr)
+        return EXIT_RUN_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _say(f"done in {wall:.1f} s: {', '.join(names)} on {args.host} finished")
+    if (run_dir / "summary.json").is_file() and "recorder" in names:
+        _say(f"results: {run_dir}")
     return 0
 
 
@@ -336,6 +405,15 @@ def _sub_brokers_option(p) -> None:
                         "(default 0: one broker; see broker_config/README.md)")
 
 
+def _hosts_options(p) -> None:
+    p.add_argument("--hosts", metavar="ADDR[,ADDR...]",
+                   help="spread the federation over these hosts: a sub-broker on each, listening on its address, "
+                        "with its federates dealt in turn (overrides the scenario's broker.hosts; '' for none); "
+                        "see broker_config/README.md")
+    p.add_argument("--broker-address", metavar="ADDR",
+                   help="where the (root) broker listens (overrides the scenario's broker.address)")
+
+
 def _multi_lec_options(p) -> None:
     p.add_argument("--framework", choices=FRAMEWORKS,
                    help="multi-LEC scenarios: override the scenario's framework")
@@ -376,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{STALL_TIMEOUT_S:g} s unless set; 0: never)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _sub_brokers_option(p)
+    _hosts_options(p)
     _record_option(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_run)
@@ -384,9 +463,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario")
     p.add_argument("-o", "--output", required=True, help="runner JSON path; configs and results go beside it")
     _sub_brokers_option(p)
+    _hosts_options(p)
     _record_option(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_runner)
+
+    p = sub.add_parser("launch", help="start one host's part of a federation spread over hosts (written by lec-cosim "
+                                      "runner with broker.hosts or --hosts) and supervise it")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the folder lec-cosim runner wrote (the same path on every host)")
+    p.add_argument("--host", required=True, metavar="ADDR",
+                   help="this host's address (its part: RUN_DIR/hosts/ADDR.json)")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    p.add_argument("--stall-timeout", type=float, default=None, metavar="S",
+                   help=f"end this host's part when none of its federates' time advances for S wall seconds "
+                        f"(default {STALL_TIMEOUT_S:g}; 0: never)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_launch)
 
     p = sub.add_parser("compose", help="write a docker compose project: one container for the broker and one "
                                        "per federate (docker compose up)")

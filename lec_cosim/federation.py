@@ -4,12 +4,15 @@ Each study gives its federates as plans (:mod:`lec_cosim.wiring`); this module t
 HELICS config of each federate and ``runner.json``, with its broker or broker hierarchy.
 
 A run has one broker, or with ``sub_brokers=k`` a root broker and k sub-brokers between it and
-the federates (dealt to them in turn); ``broker_config/README.md`` shows how to spread such a
-hierarchy over hosts.
+the federates (dealt to them in turn). With ``broker.hosts`` in the scenario the hierarchy spans
+hosts: the root broker on ``broker.address``, one sub-broker on each host, listening on that
+host's address, and its federates beside it; ``hosts/ADDRESS.json`` is each host's part of
+``runner.json`` (``lec-cosim launch`` starts it there; ``broker_config/README.md``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shlex
 import shutil
@@ -76,12 +79,19 @@ def core_init_string(broker: BrokerConfig, port: int) -> str:
     return " ".join(["--federates=1", f"--broker_address=tcp://{broker.address}:{port}", *_key(broker)])
 
 
-def broker_command(port: int, n_federates: int, broker: BrokerConfig = LOOPBACK) -> list[str]:
+def broker_command(port: int, n_federates: int, broker: BrokerConfig = LOOPBACK,
+                   loglevel: str = "warning") -> list[str]:
     return [broker_executable(), f"-f{n_federates}", "--coretype=zmq", f"--port={port}", *_listening(broker),
-            "--loglevel=warning", "--name=lec_cosim_broker"]
+            f"--loglevel={loglevel}", "--name=lec_cosim_broker"]
 
 
-def root_broker_command(port: int, n_federates: int, sub_brokers: int, broker: BrokerConfig = LOOPBACK) -> list[str]:
+ROOT_LOGLEVEL_OVER_HOSTS = "connections"
+"""The root broker's log level when the federation spans hosts: it logs each broker that registers with it, so
+the root's host, which may run no federate, can tell a sub-broker that never joined (:mod:`lec_cosim.launch`)."""
+
+
+def root_broker_command(port: int, n_federates: int, sub_brokers: int, broker: BrokerConfig = LOOPBACK,
+                        loglevel: str = "warning") -> list[str]:
     """The root of a hierarchy: enters initialisation once all ``sub_brokers`` have joined.
 
     ``-f`` still counts every federate of the federation (through the sub-brokers), so a
@@ -95,18 +105,20 @@ def root_broker_command(port: int, n_federates: int, sub_brokers: int, broker: B
     counter overflows, GMLC-TDC/HELICS#2795; seen in a learning environment, see lec_cosim.inproc), so a long
     run through sub-brokers (a year) would stall there (not tried yet); a day is far below that.
     """
-    return broker_command(port, n_federates, broker) + [f"--subbrokers={sub_brokers}", "--globaltime"]
+    return broker_command(port, n_federates, broker, loglevel) + [f"--subbrokers={sub_brokers}", "--globaltime"]
 
 
 def sub_broker_command(index: int, port: int, root_port: int, n_federates: int,
-                       broker: BrokerConfig = LOOPBACK) -> list[str]:
+                       broker: BrokerConfig = LOOPBACK, host: str | None = None) -> list[str]:
     """Sub-broker ``index`` (from 1) on ``port``, serving ``n_federates`` under the root at ``root_port``.
 
     The root address carries its port, so HELICS keeps ``--port`` as the sub-broker's own port
-    (without it, ``--port`` would be taken as the root's).
+    (without it, ``--port`` would be taken as the root's). ``host``: the address the sub-broker listens
+    on and announces to the root (default: the root's, one host); the root connects back to it there.
     """
+    own = broker if host is None else BrokerConfig(address=host, key=broker.key)
     return [broker_executable(), f"-f{n_federates}", "--coretype=zmq", f"--port={port}",
-            f"--broker_address=tcp://{broker.address}:{root_port}", *_listening(broker), "--loglevel=warning",
+            f"--broker_address=tcp://{broker.address}:{root_port}", *_listening(own), "--loglevel=warning",
             f"--name=lec_cosim_sub_broker_{index}"]
 
 
@@ -124,6 +136,47 @@ def deal_federates(names: list[str], sub_brokers: int) -> list[list[str]]:
         raise ValueError(f"sub_brokers must be from 0 to {len(names)} (the federation's federates), "
                          f"not {sub_brokers}")
     return [names[i::sub_brokers] for i in range(sub_brokers)]
+
+
+HOSTS_PORT = 23500
+"""The root broker's port when the federation spans hosts (the sub-brokers' follow it): a free port can be
+drawn on this host only, and a fixed one is the port to open in the hosts' firewalls."""
+HOSTS_FOLDER = "hosts"
+"""Where ``write_federation`` puts each host's part of ``runner.json`` (``ADDRESS.json``)."""
+
+
+def host_federates(names: list[str], hosts) -> list[list[str]]:
+    """The federates of each host of ``broker.hosts``, in runner order: as the scenario places them, or dealt in turn.
+
+    Raises
+    ------
+    ValueError
+        A placed federate the federation does not have, a federate placed on no host, a host without
+        federates, or more hosts than federates.
+    """
+    if hosts[0].federates is None:
+        if len(hosts) > len(names):
+            raise ValueError(f"broker.hosts: {len(hosts)} hosts for {len(names)} federates; each host needs one")
+        return deal_federates(names, len(hosts))
+    placed = {name for host in hosts for name in host.federates}
+    unknown = sorted(placed - set(names))
+    if unknown:
+        raise ValueError(f"broker.hosts: no federate {', '.join(unknown)} in this federation (it has "
+                         f"{', '.join(names)})")
+    missing = [name for name in names if name not in placed]
+    if missing:
+        raise ValueError(f"broker.hosts: {', '.join(missing)} placed on no host")
+    empty = [host.address for host in hosts if not host.federates]
+    if empty:
+        raise ValueError(f"broker.hosts: {', '.join(empty)} has no federate (a sub-broker serves one at least)")
+    return [[name for name in names if name in host.federates] for host in hosts]
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
 
 
 def federate_command(name: str, config: Path) -> list[str]:
@@ -149,7 +202,11 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
     sub_brokers
         0: one broker for all federates. k >= 1: a root broker (runner entry ``broker``) and
         k sub-brokers (``sub_broker_1`` ...), the federates dealt to them in turn and each
-        federate's core pointed at its sub-broker. At most one per federate.
+        federate's core pointed at its sub-broker. At most one per federate. With ``broker.hosts``
+        in the scenario, one sub-broker per host (0 or their number): each listens on its host's
+        address, its federates run there (runner entries' ``host``), and ``hosts/ADDRESS.json``
+        holds each host's entries; the ports start at :data:`HOSTS_PORT` unless every address is
+        loopback or ``port`` is given.
     manifest
         Write ``manifest.json`` (hashes every data file; off where no run follows).
     inproc_broker
@@ -189,33 +246,56 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
                 "federates": [{"name": f.name, "config": str(run_dir / "configs" / f"{f.name}.json")}
                               for f in federates]}
     names = [f.name for f in federates]
-    groups = deal_federates(names, sub_brokers) if sub_brokers else []
+    hosts = scenario.broker.hosts
+    if hosts and sub_brokers not in (0, len(hosts)):
+        raise ValueError(f"sub_brokers: broker.hosts gives one sub-broker per host ({len(hosts)}), not {sub_brokers}")
+    groups = host_federates(names, hosts) if hosts else deal_federates(names, sub_brokers) if sub_brokers else []
+    group_hosts = [host.address for host in hosts] if hosts else [None] * len(groups)
     spans = [broker_port_span(len(names) if not groups else 0)] + [broker_port_span(len(g)) for g in groups]
-    port = free_broker_port(scenario.broker.address, span=sum(spans)) if port is None else port
+    if port is None:
+        on_this_host = all(_loopback(a) for a in [scenario.broker.address, *(h.address for h in hosts)])
+        port = free_broker_port(scenario.broker.address, span=sum(spans)) if on_this_host else HOSTS_PORT
     (run_dir / "configs").mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.json").write_text(scenario.to_json())
+    root_host = scenario.broker.address if hosts else "localhost"
+    federate_host = dict.fromkeys(names, root_host)
     if groups:
-        entries = [{"name": "broker", "directory": ".", "host": "localhost",
-                    "exec": shlex.join(root_broker_command(port, len(names), len(groups), scenario.broker))}]
-        federate_port = {}
+        entries = [{"name": "broker", "directory": ".", "host": root_host,
+                    "exec": shlex.join(root_broker_command(port, len(names), len(groups), scenario.broker,
+                                                           ROOT_LOGLEVEL_OVER_HOSTS if hosts else "warning"))}]
+        federate_port, federate_broker = {}, {}
         sub_port = port + spans[0]
-        for index, (group, span) in enumerate(zip(groups, spans[1:]), start=1):
-            entries.append({"name": f"sub_broker_{index}", "directory": ".", "host": "localhost",
-                            "exec": shlex.join(sub_broker_command(index, sub_port, port, len(group), scenario.broker))})
+        for index, (group, span, host) in enumerate(zip(groups, spans[1:], group_hosts), start=1):
+            entries.append({"name": f"sub_broker_{index}", "directory": ".", "host": host or root_host,
+                            "exec": shlex.join(sub_broker_command(index, sub_port, port, len(group), scenario.broker,
+                                                                  host))})
+            # a federate reaches its sub-broker at the address the sub-broker listens on (its own host's)
+            own = scenario.broker if host is None else BrokerConfig(address=host, key=scenario.broker.key)
             federate_port.update({name: sub_port for name in group})
+            federate_broker.update(dict.fromkeys(group, own))
+            federate_host.update(dict.fromkeys(group, host or root_host))
             sub_port += span
     else:
-        entries = [{"name": "broker", "directory": ".", "host": "localhost",
+        entries = [{"name": "broker", "directory": ".", "host": root_host,
                     "exec": shlex.join(broker_command(port, len(names), scenario.broker))}]
         federate_port = dict.fromkeys(names, port)
+        federate_broker = dict.fromkeys(names, scenario.broker)
     for federate in federates:
         path = run_dir / "configs" / f"{federate.name}.json"
-        config = _config(federate, core_init_string(scenario.broker, federate_port[federate.name]), run_dir)
+        config = _config(federate, core_init_string(federate_broker[federate.name], federate_port[federate.name]),
+                         run_dir)
         path.write_text(json.dumps(config, indent=2))
-        entries.append({"name": federate.name, "directory": ".", "host": "localhost",
+        entries.append({"name": federate.name, "directory": ".", "host": federate_host[federate.name],
                         "exec": shlex.join([sys.executable, "-m", federate.module, "--config", str(path)])})
     runner = {"name": scenario.name, "broker": False, "federates": entries}
     (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
+    if hosts:
+        # each host's part, a runner file of its own: helics run --path (or lec-cosim launch) starts it there
+        (run_dir / HOSTS_FOLDER).mkdir(exist_ok=True)
+        for address in dict.fromkeys(entry["host"] for entry in entries):
+            part = {"name": f"{scenario.name} on {address}", "broker": False,
+                    "federates": [entry for entry in entries if entry["host"] == address]}
+            (run_dir / HOSTS_FOLDER / f"{address}.json").write_text(json.dumps(part, indent=2))
     if manifest:
         write_manifest(run_dir, scenario)
     return runner

@@ -5,6 +5,14 @@ the very same processes. Brokers are entries like the federates: a root broker a
 sub-brokers are started and stopped just as a single broker is. If any process fails, the
 others are killed at once and the failure is reported with the last error line of its log: a
 crashed federate never leaves the run hanging.
+
+A federation spread over hosts is started host by host, each with its part of ``runner.json``
+(``hosts/ADDRESS.json``, ``lec-cosim launch``). A host that disappears (its link down, its
+machine off) is seen by HELICS's heartbeat: the brokers and cores that talked to it log "lost
+comms" or "lost connection" some 20-60 s later (measured with the default 5 s tick, HELICS 3.6.1).
+A federate process then fails with that error, but a broker stays up in its error state, and a
+host with no federate, the root's, would wait for ever: the launcher reads its brokers' logs and
+ends the part on such a line.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from lec_cosim.schema.base import STALL_TIMEOUT_S
-from lec_cosim.watchdog import STALLED_EXIT_CODE, command, verdict
+from lec_cosim.watchdog import STALLED_EXIT_CODE, STARTUP_ALLOWANCE_S, command, verdict
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEBUG_ENVIRONMENT = "LEC_COSIM_DEBUG"
@@ -101,6 +109,33 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+LOST_CONNECTION = ("lost comms with", "lost connection with")
+"""What a HELICS broker logs (at ``--loglevel=warning``) when a peer stops answering its heartbeat."""
+
+
+def _lost_connection(process: Process) -> str | None:
+    """A broker's log line saying it lost a peer (another host gone), or None."""
+    for line in _log_lines(process.log) or []:
+        if any(words in line for words in LOST_CONNECTION):
+            return line.split("::", 1)[-1].strip() or line
+    return None
+
+
+SUB_BROKER_JOINED = "registering broker lec_cosim_sub_broker_"
+"""What a root broker logs at ``--loglevel=connections`` (a federation over hosts) when a sub-broker joins it."""
+
+
+def _missing_sub_brokers(root: Process) -> list[str] | None:
+    """The sub-brokers that have not joined a root broker that logs its connections (None: it does not)."""
+    args = root.popen.args
+    expected = next((int(a.removeprefix("--subbrokers=")) for a in args if a.startswith("--subbrokers=")), 0)
+    if not expected or "--loglevel=connections" not in args:
+        return None
+    lines = _log_lines(root.log) or []
+    joined = {line.split(SUB_BROKER_JOINED, 1)[1].split("(", 1)[0] for line in lines if SUB_BROKER_JOINED in line}
+    return [f"sub_broker_{i}" for i in range(1, expected + 1) if str(i) not in joined]
 
 
 def _is_origin(process: Process) -> bool:
@@ -196,6 +231,7 @@ def _broker_endpoint(run_dir: Path, runner: dict) -> tuple[str, int, str | None]
 def run_federation(
     run_dir: Path,
     *,
+    runner_file: Path | None = None,
     timeout_s: float | None = None,
     on_progress: Callable[[str], None] | None = None,
     poll_s: float = 0.1,
@@ -204,6 +240,9 @@ def run_federation(
 ) -> float:
     """Run the federation written in ``run_dir/runner.json``; returns the wall time in seconds.
 
+    ``runner_file``: run these entries instead, one host's part of a federation spread over hosts
+    (``run_dir/hosts/ADDRESS.json``); the other hosts run theirs. A part is supervised as a whole run is,
+    and a broker of it that lost a peer (another host gone) fails it.
     Logs go to ``run_dir/logs/NAME.log``; with ``debug`` the federates print tracebacks into them.
     A :class:`~lec_cosim.watchdog.Watchdog`, in a process of its own, joins the federation as an observer
     and ends it when no federate's time advances for ``stall_timeout_s`` (None: no watchdog).
@@ -211,7 +250,7 @@ def run_federation(
     (whatever its exit code), the federation stalls, or ``timeout_s`` passes.
     """
     run_dir = Path(run_dir)
-    runner = json.loads((run_dir / "runner.json").read_text())
+    runner = json.loads(Path(runner_file or run_dir / "runner.json").read_text())
     log_dir = run_dir / "logs"
     log_dir.mkdir(exist_ok=True)
     processes: list[Process] = []
@@ -231,10 +270,13 @@ def run_federation(
         brokers = [p for p in processes if "broker" in p.name]
         members = [p for p in processes if p not in brokers]
         endpoint = _broker_endpoint(run_dir, runner)
-        if stall_timeout_s is not None and endpoint is not None:
-            address, port, key = endpoint
-            programs = [p.name for p in members if FEDERATE_PROGRAM in " ".join(p.popen.args)]
-            hierarchy = len(brokers) > 1  # observers stop a root broker's --globaltime grants: watch the files
+        # observers stop a root broker's --globaltime grants: a hierarchy is watched through the files (its part
+        # on a host without the root too)
+        hierarchy = any(p.name.startswith("sub_broker") or any(a.startswith("--subbrokers=") for a in p.popen.args)
+                        for p in brokers)
+        programs = [p.name for p in members if FEDERATE_PROGRAM in " ".join(p.popen.args)]
+        if stall_timeout_s is not None and (endpoint is not None or hierarchy) and (programs or not hierarchy):
+            address, port, key = endpoint or ("", 0, None)
             watchdog = subprocess.Popen(
                 command(broker_address=address, port=port, key=key, federates=[p.name for p in members],
                         run_dir=str(run_dir), programs=programs, stall_s=stall_timeout_s,
@@ -244,6 +286,11 @@ def run_federation(
                 preexec_fn=_die_with_the_launcher)
         progress_log = log_dir / "recorder.log"
         last_shown = None
+        brokers_read_at = time.perf_counter()
+        # a root broker over hosts waits for its sub-brokers to join: for at most the start-up allowance
+        root_waits = next((p for p in brokers if p.name == "broker" and _missing_sub_brokers(p) is not None), None)
+        join_s = max(STARTUP_ALLOWANCE_S, stall_timeout_s or 0.0)
+        over_hosts = hierarchy or root_waits is not None  # brokers' logs tell of lost hosts
         while True:
             failed = [p for p in processes if p.popen.poll() not in (None, 0)]
             if failed:
@@ -263,6 +310,21 @@ def run_federation(
                     error = f"killed by {_signal_name(-culprit.popen.returncode)} ({error})"
                 raise FederationError(f"federate {culprit.name} failed: {error} (log: {culprit.log})",
                                       culprit.name, error)
+            if over_hosts and time.perf_counter() - brokers_read_at >= 1.0:
+                brokers_read_at = time.perf_counter()
+                lost = next(((p, line) for p in brokers if p.popen.poll() is None
+                             for line in [_lost_connection(p)] if line), None)
+                missing = _missing_sub_brokers(root_waits) if root_waits else None
+                if not missing:
+                    root_waits = None  # all joined: from now on, a lost host shows as a lost connection
+                elif time.perf_counter() - started > join_s:
+                    raise FederationError(f"broker: {', '.join(missing)} did not join the root broker within "
+                                          f"{join_s:.0f} s: their hosts' parts not started, or their hosts cannot "
+                                          f"reach this one (log: {root_waits.log})", "broker")
+                if lost is not None:
+                    raise FederationError(f"{lost[0].name} lost the connection to a peer on another host (its host "
+                                          f"gone or unreachable?): {lost[1]} (log: {lost[0].log})", lost[0].name,
+                                          f"{lost[0].name}: {lost[1]}")
             quit_early = next((p for p in members if p.popen.poll() == 0 and not _finished(p)), None)
             if quit_early is not None:
                 raise FederationError(f"federate {quit_early.name} exited (code 0) before the end of its run, without "

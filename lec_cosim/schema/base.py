@@ -158,29 +158,76 @@ class OutputsConfig(_Strict):
     directory: Optional[FilePath] = None
 
 
+def _host_address(address: str) -> str:
+    """One IPv4 address or host name that peers reach a broker at (never 0.0.0.0)."""
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        if re.fullmatch(r"[0-9.]+", address):
+            raise ValueError(f"{address!r} is not an IPv4 address") from None
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", address):
+            raise ValueError(f"{address!r} is neither an IPv4 address nor a host name") from None
+        return address
+    if ip.is_unspecified:  # a broker on all interfaces announces loopback to its peers (broker_config/README.md)
+        raise ValueError("give the one address peers reach the broker at, not 0.0.0.0")
+    return address
+
+
+class HostConfig(_Strict):
+    """A federate host: one sub-broker listening on its address, and the federates that run there."""
+
+    address: str = Field(description="IPv4 address (or host name) of the host: its sub-broker listens there, and the "
+                                     "root broker and its federates reach it there")
+    federates: Optional[list[str]] = Field(None, exclude_if=lambda value: value is None, description=(
+        "the federates that run on this host (lec-cosim interface lists them); give them on every host or on none "
+        "(then they are dealt to the hosts in turn)"))
+
+    @field_validator("address")
+    @classmethod
+    def _one_address(cls, address: str) -> str:
+        return _host_address(address)
+
+
 class BrokerConfig(_Strict):
     """Where the federation's broker listens; the federates reach it there."""
 
     address: str = Field("127.0.0.1", description=(
         "IPv4 address or host name the broker listens on. 127.0.0.1 (default) keeps the federation on this "
-        "machine; an address of one of this host's network interfaces opens it to that network (set key)"))
+        "machine; an address of one of this host's network interfaces opens it to that network (set key). With "
+        "hosts, the root broker's host"))
     key: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description=(
         "broker key: brokers and federates without it are refused (--brokerkey)"))
+    hosts: list[HostConfig] = Field(default_factory=list, exclude_if=lambda value: not value, description=(
+        "spread the federation over hosts: the root broker on address, one sub-broker on each host here with its "
+        "federates (an address alone is a host whose federates are dealt in turn); lec-cosim runner writes each "
+        "host's part (hosts/ADDRESS.json) and lec-cosim launch starts it there; empty (default): one host"))
 
     @field_validator("address")
     @classmethod
     def _one_address(cls, address: str) -> str:
-        try:
-            ip = ipaddress.IPv4Address(address)
-        except ValueError:
-            if re.fullmatch(r"[0-9.]+", address):
-                raise ValueError(f"{address!r} is not an IPv4 address") from None
-            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", address):
-                raise ValueError(f"{address!r} is neither an IPv4 address nor a host name") from None
-            return address
-        if ip.is_unspecified:  # a broker on all interfaces announces loopback to its peers (broker_config/README.md)
-            raise ValueError("give the one address peers reach the broker at, not 0.0.0.0")
-        return address
+        return _host_address(address)
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _addresses_alone(cls, hosts):
+        if isinstance(hosts, list):
+            return [{"address": host} if isinstance(host, str) else host for host in hosts]
+        return hosts
+
+    @model_validator(mode="after")
+    def _hosts(self):
+        addresses = [host.address for host in self.hosts]
+        twice = sorted({a for a in addresses if addresses.count(a) > 1})
+        if twice:
+            raise ValueError(f"hosts: {', '.join(twice)} given twice: one sub-broker per host")
+        placed = [host.federates is not None for host in self.hosts]
+        if any(placed) and not all(placed):
+            raise ValueError("hosts: give federates on every host or on none (then they are dealt in turn)")
+        named = [name for host in self.hosts for name in host.federates or []]
+        twice = sorted({name for name in named if named.count(name) > 1})
+        if twice:
+            raise ValueError(f"hosts: {', '.join(twice)} placed on more than one host")
+        return self
 
 
 STALL_TIMEOUT_S = 120.0
