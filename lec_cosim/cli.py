@@ -237,8 +237,10 @@ def _cmd_runner(args) -> int:
 
         print(f"copy {run_dir} to the same path on every host and start each host's part there "
               "(the root's first, in any order):")
-        for part in sorted((run_dir / HOSTS_FOLDER).glob("*.json"), key=lambda path: path.stat().st_mtime_ns):
-            print(f"  on {part.stem}: lec-cosim launch {run_dir} --host {part.stem}    (or helics run --path {part})")
+        runner = json.loads(target.read_text())
+        for address in dict.fromkeys(entry["host"] for entry in runner["federates"]):  # the root's host first
+            part = run_dir / HOSTS_FOLDER / f"{address}.json"
+            print(f"  on {address}: lec-cosim launch {run_dir} --host {address}    (or helics run --path {part})")
         return 0
     print(f"start it with: helics run --path {target}")
     return 0

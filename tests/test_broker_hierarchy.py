@@ -164,3 +164,70 @@ def test_sub_brokers_out_of_range_is_a_one_line_input_error(tmp_path, k):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "--sub-brokers" in lines[0] and "from 0 to 5" in lines[0]
     assert not (tmp_path / "out").exists() and not (tmp_path / "runner").exists()
+
+
+def test_a_run_over_hosts_of_this_machine_gives_the_single_brokers_results(tmp_path, tmp_path_factory):
+    """``--hosts`` with loopback addresses (all of 127.0.0.0/8 is this machine): ``lec-cosim run`` starts the root on
+    127.0.0.1 and a sub-broker listening on each host's address, its federates pointed there."""
+    scenario, single_run = shared_run(tmp_path_factory, "trondelag_arbitrage")
+    out = tmp_path / "hosts"
+    run = subprocess.run(CLI + ["run", str(scenario), "--out", str(out), "--quiet", "--hosts", "127.0.0.2,127.0.0.3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout
+    runner = json.loads((out / "runner.json").read_text())
+    hosts = {e["name"]: e["host"] for e in runner["federates"]}
+    assert hosts == {"broker": "127.0.0.1", "sub_broker_1": "127.0.0.2", "sub_broker_2": "127.0.0.3",
+                     "market": "127.0.0.2", "lec_ems": "127.0.0.3", "households": "127.0.0.2", "dso": "127.0.0.3",
+                     "recorder": "127.0.0.2"}
+    ports = _broker_ports(out)
+    assert "--local_interface=tcp://127.0.0.3" in runner["federates"][2]["exec"]
+    config = json.loads((out / "configs" / "dso.json").read_text())
+    assert config["coreInitString"].endswith(f"--broker_address=tcp://127.0.0.3:{ports['sub_broker_2']}")
+    assert sorted(p.name for p in (out / "hosts").glob("*.json")) == ["127.0.0.1.json", "127.0.0.2.json",
+                                                                      "127.0.0.3.json"]
+    single = json.loads((single_run / "summary.json").read_text())["kpis"]
+    assert _kpis_match(json.loads((out / "summary.json").read_text())["kpis"], single)
+    assert _running_brokers(ports.values()) == []
+
+
+@pytest.mark.parametrize("options, changes, where, reason", [
+    (["--hosts", "127.0.0.2,0.0.0.0"], {}, "--hosts", "not 0.0.0.0"),
+    (["--hosts", "127.0.0.2,127.0.0.2"], {}, "--hosts", "127.0.0.2 given twice"),
+    (["--hosts", "127.0.0.2,127.0.0.3", "--sub-brokers", "3"], {}, "--sub-brokers", "2 hosts have a sub-broker each"),
+    ([], {"broker": {"hosts": [{"address": "127.0.0.2", "federates": ["market", "households", "recorder"]},
+                               {"address": "127.0.0.3", "federates": ["dso", "lec_ems", "battery"]}]}},
+     "broker.hosts", "no federate battery in this federation"),
+    ([], {"broker": {"hosts": [{"address": "127.0.0.2", "federates": ["market", "households", "recorder"]},
+                               {"address": "127.0.0.3", "federates": ["dso"]}]}},
+     "broker.hosts", "lec_ems placed on no host"),
+    ([], {"broker": {"hosts": [{"address": "127.0.0.2", "federates": ["market"]}, "127.0.0.3"]}},
+     "broker.hosts", "give federates on every host or on none"),
+])
+def test_bad_hosts_are_one_line_input_errors(tmp_path, options, changes, where, reason):
+    base = {"horizon_h": 3, **changes}
+    try:
+        scenario = write_scenario(tmp_path, "trondelag_arbitrage", base)
+    except Exception as exc:  # the scenario file itself is refused when written: schema errors
+        assert where == "broker.hosts" and reason in str(exc)
+        return
+    for command in (["run", str(scenario), "--out", str(tmp_path / "out")],
+                    ["runner", str(scenario), "-o", str(tmp_path / "runner" / "runner.json")]):
+        result = subprocess.run(CLI + command + options, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and where in lines[0] and reason in lines[0], lines
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runner").exists()
+
+
+def test_launch_of_a_host_the_federation_does_not_have_is_a_one_line_input_error(tmp_path):
+    scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
+    run_dir = tmp_path / "run"
+    subprocess.run(CLI + ["runner", str(scenario), "-o", str(run_dir / "runner.json"), "--hosts",
+                          "127.0.0.2,127.0.0.3"], check=True, capture_output=True, timeout=60)
+    result = subprocess.run(CLI + ["launch", str(run_dir), "--host", "127.0.0.9"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--host: no part for 127.0.0.9 (hosts of this federation: 127.0.0.1, 127.0.0.2, " \
+        "127.0.0.3)" in lines[0], lines
+    assert not (run_dir / "logs").exists()
