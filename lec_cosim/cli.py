@@ -297,6 +297,15 @@ def _cmd_compose(args) -> int:
         raise
     except ValueError as exc:
         raise ScenarioError(f"{args.scenario}: {exc}") from None
+    if scenario.broker.hosts:
+        from lec_cosim.federation import HOSTS_FOLDER
+
+        print(f"wrote a compose file per host in {out / HOSTS_FOLDER} (Dockerfile and federation files in {out})")
+        print(f"copy {out} to every host and start each host's file there:")
+        for part in sorted((out / HOSTS_FOLDER).glob("*.yml")):
+            print(f"  on {part.stem}: docker compose -f {part} up --build --abort-on-container-failure")
+        print(f"results go to {out / RESULTS_FOLDER} on the recorder's host")
+        return 0
     print(f"wrote {compose_file} (Dockerfile and federation files in {out})")
     print(f"start it with: docker compose -f {compose_file} up --build --abort-on-container-failure")
     print(f"results go to {out / RESULTS_FOLDER}")
@@ -492,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "the gateway, the broker gets the second, the federates the next ones")
     p.add_argument("--compose-file", metavar="FILE",
                    help="write docker-compose.yml here instead of into DIR (its paths are relative to its folder)")
+    _hosts_options(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_compose)
 

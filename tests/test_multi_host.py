@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from harness import shared_run, wait_until, write_scenario
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
@@ -152,6 +154,44 @@ def test_a_federation_over_three_hosts_gives_the_single_brokers_kpis(hosts, tmp_
     ours = json.loads((run_dir / "summary.json").read_text())["kpis"]
     _same_kpis(ours, json.loads((single_run / "summary.json").read_text())["kpis"])
     assert ours["energy_cost"] > 0 and ours["import_mwh"] > 1.0  # a real day was run
+    assert hosts.pids() == []
+
+
+def test_the_hosts_compose_files_run_the_federation_over_three_hosts(hosts, tmp_path, tmp_path_factory):
+    """``lec-cosim compose`` over hosts: a compose file per host, its services on the host's own network stack. Each
+    host's services are run here in its namespace, as the containers would run them (the container paths mapped
+    back to this machine's, as tests/test_compose.py does): the single broker's KPIs."""
+    from test_compose import host_command, to_host
+
+    _, single_run = shared_run(tmp_path_factory, "trondelag_arbitrage")
+    scenario = write_scenario(tmp_path, "trondelag_arbitrage", {})
+    out = tmp_path / "compose"
+    result = subprocess.run(CLI + ["compose", str(scenario), "-o", str(out), "--broker-address", HOSTS["root"],
+                                   "--hosts", f"{HOSTS['h1']},{HOSTS['h2']}"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert not (out / "docker-compose.yml").exists()
+    files = {path.stem: yaml.safe_load(path.read_text()) for path in (out / "hosts").glob("*.yml")}
+    assert {name: list(compose["services"]) for name, compose in files.items()} == {
+        HOSTS["root"]: ["broker"], HOSTS["h1"]: ["sub_broker_1", "market", "households", "recorder"],
+        HOSTS["h2"]: ["sub_broker_2", "lec_ems", "dso"]}
+    assert all(service["network_mode"] == "host" and "networks" not in service
+               for compose in files.values() for service in compose["services"].values())
+
+    folders = {"federation": out / "federation", "results": out / "results", "inputs": out / "inputs"}
+    for path in [out / "federation" / "scenario.json", *(out / "federation" / "configs").glob("*.json")]:
+        path.write_text(to_host(path.read_text(), folders, {}))
+    run_dir = tmp_path / "on_hosts"  # each host's services as a part lec-cosim launch starts
+    (run_dir / "hosts").mkdir(parents=True)
+    for address, compose in files.items():
+        entries = [{"name": name, "directory": ".", "host": address,
+                    "exec": shlex.join(host_command(service["command"], folders, {}))}
+                   for name, service in compose["services"].items()]
+        (run_dir / "hosts" / f"{address}.json").write_text(json.dumps({"name": address, "federates": entries}))
+    results = _finish({name: hosts.launch(name, run_dir) for name in ("root", "h1", "h2")}, timeout_s=180)
+    assert {name: code for name, (code, _) in results.items()} == {"root": 0, "h1": 0, "h2": 0}, results
+    _same_kpis(json.loads((out / "results" / "summary.json").read_text())["kpis"],
+               json.loads((single_run / "summary.json").read_text())["kpis"])
     assert hosts.pids() == []
 
 
