@@ -190,7 +190,8 @@ def _cmd_sweep(args) -> int:
         kind["study"] = sweep.kind
         reused = len(sweep.runs) - len(to_run)
         where = f"Dask scheduler {args.scheduler}" if args.scheduler else "a local process pool"
-        _say(f"sweep of {sweep.base_name}: {len(sweep.runs)} runs of {', '.join(sweep.parameter_names)}"
+        _say(f"sweep of {sweep.base_name}: {len(sweep.runs)} run{'s' * (len(sweep.runs) != 1)} of "
+             f"{', '.join(sweep.parameter_names)}"
              + (f"; {reused} complete from an earlier sweep, skipped" if reused else "")
              + (f"; running {len(to_run)} on {where}" if to_run else ""))
 

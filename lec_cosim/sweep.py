@@ -45,7 +45,6 @@ from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import Field, field_validator, model_validator
-from typing_extensions import Annotated
 
 from lec_cosim.files import write_text_atomic
 from lec_cosim.scenario import FRAMEWORKS, ScenarioError, load_scenario, write_scenario_variant
@@ -66,7 +65,13 @@ RESERVED_FIELDS = {
 }
 """Scenario fields a sweep may not vary, and why."""
 
-DottedField = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")]
+DOTTED_FIELD = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*")
+
+
+def _dotted(name: str, where: str) -> None:
+    if not DOTTED_FIELD.fullmatch(name):
+        raise ValueError(f"{where}{name}: not a scenario field: lower-case names joined by dots "
+                         "(battery.capacity_mwh)")
 
 
 def _distinct(values: list) -> list:
@@ -81,13 +86,13 @@ class SweepFile(_Strict):
     """A sweep file: the runs are the product of ``parameters`` (and ``framework``), each with every case."""
 
     description: str = Field("", description="what the sweep is for (not used by the runs)")
-    parameters: dict[DottedField, Annotated[list[Any], Field(min_length=1)]] = Field(
+    parameters: dict[str, list[Any]] = Field(
         {}, description="dotted scenario fields (battery.capacity_mwh) -> the values each takes; the runs are the "
         "product of all lists, the first field varying slowest")
-    cases: list[Annotated[dict[DottedField, Any], Field(min_length=1)]] = Field(
+    cases: list[dict[str, Any]] = Field(
         [], description="sets of field values that go together (zipped, not multiplied), each naming the same "
         "fields; every case is run with every combination of parameters")
-    framework: Optional[Annotated[list[Literal[FRAMEWORKS]], Field(min_length=1)]] = Field(
+    framework: Optional[list[Literal[FRAMEWORKS]]] = Field(
         None, description="three-LEC scenarios: the frameworks to run (lec-cosim run --framework), the last "
         "factor of the product")
 
@@ -95,21 +100,38 @@ class SweepFile(_Strict):
     @classmethod
     def _distinct_values(cls, parameters):
         for name, values in parameters.items():
+            _dotted(name, "")
+            if not values:
+                raise ValueError(f"{name}: an empty list: give the field's values, at least one")
             try:
                 _distinct(values)
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
         return parameters
 
+    @field_validator("cases")
+    @classmethod
+    def _fields_of_cases(cls, cases):
+        for i, case in enumerate(cases):
+            if not case:
+                raise ValueError(f"{i}: an empty case: give the fields it sets")
+            for name in case:
+                _dotted(name, f"{i}.")
+        return cases
+
     @field_validator("framework")
     @classmethod
     def _distinct_frameworks(cls, frameworks):
+        if frameworks is not None and not frameworks:
+            raise ValueError("an empty list: give the frameworks to run, at least one")
         return _distinct(frameworks) if frameworks else frameworks
 
     @model_validator(mode="after")
     def _runs_defined(self):
         if not (self.parameters or self.cases or self.framework):
             raise ValueError("give parameters, cases or framework: a sweep with none of them has no runs")
+        if self.framework and "framework" in self.parameters:
+            raise ValueError("framework: also a parameter (parameters.framework); give it in one place")
         named = list(self.parameters) + (["framework"] if self.framework else [])
         for i, case in enumerate(self.cases):
             if list(case) != list(self.cases[0]) and set(case) != set(self.cases[0]):
@@ -217,6 +239,21 @@ def read_sweep_file(path: str | Path) -> SweepFile:
         raise ScenarioError(f"{path}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: (top level): expected a mapping (parameters, cases, framework)")
+    unknown = next((key for key in data if key not in SweepFile.model_fields), None)
+    if unknown is not None:
+        raise ScenarioError(f"{path}: {unknown}: no such key in a sweep file (its keys: "
+                            f"{', '.join(SweepFile.model_fields)}; scenario fields go under parameters)")
+    # the fields' names, where the schema's messages could not name them (a key that is no name, a case's index)
+    named = [("parameters", name) for name in data.get("parameters") or {}] if isinstance(
+        data.get("parameters"), dict) else []
+    for i, case in enumerate(data.get("cases") if isinstance(data.get("cases"), list) else []):
+        if isinstance(case, dict) and not case:
+            raise ScenarioError(f"{path}: cases.{i}: an empty case: give the fields it sets")
+        named += [(f"cases.{i}", name) for name in case] if isinstance(case, dict) else []
+    for where, name in named:
+        if not (isinstance(name, str) and DOTTED_FIELD.fullmatch(name)):
+            raise ScenarioError(f"{path}: {where}.{name}: not a scenario field: lower-case names joined by dots "
+                                "(battery.capacity_mwh)")
     return _validate(SweepFile, data, path)
 
 
