@@ -571,7 +571,7 @@ class _Dask:
     def as_completed(self, futures):
         from distributed import as_completed
 
-        return as_completed(futures)
+        return as_completed(futures, loop=self.client.loop)  # this client's, not a default one
 
     def stop(self, interrupted: KeyboardInterrupt | None) -> None:
         self.client.close()  # runs still going on the workers finish there (a thread cannot be stopped)
