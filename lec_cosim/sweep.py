@@ -383,9 +383,10 @@ def _complete(run: SweepRun, sweep: Sweep) -> RunOutcome | None:
 def run_one(run: SweepRun) -> RunOutcome:
     """Run one federation of a sweep (in a worker process, or a Dask worker's thread); never raises for a failed
     run: its error line is the outcome's ``error``."""
-    from lec_cosim.api import run as run_scenario
     from lec_cosim.runs import OutputError, RunFailed, RunInterrupted, is_run_folder
 
+    if _INTERRUPTED:
+        return RunOutcome(run.run_id, "failed", "not run (the sweep was interrupted)")
     folder = Path(run.run_dir)
     record = {"run_id": run.run_id, "parameters": run.parameters}
 
@@ -394,6 +395,8 @@ def run_one(run: SweepRun) -> RunOutcome:
 
     started = time.perf_counter()
     try:
+        from lec_cosim.api import run as run_scenario  # its imports take a while: Ctrl-C may come then
+
         result = run_scenario(run.scenario_file, folder, force=True, timeout_s=run.timeout_s, prepare=prepare)
     except RunInterrupted as exc:
         return RunOutcome(run.run_id, "failed", f"interrupted ({exc.failed.interrupted})",
@@ -405,6 +408,8 @@ def run_one(run: SweepRun) -> RunOutcome:
     except Exception as exc:  # noqa: BLE001 (one run's surprise must not end the others)
         return RunOutcome(run.run_id, "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())}",
                           time.perf_counter() - started)
+    except KeyboardInterrupt:  # before its federation started, or after it ended: nothing to keep
+        return RunOutcome(run.run_id, "failed", "interrupted", time.perf_counter() - started)
     write_text_atomic(folder / PARAMETERS_FILE, json.dumps({**record, "wall_time_s": result.wall_s}, indent=1))
     stale = folder.with_name(folder.name + ".incomplete")  # an earlier failure of this run, now superseded
     if is_run_folder(stale):
@@ -516,15 +521,37 @@ def check_scheduler(address: str) -> str:
     return address
 
 
+_INTERRUPTED = False
+"""In a pool process: the sweep was interrupted; the runs still queued for it are not started."""
+
+
+def _interrupt(signum, frame) -> None:
+    global _INTERRUPTED
+    _INTERRUPTED = True
+    raise KeyboardInterrupt
+
+
+def _pool_worker_started() -> None:
+    """In each pool process: Ctrl-C (SIGINT) interrupts its run, and no queued run starts after it, even where
+    the sweep was started with SIGINT ignored (a script's background job), which its processes would inherit."""
+    import signal
+
+    signal.signal(signal.SIGINT, _interrupt)
+
+
 class _Pool:
     """The local executor: a process pool of ``workers`` processes, started by forkserver (no process forked
     while the pool's threads run)."""
+
+    waits_for_runs = True
+    """Stopping it waits for the runs in progress to end (interrupted, they end at once, kept incomplete)."""
 
     def __init__(self, workers: int):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
+                                            initializer=_pool_worker_started)
 
     def submit(self, run: SweepRun):
         return self.executor.submit(run_one, run)
@@ -551,6 +578,9 @@ class _Pool:
 
 class _Dask:
     """A Dask distributed cluster: each run one task, in a worker's thread."""
+
+    waits_for_runs = False
+    """Stopping it leaves the runs in progress to finish on their workers."""
 
     def __init__(self, address: str, connect_timeout_s: float = 20.0):
         try:
@@ -663,6 +693,18 @@ def run_sweep(scenario_file: str | Path, sweep_file: str | Path, out: str | Path
     return SweepResult(out, ordered, table, plot, time.perf_counter() - started)
 
 
+def _outcome(future, run: SweepRun) -> RunOutcome:
+    """The outcome of a finished future; a worker that died (a killed process, a lost Dask worker) or was
+    interrupted outside :func:`run_one`'s care is a failed run too."""
+    try:
+        return future.result()
+    except KeyboardInterrupt:  # raised in the worker, carried here
+        return RunOutcome(run.run_id, "failed", "interrupted")
+    except Exception as exc:  # noqa: BLE001
+        return RunOutcome(run.run_id, "failed", f"the worker ended: {type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())}")
+
+
 def _run_locked(sweep: Sweep, out: Path, executor, workers, outcomes: dict[str, RunOutcome], on_outcome,
                 on_plan) -> KeyboardInterrupt | None:
     """The runs of ``sweep`` once ``OUT`` is locked: skip the complete ones, run the others, their outcomes into
@@ -694,21 +736,23 @@ def _run_locked(sweep: Sweep, out: Path, executor, workers, outcomes: dict[str, 
         return None
     if executor is None:
         executor = _Pool(min(workers or os.cpu_count() or 1, len(to_run)))
-    interrupted = None
+    interrupted, futures = None, {}
     try:
         futures = {executor.submit(run): run for run in to_run}
         for finished, future in enumerate(executor.as_completed(list(futures)), start=1):
             run = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 (the worker itself died: a killed process, a lost Dask worker)
-                outcome = RunOutcome(run.run_id, "failed", f"the worker ended: {type(exc).__name__}: "
-                                     f"{' '.join(str(exc).split())}")
-            outcomes[run.run_id] = outcome
+            outcomes[run.run_id] = outcome = _outcome(future, run)
             if on_outcome is not None:
                 on_outcome(run, outcome, finished, len(to_run))
     except KeyboardInterrupt as exc:
         interrupted = exc
     finally:
-        executor.stop(interrupted)
+        if executor.waits_for_runs:
+            executor.stop(interrupted)
+        if interrupted is not None:  # what ended while the interruption was handled is in the table too
+            for future, run in futures.items():
+                if run.run_id not in outcomes and future.done() and not future.cancelled():
+                    outcomes[run.run_id] = _outcome(future, run)
+        if not executor.waits_for_runs:
+            executor.stop(interrupted)
     return interrupted
