@@ -134,7 +134,7 @@ class SweepFile(_Strict):
             raise ValueError("framework: also a parameter (parameters.framework); give it in one place")
         named = list(self.parameters) + (["framework"] if self.framework else [])
         for i, case in enumerate(self.cases):
-            if list(case) != list(self.cases[0]) and set(case) != set(self.cases[0]):
+            if set(case) != set(self.cases[0]):
                 raise ValueError(f"cases.{i}: names {', '.join(case)}, but the first case names "
                                  f"{', '.join(self.cases[0])}: every case sets the same fields")
             both = next((name for name in case if name in named), None)
@@ -144,12 +144,11 @@ class SweepFile(_Strict):
         for name in fields:
             reserved = RESERVED_FIELDS.get(name.split(".")[0])
             if reserved is not None:
-                raise ValueError(f"{'parameters.' if name in self.parameters else 'cases.0.'}{name}: a sweep "
-                                 f"cannot vary it: {reserved}")
+                raise ValueError(f"{_where(name, self)}: a sweep cannot vary it: {reserved}")
         for name in fields:  # battery and battery.capacity_mwh: one would overwrite the other
             inside = next((other for other in fields if other.startswith(name + ".")), None)
             if inside is not None:
-                raise ValueError(f"parameters.{name}: also sets {inside}, which is inside it; vary one of them")
+                raise ValueError(f"{_where(name, self)}: also sets {inside}, which is inside it; vary one of them")
         return self
 
 
@@ -200,7 +199,7 @@ class Sweep:
 
 @dataclass
 class SweepResult:
-    """The outcome of a sweep: one :class:`RunOutcome` per run (in the sweep's order) and the table's path."""
+    """The outcome of a sweep: one :class:`RunOutcome` per run (in the sweep's order), its table and plot."""
 
     out: Path
     outcomes: list[RunOutcome]
@@ -273,7 +272,7 @@ def _where(name: str, definition: SweepFile) -> str:
         return f"parameters.{name}"
     if name == "framework" and definition.framework:
         return "framework"
-    return f"cases.*.{name}"
+    return f"cases.{name}"
 
 
 def _blame(message: str, variant: Path, parameters: dict, definition: SweepFile, sweep_file: Path,
