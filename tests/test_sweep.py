@@ -139,8 +139,8 @@ def test_a_second_sweep_skips_the_complete_runs(pool):
     before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in summaries}
     again = sweep(BASE, "--grid", GRID, "--out", out, "--workers", 2)
     assert again.returncode == 0, again.stderr
-    assert "4 complete from an earlier sweep, skipped" in again.stdout and "done in" not in again.stdout.split(
-        "\n", 1)[1].split("sweep done")[0]
+    assert "4 complete from an earlier sweep, skipped" in again.stdout
+    assert not [line for line in again.stdout.splitlines() if line.startswith("[")]  # no run was made
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in summaries} == before
     pd.testing.assert_frame_equal(pd.read_csv(out / "sweep.csv"), table)  # the table of the same runs
 
@@ -195,6 +195,11 @@ def test_a_dask_cluster_runs_the_sweep_and_lists_the_run_that_failed(pool, tmp_p
     pool_row = table[(table["battery.capacity_mwh"] == 2.4) & table["market.feed_in_tariff"].isna()].iloc[0]
     assert kpis_of(result.iloc[0]) == pytest.approx(kpis_of(pool_row), rel=1e-12, abs=1e-12)
     assert (out / "sweep.png").is_file()
+    # the two ran side by side on two workers: each its own broker port (lec_cosim.ports locks them per machine)
+    ok, failed = out / "runs" / result["run_id"].iloc[0], out / "runs" / f"{result['run_id'].iloc[1]}.incomplete"
+    ports = {json.loads((folder / "runner.json").read_text())["federates"][0]["exec"].split("--port=")[1].split()[0]
+             for folder in (ok, failed)}
+    assert len(ports) == 2
     assert processes_mentioning(str(out)) == []
 
 
