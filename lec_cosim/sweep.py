@@ -640,6 +640,11 @@ def run_sweep(scenario_file: str | Path, sweep_file: str | Path, out: str | Path
     ScenarioError
         Bad input (the sweep file, a variant, ``out``, the scheduler, ``plot_kpi``): one line, nothing written
         (an unknown ``plot_kpi`` is found once the KPIs are known: the table is written, the plot not).
+
+    Notes
+    -----
+    The pool's processes start by ``forkserver``, which imports the calling script: call this under
+    ``if __name__ == "__main__":``, as any multiprocessing program.
     """
     from lec_cosim.runs import RunLock, output_error
 
