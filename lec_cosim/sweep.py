@@ -667,11 +667,13 @@ def run_sweep(scenario_file: str | Path, sweep_file: str | Path, out: str | Path
         lock = RunLock(out)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            lock.__enter__()
-        except OSError as exc:
+            lock.__enter__()  # another sweep into OUT: one line naming its PID
+        except BaseException as exc:
             if executor is not None:
                 executor.stop(None)
-            raise output_error(out, "write there", exc) from None
+            if isinstance(exc, OSError):
+                raise output_error(out, "write there", exc) from None
+            raise
         try:
             interrupted = _run_locked(sweep, out, executor, workers, outcomes, on_outcome, on_plan)
         finally:

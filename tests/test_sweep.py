@@ -126,6 +126,15 @@ def test_a_run_is_complete_only_with_its_summary_and_the_same_parameters(pool, t
     (copy / "summary.json").unlink()
     assert _complete(moved, planned) is None
     shutil.rmtree(planned.staging)
+    # the base scenario changed since: the same ids and parameters, but every run is stale
+    edited = write_scenario_variant(BASE, {"households.annual_consumption_kwh": 15000.0}, tmp_path / "edited")
+    replanned = plan_sweep(edited, GRID, out)
+    try:
+        assert [run.run_id for run in replanned.runs] == [run.run_id for run in planned.runs]
+        assert all(Path(run.run_dir, "summary.json").is_file() for run in replanned.runs)
+        assert [_complete(run, replanned) for run in replanned.runs] == [None] * 4
+    finally:
+        shutil.rmtree(replanned.staging)
 
 
 def read_table_ids(out: Path) -> list[str]:
