@@ -184,10 +184,12 @@ def _cmd_run(args) -> int:
 def _cmd_sweep(args) -> int:
     from lec_cosim.sweep import run_sweep
 
-    kind = {}
+    studied = {}  # the sweep's study, known once it is planned: its runs' lines are told as lec-cosim run tells them
 
     def planned(sweep, to_run) -> None:
-        kind["study"] = sweep.kind
+        from lec_cosim.studies import study
+
+        studied["study"] = study(sweep.kind)
         reused = len(sweep.runs) - len(to_run)
         where = f"Dask scheduler {args.scheduler}" if args.scheduler else "a local process pool"
         _say(f"sweep of {sweep.base_name}: {len(sweep.runs)} run{'s' * (len(sweep.runs) != 1)} of "
@@ -196,11 +198,9 @@ def _cmd_sweep(args) -> int:
              + (f"; running {len(to_run)} on {where}" if to_run else ""))
 
     def finished(run, outcome, done, total) -> None:
-        from lec_cosim.studies import study
-
         values = ", ".join(f"{name}={json.dumps(value)}" for name, value in run.parameters.items())
-        if outcome.status == "ok":  # as lec-cosim run says it
-            line = f"done in {outcome.wall_time_s:.1f} s: {study(kind['study']).done(outcome.kpis, outcome.summary)}"
+        if outcome.status == "ok":
+            line = f"done in {outcome.wall_time_s:.1f} s: {studied['study'].done(outcome.kpis, outcome.summary)}"
         else:
             line = f"FAILED: {outcome.error}"
         if not args.quiet or outcome.status != "ok":
