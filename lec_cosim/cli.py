@@ -203,6 +203,52 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from lec_cosim.sweep import run_sweep
+
+    studied = {}  # the sweep's study, known once it is planned: its runs' lines are told as lec-cosim run tells them
+
+    def planned(sweep, to_run) -> None:
+        from lec_cosim.studies import study
+
+        studied["study"] = study(sweep.kind)
+        reused = len(sweep.runs) - len(to_run)
+        where = f"Dask scheduler {args.scheduler}" if args.scheduler else "a local process pool"
+        _say(f"sweep of {sweep.base_name}: {len(sweep.runs)} run{'s' * (len(sweep.runs) != 1)} of "
+             f"{', '.join(sweep.parameter_names)}"
+             + (f"; {reused} complete from an earlier sweep, skipped" if reused else "")
+             + (f"; running {len(to_run)} on {where}" if to_run else ""))
+
+    def finished(run, outcome, done, total) -> None:
+        values = ", ".join(f"{name}={json.dumps(value)}" for name, value in run.parameters.items())
+        if outcome.status == "ok":
+            line = f"done in {outcome.wall_time_s:.1f} s: {studied['study'].done(outcome.kpis, outcome.summary)}"
+        else:
+            line = f"FAILED: {outcome.error}"
+        if not args.quiet or outcome.status != "ok":
+            _say(f"[{done}/{total}] {run.run_id} ({values}): {line}")
+
+    def terminate(signum, frame):  # kill: end the runs cleanly, keep what they wrote, write the table
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        result = run_sweep(args.scenario, args.grid, args.out, workers=args.workers, scheduler=args.scheduler,
+                           timeout_s=args.timeout, plot_kpi=args.plot_kpi, on_outcome=finished, on_plan=planned)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failed = result.failed
+    ok = len(result.outcomes) - len(failed)
+    _say(f"sweep done in {result.wall_s:.1f} s: {ok} of {len(result.outcomes)} runs complete"
+         + (f", {len(failed)} failed" if failed else ""))
+    for outcome in failed:
+        print(f"failed: {outcome.run_id}: {outcome.error}", file=sys.stderr)
+    _say(f"table: {result.out / 'sweep.csv'}")
+    if result.plot is not None:
+        _say(f"plot: {result.plot}")
+    return EXIT_RUN_ERROR if failed else 0
+
+
 def _stall_timeout(args, scenario) -> float | None:
     """The watchdog's stall time: ``--stall-timeout`` (0: none), else the scenario's."""
     if args.stall_timeout is None:
@@ -469,6 +515,30 @@ def build_parser() -> argparse.ArgumentParser:
     _record_option(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("sweep", help="run a scenario for every combination of parameter values (a sweep file), "
+                                     "on a local process pool or a Dask cluster, into one table and plot")
+    p.add_argument("scenario")
+    p.add_argument("--grid", required=True, metavar="SWEEP.yaml",
+                   help="the sweep file: parameters (dotted scenario fields -> lists of values, run as their "
+                        "product), optional cases (values that go together) and framework (three-LEC scenarios); "
+                        "see docs/tutorials/sweeps.md")
+    p.add_argument("--out", help="the sweep's folder (default: results/<sweep file name>): each run in "
+                                 "OUT/runs/<id>, the table OUT/sweep.csv, the plot OUT/sweep.png; complete runs "
+                                 "of an earlier sweep there are skipped")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="runs at once on the local process pool (default: the machine's cores; a federation is "
+                        "several processes, but they step in turn and keep about one core busy)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="run on the Dask cluster of this scheduler (tcp://HOST:PORT) instead, one run per task; OUT "
+                        "must be on a file system every worker shares")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="give up on a run after S wall seconds (each run's own limit; it is listed as failed)")
+    p.add_argument("--plot-kpi", metavar="NAME",
+                   help="the KPI the plot shows against the first parameter (a column of sweep.csv; default: the "
+                        "first about cost)")
+    p.add_argument("--quiet", action="store_true", help="no line per completed run (failed ones are still listed)")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("runner", help="write a helics-cli runner file (helics run --path FILE)")
     p.add_argument("scenario")
