@@ -1,0 +1,92 @@
+"""The compose project of a scenario, run in real containers: the same results as ``lec-cosim run``.
+
+A real docker engine (``dockerd`` from Debian's docker.io, started by :mod:`lec_cosim.container_image` if none
+answers) builds the image from the runtime image (made once per machine and kept, with the base tarball
+and the wheelhouse, as the cache: ``make test`` builds it first) and runs the broker and every federate
+of ``scenarios/trondelag_arbitrage.yaml`` each in its own container, on an internal network of a subnet
+of their own. Needs root, as CI has. The test removes the containers, the network and the image it built.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+
+from harness import SCENARIOS, SHARED_RUNS, shared_run
+
+from lec_cosim import container_image as ci
+from lec_cosim.compose import DEFAULT_SUBNET, RESULTS_FOLDER, write_compose
+from lec_cosim.scenario import load_scenario
+
+SCENARIO = SCENARIOS / "trondelag_arbitrage.yaml"
+WALL_CLOCK = ("wall_time_s",)
+"""The one entry of ``summary.json`` that is not a result: how long the run took."""
+
+
+def docker_lines(*arguments: str) -> list[str]:
+    return ci._run([ci.DOCKER, *arguments]).stdout.split()
+
+
+def test_the_containers_give_the_cli_runs_tables_and_kpis(tmp_path, tmp_path_factory):
+    ci.ensure_runtime()
+    subnet = ci.free_subnet(avoid=(DEFAULT_SUBNET,))  # the demo's stays free for make compose-demo
+    out = tmp_path / "compose"
+    compose_file = write_compose(load_scenario(SCENARIO), out, subnet=subnet)
+    run_id = uuid.uuid4().hex[:10]
+    tag, project = f"lec-cosim-test-{run_id}", f"lec_cosim_test_{run_id}"
+    network = ci.compose_network(project)
+    dangling = set(docker_lines("images", "--quiet", "--no-trunc", "--filter", "dangling=true"))
+    seen = {}
+
+    def inspect(project):
+        seen["network"] = json.loads(ci._run([ci.DOCKER, "network", "inspect", network]).stdout)[0]
+        ids = docker_lines("ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}")
+        seen["containers"] = json.loads(ci._run([ci.DOCKER, "inspect", *ids]).stdout)
+
+    try:
+        assert ci.build_image(compose_file, tag)
+        exit_codes = ci.run_compose(compose_file, project=project, image=tag, on_up=inspect, timeout_s=600)
+    finally:
+        ci.remove_image(tag)
+
+    services = ["broker", "market", "lec_ems", "households", "dso", "recorder"]
+    assert exit_codes == {name: 0 for name in services}
+    # One internal network (no route out of it) of the subnet drawn above, and every container on it alone,
+    # at the address the compose file gave it, running the image built here.
+    assert seen["network"]["Internal"] is True
+    assert [c["Subnet"] for c in seen["network"]["IPAM"]["Config"]] == [subnet]
+    compose = ci._compose_document(compose_file)
+    assert sorted(c["Config"]["Labels"]["com.docker.compose.service"] for c in seen["containers"]) == sorted(services)
+    for container in seen["containers"]:
+        name = container["Config"]["Labels"]["com.docker.compose.service"]
+        assert container["Config"]["Image"] == tag
+        assert list(container["NetworkSettings"]["Networks"]) == [network]
+        assert (container["NetworkSettings"]["Networks"][network]["IPAMConfig"]["IPv4Address"]
+                == compose["services"][name]["networks"]["federation"]["ipv4_address"])
+
+    # Gone afterwards: the containers, the network, the image, and no layer of it left dangling.
+    assert not docker_lines("ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}")
+    assert network not in docker_lines("network", "ls", "--format", "{{.Name}}")
+    assert ci.image_id(tag) is None
+    assert set(docker_lines("images", "--quiet", "--no-trunc", "--filter", "dangling=true")) <= dangling
+
+    # The results: every table byte for byte the CLI run's, and the KPIs equal (to 1e-9 relative).
+    assert SHARED_RUNS["trondelag_arbitrage"] == ("trondelag_arbitrage", {}, [])
+    _, direct = shared_run(tmp_path_factory, "trondelag_arbitrage")
+    ours = out / RESULTS_FOLDER
+    tables = sorted(path.name for path in ours.glob("*.csv"))
+    assert tables == sorted(path.name for path in direct.glob("*.csv")) and "signals.csv" in tables
+    for table in tables:
+        assert (ours / table).read_bytes() == (direct / table).read_bytes(), table
+    summary, theirs = (json.loads((folder / "summary.json").read_text()) for folder in (ours, direct))
+    kpis, their_kpis = summary.pop("kpis"), theirs.pop("kpis")
+    assert kpis.keys() == their_kpis.keys() and kpis["import_mwh"] > 0
+    for name, value in kpis.items():
+        if isinstance(value, float):
+            assert math.isclose(value, their_kpis[name], rel_tol=1e-9), name
+        else:
+            assert value == their_kpis[name], name
+    for entry in WALL_CLOCK:
+        summary.pop(entry), theirs.pop(entry)
+    assert summary == theirs
