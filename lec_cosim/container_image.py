@@ -491,9 +491,13 @@ def build_image(compose_file: Path, tag: str) -> str:
     build = _compose_document(compose_file)["x-lec-cosim"]["build"]
     context = (compose_file.parent / build["context"]).resolve()
     ensure_runtime()
+    replaced = image_id(tag)
     _run([DOCKER, "build", "--quiet", "--network", "none", "--tag", tag, "--file",
           str(context / build["dockerfile"]), str(context)], timeout=900)
-    return image_id(tag)
+    built = image_id(tag)
+    if replaced and replaced != built:
+        _run([DOCKER, "image", "rm", replaced], check=False)  # the tag's image before, unless a container uses it
+    return built
 
 
 def compose_network(project: str) -> str:
@@ -508,9 +512,35 @@ def _compose(compose_file: Path, project: str, override: Path | None, *arguments
     return _run([COMPOSE, "--no-ansi", "-p", project, *files, *arguments], **kwargs)
 
 
+def bridge_interface(network: str) -> str:
+    """The host's bridge interface of a docker network (``br-`` and the start of its id)."""
+    return "br-" + _run([DOCKER, "network", "inspect", "--format", "{{.Id}}", network]).stdout.strip()[:12]
+
+
+def close_to_host(network: str) -> list[str]:
+    """Drop what the containers of ``network`` send to this machine itself.
+
+    An internal network has no way out (the engine drops what would be forwarded from its bridge to any
+    other destination), but engine 20.10 still gives its containers a default route to the bridge, the
+    host's end of the network, and the host would accept packets for its own addresses there. The
+    federation needs only its own containers, so the host takes nothing from the bridge. Their traffic
+    among themselves is bridged, never delivered to the host, and is unaffected.
+
+    Returns
+    -------
+    list of str
+        The rule (``iptables`` arguments after ``-I``/``-D``), to delete when the network goes.
+    """
+    rule = ["INPUT", "-i", bridge_interface(network), "-j", "DROP"]
+    _run(["iptables", "-I", *rule])
+    return rule
+
+
 def run_compose(compose_file: Path, *, project: str, image: str | None = None, timeout_s: float = 900.0,
                 on_up=None) -> dict[str, int]:
     """Start a generated compose project, wait until every container has exited, and remove them and the network.
+
+    While it runs, the host accepts nothing from the project's network (:func:`close_to_host`).
 
     Parameters
     ----------
@@ -545,8 +575,10 @@ def run_compose(compose_file: Path, *, project: str, image: str | None = None, t
         if image is not None:
             override = Path(tmp) / "image.yml"
             override.write_text(json.dumps({"services": {name: {"image": image} for name in services}}))
+        closed = None
         try:
             _compose(compose_file, project, override, "up", "--detach", "--no-build", timeout=600)
+            closed = close_to_host(compose_network(project))
             if on_up is not None:
                 on_up(project)
             ids = _compose(compose_file, project, override, "ps", "--quiet").stdout.split()
@@ -571,6 +603,8 @@ def run_compose(compose_file: Path, *, project: str, image: str | None = None, t
         finally:
             _compose(compose_file, project, override, "down", "--remove-orphans", "--timeout", "5", check=False,
                      timeout=300)
+            if closed is not None:
+                _run(["iptables", "-D", *closed], check=False)
 
 
 def free_subnet(within: str = "10.235.0.0/16", avoid: tuple[str, ...] = ()) -> str:

@@ -9,6 +9,7 @@ of their own. Needs root, as CI has. The test removes the containers, the networ
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import uuid
@@ -22,6 +23,13 @@ from lec_cosim.scenario import load_scenario
 SCENARIO = SCENARIOS / "trondelag_arbitrage.yaml"
 WALL_CLOCK = ("wall_time_s",)
 """The one entry of ``summary.json`` that is not a result: how long the run took."""
+
+
+def route_network(line: str) -> ipaddress.IPv4Network:
+    """The destination of a line of ``/proc/net/route`` (hexadecimal, little-endian) as a network."""
+    fields = line.split()
+    destination, mask = (ipaddress.IPv4Address(bytes.fromhex(field)[::-1]) for field in (fields[1], fields[7]))
+    return ipaddress.IPv4Network(f"{destination}/{mask}")
 
 
 def docker_lines(*arguments: str) -> list[str]:
@@ -43,6 +51,12 @@ def test_the_containers_give_the_cli_runs_tables_and_kpis(tmp_path, tmp_path_fac
         seen["network"] = json.loads(ci._run([ci.DOCKER, "network", "inspect", network]).stdout)[0]
         ids = docker_lines("ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}")
         seen["containers"] = json.loads(ci._run([ci.DOCKER, "inspect", *ids]).stdout)
+        # what a container on this network can route to (the federation's containers exit too soon to ask them)
+        seen["routes"] = ci._run([ci.DOCKER, "run", "--rm", "--network", network, tag, "cat", "/proc/net/route"]).stdout
+        seen["bridge"] = bridge = ci.bridge_interface(network)
+        seen["rules"] = [ci._run(["iptables", "-C", *rule], check=False).returncode == 0 for rule in (
+            ["INPUT", "-i", bridge, "-j", "DROP"],  # the host takes nothing from the network
+            ["DOCKER-ISOLATION-STAGE-1", "!", "-d", subnet, "-i", bridge, "-j", "DROP"])]  # nor passes it on
 
     try:
         assert ci.build_image(compose_file, tag)
@@ -56,6 +70,13 @@ def test_the_containers_give_the_cli_runs_tables_and_kpis(tmp_path, tmp_path_fac
     # at the address the compose file gave it, running the image built here.
     assert seen["network"]["Internal"] is True
     assert [c["Subnet"] for c in seen["network"]["IPAM"]["Config"]] == [subnet]
+    # A container's routes: the subnet, and (engine 20.10) a default route to the network's bridge on the host,
+    # which drops whatever comes in on it for itself or for elsewhere.
+    routes = {route_network(line): line.split()[2] for line in seen["routes"].splitlines()[1:]}
+    gateway = seen["network"]["IPAM"]["Config"][0]["Gateway"]
+    assert set(routes) <= {ipaddress.IPv4Network(subnet), ipaddress.IPv4Network("0.0.0.0/0")}
+    assert all(str(ipaddress.IPv4Address(bytes.fromhex(via)[::-1])) in ("0.0.0.0", gateway) for via in routes.values())
+    assert seen["rules"] == [True, True]
     compose = ci._compose_document(compose_file)
     assert sorted(c["Config"]["Labels"]["com.docker.compose.service"] for c in seen["containers"]) == sorted(services)
     for container in seen["containers"]:
@@ -68,6 +89,7 @@ def test_the_containers_give_the_cli_runs_tables_and_kpis(tmp_path, tmp_path_fac
     # Gone afterwards: the containers, the network, the image, and no layer of it left dangling.
     assert not docker_lines("ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}")
     assert network not in docker_lines("network", "ls", "--format", "{{.Name}}")
+    assert ci._run(["iptables", "-C", "INPUT", "-i", seen["bridge"], "-j", "DROP"], check=False).returncode != 0
     assert ci.image_id(tag) is None
     assert set(docker_lines("images", "--quiet", "--no-trunc", "--filter", "dangling=true")) <= dangling
 
