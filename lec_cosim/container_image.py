@@ -124,9 +124,9 @@ def _require_root(what: str) -> None:
         raise ContainerError(f"{what} needs root (run as root, as CI does)")
 
 
-def ensure_host_packages() -> None:
-    """Install :data:`HOST_PACKAGES` from Debian's archive, those not installed yet."""
-    missing = [package for package in HOST_PACKAGES
+def ensure_host_packages(packages: tuple[str, ...] = HOST_PACKAGES) -> None:
+    """Install ``packages`` (default :data:`HOST_PACKAGES`) from Debian's archive, those not installed yet."""
+    missing = [package for package in packages
                if _run(["dpkg-query", "-W", "-f=${Status}", package], check=False).stdout != "install ok installed"]
     if not missing:
         return
@@ -216,8 +216,9 @@ def ensure_engine(wait_s: float = ENGINE_WAIT_S) -> str:
         ``dockerd`` did not start within ``wait_s`` (its log is :data:`DOCKERD_LOG`).
     """
     with _locked("engine"):
-        if not engine_running():
-            ensure_host_packages()
+        running = engine_running()
+        ensure_host_packages(("docker-compose",) if running else HOST_PACKAGES)  # an engine of other origin is kept
+        if not running:
             _require_root("starting dockerd")
             dockerd = shutil.which("dockerd", path=f"/usr/sbin:/usr/bin:{os.environ.get('PATH', '')}")
             if dockerd is None:
@@ -279,7 +280,7 @@ def ensure_base_tarball() -> Path:
     if tarball.is_file():
         return tarball
     _require_root("debootstrap")
-    ensure_host_packages()
+    ensure_host_packages(("debootstrap",))
     work = Path(tempfile.mkdtemp(prefix="base-", dir=CACHE))
     try:
         rootfs = work / "rootfs"
@@ -509,7 +510,7 @@ def compose_network(project: str) -> str:
 
 def _compose(compose_file: Path, project: str, override: Path | None, *arguments: str, **kwargs):
     files = ["-f", str(compose_file)] + (["-f", str(override)] if override else [])
-    return _run([COMPOSE, "--no-ansi", "-p", project, *files, *arguments], **kwargs)
+    return _run([COMPOSE, "--ansi", "never", "-p", project, *files, *arguments], **kwargs)
 
 
 def bridge_interface(network: str) -> str:
