@@ -13,8 +13,11 @@ import ipaddress
 import json
 import math
 import uuid
+from importlib import metadata
 
 from harness import SCENARIOS, SHARED_RUNS, shared_run
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from lec_cosim import container_image as ci
 from lec_cosim.compose import DEFAULT_SUBNET, RESULTS_FOLDER, write_compose
@@ -112,3 +115,24 @@ def test_the_containers_give_the_cli_runs_tables_and_kpis(tmp_path, tmp_path_fac
     for entry in WALL_CLOCK:
         summary.pop(entry), theirs.pop(entry)
     assert summary == theirs
+
+
+def test_the_runtime_image_holds_exactly_the_installed_versions_of_the_run_time_dependencies():
+    pinned = ci.runtime_requirements()
+    versions = dict(line.split("==") for line in pinned)
+    # lec-cosim's own requirements, in the versions the host computes with (lec-cosim run's results)
+    for requirement in metadata.requires("lec-cosim"):
+        name = canonicalize_name(Requirement(requirement).name)
+        if "extra ==" not in requirement:
+            assert versions[name] == metadata.version(name), name
+    # what only the host uses stays out: helics-cli's web server and database, pip, the test and docs extras
+    assert not {"flask", "sqlalchemy", "requests", "pip", "pytest", "hypothesis", "mkdocs"} & set(versions)
+    assert {"helics", "simbench", "pandapower", "highspy", "pyomo", "scikit-learn"} <= set(versions)
+
+    image = ci.ensure_runtime()
+    listed = ci._run([ci.DOCKER, "run", "--rm", "--network", "none", image, "python", "-c",
+                      "from importlib import metadata; "
+                      "print('\\n'.join(f'{d.metadata[\"Name\"]}=={d.version}' for d in metadata.distributions()))"])
+    installed = {canonicalize_name(name): version
+                 for name, version in (line.split("==") for line in listed.stdout.split())}
+    assert installed == versions
