@@ -15,7 +15,7 @@ built in three cached steps, each only when its inputs changed:
    holding the wheels, installed by pip run from its own wheel (``--no-index``) in a container
    without network (``--network none``), and committed as :data:`RUNTIME_IMAGE`, labelled with its
    key. The wheels are bind-mounted, so neither they nor pip end up in the image. This is the
-   expensive step (about 1.5 minutes on 2 cores), done once per machine and dependency set.
+   expensive step (1.5 to 3 minutes on 2 shared cores), done once per machine and dependency set.
 
 The image a compose project runs is the generated Dockerfile on top of the runtime image
 (:data:`lec_cosim.compose.DOCKERFILE`: the project's ``lec_cosim``, ``federates``, ``data`` and
@@ -25,16 +25,17 @@ The image a compose project runs is the generated Dockerfile on top of the runti
 What the project leaves out of the image, and why it is safe: the ``cli`` extra of helics (helics-cli's
 web server and database: flask, sqlalchemy, requests, ...; the containers run the ``helics_broker``
 binary and federate programs, never ``helics run``), the ``test``, ``docs`` and ``rl`` extras, and pip.
-Everything lec-cosim itself requires stays, the 378 MB of SimBench grids included (``simbench:`` feeder
+Everything lec-cosim itself requires stays, the 380 MB of SimBench grids included (``simbench:`` feeder
 sources read them in the DSO federate).
 
 What :func:`ensure_engine` changes on the machine (as root): it installs Debian's ``docker.io`` (engine
 20.10, containerd, runc, iptables), ``debootstrap`` and ``docker-compose`` (1.29, the Python one, which
 speaks the engine's API 1.41) if missing, and starts ``dockerd`` in the background if no engine answers,
 logging to :data:`DOCKERD_LOG`, with :data:`DOCKERD_OPTIONS`: no default ``docker0`` bridge and no IP
-forwarding, so that the only networks are the compose projects' own (``internal: true``: no route out,
-the engine's iptables rules drop what would leave them). Images live in ``/var/lib/docker``, the cached
-tarball and wheelhouses in :data:`CACHE`.
+forwarding, so that the only networks are the compose projects' own (``internal: true``: the engine's
+iptables rules drop what would leave them; :func:`close_to_host` adds one dropping what they send to the
+host while a project runs). Images live in ``/var/lib/docker``, the cached tarball and wheelhouses in
+:data:`CACHE`.
 
 Run as ``python -m lec_cosim.container_image COMMAND``: ``engine``, ``runtime`` (engine, base,
 wheelhouse and runtime image), or ``run COMPOSE_FILE`` (all that, the project image, then the compose
