@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: venv demo test docs bench clean chromium compose-demo
+.PHONY: venv demo test docs bench clean chromium compose-demo container-runtime
 
 venv: $(STAMP)
 
@@ -24,7 +24,7 @@ demo: $(STAMP)
 # process, 10 min 11 s in two, on 2 cores, 2026-12-06). Runs share the machine safely: broker ports are
 # reserved across processes (lec_cosim/ports.py) and every test has its own folder. The 25 slowest tests are
 # listed at the end: where to look when the suite nears its 12-minute budget.
-test: $(STAMP) chromium docs
+test: $(STAMP) chromium docs container-runtime
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25 tests
 
 # The documentation site (mkdocs.yml, pages in docs/) into site/, warnings as errors. The reference pages
@@ -44,10 +44,20 @@ chromium:
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The containers' image below the compose projects' (lec_cosim/container_image.py): installs Debian's docker.io,
+# debootstrap and docker-compose if missing, starts dockerd if no engine answers, and builds the runtime image
+# (Debian python3 + the dependencies from wheels built here) once per machine: about 3 minutes the first time,
+# a second when cached (tests/test_containers.py runs in it). Needs root.
+container-runtime: $(STAMP)
+	$(BIN)/python -m lec_cosim.container_image runtime
+
 # The top-level docker-compose.yml and broker_config/compose_demo/ are generated: regenerate, never edit.
+# Then the demo runs for real: the image built, a container per process on an internal network, the results
+# in broker_config/compose_demo/results/; the containers and the network are removed afterwards.
 compose-demo: $(STAMP)
 	$(BIN)/lec-cosim compose scenarios/trondelag_arbitrage.yaml -o broker_config/compose_demo \
 	  --compose-file docker-compose.yml --force
+	$(BIN)/python -m lec_cosim.container_image run docker-compose.yml
 
 # Each benchmark is one command (see README, "Speed and scale"); all of them take about 27 minutes.
 bench: $(STAMP)

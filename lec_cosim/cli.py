@@ -354,6 +354,7 @@ def _cmd_compose(args) -> int:
         return 0
     print(f"wrote {compose_file} (Dockerfile and federation files in {out})")
     print(f"start it with: docker compose -f {compose_file} up --build --abort-on-container-failure")
+    print(f"or, as root, build its image here and run it: python -m lec_cosim.container_image run {compose_file}")
     print(f"results go to {out / RESULTS_FOLDER}")
     return 0
 

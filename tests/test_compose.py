@@ -7,7 +7,8 @@ the two launch paths cannot drift. The run test starts the services' commands on
 with every container address mapped to a loopback alias of its own (Linux routes all of
 127.0.0.0/8 to ``lo``): the federation completes with ``lec-cosim run``'s KPIs, and each
 process was seen listening on its own alias only, so the broker reached every core at the
-address the core announced, as it must across containers.
+address the core announced, as it must across containers. ``tests/test_containers.py`` runs
+the same in real containers.
 """
 
 import ipaddress
@@ -39,6 +40,7 @@ from lec_cosim.compose import (
     generate_compose,
     write_compose,
 )
+from lec_cosim.container_image import RUNTIME_IMAGE
 from lec_cosim.federation import broker_executable, write_federation
 from lec_cosim.launch import run_federation
 from lec_cosim.scenario import load_scenario
@@ -143,9 +145,14 @@ def test_the_services_are_the_runner_entries_of_the_same_scenario(tmp_path, kind
     assert (compose_file.parent / build["context"]).resolve() == ROOT
     assert (ROOT / build["dockerfile"]).resolve() == out / "Dockerfile"
     dockerfile = (out / "Dockerfile").read_text().splitlines()
-    for line in ("FROM python:3.11-slim", f"WORKDIR {CONTAINER_ROOT}", "RUN pip install -e .", "COPY data data",
-                 "COPY scenarios scenarios", f" && {CONTAINER_BROKER} --version"):
+    for line in (f"FROM {RUNTIME_IMAGE}", f"WORKDIR {CONTAINER_ROOT}", f"ENV PYTHONPATH={CONTAINER_ROOT}",
+                 "COPY lec_cosim lec_cosim", "COPY federates federates", "COPY data data", "COPY scenarios scenarios"):
         assert line in dockerfile
+    assert not [line for line in dockerfile if line.startswith("RUN")]  # nothing runs in the build: no network
+    # the build context is the project root: its .dockerignore sends the folders the Dockerfile copies, no more
+    copied = [line.split()[1] for line in dockerfile if line.startswith("COPY")]
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore and sorted(line[1:] for line in ignore if line.startswith("!")) == sorted(copied)
 
     # No host path anywhere: every absolute path is the image's (the compose file's host paths are
     # relative to it).
