@@ -40,9 +40,11 @@ iterations): 8e-6 pu from the federation over the week; ``--dss-tolerance 1e-6``
 more time per step.
 
 Printed: a markdown table of the OpenDSS grid alone (circuit build, loop, per step), the federation
-(start-up, total, per step), the one loop, the ratios federation / OpenDSS and federation / one loop,
-the largest voltage difference; and a table of each federate's start-up and work. The machine is often
-shared: the ratios, measured side by side in one run, are steadier than the seconds.
+(start-up, total, per step), the one loop, the ratios federation / OpenDSS and federation / one loop in
+wall and in CPU time, the largest voltage difference; and a table of each federate's start-up, work and
+CPU. The machine is often shared: the ratios, measured side by side in one run, are steadier than the
+seconds, and the CPU seconds (this process's; the federation's: its federates' processes, from their
+closing log lines, 0.1 s resolution, without the broker) steadier than the wall seconds.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
+import os
 import sys
 import time
 import warnings
@@ -92,8 +96,8 @@ class IeeeCircuit:
         The LV nodes in ``AllNodeNames`` order (all but the 11 kV source bus).
     node_bus : numpy.ndarray of int
         IEEE bus number of each LV node.
-    build_s : float
-        Wall time of compiling the files and adding the generators.
+    build_s, build_cpu_s : float
+        Wall and CPU time of compiling the files and adding the generators.
     """
 
     dss: object
@@ -106,6 +110,7 @@ class IeeeCircuit:
     lv_nodes: np.ndarray
     node_bus: np.ndarray
     build_s: float
+    build_cpu_s: float
 
 
 def build_ieee_circuit(table: pd.DataFrame, master: Path = MASTER, tolerance_pu: float | None = None) -> IeeeCircuit:
@@ -116,7 +121,7 @@ def build_ieee_circuit(table: pd.DataFrame, master: Path = MASTER, tolerance_pu:
     """
     from dss import DSS
 
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     dss = DSS.NewContext()
     for flag in ("AllowChangeDir", "AllowForms", "AllowEditor"):  # no dialogs, no chdir in this process
         if hasattr(dss, flag):
@@ -135,7 +140,7 @@ def build_ieee_circuit(table: pd.DataFrame, master: Path = MASTER, tolerance_pu:
     circuit = dss.ActiveCircuit
     if tolerance_pu is not None:
         circuit.Solution.Tolerance = tolerance_pu
-    build_s = time.perf_counter() - started
+    build_s, build_cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
 
     loads, gens = circuit.Loads, circuit.Generators
     load_pos = {n.lower(): k + 1 for k, n in enumerate(loads.AllNames)}
@@ -158,10 +163,12 @@ def build_ieee_circuit(table: pd.DataFrame, master: Path = MASTER, tolerance_pu:
         load_part=households.index.to_numpy(), load_idx=positions(load_pos, households["participant"]),
         pv_part=prosumers.index.to_numpy(), pv_idx=positions(gen_pos, "pv_" + prosumers["participant"]),
         chp_part=chps.index.to_numpy(), chp_idx=positions(gen_pos, chps["participant"]),
-        lv_nodes=lv, node_bus=np.array([int(n.split(".")[0]) for n in names[lv]]), build_s=build_s)
+        lv_nodes=lv, node_bus=np.array([int(n.split(".")[0]) for n in names[lv]]), build_s=build_s,
+        build_cpu_s=build_cpu_s)
 
 
-def run_opendss_loop(c: IeeeCircuit, load_kw, load_kvar, pv_kw, chp_kw) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+def run_opendss_loop(c: IeeeCircuit, load_kw, load_kvar, pv_kw, chp_kw) -> tuple[pd.DataFrame, pd.DataFrame, float,
+                                                                                 float]:
     """At every step set each load's kW and kvar and each generator's kW, solve, read the node voltages.
 
     Parameters
@@ -177,8 +184,8 @@ def run_opendss_loop(c: IeeeCircuit, load_kw, load_kvar, pv_kw, chp_kw) -> tuple
         and transformer).
     buses : pandas.DataFrame
         Per IEEE bus, index ``bus``: ``vm_min_pu``, ``vm_max_pu`` over its phases and the steps.
-    seconds : float
-        Wall time of the loop.
+    seconds, cpu_s : float
+        Wall and CPU time of the loop.
     """
     circuit = c.dss.ActiveCircuit
     loads, gens, solution = circuit.Loads, circuit.Generators, circuit.Solution
@@ -191,7 +198,7 @@ def run_opendss_loop(c: IeeeCircuit, load_kw, load_kvar, pv_kw, chp_kw) -> tuple
     lv = c.lv_nodes
     node_min = np.full(lv.sum(), np.inf)
     node_max = np.full(lv.sum(), -np.inf)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     for k in range(n_steps):
         for j, kw, kvar in load_rows:
             loads.idx = j
@@ -208,12 +215,12 @@ def run_opendss_loop(c: IeeeCircuit, load_kw, load_kvar, pv_kw, chp_kw) -> tuple
         np.minimum(node_min, v, out=node_min)
         np.maximum(node_max, v, out=node_max)
         p_loss[k] = circuit.Losses[0] / 1000.0  # W -> kW
-    seconds = time.perf_counter() - started
+    seconds, cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
     steps = pd.DataFrame({"vm_min_pu": vm_min, "vm_max_pu": vm_max, "p_loss_kw": p_loss})
     by_bus = pd.DataFrame({"vm_min_pu": node_min, "vm_max_pu": node_max}).groupby(c.node_bus)
     buses = pd.DataFrame({"vm_min_pu": by_bus["vm_min_pu"].min(), "vm_max_pu": by_bus["vm_max_pu"].max()})
     buses.index.name = "bus"
-    return steps, buses, seconds
+    return steps, buses, seconds, cpu_s
 
 
 def voltage_differences(run_dir: Path, steps: pd.DataFrame, buses: pd.DataFrame) -> dict[str, float]:
@@ -244,37 +251,48 @@ def federate_times(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("federate")
 
 
-def print_tables(label: str, steps: int, fed: FederationRun, times: pd.DataFrame, circuit: IeeeCircuit,
-                 dss_s: float, mono_s: float, diffs: dict, kpi_diff: float, pp: tuple | None) -> None:
-    startup = float(times["startup_s"].max())
-    stepping = float(times["stepping_s"].max())
-    dss_total = circuit.build_s + dss_s
-    ms = lambda s: f"{1000 * s / steps:.2f}"  # noqa: E731
-    print("| run | build / start-up (s) | loop / stepping (s) | total (s) | per grid step (ms) | federation / this |")
-    print("|---|---:|---:|---:|---:|---:|")
-    print(f"| OpenDSS grid alone (IEEE Master.dss, dss-python) | {circuit.build_s:.2f} | {dss_s:.2f} | "
-          f"{dss_total:.2f} | {ms(dss_s)} | {fed.wall_s / dss_total:.1f} |")
-    if pp is not None:
-        pp_s, numba = pp
-        print(f"| pandapower run_timeseries, runpp_3ph, grid alone (numba {'on' if numba else 'off'}) | | {pp_s:.2f} | "
-              f"{pp_s:.2f} | {ms(pp_s)} | {fed.wall_s / pp_s:.2f} |")
-    print(f"| same models in one loop (market, settlement, power flows, results files) | | | {mono_s:.2f} | "
-          f"{ms(mono_s)} | {fed.wall_s / mono_s:.2f} |")
-    print(f"| whole federation ({fed.federates} federates + broker) | {startup:.2f} | {stepping:.2f} | "
-          f"{fed.wall_s:.2f} | {ms(fed.wall_s)} | 1.00 |")
+@dataclass
+class Measured:
+    """One run of the comparison: wall and CPU seconds (CPU: this process's, or the federates' processes')."""
+
+    what: str
+    wall_s: float
+    cpu_s: float
+    build_s: float | None = None
+    loop_s: float | None = None
+
+
+def print_tables(label: str, steps: int, fed: FederationRun, times: pd.DataFrame, runs: list[Measured],
+                 diffs: dict, kpi_diff: float) -> None:
+    """The comparison (``runs``, the federation last) and each federate's start-up and work, as markdown."""
+    federation = runs[-1]
+    cell = lambda x: "" if x is None else f"{x:.2f}"  # noqa: E731
+    print("| run | build / start-up (s) | loop / stepping (s) | total (s) | per grid step (ms) | CPU (s) | "
+          "federation / this, wall | federation / this, CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for run in runs:
+        print(f"| {run.what} | {cell(run.build_s)} | {cell(run.loop_s)} | {run.wall_s:.2f} | "
+              f"{1000 * run.wall_s / steps:.2f} | {run.cpu_s:.2f} | {federation.wall_s / run.wall_s:.2f} | "
+              f"{federation.cpu_s / run.cpu_s:.2f} |")
+    dss, one_loop = runs[0], runs[-2]
     print()
-    print(f"federation / OpenDSS: {fed.wall_s / dss_total:.1f}x in all (build included), "
-          f"{stepping / dss_s:.1f}x stepping / loop; federation / one loop: {fed.wall_s / mono_s:.2f}x")
+    print(f"federation / OpenDSS: {federation.wall_s / dss.wall_s:.1f}x wall (build included), "
+          f"{federation.loop_s / dss.loop_s:.1f}x stepping / loop, {federation.cpu_s / dss.cpu_s:.1f}x CPU; "
+          f"federation / one loop: {federation.wall_s / one_loop.wall_s:.2f}x wall, "
+          f"{federation.cpu_s / one_loop.cpu_s:.2f}x CPU (the federation's CPU: its federates' processes, "
+          "not the broker)")
     print("largest differences OpenDSS - federation: "
           + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()) + f"; KPIs one loop - federation: {kpi_diff:.1e}")
     print()
     print(f"Where the federation's {fed.wall_s:.2f} s go ({label}; wall s from each federate's process start: "
           "created = imports and HELICS federate, ready = model built, start-up = all in executing mode):")
     print()
-    print("| federate | created (s) | ready (s) | start-up (s) | work (s) | wait (s) | stepping (s) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| federate | created (s) | ready (s) | start-up (s) | work (s) | wait (s) | stepping (s) | CPU (s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    cpu = fed.seconds("CPU in all")
     for name, row in times.iterrows():
-        print(f"| {name} | " + " | ".join(f"{row[c]:.2f}" for c in times.columns) + " |")
+        print(f"| {name} | " + " | ".join(f"{row[c]:.2f}" for c in times.columns)
+              + f" | {cpu.get(name, math.nan):.1f} |")
 
 
 def main() -> int:
@@ -299,26 +317,37 @@ def main() -> int:
     community = community_from_scenario(scenario)
     chp_kw, _ = chp_profile(community, str(fed.run_dir))
     circuit = build_ieee_circuit(community.table, tolerance_pu=args.dss_tolerance)
-    steps, buses, dss_s = run_opendss_loop(circuit, community.load_kw, community.load_kvar, community.pv_kw, chp_kw)
+    steps, buses, dss_s, dss_cpu_s = run_opendss_loop(circuit, community.load_kw, community.load_kvar,
+                                                      community.pv_kw, chp_kw)
     diffs = voltage_differences(fed.run_dir, steps, buses)
+    runs = [Measured("OpenDSS grid alone (IEEE Master.dss, dss-python)", circuit.build_s + dss_s,
+                     circuit.build_cpu_s + dss_cpu_s, circuit.build_s, dss_s)]
 
-    mono_s, mono_kpis = run_monolithic(path, work / "one_loop")
-    kpi_diff = kpi_difference(fed.kpis, mono_kpis)
-
-    pp = None
     if args.pandapower:
         grid = scenario_grid(scenario, community.table, solver="pandapower")
+        started_cpu = time.process_time()
         _, pp_s = run_pandapower_timeseries(grid, community.load_kw, community.load_kvar, community.pv_kw, chp_kw,
                                             table=community.table)
-        pp = (pp_s, _numba_installed())
+        runs.append(Measured(f"pandapower run_timeseries, runpp_3ph, grid alone (numba "
+                             f"{'on' if _numba_installed() else 'off'})", pp_s, time.process_time() - started_cpu,
+                             None, pp_s))
+
+    started_cpu = time.process_time()
+    mono_s, mono_kpis = run_monolithic(path, work / "one_loop")
+    runs.append(Measured("same models in one loop (market, settlement, power flows, results files)", mono_s,
+                         time.process_time() - started_cpu))
+    kpi_diff = kpi_difference(fed.kpis, mono_kpis)
+    runs.append(Measured(f"whole federation ({fed.federates} federates + broker)", fed.wall_s,
+                         sum(fed.seconds("CPU in all").values()), float(times["startup_s"].max()),
+                         float(times["stepping_s"].max())))
 
     n_steps = len(steps)
     tolerance = circuit.dss.ActiveCircuit.Solution.Tolerance
     print(f"# Federation vs OpenDSS computing the grid alone, {n_steps} steps of 15 min ({source.name})")
-    print(f"machine: {machine()}; date {dt.date.today()}; OpenDSS solution tolerance {tolerance:g} pu; "
-          f"results in {work}")
+    print(f"machine: {machine()}; date {dt.date.today()}; load average {os.getloadavg()[0]:.1f} at the end; "
+          f"OpenDSS solution tolerance {tolerance:g} pu; results in {work}")
     print()
-    print_tables(source.name, n_steps, fed, times, circuit, dss_s, mono_s, diffs, kpi_diff, pp)
+    print_tables(source.name, n_steps, fed, times, runs, diffs, kpi_diff)
     voltage = max(diffs["step vm_min/vm_max (pu)"], diffs["bus extremes (pu)"])
     if voltage > args.tolerance:
         print(f"error: OpenDSS and the federation differ by {voltage:.1e} pu (> {args.tolerance:g}): the comparison "
