@@ -50,7 +50,7 @@ compose-demo: $(STAMP)
 	$(BIN)/lec-cosim compose scenarios/trondelag_arbitrage.yaml -o broker_config/compose_demo \
 	  --compose-file docker-compose.yml --force
 
-# Each benchmark is one command (see README, "Speed and scale"); all of them take about 27 minutes.
+# Each benchmark is one command (see README, "Speed and scale"); all of them take about 30 minutes.
 # The bench extra adds numba: pandapower's baselines run as its users run them.
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/federation_vs_opendss.py --pandapower
