@@ -148,9 +148,10 @@ def test_violations_and_overloads_against_the_scenario_limits(config):
     assert LECGrid(config).solve(0.5, 0.125, 0.0, 0.6).bus_violations == 0
 
 
-def test_a_federate_process_loads_pandapower_s_plotting_and_pyplot_only_when_used():
+def test_a_federate_process_loads_pandapower_s_plotting_pyplot_and_estimation_only_when_used():
     """``lec_cosim.deferred_imports`` (a federate process's start): the grid model imports pandapower without its
-    plotting package or pyplot, solves as ever, and both load in full at their first use."""
+    plotting package, matplotlib or its state estimation (and so scipy.stats), solves as ever, and each loads in
+    full at its first use."""
     import subprocess
     import sys
 
@@ -162,12 +163,16 @@ from lec_cosim.models.grid import LECGrid
 from lec_cosim.scenario import load_scenario
 grid = LECGrid(load_scenario("scenarios/trondelag_arbitrage.yaml").grid)
 result = grid.solve(0.3, 0.05, 0.1, 0.0)
-print(result.pcc_p_mw > 0.19, "matplotlib.figure" in sys.modules, "pandapower.plotting.collections" in sys.modules)
+print(result.pcc_p_mw > 0.19, "matplotlib.figure" in sys.modules, "pandapower.plotting.collections" in sys.modules,
+      "matplotlib.colors" in sys.modules, "scipy.stats" in sys.modules)
 import pandapower.plotting
 import matplotlib.pyplot as plt
-print(callable(pandapower.plotting.simple_plot), callable(plt.figure), "matplotlib.figure" in sys.modules)
+import pandapower.estimation
+print(callable(pandapower.plotting.simple_plot), callable(plt.figure), "matplotlib.figure" in sys.modules,
+      callable(pandapower.estimation.estimate), "scipy.stats" in sys.modules)
 """
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "False", "False", "True", "True", "True"], done.stdout
+    assert done.stdout.split() == ["True", "False", "False", "False", "False", "True", "True", "True", "True",
+                                   "True"], done.stdout

@@ -59,6 +59,7 @@ pandapower's JIT is used automatically (not measured here).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,11 +78,9 @@ from lec_cosim.models.source_impedance import opendss_vsource_impedance_ohm
 if TYPE_CHECKING:  # pandapower is imported where a net is built or solved
     import pandapower as pp
 
-try:  # pandapower's optional JIT for its Newton-Raphson
-    import numba  # noqa: F401
-    _HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - depends on the environment
-    _HAVE_NUMBA = False
+# pandapower's optional JIT for its Newton-Raphson: whether it is installed, not imported (pandapower imports it
+# at its first power flow; importing it here cost every process that builds a feeder ~0.3 s, the DSO's too)
+_HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 PHASES = ("a", "b", "c")
 
