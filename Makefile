@@ -29,8 +29,9 @@ demo: $(STAMP)
 # built beside the tests rather than before them; tests/test_containers.py waits for it (a lock) and, should the
 # build fail, builds it again itself and fails with its error (the background build's log: .venv/container-runtime.log).
 test: $(STAMP) chromium docs
-	$(BIN)/python -m lec_cosim.container_image runtime > $(VENV)/container-runtime.log 2>&1 & \
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25 tests; status=$$?; wait; exit $$status
+	$(BIN)/python -m lec_cosim.container_image runtime > $(VENV)/container-runtime.log 2>&1 & build=$$!; \
+	trap 'kill $$build 2>/dev/null' INT TERM; \
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25 tests; status=$$?; wait $$build; exit $$status
 
 # The documentation site (mkdocs.yml, pages in docs/) into site/, warnings as errors. The reference pages
 # (CLI, scenario schema, published interface) are generated first by docs/gen_reference.py (a mkdocs hook).

@@ -50,11 +50,11 @@ def _load(args):
             given["address"] = broker_address
         if hosts is not None:
             given["hosts"] = [address.strip() for address in hosts.split(",") if address.strip()] or []
-        option = "--hosts" if hosts is not None else "--broker-address"
         try:
             broker = BrokerConfig.model_validate(given)
         except ValidationError as exc:
             error = exc.errors()[0]
+            option = "--broker-address" if error["loc"][:1] == ("address",) else "--hosts"
             raise ScenarioError(f"{args.scenario}: {option}: {error['msg'].removeprefix('Value error, ')}") from None
         scenario = scenario.model_copy(update={"broker": broker})
     if framework is not None or dso_limits is not None:  # the overridden scenario validated again, as a whole
@@ -98,8 +98,9 @@ def _check_record(args, scenario) -> None:
         return
     from lec_cosim.interface import federation_interface, publication_types
 
-    if args.sub_brokers:
-        raise ScenarioError(f"{args.scenario}: --record: helics_recorder joins a single broker, not --sub-brokers")
+    if args.sub_brokers or scenario.broker.hosts:
+        raise ScenarioError(f"{args.scenario}: --record: helics_recorder joins a single broker, not "
+                            f"{'--sub-brokers' if args.sub_brokers else 'a federation over hosts'}")
     published = publication_types(federation_interface(scenario))
     unknown = [k for k in args.record if k != "all" and k not in published]
     if unknown:
@@ -117,8 +118,9 @@ def _check_player(args, scenario) -> None:
         takers = [kind for kind in KINDS if "market" in study(kind).VALUE_PLAYERS]
         raise ScenarioError(f"{args.scenario}: --play-market: only a {' or '.join(takers)} federation has a market "
                             f"federate that publishes values a file can replace, not {scenario.kind}")
-    if args.sub_brokers:
-        raise ScenarioError(f"{args.scenario}: --play-market: helics_player joins a single broker, not --sub-brokers")
+    if args.sub_brokers or scenario.broker.hosts:
+        raise ScenarioError(f"{args.scenario}: --play-market: helics_player joins a single broker, not "
+                            f"{'--sub-brokers' if args.sub_brokers else 'a federation over hosts'}")
     if not Path(args.play_market).is_file():
         raise ScenarioError(f"{args.play_market}: --play-market: file not found")
     from lec_cosim.helics_tools import check_helics_player
@@ -270,9 +272,6 @@ def _cmd_runner(args) -> int:
     _check_player(args, scenario)
     target = Path(args.output).resolve()
     run_dir = target.parent
-    if scenario.broker.hosts and (args.record or args.play_market):
-        raise ScenarioError(f"{args.scenario}: --{'record' if args.record else 'play-market'}: the stock app joins a "
-                            "single broker, not a federation over hosts")
     write_federation(scenario, run_dir, sub_brokers=args.sub_brokers)
     _attach_recorder(args, scenario, run_dir)
     if target.name != "runner.json":
@@ -281,8 +280,8 @@ def _cmd_runner(args) -> int:
     if scenario.broker.hosts:
         from lec_cosim.federation import HOSTS_FOLDER
 
-        print(f"copy {run_dir} to the same path on every host and start each host's part there "
-              "(the root's first, in any order):")
+        print(f"copy {run_dir} to the same path on every host and start each host's part there, in any order "
+              "(the root waits for its sub-brokers):")
         runner = json.loads(target.read_text())
         for address in dict.fromkeys(entry["host"] for entry in runner["federates"]):  # the root's host first
             part = run_dir / HOSTS_FOLDER / f"{address}.json"
@@ -303,7 +302,14 @@ def _cmd_launch(args) -> int:
         reason = f"hosts of this federation: {', '.join(known)}" if known else \
             "no federation over hosts there (write one with lec-cosim runner and broker.hosts or --hosts)"
         raise ScenarioError(f"{part}: --host: no part for {args.host} ({reason})")
-    stall_s = args.stall_timeout if args.stall_timeout is not None else STALL_TIMEOUT_S
+    if args.stall_timeout is not None:
+        stall_s = args.stall_timeout
+    else:  # the scenario's, as lec-cosim run takes it
+        try:
+            federation = json.loads((run_dir / "scenario.json").read_text()).get("federation") or {}
+        except (OSError, ValueError):
+            federation = {}
+        stall_s = federation.get("stall_timeout_s", STALL_TIMEOUT_S) or 0
     if not (stall_s == 0 or MIN_STALL_TIMEOUT_S <= stall_s < float("inf")):
         raise ScenarioError(f"{part}: --stall-timeout: must be 0 (no watchdog) or {MIN_STALL_TIMEOUT_S:g} seconds "
                             f"or more, not {stall_s:g}")
@@ -557,8 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="this host's address (its part: RUN_DIR/hosts/ADDR.json)")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     p.add_argument("--stall-timeout", type=float, default=None, metavar="S",
-                   help=f"end this host's part when none of its federates' time advances for S wall seconds "
-                        f"(default {STALL_TIMEOUT_S:g}; 0: never)")
+                   help="end this host's part when none of its federates' time advances for S wall seconds "
+                        f"(default: the scenario's federation.stall_timeout_s, {STALL_TIMEOUT_S:g} s unless set; "
+                        "0: never)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_launch)
 

@@ -17,8 +17,9 @@ built in three cached steps, each only when its inputs changed:
    key. The wheels are bind-mounted, so neither they nor pip end up in the image. This is the
    expensive step (1.5 to 3 minutes on 2 shared cores), done once per machine and dependency set.
 
-The image a compose project runs is the generated Dockerfile on top of the runtime image
-(:data:`lec_cosim.compose.DOCKERFILE`: the project's ``lec_cosim``, ``federates``, ``data`` and
+The image a compose project runs is, here, :data:`lec_cosim.compose.LOCAL_DOCKERFILE` on top of the runtime
+image instead of the generated Dockerfile (which installs from a registry; the same layout: the project's
+``lec_cosim``, ``federates``, ``data`` and
 ``scenarios`` copied to ``/lec-cosim`` and put on ``PYTHONPATH``, as in a checkout, so the models find
 ``data/`` beside their package); :func:`build_image` builds it in seconds, with ``--network none``.
 
@@ -62,6 +63,15 @@ import time
 import uuid
 from pathlib import Path
 
+from lec_cosim.compose import (
+    CONTAINER_BROKER,
+    CONTAINER_RESULTS,
+    IMAGE,
+    LOCAL_DOCKERFILE,
+    NETWORK,
+    RUNTIME_IMAGE,
+)
+
 CACHE = Path(os.environ.get("LEC_COSIM_IMAGE_CACHE", "/var/cache/lec-cosim"))
 """The base tarball and the wheelhouses: outside the project, so they outlive a work tree."""
 DOCKERD_LOG = Path("/var/log/lec-cosim/dockerd.log")
@@ -81,7 +91,6 @@ TRIMMED = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man
            "usr/share/locale")
 """Emptied in the base root file system: apt's downloads and lists, documentation and translations."""
 BASE_IMAGE = "lec-cosim-base"
-RUNTIME_IMAGE = "lec-cosim-runtime"
 RUNTIME_KEY_LABEL = "org.lec-cosim.runtime-key"
 VENV = "/opt/lec-cosim"
 EXTRAS_LEFT_OUT = {"helics": {"cli"}}
@@ -403,8 +412,6 @@ def ensure_wheelhouse(requirements: list[str] | None = None) -> Path:
 # --- 3. the runtime image -----------------------------------------------------------------------------------
 
 def _install_script() -> str:
-    from lec_cosim.compose import CONTAINER_BROKER
-
     python = f"{VENV}/bin/python"
     return " && ".join([
         f"python3 -m venv --without-pip {VENV}",
@@ -494,8 +501,12 @@ def build_image(compose_file: Path, tag: str) -> str:
     context = (compose_file.parent / build["context"]).resolve()
     ensure_runtime()
     replaced = image_id(tag)
-    _run([DOCKER, "build", "--quiet", "--network", "none", "--tag", tag, "--file",
-          str(context / build["dockerfile"]), str(context)], timeout=900)
+    # the project's own Dockerfile installs from a registry: here the same layout on the runtime image
+    with tempfile.TemporaryDirectory() as tmp:
+        dockerfile = Path(tmp) / "Dockerfile"
+        dockerfile.write_text(LOCAL_DOCKERFILE)
+        _run([DOCKER, "build", "--quiet", "--network", "none", "--tag", tag, "--file", str(dockerfile),
+              str(context)], timeout=900)
     built = image_id(tag)
     if replaced and replaced != built:
         _run([DOCKER, "image", "rm", replaced], check=False)  # the tag's image before, unless a container uses it
@@ -504,8 +515,6 @@ def build_image(compose_file: Path, tag: str) -> str:
 
 def compose_network(project: str) -> str:
     """The name docker-compose gives the federation network of ``project``."""
-    from lec_cosim.compose import NETWORK
-
     return f"{project}_{NETWORK}"
 
 
@@ -579,8 +588,10 @@ def run_compose(compose_file: Path, *, project: str, image: str | None = None, t
             override.write_text(json.dumps({"services": {name: {"image": image} for name in services}}))
         closed = None
         try:
-            _compose(compose_file, project, override, "up", "--detach", "--no-build", timeout=600)
+            # created, closed to the host, then started: no container runs before the host drops its traffic
+            _compose(compose_file, project, override, "up", "--no-start", "--no-build", timeout=600)
             closed = close_to_host(compose_network(project))
+            _compose(compose_file, project, override, "start", timeout=600)
             if on_up is not None:
                 on_up(project)
             ids = _compose(compose_file, project, override, "ps", "--quiet").stdout.split()
@@ -635,8 +646,6 @@ def free_subnet(within: str = "10.235.0.0/16", avoid: tuple[str, ...] = ()) -> s
 
 def results_folder(compose_file: Path) -> Path:
     """The host folder the recorder's results land in, from the compose file's bind mounts."""
-    from lec_cosim.compose import CONTAINER_RESULTS
-
     compose_file = Path(compose_file).resolve()
     for volume in _compose_document(compose_file)["services"]["recorder"]["volumes"]:
         host, container = volume.split(":")[:2]
@@ -654,8 +663,6 @@ def run(compose_file: Path, *, project: str = "lec_cosim_demo") -> Path:
     pathlib.Path
         The results folder.
     """
-    from lec_cosim.compose import IMAGE
-
     driver = ensure_engine()
     ensure_runtime()
     build_image(compose_file, IMAGE)

@@ -254,7 +254,7 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
     spans = [broker_port_span(len(names) if not groups else 0)] + [broker_port_span(len(g)) for g in groups]
     if port is None:
         on_this_host = all(_loopback(a) for a in [scenario.broker.address, *(h.address for h in hosts)])
-        port = free_broker_port(scenario.broker.address, span=sum(spans)) if on_this_host else HOSTS_PORT
+        port = HOSTS_PORT if hosts and not on_this_host else free_broker_port(scenario.broker.address, span=sum(spans))
     (run_dir / "configs").mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.json").write_text(scenario.to_json())
     root_host = scenario.broker.address if hosts else "localhost"
@@ -291,7 +291,8 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
     (run_dir / "runner.json").write_text(json.dumps(runner, indent=2))
     if hosts:
         # each host's part, a runner file of its own: helics run --path (or lec-cosim launch) starts it there
-        (run_dir / HOSTS_FOLDER).mkdir(exist_ok=True)
+        shutil.rmtree(run_dir / HOSTS_FOLDER, ignore_errors=True)  # another federation's parts, written here before
+        (run_dir / HOSTS_FOLDER).mkdir()
         for address in dict.fromkeys(entry["host"] for entry in entries):
             part = {"name": f"{scenario.name} on {address}", "broker": False,
                     "federates": [entry for entry in entries if entry["host"] == address]}

@@ -290,7 +290,8 @@ def run_federation(
         # a root broker over hosts waits for its sub-brokers to join: for at most the start-up allowance
         root_waits = next((p for p in brokers if p.name == "broker" and _missing_sub_brokers(p) is not None), None)
         join_s = max(STARTUP_ALLOWANCE_S, stall_timeout_s or 0.0)
-        over_hosts = hierarchy or root_waits is not None  # brokers' logs tell of lost hosts
+        # a federation over hosts (a host's part, or entries on several hosts): its brokers' logs tell of a lost host
+        over_hosts = runner_file is not None or len({entry.get("host") for entry in runner["federates"]}) > 1
         while True:
             failed = [p for p in processes if p.popen.poll() not in (None, 0)]
             if failed:
@@ -322,8 +323,8 @@ def run_federation(
                                           f"{join_s:.0f} s: their hosts' parts not started, or their hosts cannot "
                                           f"reach this one (log: {root_waits.log})", "broker")
                 if lost is not None:
-                    raise FederationError(f"{lost[0].name} lost the connection to a peer on another host (its host "
-                                          f"gone or unreachable?): {lost[1]} (log: {lost[0].log})", lost[0].name,
+                    raise FederationError(f"{lost[0].name} lost the connection to a peer (another host gone or "
+                                          f"unreachable?): {lost[1]} (log: {lost[0].log})", lost[0].name,
                                           f"{lost[0].name}: {lost[1]}")
             quit_early = next((p for p in members if p.popen.poll() == 0 and not _finished(p)), None)
             if quit_early is not None:
@@ -346,8 +347,11 @@ def run_federation(
                 subject = stall.federate if "broker" in (stall.federate or "") else f"federate {stall.federate}"
                 who = f"{subject} holds it{where}: {stall.reason}" if stall.federate else stall.reason
                 log = f" (log: {log_dir / stall.federate}.log)" if stall.federate else ""
+                # a host's part sees only its own federates: all waiting may mean another host is gone
+                hint = " (its federates all wait: another host gone or stalled?)" if runner_file is not None and \
+                    "waiting for a grant" in stall.reason else ""
                 raise FederationError(f"federation stalled: no federate's time advanced for {stall.stalled_s:.0f} s; "
-                                      f"{who}{log}", stall.federate, stalled=True)
+                                      f"{who}{hint}{log}", stall.federate, stalled=True)
             if timeout_s is not None and time.perf_counter() - started > timeout_s:
                 raise FederationError(f"federation did not finish within {timeout_s:g} s")
             if on_progress is not None:

@@ -339,7 +339,7 @@ def plan_sweep(scenario_file: str | Path, sweep_file: str | Path, out: str | Pat
                 raise ScenarioError(f"{sweep_file}: parameters: {exc}") from None
             try:
                 scenario = load_scenario(variant)
-                check_broker(scenario)
+                check_broker(scenario, on_this_host=True)
                 check_data(scenario)
             except ScenarioError as exc:
                 raise _blame(str(exc), variant, parameters, definition, sweep_file, label) from None

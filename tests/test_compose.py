@@ -36,6 +36,7 @@ from lec_cosim.compose import (
     CONTAINER_RESULTS,
     CONTAINER_ROOT,
     DEFAULT_SUBNET,
+    LOCAL_DOCKERFILE,
     NETWORK,
     generate_compose,
     write_compose,
@@ -145,12 +146,17 @@ def test_the_services_are_the_runner_entries_of_the_same_scenario(tmp_path, kind
     assert (compose_file.parent / build["context"]).resolve() == ROOT
     assert (ROOT / build["dockerfile"]).resolve() == out / "Dockerfile"
     dockerfile = (out / "Dockerfile").read_text().splitlines()
+    for line in ("FROM python:3.11-slim", f"WORKDIR {CONTAINER_ROOT}", "RUN pip install -e .", "COPY data data",
+                 "COPY scenarios scenarios", f" && {CONTAINER_BROKER} --version"):
+        assert line in dockerfile
+    local = LOCAL_DOCKERFILE.splitlines()  # what lec_cosim.container_image builds instead, without a registry
     for line in (f"FROM {RUNTIME_IMAGE}", f"WORKDIR {CONTAINER_ROOT}", f"ENV PYTHONPATH={CONTAINER_ROOT}",
                  "COPY lec_cosim lec_cosim", "COPY federates federates", "COPY data data", "COPY scenarios scenarios"):
-        assert line in dockerfile
-    assert not [line for line in dockerfile if line.startswith("RUN")]  # nothing runs in the build: no network
-    # the build context is the project root: its .dockerignore sends the folders the Dockerfile copies, no more
-    copied = [line.split()[1] for line in dockerfile if line.startswith("COPY")]
+        assert line in local
+    assert not [line for line in local if line.startswith("RUN")]  # nothing runs in that build: no network
+    # the build context is the project root: its .dockerignore sends what the Dockerfiles copy, no more
+    copied = {part for text in (dockerfile, local) for line in text if line.startswith("COPY")
+              for part in line.split()[1:-1]}
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore and sorted(line[1:] for line in ignore if line.startswith("!")) == sorted(copied)
 

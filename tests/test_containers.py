@@ -2,7 +2,8 @@
 
 A real docker engine (``dockerd`` from Debian's docker.io, started by :mod:`lec_cosim.container_image` if none
 answers) builds the image from the runtime image (made once per machine and kept, with the base tarball
-and the wheelhouse, as the cache: ``make test`` builds it first) and runs the broker and every federate
+and the wheelhouse, as the cache: ``make test`` builds it beside the tests, this test waiting for it) and runs
+the broker and every federate
 of ``scenarios/trondelag_arbitrage.yaml`` each in its own container, on an internal network of a subnet
 of their own. Needs root, as CI has. The test removes the containers, the network and the image it built.
 """
@@ -12,9 +13,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import os
 import uuid
 from importlib import metadata
 
+import pytest
 from harness import SCENARIOS, SHARED_RUNS, shared_run
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -22,6 +25,8 @@ from packaging.utils import canonicalize_name
 from lec_cosim import container_image as ci
 from lec_cosim.compose import DEFAULT_SUBNET, RESULTS_FOLDER, write_compose
 from lec_cosim.scenario import load_scenario
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a docker engine and its images need root (CI runs as root)")
 
 SCENARIO = SCENARIOS / "trondelag_arbitrage.yaml"
 WALL_CLOCK = ("wall_time_s",)

@@ -173,6 +173,14 @@ def _host_address(address: str) -> str:
     return address
 
 
+def _is_loopback(address: str) -> bool | None:
+    """Whether an address is this machine's loopback (None: a host name other than localhost, not known here)."""
+    try:
+        return ipaddress.IPv4Address(address).is_loopback
+    except ValueError:
+        return True if address == "localhost" else None
+
+
 class HostConfig(_Strict):
     """A federate host: one sub-broker listening on its address, and the federates that run there."""
 
@@ -223,6 +231,11 @@ class BrokerConfig(_Strict):
         placed = [host.federates is not None for host in self.hosts]
         if any(placed) and not all(placed):
             raise ValueError("hosts: give federates on every host or on none (then they are dealt in turn)")
+        loopback = [_is_loopback(address) for address in [self.address, *addresses]]
+        if self.hosts and None not in loopback and len(set(loopback)) > 1:
+            raise ValueError(f"hosts: the root broker's address {self.address} and the hosts' "
+                             f"({', '.join(addresses)}) must all be of this machine (127.x) or none: give the root's "
+                             "host address as broker.address (--broker-address)")
         named = [name for host in self.hosts for name in host.federates or []]
         twice = sorted({name for name in named if named.count(name) > 1})
         if twice:
