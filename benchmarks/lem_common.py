@@ -40,7 +40,7 @@ from lec_cosim.models.lem_community import (  # noqa: E402
 )
 from lec_cosim.models.lem_grid import LemGrid  # noqa: E402
 from lec_cosim.scenario import load_scenario  # noqa: E402
-from lec_cosim.studies.local_market.results import write_lem_arrays  # noqa: E402
+from lec_cosim.studies.local_market.results import allocation_rows, write_lem_arrays, writes_allocation  # noqa: E402
 from lec_cosim.studies.local_market.wiring import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, SETTLEMENT_VECTORS  # noqa: E402
 
 
@@ -129,7 +129,8 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
     g = s.grid
     grid = LemGrid(table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu,
                    max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
-                   violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver)
+                   violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver,
+                   source_strength=s.feeder.source_strength)
     names = list(community.names)
     n = len(names)
     kinds, chp_cap = community.kinds, community.chp_kw
@@ -151,7 +152,8 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
     grid_doubles = {v: np.zeros(n_steps) for v in DSO_DOUBLES}
     grid_counts = {v: np.zeros(n_steps, dtype=np.int64) for v in DSO_COUNTS + DSO_DAY_COUNTS}
     price, volume = np.full(n_periods, math.nan), np.zeros(n_periods)
-    order_rows, deal_rows = [], []
+    order_rows, deals = [], []
+    with_allocation = writes_allocation(s, n)
     for p in range(n_periods):
         hour = p % 24
         orders = []
@@ -167,8 +169,8 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
             for o, a in zip(orders, result.accepted_kwh):
                 (bought if o.side == "buy" else sold)[o.participant] += float(a)
                 order_rows.append((p, o.participant, o.side, o.price_eur_per_kwh, o.quantity_kwh, float(a)))
-            for seller, row in result.allocation.iterrows():
-                deal_rows += [(p, str(seller), str(buyer), float(kwh)) for buyer, kwh in row.items() if kwh > 0]
+            if with_allocation:
+                deals.append((p, result.bilateral))
         for j, name in enumerate(names):
             st = settle_period(kinds[j], load_kwh[j, p], pv_kwh[j, p], chp_cap[j], hour=hour, scheme=scheme,
                                lem_enabled=lem, price_eur_per_kwh=result.price_eur_per_kwh if lem else None,
@@ -199,8 +201,10 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
     orders = pd.DataFrame(order_rows, columns=["period", "participant", "side", "price", "quantity_kwh",
                                                "accepted_kwh"])
     orders.insert(0, "time", hours[orders.pop("period").to_numpy(dtype=int)] if len(orders) else [])
-    allocation = pd.DataFrame(deal_rows, columns=["period", "seller", "buyer", "energy_kwh"])
-    allocation.insert(0, "time", hours[allocation.pop("period").to_numpy(dtype=int)] if len(allocation) else [])
+    allocation = None
+    if with_allocation:
+        allocation = pd.DataFrame(allocation_rows(deals), columns=["period", "seller", "buyer", "energy_kwh"])
+        allocation.insert(0, "time", hours[allocation.pop("period").to_numpy(dtype=int)])
     summary = write_lem_arrays(out_dir, s, community, steps=stamps, participants=names, physical=physical,
                                money=money, price=price, volume=volume, orders=orders, allocation=allocation,
                                grid={**grid_doubles, **grid_counts}, wall_time_s=time.perf_counter() - start)

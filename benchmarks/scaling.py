@@ -1,11 +1,14 @@
 """Scaling of the local-market federation: households (feeder copies) and federates (participant groups).
 
-    .venv/bin/python benchmarks/scaling.py [--households 55 220 1045] [--federates 4 8 16 32]
+    .venv/bin/python benchmarks/scaling.py [--households 55 1045 10010] [--federates 4 8 16 32]
 
 One day (26 May 2016) at 15-min grid steps of Case 1 (``scenarios/ieee_eu_lv_lem_plain.yaml``):
 
-* households: 1, 4 and 19 copies of the IEEE European LV feeder under the one 11 kV source
-  (``feeder.copies``; 55 households and 6 CHPs each, all in one market), one participant federate;
+* households: 1, 19 and 182 copies of the IEEE European LV feeder under the one 11 kV source
+  (``feeder.copies``; 55 households and 6 CHPs each, all in one market), one participant federate; above
+  :data:`IEEE_SOURCE_COPIES` copies as ``scenarios/ieee_eu_lv_10k_households.yaml`` runs them: the source as
+  many times as strong as the copies need (the IEEE one's power flow diverges), two participant federates
+  with one message each way an hour (``participants.messages: per_group``), no allocation.csv;
 * federates: the 61 players of one feeder dealt to 1, 5, 13 and 29 participant federates, plus the
   market, DSO and recorder (4, 8, 16 and 32 federates).
 
@@ -27,11 +30,21 @@ from lec_cosim.scenario import write_scenario_variant
 BASE = ROOT / "scenarios" / "ieee_eu_lv_lem_plain.yaml"
 PER_FEEDER = 55
 SERVICE_FEDERATES = 3  # market, dso, recorder
+IEEE_SOURCE_COPIES = 19
+"""Copies the IEEE 11 kV source carries in the shipped scenarios (the 1,045 households); more get a stronger one."""
+
+
+def households_changes(copies: int) -> dict:
+    """The scenario changes of a point of the households curve (the 10k scenario's settings above 19 copies)."""
+    if copies <= IEEE_SOURCE_COPIES:
+        return {"feeder.copies": copies}
+    return {"feeder.copies": copies, "feeder.source_strength": -(-copies // IEEE_SOURCE_COPIES),
+            "participants.federates": 2, "participants.messages": "per_group"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--households", type=int, nargs="*", default=[55, 220, 1045],
+    parser.add_argument("--households", type=int, nargs="*", default=[55, 1045, 10010],
                         help="multiples of 55 (one IEEE feeder each)")
     parser.add_argument("--federates", type=int, nargs="*", default=[4, 8, 16, 32],
                         help="federates in all (participant groups + market, DSO, recorder)")
@@ -47,7 +60,7 @@ def main() -> None:
         if households % PER_FEEDER:
             raise SystemExit(f"--households: {households} is not a multiple of {PER_FEEDER}")
         copies = households // PER_FEEDER
-        path = write_scenario_variant(BASE, {"feeder.copies": copies}, work / "scenarios", f"households_{households}")
+        path = write_scenario_variant(BASE, households_changes(copies), work / "scenarios", f"households_{households}")
         run = run_measured(path, work / f"households_{households}")
         first = first or run.wall_s
         print(f"| {households} | {copies} | {run.federates} | {run.wall_s:.1f} | {run.wall_s / first:.2f} | "

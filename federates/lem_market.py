@@ -8,8 +8,11 @@ quantity_kwh}, ...]}``, sent by the participant's endpoint, the member ``name`` 
 [orders], ...}}``), clears the book, answers each message: a participant's result (price, accepted
 quantities, and unless settings ``bidder_allocation`` is false its bilateral allocation x_ij), or for a
 shared endpoint ``{"period", "price_eur_per_kwh", "results": {name: {"orders", "allocation_kwh"}}}``;
-sends the whole book to its target ``book`` (if it has one) and publishes the price (NaN when nothing
-cleared) and the volume on its output ports ``price_eur_per_kwh`` and ``volume_kwh`` (those it has).
+sends the whole book to its target ``book`` (if it has one: ``{"period", "price_eur_per_kwh", "volume_kwh",
+"orders": [...], "allocation": {"sellers", "sold_kwh", "buyers", "bought_kwh", "volume_kwh"}}``, the bilateral
+allocation as its rank-one factors, those who traded: x_ij = sold_i bought_j / volume, O(sellers + buyers)
+where the pairs are sellers x buyers) and publishes the price (NaN when nothing cleared) and the volume on its
+output ports ``price_eur_per_kwh`` and ``volume_kwh`` (those it has).
 Settings: ``solver``, the auction's solver. It never waits for anyone: a bidder that sent nothing is
 simply not in the book.
 """
@@ -58,22 +61,19 @@ def build(fed: Federate):
         book = [{"participant": o.participant, "side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh,
                  "quantity_kwh": o.quantity_kwh, "accepted_kwh": float(a)}
                 for o, a in zip(orders, result.accepted_kwh)]
-        pairs = ()
-        if with_allocation or book_to is not None:  # else nobody reads who traded with whom (the frame costs)
-            alloc = result.allocation
-            sellers, buyers = [str(x) for x in alloc.index], [str(x) for x in alloc.columns]
-            kwh = alloc.to_numpy(dtype=float)  # one array: .loc per participant costs more than the clearing
-            pairs = np.argwhere(kwh > 0)
+        bilateral = result.bilateral  # the factors: the sellers x buyers pairs only where a bidder reads them
         mine: dict[str, list] = {}
         for entry in book:
             mine.setdefault(entry["participant"], []).append(entry)
         allocation: dict[str, dict[str, float]] = {name: {} for name in senders}
-        for i, j in (pairs if with_allocation else ()):  # a seller's is negative (energy out), a buyer's positive
-            seller, buyer, energy = sellers[i], buyers[j], float(kwh[i, j])
-            if seller in allocation:
-                allocation[seller][buyer] = allocation[seller].get(buyer, 0.0) - energy
-            if buyer in allocation:
-                allocation[buyer][seller] = allocation[buyer].get(seller, 0.0) + energy
+        if with_allocation:
+            sellers, buyers = [str(x) for x in bilateral.sellers], [str(x) for x in bilateral.buyers]
+            for i, j, energy in zip(*bilateral.pairs()):  # a seller's is negative (energy out), a buyer's positive
+                seller, buyer, energy = sellers[i], buyers[j], float(energy)
+                if seller in allocation:
+                    allocation[seller][buyer] = allocation[seller].get(buyer, 0.0) - energy
+                if buyer in allocation:
+                    allocation[buyer][seller] = allocation[buyer].get(seller, 0.0) + energy
 
         def answer(name: str) -> dict:
             if with_allocation:
@@ -87,14 +87,22 @@ def build(fed: Federate):
         if book_to is not None:
             fed.send(inbox, book_to, {
                 "period": k, "price_eur_per_kwh": result.price_eur_per_kwh, "volume_kwh": result.volume_kwh,
-                "orders": book,
-                "allocation_kwh": [[sellers[i], buyers[j], float(kwh[i, j])] for i, j in pairs]})
+                "orders": book, "allocation": allocation_factors(bilateral)})
         price = result.price_eur_per_kwh
         values = {"price_eur_per_kwh": math.nan if price is None else price, "volume_kwh": result.volume_kwh}
         for port in outputs:
             fed.publish_port(port, values[port])
 
     return step
+
+
+def allocation_factors(bilateral) -> dict:
+    """The book's allocation: the sellers and buyers who traded, their kWh and the volume (the factors of x_ij)."""
+    sold, bought = bilateral.sold_kwh, bilateral.bought_kwh
+    rows, cols = np.flatnonzero(sold > 0), np.flatnonzero(bought > 0)
+    return {"sellers": [str(bilateral.sellers[i]) for i in rows], "sold_kwh": sold[rows].tolist(),
+            "buyers": [str(bilateral.buyers[j]) for j in cols], "bought_kwh": bought[cols].tolist(),
+            "volume_kwh": float(bilateral.volume_kwh)}
 
 
 if __name__ == "__main__":

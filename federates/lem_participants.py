@@ -32,7 +32,8 @@ def build(fed: Federate):
     s = fed.scenario
     community = community_from_scenario(s)
     members = list(fed.options.participants)
-    idx = [community.names.index(m) for m in members]
+    position = {name: i for i, name in enumerate(community.names)}  # (names is a list built at each call)
+    idx = [position[m] for m in members]
     kinds = community.kinds[idx]
     chp_cap = community.chp_kw[idx]
     load_kw, load_kvar, pv_kw = community.load_kw[idx], community.load_kvar[idx], community.pv_kw[idx]

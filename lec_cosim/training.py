@@ -28,7 +28,7 @@ def dn_penalty_model(scenario, community: Community):
     grid = LemGrid(feeder_of(scenario), table=community.table, data_dir=scenario.feeder.data_dir,
                    vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu, max_loading_percent=g.max_loading_percent,
                    va_max_deviation_degree=g.va_max_deviation_degree, violation_model=g.dn_impact_counts,
-                   step_h=1.0, solver=g.solver)
+                   step_h=1.0, solver=g.solver, source_strength=getattr(scenario.feeder, "source_strength", 1.0))
     return LinearDnImpactModel.build(grid, HourlyInjections.from_community(community))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lec_cosim.models.auction import ClearingResult, Order, clear_double_auction, settle
+from lec_cosim.models.auction import BilateralAllocation, ClearingResult, Order, clear_double_auction, settle
 
 LP_SOLVERS = ["glpk", "highs"]
 ALL_SOLVERS = LP_SOLVERS + ["merit_order"]
@@ -281,6 +281,52 @@ def test_allocation_is_proportional_and_sums(solver):
     # x_ij = g_i d_j / V, e.g. h1 -> h4: 6 * 5 / 9.
     assert x.loc["h1", "h4"] == pytest.approx(6 * 5 / 9)
     assert x.loc["h2", "h2"] == pytest.approx(3 * 2 / 9)
+
+
+def test_sparse_allocation_is_the_dense_one_pair_by_pair():
+    # MIXED at 0.10 EUR/kWh (above): g = (h1 6, h2 3, h3 0), d = (h4 5, h2 2, h5 2, h6 0), V = 9. The factors
+    # give the six positive pairs seller by seller, h1 -> h4 = 6 x 5 / 9 ... h2 -> h5 = 3 x 2 / 9, as the dense
+    # table's positive entries to the last bit.
+    result = clear_double_auction(MIXED, solver="merit_order")
+    bilateral = result.bilateral
+    assert bilateral.sellers == ("h1", "h2", "h3") and bilateral.buyers == ("h4", "h2", "h5", "h6")
+    assert bilateral.sold_kwh.tolist() == [6, 3, 0] and bilateral.bought_kwh.tolist() == [5, 2, 2, 0]
+    i, j, kwh = bilateral.pairs()
+    assert [(bilateral.sellers[a], bilateral.buyers[b]) for a, b in zip(i, j)] == [
+        ("h1", "h4"), ("h1", "h2"), ("h1", "h5"), ("h2", "h4"), ("h2", "h2"), ("h2", "h5")]
+    assert kwh.tolist() == pytest.approx([30 / 9, 12 / 9, 12 / 9, 15 / 9, 6 / 9, 6 / 9], abs=1e-12)
+    dense = result.allocation.to_numpy()
+    assert np.array_equal(np.argwhere(dense > 0), np.column_stack([i, j]))
+    assert np.array_equal(dense[i, j], kwh)  # the same floats, not only close
+    assert np.array_equal(bilateral.row(0), dense[0]) and np.array_equal(bilateral.column(1), dense[:, 1])
+    assert bilateral.shape == (3, 4)
+
+
+def test_sparse_allocation_of_random_books_equals_the_dense_formula():
+    rng = np.random.default_rng(18)
+    for trial in range(20):
+        n_sellers, n_buyers = int(rng.integers(1, 40)), int(rng.integers(1, 60))
+        g = rng.uniform(0, 5, n_sellers) * (rng.random(n_sellers) < 0.6)  # some sold nothing
+        d = rng.uniform(0, 3, n_buyers) * (rng.random(n_buyers) < 0.7)
+        volume = float(g.sum()) if trial % 5 else 0.0  # every fifth: nothing traded
+        bilateral = BilateralAllocation([f"s{k}" for k in range(n_sellers)], [f"b{k}" for k in range(n_buyers)],
+                                        g, d, volume)
+        dense = np.outer(g, d) / volume if volume > 0 else np.zeros((n_sellers, n_buyers))
+        i, j, kwh = bilateral.pairs()
+        assert np.array_equal(np.argwhere(dense > 0), np.column_stack([i, j]))
+        assert np.array_equal(dense[i, j], kwh)
+        assert np.array_equal(bilateral.to_frame().to_numpy(), dense)
+        k = int(rng.integers(n_sellers))
+        assert np.array_equal(bilateral.row(k), dense[k])
+    # a whole cleared book: the result's factors against its dense table
+    book = [sell(f"s{k}", float(rng.uniform(0.04, 0.14)), float(rng.uniform(0, 4))) for k in range(30)]
+    book += [buy(f"b{k}", float(rng.uniform(0.08, 0.22)), float(rng.uniform(0, 2))) for k in range(50)]
+    result = clear_double_auction(book, solver="merit_order")
+    assert result.volume_kwh > 0
+    i, j, kwh = result.bilateral.pairs()
+    dense = result.allocation.to_numpy()
+    assert np.array_equal(dense[i, j], kwh) and len(kwh) == int((dense > 0).sum())
+    assert kwh.sum() == pytest.approx(result.volume_kwh, rel=1e-12)
 
 
 @pytest.mark.parametrize("solver", ALL_SOLVERS)

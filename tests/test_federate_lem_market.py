@@ -162,7 +162,9 @@ def test_market_clears_each_hour_and_answers_every_bidder(tmp_path, solver):
     assert reply["allocation_kwh"] == pytest.approx({b: -10.0 / 60.0 for b in BUYERS})
     _, reply = results[0, BUYERS[0]][0]
     assert reply["allocation_kwh"] == pytest.approx(dict(zip(SELLERS, [20 / 60, 20 / 60, 10 / 60, 10 / 60])))
-    assert sum(e for _, _, e in books[0][0][1]["allocation_kwh"]) == pytest.approx(60.0)
+    factors = books[0][0][1]["allocation"]  # the book's allocation as its factors: x_ij = sold_i bought_j / V
+    assert factors["sellers"] == SELLERS and factors["buyers"] == BUYERS and factors["volume_kwh"] == 60.0
+    assert factors["sold_kwh"] == pytest.approx([20.0, 20.0, 10.0, 10.0]) and sum(factors["bought_kwh"]) == 60.0
 
 
 @pytest.mark.timeout(120)
@@ -209,7 +211,7 @@ def test_players_sharing_an_endpoint_get_one_answer_and_the_same_book(tmp_path):
     record = books[0][1]
     traders = [o["participant"] for o in record["orders"]]
     assert traders == sorted(traders) and len(traders) == sum(len(o) for o in orders.values())
-    assert sum(e for _, _, e in record["allocation_kwh"]) == pytest.approx(60.0)
+    assert sum(record["allocation"]["sold_kwh"]) == pytest.approx(60.0) == record["allocation"]["volume_kwh"]
 
 
 def test_one_message_per_group_clears_the_same_market_as_one_per_player(tmp_path):

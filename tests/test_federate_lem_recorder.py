@@ -87,21 +87,25 @@ BOOKS = [  # exactly what federates/lem_market.py sends the recorder
     {"period": 0, "price_eur_per_kwh": 0.12, "volume_kwh": 3.0,
      "orders": [order("LOAD1", "buy", 0.158, 2.0, 2.0), order("LOAD4", "buy", 0.158, 1.5, 1.0),
                 order("CHP1", "sell", 0.045, 2.5, 2.5), order("CHP2", "sell", 0.12, 4.0, 0.5)],
-     "allocation_kwh": [["CHP1", "LOAD1", 2.0], ["CHP1", "LOAD4", 0.5], ["CHP2", "LOAD4", 0.5]]},
+     # the allocation as its factors: x_ij = sold_i bought_j / volume
+     "allocation": {"sellers": ["CHP1", "CHP2"], "sold_kwh": [2.5, 0.5], "buyers": ["LOAD1", "LOAD4"],
+                    "bought_kwh": [2.0, 1.0], "volume_kwh": 3.0}},
     # demand in the book, nothing trades: not cleared
     {"period": 1, "price_eur_per_kwh": None, "volume_kwh": 0.0,
      "orders": [order("LOAD1", "buy", 0.05, 1.0, 0.0), order("CHP3", "sell", 0.06, 5.0, 0.0)],
-     "allocation_kwh": []},
+     "allocation": {"sellers": [], "sold_kwh": [], "buyers": [], "bought_kwh": [], "volume_kwh": 0.0}},
 ]
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("exchange", ["step", "period"])
-def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path, exchange):
+@pytest.mark.parametrize("exchange, write_allocation", [("step", None), ("period", None), ("period", False)])
+def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path, exchange, write_allocation):
+    """``market.write_allocation`` false: no allocation.csv, every other file the same (default: written, 61
+    participants are below the 2,500 it is left out above)."""
     path = write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {
         "horizon_h": HORIZON_H, "participants.federates": 2,
         "market.chp_strategy": "truthful", "market.learned_bids_file": None,
-        "resolution.exchange": exchange})
+        "resolution.exchange": exchange, "market.write_allocation": write_allocation})
     scenario = load_scenario(path)
     assert scenario.start == START and scenario.grid_step_s == STEP_S and scenario.market_step_s == 3600
     members = groups(scenario)
@@ -197,10 +201,16 @@ def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path, exchange):
     clearing = pd.read_csv(run / "clearing.csv")
     assert clearing.price.iloc[0] == 0.12 and math.isnan(clearing.price.iloc[1])
 
-    allocation = pd.read_csv(run / "allocation.csv")
-    assert list(allocation.columns) == ["time", "seller", "buyer", "energy_kwh"]
-    assert [tuple(r) for r in allocation.itertuples(index=False)] == [
-        (hours[0], seller, buyer, kwh) for seller, buyer, kwh in BOOKS[0]["allocation_kwh"]]
+    if write_allocation is False:
+        assert not (run / "allocation.csv").exists()
+    else:
+        allocation = pd.read_csv(run / "allocation.csv")
+        assert list(allocation.columns) == ["time", "seller", "buyer", "energy_kwh"]
+        # every seller to every buyer, seller by seller: 2.5 x 2 / 3, 2.5 x 1 / 3, 0.5 x 2 / 3, 0.5 x 1 / 3 kWh
+        assert [tuple(r)[:3] for r in allocation.itertuples(index=False)] == [
+            (hours[0], "CHP1", "LOAD1"), (hours[0], "CHP1", "LOAD4"), (hours[0], "CHP2", "LOAD1"),
+            (hours[0], "CHP2", "LOAD4")]
+        assert allocation.energy_kwh.tolist() == pytest.approx([5 / 3, 5 / 6, 1 / 3, 1 / 6], abs=1e-12)
 
     # --- per grid step: households.csv in the recorder's participant order -------------------------------
     households = pd.read_csv(run / "households.csv")

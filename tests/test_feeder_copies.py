@@ -170,3 +170,71 @@ def test_the_shipped_thousand_household_scenario_runs(tmp_path):
     assert len(pd.read_csv(out / "grid.csv")) == 8 and len(pd.read_csv(out / "clearing.csv")) == 2
     kpis = json.loads((out / "summary.json").read_text())["kpis"]
     assert kpis["lem_volume_kwh"] > 0
+
+
+@pytest.mark.parametrize("step", [EVENING, 48])  # evening load; midday PV export
+def test_copies_on_a_source_as_many_times_as_strong_are_each_the_one_feeder(community, step):
+    """``source_strength`` k divides the 11 kV source impedance by k: k identical copies then draw k times the
+    current through a k times smaller impedance, so every copy is the one feeder on the IEEE source (to the
+    power flow's tolerance): the same voltages bus by bus, 1/k of the losses and transformer power each."""
+    one = LemGrid(table=community.table, data_dir=DATA, step_h=0.25)
+    _inject(one, community.table, community, step, 1)
+    single = one.solve()
+    copies = 3
+    table = replicate_participants(community.table, copies)
+    strong = LemGrid(table=table, data_dir=DATA, step_h=0.25, source_strength=copies)
+    _inject(strong, table, community, step, copies)
+    many = strong.solve()
+    vm = many.vm_pu.to_numpy().reshape(copies, -1, 3)
+    assert np.abs(vm - single.vm_pu.to_numpy()[None]).max() < 1e-8
+    assert many.p_loss_kw == pytest.approx(copies * single.p_loss_kw, rel=1e-9)
+    assert many.trafo_p_kw == pytest.approx(copies * single.trafo_p_kw, rel=1e-9)
+    assert many.bus_violations == copies * single.bus_violations
+    source = strong.net.line[strong.net.line["name"] == "Vsource_impedance"]
+    original = one.net.line[one.net.line["name"] == "Vsource_impedance"]
+    assert source["x_ohm_per_km"].iloc[0] == pytest.approx(original["x_ohm_per_km"].iloc[0] / copies, rel=1e-15)
+    assert source["r0_ohm_per_km"].iloc[0] == pytest.approx(original["r0_ohm_per_km"].iloc[0] / copies, rel=1e-15)
+    with pytest.raises(ValueError, match="source_strength"):
+        replicate_feeder_net(one.net, 2, source_strength=0.0)
+
+
+def test_sgens_added_at_once_are_pandapowers_one_by_one():
+    """:func:`add_asymmetric_sgens` (one concat: 8,736 sgens of 182 copies in a second instead of two minutes)
+    gives the rows ``pandapower.create_asymmetric_sgen`` gives one at a time: values, dtypes and indices."""
+    import copy
+
+    import pandapower as pp
+
+    from lec_cosim.models.three_phase_feeder import add_asymmetric_sgens
+
+    net = replicate_feeder_net(build_ieee_eulv(DATA, minute=None).net, 2)
+    buses = np.array([34, 1034, 2, 1906, 34]), np.array([70, 1070])
+    names = ["PV LOAD3", "PV F2_LOAD3", "PV LOAD1", "PV F2_LOAD55", "PV LOAD3b"], ["CHP1", "F2_CHP1"]
+    one_by_one, at_once = copy.deepcopy(net), copy.deepcopy(net)
+    rows = [[pp.create_asymmetric_sgen(one_by_one, int(b), name=n, type="wye") for b, n in zip(bs, ns)]
+            for bs, ns in zip(buses, names)]
+    assert [list(add_asymmetric_sgens(at_once, bs, ns)) for bs, ns in zip(buses, names)] == rows == [
+        [0, 1, 2, 3, 4], [5, 6]]
+    pd.testing.assert_frame_equal(at_once.asymmetric_sgen, one_by_one.asymmetric_sgen, check_exact=True)
+    with pytest.raises(ValueError, match="not in the net"):
+        add_asymmetric_sgens(at_once, [999_999], ["PV nowhere"])
+
+
+def test_the_shipped_ten_thousand_household_scenario_is_planned_not_run():
+    """scenarios/ieee_eu_lv_10k_households.yaml (a day takes minutes: docs/speed.md, not a test): 182 copies,
+    10,010 households and 1,092 CHPs on a source ten times the IEEE one's, two participant federates sending one
+    message each way an hour, and no allocation.csv (11,102 participants, above the 2,500 it is written up to)."""
+    from lec_cosim.federation import plan
+    from lec_cosim.scenario import load_scenario
+    from lec_cosim.studies.local_market.results import writes_allocation
+    from lec_cosim.studies.local_market.wiring import all_participants
+
+    scenario = load_scenario(ROOT / "scenarios" / "ieee_eu_lv_10k_households.yaml")
+    assert scenario.feeder.copies == 182 and scenario.feeder.source_strength == 10
+    players = all_participants(scenario)
+    assert len(players) == 182 * 61 and sum(not p.rsplit("_", 1)[-1].startswith("CHP") for p in players) == 10_010
+    assert [f.name for f in plan(scenario)] == ["participants_1", "participants_2", "market", "dso", "recorder"]
+    assert scenario.participants.messages == "per_group"
+    assert not writes_allocation(scenario, len(players))
+    thousand = load_scenario(ROOT / "scenarios" / "ieee_eu_lv_1045_households.yaml")
+    assert writes_allocation(thousand, 19 * 61) and thousand.feeder.source_strength == 1.0

@@ -63,7 +63,8 @@ class IeeeFeederGrid:
             feeder_of(s), table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu,
             vm_max_pu=g.vm_max_pu,
             max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
-            violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver)
+            violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver,
+            source_strength=getattr(s.feeder, "source_strength", 1.0))
         group_members: dict[str, list[str]] = settings["groups"]
         self.names = [m for members in group_members.values() for m in members]
         column = {name: i for i, name in enumerate(self.names)}

@@ -44,7 +44,9 @@ Conventions shared by both paths, so that the result is unique and deterministic
 The bilateral allocation x_ij (kWh from seller i to buyer j) is the pool's proportional
 allocation ``x_ij = g_i * d_j / V`` with V the traded volume: every seller delivers to every buyer
 in proportion to what the buyer takes from the pool. Rows sum to the sellers' accepted kWh and
-columns to the buyers'.
+columns to the buyers'. It is the rank-one product ``g d^T / V``: :class:`BilateralAllocation` keeps
+the two factors (O(sellers + buyers)) and builds the sellers x buyers entries only when asked (a
+thousand households trade 6 M pairs a day, ten thousand 450 M).
 
 This module has no HELICS dependency; the market federate calls it.
 """
@@ -119,6 +121,83 @@ class Order:
 
 
 @dataclass(frozen=True, eq=False)
+class BilateralAllocation:
+    """The pool's bilateral allocation x_ij = g_i d_j / V (kWh from seller i to buyer j), kept as its factors.
+
+    Every entry is computed as ``g_i * d_j / V`` in that order, so :meth:`pairs`, :meth:`row`,
+    :meth:`column` and :meth:`to_frame` give the same floats to the last bit as the dense
+    ``numpy.outer(g, d) / V``.
+
+    Attributes
+    ----------
+    sellers, buyers : tuple of str
+        Selling and buying participants, in order of first appearance in the book.
+    sold_kwh, bought_kwh : numpy.ndarray
+        g and d: each seller's and each buyer's accepted kWh (read-only).
+    volume_kwh : float
+        V, the traded volume (sum of g = sum of d); 0 when nothing traded (every x_ij is then 0).
+    """
+
+    sellers: tuple
+    buyers: tuple
+    sold_kwh: np.ndarray
+    bought_kwh: np.ndarray
+    volume_kwh: float
+
+    def __post_init__(self):
+        for name in ("sold_kwh", "bought_kwh"):
+            values = np.array(getattr(self, name), dtype=float)
+            values.setflags(write=False)
+            object.__setattr__(self, name, values)
+        object.__setattr__(self, "sellers", tuple(self.sellers))
+        object.__setattr__(self, "buyers", tuple(self.buyers))
+        if len(self.sold_kwh) != len(self.sellers) or len(self.bought_kwh) != len(self.buyers):
+            raise ValueError("one sold_kwh per seller and one bought_kwh per buyer")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.sellers), len(self.buyers)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The positive entries, seller by seller (row-major, as ``numpy.argwhere`` of the dense table).
+
+        Returns
+        -------
+        seller_index, buyer_index : numpy.ndarray of int
+            Positions in :attr:`sellers` and :attr:`buyers`.
+        energy_kwh : numpy.ndarray
+            x_ij of each pair, kWh.
+        """
+        if self.volume_kwh <= 0:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), np.zeros(0)
+        rows = np.flatnonzero(self.sold_kwh > 0)
+        cols = np.flatnonzero(self.bought_kwh > 0)
+        x = (np.outer(self.sold_kwh[rows], self.bought_kwh[cols]) / self.volume_kwh).ravel()
+        seller_index, buyer_index = np.repeat(rows, len(cols)), np.tile(cols, len(rows))
+        keep = x > 0  # a product that underflows to 0 is no trade, as in the dense table
+        return seller_index[keep], buyer_index[keep], x[keep]
+
+    def row(self, i: int) -> np.ndarray:
+        """x_i. (kWh seller ``i`` delivers to each buyer)."""
+        if self.volume_kwh <= 0:
+            return np.zeros(len(self.buyers))
+        return self.sold_kwh[i] * self.bought_kwh / self.volume_kwh
+
+    def column(self, j: int) -> np.ndarray:
+        """x_.j (kWh buyer ``j`` receives from each seller)."""
+        if self.volume_kwh <= 0:
+            return np.zeros(len(self.sellers))
+        return self.sold_kwh * self.bought_kwh[j] / self.volume_kwh
+
+    def to_frame(self) -> pd.DataFrame:
+        """The dense sellers x buyers table (index ``seller``, columns ``buyer``), kWh."""
+        x = (np.outer(self.sold_kwh, self.bought_kwh) / self.volume_kwh if self.volume_kwh > 0
+             else np.zeros(self.shape))
+        return pd.DataFrame(x, index=pd.Index(list(self.sellers), name="seller", dtype=object),
+                            columns=pd.Index(list(self.buyers), name="buyer", dtype=object))
+
+
+@dataclass(frozen=True, eq=False)
 class ClearingResult:
     """Outcome of clearing one market period.
 
@@ -131,9 +210,12 @@ class ClearingResult:
     accepted_kwh : numpy.ndarray
         Accepted quantity of every order, kWh, aligned with the input order list (a participant
         may have several orders; see :meth:`accepted_by_participant`).
+    bilateral : BilateralAllocation
+        Bilateral allocation x_ij in kWh as its rank-one factors (sparse: built per pair when asked).
     allocation : pandas.DataFrame
-        Bilateral allocation x_ij in kWh: one row per selling participant (index ``seller``),
-        one column per buying participant (columns ``buyer``), in order of first appearance.
+        The same as a dense table: one row per selling participant (index ``seller``), one column per
+        buying participant (columns ``buyer``), in order of first appearance (sellers x buyers floats:
+        for small books).
     welfare_eur : float
         Social welfare sum_j p_j d_j - sum_i c_i g_i of the accepted quantities, EUR.
     price_interval_eur_per_kwh : tuple of float, or None
@@ -157,13 +239,16 @@ class ClearingResult:
     solver: str = field(default="merit_order")
 
     @cached_property
-    def allocation(self) -> pd.DataFrame:
-        """The bilateral allocation x_ij (kWh), built when first read: a federate that answers its bidders
-        without it (the local market's) does not pay for the frame."""
+    def bilateral(self) -> BilateralAllocation:
+        """The bilateral allocation x_ij (kWh) as its factors g, d and V: O(sellers + buyers)."""
         sellers, buyers, g, d, volume = self._trades
-        x = np.outer(g, d) / volume if volume > 0 else np.zeros((len(sellers), len(buyers)))
-        return pd.DataFrame(x, index=pd.Index(sellers, name="seller", dtype=object),
-                            columns=pd.Index(buyers, name="buyer", dtype=object))
+        return BilateralAllocation(sellers, buyers, g, d, volume)
+
+    @cached_property
+    def allocation(self) -> pd.DataFrame:
+        """The bilateral allocation x_ij (kWh) as a dense table, built when first read: a federate that answers
+        its bidders without it (the local market's) does not pay for the frame."""
+        return self.bilateral.to_frame()
 
     def accepted_by_participant(self, orders: Iterable[Order]) -> pd.DataFrame:
         """Accepted kWh summed per participant: columns ``bought_kwh`` and ``sold_kwh``."""

@@ -12,6 +12,7 @@ results differ between copies only through the shared source impedance. No HELIC
 from __future__ import annotations
 
 import copy as _copy
+import math
 import re
 
 import numpy as np
@@ -21,7 +22,7 @@ from lec_cosim.models.ieee_eulv import SOURCE_IMPEDANCE_LINE_NAME
 
 FEEDER_BUS_STRIDE = 1000
 """pandapower bus index of IEEE bus ``b`` on copy ``c``: ``b + FEEDER_BUS_STRIDE * (c - 1)``."""
-MAX_COPIES = 40
+MAX_COPIES = 200
 _COPY_PREFIX = re.compile(r"^F([2-9]|[1-9][0-9]+)_")
 
 
@@ -58,7 +59,7 @@ def _check_copies(copies: int) -> int:
     return copies
 
 
-def replicate_feeder_net(net, copies: int):
+def replicate_feeder_net(net, copies: int, source_strength: float = 1.0):
     """A pandapower net with ``copies`` copies of the feeder's LV part under the shared 11 kV bus.
 
     Parameters
@@ -69,9 +70,23 @@ def replicate_feeder_net(net, copies: int):
         Not changed.
     copies : int
         Number of feeders (1 returns a plain copy).
+    source_strength : float
+        The 11 kV source's short-circuit power as a multiple of the feeder's own: the source impedance (line
+        ``Vsource_impedance``, every sequence) is divided by it. The IEEE source (3 kA at 11 kV, 57 MVA)
+        carries 19 copies; 182 copies (10,010 households) on it ask 25 MW through 2.1 ohm at the evening peak
+        and its power flow diverges. A source ``k`` times as strong is a primary substation with ``k`` such
+        feeders' worth of short-circuit power.
     """
     copies = _check_copies(copies)
     out = _copy.deepcopy(net)
+    if source_strength != 1.0:
+        if not (math.isfinite(source_strength) and source_strength > 0):
+            raise ValueError(f"source_strength must be a positive number, not {source_strength!r}")
+        source = out.line["name"] == SOURCE_IMPEDANCE_LINE_NAME
+        if source.sum() != 1:
+            raise ValueError(f"expected one source impedance line {SOURCE_IMPEDANCE_LINE_NAME!r}")
+        impedance = ["r_ohm_per_km", "x_ohm_per_km", "r0_ohm_per_km", "x0_ohm_per_km"]
+        out.line.loc[source, impedance] = out.line.loc[source, impedance] / float(source_strength)
     if copies == 1:
         return out
     lv = net.bus.index[net.bus["vn_kv"] < 1.0]

@@ -82,6 +82,38 @@ SOLVERS = ("power-grid-model", "pandapower", "opendss")
 _SQRT3 = math.sqrt(3.0)
 
 
+def add_asymmetric_sgens(net, buses, names) -> np.ndarray:
+    """``pandapower.create_asymmetric_sgen(net, bus, name=name, type="wye")`` for each bus and name, at once.
+
+    The first is created by pandapower; the others are copies of its row with their bus, name and the next
+    indices, appended in one ``concat`` (the rows equal pandapower's one by one: tests/test_feeder_copies.py).
+    One call per element rebuilds the table each time: 8,736 sgens of 182 feeder copies took two minutes.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new rows' indices, in order.
+    """
+    import pandapower as pp
+
+    buses, names = np.asarray(buses, dtype=int), list(names)
+    if len(buses) != len(names):
+        raise ValueError("one name per bus")
+    if len(buses) == 0:
+        return np.zeros(0, dtype=int)
+    if not np.isin(buses, net.bus.index).all():
+        raise ValueError(f"asymmetric sgens at buses not in the net: {sorted(set(buses) - set(net.bus.index))[:5]}")
+    first = pp.create_asymmetric_sgen(net, int(buses[0]), name=names[0], type="wye")
+    table = net.asymmetric_sgen
+    template = table.loc[[first]]
+    rows = template.loc[np.repeat(template.index, len(buses) - 1)]
+    rows.index = pd.Index(np.arange(first + 1, first + len(buses)), dtype=table.index.dtype)
+    rows["bus"] = buses[1:].astype(table["bus"].dtype)
+    rows["name"] = np.array(names[1:], dtype=object)
+    net.asymmetric_sgen = pd.concat([table, rows]) if len(rows) else table
+    return np.arange(first, first + len(buses))
+
+
 class LemGrid:
     """A feeder with the LEM's households, PV and CHP units on it: the IEEE European LV feeder (the paper's
     players, feeder copies, its 110-bus reduced model) or a feeder from any source.
@@ -117,6 +149,9 @@ class LemGrid:
         Three-phase power-flow backend: power-grid-model (~3 ms per flow here), pandapower's
         ``runpp_3ph`` (~0.1-0.3 s without numba) or OpenDSS through dss-python. All model the same
         network and agree within ~1e-7 pu (``tests/test_pgm_backend.py``, ``tests/test_opendss_backend.py``).
+    source_strength : float
+        The IEEE feeder's 11 kV source impedance divided by this: a source strong enough for many feeder
+        copies (:func:`~lec_cosim.models.feeder_copies.replicate_feeder_net`).
 
     Attributes
     ----------
@@ -142,6 +177,7 @@ class LemGrid:
         step_h: float = 1.0,
         violation_model: str = "full",
         solver: str = SOLVERS[0],
+        source_strength: float = 1.0,
     ):
         if not 0 < vm_min_pu < vm_max_pu:
             raise ValueError("need 0 < vm_min_pu < vm_max_pu")
@@ -158,6 +194,9 @@ class LemGrid:
         self.va_max_deviation_degree = float(va_max_deviation_degree)
         self.step_h = float(step_h)
         self.violation_model = violation_model
+        self.source_strength = float(source_strength)
+        if isinstance(feeder, Feeder) and self.source_strength != 1.0:
+            raise ValueError("source_strength is of the IEEE feeder's source; a Feeder from a source has its own")
 
         if isinstance(feeder, Feeder):
             net, feeder_lines = self._place_on_feeder(feeder, table)
@@ -199,7 +238,7 @@ class LemGrid:
             raise ValueError("the transformer loss model assumes zero-sequence = leakage impedance")
 
         # LV buses, reduced model
-        self.lv_buses = np.array(sorted(b for b in net.bus.index if net.bus.at[b, "vn_kv"] < 1.0), dtype=int)
+        self.lv_buses = np.sort(net.bus.index[(net.bus["vn_kv"] < 1.0).to_numpy()].to_numpy(dtype=int))
         self._bus_vn_kv = net.bus["vn_kv"]
         if isinstance(feeder, Feeder):
             self._reduced_generic(feeder, from_bus, to_bus)
@@ -230,11 +269,9 @@ class LemGrid:
 
     def _place_on_ieee_feeder(self, feeder, table, data_dir, line_ratings):
         """The IEEE feeder (and its copies): households on its loads, PV and CHPs added, ratings by line code."""
-        import pandapower as pp
-
         feeder_col = table["feeder"].to_numpy(dtype=int) if "feeder" in table.columns else np.ones(len(table), int)
         self.n_feeders = int(feeder_col.max())
-        net = replicate_feeder_net(feeder.net, self.n_feeders)
+        net = replicate_feeder_net(feeder.net, self.n_feeders, self.source_strength)
         self.net = net
         net_bus = pd.Series(copy_bus(table["bus"].to_numpy(dtype=int), feeder_col), index=table.index)
 
@@ -264,13 +301,13 @@ class LemGrid:
         prosumers = households[households["kind"] == "prosumer"]
         self.prosumer_names = tuple(prosumers["participant"])
         self._pv_phase = prosumers["phase"].map({ph: i for i, ph in enumerate(PHASES)}).to_numpy(dtype=int)
-        pv_rows = [pp.create_asymmetric_sgen(net, int(bus), name=f"PV {name}", type="wye")
-                   for name, bus in zip(prosumers["participant"], net_bus[prosumers.index])]
+        pv_rows = add_asymmetric_sgens(net, net_bus[prosumers.index].to_numpy(),
+                                       [f"PV {name}" for name in prosumers["participant"]])
         chps = table[table["kind"] == "chp"]
         self.chp_names = tuple(chps["participant"])
         self.chp_bus = {name: int(bus) for name, bus in zip(chps["participant"], chps["bus"])}
-        chp_rows = [pp.create_asymmetric_sgen(net, int(bus), name=str(name), type="wye")
-                    for name, bus in zip(chps["participant"], net_bus[chps.index])]
+        chp_rows = add_asymmetric_sgens(net, net_bus[chps.index].to_numpy(),
+                                        [str(name) for name in chps["participant"]])
         self._pv_pos = net.asymmetric_sgen.index.get_indexer(pv_rows)
         self._chp_pos = net.asymmetric_sgen.index.get_indexer(chp_rows)
 

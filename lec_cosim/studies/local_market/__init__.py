@@ -103,7 +103,8 @@ def _check_source_grid(scenario, community) -> None:
     try:
         grid = LemGrid(feeder_of(scenario), community.table, vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu,
                        max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
-                       violation_model=g.dn_impact_counts, step_h=scenario.grid_step_s / 3600.0, solver=g.solver)
+                       violation_model=g.dn_impact_counts, step_h=scenario.grid_step_s / 3600.0, solver=g.solver,
+                       source_strength=getattr(scenario.feeder, "source_strength", 1.0))
         kinds = community.table["kind"].to_numpy()
         grid.set_injections(load_kw=community.load_kw[kinds != "chp", 0],
                             load_kvar=community.load_kvar[kinds != "chp", 0],

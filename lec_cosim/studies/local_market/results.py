@@ -7,7 +7,10 @@ horizon of several days the timestamps run on from day to day):
   in EUR/kWh. Only when the LEM is enabled (empty table otherwise).
 - ``clearing.csv``: ``time, price, volume_kwh``: uniform price (EUR/kWh, empty when nothing
   traded) and traded volume of each hour.
-- ``allocation.csv``: ``time, seller, buyer, energy_kwh``: the pool's bilateral allocation x_ij.
+- ``allocation.csv``: ``time, seller, buyer, energy_kwh``: the pool's bilateral allocation x_ij, its
+  positive entries (sellers x buyers per hour). Only when the scenario's ``market.write_allocation``
+  asks for it; by default up to :data:`ALLOCATION_DEFAULT_MAX_PARTICIPANTS` participants
+  (:func:`writes_allocation`).
 - ``participants.csv``: ``participant, kind (consumer|prosumer|chp), bus, phase, cost_eur,
   income_eur, profit_eur`` over the horizon; plus the horizon's ``lem_bought_kwh, lem_sold_kwh,
   grid_import_kwh, grid_export_kwh, chp_kwh``.
@@ -41,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from lec_cosim.files import write_text_atomic
+from lec_cosim.models.auction import BilateralAllocation
 from lec_cosim.models.bidding import NOT_CLEARED_PENALTY
 from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.studies.community_battery.results import versions
@@ -48,8 +52,34 @@ from lec_cosim.studies.community_battery.results import versions
 ORDER_COLUMNS = ["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"]
 SETTLEMENT_COLUMNS = ["lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid_export_kwh", "chp_kwh",
                       "cost_eur", "income_eur"]
+ALLOCATION_COLUMNS = ["time", "seller", "buyer", "energy_kwh"]
+ALLOCATION_DEFAULT_MAX_PARTICIPANTS = 2500
+"""Without ``market.write_allocation``, allocation.csv is written up to this many participants (40 copies of the
+IEEE feeder are 2,440: every scenario of up to 40 copies, the former limit, keeps its file); above, the
+sellers x buyers rows (~450 M a day with 10,010 households) are left out unless asked for."""
 GRID_COLUMNS = ["time", "vm_min_pu", "vm_max_pu", "bus_violations", "line_overloads", "p_loss_kw", "q_loss_kvar",
                 "bus_violations_reduced", "angle_violations", "dn_impact", "trafo_p_kw"]
+
+
+def writes_allocation(scenario, n_participants: int) -> bool:
+    """Whether a run of ``scenario`` with ``n_participants`` writes allocation.csv (``market.write_allocation``,
+    by default up to :data:`ALLOCATION_DEFAULT_MAX_PARTICIPANTS` participants)."""
+    asked = scenario.market.write_allocation
+    return n_participants <= ALLOCATION_DEFAULT_MAX_PARTICIPANTS if asked is None else bool(asked)
+
+
+def allocation_rows(factors: list[tuple[int, BilateralAllocation]]) -> dict[str, np.ndarray]:
+    """The positive entries of the hours' allocations, hour by hour and seller by seller (the dense table's
+    order): ``period``, ``seller``, ``buyer``, ``energy_kwh``; sellers and buyers as each allocation names them."""
+    columns = {c: [] for c in ("period", "seller", "buyer", "energy_kwh")}
+    for period, bilateral in factors:
+        i, j, kwh = bilateral.pairs()
+        columns["period"].append(np.full(len(kwh), period, dtype=np.int32))
+        columns["seller"].append(np.asarray(bilateral.sellers, dtype=object)[i])
+        columns["buyer"].append(np.asarray(bilateral.buyers, dtype=object)[j])
+        columns["energy_kwh"].append(kwh)
+    return {c: np.concatenate(v) if v else np.zeros(0, dtype=object if c in ("seller", "buyer") else float)
+            for c, v in columns.items()}
 
 
 def _write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
@@ -106,7 +136,7 @@ def lem_kpis(participants: pd.DataFrame, energy: pd.DataFrame, grid: pd.DataFram
 
 def write_lem_arrays(out_dir: Path, scenario, community, *, steps: np.ndarray, participants: list[str],
                      physical: dict[str, np.ndarray], money: dict[str, np.ndarray], price: np.ndarray,
-                     volume: np.ndarray, orders: pd.DataFrame, allocation: pd.DataFrame,
+                     volume: np.ndarray, orders: pd.DataFrame, allocation: pd.DataFrame | None,
                      grid: dict[str, np.ndarray], wall_time_s: float) -> dict:
     """Write a local-market run kept as arrays (the recorder's, the one-loop benchmark's); returns the summary.
 
@@ -123,7 +153,7 @@ def write_lem_arrays(out_dir: Path, scenario, community, *, steps: np.ndarray, p
     price, volume : numpy.ndarray
         The pool's clearing price (EUR/kWh, NaN where nothing cleared) and volume (kWh) per period.
     orders, allocation : pandas.DataFrame
-        The books, as ``orders.csv`` and ``allocation.csv`` hold them.
+        The books, as ``orders.csv`` and ``allocation.csv`` hold them; ``allocation`` None: no allocation.csv.
     grid : dict
         The DSO's values per grid step (:data:`GRID_COLUMNS` but ``time``).
     """
@@ -148,12 +178,13 @@ def write_lem_arrays(out_dir: Path, scenario, community, *, steps: np.ndarray, p
 
 def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, households: pd.DataFrame,
                       settlement: pd.DataFrame, orders: pd.DataFrame, clearing: pd.DataFrame,
-                      allocation: pd.DataFrame, grid: pd.DataFrame, wall_time_s: float,
+                      allocation: pd.DataFrame | None, grid: pd.DataFrame, wall_time_s: float,
                       load_scale: float = 1.0) -> dict:
     """Write every contract file of a local-market run; returns the summary.
 
     ``table`` is the participants' table (participant, kind, bus, phase); ``settlement`` has one
-    row per participant and hour (``time, participant`` + :data:`SETTLEMENT_COLUMNS`).
+    row per participant and hour (``time, participant`` + :data:`SETTLEMENT_COLUMNS`); ``allocation``
+    None leaves allocation.csv out (not asked for: :func:`writes_allocation`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +212,7 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
     files = {
         "orders.csv": orders.reindex(columns=ORDER_COLUMNS),
         "clearing.csv": clearing[["time", "price", "volume_kwh"]],
-        "allocation.csv": allocation.reindex(columns=["time", "seller", "buyer", "energy_kwh"]),
+        **({} if allocation is None else {"allocation.csv": allocation.reindex(columns=ALLOCATION_COLUMNS)}),
         "participants.csv": participants,
         "settlement.csv": settlement[["time", "participant", *SETTLEMENT_COLUMNS]],
         "households.csv": households[["time", "participant", "bus", "phase", "load_kw", "pv_kw", "chp_kw",
@@ -256,7 +287,9 @@ class LocalMarketRecord:
         self.names = list(self.order)
         self.index = {name: i for i, name in enumerate(self.names)}
         self.books = {c: [] for c in ("period", "participant", "buy", "price", "quantity_kwh", "accepted_kwh")}
-        self.deals = {c: [] for c in ("period", "seller", "buyer", "energy_kwh")}
+        # the allocations as their factors (sellers and buyers as indices into ``names``), one per hour
+        self.write_allocation = writes_allocation(s, n)
+        self.allocations: list[tuple[int, BilateralAllocation]] = []
 
     def _grid_columns(self, inputs) -> None:
         """The DSO's values: every input port ``grid/<value>``, doubles then counts as the plan lists them."""
@@ -317,7 +350,7 @@ class LocalMarketRecord:
         if book["price_eur_per_kwh"] is not None:
             self.price[period] = book["price_eur_per_kwh"]
         self.volume[period] = book["volume_kwh"]
-        books, deals, code = self.books, self.deals, self._code
+        books, code = self.books, self._code
         rows = book["orders"]
         books["period"].append(np.full(len(rows), period, dtype=np.int32))
         books["participant"].append(np.array([code(o["participant"]) for o in rows], dtype=np.int32))
@@ -325,11 +358,11 @@ class LocalMarketRecord:
         for c, key in (("price", "price_eur_per_kwh"), ("quantity_kwh", "quantity_kwh"),
                        ("accepted_kwh", "accepted_kwh")):
             books[c].append(np.array([o[key] for o in rows], dtype=float))
-        rows = book["allocation_kwh"]
-        deals["period"].append(np.full(len(rows), period, dtype=np.int32))
-        deals["seller"].append(np.array([code(a) for a, _, _ in rows], dtype=np.int32))
-        deals["buyer"].append(np.array([code(b) for _, b, _ in rows], dtype=np.int32))
-        deals["energy_kwh"].append(np.array([e for _, _, e in rows], dtype=float))
+        if self.write_allocation:  # O(sellers + buyers) an hour; the pairs are built at the end
+            factors = book["allocation"]
+            self.allocations.append((period, BilateralAllocation(
+                [code(name) for name in factors["sellers"]], [code(name) for name in factors["buyers"]],
+                factors["sold_kwh"], factors["bought_kwh"], factors["volume_kwh"])))
 
     def _joined(self, chunks: dict, hours: np.ndarray) -> dict[str, np.ndarray]:
         """The books' columns over all hours; ``period`` becomes ``time``, indices become names."""
@@ -347,7 +380,11 @@ class LocalMarketRecord:
         book = self._joined(self.books, hours)
         book["side"] = np.where(book.pop("buy").astype(bool), "buy", "sell").astype(object)
         orders = pd.DataFrame(book, columns=["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"])
-        allocation = pd.DataFrame(self._joined(self.deals, hours), columns=["time", "seller", "buyer", "energy_kwh"])
+        allocation = None
+        if self.write_allocation:
+            rows = allocation_rows(self.allocations)  # sellers and buyers as indices into ``names``
+            allocation = pd.DataFrame(self._joined({c: [v.astype(int) if c in ("seller", "buyer") else v]
+                                                    for c, v in rows.items()}, hours), columns=ALLOCATION_COLUMNS)
         return write_lem_arrays(output_dir, self.scenario, self.community, steps=steps, participants=self.order,
                                 physical=self.physical, money=self.money, price=self.price, volume=self.volume,
                                 orders=orders, allocation=allocation, grid=self.grid, wall_time_s=wall_time_s)

@@ -38,14 +38,19 @@ class LemExchangeResolution(LemResolution):
 
 
 class LemFeederConfig(SourceFeederConfig):
-    copies: int = Field(1, ge=1, le=40, description="identical copies of the feeder, each with its own 800 kVA "
+    copies: int = Field(1, ge=1, le=200, description="identical copies of the feeder, each with its own 800 kVA "
                         "transformer, under the one 11 kV source: 55 x copies households and 6 x copies CHPs in "
                         "one market (scale studies); copy c's participants are named F<c>_LOADk, F<c>_CHPi")
+    source_strength: float = Field(1.0, gt=0, le=1000, description="the 11 kV source's short-circuit power as a "
+                                   "multiple of the IEEE feeder's (3 kA, 57 MVA): its impedance is divided by this. "
+                                   "The IEEE source carries some 20 copies; 182 copies' power flow diverges on it")
 
     @model_validator(mode="after")
     def _copies_of_ieee(self) -> "LemFeederConfig":
         if self.source is not None and self.copies != 1:
             raise ValueError("copies: copies are of the IEEE feeder; a source feeder has one")
+        if self.source is not None and self.source_strength != 1.0:
+            raise ValueError("source_strength: of the IEEE feeder's source; a source feeder has its own")
         return self
 
 
@@ -82,6 +87,11 @@ class LemMarketConfig(_Strict):
     learned_bids_file: Optional[FilePath] = Field(
         None, description="bids written by `lec-cosim train-bidders`; required for chp_strategy aco"
     )
+    write_allocation: Optional[bool] = Field(
+        None, description="whether the results hold allocation.csv, the pool's bilateral allocation x_ij: a row per "
+        "seller, buyer and hour, ~6 M a day with 1,045 households, ~450 M (25 GB) with 10,010. Default: written up "
+        "to 2,500 participants (40 feeder copies), not above; the market and the recorder keep x_ij as its "
+        "factors (sold_i, bought_j, volume) either way")
 
 
 class LearningConfig(_Strict):
