@@ -41,7 +41,9 @@ class LemFeederConfig(SourceFeederConfig):
     copies: int = Field(1, ge=1, le=200, description="identical copies of the feeder, each with its own 800 kVA "
                         "transformer, under the one 11 kV source: 55 x copies households and 6 x copies CHPs in "
                         "one market (scale studies); copy c's participants are named F<c>_LOADk, F<c>_CHPi")
-    source_strength: float = Field(1.0, gt=0, le=1000, description="the 11 kV source's short-circuit power as a "
+    # the default left out of scenario.json, which stays as it was before the field existed
+    source_strength: float = Field(1.0, gt=0, le=1000, exclude_if=lambda value: value == 1.0,
+                                   description="the 11 kV source's short-circuit power as a "
                                    "multiple of the IEEE feeder's (3 kA, 57 MVA): its impedance is divided by this. "
                                    "The IEEE source carries some 20 copies; 182 copies' power flow diverges on it")
 
@@ -88,7 +90,8 @@ class LemMarketConfig(_Strict):
         None, description="bids written by `lec-cosim train-bidders`; required for chp_strategy aco"
     )
     write_allocation: Optional[bool] = Field(
-        None, description="whether the results hold allocation.csv, the pool's bilateral allocation x_ij: a row per "
+        None, exclude_if=lambda value: value is None,
+        description="whether the results hold allocation.csv, the pool's bilateral allocation x_ij: a row per "
         "seller, buyer and hour, ~6 M a day with 1,045 households, ~450 M (25 GB) with 10,010. Default: written up "
         "to 2,500 participants (40 feeder copies), not above; the market and the recorder keep x_ij as its "
         "factors (sold_i, bought_j, volume) either way")
