@@ -223,6 +223,12 @@ class Watchdog:
         stopped = self._stopped_process()
         if stopped is not None:
             granted = stall.granted_s if stopped.federate == stall.federate else None
+            if granted is None and stopped.federate in self.times:
+                # the verdict had named another federate (all waiting, say): the stopped one's own last answer,
+                # else its last timing report (up to 2 s old)
+                granted = _granted(self.times[stopped.federate])
+                if granted is None:
+                    granted = (self._timing_states().get(stopped.federate) or {}).get("state_slot_time_s")
             stall = Stall(stopped.federate, granted, stopped.reason, stalled_s)
         self.stall = Stall(stall.federate, stall.granted_s, stall.reason, stalled_s)
         if self.on_stall is not None:

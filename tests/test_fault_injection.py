@@ -24,6 +24,7 @@ from harness import (
     no_process_mentions,
     parent_pid,
     processes_mentioning,
+    wait_until,
     write_scenario,
 )
 
@@ -251,3 +252,23 @@ def test_every_federate_of_every_federation_ends_with_the_federation(tmp_path, s
         assert config["terminate_on_error"] is True, name
         assert 0 < config["grant_timeout"] <= 60, name
         assert config["uninterruptible"] is True, name  # see broker_config/README.md: --globaltime
+
+
+def test_a_stopped_federate_is_named_at_its_own_time_when_the_verdict_named_another(tmp_path):
+    """All waiting, the lowest granted time another's: the kernel says lec_ems is stopped, so lec_ems is the culprit,
+    at its own last granted time (not the other's, and not none)."""
+    from lec_cosim.watchdog import FederateTime, Stall, Watchdog
+
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        os.kill(victim.pid, signal.SIGSTOP)
+        assert wait_until(lambda: Path(f"/proc/{victim.pid}/stat").read_text().split()[2] == "T", timeout_s=10)
+        watchdog = Watchdog(broker_address="127.0.0.1", port=0, federates=["market", "lec_ems"], run_dir=tmp_path,
+                            programs=["market", "lec_ems"], stall_s=6.0, pids={"lec_ems": victim.pid})
+        watchdog.times = {"market": FederateTime(granted_s=1800.0, requested_s=3600.0, joined=True),
+                          "lec_ems": FederateTime(granted_s=7200.0, requested_s=7200.0, joined=True)}
+        watchdog._declare(Stall("market", 1800.0, "every federate is waiting for a grant", 0.0), 6.5)
+        assert watchdog.stall == Stall("lec_ems", 7200.0, "its process is stopped (SIGSTOP or a debugger)", 6.5)
+    finally:
+        victim.kill()
+        victim.wait()
