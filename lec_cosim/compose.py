@@ -244,6 +244,12 @@ def _host_path(path: Path, base: Path) -> str:
     return relative if relative.startswith(".") else f"./{relative}"
 
 
+def _service_defaults(context: str, dockerfile: str) -> list[str]:
+    """The compose anchor every service merges: the image, how to build it, no restarts."""
+    return ["x-lec-cosim: &lec-cosim", f"  image: {IMAGE}", "  build:", f"    context: {_quoted(context)}",
+            f"    dockerfile: {_quoted(dockerfile)}", "  init: true", '  restart: "no"']
+
+
 def _compose_text(*, origin: str, context: str, dockerfile: str, commands: dict[str, list[str]],
                   addresses: dict[str, str], subnet: str, gateway: str, volumes: list[str], results: str) -> str:
     lines = [
@@ -259,13 +265,7 @@ def _compose_text(*, origin: str, context: str, dockerfile: str, commands: dict[
         "#",
         f"# The recorder writes the results into {results} (relative to this file).",
         "",
-        "x-lec-cosim: &lec-cosim",
-        f"  image: {IMAGE}",
-        "  build:",
-        f"    context: {_quoted(context)}",
-        f"    dockerfile: {_quoted(dockerfile)}",
-        "  init: true",
-        '  restart: "no"',
+        *_service_defaults(context, dockerfile),
         "",
         "services:",
     ]
@@ -302,13 +302,7 @@ def _host_compose_text(*, origin: str, context: str, dockerfile: str, commands: 
         "#",
         f"# The recorder's host writes the results into {results} (relative to this file).",
         "",
-        "x-lec-cosim: &lec-cosim",
-        f"  image: {IMAGE}",
-        "  build:",
-        f"    context: {_quoted(context)}",
-        f"    dockerfile: {_quoted(dockerfile)}",
-        "  init: true",
-        '  restart: "no"',
+        *_service_defaults(context, dockerfile),
         "  network_mode: host",
         "",
         "services:",

@@ -12,7 +12,6 @@ host's address, and its federates beside it; ``hosts/ADDRESS.json`` is each host
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import shlex
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 from lec_cosim.manifest import write_manifest
 from lec_cosim.ports import NoFreePorts, free_broker_port, release_broker_ports  # noqa: F401
 from lec_cosim.scenario import BrokerConfig, Scenario
+from lec_cosim.schema.base import is_loopback
 from lec_cosim.wiring import GRANT_TIMEOUT_S, FederatePlan, Signal  # noqa: F401
 from lec_cosim.wiring import federate_config as _config
 
@@ -172,13 +172,6 @@ def host_federates(names: list[str], hosts) -> list[list[str]]:
     return [[name for name in names if name in host.federates] for host in hosts]
 
 
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.IPv4Address(address).is_loopback
-    except ValueError:
-        return address == "localhost"
-
-
 def federate_command(name: str, config: Path) -> list[str]:
     """Command line of the federate program ``name``; its module is named in its config."""
     module = json.loads(Path(config).read_text())["lec_cosim"]["module"]
@@ -253,7 +246,7 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
     group_hosts = [host.address for host in hosts] if hosts else [None] * len(groups)
     spans = [broker_port_span(len(names) if not groups else 0)] + [broker_port_span(len(g)) for g in groups]
     if port is None:
-        on_this_host = all(_loopback(a) for a in [scenario.broker.address, *(h.address for h in hosts)])
+        on_this_host = all(is_loopback(a) is True for a in [scenario.broker.address, *(h.address for h in hosts)])
         port = HOSTS_PORT if hosts and not on_this_host else free_broker_port(scenario.broker.address, span=sum(spans))
     (run_dir / "configs").mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.json").write_text(scenario.to_json())

@@ -141,18 +141,23 @@ def _scenario_text(path: Path) -> str:
     return text
 
 
-def load_scenario(path: str | Path) -> Scenario | LemScenario:
-    """Read and validate a scenario YAML (or the JSON a federate receives)."""
-    path = Path(path)
+def read_strict_yaml(path: Path):
+    """A scenario-like file's data: UTF-8 text, strict YAML (no key twice); one-line errors naming the file."""
     text = _scenario_text(path)
     try:
-        data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 (a SafeLoader)
+        return yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(syntax)"
         raise ScenarioError(f"{path}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
     except RecursionError:
         raise ScenarioError(f"{path}: (syntax): invalid YAML: nested too deeply") from None
+
+
+def load_scenario(path: str | Path) -> Scenario | LemScenario:
+    """Read and validate a scenario YAML (or the JSON a federate receives)."""
+    path = Path(path)
+    data = read_strict_yaml(path)
     if isinstance(data, dict) and data.get("source_file"):
         # A resolved scenario written by the generator: its paths are absolute already.
         source = Path(data.pop("source_file"))

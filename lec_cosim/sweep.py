@@ -226,16 +226,10 @@ def run_id(index: int, parameters: dict, count: int) -> str:
 
 def read_sweep_file(path: str | Path) -> SweepFile:
     """Read and validate a sweep file (strict YAML as a scenario's: no key twice, UTF-8)."""
-    from lec_cosim.scenario import _scenario_text, _ScenarioLoader
+    from lec_cosim.scenario import read_strict_yaml
 
     path = Path(path)
-    text = _scenario_text(path)
-    try:
-        data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(syntax)"
-        raise ScenarioError(f"{path}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = read_strict_yaml(path)
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: (top level): expected a mapping (parameters, cases, framework)")
     unknown = next((key for key in data if key not in SweepFile.model_fields), None)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -173,7 +174,11 @@ def _host_address(address: str) -> str:
     return address
 
 
-def _is_loopback(address: str) -> bool | None:
+HostAddress = Annotated[str, AfterValidator(_host_address)]
+"""An address peers reach a broker at: checked by :func:`_host_address`."""
+
+
+def is_loopback(address: str) -> bool | None:
     """Whether an address is this machine's loopback (None: a host name other than localhost, not known here)."""
     try:
         return ipaddress.IPv4Address(address).is_loopback
@@ -184,22 +189,17 @@ def _is_loopback(address: str) -> bool | None:
 class HostConfig(_Strict):
     """A federate host: one sub-broker listening on its address, and the federates that run there."""
 
-    address: str = Field(description="IPv4 address (or host name) of the host: its sub-broker listens there, and the "
-                                     "root broker and its federates reach it there")
+    address: HostAddress = Field(description="IPv4 address (or host name) of the host: its sub-broker listens there, "
+                                             "and the root broker and its federates reach it there")
     federates: Optional[list[str]] = Field(None, exclude_if=lambda value: value is None, description=(
         "the federates that run on this host (lec-cosim interface lists them); give them on every host or on none "
         "(then they are dealt to the hosts in turn)"))
-
-    @field_validator("address")
-    @classmethod
-    def _one_address(cls, address: str) -> str:
-        return _host_address(address)
 
 
 class BrokerConfig(_Strict):
     """Where the federation's broker listens; the federates reach it there."""
 
-    address: str = Field("127.0.0.1", description=(
+    address: HostAddress = Field("127.0.0.1", description=(
         "IPv4 address or host name the broker listens on. 127.0.0.1 (default) keeps the federation on this "
         "machine; an address of one of this host's network interfaces opens it to that network (set key). With "
         "hosts, the root broker's host"))
@@ -209,11 +209,6 @@ class BrokerConfig(_Strict):
         "spread the federation over hosts: the root broker on address, one sub-broker on each host here with its "
         "federates (an address alone is a host whose federates are dealt in turn); lec-cosim runner writes each "
         "host's part (hosts/ADDRESS.json) and lec-cosim launch starts it there; empty (default): one host"))
-
-    @field_validator("address")
-    @classmethod
-    def _one_address(cls, address: str) -> str:
-        return _host_address(address)
 
     @field_validator("hosts", mode="before")
     @classmethod
@@ -231,7 +226,7 @@ class BrokerConfig(_Strict):
         placed = [host.federates is not None for host in self.hosts]
         if any(placed) and not all(placed):
             raise ValueError("hosts: give federates on every host or on none (then they are dealt in turn)")
-        loopback = [_is_loopback(address) for address in [self.address, *addresses]]
+        loopback = [is_loopback(address) for address in [self.address, *addresses]]
         if self.hosts and None not in loopback and len(set(loopback)) > 1:
             raise ValueError(f"hosts: the root broker's address {self.address} and the hosts' "
                              f"({', '.join(addresses)}) must all be of this machine (127.x) or none: give the root's "
