@@ -89,7 +89,7 @@ def federate_config(federate: FederatePlan, core_init_string: str, run_dir: Path
         "ignore_time_mismatch_warnings": True,  # we request 100 ns before each slot on purpose
         "publications": [s.publication() for s in federate.publications],
         "subscriptions": [s.subscription() for s in federate.subscriptions],
-        "endpoints": [{"name": e, "global": True} for e in federate.endpoints],
+        "endpoints": [endpoint_config(e, federate) for e in federate.endpoints],
         "lec_cosim": {
             "scenario": str(Path(run_dir) / "scenario.json"),
             "output_dir": str(run_dir),
@@ -98,6 +98,25 @@ def federate_config(federate: FederatePlan, core_init_string: str, run_dir: Path
             **federate.settings,
         },
     }
+
+
+def destinations(federate: FederatePlan) -> list[str]:
+    """Every endpoint the federate sends to: the endpoints its ``targets`` name, sorted."""
+    named = set()
+    for target in federate.targets.values():
+        named.update(target.values() if isinstance(target, dict) else (target,))
+    return sorted(named)
+
+
+def endpoint_config(name: str, federate: FederatePlan) -> dict:
+    """A targeted endpoint: it may send only to the federate's declared destinations (HELICS throws on any
+    other), and HELICS makes only those receivers wait for it.
+
+    Why: HELICS lets an untargeted endpoint send anywhere, so every federate with an endpoint waits for every
+    other one's grants; the local market's DSO then worked in turn with the participants and the market
+    although nobody reads it but the recorder. Targeted, the time dependencies are the declared links (as for
+    values), and a federate nobody waits for works on the other core while the rest go on."""
+    return {"name": name, "global": True, "targeted": True, "destination_targets": destinations(federate)}
 
 
 def _ports(federate: FederatePlan) -> dict:

@@ -56,7 +56,10 @@ class TestFederate(ValueInterface):
             "ignore_time_mismatch_warnings": True,
             "publications": [{"key": k, "type": t, "global": True} for k, t in publications],
             "subscriptions": [{"key": k, "type": t} for k, t in subscriptions],
-            "endpoints": [{"name": e, "global": True} for e in endpoints],
+            # targeted, as the federates' own (lec_cosim.wiring.endpoint_config): HELICS coordinates the time of a
+            # targeted endpoint's receivers only with the senders that declare it a destination
+            "endpoints": [{"name": e, "global": True, **({"targeted": True, "destination_targets": UNDER_TEST}
+                                                          if UNDER_TEST else {})} for e in endpoints],
         }
         self.offset = offset
         self.fed = h.helicsCreateCombinationFederateFromConfig(json.dumps(config))
@@ -109,6 +112,8 @@ class TestFederate(ValueInterface):
 
 LIVE: list = []
 """The HELICS federates of the test federates not closed yet."""
+UNDER_TEST: list[str] = []
+"""The endpoints of the federate under test (:func:`plan_under_test`): the test federates' destinations."""
 STRANDED: list = []
 """Test federates left waiting for a federate under test that failed: HELICS would wait for them at exit."""
 FAILED: dict[str, str] = {}
@@ -192,12 +197,14 @@ def plan_under_test(federate: FederatePlan, scenario, run_dir: Path, n_test_fede
     log = (run_dir / f"{name}.log").open("w")
     process = subprocess.Popen(federate_command(name, config), stdout=log, stderr=subprocess.STDOUT)
     watch = Watch(process, run_dir / f"{name}.log")
+    UNDER_TEST[:] = federate.endpoints
     try:
         yield port
         code = process.wait(timeout=60)
         assert code == 0, (run_dir / f"{name}.log").read_text()
         broker.wait(timeout=30)
     finally:
+        UNDER_TEST.clear()
         watch.stop()
         for p in (process, broker):
             if p.poll() is None:

@@ -28,7 +28,9 @@ def test_households_follow_the_pooled_setpoints_and_publish_members_powers(tmp_p
     with federate_under_test("households", scenario, tmp_path / "run", 2) as port:
         pubs = [(f"mlec/{lec}/ems/{v}", "double") for lec in members.lec_names
                 for v in ("pooled_charge_kw", "curtail_kw")]
-        ems = TestFederate("ems", port, period=MS_PERIOD_S, offset=EMS_PLAN_OFFSET_S, publications=pubs)
+        # the LEC_EMSs' meter endpoints, where the households send each hour's metered energy (not read here)
+        ems = TestFederate("ems", port, period=MS_PERIOD_S, offset=EMS_PLAN_OFFSET_S, publications=pubs,
+                           endpoints=[f"mlec/{lec}/meter" for lec in members.lec_names])
         observer = TestFederate("observer", port, period=900.0, offset=RECORDER_OFFSET_S,
                                 subscriptions=[(f"mlec/households/{v}", "vector") for v in HOUSEHOLD_VECTORS])
         enter_all(ems, observer)
