@@ -2,6 +2,20 @@
 
 A federate is a thin shell: it reads its HELICS config (generated from the scenario), builds its
 model from the scenario, and at each granted time reads inputs, calls the model and publishes.
+
+Command line of every federate program (:func:`main`)::
+
+    python -m federates.KIND --config CONFIG.json [--local-interface tcp://ADDRESS]
+                             [--broker-address tcp://HOST:PORT] [--debug]
+
+``--local-interface`` and ``--broker-address`` replace the ``--local_interface`` and ``--broker_address``
+of the config's ``coreInitString`` (the rest of it, the broker key too, is kept) before the federate joins:
+where its core listens and announces itself to the broker, and where it finds the broker. They exist for
+addresses known only when the process starts, as a pod's in Kubernetes (``tcp://$(POD_IP)`` in a
+container's arguments; :mod:`lec_cosim.kubernetes`), where a mounted config cannot hold them. ADDRESS and
+HOST are an IPv4 address (not 0.0.0.0: a core listening on every interface announces loopback) or a host
+name, e.g. a Service's DNS name. A bad value is one line, ``error: NAME: --option: why``, and exit code 2,
+before the federate joins.
 """
 
 from __future__ import annotations
@@ -26,7 +40,9 @@ from federates.topology import ExchangeLog, answer_queries, stop_answering
 from lec_cosim.components import read_settings
 from lec_cosim.launch import DEBUG_ENVIRONMENT, FINISHED
 from lec_cosim.models.errors import InfeasibleInput
+from lec_cosim.runs import EXIT_INPUT_ERROR
 from lec_cosim.scenario import Scenario, load_scenario
+from lec_cosim.schema.base import HostAddress
 from lec_cosim.timing import TimingLog
 
 REQUEST_MARGIN_S = 1e-7
@@ -286,10 +302,14 @@ class Federate(ValueInterface):
         Where :meth:`run` records each slot's wall time (``output_dir/timing/<name>.csv`` and ``.json``).
     """
 
-    def __init__(self, config_path: str | Path):
+    def __init__(self, config_path: str | Path, core_options: dict[str, str] | None = None):
+        """``core_options``: HELICS core options (``local_interface``, ``broker_address``) to put in place of the
+        config's own in its ``coreInitString`` (:func:`checked_core_options`)."""
         created = time.time()
         config_path = Path(config_path)
         self.config = json.loads(config_path.read_text())
+        if core_options:
+            self.config["coreInitString"] = with_core_options(self.config["coreInitString"], core_options)
         settings = self.config.get("lec_cosim", {})
         self.options = read_settings(settings.get("module", ""), settings)
         """Its settings, typed: its kind's ``Settings`` (``lec_cosim/components/<kind>.py``) validated them (before
@@ -559,8 +579,10 @@ class Federate(ValueInterface):
 
 
 def run_federate(config_path: str | Path, build: Callable[[Federate], Callable[[int, float], None]], *,
-                 debug: bool = False) -> str | None:
+                 debug: bool = False, core_options: dict[str, str] | None = None) -> str | None:
     """Run one federate: create it from its config, ``build(fed)`` its step, run it to its end and close it.
+
+    ``core_options`` replace the config's own in its ``coreInitString`` (:func:`checked_core_options`).
 
     Returns None when it finished, or its error as one line (already printed as ``error: ...`` and reported to
     the federation as a global error, so that every federate stops). It never exits the process: a process
@@ -568,7 +590,7 @@ def run_federate(config_path: str | Path, build: Callable[[Federate], Callable[[
     """
     fed = None
     try:
-        fed = Federate(config_path)
+        fed = Federate(config_path, core_options)
         step = build(fed)
         fed.run(step)
         finish = getattr(step, "finish", None)
@@ -597,11 +619,62 @@ def run_federate(config_path: str | Path, build: Callable[[Federate], Callable[[
         return message
 
 
+def _core_address(option: str, value: str, with_port: bool) -> str:
+    """``value`` of a command-line ``option``, checked to be ``tcp://HOST`` (``tcp://HOST:PORT`` ``with_port``)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    form = "tcp://HOST:PORT" if with_port else "tcp://ADDRESS"
+    if not value.startswith("tcp://"):
+        raise ValueError(f"{option}: {value!r} is not {form} (the federates' cores are ZMQ cores, over TCP)")
+    host = value.removeprefix("tcp://")
+    if with_port:
+        host, _, port = host.rpartition(":")
+        if not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"{option}: {value!r} is not {form}: give the broker's port (1 to 65535)")
+    elif ":" in host:
+        raise ValueError(f"{option}: {value!r} is not {form}: no port (the broker hands the core its ports)")
+    if host in ("0.0.0.0", "*"):
+        raise ValueError(f"{option}: {value!r}: give the one address peers reach it at (on every interface a core "
+                         "announces loopback)")
+    try:
+        TypeAdapter(HostAddress).validate_python(host)
+    except ValidationError as exc:
+        why = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        if "$(" in host:  # what Kubernetes leaves of $(VAR) when the container has no such variable
+            why += "; a Kubernetes $(VARIABLE) left as it was: is it in the container's env?"
+        raise ValueError(f"{option}: {why}") from None
+    return value
+
+
+def checked_core_options(local_interface: str | None = None, broker_address: str | None = None) -> dict[str, str]:
+    """The HELICS core options of a federate's command line, checked: ``local_interface`` (``tcp://ADDRESS``,
+    where its core listens and what it announces) and ``broker_address`` (``tcp://HOST:PORT``), those given.
+
+    Raises
+    ------
+    ValueError
+        A value that is not of that form, or an address no peer can reach (0.0.0.0), naming its option.
+    """
+    options = {}
+    if local_interface is not None:
+        options["local_interface"] = _core_address("--local-interface", local_interface, with_port=False)
+    if broker_address is not None:
+        options["broker_address"] = _core_address("--broker-address", broker_address, with_port=True)
+    return options
+
+
+def with_core_options(core_init_string: str, options: dict[str, str]) -> str:
+    """A ``coreInitString`` with each of ``options`` (name -> value) as ``--name=value`` in place of its own."""
+    kept = [part for part in core_init_string.split() if part.removeprefix("--").split("=", 1)[0] not in options]
+    return " ".join([*kept, *(f"--{name}={value}" for name, value in options.items())])
+
+
 def main(build: Callable[[Federate], Callable[[int, float], None]], description: str) -> None:
     """Entry point of a federate program: ``build(fed)`` returns the per-step function.
 
     Any exception is reported to the federation as a global error (so all federates stop) and
-    printed as one line; the process exits with 1.
+    printed as one line; the process exits with 1. A bad ``--local-interface`` or ``--broker-address``
+    is one line too, before the federate joins; the process exits with 2.
     """
     warnings.simplefilter("ignore")
     # a federate process draws nothing: pandapower's plotting and pyplot load only if used (half a second of CPU)
@@ -610,7 +683,18 @@ def main(build: Callable[[Federate], Callable[[int, float], None]], description:
     defer_plotting()
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", required=True, help="generated HELICS JSON config")
+    parser.add_argument("--local-interface", metavar="tcp://ADDRESS",
+                        help="where the federate's core listens and what it announces to the broker, in place of "
+                             "the config's --local_interface (e.g. a pod's tcp://$(POD_IP))")
+    parser.add_argument("--broker-address", metavar="tcp://HOST:PORT",
+                        help="where the broker is, in place of the config's --broker_address (e.g. a Service's "
+                             "tcp://NAME:PORT)")
     parser.add_argument("--debug", action="store_true", help="print tracebacks")
     args = parser.parse_args()
-    if run_federate(args.config, build, debug=args.debug) is not None:
+    try:
+        options = checked_core_options(args.local_interface, args.broker_address)
+    except ValueError as exc:
+        print(f"error: {Path(args.config).stem}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_INPUT_ERROR)
+    if run_federate(args.config, build, debug=args.debug, core_options=options) is not None:
         sys.exit(1)

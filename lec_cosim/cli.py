@@ -342,7 +342,7 @@ def _cmd_compose(args) -> int:
     out = Path(args.output).resolve()
     try:
         compose_file = write_compose(scenario, out, compose_file=args.compose_file, subnet=args.subnet,
-                                     force=args.force)
+                                     force=args.force, kubernetes=args.kubernetes)
     except FileExistsError as exc:
         raise ScenarioError(str(exc)) from None
     except ScenarioError:
@@ -362,6 +362,12 @@ def _cmd_compose(args) -> int:
     print(f"start it with: docker compose -f {compose_file} up --build --abort-on-container-failure")
     print(f"or, as root, build its image here and run it: python -m lec_cosim.container_image run {compose_file}")
     print(f"results go to {out / RESULTS_FOLDER}")
+    if args.kubernetes:
+        from lec_cosim.kubernetes import FOLDER
+
+        print(f"Kubernetes manifests of the same federation in {out / FOLDER}: with the image where the cluster's "
+              f"nodes find it, kubectl apply -f {out / FOLDER}/ (results in a PersistentVolumeClaim; "
+              "docs/deployment/index.md, Kubernetes)")
     return 0
 
 
@@ -579,6 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "the gateway, the broker gets the second, the federates the next ones")
     p.add_argument("--compose-file", metavar="FILE",
                    help="write docker-compose.yml here instead of into DIR (its paths are relative to its folder)")
+    p.add_argument("--kubernetes", action="store_true",
+                   help="also write the same federation as Kubernetes manifests into DIR/kubernetes/ (kubectl apply "
+                        "-f): a Job per process, a Service for the broker, the files in ConfigMaps, the results in "
+                        "a PersistentVolumeClaim")
     _hosts_options(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_compose)

@@ -13,6 +13,7 @@ Layout of a generated folder ``DIR`` (and where each part appears inside the con
     DIR/federation/            scenario.json, configs/*.json   -> /lec-cosim/federation (read-only)
     DIR/inputs/                data the image lacks (copied)   -> /lec-cosim/inputs (read-only)
     DIR/results/               what the recorder writes        -> /lec-cosim/results
+    DIR/kubernetes/            with --kubernetes: the same federation as Kubernetes manifests (lec_cosim.kubernetes)
 
 Host paths never appear in the generated files; the runner's are mapped as follows:
 
@@ -315,7 +316,7 @@ def _host_compose_text(*, origin: str, context: str, dockerfile: str, commands: 
 
 
 def generate_compose(scenario, out_dir: Path, *, compose_file: Path | None = None, subnet: str | None = None,
-                     port: int = BROKER_PORT) -> dict[Path, str | Path]:
+                     port: int = BROKER_PORT, kubernetes: bool = False) -> dict[Path, str | Path]:
     """Everything ``write_compose`` writes, without writing it.
 
     Parameters
@@ -332,6 +333,8 @@ def generate_compose(scenario, out_dir: Path, *, compose_file: Path | None = Non
         address, the federates the following ones in runner order.
     port : int
         The broker's port.
+    kubernetes : bool
+        Also the Kubernetes manifests of the same federation, in ``out_dir/kubernetes`` (:mod:`lec_cosim.kubernetes`).
 
     Returns
     -------
@@ -341,12 +344,16 @@ def generate_compose(scenario, out_dir: Path, *, compose_file: Path | None = Non
     Raises
     ------
     ValueError
-        A bad subnet, a federation too large for it, or scenario data that cannot be found.
+        A bad subnet, a federation too large for it, scenario data that cannot be found, or Kubernetes
+        manifests of a federation over hosts or too large for them.
     """
     root = project_root()
     out_dir = Path(out_dir).resolve()
     compose_file = Path(compose_file).resolve() if compose_file else out_dir / "docker-compose.yml"
     hosts = scenario.broker.hosts
+    if hosts and kubernetes:
+        raise ValueError("--kubernetes: a federation over hosts (broker.hosts or --hosts) runs on the hosts it names; "
+                         "Kubernetes places the pods itself: leave the hosts out")
     if hosts:
         # each host's services share the host's network stack (network_mode: host): brokers and cores listen on
         # the hosts' own addresses and loopback, exactly as lec-cosim launch runs them there
@@ -413,6 +420,17 @@ def generate_compose(scenario, out_dir: Path, *, compose_file: Path | None = Non
         files[compose_file] = _compose_text(
             **build, commands=commands, addresses=addresses,
             subnet=str(ipaddress.IPv4Network(subnet or DEFAULT_SUBNET)), gateway=gateway)
+    if kubernetes:
+        from lec_cosim.kubernetes import FOLDER, manifests
+
+        federation = out_dir / FEDERATION_FOLDER
+        written = manifests(scenario.name, origin=origin, image=IMAGE, port=port, commands=commands,
+                            federation=CONTAINER_FEDERATION,
+                            federation_files={path.relative_to(federation).as_posix(): text
+                                              for path, text in files.items() if path.is_relative_to(federation)},
+                            inputs=CONTAINER_INPUTS, input_files={copy.as_posix(): host for copy, host in inputs.items()},
+                            results=CONTAINER_RESULTS)
+        files.update({out_dir / FOLDER / name: text for name, text in written.items()})
     files[out_dir / "Dockerfile"] = DOCKERFILE
     files[out_dir / RESULTS_FOLDER / ".gitignore"] = RESULTS_GITIGNORE
     files.update({out_dir / INPUTS_FOLDER / copy: host for copy, host in inputs.items()})
@@ -425,7 +443,7 @@ def generate_compose(scenario, out_dir: Path, *, compose_file: Path | None = Non
 
 
 def write_compose(scenario, out_dir: Path, *, compose_file: Path | None = None, subnet: str | None = None,
-                  force: bool = False) -> Path:
+                  force: bool = False, kubernetes: bool = False) -> Path:
     """Write a docker compose project running ``scenario``'s federation in containers.
 
     ``out_dir`` receives the Dockerfile, ``federation/`` (``scenario.json``, ``configs/``),
@@ -446,6 +464,8 @@ def write_compose(scenario, out_dir: Path, *, compose_file: Path | None = None, 
         The compose network (default :data:`DEFAULT_SUBNET`).
     force : bool
         Replace an existing ``out_dir`` (with its ``results/``) and ``compose_file``.
+    kubernetes : bool
+        Also write the Kubernetes manifests of the same federation into ``out_dir/kubernetes``.
 
     Returns
     -------
@@ -471,7 +491,7 @@ def write_compose(scenario, out_dir: Path, *, compose_file: Path | None = None, 
     separate = not compose_file.is_relative_to(out_dir)
     if separate and compose_file.exists() and not force:
         raise FileExistsError(f"{compose_file}: exists; pass --force to replace it")
-    files = generate_compose(scenario, out_dir, compose_file=compose_file, subnet=subnet)
+    files = generate_compose(scenario, out_dir, compose_file=compose_file, subnet=subnet, kubernetes=kubernetes)
 
     staging = out_dir.with_name(out_dir.name + ".partial")
     replaced = out_dir.with_name(out_dir.name + ".replaced")
