@@ -54,7 +54,6 @@ from pydantic import BaseModel
 
 import lec_cosim
 from lec_cosim.federation import HOSTS_FOLDER, broker_executable, federate_names, write_federation
-from lec_cosim.scenario import BrokerConfig
 
 CONTAINER_ROOT = PurePosixPath("/lec-cosim")
 """The project inside the image, and every service's working directory."""
@@ -365,7 +364,7 @@ def generate_compose(scenario, out_dir: Path, *, compose_file: Path | None = Non
         names = ["broker", *federate_names(scenario)]
         gateway, addresses = service_addresses(subnet or DEFAULT_SUBNET, names)
         scenario = scenario.model_copy(
-            update={"broker": BrokerConfig(address=addresses["broker"], key=scenario.broker.key)})
+            update={"broker": scenario.broker.at(addresses["broker"])})
     in_container, inputs = container_scenario(scenario, root)
     files: dict[Path, str | Path] = {}
     with tempfile.TemporaryDirectory() as tmp:

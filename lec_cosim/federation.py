@@ -71,7 +71,8 @@ def _key(broker: BrokerConfig) -> list[str]:
 
 def _listening(broker: BrokerConfig) -> list[str]:
     """The options every broker of a federation shares: where it listens, and its key."""
-    return [f"--local_interface=tcp://{broker.address}", *_key(broker)]
+    tick = [f"--tick={round(broker.heartbeat_s * 1000)}ms"] if broker.heartbeat_s is not None else []
+    return [f"--local_interface=tcp://{broker.address}", *_key(broker), *tick]
 
 
 def core_init_string(broker: BrokerConfig, port: int) -> str:
@@ -116,7 +117,7 @@ def sub_broker_command(index: int, port: int, root_port: int, n_federates: int,
     (without it, ``--port`` would be taken as the root's). ``host``: the address the sub-broker listens
     on and announces to the root (default: the root's, one host); the root connects back to it there.
     """
-    own = broker if host is None else BrokerConfig(address=host, key=broker.key)
+    own = broker if host is None else broker.at(host)
     return [broker_executable(), f"-f{n_federates}", "--coretype=zmq", f"--port={port}",
             f"--broker_address=tcp://{broker.address}:{root_port}", *_listening(own), "--loglevel=warning",
             f"--name=lec_cosim_sub_broker_{index}"]
@@ -263,7 +264,7 @@ def write_federation(scenario: Scenario, run_dir: Path, port: int | None = None,
                             "exec": shlex.join(sub_broker_command(index, sub_port, port, len(group), scenario.broker,
                                                                   host))})
             # a federate reaches its sub-broker at the address the sub-broker listens on (its own host's)
-            own = scenario.broker if host is None else BrokerConfig(address=host, key=scenario.broker.key)
+            own = scenario.broker if host is None else scenario.broker.at(host)
             federate_port.update({name: sub_port for name in group})
             federate_broker.update(dict.fromkeys(group, own))
             federate_host.update(dict.fromkeys(group, host or root_host))

@@ -10,8 +10,9 @@ HELICS's ``loglevel``), every federate's
 time requests, values and messages, and so the results (byte-identical CSVs; ``tests/test_inproc.py``).
 What differs:
 
-- the federates share one Python interpreter: no parallelism between them (they act in turn at their
-  phase offsets anyway, so a step costs about the same), and models may keep what they built (the
+- the federates share one Python interpreter: no parallelism between them (those that read each other act in
+  turn at their phase offsets anyway; a federate nobody waits for, such as the local market's DSO, would work on
+  the other core in a process run), and models may keep what they built (the
   feeder, the community) for the next federation of the same scenario;
 - a federate stuck inside a model (not in HELICS) cannot be killed: :meth:`InprocFederation.stop` ends
   the federation with a global error, which frees every federate waiting in HELICS, but a thread busy in

@@ -24,7 +24,7 @@ P_TOL_REL = 0.01      # the issue's tolerance (1 %), also applied to Q
 V_TIGHT_PU = 5e-5
 P_TIGHT_REL = 3e-3
 SNAPSHOTS = [(1, "0001_offpeak"), (566, "0566_onpeak"), (1440, "1440_end")]
-TIMESERIES_STEP_MIN = 15
+TIMESERIES_STEP_MIN = 60  # hourly over the day (and the two snapshot minutes): pandapower takes ~0.2 s a flow
 
 
 @pytest.fixture(scope="module")

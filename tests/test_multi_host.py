@@ -230,7 +230,8 @@ def test_messages_cross_hosts_on_time_three_lecs_trading_peer_to_peer(hosts, tmp
 
 def test_a_host_that_disappears_ends_every_hosts_part_with_an_error_and_no_process_left(hosts, tmp_path):
     """Hosts from the command line (federates dealt in turn); mid-run the second host's link goes down."""
-    scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 168})
+    # a heartbeat of 1 s: the hosts' brokers notice the lost one within seconds (HELICS's 5 s: some 26 s)
+    scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 168, "broker.heartbeat_s": 1.0})
     run_dir = tmp_path / "run"
     _runner(scenario, run_dir, "--broker-address", HOSTS["root"], "--hosts", f"{HOSTS['h1']},{HOSTS['h2']}")
     # the stall time bounds how long a host waits when HELICS's heartbeat has not told it (seen on h2 under load)

@@ -99,10 +99,10 @@ class IeeeFeederGrid:
         grid, violated = self.grid, self.violated
         load_kw, load_kvar, pv_kw, chp_kw = (self.gather(inputs, v) for v in INJECTIONS)
         rows = []
-        # the exchange's grid steps in one call: with power-grid-model one batch calculation
-        results = grid.solve_steps(load_kw[:, self.hh_cols], load_kvar[:, self.hh_cols], pv_kw[:, self.pv_cols],
-                                   chp_kw[:, self.chp_cols])
-        for result in results:
+        for j in range(self.block):
+            grid.set_injections(load_kw=load_kw[j, self.hh_cols], load_kvar=load_kvar[j, self.hh_cols],
+                                pv_kw=pv_kw[j, self.pv_cols], chp_kw=chp_kw[j, self.chp_cols])
+            result = grid.solve()
             self.extremes.add(result)
             violated.update(result.violated_buses)
             row = {name: getattr(result, name) for name in DOUBLES + COUNTS}

@@ -459,18 +459,7 @@ class PgmPowerFlow(NetPowerFlow):
             self._write_injections(state)
             for component, update in self._updates.items():
                 batch[component][b] = update
-        if self.method != CalculationMethod.newton_raphson:
-            options = dict(symmetric=self.symmetric, error_tolerance=self.tolerance_pu,
-                           output_component_types=self._outputs, update_data=batch)
-            try:
-                out = self._model.calculate_power_flow(calculation_method=self.method,
-                                                       max_iterations=3 * self.max_iterations, **options)
-            except PowerGridError:
-                # state by state, as solve() does: each falls back to Newton-Raphson only if it needs to, so a
-                # batch gives what the states one by one give, to the last digit
-                return [self.solve(state) for state in powers]
-        else:
-            out = self._calculate(batch)
+        out = self._calculate(batch)
         return [self._arrays({c: values[b] for c, values in out.items()}) for b in range(len(powers))]
 
     def _arrays(self, out) -> PowerFlowArrays:

@@ -514,23 +514,18 @@ class LemGrid:
                 frame[f"q_{ph}_mvar"] = q[:, i]
 
     # --- power flow ----------------------------------------------------------------------------
-    def _engine(self, powers: dict[str, tuple[np.ndarray, np.ndarray]]):
-        """The power-grid-model or OpenDSS model of the net (built on first use, rebuilt if the net changed)."""
-        if self._pgm is None or not self._pgm.describes(self.net):
-            self._write(powers)
-            if self.solver == "opendss":
-                from lec_cosim.models.opendss_backend import OpenDssPowerFlow
-
-                self._pgm = OpenDssPowerFlow(self.net, symmetric=False)
-            else:
-                self._pgm = PgmPowerFlow(self.net, symmetric=False)
-        return self._pgm
-
     def _solve_state(self, init: str | None = None, currents: bool = True) -> _GridState:
         powers = self._phase_powers()
         if self.solver in ("power-grid-model", "opendss"):
             # the powers go straight to the engine: writing them into pandas costs more than the flow
-            self._engine(powers)
+            if self._pgm is None or not self._pgm.describes(self.net):
+                self._write(powers)
+                if self.solver == "opendss":
+                    from lec_cosim.models.opendss_backend import OpenDssPowerFlow
+
+                    self._pgm = OpenDssPowerFlow(self.net, symmetric=False)
+                else:
+                    self._pgm = PgmPowerFlow(self.net, symmetric=False)
             self._solved = False
             try:
                 flow = self._pgm.solve(powers)
@@ -603,44 +598,7 @@ class LemGrid:
         PowerFlowNotConverged
             If the power flow does not converge (either backend).
         """
-        return self._indicators(self._solve_state(init, currents=False))
-
-    def solve_steps(self, load_kw: np.ndarray, load_kvar: np.ndarray, pv_kw: np.ndarray,
-                    chp_kw: np.ndarray) -> list[LemGridResult]:
-        """:meth:`solve` for several grid steps: row ``j`` of each array is step ``j``'s injections, every
-        participant of the kind in the grid's order (as numpy arrays in :meth:`set_injections`).
-
-        With power-grid-model the steps are one batch calculation (the admittance matrix factorised once
-        for them all, one call's overhead): the same results as solving them one by one, to the last digit.
-        The grid keeps the last step's injections, as after one :meth:`solve` per step.
-
-        Raises
-        ------
-        PowerFlowNotConverged
-            If a step's power flow does not converge.
-        """
-        steps = len(load_kw)
-        if self.solver != "power-grid-model" or steps == 1:
-            results = []
-            for j in range(steps):
-                self.set_injections(load_kw=load_kw[j], load_kvar=load_kvar[j], pv_kw=pv_kw[j], chp_kw=chp_kw[j])
-                results.append(self.solve())
-            return results
-        powers = []
-        for j in range(steps):
-            self.set_injections(load_kw=load_kw[j], load_kvar=load_kvar[j], pv_kw=pv_kw[j], chp_kw=chp_kw[j])
-            powers.append(self._phase_powers())
-        engine = self._engine(powers[-1])
-        self._solved = False
-        try:
-            flows = engine.solve_batch(powers)
-        except (PowerGridError, PowerFlowNotConverged) as exc:
-            raise PowerFlowNotConverged(f"three-phase power flow ({self.solver}): {exc}") from None
-        self._solved = True
-        return [self._indicators(self._state(flow, currents=False)) for flow in flows]
-
-    def _indicators(self, s: _GridState) -> LemGridResult:
-        """The step's indicators from its solved state."""
+        s = self._solve_state(init, currents=False)
         limit = self.max_loading_percent
         bus_viol = ((s.vm < self.vm_min_pu) | (s.vm > self.vm_max_pu)).any(axis=1)
         ang_viol = (np.abs(s.va_dev) > self.va_max_deviation_degree).any(axis=1)

@@ -209,6 +209,14 @@ class BrokerConfig(_Strict):
         "spread the federation over hosts: the root broker on address, one sub-broker on each host here with its "
         "federates (an address alone is a host whose federates are dealt in turn); lec-cosim runner writes each "
         "host's part (hosts/ADDRESS.json) and lec-cosim launch starts it there; empty (default): one host"))
+    heartbeat_s: Optional[float] = Field(None, ge=0.5, le=300.0, exclude_if=lambda value: value is None, description=(
+        "every broker's heartbeat, s (HELICS's --tick): a peer silent for two heartbeats is pinged, and lost if it "
+        "does not answer by the next, so over hosts a host gone ends the federation within a few heartbeats; "
+        "null (default): HELICS's own, 5 s (a host gone noticed after some 20-30 s)"))
+
+    def at(self, address: str) -> BrokerConfig:
+        """The same broker settings for a broker listening on ``address`` (a sub-broker's host, a container)."""
+        return self.model_copy(update={"address": address, "hosts": []})
 
     @field_validator("hosts", mode="before")
     @classmethod
