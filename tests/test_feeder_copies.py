@@ -238,3 +238,37 @@ def test_the_shipped_ten_thousand_household_scenario_is_planned_not_run():
     assert not writes_allocation(scenario, len(players))
     thousand = load_scenario(ROOT / "scenarios" / "ieee_eu_lv_1045_households.yaml")
     assert writes_allocation(thousand, 19 * 61) and thousand.feeder.source_strength == 1.0
+
+
+def test_flows_in_threads_are_the_flows_one_by_one(community):
+    """``flow_threads``: the DSO's flows of an exchange run two at a time, each thread on its own engine; every
+    indicator and per-bus array equals solving the steps one by one, to the last digit (two copies, five steps:
+    the threads take steps 0, 2, 4 and 1, 3)."""
+    copies, steps = 2, [EVENING, 48, 0, 30, 60]
+    table = replicate_participants(community.table, copies)
+    grids = {n: LemGrid(table=table, data_dir=DATA, step_h=0.25, source_strength=copies, flow_threads=n)
+             for n in (1, 2)}
+    one = grids[1]
+    kinds = np.tile(community.kinds, copies)
+    order = {name: i for i, name in enumerate(table["participant"])}
+    columns = [[order[name] for name in names] for names in (one.household_names, one.prosumer_names, one.chp_names)]
+
+    def rows(values):  # (steps, participants in the grid's order) of one kind
+        return np.array([np.tile(values[:, k], copies) for k in steps])
+
+    load, kvar, pv = rows(community.load_kw), rows(community.load_kvar), rows(community.pv_kw)
+    chp = np.where(kinds == "chp", 10.0, 0.0)[None].repeat(len(steps), axis=0) * (np.arange(len(steps)) % 2)[:, None]
+    args = (load[:, columns[0]], kvar[:, columns[0]], pv[:, columns[1]], chp[:, columns[2]])
+    threaded = grids[2].solve_steps(*args)
+    assert len(threaded) == len(steps)
+    for j, result in enumerate(threaded):
+        one.set_injections(load_kw=args[0][j], load_kvar=args[1][j], pv_kw=args[2][j], chp_kw=args[3][j])
+        alone = one.solve()
+        for field in ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "trafo_p_kw", "bus_violations",
+                      "line_overloads", "dn_impact"):
+            assert getattr(result, field) == getattr(alone, field), (j, field)
+        assert np.array_equal(result.vm_pu_values, alone.vm_pu_values)
+        assert np.array_equal(result.line_loading_values, alone.line_loading_values)
+    assert grids[2].solve_steps(*(a[:1] for a in args))[0].vm_min_pu == threaded[0].vm_min_pu  # one step: no thread
+    with pytest.raises(ValueError, match="flow_threads"):
+        LemGrid(table=table, data_dir=DATA, step_h=0.25, source_strength=copies, solver="opendss", flow_threads=2)

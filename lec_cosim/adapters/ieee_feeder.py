@@ -64,7 +64,7 @@ class IeeeFeederGrid:
             vm_max_pu=g.vm_max_pu,
             max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
             violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver,
-            source_strength=getattr(s.feeder, "source_strength", 1.0))
+            source_strength=getattr(s.feeder, "source_strength", 1.0), flow_threads=g.flow_threads)
         group_members: dict[str, list[str]] = settings["groups"]
         self.names = [m for members in group_members.values() for m in members]
         column = {name: i for i, name in enumerate(self.names)}
@@ -99,10 +99,10 @@ class IeeeFeederGrid:
         grid, violated = self.grid, self.violated
         load_kw, load_kvar, pv_kw, chp_kw = (self.gather(inputs, v) for v in INJECTIONS)
         rows = []
-        for j in range(self.block):
-            grid.set_injections(load_kw=load_kw[j, self.hh_cols], load_kvar=load_kvar[j, self.hh_cols],
-                                pv_kw=pv_kw[j, self.pv_cols], chp_kw=chp_kw[j, self.chp_cols])
-            result = grid.solve()
+        # the exchange's grid steps in one call: with grid.flow_threads, that many flows at a time
+        results = grid.solve_steps(load_kw[:, self.hh_cols], load_kvar[:, self.hh_cols], pv_kw[:, self.pv_cols],
+                                   chp_kw[:, self.chp_cols])
+        for result in results:
             self.extremes.add(result)
             violated.update(result.violated_buses)
             row = {name: getattr(result, name) for name in DOUBLES + COUNTS}

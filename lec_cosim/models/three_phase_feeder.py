@@ -178,6 +178,7 @@ class LemGrid:
         violation_model: str = "full",
         solver: str = SOLVERS[0],
         source_strength: float = 1.0,
+        flow_threads: int = 1,
     ):
         if not 0 < vm_min_pu < vm_max_pu:
             raise ValueError("need 0 < vm_min_pu < vm_max_pu")
@@ -187,7 +188,12 @@ class LemGrid:
             raise ValueError(f"violation_model must be one of {VIOLATION_MODELS}")
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
+        if int(flow_threads) < 1 or (int(flow_threads) > 1 and solver != "power-grid-model"):
+            raise ValueError(f"flow_threads: 1, or more with power-grid-model only, not {flow_threads} with {solver}")
         self.solver = solver
+        self.flow_threads = int(flow_threads)
+        self._flow_copies: list = []  # the engines of the other threads (solve_steps)
+        self._pool = None
         self.vm_min_pu = float(vm_min_pu)
         self.vm_max_pu = float(vm_max_pu)
         self.max_loading_percent = float(max_loading_percent)
@@ -514,18 +520,24 @@ class LemGrid:
                 frame[f"q_{ph}_mvar"] = q[:, i]
 
     # --- power flow ----------------------------------------------------------------------------
+    def _engine(self, powers: dict[str, tuple[np.ndarray, np.ndarray]]):
+        """The power-grid-model or OpenDSS model of the net (built on first use, rebuilt if the net changed)."""
+        if self._pgm is None or not self._pgm.describes(self.net):
+            self._write(powers)
+            self._flow_copies = []
+            if self.solver == "opendss":
+                from lec_cosim.models.opendss_backend import OpenDssPowerFlow
+
+                self._pgm = OpenDssPowerFlow(self.net, symmetric=False)
+            else:
+                self._pgm = PgmPowerFlow(self.net, symmetric=False)
+        return self._pgm
+
     def _solve_state(self, init: str | None = None, currents: bool = True) -> _GridState:
         powers = self._phase_powers()
         if self.solver in ("power-grid-model", "opendss"):
             # the powers go straight to the engine: writing them into pandas costs more than the flow
-            if self._pgm is None or not self._pgm.describes(self.net):
-                self._write(powers)
-                if self.solver == "opendss":
-                    from lec_cosim.models.opendss_backend import OpenDssPowerFlow
-
-                    self._pgm = OpenDssPowerFlow(self.net, symmetric=False)
-                else:
-                    self._pgm = PgmPowerFlow(self.net, symmetric=False)
+            self._engine(powers)
             self._solved = False
             try:
                 flow = self._pgm.solve(powers)
@@ -598,7 +610,56 @@ class LemGrid:
         PowerFlowNotConverged
             If the power flow does not converge (either backend).
         """
-        s = self._solve_state(init, currents=False)
+        return self._indicators(self._solve_state(init, currents=False))
+
+    def solve_steps(self, load_kw: np.ndarray, load_kvar: np.ndarray, pv_kw: np.ndarray,
+                    chp_kw: np.ndarray) -> list[LemGridResult]:
+        """:meth:`solve` for several grid steps: row ``j`` of each array is step ``j``'s injections, every
+        participant of the kind in the grid's order (as numpy arrays in :meth:`set_injections`).
+
+        With ``flow_threads`` > 1 the steps' flows run that many at a time, each thread on its own copy of the
+        power-grid-model engine: its calculation releases Python's lock, so a large grid (feeder copies) keeps
+        several cores busy. Each flow starts from scratch as one :meth:`solve` does, so the results are those of
+        solving the steps one by one, to the last digit. The grid keeps the last step's injections.
+
+        Raises
+        ------
+        PowerFlowNotConverged
+            If a step's power flow does not converge.
+        """
+        steps = len(load_kw)
+        threads = min(self.flow_threads, steps)
+        if threads == 1:
+            results = []
+            for j in range(steps):
+                self.set_injections(load_kw=load_kw[j], load_kvar=load_kvar[j], pv_kw=pv_kw[j], chp_kw=chp_kw[j])
+                results.append(self.solve())
+            return results
+        from concurrent.futures import ThreadPoolExecutor
+
+        powers = []
+        for j in range(steps):
+            self.set_injections(load_kw=load_kw[j], load_kvar=load_kvar[j], pv_kw=pv_kw[j], chp_kw=chp_kw[j])
+            powers.append(self._phase_powers())
+        first = self._engine(powers[-1])
+        while len(self._flow_copies) < threads - 1:  # an engine per thread: a model is not shared between calls
+            self._flow_copies.append(PgmPowerFlow(self.net, symmetric=False))
+        engines = [first, *self._flow_copies[:threads - 1]]
+        if self._pool is None or self._pool._max_workers < threads:
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="power-flow")
+        self._solved = False
+        try:
+            parts = list(self._pool.map(lambda k: [engines[k].solve(p) for p in powers[k::threads]], range(threads)))
+        except (PowerGridError, PowerFlowNotConverged) as exc:
+            raise PowerFlowNotConverged(f"three-phase power flow ({self.solver}): {exc}") from None
+        flows: list = [None] * steps
+        for k, part in enumerate(parts):
+            flows[k::threads] = part
+        self._solved = True
+        return [self._indicators(self._state(flow, currents=False)) for flow in flows]
+
+    def _indicators(self, s: _GridState) -> LemGridResult:
+        """The step's indicators from its solved state."""
         limit = self.max_loading_percent
         bus_viol = ((s.vm < self.vm_min_pu) | (s.vm > self.vm_max_pu)).any(axis=1)
         ang_viol = (np.abs(s.va_dev) > self.va_max_deviation_degree).any(axis=1)

@@ -116,6 +116,16 @@ class LemGridConfig(_VoltageBand):
     solver: Literal["power-grid-model", "pandapower", "opendss"] = Field(
         "power-grid-model", description="three-phase power-flow backend: power-grid-model, pandapower or OpenDSS "
         "(dss-python); the results agree within ~1e-7 pu")
+    flow_threads: int = Field(1, ge=1, le=16, exclude_if=lambda value: value == 1, description=(
+        "power flows the DSO runs at once, each in a thread on its own copy of the power-grid-model engine (whose "
+        "calculation releases Python's lock): for large grids (feeder copies), where the flows are the critical "
+        "path; the same results to the last digit. 1 (default): one at a time"))
+
+    @model_validator(mode="after")
+    def _threads_need_power_grid_model(self):
+        if self.flow_threads > 1 and self.solver != "power-grid-model":
+            raise ValueError(f"flow_threads: runs power-grid-model in threads; solver is {self.solver}")
+        return self
 
 
 class LemScenario(_ScenarioBase):
