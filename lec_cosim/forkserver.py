@@ -71,6 +71,8 @@ STARTUP_VARIABLES = ("PYTHON", "OPENBLAS_", "OMP_", "MKL_", "LD_")
 READY_TIMEOUT_S = 120.0
 """How long the launcher waits for the server's imports (seconds of CPU on a loaded machine) before using Popen."""
 MESSAGE_BYTES = 1 << 20
+SERVER_MODULE = __name__
+"""What the server process runs (``python -m SERVER_MODULE``)."""
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,7 @@ class ForkServer:
         Returns at once (the server imports while the broker starts); None if it could not even be started.
         """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        argv = [sys.executable, "-m", __name__, str(theirs.fileno()), str(run_dir)]
+        argv = [sys.executable, "-m", SERVER_MODULE, str(theirs.fileno()), str(run_dir)]
         room = max(len(_command_bytes(command)) for command in commands) - len(_command_bytes(argv))
         if room > 0:  # a blank argument: the area each child rewrites into its own command line
             argv.append(" " * room)
@@ -322,7 +324,8 @@ def _run_as_main(argv: list[str]) -> int:
         tb = exc.__traceback__
         while tb is not None and tb.tb_frame.f_code is not runpy._run_module_as_main.__code__:
             tb = tb.tb_next  # from where a fresh process's traceback starts
-        sys.excepthook(type(exc), exc, tb or exc.__traceback__)
+        exc.__traceback__ = tb or exc.__traceback__  # what the hook prints, not the argument below
+        sys.excepthook(type(exc), exc, exc.__traceback__)
         code = 1
         if isinstance(exc, KeyboardInterrupt):  # as the interpreter does: end by the signal
             code = -signal.SIGINT
@@ -356,6 +359,7 @@ def _child(request: dict, log_fd: int, server_pid: int, closing: list[int], area
     """In a forked child: become the federate program of ``request``; never returns."""
     code = 1
     try:
+        _retitle(area, request["argv"])  # first: from now on ps and pgrep -f see the federate
         for fd in closing:
             os.close(fd)
         os.setsid()
@@ -369,7 +373,6 @@ def _child(request: dict, log_fd: int, server_pid: int, closing: list[int], area
         os.environ.clear()
         os.environ.update(request["env"])
         _fresh_signals(handlers)
-        _retitle(area, request["argv"])
         code = _run_as_main(request["argv"])
     except BaseException:  # noqa: BLE001 (setting up the child failed: say why in its log, exit 1)
         try:
