@@ -13,11 +13,16 @@ comms" or "lost connection" some 20-60 s later (measured with the default 5 s ti
 A federate process then fails with that error, but a broker stays up in its error state, and a
 host with no federate, the root's, would wait for ever: the launcher reads its brokers' logs and
 ends the part on such a line.
+
+The federate programs of a run (``python -m federates.KIND``) are forked by a fork server
+(:mod:`lec_cosim.forkserver`), which imported their common modules once, rather than started as new
+processes that each import them: a federation's start-up was mostly these imports, every process at once.
+The supervision below sees a forked federate as it sees a process (pid, poll, wait, kill, exit code).
+``LEC_COSIM_FORK_SERVER=0`` starts every entry as a new process.
 """
 
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
 import json
 import os
@@ -29,10 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from lec_cosim.forkserver import (
+    ForkedProcess,
+    ForkServer,
+    die_with_parent,
+    enabled,
+    servable,
+)
 from lec_cosim.schema.base import STALL_TIMEOUT_S
 from lec_cosim.watchdog import STALLED_EXIT_CODE, STARTUP_ALLOWANCE_S, command, verdict
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEBUG_ENVIRONMENT = "LEC_COSIM_DEBUG"
 """Set to 1 in a federate's environment (``lec-cosim --debug run``): it prints tracebacks into its log."""
 FINISHED = "finished:"
@@ -71,7 +82,7 @@ class FederationError(RuntimeError):
 @dataclass
 class Process:
     name: str
-    popen: subprocess.Popen
+    popen: subprocess.Popen | ForkedProcess
     log: Path
 
 
@@ -169,11 +180,7 @@ def _die_with_the_launcher() -> None:
     A launcher killed with SIGKILL cannot stop anything itself; Linux's parent-death signal
     (``prctl(PR_SET_PDEATHSIG)``) has the kernel kill its broker and federates instead.
     """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: Ctrl-C, SIGTERM and failures are still handled
-        pass
+    die_with_parent()
 
 
 def _stop(processes: list[Process]) -> None:
@@ -254,18 +261,26 @@ def run_federation(
     log_dir = run_dir / "logs"
     log_dir.mkdir(exist_ok=True)
     processes: list[Process] = []
-    watchdog = endpoint = None
+    watchdog = endpoint = server = None
     started = time.perf_counter()
     env = dict(os.environ, PYTHONUNBUFFERED="1", **({DEBUG_ENVIRONMENT: "1"} if debug else {}))
+    forked = [shlex.split(entry["exec"]) for entry in runner["federates"]
+              if servable(shlex.split(entry["exec"]), entry.get("env", {}), env)]
     try:
+        if forked and enabled(env):  # started first: it imports while the broker starts
+            server = ForkServer.start(run_dir, env, forked)
         for entry in runner["federates"]:
             log = log_dir / f"{entry['name']}.log"
+            argv, cwd = shlex.split(entry["exec"]), run_dir / entry.get("directory", ".")
             with log.open("w") as handle:
-                popen = subprocess.Popen(
-                    shlex.split(entry["exec"]), cwd=run_dir / entry.get("directory", "."),
-                    stdout=handle, stderr=subprocess.STDOUT, env={**env, **entry.get("env", {})},
-                    start_new_session=True, preexec_fn=_die_with_the_launcher,
-                )
+                popen = None
+                if server is not None and servable(argv, entry.get("env", {}), env):
+                    popen = server.spawn(argv, cwd, {**env, **entry.get("env", {})}, handle)
+                if popen is None:
+                    popen = subprocess.Popen(
+                        argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, env={**env, **entry.get("env", {})},
+                        start_new_session=True, preexec_fn=_die_with_the_launcher,
+                    )
             processes.append(Process(entry["name"], popen, log))
         brokers = [p for p in processes if "broker" in p.name]
         members = [p for p in processes if p not in brokers]
@@ -367,6 +382,8 @@ def run_federation(
         if watchdog is not None:
             watchdog.kill()
             watchdog.wait()
+        if server is not None:  # after _stop: its children have exited; nothing is left of it
+            server.close()
         if endpoint is not None:  # the run's ports are free again (if this process reserved them)
             from lec_cosim.federation import release_broker_ports
 

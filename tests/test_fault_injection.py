@@ -43,6 +43,12 @@ KINDS = {  # federation -> its scenario and changes, the federates to fail, and 
                                ["lec_ems_1"], 12),
 }
 rng = random.Random(SEED)
+
+
+def launchers(proc) -> set[int]:
+    """``lec-cosim run`` (``proc``) and its fork server (:mod:`lec_cosim.forkserver`): the parents of a run's brokers
+    and federates."""
+    return {proc.pid, *(pid for pid in processes_mentioning("lec_cosim.forkserver") if parent_pid(pid) == proc.pid)}
 CRASHES = [(kind, name, rng.randrange(1, horizon) * 3600.0 + rng.choice([0, 900, 1800]))
            for kind, (_, _, names, horizon) in KINDS.items() for name in names]
 
@@ -95,9 +101,10 @@ def test_a_killed_federate_ends_the_run(tmp_path, federate):
         line = proc.stdout.readline()
         assert line or proc.poll() is None, proc.stderr.read()
     staging = out.with_name("out.partial")
-    # the federate itself: a child of the launcher (a fork it makes, e.g. to start glpsol, shares its command line)
+    # the federate itself: a child of the launcher's fork server (a fork it makes, e.g. to start glpsol, shares its
+    # command line)
     victim = [pid for pid in processes_mentioning(str(staging / "configs" / f"{federate}.json"))
-              if parent_pid(pid) == proc.pid]
+              if parent_pid(pid) in launchers(proc)]
     assert len(victim) == 1
     os.kill(victim[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=30)  # bounded: the launcher sees the exit at once
@@ -141,7 +148,7 @@ def test_a_stopped_federate_is_named_within_the_stall_time(tmp_path, federate, s
                          ["--sub-brokers", str(sub_brokers)] + ([] if by_scenario else ["--stall-timeout", str(STALL_S)]))
     staging = out.with_name("out.partial")
     mark = "--name=lec_cosim_broker" if federate == "broker" else str(staging / "configs" / f"{federate}.json")
-    victim = [pid for pid in processes_mentioning(mark) if parent_pid(pid) == proc.pid]
+    victim = [pid for pid in processes_mentioning(mark) if parent_pid(pid) in launchers(proc)]
     assert len(victim) == 1
     os.kill(victim[0], signal.SIGSTOP)
     # bounded: the stall time, the market running ahead (about a second) and the launcher's clean-up

@@ -102,9 +102,11 @@ def test_sigkill_of_the_cli_takes_the_federation_with_it(tmp_path):
     def federation() -> list[int]:  # the federates name their configs; the broker, its port
         return processes_mentioning(str(staging)) + processes_mentioning(port)
 
-    # the launcher's own children (a federate's passing fork, e.g. to start glpsol, shares its command line):
-    # the broker, the federates and the watchdog (its own process: it names the run folder too)
-    children = [pid for pid in federation() if parent_pid(pid) == proc.pid]
+    # the launcher's own children and its fork server's (a federate's passing fork, e.g. to start glpsol, shares its
+    # command line): the broker, the watchdog (its own process: it names the run folder too) and the federates
+    servers = [pid for pid in processes_mentioning("lec_cosim.forkserver") if parent_pid(pid) == proc.pid]
+    assert len(servers) == 1
+    children = [pid for pid in federation() if parent_pid(pid) in (proc.pid, *servers) and pid not in servers]
     assert len(children) == len(FEDERATES) + 1
     assert len([pid for pid in children if pid in processes_mentioning("lec_cosim.watchdog")]) == 1
     proc.kill()  # no handler runs: the kernel's parent-death signal must end the children

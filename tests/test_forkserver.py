@@ -1,0 +1,283 @@
+"""The fork server (``lec_cosim.forkserver``): a forked federate program behaves as a new process of it would.
+
+First, programs forked by a server directly, each against the same program run as ``python -m`` in a new
+process: the same output byte for byte (tracebacks included), the same exit code (a signal's negative). Then
+federations through the launcher: results and logs equal to those of new processes (``LEC_COSIM_FORK_SERVER=0``),
+a crashing federate's exit code and error line, a federate killed by a signal, a server that cannot start, and
+nothing left running after a success, a failure, or ``lec-cosim run`` killed with SIGKILL.
+"""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from harness import (
+    no_process_mentions,
+    parent_pid,
+    processes_mentioning,
+    wait_until,
+    write_scenario,
+)
+
+from lec_cosim import forkserver, launch
+from lec_cosim.forkserver import ForkServer
+from lec_cosim.launch import FederationError, run_federation
+
+CLI = [sys.executable, "-m", "lec_cosim.cli"]
+
+PROGRAMS = {
+    "prints": """
+        import os, sys
+        print("argv", sys.argv[1:], os.path.basename(sys.argv[0]), sys.orig_argv[1:])
+        print("path0", sys.path[0] == os.getcwd(), "cwd", os.path.basename(os.getcwd()), "name", __name__)
+        print("env", os.environ.get("PROBE"), os.environ.get("PYTHONUNBUFFERED"))
+        print("to stderr", file=sys.stderr)
+        print("buffering", sys.stdout.write_through, sys.stdout.line_buffering, sys.stderr.line_buffering)
+        import signal
+        print("signals", signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+              signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGPIPE))
+    """,
+    "exits_3": "import sys\nprint('bye')\nsys.exit(3)\n",
+    "exits_with_text": "import sys\nsys.exit('it went wrong')\n",
+    "raises": "def fail():\n    raise RuntimeError('boom')\n\nfail()\n",
+    "interrupted": "raise KeyboardInterrupt\n",
+    "terminates_itself": "import os, signal\nprint('going', flush=True)\nos.kill(os.getpid(), signal.SIGTERM)\n",
+    "ends_late": """
+        import atexit, threading, time
+        atexit.register(print, "atexit ran")
+        def late():
+            time.sleep(0.2)
+            print("thread done")
+        threading.Thread(target=late).start()
+        print("main done")
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A fork server of its own (as a run starts one), programs of :data:`PROGRAMS` in its folder."""
+    folder = tmp_path_factory.mktemp("programs")
+    for name, code in PROGRAMS.items():
+        (folder / f"probe_{name}.py").write_text(textwrap.dedent(code))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PROBE="set")
+    started = ForkServer.start(folder, env, [[sys.executable, "-m", "probe_prints", "x" * 200]])
+    assert started is not None
+    yield started, folder, env
+    started.close()
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_a_forked_program_is_a_new_process_of_it(server, name):
+    fork, folder, env = server
+    argv = [sys.executable, "-m", f"probe_{name}", "--config", "c.json"]
+    fresh = subprocess.run(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
+                           check=False)
+    log = folder / f"{name}.log"
+    with log.open("w") as handle:
+        child = fork.spawn(argv, folder, env, handle)
+    assert child is not None and child.args == argv
+    assert child.wait(timeout=60) == fresh.returncode
+    assert log.read_bytes() == fresh.stdout
+    expected = {"exits_3": 3, "exits_with_text": 1, "raises": 1, "interrupted": -signal.SIGINT,
+                "terminates_itself": -signal.SIGTERM}
+    assert child.returncode == expected.get(name, 0)
+
+
+def test_a_forked_program_is_the_server_s_child_with_its_own_command_line(server):
+    fork, folder, env = server
+    (folder / "probe_sleeps.py").write_text("import time\ntime.sleep(30)\n")
+    argv = [sys.executable, "-m", "probe_sleeps", "--config", str(folder / "x.json")]
+    with (folder / "sleeps.log").open("w") as handle:
+        child = fork.spawn(argv, folder, env, handle)
+    try:
+        assert parent_pid(child.pid) == fork.popen.pid
+        # rewritten as the child starts (a new process too shows its parent's until its exec)
+        assert wait_until(lambda: Path(f"/proc/{child.pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+                          == [os.fsencode(a) for a in argv], timeout_s=10)
+        assert child.poll() is None
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=0.2)
+        assert os.getsid(child.pid) == child.pid  # a session of its own, as start_new_session gives
+    finally:
+        child.kill()
+    assert child.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_a_missing_folder_raises_as_popen_does(server):
+    fork, folder, env = server
+    with (folder / "missing.log").open("w") as handle, pytest.raises(FileNotFoundError):
+        fork.spawn([sys.executable, "-m", "probe_prints"], folder / "nowhere", env, handle)
+
+
+def test_which_entries_are_forked():
+    env = dict(os.environ)
+    assert forkserver.servable([sys.executable, "-m", "federates.dso", "--config", "c.json"], {}, env)
+    assert not forkserver.servable(["helics_broker", "-f4"], {}, env)
+    assert not forkserver.servable(["/other/python", "-m", "federates.dso"], {}, env)
+    assert not forkserver.servable([sys.executable, "-m", "lec_cosim.watchdog"], {}, env)
+    assert not forkserver.servable([sys.executable, "-X", "importtime", "-m", "federates.dso"], {}, env)
+    # an entry's own variable read at start-up: a new process
+    assert not forkserver.servable([sys.executable, "-m", "federates.dso"], {"OPENBLAS_NUM_THREADS": "1"}, env)
+    assert forkserver.servable([sys.executable, "-m", "federates.dso"], {"MY_SETTING": "1"}, env)
+    assert not forkserver.enabled({**env, "LEC_COSIM_FORK_SERVER": "0"})
+    assert not forkserver.enabled({**env, "PYTHONPROFILEIMPORTTIME": "1"})
+
+
+# --------------------------------------------------------------------------------------------------- federations
+
+
+def federation(tmp_path, scenario="trondelag_arbitrage", changes=None, fault=None) -> Path:
+    """A federation written into ``tmp_path/run``, as ``lec-cosim run`` writes it; ``fault``: (federate, option,
+    time) armed in that federate's config (see test_fault_injection.py)."""
+    from lec_cosim.federation import write_federation
+    from lec_cosim.scenario import load_scenario
+
+    path = write_scenario(tmp_path, scenario, {"horizon_h": 3, **(changes or {})})
+    run_dir = tmp_path / "run"
+    write_federation(load_scenario(path), run_dir)
+    if fault is not None:
+        federate, option, at_s = fault
+        config = run_dir / "configs" / f"{federate}.json"
+        settings = json.loads(config.read_text())
+        settings["lec_cosim"][option] = at_s
+        config.write_text(json.dumps(settings))
+    return run_dir
+
+
+@pytest.fixture
+def spawned(monkeypatch):
+    """The commands the fork server forked during a test."""
+    forked = []
+    original = ForkServer.spawn
+
+    def counting(self, argv, *args):
+        child = original(self, argv, *args)
+        if child is not None:
+            forked.append(argv[2])
+        return child
+
+    monkeypatch.setattr(ForkServer, "spawn", counting)
+    return forked
+
+
+def without_timings(run_dir: Path, log: str) -> list[str]:
+    """A log's lines but those giving seconds (of work, of CPU; the recorder's speed): each run's own; the run's
+    folder as RUN."""
+    return [line.replace(str(run_dir), "RUN") for line in (run_dir / "logs" / log).read_text().splitlines()
+            if " slots, " not in line and " speed " not in line]
+
+
+@pytest.mark.timeout(300)
+def test_results_and_logs_equal_those_of_new_processes(tmp_path, monkeypatch, spawned):
+    forked = federation(tmp_path / "forked", "ieee_eu_lv_lem_plain")
+    run_federation(forked, timeout_s=120)
+    assert sorted(spawned) == ["federates.dso", "federates.lem_market", "federates.lem_participants",
+                               "federates.recorder"]
+    monkeypatch.setenv("LEC_COSIM_FORK_SERVER", "0")
+    fresh = federation(tmp_path / "fresh", "ieee_eu_lv_lem_plain")
+    run_federation(fresh, timeout_s=120)
+    assert len(spawned) == 4  # none forked: the documented way out
+    tables = sorted(p.name for p in fresh.glob("*.csv"))
+    assert tables and tables == sorted(p.name for p in forked.glob("*.csv"))
+    for name in tables:
+        assert (forked / name).read_bytes() == (fresh / name).read_bytes(), name
+    for log in sorted((fresh / "logs").glob("*.log")):
+        assert without_timings(forked, log.name) == without_timings(fresh, log.name), log.name
+    assert no_process_mentions(str(tmp_path))
+
+
+@pytest.mark.timeout(200)
+def test_a_crashing_forked_federate_fails_the_run_with_its_error_line(tmp_path, spawned):
+    run_dir = federation(tmp_path, fault=("lec_ems", "inject_fault_at_s", 3600.0))
+    with pytest.raises(FederationError) as failure:
+        run_federation(run_dir, timeout_s=60)
+    assert "federates.lec_ems" in spawned
+    assert failure.value.federate == "lec_ems"
+    assert str(failure.value).startswith("federate lec_ems failed: lec_ems: RuntimeError: injected fault at")
+    assert "error: lec_ems: RuntimeError: injected fault at" in (run_dir / "logs" / "lec_ems.log").read_text()
+    assert no_process_mentions(str(run_dir))  # the server and every federate
+
+
+@pytest.mark.timeout(200)
+def test_a_forked_federate_s_exit_code_reaches_the_launcher(tmp_path, monkeypatch, spawned):
+    """A federate given an address no peer reaches exits with code 2 before it joins: the handle reports it, as
+    Popen's returncode would, and its error line names the run's failure."""
+    codes = {}
+    original = launch._stop
+
+    def stop(processes):
+        codes.update({p.name: p.popen.poll() for p in processes})
+        original(processes)
+
+    monkeypatch.setattr(launch, "_stop", stop)
+    run_dir = federation(tmp_path)
+    runner = json.loads((run_dir / "runner.json").read_text())
+    market = next(entry for entry in runner["federates"] if entry["name"] == "market")
+    market["exec"] += " --local-interface tcp://0.0.0.0"
+    (run_dir / "runner.json").write_text(json.dumps(runner))
+    with pytest.raises(FederationError) as failure:
+        run_federation(run_dir, timeout_s=60)
+    assert "federates.market" in spawned
+    assert codes["market"] == 2, codes
+    assert str(failure.value).startswith("federate market failed: market: --local-interface:"), str(failure.value)
+    assert no_process_mentions(str(run_dir))
+
+
+def start_year_run(tmp_path):
+    path = write_scenario(tmp_path, "trondelag_arbitrage_year", {})
+    out = tmp_path / "year"
+    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = ""
+    while not line.startswith("  "):  # a progress line: the federation is stepping
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, proc.stderr.read()
+    return tmp_path / "year.partial", proc
+
+
+def server_of(proc) -> int:
+    servers = [pid for pid in processes_mentioning("lec_cosim.forkserver") if parent_pid(pid) == proc.pid]
+    assert len(servers) == 1
+    return servers[0]
+
+
+@pytest.mark.timeout(200)
+def test_a_forked_federate_killed_by_a_signal_is_named_with_it(tmp_path):
+    staging, proc = start_year_run(tmp_path)
+    server = server_of(proc)
+    victim = [pid for pid in processes_mentioning(str(staging / "configs" / "dso.json")) if parent_pid(pid) == server]
+    assert len(victim) == 1
+    os.kill(victim[0], signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "federate dso failed: killed by SIGTERM" in err, err
+    assert no_process_mentions(str(staging), str(tmp_path / "year.incomplete"))
+
+
+@pytest.mark.timeout(200)
+def test_sigkill_of_the_cli_ends_the_server_and_its_federates(tmp_path):
+    staging, proc = start_year_run(tmp_path)
+    server = server_of(proc)
+    forked = [pid for pid in processes_mentioning(str(staging / "configs")) if parent_pid(pid) == server]
+    assert len(forked) == 5  # market, lec_ems, households, dso, recorder
+    proc.kill()
+    proc.wait(timeout=10)
+    assert wait_until(lambda: processes_mentioning(str(staging)) == [], timeout_s=10)
+
+
+@pytest.mark.timeout(200)
+def test_a_server_that_cannot_start_leaves_the_run_to_new_processes(tmp_path, monkeypatch, caplog, spawned):
+    monkeypatch.setattr(forkserver, "SERVER_MODULE", "lec_cosim.no_such_module")
+    run_dir = federation(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="lec_cosim.forkserver"):
+        run_federation(run_dir, timeout_s=120)
+    assert spawned == []
+    assert "fork server failed" in caplog.text and "started as new processes" in caplog.text
+    assert (run_dir / "summary.json").is_file()
+    assert no_process_mentions(str(run_dir))
