@@ -317,3 +317,56 @@ def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path, exchange, w
     std = math.sqrt(sum((p - mean) ** 2 for p in profit) / 6)  # ddof = 0
     assert std > 0.1  # the CHPs' profits differ, so the std term counts
     assert kpis["fitness"] == pytest.approx(-mean + std + 1e4 * 1 + dn_impact, abs=1e-9)
+
+
+def test_tables_written_a_day_at_a_time_are_the_tables_written_at_once(tmp_path):
+    """Over more than a day the record appends its big tables (households, settlement, orders, allocation) a day
+    at a time while the run goes on; fed the same three days of made-up values, a record without an output folder
+    (everything written at the end) writes the same bytes in every file and the same KPIs."""
+    from lec_cosim.studies.local_market.results import STREAM_EVERY_PERIODS, LocalMarketRecord
+
+    scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {
+        "horizon_h": 72, "resolution.grid_min": 60, "market.write_allocation": True}))
+    names = community_from_scenario(scenario).names
+    settings = {"groups": {"g": names}, "block_steps": 1, "grid_counts": list(DSO_COUNTS + DSO_DAY_COUNTS)}
+
+    class Inputs:  # what the recorder's ports hold at step k: made-up but different every step
+        ports = [f"grid/{v}" for v in (*DSO_DOUBLES, *DSO_COUNTS, *DSO_DAY_COUNTS)]
+
+        def __init__(self, k):
+            self.k, self.rng = k, np.random.default_rng(k)
+
+        def read(self, port):
+            if port.startswith("grid/"):
+                return float(self.rng.integers(0, 9)) if port[5:] in settings["grid_counts"] else self.rng.random()
+            return self.rng.random(len(names)) * (1 + self.k % 5)
+
+        def receive(self, port):
+            sellers, buyers = names[:3], names[5:9]
+            orders = [{"participant": n, "side": "sell" if n in sellers else "buy", "price_eur_per_kwh": 0.1 + i / 100,
+                       "quantity_kwh": 1.0 + self.k, "accepted_kwh": float(i % 2)} for i, n in enumerate(sellers + buyers)]
+            sold, bought = self.rng.random(3), self.rng.random(4)
+            return [("market", {"period": self.k, "price_eur_per_kwh": None if self.k % 7 == 3 else 0.12,
+                                "volume_kwh": 2.0, "orders": orders,
+                                "allocation": {"sellers": sellers, "sold_kwh": list(sold), "buyers": buyers,
+                                               "bought_kwh": list(bought / bought.sum() * sold.sum()),
+                                               "volume_kwh": float(sold.sum())}})]
+
+    runs = {}
+    for streamed in (True, False):
+        out = tmp_path / ("streamed" if streamed else "at_once")
+        out.mkdir()
+        record = LocalMarketRecord(scenario, {**settings, **({"output_dir": str(out)} if streamed else {})})
+        assert bool(record.streams) is streamed
+        for k in range(72):
+            record.add(k, k * 3600.0, Inputs(k))
+            if streamed and k == 2 * STREAM_EVERY_PERIODS:  # two days are on disk, unfinished
+                assert record.streamed_periods == 2 * STREAM_EVERY_PERIODS
+                assert not (out / "households.csv").exists() and (out / "households.csv.partial").is_file()
+        runs[streamed] = out, record.write(out, wall_time_s=1.0)
+    assert runs[True][1]["kpis"] == runs[False][1]["kpis"]
+    files = sorted(p.name for p in runs[False][0].glob("*.csv"))
+    assert "allocation.csv" in files and sorted(p.name for p in runs[True][0].iterdir()) == files + ["summary.json"]
+    for name in files:
+        assert (runs[True][0] / name).read_bytes() == (runs[False][0] / name).read_bytes(), name
+    assert len(pd.read_csv(runs[True][0] / "households.csv")) == 72 * len(names)

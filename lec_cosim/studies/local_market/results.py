@@ -53,6 +53,9 @@ ORDER_COLUMNS = ["time", "participant", "side", "price", "quantity_kwh", "accept
 SETTLEMENT_COLUMNS = ["lem_bought_kwh", "lem_sold_kwh", "grid_import_kwh", "grid_export_kwh", "chp_kwh",
                       "cost_eur", "income_eur"]
 ALLOCATION_COLUMNS = ["time", "seller", "buyer", "energy_kwh"]
+STREAM_EVERY_PERIODS = 24
+"""The recorder writes its big tables every this many market periods (a day of hours) while the run goes on."""
+HOUSEHOLD_COLUMNS = ["time", "participant", "bus", "phase", "load_kw", "pv_kw", "chp_kw", "battery_kw", "net_kw"]
 ALLOCATION_DEFAULT_MAX_PARTICIPANTS = 2500
 """Without ``market.write_allocation``, allocation.csv is written up to this many participants (40 copies of the
 IEEE feeder are 2,440: every scenario of up to 40 copies, the former limit, keeps its file); above, the
@@ -137,7 +140,7 @@ def lem_kpis(participants: pd.DataFrame, energy: pd.DataFrame, grid: pd.DataFram
 def write_lem_arrays(out_dir: Path, scenario, community, *, steps: np.ndarray, participants: list[str],
                      physical: dict[str, np.ndarray], money: dict[str, np.ndarray], price: np.ndarray,
                      volume: np.ndarray, orders: pd.DataFrame, allocation: pd.DataFrame | None,
-                     grid: dict[str, np.ndarray], wall_time_s: float) -> dict:
+                     grid: dict[str, np.ndarray], wall_time_s: float, streamed: dict[str, Path] | None = None) -> dict:
     """Write a local-market run kept as arrays (the recorder's, the one-loop benchmark's); returns the summary.
 
     Parameters
@@ -157,34 +160,70 @@ def write_lem_arrays(out_dir: Path, scenario, community, *, steps: np.ndarray, p
     grid : dict
         The DSO's values per grid step (:data:`GRID_COLUMNS` but ``time``).
     """
-    n, n_steps = len(participants), len(steps)
     hours = steps[:: community.steps_per_period]
     table = community.table.set_index("participant").loc[participants]
-    names = np.array(participants, dtype=object)
-    households = pd.DataFrame({
-        "time": np.repeat(steps, n), "participant": np.tile(names, n_steps),
-        "bus": np.tile(table["bus"].to_numpy(), n_steps), "phase": np.tile(table["phase"].to_numpy(), n_steps),
-        **{v: physical[v].ravel() for v in ("load_kw", "pv_kw", "chp_kw")}, "battery_kw": 0.0,
-        "net_kw": physical["net_kw"].ravel()})
-    settlement = pd.DataFrame({"time": np.repeat(hours, n), "participant": np.tile(names, len(hours)),
-                               **{v: money[v].ravel() for v in SETTLEMENT_COLUMNS}})
+    households = households_frame(steps, participants, table, physical)
+    settlement = settlement_frame(hours, participants, money)
     clearing = (pd.DataFrame({"time": hours, "price": price, "volume_kwh": volume}) if scenario.market.enabled
                 else pd.DataFrame(columns=["time", "price", "volume_kwh"]))
     return write_lem_results(out_dir, scenario, table=community.table, households=households, settlement=settlement,
                              orders=orders, clearing=clearing, allocation=allocation,
                              grid=pd.DataFrame({"time": steps, **grid}), wall_time_s=wall_time_s,
-                             load_scale=community.load_scale)
+                             load_scale=community.load_scale, streamed=streamed)
+
+
+def households_frame(steps: np.ndarray, participants: list[str], table: pd.DataFrame,
+                     physical: dict[str, np.ndarray]) -> pd.DataFrame:
+    """households.csv's rows of ``steps`` (ISO times): ``physical`` arrays (steps, participants); ``table`` the
+    participants' bus and phase, indexed by participant in the arrays' order."""
+    n, n_steps = len(participants), len(steps)
+    names = np.array(participants, dtype=object)
+    return pd.DataFrame({
+        "time": np.repeat(steps, n), "participant": np.tile(names, n_steps),
+        "bus": np.tile(table["bus"].to_numpy(), n_steps), "phase": np.tile(table["phase"].to_numpy(), n_steps),
+        **{v: physical[v].ravel() for v in ("load_kw", "pv_kw", "chp_kw")}, "battery_kw": 0.0,
+        "net_kw": physical["net_kw"].ravel()})
+
+
+def settlement_frame(hours: np.ndarray, participants: list[str], money: dict[str, np.ndarray]) -> pd.DataFrame:
+    """settlement.csv's rows of ``hours`` (ISO times): ``money`` arrays (hours, participants)."""
+    n = len(participants)
+    names = np.array(participants, dtype=object)
+    return pd.DataFrame({"time": np.repeat(hours, n), "participant": np.tile(names, len(hours)),
+                         **{v: money[v].ravel() for v in SETTLEMENT_COLUMNS}})
+
+
+class CsvStream:
+    """A results table written a chunk at a time while the run goes on, into ``NAME.partial`` (renamed by
+    :func:`write_lem_results` at the end, as every table is written): a chunk's rows are the bytes the whole
+    table's ``to_csv`` gives them, so the file is the same as written at once."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        self.path, self.columns = Path(path), columns
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self._file = self.partial.open("w", newline="")
+        pd.DataFrame(columns=columns).to_csv(self._file, index=False)  # the header, as an empty table writes it
+
+    def append(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            frame[self.columns].to_csv(self._file, index=False, header=False)
+
+    def close(self) -> Path:
+        self._file.close()
+        return self.partial
 
 
 def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, households: pd.DataFrame,
                       settlement: pd.DataFrame, orders: pd.DataFrame, clearing: pd.DataFrame,
                       allocation: pd.DataFrame | None, grid: pd.DataFrame, wall_time_s: float,
-                      load_scale: float = 1.0) -> dict:
+                      load_scale: float = 1.0, streamed: dict[str, Path] | None = None) -> dict:
     """Write every contract file of a local-market run; returns the summary.
 
     ``table`` is the participants' table (participant, kind, bus, phase); ``settlement`` has one
     row per participant and hour (``time, participant`` + :data:`SETTLEMENT_COLUMNS`); ``allocation``
-    None leaves allocation.csv out (not asked for: :func:`writes_allocation`).
+    None leaves allocation.csv out (not asked for: :func:`writes_allocation`). ``streamed``: tables already
+    written while the run went on (file name -> its complete ``.partial`` file, :class:`CsvStream`), renamed
+    into place instead of written again.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -215,13 +254,15 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
         **({} if allocation is None else {"allocation.csv": allocation.reindex(columns=ALLOCATION_COLUMNS)}),
         "participants.csv": participants,
         "settlement.csv": settlement[["time", "participant", *SETTLEMENT_COLUMNS]],
-        "households.csv": households[["time", "participant", "bus", "phase", "load_kw", "pv_kw", "chp_kw",
-                                      "battery_kw", "net_kw"]],
+        "households.csv": households[HOUSEHOLD_COLUMNS],
         "energy.csv": energy,
         "grid.csv": grid[GRID_COLUMNS + ["violated_buses_so_far", "violated_buses_so_far_reduced"]],
     }
     for name, frame in files.items():
-        _write_csv_atomic(out_dir / name, frame)
+        if streamed and name in streamed:
+            os.replace(streamed[name], out_dir / name)
+        else:
+            _write_csv_atomic(out_dir / name, frame)
     summary = {
         "kind": scenario.kind,
         "scenario": scenario.name,
@@ -290,6 +331,28 @@ class LocalMarketRecord:
         # the allocations as their factors (sellers and buyers as indices into ``names``), one per hour
         self.write_allocation = writes_allocation(s, n)
         self.allocations: list[tuple[int, BilateralAllocation]] = []
+        # The big tables (a year: households.csv 2.1 M rows, allocation.csv 4 M) are written a day at a time while
+        # the run goes on: the recorder waits for the DSO most of the time, and written at the end they took 28 s
+        # after the year's last step. Only with an output folder (the recorder's settings), only for runs of more
+        # than a day.
+        start = s.start
+        self.steps_iso = np.array([(start + dt.timedelta(seconds=t)).isoformat() for t in self.step_times],
+                                  dtype=object)
+        self.hours_iso = self.steps_iso[::self.steps_per_period]
+        self.table = community.table.set_index("participant").loc[self.order]
+        output_dir = settings.get("output_dir")
+        self.streams: dict[str, CsvStream] = {}
+        if output_dir is not None and n_periods > STREAM_EVERY_PERIODS:
+            out = Path(output_dir)
+            self.streams = {
+                "households.csv": CsvStream(out / "households.csv", HOUSEHOLD_COLUMNS),
+                "settlement.csv": CsvStream(out / "settlement.csv", ["time", "participant", *SETTLEMENT_COLUMNS]),
+                **({"orders.csv": CsvStream(out / "orders.csv", ORDER_COLUMNS)} if self.market else {}),
+                **({"allocation.csv": CsvStream(out / "allocation.csv", ALLOCATION_COLUMNS)}
+                   if self.market and self.write_allocation else {})}
+        self.streamed_periods = 0  # periods whose rows are in the streams
+        self.streamed_books = 0  # hours of the books' lists written
+        self.streamed_allocations = 0
 
     def _grid_columns(self, inputs) -> None:
         """The DSO's values: every input port ``grid/<value>``, doubles then counts as the plan lists them."""
@@ -328,6 +391,38 @@ class LocalMarketRecord:
             self.physical[v][first:first + self.block] = self._gather(inputs, ports)
         for k in range(first, first + self.block):
             self._record(k, inputs)
+        complete = (first + self.block) // self.steps_per_period  # periods whose every step is recorded
+        if self.streams and complete - self.streamed_periods >= STREAM_EVERY_PERIODS:
+            self._stream(complete)
+
+    def _stream(self, periods: int) -> None:
+        """Append the rows of the periods recorded since the last call, up to ``periods``, to the streams."""
+        p0, spp = self.streamed_periods, self.steps_per_period
+        steps = slice(p0 * spp, periods * spp)
+        streams = self.streams
+        streams["households.csv"].append(households_frame(
+            self.steps_iso[steps], self.order, self.table, {v: self.physical[v][steps] for v in PHYSICAL}))
+        streams["settlement.csv"].append(settlement_frame(
+            self.hours_iso[p0:periods], self.order, {v: self.money[v][p0:periods] for v in SETTLEMENT_COLUMNS}))
+        if "orders.csv" in streams:
+            streams["orders.csv"].append(self._orders({c: v[self.streamed_books:] for c, v in self.books.items()}))
+            self.streamed_books = len(self.books["period"])
+        if "allocation.csv" in streams:
+            streams["allocation.csv"].append(self._allocation(self.allocations[self.streamed_allocations:]))
+            self.streamed_allocations = len(self.allocations)
+        self.streamed_periods = periods
+
+    def _orders(self, chunks: dict) -> pd.DataFrame:
+        """orders.csv's rows of the books' hours in ``chunks``."""
+        book = self._joined(chunks, self.hours_iso)
+        book["side"] = np.where(book.pop("buy").astype(bool), "buy", "sell").astype(object)
+        return pd.DataFrame(book, columns=["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"])
+
+    def _allocation(self, allocations: list) -> pd.DataFrame:
+        """allocation.csv's rows of ``allocations`` (hours' factors)."""
+        rows = allocation_rows(allocations)  # sellers and buyers as indices into ``names``
+        return pd.DataFrame(self._joined({c: [v.astype(int) if c in ("seller", "buyer") else v]
+                                          for c, v in rows.items()}, self.hours_iso), columns=ALLOCATION_COLUMNS)
 
     def _record(self, k: int, inputs) -> None:
         if k % self.steps_per_period == 0:
@@ -374,17 +469,19 @@ class LocalMarketRecord:
         return out
 
     def write(self, output_dir: Path, wall_time_s: float, replies=None) -> dict:
-        start = self.scenario.start
-        steps = np.array([(start + dt.timedelta(seconds=t)).isoformat() for t in self.step_times], dtype=object)
-        hours = steps[::self.steps_per_period]
-        book = self._joined(self.books, hours)
-        book["side"] = np.where(book.pop("buy").astype(bool), "buy", "sell").astype(object)
-        orders = pd.DataFrame(book, columns=["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"])
+        streamed = {}
+        if self.streams:
+            if Path(output_dir).resolve() != self.streams["households.csv"].path.parent.resolve():
+                raise RuntimeError(f"results asked in {output_dir}, streamed into "
+                                   f"{self.streams['households.csv'].path.parent}")
+            self._stream(len(self.hours_iso))
+            streamed = {name: stream.close() for name, stream in self.streams.items()}
+        orders = self._orders(self.books)
         allocation = None
-        if self.write_allocation:
-            rows = allocation_rows(self.allocations)  # sellers and buyers as indices into ``names``
-            allocation = pd.DataFrame(self._joined({c: [v.astype(int) if c in ("seller", "buyer") else v]
-                                                    for c, v in rows.items()}, hours), columns=ALLOCATION_COLUMNS)
-        return write_lem_arrays(output_dir, self.scenario, self.community, steps=steps, participants=self.order,
-                                physical=self.physical, money=self.money, price=self.price, volume=self.volume,
-                                orders=orders, allocation=allocation, grid=self.grid, wall_time_s=wall_time_s)
+        if self.write_allocation:  # the table itself only if not streamed: nothing else reads it
+            allocation = (pd.DataFrame(columns=ALLOCATION_COLUMNS) if "allocation.csv" in streamed
+                          else self._allocation(self.allocations))
+        return write_lem_arrays(output_dir, self.scenario, self.community, steps=self.steps_iso,
+                                participants=self.order, physical=self.physical, money=self.money, price=self.price,
+                                volume=self.volume, orders=orders, allocation=allocation, grid=self.grid,
+                                wall_time_s=wall_time_s, streamed=streamed)
