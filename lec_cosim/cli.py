@@ -366,7 +366,7 @@ def _cmd_compose(args) -> int:
         from lec_cosim.kubernetes import FOLDER
 
         print(f"Kubernetes manifests of the same federation in {out / FOLDER}: with the image where the cluster's "
-              f"nodes find it, kubectl apply -f {out / FOLDER}/ (results in a PersistentVolumeClaim; "
+              f"nodes find it, kubectl apply --server-side -f {out / FOLDER}/ (results in a PersistentVolumeClaim; "
               "docs/deployment/index.md, Kubernetes)")
     return 0
 
@@ -587,8 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write docker-compose.yml here instead of into DIR (its paths are relative to its folder)")
     p.add_argument("--kubernetes", action="store_true",
                    help="also write the same federation as Kubernetes manifests into DIR/kubernetes/ (kubectl apply "
-                        "-f): a Job per process, a Service for the broker, the files in ConfigMaps, the results in "
-                        "a PersistentVolumeClaim")
+                        "--server-side -f): a Job per process, a Service for the broker, the files in ConfigMaps, the "
+                        "results in a PersistentVolumeClaim")
     _hosts_options(p)
     _multi_lec_options(p)
     p.set_defaults(func=_cmd_compose)

@@ -71,6 +71,8 @@ STARTUP_VARIABLES = ("PYTHON", "OPENBLAS_", "OMP_", "MKL_", "LD_")
 READY_TIMEOUT_S = 120.0
 """How long the launcher waits for the server's imports (seconds of CPU on a loaded machine) before using Popen."""
 MESSAGE_BYTES = 1 << 20
+REPLY_BYTES = 1 << 16
+"""The server's replies (a pid, an exit status, an error) are small; a launcher's request carries an environment."""
 SERVER_MODULE = __name__
 """What the server process runs (``python -m SERVER_MODULE``)."""
 
@@ -223,7 +225,7 @@ class ForkServer:
             select.select([self.sock], [], [], timeout)
         while True:
             try:
-                data = self.sock.recv(MESSAGE_BYTES)
+                data = self.sock.recv(REPLY_BYTES)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -350,7 +352,7 @@ def _exit_code(exc: SystemExit) -> int:
     if exc.code is None:
         return 0
     if isinstance(exc.code, int):
-        return exc.code
+        return exc.code & 0xFF  # as the interpreter's exit: sys.exit(-1) is 255, never a signal
     print(exc.code, file=sys.stderr)
     return 1
 
@@ -382,9 +384,12 @@ def _child(request: dict, log_fd: int, server_pid: int, closing: list[int], area
             sys.stderr.flush()
         except BaseException:  # noqa: BLE001, S110 (no log to say it in: the exit code still tells)
             pass
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
+    if code < 0:  # only a KeyboardInterrupt's -SIGINT: end by the signal, as the interpreter does
+        try:
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        except (OSError, ValueError):
+            pass
     os._exit(code & 0xFF)
 
 
@@ -400,6 +405,11 @@ def serve(fd: int) -> int:
     handlers = {number: signal.getsignal(number) for number in signal.valid_signals()
                 if number not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(number) is not None}
     sock = socket.socket(fileno=fd)
+    try:
+        os.close(os.pidfd_open(os.getpid()))  # the children are watched through pidfds (Linux 5.3): none, no server
+    except (OSError, AttributeError) as exc:
+        _send(sock, {"failed": f"no pidfd_open here: {exc}"})
+        return 1
     try:
         for name in PRELOAD:
             importlib.import_module(name)
@@ -443,8 +453,16 @@ def _fork(request: dict, log_fd: int, sock: socket.socket, children: dict[int, i
         server_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _child(request, log_fd, server_pid, [sock.fileno(), *children], area, handlers)
-        children[os.pidfd_open(pid)] = pid
+            try:
+                _child(request, log_fd, server_pid, [sock.fileno(), *children], area, handlers)
+            finally:  # a child never returns into the server's loop (whose end kills every other child)
+                os._exit(1)
+        try:
+            children[os.pidfd_open(pid)] = pid
+        except OSError:  # unsupervised it must not run: end it, and the launcher raises as Popen would
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
         return {"pid": pid}
     except OSError as exc:  # no fork (out of memory, too many processes): the launcher raises it as Popen would
         return {"error": [exc.errno, exc.strerror, None]}

@@ -3,7 +3,9 @@
 ``lec-cosim compose SCENARIO -o DIR --kubernetes`` writes them into ``DIR/kubernetes/`` from what the compose
 generator (:func:`lec_cosim.compose.generate_compose`) made of the scenario's ``write_federation`` output: its
 services' commands, its ``federation/`` files byte for byte, the data it copies into ``inputs/``, the image
-name. Nothing here describes the federation a second time. ``kubectl apply -f DIR/kubernetes/`` creates::
+name. Nothing here describes the federation a second time. ``kubectl apply --server-side -f DIR/kubernetes/``
+creates (server-side: a client-side apply keeps a copy of each object in a 256 KiB annotation, and a large
+federation's configs are bigger)::
 
     1-federation.yaml   a ConfigMap per file of federation/ (scenario.json, configs/NAME.json; one each, since
                         a ConfigMap holds at most 1 MiB), one for inputs/ if the scenario has data the image
@@ -272,7 +274,7 @@ def manifests(scenario_name: str, *, origin: str, image: str, port: int, command
             generated,
             "The federation's files for its pods, and where they write. Start the whole federation with",
             "",
-            "  kubectl apply -f THIS_FOLDER/            (add -n NAMESPACE; the image built and reachable by the nodes:",
+            "  kubectl apply --server-side -f THIS_FOLDER/  (add -n NAMESPACE; the image built and reachable by the nodes:",
             "                                           docs/deployment/index.md, Kubernetes)",
             "",
             "A ConfigMap per file of the compose project's federation/ (the same bytes; the pods' command lines",

@@ -50,8 +50,8 @@ FLUSH_EVERY_S = 2.0
 CRITICAL_DEFINITION = (
     "The critical federate of an hour (marked) is the one with the most working wall time in it: no hour can "
     "take less wall time than its critical federate's work. Federates that read each other act in turn at their "
-    "phase offsets; one that nobody waits for (the local market's DSO, read only by the recorder) works on the "
-    "other core while the rest go on to the next hours, so a run's wall time can be less than its hours' sum")
+    "phase offsets; one that nobody else waits for (read only by the recorder, say) works on the other core while "
+    "the rest go on to the next hours, so a run's wall time can be less than its hours' sum")
 
 
 def process_started_unix_s(pid: int | None = None) -> float | None:

@@ -319,16 +319,17 @@ def test_lem_recorder_writes_what_it_was_sent_and_the_kpis(tmp_path, exchange, w
     assert kpis["fitness"] == pytest.approx(-mean + std + 1e4 * 1 + dn_impact, abs=1e-9)
 
 
-def test_tables_written_a_day_at_a_time_are_the_tables_written_at_once(tmp_path):
+@pytest.mark.parametrize("grid_min, block", [(60, 1), (15, 4)])  # an hour's four grid steps as one exchange
+def test_tables_written_a_day_at_a_time_are_the_tables_written_at_once(tmp_path, grid_min, block):
     """Over more than a day the record appends its big tables (households, settlement, orders, allocation) a day
     at a time while the run goes on; fed the same three days of made-up values, a record without an output folder
     (everything written at the end) writes the same bytes in every file and the same KPIs."""
     from lec_cosim.studies.local_market.results import STREAM_EVERY_PERIODS, LocalMarketRecord
 
     scenario = load_scenario(write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {
-        "horizon_h": 72, "resolution.grid_min": 60, "market.write_allocation": True}))
+        "horizon_h": 72, "resolution.grid_min": grid_min, "market.write_allocation": True}))
     names = community_from_scenario(scenario).names
-    settings = {"groups": {"g": names}, "block_steps": 1, "grid_counts": list(DSO_COUNTS + DSO_DAY_COUNTS)}
+    settings = {"groups": {"g": names}, "block_steps": block, "grid_counts": list(DSO_COUNTS + DSO_DAY_COUNTS)}
 
     class Inputs:  # what the recorder's ports hold at step k: made-up but different every step
         ports = [f"grid/{v}" for v in (*DSO_DOUBLES, *DSO_COUNTS, *DSO_DAY_COUNTS)]
@@ -338,8 +339,12 @@ def test_tables_written_a_day_at_a_time_are_the_tables_written_at_once(tmp_path)
 
         def read(self, port):
             if port.startswith("grid/"):
-                return float(self.rng.integers(0, 9)) if port[5:] in settings["grid_counts"] else self.rng.random()
-            return self.rng.random(len(names)) * (1 + self.k % 5)
+                values = (self.rng.integers(0, 9, block).astype(float) if port[5:] in settings["grid_counts"]
+                          else self.rng.random(block))
+                return values if block > 1 else float(values[0])
+            if port.split("/")[-1] in SETTLEMENT_VECTORS:  # once an hour
+                return self.rng.random(len(names)) * (1 + self.k % 5)
+            return self.rng.random(block * len(names)) * (1 + self.k % 5)  # each grid step of the exchange
 
         def receive(self, port):
             sellers, buyers = names[:3], names[5:9]
@@ -369,4 +374,4 @@ def test_tables_written_a_day_at_a_time_are_the_tables_written_at_once(tmp_path)
     assert "allocation.csv" in files and sorted(p.name for p in runs[True][0].iterdir()) == files + ["summary.json"]
     for name in files:
         assert (runs[True][0] / name).read_bytes() == (runs[False][0] / name).read_bytes(), name
-    assert len(pd.read_csv(runs[True][0] / "households.csv")) == 72 * len(names)
+    assert len(pd.read_csv(runs[True][0] / "households.csv")) == 72 * (60 // grid_min) * len(names)

@@ -15,6 +15,7 @@ from lec_cosim.models.feeder_copies import (
 from lec_cosim.models.ieee_eulv import build_ieee_eulv
 from lec_cosim.models.lem_community import build_community
 from lec_cosim.models.lem_grid import LemGrid
+from lec_cosim.models.pgm_backend import PowerFlowNotConverged
 
 from harness import ROOT
 
@@ -270,5 +271,12 @@ def test_flows_in_threads_are_the_flows_one_by_one(community):
         assert np.array_equal(result.vm_pu_values, alone.vm_pu_values)
         assert np.array_equal(result.line_loading_values, alone.line_loading_values)
     assert grids[2].solve_steps(*(a[:1] for a in args))[0].vm_min_pu == threaded[0].vm_min_pu  # one step: no thread
+    # a step without a solution (ten times the evening's load) fails the call once both threads are done, and the
+    # engines serve the next call
+    heavy = (args[0] * np.where(np.arange(len(steps)) == 3, 10.0, 1.0)[:, None], *args[1:])
+    with pytest.raises(PowerFlowNotConverged):
+        grids[2].solve_steps(*heavy)
+    again = grids[2].solve_steps(*args)
+    assert [r.vm_min_pu for r in again] == [r.vm_min_pu for r in threaded]
     with pytest.raises(ValueError, match="flow_threads"):
         LemGrid(table=table, data_dir=DATA, step_h=0.25, source_strength=copies, solver="opendss", flow_threads=2)

@@ -45,6 +45,9 @@ PROGRAMS = {
     """,
     "exits_3": "import sys\nprint('bye')\nsys.exit(3)\n",
     "exits_with_text": "import sys\nsys.exit('it went wrong')\n",
+    # negative codes are exit statuses (255, 247), not signals; the server must go on serving (tests after these)
+    "exits_minus_1": "import sys\nsys.exit(-1)\n",
+    "exits_minus_9": "import sys\nsys.exit(-9)\n",
     "raises": "def fail():\n    raise RuntimeError('boom')\n\nfail()\n",
     "interrupted": "raise KeyboardInterrupt\n",
     "terminates_itself": "import os, signal\nprint('going', flush=True)\nos.kill(os.getpid(), signal.SIGTERM)\n",
@@ -85,7 +88,8 @@ def test_a_forked_program_is_a_new_process_of_it(server, name):
     assert child is not None and child.args == argv
     assert child.wait(timeout=60) == fresh.returncode
     assert log.read_bytes() == fresh.stdout
-    expected = {"exits_3": 3, "exits_with_text": 1, "raises": 1, "interrupted": -signal.SIGINT,
+    expected = {"exits_3": 3, "exits_with_text": 1, "exits_minus_1": 255, "exits_minus_9": 247, "raises": 1,
+                "interrupted": -signal.SIGINT,
                 "terminates_itself": -signal.SIGTERM}
     assert child.returncode == expected.get(name, 0)
 
@@ -117,7 +121,8 @@ def test_a_missing_folder_raises_as_popen_does(server):
 
 
 def test_which_entries_are_forked():
-    env = dict(os.environ)
+    # without start-up variables of its own: an earlier test in this process (Dask's workers) may have set some
+    env = {name: value for name, value in os.environ.items() if not name.startswith(forkserver.STARTUP_VARIABLES)}
     assert forkserver.servable([sys.executable, "-m", "federates.dso", "--config", "c.json"], {}, env)
     assert not forkserver.servable(["helics_broker", "-f4"], {}, env)
     assert not forkserver.servable(["/other/python", "-m", "federates.dso"], {}, env)
@@ -125,6 +130,9 @@ def test_which_entries_are_forked():
     assert not forkserver.servable([sys.executable, "-X", "importtime", "-m", "federates.dso"], {}, env)
     # an entry's own variable read at start-up: a new process
     assert not forkserver.servable([sys.executable, "-m", "federates.dso"], {"OPENBLAS_NUM_THREADS": "1"}, env)
+    # the launcher's own value again: nothing changes, the fork serves it
+    assert forkserver.servable([sys.executable, "-m", "federates.dso"], {"OMP_NUM_THREADS": "2"},
+                               {**env, "OMP_NUM_THREADS": "2"})
     assert forkserver.servable([sys.executable, "-m", "federates.dso"], {"MY_SETTING": "1"}, env)
     assert not forkserver.enabled({**env, "LEC_COSIM_FORK_SERVER": "0"})
     assert not forkserver.enabled({**env, "PYTHONPROFILEIMPORTTIME": "1"})

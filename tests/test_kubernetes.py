@@ -217,7 +217,7 @@ def test_the_cli_writes_the_same_bytes_every_time_and_refuses_a_federation_over_
                          ("compose", DEFAULT_SCENARIO, "-o", refused, "--kubernetes", "--hosts", "127.0.0.2"))]
     (out, err), (_, refusal) = [run.communicate(timeout=120) for run in runs]
     assert runs[0].returncode == 0, err
-    assert f"kubectl apply -f {tmp_path / 'cli' / FOLDER}/" in out
+    assert f"kubectl apply --server-side -f {tmp_path / 'cli' / FOLDER}/" in out
     assert runs[1].returncode == 2 and len(refusal.strip().splitlines()) == 1, refusal
     assert refusal.startswith(f"error: {DEFAULT_SCENARIO}: --kubernetes: a federation over hosts"), refusal
     assert not refused.exists()

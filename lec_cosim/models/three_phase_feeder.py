@@ -635,7 +635,7 @@ class LemGrid:
                 self.set_injections(load_kw=load_kw[j], load_kvar=load_kvar[j], pv_kw=pv_kw[j], chp_kw=chp_kw[j])
                 results.append(self.solve())
             return results
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor, wait
 
         powers = []
         for j in range(steps):
@@ -645,11 +645,14 @@ class LemGrid:
         while len(self._flow_copies) < threads - 1:  # an engine per thread: a model is not shared between calls
             self._flow_copies.append(PgmPowerFlow(self.net, symmetric=False))
         engines = [first, *self._flow_copies[:threads - 1]]
-        if self._pool is None or self._pool._max_workers < threads:
-            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="power-flow")
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.flow_threads, thread_name_prefix="power-flow")
         self._solved = False
+        futures = [self._pool.submit(lambda k: [engines[k].solve(p) for p in powers[k::threads]], k)
+                   for k in range(threads)]
+        wait(futures)  # every engine idle again before any error leaves: the next call may use them
         try:
-            parts = list(self._pool.map(lambda k: [engines[k].solve(p) for p in powers[k::threads]], range(threads)))
+            parts = [future.result() for future in futures]
         except (PowerGridError, PowerFlowNotConverged) as exc:
             raise PowerFlowNotConverged(f"three-phase power flow ({self.solver}): {exc}") from None
         flows: list = [None] * steps

@@ -201,7 +201,7 @@ class CsvStream:
     def __init__(self, path: Path, columns: list[str]):
         self.path, self.columns = Path(path), columns
         self.partial = self.path.with_name(self.path.name + ".partial")
-        self._file = self.partial.open("w", newline="")
+        self._file = self.partial.open("w", newline="", encoding="utf-8")  # as to_csv(path) writes
         pd.DataFrame(columns=columns).to_csv(self._file, index=False)  # the header, as an empty table writes it
 
     def append(self, frame: pd.DataFrame) -> None:
