@@ -162,7 +162,10 @@ def write_lem_arrays(out_dir: Path, scenario, community, *, steps: np.ndarray, p
     """
     hours = steps[:: community.steps_per_period]
     table = community.table.set_index("participant").loc[participants]
-    households = households_frame(steps, participants, table, physical)
+    if streamed and "households.csv" in streamed:  # written already: only the columns the energy table sums
+        households = pd.DataFrame({v: physical[v].ravel() for v in ("load_kw", "pv_kw")})
+    else:
+        households = households_frame(steps, participants, table, physical)
     settlement = settlement_frame(hours, participants, money)
     clearing = (pd.DataFrame({"time": hours, "price": price, "volume_kwh": volume}) if scenario.market.enabled
                 else pd.DataFrame(columns=["time", "price", "volume_kwh"]))
@@ -254,7 +257,7 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
         **({} if allocation is None else {"allocation.csv": allocation.reindex(columns=ALLOCATION_COLUMNS)}),
         "participants.csv": participants,
         "settlement.csv": settlement[["time", "participant", *SETTLEMENT_COLUMNS]],
-        "households.csv": households[HOUSEHOLD_COLUMNS],
+        "households.csv": None if streamed and "households.csv" in streamed else households[HOUSEHOLD_COLUMNS],
         "energy.csv": energy,
         "grid.csv": grid[GRID_COLUMNS + ["violated_buses_so_far", "violated_buses_so_far_reduced"]],
     }
