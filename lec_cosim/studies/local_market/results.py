@@ -161,11 +161,11 @@ def write_lem_arrays(out_dir: Path, scenario, community, *, steps: np.ndarray, p
         The DSO's values per grid step (:data:`GRID_COLUMNS` but ``time``).
     """
     hours = steps[:: community.steps_per_period]
-    table = community.table.set_index("participant").loc[participants]
     if streamed and "households.csv" in streamed:  # written already: only the columns the energy table sums
         households = pd.DataFrame({v: physical[v].ravel() for v in ("load_kw", "pv_kw")})
     else:
-        households = households_frame(steps, participants, table, physical)
+        households = households_frame(steps, participants, community.table.set_index("participant").loc[participants],
+                                      physical)
     settlement = settlement_frame(hours, participants, money)
     clearing = (pd.DataFrame({"time": hours, "price": price, "volume_kwh": volume}) if scenario.market.enabled
                 else pd.DataFrame(columns=["time", "price", "volume_kwh"]))
@@ -251,21 +251,21 @@ def write_lem_results(out_dir: Path, scenario, *, table: pd.DataFrame, household
         "grid_import_kwh": money["grid_import_kwh"].to_numpy(),
         "grid_export_kwh": money["grid_export_kwh"].to_numpy(),
     })
-    files = {
-        "orders.csv": orders.reindex(columns=ORDER_COLUMNS),
-        "clearing.csv": clearing[["time", "price", "volume_kwh"]],
-        **({} if allocation is None else {"allocation.csv": allocation.reindex(columns=ALLOCATION_COLUMNS)}),
-        "participants.csv": participants,
-        "settlement.csv": settlement[["time", "participant", *SETTLEMENT_COLUMNS]],
-        "households.csv": None if streamed and "households.csv" in streamed else households[HOUSEHOLD_COLUMNS],
-        "energy.csv": energy,
-        "grid.csv": grid[GRID_COLUMNS + ["violated_buses_so_far", "violated_buses_so_far_reduced"]],
+    files = {  # each table's columns taken only if it is written here (a streamed one is renamed into place)
+        "orders.csv": lambda: orders.reindex(columns=ORDER_COLUMNS),
+        "clearing.csv": lambda: clearing[["time", "price", "volume_kwh"]],
+        **({} if allocation is None else {"allocation.csv": lambda: allocation.reindex(columns=ALLOCATION_COLUMNS)}),
+        "participants.csv": lambda: participants,
+        "settlement.csv": lambda: settlement[["time", "participant", *SETTLEMENT_COLUMNS]],
+        "households.csv": lambda: households[HOUSEHOLD_COLUMNS],
+        "energy.csv": lambda: energy,
+        "grid.csv": lambda: grid[GRID_COLUMNS + ["violated_buses_so_far", "violated_buses_so_far_reduced"]],
     }
     for name, frame in files.items():
         if streamed and name in streamed:
             os.replace(streamed[name], out_dir / name)
         else:
-            _write_csv_atomic(out_dir / name, frame)
+            _write_csv_atomic(out_dir / name, frame())
     summary = {
         "kind": scenario.kind,
         "scenario": scenario.name,
