@@ -421,3 +421,17 @@ def check_refused_in_one_line(directory: Path, capsys, base: str, changes: dict,
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1, err
     assert err.startswith(f"error: {path}: {where}") and reason in err, err
+
+
+def start_year_run(tmp_path: Path) -> tuple[Path, subprocess.Popen]:
+    """``lec-cosim run`` of a year, once its federation is stepping; its results would go to ``year`` (the run
+    goes on in ``year.partial``)."""
+    path = write_scenario(tmp_path, "trondelag_arbitrage_year", {})
+    out = tmp_path / "year"
+    proc = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while not line.startswith("  "):  # a progress line: the federation is stepping
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, proc.stderr.read()
+    return out, proc

@@ -21,6 +21,7 @@ from harness import (
     no_process_mentions,
     parent_pid,
     processes_mentioning,
+    start_year_run,
     wait_until,
     write_scenario,
 )
@@ -238,18 +239,6 @@ def test_a_forked_federate_s_exit_code_reaches_the_launcher(tmp_path, monkeypatc
     assert no_process_mentions(str(run_dir))
 
 
-def start_year_run(tmp_path):
-    path = write_scenario(tmp_path, "trondelag_arbitrage_year", {})
-    out = tmp_path / "year"
-    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    line = ""
-    while not line.startswith("  "):  # a progress line: the federation is stepping
-        line = proc.stdout.readline()
-        assert line or proc.poll() is None, proc.stderr.read()
-    return tmp_path / "year.partial", proc
-
-
 def server_of(proc) -> int:
     servers = [pid for pid in processes_mentioning("lec_cosim.forkserver") if parent_pid(pid) == proc.pid]
     assert len(servers) == 1
@@ -258,7 +247,8 @@ def server_of(proc) -> int:
 
 @pytest.mark.timeout(200)
 def test_a_forked_federate_killed_by_a_signal_is_named_with_it(tmp_path):
-    staging, proc = start_year_run(tmp_path)
+    out, proc = start_year_run(tmp_path)
+    staging = out.with_name(out.name + ".partial")
     server = server_of(proc)
     victim = [pid for pid in processes_mentioning(str(staging / "configs" / "dso.json")) if parent_pid(pid) == server]
     assert len(victim) == 1
@@ -270,7 +260,8 @@ def test_a_forked_federate_killed_by_a_signal_is_named_with_it(tmp_path):
 
 @pytest.mark.timeout(200)
 def test_sigkill_of_the_cli_ends_the_server_and_its_federates(tmp_path):
-    staging, proc = start_year_run(tmp_path)
+    out, proc = start_year_run(tmp_path)
+    staging = out.with_name(out.name + ".partial")
     server = server_of(proc)
     forked = [pid for pid in processes_mentioning(str(staging / "configs")) if parent_pid(pid) == server]
     assert len(forked) == 5  # market, lec_ems, households, dso, recorder

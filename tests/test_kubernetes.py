@@ -29,7 +29,15 @@ from pathlib import Path
 import pytest
 import yaml
 from harness import ROOT, SCENARIOS, shared_run, write_scenario
-from test_compose import ListeningSockets, host_command, kpis_match, to_host
+from test_compose import (
+    CLI,
+    DEFAULT_SCENARIO,
+    ONE_OF_EACH_KIND,
+    ListeningSockets,
+    host_command,
+    kpis_match,
+    to_host,
+)
 
 from federates.common import checked_core_options, with_core_options
 from lec_cosim.compose import (
@@ -53,9 +61,6 @@ from lec_cosim.kubernetes import (
 from lec_cosim.launch import run_federation
 from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
-DEFAULT_SCENARIO = SCENARIOS / "trondelag_arbitrage.yaml"
-ONE_OF_EACH_KIND = ["trondelag_arbitrage", "ieee_eu_lv_lem_plain", "ieee_eu_lv_three_lecs"]
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")  # a Service's name
 PORT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # IANA_SVC_NAME: at most 15, a letter, no "--"

@@ -22,6 +22,7 @@ from harness import (
     processes_mentioning,
     shared_run,
     small_disk,
+    start_year_run,
     wait_until,
     write_scenario,
 )
@@ -77,19 +78,6 @@ def test_a_failed_run_is_kept_apart_and_marked(finished):
     assert not (incomplete / "summary.json").exists()
     assert (out / "summary.json").read_text() == before  # --force replaces only with a complete run
     assert no_process_mentions(str(incomplete.parent / "out.partial"))
-
-
-def start_year_run(tmp_path):
-    """``lec-cosim run`` of a year, once its federation is stepping; its results would go to ``year``."""
-    path = write_scenario(tmp_path, "trondelag_arbitrage_year", {})
-    out = tmp_path / "year"
-    proc = subprocess.Popen(CLI + ["run", str(path), "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    line = ""
-    while not line.startswith("  "):  # a progress line: the federation is stepping
-        line = proc.stdout.readline()
-        assert line or proc.poll() is None, proc.stderr.read()
-    return out, proc
 
 
 @pytest.mark.timeout(200)
