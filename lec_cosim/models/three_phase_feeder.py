@@ -75,7 +75,7 @@ from lec_cosim.models.pgm_backend import (
     pandapower_results,
 )
 
-SOLVERS = ("power-grid-model", "pandapower", "opendss")
+SOLVERS = ("power-grid-model", "pandapower", "opendss", "fixed-point")
 """Power-flow backends of :class:`LemGrid`; the first is the default (see :mod:`lec_cosim.models.pgm_backend` and
 :mod:`lec_cosim.models.opendss_backend`)."""
 
@@ -145,10 +145,12 @@ class LemGrid:
     violation_model : {"full", "reduced"}
         Counts entering ``dn_impact``: of the full feeder (906 buses, 905 line sections) or of the
         110-bus reduced model. Both are always reported.
-    solver : {"power-grid-model", "pandapower", "opendss"}
-        Three-phase power-flow backend: power-grid-model (~3 ms per flow here), pandapower's
-        ``runpp_3ph`` (~0.1-0.3 s without numba) or OpenDSS through dss-python. All model the same
-        network and agree within ~1e-7 pu (``tests/test_pgm_backend.py``, ``tests/test_opendss_backend.py``).
+    solver : {"power-grid-model", "pandapower", "opendss", "fixed-point"}
+        Three-phase power-flow backend: power-grid-model (~2 ms per flow here), pandapower's
+        ``runpp_3ph`` (~0.1-0.3 s without numba), OpenDSS through dss-python, or the project's own fixed point
+        on the reduced sequence networks (~0.4 ms; :mod:`lec_cosim.models.fixed_point_backend`, one feeder, not
+        feeder copies). All model the same network and agree within ~1e-7 pu (``tests/test_pgm_backend.py``,
+        ``tests/test_opendss_backend.py``, ``tests/test_fixed_point_backend.py``).
     source_strength : float
         The IEEE feeder's 11 kV source impedance divided by this: a source strong enough for many feeder
         copies (:func:`~lec_cosim.models.feeder_copies.replicate_feeder_net`).
@@ -521,7 +523,8 @@ class LemGrid:
 
     # --- power flow ----------------------------------------------------------------------------
     def _engine(self, powers: dict[str, tuple[np.ndarray, np.ndarray]]):
-        """The power-grid-model or OpenDSS model of the net (built on first use, rebuilt if the net changed)."""
+        """The power-grid-model, OpenDSS or fixed-point model of the net (built on first use, rebuilt if the net
+        changed)."""
         if self._pgm is None or not self._pgm.describes(self.net):
             self._write(powers)
             self._flow_copies = []
@@ -529,13 +532,17 @@ class LemGrid:
                 from lec_cosim.models.opendss_backend import OpenDssPowerFlow
 
                 self._pgm = OpenDssPowerFlow(self.net, symmetric=False)
+            elif self.solver == "fixed-point":
+                from lec_cosim.models.fixed_point_backend import FixedPointPowerFlow
+
+                self._pgm = FixedPointPowerFlow(self.net, symmetric=False)
             else:
                 self._pgm = PgmPowerFlow(self.net, symmetric=False)
         return self._pgm
 
     def _solve_state(self, init: str | None = None, currents: bool = True) -> _GridState:
         powers = self._phase_powers()
-        if self.solver in ("power-grid-model", "opendss"):
+        if self.solver != "pandapower":
             # the powers go straight to the engine: writing them into pandas costs more than the flow
             self._engine(powers)
             self._solved = False
@@ -629,7 +636,7 @@ class LemGrid:
         """
         steps = len(load_kw)
         threads = min(self.flow_threads, steps)
-        if threads == 1:
+        if threads == 1 and self.solver != "fixed-point":
             results = []
             for j in range(steps):
                 self.set_injections(load_kw=load_kw[j], load_kvar=load_kvar[j], pv_kw=pv_kw[j], chp_kw=chp_kw[j])
@@ -642,6 +649,14 @@ class LemGrid:
             self.set_injections(load_kw=load_kw[j], load_kvar=load_kvar[j], pv_kw=pv_kw[j], chp_kw=chp_kw[j])
             powers.append(self._phase_powers())
         first = self._engine(powers[-1])
+        if self.solver == "fixed-point":  # the block's flows in one call: what they share is set once
+            self._solved = False
+            try:
+                flows = first.solve_many(powers)
+            except (PowerGridError, PowerFlowNotConverged) as exc:
+                raise PowerFlowNotConverged(f"three-phase power flow ({self.solver}): {exc}") from None
+            self._solved = True
+            return [self._indicators(self._state(flow, currents=False)) for flow in flows]
         while len(self._flow_copies) < threads - 1:  # an engine per thread: a model is not shared between calls
             self._flow_copies.append(PgmPowerFlow(self.net, symmetric=False))
         engines = [first, *self._flow_copies[:threads - 1]]

@@ -1,0 +1,308 @@
+"""A three-phase power flow of the project's own: a fixed point on the loads' currents over pandapower's sequence
+networks, for feeders that are solved tens of thousands of times with only the powers changing.
+
+Why: a year at 15 minutes is 35,136 three-phase flows of the IEEE European LV feeder. power-grid-model builds
+and factorises its admittance matrix at every call (~1.3 ms of its ~2.3 ms a flow here, measured 2026-12-07),
+OpenDSS keeps its factorisation and needs ~0.6 ms. Here everything that does not depend on the powers is done
+once, when the model is built:
+
+1. pandapower's own sequence networks (zero, positive, negative; the same ``pd2ppc`` conversion and admittance
+   matrices ``runpp_3ph`` builds, so the model is pandapower's, which power-grid-model matches to ~1e-10 pu on
+   this feeder): ``Y0``, ``Y1`` and ``Y2``, the source an ideal slack in the positive sequence;
+2. their impedance matrices seen from the buses that carry loads or generators (Kron reduction, a sparse LU of
+   each network solved once per such bus), turned into one phase-domain matrix ``Z`` over those buses' phases,
+   and the no-load voltages ``V_nl`` there.
+
+A flow then iterates on those phases only (~180 unknowns on the IEEE feeder instead of ~2,700):
+``V = V_nl + Z I(V)`` with ``I(V) = conj(S / V)``, the constant-power loads' currents (the iteration
+OpenDSS and power-grid-model's ``iterative_current`` use, on the reduced system), from the no-load voltages,
+until no voltage changes by more than ``tolerance_pu``; then every bus's voltage and every branch's currents and
+powers follow from the converged currents in one pass (``Z`` of all buses, the branch admittances ``Yf``/``Yt``).
+
+Each flow starts from the no-load state, not from the last solution: a step's result does not depend on which
+steps were solved before it, so a run gives the same numbers whatever its exchange or block structure.
+
+A state on which the fixed point does not converge (a heavily loaded feeder, far from 1 pu: the iteration's
+contraction is lost before Newton-Raphson's) is solved by power-grid-model instead (built on first need),
+with the same model.
+
+Limits (:class:`~lec_cosim.models.pgm_backend.UnsupportedNetwork` otherwise): three-phase flows only; wye
+constant-power loads and generators (``load``, ``sgen``, ``storage`` balanced over the phases,
+``asymmetric_load``, ``asymmetric_sgen``); every bus, line and transformer in service (their ``in_service`` is
+read when the model is built); the elements and settings :class:`~lec_cosim.models.pgm_backend.NetPowerFlow`
+lists; at most :data:`MAX_DENSE_ENTRIES` entries in the dense impedance matrix of all buses to the loaded buses
+(a feeder, not a city: the IEEE feeder has 908 x 61; use power-grid-model for feeder copies). No HELICS here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lec_cosim.models.pgm_backend import (
+    NetPowerFlow,
+    PgmPowerFlow,
+    PowerFlowArrays,
+    UnsupportedNetwork,
+)
+
+__all__ = ["MAX_DENSE_ENTRIES", "FixedPointPowerFlow"]
+
+MAX_DENSE_ENTRIES = 20_000_000
+"""Largest (buses x loaded buses) impedance matrix this backend keeps (320 MB of complex numbers)."""
+
+_A = np.array([[1, 1, 1], [1, np.exp(-2j * np.pi / 3), np.exp(2j * np.pi / 3)],
+               [1, np.exp(2j * np.pi / 3), np.exp(-2j * np.pi / 3)]])
+"""Sequence (0, 1, 2) to phase (a, b, c): pandapower's ``sequence_to_phase``."""
+_A_INV = np.linalg.inv(_A)
+_BALANCED = ("load", "sgen", "storage")
+_INJECTIONS = ("load", "sgen", "storage", "asymmetric_load", "asymmetric_sgen")
+_GENERATION = {"sgen": -1.0, "asymmetric_sgen": -1.0}  # consumption positive, as the tables' loads
+
+
+def _sequence_networks(net):
+    """pandapower's three sequence networks of ``net``, as ``runpp_3ph`` builds them.
+
+    Returns the admittance matrices ``(Y, Yf, Yt)`` per sequence (0, 1, 2), the positive sequence's ``ppci``
+    (buses, branches, base) and the slack bus. pandapower's internal functions (``pd2ppc``, ``makeYbus``):
+    ``tests/test_fixed_point_backend.py`` checks the result against power-grid-model's solution.
+    """
+    from pandapower.auxiliary import _add_pf_options, _add_ppc_options
+    from pandapower.build_bus import _add_ext_grid_sc_impedance
+    from pandapower.pd2ppc import _pd2ppc_recycle
+    from pandapower.pypower.bustypes import bustypes
+    from pandapower.pypower.makeYbus import makeYbus
+
+    saved = net.get("_options")
+    try:
+        net._options = {}
+        _add_ppc_options(net, calculate_voltage_angles=True, trafo_model="t", check_connectivity=True,
+                         mode="pf_3ph", switch_rx_ratio=2, init_vm_pu="flat", init_va_degree="flat",
+                         enforce_p_lims=False, enforce_q_lims=False, recycle=None, voltage_depend_loads=False,
+                         neglect_open_switch_branches=False)
+        _add_pf_options(net, tolerance_mva=1e-8, trafo_loading="current", numba=False, ac=True, algorithm="nr",
+                        max_iteration=30, only_v_results=False, use_umfpack=True, permc_spec=None,
+                        lightsim2grid=False, v_debug=False)
+        # the order runpp_3ph converts them in: the negative sequence gets the source's impedance added
+        _, ppci1 = _pd2ppc_recycle(net, 1, recycle=None)
+        _, ppci2 = _pd2ppc_recycle(net, 2, recycle=None)
+        _add_ext_grid_sc_impedance(net, ppci2)
+        _, ppci0 = _pd2ppc_recycle(net, 0, recycle=None)
+        lookups = net._pd2ppc_lookups
+        bus_rows = np.asarray(lookups["bus"])[net.bus.index.to_numpy()]
+        branches = dict(lookups.get("branch", {}))
+    finally:
+        net._options = saved if saved is not None else {}
+    networks = [makeYbus(ppci["baseMVA"], ppci["bus"], ppci["branch"]) for ppci in (ppci0, ppci1, ppci2)]
+    ref, pv, _ = bustypes(ppci1["bus"], ppci1["gen"])
+    if len(ref) != 1 or len(pv):
+        raise UnsupportedNetwork("one slack bus and no voltage-controlled generators are supported")
+    return networks, ppci1, int(ref[0]), bus_rows, branches
+
+
+_BLAS = None
+
+
+def _one_blas_thread():
+    """BLAS on one thread for the solve's small products (~15 us to switch): OpenBLAS's own threads made the
+    183 x 183 product of the IEEE feeder 15 x slower on 2 cores (6.4 ms a flow instead of 0.4, measured)."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+class FixedPointPowerFlow(NetPowerFlow):
+    """A pandapower network's three-phase power flow by a fixed point on the reduced system; build once,
+    :meth:`solve` many times. The interface of :class:`~lec_cosim.models.pgm_backend.PgmPowerFlow`.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+    symmetric : bool
+        Must be ``False``: three-phase only.
+    tolerance_pu : float
+        The largest change of a loaded bus's phase voltage (complex, pu) between two iterations at which it
+        stops: power-grid-model's criterion (1e-10 here as there; the solutions then agree to ~1e-10 pu).
+    max_iterations : int
+        Iterations before the state is handed to power-grid-model (the IEEE feeder needs 6-8).
+
+    Raises
+    ------
+    UnsupportedNetwork
+        For elements or settings outside the module docstring's list.
+    """
+
+    backend = "fixed-point"
+
+    def __init__(self, net, *, symmetric: bool = False, tolerance_pu: float = 1e-10, max_iterations: int = 60):
+        if symmetric:
+            raise UnsupportedNetwork("the fixed-point backend solves three-phase flows only")
+        self.net, self.symmetric = net, False
+        self._check_common(net)
+        for table in ("bus", "line", "trafo"):
+            if len(net[table]) and not net[table]["in_service"].all():
+                raise UnsupportedNetwork(f"{table}: an element out of service (not modelled by the fixed-point "
+                                         "backend)")
+        self._sizes = self._element_counts(net)
+        self.tolerance_pu, self.max_iterations = float(tolerance_pu), int(max_iterations)
+        self.iterations = 0  # of the last solve, for the curious
+        self._fallback: PgmPowerFlow | None = None
+
+        from scipy.sparse.linalg import splu
+
+        (networks, ppci, ref, bus_rows, branches) = _sequence_networks(net)
+        self._base_mva = float(ppci["baseMVA"])
+        self._bus_rows = bus_rows  # net.bus row -> network bus
+        n_bus = ppci["bus"].shape[0]
+        from_bus = ppci["branch"][:, 0].real.astype(int)
+        to_bus = ppci["branch"][:, 1].real.astype(int)
+        base_kv = ppci["bus"][:, 9].real
+        self._lines = slice(*branches["line"]) if "line" in branches else slice(0, 0)
+        self._trafos = slice(*branches["trafo"]) if "trafo" in branches else slice(0, 0)
+        self._from_bus, self._to_bus = from_bus, to_bus
+        # |I| in pu of the network to kA per phase: sqrt(3) * base MVA / base kV (checked against power-grid-model)
+        self._ka_from = np.sqrt(3) * self._base_mva / base_kv[from_bus]
+        self._ka_to = np.sqrt(3) * self._base_mva / base_kv[to_bus]
+        self._yf = [nw[1].tocsr() for nw in networks]
+        self._yt = [nw[2].tocsr() for nw in networks]
+
+        # the injections: each table's rows -> their bus among the loaded buses
+        tables = {t: net[t] for t in _INJECTIONS if t in net and len(net[t])}
+        buses = {t: bus_rows[net.bus.index.get_indexer(table["bus"].to_numpy())] for t, table in tables.items()}
+        loaded = np.unique(np.concatenate(list(buses.values()))) if buses else np.zeros(0, dtype=int)
+        if ref in set(loaded.tolist()):
+            raise UnsupportedNetwork("a load or generator at the source's bus")
+        if n_bus * max(len(loaded), 1) > MAX_DENSE_ENTRIES:
+            raise UnsupportedNetwork(f"{n_bus} buses x {len(loaded)} loaded buses: too large for the fixed-point "
+                                     "backend's dense reduction (use power-grid-model)")
+        self._tables = tuple(tables)
+        self._positions = {t: np.searchsorted(loaded, b) for t, b in buses.items()}
+        self._n_loaded = n = len(loaded)
+
+        # the impedance matrices of the three sequences from every bus to the loaded buses (the slack's voltage
+        # fixed in the positive sequence: its network reduced to the other buses)
+        y0, y1, y2 = (nw[0].tocsc() for nw in networks)
+        free = np.setdiff1d(np.arange(n_bus), [ref])
+        unit = np.zeros((n_bus, n), dtype=complex)
+        unit[loaded, np.arange(n)] = 1.0
+        z = np.zeros((3, n_bus, n), dtype=complex)
+        z[0] = splu(y0).solve(unit)
+        z[2] = splu(y2).solve(unit)
+        lu1 = splu(y1[free][:, free].tocsc())
+        z[1][free] = lu1.solve(unit[free])
+        ppc_ref = ppci["bus"][ref]
+        v_ref = ppc_ref[7].real * np.exp(1j * np.deg2rad(ppc_ref[8].real))  # VM, VA
+        v1 = np.empty(n_bus, dtype=complex)
+        v1[ref] = v_ref
+        v1[free] = lu1.solve(-(y1[free][:, [ref]].toarray()[:, 0]) * v_ref)
+        self._v_noload_012 = np.stack([np.zeros(n_bus, dtype=complex), v1, np.zeros(n_bus, dtype=complex)])
+        self._z_all = z  # (3, bus, loaded bus)
+        # the reduced system in phases, phase-major (a of every loaded bus, then b, then c):
+        # Z_abc = A diag(Z0, Z1, Z2) A^-1 bus-pair by bus-pair
+        zl = z[:, loaded, :]
+        self._z = np.einsum("ps,sij,sq->piqj", _A, zl, _A_INV).reshape(3 * n, 3 * n)
+        self._v_noload = (_A @ self._v_noload_012[:, loaded]).reshape(3 * n)
+
+    # --- injections ------------------------------------------------------------------------------
+    def _scales(self) -> dict[str, np.ndarray]:
+        """Each table's ``in_service`` times ``scaling`` and sign (consumption positive), read from the net."""
+        scales = {}
+        for table_name in self._tables:
+            table = self.net[table_name]
+            scale = table["in_service"].to_numpy(dtype=float) * _GENERATION.get(table_name, 1.0)
+            if "scaling" in table.columns:
+                scale = scale * table["scaling"].to_numpy(dtype=float)
+            scales[table_name] = scale
+        return scales
+
+    def _powers(self, powers: dict | None, scales: dict[str, np.ndarray]) -> np.ndarray:
+        """The loaded buses' complex power per phase (consumption positive, pu), phase-major (3 n,)."""
+        powers = powers or {}
+        s = np.zeros((3, self._n_loaded), dtype=complex)
+        for table_name in self._tables:
+            balanced = table_name in _BALANCED
+            if table_name in powers:
+                p, q = (np.asarray(v, dtype=float) for v in powers[table_name])
+            else:
+                table = self.net[table_name]
+                if balanced:
+                    p, q = table["p_mw"].to_numpy(dtype=float), table["q_mvar"].to_numpy(dtype=float)
+                else:
+                    p = np.column_stack([table[f"p_{ph}_mw"].to_numpy(dtype=float) for ph in "abc"])
+                    q = np.column_stack([table[f"q_{ph}_mvar"].to_numpy(dtype=float) for ph in "abc"])
+            scale = scales[table_name]
+            power = (p + 1j * q) * (scale if p.ndim == 1 else scale[:, None])
+            per_phase = np.repeat((power / 3.0)[:, None], 3, axis=1) if balanced else power
+            for phase in range(3):
+                np.add.at(s[phase], self._positions[table_name], per_phase[:, phase])
+        return s.reshape(-1) / self._base_mva
+
+    # --- solving ---------------------------------------------------------------------------------
+    def solve(self, powers: dict | None = None) -> PowerFlowArrays:
+        """Run the three-phase power flow on ``powers`` (as :meth:`PgmPowerFlow.solve`) and return the results.
+
+        Raises
+        ------
+        PowerFlowNotConverged
+            If neither the fixed point nor power-grid-model converges.
+        """
+        return self.solve_many([powers])[0]
+
+    def solve_many(self, states: list[dict | None]) -> list[PowerFlowArrays]:
+        """:meth:`solve` for several states, one after the other (each as if alone: the same numbers to the
+        last digit), with what they share (the tables' ``in_service``/``scaling``, BLAS's threads) set once."""
+        scales = self._scales()
+        results: list[PowerFlowArrays | None] = []
+        with _one_blas_thread():
+            for powers in states:
+                currents = self._iterate(self._powers(powers, scales))
+                results.append(None if currents is None else self._results(currents))
+        for k, result in enumerate(results):
+            if result is None:  # no contraction: power-grid-model's Newton-Raphson decides
+                if self._fallback is None:
+                    self._fallback = PgmPowerFlow(self.net, symmetric=False)
+                results[k] = self._fallback.solve(states[k])
+        return results
+
+    def _iterate(self, s: np.ndarray) -> np.ndarray | None:
+        """The loaded phases' currents (injected, pu) at the fixed point, None if it was not reached."""
+        z, v_nl, tolerance = self._z, self._v_noload, self.tolerance_pu
+        v = v_nl
+        injected = -s
+        for k in range(1, self.max_iterations + 1):
+            current = np.conj(injected / v)
+            v_next = v_nl + z @ current
+            change = np.abs(v_next - v).max()
+            v = v_next
+            if change < tolerance:
+                self.iterations = k
+                return np.conj(injected / v)
+            if not np.isfinite(change):
+                break
+        self.iterations = self.max_iterations
+        return None
+
+    def _results(self, currents: np.ndarray) -> PowerFlowArrays:
+        n = self._n_loaded
+        i012 = _A_INV @ currents.reshape(3, n)  # (sequence, loaded bus)
+        v012 = self._v_noload_012 + np.stack([self._z_all[k] @ i012[k] for k in range(3)])
+        v_abc = _A @ v012  # (phase, bus)
+        i_from = _A @ np.stack([self._yf[k] @ v012[k] for k in range(3)])  # (phase, branch)
+        i_to = _A @ np.stack([self._yt[k] @ v012[k] for k in range(3)])
+        s_from = (v_abc[:, self._from_bus] * np.conj(i_from)).T * self._base_mva  # (branch, phase) MVA
+        s_to = (v_abc[:, self._to_bus] * np.conj(i_to)).T * self._base_mva
+        ka_from = np.abs(i_from).T * self._ka_from[:, None]
+        ka_to = np.abs(i_to).T * self._ka_to[:, None]
+        v = v_abc.T[self._bus_rows]
+        lines, trafos = self._lines, self._trafos
+        return PowerFlowArrays(
+            vm_pu=np.abs(v), va_degree=np.angle(v, deg=True),
+            line_p_from_mw=s_from[lines].real, line_q_from_mvar=s_from[lines].imag,
+            line_p_to_mw=s_to[lines].real, line_q_to_mvar=s_to[lines].imag,
+            line_i_from_ka=ka_from[lines], line_i_to_ka=ka_to[lines],
+            trafo_p_hv_mw=s_from[trafos].real, trafo_q_hv_mvar=s_from[trafos].imag,
+            trafo_p_lv_mw=s_to[trafos].real, trafo_q_lv_mvar=s_to[trafos].imag,
+            trafo_i_hv_ka=ka_from[trafos], trafo_i_lv_ka=ka_to[trafos],
+        )
