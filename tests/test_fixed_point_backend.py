@@ -14,7 +14,11 @@ from test_pgm_backend import DATA, LEVELS, STEPS, _balanced_feeder, _set, commun
 from lec_cosim.models.fixed_point_backend import FixedPointPowerFlow
 from lec_cosim.models.ieee_eulv import build_ieee_eulv
 from lec_cosim.models.lem_grid import LemGrid
-from lec_cosim.models.pgm_backend import PgmPowerFlow, PowerFlowNotConverged, UnsupportedNetwork
+from lec_cosim.models.pgm_backend import (
+    PgmPowerFlow,
+    PowerFlowNotConverged,
+    UnsupportedNetwork,
+)
 
 FIELDS_ABS = {  # each field's largest difference allowed: pu, degrees, MW/Mvar, kA
     "vm_pu": 1e-8, "va_degree": 1e-6,
