@@ -279,3 +279,21 @@ def test_profile_column_errors(tmp_path):
     no_time = write(tmp_path, "t,a\n2016-01-01T00:00,1\n", "no_time.csv")
     with pytest.raises(DataError, match="column 'time' missing"):
         read_profile_columns(no_time, ["a"])
+
+
+def test_a_profile_read_again_is_the_same_and_a_changed_file_is_read_anew(tmp_path):
+    """The process keeps the last tables read (a federate reads the PV profiles twice): a copy each time, and a
+    file changed since is read again."""
+    from lec_cosim.models.timeseries import read_profile_table
+
+    path = tmp_path / "pv.csv"
+    path.write_text("time,a\n2016-01-01T00:00,0.5\n2016-01-01T00:15,0.25\n")
+    first = read_profile_table(path, ["a"])
+    first.loc[0, "a"] = 9.0  # the caller's copy: the next reader must not see it
+    again = read_profile_table(path, ["a"])
+    assert again["a"].tolist() == [0.5, 0.25]
+    path.write_text("time,a\n2016-01-01T00:00,0.75\n2016-01-01T00:15,0.25\n2016-01-01T00:30,0.125\n")
+    assert read_profile_table(path, ["a"])["a"].tolist() == [0.75, 0.25, 0.125]
+    path.write_text("time,a\n2016-01-01T00:00,x\n2016-01-01T00:15,0.25\n")
+    with pytest.raises(DataError, match="not a number"):
+        read_profile_table(path, ["a"])
