@@ -547,12 +547,12 @@ def test_chromium_renders_tables_and_figures(report, tmp_path):
     assert (flat == MPL_ORANGE).all(axis=1).sum() > 300
 
 
-def test_chromium_shows_the_timeline_and_the_feeder_map_at_their_size(runs, tmp_path):
+def test_chromium_shows_the_timeline_and_the_feeder_map_at_their_size(runs, tmp_path, capsys):
     """The local-market run's page, whole in a tall window: the timeline's and the map's own colours (those no
     other figure of the page has) cover at least as many screen pixels as they have image pixels. (The kind's
     figure, 1320 pixels wide, is scaled down to the page's width, so its colours are not all kept.)"""
     out = tmp_path / "lem.html"
-    result = cli("report", runs["lem"], "-o", out)
+    result = cli_in_process(capsys, "report", runs["lem"], "-o", out)
     assert result.returncode == 0, result.stderr
     page = Page(out.read_text(encoding="utf-8"))
     images = {f.attrs["id"]: packed(np.asarray(figure_image(f).convert("RGB"))) for f in page.root.find_all("figure")}
