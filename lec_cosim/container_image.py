@@ -13,9 +13,11 @@ built in three cached steps, each only when its inputs changed:
    ``lec-cosim run`` here), and of pip itself, into ``CACHE/wheels-<key>/``.
 3. **runtime** (:func:`ensure_runtime`): the base with a virtual environment in ``/opt/lec-cosim``
    holding the wheels, installed by pip run from its own wheel (``--no-index``) in a container
-   without network (``--network none``), and committed as :data:`RUNTIME_IMAGE`, labelled with its
-   key. The wheels are bind-mounted, so neither they nor pip end up in the image. This is the
-   expensive step (1.5 to 3 minutes on 2 shared cores), done once per machine and dependency set.
+   without network (``--network none``), and committed as ``lec-cosim-runtime:<key>``, labelled with its
+   key, and tagged :data:`RUNTIME_IMAGE`. The wheels are bind-mounted, so neither they nor pip end up in the
+   image. This is the expensive step (1.5 to 3 minutes on 2 shared cores), done once per machine and dependency
+   set: the images of the last :data:`RUNTIMES_KEPT` sets are kept, so that two environments of one machine
+   with other versions (a clean clone's new ``.venv`` and an older work tree's) do not rebuild it in turn.
 
 The image a compose project runs is, here, :data:`lec_cosim.compose.LOCAL_DOCKERFILE` on top of the runtime
 image instead of the generated Dockerfile (which installs from a registry; the same layout: the project's
@@ -92,6 +94,9 @@ TRIMMED = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man
 """Emptied in the base root file system: apt's downloads and lists, documentation and translations."""
 BASE_IMAGE = "lec-cosim-base"
 RUNTIME_KEY_LABEL = "org.lec-cosim.runtime-key"
+RUNTIMES_KEPT = 2
+"""Runtime images kept, one per dependency set (``lec-cosim-runtime:<key>``, 1.35 GB each): the newest, the one
+in use among them."""
 VENV = "/opt/lec-cosim"
 EXTRAS_LEFT_OUT = {"helics": {"cli"}}
 """Extras lec-cosim asks for that the containers never use: helics-cli serves ``helics run`` on the host."""
@@ -431,6 +436,11 @@ def runtime_key(requirements: list[str]) -> str:
     return _key("runtime-v1", base_key(), requirements, _pip_version(), _install_script())
 
 
+def runtime_tag(key: str) -> str:
+    """The runtime image of the dependency set ``key``."""
+    return f"{RUNTIME_IMAGE}:{key}"
+
+
 def _label(reference: str, label: str) -> str | None:
     result = _run([DOCKER, "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', reference],
                   check=False)
@@ -443,7 +453,7 @@ def ensure_runtime() -> str:
     Returns
     -------
     str
-        :data:`RUNTIME_IMAGE`.
+        The image, ``lec-cosim-runtime:<key>`` (also tagged :data:`RUNTIME_IMAGE` now).
 
     Raises
     ------
@@ -455,29 +465,48 @@ def ensure_runtime() -> str:
     with _locked("image"):
         requirements = runtime_requirements()
         key = runtime_key(requirements)
-        if _label(RUNTIME_IMAGE, RUNTIME_KEY_LABEL) == key:
-            return RUNTIME_IMAGE
-        base = ensure_base()
-        wheels = ensure_wheelhouse(requirements)
-        replaced = image_id(RUNTIME_IMAGE)
-        builder = f"lec-cosim-runtime-build-{uuid.uuid4().hex[:12]}"
-        _run([DOCKER, "create", "--name", builder, "--network", "none", "--volume", f"{wheels}:/wheels:ro",
-              base, "sh", "-c", _install_script()])
-        try:
-            installed = _run([DOCKER, "start", "--attach", builder], check=False, timeout=1800)
-            if installed.returncode != 0:
-                raise ContainerError(f"installing the wheels into {RUNTIME_IMAGE} failed:\n"
-                                     f"{(installed.stdout + installed.stderr).strip()[-3000:]}")
-            changes = [f"ENV PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                       "ENV LANG=C.UTF-8 PYTHONUNBUFFERED=1", f"LABEL {RUNTIME_KEY_LABEL}={key}", 'CMD ["python"]']
-            _run([DOCKER, "commit", "--message", "lec-cosim's dependencies from wheels, installed without network",
-                  *(part for change in changes for part in ("--change", change)), builder, RUNTIME_IMAGE],
-                 timeout=600)
-        finally:
-            _run([DOCKER, "rm", "--force", builder], check=False)
-        if replaced and replaced != image_id(RUNTIME_IMAGE):
-            _run([DOCKER, "image", "rm", replaced], check=False)  # kept if an image still builds on it
-    return RUNTIME_IMAGE
+        tag = runtime_tag(key)
+        latest = _label(RUNTIME_IMAGE, RUNTIME_KEY_LABEL)
+        if latest and latest != key and image_id(runtime_tag(latest)) is None:
+            _run([DOCKER, "tag", RUNTIME_IMAGE, runtime_tag(latest)])  # made before images were kept per key
+        if _label(tag, RUNTIME_KEY_LABEL) != key:
+            if latest == key:
+                _run([DOCKER, "tag", RUNTIME_IMAGE, tag])
+            else:
+                _build_runtime(requirements, key, tag)
+        if latest != key:
+            _run([DOCKER, "tag", tag, RUNTIME_IMAGE])
+        _remove_old_runtimes(tag)
+    return tag
+
+
+def _build_runtime(requirements: list[str], key: str, tag: str) -> None:
+    base = ensure_base()
+    wheels = ensure_wheelhouse(requirements)
+    builder = f"lec-cosim-runtime-build-{uuid.uuid4().hex[:12]}"
+    _run([DOCKER, "create", "--name", builder, "--network", "none", "--volume", f"{wheels}:/wheels:ro",
+          base, "sh", "-c", _install_script()])
+    try:
+        installed = _run([DOCKER, "start", "--attach", builder], check=False, timeout=1800)
+        if installed.returncode != 0:
+            raise ContainerError(f"installing the wheels into {tag} failed:\n"
+                                 f"{(installed.stdout + installed.stderr).strip()[-3000:]}")
+        changes = [f"ENV PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                   "ENV LANG=C.UTF-8 PYTHONUNBUFFERED=1", f"LABEL {RUNTIME_KEY_LABEL}={key}", 'CMD ["python"]']
+        _run([DOCKER, "commit", "--message", "lec-cosim's dependencies from wheels, installed without network",
+              *(part for change in changes for part in ("--change", change)), builder, tag], timeout=600)
+    finally:
+        _run([DOCKER, "rm", "--force", builder], check=False)
+
+
+def _remove_old_runtimes(kept: str) -> None:
+    """Remove the runtime images of other dependency sets but the newest :data:`RUNTIMES_KEPT` - 1 (an image
+    a container or another image still builds on stays)."""
+    listed = _run([DOCKER, "image", "ls", RUNTIME_IMAGE, "--format", "{{.CreatedAt}}\t{{.Tag}}"]).stdout
+    others = sorted((line.split("\t") for line in listed.splitlines() if "\t" in line), reverse=True)
+    tags = [runtime_tag(name) for _, name in others if name not in ("latest", "<none>")]
+    for old in [tag for tag in tags if tag != kept][RUNTIMES_KEPT - 1:]:
+        _run([DOCKER, "image", "rm", old], check=False)
 
 
 # --- the project image and its compose project --------------------------------------------------------------
@@ -499,12 +528,13 @@ def build_image(compose_file: Path, tag: str) -> str:
     compose_file = Path(compose_file).resolve()
     build = _compose_document(compose_file)["x-lec-cosim"]["build"]
     context = (compose_file.parent / build["context"]).resolve()
-    ensure_runtime()
+    runtime = ensure_runtime()
     replaced = image_id(tag)
-    # the project's own Dockerfile installs from a registry: here the same layout on the runtime image
+    # the project's own Dockerfile installs from a registry: here the same layout on the runtime image, this
+    # Python's own (another environment of the machine may have moved RUNTIME_IMAGE to its own since)
     with tempfile.TemporaryDirectory() as tmp:
         dockerfile = Path(tmp) / "Dockerfile"
-        dockerfile.write_text(LOCAL_DOCKERFILE)
+        dockerfile.write_text(LOCAL_DOCKERFILE.replace(f"FROM {RUNTIME_IMAGE}\n", f"FROM {runtime}\n", 1))
         _run([DOCKER, "build", "--quiet", "--network", "none", "--tag", tag, "--file", str(dockerfile),
               str(context)], timeout=900)
     built = image_id(tag)

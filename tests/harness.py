@@ -435,3 +435,20 @@ def start_year_run(tmp_path: Path) -> tuple[Path, subprocess.Popen]:
         line = proc.stdout.readline()
         assert line or proc.poll() is None, proc.stderr.read()
     return out, proc
+
+
+def cli_in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """``lec-cosim ARGS`` through the CLI's own ``main`` in this process, as a finished process: its exit code
+    (argparse's too), stdout and stderr. For commands that end in an input error before anything runs: a
+    ``python -m lec_cosim.cli`` process costs a second of imports to print its one line. The CLI as a process
+    (what reaches a user's terminal, the exit code through ``sys.exit``) stays with the tests that run it so."""
+    from lec_cosim.cli import main
+
+    argv = [str(arg) for arg in args]
+    capsys.readouterr()  # what the test printed before is not the command's
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["lec-cosim", *argv], code, out, err)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from harness import cli_in_process
 
 from lec_cosim.cli import main
 
@@ -60,10 +61,9 @@ def test_one_clear_line_and_exit_code_2(name, capsys):
 @pytest.mark.parametrize("name", ["negative_capacity.yaml", "prices_nan.yaml", "lem_bids_broken.yaml",
                                   "mlec_band_inverted.yaml", "number_boolean_on.yaml", "utf16.yaml",
                                   "lem_feeder_trafo_zero_rating.yaml", "mlec_pv_percent.yaml"])
-def test_run_refuses_before_writing_anything(name, tmp_path):
+def test_run_refuses_before_writing_anything(name, tmp_path, capsys):
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(CORPUS / name), "--out", str(out)],
-                          capture_output=True, text=True, timeout=60)
+    done = cli_in_process(capsys, "run", CORPUS / name, "--out", out)  # as a process: the run_* cases below
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not out.exists() and not list(tmp_path.iterdir())
 

@@ -11,7 +11,7 @@ import helics as h
 import pytest
 import yaml
 
-from harness import SHARED_RUNS, TestFederate, shared_run, write_scenario
+from harness import SHARED_RUNS, TestFederate, cli_in_process, shared_run, write_scenario
 from lec_cosim.federation import (
     broker_port_span,
     free_broker_port,
@@ -155,12 +155,15 @@ def test_a_federate_failing_in_a_hierarchy_stops_every_broker(tmp_path):
 
 
 @pytest.mark.parametrize("k", ["-1", "6"])
-def test_sub_brokers_out_of_range_is_a_one_line_input_error(tmp_path, k):
+def test_sub_brokers_out_of_range_is_a_one_line_input_error(tmp_path, k, capsys):
     scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
     for command in (["run", str(scenario), "--out", str(tmp_path / "out")],
                     ["runner", str(scenario), "-o", str(tmp_path / "runner" / "runner.json")]):
-        result = subprocess.run(CLI + command + ["--sub-brokers", k], capture_output=True, text=True, timeout=60,
-                                check=False)
+        if k == "-1" and command[0] == "run":  # once as the process a user runs
+            result = subprocess.run(CLI + command + ["--sub-brokers", k], capture_output=True, text=True, timeout=60,
+                                    check=False)
+        else:
+            result = cli_in_process(capsys, *command, "--sub-brokers", k)
         assert result.returncode == 2
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "--sub-brokers" in lines[0] and "from 0 to 5" in lines[0]
@@ -207,7 +210,7 @@ def test_a_run_over_hosts_of_this_machine_gives_the_single_brokers_results(tmp_p
     ([], {"broker": {"hosts": [{"address": "127.0.0.2", "federates": ["market"]}, "127.0.0.3"]}},
      "broker.hosts", "give federates on every host or on none"),
 ])
-def test_bad_hosts_are_one_line_input_errors(tmp_path, options, changes, where, reason):
+def test_bad_hosts_are_one_line_input_errors(tmp_path, options, changes, where, reason, capsys):
     scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
     if changes:  # written as a user would, unchecked: the schema's errors are the CLI's to tell
         data = yaml.safe_load(scenario.read_text())
@@ -215,18 +218,18 @@ def test_bad_hosts_are_one_line_input_errors(tmp_path, options, changes, where, 
         scenario.write_text(yaml.safe_dump(data))
     for command in (["run", str(scenario), "--out", str(tmp_path / "out")],
                     ["runner", str(scenario), "-o", str(tmp_path / "runner" / "runner.json")]):
-        result = subprocess.run(CLI + command + options, capture_output=True, text=True, timeout=60, check=False)
+        result = cli_in_process(capsys, *command, *options)
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and where in lines[0] and reason in lines[0], lines
     assert not (tmp_path / "out").exists() and not (tmp_path / "runner").exists()
 
 
-def test_launch_of_a_host_the_federation_does_not_have_is_a_one_line_input_error(tmp_path):
+def test_launch_of_a_host_the_federation_does_not_have_is_a_one_line_input_error(tmp_path, capsys):
     scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3})
     run_dir = tmp_path / "run"
-    subprocess.run(CLI + ["runner", str(scenario), "-o", str(run_dir / "runner.json"), "--hosts",
-                          "127.0.0.2,127.0.0.3"], check=True, capture_output=True, timeout=60)
+    made = cli_in_process(capsys, "runner", scenario, "-o", run_dir / "runner.json", "--hosts", "127.0.0.2,127.0.0.3")
+    assert made.returncode == 0, made.stderr
     result = subprocess.run(CLI + ["launch", str(run_dir), "--host", "127.0.0.9"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2

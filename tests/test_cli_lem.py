@@ -1,8 +1,10 @@
 """The CLI with local-market scenarios, as a user meets it: validate, one-line input errors, train-bidders.
 
-Every command runs as ``python -m lec_cosim.cli`` in a subprocess. Bad input must give exit code 2
-and one line on stderr naming the file, the field and the reason, without a traceback; ``run`` must
-fail before it creates the results folder or starts any process.
+Bad input must give exit code 2 and one line on stderr naming the file, the field and the reason, without
+a traceback; ``run`` must fail before it creates the results folder or starts any process. ``validate`` of the
+shipped scenarios, ``train-bidders`` and the runs refused for their learned-bids file run as
+``python -m lec_cosim.cli`` processes, as a user runs them; the other refusals through the CLI's own ``main``
+in the test process (the same exit code and stderr, without a second of imports for each one line).
 
 The learning run with the DN-impact penalty starts in the background when the module starts, so
 that it overlaps the other tests; the last test collects it. It learns the first four hours of the
@@ -15,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from harness import SCENARIOS, processes_mentioning, write_scenario
+from harness import SCENARIOS, cli_in_process, processes_mentioning, write_scenario
 
 from lec_cosim.models.bidding import FEED_IN_EUR_PER_KWH, retail_tariff_eur_per_kwh
 
@@ -108,11 +110,11 @@ def test_validate_accepts_the_four_local_market_scenarios():
     ("ieee_eu_lv_lem_plain", {"market.learned_bids_file": None}, "market.learned_bids_file", "chp_strategy aco"),
     ("ieee_eu_lv_base_plain", {"start": "2016-05-26T06:00:00"}, "start", "midnight"),
 ], ids=["tariff", "market_min", "federates", "band_equal", "band_inverted", "aco_without_bids", "start_time"])
-def test_a_bad_field_is_one_line_naming_file_field_and_reason(tmp_path, base, changes, field, reason):
+def test_a_bad_field_is_one_line_naming_file_field_and_reason(tmp_path, base, changes, field, reason, capsys):
     path = write_scenario(tmp_path, base, changes)
     out = tmp_path / "out"
     for command in (["validate", path], ["run", path, "--out", out]):
-        assert_input_error(cli(*command), path, f": {field}: ", reason)
+        assert_input_error(cli_in_process(capsys, *command), path, f": {field}: ", reason)
     assert not out.exists()
 
 
@@ -146,14 +148,15 @@ def test_learned_bids_file_problems_stop_run_before_any_process_starts(tmp_path)
     assert processes_mentioning(str(tmp_path)) == []
 
 
-def test_a_day_outside_the_2016_pv_data_is_a_one_line_data_error(tmp_path):
+def test_a_day_outside_the_2016_pv_data_is_a_one_line_data_error(tmp_path, capsys):
     starts = {"late": "2017-05-26T00:00:00", "early": "2015-12-31T00:00:00"}
     paths = {}
     for case, start in starts.items():
         (tmp_path / case).mkdir()
         paths[case] = write_scenario(tmp_path / case, "ieee_eu_lv_lem_plain", {"start": start})
-    results = run_all({case: ["run", paths[case], "--out", tmp_path / case / "out"] for case in starts})
-    checks = run_all({case: ["validate", paths[case]] for case in starts})  # "valid" only if run would start
+    results = {case: cli_in_process(capsys, "run", paths[case], "--out", tmp_path / case / "out") for case in starts}
+    # "valid" only if run would start
+    checks = {case: cli_in_process(capsys, "validate", paths[case]) for case in starts}
     for case, start in starts.items():
         for result in (results[case], checks[case]):
             line = assert_input_error(result, paths[case], ": data: ", "2016", start[:10])
@@ -164,10 +167,10 @@ def test_a_day_outside_the_2016_pv_data_is_a_one_line_data_error(tmp_path):
 # --- train-bidders ------------------------------------------------------------------------------------
 
 
-def test_train_bidders_needs_a_scenario_with_the_lem_on(tmp_path):
+def test_train_bidders_needs_a_scenario_with_the_lem_on(tmp_path, capsys):
     names = ("ieee_eu_lv_base_plain", "ieee_eu_lv_base_bihourly", "trondelag_arbitrage")
-    results = run_all({name: ["train-bidders", SCENARIOS / f"{name}.yaml", *TRAIN, "--output", tmp_path / f"{name}.json"]
-                       for name in names})
+    results = {name: cli_in_process(capsys, "train-bidders", SCENARIOS / f"{name}.yaml", *TRAIN, "--output",
+                                    tmp_path / f"{name}.json") for name in names}
     for name in names[:2]:
         assert_input_error(results[name], SCENARIOS / f"{name}.yaml", ": market.enabled: ", "LEM on")
     assert_input_error(results["trondelag_arbitrage"], SCENARIOS / "trondelag_arbitrage.yaml", ": kind: ",

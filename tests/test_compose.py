@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import ROOT, SCENARIOS, SHARED_RUNS, shared_run, write_scenario
+from harness import ROOT, SCENARIOS, SHARED_RUNS, cli_in_process, shared_run, write_scenario
 from lec_cosim.compose import (
     BROKER_PORT,
     CONTAINER_BROKER,
@@ -203,7 +203,7 @@ def test_the_top_level_compose_file_is_the_generated_demo_of_the_default_scenari
                                                f"./broker_config/compose_demo/results:{CONTAINER_RESULTS}"]
 
 
-def test_bad_input_is_one_line_and_leaves_nothing_half_written(tmp_path):
+def test_bad_input_is_one_line_and_leaves_nothing_half_written(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(DEFAULT_SCENARIO.read_text().replace("efficiency: 0.95", "efficiency: 1.5")
                    .replace("../data", str(ROOT / "data")))
@@ -214,28 +214,25 @@ def test_bad_input_is_one_line_and_leaves_nothing_half_written(tmp_path):
         assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         assert all(phrase in lines[0] for phrase in phrases), lines[0]
 
-    # four refusals at once (each command costs its process's imports), checked one by one
-    refusals = [(("compose", bad, "-o", out), (str(bad), "battery.efficiency")),
-                (("compose", DEFAULT_SCENARIO, "-o", out, "--subnet", "10.9.0.0/30"), ("subnet",
-                                                                                      "the federation needs 6")),
-                (("compose", DEFAULT_SCENARIO, "-o", out, "--subnet", "8.8.8.0/24"), ("not a private network",)),
-                (("compose", DEFAULT_SCENARIO, "-o", ROOT), ("holds the lec-cosim project",))]
-    started = [subprocess.Popen(CLI + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for args, _ in refusals]
-    outputs = [proc.communicate(timeout=120) for proc in started]
-    for proc, output, (_, phrases) in zip(started, outputs, refusals):
-        refused(subprocess.CompletedProcess(proc.args, proc.returncode, *output), *phrases)
+    # the first as the process a user runs, the others through the CLI's main here (a process costs its imports)
+    refused(cli("compose", bad, "-o", out), str(bad), "battery.efficiency")
+    for args, phrases in [(("compose", DEFAULT_SCENARIO, "-o", out, "--subnet", "10.9.0.0/30"),
+                           ("subnet", "the federation needs 6")),
+                          (("compose", DEFAULT_SCENARIO, "-o", out, "--subnet", "8.8.8.0/24"),
+                           ("not a private network",)),
+                          (("compose", DEFAULT_SCENARIO, "-o", ROOT), ("holds the lec-cosim project",))]:
+        refused(cli_in_process(capsys, *args), *phrases)
     assert sorted(tmp_path.iterdir()) == [bad]  # nor DIR, nor DIR.partial
 
-    assert cli("compose", DEFAULT_SCENARIO, "-o", out).returncode == 0
+    assert cli_in_process(capsys, "compose", DEFAULT_SCENARIO, "-o", out).returncode == 0
     written = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (out / "results" / "summary.json").write_text("{}")
-    refused(cli("compose", DEFAULT_SCENARIO, "-o", out), str(out), "--force")
+    refused(cli_in_process(capsys, "compose", DEFAULT_SCENARIO, "-o", out), str(out), "--force")
     assert (out / "results" / "summary.json").exists()
 
     # --force replaces the whole folder, results too, with the same bytes as before: no
     # timestamps, no free-port draw.
-    result = cli("compose", DEFAULT_SCENARIO, "-o", out, "--force")
+    result = cli_in_process(capsys, "compose", DEFAULT_SCENARIO, "-o", out, "--force")
     assert result.returncode == 0, result.stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "compose"]

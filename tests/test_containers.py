@@ -14,6 +14,7 @@ import ipaddress
 import json
 import math
 import os
+import subprocess
 import uuid
 from importlib import metadata
 
@@ -120,6 +121,24 @@ def test_the_containers_give_the_cli_runs_tables_and_kpis(tmp_path, tmp_path_fac
     for entry in WALL_CLOCK:
         summary.pop(entry), theirs.pop(entry)
     assert summary == theirs
+
+
+def test_the_runtime_images_of_the_last_two_dependency_sets_are_kept(monkeypatch):
+    """Two environments of one machine with other dependency versions each keep their runtime image (they rebuilt
+    each other's in turn, a minute or more each time); a third set's image goes, the newest other one stays."""
+    listed = ("2026-12-07 15:40:02 +0000 UTC\tlatest\n2026-12-07 15:40:02 +0000 UTC\tbbbb\n"
+              "2026-12-07 15:08:57 +0000 UTC\taaaa\n2026-12-06 09:12:00 +0000 UTC\tcccc\n"
+              "2026-12-05 09:12:00 +0000 UTC\t<none>\n")
+    commands = []
+
+    def run(command, **_):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0, listed if command[1:3] == ["image", "ls"] else "", "")
+
+    monkeypatch.setattr(ci, "_run", run)
+    ci._remove_old_runtimes(ci.runtime_tag("aaaa"))  # in use: aaaa; bbbb the newest other one
+    assert [c for c in commands if c[1:3] == ["image", "rm"]] == [[ci.DOCKER, "image", "rm", ci.runtime_tag("cccc")]]
+    assert ci.RUNTIMES_KEPT == 2
 
 
 def test_the_runtime_image_holds_exactly_the_installed_versions_of_the_run_time_dependencies():

@@ -7,13 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from harness import ROOT, SHARED_RUNS, shared_run, write_scenario
+from harness import ROOT, SHARED_RUNS, cli_in_process, shared_run, write_scenario
 
 from lec_cosim.inproc import run_inproc
 from lec_cosim.models.ev_charging import (
@@ -27,7 +25,6 @@ from lec_cosim.models.ev_charging import (
 from lec_cosim.scenario import load_scenario
 
 STATS = MobilityStatistics.from_folder(ROOT / "data" / "ev")
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
 
 
 def test_uncontrolled_charges_from_arrival_at_full_power_until_the_need_is_met():
@@ -242,9 +239,9 @@ def test_the_three_lec_feeder_carries_the_evs_and_the_lecs_plan_without_them(thr
      [": ev: the DSO sets its limits for the next hour (dso.limits)", "leave out one of the two"]),
     ("ieee_eu_lv_three_lecs_ev", {"ev.count": 56}, ["ev.count: 56 EVs for 55 homes"]),
 ])
-def test_ev_scenarios_that_cannot_run_as_meant_are_one_line(tmp_path, base, changes, needles):
+def test_ev_scenarios_that_cannot_run_as_meant_are_one_line(tmp_path, base, changes, needles, capsys):
     path = write_scenario(tmp_path, base, changes)
-    done = subprocess.run(CLI + ["validate", str(path)], capture_output=True, text=True, timeout=120)
+    done = cli_in_process(capsys, "validate", path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert all(needle in done.stderr for needle in needles), done.stderr
 
@@ -256,14 +253,14 @@ def test_ev_scenarios_that_cannot_run_as_meant_are_one_line(tmp_path, base, chan
     ("DistanceDurationTrip.csv", lambda text: text.replace("0.02895", "-0.02895"), "not negative"),
     ("DistanceDurationTrip.csv", lambda text: text.replace("1,0.02895,", "1,", 1), "one probability per duration"),
 ])
-def test_broken_trip_statistics_are_one_line_naming_the_file(tmp_path, file, edit, reason):
+def test_broken_trip_statistics_are_one_line_naming_the_file(tmp_path, file, edit, reason, capsys):
     import shutil
 
     folder = tmp_path / "ev"
     shutil.copytree(ROOT / "data" / "ev", folder)
     (folder / file).write_text(edit((folder / file).read_text()))
     path = write_scenario(tmp_path, "trondelag_arbitrage_ev", {"ev.mobility_dir": str(folder)})
-    done = subprocess.run(CLI + ["validate", str(path)], capture_output=True, text=True, timeout=120)
+    done = cli_in_process(capsys, "validate", path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"ev.mobility_dir: {folder / file}: " in done.stderr and reason in done.stderr, done.stderr
 

@@ -4,7 +4,8 @@ First, programs forked by a server directly, each against the same program run a
 process: the same output byte for byte (tracebacks included), the same exit code (a signal's negative). Then
 federations through the launcher: results and logs equal to those of new processes (``LEC_COSIM_FORK_SERVER=0``),
 a crashing federate's exit code and error line, a federate killed by a signal, a server that cannot start, and
-nothing left running after a success, a failure, or ``lec-cosim run`` killed with SIGKILL.
+nothing left running after a success or a failure (after ``lec-cosim run`` killed with SIGKILL: the server's five
+federates are counted in ``tests/test_run_outcomes.py``, whose SIGKILL test checks that all end).
 """
 
 import json
@@ -258,16 +259,8 @@ def test_a_forked_federate_killed_by_a_signal_is_named_with_it(tmp_path):
     assert no_process_mentions(str(staging), str(tmp_path / "year.incomplete"))
 
 
-@pytest.mark.timeout(200)
-def test_sigkill_of_the_cli_ends_the_server_and_its_federates(tmp_path):
-    out, proc = start_year_run(tmp_path)
-    staging = out.with_name(out.name + ".partial")
-    server = server_of(proc)
-    forked = [pid for pid in processes_mentioning(str(staging / "configs")) if parent_pid(pid) == server]
-    assert len(forked) == 5  # market, lec_ems, households, dso, recorder
-    proc.kill()
-    proc.wait(timeout=10)
-    assert wait_until(lambda: processes_mentioning(str(staging)) == [], timeout_s=10)
+# SIGKILL of lec-cosim run with its five federates forked by the server: the server and every federate end with it
+# (tests/test_run_outcomes.py, test_sigkill_of_the_cli_takes_the_federation_with_it: one year run for both).
 
 
 @pytest.mark.timeout(200)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import shared_run, wait_until, write_scenario
+from harness import cli_in_process, shared_run, wait_until, write_scenario
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                 reason="network namespaces need root and iproute2 (CI runs as root)")
@@ -114,21 +114,21 @@ def _finish(launches: dict[str, subprocess.Popen], timeout_s: float) -> dict[str
     return results
 
 
-def _runner(scenario: Path, run_dir: Path, *options: str) -> list[str]:
-    result = subprocess.run(CLI + ["runner", str(scenario), "-o", str(run_dir / "runner.json"), *options],
-                            capture_output=True, text=True, timeout=120)
+def _runner(capsys, scenario: Path, run_dir: Path, *options: str) -> list[str]:
+    """``lec-cosim runner``, through the CLI's main in this process (it only writes files): what it printed."""
+    result = cli_in_process(capsys, "runner", scenario, "-o", run_dir / "runner.json", *options)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
 
-def test_a_federation_over_three_hosts_gives_the_single_brokers_kpis(hosts, tmp_path, tmp_path_factory):
+def test_a_federation_over_three_hosts_gives_the_single_brokers_kpis(hosts, tmp_path, tmp_path_factory, capsys):
     """The shipped day, the federates placed on two hosts by the scenario, the root broker on a third."""
     _, single_run = shared_run(tmp_path_factory, "trondelag_arbitrage")
     scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"broker": {"address": HOSTS["root"], "hosts": [
         {"address": HOSTS["h1"], "federates": ["market", "households", "recorder"]},
         {"address": HOSTS["h2"], "federates": ["lec_ems", "dso"]}]}})
     run_dir = tmp_path / "run"
-    printed = _runner(scenario, run_dir)
+    printed = _runner(capsys, scenario, run_dir)
     assert f"  on {HOSTS['h2']}: lec-cosim launch {run_dir} --host {HOSTS['h2']}    (or helics run --path " \
         f"{run_dir / 'hosts' / (HOSTS['h2'] + '.json')})" in printed
     parts = {path.stem: [e["name"] for e in json.loads(path.read_text())["federates"]]
@@ -156,7 +156,7 @@ def test_a_federation_over_three_hosts_gives_the_single_brokers_kpis(hosts, tmp_
     assert hosts.pids() == []
 
 
-def test_the_hosts_compose_files_run_the_federation_over_three_hosts(hosts, tmp_path, tmp_path_factory):
+def test_the_hosts_compose_files_run_the_federation_over_three_hosts(hosts, tmp_path, tmp_path_factory, capsys):
     """``lec-cosim compose`` over hosts: a compose file per host, its services on the host's own network stack. Each
     host's services are run here in its namespace, as the containers would run them (the container paths mapped
     back to this machine's, as tests/test_compose.py does): the single broker's KPIs."""
@@ -165,9 +165,8 @@ def test_the_hosts_compose_files_run_the_federation_over_three_hosts(hosts, tmp_
     _, single_run = shared_run(tmp_path_factory, "trondelag_arbitrage")
     scenario = write_scenario(tmp_path, "trondelag_arbitrage", {})
     out = tmp_path / "compose"
-    result = subprocess.run(CLI + ["compose", str(scenario), "-o", str(out), "--broker-address", HOSTS["root"],
-                                   "--hosts", f"{HOSTS['h1']},{HOSTS['h2']}"], capture_output=True, text=True,
-                            timeout=120)
+    result = cli_in_process(capsys, "compose", scenario, "-o", out, "--broker-address", HOSTS["root"],
+                            "--hosts", f"{HOSTS['h1']},{HOSTS['h2']}")
     assert result.returncode == 0, result.stderr
     assert not (out / "docker-compose.yml").exists()
     files = {path.stem: yaml.safe_load(path.read_text()) for path in (out / "hosts").glob("*.yml")}
@@ -203,13 +202,13 @@ def _same_kpis(ours: dict, theirs: dict) -> None:
             ours[key] == value, key
 
 
-def test_messages_cross_hosts_on_time_three_lecs_trading_peer_to_peer(hosts, tmp_path):
+def test_messages_cross_hosts_on_time_three_lecs_trading_peer_to_peer(hosts, tmp_path, capsys):
     """Three LECs trading peer to peer (the platform's answers are messages sent at H + 4 ms, the case that needs the
     root's global clock) over three hosts, against the same scenario on one broker on this machine."""
     scenario = write_scenario(tmp_path, "ieee_eu_lv_three_lecs",
                               {"resolution.grid_min": 60, "horizon_h": 6, "framework": "p2p"})
     run_dir = tmp_path / "run"
-    _runner(scenario, run_dir, "--broker-address", HOSTS["root"], "--hosts", f"{HOSTS['h1']},{HOSTS['h2']}")
+    _runner(capsys, scenario, run_dir, "--broker-address", HOSTS["root"], "--hosts", f"{HOSTS['h1']},{HOSTS['h2']}")
     parts = {path.stem: [e["name"] for e in json.loads(path.read_text())["federates"]]
              for path in (run_dir / "hosts").glob("*.json")}
     assert parts[HOSTS["h1"]] == ["sub_broker_1", "lec_ems_1", "lec_ems_3", "households", "recorder"]
@@ -228,12 +227,12 @@ def test_messages_cross_hosts_on_time_three_lecs_trading_peer_to_peer(hosts, tmp
     assert hosts.pids() == []
 
 
-def test_a_host_that_disappears_ends_every_hosts_part_with_an_error_and_no_process_left(hosts, tmp_path):
+def test_a_host_that_disappears_ends_every_hosts_part_with_an_error_and_no_process_left(hosts, tmp_path, capsys):
     """Hosts from the command line (federates dealt in turn); mid-run the second host's link goes down."""
     # a heartbeat of 1 s: the hosts' brokers notice the lost one within seconds (HELICS's 5 s: some 26 s)
     scenario = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 168, "broker.heartbeat_s": 1.0})
     run_dir = tmp_path / "run"
-    _runner(scenario, run_dir, "--broker-address", HOSTS["root"], "--hosts", f"{HOSTS['h1']},{HOSTS['h2']}")
+    _runner(capsys, scenario, run_dir, "--broker-address", HOSTS["root"], "--hosts", f"{HOSTS['h1']},{HOSTS['h2']}")
     # the stall time bounds how long a host waits when HELICS's heartbeat has not told it (seen on h2 under load)
     launches = {name: hosts.launch(name, run_dir, "--stall-timeout", "20") for name in ("root", "h1", "h2")}
 

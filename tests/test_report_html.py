@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from harness import shared_runs, write_scenario
+from harness import cli_in_process, shared_runs, write_scenario
 from PIL import Image
 
 import lec_cosim
@@ -432,7 +432,7 @@ def test_every_run_has_a_timeline_and_ieee_runs_a_feeder_map(report, runs):
         assert len(buses) == 906 and len(lines) == 906  # 905 line sections and the transformer
 
 
-def test_runs_from_before_timing_and_extremes_still_render(runs, tmp_path):
+def test_runs_from_before_timing_and_extremes_still_render(runs, tmp_path, capsys):
     old_battery, old_lem = tmp_path / "old_battery", tmp_path / "old_lem"
     shutil.copytree(runs["arbitrage"], old_battery)
     shutil.rmtree(old_battery / "timing")
@@ -446,7 +446,7 @@ def test_runs_from_before_timing_and_extremes_still_render(runs, tmp_path):
     scenario["feeder"]["data_dir"] = str(tmp_path / "elsewhere" / "ieee_eulv")
     (moved / "scenario.json").write_text(json.dumps(scenario))
     out = tmp_path / "report.html"
-    result = cli("report", old_battery, old_lem, moved, "-o", out)
+    result = cli_in_process(capsys, "report", old_battery, old_lem, moved, "-o", out)
     assert result.returncode == 0, result.stderr
     page = Page(out.read_text(encoding="utf-8"))
     battery = page.root.find("div", id="run-community-battery-1").text()
@@ -547,12 +547,12 @@ def test_chromium_renders_tables_and_figures(report, tmp_path):
     assert (flat == MPL_ORANGE).all(axis=1).sum() > 300
 
 
-def test_chromium_shows_the_timeline_and_the_feeder_map_at_their_size(runs, tmp_path):
+def test_chromium_shows_the_timeline_and_the_feeder_map_at_their_size(runs, tmp_path, capsys):
     """The local-market run's page, whole in a tall window: the timeline's and the map's own colours (those no
     other figure of the page has) cover at least as many screen pixels as they have image pixels. (The kind's
     figure, 1320 pixels wide, is scaled down to the page's width, so its colours are not all kept.)"""
     out = tmp_path / "lem.html"
-    result = cli("report", runs["lem"], "-o", out)
+    result = cli_in_process(capsys, "report", runs["lem"], "-o", out)
     assert result.returncode == 0, result.stderr
     page = Page(out.read_text(encoding="utf-8"))
     images = {f.attrs["id"]: packed(np.asarray(figure_image(f).convert("RGB"))) for f in page.root.find_all("figure")}
@@ -600,21 +600,12 @@ def _bad_directories(runs, root: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-def test_bad_directories_are_one_line_errors_and_write_nothing(runs, tmp_path):
+def test_bad_directories_are_one_line_errors_and_write_nothing(runs, tmp_path, capsys):
     bad_directories = _bad_directories(runs, tmp_path / "inputs")
-    started = {}
-    for name, (bad, _) in bad_directories.items():  # the commands at once: each costs its process's imports
+    for name, (bad, reason) in bad_directories.items():  # in this process: a process a case costs its imports
         out_dir = tmp_path / name.replace(" ", "_")
         out_dir.mkdir()
-        started[name] = subprocess.Popen(CLI + [str(a) for a in ("report", runs["arbitrage"], bad, "-o",
-                                                                 out_dir / "report.html")],
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    outputs = {name: proc.communicate(timeout=120) for name, proc in started.items()}
-    results = {name: subprocess.CompletedProcess(proc.args, proc.returncode, *outputs[name])
-               for name, proc in started.items()}
-    for name, (bad, reason) in bad_directories.items():
-        out_dir = tmp_path / name.replace(" ", "_")
-        result = results[name]
+        result = cli_in_process(capsys, "report", runs["arbitrage"], bad, "-o", out_dir / "report.html")
         assert result.returncode == 2, (name, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr
         lines = result.stderr.strip().splitlines()
@@ -624,11 +615,11 @@ def test_bad_directories_are_one_line_errors_and_write_nothing(runs, tmp_path):
         assert list(out_dir.iterdir()) == [], name  # neither the report nor a temporary file
 
 
-def test_a_failed_report_leaves_the_previous_one_untouched(runs, tmp_path):
+def test_a_failed_report_leaves_the_previous_one_untouched(runs, tmp_path, capsys):
     out = tmp_path / "report.html"
-    assert cli("report", runs["arbitrage"], "-o", out).returncode == 0
+    assert cli_in_process(capsys, "report", runs["arbitrage"], "-o", out).returncode == 0
     before = out.read_bytes()
-    failed = cli("report", runs["arbitrage"], runs["interrupted"], "-o", out)
+    failed = cli_in_process(capsys, "report", runs["arbitrage"], runs["interrupted"], "-o", out)
     assert failed.returncode == 2
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]

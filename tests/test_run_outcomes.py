@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from harness import (
+    cli_in_process,
     no_process_mentions,
     parent_pid,
     processes_mentioning,
@@ -97,6 +98,8 @@ def test_sigkill_of_the_cli_takes_the_federation_with_it(tmp_path):
     children = [pid for pid in federation() if parent_pid(pid) in (proc.pid, *servers) and pid not in servers]
     assert len(children) == len(FEDERATES) + 1
     assert len([pid for pid in children if pid in processes_mentioning("lec_cosim.watchdog")]) == 1
+    # the federates are the fork server's (tests/test_forkserver.py): the kill must reach its children too
+    assert len([pid for pid in children if parent_pid(pid) in servers]) == len(FEDERATES - {"broker"})
     proc.kill()  # no handler runs: the kernel's parent-death signal must end the children
     proc.wait(timeout=10)
     assert wait_until(lambda: federation() == [], timeout_s=10)
@@ -139,14 +142,13 @@ def test_a_second_run_on_the_same_out_is_refused_and_killing_the_first_keeps_its
     assert not (tmp_path / ".year.lock").exists()
 
 
-def test_force_never_removes_a_folder_lec_cosim_did_not_write(tmp_path):
+def test_force_never_removes_a_folder_lec_cosim_did_not_write(tmp_path, capsys):
     path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
     mine = tmp_path / "my_thesis"
     mine.mkdir()
     (mine / "chapter1.tex").write_text("years of work\n")
     for target in (mine, tmp_path):  # a mistyped --out, and the working folder itself
-        done = subprocess.run(CLI + ["run", str(path), "--out", str(target), "--force", "--quiet"],
-                              capture_output=True, text=True, timeout=60)
+        done = cli_in_process(capsys, "run", path, "--out", target, "--force", "--quiet")
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
         assert "is not a lec-cosim run folder" in done.stderr and "nothing was removed" in done.stderr
     assert (mine / "chapter1.tex").read_text() == "years of work\n"
@@ -154,21 +156,19 @@ def test_force_never_removes_a_folder_lec_cosim_did_not_write(tmp_path):
     # a folder beside it named like our staging folder is the user's too
     (tmp_path / "run.partial").mkdir()
     (tmp_path / "run.partial" / "notes.txt").write_text("mine\n")
-    done = subprocess.run(CLI + ["run", str(path), "--out", str(tmp_path / "run"), "--quiet"], capture_output=True,
-                          text=True, timeout=60)
+    done = cli_in_process(capsys, "run", path, "--out", tmp_path / "run", "--quiet")
     assert done.returncode == 2 and "run.partial" in done.stderr and "nothing was removed" in done.stderr
     assert (tmp_path / "run.partial" / "notes.txt").is_file()
 
 
-def test_out_naming_a_file_is_an_input_error(tmp_path):
+def test_out_naming_a_file_is_an_input_error(tmp_path, capsys):
     path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
     (tmp_path / "taken").write_text("a file\n")
-    done = subprocess.run(CLI + ["run", str(path), "--out", str(tmp_path / "taken"), "--force"], capture_output=True,
-                          text=True, timeout=60)
+    done = cli_in_process(capsys, "run", path, "--out", tmp_path / "taken", "--force")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "a file, not a folder" in done.stderr
     assert (tmp_path / "taken").read_text() == "a file\n"
     too_long = tmp_path / ("x" * 250)
-    done = subprocess.run(CLI + ["run", str(path), "--out", str(too_long)], capture_output=True, text=True, timeout=60)
+    done = cli_in_process(capsys, "run", path, "--out", too_long)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "too long" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken", "trondelag_arbitrage.yaml"]
@@ -223,12 +223,11 @@ def test_a_finished_run_in_a_folder_with_any_name_runs_again_under_stock_helics(
 
 
 @pytest.mark.timeout(200)
-def test_a_full_disk_is_one_line_and_the_run_stays_marked_incomplete(tmp_path):
+def test_a_full_disk_is_one_line_and_the_run_stays_marked_incomplete(tmp_path, capsys):
     path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 24})
     # nothing fits: refused before anything runs, nothing left behind
     with small_disk(tmp_path / "tiny", "4k") as disk:
-        done = subprocess.run(CLI + ["run", str(path), "--out", str(disk / "out"), "--quiet"], capture_output=True,
-                              text=True, timeout=60)
+        done = cli_in_process(capsys, "run", path, "--out", disk / "out", "--quiet")
         assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
         assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
         assert list(disk.iterdir()) == []
@@ -244,25 +243,24 @@ def test_a_full_disk_is_one_line_and_the_run_stays_marked_incomplete(tmp_path):
         assert no_process_mentions(str(disk))
 
 
-def test_a_read_only_results_folder_is_one_line_and_exit_code_2(tmp_path):
+def test_a_read_only_results_folder_is_one_line_and_exit_code_2(tmp_path, capsys):
     path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
     with small_disk(tmp_path / "ro", "64k", read_only=True) as disk:
-        done = subprocess.run(CLI + ["run", str(path), "--out", str(disk / "out")], capture_output=True, text=True,
-                              timeout=60)
+        done = cli_in_process(capsys, "run", path, "--out", disk / "out")
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
         assert "Read-only file system" in done.stderr and "--out" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_refused_results_folders_are_one_line_and_nothing_is_written(tmp_path, monkeypatch):
+def test_refused_results_folders_are_one_line_and_nothing_is_written(tmp_path, monkeypatch, capsys):
     path = write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 2})
     (tmp_path / "target").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "target")
     work = tmp_path / "work"
     work.mkdir()
+    monkeypatch.chdir(work)
     for out, reason in ((tmp_path / "link", "a symbolic link"), (".", "the current folder"),
                         (str(tmp_path), "the current folder or one above it")):
-        done = subprocess.run(CLI + ["run", str(path), "--out", str(out), "--force"], capture_output=True, text=True,
-                              timeout=60, cwd=work)
+        done = cli_in_process(capsys, "run", path, "--out", out, "--force")
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and reason in done.stderr, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target", "trondelag_arbitrage.yaml", "work"]
     assert list(work.iterdir()) == [] and list((tmp_path / "target").iterdir()) == []
