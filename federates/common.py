@@ -117,6 +117,30 @@ def _input_double(ipt) -> float:
     return value
 
 
+_C_NAMES: dict[str, bytes] = {}
+
+
+def _c_name(name: str) -> bytes:
+    """An endpoint's name as the C string HELICS takes (encoded once per name)."""
+    encoded = _C_NAMES.get(name)
+    if encoded is None:
+        encoded = _C_NAMES[name] = name.encode()
+    return encoded
+
+
+# Messages are sent and read through the C functions directly too: helics-python's wrappers make a cffi string
+# of each argument, look each function up, and wrap every message received in an object with a finalizer
+# (a weak reference and a closure a message). The message read is freed at once, as its finalizer would.
+def _take_message(message) -> tuple[str, dict]:
+    """``(source, payload)`` of a message HELICS handed over; the message is freed."""
+    try:
+        source = ffi.string(lib.helicsMessageGetSource(message)).decode()
+        text = ffi.string(lib.helicsMessageGetString(message), lib.helicsMessageGetByteCount(message))
+    finally:
+        lib.helicsMessageFree(message)
+    return source, json.loads(text.decode())
+
+
 def free(handle) -> None:
     """Free a HELICS federate, broker, federate info or query once: through its Python wrapper's finalizer, which
     then never frees it again. (``helicsFederateFree`` and the finalizer would both free it: harmless at a
@@ -188,18 +212,20 @@ class ValueInterface:
 
     def send(self, endpoint: str, destination: str, payload: dict) -> None:
         """Send ``payload`` as a JSON message from one of our endpoints to ``destination``."""
-        h.helicsEndpointSendStringTo(self.endpoints[endpoint], json.dumps(payload), destination)
+        err = ffi.new(_ERROR)
+        lib.helicsEndpointSendStringTo(self.endpoints[endpoint].handle, json.dumps(payload).encode(),
+                                       _c_name(destination), err)
+        _raise_on(err)
         self.messages_sent += 1
         if self.exchange_log is not None:
             self.exchange_log.record(endpoint, destination)
 
     def receive(self, endpoint: str) -> list[tuple[str, dict]]:
         """All pending messages of an endpoint as ``(source, payload)``, in arrival order."""
-        ep = self.endpoints[endpoint]
+        handle = self.endpoints[endpoint].handle
         messages = []
-        while h.helicsEndpointHasMessage(ep):
-            message = h.helicsEndpointGetMessage(ep)
-            messages.append((h.helicsMessageGetSource(message), json.loads(h.helicsMessageGetString(message))))
+        while lib.helicsEndpointHasMessage(handle):
+            messages.append(_take_message(lib.helicsEndpointGetMessage(handle)))
         return messages
 
     def discard_messages(self, before_s: float) -> int:
