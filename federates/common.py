@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import json.scanner
 import os
 import sys
 import threading
@@ -128,6 +129,19 @@ def _c_name(name: str) -> bytes:
     return encoded
 
 
+_SCAN_JSON = json.scanner.make_scanner(json.JSONDecoder())
+
+
+def _json_loads(text: str):
+    """``json.loads(text)``, the same value, without its wrappers' look-ups and two passes for blanks around a
+    message (a message as ``send`` writes it has none; anything else, or an error, goes to ``json.loads``)."""
+    try:
+        value, end = _SCAN_JSON(text, 0)
+    except StopIteration:
+        return json.loads(text)  # raises its error
+    return value if end == len(text) else json.loads(text)
+
+
 # Messages are sent and read through the C functions directly too: helics-python's wrappers make a cffi string
 # of each argument, look each function up, and wrap every message received in an object with a finalizer
 # (a weak reference and a closure a message). The message read is freed at once, as its finalizer would.
@@ -138,7 +152,7 @@ def _take_message(message) -> tuple[str, dict]:
         text = ffi.string(lib.helicsMessageGetString(message), lib.helicsMessageGetByteCount(message))
     finally:
         lib.helicsMessageFree(message)
-    return source, json.loads(text.decode())
+    return source, _json_loads(text.decode())
 
 
 def free(handle) -> None:
