@@ -90,16 +90,36 @@ _QUOTED = re.compile(r'[,"\r\n]')
 """What makes the csv module quote a field (pandas' ``to_csv`` writes through it, quoting as needed)."""
 
 
-def _csv_fields(values) -> list[str] | None:
+REPR_MEMO_SIZE = 1 << 17
+"""Most floats a :class:`CsvStream` keeps the text of (a day's loads repeat every day; then it starts again)."""
+
+
+def _float_fields(values: np.ndarray, memo: dict | None) -> list[str]:
+    """``repr`` of each float; with ``memo`` (bit pattern -> text, kept between calls) each value is formatted once."""
+    if memo is None:
+        return list(map(float.__repr__, values.tolist()))
+    if len(memo) > REPR_MEMO_SIZE:
+        memo.clear()
+    get, fields = memo.get, []
+    append = fields.append
+    for bits, value in zip(values.view(np.int64).tolist(), values.tolist()):
+        text = get(bits)
+        if text is None:
+            text = memo[bits] = value.__repr__()
+        append(text)
+    return fields
+
+
+def _csv_fields(values, memo: dict | None = None) -> list[str] | None:
     """The CSV fields ``to_csv`` writes for one column (NaN as an empty field), or None for a column whose
     fields this does not know to be the same: only float64 (numpy's ``astype(str)``, which pandas writes, is
-    Python's ``repr``), integers, and strings or ints that need no quotes."""
+    Python's ``repr``), integers, and strings or ints that need no quotes. ``memo``: see :func:`_float_fields`."""
     values = np.asarray(values)
     if values.ndim != 1:
         return None
     kind = values.dtype.kind
     if values.dtype == np.float64:
-        fields = list(map(float.__repr__, values.tolist()))
+        fields = _float_fields(values, memo)
         for i in np.flatnonzero(np.isnan(values)).tolist():
             fields[i] = ""
         return fields
@@ -119,7 +139,7 @@ def _csv_fields(values) -> list[str] | None:
     return None
 
 
-def csv_rows(table, columns: list[str]) -> str | None:
+def csv_rows(table, columns: list[str], memo: dict | None = None) -> str | None:
     """The rows ``table[columns].to_csv(index=False, header=False)`` writes, as one string, built here from the
     columns (several times faster); None where pandas has to write them (:func:`_csv_fields`). ``table``: a frame
     or a mapping of column names to 1-D arrays of one length."""
@@ -127,7 +147,7 @@ def csv_rows(table, columns: list[str]) -> str | None:
         return None
     fields = []
     for column in columns:
-        column_fields = _csv_fields(table[column])
+        column_fields = _csv_fields(table[column], memo)
         if column_fields is None:
             return None
         fields.append(column_fields)
@@ -136,9 +156,9 @@ def csv_rows(table, columns: list[str]) -> str | None:
     return os.linesep.join(map(",".join, zip(*fields))) + os.linesep
 
 
-def _write_csv(file, table, columns: list[str], *, header: bool) -> None:
+def _write_csv(file, table, columns: list[str], *, header: bool, memo: dict | None = None) -> None:
     """``table[columns]`` as CSV into an open text file, the bytes of pandas' ``to_csv(index=False)``."""
-    text = csv_rows(table, columns)
+    text = csv_rows(table, columns, memo)
     if text is None or (header and any(_QUOTED.search(c) for c in columns)):
         frame = table[columns] if isinstance(table, pd.DataFrame) else pd.DataFrame({c: table[c] for c in columns})
         frame.to_csv(file, index=False, header=header)
@@ -281,13 +301,14 @@ class CsvStream:
     def __init__(self, path: Path, columns: list[str]):
         self.path, self.columns = Path(path), columns
         self.partial = self.path.with_name(self.path.name + ".partial")
+        self._memo: dict[int, str] = {}  # the text of floats written, by bit pattern (_float_fields)
         self._file = self.partial.open("w", newline="", encoding="utf-8")  # as to_csv(path) writes
         pd.DataFrame(columns=columns).to_csv(self._file, index=False)  # the header, as an empty table writes it
 
     def append(self, table) -> None:
         """Write the rows of ``table``: a frame, or a mapping of (at least) the stream's columns to 1-D arrays."""
         if len(table[self.columns[0]]):
-            _write_csv(self._file, table, self.columns, header=False)
+            _write_csv(self._file, table, self.columns, header=False, memo=self._memo)
 
     def close(self) -> Path:
         self._file.close()
