@@ -392,6 +392,13 @@ PHYSICAL = ("load_kw", "pv_kw", "chp_kw", "net_kw")
 """The participant vectors households.csv keeps (not load_kvar)."""
 
 
+def _read_array(inputs, port: str) -> np.ndarray:
+    """A vector input as a float array: ``inputs.read_array`` where the inputs have it (a federate's), else
+    ``inputs.read``'s values."""
+    read_array = getattr(inputs, "read_array", None)
+    return read_array(port) if read_array is not None else np.asarray(inputs.read(port), dtype=float)
+
+
 class LocalMarketRecord:
     """The local market's record for the recorder component: every file of the contract above.
 
@@ -473,13 +480,12 @@ class LocalMarketRecord:
 
     def _gather(self, inputs, ports: list[str]) -> np.ndarray:
         """(block, participants): each group publishes its members' values step by step."""
-        return np.hstack([np.reshape(inputs.read(port), (self.block, -1)) for port in ports])
+        return np.hstack([np.reshape(_read_array(inputs, port), (self.block, -1)) for port in ports])
 
     def _grid_values(self, inputs, value: str) -> np.ndarray:
-        got = inputs.read(self.grid_ports[value])
         if self.block == 1:
-            return np.array([got])
-        values = np.asarray(got, dtype=float)
+            return np.array([inputs.read(self.grid_ports[value])])
+        values = _read_array(inputs, self.grid_ports[value])
         if len(values) != self.block:
             raise RuntimeError(f"{self.grid_ports[value]}: {len(values)} values for a block of {self.block} grid "
                                "steps")
@@ -539,7 +545,7 @@ class LocalMarketRecord:
         if k % self.steps_per_period == 0:
             period = k // self.steps_per_period
             for v, ports in self.money_ports.items():
-                self.money[v][period] = np.concatenate([inputs.read(port) for port in ports])
+                self.money[v][period] = np.concatenate([_read_array(inputs, port) for port in ports])
             if self.market:
                 self._book(period, inputs.receive("book"))
         if k % self.block == 0:
