@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import json.scanner
 import os
 import sys
 import threading
@@ -99,6 +100,19 @@ def _input_vector(ipt) -> list[float]:
     return ffi.unpack(data, size[0])
 
 
+def _input_array(ipt) -> np.ndarray:
+    """:func:`_input_vector` as a new float array, read into it: the same doubles, without the list (which numpy
+    then converts element by element, four times the read itself for a vector of a few hundred)."""
+    err = ffi.new(_ERROR)
+    room = lib.helicsInputGetVectorSize(ipt.handle)
+    values, size = np.empty(room + 1), ffi.new(_INT)
+    lib.helicsInputGetVector(ipt.handle, ffi.from_buffer(_DOUBLES, values), room + 1, size, err)
+    _raise_on(err)
+    if size[0] > room:
+        raise HelicsException(f"[-4] a vector input of {room} values gave {size[0]} or more")
+    return values[:size[0]]
+
+
 def _input_string(ipt) -> str:
     # helics-python's string getter asks cffi for a new array type "char[<size>]" for every size it meets, and cffi
     # parses each new type with pycparser: ~10 ms a read, every hour of a year (the JSON values' sizes differ).
@@ -115,6 +129,43 @@ def _input_double(ipt) -> float:
     value = lib.helicsInputGetDouble(ipt.handle, err)
     _raise_on(err)
     return value
+
+
+_C_NAMES: dict[str, bytes] = {}
+
+
+def _c_name(name: str) -> bytes:
+    """An endpoint's name as the C string HELICS takes (encoded once per name)."""
+    encoded = _C_NAMES.get(name)
+    if encoded is None:
+        encoded = _C_NAMES[name] = name.encode()
+    return encoded
+
+
+_SCAN_JSON = json.scanner.make_scanner(json.JSONDecoder())
+
+
+def _json_loads(text: str):
+    """``json.loads(text)``, the same value, without its wrappers' look-ups and two passes for blanks around a
+    message (a message as ``send`` writes it has none; anything else, or an error, goes to ``json.loads``)."""
+    try:
+        value, end = _SCAN_JSON(text, 0)
+    except StopIteration:
+        return json.loads(text)  # raises its error
+    return value if end == len(text) else json.loads(text)
+
+
+# Messages are sent and read through the C functions directly too: helics-python's wrappers make a cffi string
+# of each argument, look each function up, and wrap every message received in an object with a finalizer
+# (a weak reference and a closure a message). The message read is freed at once, as its finalizer would.
+def _take_message(message) -> tuple[str, dict]:
+    """``(source, payload)`` of a message HELICS handed over; the message is freed."""
+    try:
+        source = ffi.string(lib.helicsMessageGetSource(message)).decode()
+        text = ffi.string(lib.helicsMessageGetString(message), lib.helicsMessageGetByteCount(message))
+    finally:
+        lib.helicsMessageFree(message)
+    return source, _json_loads(text.decode())
 
 
 def free(handle) -> None:
@@ -183,23 +234,29 @@ class ValueInterface:
     def vector(self, key: str) -> list[float]:
         return _input_vector(self.subs[key])
 
+    def vector_array(self, key: str) -> np.ndarray:
+        """:meth:`vector` as a float array."""
+        return _input_array(self.subs[key])
+
     def updated(self, key: str) -> bool:
         return h.helicsInputIsUpdated(self.subs[key])
 
     def send(self, endpoint: str, destination: str, payload: dict) -> None:
         """Send ``payload`` as a JSON message from one of our endpoints to ``destination``."""
-        h.helicsEndpointSendStringTo(self.endpoints[endpoint], json.dumps(payload), destination)
+        err = ffi.new(_ERROR)
+        lib.helicsEndpointSendStringTo(self.endpoints[endpoint].handle, json.dumps(payload).encode(),
+                                       _c_name(destination), err)
+        _raise_on(err)
         self.messages_sent += 1
         if self.exchange_log is not None:
             self.exchange_log.record(endpoint, destination)
 
     def receive(self, endpoint: str) -> list[tuple[str, dict]]:
         """All pending messages of an endpoint as ``(source, payload)``, in arrival order."""
-        ep = self.endpoints[endpoint]
+        handle = self.endpoints[endpoint].handle
         messages = []
-        while h.helicsEndpointHasMessage(ep):
-            message = h.helicsEndpointGetMessage(ep)
-            messages.append((h.helicsMessageGetSource(message), json.loads(h.helicsMessageGetString(message))))
+        while lib.helicsEndpointHasMessage(handle):
+            messages.append(_take_message(lib.helicsEndpointGetMessage(handle)))
         return messages
 
     def discard_messages(self, before_s: float) -> int:
@@ -240,8 +297,8 @@ class ValueInterface:
 class Inputs:
     """A federate's inputs by port name, for a study's adapter or record: no key, no HELICS in sight.
 
-    ``read(port)`` is the value last received on an input port, ``updated(port)`` whether it changed
-    since it was last read, ``receive(port)`` the messages waiting at an endpoint port as ``(source,
+    ``read(port)`` is the value last received on an input port (``read_array(port)`` the same as a float
+    array), ``updated(port)`` whether it changed since it was last read, ``receive(port)`` the messages waiting at an endpoint port as ``(source,
     payload)``; ``ports`` the input ports' names. Values are read only when asked for.
     """
 
@@ -251,6 +308,10 @@ class Inputs:
 
     def read(self, port: str):
         return self._fed.read_port(port)
+
+    def read_array(self, port: str) -> np.ndarray:
+        """``read(port)`` as a float array: a vector's values (read straight into it), a number as one value."""
+        return self._fed.read_port_array(port)
 
     def updated(self, port: str) -> bool:
         return self._fed.port_updated(port)
@@ -398,6 +459,13 @@ class Federate(ValueInterface):
         if signal["type"] == "string":
             return self.json_value(signal["key"])
         return self.value(signal["key"])
+
+    def read_port_array(self, port: str) -> np.ndarray:
+        """:meth:`read_port` as a float array: a vector's values, a double or an integer as one value."""
+        signal = self.ports["in"][port]
+        if signal["type"] == "vector":
+            return self.vector_array(signal["key"])
+        return np.array([self.read_port(port)], dtype=float)
 
     def inputs(self) -> "Inputs":
         """What a model may see of this federate: its ports, read by name (see :class:`Inputs`)."""

@@ -59,8 +59,8 @@ def build(fed: Federate):
         orders.sort(key=lambda order: order.participant)
         result = clear_double_auction(orders, solver=solver)
         book = [{"participant": o.participant, "side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh,
-                 "quantity_kwh": o.quantity_kwh, "accepted_kwh": float(a)}
-                for o, a in zip(orders, result.accepted_kwh)]
+                 "quantity_kwh": o.quantity_kwh, "accepted_kwh": a}
+                for o, a in zip(orders, result.accepted_kwh.tolist())]
         bilateral = result.bilateral  # the factors: the sellers x buyers pairs only where a bidder reads them
         mine: dict[str, list] = {}
         for entry in book:

@@ -16,6 +16,7 @@ these orders, hour by hour, without the learner.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -142,8 +143,14 @@ def agent_household_orders(name: str, load_kwh: float, pv_kwh: float, price_eur_
     return [Order(name, "buy" if net > 0 else "sell", price, quantity)]
 
 
+@functools.lru_cache(maxsize=256)
+def _bid_floor(capacity: float, b_eur_per_kwh: float) -> float:
+    """:func:`chp_bid_floor_eur_per_kwh` of one CHP, computed once (a CHP offers every hour at the same capacity)."""
+    return chp_bid_floor_eur_per_kwh(capacity, b_eur_per_kwh)
+
+
 def _checked_price(name: str, capacity: float, price_eur_per_kwh: float, b_eur_per_kwh: float) -> float:
-    floor = chp_bid_floor_eur_per_kwh(capacity, b_eur_per_kwh)
+    floor = _bid_floor(capacity, b_eur_per_kwh)
     price = float(price_eur_per_kwh)
     if not price >= floor - 1e-12:
         raise ValueError(f"CHP {name!r}: offer {price!r} EUR/kWh below its opportunity cost {floor:.6g}")

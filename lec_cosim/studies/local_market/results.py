@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +86,95 @@ def allocation_rows(factors: list[tuple[int, BilateralAllocation]]) -> dict[str,
             for c, v in columns.items()}
 
 
+_QUOTED = re.compile(r'[,"\r\n]')
+"""What makes the csv module quote a field (pandas' ``to_csv`` writes through it, quoting as needed)."""
+
+
+REPR_MEMO_SIZE = 1 << 17
+"""Most floats a :class:`CsvStream` keeps the text of (a day's loads repeat every day; then it starts again)."""
+
+
+def _float_fields(values: np.ndarray, memo: dict | None) -> list[str]:
+    """``repr`` of each float; with ``memo`` (bit pattern -> text, kept between calls) each value is formatted once."""
+    if memo is None:
+        return list(map(float.__repr__, values.tolist()))
+    if len(memo) > REPR_MEMO_SIZE:
+        memo.clear()
+    get, fields = memo.get, []
+    append = fields.append
+    for bits, value in zip(values.view(np.int64).tolist(), values.tolist()):
+        text = get(bits)
+        if text is None:
+            text = memo[bits] = value.__repr__()
+        append(text)
+    return fields
+
+
+def _csv_fields(values, memo: dict | None = None) -> list[str] | None:
+    """The CSV fields ``to_csv`` writes for one column (NaN as an empty field), or None for a column whose
+    fields this does not know to be the same: only float64 (numpy's ``astype(str)``, which pandas writes, is
+    Python's ``repr``), integers, and strings or ints that need no quotes. ``memo``: see :func:`_float_fields`."""
+    values = np.asarray(values)
+    if values.ndim != 1:
+        return None
+    kind = values.dtype.kind
+    if values.dtype == np.float64:
+        fields = _float_fields(values, memo)
+        for i in np.flatnonzero(np.isnan(values)).tolist():
+            fields[i] = ""
+        return fields
+    if kind in "iu":
+        return list(map(str, values.tolist()))
+    if kind != "O":
+        return None
+    fields = values.tolist()
+    try:
+        kinds = {type(x) for x in set(fields)}
+    except TypeError:  # unhashable
+        return None
+    if kinds <= {str}:
+        return None if any(_QUOTED.search(x) for x in set(fields)) else fields
+    if kinds <= {int}:
+        return list(map(str, fields))
+    return None
+
+
+def csv_rows(table, columns: list[str], memo: dict | None = None) -> str | None:
+    """The rows ``table[columns].to_csv(index=False, header=False)`` writes, as one string, built here from the
+    columns (several times faster); None where pandas has to write them (:func:`_csv_fields`). ``table``: a frame
+    or a mapping of column names to 1-D arrays of one length."""
+    if len(columns) < 2:  # a lone empty field would be quoted
+        return None
+    fields = []
+    for column in columns:
+        column_fields = _csv_fields(table[column], memo)
+        if column_fields is None:
+            return None
+        fields.append(column_fields)
+    if not fields[0]:
+        return ""
+    return os.linesep.join(map(",".join, zip(*fields))) + os.linesep
+
+
+def _write_csv(file, table, columns: list[str], *, header: bool, memo: dict | None = None) -> None:
+    """``table[columns]`` as CSV into an open text file, the bytes of pandas' ``to_csv(index=False)``."""
+    text = csv_rows(table, columns, memo)
+    if text is None or (header and any(_QUOTED.search(c) for c in columns)):
+        frame = table[columns] if isinstance(table, pd.DataFrame) else pd.DataFrame({c: table[c] for c in columns})
+        frame.to_csv(file, index=False, header=header)
+        return
+    file.write((",".join(columns) + os.linesep if header else "") + text)
+
+
 def _write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
     """``frame`` as CSV, streamed to a ``.partial`` file and renamed (a year's households.csv is ~2 M rows)."""
     tmp = path.with_name(path.name + ".partial")
-    frame.to_csv(tmp, index=False)
+    columns = list(frame.columns)
+    if all(type(c) is str for c in columns) and len(set(columns)) == len(columns):
+        with tmp.open("w", newline="", encoding="utf-8") as file:  # as to_csv(path) opens it
+            _write_csv(file, frame, columns, header=True)
+    else:
+        frame.to_csv(tmp, index=False)
     os.replace(tmp, path)
 
 
@@ -179,21 +265,32 @@ def households_frame(steps: np.ndarray, participants: list[str], table: pd.DataF
                      physical: dict[str, np.ndarray]) -> pd.DataFrame:
     """households.csv's rows of ``steps`` (ISO times): ``physical`` arrays (steps, participants); ``table`` the
     participants' bus and phase, indexed by participant in the arrays' order."""
+    return pd.DataFrame(households_columns(steps, participants, table, physical))
+
+
+def households_columns(steps: np.ndarray, participants: list[str], table: pd.DataFrame,
+                       physical: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`households_frame`'s columns, without the frame (what a :class:`CsvStream` writes)."""
     n, n_steps = len(participants), len(steps)
     names = np.array(participants, dtype=object)
-    return pd.DataFrame({
+    return {
         "time": np.repeat(steps, n), "participant": np.tile(names, n_steps),
         "bus": np.tile(table["bus"].to_numpy(), n_steps), "phase": np.tile(table["phase"].to_numpy(), n_steps),
-        **{v: physical[v].ravel() for v in ("load_kw", "pv_kw", "chp_kw")}, "battery_kw": 0.0,
-        "net_kw": physical["net_kw"].ravel()})
+        **{v: physical[v].ravel() for v in ("load_kw", "pv_kw", "chp_kw")}, "battery_kw": np.zeros(n * n_steps),
+        "net_kw": physical["net_kw"].ravel()}
 
 
 def settlement_frame(hours: np.ndarray, participants: list[str], money: dict[str, np.ndarray]) -> pd.DataFrame:
     """settlement.csv's rows of ``hours`` (ISO times): ``money`` arrays (hours, participants)."""
+    return pd.DataFrame(settlement_columns(hours, participants, money))
+
+
+def settlement_columns(hours: np.ndarray, participants: list[str], money: dict[str, np.ndarray]) -> dict:
+    """:func:`settlement_frame`'s columns, without the frame."""
     n = len(participants)
     names = np.array(participants, dtype=object)
-    return pd.DataFrame({"time": np.repeat(hours, n), "participant": np.tile(names, len(hours)),
-                         **{v: money[v].ravel() for v in SETTLEMENT_COLUMNS}})
+    return {"time": np.repeat(hours, n), "participant": np.tile(names, len(hours)),
+            **{v: money[v].ravel() for v in SETTLEMENT_COLUMNS}}
 
 
 class CsvStream:
@@ -204,12 +301,14 @@ class CsvStream:
     def __init__(self, path: Path, columns: list[str]):
         self.path, self.columns = Path(path), columns
         self.partial = self.path.with_name(self.path.name + ".partial")
+        self._memo: dict[int, str] = {}  # the text of floats written, by bit pattern (_float_fields)
         self._file = self.partial.open("w", newline="", encoding="utf-8")  # as to_csv(path) writes
         pd.DataFrame(columns=columns).to_csv(self._file, index=False)  # the header, as an empty table writes it
 
-    def append(self, frame: pd.DataFrame) -> None:
-        if len(frame):
-            frame[self.columns].to_csv(self._file, index=False, header=False)
+    def append(self, table) -> None:
+        """Write the rows of ``table``: a frame, or a mapping of (at least) the stream's columns to 1-D arrays."""
+        if len(table[self.columns[0]]):
+            _write_csv(self._file, table, self.columns, header=False, memo=self._memo)
 
     def close(self) -> Path:
         self._file.close()
@@ -293,6 +392,13 @@ PHYSICAL = ("load_kw", "pv_kw", "chp_kw", "net_kw")
 """The participant vectors households.csv keeps (not load_kvar)."""
 
 
+def _read_array(inputs, port: str) -> np.ndarray:
+    """A vector input as a float array: ``inputs.read_array`` where the inputs have it (a federate's), else
+    ``inputs.read``'s values."""
+    read_array = getattr(inputs, "read_array", None)
+    return read_array(port) if read_array is not None else np.asarray(inputs.read(port), dtype=float)
+
+
 class LocalMarketRecord:
     """The local market's record for the recorder component: every file of the contract above.
 
@@ -374,13 +480,12 @@ class LocalMarketRecord:
 
     def _gather(self, inputs, ports: list[str]) -> np.ndarray:
         """(block, participants): each group publishes its members' values step by step."""
-        return np.hstack([np.reshape(inputs.read(port), (self.block, -1)) for port in ports])
+        return np.hstack([np.reshape(_read_array(inputs, port), (self.block, -1)) for port in ports])
 
     def _grid_values(self, inputs, value: str) -> np.ndarray:
-        got = inputs.read(self.grid_ports[value])
         if self.block == 1:
-            return np.array([got])
-        values = np.asarray(got, dtype=float)
+            return np.array([inputs.read(self.grid_ports[value])])
+        values = _read_array(inputs, self.grid_ports[value])
         if len(values) != self.block:
             raise RuntimeError(f"{self.grid_ports[value]}: {len(values)} values for a block of {self.block} grid "
                                "steps")
@@ -403,35 +508,44 @@ class LocalMarketRecord:
         p0, spp = self.streamed_periods, self.steps_per_period
         steps = slice(p0 * spp, periods * spp)
         streams = self.streams
-        streams["households.csv"].append(households_frame(
+        streams["households.csv"].append(households_columns(
             self.steps_iso[steps], self.order, self.table, {v: self.physical[v][steps] for v in PHYSICAL}))
-        streams["settlement.csv"].append(settlement_frame(
+        streams["settlement.csv"].append(settlement_columns(
             self.hours_iso[p0:periods], self.order, {v: self.money[v][p0:periods] for v in SETTLEMENT_COLUMNS}))
         if "orders.csv" in streams:
-            streams["orders.csv"].append(self._orders({c: v[self.streamed_books:] for c, v in self.books.items()}))
+            streams["orders.csv"].append(self._order_columns({c: v[self.streamed_books:]
+                                                              for c, v in self.books.items()}))
             self.streamed_books = len(self.books["period"])
         if "allocation.csv" in streams:
-            streams["allocation.csv"].append(self._allocation(self.allocations[self.streamed_allocations:]))
+            streams["allocation.csv"].append(self._allocation_columns(self.allocations[self.streamed_allocations:]))
             self.streamed_allocations = len(self.allocations)
         self.streamed_periods = periods
 
     def _orders(self, chunks: dict) -> pd.DataFrame:
         """orders.csv's rows of the books' hours in ``chunks``."""
+        return pd.DataFrame(self._order_columns(chunks), columns=ORDER_COLUMNS)
+
+    def _order_columns(self, chunks: dict) -> dict[str, np.ndarray]:
+        """:meth:`_orders`' columns, without the frame."""
         book = self._joined(chunks, self.hours_iso)
         book["side"] = np.where(book.pop("buy").astype(bool), "buy", "sell").astype(object)
-        return pd.DataFrame(book, columns=["time", "participant", "side", "price", "quantity_kwh", "accepted_kwh"])
+        return book
 
     def _allocation(self, allocations: list) -> pd.DataFrame:
         """allocation.csv's rows of ``allocations`` (hours' factors)."""
+        return pd.DataFrame(self._allocation_columns(allocations), columns=ALLOCATION_COLUMNS)
+
+    def _allocation_columns(self, allocations: list) -> dict[str, np.ndarray]:
+        """:meth:`_allocation`'s columns, without the frame."""
         rows = allocation_rows(allocations)  # sellers and buyers as indices into ``names``
-        return pd.DataFrame(self._joined({c: [v.astype(int) if c in ("seller", "buyer") else v]
-                                          for c, v in rows.items()}, self.hours_iso), columns=ALLOCATION_COLUMNS)
+        return self._joined({c: [v.astype(int) if c in ("seller", "buyer") else v] for c, v in rows.items()},
+                            self.hours_iso)
 
     def _record(self, k: int, inputs) -> None:
         if k % self.steps_per_period == 0:
             period = k // self.steps_per_period
             for v, ports in self.money_ports.items():
-                self.money[v][period] = np.concatenate([inputs.read(port) for port in ports])
+                self.money[v][period] = np.concatenate([_read_array(inputs, port) for port in ports])
             if self.market:
                 self._book(period, inputs.receive("book"))
         if k % self.block == 0:
