@@ -751,7 +751,11 @@ def main(build: Callable[[Federate], Callable[[int, float], None]], description:
     defer_plotting()
     # BLAS on one thread: a federate is one process among several on the machine's cores, and OpenBLAS's own
     # threads only compete with the other federates for them (measured on 2 cores: the fixed-point flow's small
-    # products 15 x slower, its build 1.4 s instead of 0.06 s)
+    # products 15 x slower, its build 1.4 s instead of 0.06 s). The variables for the libraries loaded later
+    # (scipy's own OpenBLAS reads its variable when pandapower or a solver first imports it), the limit for those
+    # loaded already (numpy's).
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")

@@ -442,13 +442,20 @@ def cli_in_process(capsys, *args) -> subprocess.CompletedProcess:
     (argparse's too), stdout and stderr. For commands that end in an input error before anything runs: a
     ``python -m lec_cosim.cli`` process costs a second of imports to print its one line. The CLI as a process
     (what reaches a user's terminal, the exit code through ``sys.exit``) stays with the tests that run it so."""
+    import warnings
+
     from lec_cosim.cli import main
 
     argv = [str(arg) for arg in args]
     capsys.readouterr()  # what the test printed before is not the command's
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
+    # every warning, as a fresh process would print it to the user's stderr (pytest's filters and its record of
+    # the warnings already shown once in this process would hide them)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
     out, err = capsys.readouterr()
+    err += "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in shown)
     return subprocess.CompletedProcess(["lec-cosim", *argv], code, out, err)

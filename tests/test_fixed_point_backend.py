@@ -136,3 +136,22 @@ def test_what_it_does_not_model_is_refused(community):  # noqa: F811
     pp.create_shunt(net, 5, q_mvar=0.01)
     with pytest.raises(UnsupportedNetwork, match="shunt"):
         FixedPointPowerFlow(net)
+
+
+def test_what_would_make_it_a_different_model_is_refused(community):  # noqa: F811
+    """A source with a finite short-circuit power (pandapower's sequence networks hold it, the fallback not), a
+    delta load (pandapower solves it as delta), a bus cut off from the source."""
+    net = _balanced_feeder(community, 50, 1.0)
+    weak = copy.deepcopy(net)
+    weak.ext_grid["s_sc_max_mva"] = 5.0
+    with pytest.raises(UnsupportedNetwork, match="short-circuit power"):
+        FixedPointPowerFlow(weak)
+    delta = copy.deepcopy(net)
+    delta.load.loc[delta.load.index[0], "type"] = "delta"
+    for backend in (FixedPointPowerFlow, PgmPowerFlow):
+        with pytest.raises(UnsupportedNetwork, match="wye"):
+            backend(delta, symmetric=False)
+    island = copy.deepcopy(net)
+    pp.create_bus(island, vn_kv=0.416)
+    with pytest.raises(UnsupportedNetwork, match="not connected"):
+        FixedPointPowerFlow(island)

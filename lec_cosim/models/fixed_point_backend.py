@@ -28,8 +28,10 @@ with the same model.
 
 Limits (:class:`~lec_cosim.models.pgm_backend.UnsupportedNetwork` otherwise): three-phase flows only; wye
 constant-power loads and generators (``load``, ``sgen``, ``storage`` balanced over the phases,
-``asymmetric_load``, ``asymmetric_sgen``); every bus, line and transformer in service (their ``in_service`` is
-read when the model is built); the elements and settings :class:`~lec_cosim.models.pgm_backend.NetPowerFlow`
+``asymmetric_load``, ``asymmetric_sgen``; a ``storage`` is a load, as power-grid-model takes it, where
+``runpp_3ph`` leaves storage out); every bus, line and transformer in service and connected (their
+``in_service`` is read when the model is built); an ideal source (``s_sc_max_mva`` of at least 1e6 MVA: the
+fallback, power-grid-model, takes the source as ideal); the elements and settings :class:`~lec_cosim.models.pgm_backend.NetPowerFlow`
 lists; at most :data:`MAX_DENSE_ENTRIES` entries in the dense impedance matrix of all buses to the loaded buses
 (a feeder, not a city: the IEEE feeder has 908 x 61; use power-grid-model for feeder copies). No HELICS here.
 """
@@ -48,7 +50,10 @@ from lec_cosim.models.pgm_backend import (
 __all__ = ["MAX_DENSE_ENTRIES", "FixedPointPowerFlow"]
 
 MAX_DENSE_ENTRIES = 20_000_000
-"""Largest (buses x loaded buses) impedance matrix this backend keeps (320 MB of complex numbers)."""
+"""Largest (buses x loaded buses) impedance matrix this backend keeps: three of them, one per sequence (about
+1 GB of complex numbers at the limit, and as much again while they are built)."""
+_IDEAL_SOURCE_MVA = 1e6
+"""The ext_grid's ``s_sc_max_mva`` from which its impedance is negligible (the IEEE feeder's: 1e8)."""
 
 _A = np.array([[1, 1, 1], [1, np.exp(-2j * np.pi / 3), np.exp(2j * np.pi / 3)],
                [1, np.exp(2j * np.pi / 3), np.exp(-2j * np.pi / 3)]])
@@ -145,6 +150,13 @@ class FixedPointPowerFlow(NetPowerFlow):
             if len(net[table]) and not net[table]["in_service"].all():
                 raise UnsupportedNetwork(f"{table}: an element out of service (not modelled by the fixed-point "
                                          "backend)")
+        s_sc = net.ext_grid.get("s_sc_max_mva")
+        if s_sc is not None and (s_sc.fillna(np.inf) < _IDEAL_SOURCE_MVA).any():
+            # pandapower's sequence networks put this impedance in the zero and negative sequences, and
+            # power-grid-model (the fallback) takes the source as ideal: the two would be different models
+            raise UnsupportedNetwork(f"ext_grid: a finite short-circuit power (s_sc_max_mva below "
+                                     f"{_IDEAL_SOURCE_MVA:g}); model the source impedance as an element, as "
+                                     "lec_cosim.models.ieee_eulv does")
         self._sizes = self._element_counts(net)
         self.tolerance_pu, self.max_iterations = float(tolerance_pu), int(max_iterations)
         self.iterations = 0  # of the last solve, for the curious
@@ -173,8 +185,14 @@ class FixedPointPowerFlow(NetPowerFlow):
         self._yt = [nw[2].tocsr() for nw in networks]
 
         # the injections: each table's rows -> their bus among the loaded buses
+        if len(bus_rows) and bus_rows.max() >= n_bus:  # pandapower's connectivity check dropped it
+            raise UnsupportedNetwork("bus: a bus not connected to the source")
         tables = {t: net[t] for t in _INJECTIONS if t in net and len(net[t])}
-        buses = {t: bus_rows[net.bus.index.get_indexer(table["bus"].to_numpy())] for t, table in tables.items()}
+        rows = {t: net.bus.index.get_indexer(table["bus"].to_numpy()) for t, table in tables.items()}
+        for t, found in rows.items():
+            if (found < 0).any():
+                raise UnsupportedNetwork(f"{t}: a row on a bus the net does not have")
+        buses = {t: bus_rows[found] for t, found in rows.items()}
         loaded = np.unique(np.concatenate(list(buses.values()))) if buses else np.zeros(0, dtype=int)
         if ref in set(loaded.tolist()):
             raise UnsupportedNetwork("a load or generator at the source's bus")

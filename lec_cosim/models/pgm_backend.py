@@ -175,8 +175,10 @@ class NetPowerFlow:
             raise UnsupportedNetwork("ext_grid: exactly one is supported")
         if self.symmetric and (len(net.asymmetric_load) or len(net.asymmetric_sgen)):
             raise UnsupportedNetwork("asymmetric_load/asymmetric_sgen need the three-phase flow")
-        for table in ("asymmetric_load", "asymmetric_sgen"):
-            if len(net[table]) and not net[table]["type"].fillna("wye").eq("wye").all():
+        # a balanced load's connection matters in a three-phase flow only (runpp_3ph solves a delta one as delta)
+        for table in ("asymmetric_load", "asymmetric_sgen") + (() if self.symmetric else ("load",)):
+            if len(net[table]) and "type" in net[table].columns and \
+                    not net[table]["type"].fillna("wye").eq("wye").all():
                 raise UnsupportedNetwork(f"{table}: only wye connection is supported")
         for column in ("const_z_p_percent", "const_i_p_percent", "const_z_percent", "const_i_percent",
                        "const_z_q_percent", "const_i_q_percent"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +267,7 @@ def check_values(path: Path, values: pd.DataFrame, *, low: float, high: float, u
 
 
 _PROFILE_TABLES: dict[tuple, pd.DataFrame] = {}
+_PROFILE_TABLES_LOCK = threading.Lock()  # an in-process federation's federates are threads
 """The last profile tables read, by file (path, modification time, size) and request: a federate reads the PV
 profiles twice (the scenario's check of its days, then the community), 0.1-0.35 s each on the DSO's start-up."""
 _PROFILE_TABLES_KEPT = 4
@@ -279,21 +281,25 @@ def read_profile_table(path: Path, columns: list[str], value_range: dict | None 
     does not parse, appears twice, is out of order or off the file's step (see
     :func:`check_time_axis`; summer-time labels are accepted), fewer than two rows.
 
-    The same file unchanged (path, modification time and size), read for the same columns and range, is not
-    read again in this process: the caller gets a copy of the table read before.
+    The same file unchanged (path, inode, modification and change times, size), read for the same columns and
+    range, is not read again in this process: the caller gets a copy of the table read before.
     """
     try:
         stat = Path(path).stat()
-        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, tuple(columns), repr(value_range))
+        key = (str(Path(path).resolve()), stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size,
+               tuple(columns), repr(value_range))
     except OSError:
         key = None  # read_csv_rows says what is wrong with the file
-    if key is not None and key in _PROFILE_TABLES:
-        return _PROFILE_TABLES[key].copy()
+    with _PROFILE_TABLES_LOCK:
+        kept = _PROFILE_TABLES.get(key) if key is not None else None
+    if kept is not None:
+        return kept.copy()
     table = _read_profile_table(path, columns, value_range)
     if key is not None:
-        while len(_PROFILE_TABLES) >= _PROFILE_TABLES_KEPT:
-            _PROFILE_TABLES.pop(next(iter(_PROFILE_TABLES)))
-        _PROFILE_TABLES[key] = table.copy()
+        with _PROFILE_TABLES_LOCK:
+            while len(_PROFILE_TABLES) >= _PROFILE_TABLES_KEPT:
+                _PROFILE_TABLES.pop(next(iter(_PROFILE_TABLES)))
+            _PROFILE_TABLES[key] = table.copy()
     return table
 
 

@@ -114,6 +114,8 @@ def _csv_fields(values, memo: dict | None = None) -> list[str] | None:
     """The CSV fields ``to_csv`` writes for one column (NaN as an empty field), or None for a column whose
     fields this does not know to be the same: only float64 (numpy's ``astype(str)``, which pandas writes, is
     Python's ``repr``), integers, and strings or ints that need no quotes. ``memo``: see :func:`_float_fields`."""
+    if isinstance(getattr(values, "dtype", None), pd.api.extensions.ExtensionDtype):
+        return None  # nullable integers, categoricals ...: pandas knows how it writes them (Int64's NA as "")
     values = np.asarray(values)
     if values.ndim != 1:
         return None
