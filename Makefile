@@ -23,8 +23,9 @@ demo: $(STAMP)
 # Two test processes (pytest-xdist), a test file each at a time (module fixtures stay in one process): most
 # tests wait on federations starting up, so one process left a core idle (1,065 tests: 12 min 53 s in one
 # process, 10 min 11 s in two, on 2 cores, 2026-12-06). Runs share the machine safely: broker ports are
-# reserved across processes (lec_cosim/ports.py) and every test has its own folder. The 25 slowest tests are
-# listed at the end: where to look when the suite nears its 12-minute budget.
+# reserved across processes (lec_cosim/ports.py) and every test has its own folder. The slowest files go first
+# (tests/conftest.py: SLOWEST_FIRST), so that both processes end together. The 25 slowest tests are listed at the
+# end: where to look when the suite nears its 12-minute budget (and where SLOWEST_FIRST may need an update).
 # The containers' runtime image (container-runtime below: minutes on a new machine, a second when cached) is
 # built beside the tests rather than before them; tests/test_containers.py waits for it (a lock) and, should the
 # build fail, builds it again itself and fails with its error (the background build's log: .venv/container-runtime.log).
