@@ -131,11 +131,12 @@ def _csv_fields(values, memo: dict | None = None) -> list[str] | None:
         return None
     fields = values.tolist()
     try:
-        kinds = {type(x) for x in set(fields)}
+        distinct = set(fields)
     except TypeError:  # unhashable
         return None
+    kinds = {type(x) for x in distinct}
     if kinds <= {str}:
-        return None if any(_QUOTED.search(x) for x in set(fields)) else fields
+        return None if any(_QUOTED.search(x) for x in distinct) else fields
     if kinds <= {int}:
         return list(map(str, fields))
     return None
@@ -300,10 +301,12 @@ class CsvStream:
     :func:`write_lem_results` at the end, as every table is written): a chunk's rows are the bytes the whole
     table's ``to_csv`` gives them, so the file is the same as written at once."""
 
-    def __init__(self, path: Path, columns: list[str]):
+    def __init__(self, path: Path, columns: list[str], *, repeats: bool = True):
+        """``repeats``: the table's floats repeat (loads, zeros, tariffs): keep the text of each written
+        (:func:`_float_fields`); False for a table of nearly all distinct floats, which the look-ups only slow."""
         self.path, self.columns = Path(path), columns
         self.partial = self.path.with_name(self.path.name + ".partial")
-        self._memo: dict[int, str] = {}  # the text of floats written, by bit pattern (_float_fields)
+        self._memo: dict[int, str] | None = {} if repeats else None  # float texts by bit pattern
         self._file = self.partial.open("w", newline="", encoding="utf-8")  # as to_csv(path) writes
         pd.DataFrame(columns=columns).to_csv(self._file, index=False)  # the header, as an empty table writes it
 
@@ -459,7 +462,7 @@ class LocalMarketRecord:
                 "households.csv": CsvStream(out / "households.csv", HOUSEHOLD_COLUMNS),
                 "settlement.csv": CsvStream(out / "settlement.csv", ["time", "participant", *SETTLEMENT_COLUMNS]),
                 **({"orders.csv": CsvStream(out / "orders.csv", ORDER_COLUMNS)} if self.market else {}),
-                **({"allocation.csv": CsvStream(out / "allocation.csv", ALLOCATION_COLUMNS)}
+                **({"allocation.csv": CsvStream(out / "allocation.csv", ALLOCATION_COLUMNS, repeats=False)}
                    if self.market and self.write_allocation else {})}
         self.streamed_periods = 0  # periods whose rows are in the streams
         self.streamed_books = 0  # hours of the books' lists written
