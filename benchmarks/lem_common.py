@@ -41,7 +41,13 @@ from lec_cosim.models.lem_community import (  # noqa: E402
 from lec_cosim.models.lem_grid import LemGrid  # noqa: E402
 from lec_cosim.scenario import load_scenario  # noqa: E402
 from lec_cosim.studies.local_market.results import allocation_rows, write_lem_arrays, writes_allocation  # noqa: E402
-from lec_cosim.studies.local_market.wiring import DSO_COUNTS, DSO_DAY_COUNTS, DSO_DOUBLES, SETTLEMENT_VECTORS  # noqa: E402
+from lec_cosim.studies.local_market.wiring import (  # noqa: E402
+    DSO_COUNTS,
+    DSO_DAY_COUNTS,
+    DSO_DOUBLES,
+    SETTLEMENT_VECTORS,
+    block_steps,
+)
 
 
 class MemorySampler:
@@ -122,7 +128,10 @@ def run_measured(scenario_path: Path, run_dir: Path) -> FederationRun:
 
 
 def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
-    """The federation's models in one loop; returns (seconds, KPIs). Writes the same results files."""
+    """The federation's models in one loop; returns (seconds, KPIs). Writes the same results files.
+
+    The grid steps go to the grid as the DSO federate hands them over: an exchange's block at a time
+    (``resolution.exchange``: a day's, an hour's or one step), through ``LemGrid.solve_steps``."""
     start = time.perf_counter()
     s = load_scenario(scenario_path)
     community = community_from_scenario(s)
@@ -142,8 +151,11 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
                 if s.market.chp_strategy == "aco" else truthful_bids(community))
     per = community.steps_per_period
     n_periods, n_steps = community.n_periods, community.n_periods * per
-    households, prosumers, chps = kinds != "chp", kinds == "prosumer", kinds == "chp"
-    hh_names, pv_names, chp_names = (np.array(names)[m] for m in (households, prosumers, chps))
+    # each kind's rows of the community's arrays in the grid's order, and the federation's grid steps per exchange
+    row = {name: j for j, name in enumerate(names)}
+    hh_rows, pv_rows, chp_rows = ([row[n] for n in grid_names] for grid_names in (
+        grid.household_names, grid.prosumer_names, grid.chp_names))
+    block = block_steps(s)
     reduced_buses = set(int(x) for x in grid.lv_buses[grid.bus_in_reduced])
     violated: set[int] = set()
 
@@ -179,12 +191,14 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
             for v in SETTLEMENT_VECTORS:
                 money[v][p, j] = getattr(st, v)
             chp_kw[p * per:(p + 1) * per, j] = st.chp_kwh / (s.market_step_s / 3600.0)
-        for k in range(p * per, (p + 1) * per):
-            grid.set_injections(load_kw=pd.Series(community.load_kw[households, k], index=hh_names),
-                                load_kvar=pd.Series(community.load_kvar[households, k], index=hh_names),
-                                pv_kw=pd.Series(community.pv_kw[prosumers, k], index=pv_names),
-                                chp_kw=pd.Series(chp_kw[k, chps], index=chp_names))
-            r = grid.solve()
+        done = (p + 1) * per  # grid steps whose injections are known
+        if done % block:
+            continue
+        # the exchange's grid steps in one call, as the DSO federate solves them (LemGrid.solve_steps)
+        steps = slice(done - block, done)
+        results = grid.solve_steps(community.load_kw[hh_rows, steps].T, community.load_kvar[hh_rows, steps].T,
+                                   community.pv_kw[pv_rows, steps].T, chp_kw[steps][:, chp_rows])
+        for k, r in zip(range(done - block, done), results):
             violated.update(r.violated_buses)
             for v in DSO_DOUBLES:
                 grid_doubles[v][k] = getattr(r, v)

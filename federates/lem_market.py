@@ -15,6 +15,12 @@ where the pairs are sellers x buyers) and publishes the price (NaN when nothing 
 output ports ``price_eur_per_kwh`` and ``volume_kwh`` (those it has).
 Settings: ``solver``, the auction's solver. It never waits for anyone: a bidder that sent nothing is
 simply not in the book.
+
+With settings ``periods_per_step`` P > 1 (a day's hours) each step clears P pools, one per period: an order
+message holds ``{"periods": [k, ...], ...}`` and, where one period's message has a list of orders, a list of P
+such lists; each answer is ``{"periods": [...], "answers": [one period's answer without "period", ...]}``, the
+book ``{"periods": [...], "books": [one period's book, ...]}``, and the price and volume are vectors of P values.
+Each pool is cleared as if alone: the same numbers as P steps of one period.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from lec_cosim.models.auction import Order, clear_double_auction
 def build(fed: Federate):
     solver = fed.options.solver
     with_allocation = fed.options.bidder_allocation
+    periods = fed.options.periods_per_step  # market periods cleared at each step
     inbox = fed.endpoint("orders")
     targets = fed.ports.get("targets", {})
     bidders = targets.get("results")  # participant -> its endpoint: where its orders come from, its result goes
@@ -40,19 +47,55 @@ def build(fed: Federate):
     outputs = [port for port in ("price_eur_per_kwh", "volume_kwh") if port in fed.ports.get("out", {})]
 
     def step(k: int, t: float) -> None:
-        orders, senders, answers = [], {}, []
+        first = k * periods
+        hours = list(range(first, first + periods))
+        books: list[list[Order]] = [[] for _ in hours]
+        senders: list[dict] = [{} for _ in hours]
+        answers = []
         for source, payload in fed.receive(inbox):
             shared = "participants" in payload  # one message for the players of a shared endpoint
-            books = payload["participants"] if shared else {payload.get("participant"): payload.get("orders")}
-            for name, its_orders in books.items():
-                if source != bidders.get(name) or payload.get("period") != k:
-                    raise ValueError(f"order message from {source} for hour {payload.get('period')} "
-                                     f"(participant {name!r}) in hour {k}")
-                if name in senders:
-                    raise ValueError(f"{name}: more than one order message in hour {k}")
-                senders[name] = source
-                orders += [Order(name, o["side"], o["price_eur_per_kwh"], o["quantity_kwh"]) for o in its_orders]
-            answers.append((source, list(books), shared))
+            bundled = "periods" in payload  # the orders of several periods (periods_per_step > 1)
+            if (payload.get("periods") if bundled else [payload.get("period")]) != hours:
+                raise ValueError(f"order message from {source} for hour(s) "
+                                 f"{payload.get('periods') if bundled else payload.get('period')} in hour(s) {hours}")
+            sent = payload["participants"] if shared else {payload.get("participant"): payload.get("orders")}
+            for name, its_orders in sent.items():
+                if source != bidders.get(name):
+                    raise ValueError(f"order message from {source} for participant {name!r}, whose endpoint is "
+                                     f"{bidders.get(name)}")
+                for h, hour_orders in enumerate(its_orders if bundled else [its_orders]):
+                    if name in senders[h]:
+                        raise ValueError(f"{name}: more than one order message in hour {hours[h]}")
+                    senders[h][name] = source
+                    books[h] += [Order(name, o["side"], o["price_eur_per_kwh"], o["quantity_kwh"])
+                                 for o in hour_orders]
+            answers.append((source, list(sent), shared, bundled))
+        cleared = [clear_pool(h, books[h], senders[h]) for h in range(periods)]
+
+        def answer(h: int, name: str) -> dict:
+            mine, allocation = cleared[h]["mine"], cleared[h]["allocation"]
+            if with_allocation:
+                return {"orders": mine.get(name, []), "allocation_kwh": allocation[name]}
+            return {"orders": mine.get(name, [])}
+
+        for destination, names, shared, bundled in answers:  # each message answered in its form
+            per_hour = [{"price_eur_per_kwh": cleared[h]["price"],
+                         **({"results": {name: answer(h, name) for name in names}} if shared else answer(h, names[0]))}
+                        for h in range(periods)]
+            fed.send(inbox, destination, {"periods": hours, "answers": per_hour} if bundled
+                     else {"period": k, **per_hour[0]})
+        if book_to is not None:
+            books_out = [{"period": hours[h], "price_eur_per_kwh": c["price"], "volume_kwh": c["volume"],
+                          "orders": c["book"], "allocation": allocation_factors(c["bilateral"])}
+                         for h, c in enumerate(cleared)]
+            fed.send(inbox, book_to, {"periods": hours, "books": books_out} if periods > 1 else books_out[0])
+        values = {"price_eur_per_kwh": [math.nan if c["price"] is None else c["price"] for c in cleared],
+                  "volume_kwh": [c["volume"] for c in cleared]}
+        for port in outputs:
+            fed.publish_port(port, np.array(values[port]) if periods > 1 else values[port][0])
+
+    def clear_pool(h: int, orders: list[Order], senders: dict) -> dict:
+        """One period's pool cleared: its price, volume, book rows, each sender's rows and allocation."""
         # the book in participant-name order, however the orders travelled: HELICS hands over messages of the
         # same time sorted by source endpoint, so one message per player arrived in this order already, and
         # one message for a group (or several groups) clears the same book to the last digit
@@ -74,24 +117,8 @@ def build(fed: Federate):
                     allocation[seller][buyer] = allocation[seller].get(buyer, 0.0) - energy
                 if buyer in allocation:
                     allocation[buyer][seller] = allocation[buyer].get(seller, 0.0) + energy
-
-        def answer(name: str) -> dict:
-            if with_allocation:
-                return {"orders": mine.get(name, []), "allocation_kwh": allocation[name]}
-            return {"orders": mine.get(name, [])}
-
-        head = {"period": k, "price_eur_per_kwh": result.price_eur_per_kwh}
-        for destination, names, shared in answers:  # each message answered in its form
-            fed.send(inbox, destination, {**head, "results": {name: answer(name) for name in names}} if shared
-                     else {**head, **answer(names[0])})
-        if book_to is not None:
-            fed.send(inbox, book_to, {
-                "period": k, "price_eur_per_kwh": result.price_eur_per_kwh, "volume_kwh": result.volume_kwh,
-                "orders": book, "allocation": allocation_factors(bilateral)})
-        price = result.price_eur_per_kwh
-        values = {"price_eur_per_kwh": math.nan if price is None else price, "volume_kwh": result.volume_kwh}
-        for port in outputs:
-            fed.publish_port(port, values[port])
+        return {"price": result.price_eur_per_kwh, "volume": result.volume_kwh, "book": book, "mine": mine,
+                "allocation": allocation, "bilateral": bilateral}
 
     return step
 

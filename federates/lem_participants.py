@@ -5,7 +5,10 @@ Each player has its own endpoint (the endpoint port of the player's name), or al
 hour (+ settings ``order_offset_s``) it sends its orders to the target ``orders``; at
 ``dispatch_offset_s`` it reads its result, settles the hour and, at every grid step, publishes the
 group's injections (settings ``physical_vectors``) and settlement (``settlement_vectors``) on the
-output ports of those names, ``block_steps`` grid steps per publication. Without a LEM (the base
+output ports of those names, ``block_steps`` grid steps per publication. With settings
+``periods_per_exchange`` P > 1 (a day's hours) the orders of P periods travel in one message per player
+(or group) at the first period's order slot, their results in one answer, and the settlement vectors hold
+the P periods' values (period-major), published with the exchange's first block. Without a LEM (the base
 cases) it only settles with the grid. A player named in settings ``agent_players`` bids what an agent
 decided (input port ``{player}.action``) instead of its rule or strategy: a CHP its offer (price, quantity),
 a household its bid or offer for its net position of the hour (price, the share of the position).
@@ -56,14 +59,16 @@ def build(fed: Federate):
     market = fed.target("orders") if lem else None
     period_s = s.market_step_s
     n_periods = community.n_periods
-    chp_kw_now = np.zeros(len(members))
     played = set(options.agent_players)  # their offers come from the agent proxy
 
     # the households that follow their rule bid all at once (lem_orders.household_orders)
     ruled = [j for j, name in enumerate(members) if kinds[j] != "chp" and name not in played]
     ruled_names, ruled_kinds = [members[j] for j in ruled], kinds[ruled]
 
-    def send_orders(period: int) -> None:
+    periods = options.periods_per_exchange  # market periods whose orders travel together
+
+    def orders_of(period: int) -> dict[str, list[dict]]:
+        """Each player's orders of ``period``."""
         hour = period % 24
         book = {}
         by_rule = dict(zip(ruled_names, household_orders(ruled_names, ruled_kinds, load_kwh[ruled, period],
@@ -83,58 +88,91 @@ def build(fed: Federate):
                                        scheme, bid, b)
             book[name] = [{"side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh, "quantity_kwh": o.quantity_kwh}
                           for o in orders]
-            if not shared:
-                fed.send(endpoint[name], market, {"period": period, "participant": name, "orders": book[name]})
+        return book
+
+    def send_orders(first: int) -> None:
+        """The orders of the exchange's periods from ``first``: one message per player (or one for the group)."""
+        if periods == 1:
+            book = orders_of(first)
+            head = {"period": first}
+        else:
+            hours = list(range(first, first + periods))
+            by_hour = [orders_of(period) for period in hours]
+            book = {name: [orders[name] for orders in by_hour] for name in members}
+            head = {"periods": hours}
         if shared:
-            fed.send(shared, market, {"period": period, "participants": book})
+            fed.send(shared, market, {**head, "participants": book})
+        else:
+            for name in members:
+                fed.send(endpoint[name], market, {**head, "participant": name, "orders": book[name]})
 
-    def result_of(period: int, port: str, what: str) -> dict:
+    def result_of(first: int, port: str, what: str) -> list[dict]:
+        """The exchange's answers at ``port``, one per period: price and its (or its players') results."""
         messages = fed.receive(port)
-        if len(messages) != 1 or messages[0][1].get("period") != period:
-            raise RuntimeError(f"{what}: expected one market result for hour {period}, got {len(messages)}")
-        return messages[0][1]
+        hours = list(range(first, first + periods))
+        if len(messages) == 1:
+            answer = messages[0][1]
+            if periods == 1 and answer.get("period") == first:
+                return [answer]
+            if periods > 1 and answer.get("periods") == hours and len(answer.get("answers", ())) == periods:
+                return answer["answers"]
+        hours_named = f"hour {first}" if periods == 1 else f"hours {first}-{hours[-1]}"
+        raise RuntimeError(f"{what}: expected one market result for {hours_named}, got {len(messages)}")
 
-    def settle(period: int) -> None:
-        results = None
+    def settle(first: int) -> None:
+        """Read the exchange's results, settle its periods and publish the settlement (period-major)."""
+        answers = None
         if lem and shared:
-            answer = result_of(period, shared, fed.name)
-            results = {name: {"price_eur_per_kwh": answer["price_eur_per_kwh"], **mine}
-                       for name, mine in answer["results"].items()}
-            missing = [name for name in members if name not in results]
-            if missing:
-                raise RuntimeError(f"{fed.name}: no market result for {', '.join(missing)} in hour {period}")
-        bought, sold = np.zeros(len(members)), np.zeros(len(members))
-        price = None
-        for j, name in enumerate(members):
-            if lem:
-                result = results[name] if shared else result_of(period, endpoint[name], name)
-                price = result["price_eur_per_kwh"]  # the same for all: a uniform-price pool
-                bought[j] = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "buy")
-                sold[j] = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "sell")
-        st = settle_members(kinds, load_kwh[:, period], pv_kwh[:, period], chp_cap, hour=period % 24, scheme=scheme,
-                            lem_enabled=lem, price_eur_per_kwh=price, bought_kwh=bought, sold_kwh=sold,
-                            b_eur_per_kwh=b)
-        chp_kw_now[:] = st["chp_kwh"] / (period_s / 3600.0)
+            answers = [{name: {"price_eur_per_kwh": answer["price_eur_per_kwh"], **mine}
+                        for name, mine in answer["results"].items()} for answer in result_of(first, shared, fed.name)]
+            for h, results in enumerate(answers):
+                missing = [name for name in members if name not in results]
+                if missing:
+                    raise RuntimeError(f"{fed.name}: no market result for {', '.join(missing)} in hour {first + h}")
+        elif lem:
+            own = {name: result_of(first, endpoint[name], name) for name in members}
+            answers = [{name: own[name][h] for name in members} for h in range(periods)]
+        published = {v: [] for v in settlement_vectors}
+        for h in range(periods):
+            period = first + h
+            bought, sold = np.zeros(len(members)), np.zeros(len(members))
+            price = None
+            for j, name in enumerate(members):
+                if lem:
+                    result = answers[h][name]
+                    price = result["price_eur_per_kwh"]  # the same for all: a uniform-price pool
+                    bought[j] = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "buy")
+                    sold[j] = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "sell")
+            st = settle_members(kinds, load_kwh[:, period], pv_kwh[:, period], chp_cap, hour=period % 24,
+                                scheme=scheme, lem_enabled=lem, price_eur_per_kwh=price, bought_kwh=bought,
+                                sold_kwh=sold, b_eur_per_kwh=b)
+            chp_kw_of[h] = st["chp_kwh"] / (period_s / 3600.0)
+            for v in settlement_vectors:
+                published[v].append(st[v])
         for v in settlement_vectors:
-            fed.publish_port(v, st[v])
+            fed.publish_port(v, published[v][0] if periods == 1 else np.concatenate(published[v]))
 
     def dispatch(step: int) -> None:
-        if step % steps_per_period == 0:
+        first_step = step - step % (steps_per_period * periods)  # the exchange's first grid step
+        if step == first_step:
             settle(step // steps_per_period)
-        steps = slice(step, step + block)  # a block lies within one period: one CHP output
+        steps = slice(step, step + block)
+        # each step's CHP output: that of its period (a block lies within one exchange)
+        chp = chp_kw_of[(np.arange(step, step + block) - first_step) // steps_per_period]
         values = {"load_kw": load_kw[:, steps].T, "load_kvar": load_kvar[:, steps].T, "pv_kw": pv_kw[:, steps].T,
-                  "chp_kw": np.tile(chp_kw_now, (block, 1))}
+                  "chp_kw": chp}
         values["net_kw"] = values["load_kw"] - values["pv_kw"] - values["chp_kw"]
         for v in physical_vectors:
             fed.publish_port(v, values[v].ravel())  # step-major
 
+    chp_kw_of = np.zeros((periods, len(members)))  # each period's CHP output of the exchange, kW
     slots = []
-    for period in range(n_periods):
-        start = period * period_s
+    for first in range(0, n_periods, periods):
+        start = first * period_s
         if lem:
-            slots.append((start + order_offset_s, lambda k, p=period: send_orders(p)))
-        for j in range(0, steps_per_period, block):
-            n = period * steps_per_period + j
+            slots.append((start + order_offset_s, lambda k, p=first: send_orders(p)))
+        for j in range(0, steps_per_period * periods, block):
+            n = first * steps_per_period + j
             slots.append((start + j * s.grid_step_s + dispatch_offset_s, lambda k, n=n: dispatch(n)))
     return SimpleNamespace(slots=slots)
 

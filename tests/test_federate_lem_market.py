@@ -8,6 +8,7 @@ anyone waiting for a reply. The local market's plan wires it to its 61 players a
 """
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -231,3 +232,68 @@ def test_one_message_per_group_clears_the_same_market_as_one_per_player(tmp_path
         assert (runs["per_group"] / name).read_bytes() == (runs["per_player"] / name).read_bytes(), name
     sent = {m: pd.read_csv(runs[m] / "timing" / "participants_1.csv").messages_sent.max() for m in runs}
     assert sent == {"per_player": 21, "per_group": 1}  # 21 of the 61 players in the first group: one message each
+
+
+@pytest.mark.timeout(120)
+def test_a_step_of_several_periods_clears_each_periods_pool_as_alone(tmp_path):
+    """``periods_per_step`` 4 (as a day's hours with ``resolution.exchange: day``): one message per bidder (or one
+    for a shared endpoint) holds the four hours' orders; each hour's pool clears as the hourly steps clear it
+    (``EXPECTED``), each message gets one answer with the four hours' results, the book goes as one message of the
+    four books, and price and volume are vectors of the four hours."""
+    shared, alone = BIDDERS[::2], BIDDERS[1::2]
+    group = "bidders/group"
+    hours = [0, 1, 2, 3]
+    path = write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {
+        "horizon_h": 4, "market.chp_strategy": "truthful", "market.learned_bids_file": None})
+    scenario = load_scenario(path)
+    pool = replace(pool_plan(scenario, "merit_order"), period_s=4 * scenario.market_step_s,
+                   publications=[Signal(PRICE_KEY, "vector", port="price_eur_per_kwh"),
+                                 Signal(VOLUME_KEY, "vector", port="volume_kwh")])
+    pool.targets["results"] = {name: group if name in shared else bidder_endpoint(name) for name in BIDDERS}
+    with plan_under_test(pool, scenario, tmp_path / "run", 2, settings={"periods_per_step": 4}) as port:
+        together = TestFederate("together", port, period=SLOT_PERIOD_S, offset=ORDER_OFFSET_S, endpoints=[group])
+        apart = TestFederate("apart", port, period=SLOT_PERIOD_S, offset=ORDER_OFFSET_S,
+                             endpoints=[bidder_endpoint(n) for n in alone] + [BOOK_TO],
+                             subscriptions=[(PRICE_KEY, "vector"), (VOLUME_KEY, "vector")])
+        enter_all(together, apart)
+        arrive_all([together, apart], 0.0)
+        books = [book(h) for h in hours]
+        together.send(group, POOL, {"periods": hours,
+                                    "participants": {n: [b[n] for b in books] for n in reversed(shared)}})
+        for name in alone:
+            apart.send(bidder_endpoint(name), POOL, {"periods": hours, "participant": name,
+                                                     "orders": [b[name] for b in books]})
+        arrive_all([together, apart], 0.002)
+        answers = together.receive(group)
+        single = {name: apart.receive(bidder_endpoint(name)) for name in alone}
+        book_messages = apart.receive(BOOK_TO)
+        prices, volumes = apart.vector(PRICE_KEY), apart.vector(VOLUME_KEY)
+        together.close()
+        apart.close()
+
+    assert len(answers) == 1 and answers[0][1]["periods"] == hours and len(answers[0][1]["answers"]) == 4
+    assert len(book_messages) == 1 and book_messages[0][1]["periods"] == hours
+    assert [b["period"] for b in book_messages[0][1]["books"]] == hours
+    for h in hours:
+        price, accepted = EXPECTED[h]
+        volume = sum(v for name, v in accepted.items() if name in BUYERS)
+        answer = answers[0][1]["answers"][h]
+        record = book_messages[0][1]["books"][h]
+        assert record["volume_kwh"] == pytest.approx(volume, abs=1e-9) == volumes[h]
+        if price is None:
+            assert answer["price_eur_per_kwh"] is None and record["price_eur_per_kwh"] is None
+            assert math.isnan(prices[h])
+        else:
+            assert answer["price_eur_per_kwh"] == pytest.approx(price, abs=1e-12) == prices[h]
+        assert sorted(answer["results"]) == sorted(shared)
+        for name, result in answer["results"].items():
+            assert sum(o["accepted_kwh"] for o in result["orders"]) == pytest.approx(accepted.get(name, 0.0),
+                                                                                      abs=1e-9)
+        for name, messages in single.items():
+            assert len(messages) == 1 and messages[0][1]["periods"] == hours, name
+            mine = messages[0][1]["answers"][h]
+            assert sum(o["accepted_kwh"] for o in mine["orders"]) == pytest.approx(accepted.get(name, 0.0), abs=1e-9)
+            assert set(mine) == {"price_eur_per_kwh", "orders", "allocation_kwh"}
+    # hour 0's bilateral allocation, as an hourly step gives it
+    assert single[SELLERS[1]][0][1]["answers"][0]["allocation_kwh"] == pytest.approx({b: -20.0 / 60.0
+                                                                                     for b in BUYERS})

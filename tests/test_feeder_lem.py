@@ -14,7 +14,8 @@ from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.models.three_phase_feeder import LemGrid
 
 SCENARIO = "simbench_lv_semiurb4_lem_year"
-CHANGES = {"start": "2016-05-26T00:00:00", "horizon_h": 6, "resolution.grid_min": 60}  # the morning PV ramp
+CHANGES = {"start": "2016-05-26T00:00:00", "horizon_h": 6, "resolution.grid_min": 60,  # the morning PV ramp
+           "resolution.exchange": "period"}  # hour by hour (the year exchanges whole days)
 
 
 @pytest.fixture(scope="module")

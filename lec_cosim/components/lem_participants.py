@@ -20,6 +20,9 @@ class Settings(_Settings):
     """The players of this group, in the order of its vectors."""
     block_steps: int = Field(1, ge=1)
     """Grid steps per publication of its power vectors (one value per player and step, step-major)."""
+    periods_per_exchange: int = Field(1, ge=1)
+    """Market periods per exchange: with more than one, each order message holds those periods' orders, each
+    result their results, and the settlement vectors those periods' values (period-major)."""
     order_offset_s: float
     dispatch_offset_s: float
     physical_vectors: list[str]
@@ -41,6 +44,6 @@ PORTS = (
          optional=True),
     *(Port(v, "out", "vector", unit_of(v), "per player (and grid step of the block): " + v.replace("_", " "))
       for v in PHYSICAL),
-    *(Port(v, "out", "vector", unit_of(v), "per player, the period's settlement: " + v.replace("_", " "))
+    *(Port(v, "out", "vector", unit_of(v), "per player (and market period of the exchange), the period's settlement: " + v.replace("_", " "))
       for v in SETTLEMENT),
 )

@@ -19,6 +19,8 @@ class Settings(_Settings):
     federates: list[str] = []
     """The federates to ask (with ``query_exchanges``)."""
     block_steps: int = Field(1, ge=1)
+    periods_per_exchange: int = Field(1, ge=1)
+    """Local market: market periods per exchange (its settlement vectors period-major, its books bundled)."""
     groups: dict[str, list[str]] = {}
     grid_counts: list[str] = []
     columns: dict[str, list[str]] = {}

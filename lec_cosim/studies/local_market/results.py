@@ -411,7 +411,8 @@ class LocalMarketRecord:
     reads the participant groups' injections (settings ``groups``: group -> players; group ``g``'s
     vector ``v`` at the input port ``g/v``, the grid steps of the exchange step-major) and, at each
     hour's first step, their settlement and the market's book (a message at the endpoint port
-    ``book``), then the DSO's values at the ports ``grid/<value>`` (those named in settings
+    ``book``; with settings ``periods_per_exchange`` P > 1, at each exchange's first step the P periods'
+    settlement, period-major, and their books in one message), then the DSO's values at the ports ``grid/<value>`` (those named in settings
     ``grid_counts`` are counts). Everything is preallocated: a year at 15 min is 35,136 steps x 61
     participants; no per-step rows or frames.
     """
@@ -423,6 +424,7 @@ class LocalMarketRecord:
         self.order = [m for members in group_members.values() for m in members]
         self.steps_per_period = community.steps_per_period
         self.block = block = int(settings.get("block_steps", 1))  # grid steps per exchange
+        self.periods = int(settings.get("periods_per_exchange", 1))  # market periods per exchange
         n_exchanges = int(round(s.end_s / (s.grid_step_s * block)))
         self.step_times = [k * s.grid_step_s for k in range(n_exchanges * block)]
         n_steps, n = len(self.step_times), len(self.order)
@@ -547,12 +549,23 @@ class LocalMarketRecord:
                             self.hours_iso)
 
     def _record(self, k: int, inputs) -> None:
-        if k % self.steps_per_period == 0:
+        periods = self.periods
+        if k % (self.steps_per_period * periods) == 0:  # an exchange's first step: its periods' settlement
             period = k // self.steps_per_period
-            for v, ports in self.money_ports.items():
-                self.money[v][period] = np.concatenate([_read_array(inputs, port) for port in ports])
+            for v, ports in self.money_ports.items():  # each group's vector: the periods' values, period-major
+                self.money[v][period:period + periods] = np.hstack([
+                    np.reshape(_read_array(inputs, port), (periods, -1)) for port in ports])
             if self.market:
-                self._book(period, inputs.receive("book"))
+                messages = inputs.receive("book")
+                if periods == 1:
+                    self._book(period, messages)
+                else:
+                    hours = list(range(period, period + periods))
+                    if len(messages) != 1 or messages[0][1].get("periods") != hours:
+                        raise RuntimeError(f"expected the market's books of hours {hours[0]}-{hours[-1]} in one "
+                                           f"message, got {len(messages)} messages")
+                    for hour, book in zip(hours, messages[0][1]["books"], strict=True):
+                        self._book(hour, [(messages[0][0], book)])
         if k % self.block == 0:
             for value, column in self.grid.items():
                 if value in self.counts:

@@ -30,11 +30,15 @@ from lec_cosim.schema.ieee_feeder import LemResolution, PVSizingConfig
 
 
 class LemExchangeResolution(LemResolution):
-    exchange: Literal["period", "step"] = Field(
-        "period", description="how often the participants, the DSO and the recorder exchange values: once per "
-        "market period, each value a vector of the period's grid steps (the grid is still solved every grid "
-        "step; nothing in this federation reacts within an hour, so the results are the same and a quarter of "
-        "the time requests go), or at every grid step (for federates added to react within the hour)")
+    exchange: Literal["period", "day", "step"] = Field(
+        "period", description="how often the participants, the market, the DSO and the recorder exchange values: "
+        "once per market period, each value a vector of the period's grid steps (the grid is still solved every "
+        "grid step; nothing in this federation reacts within an hour, so the results are the same and a quarter "
+        "of the time requests go); once per day (day: the participants send the day's hourly orders at once, "
+        "as to a day-ahead market with hourly products, the market clears each hour's pool and answers them "
+        "all, the DSO solves the day's grid steps in one block: the same results, 24 x fewer time requests and "
+        "messages; the players' orders must not depend on the day's earlier outcomes, so no agents); or at every "
+        "grid step (for federates added to react within the hour)")
 
 
 class LemFeederConfig(SourceFeederConfig):
@@ -191,6 +195,9 @@ class LemScenario(_ScenarioBase):
             raise ValueError("agents: a player is named twice")
         if self.agents and not self.market.enabled:
             raise ValueError("agents: the agents bid in the LEM; it needs market.enabled: true")
+        if res.exchange == "day" and abs(self.horizon_h / 24 - round(self.horizon_h / 24)) > 1e-9:
+            raise ValueError(f"horizon_h: {self.horizon_h:g} h is not a whole number of days, which "
+                             "resolution.exchange: day needs (or exchange: period)")
         if self.agents and (res.market_min != 60 or res.exchange != "period"):
             # an agent decides hourly offers and sees the hour's grid steps together (one vector per value)
             raise ValueError("agents: agents need resolution.market_min 60 and resolution.exchange period")

@@ -31,6 +31,16 @@ T + 4 ms the DSO solves them one by one and publishes one vector per indicator (
 step), and the recorder reads them at T + 5 ms. The grid is still solved at every grid step; only
 the time requests of the grid steps inside an hour go, as nothing here reacts within an hour.
 
+With ``resolution.exchange: day`` everything that happens in an hour above happens once a day, for the day's
+24 hours (as a day-ahead market with hourly products): at T + 1 ms (T a day's start) one order message per
+player (or group) holds its 24 hours' orders, at T + 2 ms the market clears the 24 hourly pools, each as if
+alone, answers each message once with the 24 results, sends the recorder the 24 books in one message and
+publishes price and volume as vectors of 24; at T + 3 ms the participants settle the 24 hours and publish
+settlement vectors of 24 x players (hour-major) and injection vectors of the day's 96 grid steps; at T + 4 ms
+the DSO solves the 96 steps as one block. The results are the hourly exchange's to the last digit
+(``tests/test_day_exchange.py``): nothing a player bids depends on an outcome of the same day. Not with agents,
+who decide each hour on the last hour's outcome.
+
 With ``agents:`` an agent proxy (federates/agent.py, or a learning environment, lec_cosim.env) takes
 the named players' decisions: at T + 0.5 ms it publishes each one's bid (price, quantity), which its
 participant group reads at T + 1 ms instead of the player's rule or strategy; at its next slot (T + 1 h + 0.5 ms)
@@ -106,8 +116,14 @@ def groups(scenario: LemScenario) -> dict[str, list[str]]:
 
 
 def block_steps(scenario: LemScenario) -> int:
-    """Grid steps per exchange: all steps of a market period, or 1 (``resolution.exchange``)."""
-    return scenario.market_step_s // scenario.grid_step_s if scenario.resolution.exchange == "period" else 1
+    """Grid steps per exchange: all steps of a market period or of a day, or 1 (``resolution.exchange``)."""
+    return periods_per_exchange(scenario) * scenario.market_step_s // scenario.grid_step_s \
+        if scenario.resolution.exchange != "step" else 1
+
+
+def periods_per_exchange(scenario: LemScenario) -> int:
+    """Market periods per exchange: a day's with ``resolution.exchange: day``, else 1."""
+    return 86400 // scenario.market_step_s if scenario.resolution.exchange == "day" else 1
 
 
 def plan(scenario: LemScenario) -> list[FederatePlan]:
@@ -123,7 +139,10 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
     """
     block = block_steps(scenario)
     grid_s = scenario.grid_step_s * block
+    periods = periods_per_exchange(scenario)
+    market_s = scenario.market_step_s * periods  # the period of the orders' exchange
     blocks = {"block_steps": block}
+    bundles = {"periods_per_exchange": periods} if periods > 1 else {}  # the participants' and the recorder's
     market = scenario.market.enabled
     members_of = groups(scenario)
     plans = []
@@ -142,18 +161,19 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
             name, "federates.lem_participants", SLOT_PERIOD_S, 0.0, pubs,
             [Signal(agent_action_key(m), "vector", port=f"{m}.action") for m in played],
             list(ports.values()),
-            {"participants": members, **blocks, "order_offset_s": ORDER_OFFSET_S,
+            {"participants": members, **blocks, **bundles, "order_offset_s": ORDER_OFFSET_S,
              "dispatch_offset_s": DISPATCH_OFFSET_S, "physical_vectors": list(PARTICIPANT_VECTORS),
              "settlement_vectors": list(SETTLEMENT_VECTORS), **({"agent_players": played} if played else {})},
             endpoint_ports=ports,
             targets={"orders": MARKET_ENDPOINT} if market else {},
-            acts_at=((scenario.market_step_s, ORDER_OFFSET_S),) * market + ((grid_s, DISPATCH_OFFSET_S),)))
-    market_pubs = [Signal(f"lem/market/{v}", port=v) for v in MARKET_DOUBLES]
+            acts_at=((market_s, ORDER_OFFSET_S),) * market + ((grid_s, DISPATCH_OFFSET_S),)))
+    market_pubs = [Signal(f"lem/market/{v}", "vector" if periods > 1 else "double", port=v) for v in MARKET_DOUBLES]
     if market:
         plans.append(FederatePlan(
-            "market", "federates.lem_market", scenario.market_step_s, MARKET_OFFSET_S, market_pubs, [],
+            "market", "federates.lem_market", market_s, MARKET_OFFSET_S, market_pubs, [],
             # the participants read their accepted quantities; the allocation reaches the results through the book
-            [MARKET_ENDPOINT], {"solver": scenario.market.solver, "bidder_allocation": False},
+            [MARKET_ENDPOINT], {"solver": scenario.market.solver, "bidder_allocation": False,
+                                **({"periods_per_step": periods} if periods > 1 else {})},
             endpoint_ports={"orders": MARKET_ENDPOINT},
             targets={"results": answer_at, "book": RECORDER_ENDPOINT}))
 
@@ -178,7 +198,8 @@ def plan(scenario: LemScenario) -> list[FederatePlan]:
         plans.insert(0, agent_plan(scenario, members_of, group_pubs, market_pubs, dso_pubs, read_as))
     plans.append(FederatePlan("recorder", "federates.recorder", grid_s, RECORDER_OFFSET_S, [], recorder_subs,
                               [RECORDER_ENDPOINT],
-                              {**SETTINGS["recorder"], **group_settings, "grid_counts": list(DSO_COUNTS + DSO_DAY_COUNTS)},
+                              {**SETTINGS["recorder"], **group_settings, **bundles,
+                               "grid_counts": list(DSO_COUNTS + DSO_DAY_COUNTS)},
                               endpoint_ports={"book": RECORDER_ENDPOINT}))
     return plans
 
