@@ -647,10 +647,13 @@ class Federate(ValueInterface):
 
 
 def run_federate(config_path: str | Path, build: Callable[[Federate], Callable[[int, float], None]], *,
-                 debug: bool = False, core_options: dict[str, str] | None = None) -> str | None:
+                 debug: bool = False, core_options: dict[str, str] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> str | None:
     """Run one federate: create it from its config, ``build(fed)`` its step, run it to its end and close it.
 
     ``core_options`` replace the config's own in its ``coreInitString`` (:func:`checked_core_options`).
+    ``on_error`` is called with the error line before the federation hears of it: a caller that keeps the
+    errors of several federates (:mod:`lec_cosim.inproc`) so has the origin's before any federate it stops.
 
     Returns None when it finished, or its error as one line (already printed as ``error: ...`` and reported to
     the federation as a global error, so that every federate stops). It never exits the process: a process
@@ -679,6 +682,8 @@ def run_federate(config_path: str | Path, build: Callable[[Federate], Callable[[
         if debug or os.environ.get(DEBUG_ENVIRONMENT) == "1":
             traceback.print_exc()
         print(f"error: {message}", file=sys.stderr, flush=True)
+        if on_error is not None:
+            on_error(message)
         if fed is not None:
             try:
                 h.helicsFederateGlobalError(fed.fed, 1, message)

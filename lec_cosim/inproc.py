@@ -207,7 +207,10 @@ class InprocFederation:
             out.files[ident] = err.files[ident] = log
             try:
                 module = json.loads(config.read_text())["lec_cosim"]["module"]
-                error = run_federate(config, importlib.import_module(module).build, debug=self.debug)
+                # its error kept before the others hear of it: a federate it stops may fail with a line of its own
+                # (not a relayed one) before this thread would get here, and would be blamed (seen under load)
+                error = run_federate(config, importlib.import_module(module).build, debug=self.debug,
+                                     on_error=lambda message: self._keep_error(name, message))
             except BaseException as exc:  # SystemExit deep in a model: the thread would end without a word
                 error = f"{name}: {type(exc).__name__}: {exc} (the federate ended before its end)"
                 self.stop(error)
@@ -217,10 +220,13 @@ class InprocFederation:
         if error is None:
             self.finished.add(name)
         else:
-            with self._lock:
-                self.errors.setdefault(name, error)
+            self._keep_error(name, error)
             # a federate that failed before it joined sent no global error: the others would wait for it
             self.stop(error)
+
+    def _keep_error(self, name: str, error: str) -> None:
+        with self._lock:
+            self.errors.setdefault(name, error)
 
     def _start_deadline(self) -> None:
         """End the federation if it has not started stepping within ``start_timeout_s`` (model building
