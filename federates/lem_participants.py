@@ -28,7 +28,11 @@ from lec_cosim.models.lem_community import (
     settle_members,
     truthful_bids,
 )
-from lec_cosim.models.lem_orders import agent_chp_orders, agent_household_orders, household_orders
+from lec_cosim.models.lem_orders import (
+    agent_chp_orders,
+    agent_household_orders,
+    household_orders,
+)
 
 
 def build(fed: Federate):
@@ -67,8 +71,8 @@ def build(fed: Federate):
 
     periods = options.periods_per_exchange  # market periods whose orders travel together
 
-    def orders_of(period: int) -> dict[str, list[dict]]:
-        """Each player's orders of ``period``."""
+    def orders_of(period: int) -> dict[str, list]:
+        """Each player's orders of ``period`` (:class:`~lec_cosim.models.auction.Order`)."""
         hour = period % 24
         book = {}
         by_rule = dict(zip(ruled_names, household_orders(ruled_names, ruled_kinds, load_kwh[ruled, period],
@@ -86,19 +90,23 @@ def build(fed: Federate):
                 bid = bids[name][period] if kinds[j] == "chp" else None
                 orders = period_orders(kinds[j], name, load_kwh[j, period], pv_kwh[j, period], chp_cap[j], hour,
                                        scheme, bid, b)
-            book[name] = [{"side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh, "quantity_kwh": o.quantity_kwh}
-                          for o in orders]
+            book[name] = orders
         return book
+
+    sides_sent: list[dict[str, list[str]]] = []  # a bundle's periods: each player's order sides, as sent
 
     def send_orders(first: int) -> None:
         """The orders of the exchange's periods from ``first``: one message per player (or one for the group)."""
         if periods == 1:
-            book = orders_of(first)
+            book = {name: [{"side": o.side, "price_eur_per_kwh": o.price_eur_per_kwh, "quantity_kwh": o.quantity_kwh}
+                           for o in orders] for name, orders in orders_of(first).items()}
             head = {"period": first}
-        else:
+        else:  # lean: [side, price, quantity] per order, a list per period (federates/lem_market.py)
             hours = list(range(first, first + periods))
             by_hour = [orders_of(period) for period in hours]
-            book = {name: [orders[name] for orders in by_hour] for name in members}
+            sides_sent[:] = [{name: [o.side for o in orders] for name, orders in hour.items()} for hour in by_hour]
+            book = {name: [[[o.side, o.price_eur_per_kwh, o.quantity_kwh] for o in hour[name]] for hour in by_hour]
+                    for name in members}
             head = {"periods": hours}
         if shared:
             fed.send(shared, market, {**head, "participants": book})
@@ -106,46 +114,57 @@ def build(fed: Federate):
             for name in members:
                 fed.send(endpoint[name], market, {**head, "participant": name, "orders": book[name]})
 
-    def result_of(first: int, port: str, what: str) -> list[dict]:
-        """The exchange's answers at ``port``, one per period: price and its (or its players') results."""
+    def answer_of(first: int, port: str, what: str) -> dict:
+        """The exchange's one answer at ``port``: its periods' prices and its (or its players') results."""
         messages = fed.receive(port)
         hours = list(range(first, first + periods))
         if len(messages) == 1:
             answer = messages[0][1]
             if periods == 1 and answer.get("period") == first:
-                return [answer]
-            if periods > 1 and answer.get("periods") == hours and len(answer.get("answers", ())) == periods:
-                return answer["answers"]
+                return answer
+            if periods > 1 and answer.get("periods") == hours:
+                return answer
         hours_named = f"hour {first}" if periods == 1 else f"hours {first}-{hours[-1]}"
         raise RuntimeError(f"{what}: expected one market result for {hours_named}, got {len(messages)}")
 
+    def traded(first: int) -> tuple[list, np.ndarray, np.ndarray]:
+        """Each period's price and each player's bought and sold kWh (periods x players), from the answers."""
+        answers = ({fed.name: answer_of(first, shared, fed.name)} if shared
+                   else {name: answer_of(first, endpoint[name], name) for name in members})
+        bought, sold = np.zeros((periods, len(members))), np.zeros((periods, len(members)))
+        prices = [None] * periods
+        for j, name in enumerate(members):
+            answer = answers[fed.name if shared else name]
+            mine = answer["results"].get(name) if shared else answer
+            if mine is None:
+                raise RuntimeError(f"{fed.name}: no market result for {name} in hour(s) from {first}")
+            for h in range(periods):
+                if periods == 1:  # the book's rows of its orders
+                    prices[h] = answer["price_eur_per_kwh"]  # the same for all: a uniform-price pool
+                    rows = [(o["accepted_kwh"], o["side"]) for o in mine["orders"]]
+                else:  # its accepted kWh per order, in the order it sent them
+                    prices[h] = answer["price_eur_per_kwh"][h]
+                    sides = sides_sent[h][name]
+                    if len(mine["accepted_kwh"][h]) != len(sides):
+                        raise RuntimeError(f"{name}: {len(mine['accepted_kwh'][h])} accepted quantities for "
+                                           f"{len(sides)} orders in hour {first + h}")
+                    rows = list(zip(mine["accepted_kwh"][h], sides))
+                bought[h, j] = sum(a for a, side in rows if side == "buy")
+                sold[h, j] = sum(a for a, side in rows if side == "sell")
+        return prices, bought, sold
+
     def settle(first: int) -> None:
         """Read the exchange's results, settle its periods and publish the settlement (period-major)."""
-        answers = None
-        if lem and shared:
-            answers = [{name: {"price_eur_per_kwh": answer["price_eur_per_kwh"], **mine}
-                        for name, mine in answer["results"].items()} for answer in result_of(first, shared, fed.name)]
-            for h, results in enumerate(answers):
-                missing = [name for name in members if name not in results]
-                if missing:
-                    raise RuntimeError(f"{fed.name}: no market result for {', '.join(missing)} in hour {first + h}")
-        elif lem:
-            own = {name: result_of(first, endpoint[name], name) for name in members}
-            answers = [{name: own[name][h] for name in members} for h in range(periods)]
+        if lem:
+            prices, bought, sold = traded(first)
+        else:
+            prices, bought, sold = [None] * periods, np.zeros((periods, len(members))), np.zeros((periods, len(members)))
         published = {v: [] for v in settlement_vectors}
         for h in range(periods):
             period = first + h
-            bought, sold = np.zeros(len(members)), np.zeros(len(members))
-            price = None
-            for j, name in enumerate(members):
-                if lem:
-                    result = answers[h][name]
-                    price = result["price_eur_per_kwh"]  # the same for all: a uniform-price pool
-                    bought[j] = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "buy")
-                    sold[j] = sum(o["accepted_kwh"] for o in result["orders"] if o["side"] == "sell")
             st = settle_members(kinds, load_kwh[:, period], pv_kwh[:, period], chp_cap, hour=period % 24,
-                                scheme=scheme, lem_enabled=lem, price_eur_per_kwh=price, bought_kwh=bought,
-                                sold_kwh=sold, b_eur_per_kwh=b)
+                                scheme=scheme, lem_enabled=lem, price_eur_per_kwh=prices[h], bought_kwh=bought[h],
+                                sold_kwh=sold[h], b_eur_per_kwh=b)
             chp_kw_of[h] = st["chp_kwh"] / (period_s / 3600.0)
             for v in settlement_vectors:
                 published[v].append(st[v])

@@ -237,9 +237,10 @@ def test_one_message_per_group_clears_the_same_market_as_one_per_player(tmp_path
 @pytest.mark.timeout(120)
 def test_a_step_of_several_periods_clears_each_periods_pool_as_alone(tmp_path):
     """``periods_per_step`` 4 (as a day's hours with ``resolution.exchange: day``): one message per bidder (or one
-    for a shared endpoint) holds the four hours' orders; each hour's pool clears as the hourly steps clear it
-    (``EXPECTED``), each message gets one answer with the four hours' results, the book goes as one message of the
-    four books, and price and volume are vectors of the four hours."""
+    for a shared endpoint) holds the four hours' orders as [side, price, quantity]; each hour's pool clears as the
+    hourly steps clear it (``EXPECTED``), each message gets one answer with the four hours' prices and its accepted
+    kWh per order in the order sent, the book goes as one message of the four hours' rows as columns, and price and
+    volume are vectors of the four hours."""
     shared, alone = BIDDERS[::2], BIDDERS[1::2]
     group = "bidders/group"
     hours = [0, 1, 2, 3]
@@ -250,6 +251,10 @@ def test_a_step_of_several_periods_clears_each_periods_pool_as_alone(tmp_path):
                    publications=[Signal(PRICE_KEY, "vector", port="price_eur_per_kwh"),
                                  Signal(VOLUME_KEY, "vector", port="volume_kwh")])
     pool.targets["results"] = {name: group if name in shared else bidder_endpoint(name) for name in BIDDERS}
+
+    def lean(name):  # the four hours' orders of a bidder, [side, price, quantity] each
+        return [[[o["side"], o["price_eur_per_kwh"], o["quantity_kwh"]] for o in book(h)[name]] for h in hours]
+
     with plan_under_test(pool, scenario, tmp_path / "run", 2, settings={"periods_per_step": 4}) as port:
         together = TestFederate("together", port, period=SLOT_PERIOD_S, offset=ORDER_OFFSET_S, endpoints=[group])
         apart = TestFederate("apart", port, period=SLOT_PERIOD_S, offset=ORDER_OFFSET_S,
@@ -257,12 +262,9 @@ def test_a_step_of_several_periods_clears_each_periods_pool_as_alone(tmp_path):
                              subscriptions=[(PRICE_KEY, "vector"), (VOLUME_KEY, "vector")])
         enter_all(together, apart)
         arrive_all([together, apart], 0.0)
-        books = [book(h) for h in hours]
-        together.send(group, POOL, {"periods": hours,
-                                    "participants": {n: [b[n] for b in books] for n in reversed(shared)}})
+        together.send(group, POOL, {"periods": hours, "participants": {n: lean(n) for n in reversed(shared)}})
         for name in alone:
-            apart.send(bidder_endpoint(name), POOL, {"periods": hours, "participant": name,
-                                                     "orders": [b[name] for b in books]})
+            apart.send(bidder_endpoint(name), POOL, {"periods": hours, "participant": name, "orders": lean(name)})
         arrive_all([together, apart], 0.002)
         answers = together.receive(group)
         single = {name: apart.receive(bidder_endpoint(name)) for name in alone}
@@ -271,29 +273,35 @@ def test_a_step_of_several_periods_clears_each_periods_pool_as_alone(tmp_path):
         together.close()
         apart.close()
 
-    assert len(answers) == 1 and answers[0][1]["periods"] == hours and len(answers[0][1]["answers"]) == 4
+    assert len(answers) == 1 and answers[0][1]["periods"] == hours
+    assert sorted(answers[0][1]["results"]) == sorted(shared)
     assert len(book_messages) == 1 and book_messages[0][1]["periods"] == hours
-    assert [b["period"] for b in book_messages[0][1]["books"]] == hours
+    record = book_messages[0][1]
+    rows = pd.DataFrame(record["orders"])
+    assert list(rows.columns) == ["period", "participant", "side", "price_eur_per_kwh", "quantity_kwh",
+                                  "accepted_kwh"]
+    assert len(rows) == sum(len(orders) for h in hours for orders in book(h).values())
     for h in hours:
         price, accepted = EXPECTED[h]
         volume = sum(v for name, v in accepted.items() if name in BUYERS)
-        answer = answers[0][1]["answers"][h]
-        record = book_messages[0][1]["books"][h]
-        assert record["volume_kwh"] == pytest.approx(volume, abs=1e-9) == volumes[h]
+        assert record["volume_kwh"][h] == pytest.approx(volume, abs=1e-9) == volumes[h]
+        in_hour = rows[rows["period"] == h]
+        assert list(in_hour["participant"]) == sorted(in_hour["participant"])  # participant-name order
+        assert in_hour.groupby("participant")["accepted_kwh"].sum().to_dict() == pytest.approx(
+            {name: accepted.get(name, 0.0) for name in in_hour["participant"].unique()}, abs=1e-9)
+        answer_price = answers[0][1]["price_eur_per_kwh"][h]
         if price is None:
-            assert answer["price_eur_per_kwh"] is None and record["price_eur_per_kwh"] is None
-            assert math.isnan(prices[h])
+            assert answer_price is None and record["price_eur_per_kwh"][h] is None and math.isnan(prices[h])
         else:
-            assert answer["price_eur_per_kwh"] == pytest.approx(price, abs=1e-12) == prices[h]
-        assert sorted(answer["results"]) == sorted(shared)
-        for name, result in answer["results"].items():
-            assert sum(o["accepted_kwh"] for o in result["orders"]) == pytest.approx(accepted.get(name, 0.0),
-                                                                                      abs=1e-9)
+            assert answer_price == pytest.approx(price, abs=1e-12) == prices[h] == record["price_eur_per_kwh"][h]
+        for name, result in answers[0][1]["results"].items():
+            assert set(result) == {"accepted_kwh", "allocation_kwh"}
+            assert len(result["accepted_kwh"][h]) == len(book(h)[name])  # one per order sent
+            assert sum(result["accepted_kwh"][h]) == pytest.approx(accepted.get(name, 0.0), abs=1e-9)
         for name, messages in single.items():
             assert len(messages) == 1 and messages[0][1]["periods"] == hours, name
-            mine = messages[0][1]["answers"][h]
-            assert sum(o["accepted_kwh"] for o in mine["orders"]) == pytest.approx(accepted.get(name, 0.0), abs=1e-9)
-            assert set(mine) == {"price_eur_per_kwh", "orders", "allocation_kwh"}
+            mine = messages[0][1]
+            assert set(mine) == {"periods", "price_eur_per_kwh", "accepted_kwh", "allocation_kwh"}
+            assert sum(mine["accepted_kwh"][h]) == pytest.approx(accepted.get(name, 0.0), abs=1e-9)
     # hour 0's bilateral allocation, as an hourly step gives it
-    assert single[SELLERS[1]][0][1]["answers"][0]["allocation_kwh"] == pytest.approx({b: -20.0 / 60.0
-                                                                                     for b in BUYERS})
+    assert single[SELLERS[1]][0][1]["allocation_kwh"][0] == pytest.approx({b: -20.0 / 60.0 for b in BUYERS})

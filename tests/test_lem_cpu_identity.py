@@ -52,3 +52,16 @@ def test_a_table_streamed_in_chunks_with_its_float_texts_kept_is_the_table_to_cs
     expected = io.StringIO()
     frame.to_csv(expected, index=False)
     assert written == expected.getvalue()
+
+
+def test_a_columns_float_texts_are_looked_up_while_they_repeat_and_are_reprs_either_way():
+    from lec_cosim.studies.local_market.results import FloatTexts
+
+    rng = np.random.default_rng(5)
+    day, fresh = rng.random(1000), rng.random(1000)
+    texts = FloatTexts()
+    assert texts.fields(day) == [repr(x) for x in day.tolist()]  # all missed: next chunk without look-ups
+    assert not texts.look_up
+    assert texts.fields(fresh) == [repr(x) for x in fresh.tolist()]
+    assert texts.look_up  # then tried again
+    assert texts.fields(day) == [repr(x) for x in day.tolist()] and texts.look_up  # all found

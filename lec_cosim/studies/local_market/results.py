@@ -91,26 +91,53 @@ _QUOTED = re.compile(r'[,"\r\n]')
 
 
 REPR_MEMO_SIZE = 1 << 17
-"""Most floats a :class:`CsvStream` keeps the text of (a day's loads repeat every day; then it starts again)."""
+"""Most floats a column's :class:`FloatTexts` keeps the text of (a day's loads repeat every day; then it starts
+again)."""
+MEMO_MISS_RATE_OFF = 0.5
+"""A column whose chunk missed its kept texts this often is formatted without look-ups in its next chunk (a
+look-up that misses costs more than formatting: ~0.9 against ~0.5 us a float, measured 2026-12-07)."""
 
 
-def _float_fields(values: np.ndarray, memo: dict | None) -> list[str]:
-    """``repr`` of each float; with ``memo`` (bit pattern -> text, kept between calls) each value is formatted once."""
+class FloatTexts:
+    """The texts of one column's floats by bit pattern, kept between the chunks of a stream while they repeat.
+
+    Kept per column: the year's loads repeat every day, its PV and net powers hardly ever, and one memo for all
+    filled with the latter and dropped the former every few days (the year's recorder spent most of its time
+    formatting floats)."""
+
+    def __init__(self):
+        self.texts: dict[int, str] = {}
+        self.look_up = True  # from the last chunk's miss rate
+
+    def fields(self, values: np.ndarray) -> list[str]:
+        if not self.look_up:
+            # a chunk without look-ups, then try them again: a column's floats may start repeating (the night)
+            self.look_up = True
+            return list(map(float.__repr__, values.tolist()))
+        texts = self.texts
+        if len(texts) > REPR_MEMO_SIZE:
+            texts.clear()
+        get, fields = texts.get, []
+        append = fields.append
+        size = len(texts)
+        for bits, value in zip(values.view(np.int64).tolist(), values.tolist()):
+            text = get(bits)
+            if text is None:
+                text = texts[bits] = value.__repr__()
+            append(text)
+        misses = len(texts) - size
+        self.look_up = misses <= MEMO_MISS_RATE_OFF * max(len(fields), 1)
+        return fields
+
+
+def _float_fields(values: np.ndarray, memo: FloatTexts | None) -> list[str]:
+    """``repr`` of each float; with ``memo`` (the column's kept texts) a repeated value is formatted once."""
     if memo is None:
         return list(map(float.__repr__, values.tolist()))
-    if len(memo) > REPR_MEMO_SIZE:
-        memo.clear()
-    get, fields = memo.get, []
-    append = fields.append
-    for bits, value in zip(values.view(np.int64).tolist(), values.tolist()):
-        text = get(bits)
-        if text is None:
-            text = memo[bits] = value.__repr__()
-        append(text)
-    return fields
+    return memo.fields(values)
 
 
-def _csv_fields(values, memo: dict | None = None) -> list[str] | None:
+def _csv_fields(values, memo: FloatTexts | None = None) -> list[str] | None:
     """The CSV fields ``to_csv`` writes for one column (NaN as an empty field), or None for a column whose
     fields this does not know to be the same: only float64 (numpy's ``astype(str)``, which pandas writes, is
     Python's ``repr``), integers, and strings or ints that need no quotes. ``memo``: see :func:`_float_fields`."""
@@ -142,15 +169,16 @@ def _csv_fields(values, memo: dict | None = None) -> list[str] | None:
     return None
 
 
-def csv_rows(table, columns: list[str], memo: dict | None = None) -> str | None:
+def csv_rows(table, columns: list[str], memo: dict[str, FloatTexts] | None = None) -> str | None:
     """The rows ``table[columns].to_csv(index=False, header=False)`` writes, as one string, built here from the
     columns (several times faster); None where pandas has to write them (:func:`_csv_fields`). ``table``: a frame
-    or a mapping of column names to 1-D arrays of one length."""
+    or a mapping of column names to 1-D arrays of one length. ``memo``: column -> its kept float texts (filled
+    here), None for none."""
     if len(columns) < 2:  # a lone empty field would be quoted
         return None
     fields = []
     for column in columns:
-        column_fields = _csv_fields(table[column], memo)
+        column_fields = _csv_fields(table[column], None if memo is None else memo.setdefault(column, FloatTexts()))
         if column_fields is None:
             return None
         fields.append(column_fields)
@@ -159,7 +187,8 @@ def csv_rows(table, columns: list[str], memo: dict | None = None) -> str | None:
     return os.linesep.join(map(",".join, zip(*fields))) + os.linesep
 
 
-def _write_csv(file, table, columns: list[str], *, header: bool, memo: dict | None = None) -> None:
+def _write_csv(file, table, columns: list[str], *, header: bool,
+               memo: dict[str, FloatTexts] | None = None) -> None:
     """``table[columns]`` as CSV into an open text file, the bytes of pandas' ``to_csv(index=False)``."""
     text = csv_rows(table, columns, memo)
     if text is None or (header and any(_QUOTED.search(c) for c in columns)):
@@ -306,7 +335,7 @@ class CsvStream:
         (:func:`_float_fields`); False for a table of nearly all distinct floats, which the look-ups only slow."""
         self.path, self.columns = Path(path), columns
         self.partial = self.path.with_name(self.path.name + ".partial")
-        self._memo: dict[int, str] | None = {} if repeats else None  # float texts by bit pattern
+        self._memo: dict[str, FloatTexts] | None = {} if repeats else None  # each column's float texts
         self._file = self.partial.open("w", newline="", encoding="utf-8")  # as to_csv(path) writes
         pd.DataFrame(columns=columns).to_csv(self._file, index=False)  # the header, as an empty table writes it
 
@@ -564,8 +593,7 @@ class LocalMarketRecord:
                     if len(messages) != 1 or messages[0][1].get("periods") != hours:
                         raise RuntimeError(f"expected the market's books of hours {hours[0]}-{hours[-1]} in one "
                                            f"message, got {len(messages)} messages")
-                    for hour, book in zip(hours, messages[0][1]["books"], strict=True):
-                        self._book(hour, [(messages[0][0], book)])
+                    self._books(hours, messages[0][1])
         if k % self.block == 0:
             for value, column in self.grid.items():
                 if value in self.counts:
@@ -593,6 +621,28 @@ class LocalMarketRecord:
             self.allocations.append((period, BilateralAllocation(
                 [code(name) for name in factors["sellers"]], [code(name) for name in factors["buyers"]],
                 factors["sold_kwh"], factors["bought_kwh"], factors["volume_kwh"])))
+
+    def _books(self, hours: list[int], bundle: dict) -> None:
+        """Several periods' books in one message, as columns (federates/lem_market.py, ``periods_per_step``)."""
+        for h, (price, volume) in enumerate(zip(bundle["price_eur_per_kwh"], bundle["volume_kwh"], strict=True)):
+            if price is not None:
+                self.price[hours[h]] = price
+            self.volume[hours[h]] = volume
+        columns, books, code = bundle["orders"], self.books, self._code
+        period = np.array(columns["period"], dtype=np.int32)
+        if len(period) and not (period.min() >= hours[0] and period.max() <= hours[-1]):
+            raise RuntimeError(f"the market's books of hours {hours[0]}-{hours[-1]} hold rows of other hours")
+        books["period"].append(period)
+        books["participant"].append(np.array([code(name) for name in columns["participant"]], dtype=np.int32))
+        books["buy"].append(np.array([side == "buy" for side in columns["side"]], dtype=bool))
+        for c, key in (("price", "price_eur_per_kwh"), ("quantity_kwh", "quantity_kwh"),
+                       ("accepted_kwh", "accepted_kwh")):
+            books[c].append(np.array(columns[key], dtype=float))
+        if self.write_allocation:
+            for hour, factors in zip(hours, bundle["allocation"], strict=True):
+                self.allocations.append((hour, BilateralAllocation(
+                    [code(name) for name in factors["sellers"]], [code(name) for name in factors["buyers"]],
+                    factors["sold_kwh"], factors["bought_kwh"], factors["volume_kwh"])))
 
     def _joined(self, chunks: dict, hours: np.ndarray) -> dict[str, np.ndarray]:
         """The books' columns over all hours; ``period`` becomes ``time``, indices become names."""
