@@ -38,7 +38,7 @@ from lec_cosim.models.lem_community import (  # noqa: E402
     settle_period,
     truthful_bids,
 )
-from lec_cosim.models.lem_grid import LemGrid  # noqa: E402
+from lec_cosim.models.grid_cache import lem_grid  # noqa: E402
 from lec_cosim.scenario import load_scenario  # noqa: E402
 from lec_cosim.studies.local_market.results import allocation_rows, write_lem_arrays, writes_allocation  # noqa: E402
 from lec_cosim.studies.local_market.wiring import (  # noqa: E402
@@ -136,7 +136,9 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
     s = load_scenario(scenario_path)
     community = community_from_scenario(s)
     g = s.grid
-    grid = LemGrid(table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu, vm_max_pu=g.vm_max_pu,
+    # built as the DSO federate builds it: the fixed-point grid compiled in the cache (lec_cosim.models.grid_cache)
+    grid = lem_grid(feeder=None, table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu,
+                   vm_max_pu=g.vm_max_pu,
                    max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
                    violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver,
                    source_strength=s.feeder.source_strength)

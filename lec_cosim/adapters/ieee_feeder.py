@@ -54,13 +54,15 @@ class IeeeFeederGrid:
         from lec_cosim.models.feeder_source import feeder_of
         from lec_cosim.models.grid_extremes import GridExtremes
         from lec_cosim.models.lem_community import community_from_scenario
-        from lec_cosim.models.lem_grid import LemGrid
+        from lec_cosim.models.grid_cache import lem_grid
 
         s = scenario
         community = community_from_scenario(s)
         g = s.grid
-        self.grid = grid = LemGrid(
-            feeder_of(s), table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu,
+        # the fixed-point grid of the IEEE feeder comes compiled from the cache when it was built before: no
+        # pandapower in this process then (its import and the net were most of this federate's start-up)
+        self.grid = grid = lem_grid(
+            feeder=feeder_of(s), table=community.table, data_dir=s.feeder.data_dir, vm_min_pu=g.vm_min_pu,
             vm_max_pu=g.vm_max_pu,
             max_loading_percent=g.max_loading_percent, va_max_deviation_degree=g.va_max_deviation_degree,
             violation_model=g.dn_impact_counts, step_h=s.grid_step_s / 3600.0, solver=g.solver,

@@ -311,13 +311,13 @@ def own_engine_deviation_pu(source: str, base: Path | None = None, time=None) ->
     feeder against the IEEE's published OpenDSS solution at minute 566 (its evening peak)."""
     from pandapower.powerflow import LoadflowNotConverged
 
-    from lec_cosim.models.pgm_backend import PowerGridError, UnsupportedNetwork
+    from lec_cosim.models.pgm_backend import PowerFlowNotConverged, PowerGridError, UnsupportedNetwork
 
     if time is not None and source.partition(":")[0].strip() != "simbench":
         raise FeederSourceError(f"--time {time}: only a SimBench source has a year to choose a snapshot from")
     try:
         return _own_engine_deviation_pu(source, base, time)
-    except (UnsupportedNetwork, PowerGridError, LoadflowNotConverged) as error:
+    except (UnsupportedNetwork, PowerGridError, LoadflowNotConverged, PowerFlowNotConverged) as error:
         raise FeederSourceError(f"{source}: the check's power flow failed: {type(error).__name__}: "
                                 f"{' '.join(str(error).split())}") from None
 

@@ -57,7 +57,7 @@ class GridExtremes:
         self._line_feeder = feeder_of_bus(grid.line_from_bus)
         self._line_ends = ieee_bus(grid.line_from_bus), ieee_bus(grid.line_to_bus)
         self._trafo_names = grid.trafo_names
-        self._trafo_lv_bus = ieee_bus(grid.net.trafo["lv_bus"].to_numpy(dtype=int))
+        self._trafo_lv_bus = ieee_bus(grid._trafo_lv_bus)  # the grid's, not its net's: a compiled grid has none
         n_bus, n_line, n_trafo = grid.lv_buses.size, len(grid.line_names), len(grid.trafo_names)
         self.vm_min_pu, self.vm_max_pu = np.full(n_bus, np.inf), np.full(n_bus, -np.inf)
         self.bus_steps_out_of_band = np.zeros(n_bus, dtype=np.int64)

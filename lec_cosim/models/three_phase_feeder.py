@@ -497,11 +497,15 @@ class LemGrid:
                 "pv_kw": pd.Series(self._pv_p, index=self.prosumer_names),
                 "chp_kw": pd.Series(self._chp_p, index=self.chp_names)}
 
+    def _rows(self, table: str) -> int:
+        """Rows of a table of the net (a compiled grid knows them without its net: lec_cosim.models.grid_cache)."""
+        return len(self.net[table])
+
     def _phase_powers(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per-phase P and Q (MW, Mvar; rows of the net's tables) of ``asymmetric_load``/``asymmetric_sgen``."""
-        n = len(self.net.asymmetric_load)
+        n = self._rows("asymmetric_load")
         load_p, load_q = np.zeros((n, 3)), np.zeros((n, 3))
-        sgen_p = np.zeros((len(self.net.asymmetric_sgen), 3))
+        sgen_p = np.zeros((self._rows("asymmetric_sgen"), 3))
         if self._load_weights is None:  # one phase each (the IEEE feeder)
             load_p[self._load_row, self._load_phase] = self._load_p / 1000.0
             load_q[self._load_row, self._load_phase] = self._load_q / 1000.0

@@ -282,7 +282,9 @@ def read_profile_table(path: Path, columns: list[str], value_range: dict | None 
     :func:`check_time_axis`; summer-time labels are accepted), fewer than two rows.
 
     The same file unchanged (path, inode, modification and change times, size), read for the same columns and
-    range, is not read again in this process: the caller gets a copy of the table read before.
+    range, is not read again in this process: the caller gets a copy of the table read before. And a file of the
+    same content read for the same request by any process before is not parsed and checked again: its table is
+    in the disk cache (:mod:`lec_cosim.models.disk_cache`).
     """
     try:
         stat = Path(path).stat()
@@ -294,12 +296,17 @@ def read_profile_table(path: Path, columns: list[str], value_range: dict | None 
         kept = _PROFILE_TABLES.get(key) if key is not None else None
     if kept is not None:
         return kept.copy()
-    table = _read_profile_table(path, columns, value_range)
-    if key is not None:
-        with _PROFILE_TABLES_LOCK:
-            while len(_PROFILE_TABLES) >= _PROFILE_TABLES_KEPT:
-                _PROFILE_TABLES.pop(next(iter(_PROFILE_TABLES)))
-            _PROFILE_TABLES[key] = table.copy()
+    if key is None:
+        return _read_profile_table(path, columns, value_range)
+    from lec_cosim.models import disk_cache
+
+    # read and checked once for all processes and runs (the year's PV file took ~0.2 s in each federate)
+    table = disk_cache.file_result("profiles", path, (tuple(columns), repr(value_range), pd.__version__),
+                                   lambda: _read_profile_table(path, columns, value_range), Path(__file__))
+    with _PROFILE_TABLES_LOCK:
+        while len(_PROFILE_TABLES) >= _PROFILE_TABLES_KEPT:
+            _PROFILE_TABLES.pop(next(iter(_PROFILE_TABLES)))
+        _PROFILE_TABLES[key] = table.copy()
     return table
 
 

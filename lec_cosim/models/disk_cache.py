@@ -1,0 +1,87 @@
+"""A folder of computed things kept between runs (the compiled grid, parsed profile tables), by content hash.
+
+The folder: ``$LEC_COSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/lec-cosim``, else ``~/.cache/lec-cosim``;
+``LEC_COSIM_CACHE=0`` keeps nothing (every run computes everything). An entry is written whole or not at all
+(a temporary file renamed: runs side by side may write the same one); one that cannot be read is computed again
+and replaced; a folder that cannot be written only costs the computation. Entries are pickles: the folder must be
+the user's own, as the code is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+LOG = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    explicit = os.environ.get("LEC_COSIM_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lec-cosim"
+
+
+def enabled() -> bool:
+    return os.environ.get("LEC_COSIM_CACHE") != "0"
+
+
+def entry(kind: str, key: str) -> Path:
+    return cache_dir() / kind / f"{key}.pickle"
+
+
+def load(kind: str, key: str):
+    """The entry's bytes, or None (none, unreadable, or the cache off)."""
+    if not enabled():
+        return None
+    path = entry(kind, key)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        LOG.warning("cache entry %s unreadable (%s): computing it", path, exc)
+        return None
+
+
+def store(kind: str, key: str, value) -> None:
+    """Pickle ``value`` into the entry (whole, or not at all)."""
+    if not enabled():
+        return
+    path = entry(kind, key)
+    try:
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as tmp:
+            tmp.write(blob)
+        os.replace(tmp.name, path)
+    except OSError as exc:
+        LOG.info("cache entry %s not written (%s): the next run computes it again", path, exc)
+
+
+def file_result(kind: str, path: Path, request, compute, code: Path):
+    """``compute()``, the result of reading the file ``path`` (a table, an object that pickles), kept between runs
+    by the file's content, the ``request`` (its repr) and the source of ``code`` (the module that computes it).
+    A result that fails to compute raises as ``compute`` does and is not kept."""
+    import hashlib
+
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes())
+        digest.update(repr(request).encode())
+        digest.update(Path(code).read_bytes())
+        key = digest.hexdigest()[:32]
+    except OSError:
+        return compute()  # the reader says what is wrong with the file
+    blob = load(kind, key)
+    if blob is not None:
+        try:
+            return pickle.loads(blob)
+        except Exception:  # noqa: BLE001 - an unreadable entry is computed again and replaced
+            LOG.warning("cache entry %s unreadable: computing it", entry(kind, key))
+    result = compute()
+    store(kind, key, result)
+    return result

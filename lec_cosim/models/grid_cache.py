@@ -1,0 +1,172 @@
+"""The IEEE feeder's three-phase grid with the fixed-point flow, compiled once and loaded without pandapower.
+
+Why: a DSO federate's start-up was the critical path of every local-market run: importing pandapower (~1.9 s on
+the project's 2-core machine, its plotting and estimation packages with it), building the IEEE net (~0.7 s) and
+the fixed point's reduced model from pandapower's sequence networks, before the first grid step; 2.7-3.4 s of a
+week's 4.7 s. What a flow needs after that is arrays: :func:`lem_grid` keeps the built :class:`LemGrid` (and its
+:class:`~lec_cosim.models.fixed_point_backend.FixedPointPowerFlow`) without the pandapower net in a cache file,
+and the next run with the same inputs loads it in milliseconds.
+
+The entry (:mod:`lec_cosim.models.disk_cache`) is named by a hash of everything the grid is built from: the
+grid's arguments (the participants' table, the voltage band, limits, step, solver, source strength), the feeder
+data files' contents, the source of the model modules (:data:`CODE_MODULES`: a change of the code is a new
+entry) and the versions of Python, numpy, scipy and pandas; ``LEC_COSIM_CACHE=0`` builds every time.
+
+A loaded grid has no net until something asks for ``grid.net``: then it is built (pandapower imported) from the
+stored arguments, the same net, e.g. for the fixed point's fallback to power-grid-model on a state it cannot
+settle. Only the fixed-point flow on the IEEE feeder (``feeder`` None) is compiled; anything else is built as
+before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy
+
+from lec_cosim.models import disk_cache
+from lec_cosim.models.fixed_point_backend import FixedPointPowerFlow
+from lec_cosim.models.three_phase_feeder import LemGrid
+
+__all__ = ["CODE_MODULES", "lem_grid"]
+
+LOG = logging.getLogger(__name__)
+FORMAT = 1
+"""Of the cache file's content; part of its name."""
+CODE_MODULES = Path(__file__).resolve().parent
+"""Every module of :mod:`lec_cosim.models` is part of the key: the grid is built by several of them."""
+
+
+class CompiledLemGrid(LemGrid):
+    """A :class:`LemGrid` loaded from the cache: its net is built on first use, from the stored arguments."""
+
+    @property
+    def net(self):
+        if self._compiled_net is None:
+            LOG.info("building the feeder's net from its arguments (a compiled grid had none)")
+            self._compiled_net = LemGrid(**self._build_arguments).net
+        return self._compiled_net
+
+    @net.setter
+    def net(self, value) -> None:
+        self._compiled_net = value
+
+    def _engine(self, powers):
+        if self._compiled_net is None:  # nobody holds a net that could have changed: the compiled engine is it
+            return self._pgm
+        return super()._engine(powers)
+
+    def _rows(self, table: str) -> int:
+        if self._compiled_net is None:
+            return self._compiled_rows[table]
+        return super()._rows(table)
+
+
+class CompiledFixedPoint(FixedPointPowerFlow):
+    """The fixed point of a compiled grid: its net is the grid's (for the fallback), built on first use."""
+
+    @property
+    def net(self):
+        return self._grid.net
+
+    @net.setter
+    def net(self, value) -> None:  # set by the constructor only, which a compiled engine never runs
+        raise AttributeError("a compiled engine's net is its grid's")
+
+    def _scales(self) -> dict[str, np.ndarray]:
+        if self._grid._compiled_net is None:  # the net's in_service and scaling, as compiled
+            return self._compiled_scales
+        return super()._scales()
+
+    def _powers(self, powers, scales):
+        if self._grid._compiled_net is None:  # a table the grid does not set keeps its compiled powers
+            powers = {**self._compiled_powers, **(powers or {})}
+        return super()._powers(powers, scales)
+
+
+def _key(arguments: dict) -> str:
+    digest = hashlib.sha256()
+    table = arguments["table"]
+    text = io.StringIO()
+    table.to_csv(text)
+    plain = {k: (str(v) if isinstance(v, Path) else v) for k, v in arguments.items() if k != "table"}
+    digest.update(json.dumps({"format": FORMAT, "arguments": plain, "table": text.getvalue(),
+                              "python": sys.version, "numpy": np.__version__, "scipy": scipy.__version__,
+                              "pandas": pd.__version__}, sort_keys=True, default=str).encode())
+    data_dir = Path(arguments["data_dir"])
+    for path in sorted([*data_dir.glob("*.csv"), *(data_dir / "csv").glob("*.csv")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    for path in sorted(CODE_MODULES.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _compiled_state(grid: LemGrid, arguments: dict) -> dict:
+    """What is pickled of ``grid`` and its engine: all but the net (nor a thread pool, nor threads' engines)."""
+    engine = grid._engine(grid._phase_powers())  # the fixed point built now: its reduction is most of the build
+    if not isinstance(engine, FixedPointPowerFlow):
+        raise TypeError("only a fixed-point grid is compiled")
+    state = {**grid.__dict__, "net": None, "_pool": None, "_flow_copies": [], "_pgm": None}
+    set_by_grid = set(grid._phase_powers())
+    engine_state = {**engine.__dict__, "_fallback": None, "_compiled_scales": engine._scales(),
+                    "_compiled_powers": {table: _table_powers(grid.net[table], table)
+                                         for table in engine._tables if table not in set_by_grid}}
+    engine_state.pop("net", None)
+    rows = {table: len(grid.net[table]) for table in ("asymmetric_load", "asymmetric_sgen")}
+    return {"format": FORMAT, "grid": state, "engine": engine_state, "rows": rows, "arguments": arguments}
+
+
+def _table_powers(table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A table's P and Q as the fixed point reads them from the net (balanced tables: one column each)."""
+    if name in ("load", "sgen", "storage"):
+        return table["p_mw"].to_numpy(dtype=float), table["q_mvar"].to_numpy(dtype=float)
+    return (np.column_stack([table[f"p_{ph}_mw"].to_numpy(dtype=float) for ph in "abc"]),
+            np.column_stack([table[f"q_{ph}_mvar"].to_numpy(dtype=float) for ph in "abc"]))
+
+
+def _loaded(blob: bytes) -> CompiledLemGrid:
+    content = pickle.loads(blob)
+    if content.get("format") != FORMAT:
+        raise ValueError("another format")
+    grid = CompiledLemGrid.__new__(CompiledLemGrid)
+    state = dict(content["grid"])
+    state.pop("net", None)
+    grid.__dict__.update(state)
+    grid._compiled_net = None
+    grid._compiled_rows = content["rows"]
+    grid._build_arguments = content["arguments"]
+    engine = CompiledFixedPoint.__new__(CompiledFixedPoint)
+    engine.__dict__.update(content["engine"])
+    engine._grid = grid
+    grid._pgm = engine
+    return grid
+
+
+def lem_grid(**arguments) -> LemGrid:
+    """``LemGrid(**arguments)``: loaded from the cache for the fixed-point flow on the IEEE feeder (``feeder``
+    None), compiled into it when not there yet; built as usual otherwise."""
+    if (arguments.get("solver") != "fixed-point" or arguments.get("feeder") is not None
+            or arguments.get("table") is None or not disk_cache.enabled()):
+        return LemGrid(**arguments)
+    arguments = {k: v for k, v in arguments.items() if k != "feeder"}
+    arguments.setdefault("data_dir", LemGrid.__init__.__kwdefaults__["data_dir"])
+    key = _key(arguments)
+    blob = disk_cache.load("grids", key)
+    if blob is not None:
+        try:
+            return _loaded(blob)
+        except Exception as exc:  # noqa: BLE001 - any unreadable entry is built again and replaced
+            LOG.warning("grid cache entry %s unreadable (%s: %s): building the grid", key, type(exc).__name__, exc)
+    grid = LemGrid(**arguments)
+    disk_cache.store("grids", key, _compiled_state(grid, arguments))
+    return grid

@@ -1,0 +1,156 @@
+"""The compiled grid (lec_cosim/models/grid_cache.py) and the disk cache (lec_cosim/models/disk_cache.py).
+
+A grid loaded from the cache must solve every state as the grid built from pandapower does, to the last digit,
+without importing pandapower; its net is built only when something needs it (the fallback to power-grid-model);
+any change of its inputs is another entry; an unreadable entry is built again. A profile file is parsed and
+checked once for all processes, again when its content changes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_pgm_backend import DATA, STEPS, community  # noqa: F401 (a fixture)
+
+from lec_cosim.models import disk_cache
+from lec_cosim.models.grid_cache import CompiledLemGrid, lem_grid
+from lec_cosim.models.lem_grid import LemGrid
+
+ROOT = DATA.parent.parent
+LEVELS = (0.3, 1.0, 3.2)  # light, as built, and the evening below 0.9 pu (violations)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEC_COSIM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("LEC_COSIM_CACHE", raising=False)
+    return tmp_path / "cache"
+
+
+def _arguments(community, **changes):  # noqa: F811
+    return {"feeder": None, "table": community.table, "data_dir": DATA, "step_h": 0.25, "solver": "fixed-point",
+            "violation_model": "reduced", **changes}
+
+
+def _block(grid, community):  # noqa: F811
+    """Each step of STEPS at each of LEVELS, in the grid's order of participants: (steps, participants) arrays."""
+    row = {name: j for j, name in enumerate(community.names)}
+    cols = [[row[n] for n in names] for names in (grid.household_names, grid.prosumer_names, grid.chp_names)]
+    steps = [(k, level) for k in STEPS for level in LEVELS]
+    load = np.array([community.load_kw[cols[0], k] * level for k, level in steps])
+    kvar = np.array([community.load_kvar[cols[0], k] * level for k, level in steps])
+    pv = np.array([community.pv_kw[cols[1], k] * level for k, level in steps])
+    chp = np.full((len(steps), len(cols[2])), 10.0)
+    return load, kvar, pv, chp
+
+
+def _same(a, b) -> None:
+    for x, y in zip(a, b, strict=True):
+        for field in ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "trafo_p_kw", "dn_impact",
+                      "bus_violations", "bus_violations_reduced", "angle_violations", "line_overloads",
+                      "violated_buses"):
+            assert getattr(x, field) == getattr(y, field), field
+        assert np.array_equal(x.vm_pu_values, y.vm_pu_values)
+        assert np.array_equal(x.line_loading_values, y.line_loading_values)
+
+
+def test_a_compiled_grid_solves_as_the_built_one_to_the_last_digit(cache, community):  # noqa: F811
+    built = lem_grid(**_arguments(community))
+    assert type(built) is LemGrid and len(list((cache / "grids").glob("*.pickle"))) == 1
+    compiled = lem_grid(**_arguments(community))
+    assert type(compiled) is CompiledLemGrid and compiled._compiled_net is None
+    block = _block(built, community)
+    expected, got = built.solve_steps(*block), compiled.solve_steps(*block)
+    assert any(r.bus_violations > 0 for r in got) and any(r.trafo_p_kw < 0 for r in got)  # violations, reverse flow
+    _same(got, expected)
+    assert compiled._compiled_net is None  # no net was needed
+    assert compiled.household_names == built.household_names and compiled.line_names == built.line_names
+
+
+def test_a_compiled_grid_runs_without_pandapower(cache, community):  # noqa: F811
+    lem_grid(**_arguments(community))  # compiled into the cache
+    script = (
+        "import json, sys\n"
+        "import numpy as np\n"
+        "from lec_cosim.models.grid_cache import lem_grid\n"
+        "from lec_cosim.models.lem_community import build_community\n"
+        f"c = build_community({str(DATA)!r}, '2016-05-26', {str(ROOT / 'data/pv/simbench_PV_profiles_2016_15min.csv')!r},"
+        " grid_min=15)\n"
+        f"g = lem_grid(feeder=None, table=c.table, data_dir={str(DATA)!r}, step_h=0.25, solver='fixed-point',"
+        " violation_model='reduced')\n"
+        "n = (len(g.household_names), len(g.prosumer_names), len(g.chp_names))\n"
+        "r = g.solve_steps(np.full((1, n[0]), 2.0), np.full((1, n[0]), 0.5), np.ones((1, n[1])), np.ones((1, n[2])))\n"
+        "print(json.dumps([type(g).__name__, 'pandapower' in sys.modules, r[0].vm_min_pu]))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "LEC_COSIM_CACHE_DIR": str(cache)}).stdout
+    kind, pandapower, vm_min = json.loads(out.strip().splitlines()[-1])
+    assert kind == "CompiledLemGrid" and pandapower is False and 0.9 < vm_min < 1.05
+
+
+def test_the_fallback_of_a_compiled_grid_builds_its_net(cache, community):  # noqa: F811
+    built = lem_grid(**_arguments(community))
+    compiled = lem_grid(**_arguments(community))
+    block = _block(built, community)
+    for grid in (built, compiled):
+        grid.solve_steps(*(a[:1] for a in block))  # the engine built
+        grid._pgm.max_iterations = 2  # too few for any state: each step goes to power-grid-model
+    expected, got = built.solve_steps(*block), compiled.solve_steps(*block)
+    assert compiled._compiled_net is not None and compiled._pgm._fallback is not None
+    _same(got, expected)
+
+
+def test_other_inputs_are_other_entries_and_an_unreadable_one_is_built_again(cache, community):  # noqa: F811
+    lem_grid(**_arguments(community))
+    lem_grid(**_arguments(community, vm_max_pu=1.08))
+    entries = sorted((cache / "grids").glob("*.pickle"))
+    assert len(entries) == 2
+    narrow = lem_grid(**_arguments(community, vm_max_pu=1.08))
+    assert type(narrow) is CompiledLemGrid and narrow.vm_max_pu == 1.08
+    for entry in entries:
+        entry.write_bytes(b"not a pickle")
+    again = lem_grid(**_arguments(community))
+    assert type(again) is LemGrid  # built, and the entry replaced
+    assert type(lem_grid(**_arguments(community))) is CompiledLemGrid
+
+
+def test_without_the_cache_the_grid_is_built_every_time(cache, community, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("LEC_COSIM_CACHE", "0")
+    assert type(lem_grid(**_arguments(community))) is LemGrid
+    assert type(lem_grid(**_arguments(community))) is LemGrid
+    assert not cache.exists()
+    # and another flow than the fixed point is never compiled
+    monkeypatch.delenv("LEC_COSIM_CACHE")
+    assert type(lem_grid(**_arguments(community, solver="power-grid-model"))) is LemGrid
+    assert not list(cache.glob("grids/*"))
+
+
+def test_a_file_is_read_once_for_all_processes_and_again_when_it_changes(cache, tmp_path):
+    path = tmp_path / "profile.csv"
+    path.write_text("a,b\n1,2\n")
+    calls = []
+
+    def read():
+        calls.append(1)
+        return {"rows": path.read_text().splitlines()}
+
+    first = disk_cache.file_result("test", path, "request", read, __file__)
+    again = disk_cache.file_result("test", path, "request", read, __file__)
+    assert first == again == {"rows": ["a,b", "1,2"]} and len(calls) == 1
+    assert disk_cache.file_result("test", path, "another request", read, __file__) == first and len(calls) == 2
+    path.write_text("a,b\n1,3\n")
+    assert disk_cache.file_result("test", path, "request", read, __file__) == {"rows": ["a,b", "1,3"]}
+    assert len(calls) == 3
+    for entry in (cache / "test").glob("*.pickle"):
+        entry.write_bytes(b"\x80garbage")
+    assert disk_cache.file_result("test", path, "request", read, __file__) == {"rows": ["a,b", "1,3"]}
+    assert len(calls) == 4
+
+    def broken():
+        raise ValueError("bad file")
+
+    path.write_text("x\n")
+    with pytest.raises(ValueError, match="bad file"):
+        disk_cache.file_result("test", path, "request", broken, __file__)
+    assert disk_cache.file_result("test", path, "request", read, __file__) == {"rows": ["x"]}  # nothing was kept
