@@ -44,6 +44,7 @@ from lec_cosim.models.pgm_backend import (
     NetPowerFlow,
     PgmPowerFlow,
     PowerFlowArrays,
+    PowerFlowNotConverged,
     UnsupportedNetwork,
 )
 
@@ -201,6 +202,7 @@ class FixedPointPowerFlow(NetPowerFlow):
                                      "backend's dense reduction (use power-grid-model)")
         self._tables = tuple(tables)
         self._positions = {t: np.searchsorted(loaded, b) for t, b in buses.items()}
+        self._rank_groups = {t: _rank_groups(p) for t, p in self._positions.items()}
         self._n_loaded = n = len(loaded)
 
         # the impedance matrices of the three sequences from every bus to the loaded buses (the slack's voltage
@@ -242,24 +244,48 @@ class FixedPointPowerFlow(NetPowerFlow):
     def _powers(self, powers: dict | None, scales: dict[str, np.ndarray]) -> np.ndarray:
         """The loaded buses' complex power per phase (consumption positive, pu), phase-major (3 n,)."""
         powers = powers or {}
-        s = np.zeros((3, self._n_loaded), dtype=complex)
+        block = {}
         for table_name in self._tables:
-            balanced = table_name in _BALANCED
             if table_name in powers:
                 p, q = (np.asarray(v, dtype=float) for v in powers[table_name])
             else:
                 table = self.net[table_name]
-                if balanced:
+                if table_name in _BALANCED:
                     p, q = table["p_mw"].to_numpy(dtype=float), table["q_mvar"].to_numpy(dtype=float)
                 else:
                     p = np.column_stack([table[f"p_{ph}_mw"].to_numpy(dtype=float) for ph in "abc"])
                     q = np.column_stack([table[f"q_{ph}_mvar"].to_numpy(dtype=float) for ph in "abc"])
+            block[table_name] = (p[None], q[None])
+        return self.block_powers(block, scales)[0]
+
+    def block_powers(self, powers: dict, scales: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """The loaded buses' complex powers of a block of states (consumption positive, pu), (states, 3 n).
+
+        ``powers``: table -> ``(p, q)``, MW and Mvar with a leading axis of states, ``(states, rows)`` for a
+        balanced table, ``(states, rows, 3)`` for an asymmetric one; every table of the net's injections, each
+        with the same number of states. Each state's row is :meth:`_powers` of that state alone, to the last digit:
+        the same operations element by element, and a bus with several rows sums them in the rows' order, from 0,
+        as ``np.add.at`` does.
+        """
+        scales = self._scales() if scales is None else scales
+        missing = [t for t in self._tables if t not in powers]
+        if missing:
+            raise ValueError(f"block_powers: no powers for {missing}")
+        states = len(np.asarray(powers[self._tables[0]][0])) if self._tables else 0
+        s = np.zeros((states, 3, self._n_loaded), dtype=complex)
+        for table_name in self._tables:
+            balanced = table_name in _BALANCED
+            p, q = (np.asarray(v, dtype=float) for v in powers[table_name])
             scale = scales[table_name]
-            power = (p + 1j * q) * (scale if p.ndim == 1 else scale[:, None])
-            per_phase = np.repeat((power / 3.0)[:, None], 3, axis=1) if balanced else power
-            for phase in range(3):
-                np.add.at(s[phase], self._positions[table_name], per_phase[:, phase])
-        return s.reshape(-1) / self._base_mva
+            # ufuncs, not operators: numpy computes an operator on a temporary above 256 KB in place
+            # ("temporary elision"), where complex products take another loop and round differently; a lone
+            # state's arrays are far below that size, so the block must not be elided either
+            pq = np.add(p, np.multiply(1j, q))
+            power = np.multiply(pq, scale if p.ndim == 2 else scale[:, None])
+            per_phase = np.repeat(np.divide(power, 3.0)[:, :, None], 3, axis=2) if balanced else power
+            for rows, positions in self._rank_groups[table_name]:
+                s[:, :, positions] += per_phase[:, rows, :].transpose(0, 2, 1)
+        return np.divide(s.reshape(states, -1), self._base_mva)
 
     # --- solving ---------------------------------------------------------------------------------
     def solve(self, powers: dict | None = None) -> PowerFlowArrays:
@@ -273,58 +299,128 @@ class FixedPointPowerFlow(NetPowerFlow):
         return self.solve_many([powers])[0]
 
     def solve_many(self, states: list[dict | None]) -> list[PowerFlowArrays]:
-        """:meth:`solve` for several states, one after the other (each as if alone: the same numbers to the
-        last digit), with what they share (the tables' ``in_service``/``scaling``, BLAS's threads) set once."""
+        """:meth:`solve` for several states, solved together as one block (:meth:`solve_block`): each state's
+        results are those of solving it alone, to the last digit."""
         scales = self._scales()
-        results: list[PowerFlowArrays | None] = []
+        flows, fallback = self.solve_block(np.stack([self._powers(powers, scales) for powers in states])
+                                           if states else np.zeros((0, 3 * self._n_loaded), dtype=complex),
+                                           states.__getitem__)
+        return [fallback[j] if j in fallback else _one_state(flows, j) for j in range(len(states))]
+
+    def solve_block(self, s: np.ndarray, powers_of=None) -> tuple[PowerFlowArrays, dict[int, PowerFlowArrays]]:
+        """The power flows of a block of states at once: ``s`` (states, 3 n), :meth:`block_powers`.
+
+        Returns the results as one :class:`PowerFlowArrays` whose every field has a leading axis of states (a
+        state's slice is exactly what :meth:`solve` returns for it alone: its layout too), and the states the
+        fixed point did not settle, solved by power-grid-model: index -> results (their rows in the block are
+        not theirs). power-grid-model takes a state as the tables' powers: ``powers_of(j)``, state ``j``'s dict
+        as :meth:`solve` takes it (called for those states only); without ``powers_of`` such a state raises
+        :class:`PowerFlowNotConverged`.
+
+        Why the products are per column (``np.matvec``: OpenBLAS's gemv for each state) and not one matrix
+        product over the block (gemm, ~20 % faster on the iteration, ~2 x on the results): gemm rounds
+        differently from gemv (measured 2026-12-07, OpenBLAS 0.3.31 SkylakeX kernels: no column of a 183 x 96
+        product equal to its gemv, ~1e-17 apart), and a state's numbers must not depend on its block: the DSO's
+        published values are those of one flow at a time, to the last digit. Everything else is element by
+        element or per state (the batched ``matmul`` of the 3 x 3 sequence transforms calls the same product
+        per state), so the block costs what the products cost, without a Python loop per state.
+        """
+        s = np.asarray(s, dtype=complex)
         with _one_blas_thread():
-            for powers in states:
-                currents = self._iterate(self._powers(powers, scales))
-                results.append(None if currents is None else self._results(currents))
-        for k, result in enumerate(results):
-            if result is None:  # no contraction: power-grid-model's Newton-Raphson decides
-                if self._fallback is None:
-                    self._fallback = PgmPowerFlow(self.net, symmetric=False)
-                results[k] = self._fallback.solve(states[k])
-        return results
+            currents, iterations = self._iterate_block(s)
+            flows = self._results_block(currents)
+        # of the block's last state, as solving them in turn left it (max_iterations: not settled)
+        self.iterations = min(int(iterations[-1]), self.max_iterations) if len(iterations) else 0
+        fallback = {}
+        for j in np.flatnonzero(iterations > self.max_iterations):  # no contraction: Newton-Raphson decides
+            if self._fallback is None:
+                self._fallback = PgmPowerFlow(self.net, symmetric=False)
+            if powers_of is None:
+                raise PowerFlowNotConverged(f"fixed point: state {j} of the block not settled in "
+                                            f"{self.max_iterations} iterations")
+            fallback[int(j)] = self._fallback.solve(powers_of(int(j)))
+        return flows, fallback
 
-    def _iterate(self, s: np.ndarray) -> np.ndarray | None:
-        """The loaded phases' currents (injected, pu) at the fixed point, None if it was not reached."""
+    def _iterate_block(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The loaded phases' currents (injected, pu) at each state's fixed point, (states, 3 n), and each state's
+        iterations (``max_iterations + 1`` where it was not reached; its currents are then zero).
+
+        Each state iterates as if alone, with the same operations element by element, and leaves the block
+        when it has converged (or diverged): later iterations of the others do not touch it."""
         z, v_nl, tolerance = self._z, self._v_noload, self.tolerance_pu
-        v = v_nl
+        states = len(s)
+        currents = np.zeros_like(s)
+        iterations = np.full(states, self.max_iterations + 1)
+        active = np.arange(states)
         injected = -s
+        v = np.repeat(v_nl[None, :], states, axis=0)
         for k in range(1, self.max_iterations + 1):
-            current = np.conj(injected / v)
-            v_next = v_nl + z @ current
-            change = np.abs(v_next - v).max()
-            v = v_next
-            if change < tolerance:
-                self.iterations = k
-                return np.conj(injected / v)
-            if not np.isfinite(change):
+            if not len(active):
                 break
-        self.iterations = self.max_iterations
-        return None
+            current = np.conj(np.divide(injected, v))  # ufuncs, not operators: see block_powers
+            v_next = np.add(v_nl, np.matvec(z, current))
+            change = np.abs(np.subtract(v_next, v)).max(axis=1) if v.shape[1] else np.zeros(len(active))
+            v = v_next
+            done = change < tolerance
+            if done.any():
+                currents[active[done]] = np.conj(np.divide(injected[done], v[done]))
+                iterations[active[done]] = k
+            going = ~done & np.isfinite(change)  # a state that diverged stops as one alone does
+            if not going.all():
+                active, injected, v = active[going], injected[going], v[going]
+        return currents, iterations
 
-    def _results(self, currents: np.ndarray) -> PowerFlowArrays:
-        n = self._n_loaded
-        i012 = _A_INV @ currents.reshape(3, n)  # (sequence, loaded bus)
-        v012 = self._v_noload_012 + np.stack([self._z_all[k] @ i012[k] for k in range(3)])
-        v_abc = _A @ v012  # (phase, bus)
-        i_from = _A @ np.stack([self._yf[k] @ v012[k] for k in range(3)])  # (phase, branch)
-        i_to = _A @ np.stack([self._yt[k] @ v012[k] for k in range(3)])
-        s_from = (v_abc[:, self._from_bus] * np.conj(i_from)).T * self._base_mva  # (branch, phase) MVA
-        s_to = (v_abc[:, self._to_bus] * np.conj(i_to)).T * self._base_mva
-        ka_from = np.abs(i_from).T * self._ka_from[:, None]
-        ka_to = np.abs(i_to).T * self._ka_to[:, None]
-        v = v_abc.T[self._bus_rows]
+    def _results_block(self, currents: np.ndarray) -> PowerFlowArrays:
+        """Every bus's voltage and every branch's currents and powers of a block of converged states."""
+        states, n = len(currents), self._n_loaded
+        i012 = np.matmul(_A_INV, currents.reshape(states, 3, n))  # (state, sequence, loaded bus)
+        n_bus = self._z_all.shape[1]
+        zi = np.empty((states, 3, n_bus), dtype=complex)
+        for k in range(3):
+            zi[:, k] = np.matvec(self._z_all[k], i012[:, k])
+        v012 = np.add(self._v_noload_012, zi)  # ufuncs, not operators: see block_powers
+        v_abc = np.matmul(_A, v012)  # (state, phase, bus)
+        n_branch = len(self._from_bus)
+        yv_from = np.empty((states, 3, n_branch), dtype=complex)
+        yv_to = np.empty((states, 3, n_branch), dtype=complex)
+        for k in range(3):
+            v_k = v012[:, k].T  # (bus, state): scipy's sparse product takes the states as columns
+            yv_from[:, k] = (self._yf[k] @ v_k).T
+            yv_to[:, k] = (self._yt[k] @ v_k).T
+        i_from = np.matmul(_A, yv_from)  # (state, phase, branch)
+        i_to = np.matmul(_A, yv_to)
+        # (state, branch, phase) views of (state, phase, branch) arrays: each state's slice has the layout of a
+        # lone flow's (branch, phase) transpose, so what is computed from it per state sums in the same order
+        s_from = np.multiply(np.multiply(v_abc[:, :, self._from_bus], np.conj(i_from)).transpose(0, 2, 1),
+                             self._base_mva)
+        s_to = np.multiply(np.multiply(v_abc[:, :, self._to_bus], np.conj(i_to)).transpose(0, 2, 1), self._base_mva)
+        ka_from = np.multiply(np.abs(i_from).transpose(0, 2, 1), self._ka_from[:, None])
+        ka_to = np.multiply(np.abs(i_to).transpose(0, 2, 1), self._ka_to[:, None])
+        v = np.ascontiguousarray(v_abc.transpose(0, 2, 1)[:, self._bus_rows])  # (state, net bus, phase)
         lines, trafos = self._lines, self._trafos
         return PowerFlowArrays(
             vm_pu=np.abs(v), va_degree=np.angle(v, deg=True),
-            line_p_from_mw=s_from[lines].real, line_q_from_mvar=s_from[lines].imag,
-            line_p_to_mw=s_to[lines].real, line_q_to_mvar=s_to[lines].imag,
-            line_i_from_ka=ka_from[lines], line_i_to_ka=ka_to[lines],
-            trafo_p_hv_mw=s_from[trafos].real, trafo_q_hv_mvar=s_from[trafos].imag,
-            trafo_p_lv_mw=s_to[trafos].real, trafo_q_lv_mvar=s_to[trafos].imag,
-            trafo_i_hv_ka=ka_from[trafos], trafo_i_lv_ka=ka_to[trafos],
+            line_p_from_mw=s_from[:, lines].real, line_q_from_mvar=s_from[:, lines].imag,
+            line_p_to_mw=s_to[:, lines].real, line_q_to_mvar=s_to[:, lines].imag,
+            line_i_from_ka=ka_from[:, lines], line_i_to_ka=ka_to[:, lines],
+            trafo_p_hv_mw=s_from[:, trafos].real, trafo_q_hv_mvar=s_from[:, trafos].imag,
+            trafo_p_lv_mw=s_to[:, trafos].real, trafo_q_lv_mvar=s_to[:, trafos].imag,
+            trafo_i_hv_ka=ka_from[:, trafos], trafo_i_lv_ka=ka_to[:, trafos],
         )
+
+
+def _one_state(flows: PowerFlowArrays, j: int) -> PowerFlowArrays:
+    """State ``j``'s results out of a block's (views)."""
+    return PowerFlowArrays(**{name: getattr(flows, name)[j] for name in PowerFlowArrays.__dataclass_fields__})
+
+
+def _rank_groups(positions: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A table's rows in groups that each reach a loaded bus at most once: the first row of every bus, then the
+    second, ...; adding the groups in turn sums a bus's rows in their order, as ``np.add.at`` does."""
+    positions = np.asarray(positions)
+    rank = np.zeros(len(positions), dtype=int)
+    seen: dict[int, int] = {}
+    for r, p in enumerate(positions.tolist()):
+        rank[r] = seen.get(p, 0)
+        seen[p] = rank[r] + 1
+    return [(np.flatnonzero(rank == g), positions[rank == g]) for g in range(int(rank.max()) + 1 if len(rank) else 0)]
