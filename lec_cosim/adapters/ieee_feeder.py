@@ -75,8 +75,8 @@ class IeeeFeederGrid:
             [column[n] for n in grid_names] for grid_names in (grid.household_names, grid.prosumer_names,
                                                                grid.chp_names))
         self.input_ports = {v: [f"{group}/{v}" for group in group_members] for v in INJECTIONS}
-        self.reduced_buses = set(int(b) for b in grid.lv_buses[grid.bus_in_reduced])
-        self.violated: set[int] = set()
+        self._in_reduced = np.asarray(grid.bus_in_reduced, dtype=bool)
+        self._violated = np.zeros(len(grid.lv_buses), dtype=bool)  # per LV bus: outside the band so far
         self.extremes = GridExtremes(grid)
         self.block = int(settings.get("block_steps", 1))  # grid steps per exchange
         self.last_slot = int(round(s.end_s / (s.grid_step_s * self.block))) - 1
@@ -86,7 +86,7 @@ class IeeeFeederGrid:
         """A new episode (a learning environment's): no bus violated so far, no extremes yet."""
         from lec_cosim.models.grid_extremes import GridExtremes
 
-        self.violated.clear()
+        self._violated[:] = False
         self.extremes = GridExtremes(self.grid)
         self.last_slot = -1  # episodes write no extremes tables: an episode's window is not the run
 
@@ -97,22 +97,25 @@ class IeeeFeederGrid:
             raise RuntimeError(f"{vector}: {values.shape[1]} values per step for {len(self.names)} participants")
         return values
 
+    @property
+    def violated(self) -> set[int]:
+        """The LV buses (pandapower numbers) outside the voltage band so far."""
+        return set(int(b) for b in self.grid.lv_buses[self._violated])
+
     def step(self, k: int, t_s: float, inputs) -> dict:
-        grid, violated = self.grid, self.violated
         load_kw, load_kvar, pv_kw, chp_kw = (self.gather(inputs, v) for v in INJECTIONS)
-        rows = []
-        # the exchange's grid steps in one call: with grid.flow_threads, that many flows at a time
-        results = grid.solve_steps(load_kw[:, self.hh_cols], load_kvar[:, self.hh_cols], pv_kw[:, self.pv_cols],
-                                   chp_kw[:, self.chp_cols])
-        for result in results:
-            self.extremes.add(result)
-            violated.update(result.violated_buses)
-            row = {name: getattr(result, name) for name in DOUBLES + COUNTS}
-            row["violated_buses_so_far"] = len(violated)
-            row["violated_buses_so_far_reduced"] = len(violated & self.reduced_buses)
-            rows.append(row)
+        # the exchange's grid steps in one call, as arrays over the steps (LemGrid.solve_block: each step's numbers
+        # those of solving it alone; with grid.flow_threads, that many flows at a time)
+        block = self.grid.solve_block(load_kw[:, self.hh_cols], load_kvar[:, self.hh_cols], pv_kw[:, self.pv_cols],
+                                      chp_kw[:, self.chp_cols])
+        self.extremes.add_block(block)
+        so_far = np.logical_or.accumulate(block.bus_violated | self._violated, axis=0)  # (step, bus)
+        self._violated = so_far[-1].copy()
+        values = {name: getattr(block, name) for name in DOUBLES + COUNTS}
+        values["violated_buses_so_far"] = so_far.sum(axis=1)
+        values["violated_buses_so_far_reduced"] = (so_far & self._in_reduced).sum(axis=1)
         if k == self.last_slot:
             self.extremes.write(self.output_dir)
-        if self.block == 1:
-            return rows[0]
-        return {name: np.array([row[name] for row in rows], dtype=float) for name in OUTPUTS}
+        if self.block == 1:  # numbers, as the plan types them: floats and integers
+            return {name: float(values[name][0]) if name in DOUBLES else int(values[name][0]) for name in OUTPUTS}
+        return {name: np.asarray(values[name], dtype=float) for name in OUTPUTS}

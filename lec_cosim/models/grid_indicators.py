@@ -177,6 +177,108 @@ class LemGridResult:
         return {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in skip}
 
 
+BLOCK_SCALARS = ("vm_min_pu", "vm_max_pu", "bus_violations", "bus_violations_reduced", "angle_violations",
+                 "angle_violations_reduced", "line_overloads", "line_overloads_reduced", "max_line_loading_percent",
+                 "trafo_loading_percent", "p_loss_kw", "q_loss_kvar", "trafo_p_kw", "trafo_q_kvar", "dn_impact")
+"""The per-step indicators of :class:`LemGridBlock`: :class:`LemGridResult`'s numbers (the counts are integers)."""
+_BLOCK_COUNTS = frozenset(name for name in BLOCK_SCALARS if "violations" in name or "overloads" in name)
+
+
+@dataclass(frozen=True, eq=False)
+class LemGridBlock:
+    """Grid indicators of a block of grid steps of :class:`LemGrid` (:meth:`LemGrid.solve_block`): each of
+    :data:`BLOCK_SCALARS` an array with a value per step, and the per-element arrays a grid's extremes and the
+    DSO's running counts need, with a leading axis of steps. Step ``j``'s numbers are those of
+    :class:`LemGridResult` of :meth:`LemGrid.solve` on its injections alone, to the last digit; no frame, no
+    result object per step (what they cost was most of the DSO's step besides the flow).
+
+    Attributes
+    ----------
+    vm_min_pu, ..., dn_impact : numpy.ndarray, shape (steps,)
+        As :class:`LemGridResult`'s fields of the same names (float64; the counts int64).
+    step_h : float
+    violation_model : str
+    vm_pu_values : numpy.ndarray, shape (steps, n_bus, 3)
+        Each LV bus's phase voltages, pu (``LemGridResult.vm_pu_values`` per step).
+    line_loading_values : numpy.ndarray, shape (steps, n_lines)
+        Each feeder line's highest phase current, % of its rating.
+    trafo_loadings_percent : numpy.ndarray, shape (steps, n_trafos)
+    bus_violated : numpy.ndarray of bool, shape (steps, n_bus)
+        The LV buses (order :attr:`LemGrid.lv_buses`) counted in ``bus_violations``: ``violated_buses`` per step.
+    vm_bus_min_pu, vm_bus_max_pu : numpy.ndarray, shape (steps, n_bus), optional
+        Each LV bus's lowest and highest phase voltage (``vm_pu_values``' minimum and maximum over the phases).
+    """
+
+    vm_min_pu: np.ndarray
+    vm_max_pu: np.ndarray
+    bus_violations: np.ndarray
+    bus_violations_reduced: np.ndarray
+    angle_violations: np.ndarray
+    angle_violations_reduced: np.ndarray
+    line_overloads: np.ndarray
+    line_overloads_reduced: np.ndarray
+    max_line_loading_percent: np.ndarray
+    trafo_loading_percent: np.ndarray
+    p_loss_kw: np.ndarray
+    q_loss_kvar: np.ndarray
+    trafo_p_kw: np.ndarray
+    trafo_q_kvar: np.ndarray
+    dn_impact: np.ndarray
+    step_h: float
+    violation_model: str
+    vm_pu_values: np.ndarray = field(repr=False)
+    line_loading_values: np.ndarray = field(repr=False)
+    trafo_loadings_percent: np.ndarray = field(repr=False)
+    bus_violated: np.ndarray = field(repr=False)
+    vm_bus_min_pu: np.ndarray = field(default=None, repr=False)
+    vm_bus_max_pu: np.ndarray = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.vm_min_pu)
+
+    def scalars(self, step: int) -> dict:
+        """Step ``step``'s indicators as :meth:`LemGridResult.scalars` gives them (Python floats and ints)."""
+        out = {}
+        for name in BLOCK_SCALARS:
+            if name == "dn_impact":  # LemGridResult's order of fields
+                out.update(step_h=self.step_h, violation_model=self.violation_model)
+            out[name] = (int if name in _BLOCK_COUNTS else float)(getattr(self, name)[step])
+        return out
+
+    def set_step(self, step: int, result: LemGridResult, lv_buses: np.ndarray) -> None:
+        """Put one step's :class:`LemGridResult` (its LV buses ``lv_buses``) in row ``step``."""
+        for name in BLOCK_SCALARS:
+            getattr(self, name)[step] = getattr(result, name)
+        self.vm_pu_values[step] = result.vm_pu_values
+        self.line_loading_values[step] = result.line_loading_values
+        self.trafo_loadings_percent[step] = result.trafo_loadings_percent
+        self.bus_violated[step] = np.isin(lv_buses, result.violated_buses)
+        if self.vm_bus_min_pu is not None:
+            self.vm_bus_min_pu[step] = result.vm_pu_values.min(axis=1)
+            self.vm_bus_max_pu[step] = result.vm_pu_values.max(axis=1)
+
+    @classmethod
+    def concatenate(cls, blocks: list) -> LemGridBlock:
+        """One block of the steps of ``blocks``, in order."""
+        arrays = {name: np.concatenate([getattr(b, name) for b in blocks])
+                  for name in cls.__dataclass_fields__ if name not in ("step_h", "violation_model")
+                  and getattr(blocks[0], name) is not None}
+        return cls(**arrays, step_h=blocks[0].step_h, violation_model=blocks[0].violation_model)
+
+    @classmethod
+    def from_results(cls, results: list, bus_violated: np.ndarray) -> LemGridBlock:
+        """The block of per-step results (``bus_violated``: (steps, n_bus), their ``violated_buses``)."""
+        first = results[0]
+        scalars = {name: np.array([getattr(r, name) for r in results],
+                                  dtype=np.int64 if name in _BLOCK_COUNTS else float) for name in BLOCK_SCALARS}
+        return cls(**scalars, step_h=first.step_h, violation_model=first.violation_model,
+                   vm_pu_values=np.stack([r.vm_pu_values for r in results]),
+                   line_loading_values=np.stack([r.line_loading_values for r in results]),
+                   trafo_loadings_percent=np.stack([np.asarray(r.trafo_loadings_percent, dtype=float)
+                                                    for r in results]),
+                   bus_violated=np.asarray(bus_violated, dtype=bool))
+
+
 @dataclass(frozen=True, eq=False)
 class _GridState:
     """Raw arrays of one solved state (internal: shared by LemGrid.solve and the linear model)."""

@@ -49,6 +49,7 @@ from lec_cosim.models.grid_indicators import (
     VIOLATION_MODELS,
     VM_MAX_PU,
     VM_MIN_PU,
+    LemGridBlock,
     LemGridResult,
     _GridState,
     _wrap_degree,
@@ -80,6 +81,10 @@ SOLVERS = ("power-grid-model", "pandapower", "opendss", "fixed-point")
 :mod:`lec_cosim.models.opendss_backend`)."""
 
 _SQRT3 = math.sqrt(3.0)
+_CHUNK_STEPS = 16
+"""Grid steps :meth:`LemGrid.solve_block` computes at a time with the fixed point: a chunk's arrays (~0.7 MB the
+largest) stay in a core's cache; 96 at once were ~2 x slower per step (measured 2026-12-07). The numbers do not
+depend on it."""
 
 
 def add_asymmetric_sgens(net, buses, names) -> np.ndarray:
@@ -679,6 +684,181 @@ class LemGrid:
             flows[k::threads] = part
         self._solved = True
         return [self._indicators(self._state(flow, currents=False)) for flow in flows]
+
+    # --- a block of grid steps at once ---------------------------------------------------------
+    def _block_array(self, values, names: tuple, what: str, nonnegative: bool, steps: int) -> np.ndarray:
+        """A (steps, participants of the kind) array checked as :meth:`set_injections` checks one step's."""
+        out = np.array(values, dtype=float)
+        if out.shape != (steps, len(names)) or not np.all(np.isfinite(out)):
+            raise ValueError(f"{what}: expected {steps} x {len(names)} finite values (steps x the grid's order)")
+        if nonnegative and np.any(out < 0):
+            raise ValueError(f"{what}: values must be >= 0")
+        return out
+
+    def _block_phase_powers(self, load_kw, load_kvar, pv_kw, chp_kw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """:meth:`_phase_powers` of every step at once: (steps, rows, 3) arrays, each step's the same numbers."""
+        steps = len(load_kw)
+        n = len(self.net.asymmetric_load)
+        load_p, load_q = np.zeros((steps, n, 3)), np.zeros((steps, n, 3))
+        sgen_p = np.zeros((steps, len(self.net.asymmetric_sgen), 3))
+        if self._load_weights is None:  # one phase each (the IEEE feeder)
+            load_p[:, self._load_row, self._load_phase] = load_kw / 1000.0
+            load_q[:, self._load_row, self._load_phase] = load_kvar / 1000.0
+            sgen_p[:, self._pv_pos, self._pv_phase] = pv_kw / 1000.0
+        else:
+            load_p[:, self._load_row] = (load_kw / 1000.0)[:, :, None] * self._load_weights
+            load_q[:, self._load_row] = (load_kvar / 1000.0)[:, :, None] * self._load_weights
+            sgen_p[:, self._pv_pos] = (pv_kw / 1000.0)[:, :, None] * self._pv_weights
+        sgen_p[:, self._chp_pos, :] = (chp_kw / 3.0 / 1000.0)[:, :, None]
+        return {"asymmetric_load": (load_p, load_q), "asymmetric_sgen": (sgen_p, np.zeros_like(sgen_p))}
+
+    def solve_block(self, load_kw: np.ndarray, load_kvar: np.ndarray, pv_kw: np.ndarray,
+                    chp_kw: np.ndarray) -> LemGridBlock:
+        """The indicators of several grid steps (arguments as :meth:`solve_steps`) as arrays over the steps.
+
+        Step ``j``'s numbers are those :meth:`solve` gives on its injections alone, to the last digit. With the
+        fixed-point solver the whole block is computed at once: its flows (:meth:`~lec_cosim.models.
+        fixed_point_backend.FixedPointPowerFlow.solve_block`), the states and the indicators as arrays over the
+        steps, each reduction summing a step's numbers in the order :meth:`solve` does. The other solvers go
+        step by step (:meth:`solve_steps`). The grid keeps the last step's injections.
+
+        Raises
+        ------
+        PowerFlowNotConverged
+            If a step's power flow does not converge.
+        """
+        steps = len(load_kw)
+        if steps == 0:
+            raise ValueError("solve_block: no grid step")
+        load_kw = self._block_array(load_kw, self.household_names, "load_kw", True, steps)
+        load_kvar = self._block_array(load_kvar, self.household_names, "load_kvar", False, steps)
+        pv_kw = self._block_array(pv_kw, self.prosumer_names, "pv_kw", True, steps)
+        chp_kw = self._block_array(chp_kw, self.chp_names, "chp_kw", True, steps)
+        if self.solver != "fixed-point":
+            results = self.solve_steps(load_kw, load_kvar, pv_kw, chp_kw)
+            violated = np.stack([np.isin(self.lv_buses, r.violated_buses) for r in results])
+            return LemGridBlock.from_results(results, violated)
+        self.set_injections(load_kw=load_kw[-1], load_kvar=load_kvar[-1], pv_kw=pv_kw[-1], chp_kw=chp_kw[-1])
+        powers = self._block_phase_powers(load_kw, load_kvar, pv_kw, chp_kw)
+        engine = self._engine({t: (p[-1], q[-1]) for t, (p, q) in powers.items()})
+        s = engine.block_powers(powers)
+        self._solved = False
+        blocks = []
+        try:
+            for first in range(0, steps, _CHUNK_STEPS):
+                chunk = slice(first, first + _CHUNK_STEPS)
+                flows, fallback = engine.solve_block(
+                    s[chunk], lambda j: {t: (p[first + j], q[first + j]) for t, (p, q) in powers.items()},
+                    angles=False)
+                blocks.append(self._block_indicators(flows))
+                for j, flow in fallback.items():  # solved by power-grid-model: the lone step's path, into the arrays
+                    blocks[-1].set_step(j, self._indicators(self._state(flow, currents=False)), self.lv_buses)
+        except (PowerGridError, PowerFlowNotConverged) as exc:
+            raise PowerFlowNotConverged(f"three-phase power flow ({self.solver}): {exc}") from None
+        self._solved = True
+        return blocks[0] if len(blocks) == 1 else LemGridBlock.concatenate(blocks)
+
+    def _block_indicators(self, flow: PowerFlowArrays) -> LemGridBlock:
+        """:meth:`_state` and :meth:`_indicators` of a block of flows (fields with a leading axis of steps).
+
+        A step's sums add its numbers in the order the lone step's ``sum()`` does (a C-contiguous row per step,
+        summed along it: numpy's pairwise sum of the same sequence); everything else is element by element or a
+        minimum, maximum or count, which no order changes."""
+        steps = len(flow.vm_pu)
+        vm = flow.vm_pu[:, self._lv_rows]  # (step, LV bus, phase)
+        # each bus's lowest and highest phase: the band's test on them is the test on every phase
+        vm_low = np.minimum(np.minimum(vm[:, :, 0], vm[:, :, 1]), vm[:, :, 2])
+        vm_high = np.maximum(np.maximum(vm[:, :, 0], vm[:, :, 1]), vm[:, :, 2])
+        rows = self._line_rows
+        # alone: line_pl_mw[rows] is C-contiguous (line, phase) and trafo_pl_mw's memory runs phase by phase
+        line_pl = np.ascontiguousarray(flow.line_pl_mw[:, rows]).reshape(steps, -1).sum(axis=1)
+        line_ql = np.ascontiguousarray(flow.line_ql_mvar[:, rows]).reshape(steps, -1).sum(axis=1)
+        trafo_pl = np.ascontiguousarray(flow.trafo_pl_mw.transpose(0, 2, 1)).reshape(steps, -1).sum(axis=1)
+        trafo_ql = np.ascontiguousarray(flow.trafo_ql_mvar.transpose(0, 2, 1)).reshape(steps, -1).sum(axis=1)
+        p_loss_kw = (line_pl + trafo_pl) * 1000.0
+        q_loss_kvar = (line_ql + trafo_ql) * 1000.0
+        s_hv = np.add(flow.trafo_p_hv_mw, np.multiply(1j, flow.trafo_q_hv_mvar))  # as _state, elementwise
+        trafo_p_kw = np.ascontiguousarray(s_hv.real.transpose(0, 2, 1)).reshape(steps, -1).sum(axis=1) * 1000.0
+        trafo_q_kvar = np.ascontiguousarray(s_hv.imag.transpose(0, 2, 1)).reshape(steps, -1).sum(axis=1) * 1000.0
+
+        limit = self.max_loading_percent
+        bus_viol = (vm_low < self.vm_min_pu) | (vm_high > self.vm_max_pu)
+        ang_viol = self._block_angle_violations(flow)
+        i_from, i_to = flow.line_i_from_ka[:, rows], flow.line_i_to_ka[:, rows]  # (step, line, phase)
+        i_max = np.maximum(np.maximum(np.maximum(i_from[:, :, 0], i_to[:, :, 0]),
+                                      np.maximum(i_from[:, :, 1], i_to[:, :, 1])),
+                           np.maximum(i_from[:, :, 2], i_to[:, :, 2]))
+        line_load = 100.0 * i_max / self._line_max_i_ka
+        line_over = line_load > limit
+        trafo_loads = 100.0 * np.maximum(flow.trafo_i_lv_ka.max(axis=2) / self._trafo_ir_lv_ka,
+                                         flow.trafo_i_hv_ka.max(axis=2) / self._trafo_ir_hv_ka)
+        trafo_over = (trafo_loads > limit).sum(axis=1)
+        order, starts = self._reduced_line_groups
+        reduced_over = (np.logical_or.reduceat(line_over[:, order], starts, axis=1).sum(axis=1) if len(starts)
+                        else np.zeros(steps, dtype=np.int64))
+        counts = {
+            "bus_violations": bus_viol.sum(axis=1),
+            "bus_violations_reduced": (bus_viol & self.bus_in_reduced).sum(axis=1),
+            "angle_violations": ang_viol.sum(axis=1),
+            "angle_violations_reduced": (ang_viol & self.bus_in_reduced).sum(axis=1),
+            "line_overloads": line_over.sum(axis=1) + trafo_over,
+            "line_overloads_reduced": reduced_over + trafo_over,
+        }
+        counts = {name: value.astype(np.int64) for name, value in counts.items()}
+        suffix = "" if self.violation_model == "full" else "_reduced"
+        impact = dn_impact(counts["bus_violations" + suffix], counts["angle_violations" + suffix],
+                           counts["line_overloads" + suffix], p_loss_kw * self.step_h, q_loss_kvar * self.step_h,
+                           self.step_h)
+        return LemGridBlock(
+            vm_min_pu=vm_low.min(axis=1), vm_max_pu=vm_high.max(axis=1), **counts,
+            max_line_loading_percent=line_load.max(axis=1), trafo_loading_percent=trafo_loads.max(axis=1),
+            p_loss_kw=p_loss_kw, q_loss_kvar=q_loss_kvar, trafo_p_kw=trafo_p_kw, trafo_q_kvar=trafo_q_kvar,
+            dn_impact=np.asarray(impact, dtype=float), step_h=self.step_h, violation_model=self.violation_model,
+            vm_pu_values=vm, line_loading_values=line_load, trafo_loadings_percent=trafo_loads, bus_violated=bus_viol,
+            vm_bus_min_pu=vm_low, vm_bus_max_pu=vm_high)
+
+    _ANGLE_MARGIN_DEGREE = 1e-6
+    """Angles closer than this to the band's edge are computed as :meth:`_state` computes them (its rounding is
+    ~1e-13 degrees): farther, the side of the edge is certain from the voltages' product."""
+
+    def _block_angle_violations(self, flow) -> np.ndarray:
+        """(step, LV bus): any phase's angle deviating from the same phase's at the feeder head by more than the
+        band, as :meth:`_indicators` counts it, without an arctangent per bus and phase.
+
+        ``arg(v conj(v_head))`` is the deviation the lone step computes (``angle(v) - angle(v_head)``, wrapped);
+        where it lies within the band by more than :data:`_ANGLE_MARGIN_DEGREE` (its real part positive, its
+        imaginary part under ``tan(band - margin)`` times that) no rounding can put it outside; every other phase
+        (none on the IEEE feeder at 5 degrees, whose largest deviation is ~1.3) is computed the lone step's way."""
+        if flow.va_degree is not None or flow.voltages_pu is None:  # angles at hand: the lone step's way
+            va_all = flow.va_degree
+            va_dev = _wrap_degree(va_all[:, self._lv_rows] - va_all[:, self._lv_head_rows])
+            return (np.abs(va_dev) > self.va_max_deviation_degree).any(axis=2)
+        v = flow.voltages_pu  # (step, phase, network bus)
+        lv, head = flow.bus_rows[self._lv_rows], flow.bus_rows[self._lv_head_rows]
+        w = v[:, :, lv] * np.conj(v[:, :, head])
+        bound = math.tan(math.radians(self.va_max_deviation_degree - self._ANGLE_MARGIN_DEGREE))
+        unsure = ~((w.real > 0.0) & (np.abs(w.imag) < bound * w.real))  # (step, phase, LV bus)
+        violated = np.zeros(unsure.shape, dtype=bool)
+        if unsure.any():
+            step, phase, bus = np.nonzero(unsure)
+            # np.angle of contiguous complex copies: the lone step's arctangents of strided real and imaginary parts
+            va = np.angle(np.ascontiguousarray(v[step, phase, lv[bus]]), deg=True)
+            va_head = np.angle(np.ascontiguousarray(v[step, phase, head[bus]]), deg=True)
+            violated[step, phase, bus] = np.abs(_wrap_degree(va - va_head)) > self.va_max_deviation_degree
+        return violated.any(axis=1)
+
+    @property
+    def _reduced_line_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """The feeder lines of a reduced-model line next to each other (``order``) and where each reduced line's
+        run starts (``starts``): an overloaded reduced line is one whose run has an overloaded section."""
+        if getattr(self, "_reduced_groups_cache", None) is None:
+            ids = np.asarray(self.line_reduced_id)
+            order = np.flatnonzero(ids >= 0)
+            order = order[np.argsort(ids[order], kind="stable")]
+            sorted_ids = ids[order]
+            starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if len(order) else order
+            self._reduced_groups_cache = (order, starts)
+        return self._reduced_groups_cache
 
     def _indicators(self, s: _GridState) -> LemGridResult:
         """The step's indicators from its solved state."""
