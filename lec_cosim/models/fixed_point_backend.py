@@ -186,6 +186,7 @@ class FixedPointPowerFlow(NetPowerFlow):
         self._ka_to = np.sqrt(3) * self._base_mva / base_kv[to_bus]
         self._yf = [nw[1].tocsr() for nw in networks]
         self._yt = [nw[2].tocsr() for nw in networks]
+        self._y_branches = _stacked_rows([*self._yf, *self._yt], n_bus)
 
         # the injections: each table's rows -> their bus among the loaded buses
         if len(bus_rows) and bus_rows.max() >= n_bus:  # pandapower's connectivity check dropped it
@@ -309,13 +310,13 @@ class FixedPointPowerFlow(NetPowerFlow):
                                            states.__getitem__)
         return [fallback[j] if j in fallback else _one_state(flows, j) for j in range(len(states))]
 
-    def solve_block(self, s: np.ndarray, powers_of=None, *, angles: bool = True
+    def solve_block(self, s: np.ndarray, powers_of=None, *, angles: bool = True, scratch: dict | None = None
                     ) -> tuple[FlowBlock, dict[int, PowerFlowArrays]]:
         """The power flows of a block of states at once: ``s`` (states, 3 n), :meth:`block_powers`.
 
         Returns the results as one :class:`FlowBlock` whose every field has a leading axis of states (a state's
         slice is exactly what :meth:`solve` returns for it alone: its layout too; ``va_degree`` None unless
-        ``angles``), and the states the
+        ``angles``; in ``scratch``'s arrays if given, see :meth:`_results_block`), and the states the
         fixed point did not settle, solved by power-grid-model: index -> results (their rows in the block are
         not theirs). power-grid-model takes a state as the tables' powers: ``powers_of(j)``, state ``j``'s dict
         as :meth:`solve` takes it (called for those states only); without ``powers_of`` such a state raises
@@ -332,7 +333,7 @@ class FixedPointPowerFlow(NetPowerFlow):
         s = np.asarray(s, dtype=complex)
         with _one_blas_thread():
             currents, iterations = self._iterate_block(s)
-            flows = self._results_block(currents, angles)
+            flows = self._results_block(currents, angles, scratch)
         # of the block's last state, as solving them in turn left it (max_iterations: not settled)
         self.iterations = min(int(iterations[-1]), self.max_iterations) if len(iterations) else 0
         fallback = {}
@@ -374,36 +375,61 @@ class FixedPointPowerFlow(NetPowerFlow):
                 active, injected, v = active[going], injected[going], v[going]
         return currents, iterations
 
-    def _results_block(self, currents: np.ndarray, angles: bool = True) -> FlowBlock:
+    def _results_block(self, currents: np.ndarray, angles: bool = True, scratch: dict | None = None) -> FlowBlock:
         """Every bus's voltage and every branch's currents and powers of a block of converged states (the angles
-        only with ``angles``: their arctangents cost a tenth of the block)."""
+        only with ``angles``: their arctangents cost a tenth of the block).
+
+        ``scratch``: a dict the arrays are kept in from one call to the next (the results too: the caller has read
+        them before it calls again). A block's arrays are ~0.1-1.5 MB each; allocating them afresh each time
+        costs their pages' first touch, ~40 % of the block here (measured 2026-12-07). Every product writes to a
+        distinct array (``out=``), never in place: numpy's complex product takes another loop in place, which
+        rounds differently."""
         states, n = len(currents), self._n_loaded
-        i012 = np.matmul(_A_INV, currents.reshape(states, 3, n))  # (state, sequence, loaded bus)
-        n_bus = self._z_all.shape[1]
-        zi = np.empty((states, 3, n_bus), dtype=complex)
+        n_bus, n_branch = self._z_all.shape[1], len(self._from_bus)
+
+        def array(name, shape, dtype=complex):
+            if scratch is None:
+                return np.empty((states, *shape), dtype=dtype)
+            kept = scratch.get(name)
+            if kept is None or len(kept) < states:
+                kept = scratch[name] = np.empty((states, *shape), dtype=dtype)
+            return kept[:states]
+
+        i012 = np.matmul(_A_INV, currents.reshape(states, 3, n), out=array("i012", (3, n)))  # (state, seq., bus)
+        v012 = array("v012", (3, n_bus))
         for k in range(3):
-            zi[:, k] = np.matvec(self._z_all[k], i012[:, k])
-        v012 = np.add(self._v_noload_012, zi)  # ufuncs, not operators: see block_powers
-        v_abc = np.matmul(_A, v012)  # (state, phase, bus)
-        n_branch = len(self._from_bus)
-        yv_from = np.empty((states, 3, n_branch), dtype=complex)
-        yv_to = np.empty((states, 3, n_branch), dtype=complex)
-        for k in range(3):
-            v_k = v012[:, k].T  # (bus, state): scipy's sparse product takes the states as columns
-            yv_from[:, k] = (self._yf[k] @ v_k).T
-            yv_to[:, k] = (self._yt[k] @ v_k).T
-        i_from = np.matmul(_A, yv_from)  # (state, phase, branch)
-        i_to = np.matmul(_A, yv_to)
+            np.matvec(self._z_all[k], i012[:, k], out=v012[:, k])
+        np.add(self._v_noload_012, v012, out=v012)  # exact in place: a sum rounds once whatever the loop
+        v_abc = np.matmul(_A, v012, out=array("v_abc", (3, n_bus)))  # (state, phase, bus)
+        # the branches' sequence currents: one sparse product, Yf then Yt of each sequence on the states as columns
+        v_columns = array("v_columns", (n_bus, 3))  # its memory (sequence, bus, state) once reshaped
+        np.copyto(v_columns.reshape(3, n_bus, states), v012.transpose(1, 2, 0))
+        y_v = self._y_branches @ v_columns.reshape(3 * n_bus, states)  # (2 x 3 x branch, state)
+        yv = array("yv", (2, 3, n_branch))
+        np.copyto(yv, y_v.reshape(2, 3, n_branch, states).transpose(3, 0, 1, 2))
+        i_from = np.matmul(_A, yv[:, 0], out=array("i_from", (3, n_branch)))  # (state, phase, branch)
+        i_to = np.matmul(_A, yv[:, 1], out=array("i_to", (3, n_branch)))
         # (state, branch, phase) views of (state, phase, branch) arrays: each state's slice has the layout of a
         # lone flow's (branch, phase) transpose, so what is computed from it per state sums in the same order
-        s_from = np.multiply(np.multiply(v_abc[:, :, self._from_bus], np.conj(i_from)).transpose(0, 2, 1),
-                             self._base_mva)
-        s_to = np.multiply(np.multiply(v_abc[:, :, self._to_bus], np.conj(i_to)).transpose(0, 2, 1), self._base_mva)
-        ka_from = np.multiply(np.abs(i_from).transpose(0, 2, 1), self._ka_from[:, None])
-        ka_to = np.multiply(np.abs(i_to).transpose(0, 2, 1), self._ka_to[:, None])
+        ends = []
+        for side, bus, current, ka in (("from", self._from_bus, i_from, self._ka_from),
+                                       ("to", self._to_bus, i_to, self._ka_to)):
+            v_end = np.take(v_abc, bus, axis=2, out=array(f"v_{side}", (3, n_branch)))
+            conj = np.conj(current, out=array(f"conj_{side}", (3, n_branch)))
+            product = np.multiply(v_end, conj, out=array(f"vi_{side}", (3, n_branch)))
+            s = array(f"s_{side}", (3, n_branch)).transpose(0, 2, 1)
+            np.multiply(product.transpose(0, 2, 1), self._base_mva, out=s)
+            magnitude = np.abs(current, out=array(f"abs_{side}", (3, n_branch), float))
+            ka_end = array(f"ka_{side}", (3, n_branch), float).transpose(0, 2, 1)
+            np.multiply(magnitude.transpose(0, 2, 1), ka[:, None], out=ka_end)
+            ends.append((s, ka_end))
+        (s_from, ka_from), (s_to, ka_to) = ends
         # |v| element by element in the network's order, then in the net's (state, net bus, phase): the same
         # numbers as of the lone flow's (net bus, phase) copy, with one gather of floats instead of complex ones
-        vm = np.ascontiguousarray(np.abs(v_abc).transpose(0, 2, 1)[:, self._bus_rows])
+        vm_abc = np.abs(v_abc, out=array("vm_abc", (3, n_bus), float))
+        vm = array("vm", (len(self._bus_rows), 3), float)
+        np.copyto(vm, np.take(vm_abc, self._bus_rows, axis=2, out=array("vm_net", (3, len(self._bus_rows)), float))
+                  .transpose(0, 2, 1))
         va = (np.angle(np.ascontiguousarray(v_abc.transpose(0, 2, 1)[:, self._bus_rows]), deg=True) if angles
               else None)
         lines, trafos = self._lines, self._trafos
@@ -428,6 +454,24 @@ class FlowBlock(PowerFlowArrays):
     """(state, phase, network bus), complex, pu: ``vm_pu`` is their magnitude at network bus ``bus_rows``."""
     bus_rows: np.ndarray | None = None
     """The network bus of each row of the net's bus table."""
+
+
+def _stacked_rows(matrices: list, n_columns: int):
+    """One CSR matrix of the sequences' branch admittances: ``matrices`` (Yf0, Yf1, Yf2, Yt0, Yt1, Yt2) one under
+    the other, sequence ``k``'s on columns ``k n_columns ..``. Built from their arrays, not by ``scipy.sparse.bmat``
+    (which sorts the entries of a row): every row keeps its entries in their order, so its product sums them as
+    the matrix's own product does, to the last digit."""
+    from scipy.sparse import csr_matrix
+
+    indptr, indices, data, offset = [np.zeros(1, dtype=np.int64)], [], [], 0
+    for k, m in enumerate(matrices):
+        indptr.append(m.indptr[1:].astype(np.int64) + offset)
+        offset += m.indptr[-1]
+        indices.append(m.indices.astype(np.int64) + (k % 3) * n_columns)
+        data.append(m.data)
+    rows = sum(m.shape[0] for m in matrices)
+    return csr_matrix((np.concatenate(data), np.concatenate(indices), np.concatenate(indptr)),
+                      shape=(rows, 3 * n_columns))
 
 
 def _one_state(flows: PowerFlowArrays, j: int) -> PowerFlowArrays:

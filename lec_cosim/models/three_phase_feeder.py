@@ -275,6 +275,7 @@ class LemGrid:
         self._line_rows = net.line.index.get_indexer(self._line_idx)
         self._vn_phase_kv = net.bus["vn_kv"].to_numpy(dtype=float) / _SQRT3
         self._pgm: PgmPowerFlow | None = None  # built at the first solve: callers may still add elements
+        self._block_scratch: dict = {}  # solve_block's arrays, kept from one block to the next
         # result labels, built once (an object Index of 905 names costs more than a power flow)
         self._result_bus_index = pd.Index(self.lv_buses, name="bus")
         self._result_line_index = pd.Index(self.line_names, name="line")
@@ -749,7 +750,7 @@ class LemGrid:
                 chunk = slice(first, first + _CHUNK_STEPS)
                 flows, fallback = engine.solve_block(
                     s[chunk], lambda j: {t: (p[first + j], q[first + j]) for t, (p, q) in powers.items()},
-                    angles=False)
+                    angles=False, scratch=self._block_scratch)
                 blocks.append(self._block_indicators(flows))
                 for j, flow in fallback.items():  # solved by power-grid-model: the lone step's path, into the arrays
                     blocks[-1].set_step(j, self._indicators(self._state(flow, currents=False)), self.lv_buses)
