@@ -58,6 +58,13 @@ MAX_DENSE_ENTRIES = 20_000_000
 _IDEAL_SOURCE_MVA = 1e6
 """The ext_grid's ``s_sc_max_mva`` from which its impedance is negligible (the IEEE feeder's: 1e8)."""
 
+_ROW_BLOCK = 128
+"""Rows of a sequence's impedance matrix (908 x 61 complex on the IEEE feeder: 0.9 MB) multiplied at a time for
+all the block's states: a block of rows (125 kB) stays in the core's cache from one state to the next, the whole
+matrix does not. The same numbers: OpenBLAS's gemv of a row-major matrix computes each row's dot product alone,
+the rows in groups of 4 and the last ``rows % 4`` by narrower kernels; blocks of a multiple of 4 (of 128: of any
+power of two up to it) keep every row in the same kernel, and the last rows last (tests/test_fixed_point_backend.py
+checks it against the whole matrix's product)."""
 _A = np.array([[1, 1, 1], [1, np.exp(-2j * np.pi / 3), np.exp(2j * np.pi / 3)],
                [1, np.exp(2j * np.pi / 3), np.exp(-2j * np.pi / 3)]])
 """Sequence (0, 1, 2) to phase (a, b, c): pandapower's ``sequence_to_phase``."""
@@ -310,13 +317,13 @@ class FixedPointPowerFlow(NetPowerFlow):
                                            states.__getitem__)
         return [fallback[j] if j in fallback else _one_state(flows, j) for j in range(len(states))]
 
-    def solve_block(self, s: np.ndarray, powers_of=None, *, angles: bool = True, scratch: dict | None = None
+    def solve_block(self, s: np.ndarray, powers_of=None, *, tables: bool = True, scratch: dict | None = None
                     ) -> tuple[FlowBlock, dict[int, PowerFlowArrays]]:
         """The power flows of a block of states at once: ``s`` (states, 3 n), :meth:`block_powers`.
 
         Returns the results as one :class:`FlowBlock` whose every field has a leading axis of states (a state's
-        slice is exactly what :meth:`solve` returns for it alone: its layout too; ``va_degree`` None unless
-        ``angles``; in ``scratch``'s arrays if given, see :meth:`_results_block`), and the states the
+        slice is exactly what :meth:`solve` returns for it alone: its layout too; without ``tables`` only the
+        network-ordered arrays; in ``scratch``'s arrays if given, see :meth:`_results_block`), and the states the
         fixed point did not settle, solved by power-grid-model: index -> results (their rows in the block are
         not theirs). power-grid-model takes a state as the tables' powers: ``powers_of(j)``, state ``j``'s dict
         as :meth:`solve` takes it (called for those states only); without ``powers_of`` such a state raises
@@ -330,21 +337,36 @@ class FixedPointPowerFlow(NetPowerFlow):
         element or per state (the batched ``matmul`` of the 3 x 3 sequence transforms calls the same product
         per state), so the block costs what the products cost, without a Python loop per state.
         """
+        (_, flows, fallback), = self.solve_chunks(s, powers_of, tables=tables, scratch=scratch)
+        return flows, fallback
+
+    def solve_chunks(self, s: np.ndarray, powers_of=None, *, chunk_states: int | None = None, tables: bool = True,
+                     scratch: dict | None = None):
+        """:meth:`solve_block`, its results ``chunk_states`` states at a time: yields ``(first, flows, fallback)``
+        per chunk (``first``: the chunk's first state in ``s``; ``fallback``'s indices are the chunk's). All the
+        states iterate together (the iteration's arrays are small: ~3 kB a state); the results, ~0.6 MB a state,
+        are computed and yielded a chunk at a time so that the caller reads them while they are in the core's
+        cache. With ``scratch`` a chunk's arrays are the next one's: read them before asking for the next."""
         s = np.asarray(s, dtype=complex)
+        states = len(s)
+        chunk_states = max(states, 1) if chunk_states is None else int(chunk_states)
         with _one_blas_thread():
             currents, iterations = self._iterate_block(s)
-            flows = self._results_block(currents, angles, scratch)
         # of the block's last state, as solving them in turn left it (max_iterations: not settled)
-        self.iterations = min(int(iterations[-1]), self.max_iterations) if len(iterations) else 0
-        fallback = {}
-        for j in np.flatnonzero(iterations > self.max_iterations):  # no contraction: Newton-Raphson decides
-            if self._fallback is None:
-                self._fallback = PgmPowerFlow(self.net, symmetric=False)
-            if powers_of is None:
-                raise PowerFlowNotConverged(f"fixed point: state {j} of the block not settled in "
-                                            f"{self.max_iterations} iterations")
-            fallback[int(j)] = self._fallback.solve(powers_of(int(j)))
-        return flows, fallback
+        self.iterations = min(int(iterations[-1]), self.max_iterations) if states else 0
+        for first in range(0, max(states, 1), chunk_states):
+            chunk = slice(first, first + chunk_states)
+            with _one_blas_thread():
+                flows = self._results_block(currents[chunk], tables, scratch)
+            fallback = {}
+            for j in np.flatnonzero(iterations[chunk] > self.max_iterations):  # no contraction: Newton-Raphson
+                if self._fallback is None:
+                    self._fallback = PgmPowerFlow(self.net, symmetric=False)
+                if powers_of is None:
+                    raise PowerFlowNotConverged(f"fixed point: state {first + j} of the block not settled in "
+                                                f"{self.max_iterations} iterations")
+                fallback[int(j)] = self._fallback.solve(powers_of(first + int(j)))
+            yield first, flows, fallback
 
     def _iterate_block(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The loaded phases' currents (injected, pu) at each state's fixed point, (states, 3 n), and each state's
@@ -375,15 +397,16 @@ class FixedPointPowerFlow(NetPowerFlow):
                 active, injected, v = active[going], injected[going], v[going]
         return currents, iterations
 
-    def _results_block(self, currents: np.ndarray, angles: bool = True, scratch: dict | None = None) -> FlowBlock:
-        """Every bus's voltage and every branch's currents and powers of a block of converged states (the angles
-        only with ``angles``: their arctangents cost a tenth of the block).
+    def _results_block(self, currents: np.ndarray, tables: bool = True, scratch: dict | None = None) -> FlowBlock:
+        """Every bus's voltage and every branch's currents and powers of a block of converged states.
 
-        ``scratch``: a dict the arrays are kept in from one call to the next (the results too: the caller has read
-        them before it calls again). A block's arrays are ~0.1-1.5 MB each; allocating them afresh each time
-        costs their pages' first touch, ~40 % of the block here (measured 2026-12-07). Every product writes to a
-        distinct array (``out=``), never in place: numpy's complex product takes another loop in place, which
-        rounds differently."""
+        In the network's order (:class:`FlowBlock`'s ``*_abc`` arrays: (state, phase, network bus or branch)),
+        and with ``tables`` also as :class:`PowerFlowArrays`' fields in the net's tables' order (the angles'
+        arctangents per bus and phase only then). ``scratch``: a dict the arrays are kept in from one call to the
+        next (the results too: the caller has read them before it calls again); a block's arrays are ~0.1-1.5 MB
+        each, and allocating them afresh costs their pages' first touch, ~40 % of the block (measured
+        2026-12-07). Every complex product writes to a distinct array (``out=``), never in place: numpy's complex
+        product takes another loop in place, which rounds differently."""
         states, n = len(currents), self._n_loaded
         n_bus, n_branch = self._z_all.shape[1], len(self._from_bus)
 
@@ -397,41 +420,43 @@ class FixedPointPowerFlow(NetPowerFlow):
 
         i012 = np.matmul(_A_INV, currents.reshape(states, 3, n), out=array("i012", (3, n)))  # (state, seq., bus)
         v012 = array("v012", (3, n_bus))
-        for k in range(3):
-            np.matvec(self._z_all[k], i012[:, k], out=v012[:, k])
+        for k in range(3):  # by rows of z_all (see _ROW_BLOCK): each block read once for all the states
+            z_k, i_k = self._z_all[k], i012[:, k]
+            for first in range(0, n_bus, _ROW_BLOCK):
+                rows = slice(first, first + _ROW_BLOCK)
+                np.matvec(z_k[rows], i_k, out=v012[:, k, rows])
         np.add(self._v_noload_012, v012, out=v012)  # exact in place: a sum rounds once whatever the loop
         v_abc = np.matmul(_A, v012, out=array("v_abc", (3, n_bus)))  # (state, phase, bus)
         # the branches' sequence currents: one sparse product, Yf then Yt of each sequence on the states as columns
         v_columns = array("v_columns", (n_bus, 3))  # its memory (sequence, bus, state) once reshaped
         np.copyto(v_columns.reshape(3, n_bus, states), v012.transpose(1, 2, 0))
-        y_v = self._y_branches @ v_columns.reshape(3 * n_bus, states)  # (2 x 3 x branch, state)
+        y_v = array("y_v", (2 * 3 * n_branch,))  # its memory (2 x 3 x branch, state) once reshaped
+        _sparse_product(self._y_branches, v_columns.reshape(3 * n_bus, states), y_v.reshape(-1, states))
         yv = array("yv", (2, 3, n_branch))
         np.copyto(yv, y_v.reshape(2, 3, n_branch, states).transpose(3, 0, 1, 2))
-        i_from = np.matmul(_A, yv[:, 0], out=array("i_from", (3, n_branch)))  # (state, phase, branch)
-        i_to = np.matmul(_A, yv[:, 1], out=array("i_to", (3, n_branch)))
-        # (state, branch, phase) views of (state, phase, branch) arrays: each state's slice has the layout of a
-        # lone flow's (branch, phase) transpose, so what is computed from it per state sums in the same order
         ends = []
-        for side, bus, current, ka in (("from", self._from_bus, i_from, self._ka_from),
-                                       ("to", self._to_bus, i_to, self._ka_to)):
-            v_end = np.take(v_abc, bus, axis=2, out=array(f"v_{side}", (3, n_branch)))
-            conj = np.conj(current, out=array(f"conj_{side}", (3, n_branch)))
-            product = np.multiply(v_end, conj, out=array(f"vi_{side}", (3, n_branch)))
-            s = array(f"s_{side}", (3, n_branch)).transpose(0, 2, 1)
-            np.multiply(product.transpose(0, 2, 1), self._base_mva, out=s)
-            magnitude = np.abs(current, out=array(f"abs_{side}", (3, n_branch), float))
-            ka_end = array(f"ka_{side}", (3, n_branch), float).transpose(0, 2, 1)
-            np.multiply(magnitude.transpose(0, 2, 1), ka[:, None], out=ka_end)
+        for side, end, bus, ka in ((0, "from", self._from_bus, self._ka_from), (1, "to", self._to_bus, self._ka_to)):
+            current = np.matmul(_A, yv[:, side], out=array(f"i_{end}", (3, n_branch)))  # (state, phase, branch)
+            v_end = np.take(v_abc, bus, axis=2, out=array(f"v_{end}", (3, n_branch)))
+            conj = np.conj(current, out=array(f"conj_{end}", (3, n_branch)))
+            product = np.multiply(v_end, conj, out=array(f"vi_{end}", (3, n_branch)))
+            s = np.multiply(product, self._base_mva, out=array(f"s_{end}", (3, n_branch)))  # MVA
+            magnitude = np.abs(current, out=array(f"abs_{end}", (3, n_branch), float))
+            ka_end = np.multiply(magnitude, ka, out=array(f"ka_{end}", (3, n_branch), float))
             ends.append((s, ka_end))
         (s_from, ka_from), (s_to, ka_to) = ends
-        # |v| element by element in the network's order, then in the net's (state, net bus, phase): the same
-        # numbers as of the lone flow's (net bus, phase) copy, with one gather of floats instead of complex ones
         vm_abc = np.abs(v_abc, out=array("vm_abc", (3, n_bus), float))
-        vm = array("vm", (len(self._bus_rows), 3), float)
-        np.copyto(vm, np.take(vm_abc, self._bus_rows, axis=2, out=array("vm_net", (3, len(self._bus_rows)), float))
-                  .transpose(0, 2, 1))
-        va = (np.angle(np.ascontiguousarray(v_abc.transpose(0, 2, 1)[:, self._bus_rows]), deg=True) if angles
-              else None)
+        network = dict(voltages_pu=v_abc, vm_abc=vm_abc, s_from_abc=s_from, s_to_abc=s_to, ka_from_abc=ka_from,
+                       ka_to_abc=ka_to, bus_rows=self._bus_rows, lines=self._lines, trafos=self._trafos)
+        if not tables:
+            return FlowBlock(**dict.fromkeys(PowerFlowArrays.__dataclass_fields__), **network)
+        # the net's tables: (state, branch, phase) views of the (state, phase, branch) arrays, each state's slice
+        # laid out as a lone flow's (branch, phase) transpose, so what is summed from it per state sums in the
+        # same order; |v| gathered into the net's (state, bus, phase) copy, as the lone flow's
+        s_from, s_to = s_from.transpose(0, 2, 1), s_to.transpose(0, 2, 1)
+        ka_from, ka_to = ka_from.transpose(0, 2, 1), ka_to.transpose(0, 2, 1)
+        vm = np.ascontiguousarray(vm_abc.transpose(0, 2, 1)[:, self._bus_rows])
+        va = np.angle(np.ascontiguousarray(v_abc.transpose(0, 2, 1)[:, self._bus_rows]), deg=True)
         lines, trafos = self._lines, self._trafos
         return FlowBlock(
             vm_pu=vm, va_degree=va,
@@ -440,20 +465,48 @@ class FixedPointPowerFlow(NetPowerFlow):
             line_i_from_ka=ka_from[:, lines], line_i_to_ka=ka_to[:, lines],
             trafo_p_hv_mw=s_from[:, trafos].real, trafo_q_hv_mvar=s_from[:, trafos].imag,
             trafo_p_lv_mw=s_to[:, trafos].real, trafo_q_lv_mvar=s_to[:, trafos].imag,
-            trafo_i_hv_ka=ka_from[:, trafos], trafo_i_lv_ka=ka_to[:, trafos],
-            voltages_pu=v_abc, bus_rows=self._bus_rows,
+            trafo_i_hv_ka=ka_from[:, trafos], trafo_i_lv_ka=ka_to[:, trafos], **network,
         )
 
 
 @dataclass
 class FlowBlock(PowerFlowArrays):
-    """The results of a block of flows: :class:`PowerFlowArrays`' fields with a leading axis of states, and the
-    complex phase voltages they come from."""
+    """The results of a block of flows: :class:`PowerFlowArrays`' fields with a leading axis of states (None when
+    not asked for), and the same numbers in the network's order (pandapower's internal buses and branches: the
+    net's bus row ``r`` is network bus ``bus_rows[r]``, its line row ``r`` branch ``lines.start + r``, its
+    transformer row ``r`` branch ``trafos.start + r``), each (state, phase, network bus or branch)."""
 
     voltages_pu: np.ndarray | None = None
-    """(state, phase, network bus), complex, pu: ``vm_pu`` is their magnitude at network bus ``bus_rows``."""
+    """Complex phase voltages, pu."""
+    vm_abc: np.ndarray | None = None
+    """Their magnitudes: ``vm_pu`` in the network's order."""
+    s_from_abc: np.ndarray | None = None
+    """Complex power into each branch at its from (a transformer's HV) side, MVA."""
+    s_to_abc: np.ndarray | None = None
+    """And at its to (LV) side, MVA."""
+    ka_from_abc: np.ndarray | None = None
+    """Current magnitude at the from side, kA."""
+    ka_to_abc: np.ndarray | None = None
+    """And at the to side, kA."""
     bus_rows: np.ndarray | None = None
-    """The network bus of each row of the net's bus table."""
+    lines: slice | None = None
+    trafos: slice | None = None
+
+
+def _sparse_product(matrix, columns: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = matrix @ columns`` (CSR times C-contiguous columns), into ``out`` (C-contiguous): scipy's own
+    loop (``csr_matvecs``: every row's entries in their order, each column alike), without allocating its result
+    (a new array's pages cost more than the product here). scipy's public product where that loop is not at
+    hand."""
+    try:
+        from scipy.sparse._sparsetools import csr_matvecs
+    except ImportError:  # a scipy without it: the public product, and a copy
+        out[:] = matrix @ columns
+        return
+    out.fill(0)  # the loop adds to it
+    m, n = matrix.shape
+    csr_matvecs(m, n, columns.shape[1], matrix.indptr, matrix.indices, matrix.data, columns.reshape(-1),
+                out.reshape(-1))
 
 
 def _stacked_rows(matrices: list, n_columns: int):

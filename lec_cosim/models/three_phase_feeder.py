@@ -81,7 +81,7 @@ SOLVERS = ("power-grid-model", "pandapower", "opendss", "fixed-point")
 :mod:`lec_cosim.models.opendss_backend`)."""
 
 _SQRT3 = math.sqrt(3.0)
-_CHUNK_STEPS = 16
+_CHUNK_STEPS = 8
 """Grid steps :meth:`LemGrid.solve_block` computes at a time with the fixed point: a chunk's arrays (~0.7 MB the
 largest) stay in a core's cache; 96 at once were ~2 x slower per step (measured 2026-12-07). The numbers do not
 depend on it."""
@@ -746,11 +746,9 @@ class LemGrid:
         self._solved = False
         blocks = []
         try:
-            for first in range(0, steps, _CHUNK_STEPS):
-                chunk = slice(first, first + _CHUNK_STEPS)
-                flows, fallback = engine.solve_block(
-                    s[chunk], lambda j: {t: (p[first + j], q[first + j]) for t, (p, q) in powers.items()},
-                    angles=False, scratch=self._block_scratch)
+            for first, flows, fallback in engine.solve_chunks(
+                    s, lambda j: {t: (p[j], q[j]) for t, (p, q) in powers.items()}, chunk_states=_CHUNK_STEPS,
+                    tables=False, scratch=self._block_scratch):
                 blocks.append(self._block_indicators(flows))
                 for j, flow in fallback.items():  # solved by power-grid-model: the lone step's path, into the arrays
                     blocks[-1].set_step(j, self._indicators(self._state(flow, currents=False)), self.lv_buses)
@@ -759,53 +757,57 @@ class LemGrid:
         self._solved = True
         return blocks[0] if len(blocks) == 1 else LemGridBlock.concatenate(blocks)
 
-    def _block_indicators(self, flow: PowerFlowArrays) -> LemGridBlock:
-        """:meth:`_state` and :meth:`_indicators` of a block of flows (fields with a leading axis of steps).
+    def _block_indicators(self, flow) -> LemGridBlock:
+        """:meth:`_state` and :meth:`_indicators` of a block of flows, from their network-ordered arrays
+        (:class:`~lec_cosim.models.fixed_point_backend.FlowBlock`: (step, phase, network bus or branch)).
 
-        A step's sums add its numbers in the order the lone step's ``sum()`` does (a C-contiguous row per step,
-        summed along it: numpy's pairwise sum of the same sequence); everything else is element by element or a
-        minimum, maximum or count, which no order changes."""
-        steps = len(flow.vm_pu)
-        vm = flow.vm_pu[:, self._lv_rows]  # (step, LV bus, phase)
+        A step's sums add its numbers in the order the lone step's ``sum()`` does (a C-contiguous row per step in
+        that order, summed along it: numpy's pairwise sum of the same sequence); everything else is element by
+        element or a minimum, maximum or count, which no order changes."""
+        steps = len(flow.vm_abc)
+        lv, head, lines, trafos = self._network_rows(flow)
+        vm = np.take(flow.vm_abc, lv, axis=2)  # (step, phase, LV bus)
         # each bus's lowest and highest phase: the band's test on them is the test on every phase
-        vm_low = np.minimum(np.minimum(vm[:, :, 0], vm[:, :, 1]), vm[:, :, 2])
-        vm_high = np.maximum(np.maximum(vm[:, :, 0], vm[:, :, 1]), vm[:, :, 2])
-        rows = self._line_rows
-        # alone: line_pl_mw[rows] is C-contiguous (line, phase) and trafo_pl_mw's memory runs phase by phase
-        line_pl = np.ascontiguousarray(flow.line_pl_mw[:, rows]).reshape(steps, -1).sum(axis=1)
-        line_ql = np.ascontiguousarray(flow.line_ql_mvar[:, rows]).reshape(steps, -1).sum(axis=1)
-        trafo_pl = np.ascontiguousarray(flow.trafo_pl_mw.transpose(0, 2, 1)).reshape(steps, -1).sum(axis=1)
-        trafo_ql = np.ascontiguousarray(flow.trafo_ql_mvar.transpose(0, 2, 1)).reshape(steps, -1).sum(axis=1)
-        p_loss_kw = (line_pl + trafo_pl) * 1000.0
-        q_loss_kvar = (line_ql + trafo_ql) * 1000.0
-        s_hv = np.add(flow.trafo_p_hv_mw, np.multiply(1j, flow.trafo_q_hv_mvar))  # as _state, elementwise
-        trafo_p_kw = np.ascontiguousarray(s_hv.real.transpose(0, 2, 1)).reshape(steps, -1).sum(axis=1) * 1000.0
-        trafo_q_kvar = np.ascontiguousarray(s_hv.imag.transpose(0, 2, 1)).reshape(steps, -1).sum(axis=1) * 1000.0
+        vm_low = np.minimum(np.minimum(vm[:, 0], vm[:, 1]), vm[:, 2])
+        vm_high = np.maximum(np.maximum(vm[:, 0], vm[:, 1]), vm[:, 2])
+        s_from, s_to = flow.s_from_abc, flow.s_to_abc
+        # alone: line_pl_mw[rows] is C-contiguous (line, phase), trafo_pl_mw's memory runs phase by phase
+        line_p = np.empty((steps, len(self._line_rows), 3))
+        line_q = np.empty((steps, len(self._line_rows), 3))
+        np.add(s_from.real[:, :, lines].transpose(0, 2, 1), s_to.real[:, :, lines].transpose(0, 2, 1), out=line_p)
+        np.add(s_from.imag[:, :, lines].transpose(0, 2, 1), s_to.imag[:, :, lines].transpose(0, 2, 1), out=line_q)
+        hv, lv_side = s_from[:, :, trafos], s_to[:, :, trafos]  # (step, phase, transformer)
+        trafo_pl = np.add(hv.real, lv_side.real).reshape(steps, -1).sum(axis=1)
+        trafo_ql = np.add(hv.imag, lv_side.imag).reshape(steps, -1).sum(axis=1)
+        p_loss_kw = (line_p.reshape(steps, -1).sum(axis=1) + trafo_pl) * 1000.0
+        q_loss_kvar = (line_q.reshape(steps, -1).sum(axis=1) + trafo_ql) * 1000.0
+        s_hv = np.add(np.ascontiguousarray(hv.real), np.multiply(1j, hv.imag))  # as _state, elementwise
+        trafo_p_kw = s_hv.real.reshape(steps, -1).sum(axis=1) * 1000.0
+        trafo_q_kvar = s_hv.imag.reshape(steps, -1).sum(axis=1) * 1000.0
 
         limit = self.max_loading_percent
         bus_viol = (vm_low < self.vm_min_pu) | (vm_high > self.vm_max_pu)
-        ang_viol = self._block_angle_violations(flow)
-        i_from, i_to = flow.line_i_from_ka[:, rows], flow.line_i_to_ka[:, rows]  # (step, line, phase)
-        i_max = np.maximum(np.maximum(np.maximum(i_from[:, :, 0], i_to[:, :, 0]),
-                                      np.maximum(i_from[:, :, 1], i_to[:, :, 1])),
-                           np.maximum(i_from[:, :, 2], i_to[:, :, 2]))
+        ang_viol = self._block_angle_violations(flow.voltages_pu, lv, head)
+        ka = np.maximum(flow.ka_from_abc, flow.ka_to_abc)  # (step, phase, branch): line_i_ka
+        i_max = np.maximum(np.maximum(ka[:, 0], ka[:, 1]), ka[:, 2])[:, lines]
         line_load = 100.0 * i_max / self._line_max_i_ka
         line_over = line_load > limit
-        trafo_loads = 100.0 * np.maximum(flow.trafo_i_lv_ka.max(axis=2) / self._trafo_ir_lv_ka,
-                                         flow.trafo_i_hv_ka.max(axis=2) / self._trafo_ir_hv_ka)
+        trafo_loads = 100.0 * np.maximum(flow.ka_to_abc[:, :, trafos].max(axis=1) / self._trafo_ir_lv_ka,
+                                         flow.ka_from_abc[:, :, trafos].max(axis=1) / self._trafo_ir_hv_ka)
         trafo_over = (trafo_loads > limit).sum(axis=1)
         order, starts = self._reduced_line_groups
         reduced_over = (np.logical_or.reduceat(line_over[:, order], starts, axis=1).sum(axis=1) if len(starts)
                         else np.zeros(steps, dtype=np.int64))
+        no_angle = not ang_viol.any()
         counts = {
             "bus_violations": bus_viol.sum(axis=1),
             "bus_violations_reduced": (bus_viol & self.bus_in_reduced).sum(axis=1),
-            "angle_violations": ang_viol.sum(axis=1),
-            "angle_violations_reduced": (ang_viol & self.bus_in_reduced).sum(axis=1),
+            "angle_violations": np.zeros(steps, dtype=np.int64) if no_angle else ang_viol.sum(axis=1),
+            "angle_violations_reduced": (np.zeros(steps, dtype=np.int64) if no_angle
+                                         else (ang_viol & self.bus_in_reduced).sum(axis=1)),
             "line_overloads": line_over.sum(axis=1) + trafo_over,
             "line_overloads_reduced": reduced_over + trafo_over,
         }
-        counts = {name: value.astype(np.int64) for name, value in counts.items()}
         suffix = "" if self.violation_model == "full" else "_reduced"
         impact = dn_impact(counts["bus_violations" + suffix], counts["angle_violations" + suffix],
                            counts["line_overloads" + suffix], p_loss_kw * self.step_h, q_loss_kvar * self.step_h,
@@ -815,30 +817,42 @@ class LemGrid:
             max_line_loading_percent=line_load.max(axis=1), trafo_loading_percent=trafo_loads.max(axis=1),
             p_loss_kw=p_loss_kw, q_loss_kvar=q_loss_kvar, trafo_p_kw=trafo_p_kw, trafo_q_kvar=trafo_q_kvar,
             dn_impact=np.asarray(impact, dtype=float), step_h=self.step_h, violation_model=self.violation_model,
-            vm_pu_values=vm, line_loading_values=line_load, trafo_loadings_percent=trafo_loads, bus_violated=bus_viol,
-            vm_bus_min_pu=vm_low, vm_bus_max_pu=vm_high)
+            vm_pu_values=vm.transpose(0, 2, 1), line_loading_values=line_load, trafo_loadings_percent=trafo_loads,
+            bus_violated=bus_viol, vm_bus_min_pu=vm_low, vm_bus_max_pu=vm_high)
+
+    def _network_rows(self, flow) -> tuple:
+        """The network bus of each LV bus and of its feeder's head, the network branches of the feeder lines (a
+        slice when they follow each other) and of the transformers; kept for the flow engine that made ``flow``."""
+        key = (id(self._pgm), id(flow.bus_rows))
+        if getattr(self, "_network_rows_cache", (None,))[0] != key:
+            lv, head = flow.bus_rows[self._lv_rows], flow.bus_rows[self._lv_head_rows]
+            lines = flow.lines.start + self._line_rows
+            if len(lines) and np.array_equal(lines, np.arange(lines[0], lines[0] + len(lines))):
+                lines = slice(int(lines[0]), int(lines[0]) + len(lines))
+            self._network_rows_cache = (key, (lv, head, lines, flow.trafos))
+        return self._network_rows_cache[1]
 
     _ANGLE_MARGIN_DEGREE = 1e-6
     """Angles closer than this to the band's edge are computed as :meth:`_state` computes them (its rounding is
     ~1e-13 degrees): farther, the side of the edge is certain from the voltages' product."""
 
-    def _block_angle_violations(self, flow) -> np.ndarray:
+    def _block_angle_violations(self, v: np.ndarray, lv: np.ndarray, head: np.ndarray) -> np.ndarray:
         """(step, LV bus): any phase's angle deviating from the same phase's at the feeder head by more than the
-        band, as :meth:`_indicators` counts it, without an arctangent per bus and phase.
+        band, as :meth:`_indicators` counts it, without an arctangent per bus and phase (``v``: the complex phase
+        voltages, (step, phase, network bus); ``lv``, ``head``: each LV bus's network bus and its head's).
 
         ``arg(v conj(v_head))`` is the deviation the lone step computes (``angle(v) - angle(v_head)``, wrapped);
-        where it lies within the band by more than :data:`_ANGLE_MARGIN_DEGREE` (its real part positive, its
-        imaginary part under ``tan(band - margin)`` times that) no rounding can put it outside; every other phase
+        where it lies within the band by more than :data:`_ANGLE_MARGIN_DEGREE` (its imaginary part's magnitude
+        under ``tan(band - margin)`` times its real part) no rounding can put it outside; every other phase
         (none on the IEEE feeder at 5 degrees, whose largest deviation is ~1.3) is computed the lone step's way."""
-        if flow.va_degree is not None or flow.voltages_pu is None:  # angles at hand: the lone step's way
-            va_all = flow.va_degree
-            va_dev = _wrap_degree(va_all[:, self._lv_rows] - va_all[:, self._lv_head_rows])
-            return (np.abs(va_dev) > self.va_max_deviation_degree).any(axis=2)
-        v = flow.voltages_pu  # (step, phase, network bus)
-        lv, head = flow.bus_rows[self._lv_rows], flow.bus_rows[self._lv_head_rows]
-        w = v[:, :, lv] * np.conj(v[:, :, head])
         bound = math.tan(math.radians(self.va_max_deviation_degree - self._ANGLE_MARGIN_DEGREE))
-        unsure = ~((w.real > 0.0) & (np.abs(w.imag) < bound * w.real))  # (step, phase, LV bus)
+        if np.all(head == head[0]):  # one feeder: one head for all, every bus tested (the LV ones picked after)
+            w = np.multiply(v, np.conj(v[:, :, head[0]])[:, :, None])
+            unsure = ~(np.abs(w.imag) < bound * w.real)[:, :, lv] if bound > 0 else np.ones((len(v), 3, len(lv)),
+                                                                                                  dtype=bool)
+        else:
+            w = np.multiply(v[:, :, lv], np.conj(v[:, :, head]))
+            unsure = ~(np.abs(w.imag) < bound * w.real) if bound > 0 else np.ones(w.shape, dtype=bool)
         violated = np.zeros(unsure.shape, dtype=bool)
         if unsure.any():
             step, phase, bus = np.nonzero(unsure)
