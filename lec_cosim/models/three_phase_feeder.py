@@ -772,10 +772,9 @@ class LemGrid:
         vm_high = np.maximum(np.maximum(vm[:, 0], vm[:, 1]), vm[:, 2])
         s_from, s_to = flow.s_from_abc, flow.s_to_abc
         # alone: line_pl_mw[rows] is C-contiguous (line, phase), trafo_pl_mw's memory runs phase by phase
-        line_p = np.empty((steps, len(self._line_rows), 3))
-        line_q = np.empty((steps, len(self._line_rows), 3))
-        np.add(s_from.real[:, :, lines].transpose(0, 2, 1), s_to.real[:, :, lines].transpose(0, 2, 1), out=line_p)
-        np.add(s_from.imag[:, :, lines].transpose(0, 2, 1), s_to.imag[:, :, lines].transpose(0, 2, 1), out=line_q)
+        # summed in the branches' order first (contiguous), then copied into the (line, phase) order
+        line_p = np.ascontiguousarray(np.add(s_from.real, s_to.real)[:, :, lines].transpose(0, 2, 1))
+        line_q = np.ascontiguousarray(np.add(s_from.imag, s_to.imag)[:, :, lines].transpose(0, 2, 1))
         hv, lv_side = s_from[:, :, trafos], s_to[:, :, trafos]  # (step, phase, transformer)
         trafo_pl = np.add(hv.real, lv_side.real).reshape(steps, -1).sum(axis=1)
         trafo_ql = np.add(hv.imag, lv_side.imag).reshape(steps, -1).sum(axis=1)
@@ -846,13 +845,17 @@ class LemGrid:
         under ``tan(band - margin)`` times its real part) no rounding can put it outside; every other phase
         (none on the IEEE feeder at 5 degrees, whose largest deviation is ~1.3) is computed the lone step's way."""
         bound = math.tan(math.radians(self.va_max_deviation_degree - self._ANGLE_MARGIN_DEGREE))
-        if np.all(head == head[0]):  # one feeder: one head for all, every bus tested (the LV ones picked after)
+        if bound <= 0:
+            unsure = np.ones((len(v), 3, len(lv)), dtype=bool)
+        elif np.all(head == head[0]):  # one feeder: one head for all; every bus tested, the others' tests ignored
             w = np.multiply(v, np.conj(v[:, :, head[0]])[:, :, None])
-            unsure = ~(np.abs(w.imag) < bound * w.real)[:, :, lv] if bound > 0 else np.ones((len(v), 3, len(lv)),
-                                                                                                  dtype=bool)
+            sure = np.abs(w.imag) < np.multiply(w.real, bound)
+            if sure[:, :, lv].all():
+                return np.zeros((len(v), len(lv)), dtype=bool)
+            unsure = ~sure[:, :, lv]
         else:
             w = np.multiply(v[:, :, lv], np.conj(v[:, :, head]))
-            unsure = ~(np.abs(w.imag) < bound * w.real) if bound > 0 else np.ones(w.shape, dtype=bool)
+            unsure = ~(np.abs(w.imag) < np.multiply(w.real, bound))
         violated = np.zeros(unsure.shape, dtype=bool)
         if unsure.any():
             step, phase, bus = np.nonzero(unsure)
