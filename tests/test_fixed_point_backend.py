@@ -76,22 +76,34 @@ def test_the_states_above_include_violations_and_reverse_flow(grids, community):
 
 
 def test_a_block_gives_each_step_what_it_gives_alone(grids, community):  # noqa: F811
-    """solve_steps (one solve_many) and solve step by step: the same numbers to the last digit."""
+    """solve_steps (one solve_many) and solve step by step: the same numbers to the last digit, for blocks of
+    every size here (1 to 16 steps, light to heavy load: violations), a step at every position of its block.
+    tests/test_grid_block.py compares blocks of up to 96 steps with the per-state products the fixed point had
+    before it solved blocks, and LemGrid.solve_block with solve."""
     grid = grids["fixed-point"]
     names = list(community.names)
     rows = {kind: [names.index(n) for n in getattr(grid, f"{kind}_names")] for kind in ("household", "prosumer")}
-    steps = list(STEPS)
-    load_kw = community.load_kw[rows["household"]][:, steps].T
-    load_kvar = community.load_kvar[rows["household"]][:, steps].T
-    pv_kw = community.pv_kw[rows["prosumer"]][:, steps].T
+    steps = [step for step in STEPS for _ in (*LEVELS, HEAVY)]
+    level = np.array([lv for _ in STEPS for lv in (*LEVELS, HEAVY)])[:, None]
+    load_kw = community.load_kw[rows["household"]][:, steps].T * level
+    load_kvar = community.load_kvar[rows["household"]][:, steps].T * level
+    pv_kw = community.pv_kw[rows["prosumer"]][:, steps].T * level
     chp_kw = np.tile([0.0, 5.0, 10.0, 2.5, 7.5, 1.0], (len(steps), 1))
-    block = grid.solve_steps(load_kw, load_kvar, pv_kw, chp_kw)
-    for j, together in enumerate(block):
+    alone = []
+    for j in range(len(steps)):
         grid.set_injections(load_kw=load_kw[j], load_kvar=load_kvar[j], pv_kw=pv_kw[j], chp_kw=chp_kw[j])
-        alone = grid.solve()
-        assert np.array_equal(together.vm_pu_values, alone.vm_pu_values)
-        assert np.array_equal(together.line_loading_values, alone.line_loading_values)
-        assert (together.p_loss_kw, together.dn_impact) == (alone.p_loss_kw, alone.dn_impact)
+        alone.append(grid.solve())
+    assert any(r.bus_violations for r in alone) and any(r.line_overloads for r in alone)
+    order = np.random.default_rng(1).permutation(len(steps))
+    for blocks in ([np.arange(len(steps))], [order[:1], order[1:3], order[3:7], order[7:]],
+                   [order[k:k + 5] for k in range(0, len(steps), 5)]):
+        for block in blocks:
+            for j, together in zip(block, grid.solve_steps(load_kw[block], load_kvar[block], pv_kw[block],
+                                                           chp_kw[block])):
+                assert np.array_equal(together.vm_pu_values, alone[j].vm_pu_values)
+                assert np.array_equal(together.va_deviation_values, alone[j].va_deviation_values)
+                assert np.array_equal(together.line_loading_values, alone[j].line_loading_values)
+                assert together.scalars() == alone[j].scalars()
 
 
 def test_a_state_the_fixed_point_cannot_settle_goes_to_power_grid_model(grids, community):  # noqa: F811

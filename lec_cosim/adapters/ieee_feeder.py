@@ -100,7 +100,7 @@ class IeeeFeederGrid:
     @property
     def violated(self) -> set[int]:
         """The LV buses (pandapower numbers) outside the voltage band so far."""
-        return set(int(b) for b in self.grid.lv_buses[self._violated])
+        return {int(b) for b in self.grid.lv_buses[self._violated]}
 
     def step(self, k: int, t_s: float, inputs) -> dict:
         load_kw, load_kvar, pv_kw, chp_kw = (self.gather(inputs, v) for v in INJECTIONS)

@@ -446,8 +446,9 @@ class FixedPointPowerFlow(NetPowerFlow):
             ends.append((s, ka_end))
         (s_from, ka_from), (s_to, ka_to) = ends
         vm_abc = np.abs(v_abc, out=array("vm_abc", (3, n_bus), float))
-        network = dict(voltages_pu=v_abc, vm_abc=vm_abc, s_from_abc=s_from, s_to_abc=s_to, ka_from_abc=ka_from,
-                       ka_to_abc=ka_to, bus_rows=self._bus_rows, lines=self._lines, trafos=self._trafos)
+        network = {"voltages_pu": v_abc, "vm_abc": vm_abc, "s_from_abc": s_from, "s_to_abc": s_to,
+                   "ka_from_abc": ka_from, "ka_to_abc": ka_to, "bus_rows": self._bus_rows, "lines": self._lines,
+                   "trafos": self._trafos}
         if not tables:
             return FlowBlock(**dict.fromkeys(PowerFlowArrays.__dataclass_fields__), **network)
         # the net's tables: (state, branch, phase) views of the (state, phase, branch) arrays, each state's slice
