@@ -221,9 +221,15 @@ class _Inputs:
         return self.values[port]
 
 
-def test_the_dso_adapter_publishes_what_the_steps_one_by_one_give(community, tmp_path):  # noqa: F811
+def test_the_dso_adapter_publishes_what_the_steps_one_by_one_give(community, tmp_path, monkeypatch):  # noqa: F811
     """IeeeFeederGrid.step over a day in exchanges of 1, 4 and 96 grid steps: the values of solving each step alone
-    (floats and integers with one step per exchange, float vectors else) and the same extremes tables."""
+    (floats and integers with one step per exchange, float vectors else) and the same extremes tables. The first
+    adapter builds its grid and compiles it into the cache (lec_cosim.models.grid_cache), the others load it: the
+    block path runs on a compiled grid too, without a net."""
+    from lec_cosim.models.grid_cache import CompiledLemGrid
+
+    monkeypatch.setenv("LEC_COSIM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("LEC_COSIM_CACHE", raising=False)
     from lec_cosim.adapters.ieee_feeder import (
         DOUBLES,
         INJECTIONS,
@@ -244,6 +250,7 @@ def test_the_dso_adapter_publishes_what_the_steps_one_by_one_give(community, tmp
         (tmp_path / str(block)).mkdir()
         adapter = IeeeFeederGrid(scenario, {"groups": {"a": names[:30], "b": names[30:]}, "block_steps": block,
                                             "output_dir": str(tmp_path / str(block))})
+        assert isinstance(adapter.grid, CompiledLemGrid) == (block != 1)
         adapter.last_slot = STEPS // block - 1  # the day's last exchange writes the tables
         rows = []
         for k in range(STEPS // block):
@@ -276,6 +283,7 @@ def test_the_dso_adapter_publishes_what_the_steps_one_by_one_give(community, tmp
         expected["violated_buses_so_far"].append(len(violated))
         expected["violated_buses_so_far_reduced"].append(len(violated & reduced))
     assert expected["violated_buses_so_far"][-1] > 0 and max(expected["line_overloads"]) > 0
+    assert adapter.grid._compiled_net is None  # the compiled grid never needed its net
     for block in (1, 4, 96):
         for n in OUTPUTS:
             assert np.array_equal(published[block][n], np.array(expected[n], dtype=float)), (block, n)

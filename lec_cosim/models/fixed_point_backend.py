@@ -256,36 +256,37 @@ class FixedPointPowerFlow(NetPowerFlow):
         powers = powers or {}
         block = {}
         for table_name in self._tables:
-            if table_name in powers:
-                p, q = (np.asarray(v, dtype=float) for v in powers[table_name])
-            else:
-                table = self.net[table_name]
-                if table_name in _BALANCED:
-                    p, q = table["p_mw"].to_numpy(dtype=float), table["q_mvar"].to_numpy(dtype=float)
-                else:
-                    p = np.column_stack([table[f"p_{ph}_mw"].to_numpy(dtype=float) for ph in "abc"])
-                    q = np.column_stack([table[f"q_{ph}_mvar"].to_numpy(dtype=float) for ph in "abc"])
+            p, q = (np.asarray(v, dtype=float) for v in (powers[table_name] if table_name in powers
+                                                         else self._table_powers(table_name)))
             block[table_name] = (p[None], q[None])
         return self.block_powers(block, scales)[0]
+
+    def _table_powers(self, table_name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A table's P and Q as the net holds them (MW, Mvar; a balanced table one column each)."""
+        table = self.net[table_name]
+        if table_name in _BALANCED:
+            return table["p_mw"].to_numpy(dtype=float), table["q_mvar"].to_numpy(dtype=float)
+        return (np.column_stack([table[f"p_{ph}_mw"].to_numpy(dtype=float) for ph in "abc"]),
+                np.column_stack([table[f"q_{ph}_mvar"].to_numpy(dtype=float) for ph in "abc"]))
 
     def block_powers(self, powers: dict, scales: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """The loaded buses' complex powers of a block of states (consumption positive, pu), (states, 3 n).
 
         ``powers``: table -> ``(p, q)``, MW and Mvar with a leading axis of states, ``(states, rows)`` for a
-        balanced table, ``(states, rows, 3)`` for an asymmetric one; every table of the net's injections, each
-        with the same number of states. Each state's row is :meth:`_powers` of that state alone, to the last digit:
-        the same operations element by element, and a bus with several rows sums them in the rows' order, from 0,
-        as ``np.add.at`` does.
+        balanced table, ``(states, rows, 3)`` for an asymmetric one, each with the same number of states (at least
+        one table); a table of the net's injections not in it keeps the net's powers in every state. Each state's
+        row is :meth:`_powers` of that state alone, to the last digit: the same operations element by element,
+        and a bus with several rows sums them in the rows' order, from 0, as ``np.add.at`` does.
         """
         scales = self._scales() if scales is None else scales
-        missing = [t for t in self._tables if t not in powers]
-        if missing:
-            raise ValueError(f"block_powers: no powers for {missing}")
-        states = len(np.asarray(powers[self._tables[0]][0])) if self._tables else 0
+        states = len(np.asarray(next(iter(powers.values()))[0]))
         s = np.zeros((states, 3, self._n_loaded), dtype=complex)
         for table_name in self._tables:
             balanced = table_name in _BALANCED
-            p, q = (np.asarray(v, dtype=float) for v in powers[table_name])
+            if table_name in powers:
+                p, q = (np.asarray(v, dtype=float) for v in powers[table_name])
+            else:  # the same powers in every state
+                p, q = (np.broadcast_to(v, (states, *np.shape(v))) for v in self._table_powers(table_name))
             scale = scales[table_name]
             # ufuncs, not operators: numpy computes an operator on a temporary above 256 KB in place
             # ("temporary elision"), where complex products take another loop and round differently; a lone

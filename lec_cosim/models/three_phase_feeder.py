@@ -699,9 +699,9 @@ class LemGrid:
     def _block_phase_powers(self, load_kw, load_kvar, pv_kw, chp_kw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """:meth:`_phase_powers` of every step at once: (steps, rows, 3) arrays, each step's the same numbers."""
         steps = len(load_kw)
-        n = len(self.net.asymmetric_load)
+        n = self._rows("asymmetric_load")
         load_p, load_q = np.zeros((steps, n, 3)), np.zeros((steps, n, 3))
-        sgen_p = np.zeros((steps, len(self.net.asymmetric_sgen), 3))
+        sgen_p = np.zeros((steps, self._rows("asymmetric_sgen"), 3))
         if self._load_weights is None:  # one phase each (the IEEE feeder)
             load_p[:, self._load_row, self._load_phase] = load_kw / 1000.0
             load_q[:, self._load_row, self._load_phase] = load_kvar / 1000.0
