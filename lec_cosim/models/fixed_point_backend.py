@@ -428,13 +428,9 @@ class FixedPointPowerFlow(NetPowerFlow):
                 np.matvec(z_k[rows], i_k, out=v012[:, k, rows])
         np.add(self._v_noload_012, v012, out=v012)  # exact in place: a sum rounds once whatever the loop
         v_abc = np.matmul(_A, v012, out=array("v_abc", (3, n_bus)))  # (state, phase, bus)
-        # the branches' sequence currents: one sparse product, Yf then Yt of each sequence on the states as columns
-        v_columns = array("v_columns", (n_bus, 3))  # its memory (sequence, bus, state) once reshaped
-        np.copyto(v_columns.reshape(3, n_bus, states), v012.transpose(1, 2, 0))
-        y_v = array("y_v", (2 * 3 * n_branch,))  # its memory (2 x 3 x branch, state) once reshaped
-        _sparse_product(self._y_branches, v_columns.reshape(3 * n_bus, states), y_v.reshape(-1, states))
-        yv = array("yv", (2, 3, n_branch))
-        np.copyto(yv, y_v.reshape(2, 3, n_branch, states).transpose(3, 0, 1, 2))
+        # the branches' sequence currents: one sparse product per state, Yf then Yt of each sequence
+        yv = array("yv", (2, 3, n_branch))  # (state, from/to, sequence, branch)
+        _sparse_rows(self._y_branches, v012.reshape(states, 3 * n_bus), yv.reshape(states, -1))
         ends = []
         for side, end, bus, ka in ((0, "from", self._from_bus, self._ka_from), (1, "to", self._to_bus, self._ka_to)):
             current = np.matmul(_A, yv[:, side], out=array(f"i_{end}", (3, n_branch)))  # (state, phase, branch)
@@ -495,20 +491,24 @@ class FlowBlock(PowerFlowArrays):
     trafos: slice | None = None
 
 
-def _sparse_product(matrix, columns: np.ndarray, out: np.ndarray) -> None:
-    """``out[:] = matrix @ columns`` (CSR times C-contiguous columns), into ``out`` (C-contiguous): scipy's own
-    loop (``csr_matvecs``: every row's entries in their order, each column alike), without allocating its result
-    (a new array's pages cost more than the product here). scipy's public product where that loop is not at
-    hand."""
+def _sparse_rows(matrix, rows: np.ndarray, out: np.ndarray) -> None:
+    """``out[j] = matrix @ rows[j]`` for every row ``j`` (CSR matrix, C-contiguous rows), into ``out``: scipy's own
+    product of a vector (``csr_matvec``, as ``matrix @ vector`` calls it: every row's entries summed in their
+    order from 0), one state at a time. Not ``matrix @ rows.T`` (``csr_matvecs``, the same sums, ~35 % less per
+    state on its own): it takes the states as columns, so the voltages in and the currents out are transposed
+    copies (~130 kB a state), and the block's step cost as much or more with it (2026-12-07: 339 against
+    ~325 us a step). scipy's public product where its loop is not at hand."""
     try:
-        from scipy.sparse._sparsetools import csr_matvecs
-    except ImportError:  # a scipy without it: the public product, and a copy
-        out[:] = matrix @ columns
+        from scipy.sparse._sparsetools import csr_matvec
+    except ImportError:  # a scipy without it: the public product
+        for j in range(len(rows)):
+            out[j] = matrix @ rows[j]
         return
     out.fill(0)  # the loop adds to it
     m, n = matrix.shape
-    csr_matvecs(m, n, columns.shape[1], matrix.indptr, matrix.indices, matrix.data, columns.reshape(-1),
-                out.reshape(-1))
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    for j in range(len(rows)):
+        csr_matvec(m, n, indptr, indices, data, rows[j], out[j])
 
 
 def _stacked_rows(matrices: list, n_columns: int):
