@@ -331,7 +331,8 @@ class FixedPointPowerFlow(NetPowerFlow):
         :class:`PowerFlowNotConverged`.
 
         Why the products are per column (``np.matvec``: OpenBLAS's gemv for each state) and not one matrix
-        product over the block (gemm, ~20 % faster on the iteration, ~2 x on the results): gemm rounds
+        product over the block (gemm: on their own ~20 % faster for the iteration's, ~2 x for the results', but
+        the DSO's step in blocks of 96 only ~3 % cheaper with both, measured 2026-12-07): gemm rounds
         differently from gemv (measured 2026-12-07, OpenBLAS 0.3.31 SkylakeX kernels: no column of a 183 x 96
         product equal to its gemv, ~1e-17 apart), and a state's numbers must not depend on its block: the DSO's
         published values are those of one flow at a time, to the last digit. Everything else is element by
@@ -405,9 +406,9 @@ class FixedPointPowerFlow(NetPowerFlow):
         and with ``tables`` also as :class:`PowerFlowArrays`' fields in the net's tables' order (the angles'
         arctangents per bus and phase only then). ``scratch``: a dict the arrays are kept in from one call to the
         next (the results too: the caller has read them before it calls again); a block's arrays are ~0.1-1.5 MB
-        each, and allocating them afresh costs their pages' first touch, ~40 % of the block (measured
-        2026-12-07). Every complex product writes to a distinct array (``out=``), never in place: numpy's complex
-        product takes another loop in place, which rounds differently."""
+        each, and allocating them afresh costs their pages' first touch (the products and element-wise steps up to
+        3 x slower, measured 2026-12-07). Every complex product writes to a distinct array (``out=``), never in
+        place: numpy's complex product takes another loop in place, which rounds differently."""
         states, n = len(currents), self._n_loaded
         n_bus, n_branch = self._z_all.shape[1], len(self._from_bus)
 

@@ -82,9 +82,10 @@ SOLVERS = ("power-grid-model", "pandapower", "opendss", "fixed-point")
 
 _SQRT3 = math.sqrt(3.0)
 _CHUNK_STEPS = 8
-"""Grid steps :meth:`LemGrid.solve_block` computes at a time with the fixed point: a chunk's arrays (~0.7 MB the
-largest) stay in a core's cache; 96 at once were ~2 x slower per step (measured 2026-12-07). The numbers do not
-depend on it."""
+"""Grid steps :meth:`LemGrid.solve_block` takes through the fixed point's results and the indicators at a time (the
+iteration takes the whole block): a chunk's arrays (~0.35 MB the largest) are used again while in the core's
+caches. 4 to 16 cost the same per step, 32 ~15 % more, all 96 of a day at once ~40 % more (measured 2026-12-07).
+The numbers do not depend on it."""
 
 
 def add_asymmetric_sgens(net, buses, names) -> np.ndarray:
