@@ -38,6 +38,7 @@ lists; at most :data:`MAX_DENSE_ENTRIES` entries in the dense impedance matrix o
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,16 +116,21 @@ def _sequence_networks(net):
 
 
 _BLAS = None
+_BLAS_LIBRARIES = None
 
 
 def _one_blas_thread():
     """BLAS on one thread for the solve's small products (~15 us to switch): OpenBLAS's own threads made the
-    183 x 183 product of the IEEE feeder 15 x slower on 2 cores (6.4 ms a flow instead of 0.4, measured)."""
-    global _BLAS
+    183 x 183 product of the IEEE feeder 15 x slower on 2 cores (6.4 ms a flow instead of 0.4, measured).
+    Nothing to switch where BLAS runs on one thread already (a federate: OPENBLAS_NUM_THREADS=1; ~1 us to ask)."""
+    global _BLAS, _BLAS_LIBRARIES
     if _BLAS is None:
         from threadpoolctl import ThreadpoolController
 
         _BLAS = ThreadpoolController()
+        _BLAS_LIBRARIES = _BLAS.select(user_api="blas").lib_controllers
+    if _BLAS_LIBRARIES and all(library.num_threads == 1 for library in _BLAS_LIBRARIES):
+        return contextlib.nullcontext()
     return _BLAS.limit(limits=1, user_api="blas")
 
 

@@ -740,7 +740,9 @@ class LemGrid:
             results = self.solve_steps(load_kw, load_kvar, pv_kw, chp_kw)
             violated = np.stack([np.isin(self.lv_buses, r.violated_buses) for r in results])
             return LemGridBlock.from_results(results, violated)
-        self.set_injections(load_kw=load_kw[-1], load_kvar=load_kvar[-1], pv_kw=pv_kw[-1], chp_kw=chp_kw[-1])
+        # the last step's injections kept, as set_injections would (checked above: no second check)
+        self._load_p, self._load_q, self._pv_p, self._chp_p = (a[-1].copy() for a in (load_kw, load_kvar, pv_kw,
+                                                                                         chp_kw))
         powers = self._block_phase_powers(load_kw, load_kvar, pv_kw, chp_kw)
         engine = self._engine({t: (p[-1], q[-1]) for t, (p, q) in powers.items()})
         s = engine.block_powers(powers)
