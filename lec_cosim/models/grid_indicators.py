@@ -198,8 +198,9 @@ class LemGridBlock:
         As :class:`LemGridResult`'s fields of the same names (float64; the counts int64).
     step_h : float
     violation_model : str
-    vm_pu_values : numpy.ndarray, shape (steps, n_bus, 3)
-        Each LV bus's phase voltages, pu (``LemGridResult.vm_pu_values`` per step).
+    vm_phase_values : numpy.ndarray, shape (steps, 3, n_bus)
+        Each LV bus's phase voltages, pu, phase by phase; ``vm_pu_values`` is its (steps, n_bus, 3) view
+        (``LemGridResult.vm_pu_values`` per step).
     line_loading_values : numpy.ndarray, shape (steps, n_lines)
         Each feeder line's highest phase current, % of its rating.
     trafo_loadings_percent : numpy.ndarray, shape (steps, n_trafos)
@@ -226,7 +227,7 @@ class LemGridBlock:
     dn_impact: np.ndarray
     step_h: float
     violation_model: str
-    vm_pu_values: np.ndarray = field(repr=False)
+    vm_phase_values: np.ndarray = field(repr=False)
     line_loading_values: np.ndarray = field(repr=False)
     trafo_loadings_percent: np.ndarray = field(repr=False)
     bus_violated: np.ndarray = field(repr=False)
@@ -235,6 +236,11 @@ class LemGridBlock:
 
     def __len__(self) -> int:
         return len(self.vm_min_pu)
+
+    @property
+    def vm_pu_values(self) -> np.ndarray:
+        """(steps, n_bus, 3): each LV bus's phase voltages, pu (a view of ``vm_phase_values``)."""
+        return self.vm_phase_values.transpose(0, 2, 1)
 
     def scalars(self, step: int) -> dict:
         """Step ``step``'s indicators as :meth:`LemGridResult.scalars` gives them (Python floats and ints)."""
@@ -249,7 +255,7 @@ class LemGridBlock:
         """Put one step's :class:`LemGridResult` (its LV buses ``lv_buses``) in row ``step``."""
         for name in BLOCK_SCALARS:
             getattr(self, name)[step] = getattr(result, name)
-        self.vm_pu_values[step] = result.vm_pu_values
+        self.vm_phase_values[step] = result.vm_pu_values.T
         self.line_loading_values[step] = result.line_loading_values
         self.trafo_loadings_percent[step] = result.trafo_loadings_percent
         self.bus_violated[step] = np.isin(lv_buses, result.violated_buses)
@@ -272,7 +278,7 @@ class LemGridBlock:
         scalars = {name: np.array([getattr(r, name) for r in results],
                                   dtype=np.int64 if name in _BLOCK_COUNTS else float) for name in BLOCK_SCALARS}
         return cls(**scalars, step_h=first.step_h, violation_model=first.violation_model,
-                   vm_pu_values=np.stack([r.vm_pu_values for r in results]),
+                   vm_phase_values=np.stack([r.vm_pu_values.T for r in results]),
                    line_loading_values=np.stack([r.line_loading_values for r in results]),
                    trafo_loadings_percent=np.stack([np.asarray(r.trafo_loadings_percent, dtype=float)
                                                     for r in results]),

@@ -819,7 +819,7 @@ class LemGrid:
             max_line_loading_percent=line_load.max(axis=1), trafo_loading_percent=trafo_loads.max(axis=1),
             p_loss_kw=p_loss_kw, q_loss_kvar=q_loss_kvar, trafo_p_kw=trafo_p_kw, trafo_q_kvar=trafo_q_kvar,
             dn_impact=np.asarray(impact, dtype=float), step_h=self.step_h, violation_model=self.violation_model,
-            vm_pu_values=vm.transpose(0, 2, 1), line_loading_values=line_load, trafo_loadings_percent=trafo_loads,
+            vm_phase_values=vm, line_loading_values=line_load, trafo_loadings_percent=trafo_loads,
             bus_violated=bus_viol, vm_bus_min_pu=vm_low, vm_bus_max_pu=vm_high)
 
     def _network_rows(self, flow) -> tuple:
@@ -853,7 +853,7 @@ class LemGrid:
         elif np.all(head == head[0]):  # one feeder: one head for all; every bus tested, the others' tests ignored
             w = np.multiply(v, np.conj(v[:, :, head[0]])[:, :, None])
             sure = np.abs(w.imag) < np.multiply(w.real, bound)
-            if sure[:, :, lv].all():
+            if sure.all(axis=(0, 1))[lv].all():
                 return np.zeros((len(v), len(lv)), dtype=bool)
             unsure = ~sure[:, :, lv]
         else:
