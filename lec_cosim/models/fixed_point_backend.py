@@ -362,10 +362,12 @@ class FixedPointPowerFlow(NetPowerFlow):
             currents, iterations = self._iterate_block(s)
         # of the block's last state, as solving them in turn left it (max_iterations: not settled)
         self.iterations = min(int(iterations[-1]), self.max_iterations) if states else 0
+        with _one_blas_thread():  # every state's bus voltages at once: z_all (2.6 MB here) read once, not once a chunk
+            v012 = self._sequence_voltages(currents, _arrays(scratch, states)("v012_all", (3, self._z_all.shape[1])))
         for first in range(0, max(states, 1), chunk_states):
             chunk = slice(first, first + chunk_states)
             with _one_blas_thread():
-                flows = self._results_block(currents[chunk], tables, scratch)
+                flows = self._results_block(v012[chunk], tables, scratch)
             fallback = {}
             for j in np.flatnonzero(iterations[chunk] > self.max_iterations):  # no contraction: Newton-Raphson
                 if self._fallback is None:
@@ -405,8 +407,22 @@ class FixedPointPowerFlow(NetPowerFlow):
                 active, injected, v = active[going], injected[going], v[going]
         return currents, iterations
 
+    def _sequence_voltages(self, currents: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Every bus's sequence voltages (state, sequence, bus) from the loaded phases' converged currents
+        (state, 3 n), into ``out``: ``V_nl + z_all I012``, each state's products its own gemv's."""
+        states, n = len(currents), self._n_loaded
+        i012 = np.matmul(_A_INV, currents.reshape(states, 3, n))  # (state, sequence, loaded bus)
+        for k in range(3):  # by rows of z_all (see _ROW_BLOCK): each block read once for all the states
+            z_k, i_k = self._z_all[k], i012[:, k]
+            for first in range(0, out.shape[2], _ROW_BLOCK):
+                rows = slice(first, first + _ROW_BLOCK)
+                np.matvec(z_k[rows], i_k, out=out[:, k, rows])
+        return np.add(self._v_noload_012, out, out=out)  # exact in place: a sum rounds once whatever the loop
+
     def _results_block(self, currents: np.ndarray, tables: bool = True, scratch: dict | None = None) -> FlowBlock:
-        """Every bus's voltage and every branch's currents and powers of a block of converged states.
+        """Every bus's voltage and every branch's currents and powers of a block of converged states (their
+        loaded phases' currents (state, 3 n), or their sequence voltages (state, 3, bus) from
+        :meth:`_sequence_voltages`).
 
         In the network's order (:class:`FlowBlock`'s ``*_abc`` arrays: (state, phase, network bus or branch)),
         and with ``tables`` also as :class:`PowerFlowArrays`' fields in the net's tables' order (the angles'
@@ -415,25 +431,9 @@ class FixedPointPowerFlow(NetPowerFlow):
         each, and allocating them afresh costs their pages' first touch (the products and element-wise steps up to
         3 x slower, measured 2026-12-07). Every complex product writes to a distinct array (``out=``), never in
         place: numpy's complex product takes another loop in place, which rounds differently."""
-        states, n = len(currents), self._n_loaded
-        n_bus, n_branch = self._z_all.shape[1], len(self._from_bus)
-
-        def array(name, shape, dtype=complex):
-            if scratch is None:
-                return np.empty((states, *shape), dtype=dtype)
-            kept = scratch.get(name)
-            if kept is None or len(kept) < states:
-                kept = scratch[name] = np.empty((states, *shape), dtype=dtype)
-            return kept[:states]
-
-        i012 = np.matmul(_A_INV, currents.reshape(states, 3, n), out=array("i012", (3, n)))  # (state, seq., bus)
-        v012 = array("v012", (3, n_bus))
-        for k in range(3):  # by rows of z_all (see _ROW_BLOCK): each block read once for all the states
-            z_k, i_k = self._z_all[k], i012[:, k]
-            for first in range(0, n_bus, _ROW_BLOCK):
-                rows = slice(first, first + _ROW_BLOCK)
-                np.matvec(z_k[rows], i_k, out=v012[:, k, rows])
-        np.add(self._v_noload_012, v012, out=v012)  # exact in place: a sum rounds once whatever the loop
+        states, n_bus, n_branch = len(currents), self._z_all.shape[1], len(self._from_bus)
+        array = _arrays(scratch, states)
+        v012 = currents if currents.ndim == 3 else self._sequence_voltages(currents, array("v012", (3, n_bus)))
         v_abc = np.matmul(_A, v012, out=array("v_abc", (3, n_bus)))  # (state, phase, bus)
         # the branches' sequence currents: one sparse product per state, Yf then Yt of each sequence
         yv = array("yv", (2, 3, n_branch))  # (state, from/to, sequence, branch)
@@ -496,6 +496,21 @@ class FlowBlock(PowerFlowArrays):
     bus_rows: np.ndarray | None = None
     lines: slice | None = None
     trafos: slice | None = None
+
+
+def _arrays(scratch: dict | None, states: int):
+    """``array(name, shape, dtype)``: a (states, *shape) array, new, or kept in ``scratch`` under ``name`` (and
+    reused by the next call that asks for it)."""
+
+    def array(name, shape, dtype=complex):
+        if scratch is None:
+            return np.empty((states, *shape), dtype=dtype)
+        kept = scratch.get(name)
+        if kept is None or len(kept) < states:
+            kept = scratch[name] = np.empty((states, *shape), dtype=dtype)
+        return kept[:states]
+
+    return array
 
 
 def _sparse_rows(matrix, rows: np.ndarray, out: np.ndarray) -> None:
