@@ -134,6 +134,17 @@ def test_a_block_of_states_gives_each_the_lone_flow_to_the_last_digit(grids, day
                     assert np.array_equal(mine, theirs) and mine.strides == theirs.strides, (j, field)
 
 
+def test_without_numpys_matvec_the_products_are_the_same(grids, day, monkeypatch):
+    """numpy before 2.2 has no matvec: a loop of the same gemv products, the same numbers."""
+    grid = grids["full"]
+    powers = [_powers(grid, day, j) for j in range(0, STEPS, 9)]
+    engine = grid._engine(powers[0])
+    with_matvec = engine.solve_many(powers)
+    monkeypatch.setattr(fp, "_NP_MATVEC", None)
+    for mine, theirs in zip(engine.solve_many(powers), with_matvec):
+        assert all(np.array_equal(getattr(mine, f), getattr(theirs, f)) for f in FIELDS)
+
+
 def test_z_all_by_blocks_of_rows_is_the_whole_matrix_product(grids, day):
     """fixed_point_backend._ROW_BLOCK: OpenBLAS's gemv of a block of rows gives those rows' numbers of the whole."""
     engine = grids["full"]._pgm

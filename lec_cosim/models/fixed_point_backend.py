@@ -395,7 +395,7 @@ class FixedPointPowerFlow(NetPowerFlow):
             if not len(active):
                 break
             current = np.conj(np.divide(injected, v))  # ufuncs, not operators: see block_powers
-            v_next = np.add(v_nl, np.matvec(z, current))
+            v_next = np.add(v_nl, _matvec(z, current))
             change = np.abs(np.subtract(v_next, v)).max(axis=1) if v.shape[1] else np.zeros(len(active))
             v = v_next
             done = change < tolerance
@@ -416,7 +416,7 @@ class FixedPointPowerFlow(NetPowerFlow):
             z_k, i_k = self._z_all[k], i012[:, k]
             for first in range(0, out.shape[2], _ROW_BLOCK):
                 rows = slice(first, first + _ROW_BLOCK)
-                np.matvec(z_k[rows], i_k, out=out[:, k, rows])
+                _matvec(z_k[rows], i_k, out=out[:, k, rows])
         return np.add(self._v_noload_012, out, out=out)  # exact in place: a sum rounds once whatever the loop
 
     def _results_block(self, currents: np.ndarray, tables: bool = True, scratch: dict | None = None) -> FlowBlock:
@@ -496,6 +496,20 @@ class FlowBlock(PowerFlowArrays):
     bus_rows: np.ndarray | None = None
     lines: slice | None = None
     trafos: slice | None = None
+
+
+def _matvec(matrix: np.ndarray, vectors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``matrix @ vectors[j]`` for every row ``j`` of ``vectors``: numpy's ``matvec`` (2.2 on: BLAS's gemv for
+    each, in one call), else a loop of the same products."""
+    if _NP_MATVEC is not None:
+        return _NP_MATVEC(matrix, vectors, out=out)
+    out = np.empty((len(vectors), matrix.shape[0]), dtype=np.result_type(matrix, vectors)) if out is None else out
+    for j in range(len(vectors)):
+        out[j] = matrix @ vectors[j]
+    return out
+
+
+_NP_MATVEC = getattr(np, "matvec", None)
 
 
 def _arrays(scratch: dict | None, states: int):
