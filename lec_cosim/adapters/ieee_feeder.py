@@ -3,7 +3,8 @@
 The injections come from participant groups (settings ``groups``: group -> its players, in order),
 each publishing its players' ``load_kw``, ``load_kvar``, ``pv_kw`` and ``chp_kw`` as one vector per
 exchange, step-major over the ``block_steps`` grid steps of the exchange; the adapter reads group
-``g``'s vector ``v`` at the input port ``g/v``. It solves the exchange's grid steps in turn and
+``g``'s vector ``v`` at the input port ``g/v``. It solves the exchange's grid steps as one block
+(:meth:`lec_cosim.models.lem_grid.LemGrid.solve_block`: each step's numbers those of solving it alone) and
 returns the lowest and highest phase voltage, the counts of buses outside the voltage band (all
 906 and the 110 of the paper's reduced model), of angle violations and of overloaded lines and
 transformer, the active and reactive losses, the power through the transformer and the step's DN

@@ -14,7 +14,8 @@ modules or tests use) is importable from here too:
 * :mod:`lec_cosim.models.three_phase_feeder`: :class:`LemGrid`, the feeder with the participants'
   loads, PV and CHPs on it, its injections and its two power-flow backends (``SOLVERS``).
 * :mod:`lec_cosim.models.grid_indicators`: the limits (``VM_MIN_PU``, ``VM_MAX_PU``,
-  ``MAX_LOADING_PERCENT``, ``VA_MAX_DEVIATION_DEGREE``), :class:`LemGridResult` and :func:`dn_impact`.
+  ``MAX_LOADING_PERCENT``, ``VA_MAX_DEVIATION_DEGREE``), :class:`LemGridResult`, :class:`LemGridBlock` (a block
+  of grid steps' indicators as arrays) and :func:`dn_impact`.
 * :mod:`lec_cosim.models.feeder_lines`: the line ratings (:func:`read_line_ratings`) and the
   reduced-model line of every section.
 * :mod:`lec_cosim.models.day_injections`: :class:`HourlyInjections`, :func:`hourly_injections` and
@@ -38,11 +39,13 @@ from lec_cosim.models.feeder_lines import (  # noqa: F401
     read_line_ratings,
 )
 from lec_cosim.models.grid_indicators import (  # noqa: F401
+    BLOCK_SCALARS,
     MAX_LOADING_PERCENT,
     VA_MAX_DEVIATION_DEGREE,
     VIOLATION_MODELS,
     VM_MAX_PU,
     VM_MIN_PU,
+    LemGridBlock,
     LemGridResult,
     _GridState,
     _wrap_degree,

@@ -3,7 +3,9 @@
 :class:`LemGrid` places the 61 players of :mod:`lec_cosim.models.lem_participants` on the feeder of
 :mod:`lec_cosim.models.ieee_eulv`, takes their powers (:meth:`~LemGrid.set_injections`) and runs one
 three-phase power flow (power-grid-model, or pandapower's ``runpp_3ph``), which it judges by the
-indicators of :mod:`lec_cosim.models.grid_indicators`. It is the grid the DSO runs every step; the
+indicators of :mod:`lec_cosim.models.grid_indicators`; or a block of grid steps at once
+(:meth:`~LemGrid.solve_block`: their indicators as arrays, each step's numbers those of :meth:`~LemGrid.solve`;
+with the fixed point, the whole block's flows and indicators computed together). It is the grid the DSO runs every step; the
 line data it attaches come from :mod:`lec_cosim.models.feeder_lines`, the learner's fast surrogate
 built from its power flows is :mod:`lec_cosim.models.linear_dn_impact`. No HELICS here.
 
