@@ -827,14 +827,14 @@ class LemGrid:
     def _network_rows(self, flow) -> tuple:
         """The network bus of each LV bus and of its feeder's head, the network branches of the feeder lines (a
         slice when they follow each other) and of the transformers; kept for the flow engine that made ``flow``."""
-        key = (id(self._pgm), id(flow.bus_rows))
-        if getattr(self, "_network_rows_cache", (None,))[0] != key:
+        cached = getattr(self, "_network_rows_cache", None)  # (engine, its bus_rows, rows): held, not ids
+        if cached is None or cached[0] is not self._pgm or cached[1] is not flow.bus_rows:
             lv, head = flow.bus_rows[self._lv_rows], flow.bus_rows[self._lv_head_rows]
             lines = flow.lines.start + self._line_rows
             if len(lines) and np.array_equal(lines, np.arange(lines[0], lines[0] + len(lines))):
                 lines = slice(int(lines[0]), int(lines[0]) + len(lines))
-            self._network_rows_cache = (key, (lv, head, lines, flow.trafos))
-        return self._network_rows_cache[1]
+            cached = self._network_rows_cache = (self._pgm, flow.bus_rows, (lv, head, lines, flow.trafos))
+        return cached[2]
 
     _ANGLE_MARGIN_DEGREE = 1e-6
     """Angles closer than this to the band's edge are computed as :meth:`_state` computes them (its rounding is
