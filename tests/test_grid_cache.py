@@ -154,3 +154,23 @@ def test_a_file_is_read_once_for_all_processes_and_again_when_it_changes(cache, 
     with pytest.raises(ValueError, match="bad file"):
         disk_cache.file_result("test", path, "request", broken, __file__)
     assert disk_cache.file_result("test", path, "request", read, __file__) == {"rows": ["x"]}  # nothing was kept
+
+
+def test_a_table_the_grid_does_not_set_keeps_its_powers_in_a_compiled_grid(community):  # noqa: F811
+    """A balanced load added to the net (a table the grid's injections do not cover) is compiled with its powers:
+    the loaded grid solves as the built one without building its net."""
+    import pickle
+
+    import pandapower as pp
+
+    from lec_cosim.models.grid_cache import _compiled_state, _loaded
+
+    arguments = _arguments(community)
+    arguments.pop("feeder")
+    built = LemGrid(**arguments)
+    bus = int(built.net.asymmetric_load["bus"].iloc[0])
+    pp.create_load(built.net, bus, p_mw=0.012, q_mvar=0.004)
+    compiled = _loaded(pickle.dumps(_compiled_state(built, arguments)))
+    block = _block(built, community)
+    _same(compiled.solve_steps(*block), built.solve_steps(*block))
+    assert compiled._compiled_net is None

@@ -86,10 +86,10 @@ class CompiledFixedPoint(FixedPointPowerFlow):
             return self._compiled_scales
         return super()._scales()
 
-    def _powers(self, powers, scales):
+    def _table_powers(self, table_name: str):
         if self._grid._compiled_net is None:  # a table the grid does not set keeps its compiled powers
-            powers = {**self._compiled_powers, **(powers or {})}
-        return super()._powers(powers, scales)
+            return self._compiled_powers[table_name]
+        return super()._table_powers(table_name)
 
 
 def _key(arguments: dict) -> str:
@@ -119,19 +119,11 @@ def _compiled_state(grid: LemGrid, arguments: dict) -> dict:
     state = {**grid.__dict__, "net": None, "_pool": None, "_flow_copies": [], "_pgm": None}
     set_by_grid = set(grid._phase_powers())
     engine_state = {**engine.__dict__, "_fallback": None, "_compiled_scales": engine._scales(),
-                    "_compiled_powers": {table: _table_powers(grid.net[table], table)
+                    "_compiled_powers": {table: engine._table_powers(table)
                                          for table in engine._tables if table not in set_by_grid}}
     engine_state.pop("net", None)
     rows = {table: len(grid.net[table]) for table in ("asymmetric_load", "asymmetric_sgen")}
     return {"format": FORMAT, "grid": state, "engine": engine_state, "rows": rows, "arguments": arguments}
-
-
-def _table_powers(table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A table's P and Q as the fixed point reads them from the net (balanced tables: one column each)."""
-    if name in ("load", "sgen", "storage"):
-        return table["p_mw"].to_numpy(dtype=float), table["q_mvar"].to_numpy(dtype=float)
-    return (np.column_stack([table[f"p_{ph}_mw"].to_numpy(dtype=float) for ph in "abc"]),
-            np.column_stack([table[f"q_{ph}_mvar"].to_numpy(dtype=float) for ph in "abc"]))
 
 
 def _loaded(blob: bytes) -> CompiledLemGrid:
