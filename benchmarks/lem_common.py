@@ -28,20 +28,25 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lec_cosim.federation import write_federation  # noqa: E402
-from lec_cosim.launch import run_federation  # noqa: E402
-from lec_cosim.models.auction import clear_double_auction  # noqa: E402
-from lec_cosim.models.lem_community import (  # noqa: E402
+from lec_cosim.federation import write_federation
+from lec_cosim.launch import run_federation
+from lec_cosim.models.auction import clear_double_auction
+from lec_cosim.models.grid_cache import lem_grid
+from lec_cosim.models.lem_community import (
     community_from_scenario,
     period_orders,
     read_learned_bids,
-    settle_period,
+    settle_members,
     truthful_bids,
 )
-from lec_cosim.models.grid_cache import lem_grid  # noqa: E402
-from lec_cosim.scenario import load_scenario  # noqa: E402
-from lec_cosim.studies.local_market.results import allocation_rows, write_lem_arrays, writes_allocation  # noqa: E402
-from lec_cosim.studies.local_market.wiring import (  # noqa: E402
+from lec_cosim.models.lem_orders import household_orders
+from lec_cosim.scenario import load_scenario
+from lec_cosim.studies.local_market.results import (
+    allocation_rows,
+    write_lem_arrays,
+    writes_allocation,
+)
+from lec_cosim.studies.local_market.wiring import (
     DSO_COUNTS,
     DSO_DAY_COUNTS,
     DSO_DOUBLES,
@@ -158,8 +163,6 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
     hh_rows, pv_rows, chp_rows = ([row[n] for n in grid_names] for grid_names in (
         grid.household_names, grid.prosumer_names, grid.chp_names))
     block = block_steps(s)
-    reduced_buses = set(int(x) for x in grid.lv_buses[grid.bus_in_reduced])
-    violated: set[int] = set()
 
     money = {v: np.zeros((n_periods, n)) for v in SETTLEMENT_VECTORS}
     chp_kw = np.zeros((n_steps, n))
@@ -168,46 +171,56 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
     price, volume = np.full(n_periods, math.nan), np.zeros(n_periods)
     order_rows, deals = [], []
     with_allocation = writes_allocation(s, n)
+    # the players' orders and settlement as the participant federates make them: the households by their rule all at
+    # once, the CHPs one by one, the settlement of all players of an hour at once
+    households = [j for j in range(n) if kinds[j] != "chp"]
+    hh_names, hh_kinds = [names[j] for j in households], kinds[households]
+    position = {name: j for j, name in enumerate(names)}
+    reduced = np.asarray(grid.bus_in_reduced, dtype=bool)
+    violated_so_far = np.zeros(len(grid.lv_buses), dtype=bool)
+    period_h = s.market_step_s / 3600.0
     for p in range(n_periods):
         hour = p % 24
         orders = []
+        bought, sold = np.zeros(n), np.zeros(n)
+        result = None
         if lem:
+            by_rule = dict(zip(hh_names, household_orders(hh_names, hh_kinds, load_kwh[households, p],
+                                                          pv_kwh[households, p], hour, scheme)))
             for j, name in enumerate(names):
-                bid = bids[name][p] if kinds[j] == "chp" else None
-                orders += period_orders(kinds[j], name, load_kwh[j, p], pv_kwh[j, p], chp_cap[j], hour, scheme, bid, b)
+                orders += (by_rule[name] if name in by_rule else
+                           period_orders(kinds[j], name, load_kwh[j, p], pv_kwh[j, p], chp_cap[j], hour, scheme,
+                                         bids[name][p], b))
             result = clear_double_auction(orders, solver=s.market.solver)
             if result.price_eur_per_kwh is not None:
                 price[p] = result.price_eur_per_kwh
             volume[p] = result.volume_kwh
-            bought, sold = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
-            for o, a in zip(orders, result.accepted_kwh):
-                (bought if o.side == "buy" else sold)[o.participant] += float(a)
-                order_rows.append((p, o.participant, o.side, o.price_eur_per_kwh, o.quantity_kwh, float(a)))
+            for o, a in zip(orders, result.accepted_kwh.tolist()):
+                (bought if o.side == "buy" else sold)[position[o.participant]] += a
+                order_rows.append((p, o.participant, o.side, o.price_eur_per_kwh, o.quantity_kwh, a))
             if with_allocation:
                 deals.append((p, result.bilateral))
-        for j, name in enumerate(names):
-            st = settle_period(kinds[j], load_kwh[j, p], pv_kwh[j, p], chp_cap[j], hour=hour, scheme=scheme,
-                               lem_enabled=lem, price_eur_per_kwh=result.price_eur_per_kwh if lem else None,
-                               bought_kwh=bought[name] if lem else 0.0, sold_kwh=sold[name] if lem else 0.0,
-                               b_eur_per_kwh=b)
-            for v in SETTLEMENT_VECTORS:
-                money[v][p, j] = getattr(st, v)
-            chp_kw[p * per:(p + 1) * per, j] = st.chp_kwh / (s.market_step_s / 3600.0)
+        st = settle_members(kinds, load_kwh[:, p], pv_kwh[:, p], chp_cap, hour=hour, scheme=scheme, lem_enabled=lem,
+                            price_eur_per_kwh=result.price_eur_per_kwh if lem else None, bought_kwh=bought,
+                            sold_kwh=sold, b_eur_per_kwh=b)
+        for v in SETTLEMENT_VECTORS:
+            money[v][p] = st[v]
+        chp_kw[p * per:(p + 1) * per] = st["chp_kwh"] / period_h
         done = (p + 1) * per  # grid steps whose injections are known
         if done % block:
             continue
-        # the exchange's grid steps in one call, as the DSO federate solves them (LemGrid.solve_steps)
+        # the exchange's grid steps in one call, as the DSO federate solves them (LemGrid.solve_block)
         steps = slice(done - block, done)
-        results = grid.solve_steps(community.load_kw[hh_rows, steps].T, community.load_kvar[hh_rows, steps].T,
-                                   community.pv_kw[pv_rows, steps].T, chp_kw[steps][:, chp_rows])
-        for k, r in zip(range(done - block, done), results):
-            violated.update(r.violated_buses)
-            for v in DSO_DOUBLES:
-                grid_doubles[v][k] = getattr(r, v)
-            for v in DSO_COUNTS:
-                grid_counts[v][k] = getattr(r, v)
-            grid_counts["violated_buses_so_far"][k] = len(violated)
-            grid_counts["violated_buses_so_far_reduced"][k] = len(violated & reduced_buses)
+        flows = grid.solve_block(community.load_kw[hh_rows, steps].T, community.load_kvar[hh_rows, steps].T,
+                                 community.pv_kw[pv_rows, steps].T, chp_kw[steps][:, chp_rows])
+        for v in DSO_DOUBLES:
+            grid_doubles[v][steps] = getattr(flows, v)
+        for v in DSO_COUNTS:
+            grid_counts[v][steps] = getattr(flows, v)
+        so_far = np.logical_or.accumulate(flows.bus_violated | violated_so_far, axis=0)  # (step, bus)
+        violated_so_far = so_far[-1].copy()
+        grid_counts["violated_buses_so_far"][steps] = so_far.sum(axis=1)
+        grid_counts["violated_buses_so_far_reduced"][steps] = (so_far & reduced).sum(axis=1)
 
     stamps = np.array([(s.start + pd.Timedelta(seconds=k * s.grid_step_s)).isoformat() for k in range(n_steps)],
                       dtype=object)
