@@ -136,7 +136,7 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
     """The federation's models in one loop; returns (seconds, KPIs). Writes the same results files.
 
     The grid steps go to the grid as the DSO federate hands them over: an exchange's block at a time
-    (``resolution.exchange``: a day's, an hour's or one step), through ``LemGrid.solve_steps``."""
+    (``resolution.exchange``: a day's, an hour's or one step), through ``LemGrid.solve_block``."""
     start = time.perf_counter()
     s = load_scenario(scenario_path)
     community = community_from_scenario(s)
@@ -179,6 +179,7 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
     reduced = np.asarray(grid.bus_in_reduced, dtype=bool)
     violated_so_far = np.zeros(len(grid.lv_buses), dtype=bool)
     period_h = s.market_step_s / 3600.0
+    solved = 0  # grid steps solved
     for p in range(n_periods):
         hour = p % 24
         orders = []
@@ -206,21 +207,21 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
         for v in SETTLEMENT_VECTORS:
             money[v][p] = st[v]
         chp_kw[p * per:(p + 1) * per] = st["chp_kwh"] / period_h
-        done = (p + 1) * per  # grid steps whose injections are known
-        if done % block:
-            continue
-        # the exchange's grid steps in one call, as the DSO federate solves them (LemGrid.solve_block)
-        steps = slice(done - block, done)
-        flows = grid.solve_block(community.load_kw[hh_rows, steps].T, community.load_kvar[hh_rows, steps].T,
-                                 community.pv_kw[pv_rows, steps].T, chp_kw[steps][:, chp_rows])
-        for v in DSO_DOUBLES:
-            grid_doubles[v][steps] = getattr(flows, v)
-        for v in DSO_COUNTS:
-            grid_counts[v][steps] = getattr(flows, v)
-        so_far = np.logical_or.accumulate(flows.bus_violated | violated_so_far, axis=0)  # (step, bus)
-        violated_so_far = so_far[-1].copy()
-        grid_counts["violated_buses_so_far"][steps] = so_far.sum(axis=1)
-        grid_counts["violated_buses_so_far_reduced"][steps] = (so_far & reduced).sum(axis=1)
+        # each exchange's grid steps whose injections are known in one call, as the DSO federate solves them
+        # (LemGrid.solve_block): a day's, an hour's, or each step alone
+        while solved + block <= (p + 1) * per:
+            steps = slice(solved, solved + block)
+            solved += block
+            flows = grid.solve_block(community.load_kw[hh_rows, steps].T, community.load_kvar[hh_rows, steps].T,
+                                     community.pv_kw[pv_rows, steps].T, chp_kw[steps][:, chp_rows])
+            for v in DSO_DOUBLES:
+                grid_doubles[v][steps] = getattr(flows, v)
+            for v in DSO_COUNTS:
+                grid_counts[v][steps] = getattr(flows, v)
+            so_far = np.logical_or.accumulate(flows.bus_violated | violated_so_far, axis=0)  # (step, bus)
+            violated_so_far = so_far[-1].copy()
+            grid_counts["violated_buses_so_far"][steps] = so_far.sum(axis=1)
+            grid_counts["violated_buses_so_far_reduced"][steps] = (so_far & reduced).sum(axis=1)
 
     stamps = np.array([(s.start + pd.Timedelta(seconds=k * s.grid_step_s)).isoformat() for k in range(n_steps)],
                       dtype=object)

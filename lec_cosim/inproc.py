@@ -172,6 +172,11 @@ class InprocFederation:
         """Create the broker and start a thread per federate (but those ``outside``)."""
         for config in self.configs.values():  # imported here, once: not by several threads at a time
             importlib.import_module(json.loads(config.read_text())["lec_cosim"]["module"])
+        # BLAS on one thread while the federation runs, as in a federate's own process (federates.common.main): set
+        # per call, one thread's limit would be another's (the fixed point's products round by how BLAS splits them)
+        from threadpoolctl import threadpool_limits
+
+        self._blas_limits = threadpool_limits(limits=1, user_api="blas")
         # --globaltime: the broker grants every federate's time from one clock instead of the cores trading time
         # requests among the federates. In one process that traffic was the cost of a learning environment's
         # step: ~1,160 thread wake-ups (futex calls, a third of its CPU in the kernel) with the distributed
@@ -302,6 +307,9 @@ class InprocFederation:
             restore, self._capture_off = self._capture_off, False
         if restore:
             pyomo_capture_off(False)
+        blas, self._blas_limits = getattr(self, "_blas_limits", None), None
+        if blas is not None:  # the caller's own BLAS threads again
+            blas.restore_original_limits()
         if broker is not None:
             from federates.common import free
 

@@ -30,9 +30,9 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lec_cosim.forkserver import (
     ForkedProcess,
@@ -197,7 +197,7 @@ def _stop(processes: list[Process]) -> None:
 LEAVE_TIMEOUT_S = 10.0
 """How long a watchdog asked to leave (SIGTERM) may take before it is killed."""
 ENDING_POLL_S = 0.01
-"""The launcher's poll once a federate has finished: the others' exits, the watchdog's and the brokers' follow."""
+"""The launcher's poll once every federate has finished: the watchdog's and the brokers' exits follow."""
 
 
 def _finished(process: Process) -> bool:
@@ -298,6 +298,7 @@ def run_federation(
         progress_log = log_dir / "recorder.log"
         last_shown = None
         leaving_since = None  # when the watchdog was asked to leave (all federates done)
+        finished: set[str] = set()  # federates that exited after their last slot
         brokers_read_at = time.perf_counter()
         # a root broker over hosts waits for its sub-brokers to join: for at most the start-up allowance
         root_waits = next((p for p in brokers if p.name == "broker" and _missing_sub_brokers(p) is not None), None)
@@ -338,16 +339,20 @@ def run_federation(
                     raise FederationError(f"{lost[0].name} lost the connection to a peer (another host gone or "
                                           f"unreachable?): {lost[1]} (log: {lost[0].log})", lost[0].name,
                                           f"{lost[0].name}: {lost[1]}")
-            quit_early = next((p for p in members if p.popen.poll() == 0 and not _finished(p)), None)
+            for p in members:  # read each finished federate's log once, not at every poll
+                if p.name not in finished and p.popen.poll() == 0 and _finished(p):
+                    finished.add(p.name)
+            quit_early = next((p for p in members if p.popen.poll() == 0 and p.name not in finished), None)
             if quit_early is not None:
                 raise FederationError(f"federate {quit_early.name} exited (code 0) before the end of its run, without "
                                       f"an error; the federation cannot go on without it (log: {quit_early.log})",
                                       quit_early.name)
             if all(p.popen.poll() == 0 for p in members):
-                if watchdog is not None:  # the broker ends once its observer has left too: asked, not awaited here
-                    if leaving_since is None:
+                if leaving_since is None:
+                    leaving_since = time.perf_counter()
+                    if watchdog is not None:  # the broker ends once its observer has left too: asked, not awaited
                         watchdog.terminate()
-                        leaving_since = time.perf_counter()
+                if watchdog is not None:
                     if watchdog.poll() is not None:
                         watchdog = None
                     elif time.perf_counter() - leaving_since > LEAVE_TIMEOUT_S:
@@ -378,9 +383,9 @@ def run_federation(
                 if progress and progress != last_shown:
                     on_progress(progress)
                     last_shown = progress
-            # once a federate has finished the run ends within moments: the rest is noticed sooner (a tenth of a
-            # second a poll was up to a fifth of a week's run in waiting for exits already made)
-            time.sleep(min(poll_s, ENDING_POLL_S) if any(p.popen.poll() == 0 for p in members) else poll_s)
+            # once every federate has finished, the watchdog's and the brokers' exits follow within moments: noticed
+            # sooner (a tenth of a second a poll was up to a fifth of a week's run in waiting for exits made)
+            time.sleep(min(poll_s, ENDING_POLL_S) if leaving_since is not None else poll_s)
     except BaseException:
         _stop(processes)
         raise

@@ -239,8 +239,8 @@ def test_the_dso_adapter_publishes_what_the_steps_one_by_one_give(community, tmp
     block path runs on a compiled grid too, without a net."""
     from lec_cosim.models.grid_cache import CompiledLemGrid
 
-    monkeypatch.setenv("LEC_COSIM_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("LEC_COSIM_CACHE", raising=False)
+    monkeypatch.setenv("LEC_COSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LEC_COSIM_NO_CACHE", raising=False)
     from lec_cosim.adapters.ieee_feeder import (
         DOUBLES,
         INJECTIONS,

@@ -24,8 +24,8 @@ LEVELS = (0.3, 1.0, 3.2)  # light, as built, and the evening below 0.9 pu (viola
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LEC_COSIM_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("LEC_COSIM_CACHE", raising=False)
+    monkeypatch.setenv("LEC_COSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LEC_COSIM_NO_CACHE", raising=False)
     return tmp_path / "cache"
 
 
@@ -84,7 +84,7 @@ def test_a_compiled_grid_runs_without_pandapower(cache, community):  # noqa: F81
         "r = g.solve_steps(np.full((1, n[0]), 2.0), np.full((1, n[0]), 0.5), np.ones((1, n[1])), np.ones((1, n[2])))\n"
         "print(json.dumps([type(g).__name__, 'pandapower' in sys.modules, r[0].vm_min_pu]))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                         env={**os.environ, "LEC_COSIM_CACHE_DIR": str(cache)}).stdout
+                         env={**os.environ, "LEC_COSIM_CACHE": str(cache)}).stdout
     kind, pandapower, vm_min = json.loads(out.strip().splitlines()[-1])
     assert kind == "CompiledLemGrid" and pandapower is False and 0.9 < vm_min < 1.05
 
@@ -116,12 +116,12 @@ def test_other_inputs_are_other_entries_and_an_unreadable_one_is_built_again(cac
 
 
 def test_without_the_cache_the_grid_is_built_every_time(cache, community, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("LEC_COSIM_CACHE", "0")
+    monkeypatch.setenv("LEC_COSIM_NO_CACHE", "1")
     assert type(lem_grid(**_arguments(community))) is LemGrid
     assert type(lem_grid(**_arguments(community))) is LemGrid
     assert not cache.exists()
     # and another flow than the fixed point is never compiled
-    monkeypatch.delenv("LEC_COSIM_CACHE")
+    monkeypatch.delenv("LEC_COSIM_NO_CACHE")
     assert type(lem_grid(**_arguments(community, solver="power-grid-model"))) is LemGrid
     assert not list(cache.glob("grids/*"))
 
@@ -174,3 +174,17 @@ def test_a_table_the_grid_does_not_set_keeps_its_powers_in_a_compiled_grid(commu
     block = _block(built, community)
     _same(compiled.solve_steps(*block), built.solve_steps(*block))
     assert compiled._compiled_net is None
+
+
+def test_what_cannot_be_kept_costs_only_the_computation(cache, tmp_path):
+    """A value that does not pickle, or a cache folder that cannot be made, is not kept: no error for the caller,
+    no half-written entry."""
+    import threading
+
+    disk_cache.store("test", "lock", threading.Lock())
+    assert disk_cache.load("test", "lock") is None
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("a file where the folder would be")
+    disk_cache.store("test", "value", {"a": 1})
+    assert disk_cache.load("test", "value") is None
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []

@@ -1,7 +1,8 @@
 """A folder of computed things kept between runs (the compiled grid, parsed profile tables), by content hash.
 
-The folder: ``$LEC_COSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/lec-cosim``, else ``~/.cache/lec-cosim``;
-``LEC_COSIM_CACHE=0`` keeps nothing (every run computes everything). An entry is written whole or not at all
+The folder: ``$LEC_COSIM_CACHE``, else ``$XDG_CACHE_HOME/lec-cosim``, else ``~/.cache/lec-cosim`` (where SimBench's
+grids are kept too, :func:`lec_cosim.models.feeder_source.simbench_cache_dir`); ``LEC_COSIM_NO_CACHE=1`` keeps
+nothing here (every run computes everything). An entry is written whole or not at all
 (a temporary file renamed: runs side by side may write the same one); one that cannot be read is computed again
 and replaced; a folder that cannot be written only costs the computation. Entries are pickles: the folder must be
 the user's own, as the code is.
@@ -19,7 +20,7 @@ LOG = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
-    explicit = os.environ.get("LEC_COSIM_CACHE_DIR")
+    explicit = os.environ.get("LEC_COSIM_CACHE")
     if explicit:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -27,7 +28,17 @@ def cache_dir() -> Path:
 
 
 def enabled() -> bool:
-    return os.environ.get("LEC_COSIM_CACHE") != "0"
+    return os.environ.get("LEC_COSIM_NO_CACHE", "") in ("", "0")
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str, *args) -> None:
+    """A problem with the cache said once per process, not at every read (it only costs the computation)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        LOG.warning(message, *args)
 
 
 def entry(kind: str, key: str) -> Path:
@@ -44,7 +55,7 @@ def load(kind: str, key: str):
     except FileNotFoundError:
         return None
     except OSError as exc:
-        LOG.warning("cache entry %s unreadable (%s): computing it", path, exc)
+        _warn_once("cache entry %s unreadable (%s): computing it", path, exc)
         return None
 
 
@@ -55,24 +66,33 @@ def store(kind: str, key: str, value) -> None:
     path = entry(kind, key)
     try:
         blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # noqa: BLE001 - a value that does not pickle is not kept; the caller has it
+        _warn_once("cache entry %s not kept: %s: %s", path, type(exc).__name__, exc)
+        return
+    tmp = None
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as tmp:
-            tmp.write(blob)
-        os.replace(tmp.name, path)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as handle:
+            tmp = handle.name
+            handle.write(blob)
+        os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:  # a full disk: no half-written entries left to fill it further
+            Path(tmp).unlink(missing_ok=True)
         LOG.info("cache entry %s not written (%s): the next run computes it again", path, exc)
 
 
-def file_result(kind: str, path: Path, request, compute, code: Path):
+def file_result(kind: str, path: Path, request, compute, code: Path | list[Path]):
     """``compute()``, the result of reading the file ``path`` (a table, an object that pickles), kept between runs
-    by the file's content, the ``request`` (its repr) and the source of ``code`` (the module that computes it).
+    by the file's content, the ``request`` (its repr) and the source of ``code`` (the modules that compute it).
     A result that fails to compute raises as ``compute`` does and is not kept."""
     import hashlib
 
     try:
         digest = hashlib.sha256(Path(path).read_bytes())
         digest.update(repr(request).encode())
-        digest.update(Path(code).read_bytes())
+        for module in code if isinstance(code, list) else [code]:
+            digest.update(Path(module).read_bytes())
         key = digest.hexdigest()[:32]
     except OSError:
         return compute()  # the reader says what is wrong with the file
@@ -81,7 +101,7 @@ def file_result(kind: str, path: Path, request, compute, code: Path):
         try:
             return pickle.loads(blob)
         except Exception:  # noqa: BLE001 - an unreadable entry is computed again and replaced
-            LOG.warning("cache entry %s unreadable: computing it", entry(kind, key))
+            _warn_once("cache entry %s unreadable: computing it", entry(kind, key))
     result = compute()
     store(kind, key, result)
     return result

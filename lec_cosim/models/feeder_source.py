@@ -65,7 +65,11 @@ def solvable(feeder: Feeder, where: str) -> None:
 def ieee_eu_lv_feeder(data_dir: Path | str | None = None) -> Feeder:
     """The IEEE European LV test feeder (:func:`lec_cosim.models.feeder_net.build_ieee_eulv`): 55 single-phase
     households, their 1-minute profiles of one day (kW; Q at their power factor 0.95)."""
-    from lec_cosim.models.feeder_net import DEFAULT_DATA_DIR, SOURCE_IMPEDANCE_LINE_NAME, build_ieee_eulv
+    from lec_cosim.models.feeder_net import (
+        DEFAULT_DATA_DIR,
+        SOURCE_IMPEDANCE_LINE_NAME,
+        build_ieee_eulv,
+    )
 
     data_dir = Path(DEFAULT_DATA_DIR if data_dir is None else data_dir)
     model = build_ieee_eulv(data_dir, minute=1)
@@ -136,11 +140,15 @@ def simbench_codes(lv_only: bool = True) -> list[str]:
 
 
 def simbench_cache_dir() -> Path:
-    """Where SimBench grids read once are kept (``$LEC_COSIM_CACHE`` or ``~/.cache/lec-cosim``, a folder per
+    """Where SimBench grids read once are kept (``$LEC_COSIM_CACHE``, else the user's cache folder, a folder per
     simbench and pandapower version): the package parses its whole data set for every grid, 5-8 s here."""
-    from importlib.metadata import version  # not the packages themselves: importing simbench takes seconds
+    from importlib.metadata import (
+        version,  # not the packages themselves: importing simbench takes seconds
+    )
 
-    root = Path(os.environ.get("LEC_COSIM_CACHE") or Path.home() / ".cache" / "lec-cosim")
+    from lec_cosim.models.disk_cache import cache_dir
+
+    root = cache_dir()  # $LEC_COSIM_CACHE, else the user's cache folder, as every kept computation
     packages = "-".join(f"{name}-{version(name)}" for name in ("simbench", "pandapower", "pandas", "numpy"))
     return root / f"{SIMBENCH_CACHE_FORMAT}-{packages}"
 
@@ -311,7 +319,11 @@ def own_engine_deviation_pu(source: str, base: Path | None = None, time=None) ->
     feeder against the IEEE's published OpenDSS solution at minute 566 (its evening peak)."""
     from pandapower.powerflow import LoadflowNotConverged
 
-    from lec_cosim.models.pgm_backend import PowerFlowNotConverged, PowerGridError, UnsupportedNetwork
+    from lec_cosim.models.pgm_backend import (
+        PowerFlowNotConverged,
+        PowerGridError,
+        UnsupportedNetwork,
+    )
 
     if time is not None and source.partition(":")[0].strip() != "simbench":
         raise FeederSourceError(f"--time {time}: only a SimBench source has a year to choose a snapshot from")

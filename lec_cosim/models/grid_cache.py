@@ -10,7 +10,7 @@ and the next run with the same inputs loads it in milliseconds.
 The entry (:mod:`lec_cosim.models.disk_cache`) is named by a hash of everything the grid is built from: the
 grid's arguments (the participants' table, the voltage band, limits, step, solver, source strength), the feeder
 data files' contents, the source of the model modules (:data:`CODE_MODULES`: a change of the code is a new
-entry) and the versions of Python, numpy, scipy and pandas; ``LEC_COSIM_CACHE=0`` builds every time.
+entry) and the versions of Python, numpy, scipy, pandas, pandapower and power-grid-model; ``LEC_COSIM_NO_CACHE=1`` builds every time.
 
 A loaded grid has no net until something asks for ``grid.net``: then it is built (pandapower imported) from the
 stored arguments, the same net, e.g. for the fixed point's fallback to power-grid-model on a state it cannot
@@ -26,6 +26,7 @@ import json
 import logging
 import pickle
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ import pandas as pd
 import scipy
 
 from lec_cosim.models import disk_cache
+from lec_cosim.models.feeder_lines import LINE_RATINGS_FILE
 from lec_cosim.models.fixed_point_backend import FixedPointPowerFlow
 from lec_cosim.models.three_phase_feeder import LemGrid
 
@@ -98,11 +100,15 @@ def _key(arguments: dict) -> str:
     text = io.StringIO()
     table.to_csv(text)
     plain = {k: (str(v) if isinstance(v, Path) else v) for k, v in arguments.items() if k != "table"}
+    # pandapower's version by its metadata: importing it is what a compiled grid saves
     digest.update(json.dumps({"format": FORMAT, "arguments": plain, "table": text.getvalue(),
                               "python": sys.version, "numpy": np.__version__, "scipy": scipy.__version__,
-                              "pandas": pd.__version__}, sort_keys=True, default=str).encode())
+                              "pandas": pd.__version__, "pandapower": version("pandapower"),
+                              "power-grid-model": version("power-grid-model")},
+                             sort_keys=True, default=str).encode())
     data_dir = Path(arguments["data_dir"])
-    for path in sorted([*data_dir.glob("*.csv"), *(data_dir / "csv").glob("*.csv")]):
+    # the feeder's files, and the line ratings the grid reads from the project's data whatever the data_dir
+    for path in sorted({*data_dir.glob("*.csv"), *(data_dir / "csv").glob("*.csv"), Path(LINE_RATINGS_FILE)}):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     for path in sorted(CODE_MODULES.glob("*.py")):
@@ -148,7 +154,8 @@ def lem_grid(**arguments) -> LemGrid:
     """``LemGrid(**arguments)``: loaded from the cache for the fixed-point flow on the IEEE feeder (``feeder``
     None), compiled into it when not there yet; built as usual otherwise."""
     if (arguments.get("solver") != "fixed-point" or arguments.get("feeder") is not None
-            or arguments.get("table") is None or not disk_cache.enabled()):
+            or arguments.get("table") is None or arguments.get("line_ratings") is not None
+            or not disk_cache.enabled()):  # ratings given as a table or file: not keyed by their content
         return LemGrid(**arguments)
     arguments = {k: v for k, v in arguments.items() if k != "feeder"}
     arguments.setdefault("data_dir", LemGrid.__init__.__kwdefaults__["data_dir"])
