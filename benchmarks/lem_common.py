@@ -99,6 +99,17 @@ class FederationRun:
     federate_lines: list[str]
     federates: int
     run_dir: Path
+    started_unix_s: float = math.nan
+    """When the launcher was called (Unix seconds): the federation's start-up counts from here."""
+
+    def startup_s(self) -> float:
+        """From the launcher's call until every federate is in executing mode (the fork server's imports, each
+        process's start and its model build included), from ``timing/<federate>.json``'s executing times."""
+        executing = [json.loads(path.read_text()).get("executing_unix_s")
+                     for path in (self.run_dir / "timing").glob("*.json")]
+        if not executing or any(t is None for t in executing):
+            return math.nan
+        return max(executing) - self.started_unix_s
 
     def seconds(self, what: str) -> dict[str, float]:
         """Per federate, the seconds its closing log line gives for ``what`` ("working", "stepping", ...)."""
@@ -122,14 +133,14 @@ def run_measured(scenario_path: Path, run_dir: Path) -> FederationRun:
     n_federates = sum("broker" not in entry["name"] for entry in entries)
     # every federate is started with its config file in run_dir, so run_dir marks the processes
     with MemorySampler(str(run_dir)) as memory:
-        start = time.perf_counter()
+        start, started_unix = time.perf_counter(), time.time()
         run_federation(run_dir)
         wall = time.perf_counter() - start
     summary = json.loads((run_dir / "summary.json").read_text())
     lines = []
     for log in sorted((run_dir / "logs").glob("*.log")):
         lines += [line for line in log.read_text().splitlines() if " slots, " in line]
-    return FederationRun(wall, memory.peak_mb, summary["kpis"], lines, n_federates, run_dir)
+    return FederationRun(wall, memory.peak_mb, summary["kpis"], lines, n_federates, run_dir, started_unix)
 
 
 def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:

@@ -55,14 +55,17 @@ CRITICAL_DEFINITION = (
 
 
 def process_started_unix_s(pid: int | None = None) -> float | None:
-    """When this process (or ``pid``) started, Unix seconds (10 ms resolution); None off Linux."""
+    """When this process (or ``pid``) started, Unix seconds (10 ms resolution); None off Linux.
+
+    The start is counted in clock ticks after boot; it is placed on the Unix clock through the time since boot now
+    (``CLOCK_BOOTTIME``), not through ``/proc/stat``'s ``btime``: that boot time is whole seconds, so starts came out
+    up to a second early (0.6 s on the project's machine, 2026-12-07: every start-up figure that much too long)."""
     try:
         stat = Path(f"/proc/{pid or os.getpid()}/stat").read_text()
         ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, clock ticks after boot
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        now_unix, since_boot = time.time(), time.clock_gettime(time.CLOCK_BOOTTIME)
+        return now_unix - (since_boot - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
         return None
 
 
