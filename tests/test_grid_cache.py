@@ -188,3 +188,17 @@ def test_what_cannot_be_kept_costs_only_the_computation(cache, tmp_path):
     disk_cache.store("test", "value", {"a": 1})
     assert disk_cache.load("test", "value") is None
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+
+
+def test_only_the_most_recently_used_entries_of_a_kind_are_kept(cache, monkeypatch):
+    import os
+    import time
+
+    monkeypatch.setattr(disk_cache, "KEPT_PER_KIND", 3)
+    for k in range(3):
+        disk_cache.store("test", f"entry{k}", k)
+        os.utime(disk_cache.entry("test", f"entry{k}"), (time.time() - 100 + k, time.time() - 100 + k))
+    assert disk_cache.load("test", "entry0") is not None  # the oldest, used again: kept
+    disk_cache.store("test", "entry3", 3)
+    kept = sorted(p.stem for p in (cache / "test").glob("*.pickle"))
+    assert kept == ["entry0", "entry2", "entry3"]  # entry1, the least recently used, went

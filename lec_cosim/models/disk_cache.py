@@ -2,7 +2,8 @@
 
 The folder: ``$LEC_COSIM_CACHE``, else ``$XDG_CACHE_HOME/lec-cosim``, else ``~/.cache/lec-cosim`` (where SimBench's
 grids are kept too, :func:`lec_cosim.models.feeder_source.simbench_cache_dir`); ``LEC_COSIM_NO_CACHE=1`` keeps
-nothing here (every run computes everything). An entry is written whole or not at all
+nothing here (every run computes everything); the :data:`KEPT_PER_KIND` most recently used entries of each kind are
+kept. An entry is written whole or not at all
 (a temporary file renamed: runs side by side may write the same one); one that cannot be read is computed again
 and replaced; a folder that cannot be written only costs the computation. Entries are pickles: the folder must be
 the user's own, as the code is.
@@ -45,18 +46,28 @@ def entry(kind: str, key: str) -> Path:
     return cache_dir() / kind / f"{key}.pickle"
 
 
+KEPT_PER_KIND = 32
+"""Entries kept of each kind, the most recently used: every change of the code or the data is a new entry (a
+compiled grid ~3.4 MB), and a developer's folder would otherwise only grow."""
+
+
 def load(kind: str, key: str):
-    """The entry's bytes, or None (none, unreadable, or the cache off)."""
+    """The entry's bytes, or None (none, unreadable, or the cache off). A read entry counts as used now."""
     if not enabled():
         return None
     path = entry(kind, key)
     try:
-        return path.read_bytes()
+        blob = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         _warn_once("cache entry %s unreadable (%s): computing it", path, exc)
         return None
+    try:
+        os.utime(path)  # the most recently used are the ones kept (_prune)
+    except OSError:
+        pass
+    return blob
 
 
 def store(kind: str, key: str, value) -> None:
@@ -76,10 +87,25 @@ def store(kind: str, key: str, value) -> None:
             tmp = handle.name
             handle.write(blob)
         os.replace(tmp, path)
+        _prune(path.parent)
     except OSError as exc:
         if tmp is not None:  # a full disk: no half-written entries left to fill it further
             Path(tmp).unlink(missing_ok=True)
         LOG.info("cache entry %s not written (%s): the next run computes it again", path, exc)
+
+
+def _prune(folder: Path, keep: int | None = None) -> None:
+    """Remove all but the ``keep`` (:data:`KEPT_PER_KIND`) most recently used entries of a kind (another process
+    may remove them too)."""
+    keep = KEPT_PER_KIND if keep is None else keep
+    entries = []
+    for path in folder.glob("*.pickle"):
+        try:
+            entries.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    for _, path in sorted(entries, reverse=True)[keep:]:
+        path.unlink(missing_ok=True)
 
 
 def file_result(kind: str, path: Path, request, compute, code: Path | list[Path]):
