@@ -229,7 +229,7 @@ def run_monolithic(scenario_path: Path, out_dir: Path) -> tuple[float, dict]:
                 grid_doubles[v][steps] = getattr(flows, v)
             for v in DSO_COUNTS:
                 grid_counts[v][steps] = getattr(flows, v)
-            so_far = np.logical_or.accumulate(flows.bus_violated | violated_so_far, axis=0)  # (step, bus)
+            so_far = flows.violated_so_far(violated_so_far)  # (step, bus), as the DSO counts them
             violated_so_far = so_far[-1].copy()
             grid_counts["violated_buses_so_far"][steps] = so_far.sum(axis=1)
             grid_counts["violated_buses_so_far_reduced"][steps] = (so_far & reduced).sum(axis=1)

@@ -132,7 +132,8 @@ def build(fed: Federate):
         answers = ({fed.name: answer_of(first, shared, fed.name)} if shared
                    else {name: answer_of(first, endpoint[name], name) for name in members})
         bought, sold = np.zeros((periods, len(members))), np.zeros((periods, len(members)))
-        prices = [None] * periods
+        price = next(iter(answers.values()))["price_eur_per_kwh"]  # the same in every answer: a uniform-price pool
+        prices = [price] if periods == 1 else list(price)
         for j, name in enumerate(members):
             answer = answers[fed.name if shared else name]
             mine = answer["results"].get(name) if shared else answer
@@ -140,10 +141,8 @@ def build(fed: Federate):
                 raise RuntimeError(f"{fed.name}: no market result for {name} in hour(s) from {first}")
             for h in range(periods):
                 if periods == 1:  # the book's rows of its orders
-                    prices[h] = answer["price_eur_per_kwh"]  # the same for all: a uniform-price pool
                     rows = [(o["accepted_kwh"], o["side"]) for o in mine["orders"]]
                 else:  # its accepted kWh per order, in the order it sent them
-                    prices[h] = answer["price_eur_per_kwh"][h]
                     sides = sides_sent[h][name]
                     if len(mine["accepted_kwh"][h]) != len(sides):
                         raise RuntimeError(f"{name}: {len(mine['accepted_kwh'][h])} accepted quantities for "

@@ -110,7 +110,7 @@ class IeeeFeederGrid:
         block = self.grid.solve_block(load_kw[:, self.hh_cols], load_kvar[:, self.hh_cols], pv_kw[:, self.pv_cols],
                                       chp_kw[:, self.chp_cols])
         self.extremes.add_block(block)
-        so_far = np.logical_or.accumulate(block.bus_violated | self._violated, axis=0)  # (step, bus)
+        so_far = block.violated_so_far(self._violated)  # (step, bus)
         self._violated = so_far[-1].copy()
         values = {name: getattr(block, name) for name in DOUBLES + COUNTS}
         values["violated_buses_so_far"] = so_far.sum(axis=1)

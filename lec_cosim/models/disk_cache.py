@@ -108,18 +108,23 @@ def _prune(folder: Path, keep: int | None = None) -> None:
         path.unlink(missing_ok=True)
 
 
+def content_key(text: str, files) -> str:
+    """An entry's name: the hash of ``text`` (what is asked, as text) and of the content of each of ``files``, in
+    order. Raises OSError if a file cannot be read."""
+    import hashlib
+
+    digest = hashlib.sha256(text.encode())
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:32]
+
+
 def file_result(kind: str, path: Path, request, compute, code: Path | list[Path]):
     """``compute()``, the result of reading the file ``path`` (a table, an object that pickles), kept between runs
     by the file's content, the ``request`` (its repr) and the source of ``code`` (the modules that compute it).
     A result that fails to compute raises as ``compute`` does and is not kept."""
-    import hashlib
-
     try:
-        digest = hashlib.sha256(Path(path).read_bytes())
-        digest.update(repr(request).encode())
-        for module in code if isinstance(code, list) else [code]:
-            digest.update(Path(module).read_bytes())
-        key = digest.hexdigest()[:32]
+        key = content_key(repr(request), [path, *(code if isinstance(code, list) else [code])])
     except OSError:
         return compute()  # the reader says what is wrong with the file
     blob = load(kind, key)

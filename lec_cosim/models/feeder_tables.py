@@ -279,12 +279,10 @@ def read_load_profiles_kw(data_dir: Path | str = DEFAULT_DATA_DIR) -> pd.DataFra
         Index ``minute`` (1..1440; minute m is the IEEE time m*60 s, i.e. the interval ending at
         HH:MM), columns ``profile_1`` .. ``profile_100`` in kW.
     """
-    from lec_cosim.models import disk_cache
+    from lec_cosim.models import disk_cache, timeseries
 
     path = Path(data_dir) / "load_profiles_1min_100.csv"
     # read and checked once for all processes and runs (~0.07 s each time, in every federate)
-    from lec_cosim.models import timeseries
-
     return disk_cache.file_result("profiles", path, ("load_profiles_kw", pd.__version__),
                                   lambda: _read_load_profiles_kw(path),
                                   [Path(__file__), Path(timeseries.__file__)]).copy()  # the parse and its checks

@@ -20,7 +20,6 @@ before.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -95,35 +94,29 @@ class CompiledFixedPoint(FixedPointPowerFlow):
 
 
 def _key(arguments: dict) -> str:
-    digest = hashlib.sha256()
     table = arguments["table"]
     text = io.StringIO()
     table.to_csv(text)
     plain = {k: (str(v) if isinstance(v, Path) else v) for k, v in arguments.items() if k != "table"}
-    # pandapower's version by its metadata: importing it is what a compiled grid saves
-    digest.update(json.dumps({"format": FORMAT, "arguments": plain, "table": text.getvalue(),
-                              "python": sys.version, "numpy": np.__version__, "scipy": scipy.__version__,
-                              "pandas": pd.__version__, "pandapower": version("pandapower"),
-                              "power-grid-model": version("power-grid-model")},
-                             sort_keys=True, default=str).encode())
     data_dir = Path(arguments["data_dir"])
-    # the feeder's files, and the line ratings the grid reads from the project's data whatever the data_dir
-    for path in sorted({*data_dir.glob("*.csv"), *(data_dir / "csv").glob("*.csv"), Path(LINE_RATINGS_FILE)}):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    for path in sorted(CODE_MODULES.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:32]
+    # the feeder's files, the line ratings the grid reads from the project's data whatever the data_dir, the code
+    files = [*sorted({*data_dir.glob("*.csv"), *(data_dir / "csv").glob("*.csv"), Path(LINE_RATINGS_FILE)}),
+             *sorted(CODE_MODULES.glob("*.py"))]
+    # pandapower's version by its metadata: importing it is what a compiled grid saves
+    return disk_cache.content_key(json.dumps(
+        {"format": FORMAT, "arguments": plain, "table": text.getvalue(), "files": [str(f) for f in files],
+         "python": sys.version, "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
+         "pandapower": version("pandapower"), "power-grid-model": version("power-grid-model")},
+        sort_keys=True, default=str), files)
 
 
 def _compiled_state(grid: LemGrid, arguments: dict) -> dict:
     """What is pickled of ``grid`` and its engine: all but the net (nor a thread pool, nor threads' engines)."""
-    engine = grid._engine(grid._phase_powers())  # the fixed point built now: its reduction is most of the build
+    set_by_grid = grid._phase_powers()
+    engine = grid._engine(set_by_grid)  # the fixed point built now: its reduction is most of the build
     if not isinstance(engine, FixedPointPowerFlow):
         raise TypeError("only a fixed-point grid is compiled")
     state = {**grid.__dict__, "net": None, "_pool": None, "_flow_copies": [], "_pgm": None}
-    set_by_grid = set(grid._phase_powers())
     engine_state = {**engine.__dict__, "_fallback": None, "_compiled_scales": engine._scales(),
                     "_compiled_powers": {table: engine._table_powers(table)
                                          for table in engine._tables if table not in set_by_grid}}

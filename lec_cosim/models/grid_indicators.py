@@ -242,6 +242,11 @@ class LemGridBlock:
         """(steps, n_bus, 3): each LV bus's phase voltages, pu (a view of ``vm_phase_values``)."""
         return self.vm_phase_values.transpose(0, 2, 1)
 
+    def violated_so_far(self, before: np.ndarray) -> np.ndarray:
+        """(step, bus): the LV buses outside the band at any step up to each of the block's, ``before`` (per bus)
+        those outside it before the block (the DSO's running counts of distinct buses)."""
+        return np.logical_or.accumulate(self.bus_violated | before, axis=0)
+
     def scalars(self, step: int) -> dict:
         """Step ``step``'s indicators as :meth:`LemGridResult.scalars` gives them (Python floats and ints)."""
         out = {}

@@ -511,20 +511,10 @@ class LemGrid:
         return len(self.net[table])
 
     def _phase_powers(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per-phase P and Q (MW, Mvar; rows of the net's tables) of ``asymmetric_load``/``asymmetric_sgen``."""
-        n = self._rows("asymmetric_load")
-        load_p, load_q = np.zeros((n, 3)), np.zeros((n, 3))
-        sgen_p = np.zeros((self._rows("asymmetric_sgen"), 3))
-        if self._load_weights is None:  # one phase each (the IEEE feeder)
-            load_p[self._load_row, self._load_phase] = self._load_p / 1000.0
-            load_q[self._load_row, self._load_phase] = self._load_q / 1000.0
-            sgen_p[self._pv_pos, self._pv_phase] = self._pv_p / 1000.0
-        else:  # any feeder: a household's power split over its phases
-            load_p[self._load_row] = (self._load_p / 1000.0)[:, None] * self._load_weights
-            load_q[self._load_row] = (self._load_q / 1000.0)[:, None] * self._load_weights
-            sgen_p[self._pv_pos] = (self._pv_p / 1000.0)[:, None] * self._pv_weights
-        sgen_p[self._chp_pos, :] = (self._chp_p / 3.0 / 1000.0)[:, None]
-        return {"asymmetric_load": (load_p, load_q), "asymmetric_sgen": (sgen_p, np.zeros_like(sgen_p))}
+        """Per-phase P and Q (MW, Mvar; rows of the net's tables) of ``asymmetric_load``/``asymmetric_sgen``: the
+        present injections as a block of one step (:meth:`_block_phase_powers`)."""
+        block = self._block_phase_powers(self._load_p[None], self._load_q[None], self._pv_p[None], self._chp_p[None])
+        return {table: (p[0], q[0]) for table, (p, q) in block.items()}
 
     def _write(self, powers: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """Write the powers into the pandapower tables (the pandapower backend reads them there)."""
@@ -700,7 +690,8 @@ class LemGrid:
         return out
 
     def _block_phase_powers(self, load_kw, load_kvar, pv_kw, chp_kw) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """:meth:`_phase_powers` of every step at once: (steps, rows, 3) arrays, each step's the same numbers."""
+        """Per-phase P and Q (MW, Mvar; (steps, rows of the net's tables, 3)) of ``asymmetric_load`` and
+        ``asymmetric_sgen`` for a block of steps' injections (each (steps, participants of the kind), kW, kvar)."""
         steps = len(load_kw)
         n = self._rows("asymmetric_load")
         load_p, load_q = np.zeros((steps, n, 3)), np.zeros((steps, n, 3))

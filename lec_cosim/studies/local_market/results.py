@@ -602,25 +602,17 @@ class LocalMarketRecord:
                     column[k:k + self.block] = self._grid_values(inputs, value)
 
     def _book(self, period: int, messages: list) -> None:
+        """One period's book (its rows as dicts): taken as a one-period bundle of :meth:`_books`."""
         if len(messages) != 1 or messages[0][1]["period"] != period:
             raise RuntimeError(f"expected the market's book of hour {period}, got {len(messages)} messages")
         book = messages[0][1]
-        if book["price_eur_per_kwh"] is not None:
-            self.price[period] = book["price_eur_per_kwh"]
-        self.volume[period] = book["volume_kwh"]
-        books, code = self.books, self._code
         rows = book["orders"]
-        books["period"].append(np.full(len(rows), period, dtype=np.int32))
-        books["participant"].append(np.array([code(o["participant"]) for o in rows], dtype=np.int32))
-        books["buy"].append(np.array([o["side"] == "buy" for o in rows], dtype=bool))
-        for c, key in (("price", "price_eur_per_kwh"), ("quantity_kwh", "quantity_kwh"),
-                       ("accepted_kwh", "accepted_kwh")):
-            books[c].append(np.array([o[key] for o in rows], dtype=float))
-        if self.write_allocation:  # O(sellers + buyers) an hour; the pairs are built at the end
-            factors = book["allocation"]
-            self.allocations.append((period, BilateralAllocation(
-                [code(name) for name in factors["sellers"]], [code(name) for name in factors["buyers"]],
-                factors["sold_kwh"], factors["bought_kwh"], factors["volume_kwh"])))
+        self._books([period], {
+            "price_eur_per_kwh": [book["price_eur_per_kwh"]], "volume_kwh": [book["volume_kwh"]],
+            "orders": {"period": [period] * len(rows),
+                       **{key: [o[key] for o in rows] for key in ("participant", "side", "price_eur_per_kwh",
+                                                                   "quantity_kwh", "accepted_kwh")}},
+            "allocation": [book.get("allocation")]})
 
     def _books(self, hours: list[int], bundle: dict) -> None:
         """Several periods' books in one message, as columns (federates/lem_market.py, ``periods_per_step``)."""
