@@ -134,7 +134,7 @@ def main() -> None:
                               f"reset {m['reset_ms']:.2f} ms (median; the first, building the federation: "
                               f"{m['first_reset_s']:.2f} s)", flush=True)
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(plain), "--out",
+            subprocess.run([sys.executable, "-m", "lec_cosim", "run", str(plain), "--out",
                             str(tmp / f"proc{grid_min}"), "--quiet"], check=True, stdout=subprocess.DEVNULL)
             process_s = time.perf_counter() - t0
             inproc_s = run_inproc(load_scenario(plain), tmp / f"inproc{grid_min}")

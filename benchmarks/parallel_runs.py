@@ -46,7 +46,7 @@ def main() -> None:
         label = changes.pop("name", name)
         path = write_scenario_variant(ROOT / "scenarios" / f"{name}.yaml", changes, work / "scenarios", label)
         procs[label] = (time.perf_counter(), subprocess.Popen(
-            [sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(work / label), "--quiet"],
+            [sys.executable, "-m", "lec_cosim", "run", str(path), "--out", str(work / label), "--quiet"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     print(f"# {len(procs)} runs at once; machine: {machine()}; date {dt.date.today()}; results in {work}")
     print()

@@ -39,7 +39,8 @@ from helics.capi import HelicsException, ffi, lib
 
 from federates.topology import ExchangeLog, answer_queries, stop_answering
 from lec_cosim.components import read_settings
-from lec_cosim.launch import DEBUG_ENVIRONMENT, FINISHED
+from lec_cosim.forkserver import DEBUG_ENVIRONMENT
+from lec_cosim.launch import FINISHED
 from lec_cosim.models.errors import InfeasibleInput
 from lec_cosim.runs import EXIT_INPUT_ERROR
 from lec_cosim.scenario import Scenario, load_scenario
@@ -47,6 +48,8 @@ from lec_cosim.schema.base import HostAddress
 from lec_cosim.timing import TimingLog
 
 REQUEST_MARGIN_S = 1e-7
+CORE_LEAVE_MS = 2000
+"""How long a federate's closing waits for its own core to leave the broker (then the process ends all the same)."""
 _GRANTS = [0]
 _GRANTS_LOCK = threading.Lock()
 
@@ -287,8 +290,17 @@ class ValueInterface:
             _GRANTS[0] += 1
         return h.helicsFederateRequestTime(self.fed, wanted_s - REQUEST_MARGIN_S)
 
+    own_core = False
+    """The federate is its core's only one (``--federates=1``): :meth:`close` waits for the core to leave too."""
+
     def close(self) -> None:
+        # HELICS's own ending, run at the process's exit (helicsCloseLibrary), waits in steps of 100 ms for cores
+        # still winding down; a core of this federate alone is waited for here, as long as it takes (~1 ms), and freed
+        core = h.helicsFederateGetCore(self.fed) if self.own_core else None
         h.helicsFederateDisconnect(self.fed)
+        if core is not None:
+            h.helicsCoreWaitForDisconnect(core, CORE_LEAVE_MS)
+            free(core)
         free(self.fed)
         if self.answering:
             stop_answering(self.fed)
@@ -383,6 +395,7 @@ class Federate(ValueInterface):
         # the config's text, not its path: HELICS 3.6.1 takes a path with a blank or a quote for a configure
         # string ("invalid arguments in configure string")
         self.fed = h.helicsCreateCombinationFederateFromConfig(json.dumps(self.config))
+        self.own_core = _federates_per_core(self.config.get("coreInitString", "")) == 1
         self.pubs = {
             h.helicsPublicationGetName(p): p
             for p in (h.helicsFederateGetPublicationByIndex(self.fed, i)
@@ -734,6 +747,15 @@ def checked_core_options(local_interface: str | None = None, broker_address: str
     if broker_address is not None:
         options["broker_address"] = _core_address("--broker-address", broker_address, with_port=True)
     return options
+
+
+def _federates_per_core(core_init_string: str) -> int:
+    """The ``--federates=N`` of a ``coreInitString`` (HELICS's default: 1)."""
+    counts = [part.split("=", 1)[1] for part in core_init_string.split() if part.startswith("--federates=")]
+    try:
+        return int(counts[-1]) if counts else 1
+    except ValueError:
+        return 0  # not ours to judge: HELICS refuses it
 
 
 def with_core_options(core_init_string: str, options: dict[str, str]) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -38,14 +39,14 @@ from lec_cosim.forkserver import (
     ForkedProcess,
     ForkServer,
     die_with_parent,
+    discard_spare,
     enabled,
+    run_environment,
     servable,
 )
 from lec_cosim.schema.base import STALL_TIMEOUT_S
 from lec_cosim.watchdog import STALLED_EXIT_CODE, STARTUP_ALLOWANCE_S, command, verdict
 
-DEBUG_ENVIRONMENT = "LEC_COSIM_DEBUG"
-"""Set to 1 in a federate's environment (``lec-cosim --debug run``): it prints tracebacks into its log."""
 FINISHED = "finished:"
 """The last line a federate program prints once it has done all its slots and left the federation; one
 that exits without it quit before its end (``sys.exit`` in a model, say), whatever its exit code."""
@@ -200,6 +201,42 @@ ENDING_POLL_S = 0.01
 """The launcher's poll once every federate has finished: the watchdog's and the brokers' exits follow."""
 
 
+class _Exits:
+    """Wait until a process of the run exits, or a timeout: a poll that notices an exit at once, not at its next tick.
+
+    A started process is watched through a pidfd (readable once it exited; Linux 5.3), a forked one through the fork
+    server's socket (which reports each exit); elsewhere, or for a process whose pidfd could not be opened, the wait
+    is a plain sleep of the timeout."""
+
+    def __init__(self):
+        self.pidfds: dict[int, int] = {}  # pid -> pidfd of a started (not forked) process
+
+    def watch(self, popen) -> None:
+        if isinstance(popen, subprocess.Popen) and hasattr(os, "pidfd_open"):
+            try:
+                self.pidfds[popen.pid] = os.pidfd_open(popen.pid)
+            except OSError:  # gone already, or no pidfds here: its exit is noticed at the next timeout
+                pass
+
+    def wait(self, running: list, server: ForkServer | None, timeout: float) -> None:
+        """Return when one of ``running`` (Popen or ForkedProcess, not yet seen ending) exits, or after ``timeout``."""
+        fds = [self.pidfds[p.pid] for p in running if p.pid in self.pidfds]
+        if server is not None and not server.gone and any(isinstance(p, ForkedProcess) for p in running):
+            fds.append(server.sock)
+        began = time.monotonic()
+        if fds:
+            select.select(fds, [], [], timeout)
+        else:
+            time.sleep(timeout)
+        if time.monotonic() - began < 1e-3:  # a descriptor that stays readable must not spin the launcher
+            time.sleep(1e-3)
+
+    def close(self) -> None:
+        for fd in self.pidfds.values():
+            os.close(fd)
+        self.pidfds.clear()
+
+
 def _finished(process: Process) -> bool:
     """Whether a process that exited 0 ended as it should: a federate program after its last slot."""
     if FEDERATE_PROGRAM not in " ".join(process.popen.args):
@@ -258,13 +295,15 @@ def run_federation(
     log_dir.mkdir(exist_ok=True)
     processes: list[Process] = []
     watchdog = endpoint = server = None
+    exits = _Exits()
     started = time.perf_counter()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **({DEBUG_ENVIRONMENT: "1"} if debug else {}))
+    env = run_environment(debug)
     forked = [shlex.split(entry["exec"]) for entry in runner["federates"]
               if servable(shlex.split(entry["exec"]), entry.get("env", {}), env)]
     try:
-        if forked and enabled(env):  # started first: it imports while the broker starts
+        if forked and enabled(env):  # started first: it imports while the broker starts (or took the spare's)
             server = ForkServer.start(run_dir, env, forked)
+        discard_spare()  # not taken: nothing to fork, or not this environment
         for entry in runner["federates"]:
             log = log_dir / f"{entry['name']}.log"
             argv, cwd = shlex.split(entry["exec"]), run_dir / entry.get("directory", ".")
@@ -278,6 +317,7 @@ def run_federation(
                         start_new_session=True, preexec_fn=_die_with_the_launcher,
                     )
             processes.append(Process(entry["name"], popen, log))
+            exits.watch(popen)
         brokers = [p for p in processes if "broker" in p.name]
         members = [p for p in processes if p not in brokers]
         endpoint = _broker_endpoint(run_dir, runner)
@@ -295,6 +335,7 @@ def run_federation(
                         queries=not hierarchy),
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True,
                 preexec_fn=_die_with_the_launcher)
+            exits.watch(watchdog)
         progress_log = log_dir / "recorder.log"
         last_shown = None
         leaving_since = None  # when the watchdog was asked to leave (all federates done)
@@ -385,11 +426,14 @@ def run_federation(
                     last_shown = progress
             # once every federate has finished, the watchdog's and the brokers' exits follow within moments: noticed
             # sooner (a tenth of a second a poll was up to a fifth of a week's run in waiting for exits made)
-            time.sleep(min(poll_s, ENDING_POLL_S) if leaving_since is not None else poll_s)
+            running = [p.popen for p in processes if p.popen.returncode is None]
+            exits.wait(running + [watchdog] * (watchdog is not None and watchdog.returncode is None), server,
+                       min(poll_s, ENDING_POLL_S) if leaving_since is not None else poll_s)
     except BaseException:
         _stop(processes)
         raise
     finally:
+        exits.close()
         if watchdog is not None:
             watchdog.kill()
             watchdog.wait()

@@ -346,7 +346,7 @@ def shared_runs(tmp_path_factory, *names: str, timeout_s: float = 400.0) -> dict
             folder.mkdir()
             shipped, changes, extra = SHARED_RUNS[name]
             path = write_scenario(folder, shipped, changes)
-            started[name] = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out",
+            started[name] = subprocess.Popen([sys.executable, "-m", "lec_cosim", "run", str(path), "--out",
                                               str(folder / name), "--quiet", *extra],
                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
@@ -428,7 +428,7 @@ def start_year_run(tmp_path: Path) -> tuple[Path, subprocess.Popen]:
     goes on in ``year.partial``)."""
     path = write_scenario(tmp_path, "trondelag_arbitrage_year", {})
     out = tmp_path / "year"
-    proc = subprocess.Popen([sys.executable, "-m", "lec_cosim.cli", "run", str(path), "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "lec_cosim", "run", str(path), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = ""
     while not line.startswith("  "):  # a progress line: the federation is stepping
@@ -440,7 +440,7 @@ def start_year_run(tmp_path: Path) -> tuple[Path, subprocess.Popen]:
 def cli_in_process(capsys, *args) -> subprocess.CompletedProcess:
     """``lec-cosim ARGS`` through the CLI's own ``main`` in this process, as a finished process: its exit code
     (argparse's too), stdout and stderr. For commands that end in an input error before anything runs: a
-    ``python -m lec_cosim.cli`` process costs a second of imports to print its one line. The CLI as a process
+    ``python -m lec_cosim`` process costs a second of imports to print its one line. The CLI as a process
     (what reaches a user's terminal, the exit code through ``sys.exit``) stays with the tests that run it so."""
     import warnings
 

@@ -25,7 +25,7 @@ from lec_cosim.cli import _load, build_parser
 from lec_cosim.inproc import run_inproc
 from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 BACKENDS = ("pandapower", "power-grid-model", "opendss")
 AS_PROCESS = {"opendss"}  # its engine's context made in a federate thread once crashed the test process (segfault)
 CASES = {  # scenario: its solver's key, and the shared run of it (harness.SHARED_RUNS)

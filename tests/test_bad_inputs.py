@@ -69,7 +69,7 @@ def test_run_refuses_before_writing_anything(name, tmp_path, capsys):
 
 
 def test_debug_shows_the_traceback():
-    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "--debug", "validate",
+    done = subprocess.run([sys.executable, "-m", "lec_cosim", "--debug", "validate",
                            str(CORPUS / "prices_gap.yaml")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" in done.stderr and "evenly spaced" in done.stderr
 
@@ -79,7 +79,7 @@ def test_debug_shows_the_traceback():
 def test_an_input_error_found_while_running_is_one_line_and_exit_code_2(name, tmp_path):
     assert main(["validate", str(CORPUS / name)]) == 0  # nothing to see before it runs
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(CORPUS / name), "--out", str(out),
+    done = subprocess.run([sys.executable, "-m", "lec_cosim", "run", str(CORPUS / name), "--out", str(out),
                            "--quiet"], capture_output=True, text=True, timeout=100)
     assert done.returncode == 2, done.stderr
     line = _error_line(name, done.stderr)
@@ -93,7 +93,7 @@ def test_an_input_error_found_while_running_is_one_line_and_exit_code_2(name, tm
 
 
 def test_debug_shows_the_federate_traceback_of_an_input_error_found_while_running(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "--debug", "run",
+    done = subprocess.run([sys.executable, "-m", "lec_cosim", "--debug", "run",
                            str(CORPUS / "run_power_flow_diverges.yaml"), "--out", str(tmp_path / "out"), "--quiet"],
                           capture_output=True, text=True, timeout=100)
     assert done.returncode == 2

@@ -22,7 +22,7 @@ from lec_cosim.federation import (
 from lec_cosim.launch import FederationError, run_federation
 from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 KEY = "hierarchy/test_value"
 
 

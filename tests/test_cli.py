@@ -18,7 +18,7 @@ from lec_cosim.launch import FederationError, run_federation
 from lec_cosim.models.household import HouseholdFleet
 from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 
 
 def cli(*args):

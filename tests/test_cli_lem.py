@@ -3,7 +3,7 @@
 Bad input must give exit code 2 and one line on stderr naming the file, the field and the reason, without
 a traceback; ``run`` must fail before it creates the results folder or starts any process. ``validate`` of the
 shipped scenarios, ``train-bidders`` and the runs refused for their learned-bids file run as
-``python -m lec_cosim.cli`` processes, as a user runs them; the other refusals through the CLI's own ``main``
+``python -m lec_cosim`` processes, as a user runs them; the other refusals through the CLI's own ``main``
 in the test process (the same exit code and stderr, without a second of imports for each one line).
 
 The learning run with the DN-impact penalty starts in the background when the module starts, so
@@ -21,7 +21,7 @@ from harness import SCENARIOS, cli_in_process, processes_mentioning, write_scena
 
 from lec_cosim.models.bidding import FEED_IN_EUR_PER_KWH, retail_tariff_eur_per_kwh
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 LEM_SCENARIOS = ("ieee_eu_lv_base_plain", "ieee_eu_lv_base_bihourly", "ieee_eu_lv_lem_plain", "ieee_eu_lv_lem_bihourly")
 CHPS = [f"CHP{k}" for k in range(1, 7)]
 TRAIN = ["--iterations", "5", "--ants", "4", "--runs", "2"]

@@ -46,7 +46,7 @@ from lec_cosim.federation import broker_executable, write_federation
 from lec_cosim.launch import run_federation
 from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 DEFAULT_SCENARIO = SCENARIOS / "trondelag_arbitrage.yaml"
 DEMO = ROOT / "broker_config" / "compose_demo"
 ONE_OF_EACH_KIND = ["trondelag_arbitrage", "ieee_eu_lv_lem_plain", "ieee_eu_lv_three_lecs"]

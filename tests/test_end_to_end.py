@@ -18,7 +18,7 @@ from lec_cosim.models.household import HouseholdFleet
 from lec_cosim.models.prices import PriceFeed
 from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 NAMES = ("trondelag_arbitrage", "trondelag_self_consumption")
 
 

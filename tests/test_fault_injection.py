@@ -30,7 +30,7 @@ from harness import (
 
 from lec_cosim.schema.base import MIN_STALL_TIMEOUT_S
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 SEED = 20261130
 KINDS = {  # federation -> its scenario and changes, the federates to fail, and the horizon to run
     # Every federate program fails once: the DSO and the recorder are one program each for all studies (the

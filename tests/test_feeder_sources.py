@@ -32,7 +32,7 @@ from lec_cosim.models.feeder_source import (
 from lec_cosim.models.opendss_feeder import opendss_deviation_pu, opendss_feeder
 from lec_cosim.models.pgm_backend import PgmPowerFlow
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 IEEE_DSS = ROOT / "data" / "ieee_eulv" / "opendss" / "Master.dss"
 SIMBENCH_CODE = "1-LV-semiurb4--0-sw"  # 44 buses, 41 loads, PV: small enough to read in seconds
 

@@ -31,7 +31,7 @@ from lec_cosim import forkserver, launch
 from lec_cosim.forkserver import ForkServer
 from lec_cosim.launch import FederationError, run_federation
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 
 PROGRAMS = {
     "prints": """
@@ -273,3 +273,96 @@ def test_a_server_that_cannot_start_leaves_the_run_to_new_processes(tmp_path, mo
     assert "fork server failed" in caplog.text and "started as new processes" in caplog.text
     assert (run_dir / "summary.json").is_file()
     assert no_process_mentions(str(run_dir))
+
+
+# ------------------------------------------------------------------------------- the spare server (lec-cosim run's)
+
+
+def test_a_spare_is_taken_by_a_run_of_its_environment_and_room(tmp_path):
+    env = forkserver.run_environment()
+    short = [[sys.executable, "-m", "federates.dso", "--config", str(tmp_path / "configs" / "dso.json")]]
+    forkserver.start_spare(env)
+    spare = forkserver._spare[0]
+    forkserver.start_spare(env)  # one at most
+    assert forkserver._spare == [spare]
+    taken = ForkServer.start(tmp_path, env, short)
+    try:
+        assert taken is spare and forkserver._spare == []
+        assert Path(f"/proc/{spare.popen.pid}/cwd").resolve() == Path(forkserver.__file__).resolve().parents[1]
+        (tmp_path / "probe_spare.py").write_text("import os\nprint('parent', os.getppid())\n")
+        with (tmp_path / "spare.log").open("w") as handle:
+            child = taken.spawn([sys.executable, "-m", "probe_spare"], tmp_path, env, handle)
+        assert child.wait(timeout=60) == 0
+        assert (tmp_path / "spare.log").read_text() == f"parent {spare.popen.pid}\n"
+    finally:
+        taken.close()
+    assert spare.popen.poll() is not None
+
+
+@pytest.mark.parametrize("mismatch", ["environment", "room"])
+def test_a_spare_of_another_environment_or_too_little_room_is_ended_and_a_server_started(tmp_path, mismatch):
+    env = forkserver.run_environment()
+    forkserver.start_spare(env)
+    spare = forkserver._spare[0]
+    wanted_env = forkserver.run_environment(debug=True) if mismatch == "environment" else env
+    long_path = tmp_path / ("x" * (forkserver.SPARE_ROOM_BYTES if mismatch == "room" else 10))
+    server = ForkServer.start(tmp_path, wanted_env, [[sys.executable, "-m", "federates.dso", str(long_path)]])
+    try:
+        assert server is not None and server is not spare and forkserver._spare == []
+        assert spare.gone and spare.popen.poll() is not None  # ended and waited for: no process left
+        assert server.env == wanted_env
+    finally:
+        server.close()
+
+
+def test_a_spare_no_run_takes_is_discarded_by_the_launcher(tmp_path):
+    """A federation without federate programs to fork (stock HELICS apps only, here none) ends the spare."""
+    forkserver.start_spare(forkserver.run_environment())
+    spare = forkserver._spare[0]
+    launch.discard_spare()
+    assert forkserver._spare == [] and spare.popen.poll() is not None
+    forkserver.discard_spare()  # none left: nothing to do
+
+
+def test_lec_cosim_run_starts_its_spare_before_its_own_imports(monkeypatch):
+    """``python -m lec_cosim run`` (the ``lec-cosim`` script's entry) starts the server before importing the CLI;
+    another command, ``run --help`` and a spare-less environment start none."""
+    import importlib
+
+    entry = importlib.import_module("lec_cosim.__main__")
+    calls = []
+    monkeypatch.setattr(forkserver, "start_spare", lambda env: calls.append(env.get(forkserver.DEBUG_ENVIRONMENT)))
+    cli_seen = []
+    import lec_cosim.cli
+
+    monkeypatch.setattr(lec_cosim.cli, "main", lambda argv: cli_seen.append((list(calls), argv)) or 0)
+    assert entry.main(["run", "s.yaml", "--out", "o"]) == 0
+    assert entry.main(["--debug", "run", "s.yaml"]) == 0
+    assert entry.main(["validate", "s.yaml"]) == 0
+    assert entry.main(["run", "--help"]) == 0
+    assert calls == [None, "1"]
+    assert cli_seen[0] == ([None], ["run", "s.yaml", "--out", "o"])  # started before the CLI was called
+
+
+def test_the_launcher_notices_an_exit_when_it_happens(tmp_path):
+    """The launcher's wait ends with a watched process's exit (a started one's pidfd, a forked one's report from
+    the server), not at its timeout: here a timeout no test would survive."""
+    started = subprocess.Popen([sys.executable, "-c", "pass"])
+    exits = launch._Exits()
+    exits.watch(started)
+    try:
+        exits.wait([started], None, timeout=3600)
+        assert started.wait(timeout=60) == 0
+        server = ForkServer.start(tmp_path, forkserver.run_environment(), [[sys.executable, "-m", "probe_quick"]])
+        (tmp_path / "probe_quick.py").write_text("pass\n")
+        try:
+            with (tmp_path / "quick.log").open("w") as handle:
+                child = server.spawn([sys.executable, "-m", "probe_quick"], tmp_path, server.env, handle)
+            while child.returncode is None:
+                exits.wait([child], server, timeout=3600)
+                child.poll()
+            assert child.returncode == 0
+        finally:
+            server.close()
+    finally:
+        exits.close()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from harness import write_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 
 
 def read_recording(path) -> dict[str, list[tuple[float, str]]]:

@@ -130,7 +130,7 @@ def test_imported_modules_are_read_from_the_importtime_report():
 def test_the_local_market_federates_import_no_heavy_module_they_do_not_use(tmp_path):
     scenario = write_scenario(tmp_path, "ieee_eu_lv_lem_plain", {"horizon_h": 2})
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "lec_cosim.cli", "run", str(scenario), "--out", str(out), "--quiet"],
+    done = subprocess.run([sys.executable, "-m", "lec_cosim", "run", str(scenario), "--out", str(out), "--quiet"],
                           env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stdout[-2000:]

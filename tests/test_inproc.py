@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from harness import write_scenario
@@ -114,3 +115,21 @@ def test_a_thread_printing_while_another_solves_with_highs_keeps_its_output(tmp_
     lines = (tmp_path / "printer.log").read_text().splitlines()
     assert len(lines) == len(printed) > 0 and lines[-1] == f"line {printed[-1]}"
     assert plan.table.soc_mwh.iloc[-1] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_federate_waits_at_its_close_for_its_own_core_only(tmp_path):
+    """A closing federate waits for its core to leave (so that HELICS's clean-up at the process's exit has nothing
+    left to wait for) when the core is its alone: never for a core shared with federates still running."""
+    from federates.common import _federates_per_core
+    from lec_cosim.federation import write_federation
+    from lec_cosim.scenario import load_scenario
+
+    scenario = load_scenario(write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3}))
+    for shared, per_core in ((False, 1), (True, None)):
+        run_dir = tmp_path / f"shared_{shared}"
+        runner = write_federation(scenario, run_dir, inproc_broker="b", shared_core=shared)
+        counts = {_federates_per_core(json.loads(Path(f["config"]).read_text())["coreInitString"])
+                  for f in runner["federates"]}
+        assert counts == {per_core or len(runner["federates"])} and len(runner["federates"]) > 1
+    assert _federates_per_core("--broker_address=tcp://127.0.0.1:23500") == 1  # HELICS's default
+    assert _federates_per_core("--federates=1 --federates=3") == 3

@@ -10,7 +10,7 @@ from harness import SCENARIOS
 from lec_cosim.interface import federation_interface
 from lec_cosim.scenario import load_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 
 
 def published(interface: dict) -> dict[str, dict]:

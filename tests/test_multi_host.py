@@ -29,7 +29,7 @@ from harness import cli_in_process, shared_run, wait_until, write_scenario
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                 reason="network namespaces need root and iproute2 (CI runs as root)")
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 SUBNET = "192.0.2"
 HOSTS = {"root": f"{SUBNET}.10", "h1": f"{SUBNET}.11", "h2": f"{SUBNET}.12"}
 

@@ -17,7 +17,7 @@ from harness import SHARED_RUNS, processes_mentioning, shared_run, write_scenari
 from lec_cosim.federation import broker_command, free_broker_port
 from lec_cosim.scenario import BrokerConfig
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 RUNS = {  # four different scenarios, three kinds of federation
     "trondelag_arbitrage": {"horizon_h": 6},
     "trondelag_self_consumption": {"horizon_h": 6},

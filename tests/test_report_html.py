@@ -34,7 +34,7 @@ from PIL import Image
 
 import lec_cosim
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = (1280, 2400)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

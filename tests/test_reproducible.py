@@ -7,7 +7,7 @@ import sys
 import pytest
 from harness import SHARED_RUNS, shared_run, write_scenario
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 # scenario -> the run of it other test files read too (harness.SHARED_RUNS): the first run of the two
 CASES = {"trondelag_arbitrage": "trondelag_arbitrage", "ieee_eu_lv_lem_plain": "lem_hourly_12h"}
 

@@ -28,7 +28,7 @@ from harness import (
     write_scenario,
 )
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 FEDERATES = {"market", "lec_ems", "households", "dso", "recorder", "broker"}
 
 

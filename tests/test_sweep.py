@@ -24,7 +24,7 @@ from lec_cosim.cli import main
 from lec_cosim.scenario import write_scenario_variant
 from lec_cosim.sweep import PARAMETERS_FILE, _complete, plan_sweep, read_sweep_file, run_id
 
-CLI = [sys.executable, "-m", "lec_cosim.cli"]
+CLI = [sys.executable, "-m", "lec_cosim"]
 BASE = SCENARIOS / "trondelag_arbitrage.yaml"
 GRID = SCENARIOS / "sweeps" / "trondelag_battery_size.yaml"
 SWEEP_COLUMNS = ["run_id", "battery.capacity_mwh", "market.feed_in_tariff", "status", "error", "wall_time_s"]
