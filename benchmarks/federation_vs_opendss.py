@@ -56,6 +56,8 @@ import datetime as dt
 import json
 import math
 import os
+import resource
+import subprocess
 import sys
 import time
 import warnings
@@ -64,165 +66,31 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from host import machine
-from lem_common import ROOT, FederationRun, kpi_difference, run_measured, run_monolithic, temporary_dir
-from pandapower_baseline import _numba_installed, chp_profile, run_pandapower_timeseries, scenario_grid
-
 from lec_cosim.models.lem_community import community_from_scenario
 from lec_cosim.scenario import load_scenario, write_scenario_variant
 
-MASTER = ROOT / "data" / "ieee_eulv" / "opendss" / "Master.dss"
+from host import machine
+from lem_common import (
+    ROOT,
+    FederationRun,
+    kpi_difference,
+    run_measured,
+    run_monolithic,
+    temporary_dir,
+)
+from opendss_ieee import build_ieee_circuit, run_opendss_loop, write_inputs
+from pandapower_baseline import (
+    _numba_installed,
+    chp_profile,
+    run_pandapower_timeseries,
+    scenario_grid,
+)
+
 WEEK = ROOT / "scenarios" / "ieee_eu_lv_lem_plain_week.yaml"
 YEAR = ROOT / "scenarios" / "ieee_eu_lv_lem_plain_year.yaml"
-LOAD_CONSTANT_POWER = "vminpu=0 vlowpu=0 vmaxpu=1000"
-GENERATOR_CONSTANT_POWER = "vminpu=0 vmaxpu=1000"
-"""Constant power at any voltage, as the project's model: OpenDSS's defaults switch loads (0.95-1.05 pu)
-and generators (0.90-1.10 pu) to a constant impedance outside their band."""
-PHASE_NODE = {"a": 1, "b": 2, "c": 3}
 KPI_TOLERANCE = 1e-9
 
 
-@dataclass
-class IeeeCircuit:
-    """The IEEE's OpenDSS circuit with the community's PV and CHP units added, and where each participant is.
-
-    Attributes
-    ----------
-    dss : dss.IDSS
-        The engine context holding the circuit.
-    load_part, load_idx : numpy.ndarray
-        Households (rows of the participants' table) and their IEEE ``Load`` (1-based index of ``Loads``).
-    pv_part, pv_idx, chp_part, chp_idx : numpy.ndarray
-        Prosumers and CHPs and their ``Generator`` (1-based index of ``Generators``).
-    lv_nodes : numpy.ndarray of bool
-        The LV nodes in ``AllNodeNames`` order (all but the 11 kV source bus).
-    node_bus : numpy.ndarray of int
-        IEEE bus number of each LV node.
-    build_s, build_cpu_s : float
-        Wall and CPU time of compiling the files and adding the generators.
-    """
-
-    dss: object
-    load_part: np.ndarray
-    load_idx: np.ndarray
-    pv_part: np.ndarray
-    pv_idx: np.ndarray
-    chp_part: np.ndarray
-    chp_idx: np.ndarray
-    lv_nodes: np.ndarray
-    node_bus: np.ndarray
-    build_s: float
-    build_cpu_s: float
-
-
-def build_ieee_circuit(table: pd.DataFrame, master: Path = MASTER, tolerance_pu: float | None = None) -> IeeeCircuit:
-    """Compile the IEEE's ``Master.dss``, add a single-phase PV ``Generator`` per prosumer on its load's bus and
-    phase and a three-phase one per CHP at its bus, and map the participants of ``table`` to them.
-
-    Raises ``ValueError`` if a household is not an IEEE load of the same name on the same bus and phase.
-    """
-    from dss import DSS
-
-    started, started_cpu = time.perf_counter(), time.process_time()
-    dss = DSS.NewContext()
-    for flag in ("AllowChangeDir", "AllowForms", "AllowEditor"):  # no dialogs, no chdir in this process
-        if hasattr(dss, flag):
-            setattr(dss, flag, False)
-    dss.Text.Command = f"compile [{master}]"
-    table = table.reset_index(drop=True)
-    prosumers, chps = table[table["kind"] == "prosumer"], table[table["kind"] == "chp"]
-    commands = [f"batchedit load..* {LOAD_CONSTANT_POWER}"]
-    for name, bus, phase in zip(prosumers["participant"], prosumers["bus"], prosumers["phase"]):
-        commands.append(f"new generator.pv_{name} phases=1 bus1={int(bus)}.{PHASE_NODE[phase]} kv=0.23 kw=0 pf=1 "
-                        f"model=1 {GENERATOR_CONSTANT_POWER}")
-    for name, bus in zip(chps["participant"], chps["bus"]):
-        commands.append(f"new generator.{name} phases=3 bus1={int(bus)} kv=0.416 kw=0 pf=1 model=1 "
-                        f"{GENERATOR_CONSTANT_POWER}")
-    dss.Text.Commands(commands)
-    circuit = dss.ActiveCircuit
-    if tolerance_pu is not None:
-        circuit.Solution.Tolerance = tolerance_pu
-    build_s, build_cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
-
-    loads, gens = circuit.Loads, circuit.Generators
-    load_pos = {n.lower(): k + 1 for k, n in enumerate(loads.AllNames)}
-    gen_pos = {n.lower(): k + 1 for k, n in enumerate(gens.AllNames)}
-    households = table[table["kind"].isin(("consumer", "prosumer"))]
-    if len(households) != loads.Count:
-        raise ValueError(f"{len(households)} households for the IEEE files' {loads.Count} loads")
-    for name, bus, phase in zip(households["participant"], households["bus"], households["phase"]):
-        if name.lower() not in load_pos:
-            raise ValueError(f"household {name} is not a load of {master}")
-        loads.idx = load_pos[name.lower()]
-        ieee_bus = circuit.ActiveCktElement.BusNames[0]
-        if ieee_bus != f"{int(bus)}.{PHASE_NODE[phase]}":
-            raise ValueError(f"household {name} sits at {bus} phase {phase}, its IEEE load at {ieee_bus}")
-    names = np.array(circuit.AllNodeNames)
-    lv = np.array([not n.startswith("sourcebus") for n in names])
-    positions = lambda where, names: np.array([where[n.lower()] for n in names])  # noqa: E731
-    return IeeeCircuit(
-        dss=dss,
-        load_part=households.index.to_numpy(), load_idx=positions(load_pos, households["participant"]),
-        pv_part=prosumers.index.to_numpy(), pv_idx=positions(gen_pos, "pv_" + prosumers["participant"]),
-        chp_part=chps.index.to_numpy(), chp_idx=positions(gen_pos, chps["participant"]),
-        lv_nodes=lv, node_bus=np.array([int(n.split(".")[0]) for n in names[lv]]), build_s=build_s,
-        build_cpu_s=build_cpu_s)
-
-
-def run_opendss_loop(c: IeeeCircuit, load_kw, load_kvar, pv_kw, chp_kw) -> tuple[pd.DataFrame, pd.DataFrame, float,
-                                                                                 float]:
-    """At every step set each load's kW and kvar and each generator's kW, solve, read the node voltages.
-
-    Parameters
-    ----------
-    c : IeeeCircuit
-    load_kw, load_kvar, pv_kw, chp_kw : numpy.ndarray, shape (n_participants, n_steps)
-        Every participant's powers, kW / kvar (as ``Community.load_kw``; ``chp_kw`` the market's CHP outputs).
-
-    Returns
-    -------
-    steps : pandas.DataFrame
-        Per step ``vm_min_pu``, ``vm_max_pu`` (LV nodes) and ``p_loss_kw`` (OpenDSS's circuit losses: lines
-        and transformer).
-    buses : pandas.DataFrame
-        Per IEEE bus, index ``bus``: ``vm_min_pu``, ``vm_max_pu`` over its phases and the steps.
-    seconds, cpu_s : float
-        Wall and CPU time of the loop.
-    """
-    circuit = c.dss.ActiveCircuit
-    loads, gens, solution = circuit.Loads, circuit.Generators, circuit.Solution
-    # plain Python lists: the loop indexes them element by element
-    load_rows = [(int(j), load_kw[i].tolist(), load_kvar[i].tolist()) for i, j in zip(c.load_part, c.load_idx)]
-    gen_rows = ([(int(j), pv_kw[i].tolist()) for i, j in zip(c.pv_part, c.pv_idx)]
-                + [(int(j), chp_kw[i].tolist()) for i, j in zip(c.chp_part, c.chp_idx)])
-    n_steps = np.shape(load_kw)[1]
-    vm_min, vm_max, p_loss = np.zeros(n_steps), np.zeros(n_steps), np.zeros(n_steps)
-    lv = c.lv_nodes
-    node_min = np.full(lv.sum(), np.inf)
-    node_max = np.full(lv.sum(), -np.inf)
-    started, started_cpu = time.perf_counter(), time.process_time()
-    for k in range(n_steps):
-        for j, kw, kvar in load_rows:
-            loads.idx = j
-            loads.kW = kw[k]  # kW first: its setter recomputes kvar from the power factor
-            loads.kvar = kvar[k]
-        for j, kw in gen_rows:
-            gens.idx = j
-            gens.kW = kw[k]
-        solution.Solve()
-        if not solution.Converged:
-            raise RuntimeError(f"OpenDSS did not converge at step {k}")
-        v = np.asarray(circuit.AllBusVmagPu)[lv]
-        vm_min[k], vm_max[k] = v.min(), v.max()
-        np.minimum(node_min, v, out=node_min)
-        np.maximum(node_max, v, out=node_max)
-        p_loss[k] = circuit.Losses[0] / 1000.0  # W -> kW
-    seconds, cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
-    steps = pd.DataFrame({"vm_min_pu": vm_min, "vm_max_pu": vm_max, "p_loss_kw": p_loss})
-    by_bus = pd.DataFrame({"vm_min_pu": node_min, "vm_max_pu": node_max}).groupby(c.node_bus)
-    buses = pd.DataFrame({"vm_min_pu": by_bus["vm_min_pu"].min(), "vm_max_pu": by_bus["vm_max_pu"].max()})
-    buses.index.name = "bus"
-    return steps, buses, seconds, cpu_s
 
 
 def voltage_differences(run_dir: Path, steps: pd.DataFrame, buses: pd.DataFrame) -> dict[str, float]:
@@ -269,7 +137,7 @@ def print_tables(label: str, steps: int, fed: FederationRun, times: pd.DataFrame
     """The comparison (``runs``: OpenDSS at its default tolerance first, the federation last) and each federate's
     start-up and work, as markdown; ``diffs``: the voltage differences of each OpenDSS run, by its tolerance."""
     federation = runs[-1]
-    cell = lambda x: "" if x is None else f"{x:.2f}"  # noqa: E731
+    cell = lambda x: "" if x is None else f"{x:.2f}"
     print("| run | build / start-up (s) | loop / stepping (s) | total (s) | per grid step (ms) | CPU (s) | "
           "federation / this, wall | federation / this, CPU |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -302,6 +170,54 @@ def print_tables(label: str, steps: int, fed: FederationRun, times: pd.DataFrame
               + f" | {cpu.get(name, math.nan):.1f} |")
 
 
+COMMAND_REPEATS = 3
+
+
+def time_command(argv: list[str]) -> tuple[float, float]:
+    """Wall seconds from a command's start to its exit, and the CPU seconds of all its processes (each reaped by
+    its parent: the federates by the fork server, the server, broker and watchdog by ``lec-cosim run``)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stdout[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def compare_commands(path: Path, work: Path, inputs: Path, kpis: dict) -> list[tuple[str, list[tuple[float, float]]]]:
+    """``lec-cosim run`` and the OpenDSS script (``opendss_ieee.py``, OpenDSS's default tolerance), each timed as a
+    whole :data:`COMMAND_REPEATS` times, in turn; the command's KPIs must equal the federation's."""
+    lec = [sys.executable, "-m", "lec_cosim", "run", str(path), "--out", str(work / "command"), "--force", "--quiet"]
+    dss = [sys.executable, str(Path(__file__).with_name("opendss_ieee.py")), "--inputs", str(inputs)]
+    times = {"lec": [], "dss": []}
+    for _ in range(COMMAND_REPEATS):
+        times["dss"].append(time_command(dss))
+        times["lec"].append(time_command(lec))
+    found = json.loads((work / "command" / "summary.json").read_text())["kpis"]
+    if kpi_difference(kpis, found) > KPI_TOLERANCE:
+        raise RuntimeError("lec-cosim run's KPIs differ from the measured federation's")
+    script = ("OpenDSS grid alone as a script (python benchmarks/opendss_ieee.py: its imports, the IEEE files' "
+              "compile, the loop)")
+    return [(script, times["dss"]),
+            ("lec-cosim run (the whole federation, its scenario checked and results written)", times["lec"])]
+
+
+def print_commands(measured: list[tuple[str, list[tuple[float, float]]]]) -> None:
+    """The commands' table: median and range of the wall seconds, median CPU, and lec-cosim run / OpenDSS."""
+    medians = [(float(np.median([w for w, _ in runs])), float(np.median([c for _, c in runs]))) for _, runs in measured]
+    print(f"Each as a command, from its process's start to its exit ({COMMAND_REPEATS} runs each, in turn; CPU: all "
+          "its processes):")
+    print()
+    print("| command | wall (s), median | wall (s), range | CPU (s), median | lec-cosim run / this, wall | CPU |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for (what, runs), (wall, cpu) in zip(measured, medians):
+        walls = [w for w, _ in runs]
+        print(f"| {what} | {wall:.2f} | {min(walls):.2f}-{max(walls):.2f} | {cpu:.2f} | "
+              f"{medians[-1][0] / wall:.2f} | {medians[-1][1] / cpu:.2f} |")
+
+
 def main() -> int:
     warnings.simplefilter("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -313,6 +229,8 @@ def main() -> int:
                         help="OpenDSS's solution tolerance in the checked run, pu (the compared run: OpenDSS's "
                              "default, 1e-4)")
     parser.add_argument("--tolerance", type=float, default=1e-5, help="largest voltage difference allowed, pu")
+    parser.add_argument("--no-commands", action="store_true",
+                        help="leave out the comparison of lec-cosim run and the OpenDSS script as whole commands")
     args = parser.parse_args()
     source = args.scenario or (YEAR if args.year else WEEK)
     work = temporary_dir("lec_bench_dss_")
@@ -353,12 +271,21 @@ def main() -> int:
     runs.append(Measured(f"whole federation ({fed.federates} federates + broker)", fed.wall_s,
                          sum(fed.seconds("CPU in all").values()), fed.startup_s(), float(times["stepping_s"].max())))
 
+    commands = None
+    if not args.no_commands:
+        inputs = work / "powers.npz"
+        write_inputs(inputs, community.table, community.load_kw, community.load_kvar, community.pv_kw, chp_kw)
+        commands = compare_commands(path, work, inputs, fed.kpis)
+
     n_steps = len(steps)
     print(f"# Federation vs OpenDSS computing the grid alone, {n_steps} steps of 15 min ({source.name})")
     print(f"machine: {machine()}; date {dt.date.today()}; load average {os.getloadavg()[0]:.1f} at the end; "
           f"results in {work}")
     print()
     print_tables(source.name, n_steps, fed, times, runs, diffs, kpi_diff)
+    if commands is not None:
+        print()
+        print_commands(commands)
     checked = diffs[tolerance]
     voltage = max(checked["step vm_min/vm_max (pu)"], checked["bus extremes (pu)"])
     if voltage > args.tolerance:

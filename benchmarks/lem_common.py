@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lec_cosim.federation import write_federation
+from lec_cosim.forkserver import run_environment, start_spare
 from lec_cosim.launch import run_federation
 from lec_cosim.models.auction import clear_double_auction
 from lec_cosim.models.grid_cache import lem_grid
@@ -123,7 +124,11 @@ class FederationRun:
 
 
 def run_measured(scenario_path: Path, run_dir: Path) -> FederationRun:
-    """Run the federation of ``scenario_path`` into ``run_dir``; wall time, peak memory, KPIs, log lines."""
+    """Run the federation of ``scenario_path`` into ``run_dir``; wall time, peak memory, KPIs, log lines.
+
+    As ``lec-cosim run`` does, the fork server is started before the scenario is read (here, where everything
+    else is imported already, it has little to import alongside: the time is from the launcher's call)."""
+    start_spare(run_environment())
     scenario = load_scenario(scenario_path)
     if run_dir.exists():
         shutil.rmtree(run_dir)
