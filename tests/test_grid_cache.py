@@ -202,3 +202,46 @@ def test_only_the_most_recently_used_entries_of_a_kind_are_kept(cache, monkeypat
     disk_cache.store("test", "entry3", 3)
     kept = sorted(p.stem for p in (cache / "test").glob("*.pickle"))
     assert kept == ["entry0", "entry2", "entry3"]  # entry1, the least recently used, went
+
+
+def test_a_community_is_built_once_for_all_federates_and_again_when_its_data_change(cache, tmp_path, monkeypatch):
+    """Every federate of a local-market run builds the same community: kept in the cache, equal to a fresh build to
+    the last digit; another argument, or a changed file of the feeder's folder, is another entry."""
+    import dataclasses
+    import shutil
+
+    import pandas as pd
+
+    from lec_cosim.models import lem_community
+    from lec_cosim.models.lem_participants import PV_PROFILE_FILE
+
+    data = tmp_path / "ieee"
+    shutil.copytree(DATA, data)
+    builds = []
+    real = lem_community._built_community
+    monkeypatch.setattr(lem_community, "_built_community", lambda **a: builds.append(a) or real(**a))
+
+    def community_of(**changes):
+        return lem_community.build_community(data, "2016-05-26", PV_PROFILE_FILE, horizon_h=48, **changes)
+
+    def same(a, b):
+        for field in dataclasses.fields(a):
+            x, y = getattr(a, field.name), getattr(b, field.name)
+            if isinstance(x, pd.DataFrame):
+                pd.testing.assert_frame_equal(x, y, check_exact=True)
+            elif isinstance(x, np.ndarray):
+                assert x.dtype == y.dtype and np.array_equal(x, y), field.name
+            else:
+                assert x == y, field.name
+
+    first = community_of()
+    kept = community_of()
+    assert len(builds) == 1
+    same(first, kept)
+    same(kept, real(**builds[0]))
+    community_of(pv_peak_kw=150.0)
+    assert len(builds) == 2
+    loads = data / "csv" / "Loads.csv"
+    loads.write_text(loads.read_text().replace("0.95", "0.9"))  # the households' power factor
+    changed = community_of()
+    assert len(builds) == 3 and not np.array_equal(changed.load_kvar, first.load_kvar)

@@ -123,8 +123,15 @@ def file_result(kind: str, path: Path, request, compute, code: Path | list[Path]
     """``compute()``, the result of reading the file ``path`` (a table, an object that pickles), kept between runs
     by the file's content, the ``request`` (its repr) and the source of ``code`` (the modules that compute it).
     A result that fails to compute raises as ``compute`` does and is not kept."""
+    return result(kind, repr(request), [path, *(code if isinstance(code, list) else [code])], compute)
+
+
+def result(kind: str, request: str, files: list[Path], compute):
+    """``compute()`` (an object that pickles), kept between runs by ``request`` (what is asked, as text) and the
+    content of ``files`` (what it reads, and the source of the modules that compute it). A result that fails to
+    compute raises as ``compute`` does and is not kept; a file that cannot be read leaves it to ``compute``."""
     try:
-        key = content_key(repr(request), [path, *(code if isinstance(code, list) else [code])])
+        key = content_key(request, files)
     except OSError:
         return compute()  # the reader says what is wrong with the file
     blob = load(kind, key)
