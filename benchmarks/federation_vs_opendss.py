@@ -1,7 +1,7 @@
 """The whole local-market federation against OpenDSS computing the grid alone from the IEEE's own feeder files.
 
     .venv/bin/python benchmarks/federation_vs_opendss.py [--year] [--scenario FILE] [--pandapower]
-        [--dss-tolerance PU] [--tolerance PU]
+        [--dss-tolerance PU] [--tolerance PU] [--no-commands]
 
 Case 1 on the IEEE European LV feeder at 15 minutes, a week (``scenarios/ieee_eu_lv_lem_plain_week.yaml``,
 672 grid steps) or with ``--year`` the year 2016 (``scenarios/ieee_eu_lv_lem_plain_year.yaml``, 35,136 grid
@@ -20,7 +20,11 @@ steps), side by side in this run:
    solves, and reads all node voltages (``AllBusVmagPu``) and the losses: what the comparison needs;
 3. the same models in one loop (:func:`run_monolithic`, no HELICS, no processes), whose KPIs must equal
    the federation's;
-4. with ``--pandapower``, pandapower's own ``run_timeseries`` (``runpp_3ph``) over the same steps
+4. each as a command (unless ``--no-commands``): ``lec-cosim run`` against the OpenDSS loop as an OpenDSS user's
+   script (``benchmarks/opendss_ieee.py``, given the same injections in a file), each timed from its process's
+   start to its exit, three times in turn, with the CPU of all their processes: the comparison with every import
+   on both sides (above, the federation carries its fork server's imports and OpenDSS none);
+5. with ``--pandapower``, pandapower's own ``run_timeseries`` (``runpp_3ph``) over the same steps
    (``benchmarks/pandapower_baseline.py``), with numba if it is installed (``pip install -e '.[bench]'``,
    as the Makefile's ``bench`` target does), as users run it.
 
