@@ -70,9 +70,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lec_cosim.models.lem_community import community_from_scenario
-from lec_cosim.scenario import load_scenario, write_scenario_variant
-
 from host import machine
 from lem_common import (
     ROOT,
@@ -90,11 +87,12 @@ from pandapower_baseline import (
     scenario_grid,
 )
 
+from lec_cosim.models.lem_community import community_from_scenario
+from lec_cosim.scenario import load_scenario, write_scenario_variant
+
 WEEK = ROOT / "scenarios" / "ieee_eu_lv_lem_plain_week.yaml"
 YEAR = ROOT / "scenarios" / "ieee_eu_lv_lem_plain_year.yaml"
 KPI_TOLERANCE = 1e-9
-
-
 
 
 def voltage_differences(run_dir: Path, steps: pd.DataFrame, buses: pd.DataFrame) -> dict[str, float]:

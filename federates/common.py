@@ -172,8 +172,8 @@ def _take_message(message) -> tuple[str, dict]:
 
 
 def free(handle) -> None:
-    """Free a HELICS federate, broker, federate info or query once: through its Python wrapper's finalizer, which
-    then never frees it again. (``helicsFederateFree`` and the finalizer would both free it: harmless at a
+    """Free a HELICS federate, core, broker, federate info or query once: through its Python wrapper's finalizer,
+    which then never frees it again. (``helicsFederateFree`` and the finalizer would both free it: harmless at a
     process's exit, a segmentation fault when the garbage collector runs the second free while another federation
     of the process is starting, as in-process federations do.)"""
     finalizer = getattr(handle, "_finalizer", None)
@@ -291,7 +291,10 @@ class ValueInterface:
         return h.helicsFederateRequestTime(self.fed, wanted_s - REQUEST_MARGIN_S)
 
     own_core = False
-    """The federate is its core's only one (``--federates=1``): :meth:`close` waits for the core to leave too."""
+    """The federate is its core's only one: :meth:`close` waits for the core to leave too. Read from its config's
+    ``--federates=1``, which is what a core waits for before it starts, not a promise that it serves no other: it
+    holds as the project writes its configs (a process per federate; in one process a core named for each federate,
+    ``lec_cosim.federation.write_federation``, or one core for all with ``--federates`` their number)."""
 
     def close(self) -> None:
         # HELICS's own ending, run at the process's exit (helicsCloseLibrary), waits in steps of 100 ms for cores

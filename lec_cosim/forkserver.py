@@ -207,7 +207,11 @@ class ForkServer:
         while _spare:
             spare = _spare.pop()
             if spare.env == env and spare.area_bytes >= longest and not spare.gone and spare.popen.poll() is None:
-                return spare
+                try:  # its command line names the run's folder from now on (ps, pgrep -f RUN_DIR find it)
+                    spare.sock.send(json.dumps({"label": str(run_dir)}).encode())
+                    return spare
+                except OSError:
+                    pass
             spare.close()
         return cls.launch(run_dir, env, longest, str(run_dir))
 
@@ -313,6 +317,8 @@ class ForkServer:
     def _end(self) -> None:
         self.gone = True
         self.sock.close()
+        if not self.ready:  # still importing (a spare no run took): no child yet, nothing to wait for
+            self.popen.kill()
         try:
             self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -477,7 +483,10 @@ def serve(fd: int) -> int:
         _send(sock, {"failed": f"importing {name}: " + "".join(traceback.format_exception_only(exc)).strip()})
         return 1
     area = _command_area()
-    _send(sock, {"ready": os.getpid()})
+    try:
+        _send(sock, {"ready": os.getpid()})
+    except OSError:  # the launcher left while it imported
+        return 0
     children: dict[int, int] = {}  # pidfd -> pid
     try:
         while True:
@@ -487,7 +496,11 @@ def serve(fd: int) -> int:
                     data, fds, _, _ = socket.recv_fds(sock, MESSAGE_BYTES, 1)
                     if not data:  # the launcher closed its end: done (or gone)
                         return 0
-                    _send(sock, _fork(json.loads(data), fds[0], sock, children, area, handlers))
+                    request = json.loads(data)
+                    if "label" in request:  # a spare taken by a run: named by its folder, as a run's server is
+                        _retitle(area, [*sys.orig_argv[:4], request["label"]])  # python -m MODULE FD
+                        continue
+                    _send(sock, _fork(request, fds[0], sock, children, area, handlers))
                 else:
                     pid = children.pop(ready)
                     _, status = os.waitpid(pid, 0)

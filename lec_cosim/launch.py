@@ -220,12 +220,15 @@ class _Exits:
 
     def wait(self, running: list, server: ForkServer | None, timeout: float) -> None:
         """Return when one of ``running`` (Popen or ForkedProcess, not yet seen ending) exits, or after ``timeout``."""
-        fds = [self.pidfds[p.pid] for p in running if p.pid in self.pidfds]
+        fds = [self.pidfds[p.pid] for p in running if isinstance(p, subprocess.Popen) and p.pid in self.pidfds]
         if server is not None and not server.gone and any(isinstance(p, ForkedProcess) for p in running):
-            fds.append(server.sock)
+            fds.append(server.sock.fileno())
         began = time.monotonic()
-        if fds:
-            select.select(fds, [], [], timeout)
+        if fds:  # poll, not select: a long-lived process (a learning environment, a notebook) may hold fds >= 1024
+            watched = select.poll()
+            for fd in fds:
+                watched.register(fd, select.POLLIN)
+            watched.poll(timeout * 1000.0)
         else:
             time.sleep(timeout)
         if time.monotonic() - began < 1e-3:  # a descriptor that stays readable must not spin the launcher

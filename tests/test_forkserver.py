@@ -288,6 +288,9 @@ def test_a_spare_is_taken_by_a_run_of_its_environment_and_room(tmp_path):
     taken = ForkServer.start(tmp_path, env, short)
     try:
         assert taken is spare and forkserver._spare == []
+        # from now on its command line names the run's folder, as a run's own server's does (ps, pgrep -f)
+        assert wait_until(lambda: str(tmp_path).encode() in Path(f"/proc/{spare.popen.pid}/cmdline").read_bytes(),
+                          timeout_s=60)
         assert Path(f"/proc/{spare.popen.pid}/cwd").resolve() == Path(forkserver.__file__).resolve().parents[1]
         (tmp_path / "probe_spare.py").write_text("import os\nprint('parent', os.getppid())\n")
         with (tmp_path / "spare.log").open("w") as handle:
@@ -315,12 +318,17 @@ def test_a_spare_of_another_environment_or_too_little_room_is_ended_and_a_server
         server.close()
 
 
-def test_a_spare_no_run_takes_is_discarded_by_the_launcher(tmp_path):
-    """A federation without federate programs to fork (stock HELICS apps only, here none) ends the spare."""
+def test_a_spare_no_run_takes_is_ended_by_the_launcher_at_once(tmp_path):
+    """A federation without federate programs to fork (here one plain command) ends the spare, still importing or
+    not (killed, not waited for), and leaves no process of it."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "runner.json").write_text(json.dumps({"federates": [
+        {"name": "plain", "exec": f"{sys.executable} -c pass", "directory": "."}]}))
     forkserver.start_spare(forkserver.run_environment())
     spare = forkserver._spare[0]
-    launch.discard_spare()
-    assert forkserver._spare == [] and spare.popen.poll() is not None
+    run_federation(run_dir, timeout_s=120, stall_timeout_s=None)
+    assert forkserver._spare == [] and spare.gone and spare.popen.poll() is not None
     forkserver.discard_spare()  # none left: nothing to do
 
 

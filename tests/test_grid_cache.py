@@ -245,3 +245,15 @@ def test_a_community_is_built_once_for_all_federates_and_again_when_its_data_cha
     loads.write_text(loads.read_text().replace("0.95", "0.9"))  # the households' power factor
     changed = community_of()
     assert len(builds) == 3 and not np.array_equal(changed.load_kvar, first.load_kvar)
+    # a file changed while this process had read it: read again, not the process's earlier table kept as the new one
+    pv = tmp_path / "pv.csv"
+    shutil.copyfile(PV_PROFILE_FILE, pv)
+    before = lem_community.build_community(data, "2016-05-26", pv, horizon_h=48)
+    lines = [line.split(",") for line in pv.read_text().splitlines()]
+    for cells in lines[1:]:  # PV1's shape halved: the others' sizing leaves it changed
+        cells[1] = repr(float(cells[1]) / 2)
+    pv.write_text("\n".join(",".join(cells) for cells in lines) + "\n")
+    after = lem_community.build_community(data, "2016-05-26", pv, horizon_h=48)
+    monkeypatch.setenv("LEC_COSIM_NO_CACHE", "1")
+    same(after, lem_community.build_community(data, "2016-05-26", pv, horizon_h=48))
+    assert not np.array_equal(after.pv_kw, before.pv_kw)

@@ -9,7 +9,6 @@ import json
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from harness import write_scenario
@@ -117,19 +116,24 @@ def test_a_thread_printing_while_another_solves_with_highs_keeps_its_output(tmp_
     assert plan.table.soc_mwh.iloc[-1] == pytest.approx(0.5, abs=1e-6)
 
 
-def test_a_federate_waits_at_its_close_for_its_own_core_only(tmp_path):
+def test_a_federate_waits_at_its_close_for_its_own_core_only(tmp_path, monkeypatch):
     """A closing federate waits for its core to leave (so that HELICS's clean-up at the process's exit has nothing
-    left to wait for) when the core is its alone: never for a core shared with federates still running."""
-    from federates.common import _federates_per_core
-    from lec_cosim.federation import write_federation
-    from lec_cosim.scenario import load_scenario
+    left to wait for) when the core is its alone: never for a core shared with federates still running. The real
+    HELICS function, watched."""
+    import federates.common as common
+    from lec_cosim.inproc import InprocFederation
 
+    waited = []
+    real = common.h.helicsCoreWaitForDisconnect
+    monkeypatch.setattr(common.h, "helicsCoreWaitForDisconnect",
+                        lambda core, ms: waited.append(ms) or real(core, ms))
     scenario = load_scenario(write_scenario(tmp_path, "trondelag_arbitrage", {"horizon_h": 3}))
-    for shared, per_core in ((False, 1), (True, None)):
-        run_dir = tmp_path / f"shared_{shared}"
-        runner = write_federation(scenario, run_dir, inproc_broker="b", shared_core=shared)
-        counts = {_federates_per_core(json.loads(Path(f["config"]).read_text())["coreInitString"])
-                  for f in runner["federates"]}
-        assert counts == {per_core or len(runner["federates"])} and len(runner["federates"]) > 1
-    assert _federates_per_core("--broker_address=tcp://127.0.0.1:23500") == 1  # HELICS's default
-    assert _federates_per_core("--federates=1 --federates=3") == 3
+    for shared in (False, True):
+        waited.clear()
+        with InprocFederation(scenario, tmp_path / f"shared_{shared}", shared_core=shared) as federation:
+            federation.wait(120)
+            names = list(federation.configs)
+        assert (tmp_path / f"shared_{shared}" / "summary.json").is_file()
+        assert waited == ([] if shared else [common.CORE_LEAVE_MS] * len(names)) and len(names) > 1
+    assert common._federates_per_core("--broker_address=tcp://127.0.0.1:23500") == 1  # HELICS's default
+    assert common._federates_per_core("--federates=1 --federates=3") == 3

@@ -35,7 +35,7 @@ def test_reduced_numbering_reproducible_and_size():
     assert list(numbering.index) == list(range(1, 111))
     assert numbering.is_monotonic_increasing and numbering.is_unique
     assert numbering.loc[1] == lp.HEAD_BUS == 1
-    lp._feeder.cache_clear()
+    lp._feeder_of.cache_clear()
     assert numbering.equals(lp.reduced_bus_numbering())
     # contents: head + 55 load buses + 54 junctions of the pruned tree; every load bus kept
     loads = _read_ieee_csv(DEFAULT_DATA_DIR / "csv" / "Loads.csv")

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from lec_cosim.files import write_text_atomic
 from lec_cosim.models import disk_cache
@@ -133,7 +134,8 @@ def build_community(
     data = Path(data_dir)
     files = [*sorted({*data.glob("*.csv"), *(data / "csv").glob("*.csv")}), Path(pv_file),
              *sorted(Path(__file__).parent.glob("*.py"))]
-    return disk_cache.result("communities", json.dumps(arguments, sort_keys=True), files,
+    request = json.dumps({**arguments, "numpy": np.__version__, "pandas": pd.__version__}, sort_keys=True)
+    return disk_cache.result("communities", request, files,
                              lambda: _built_community(**arguments))
 
 

@@ -159,9 +159,24 @@ CONSUMER_LOADS = ("LOAD4", "LOAD7", "LOAD9", "LOAD12", "LOAD23", "LOAD24", "LOAD
 # ---------------------------------------------------------------------------------------------
 # Topology and reduced numbering
 # ---------------------------------------------------------------------------------------------
-@lru_cache(maxsize=4)
+def _file_state(path: Path) -> tuple:
+    """What tells a file's content changed, for a cache within the process (None: no such file, the reader says)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size
+
+
 def _feeder(data_dir: str) -> tuple[dict, pd.DataFrame]:
-    """Adjacency ``{bus: {neighbour: length_m}}`` of the LV feeder and the IEEE load table."""
+    """Adjacency ``{bus: {neighbour: length_m}}`` of the LV feeder and the IEEE load table (kept while the files are
+    the same: a community built after they changed, and kept in the disk cache by their content, reads them again)."""
+    csv = Path(data_dir) / "csv"
+    return _feeder_of(data_dir, _file_state(csv / "Lines.csv"), _file_state(csv / "Loads.csv"))
+
+
+@lru_cache(maxsize=4)
+def _feeder_of(data_dir: str, *file_states) -> tuple[dict, pd.DataFrame]:
     csv = Path(data_dir) / "csv"
     lines = _read_ieee_csv(csv / "Lines.csv")
     loads = _read_ieee_csv(csv / "Loads.csv")
@@ -260,8 +275,13 @@ def consumer_loads(n_consumers: int = N_CONSUMERS, data_dir: Path | str = DEFAUL
 # ---------------------------------------------------------------------------------------------
 # PV
 # ---------------------------------------------------------------------------------------------
-@lru_cache(maxsize=2)
 def _pv_table(path: str) -> pd.DataFrame:
+    """The PV file's table (kept while the file is the same)."""
+    return _pv_table_of(path, _file_state(Path(path)))
+
+
+@lru_cache(maxsize=2)
+def _pv_table_of(path: str, file_state) -> pd.DataFrame:
     frame = read_profile_table(Path(path), list(PV_PROFILES), PV_RANGE)
     values = frame[list(PV_PROFILES)].to_numpy(dtype=float).clip(min=0.0)
     # by position on the simulation clock (UTC+01:00, no DST), not by the file's labels
