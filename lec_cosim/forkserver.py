@@ -277,8 +277,10 @@ class ForkServer:
         """Take in what the server sent (waiting up to ``timeout`` seconds for the first message)."""
         if self.gone:
             return
-        if timeout is None or timeout > 0:
-            select.select([self.sock], [], [], timeout)
+        if timeout is None or timeout > 0:  # poll, not select: the socket may be fd 1024 or above
+            readable = select.poll()
+            readable.register(self.sock.fileno(), select.POLLIN)
+            readable.poll(None if timeout is None else timeout * 1000.0)
         while True:
             try:
                 data = self.sock.recv(REPLY_BYTES)

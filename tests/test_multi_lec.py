@@ -14,9 +14,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lec_cosim.models import lec_split
 from lec_cosim.models import multi_lec as ml
-from lec_cosim.models.ieee_eulv import DEFAULT_DATA_DIR, _read_ieee_csv, read_load_profiles_kw
-from lec_cosim.models.lem_participants import CONSUMER_LOADS, PV_PROFILE_FILE, path_length_m, reduced_bus_numbering
+from lec_cosim.models.ieee_eulv import (
+    DEFAULT_DATA_DIR,
+    _read_ieee_csv,
+    read_load_profiles_kw,
+)
+from lec_cosim.models.lem_participants import (
+    CONSUMER_LOADS,
+    PV_PROFILE_FILE,
+    path_length_m,
+    reduced_bus_numbering,
+)
 
 LECS = ["lec1", "lec2", "lec3"]
 MEMBERS = {
@@ -109,7 +119,7 @@ def test_every_household_assigned_once(split):
     loads = _read_ieee_csv(DEFAULT_DATA_DIR / "csv" / "Loads.csv")
     assert list(split["bus"]) == list(loads["Bus"].astype(int))
     # deterministic: a fresh computation gives the same table
-    ml._tree.cache_clear()
+    lec_split._tree_of.cache_clear()
     assert split.equals(ml.split_into_lecs())
 
 

@@ -100,7 +100,12 @@ from pathlib import Path
 import pandas as pd
 
 from lec_cosim.models.ieee_eulv import DEFAULT_DATA_DIR
-from lec_cosim.models.lem_participants import HEAD_BUS, _feeder, path_length_m
+from lec_cosim.models.lem_participants import (
+    HEAD_BUS,
+    _feeder,
+    feeder_files_state,
+    path_length_m,
+)
 
 N_LECS = 3
 """LECs of the issue-4 scenario."""
@@ -159,9 +164,14 @@ def _rooted(adj: dict, head: int, loads: list[tuple[str, int, str]], rank: dict,
                  load_phase={name: phase for name, _, phase in loads}, rank=rank, load_rank=load_rank)
 
 
-@lru_cache(maxsize=4)
 def _tree(data_dir: str) -> _Tree:
-    """The IEEE feeder rooted at bus 1. Its numbering is topological: buses rank by number, loads by ``LOADk``'s k."""
+    """The IEEE feeder rooted at bus 1. Its numbering is topological: buses rank by number, loads by ``LOADk``'s k.
+    Kept while the feeder's tables are the same."""
+    return _tree_of(data_dir, feeder_files_state(data_dir))
+
+
+@lru_cache(maxsize=4)
+def _tree_of(data_dir: str, files_state) -> _Tree:
     adj, loads = _feeder(data_dir)
     rows = [(str(n), int(b), str(p).lower()) for n, b, p in zip(loads["Name"], loads["Bus"], loads["phases"])]
     return _rooted(adj, HEAD_BUS, rows, rank={b: b for b in adj},

@@ -171,8 +171,13 @@ def _file_state(path: Path) -> tuple:
 def _feeder(data_dir: str) -> tuple[dict, pd.DataFrame]:
     """Adjacency ``{bus: {neighbour: length_m}}`` of the LV feeder and the IEEE load table (kept while the files are
     the same: a community built after they changed, and kept in the disk cache by their content, reads them again)."""
+    return _feeder_of(data_dir, *feeder_files_state(data_dir))
+
+
+def feeder_files_state(data_dir: str) -> tuple:
+    """What tells the feeder's tables changed (``Lines.csv``, ``Loads.csv``): for caches of what is built from them."""
     csv = Path(data_dir) / "csv"
-    return _feeder_of(data_dir, _file_state(csv / "Lines.csv"), _file_state(csv / "Loads.csv"))
+    return _file_state(csv / "Lines.csv"), _file_state(csv / "Loads.csv")
 
 
 @lru_cache(maxsize=4)
