@@ -334,24 +334,35 @@ def test_a_spare_no_run_takes_is_ended_by_the_launcher_at_once(tmp_path):
     forkserver.discard_spare()  # none left: nothing to do
 
 
-def test_lec_cosim_run_starts_its_spare_before_its_own_imports(monkeypatch):
-    """``python -m lec_cosim run`` (the ``lec-cosim`` script's entry) starts the server before importing the CLI;
-    another command, ``run --help`` and a spare-less environment start none."""
-    import importlib
+def test_lec_cosim_run_starts_its_spare_before_its_own_imports(tmp_path):
+    """``python -m lec_cosim run`` (the ``lec-cosim`` script's entry) starts the server before the CLI's modules are
+    imported (in a fresh process: here they are); another command and ``run --help`` start none; ``--debug`` before
+    ``run`` is the run's environment."""
+    probe = textwrap.dedent("""
+        import sys
+        from lec_cosim import forkserver
+        seen = []
+        forkserver.start_spare = lambda env: seen.append(
+            ("lec_cosim.cli" in sys.modules, "pandas" in sys.modules, env.get(forkserver.DEBUG_ENVIRONMENT)))
+        from lec_cosim.__main__ import main
+        try:
+            code = main(sys.argv[1:])
+        except SystemExit as end:  # argparse's --help
+            code = end.code
+        print(seen, code)
+    """)
 
-    entry = importlib.import_module("lec_cosim.__main__")
-    calls = []
-    monkeypatch.setattr(forkserver, "start_spare", lambda env: calls.append(env.get(forkserver.DEBUG_ENVIRONMENT)))
-    cli_seen = []
-    import lec_cosim.cli
+    def entry(*args):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120,
+                              check=False, cwd=tmp_path)
+        return done.stdout.strip()
 
-    monkeypatch.setattr(lec_cosim.cli, "main", lambda argv: cli_seen.append((list(calls), argv)) or 0)
-    assert entry.main(["run", "s.yaml", "--out", "o"]) == 0
-    assert entry.main(["--debug", "run", "s.yaml"]) == 0
-    assert entry.main(["validate", "s.yaml"]) == 0
-    assert entry.main(["run", "--help"]) == 0
-    assert calls == [None, "1"]
-    assert cli_seen[0] == ([None], ["run", "s.yaml", "--out", "o"])  # started before the CLI was called
+    missing = str(tmp_path / "missing.yaml")
+    assert entry("run", missing, "--out", str(tmp_path / "out")) == "[(False, False, None)] 2"
+    assert entry("--debug", "run", missing) == "[(False, False, '1')] 2"
+    assert entry("validate", missing) == "[] 2"
+    assert entry("run", "--help").endswith("[] 0")
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_launcher_notices_an_exit_when_it_happens(tmp_path):
