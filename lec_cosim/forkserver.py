@@ -114,6 +114,15 @@ def servable(argv: list[str], entry_env: dict[str, str], env: dict[str, str]) ->
                         for name, value in entry_env.items()))
 
 
+def wait_readable(fds: list[int], timeout_s: float | None) -> None:
+    """Wait until one of ``fds`` can be read, or ``timeout_s`` passes (None: no limit). Through ``poll``, not
+    ``select``: a long-lived launcher (a learning environment, a notebook) may hold descriptors of 1024 and above."""
+    watched = select.poll()
+    for fd in fds:
+        watched.register(fd, select.POLLIN)
+    watched.poll(None if timeout_s is None else timeout_s * 1000.0)
+
+
 def run_environment(debug: bool = False) -> dict[str, str]:
     """The environment a launcher gives a run's processes (and the server that forks them): its own, unbuffered."""
     return dict(os.environ, PYTHONUNBUFFERED="1", **({DEBUG_ENVIRONMENT: "1"} if debug else {}))
@@ -277,10 +286,8 @@ class ForkServer:
         """Take in what the server sent (waiting up to ``timeout`` seconds for the first message)."""
         if self.gone:
             return
-        if timeout is None or timeout > 0:  # poll, not select: the socket may be fd 1024 or above
-            readable = select.poll()
-            readable.register(self.sock.fileno(), select.POLLIN)
-            readable.poll(None if timeout is None else timeout * 1000.0)
+        if timeout is None or timeout > 0:
+            wait_readable([self.sock.fileno()], timeout)
         while True:
             try:
                 data = self.sock.recv(REPLY_BYTES)

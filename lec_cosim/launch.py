@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import select
 import shlex
 import signal
 import subprocess
@@ -43,6 +42,7 @@ from lec_cosim.forkserver import (
     enabled,
     run_environment,
     servable,
+    wait_readable,
 )
 from lec_cosim.schema.base import STALL_TIMEOUT_S
 from lec_cosim.watchdog import STALLED_EXIT_CODE, STARTUP_ALLOWANCE_S, command, verdict
@@ -224,11 +224,8 @@ class _Exits:
         if server is not None and not server.gone and any(isinstance(p, ForkedProcess) for p in running):
             fds.append(server.sock.fileno())
         began = time.monotonic()
-        if fds:  # poll, not select: a long-lived process (a learning environment, a notebook) may hold fds >= 1024
-            watched = select.poll()
-            for fd in fds:
-                watched.register(fd, select.POLLIN)
-            watched.poll(timeout * 1000.0)
+        if fds:
+            wait_readable(fds, timeout)
         else:
             time.sleep(timeout)
         if time.monotonic() - began < 1e-3:  # a descriptor that stays readable must not spin the launcher

@@ -108,6 +108,11 @@ def _prune(folder: Path, keep: int | None = None) -> None:
         path.unlink(missing_ok=True)
 
 
+def model_sources() -> list[Path]:
+    """The model modules' source files: part of the key of what they compute (a change of the code is a new entry)."""
+    return sorted(Path(__file__).resolve().parent.glob("*.py"))
+
+
 def content_key(text: str, files) -> str:
     """An entry's name: the hash of ``text`` (what is asked, as text) and of the content of each of ``files``, in
     order. Raises OSError if a file cannot be read."""

@@ -40,6 +40,13 @@ class FeederDataError(ValueError):
     """A table of the feeder folder is inconsistent; the message names the file, the row and the reason."""
 
 
+def feeder_folder_files(data_dir: Path | str) -> list[Path]:
+    """Every table of a feeder folder (``*.csv`` in it and in its ``csv/``): what is built from the folder depends on
+    their content (the disk cache's keys)."""
+    data_dir = Path(data_dir)
+    return sorted({*data_dir.glob("*.csv"), *(data_dir / "csv").glob("*.csv")})
+
+
 def _read_ieee_csv(path: Path) -> pd.DataFrame:
     """Read one IEEE CSV table: skip the leading ``#`` comment lines, strip header blanks.
 

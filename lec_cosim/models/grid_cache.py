@@ -9,8 +9,8 @@ and the next run with the same inputs loads it in milliseconds.
 
 The entry (:mod:`lec_cosim.models.disk_cache`) is named by a hash of everything the grid is built from: the
 grid's arguments (the participants' table, the voltage band, limits, step, solver, source strength), the feeder
-data files' contents, the source of the model modules (:data:`CODE_MODULES`: a change of the code is a new
-entry) and the versions of Python, numpy, scipy, pandas, pandapower and power-grid-model; ``LEC_COSIM_NO_CACHE=1`` builds every time.
+data files' contents, the source of the model modules (:func:`~lec_cosim.models.disk_cache.model_sources`, all of them: the grid is built
+by several; a change of the code is a new entry) and the versions of Python, numpy, scipy, pandas, pandapower and power-grid-model; ``LEC_COSIM_NO_CACHE=1`` builds every time.
 
 A loaded grid has no net until something asks for ``grid.net``: then it is built (pandapower imported) from the
 stored arguments, the same net, e.g. for the fixed point's fallback to power-grid-model on a state it cannot
@@ -34,16 +34,15 @@ import scipy
 
 from lec_cosim.models import disk_cache
 from lec_cosim.models.feeder_lines import LINE_RATINGS_FILE
+from lec_cosim.models.feeder_tables import feeder_folder_files
 from lec_cosim.models.fixed_point_backend import FixedPointPowerFlow
 from lec_cosim.models.three_phase_feeder import LemGrid
 
-__all__ = ["CODE_MODULES", "lem_grid"]
+__all__ = ["lem_grid"]
 
 LOG = logging.getLogger(__name__)
 FORMAT = 1
 """Of the cache file's content; part of its name."""
-CODE_MODULES = Path(__file__).resolve().parent
-"""Every module of :mod:`lec_cosim.models` is part of the key: the grid is built by several of them."""
 
 
 class CompiledLemGrid(LemGrid):
@@ -100,8 +99,7 @@ def _key(arguments: dict) -> str:
     plain = {k: (str(v) if isinstance(v, Path) else v) for k, v in arguments.items() if k != "table"}
     data_dir = Path(arguments["data_dir"])
     # the feeder's files, the line ratings the grid reads from the project's data whatever the data_dir, the code
-    files = [*sorted({*data_dir.glob("*.csv"), *(data_dir / "csv").glob("*.csv"), Path(LINE_RATINGS_FILE)}),
-             *sorted(CODE_MODULES.glob("*.py"))]
+    files = [*sorted({*feeder_folder_files(data_dir), Path(LINE_RATINGS_FILE)}), *disk_cache.model_sources()]
     # pandapower's version by its metadata: importing it is what a compiled grid saves
     return disk_cache.content_key(json.dumps(
         {"format": FORMAT, "arguments": plain, "table": text.getvalue(), "files": [str(f) for f in files],

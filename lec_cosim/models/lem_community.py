@@ -67,6 +67,7 @@ from lec_cosim.models.bidding import (
 )
 from lec_cosim.models.community import MARKET_PERIOD_MIN, Community  # noqa: F401 (the players, defined there)
 from lec_cosim.models.feeder_copies import base_name, replicate_participants
+from lec_cosim.models.feeder_tables import feeder_folder_files
 from lec_cosim.models.ieee_eulv import _read_ieee_csv, read_load_profiles_kw
 from lec_cosim.models.lem_participants import (
     load_peak_kw,
@@ -131,9 +132,7 @@ def build_community(
     community (0.07-0.15 s each, on cores they share at start-up).
     """
     arguments = {name: str(value) if isinstance(value, Path) else value for name, value in locals().items()}
-    data = Path(data_dir)
-    files = [*sorted({*data.glob("*.csv"), *(data / "csv").glob("*.csv")}), Path(pv_file),
-             *sorted(Path(__file__).parent.glob("*.py"))]
+    files = [*feeder_folder_files(data_dir), Path(pv_file), *disk_cache.model_sources()]
     request = json.dumps({**arguments, "numpy": np.__version__, "pandas": pd.__version__}, sort_keys=True)
     return disk_cache.result("communities", request, files,
                              lambda: _built_community(**arguments))

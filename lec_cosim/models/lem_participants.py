@@ -126,7 +126,7 @@ from lec_cosim.models.ieee_eulv import (
     _read_ieee_csv,
     read_load_profiles_kw,
 )
-from lec_cosim.models.timeseries import PV_RANGE, read_profile_table
+from lec_cosim.models.timeseries import PV_RANGE, file_state, read_profile_table
 
 PV_PROFILE_FILE = Path(__file__).resolve().parents[2] / "data" / "pv" / "simbench_PV_profiles_2016_15min.csv"
 """SimBench PV1..PV8 relative feed-in, 2016, 15 min (``data/pv/``; ODbL 1.0 / DbCL 1.0, see ``data/README.md``)."""
@@ -159,15 +159,6 @@ CONSUMER_LOADS = ("LOAD4", "LOAD7", "LOAD9", "LOAD12", "LOAD23", "LOAD24", "LOAD
 # ---------------------------------------------------------------------------------------------
 # Topology and reduced numbering
 # ---------------------------------------------------------------------------------------------
-def _file_state(path: Path) -> tuple:
-    """What tells a file's content changed, for a cache within the process (None: no such file, the reader says)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size
-
-
 def _feeder(data_dir: str) -> tuple[dict, pd.DataFrame]:
     """Adjacency ``{bus: {neighbour: length_m}}`` of the LV feeder and the IEEE load table (kept while the files are
     the same: a community built after they changed, and kept in the disk cache by their content, reads them again)."""
@@ -177,7 +168,7 @@ def _feeder(data_dir: str) -> tuple[dict, pd.DataFrame]:
 def feeder_files_state(data_dir: str) -> tuple:
     """What tells the feeder's tables changed (``Lines.csv``, ``Loads.csv``): for caches of what is built from them."""
     csv = Path(data_dir) / "csv"
-    return _file_state(csv / "Lines.csv"), _file_state(csv / "Loads.csv")
+    return file_state(csv / "Lines.csv"), file_state(csv / "Loads.csv")
 
 
 @lru_cache(maxsize=4)
@@ -282,7 +273,7 @@ def consumer_loads(n_consumers: int = N_CONSUMERS, data_dir: Path | str = DEFAUL
 # ---------------------------------------------------------------------------------------------
 def _pv_table(path: str) -> pd.DataFrame:
     """The PV file's table (kept while the file is the same)."""
-    return _pv_table_of(path, _file_state(Path(path)))
+    return _pv_table_of(path, file_state(Path(path)))
 
 
 @lru_cache(maxsize=2)

@@ -273,6 +273,16 @@ profiles twice (the scenario's check of its days, then the community), 0.1-0.35 
 _PROFILE_TABLES_KEPT = 4
 
 
+def file_state(path: Path) -> tuple | None:
+    """What tells a file changed (inode, modification and change times, size), for what a process keeps of it;
+    None if it cannot be read (its reader says why)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size
+
+
 def read_profile_table(path: Path, columns: list[str], value_range: dict | None = None) -> pd.DataFrame:
     """Read a profile CSV with a ``time`` column and numeric ``columns``, all checked.
 
@@ -286,12 +296,9 @@ def read_profile_table(path: Path, columns: list[str], value_range: dict | None 
     same content read for the same request by any process before is not parsed and checked again: its table is
     in the disk cache (:mod:`lec_cosim.models.disk_cache`).
     """
-    try:
-        stat = Path(path).stat()
-        key = (str(Path(path).resolve()), stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size,
-               tuple(columns), repr(value_range))
-    except OSError:
-        key = None  # read_csv_rows says what is wrong with the file
+    state = file_state(Path(path))
+    # None: read_csv_rows says what is wrong with the file
+    key = None if state is None else (str(Path(path).resolve()), *state, tuple(columns), repr(value_range))
     with _PROFILE_TABLES_LOCK:
         kept = _PROFILE_TABLES.get(key) if key is not None else None
     if kept is not None:
