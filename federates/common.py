@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
-import json.scanner
 import os
 import sys
 import threading
@@ -38,6 +38,7 @@ import numpy as np
 from helics.capi import HelicsException, ffi, lib
 
 from federates.topology import ExchangeLog, answer_queries, stop_answering
+from lec_cosim import json_codec
 from lec_cosim.components import read_settings
 from lec_cosim.forkserver import DEBUG_ENVIRONMENT
 from lec_cosim.launch import FINISHED
@@ -145,19 +146,6 @@ def _c_name(name: str) -> bytes:
     return encoded
 
 
-_SCAN_JSON = json.scanner.make_scanner(json.JSONDecoder())
-
-
-def _json_loads(text: str):
-    """``json.loads(text)``, the same value, without its wrappers' look-ups and two passes for blanks around a
-    message (a message as ``send`` writes it has none; anything else, or an error, goes to ``json.loads``)."""
-    try:
-        value, end = _SCAN_JSON(text, 0)
-    except StopIteration:
-        return json.loads(text)  # raises its error
-    return value if end == len(text) else json.loads(text)
-
-
 # Messages are sent and read through the C functions directly too: helics-python's wrappers make a cffi string
 # of each argument, look each function up, and wrap every message received in an object with a finalizer
 # (a weak reference and a closure a message). The message read is freed at once, as its finalizer would.
@@ -168,7 +156,7 @@ def _take_message(message) -> tuple[str, dict]:
         text = ffi.string(lib.helicsMessageGetString(message), lib.helicsMessageGetByteCount(message))
     finally:
         lib.helicsMessageFree(message)
-    return source, _json_loads(text.decode())
+    return source, json_codec.loads(text)
 
 
 def free(handle) -> None:
@@ -216,13 +204,14 @@ class ValueInterface:
         self.values_published += 1
 
     def publish_json(self, key: str, payload) -> None:
+        # the standard library's text: a published value is read by other tools too (messages: json_codec)
         h.helicsPublicationPublishString(self.pubs[key], json.dumps(payload))
         self.values_published += 1
 
     def json_value(self, key: str):
         """The last JSON string published on a subscribed key (None if nothing arrived yet)."""
         text = _input_string(self.subs[key])
-        return json.loads(text) if text else None
+        return json_codec.loads(text) if text else None
 
     def publish_int(self, key: str, value: int) -> None:
         h.helicsPublicationPublishInteger(self.pubs[key], int(value))
@@ -247,7 +236,7 @@ class ValueInterface:
     def send(self, endpoint: str, destination: str, payload: dict) -> None:
         """Send ``payload`` as a JSON message from one of our endpoints to ``destination``."""
         err = ffi.new(_ERROR)
-        lib.helicsEndpointSendStringTo(self.endpoints[endpoint].handle, json.dumps(payload).encode(),
+        lib.helicsEndpointSendStringTo(self.endpoints[endpoint].handle, json_codec.dumps(payload),
                                        _c_name(destination), err)
         _raise_on(err)
         self.messages_sent += 1
@@ -804,5 +793,23 @@ def main(build: Callable[[Federate], Callable[[int, float], None]], description:
     except ValueError as exc:
         print(f"error: {Path(args.config).stem}: {exc}", file=sys.stderr, flush=True)
         sys.exit(EXIT_INPUT_ERROR)
-    if run_federate(args.config, build, debug=args.debug, core_options=options) is not None:
+    if run_federate(args.config, frozen_after(build), debug=args.debug, core_options=options) is not None:
         sys.exit(1)
+
+
+def frozen_after(build: Callable[[Federate], Callable[[int, float], None]]):
+    """``build``, then every object the process holds so far taken out of the garbage collector's passes
+    (``gc.freeze``): the modules, the scenario and the model a federate process builds at its start live as long
+    as it does, and a full pass over them (~90 k objects) each time the steps' short-lived lists and dicts (a day's
+    orders: ~10 k at once) trigger one cost the local market's year ~2 s of CPU in each of its market and
+    participants (~0.25 s after; measured 2026-12-07, the year's CPU of each 8.1-8.6 s before, 4.9-5.1 s after).
+    The steps make almost no cyclic garbage (~400 objects the year), and what they make is still collected. For a
+    federate process only (:func:`main`): in-process federations (:mod:`lec_cosim.inproc`) leave their process's
+    collector alone."""
+
+    def built(fed: Federate):
+        step = build(fed)
+        gc.freeze()
+        return step
+
+    return built

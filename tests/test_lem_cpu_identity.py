@@ -1,7 +1,7 @@
 """What the local market's federates do faster must give what the slower way gave: a message's JSON read by the
-runtime (federates/common.py, _json_loads) is json.loads' value or error, and a table a CsvStream writes a chunk at a
-time, keeping the texts of the floats it has written (lec_cosim/studies/local_market/results.py), is the bytes of
-pandas' to_csv of the whole table."""
+runtime (lec_cosim/json_codec.py, through federates/common.py) is json.loads' value or error, and a table a CsvStream
+writes a chunk at a time (lec_cosim/studies/local_market/results.py) is the bytes of pandas' to_csv of the whole
+table."""
 
 import io
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from federates.common import _json_loads
+from lec_cosim.json_codec import loads as _json_loads
 from lec_cosim.studies.local_market.results import CsvStream
 
 
@@ -35,17 +35,19 @@ def test_a_message_that_is_not_json_fails_as_json_loads_fails(text):
     assert str(ours.value) == str(theirs.value)
 
 
-@pytest.mark.parametrize("repeats", [True, False])
-def test_a_table_streamed_in_chunks_with_its_float_texts_kept_is_the_table_to_csv_writes(tmp_path, repeats):
+def test_a_table_streamed_in_chunks_is_the_table_to_csv_writes(tmp_path):
     rng = np.random.default_rng(3)
     day = rng.random(50) * 3.0
-    # the same values day after day (as the loads), zeros of both signs, NaN, and values seen only once
-    values = np.concatenate([day, day, np.array([0.0, -0.0, np.nan, -0.0, 0.0, np.nan]), rng.random(50), day])
+    # the same values day after day (as the loads), zeros of both signs, NaN, infinities, floats whose repr is
+    # in exponent form (tiny and huge: orjson's digits are not repr's there), and values seen only once
+    odd = np.array([0.0, -0.0, np.nan, -0.0, 0.0, np.nan, np.inf, -np.inf, 1e-05, -3.2e-07, 5e-324, 1e16, 2.5e20,
+                    9.999e-05, 1e-04, 9999999999999998.0])
+    values = np.concatenate([day, day, odd, rng.random(50), day])
     n = len(values)
     frame = pd.DataFrame({"time": np.array([f"2016-05-{1 + k // 50:02d}T00:00:00" for k in range(n)], dtype=object),
                           "participant": np.array([f"LOAD{k % 55 + 1}" for k in range(n)], dtype=object),
                           "bus": np.arange(n) % 907, "load_kw": values, "net_kw": -values})
-    stream = CsvStream(tmp_path / "t.csv", list(frame.columns), repeats=repeats)
+    stream = CsvStream(tmp_path / "t.csv", list(frame.columns))
     for start in range(0, n, 37):
         stream.append({c: frame[c].to_numpy()[start:start + 37] for c in frame.columns})
     written = stream.close().read_text(encoding="utf-8")
@@ -54,14 +56,30 @@ def test_a_table_streamed_in_chunks_with_its_float_texts_kept_is_the_table_to_cs
     assert written == expected.getvalue()
 
 
-def test_a_columns_float_texts_are_looked_up_while_they_repeat_and_are_reprs_either_way():
-    from lec_cosim.studies.local_market.results import FloatTexts
+def test_a_federate_process_takes_its_start_up_out_of_the_collectors_passes():
+    import gc
 
-    rng = np.random.default_rng(5)
-    day, fresh = rng.random(1000), rng.random(1000)
-    texts = FloatTexts()
-    assert texts.fields(day) == [repr(x) for x in day.tolist()]  # all missed: next chunk without look-ups
-    assert not texts.look_up
-    assert texts.fields(fresh) == [repr(x) for x in fresh.tolist()]
-    assert texts.look_up  # then tried again
-    assert texts.fields(day) == [repr(x) for x in day.tolist()] and texts.look_up  # all found
+    from federates.common import frozen_after
+
+    def build(fed):
+        fed.kept = [[k] for k in range(1000)]  # what a start-up builds and keeps
+
+        def step(k, t):
+            return None
+
+        step.finish = "its attributes kept"
+        return step
+
+    class Fed:
+        pass
+
+    fed = Fed()
+    before = gc.get_freeze_count()
+    try:
+        step = frozen_after(build)(fed)
+        assert step.finish == "its attributes kept"
+        assert gc.get_freeze_count() >= before + 1000  # the start-up's lists are frozen
+        scanned = {id(x) for x in gc.get_objects()}  # the generations the collector passes over
+        assert not any(id(x) in scanned for x in fed.kept)
+    finally:
+        gc.unfreeze()

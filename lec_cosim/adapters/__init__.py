@@ -34,6 +34,17 @@ MEANINGS = {
 """What a grid adapter's output port carries (its declared ports' meaning)."""
 
 
+def read_array(inputs, port: str):
+    """A vector input as a float array: ``inputs.read_array`` where the inputs have it (a federate's: the doubles
+    read straight into the array), else ``inputs.read``'s values."""
+    own = getattr(inputs, "read_array", None)
+    if own is not None:
+        return own(port)
+    import numpy as np
+
+    return np.asarray(inputs.read(port), dtype=float)
+
+
 def join_kpis(own: dict, extra: dict) -> dict:
     """A study's KPIs and those of the components it added (the recorder's ``added_kpis``); a component never
     replaces one of the study's."""

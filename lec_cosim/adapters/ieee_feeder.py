@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lec_cosim.adapters import read_array
+
 DOUBLES = ("vm_min_pu", "vm_max_pu", "p_loss_kw", "q_loss_kvar", "dn_impact", "trafo_p_kw")
 COUNTS = ("bus_violations", "bus_violations_reduced", "angle_violations", "line_overloads")
 DAY_COUNTS = ("violated_buses_so_far", "violated_buses_so_far_reduced")
@@ -93,7 +95,7 @@ class IeeeFeederGrid:
 
     def gather(self, inputs, vector: str) -> np.ndarray:
         """(block, participants): each group publishes its members' values step by step."""
-        values = np.hstack([np.reshape(inputs.read(port), (self.block, -1)) for port in self.input_ports[vector]])
+        values = np.hstack([np.reshape(read_array(inputs, port), (self.block, -1)) for port in self.input_ports[vector]])
         if values.shape[1] != len(self.names):
             raise RuntimeError(f"{vector}: {values.shape[1]} values per step for {len(self.names)} participants")
         return values
@@ -105,16 +107,21 @@ class IeeeFeederGrid:
 
     def step(self, k: int, t_s: float, inputs) -> dict:
         load_kw, load_kvar, pv_kw, chp_kw = (self.gather(inputs, v) for v in INJECTIONS)
-        # the exchange's grid steps in one call, as arrays over the steps (LemGrid.solve_block: each step's numbers
-        # those of solving it alone; with grid.flow_threads, that many flows at a time)
-        block = self.grid.solve_block(load_kw[:, self.hh_cols], load_kvar[:, self.hh_cols], pv_kw[:, self.pv_cols],
-                                      chp_kw[:, self.chp_cols])
-        self.extremes.add_block(block)
-        so_far = block.violated_so_far(self._violated)  # (step, bus)
-        self._violated = so_far[-1].copy()
-        values = {name: getattr(block, name) for name in DOUBLES + COUNTS}
-        values["violated_buses_so_far"] = so_far.sum(axis=1)
-        values["violated_buses_so_far_reduced"] = (so_far & self._in_reduced).sum(axis=1)
+        # the exchange's grid steps in one call, as arrays over the steps (LemGrid.solve_block_chunks: each step's
+        # numbers those of solving it alone; with grid.flow_threads, that many flows at a time), taken a chunk of
+        # steps at a time as they are solved: the extremes and the running counts reduce each chunk, and only the
+        # outputs (a number per step) are joined
+        parts = []
+        for chunk in self.grid.solve_block_chunks(load_kw[:, self.hh_cols], load_kvar[:, self.hh_cols],
+                                                  pv_kw[:, self.pv_cols], chp_kw[:, self.chp_cols]):
+            self.extremes.add_block(chunk)
+            so_far = chunk.violated_so_far(self._violated)  # (step, bus)
+            self._violated = so_far[-1].copy()
+            part = {name: getattr(chunk, name) for name in DOUBLES + COUNTS}
+            part["violated_buses_so_far"] = so_far.sum(axis=1)
+            part["violated_buses_so_far_reduced"] = (so_far & self._in_reduced).sum(axis=1)
+            parts.append(part)
+        values = parts[0] if len(parts) == 1 else {name: np.concatenate([p[name] for p in parts]) for name in OUTPUTS}
         if k == self.last_slot:
             self.extremes.write(self.output_dir)
         if self.block == 1:  # numbers, as the plan types them: floats and integers

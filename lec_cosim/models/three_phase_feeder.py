@@ -709,7 +709,17 @@ class LemGrid:
 
     def solve_block(self, load_kw: np.ndarray, load_kvar: np.ndarray, pv_kw: np.ndarray,
                     chp_kw: np.ndarray) -> LemGridBlock:
-        """The indicators of several grid steps (arguments as :meth:`solve_steps`) as arrays over the steps.
+        """The indicators of several grid steps (arguments as :meth:`solve_steps`) as arrays over the steps:
+        :meth:`solve_block_chunks`' chunks as one block."""
+        blocks = list(self.solve_block_chunks(load_kw, load_kvar, pv_kw, chp_kw))
+        return blocks[0] if len(blocks) == 1 else LemGridBlock.concatenate(blocks)
+
+    def solve_block_chunks(self, load_kw: np.ndarray, load_kvar: np.ndarray, pv_kw: np.ndarray,
+                           chp_kw: np.ndarray):
+        """The indicators of several grid steps (arguments as :meth:`solve_steps`): yields them in chunks of
+        consecutive steps (a :class:`LemGridBlock` each), in order, each as soon as it is computed: a caller that
+        reduces the steps, as the DSO's extremes and running counts, takes a chunk while it is in the core's caches,
+        and no array of the whole block is built (:meth:`solve_block` joins them).
 
         Step ``j``'s numbers are those :meth:`solve` gives on its injections alone, to the last digit. With the
         fixed-point solver the whole block is computed at once: its flows (:meth:`~lec_cosim.models.
@@ -732,7 +742,8 @@ class LemGrid:
         if self.solver != "fixed-point":
             results = self.solve_steps(load_kw, load_kvar, pv_kw, chp_kw)
             violated = np.stack([np.isin(self.lv_buses, r.violated_buses) for r in results])
-            return LemGridBlock.from_results(results, violated)
+            yield LemGridBlock.from_results(results, violated)
+            return
         # the last step's injections kept, as set_injections would (checked above: no second check)
         self._load_p, self._load_q, self._pv_p, self._chp_p = (a[-1].copy() for a in (load_kw, load_kvar, pv_kw,
                                                                                          chp_kw))
@@ -740,18 +751,20 @@ class LemGrid:
         engine = self._engine({t: (p[-1], q[-1]) for t, (p, q) in powers.items()})
         s = engine.block_powers(powers)
         self._solved = False
-        blocks = []
-        try:
-            for first, flows, fallback in engine.solve_chunks(
-                    s, lambda j: {t: (p[j], q[j]) for t, (p, q) in powers.items()}, chunk_states=_CHUNK_STEPS,
-                    tables=False, scratch=self._block_scratch):
-                blocks.append(self._block_indicators(flows))
+        chunks = engine.solve_chunks(s, lambda j: {t: (p[j], q[j]) for t, (p, q) in powers.items()},
+                                     chunk_states=_CHUNK_STEPS, tables=False, scratch=self._block_scratch)
+        while True:
+            try:
+                _, flows, fallback = next(chunks, (None, None, None))
+                if flows is None:
+                    break
+                block = self._block_indicators(flows)  # new arrays: the flows' are the next chunk's scratch
                 for j, flow in fallback.items():  # solved by power-grid-model: the lone step's path, into the arrays
-                    blocks[-1].set_step(j, self._indicators(self._state(flow, currents=False)), self.lv_buses)
-        except (PowerGridError, PowerFlowNotConverged) as exc:
-            raise PowerFlowNotConverged(f"three-phase power flow ({self.solver}): {exc}") from None
+                    block.set_step(j, self._indicators(self._state(flow, currents=False)), self.lv_buses)
+            except (PowerGridError, PowerFlowNotConverged) as exc:
+                raise PowerFlowNotConverged(f"three-phase power flow ({self.solver}): {exc}") from None
+            yield block
         self._solved = True
-        return blocks[0] if len(blocks) == 1 else LemGridBlock.concatenate(blocks)
 
     def _block_indicators(self, flow) -> LemGridBlock:
         """:meth:`_state` and :meth:`_indicators` of a block of flows, from their network-ordered arrays

@@ -44,7 +44,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lec_cosim.adapters import read_array
 from lec_cosim.files import write_text_atomic
+from lec_cosim.json_codec import float_reprs
 from lec_cosim.models.auction import BilateralAllocation
 from lec_cosim.models.bidding import NOT_CLEARED_PENALTY
 from lec_cosim.models.lem_community import community_from_scenario
@@ -90,57 +92,11 @@ _QUOTED = re.compile(r'[,"\r\n]')
 """What makes the csv module quote a field (pandas' ``to_csv`` writes through it, quoting as needed)."""
 
 
-REPR_MEMO_SIZE = 1 << 17
-"""Most floats a column's :class:`FloatTexts` keeps the text of (a day's loads repeat every day; then it starts
-again)."""
-MEMO_MISS_RATE_OFF = 0.5
-"""A column whose chunk missed its kept texts this often is formatted without look-ups in its next chunk (a
-look-up that misses costs more than formatting: ~0.9 against ~0.5 us a float, measured 2026-12-07)."""
-
-
-class FloatTexts:
-    """The texts of one column's floats by bit pattern, kept between the chunks of a stream while they repeat.
-
-    Kept per column: the year's loads repeat every day, its PV and net powers hardly ever, and one memo for all
-    filled with the latter and dropped the former every few days (the year's recorder spent most of its time
-    formatting floats)."""
-
-    def __init__(self):
-        self.texts: dict[int, str] = {}
-        self.look_up = True  # from the last chunk's miss rate
-
-    def fields(self, values: np.ndarray) -> list[str]:
-        if not self.look_up:
-            # a chunk without look-ups, then try them again: a column's floats may start repeating (the night)
-            self.look_up = True
-            return list(map(float.__repr__, values.tolist()))
-        texts = self.texts
-        if len(texts) > REPR_MEMO_SIZE:
-            texts.clear()
-        get, fields = texts.get, []
-        append = fields.append
-        size = len(texts)
-        for bits, value in zip(values.view(np.int64).tolist(), values.tolist()):
-            text = get(bits)
-            if text is None:
-                text = texts[bits] = value.__repr__()
-            append(text)
-        misses = len(texts) - size
-        self.look_up = misses <= MEMO_MISS_RATE_OFF * max(len(fields), 1)
-        return fields
-
-
-def _float_fields(values: np.ndarray, memo: FloatTexts | None) -> list[str]:
-    """``repr`` of each float; with ``memo`` (the column's kept texts) a repeated value is formatted once."""
-    if memo is None:
-        return list(map(float.__repr__, values.tolist()))
-    return memo.fields(values)
-
-
-def _csv_fields(values, memo: FloatTexts | None = None) -> list[str] | None:
+def _csv_fields(values) -> list[str] | None:
     """The CSV fields ``to_csv`` writes for one column (NaN as an empty field), or None for a column whose
     fields this does not know to be the same: only float64 (numpy's ``astype(str)``, which pandas writes, is
-    Python's ``repr``), integers, and strings or ints that need no quotes. ``memo``: see :func:`_float_fields`."""
+    Python's ``repr``: :func:`~lec_cosim.json_codec.float_reprs`), integers, and strings or ints that need no
+    quotes."""
     if isinstance(getattr(values, "dtype", None), pd.api.extensions.ExtensionDtype):
         return None  # nullable integers, categoricals ...: pandas knows how it writes them (Int64's NA as "")
     values = np.asarray(values)
@@ -148,7 +104,7 @@ def _csv_fields(values, memo: FloatTexts | None = None) -> list[str] | None:
         return None
     kind = values.dtype.kind
     if values.dtype == np.float64:
-        fields = _float_fields(values, memo)
+        fields = float_reprs(values)
         for i in np.flatnonzero(np.isnan(values)).tolist():
             fields[i] = ""
         return fields
@@ -169,16 +125,15 @@ def _csv_fields(values, memo: FloatTexts | None = None) -> list[str] | None:
     return None
 
 
-def csv_rows(table, columns: list[str], memo: dict[str, FloatTexts] | None = None) -> str | None:
+def csv_rows(table, columns: list[str]) -> str | None:
     """The rows ``table[columns].to_csv(index=False, header=False)`` writes, as one string, built here from the
     columns (several times faster); None where pandas has to write them (:func:`_csv_fields`). ``table``: a frame
-    or a mapping of column names to 1-D arrays of one length. ``memo``: column -> its kept float texts (filled
-    here), None for none."""
+    or a mapping of column names to 1-D arrays of one length."""
     if len(columns) < 2:  # a lone empty field would be quoted
         return None
     fields = []
     for column in columns:
-        column_fields = _csv_fields(table[column], None if memo is None else memo.setdefault(column, FloatTexts()))
+        column_fields = _csv_fields(table[column])
         if column_fields is None:
             return None
         fields.append(column_fields)
@@ -187,10 +142,9 @@ def csv_rows(table, columns: list[str], memo: dict[str, FloatTexts] | None = Non
     return os.linesep.join(map(",".join, zip(*fields))) + os.linesep
 
 
-def _write_csv(file, table, columns: list[str], *, header: bool,
-               memo: dict[str, FloatTexts] | None = None) -> None:
+def _write_csv(file, table, columns: list[str], *, header: bool) -> None:
     """``table[columns]`` as CSV into an open text file, the bytes of pandas' ``to_csv(index=False)``."""
-    text = csv_rows(table, columns, memo)
+    text = csv_rows(table, columns)
     if text is None or (header and any(_QUOTED.search(c) for c in columns)):
         frame = table[columns] if isinstance(table, pd.DataFrame) else pd.DataFrame({c: table[c] for c in columns})
         frame.to_csv(file, index=False, header=header)
@@ -330,19 +284,16 @@ class CsvStream:
     :func:`write_lem_results` at the end, as every table is written): a chunk's rows are the bytes the whole
     table's ``to_csv`` gives them, so the file is the same as written at once."""
 
-    def __init__(self, path: Path, columns: list[str], *, repeats: bool = True):
-        """``repeats``: the table's floats repeat (loads, zeros, tariffs): keep the text of each written
-        (:func:`_float_fields`); False for a table of nearly all distinct floats, which the look-ups only slow."""
+    def __init__(self, path: Path, columns: list[str]):
         self.path, self.columns = Path(path), columns
         self.partial = self.path.with_name(self.path.name + ".partial")
-        self._memo: dict[str, FloatTexts] | None = {} if repeats else None  # each column's float texts
         self._file = self.partial.open("w", newline="", encoding="utf-8")  # as to_csv(path) writes
         pd.DataFrame(columns=columns).to_csv(self._file, index=False)  # the header, as an empty table writes it
 
     def append(self, table) -> None:
         """Write the rows of ``table``: a frame, or a mapping of (at least) the stream's columns to 1-D arrays."""
         if len(table[self.columns[0]]):
-            _write_csv(self._file, table, self.columns, header=False, memo=self._memo)
+            _write_csv(self._file, table, self.columns, header=False)
 
     def close(self) -> Path:
         self._file.close()
@@ -426,13 +377,6 @@ PHYSICAL = ("load_kw", "pv_kw", "chp_kw", "net_kw")
 """The participant vectors households.csv keeps (not load_kvar)."""
 
 
-def _read_array(inputs, port: str) -> np.ndarray:
-    """A vector input as a float array: ``inputs.read_array`` where the inputs have it (a federate's), else
-    ``inputs.read``'s values."""
-    read_array = getattr(inputs, "read_array", None)
-    return read_array(port) if read_array is not None else np.asarray(inputs.read(port), dtype=float)
-
-
 class LocalMarketRecord:
     """The local market's record for the recorder component: every file of the contract above.
 
@@ -493,7 +437,7 @@ class LocalMarketRecord:
                 "households.csv": CsvStream(out / "households.csv", HOUSEHOLD_COLUMNS),
                 "settlement.csv": CsvStream(out / "settlement.csv", ["time", "participant", *SETTLEMENT_COLUMNS]),
                 **({"orders.csv": CsvStream(out / "orders.csv", ORDER_COLUMNS)} if self.market else {}),
-                **({"allocation.csv": CsvStream(out / "allocation.csv", ALLOCATION_COLUMNS, repeats=False)}
+                **({"allocation.csv": CsvStream(out / "allocation.csv", ALLOCATION_COLUMNS)}
                    if self.market and self.write_allocation else {})}
         self.streamed_periods = 0  # periods whose rows are in the streams
         self.streamed_books = 0  # hours of the books' lists written
@@ -516,12 +460,12 @@ class LocalMarketRecord:
 
     def _gather(self, inputs, ports: list[str]) -> np.ndarray:
         """(block, participants): each group publishes its members' values step by step."""
-        return np.hstack([np.reshape(_read_array(inputs, port), (self.block, -1)) for port in ports])
+        return np.hstack([np.reshape(read_array(inputs, port), (self.block, -1)) for port in ports])
 
     def _grid_values(self, inputs, value: str) -> np.ndarray:
         if self.block == 1:
             return np.array([inputs.read(self.grid_ports[value])])
-        values = _read_array(inputs, self.grid_ports[value])
+        values = read_array(inputs, self.grid_ports[value])
         if len(values) != self.block:
             raise RuntimeError(f"{self.grid_ports[value]}: {len(values)} values for a block of {self.block} grid "
                                "steps")
@@ -583,7 +527,7 @@ class LocalMarketRecord:
             period = k // self.steps_per_period
             for v, ports in self.money_ports.items():  # each group's vector: the periods' values, period-major
                 self.money[v][period:period + periods] = np.hstack([
-                    np.reshape(_read_array(inputs, port), (periods, -1)) for port in ports])
+                    np.reshape(read_array(inputs, port), (periods, -1)) for port in ports])
             if self.market:
                 messages = inputs.receive("book")
                 if periods == 1:

@@ -1,0 +1,70 @@
+"""JSON messages and float texts, written and read by orjson's C code with the standard library's meaning.
+
+The federates' messages are JSON, and a year of the local market sends ~2,000 of them of up to a few hundred kB
+(a day's orders, answers and book): ``json.dumps`` and ``json.loads`` took ~5 s of the year's ~31 s of CPU, and the
+recorder's ``repr`` of ~15 M floats (households.csv alone is 173 MB) ~5 s more. orjson does both several times
+faster. Its meaning differs from the standard library's in a few corners, so where it may differ this module
+goes to the standard library, and every value sent, read or written is the one the standard library gives:
+
+- NaN and infinities: orjson writes ``null``. A message whose orjson text holds ``null`` anywhere (a None, a NaN,
+  or the word in a string) is written by ``json.dumps`` instead: NaN stays ``NaN``, as before.
+- Keys that are not strings, integers beyond 64 bits, objects orjson does not know: it raises ``TypeError``;
+  ``json.dumps`` then writes them (or raises its own error).
+- Reading: ``NaN``, ``Infinity``, anything orjson refuses, and a text with an integer of 19 digits or more (orjson
+  reads one beyond 64 bits as a float) go to ``json.loads``.
+  Floats are read correctly rounded by both, so the same text gives the same double.
+- A float's text: orjson's shortest round-trip digits are Python's ``repr`` for every finite float from 1e-4 to
+  1e16 (checked on every power of ten and ~600 k random bit patterns, ``tests/test_json_codec.py``); outside
+  that range (``1e-05`` against orjson's ``0.00001``), NaN and infinities, ``repr`` writes it.
+
+Non-ASCII text goes out as UTF-8 rather than ``\\uXXXX`` escapes; both read back as the same string.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import orjson
+
+_REPR_LOW, _REPR_HIGH = 1e-4, 1e16
+"""Finite floats of magnitude in [low, high) have the same text from orjson as from ``repr`` (and zero)."""
+
+_LONG_INTEGER = re.compile(rb"(?<![0-9.])[0-9]{19}(?![.eE])")
+"""An integer of 19 digits or more (not a float's fraction: ``0.0024422321250948953``, nor its integer part):
+orjson may read it otherwise than the standard library (beyond 64 bits, as a float)."""
+
+
+def dumps(payload) -> bytes:
+    """``json.dumps(payload).encode()``'s meaning (the same value read back by any JSON reader that reads it)."""
+    try:
+        text = orjson.dumps(payload)
+    except TypeError:  # non-string keys, big integers, objects orjson does not serialise
+        return json.dumps(payload).encode()
+    if b"null" in text:  # a None, or a NaN / infinity orjson wrote as null: the standard library's text
+        return json.dumps(payload).encode()
+    return text
+
+
+def loads(data: bytes | str):
+    """``json.loads(data)``: the same value."""
+    if _LONG_INTEGER.search(data.encode() if isinstance(data, str) else data):
+        return json.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:  # NaN, Infinity, or what the standard library may read and orjson not
+        return json.loads(data)
+
+
+def float_reprs(values: np.ndarray) -> list[str]:
+    """``repr`` of each float of a 1-D float64 array (NaN as ``'nan'``), computed in C."""
+    if not len(values):
+        return []
+    fields = orjson.dumps(values.tolist())[1:-1].decode().split(",")  # inside the list's brackets
+    magnitude = np.abs(values)
+    with np.errstate(invalid="ignore"):
+        odd = np.flatnonzero(~((magnitude >= _REPR_LOW) & (magnitude < _REPR_HIGH)) & (magnitude != 0))
+    for i in odd.tolist():  # NaN, infinities, tiny and huge floats: repr's own text
+        fields[i] = float(values[i]).__repr__()
+    return fields
