@@ -82,3 +82,9 @@ def test_the_markets_messages_take_the_fast_path(monkeypatch):
         "LOAD1": [[["buy", 0.158, 0.0024422321250948953], ["sell", 0.045, 12345.678901234567]]] * 24,
         "CHP1": [[["sell", 0.2802047004398423, 0.00010000000000000009]]] * 24}}
     assert loads(dumps(message)) == message
+
+
+@pytest.mark.parametrize("text", ["12345678901234567890", "[1, -98765432109876543210]", '{"a":\n 18446744073709551616}',
+                                  '{"a": 1, "b":[0.5,\t99999999999999999999.0]}'])
+def test_integers_beyond_64_bits_read_as_the_standard_library_reads_them(text):
+    assert _same(loads(text), json.loads(text)) and _same(loads(text.encode()), json.loads(text))
