@@ -37,9 +37,12 @@ def feeder():
 def grids(feeder, community):  # noqa: F811
     """The fixed point with the default limits (counts of the full feeder), and with a 0.6 degree angle band
     (angle violations: the angles computed the lone step's way) counting the reduced model."""
-    return {"full": LemGrid(feeder, community.table, data_dir=DATA, step_h=0.25, solver="fixed-point"),
-            "reduced": LemGrid(feeder, community.table, data_dir=DATA, step_h=0.25, solver="fixed-point",
-                               violation_model="reduced", va_max_deviation_degree=0.6)}
+    grids = {"full": LemGrid(feeder, community.table, data_dir=DATA, step_h=0.25, solver="fixed-point"),
+             "reduced": LemGrid(feeder, community.table, data_dir=DATA, step_h=0.25, solver="fixed-point",
+                                violation_model="reduced", va_max_deviation_degree=0.6)}
+    for grid in grids.values():  # every block solved: the same steps again in other blocks are what is tested
+        grid.recent_steps = 0
+    return grids
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +302,35 @@ def test_the_dso_adapter_publishes_what_the_steps_one_by_one_give(community, tmp
         for n in OUTPUTS:
             assert np.array_equal(published[block][n], np.array(expected[n], dtype=float)), (block, n)
         assert extremes[block] == extremes[1]
+
+
+def test_a_step_repeating_one_of_the_last_day_is_copied_not_solved_and_gives_its_numbers(grids, day, alone):
+    """LemGrid.recent_steps: the steps of the last blocks (a day's worth) are kept by their injections; a step
+    with the same injections, bit for bit, in a later block or twice in one block, is solved once."""
+    grid = grids["full"]
+    solved, solve = [], grid._solved_chunks
+
+    def counted(*arrays):
+        solved.append(len(arrays[0]))
+        yield from solve(*arrays)
+
+    grid._solved_chunks = counted
+    grid.recent_steps = STEPS
+    try:
+        grid.solve_block(*(a[:48] for a in day))
+        order = np.r_[np.arange(40, 60), np.arange(10, 20), [50, 50, 3, 95, 95]]
+        found = grid.solve_block(*(a[order] for a in day))
+        assert solved == [48, 13]  # 48..59 and 95: each new step once
+        for k, j in enumerate(order):
+            assert found.scalars(k) == alone["full"][j].scalars()
+            assert np.array_equal(found.vm_pu_values[k], alone["full"][j].vm_pu_values)
+            assert np.array_equal(found.line_loading_values[k], alone["full"][j].line_loading_values)
+            assert tuple(int(b) for b in grid.lv_buses[found.bus_violated[k]]) == alone["full"][j].violated_buses
+        assert np.array_equal(grid.injections()["chp_kw"].to_numpy(), day[3][95])  # the block's last step kept
+        grid.solve_block(*(a[60:96] for a in day))  # 95 was kept
+        grid.solve_block(*(a[60:96] * 1.001 for a in day))  # new steps: the first block leaves the window
+        grid.solve_block(*(a[:10] for a in day))  # of 0..9 only 3 is kept (by the second block)
+        assert solved == [48, 13, 35, 36, 9]
+    finally:
+        del grid._solved_chunks
+        grid.recent_steps = 0

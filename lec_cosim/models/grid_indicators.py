@@ -277,6 +277,30 @@ class LemGridBlock:
         return cls(**arrays, step_h=blocks[0].step_h, violation_model=blocks[0].violation_model)
 
     @classmethod
+    def gathered(cls, rows: list[tuple[LemGridBlock, int]]) -> LemGridBlock:
+        """One block of the given rows of other blocks (``(block, row)`` per step, in order): each step's numbers
+        copied as they are. A field that one of the blocks lacks (None) is None."""
+        first = rows[0][0]
+        by_block: dict[int, tuple[LemGridBlock, list[int], list[int]]] = {}  # id -> block, its rows, rows out
+        for out_row, (block, row) in enumerate(rows):
+            entry = by_block.setdefault(id(block), (block, [], []))
+            entry[1].append(row)
+            entry[2].append(out_row)
+        arrays = {}
+        for name in cls.__dataclass_fields__:
+            if name in ("step_h", "violation_model"):
+                continue
+            parts = [getattr(block, name) for block, _, _ in by_block.values()]
+            if any(part is None for part in parts):
+                arrays[name] = None
+                continue
+            out = np.empty((len(rows), *parts[0].shape[1:]), dtype=parts[0].dtype)
+            for part, (_, taken, placed) in zip(parts, by_block.values()):
+                out[placed] = part[taken]
+            arrays[name] = out
+        return cls(**arrays, step_h=first.step_h, violation_model=first.violation_model)
+
+    @classmethod
     def from_results(cls, results: list, bus_violated: np.ndarray) -> LemGridBlock:
         """The block of per-step results (``bus_violated``: (steps, n_bus), their ``violated_buses``)."""
         first = results[0]
