@@ -80,12 +80,16 @@ READY_TIMEOUT_S = 120.0
 MESSAGE_BYTES = 1 << 20
 REPLY_BYTES = 1 << 16
 """The server's replies (a pid, an exit status, an error) are small; a launcher's request carries an environment."""
+SPARE_LABEL = "spare"
+"""The label of a server started before its run's folder is known (:func:`start_spare`)."""
 SERVER_MODULE = __name__
 """What the server process runs (``python -m SERVER_MODULE``)."""
 DEBUG_ENVIRONMENT = "LEC_COSIM_DEBUG"
 """Set to 1 in a federate's environment (``lec-cosim --debug run``): it prints tracebacks into its log."""
 SPARE_ROOM_BYTES = 2048
-"""Room for its children's command lines in a server started before its run is known (:func:`start_spare`)."""
+"""Room for its children's command lines in a server started before its run is known (:func:`start_spare`), and at
+least as much in a run's own: the run's watchdog (``lec_cosim.watchdog``, its parameters on its command line) is
+forked too where its command line fits."""
 _spare: list[ForkServer] = []
 """The server :func:`start_spare` started and no run took yet (at most one)."""
 
@@ -128,8 +132,10 @@ def run_environment(debug: bool = False) -> dict[str, str]:
     return dict(os.environ, PYTHONUNBUFFERED="1", **({DEBUG_ENVIRONMENT: "1"} if debug else {}))
 
 
-def start_spare(env: dict[str, str]) -> None:
+def start_spare(env: dict[str, str], *, wait: bool = False) -> None:
     """Start a server now for the run this process is about to launch with ``env``; :meth:`ForkServer.start` takes it.
+    ``wait``: return once it has imported what it preloads (a benchmark's run with its libraries loaded before its
+    clock).
 
     ``lec-cosim run`` (:mod:`lec_cosim.__main__`) calls this first: the server's imports (half a second) then happen
     while the command imports its own modules and reads, checks and writes the scenario, instead of after. A spare
@@ -137,9 +143,11 @@ def start_spare(env: dict[str, str]) -> None:
     :func:`discard_spare`. It runs in the folder that holds this package, whose modules it would import anyway."""
     if _spare or not enabled(env):
         return
-    server = ForkServer.launch(Path(__file__).resolve().parents[1], env, SPARE_ROOM_BYTES, "spare")
+    server = ForkServer.launch(Path(__file__).resolve().parents[1], env, SPARE_ROOM_BYTES, SPARE_LABEL)
     if server is not None:
         _spare.append(server)
+        if wait:
+            server._wait_until_ready()
 
 
 def discard_spare() -> None:
@@ -222,7 +230,7 @@ class ForkServer:
                 except OSError:
                     pass
             spare.close()
-        return cls.launch(run_dir, env, longest, str(run_dir))
+        return cls.launch(run_dir, env, max(longest, SPARE_ROOM_BYTES), str(run_dir))
 
     @classmethod
     def launch(cls, cwd: Path, env: dict[str, str], longest: int, label: str) -> ForkServer | None:
@@ -244,6 +252,10 @@ class ForkServer:
             theirs.close()
         ours.setblocking(False)
         return cls(popen, ours, env, len(_command_bytes(argv)))
+
+    def fits(self, argv: list[str]) -> bool:
+        """Whether a child can show ``argv`` as its command line (the room the server was started with)."""
+        return len(_command_bytes(argv)) <= self.area_bytes
 
     def spawn(self, argv: list[str], cwd: Path, env: dict[str, str], log_file) -> ForkedProcess | None:
         """Fork ``argv`` (a :func:`servable` command) in ``cwd`` with ``env``, its output into the open ``log_file``.
@@ -468,6 +480,32 @@ def _child(request: dict, log_fd: int, server_pid: int, closing: list[int], area
     os._exit(code & 0xFF)
 
 
+def warm(run_dir: Path) -> None:
+    """Read once, before the run's federates are forked, what each of them reads first: its kind's settings module
+    (``lec_cosim.components.<kind>``: a pydantic model built at import) and its scenario file
+    (:func:`lec_cosim.scenario.preload_scenario`), from the configs in ``run_dir/configs``. Each federate did both
+    at its start, four or more processes at once on the machine's cores (~0.1 s of CPU each, measured 2026-12-07).
+    Whatever fails here is left for the federate to read and report itself."""
+    from lec_cosim.components import declaration
+    from lec_cosim.scenario import preload_scenario
+
+    try:
+        configs = sorted((run_dir / "configs").glob("*.json"))
+        sections = [json.loads(path.read_text()).get("lec_cosim") or {} for path in configs]
+    except (OSError, ValueError):
+        return
+    for path in dict.fromkeys(str(s["scenario"]) for s in sections if isinstance(s.get("scenario"), str)):
+        try:
+            preload_scenario(path)
+        except Exception:  # noqa: BLE001, S112 (the federates read it and say what is wrong)
+            continue
+    for module in dict.fromkeys(s["module"] for s in sections if isinstance(s.get("module"), str)):
+        try:
+            declaration(module)
+        except Exception:  # noqa: BLE001, S112 (the federate imports it and says what is wrong)
+            continue
+
+
 def _send(sock: socket.socket, message: dict) -> None:
     sock.send(json.dumps(message).encode())
 
@@ -496,6 +534,8 @@ def serve(fd: int) -> int:
         _send(sock, {"ready": os.getpid()})
     except OSError:  # the launcher left while it imported
         return 0
+    if len(sys.argv) > 2 and sys.argv[2] != SPARE_LABEL:  # a run's own server: its folder is its label
+        warm(Path(sys.argv[2]))
     children: dict[int, int] = {}  # pidfd -> pid
     try:
         while True:
@@ -508,6 +548,7 @@ def serve(fd: int) -> int:
                     request = json.loads(data)
                     if "label" in request:  # a spare taken by a run: named by its folder, as a run's server is
                         _retitle(area, [*sys.orig_argv[:4], request["label"]])  # python -m MODULE FD
+                        warm(Path(request["label"]))
                         continue
                     _send(sock, _fork(request, fds[0], sock, children, area, handlers))
                 else:

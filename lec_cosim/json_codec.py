@@ -8,8 +8,10 @@ goes to the standard library, and every value sent, read or written is the one t
 
 - NaN and infinities: orjson writes ``null``. A message whose orjson text holds ``null`` anywhere (a None, a NaN,
   or the word in a string) is written by ``json.dumps`` instead: NaN stays ``NaN``, as before.
-- Keys that are not strings, integers beyond 64 bits, objects orjson does not know: it raises ``TypeError``;
-  ``json.dumps`` then writes them (or raises its own error).
+- Keys that are not strings, integers beyond 64 bits, subclasses of str, int, list and dict, dataclasses, dates
+  and objects orjson does not know: it raises ``TypeError``; ``json.dumps`` then writes them (or raises its own
+  error). Two kinds the standard library refuses are written all the same: ``enum.Enum`` members (as their value)
+  and ``uuid.UUID`` (as its text); no message of the project holds either.
 - Reading: ``NaN``, ``Infinity``, anything orjson refuses, and a text with an integer of 19 digits or more (orjson
   reads one beyond 64 bits as a float) go to ``json.loads``.
   Floats are read correctly rounded by both, so the same text gives the same double.
@@ -45,11 +47,17 @@ def _may_hold_long_integer(data: bytes) -> bool:
     return digits.count(_LONG_RUN) != digits.count(b"." + _LONG_RUN)
 
 
+_AS_THE_STANDARD_LIBRARY = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | \
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+"""What orjson would write and the standard library refuses (dataclasses, dates), or writes its own way (subclasses
+of str, int, list and dict), it raises on: ``json.dumps`` writes (or refuses) them."""
+
+
 def dumps(payload) -> bytes:
     """``json.dumps(payload).encode()``'s meaning (the same value read back by any JSON reader that reads it)."""
     try:
-        text = orjson.dumps(payload)
-    except TypeError:  # non-string keys, big integers, objects orjson does not serialise
+        text = orjson.dumps(payload, option=_AS_THE_STANDARD_LIBRARY)
+    except TypeError:  # non-string keys, big integers, subclasses, objects orjson does not serialise
         return json.dumps(payload).encode()
     if b"null" in text:  # a None, or a NaN / infinity orjson wrote as null: the standard library's text
         return json.dumps(payload).encode()
@@ -57,13 +65,18 @@ def dumps(payload) -> bytes:
 
 
 def loads(data: bytes | str):
-    """``json.loads(data)``: the same value."""
-    if _may_hold_long_integer(data.encode() if isinstance(data, str) else data):
-        return json.loads(data)
+    """``json.loads(data)``'s value, bytes read as ``json.loads(data.decode())`` reads them (strict UTF-8, a byte
+    order mark an error: as the federates read messages before)."""
+    if _may_hold_long_integer(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data):
+        return _standard_loads(data)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:  # NaN, Infinity, or what the standard library may read and orjson not
-        return json.loads(data)
+        return _standard_loads(data)
+
+
+def _standard_loads(data: bytes | str):
+    return json.loads(data.decode() if isinstance(data, bytes) else data)
 
 
 def float_reprs(values: np.ndarray) -> list[str]:

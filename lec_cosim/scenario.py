@@ -154,9 +154,29 @@ def read_strict_yaml(path: Path):
         raise ScenarioError(f"{path}: (syntax): invalid YAML: nested too deeply") from None
 
 
+_PRELOADED: dict[str, tuple] = {}
+"""Scenarios a run's fork server read for the federates it forks (:func:`preload_scenario`): path -> (the file's
+state, the scenario). Only a fork server fills it; each forked federate takes its entry (its own copy of it) once."""
+
+
+def preload_scenario(path: str | Path) -> None:
+    """Read the scenario at ``path`` now, for the next :func:`load_scenario` of the same unchanged file in this process
+    or a process forked from it (:func:`lec_cosim.forkserver.warm`)."""
+    from lec_cosim.models.timeseries import file_state
+
+    path = Path(path)
+    _PRELOADED[str(path)] = (file_state(path), load_scenario(path))
+
+
 def load_scenario(path: str | Path) -> Scenario | LemScenario:
     """Read and validate a scenario YAML (or the JSON a federate receives)."""
     path = Path(path)
+    kept = _PRELOADED.pop(str(path), None) if _PRELOADED else None
+    if kept is not None:
+        from lec_cosim.models.timeseries import file_state
+
+        if kept[0] is not None and kept[0] == file_state(path):
+            return kept[1]
     data = read_strict_yaml(path)
     if isinstance(data, dict) and data.get("source_file"):
         # A resolved scenario written by the generator: its paths are absolute already.

@@ -189,11 +189,11 @@ def test_results_and_logs_equal_those_of_new_processes(tmp_path, monkeypatch, sp
     forked = federation(tmp_path / "forked", "ieee_eu_lv_lem_plain")
     run_federation(forked, timeout_s=120)
     assert sorted(spawned) == ["federates.dso", "federates.lem_market", "federates.lem_participants",
-                               "federates.recorder"]
+                               "federates.recorder", "lec_cosim.watchdog"]  # the watchdog too: HELICS imported
     monkeypatch.setenv("LEC_COSIM_FORK_SERVER", "0")
     fresh = federation(tmp_path / "fresh", "ieee_eu_lv_lem_plain")
     run_federation(fresh, timeout_s=120)
-    assert len(spawned) == 4  # none forked: the documented way out
+    assert len(spawned) == 5  # none forked: the documented way out
     tables = sorted(p.name for p in fresh.glob("*.csv"))
     assert tables and tables == sorted(p.name for p in forked.glob("*.csv"))
     for name in tables:
@@ -387,3 +387,62 @@ def test_the_launcher_notices_an_exit_when_it_happens(tmp_path):
             server.close()
     finally:
         exits.close()
+
+
+def test_a_run_s_server_reads_its_scenario_and_settings_modules_once_for_the_federates_it_forks(tmp_path):
+    """forkserver.warm: before it forks, the server reads each config's scenario and imports its kind's settings
+    module; a forked federate takes the scenario read (its own copy) and imports nothing of it again."""
+    from lec_cosim.federation import write_federation
+    from lec_cosim.scenario import load_scenario
+
+    write_federation(load_scenario(Path(__file__).parents[1] / "scenarios" / "ieee_eu_lv_lem_plain.yaml"), tmp_path)
+    scenario_path = json.loads((tmp_path / "configs" / "market.json").read_text())["lec_cosim"]["scenario"]
+    (tmp_path / "probe_warm.py").write_text(textwrap.dedent(f"""
+        import sys
+        import lec_cosim.scenario as s
+        print("preloaded", list(s._PRELOADED) == [{scenario_path!r}])
+        print("settings imported", "lec_cosim.components.lem_market" in sys.modules)
+        kept = s._PRELOADED[{scenario_path!r}][1]
+        print("taken", s.load_scenario({scenario_path!r}) is kept, "once", s.load_scenario({scenario_path!r}) is not kept)
+    """))
+    env = forkserver.run_environment()
+    server = ForkServer.start(tmp_path, env, [[sys.executable, "-m", "probe_warm"]])
+    try:
+        with (tmp_path / "warm.log").open("w") as handle:
+            child = server.spawn([sys.executable, "-m", "probe_warm"], tmp_path, env, handle)
+        assert child.wait(timeout=60) == 0, (tmp_path / "warm.log").read_text()
+    finally:
+        server.close()
+    assert (tmp_path / "warm.log").read_text() == "preloaded True\nsettings imported True\ntaken True once True\n"
+
+
+def test_a_preloaded_scenario_is_taken_once_and_only_while_its_file_is_unchanged(tmp_path):
+    import lec_cosim.scenario as s
+
+    copy = s.write_scenario_variant(Path(__file__).parents[1] / "scenarios" / "ieee_eu_lv_lem_plain.yaml", {},
+                                    tmp_path)
+    try:
+        s.preload_scenario(copy)
+        kept = s._PRELOADED[str(copy)][1]
+        assert s.load_scenario(copy) is kept
+        again = s.load_scenario(copy)
+        assert again is not kept and again == kept  # read anew: the entry was taken
+        s.preload_scenario(copy)
+        copy.write_text(copy.read_text().replace("name: ieee_eu_lv_lem_plain", "name: changed_since"))
+        fresh = s.load_scenario(copy)
+        assert fresh.name == "changed_since" and s._PRELOADED == {}
+    finally:
+        s._PRELOADED.clear()
+
+
+def test_warm_leaves_what_it_cannot_read_to_the_federates(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "broken.json").write_text("{not json")
+    forkserver.warm(tmp_path)  # no error: the federate reads its config and says what is wrong
+    (tmp_path / "configs" / "broken.json").write_text(json.dumps(
+        {"lec_cosim": {"scenario": str(tmp_path / "missing.yaml"), "module": "federates.nothing"}}))
+    forkserver.warm(tmp_path)
+    forkserver.warm(tmp_path / "no_such_run")
+    import lec_cosim.scenario as s
+
+    assert s._PRELOADED == {}

@@ -310,9 +310,9 @@ def test_a_step_repeating_one_of_the_last_day_is_copied_not_solved_and_gives_its
     grid = grids["full"]
     solved, solve = [], grid._solved_chunks
 
-    def counted(*arrays):
-        solved.append(len(arrays[0]))
-        yield from solve(*arrays)
+    def counted(engine, powers, s, steps):
+        solved.append(len(s) if steps is None else len(steps))
+        yield from solve(engine, powers, s, steps)
 
     grid._solved_chunks = counted
     grid.recent_steps = STEPS
@@ -331,6 +331,26 @@ def test_a_step_repeating_one_of_the_last_day_is_copied_not_solved_and_gives_its
         grid.solve_block(*(a[60:96] * 1.001 for a in day))  # new steps: the first block leaves the window
         grid.solve_block(*(a[:10] for a in day))  # of 0..9 only 3 is kept (by the second block)
         assert solved == [48, 13, 35, 36, 9]
+        # what else the numbers depend on: another limit, or another engine setting, and nothing kept is copied
+        saved = grid.vm_min_pu
+        grid.vm_min_pu = 0.97
+        try:
+            found = grid.solve_block(*(a[:10] for a in day))
+            assert solved[-1] == 10
+            for k in range(10):
+                grid.set_injections(**dict(zip(("load_kw", "load_kvar", "pv_kw", "chp_kw"), (a[k] for a in day))))
+                assert found.scalars(k) == grid.solve().scalars()
+        finally:
+            grid.vm_min_pu = saved
+        grid.solve_block(*(a[:10] for a in day))
+        assert solved[-1] == 10  # the block before was kept under the other limit
+        tolerance = grid._pgm.tolerance_pu
+        grid._pgm.tolerance_pu = tolerance * 1.5
+        try:
+            grid.solve_block(*(a[:10] for a in day))
+            assert solved[-1] == 10
+        finally:
+            grid._pgm.tolerance_pu = tolerance
     finally:
         del grid._solved_chunks
         grid.recent_steps = 0

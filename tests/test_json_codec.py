@@ -62,10 +62,47 @@ def test_every_float_of_a_message_reads_back_to_its_bits():
 
 
 def test_what_json_cannot_write_fails_as_the_standard_library_fails():
-    with pytest.raises(TypeError):
-        dumps({"set": {1, 2}})
-    with pytest.raises(TypeError):
-        dumps({(1, 2): "a tuple key"})
+    import dataclasses
+    import datetime
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    for payload in ({"set": {1, 2}}, {(1, 2): "a tuple key"}, {"when": datetime.date(2016, 1, 1)},
+                    {"point": Point(1)}):
+        with pytest.raises(TypeError):
+            json.dumps(payload)
+        with pytest.raises(TypeError):
+            dumps(payload)
+
+
+def test_subclasses_are_written_as_the_standard_library_writes_them():
+    import enum
+
+    class Name(str):
+        pass
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    payload = {Name("key"): [Name("a"), Level.HIGH], "list": type("Row", (list,), {})([1.5])}
+    assert dumps(payload) == json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize("data", [b"\xef\xbb\xbf[1]", b"[1, \xff]", "[\"\\ud800\"]", '"\ud800"'])
+def test_what_reads_otherwise_reads_as_the_messages_were_read_before(data):
+    """Before: ``json.loads(bytes.decode())`` (a byte order mark an error, strict UTF-8), and str as it is."""
+    def before():
+        return json.loads(data.decode() if isinstance(data, bytes) else data)
+
+    try:
+        expected = before()
+    except (ValueError, UnicodeError) as exc:
+        with pytest.raises(type(exc)):
+            loads(data)
+    else:
+        assert loads(data) == expected
 
 
 def test_the_markets_messages_take_the_fast_path(monkeypatch):

@@ -114,7 +114,8 @@ def _compiled_state(grid: LemGrid, arguments: dict) -> dict:
     engine = grid._engine(set_by_grid)  # the fixed point built now: its reduction is most of the build
     if not isinstance(engine, FixedPointPowerFlow):
         raise TypeError("only a fixed-point grid is compiled")
-    state = {**grid.__dict__, "net": None, "_pool": None, "_flow_copies": [], "_pgm": None}
+    state = {**grid.__dict__, "net": None, "_pool": None, "_flow_copies": [], "_pgm": None, "_recent": None,
+             "_block_scratch": {}}  # no steps solved before kept (they hold the engine and blocks of results)
     engine_state = {**engine.__dict__, "_fallback": None, "_compiled_scales": engine._scales(),
                     "_compiled_powers": {table: engine._table_powers(table)
                                          for table in engine._tables if table not in set_by_grid}}

@@ -85,10 +85,11 @@ SOLVERS = ("power-grid-model", "pandapower", "opendss", "fixed-point")
 _SQRT3 = math.sqrt(3.0)
 _RECENT_STEPS = 96
 """Grid steps whose indicators :meth:`LemGrid.solve_block_chunks` keeps (a day at 15 minutes): a step whose injections
-are, bit for bit, those of a step among them is not solved again; its numbers are copied (the same injections give
-the same numbers to the last digit: every step is solved as if alone, whatever its block). On the IEEE feeder's
-year half the grid steps recur within a day (its loads are one day repeated; at night the PV is zero and the CHPs'
-outputs repeat): measured 2026-12-07, 17,537 of 35,136."""
+are, bit for bit, those of a step among them (its loaded phases' powers, with the same engine, its settings and the
+grid's limits and ratings: :meth:`LemGrid._indicator_settings`) is not solved again; its numbers are copied (the
+same input gives the same numbers to the last digit: every step is solved as if alone, whatever its block). On the
+IEEE feeder's year half the grid steps recur within a day (its loads are one day repeated; at night the PV is zero
+and the CHPs' outputs repeat): measured 2026-12-07, 17,537 of 35,136."""
 _CHUNK_STEPS = 8
 """Grid steps :meth:`LemGrid.solve_block` takes through the fixed point's results and the indicators at a time (the
 iteration takes the whole block): a chunk's arrays (~0.35 MB the largest) are used again while in the core's
@@ -111,7 +112,7 @@ class _RecentSteps:
         """For a block's steps' keys: ``known`` (step -> its ``(block, row)`` among the recent steps, or the
         earlier step of the same block with the same injections) and ``fresh`` (the steps to solve, in order).
         ``solver``: the flow engine and its settings; the recent steps of another (or changed) one are forgotten."""
-        if solver[0] is not self._solver[0] or solver[1:] != self._solver[1:]:
+        if solver[0] is not self._solver[0] or solver[1:] != self._solver[1:]:  # (the engine: itself, not equal)
             self._by_key.clear()
             self._added.clear()
             self._steps = 0
@@ -332,7 +333,9 @@ class LemGrid:
         self._pgm: PgmPowerFlow | None = None  # built at the first solve: callers may still add elements
         self._block_scratch: dict = {}  # solve_block's arrays, kept from one block to the next
         self.recent_steps = _RECENT_STEPS
-        """How many of the last grid steps solved in blocks are kept to copy a repeated step's numbers (0: none)."""
+        """How many of the last grid steps solved in blocks are kept to copy a repeated step's numbers (whole blocks:
+        at least this many, fewer than this and a block more; 0: none kept between blocks, a step repeated within a
+        block is still solved once)."""
         # result labels, built once (an object Index of 905 names costs more than a power flow)
         self._result_bus_index = pd.Index(self.lv_buses, name="bus")
         self._result_line_index = pd.Index(self.line_names, name="line")
@@ -805,20 +808,19 @@ class LemGrid:
         recent = getattr(self, "_recent", None)
         if recent is None or recent.window != window:
             recent = self._recent = _RecentSteps(window)
-        last = self._block_phase_powers(load_kw[-1:], load_kvar[-1:], pv_kw[-1:], chp_kw[-1:])
-        engine = self._engine({t: (p[-1], q[-1]) for t, (p, q) in last.items()})  # built, or rebuilt for a new net
-        keys = [row.tobytes() for row in np.hstack([load_kw, load_kvar, pv_kw, chp_kw])]
-        # what else the numbers depend on: the engine (the net it was built from) and its settings
-        known, fresh = recent.known(keys, (engine, engine.max_iterations, engine.tolerance_pu))
+        powers = self._block_phase_powers(load_kw, load_kvar, pv_kw, chp_kw)
+        engine = self._engine({t: (p[-1], q[-1]) for t, (p, q) in powers.items()})  # built, or rebuilt for a new net
+        s = engine.block_powers(powers)  # each step's loaded phases' powers: the flow's only input
+        keys = [row.tobytes() for row in s]
+        known, fresh = recent.known(keys, (engine, self._indicator_settings()))
         if not known:  # every step new: the chunks as they are solved
-            for chunk, first in self._solved_chunks(load_kw, load_kvar, pv_kw, chp_kw):
+            for chunk, first in self._solved_chunks(engine, powers, s, None):
                 recent.add(keys[first:first + len(chunk)], chunk)
                 yield chunk
             return
         rows: list = [known.get(j) for j in range(steps)]  # per step: (block, row), None for the fresh ones
         if fresh:
-            taken = np.asarray(fresh)
-            for chunk, first in self._solved_chunks(load_kw[taken], load_kvar[taken], pv_kw[taken], chp_kw[taken]):
+            for chunk, first in self._solved_chunks(engine, powers, s, np.asarray(fresh)):
                 for row in range(len(chunk)):
                     rows[fresh[first + row]] = (chunk, row)
         for j, hit in enumerate(rows):
@@ -829,14 +831,25 @@ class LemGrid:
         self._solved = True
         yield block
 
-    def _solved_chunks(self, load_kw, load_kvar, pv_kw, chp_kw):
-        """:meth:`solve_block_chunks`' chunks of the fixed point, each with its first step: ``(chunk, first)``."""
-        powers = self._block_phase_powers(load_kw, load_kvar, pv_kw, chp_kw)
-        engine = self._engine({t: (p[-1], q[-1]) for t, (p, q) in powers.items()})
-        s = engine.block_powers(powers)
+    def _indicator_settings(self) -> tuple:
+        """Everything but a step's flow that its indicators depend on (limits, counts' model, ratings): steps kept
+        with other settings are not copied (:class:`_RecentSteps`)."""
+        arrays = (self._line_max_i_ka, self._trafo_ir_lv_ka, self._trafo_ir_hv_ka, self.bus_in_reduced,
+                  self.line_reduced_id)
+        return (self.vm_min_pu, self.vm_max_pu, self.max_loading_percent, self.va_max_deviation_degree, self.step_h,
+                self.violation_model, self._pgm.max_iterations, self._pgm.tolerance_pu,
+                *(np.asarray(a).tobytes() for a in arrays))
+
+    def _solved_chunks(self, engine, powers: dict, s: np.ndarray, steps: np.ndarray | None):
+        """:meth:`solve_block_chunks`' chunks of the fixed point (of the block's ``steps`` only, if given), each with
+        its first step among them: ``(chunk, first)``."""
+        if steps is not None:
+            s = s[steps]
         self._solved = False
-        chunks = engine.solve_chunks(s, lambda j: {t: (p[j], q[j]) for t, (p, q) in powers.items()},
-                                     chunk_states=_CHUNK_STEPS, tables=False, scratch=self._block_scratch)
+        chunks = engine.solve_chunks(
+            s, lambda j: {t: (p[j if steps is None else steps[j]], q[j if steps is None else steps[j]])
+                          for t, (p, q) in powers.items()},
+            chunk_states=_CHUNK_STEPS, tables=False, scratch=self._block_scratch)
         while True:
             try:
                 first, flows, fallback = next(chunks, (None, None, None))
