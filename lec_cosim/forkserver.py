@@ -33,8 +33,10 @@ under the server's folder and environment: so only entries whose environment cha
 (:data:`STARTUP_VARIABLES`) are forked; an environment asking for import reports (``PYTHONPROFILEIMPORTTIME``,
 ``PYTHONVERBOSE``: they belong in each federate's log) starts no server.
 
-Only entries ``<sys.executable> -m federates.<module> ...`` are forked (:func:`servable`); the brokers, stock
-HELICS apps and anything else are started with :class:`subprocess.Popen` as before. ``LEC_COSIM_FORK_SERVER=0``
+Only entries ``<sys.executable> -m federates.<module> ...`` are forked (:func:`servable`), and the run's watchdog
+(``lec_cosim.watchdog``, where its command line fits the server's room); the brokers, stock HELICS apps and anything
+else are started with :class:`subprocess.Popen` as before. Before it forks, a run's server reads what each federate
+reads first (:func:`warm`: its scenario file, its kind's settings module), so that they are forked with it. ``LEC_COSIM_FORK_SERVER=0``
 in the launcher's environment turns the server off (every entry by ``Popen``); a server that cannot start, or
 dies before it forked anything, is logged (logger ``lec_cosim.forkserver``) and the entries are started by
 ``Popen`` instead.
