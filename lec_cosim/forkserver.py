@@ -488,15 +488,19 @@ def warm(run_dir: Path) -> None:
     (:func:`lec_cosim.scenario.preload_scenario`), from the configs in ``run_dir/configs``. Each federate did both
     at its start, four or more processes at once on the machine's cores (~0.1 s of CPU each, measured 2026-12-07).
     Whatever fails here is left for the federate to read and report itself."""
-    from lec_cosim.components import declaration
-    from lec_cosim.scenario import preload_scenario
-
     try:
-        configs = sorted((run_dir / "configs").glob("*.json"))
-        sections = [json.loads(path.read_text()).get("lec_cosim") or {} for path in configs]
-    except (OSError, ValueError):
+        from lec_cosim.components import declaration
+        from lec_cosim.scenario import preload_scenario
+
+        sections = []
+        for path in sorted((run_dir / "configs").glob("*.json")):
+            config = json.loads(path.read_text())
+            section = config.get("lec_cosim") if isinstance(config, dict) else None
+            if isinstance(section, dict):
+                sections.append(section)
+    except Exception:  # noqa: BLE001 (any of it: the federates read their configs and say what is wrong)
         return
-    for path in dict.fromkeys(str(s["scenario"]) for s in sections if isinstance(s.get("scenario"), str)):
+    for path in dict.fromkeys(s["scenario"] for s in sections if isinstance(s.get("scenario"), str)):
         try:
             preload_scenario(path)
         except Exception:  # noqa: BLE001, S112 (the federates read it and say what is wrong)

@@ -29,6 +29,7 @@ import os
 import shlex
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -268,6 +269,20 @@ def _broker_endpoint(run_dir: Path, runner: dict) -> tuple[str, int, str | None]
         return None
 
 
+class _ReadFromStart:
+    """A file the watchdog wrote, read from its start (what the watchdog's verdict is taken from)."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def read(self) -> str:
+        self.file.seek(0)
+        return self.file.read()
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def _start_watchdog(argv: list[str], run_dir: Path, env: dict[str, str], server: ForkServer | None):
     """The watchdog's process and the file its output (a stall's verdict) is read from once it has exited.
 
@@ -275,15 +290,15 @@ def _start_watchdog(argv: list[str], run_dir: Path, env: dict[str, str], server:
     ~0.5 s of CPU, came on the federates' start-up, and its interpreter's exit on the run's end; a week's run took
     0.3 s longer with the watchdog than without, measured 2026-12-07), else a new process."""
     if server is not None and not server.gone and server.fits(argv):  # (else ps would not show it as itself)
-        read_end, write_end = os.pipe()  # its stdout and stderr: the verdict is the last JSON line
-        with os.fdopen(write_end, "w") as handle:
-            try:
-                forked = server.spawn(argv, Path.cwd(), env, handle)
-            except OSError:
-                forked = None
+        # its stdout and stderr, in a file, not a pipe: a pipe read only at its exit could fill and hold it for ever
+        output = tempfile.TemporaryFile("w+")  # noqa: SIM115 (kept open until the run ends: closed in run_federation)
+        try:
+            forked = server.spawn(argv, Path.cwd(), env, output)
+        except OSError:
+            forked = None
         if forked is not None:
-            return forked, os.fdopen(read_end)
-        os.close(read_end)
+            return forked, _ReadFromStart(output)
+        output.close()
     popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
                              start_new_session=True, preexec_fn=_die_with_the_launcher)
     return popen, popen.stdout
@@ -399,10 +414,14 @@ def run_federation(
                     raise FederationError(f"{lost[0].name} lost the connection to a peer (another host gone or "
                                           f"unreachable?): {lost[1]} (log: {lost[0].log})", lost[0].name,
                                           f"{lost[0].name}: {lost[1]}")
+            quit_early = None
             for p in members:  # read each finished federate's log once, not at every poll
-                if p.name not in finished and p.popen.poll() == 0 and _finished(p):
-                    finished.add(p.name)
-            quit_early = next((p for p in members if p.popen.poll() == 0 and p.name not in finished), None)
+                # one poll per member and pass: an exit seen by a second poll, after the log was read, looked early
+                if p.name not in finished and p.popen.poll() == 0:
+                    if _finished(p):
+                        finished.add(p.name)
+                    elif quit_early is None:
+                        quit_early = p
             if quit_early is not None:
                 raise FederationError(f"federate {quit_early.name} exited (code 0) before the end of its run, without "
                                       f"an error; the federation cannot go on without it (log: {quit_early.log})",

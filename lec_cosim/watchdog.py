@@ -451,7 +451,8 @@ def watch(argv: list[str] | None = None) -> int:
     spec = json.loads(parser.parse_args(argv).spec)
 
     def report(stall: Stall) -> None:
-        print(json.dumps(dataclasses.asdict(stall)), flush=True)
+        # on a line of its own: forked by the run's server, its stderr shares the file (a line cut short before it)
+        print("\n" + json.dumps(dataclasses.asdict(stall)), flush=True)
         os._exit(STALLED_EXIT_CODE)  # no clean-up: HELICS's would wait on the stalled federation
 
     watchdog = Watchdog(**{**spec, "run_dir": Path(spec["run_dir"])}, on_stall=report)

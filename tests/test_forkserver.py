@@ -442,7 +442,41 @@ def test_warm_leaves_what_it_cannot_read_to_the_federates(tmp_path):
     (tmp_path / "configs" / "broken.json").write_text(json.dumps(
         {"lec_cosim": {"scenario": str(tmp_path / "missing.yaml"), "module": "federates.nothing"}}))
     forkserver.warm(tmp_path)
+    for text in ("[1, 2]", '{"lec_cosim": "a string"}', "[" * 100000 + "]" * 100000, '{"lec_cosim": {"module": 3}}'):
+        (tmp_path / "configs" / "broken.json").write_text(text)
+        forkserver.warm(tmp_path)
     forkserver.warm(tmp_path / "no_such_run")
     import lec_cosim.scenario as s
 
     assert s._PRELOADED == {}
+
+
+def test_a_forked_watchdog_s_verdict_is_read_after_any_amount_of_output(tmp_path, monkeypatch):
+    """launch._start_watchdog forks the watchdog where the run has a server; its stdout and stderr go to a file, not
+    a pipe read only at its exit (which 64 kB of warnings would fill, holding it for ever), and its verdict is found
+    after a line its stderr left unfinished."""
+    from lec_cosim.launch import _start_watchdog
+    from lec_cosim.watchdog import STALLED_EXIT_CODE, Stall, verdict
+
+    (tmp_path / "probe_watchdog.py").write_text(textwrap.dedent(f"""
+        import json, sys
+        for k in range(5000):
+            print("warning", k, "x" * 60, file=sys.stderr)
+        sys.stderr.write("a line cut short")
+        sys.stderr.flush()
+        print("\\n" + json.dumps({{"federate": "dso", "granted_s": 3600.0, "reason": "stopped", "stalled_s": 6.5}}),
+              flush=True)
+        sys.exit({STALLED_EXIT_CODE})
+    """))
+    monkeypatch.chdir(tmp_path)
+    env = forkserver.run_environment()
+    argv = [sys.executable, "-m", "probe_watchdog"]
+    server = ForkServer.start(tmp_path, env, [argv])
+    try:
+        watchdog, output = _start_watchdog(argv, tmp_path, env, server)
+        assert isinstance(watchdog, forkserver.ForkedProcess)
+        assert watchdog.wait(timeout=60) == STALLED_EXIT_CODE
+        assert verdict(output.read()) == Stall("dso", 3600.0, "stopped", 6.5)
+        output.close()
+    finally:
+        server.close()
