@@ -1,9 +1,10 @@
 """JSON messages and float texts, written and read by orjson's C code with the standard library's meaning.
 
 The federates' messages are JSON, and a year of the local market sends ~2,000 of them of up to a few hundred kB
-(a day's orders, answers and book): ``json.dumps`` and ``json.loads`` took ~5 s of the year's ~31 s of CPU, and the
-recorder's ``repr`` of ~15 M floats (households.csv alone is 173 MB) ~5 s more. orjson does both several times
-faster. Its meaning differs from the standard library's in a few corners, so where it may differ this module
+(a day's orders, answers and book): ``json.dumps`` and ``json.loads`` were, after the garbage collector, the largest
+item of the market's and the participants' profiles, and the recorder formats ~15 M floats with ``repr``
+(households.csv alone is 181 MB). orjson does both several times faster (a million floats: 0.64 s by ``repr``,
+0.14 s). Its meaning differs from the standard library's in a few corners, so where it may differ this module
 goes to the standard library, and every value sent, read or written is the one the standard library gives:
 
 - NaN and infinities: orjson writes ``null``. A message whose orjson text holds ``null`` anywhere (a None, a NaN,

@@ -269,39 +269,24 @@ def _broker_endpoint(run_dir: Path, runner: dict) -> tuple[str, int, str | None]
         return None
 
 
-class _ReadFromStart:
-    """A file the watchdog wrote, read from its start (what the watchdog's verdict is taken from)."""
-
-    def __init__(self, file):
-        self.file = file
-
-    def read(self) -> str:
-        self.file.seek(0)
-        return self.file.read()
-
-    def close(self) -> None:
-        self.file.close()
-
-
-def _start_watchdog(argv: list[str], run_dir: Path, env: dict[str, str], server: ForkServer | None):
-    """The watchdog's process and the file its output (a stall's verdict) is read from once it has exited.
+def _start_watchdog(argv: list[str], env: dict[str, str], server: ForkServer | None):
+    """The watchdog's process, and the file its output (a stall's verdict) goes to, read once it has exited.
 
     Forked by the run's server where there is one (it has imported HELICS already: a new process's import of it,
     ~0.5 s of CPU, came on the federates' start-up, and its interpreter's exit on the run's end; a week's run took
-    0.3 s longer with the watchdog than without, measured 2026-12-07), else a new process."""
+    0.3 s longer with the watchdog than without, measured 2026-12-07), else a new process. A file, not a pipe: a
+    pipe read only at the watchdog's exit could fill and hold it for ever."""
+    output = tempfile.TemporaryFile("w+")  # noqa: SIM115 (kept open until the run ends: closed in run_federation)
     if server is not None and not server.gone and server.fits(argv):  # (else ps would not show it as itself)
-        # its stdout and stderr, in a file, not a pipe: a pipe read only at its exit could fill and hold it for ever
-        output = tempfile.TemporaryFile("w+")  # noqa: SIM115 (kept open until the run ends: closed in run_federation)
         try:
-            forked = server.spawn(argv, Path.cwd(), env, output)
+            forked = server.spawn(argv, Path.cwd(), env, output)  # its stdout and stderr
         except OSError:
             forked = None
         if forked is not None:
-            return forked, _ReadFromStart(output)
-        output.close()
-    popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                             start_new_session=True, preexec_fn=_die_with_the_launcher)
-    return popen, popen.stdout
+            return forked, output
+    popen = subprocess.Popen(argv, stdout=output, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+                             preexec_fn=_die_with_the_launcher)
+    return popen, output
 
 
 def run_federation(
@@ -368,7 +353,7 @@ def run_federation(
                             run_dir=str(run_dir), programs=programs, stall_s=stall_timeout_s,
                             pids={p.name: p.popen.pid for p in members}, brokers={p.name: p.popen.pid for p in brokers},
                             queries=not hierarchy)
-            watchdog, watchdog_output = _start_watchdog(watch, run_dir, env, server)
+            watchdog, watchdog_output = _start_watchdog(watch, env, server)
             exits.watch(watchdog)
         progress_log = log_dir / "recorder.log"
         last_shown = None
@@ -442,6 +427,7 @@ def run_federation(
                     break
             stall = None
             if watchdog is not None and watchdog.poll() == STALLED_EXIT_CODE:
+                watchdog_output.seek(0)
                 stall = verdict(watchdog_output.read())
                 watchdog = None
             if stall is not None:

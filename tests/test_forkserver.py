@@ -473,9 +473,10 @@ def test_a_forked_watchdog_s_verdict_is_read_after_any_amount_of_output(tmp_path
     argv = [sys.executable, "-m", "probe_watchdog"]
     server = ForkServer.start(tmp_path, env, [argv])
     try:
-        watchdog, output = _start_watchdog(argv, tmp_path, env, server)
+        watchdog, output = _start_watchdog(argv, env, server)
         assert isinstance(watchdog, forkserver.ForkedProcess)
         assert watchdog.wait(timeout=60) == STALLED_EXIT_CODE
+        output.seek(0)
         assert verdict(output.read()) == Stall("dso", 3600.0, "stopped", 6.5)
         output.close()
     finally:

@@ -121,7 +121,7 @@ class IeeeFeederGrid:
             part["violated_buses_so_far"] = so_far.sum(axis=1)
             part["violated_buses_so_far_reduced"] = (so_far & self._in_reduced).sum(axis=1)
             parts.append(part)
-        values = parts[0] if len(parts) == 1 else {name: np.concatenate([p[name] for p in parts]) for name in OUTPUTS}
+        values = {name: np.concatenate([p[name] for p in parts]) for name in OUTPUTS}
         if k == self.last_slot:
             self.extremes.write(self.output_dir)
         if self.block == 1:  # numbers, as the plan types them: floats and integers

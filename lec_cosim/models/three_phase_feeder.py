@@ -98,8 +98,9 @@ The numbers do not depend on it."""
 
 
 class _RecentSteps:
-    """The indicators of the last ``window`` grid steps solved, by their injections (the bytes of a step's load,
-    reactive load, PV and CHP values): ``injections -> (block, row)`` (a :class:`LemGridBlock` and the step's row)."""
+    """The indicators of the last ``window`` grid steps solved, by the flow's input (the bytes of a step's loaded
+    phases' powers): ``key -> (block, row)`` (a :class:`LemGridBlock` and the step's row), under one engine and its
+    settings (:meth:`known`)."""
 
     def __init__(self, window: int):
         self.window = window
@@ -814,7 +815,7 @@ class LemGrid:
         keys = [row.tobytes() for row in s]
         known, fresh = recent.known(keys, (engine, self._indicator_settings()))
         if not known:  # every step new: the chunks as they are solved
-            for chunk, first in self._solved_chunks(engine, powers, s, None):
+            for chunk, first in self._solved_chunks(engine, powers, s):
                 recent.add(keys[first:first + len(chunk)], chunk)
                 yield chunk
             return
@@ -840,16 +841,15 @@ class LemGrid:
                 self.violation_model, self._pgm.max_iterations, self._pgm.tolerance_pu,
                 *(np.asarray(a).tobytes() for a in arrays))
 
-    def _solved_chunks(self, engine, powers: dict, s: np.ndarray, steps: np.ndarray | None):
+    def _solved_chunks(self, engine, powers: dict, s: np.ndarray, steps: np.ndarray | None = None):
         """:meth:`solve_block_chunks`' chunks of the fixed point (of the block's ``steps`` only, if given), each with
         its first step among them: ``(chunk, first)``."""
-        if steps is not None:
-            s = s[steps]
+        if steps is None:
+            steps = np.arange(len(s))
         self._solved = False
-        chunks = engine.solve_chunks(
-            s, lambda j: {t: (p[j if steps is None else steps[j]], q[j if steps is None else steps[j]])
-                          for t, (p, q) in powers.items()},
-            chunk_states=_CHUNK_STEPS, tables=False, scratch=self._block_scratch)
+        chunks = engine.solve_chunks(s[steps], lambda j: {t: (p[steps[j]], q[steps[j]])
+                                                          for t, (p, q) in powers.items()},
+                                     chunk_states=_CHUNK_STEPS, tables=False, scratch=self._block_scratch)
         while True:
             try:
                 first, flows, fallback = next(chunks, (None, None, None))
